@@ -1,0 +1,273 @@
+"""Decode any supported audio file to float32 blocks of shape (channels, samples) at 22050 Hz.
+
+Files are streamed in blocks and resampled with soxr as they are decoded, so
+memory stays bounded even for an hour-long recording.  libsndfile (through
+``soundfile``) reads the uncompressed and lossless formats; PyAV (FFmpeg's
+libraries, shipped inside its wheel) reads the compressed ones, and each
+backend is the other's fallback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from .config import AudioConfig
+from .errors import DecodeError
+
+# Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
+# PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
+SOUNDFILE_FIRST = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc"}
+PYAV_FIRST = {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka"}
+AUDIO_EXTENSIONS = frozenset(SOUNDFILE_FIRST | PYAV_FIRST)
+
+BLOCK_SECONDS = 20.0  # decoded audio per block; large enough that per-block overhead is negligible
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the source file holds, before resampling."""
+
+    sample_rate: int
+    channels: int
+    duration: float   # seconds, as counted while decoding
+    codec: str
+
+
+def is_audio_path(path: str | os.PathLike) -> bool:
+    """True when the file extension is one ReFORM analyses."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+@dataclass
+class _Opened:
+    """A backend's view of an opened file: format facts plus the lazy block iterator."""
+
+    rate: int
+    channels: int
+    codec: str
+    declared_frames: int | None   # length the container announces, used to spot truncation
+    blocks: Iterator[np.ndarray]  # (channels, n) float32 at the source rate
+
+
+class _Resampler:
+    """Streams (channels, n) float32 blocks through soxr; a no-op when the rates already match."""
+
+    def __init__(self, in_rate: int, out_rate: int, channels: int, quality: str):
+        self._stream = None
+        if in_rate != out_rate:
+            self._stream = soxr.ResampleStream(in_rate, out_rate, channels, dtype="float32",
+                                               quality=quality)
+
+    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return block
+        out = self._stream.resample_chunk(np.ascontiguousarray(block.T), last=last)  # (n, C)
+        return np.ascontiguousarray(out.T)
+
+
+def _soundfile_blocks(path: str, block_seconds: float) -> _Opened:
+    import soundfile as sf
+
+    f = sf.SoundFile(path)
+    if f.channels < 1 or f.samplerate < 1:
+        f.close()
+        raise DecodeError("the file has no audio channels", path=path)
+
+    def blocks() -> Iterator[np.ndarray]:
+        with f:
+            size = max(1, int(block_seconds * f.samplerate))
+            while True:
+                data = f.read(size, dtype="float32", always_2d=True)  # (n, C)
+                if len(data) == 0:
+                    return
+                yield np.ascontiguousarray(data.T)
+
+    return _Opened(f.samplerate, f.channels, f"{f.format}/{f.subtype}".lower(), f.frames, blocks())
+
+
+def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
+    import av
+
+    container = av.open(path)
+    try:
+        if not container.streams.audio:
+            raise DecodeError("the file holds no audio stream", path=path)
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        channels = stream.codec_context.channels
+        codec = stream.codec_context.name
+        declared = None
+        if stream.duration is not None and stream.time_base is not None:
+            declared = int(round(float(stream.duration * stream.time_base) * rate))
+        elif container.duration:
+            declared = int(round(container.duration / 1e6 * rate))
+    except Exception:
+        container.close()
+        raise
+    if not rate or not channels:
+        container.close()
+        raise DecodeError("the audio stream has no sample rate or no channels", path=path)
+    # Convert whatever sample format the codec produces to planar float32.
+    converter = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
+
+    def blocks() -> Iterator[np.ndarray]:
+        pending: list[np.ndarray] = []
+        size = 0
+        target = int(block_seconds * rate)
+        with container:
+            for frame in container.decode(stream):
+                frame.pts = None  # let the converter ignore timestamp gaps
+                for out in converter.resample(frame):
+                    data = out.to_ndarray()  # (C, n) float32
+                    if data.shape[0] != channels:
+                        raise DecodeError("the channel count changes inside the file", path=path)
+                    pending.append(data)
+                    size += data.shape[1]
+                if size >= target:
+                    yield np.concatenate(pending, axis=1)
+                    pending, size = [], 0
+            for out in converter.resample(None):
+                pending.append(out.to_ndarray())
+            if pending:
+                yield np.concatenate(pending, axis=1)
+
+    return _Opened(rate, channels, codec, declared, blocks())
+
+
+def _open(path: str, block_seconds: float) -> _Opened:
+    """Open with the preferred backend, falling back to the other; raise DecodeError if both fail."""
+    backends = [_soundfile_blocks, _pyav_blocks]
+    if Path(path).suffix.lower() not in SOUNDFILE_FIRST:
+        backends.reverse()
+    first_error: Exception | None = None
+    for backend in backends:
+        try:
+            return backend(path, block_seconds)
+        except PermissionError:
+            raise DecodeError("permission denied: the file cannot be read", path=path) from None
+        except Exception as exc:  # each backend raises its own types for unreadable data
+            first_error = first_error or exc
+    if isinstance(first_error, DecodeError):
+        raise first_error
+    raise DecodeError(f"not a readable audio file ({_reason(first_error)})", path=path)
+
+
+def _reason(exc: BaseException | None) -> str:
+    text = " ".join(str(exc).split()) if exc is not None else ""
+    return text[:160] or type(exc).__name__
+
+
+def _riff_truncation(path: str) -> str | None:
+    """libsndfile silently shortens a WAV whose data chunk runs past the end of the file."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        order = "little" if head[:4] == b"RIFF" else "big"
+        size = os.fstat(f.fileno()).st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            length = int.from_bytes(chunk[4:8], order)
+            if chunk[:4] == b"data":
+                if length != 0xFFFFFFFF and pos + 8 + length > size:
+                    return f"the file is truncated: its data chunk needs {length} bytes, {size - pos - 8} are there"
+                return None
+            pos += 8 + length + (length & 1)
+    return None
+
+
+def _ogg_truncation(path: str) -> str | None:
+    """An Ogg stream cut short ends without a page flagged end-of-stream."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    if at < 0 or at + 6 > len(tail):
+        return None  # not an Ogg file after all: leave it to the decoder
+    if not tail[at + 5] & 0x04:
+        return "the file is truncated: its last Ogg page is not the end of the stream"
+    return None
+
+
+def _truncation(path: str) -> str | None:
+    suffix = Path(path).suffix.lower()
+    if suffix in (".wav", ".wave"):
+        return _riff_truncation(path)
+    if suffix in (".ogg", ".oga", ".opus"):
+        return _ogg_truncation(path)
+    return None
+
+
+def stream(path: str | os.PathLike, cfg: AudioConfig = AudioConfig(),
+           block_seconds: float = BLOCK_SECONDS) -> tuple[AudioInfo, Iterator[np.ndarray]]:
+    """Decode ``path`` lazily.
+
+    Returns
+    -------
+    info : AudioInfo
+        Source sample rate, channel count and codec; ``duration`` is the length the
+        container declares (0 if unknown): count the blocks for the exact value.
+    blocks : iterator of ndarray, shape (channels, n), float32
+        Consecutive blocks resampled to ``cfg.sample_rate``, channels in file order.
+        Raises DecodeError part-way if the stream is corrupt or shorter than declared.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.access(path, os.R_OK):
+        raise DecodeError("permission denied: the file cannot be read", path=path)
+    opened = _open(path, block_seconds)
+    try:
+        problem = _truncation(path)
+    except OSError as exc:
+        raise DecodeError(f"the file cannot be read ({_reason(exc)})", path=path) from exc
+    if problem:
+        raise DecodeError(problem, path=path)
+    declared = (opened.declared_frames or 0) / opened.rate
+    info = AudioInfo(sample_rate=opened.rate, channels=opened.channels, duration=declared,
+                     codec=opened.codec)
+    return info, _resampled(path, opened, cfg)
+
+
+def _resampled(path: str, opened: _Opened, cfg: AudioConfig) -> Iterator[np.ndarray]:
+    resampler = _Resampler(opened.rate, cfg.sample_rate, opened.channels, cfg.resample_quality)
+    decoded = 0
+    try:
+        for block in opened.blocks:
+            decoded += block.shape[1]
+            out = resampler.push(block)
+            if out.shape[1]:
+                yield out
+        tail = resampler.push(np.zeros((opened.channels, 0), np.float32), last=True)
+        if tail.shape[1]:
+            yield tail
+    except DecodeError:
+        raise
+    except Exception as exc:  # a truncated or corrupt stream fails part-way through
+        raise DecodeError(f"decoding failed part-way ({_reason(exc)})", path=path) from exc
+    declared = opened.declared_frames
+    if declared and decoded < 0.9 * declared - opened.rate:
+        raise DecodeError(f"the file is truncated: {decoded / opened.rate:.1f} s decoded of "
+                          f"{declared / opened.rate:.1f} s declared", path=path)
+
+
+def decode(path: str | os.PathLike, cfg: AudioConfig = AudioConfig()) -> tuple[np.ndarray, AudioInfo]:
+    """Decode a whole file at once.
+
+    Returns
+    -------
+    audio : ndarray, shape (channels, samples), float32 at ``cfg.sample_rate``
+    info : AudioInfo whose duration is the decoded length in seconds
+    """
+    info, blocks = stream(path, cfg)
+    parts = list(blocks)
+    audio = np.concatenate(parts, axis=1) if parts else np.zeros((info.channels, 0), np.float32)
+    duration = audio.shape[1] / cfg.sample_rate
+    return audio, AudioInfo(info.sample_rate, info.channels, duration, info.codec)

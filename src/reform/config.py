@@ -1,0 +1,117 @@
+"""Frozen dataclasses holding every setting, with the design note's values as defaults.
+
+Each artefact ReFORM writes (spectrograms, checkpoints, embeddings) records the
+settings it was made with, so that nothing made under one configuration is ever
+mixed with something made under another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+# Bump when the feature code changes in a way that alters stored spectrograms.
+FEATURE_CODE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 22050        # every file is resampled to this rate (Hz)
+    resample_quality: str = "HQ"    # soxr quality: "HQ" (default) or "VHQ"
+    min_duration: float = 1.0       # seconds; shorter files are recorded as too short
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    n_fft: int = 2048               # frame size in samples (the note's value)
+    hop_length: int = 512           # hop size in samples (the note's value)
+    n_mels: int = 128               # mel bins (the note's value)
+    fmin: float = 0.0               # lowest mel band edge (Hz)
+    fmax: float | None = None       # highest band edge; None means sample_rate / 2
+    amin: float = 1e-10             # power floor before the logarithm (-100 dB)
+    ref: float = 1.0                # 0 dB = power 1.0: a full-scale signal, so loudness is kept
+    top_db: float = 80.0            # clip each song at its own maximum minus this many dB
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_mels: int = 128                                # input height: mel bins
+    window_frames: int = 640                         # input width: frames per window (the note's value)
+    widths: tuple[int, ...] = (16, 32, 64, 128, 256)  # channels of the convolutional encoder stages
+    embedding_dim: int = 128                         # size of the final encoder layer = the embedding
+    kernel_size: int = 3                             # convolution kernel (square)
+
+    @property
+    def n_layers(self) -> int:
+        """K: the convolutional stages plus the final (dense) embedding layer."""
+        return len(self.widths) + 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    learning_rate: float = 0.1        # the note's starting rate for Adam (see presets)
+    lr_factor: float = 0.1            # divide by 10 at each plateau
+    plateau_patience: int = 6         # epochs without improvement that make a plateau
+    plateau_threshold: float = 0.01   # relative improvement of the epoch loss that counts
+    pretrain_plateaus: int = 3        # pretraining stops at this plateau (drops at the ones before)
+    cluster_drops: int = 3            # clustering divides the rate this often, stops at the next plateau
+    max_epochs: int = 400             # safety cap per phase
+    batch_size: int = 32              # windows per pretraining step
+    cluster_batch_size: int = 16      # windows per clustering step, all from one song
+    aux_weight: float = 0.5           # scale of every auxiliary reconstruction loss
+    cluster_weight: float = 1.0       # lambda: scale of the clustering loss
+    precision: str = "bfloat16"       # "bfloat16" autocast on CPU, or "float32"
+    threads: int = 0                  # torch threads; 0 = all cores
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ConfigError("the learning rate must be positive")
+        if not 0 < self.lr_factor < 1:
+            raise ConfigError("lr_factor must be between 0 and 1")
+        if self.precision not in ("bfloat16", "float32"):
+            raise ConfigError(f"unknown precision {self.precision!r}; use bfloat16 or float32")
+        if self.batch_size < 1 or self.cluster_batch_size < 2:
+            raise ConfigError("batch sizes must be at least 1 (pretraining) and 2 (clustering)")
+
+
+# Named training presets.  "note" is the design note exactly as written.
+PRESETS: dict[str, dict[str, Any]] = {
+    "note": {"learning_rate": 0.1},
+}
+
+
+def feature_version(audio: AudioConfig, mel: MelConfig) -> str:
+    """A short string that changes whenever stored spectrograms would change."""
+    blob = json.dumps([FEATURE_CODE_VERSION, dataclasses.asdict(audio), dataclasses.asdict(mel)],
+                      sort_keys=True)
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
+    return f"mel{FEATURE_CODE_VERSION}-{audio.sample_rate}-{mel.n_fft}-{mel.hop_length}-{mel.n_mels}-{digest}"
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict[str, Any]):
+    """Rebuild a config dataclass from :func:`to_dict` output, ignoring unknown keys."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    return cls(**kwargs)
+
+
+def default_home() -> str:
+    """The library home: $REFORM_HOME, else the user's data directory (e.g. ~/.local/share/reform)."""
+    env = os.environ.get("REFORM_HOME")
+    if env:
+        return env
+    from platformdirs import user_data_dir
+
+    return user_data_dir("reform", appauthor=False)

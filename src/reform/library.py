@@ -1,0 +1,206 @@
+"""Walk music folders, read tags, and tell new, changed, unchanged and removed files apart.
+
+Only stat information is used here: a file whose size and modification time
+match its catalogue row is unchanged and costs nothing.  Content hashes, which
+recognise moved files and byte-identical copies, are computed later by the
+scan workers, in parallel.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .audio import is_audio_path
+from .store import FileRow, Tags
+
+_HASH_BLOCK = 1 << 20
+_TRACK_PREFIX = re.compile(r"^\s*(\d{1,3})(?:\s*[-._)]\s*|\s+)(.+)$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An audio file found on disk."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    root: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A path that could not even be listed (a symlink loop, an unreadable folder)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    """What a scan must do, decided from stat information alone."""
+
+    todo: list[Entry] = field(default_factory=list)        # new, changed, or needing re-analysis
+    unchanged: list[Entry] = field(default_factory=list)
+    removed: list[FileRow] = field(default_factory=list)   # in the catalogue, gone from disk
+    problems: list[Problem] = field(default_factory=list)
+
+
+def walk(roots: Iterable[str | os.PathLike]) -> tuple[list[Entry], list[Problem]]:
+    """Find every audio file under ``roots``, following symbolic links without looping.
+
+    Returns the entries sorted by path, and the paths that could not be listed
+    with a one-line reason.
+    """
+    entries: dict[str, Entry] = {}
+    problems: list[Problem] = []
+    for root in roots:
+        root = os.path.abspath(root)
+        if os.path.isfile(root):
+            if is_audio_path(root):
+                _add_file(root, os.path.dirname(root), entries, problems)
+            else:
+                problems.append(Problem(root, "not an audio file (unknown extension)"))
+            continue
+        seen: dict[tuple[int, int], str] = {}
+        _walk_dir(root, root, seen, entries, problems)
+    return sorted(entries.values(), key=lambda e: e.path), problems
+
+
+def _walk_dir(folder: str, root: str, seen: dict, entries: dict, problems: list) -> None:
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        problems.append(Problem(folder, _os_reason(exc)))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {seen[key]}"))
+        return
+    seen[key] = folder
+    try:
+        with os.scandir(folder) as it:
+            children = sorted(it, key=lambda d: d.name)
+    except OSError as exc:
+        problems.append(Problem(folder, _os_reason(exc)))
+        return
+    for child in children:
+        try:
+            is_dir = child.is_dir(follow_symlinks=True)
+        except OSError as exc:
+            problems.append(Problem(child.path, _os_reason(exc)))
+            continue
+        if is_dir:
+            _walk_dir(child.path, root, seen, entries, problems)
+        elif is_audio_path(child.name):
+            _add_file(child.path, root, entries, problems)
+
+
+def _add_file(path: str, root: str, entries: dict, problems: list) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        problems.append(Problem(path, _os_reason(exc)))
+        return
+    entries[path] = Entry(path, st.st_size, st.st_mtime_ns, root)
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop: the link points back to itself"
+    if exc.errno == errno.ENOENT:
+        return "broken symbolic link: its target does not exist"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow],
+         roots: Iterable[str], feature_version: str) -> Plan:
+    """Sort found files into work to do and unchanged ones; catalogue rows under ``roots``
+    that were not found are removed."""
+    result = Plan(problems=list(problems))
+    found = {e.path for e in entries} | {p.path for p in problems}
+    for entry in entries:
+        row = known.get(entry.path)
+        if row is None or row.size != entry.size or row.mtime_ns != entry.mtime_ns:
+            result.todo.append(entry)
+        elif row.status == "ok" and row.feature_version != feature_version:
+            result.todo.append(entry)
+        else:
+            result.unchanged.append(entry)  # unchanged songs, and failures that did not change
+    prefixes = [os.path.join(os.path.abspath(r), "") for r in roots]
+    for path, row in known.items():
+        under = any(path.startswith(p) or path == p.rstrip(os.sep) for p in prefixes)
+        if under and path not in found:
+            result.removed.append(row)
+    return result
+
+
+def content_hash(path: str) -> str:
+    """BLAKE2b-160 of the file's bytes: equal hashes mean byte-identical files."""
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_tags(path: str, root: str | None = None) -> Tags:
+    """Artist, album, title, track, year and genre from the file's tags.
+
+    Missing values come from a folder layout ``Artist/Album/01 Title.ext``
+    relative to ``root``, and the title and track from the file name.
+    """
+    raw = _mutagen_tags(path)
+    parts = Path(os.path.relpath(path, root)).parts if root else Path(path).parts[-3:]
+    folders = parts[:-1]
+    stem = Path(path).stem
+    match = _TRACK_PREFIX.match(stem)
+    name_track, name_title = (int(match.group(1)), match.group(2).strip()) if match else (None, stem)
+    return Tags(
+        artist=raw.get("artist") or (folders[-2] if len(folders) >= 2 else None),
+        album=raw.get("album") or (folders[-1] if len(folders) >= 1 else None),
+        title=raw.get("title") or name_title,
+        track=_leading_int(raw.get("tracknumber")) or name_track,
+        year=_year(raw.get("date") or raw.get("year")),
+        genre=raw.get("genre"),
+    )
+
+
+def _mutagen_tags(path: str) -> dict[str, str]:
+    import mutagen
+
+    try:
+        tagged = mutagen.File(path, easy=True)
+    except Exception:  # broken tags must never stop a scan: fall back to the folder layout
+        return {}
+    if tagged is None or not tagged.tags:
+        return {}
+    out = {}
+    for key in ("artist", "album", "title", "tracknumber", "date", "year", "genre"):
+        try:
+            values = tagged.tags.get(key)
+        except (KeyError, ValueError):
+            values = None
+        if values:
+            text = " / ".join(str(v) for v in values)
+            text = " ".join(text.replace("\x00", " ").split())
+            if text:
+                out[key] = text
+    return out
+
+
+def _leading_int(text: str | None) -> int | None:
+    match = re.match(r"\s*(\d+)", text or "")
+    return int(match.group(1)) if match else None
+
+
+def _year(text: str | None) -> int | None:
+    match = re.search(r"(1[89]\d\d|20\d\d)", text or "")
+    return int(match.group(1)) if match else None

@@ -1,0 +1,283 @@
+"""library -> audio -> features -> store, in parallel worker processes, resumable.
+
+Each worker hashes a file, reads its tags and, unless a spectrogram of the same
+bytes is already stored, decodes it in blocks and writes its log-mel
+spectrogram.  The main process alone writes the catalogue, one short
+transaction per file, so an interrupted scan (Ctrl-C, ``kill -9``) keeps every
+song finished so far and the next scan carries on from there.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import library
+from .audio import stream
+from .config import AudioConfig, MelConfig
+from .errors import DecodeError, FeatureError, LibraryError, ReformError
+from .library import Entry
+from .store import FileRow, Home, SpectrogramInfo, SpectrogramStore, Tags
+
+SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS counts as silent
+
+
+@dataclass(frozen=True)
+class Analysed:
+    entry: Entry
+    info: SpectrogramInfo
+    tags: Tags
+    reused: bool          # the same bytes were already analysed: no audio work was done
+
+
+@dataclass(frozen=True)
+class Failed:
+    entry: Entry
+    reason: str
+    digest: str | None = None
+
+
+@dataclass
+class ScanSummary:
+    analysed: int = 0            # decoded and turned into spectrograms
+    reused: int = 0              # known audio under a new path (moved or copied): no audio work
+    moved: int = 0
+    unchanged: int = 0
+    failed: int = 0              # failures found by this scan (new or changed files)
+    failed_before: int = 0       # unchanged files that failed earlier and were skipped
+    removed: int = 0
+    duplicates: int = 0          # byte-identical copies in the library after the scan
+    audio_seconds: float = 0.0   # audio decoded by this scan
+    wall_seconds: float = 0.0
+    freed_bytes: int = 0
+    interrupted: bool = False
+    failures: list[Failed] = field(default_factory=list)
+
+    @property
+    def songs_per_second(self) -> float:
+        return self.analysed / self.wall_seconds if self.wall_seconds else 0.0
+
+
+# -- worker side --------------------------------------------------------------------------------
+_worker_logmel: dict[tuple, object] = {}
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per process beat two per process (bench/ingest.py)
+
+
+def _logmel(audio_cfg: AudioConfig, mel_cfg: MelConfig):
+    """One LogMel per process (torch is imported here, not when the scan starts: a scan with
+    nothing to do stays instant)."""
+    from .features import LogMel
+
+    key = (audio_cfg, mel_cfg)
+    if key not in _worker_logmel:
+        _worker_logmel[key] = LogMel(audio_cfg, mel_cfg)
+    return _worker_logmel[key]
+
+
+def analyse_entry(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
+                  mel_cfg: MelConfig) -> Analysed | Failed:
+    """Hash, tag and (unless already stored) analyse one file; never raises for a bad file."""
+    try:
+        return _analyse(entry, store, audio_cfg, mel_cfg)
+    except ReformError as exc:
+        return Failed(entry, exc.message)
+    except MemoryError:
+        return Failed(entry, "out of memory while analysing the file")
+    except PermissionError:
+        return Failed(entry, "permission denied: the file cannot be read")
+    except OSError as exc:
+        return Failed(entry, f"cannot read the file ({exc.strerror or exc})")
+
+
+def _same_stat(entry: Entry) -> bool:
+    st = os.stat(entry.path)
+    return (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns)
+
+
+def _changed(entry: Entry) -> Failed:
+    return Failed(entry, "the file changed while it was being scanned; the next scan analyses it again")
+
+
+def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
+             mel_cfg: MelConfig) -> Analysed | Failed:
+    if not _same_stat(entry):
+        return _changed(entry)
+    if entry.size == 0:
+        return Failed(entry, "the file is empty")
+    digest = library.content_hash(entry.path)
+    tags = library.read_tags(entry.path, entry.root)
+    if store.exists(digest):
+        return Analysed(entry, store.info(digest), tags, reused=True)
+    spec, info = _spectrogram(entry.path, digest, audio_cfg, mel_cfg)
+    if not _same_stat(entry):
+        return _changed(entry)
+    store.write(info, spec)
+    return Analysed(entry, info, tags, reused=False)
+
+
+def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
+                 mel_cfg: MelConfig) -> tuple[np.ndarray, SpectrogramInfo]:
+    """Stream-decode a file into its clipped float16 log-mel, (channels, frames, n_mels)."""
+    source, blocks = stream(path, audio_cfg)
+    mel = _logmel(audio_cfg, mel_cfg).stream(source.channels)
+    parts, samples, peak = [], 0, 0.0
+    for block in blocks:
+        samples += block.shape[1]
+        peak = max(peak, float(np.abs(block).max(initial=0.0)))
+        parts.append(mel.push(block).astype(np.float16))
+    duration = samples / audio_cfg.sample_rate
+    if samples == 0:
+        raise DecodeError("the file holds no audio samples", path=path)
+    if duration < audio_cfg.min_duration:
+        raise FeatureError(f"too short: {duration:.2f} s of audio, at least "
+                           f"{audio_cfg.min_duration:g} s needed", path=path)
+    if peak < SILENCE_PEAK:
+        raise FeatureError("the audio is silent (no sample above -80 dBFS)", path=path)
+    parts.append(mel.finish().astype(np.float16))
+    from .features import clip_top_db
+
+    spec = clip_top_db(np.concatenate(parts, axis=1), mel_cfg.top_db)
+    info = SpectrogramInfo(hash=digest, channels=spec.shape[0], frames=spec.shape[1],
+                           duration=duration, sample_rate=source.sample_rate, codec=source.codec)
+    return spec, info
+
+
+# -- main process -------------------------------------------------------------------------------
+def _run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
+              mel_cfg: MelConfig, jobs: int) -> Iterator[Analysed | Failed]:
+    """Yield results as workers finish, keeping at most 2 * jobs files in flight."""
+    if jobs <= 1:
+        for entry in todo:
+            yield analyse_entry(entry, store, audio_cfg, mel_cfg)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["reform.scan", "reform.features"])
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+    pending: set[Future] = set()
+    queue = iter(todo)
+    try:
+        while True:
+            for entry in queue:
+                pending.add(pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg))
+                if len(pending) >= 2 * jobs:
+                    break
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()  # an interrupted scan must stop now, not after the files in flight
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig = AudioConfig(),
+         mel_cfg: MelConfig = MelConfig(), jobs: int | None = None,
+         progress: Callable[[int], object] | None = None,
+         on_start: Callable[[int], None] | None = None) -> ScanSummary:
+    """Bring the catalogue up to date with the music under ``roots``.
+
+    Parameters
+    ----------
+    home : the library home to update
+    roots : folders (or files) to scan; None rescans the folders scanned before
+    jobs : worker processes; None uses every core
+    on_start : called with the number of files that need work, before any is done
+    progress : called with 1 after each such file
+
+    Ctrl-C stops the workers at once; everything finished is kept and the
+    summary says ``interrupted``.
+    """
+    started = time.perf_counter()
+    catalogue = home.catalogue
+    known_roots = json.loads(catalogue.get_meta("roots", "[]"))
+    if roots is None:
+        roots = known_roots
+        if not roots:
+            raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
+    roots = [os.path.abspath(r) for r in roots]
+    for root in roots:
+        if not os.path.exists(root):
+            raise LibraryError("no such file or folder", path=root)
+    catalogue.set_meta("roots", json.dumps(sorted(set(known_roots) | set(roots))))
+    catalogue.set_meta("feature_version", home.spectrograms.feature_version)
+
+    entries, problems = library.walk(roots)
+    known = {row.path: row for row in catalogue.files()}
+    todo = library.plan(entries, problems, known, roots, home.spectrograms.feature_version)
+    summary = ScanSummary(unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
+                          failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
+    with catalogue.transaction():
+        for problem in todo.problems:
+            catalogue.put_failed(problem.path, 0, 0, problem.reason)
+    summary.failed += len(todo.problems)
+    movable: dict[str, list[FileRow]] = {}  # audio that vanished from its path may reappear
+    for row in todo.removed:
+        if row.status == "ok" and row.hash:
+            movable.setdefault(row.hash, []).append(row)
+    moved: set[str] = set()
+
+    if on_start:
+        on_start(len(todo.todo))
+    try:
+        for result in _run_pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg,
+                                jobs or os.cpu_count() or 1):
+            _record(home, result, movable, moved, summary)
+            if progress:
+                progress(1)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    if not summary.interrupted:
+        gone = [row.path for row in todo.removed if row.path not in moved]
+        with catalogue.transaction():
+            catalogue.remove(gone)
+        summary.removed = len(gone)
+        live = catalogue.live_hashes()
+        with catalogue.transaction():
+            catalogue.drop_embeddings(keep_hashes=live)
+        summary.freed_bytes = home.spectrograms.collect_garbage(live)
+    counts = catalogue.counts()
+    summary.duplicates = counts["duplicates"]
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileRow]],
+            moved: set[str], summary: ScanSummary) -> None:
+    catalogue = home.catalogue
+    entry = result.entry
+    with catalogue.transaction():
+        if isinstance(result, Failed):
+            catalogue.put_failed(entry.path, entry.size, entry.mtime_ns, result.reason, result.digest)
+            summary.failed += 1
+            summary.failures.append(result)
+            return
+        candidates = movable.get(result.info.hash)
+        if candidates:
+            old = candidates.pop()
+            catalogue.move(old.path, entry.path, entry.size, entry.mtime_ns, result.tags)
+            moved.add(old.path)
+            summary.moved += 1
+        else:
+            catalogue.put_ok(entry.path, entry.size, entry.mtime_ns, result.info, result.tags,
+                             home.spectrograms.feature_version)
+    if result.reused:
+        summary.reused += 1
+    else:
+        summary.analysed += 1
+        summary.audio_seconds += result.info.duration

@@ -1,0 +1,89 @@
+"""Synthetic audio made on the spot with a fixed seed: tones, chords, noise, clicks, stereo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 22050
+
+
+def tone(freq: float = 440.0, seconds: float = 3.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def chord(freqs=(261.6, 329.6, 392.0), seconds: float = 3.0, sr: int = SR) -> np.ndarray:
+    return (sum(tone(f, seconds, sr, 0.25) for f in freqs)).astype(np.float32)
+
+
+def noise(seconds: float = 3.0, sr: int = SR, seed: int = 0, amp: float = 0.3) -> np.ndarray:
+    return (amp * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+def clicks(seconds: float = 3.0, sr: int = SR, every: float = 0.25) -> np.ndarray:
+    out = np.zeros(int(seconds * sr), np.float32)
+    out[:: int(every * sr)] = 0.9
+    return out
+
+
+def stereo(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """(samples, 2) with different content per channel."""
+    n = min(len(left), len(right))
+    return np.stack([left[:n], right[:n]], axis=1)
+
+
+def write(path: Path, audio: np.ndarray, sr: int = SR, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, sr, **kwargs)
+    return path
+
+
+def write_aac(path: Path, audio: np.ndarray, sr: int = SR) -> Path:
+    """Encode AAC in an M4A container with FFmpeg's built-in encoder (through PyAV)."""
+    import av
+
+    audio = audio if audio.ndim == 2 else audio[:, None]
+    layout = "stereo" if audio.shape[1] == 2 else "mono"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=sr, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp", layout=layout)
+        frame.sample_rate = sr
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture
+def music(tmp_path: Path) -> Path:
+    """A small library in Artist/Album/NN Title layout: mono and stereo, several formats."""
+    root = tmp_path / "music"
+    write(root / "Tone Band" / "Sines" / "01 A Four Forty.wav", tone(440, 16))
+    write(root / "Tone Band" / "Sines" / "02 Chord.flac", stereo(chord(seconds=16), tone(660, 16)))
+    write(root / "Noise Crew" / "Hiss" / "01 White.ogg", stereo(noise(16, seed=1), noise(16, seed=2)))
+    write(root / "Noise Crew" / "Hiss" / "02 Clicks.wav", clicks(16))
+    return root
+
+
+def run_unprivileged(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a command that must respect file permissions.
+
+    Root reads every file regardless of its mode, through the capabilities
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH; as root, drop both with setpriv
+    (util-linux) so that a mode-000 file really is unreadable.
+    """
+    if os.geteuid() == 0:
+        args = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *args]
+    return subprocess.run(args, capture_output=True, text=True, **kwargs)
+
+
+def reform_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "reform", *args]

@@ -1,0 +1,81 @@
+"""Walking folders, reading tags, and deciding what changed."""
+
+import os
+
+from conftest import tone, write
+from reform.library import Entry, content_hash, plan, read_tags, walk
+from reform.store import FileRow
+
+
+def test_walk_finds_audio_recursively_and_ignores_other_files(music):
+    (music / "cover.jpg").write_bytes(b"jpeg")
+    (music / "notes.txt").write_text("hi")
+    entries, problems = walk([music])
+    names = sorted(os.path.basename(e.path) for e in entries)
+    assert names == ["01 A Four Forty.wav", "01 White.ogg", "02 Chord.flac", "02 Clicks.wav"]
+    assert problems == []
+    assert all(e.root == str(music) for e in entries)
+
+
+def test_walk_survives_symlink_loops(tmp_path):
+    root = tmp_path / "lib"
+    write(root / "a" / "song.wav", tone(440, 1))
+    os.symlink(root, root / "a" / "back-to-top")          # a folder loop
+    os.symlink(root / "self.wav", root / "self.wav")      # a file link to itself
+    entries, problems = walk([root])
+    assert [os.path.basename(e.path) for e in entries] == ["song.wav"]
+    reasons = {os.path.basename(p.path): p.reason for p in problems}
+    assert "loop" in reasons["back-to-top"]
+    assert "loop" in reasons["self.wav"]
+
+
+def test_tags_from_file_and_from_folder_layout(tmp_path):
+    import mutagen
+
+    tagged = write(tmp_path / "x" / "y" / "Whatever.flac", tone(440, 1))
+    f = mutagen.File(tagged, easy=True)
+    f["artist"], f["album"], f["title"] = "Real Artist", "Real Album", "Real Title"
+    f["tracknumber"], f["date"], f["genre"] = "3/12", "1999-05-01", "Ambient"
+    f.save()
+    tags = read_tags(str(tagged), str(tmp_path))
+    assert (tags.artist, tags.album, tags.title) == ("Real Artist", "Real Album", "Real Title")
+    assert (tags.track, tags.year, tags.genre) == (3, 1999, "Ambient")
+
+    untagged = write(tmp_path / "Some Artist" / "Some Album" / "07 - The Title.wav", tone(440, 1))
+    tags = read_tags(str(untagged), str(tmp_path))
+    assert (tags.artist, tags.album, tags.title, tags.track) == ("Some Artist", "Some Album", "The Title", 7)
+
+
+def test_broken_tags_fall_back_to_layout(tmp_path):
+    path = tmp_path / "Band" / "Record" / "02 Song.mp3"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x7f" + b"\xff" * 100)  # a corrupt ID3 header
+    tags = read_tags(str(path), str(tmp_path))
+    assert (tags.artist, tags.album, tags.title, tags.track) == ("Band", "Record", "Song", 2)
+
+
+def _row(path, size, mtime, status="ok", fv="v1"):
+    return FileRow(1, path, size, mtime, "h", status, None, 1.0, 22050, 1, 10, "x", fv,
+                   None, None, None, None, None, None, 0.0)
+
+
+def test_plan_sorts_new_changed_unchanged_removed():
+    entries = [Entry("/m/new.wav", 1, 1, "/m"), Entry("/m/same.wav", 2, 2, "/m"),
+               Entry("/m/changed.wav", 3, 3, "/m"), Entry("/m/old-features.wav", 4, 4, "/m"),
+               Entry("/m/failed.wav", 5, 5, "/m")]
+    known = {"/m/same.wav": _row("/m/same.wav", 2, 2), "/m/changed.wav": _row("/m/changed.wav", 3, 99),
+             "/m/old-features.wav": _row("/m/old-features.wav", 4, 4, fv="v0"),
+             "/m/failed.wav": _row("/m/failed.wav", 5, 5, status="failed"),
+             "/m/gone.wav": _row("/m/gone.wav", 6, 6), "/elsewhere/kept.wav": _row("/elsewhere/kept.wav", 7, 7)}
+    p = plan(entries, [], known, ["/m"], "v1")
+    assert sorted(e.path for e in p.todo) == ["/m/changed.wav", "/m/new.wav", "/m/old-features.wav"]
+    assert sorted(e.path for e in p.unchanged) == ["/m/failed.wav", "/m/same.wav"]
+    assert [r.path for r in p.removed] == ["/m/gone.wav"]  # files outside the scanned roots stay
+
+
+def test_content_hash_sees_bytes_only(tmp_path):
+    a = write(tmp_path / "a.wav", tone(440, 1))
+    b = tmp_path / "b.wav"
+    b.write_bytes(a.read_bytes())
+    c = write(tmp_path / "c.wav", tone(441, 1))
+    assert content_hash(str(a)) == content_hash(str(b)) != content_hash(str(c))

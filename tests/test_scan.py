@@ -1,0 +1,209 @@
+"""Scanning: incremental work, bad input recorded and skipped, interrupts that lose nothing."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import noise, reform_cmd, run_unprivileged, stereo, tone, write
+from reform import Library
+from reform.config import AudioConfig, MelConfig, feature_version
+from reform.library import Entry
+from reform.scan import analyse_entry
+from reform.store import SpectrogramStore
+
+
+@pytest.fixture
+def lib(tmp_path):
+    with Library(tmp_path / "home") as library:
+        yield library
+
+
+def test_scan_stores_every_channel(lib, music):
+    summary = lib.scan(music, jobs=1)
+    assert (summary.analysed, summary.failed) == (4, 0)
+    songs = {Path(s.path).name: s for s in lib.songs()}
+    assert songs["02 Chord.flac"].channels == 2 and songs["01 A Four Forty.wav"].channels == 1
+    spec = lib.spectrogram(songs["02 Chord.flac"].path)
+    assert spec.shape == (2, 128, 1 + 16 * 22050 // 512) and spec.dtype == np.float32
+    assert not np.allclose(spec[0], spec[1])  # the two channels differ, and are both kept
+    tone_spec = lib.spectrogram(songs["01 A Four Forty.wav"].path)
+    assert tone_spec.shape[0] == 1
+    assert songs["02 Chord.flac"].artist == "Tone Band" and songs["02 Chord.flac"].album == "Sines"
+
+
+def test_parallel_scan_equals_serial(tmp_path, music):
+    with Library(tmp_path / "a") as a, Library(tmp_path / "b") as b:
+        a.scan(music, jobs=1)
+        b.scan(music, jobs=2)
+        for sa, sb in zip(a.songs(), b.songs()):
+            assert sa.hash == sb.hash
+            np.testing.assert_array_equal(a.spectrogram(sa.path), b.spectrogram(sb.path))
+
+
+def test_second_scan_does_no_audio_work(lib, music):
+    lib.scan(music, jobs=1)
+    again = lib.scan(jobs=1)  # the known folders
+    assert (again.analysed, again.reused, again.unchanged) == (0, 0, 4)
+
+
+def test_changed_file_is_reanalysed(lib, music):
+    lib.scan(music, jobs=1)
+    path = music / "Tone Band" / "Sines" / "01 A Four Forty.wav"
+    old = lib.song(path).hash
+    write(path, tone(880, 16))
+    summary = lib.scan(music, jobs=1)
+    assert (summary.analysed, summary.unchanged) == (1, 3)
+    assert lib.song(path).hash != old
+    assert not lib.home.spectrograms.exists(old)  # the old spectrogram's storage is reclaimed
+
+
+def test_removed_file_leaves_catalogue_and_storage(lib, music):
+    lib.scan(music, jobs=1)
+    path = music / "Noise Crew" / "Hiss" / "01 White.ogg"
+    digest = lib.song(path).hash
+    path.unlink()
+    summary = lib.scan(music, jobs=1)
+    assert summary.removed == 1 and summary.freed_bytes > 0
+    assert len(lib.songs()) == 3 and not lib.home.spectrograms.exists(digest)
+
+
+def test_moved_file_is_recognised_not_reanalysed(lib, music):
+    lib.scan(music, jobs=1)
+    old = music / "Noise Crew" / "Hiss" / "01 White.ogg"
+    row = lib.song(old)
+    new = music / "Renamed" / "Elsewhere" / "White Noise.ogg"
+    new.parent.mkdir(parents=True)
+    shutil.move(old, new)
+    summary = lib.scan(music, jobs=1)
+    assert (summary.analysed, summary.moved, summary.removed) == (0, 1, 0)
+    moved = lib.song(new)
+    assert moved.id == row.id and moved.hash == row.hash and moved.artist == "Renamed"
+
+
+def test_byte_identical_duplicates_are_noted(lib, music):
+    lib.scan(music, jobs=1)
+    src = music / "Tone Band" / "Sines" / "02 Chord.flac"
+    shutil.copy(src, music / "Tone Band" / "Sines" / "02 Chord (copy).flac")
+    summary = lib.scan(music, jobs=1)
+    assert (summary.analysed, summary.reused, summary.duplicates) == (0, 1, 1)
+    assert lib.status()["duplicates"] == 1
+
+
+def test_bad_inputs_are_recorded_and_the_scan_goes_on(lib, tmp_path):
+    root = tmp_path / "bad"
+    good = write(root / "good.wav", tone(440, 3))
+    (root / "empty.wav").write_bytes(b"")
+    full = write(tmp_path / "full.flac", stereo(tone(440, 10), noise(10)))
+    (root / "truncated.flac").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    (root / "random.ogg").write_bytes(np.random.default_rng(1).integers(0, 256, 40000, dtype=np.uint8).tobytes())
+    (root / "text.mp3").write_text("not an mp3 at all\n" * 50)
+    write(root / "silence.wav", np.zeros(22050 * 3, np.float32))
+    write(root / "blip.wav", tone(440, 0.3))
+    write(root / "shorter than a window.wav", tone(330, 5))    # 215 frames < 640: kept
+    write(root / "Ünïcödé folder" / "sóng with spaces.flac", tone(550, 3))
+    os.symlink(root, root / "loop")
+    summary = lib.scan(root, jobs=2)
+    reasons = {Path(f.path).name: f.reason for f in lib.failures()}
+    assert "empty" in reasons["empty.wav"]
+    assert "truncated" in reasons["truncated.flac"] or "part-way" in reasons["truncated.flac"]
+    assert "not a readable audio file" in reasons["random.ogg"]
+    assert "not a readable audio file" in reasons["text.mp3"]
+    assert "silent" in reasons["silence.wav"]
+    assert "too short" in reasons["blip.wav"]
+    assert "loop" in reasons["loop"]
+    assert all("\n" not in r for r in reasons.values())
+    ok = {Path(s.path).name for s in lib.songs()}
+    assert ok == {"good.wav", "shorter than a window.wav", "sóng with spaces.flac"}
+    assert summary.failed == len(reasons) == 7
+    short = lib.spectrogram(root / "shorter than a window.wav")
+    assert short.shape[2] == 1 + 5 * 22050 // 512 < 640
+    # failures are not retried while the file is unchanged, and are retried once it changes
+    again = lib.scan(root, jobs=1)
+    assert again.failed_before == 6 and again.analysed == 0  # the loop is re-listed, not decoded
+    write(root / "silence.wav", tone(200, 3))
+    assert lib.scan(root, jobs=1).analysed == 1
+
+
+def test_unreadable_file_is_recorded(tmp_path):
+    root, home = tmp_path / "music", tmp_path / "home"
+    write(root / "fine.wav", tone(440, 3))
+    locked = write(root / "locked.wav", tone(440, 3))
+    os.chmod(locked, 0)
+    result = run_unprivileged(reform_cmd("--home", str(home), "-q", "scan", str(root), "--jobs", "1"))
+    assert result.returncode == 0, result.stderr
+    errors = run_unprivileged(reform_cmd("--home", str(home), "errors", "--json"))
+    failures = json.loads(errors.stdout)
+    assert [Path(f["path"]).name for f in failures] == ["locked.wav"]
+    assert "permission denied" in failures[0]["reason"]
+
+
+def test_file_changing_during_scan_is_not_stored(tmp_path):
+    """The worker compares the file's stat from the walk with what it finds when it reads it."""
+    path = write(tmp_path / "m" / "a.wav", tone(440, 3))
+    st = path.stat()
+    stale = Entry(str(path), st.st_size, st.st_mtime_ns - 10**9, str(tmp_path / "m"))
+    store = SpectrogramStore(tmp_path / "spec", feature_version(AudioConfig(), MelConfig()))
+    result = analyse_entry(stale, store, AudioConfig(), MelConfig())
+    assert "changed while it was being scanned" in result.reason
+    assert list(store.digests()) == []
+
+
+def _slow_library(root: Path, n: int) -> None:
+    for i in range(n):
+        write(root / f"song {i:02d}.flac", stereo(noise(20, seed=i), tone(200 + 10 * i, 20)))
+
+
+def _check_consistent(home: Path) -> int:
+    conn = sqlite3.connect(home / "catalogue.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with Library(home, create=False) as lib:
+        for song in lib.songs():
+            spec = lib.spectrogram(song.path)  # complete and readable
+            assert spec.shape == (song.channels, 128, song.frames) and np.isfinite(spec).all()
+        return len(lib.songs())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_scan_keeps_a_consistent_catalogue_and_resumes(tmp_path, sig):
+    root, home = tmp_path / "music", tmp_path / "home"
+    _slow_library(root, 24)
+    proc = subprocess.Popen(reform_cmd("--home", str(home), "-q", "scan", str(root), "--jobs", "2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            done = sqlite3.connect(home / "catalogue.db").execute(
+                "SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
+        except sqlite3.Error:
+            done = 0
+        if done >= 3:
+            break
+        time.sleep(0.02)
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, signal.SIGKILL)   # the whole process tree, as a crash would
+    else:
+        proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and b"interrupted" in out
+    saved = _check_consistent(home)
+    assert 3 <= saved < 24
+    with Library(home) as lib:
+        summary = lib.scan(root, jobs=2)
+        assert summary.analysed + summary.reused == 24 - saved and summary.unchanged == saved
+    assert _check_consistent(home) == 24
+
+
+def test_missing_folder_is_an_error(lib, tmp_path):
+    from reform.errors import LibraryError
+
+    with pytest.raises(LibraryError, match="no such"):
+        lib.scan(tmp_path / "nope")
