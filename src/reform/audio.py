@@ -56,19 +56,23 @@ class _Opened:
 
 
 class _Resampler:
-    """Streams (channels, n) float32 blocks through soxr; a no-op when the rates already match."""
+    """Streams (channels, n) float32 blocks through soxr; a no-op when the rates already match.
+
+    One soxr stream per channel: each channel row is already contiguous, so no
+    interleaving copies are needed on the way in or out (measured in bench/ingest.py).
+    """
 
     def __init__(self, in_rate: int, out_rate: int, channels: int, quality: str):
-        self._stream = None
+        self._streams = []
         if in_rate != out_rate:
-            self._stream = soxr.ResampleStream(in_rate, out_rate, channels, dtype="float32",
-                                               quality=quality)
+            self._streams = [soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=quality)
+                             for _ in range(channels)]
 
     def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        if self._stream is None:
+        if not self._streams:
             return block
-        out = self._stream.resample_chunk(np.ascontiguousarray(block.T), last=last)  # (n, C)
-        return np.ascontiguousarray(out.T)
+        rows = [s.resample_chunk(np.ascontiguousarray(row), last=last) for s, row in zip(self._streams, block)]
+        return np.stack(rows)
 
 
 def _soundfile_blocks(path: str, block_seconds: float) -> _Opened:
@@ -113,8 +117,15 @@ def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
     if not rate or not channels:
         container.close()
         raise DecodeError("the audio stream has no sample rate or no channels", path=path)
-    # Convert whatever sample format the codec produces to planar float32.
+    # Convert whatever sample format the codec produces to planar float32 (most codecs
+    # already decode to it, and then the conversion is skipped).
     converter = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
+
+    def planar(frame) -> list:
+        if frame.format.name == "fltp":
+            return [frame]
+        frame.pts = None  # let the converter ignore timestamp gaps
+        return converter.resample(frame)
 
     def blocks() -> Iterator[np.ndarray]:
         pending: list[np.ndarray] = []
@@ -122,8 +133,7 @@ def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
         target = int(block_seconds * rate)
         with container:
             for frame in container.decode(stream):
-                frame.pts = None  # let the converter ignore timestamp gaps
-                for out in converter.resample(frame):
+                for out in planar(frame):
                     data = out.to_ndarray()  # (C, n) float32
                     if data.shape[0] != channels:
                         raise DecodeError("the channel count changes inside the file", path=path)
@@ -132,8 +142,6 @@ def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
                 if size >= target:
                     yield np.concatenate(pending, axis=1)
                     pending, size = [], 0
-            for out in converter.resample(None):
-                pending.append(out.to_ndarray())
             if pending:
                 yield np.concatenate(pending, axis=1)
 

@@ -115,7 +115,7 @@ class LogMel:
         out = torch.empty(len(frames), self.mel.n_mels)
         for i in range(0, len(frames), _CHUNK_FRAMES):
             spec = torch.fft.rfft(frames[i:i + _CHUNK_FRAMES] * self._window, dim=1)  # (t, bins)
-            power = torch.view_as_real(spec).square().sum(-1)                        # (t, bins)
+            power = spec.real.square() + spec.imag.square()                          # (t, bins)
             mel = out[i:i + _CHUNK_FRAMES]
             mel.zero_()
             for b0, b1, c0, c1, weights in self._blocks:
