@@ -87,3 +87,30 @@ def run_unprivileged(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def reform_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "reform", *args]
+
+
+def build_music(root: Path) -> Path:
+    write(root / "Tone Band" / "Sines" / "01 A Four Forty.wav", tone(440, 16))
+    write(root / "Tone Band" / "Sines" / "02 Chord.flac", stereo(chord(seconds=16), tone(660, 16)))
+    write(root / "Noise Crew" / "Hiss" / "01 White.ogg", stereo(noise(16, seed=1), noise(16, seed=2)))
+    write(root / "Noise Crew" / "Hiss" / "02 Clicks.wav", clicks(16))
+    write(root / "Noise Crew" / "Hiss" / "03 Short.wav", noise(6, seed=5))  # shorter than a window
+    return root
+
+
+@pytest.fixture(scope="session")
+def scanned(tmp_path_factory) -> Path:
+    """A scanned library home (shared, read-only for tests): five songs, one shorter than a window."""
+    from reform import Library
+
+    base = tmp_path_factory.mktemp("scanned")
+    build_music(base / "music")
+    with Library(base / "home") as lib:
+        lib.scan(base / "music", jobs=1)
+    return base / "home"
+
+
+def tiny_model_config():
+    from reform.config import ModelConfig
+
+    return ModelConfig(window_frames=64, widths=(4, 8), embedding_dim=8)

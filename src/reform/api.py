@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import AudioConfig, MelConfig, default_home, feature_version
-from .errors import QueryError
+from .errors import ModelError, QueryError, TrainError
 from .store import FileRow, Home
+
+
+SHIPPED_MODEL = Path(__file__).parent / "models" / "shipped.pt"
 
 
 class Library:
@@ -101,3 +104,89 @@ class Library:
         finally:
             if bar is not None:
                 bar.close()
+
+    # -- models -------------------------------------------------------------------------------
+    def model_path(self, which: str | os.PathLike | None = None) -> Path:
+        """Resolve a model: None is the active one (the last trained here, else the shipped
+        model); "shipped"; the name of a run in this home; or the path of a model file."""
+        if which is None:
+            active = self.home.catalogue.get_meta("active_model")
+            if active and (self.home.models / active / "model.pt").exists():
+                return self.home.models / active / "model.pt"
+            which = "shipped"
+        if which == "shipped":
+            if not SHIPPED_MODEL.exists():
+                raise ModelError("no model is trained yet and this installation ships none",
+                                 hint="run `reform train` to train one on your library")
+            return SHIPPED_MODEL
+        path = Path(which)
+        if (self.home.models / str(which) / "model.pt").exists():
+            return self.home.models / str(which) / "model.pt"
+        if path.is_dir() and (path / "model.pt").exists():
+            return path / "model.pt"
+        if path.is_file():
+            return path
+        raise ModelError(f"no model named {which!r}", hint="use 'shipped', a run name from "
+                         f"{self.home.models}, or the path of a model.pt file")
+
+    def load_model(self, which: str | os.PathLike | None = None):
+        """Load a model bundle and check that it was trained on this library's features."""
+        from .checkpoint import load_bundle
+
+        path = self.model_path(which)
+        bundle = load_bundle(path)
+        if bundle.feature_version != self.home.spectrograms.feature_version:
+            raise ModelError(f"the model was trained on other spectrogram settings "
+                             f"({bundle.feature_version}, this library has "
+                             f"{self.home.spectrograms.feature_version})", path=path,
+                             hint="train a model on this library with `reform train`")
+        return bundle
+
+    # -- training -----------------------------------------------------------------------------
+    def training_songs(self):
+        """One entry per distinct analysed audio (byte-identical copies count once)."""
+        from .dataset import Song
+
+        seen: dict[str, Song] = {}
+        for row in self.songs():
+            if row.feature_version == self.home.spectrograms.feature_version and row.hash not in seen:
+                seen[row.hash] = Song(row.hash, row.channels, row.frames)
+        return list(seen.values())
+
+    def run_folder(self, name: str | None = None, *, resume: bool = False) -> Path:
+        """The folder of a training run: the named one, else the newest (resume) or a new one."""
+        import time
+
+        if name:
+            return self.home.models / name
+        if resume:
+            runs = sorted((p.parent for p in self.home.models.glob("*/checkpoint.pt")),
+                          key=lambda p: p.stat().st_mtime)
+            if not runs:
+                raise TrainError("there is no training run to resume", hint="start one with `reform train`")
+            return runs[-1]
+        return self.home.models / time.strftime("run-%Y%m%d-%H%M%S")
+
+    def train(self, *, name: str | None = None, phase: str = "all", resume: bool = False,
+              model_cfg=None, train_cfg=None, init=None, callback=None):
+        """Train the auto-encoder on this library (see :class:`reform.train.Trainer`).
+
+        The finished model becomes the library's active model.
+        """
+        from .config import ModelConfig, TrainConfig
+        from .train import Trainer, read_checkpoint_configs
+
+        folder = self.run_folder(name, resume=resume)
+        if resume:
+            saved_model_cfg, saved_train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
+            model_cfg = saved_model_cfg
+            train_cfg = train_cfg or saved_train_cfg
+        trainer = Trainer(self.home.spectrograms,
+                          self.training_songs(), folder, model_cfg=model_cfg or ModelConfig(),
+                          train_cfg=train_cfg or TrainConfig(),
+                          feature_version=self.home.spectrograms.feature_version, init=init,
+                          callback=callback)
+        result = trainer.run(phase, resume=resume)
+        if result.files.model.exists():
+            self.home.catalogue.set_meta("active_model", folder.name)
+        return result

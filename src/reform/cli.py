@@ -91,6 +91,59 @@ def cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_configs(args: argparse.Namespace):
+    """Model and training settings from --preset and the explicit options (which win)."""
+    import dataclasses
+
+    from .config import PRESETS, ModelConfig, TrainConfig
+
+    train = dict(PRESETS[args.preset])
+    for option, name in (("lr", "learning_rate"), ("batch_size", "batch_size"),
+                         ("cluster_batch_size", "cluster_batch_size"), ("aux_weight", "aux_weight"),
+                         ("cluster_weight", "cluster_weight"), ("patience", "plateau_patience"),
+                         ("threshold", "plateau_threshold"), ("max_epochs", "max_epochs"),
+                         ("precision", "precision"), ("seed", "seed"), ("threads", "threads")):
+        value = getattr(args, option)
+        if value is not None:
+            train[name] = value
+    model = {}
+    if args.widths:
+        model["widths"] = tuple(int(w) for w in args.widths.split(","))
+    if args.embedding_dim:
+        model["embedding_dim"] = args.embedding_dim
+    return dataclasses.replace(ModelConfig(), **model), dataclasses.replace(TrainConfig(), **train), train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .progress import TrainProgress
+
+    model_cfg, train_cfg, overrides = _train_configs(args)
+    with _library(args) as lib:
+        if args.resume:
+            from .train import read_checkpoint_configs
+            import dataclasses
+
+            folder = lib.run_folder(args.name, resume=True)
+            model_cfg, saved = read_checkpoint_configs(folder / "checkpoint.pt")
+            explicit = {k: v for k, v in overrides.items() if k == "max_epochs" or k in ("threads",)}
+            train_cfg = dataclasses.replace(saved, **explicit)
+            print(f"resuming {folder}")
+        init = lib.load_model(args.init) if args.init != "scratch" else None
+        progress = TrainProgress(quiet=args.quiet)
+        try:
+            result = lib.train(name=args.name, phase=args.phase, resume=args.resume,
+                               model_cfg=model_cfg, train_cfg=train_cfg, init=init,
+                               callback=progress)
+        finally:
+            progress.close()
+    for phase, reason in result.stop_reasons.items():
+        print(f"{phase}: {reason}")
+    print(f"model folder: {result.files.folder}")
+    if result.files.model.exists():
+        print(f"active model: {result.files.folder.name} (embed with `reform embed`)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
@@ -125,6 +178,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="folders or files (default: the folders scanned before)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("train", help="train the auto-encoder on the library (both phases)")
+    p.add_argument("--phase", choices=("all", "pretrain", "cluster"), default="all")
+    p.add_argument("--preset", choices=("default", "note"), default="default",
+                   help="'note': the design note's settings as written (Adam from 0.1)")
+    p.add_argument("--name", help="name of the run folder under <home>/models (default: a time stamp)")
+    p.add_argument("--resume", action="store_true", help="continue the newest (or --name) run")
+    p.add_argument("--init", default="scratch",
+                   help="start from 'scratch', the 'shipped' model, or a model file (fine-tuning)")
+    p.add_argument("--max-epochs", type=int, help="cap on the epochs of each phase")
+    p.add_argument("--lr", type=float, help="initial learning rate of both phases")
+    p.add_argument("--batch-size", type=int, help="windows per pretraining step")
+    p.add_argument("--cluster-batch-size", type=int, help="windows of one song per clustering step")
+    p.add_argument("--aux-weight", type=float, help="scale of each auxiliary reconstruction loss")
+    p.add_argument("--cluster-weight", type=float, help="scale of the clustering loss (lambda)")
+    p.add_argument("--patience", type=int, help="epochs without improvement that make a plateau")
+    p.add_argument("--threshold", type=float, help="relative improvement that counts")
+    p.add_argument("--widths", help="channels of the convolutional layers, e.g. 16,32,64,128,128,128")
+    p.add_argument("--embedding-dim", type=int, help="size of the embedding")
+    p.add_argument("--precision", choices=("bfloat16", "float32"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("status", help="what the library holds")
     p.add_argument("--json", action="store_true")

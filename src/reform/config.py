@@ -41,11 +41,11 @@ class MelConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    n_mels: int = 128                                # input height: mel bins
-    window_frames: int = 640                         # input width: frames per window (the note's value)
-    widths: tuple[int, ...] = (16, 32, 64, 128, 256)  # channels of the convolutional encoder stages
-    embedding_dim: int = 128                         # size of the final encoder layer = the embedding
-    kernel_size: int = 3                             # convolution kernel (square)
+    n_mels: int = 128                                      # input height: mel bins
+    window_frames: int = 640                               # input width: frames (the note's value)
+    widths: tuple[int, ...] = (16, 32, 64, 128, 128, 128)  # channels of the convolutional layers
+    embedding_dim: int = 128                               # size of the final (dense) encoder layer
+    kernel_size: int = 3                                   # convolution kernel (square)
 
     @property
     def n_layers(self) -> int:
@@ -55,7 +55,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = 0.1        # the note's starting rate for Adam (see presets)
+    learning_rate: float = 1e-3       # Adam's starting rate; the note's 0.1 is the "note" preset (README)
     lr_factor: float = 0.1            # divide by 10 at each plateau
     plateau_patience: int = 6         # epochs without improvement that make a plateau
     plateau_threshold: float = 0.01   # relative improvement of the epoch loss that counts
@@ -64,7 +64,7 @@ class TrainConfig:
     max_epochs: int = 400             # safety cap per phase
     batch_size: int = 32              # windows per pretraining step
     cluster_batch_size: int = 16      # windows per clustering step, all from one song
-    aux_weight: float = 0.5           # scale of every auxiliary reconstruction loss
+    aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
     precision: str = "bfloat16"       # "bfloat16" autocast on CPU, or "float32"
     threads: int = 0                  # torch threads; 0 = all cores
@@ -83,6 +83,7 @@ class TrainConfig:
 
 # Named training presets.  "note" is the design note exactly as written.
 PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
     "note": {"learning_rate": 0.1},
 }
 

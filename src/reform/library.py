@@ -143,12 +143,15 @@ def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow
 
 
 def content_hash(path: str) -> str:
-    """BLAKE2b-160 of the file's bytes: equal hashes mean byte-identical files."""
-    h = hashlib.blake2b(digest_size=20)
+    """SHA-256 of the file's bytes, first 160 bits in hex: equal hashes mean byte-identical files.
+
+    SHA-256 rather than BLAKE2b because CPUs with SHA extensions run it twice as fast.
+    """
+    h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(_HASH_BLOCK):
             h.update(block)
-    return h.hexdigest()
+    return h.hexdigest()[:40]
 
 
 def read_tags(path: str, root: str | None = None) -> Tags:

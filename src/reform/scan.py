@@ -135,7 +135,7 @@ def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
     parts, samples, peak = [], 0, 0.0
     for block in blocks:
         samples += block.shape[1]
-        peak = max(peak, float(np.abs(block).max(initial=0.0)))
+        peak = max(peak, float(block.max(initial=0.0)), -float(block.min(initial=0.0)))
         parts.append(mel.push(block).astype(np.float16))
     duration = samples / audio_cfg.sample_rate
     if samples == 0:

@@ -1,0 +1,108 @@
+"""Checkpoints and model bundles: state dicts plus every setting needed to rebuild and use them.
+
+A *bundle* is what embedding needs: the clustering model's weights (or the
+pretraining model's, for the pretraining-only baseline), the model
+configuration, the input normalisation and the feature settings it was
+trained on.  A *training checkpoint* adds the optimiser, the plateau schedule
+and the history, so an interrupted run resumes exactly.  Both are written to a
+temporary file and renamed, so a crash leaves the previous good file.
+No class is pickled: only tensors, numbers, strings, lists and dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, from_dict, to_dict
+from .dataset import Normaliser
+from .errors import ModelError
+from .model import ClusterAutoencoder, PretrainAutoencoder
+
+FORMAT_VERSION = 1
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """torch.save to ``path`` through a temporary file, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError("no such model file", path=path) from None
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise ModelError(f"the model file is unreadable ({type(exc).__name__}: {exc})", path=path) from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        raise ModelError("not a ReFORM model file of this version", path=path)
+    return data
+
+
+@dataclass
+class Bundle:
+    """A trained model ready to embed: weights, model config, normaliser, feature version."""
+
+    model: ClusterAutoencoder | PretrainAutoencoder
+    cfg: ModelConfig
+    normaliser: Normaliser
+    feature_version: str
+    kind: str                 # "cluster" (both phases) or "pretrain" (pretraining only)
+    version: str              # content hash of the weights: embeddings are stored under it
+    info: dict[str, Any]      # training settings, time, data: shown by `reform status`
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, n_mels, frames) normalised windows -> (B, D) embeddings, eval mode."""
+        self.model.eval()
+        return self.model.encoder(x)[-1]
+
+
+def _digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def bundle_dict(model: ClusterAutoencoder | PretrainAutoencoder, normaliser: Normaliser,
+                feature_version: str, info: dict[str, Any], half: bool = False) -> dict[str, Any]:
+    """The serialisable form of a bundle; ``half`` stores float16 weights (the shipped model)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).clone()
+             for k, v in model.state_dict().items()}
+    kind = "cluster" if isinstance(model, ClusterAutoencoder) else "pretrain"
+    return {"format": FORMAT_VERSION, "kind": kind, "model_config": to_dict(model.cfg),
+            "normaliser": normaliser.to_dict(), "feature_version": feature_version,
+            "state_dict": state, "info": info}
+
+
+def save_bundle(path: Path, model, normaliser: Normaliser, feature_version: str,
+                info: dict[str, Any], half: bool = False) -> None:
+    save_atomic(bundle_dict(model, normaliser, feature_version, info, half), path)
+
+
+def load_bundle(path: Path) -> Bundle:
+    data = load(path)
+    try:
+        cfg = from_dict(ModelConfig, data["model_config"])
+        kind = data["kind"]
+        model = ClusterAutoencoder(cfg) if kind == "cluster" else PretrainAutoencoder(cfg)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+        model.load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise ModelError(f"the model file does not match this version of ReFORM ({exc})", path=path) from exc
+    model.eval()
+    return Bundle(model=model, cfg=cfg, normaliser=Normaliser.from_dict(data["normaliser"]),
+                  feature_version=data["feature_version"], kind=kind,
+                  version=_digest(data["state_dict"]), info=data.get("info", {}))

@@ -1,0 +1,139 @@
+"""Training examples: random 640-frame windows read from the memory-mapped spectrogram store.
+
+Pretraining takes one random window from every channel of every song per pass,
+in a shuffled order (each channel is an example of its own: the two channels
+of a stereo song differ, and both are music).  The clustering phase makes each
+batch from N random windows of one song, drawn from all its channels.  Every
+pass draws its windows from a generator seeded by (seed, phase, epoch), so an
+interrupted run that resumes sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DatasetError
+from .store import SpectrogramStore
+
+PHASES = {"pretrain": 1, "cluster": 2, "probe": 3}
+
+
+@dataclass(frozen=True)
+class Song:
+    hash: str
+    channels: int
+    frames: int
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Per-mel-bin mean and standard deviation of the training spectrograms (dB)."""
+
+    mean: np.ndarray   # (n_mels,) float32
+    std: np.ndarray    # (n_mels,) float32
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Normaliser:
+        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32))
+
+    def apply(self, window_tm: np.ndarray) -> np.ndarray:
+        """(..., T, M) float16/32 in dB, time-major as stored -> normalised float32 (..., M, T)."""
+        x = (window_tm.astype(np.float32) - self.mean) / self.std
+        return np.swapaxes(x, -1, -2)
+
+
+def fit_normaliser(store: SpectrogramStore, songs: list[Song], max_frames_per_song: int = 20000,
+                   seed: int = 0) -> Normaliser:
+    """Mean and std per mel bin over (at most ``max_frames_per_song`` frames of) every song."""
+    if not songs:
+        raise DatasetError("there are no analysed songs to learn from", hint="run `reform scan` first")
+    rng = np.random.default_rng(seed)
+    total = np.zeros(0)
+    count, s1, s2 = 0, None, None
+    for song in songs:
+        spec = store.open(song.hash)                                   # (C, T, M) float16
+        step = max(1, song.frames // max_frames_per_song)
+        frames = spec[:, int(rng.integers(step))::step].astype(np.float64).reshape(-1, spec.shape[2])
+        s1 = frames.sum(0) if s1 is None else s1 + frames.sum(0)
+        s2 = (frames ** 2).sum(0) if s2 is None else s2 + (frames ** 2).sum(0)
+        count += len(frames)
+    del total
+    mean = s1 / count
+    std = np.sqrt(np.maximum(s2 / count - mean ** 2, 1e-6))
+    return Normaliser(mean.astype(np.float32), std.astype(np.float32))
+
+
+class Windows:
+    """Reads normalised windows of songs from the store.
+
+    Parameters
+    ----------
+    store : the spectrogram store
+    songs : the songs to draw from (one entry per distinct audio)
+    normaliser : statistics applied to every window
+    window : frames per window (640)
+    """
+
+    def __init__(self, store: SpectrogramStore, songs: list[Song], normaliser: Normaliser,
+                 window: int = 640):
+        if not songs:
+            raise DatasetError("there are no analysed songs to learn from", hint="run `reform scan` first")
+        self.store, self.songs, self.normaliser, self.window = store, songs, normaliser, window
+        self._maps: dict[str, np.ndarray] = {}
+        self.examples = [(i, c) for i, s in enumerate(songs) for c in range(s.channels)]
+
+    def _spec(self, song: Song) -> np.ndarray:
+        spec = self._maps.get(song.hash)
+        if spec is None:
+            spec = self._maps[song.hash] = self.store.open(song.hash)
+        return spec
+
+    def read(self, song: Song, channel: int, start: int, out: np.ndarray, mask: np.ndarray) -> None:
+        """Fill ``out`` (1, M, window) and ``mask`` (1, 1, window) with one window; short songs
+        are zero-padded (zero is the mean after normalisation) and the padding masked out."""
+        frames = self._spec(song)[channel, start:start + self.window]   # (t, M) float16, one read
+        n = len(frames)
+        out[0, :, :n] = self.normaliser.apply(frames)
+        out[0, :, n:] = 0.0
+        mask[...] = 0.0
+        mask[0, 0, :n] = 1.0
+
+    def random_start(self, song: Song, rng: np.random.Generator) -> int:
+        return int(rng.integers(0, song.frames - self.window + 1)) if song.frames > self.window else 0
+
+    def _batch(self, picks: list[tuple[int, int]], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        n_mels = len(self.normaliser.mean)
+        x = np.empty((len(picks), 1, n_mels, self.window), np.float32)
+        mask = np.empty((len(picks), 1, 1, self.window), np.float32)
+        for b, (i, c) in enumerate(picks):
+            song = self.songs[i]
+            self.read(song, c, self.random_start(song, rng), x[b], mask[b])
+        return x, mask
+
+    def pretrain_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One pass: a random window of every (song, channel), shuffled, in batches."""
+        rng = np.random.default_rng([seed, PHASES["pretrain"], epoch])
+        order = rng.permutation(len(self.examples))
+        for b0 in range(0, len(order), batch_size):
+            yield self._batch([self.examples[j] for j in order[b0:b0 + batch_size]], rng)
+
+    def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One pass: for every song in a shuffled order, ``batch_size`` random windows of it."""
+        rng = np.random.default_rng([seed, PHASES["cluster"], epoch])
+        for i in rng.permutation(len(self.songs)):
+            channels = rng.integers(0, self.songs[i].channels, size=batch_size)
+            yield self._batch([(int(i), int(c)) for c in channels], rng)
+
+    def probe(self, n_songs: int, per_song: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A fixed set of windows for watching the embedding spread: (x, mask, song index)."""
+        rng = np.random.default_rng([seed, PHASES["probe"]])
+        chosen = rng.permutation(len(self.songs))[:n_songs]
+        picks = [(int(i), int(rng.integers(self.songs[i].channels))) for i in chosen for _ in range(per_song)]
+        x, mask = self._batch(picks, rng)
+        return x, mask, np.repeat(np.arange(len(chosen)), per_song)

@@ -1,0 +1,69 @@
+"""Reconstruction, auxiliary and clustering losses.
+
+Windows of songs shorter than 640 frames are zero-padded; ``mask`` marks the
+real frames, and padding never counts in a reconstruction loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .model import ClusterOutput, PretrainOutput
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the unmasked elements.
+
+    pred, target : (B, 1, M, T); mask : (B, 1, 1, T), 1.0 on real frames and 0.0 on padding
+    """
+    err = (pred.float() - target).square() * mask                   # (B, 1, M, T)
+    return err.sum() / (mask.sum() * target.shape[2]).clamp(min=1.0)
+
+
+def aux_weights(weight: float | Sequence[float], n_aux: int) -> list[float]:
+    """One weight per auxiliary decoder: a single number applies to all of them."""
+    if isinstance(weight, (int, float)):
+        return [float(weight)] * n_aux
+    weights = [float(w) for w in weight]
+    if len(weights) != n_aux:
+        raise ValueError(f"{len(weights)} auxiliary weights given for {n_aux} auxiliary decoders")
+    return weights
+
+
+def pretrain_loss(out: PretrainOutput, x: torch.Tensor, mask: torch.Tensor,
+                  weights: Sequence[float]) -> tuple[torch.Tensor, dict[str, float]]:
+    """MSE of the main decoder plus the weighted MSE of every auxiliary decoder.
+
+    Returns the total (for backward) and every term as a float, named ``main``,
+    ``aux1``..``aux{K-1}`` and ``total``.
+    """
+    *aux, main = out.reconstructions
+    main_loss = masked_mse(main, x, mask)
+    total = main_loss
+    terms = {"main": main_loss.item()}
+    for k, (recon, w) in enumerate(zip(aux, weights, strict=True), start=1):
+        loss = masked_mse(recon, x, mask)
+        terms[f"aux{k}"] = loss.item()
+        total = total + w * loss
+    terms["total"] = total.item()
+    return total, terms
+
+
+def cluster_loss(embedding: torch.Tensor) -> torch.Tensor:
+    """MSE between every embedding of the batch and the batch mean: (B, D) -> scalar.
+
+    Zero exactly when all windows of the (one-song) batch embed to the same point.
+    """
+    embedding = embedding.float()
+    return (embedding - embedding.mean(dim=0, keepdim=True)).square().mean()
+
+
+def cluster_phase_loss(out: ClusterOutput, x: torch.Tensor, mask: torch.Tensor,
+                       weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Reconstruction MSE + ``weight`` x clustering loss, with the terms as floats."""
+    recon = masked_mse(out.reconstruction, x, mask)
+    cluster = cluster_loss(out.embedding)
+    total = recon + weight * cluster
+    return total, {"main": recon.item(), "cluster": cluster.item(), "total": total.item()}

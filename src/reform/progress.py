@@ -1,0 +1,65 @@
+"""Progress display for long work: a bar per training epoch and one summary line per epoch."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+
+class TrainProgress:
+    """Renders Trainer events: phase, epoch, loss per term, learning rate, windows/s, plateaus, ETA.
+
+    The bar goes to stderr and disappears after each epoch; the epoch's summary
+    line goes to stdout and stays, as the training log.
+    """
+
+    def __init__(self, quiet: bool = False, stream=sys.stderr):
+        self.quiet, self.stream = quiet, stream
+        self.bar = None
+        self.epoch_times: list[float] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "epoch_start":
+            self._start(event)
+        elif kind == "batch" and self.bar is not None:
+            self.bar.update(event["windows"])
+        elif kind == "epoch_end":
+            self._end(event)
+
+    def _start(self, event: dict) -> None:
+        self.started = time.perf_counter()
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        left = event["max_epochs"] - event["epoch"] + 1
+        eta = ""
+        if self.epoch_times:
+            per = sum(self.epoch_times[-5:]) / len(self.epoch_times[-5:])
+            eta = f", at most {_duration(left * per)} left in this phase"
+        self.bar = tqdm(total=event["windows"], unit="win", dynamic_ncols=True, leave=False,
+                        file=self.stream,
+                        desc=f"{event['phase']} epoch {event['epoch']} (lr {event['lr']:g}, "
+                             f"plateaus {event['plateaus']}{eta})")
+
+    def _end(self, event: dict) -> None:
+        self.close()
+        self.epoch_times.append(time.perf_counter() - self.started)
+        terms = "  ".join(f"{k} {event[k]:.4f}" for k in event
+                          if k in ("total", "main", "cluster") or k.startswith("aux"))
+        spread = f"  spread {event['spread_ratio']:.2f}" if "spread_ratio" in event else ""
+        flag = f"  [{event['event']}]" if event.get("event") else ""
+        print(f"{event['phase']:8s} epoch {event['epoch']:3d}  {terms}  lr {event['lr']:g}  "
+              f"{event['windows_per_s']:.0f} win/s  plateaus {event['plateaus']}{spread}{flag}",
+              flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

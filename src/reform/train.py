@@ -1,0 +1,403 @@
+"""The two training phases, the plateau schedule, checkpoints and resume.
+
+Pretraining fits the auto-encoder with its auxiliary decoders; the clustering
+phase drops them, freezes batch norm and adds the clustering loss.  Both use
+Adam and divide the learning rate by 10 whenever the epoch loss stops
+improving (see :class:`PlateauSchedule`).  A checkpoint is written atomically
+after every epoch, so Ctrl-C or a crash loses at most the epoch in progress
+and ``resume=True`` continues exactly where the last complete epoch ended.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .checkpoint import Bundle
+from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .dataset import Normaliser, Song, Windows, fit_normaliser
+from .errors import TrainError
+from .losses import aux_weights, cluster_phase_loss, pretrain_loss
+from .model import ClusterAutoencoder, PretrainAutoencoder
+from .store import SpectrogramStore
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+# -- schedule -------------------------------------------------------------------------------------
+@dataclass
+class PlateauSchedule:
+    """Divides the learning rate at each plateau of the epoch loss and ends the phase.
+
+    A plateau is ``patience`` consecutive epochs whose loss is not below the best
+    loss so far by more than ``threshold`` (relative).  The first ``max_drops``
+    plateaus divide the rate; plateau number ``stop_at`` ends the phase.
+    """
+
+    patience: int
+    threshold: float
+    max_drops: int
+    stop_at: int
+    best: float = math.inf
+    bad_epochs: int = 0
+    plateaus: int = 0
+
+    def step(self, loss: float) -> str:
+        """Feed one epoch loss; returns "continue", "drop", "stop" or "diverged"."""
+        if not math.isfinite(loss):
+            return "diverged"
+        if loss < self.best * (1.0 - self.threshold):
+            self.best, self.bad_epochs = loss, 0
+            return "continue"
+        self.bad_epochs += 1
+        if self.bad_epochs < self.patience:
+            return "continue"
+        self.plateaus += 1
+        self.bad_epochs = 0
+        if self.plateaus >= self.stop_at:
+            return "stop"
+        return "drop" if self.plateaus <= self.max_drops else "continue"
+
+
+def pretrain_schedule(cfg: TrainConfig) -> PlateauSchedule:
+    """Pretraining stops at plateau ``pretrain_plateaus`` (3): the rate drops at the ones before."""
+    return PlateauSchedule(cfg.plateau_patience, cfg.plateau_threshold,
+                           max_drops=cfg.pretrain_plateaus - 1, stop_at=cfg.pretrain_plateaus)
+
+
+def cluster_schedule(cfg: TrainConfig) -> PlateauSchedule:
+    """Clustering divides the rate at its first ``cluster_drops`` (3) plateaus, stops at the next."""
+    return PlateauSchedule(cfg.plateau_patience, cfg.plateau_threshold,
+                           max_drops=cfg.cluster_drops, stop_at=cfg.cluster_drops + 1)
+
+
+# -- one epoch ------------------------------------------------------------------------------------
+def _batches(xs: Iterator[tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for x, mask in xs:
+        yield (torch.from_numpy(x).contiguous(memory_format=torch.channels_last),
+               torch.from_numpy(mask))
+
+
+def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator,
+              loss_fn: Callable, cfg: TrainConfig, on_batch: Callable[[int], None]) -> tuple[dict, int]:
+    """One pass over ``batches``; returns the mean of every loss term and the window count."""
+    model.train()
+    totals: dict[str, float] = {}
+    seen = 0
+    for x, mask in _batches(batches):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+            out = model(x)
+        loss, terms = loss_fn(out, x, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for name, value in terms.items():
+            totals[name] = totals.get(name, 0.0) + value * len(x)
+        seen += len(x)
+        on_batch(len(x))
+    return {name: value / max(seen, 1) for name, value in totals.items()}, seen
+
+
+@torch.no_grad()
+def embedding_spread(model: torch.nn.Module, probe: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict:
+    """How far apart songs are in the embedding space, against how spread each song is.
+
+    ``between`` is the mean squared distance of song means to their overall mean,
+    ``within`` the mean squared distance of windows to their song's mean; a ratio
+    that grows means windows of one song gather while songs stay apart, and both
+    shrinking towards zero would be a collapse.
+    """
+    x, _, song = probe
+    was_training = model.training
+    model.eval()
+    emb = model.encoder(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))[-1].float().numpy()
+    model.train(was_training)
+    means = np.stack([emb[song == s].mean(0) for s in np.unique(song)])
+    within = float(np.mean([((emb[song == s] - means[i]) ** 2).sum(1).mean()
+                            for i, s in enumerate(np.unique(song))]))
+    between = float(((means - means.mean(0)) ** 2).sum(1).mean())
+    return {"spread_between": between, "spread_within": within,
+            "spread_ratio": between / within if within > 0 else math.inf}
+
+
+# -- a training run -------------------------------------------------------------------------------
+@dataclass
+class RunFiles:
+    """The files of one training run inside the library home's models folder."""
+
+    folder: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def pretrain(self) -> Path:
+        return self.folder / "pretrain.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+    @property
+    def curves(self) -> Path:
+        return self.folder / "curves.png"
+
+    def architecture(self, phase: str) -> Path:
+        return self.folder / f"architecture-{phase}.png"
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training, saved after every epoch."""
+
+    phase: str                      # the phase in progress: "pretrain" or "cluster"
+    epoch: int = 0                  # completed epochs of that phase
+    lr: float = 0.0
+    schedule: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    finished: bool = False          # the phase ended (plateaus or the epoch cap)
+    stop_reason: str = ""
+
+
+@dataclass
+class TrainResult:
+    files: RunFiles
+    history: list[dict]
+    stop_reasons: dict[str, str]
+
+
+class Trainer:
+    """Runs the requested phases of one training run, resumably.
+
+    Parameters
+    ----------
+    store, songs : where the spectrograms are and which songs to learn from
+    folder : the run's folder (models/<name>)
+    model_cfg, train_cfg : settings; stored in every checkpoint
+    feature_version : of the spectrograms; stored so embedding refuses other features
+    init : a trained bundle to start from (fine-tuning) instead of random weights
+    callback : receives progress events (epoch start, batches, epoch end)
+    """
+
+    def __init__(self, store: SpectrogramStore, songs: list[Song], folder: Path, *,
+                 model_cfg: ModelConfig, train_cfg: TrainConfig, feature_version: str,
+                 init: Bundle | None = None, callback: Callback | None = None):
+        self.store, self.songs = store, songs
+        self.files = RunFiles(Path(folder))
+        self.model_cfg, self.cfg = model_cfg, train_cfg
+        self.feature_version = feature_version
+        self.init = init
+        self.callback = callback or (lambda event: None)
+        if len(songs) < 2:
+            raise TrainError(f"training needs at least 2 analysed songs, the library has {len(songs)}",
+                             hint="scan more music with `reform scan FOLDER`")
+
+    # -- public ---------------------------------------------------------------------------------
+    def run(self, phase: str = "all", resume: bool = False) -> TrainResult:
+        if phase not in ("all", "pretrain", "cluster"):
+            raise TrainError(f"unknown phase {phase!r}; use pretrain, cluster or all")
+        torch.set_num_threads(self.cfg.threads or os.cpu_count() or 1)
+        saved = None
+        if resume:
+            if not self.files.checkpoint.exists():
+                raise TrainError("there is no checkpoint to resume", path=self.files.folder,
+                                 hint="start a new run with `reform train`")
+            saved = checkpoint.load(self.files.checkpoint)
+        normaliser = self._normaliser(saved)
+        self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
+        self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
+        self.normaliser = normaliser
+        history: list[dict] = saved["state"]["history"] if saved else []
+        reasons: dict[str, str] = dict(saved.get("stop_reasons", {})) if saved else {}
+        self.files.folder.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        self._write_architectures()
+
+        if phase in ("all", "pretrain"):
+            done = saved is not None and saved["state"]["phase"] == "cluster"
+            if not done:
+                model = self._pretrain_model(saved)
+                state = self._state(saved, "pretrain")
+                reasons["pretrain"] = self._phase(model, state, history, reasons, saved)
+                checkpoint.save_bundle(self.files.pretrain, model, normaliser, self.feature_version,
+                                       self._info(history, "pretrain"))
+                saved = None
+        if phase in ("all", "cluster"):
+            model = self._cluster_model(saved)
+            state = self._state(saved, "cluster")
+            reasons["cluster"] = self._phase(model, state, history, reasons, saved)
+            checkpoint.save_bundle(self.files.model, model, normaliser, self.feature_version,
+                                   self._info(history, "cluster"))
+        return TrainResult(self.files, history, reasons)
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _normaliser(self, saved: dict | None) -> Normaliser:
+        if saved is not None:
+            return Normaliser.from_dict(saved["normaliser"])
+        if self.init is not None:
+            return self.init.normaliser  # the weights were trained on inputs scaled this way
+        return fit_normaliser(self.store, self.songs, seed=self.cfg.seed)
+
+    def _state(self, saved: dict | None, phase: str) -> TrainState:
+        if saved is not None and saved["state"]["phase"] == phase:
+            return TrainState(**saved["state"])
+        return TrainState(phase=phase, lr=self.cfg.learning_rate)
+
+    def _pretrain_model(self, saved: dict | None) -> PretrainAutoencoder:
+        torch.manual_seed(self.cfg.seed)
+        model = PretrainAutoencoder(self.model_cfg)
+        if saved is not None:
+            model.load_state_dict(saved["model_state"])
+        elif self.init is not None:
+            model.encoder.load_state_dict(self.init.model.encoder.state_dict())
+            main = self.init.model.decoder if self.init.kind == "cluster" else self.init.model.main_decoder
+            model.main_decoder.load_state_dict(main.state_dict())
+        return model.to(memory_format=torch.channels_last)
+
+    def _cluster_model(self, saved: dict | None) -> ClusterAutoencoder:
+        if saved is not None and saved["state"]["phase"] == "cluster":
+            model = ClusterAutoencoder(self.model_cfg)
+            model.load_state_dict(saved["model_state"])
+        elif self.files.pretrain.exists():
+            model = ClusterAutoencoder.from_pretrained(checkpoint.load_bundle(self.files.pretrain).model)
+        elif self.init is not None:
+            source = self.init.model
+            model = (ClusterAutoencoder.from_pretrained(source) if isinstance(source, PretrainAutoencoder)
+                     else ClusterAutoencoder(self.model_cfg))
+            if isinstance(source, ClusterAutoencoder):
+                model.load_state_dict(source.state_dict())
+        else:
+            raise TrainError("the clustering phase starts from a pretrained model, and this run has none",
+                             path=self.files.folder, hint="run `reform train --phase pretrain` first, "
+                             "or `--phase all`, or start from the shipped model with `--init shipped`")
+        return model.to(memory_format=torch.channels_last)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _phase(self, model, state: TrainState, history: list[dict], reasons: dict,
+               saved: dict | None) -> str:
+        cfg = self.cfg
+        is_pretrain = state.phase == "pretrain"
+        schedule = pretrain_schedule(cfg) if is_pretrain else cluster_schedule(cfg)
+        if state.schedule:
+            schedule = PlateauSchedule(**state.schedule)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=state.lr)
+        if saved is not None and saved["state"]["phase"] == state.phase:
+            optimizer.load_state_dict(saved["optimizer_state"])
+        if is_pretrain:
+            weights = aux_weights(cfg.aux_weight, self.model_cfg.n_layers - 1)
+            loss_fn = lambda out, x, mask: pretrain_loss(out, x, mask, weights)  # noqa: E731
+            n_windows = len(self.windows.examples)
+        else:
+            loss_fn = lambda out, x, mask: cluster_phase_loss(out, x, mask, cfg.cluster_weight)  # noqa: E731
+            n_windows = len(self.songs) * cfg.cluster_batch_size
+        if state.epoch == 0 and not history_has(history, state.phase):
+            history.append({"phase": state.phase, "epoch": 0, "lr": state.lr, "event": "start",
+                            **embedding_spread(model, self.probe)})
+        while not state.finished:
+            if state.epoch >= cfg.max_epochs:
+                state.finished, state.stop_reason = True, f"reached the cap of {cfg.max_epochs} epochs"
+                break
+            epoch = state.epoch + 1
+            batches = (self.windows.pretrain_batches(cfg.seed, epoch, cfg.batch_size) if is_pretrain
+                       else self.windows.cluster_batches(cfg.seed, epoch, cfg.cluster_batch_size))
+            self.callback({"type": "epoch_start", "phase": state.phase, "epoch": epoch,
+                           "windows": n_windows, "lr": state.lr, "plateaus": schedule.plateaus,
+                           "max_epochs": cfg.max_epochs})
+            started = time.perf_counter()
+            terms, seen = run_epoch(model, optimizer, batches, loss_fn, cfg,
+                                    lambda n: self.callback({"type": "batch", "windows": n}))
+            seconds = time.perf_counter() - started
+            action = schedule.step(terms["total"])
+            record = {"phase": state.phase, "epoch": epoch, "lr": state.lr, **terms,
+                      "windows": seen, "seconds": round(seconds, 3),
+                      "windows_per_s": round(seen / seconds, 2), "plateaus": schedule.plateaus,
+                      "event": action if action != "continue" else ""}
+            if action == "diverged":
+                history.append(record)
+                self._write_metrics(history)
+                self.callback({"type": "epoch_end", **record})
+                raise TrainError(f"training diverged in epoch {epoch} of the {state.phase} phase "
+                                 f"(loss {terms['total']}) at learning rate {state.lr:g}",
+                                 path=self.files.folder,
+                                 hint="lower the rate with --lr (the default preset uses 0.001); "
+                                      "the last good epoch is kept in the checkpoint")
+            record.update(embedding_spread(model, self.probe))
+            if action == "drop":
+                state.lr *= cfg.lr_factor
+                for group in optimizer.param_groups:
+                    group["lr"] = state.lr
+            if action == "stop":
+                state.finished = True
+                state.stop_reason = f"stopped at plateau {schedule.plateaus}"
+            state.epoch = epoch
+            state.schedule = asdict(schedule)
+            history.append(record)
+            self._save(model, optimizer, state, history, reasons)
+            self._write_metrics(history)
+            self.callback({"type": "epoch_end", **record})
+        return state.stop_reason
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _save(self, model, optimizer, state: TrainState, history: list[dict], reasons: dict) -> None:
+        state.history = history
+        checkpoint.save_atomic({
+            "format": checkpoint.FORMAT_VERSION, "kind": "training",
+            "model_config": to_dict(self.model_cfg), "train_config": to_dict(self.cfg),
+            "normaliser": self.normaliser.to_dict(), "feature_version": self.feature_version,
+            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+            "state": asdict(state), "stop_reasons": reasons,
+        }, self.files.checkpoint)
+
+    def _write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl (one line per epoch) and curves.png, always matching the checkpoint."""
+        from .plots import write_curves
+
+        tmp = self.files.metrics.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in history if h.get("epoch")))
+        os.replace(tmp, self.files.metrics)
+        write_curves(history, self.files.curves)
+
+    def _write_architectures(self) -> None:
+        from .plots import draw_architecture
+
+        pretrain = PretrainAutoencoder(self.model_cfg)
+        draw_architecture(pretrain, self.files.architecture("pretrain"))
+        draw_architecture(ClusterAutoencoder.from_pretrained(pretrain), self.files.architecture("cluster"))
+
+    def _write_config(self) -> None:
+        config = {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg),
+                  "feature_version": self.feature_version, "songs": len(self.songs)}
+        (self.files.folder / "config.json").write_text(json.dumps(config, indent=2))
+
+    def _info(self, history: list[dict], phase: str) -> dict:
+        epochs = [h for h in history if h.get("epoch")]
+        return {"phase": phase, "songs": len(self.songs), "train_config": to_dict(self.cfg),
+                "epochs": {p: sum(h["phase"] == p for h in epochs) for p in ("pretrain", "cluster")},
+                "train_seconds": round(sum(h.get("seconds", 0) for h in epochs), 1),
+                "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def history_has(history: list[dict], phase: str) -> bool:
+    return any(h["phase"] == phase for h in history)
+
+
+def read_checkpoint_configs(path: Path) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training settings a run was started with (for ``--resume``)."""
+    data = checkpoint.load(path)
+    return from_dict(ModelConfig, data["model_config"]), from_dict(TrainConfig, data["train_config"])

@@ -1,0 +1,82 @@
+"""Windows from the store: normalisation, padding and masks, one-song clustering batches."""
+
+import numpy as np
+
+from reform import Library
+from reform.dataset import Windows, fit_normaliser
+
+
+def _windows(home, window=640):
+    lib = Library(home, create=False)
+    songs = lib.training_songs()
+    norm = fit_normaliser(lib.home.spectrograms, songs)
+    return lib, songs, Windows(lib.home.spectrograms, songs, norm, window)
+
+
+def test_normaliser_standardises_each_mel_bin(scanned):
+    lib, songs, w = _windows(scanned)
+    frames = np.concatenate([lib.home.spectrograms.open(s.hash).reshape(-1, 128) for s in songs])
+    z = (frames.astype(np.float32) - w.normaliser.mean) / w.normaliser.std
+    assert np.abs(z.mean(0)).max() < 0.05 and np.abs(z.std(0) - 1).max() < 0.05
+
+
+def test_every_channel_once_per_pretraining_pass(scanned):
+    _, songs, w = _windows(scanned)
+    assert len(w.examples) == sum(s.channels for s in songs) == 7
+    batches = list(w.pretrain_batches(seed=0, epoch=1, batch_size=3))
+    assert sum(len(x) for x, _ in batches) == 7
+    x, mask = batches[0]
+    assert x.shape[1:] == (1, 128, 640) and mask.shape[1:] == (1, 1, 640) and x.dtype == np.float32
+
+
+def test_short_song_is_padded_and_masked(scanned):
+    _, songs, w = _windows(scanned)
+    short = next(s for s in songs if s.frames < 640)
+    out, mask = np.empty((1, 128, 640), np.float32), np.empty((1, 1, 640), np.float32)
+    w.read(short, 0, 0, out, mask)
+    assert mask.sum() == short.frames
+    assert (out[0, :, short.frames:] == 0).all() and (out[0, :, : short.frames] != 0).any()
+
+
+def test_window_read_matches_the_stored_spectrogram(scanned):
+    lib, songs, w = _windows(scanned)
+    song = max(songs, key=lambda s: s.frames)
+    out, mask = np.empty((1, 128, 640), np.float32), np.empty((1, 1, 640), np.float32)
+    w.read(song, song.channels - 1, 7, out, mask)
+    stored = lib.home.spectrograms.open(song.hash)[song.channels - 1, 7:647].astype(np.float32)
+    np.testing.assert_allclose(out[0] * w.normaliser.std[:, None] + w.normaliser.mean[:, None], stored.T,
+                               atol=1e-3)
+
+
+def test_cluster_batches_come_from_one_song(scanned):
+    lib, songs, w = _windows(scanned)
+    # make every song recognisable by its per-song constant offset in the stored data
+    seen = []
+    for x, mask in w.cluster_batches(seed=3, epoch=1, batch_size=4):
+        assert len(x) == 4
+        ids = {_which_song(lib, songs, w, window) for window in x}
+        assert len(ids) == 1
+        seen.append(ids.pop())
+    assert sorted(seen) == list(range(len(songs)))  # every song once per pass
+
+
+def _which_song(lib, songs, w, window):
+    """Find the song whose spectrogram contains this (normalised) window."""
+    raw = (window[0] * w.normaliser.std[:, None] + w.normaliser.mean[:, None]).T  # (T, M)
+    for i, s in enumerate(songs):
+        spec = lib.home.spectrograms.open(s.hash).astype(np.float32)
+        for c in range(s.channels):
+            n = min(len(raw), s.frames)
+            for start in range(0, max(1, s.frames - n + 1)):
+                if np.allclose(spec[c, start:start + n], raw[:n], atol=1e-2):
+                    return i
+    raise AssertionError("window not found in any song")
+
+
+def test_batches_are_reproducible_per_epoch(scanned):
+    _, _, w = _windows(scanned)
+    a = [x for x, _ in w.pretrain_batches(seed=1, epoch=5, batch_size=4)]
+    b = [x for x, _ in w.pretrain_batches(seed=1, epoch=5, batch_size=4)]
+    c = [x for x, _ in w.pretrain_batches(seed=1, epoch=6, batch_size=4)]
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert not all(np.array_equal(p, q) for p, q in zip(a, c))

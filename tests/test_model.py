@@ -1,0 +1,100 @@
+"""The auto-encoder: nested decoders, the clustering model, frozen batch norm, losses."""
+
+import pytest
+import torch
+
+from conftest import tiny_model_config
+from reform.config import ModelConfig
+from reform.losses import aux_weights, cluster_loss, masked_mse, pretrain_loss
+from reform.model import ClusterAutoencoder, PretrainAutoencoder, check_config, training_flops
+
+
+@pytest.mark.parametrize("cfg", [tiny_model_config(), ModelConfig()])
+def test_decoder_k_mirrors_layers_1_to_k(cfg):
+    model = PretrainAutoencoder(cfg)
+    x = torch.randn(2, 1, cfg.n_mels, cfg.window_frames)
+    out = model(x)
+    assert len(out.reconstructions) == cfg.n_layers == len(cfg.widths) + 1
+    for k, (decoder, recon) in enumerate(zip(model.decoders, out.reconstructions), start=1):
+        assert recon.shape == x.shape                        # every decoder rebuilds the whole window
+        ups = [m for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+        assert len(ups) == min(k, len(cfg.widths))          # one mirror per convolutional layer <= k
+        assert any(isinstance(m, torch.nn.Linear) for m in decoder.modules()) == (k == cfg.n_layers)
+    assert out.embedding.shape == (2, cfg.embedding_dim)
+
+
+def test_aux_losses_count_k_minus_1():
+    cfg = tiny_model_config()
+    model = PretrainAutoencoder(cfg)
+    x = torch.randn(3, 1, cfg.n_mels, cfg.window_frames)
+    mask = torch.ones(3, 1, 1, cfg.window_frames)
+    total, terms = pretrain_loss(model(x), x, mask, aux_weights(0.5, cfg.n_layers - 1))
+    aux = [k for k in terms if k.startswith("aux")]
+    assert len(aux) == cfg.n_layers - 1 == 2
+    assert terms["total"] == pytest.approx(terms["main"] + 0.5 * sum(terms[k] for k in aux), rel=1e-5)
+    with pytest.raises(ValueError, match="auxiliary"):
+        aux_weights([1.0], 2)
+
+
+def test_cluster_model_drops_aux_decoders_and_exposes_embedding():
+    cfg = tiny_model_config()
+    pre = PretrainAutoencoder(cfg)
+    cluster = ClusterAutoencoder.from_pretrained(pre)
+    assert not hasattr(cluster, "decoders")
+    x = torch.randn(4, 1, cfg.n_mels, cfg.window_frames)
+    pre.eval()
+    out = cluster(x)
+    torch.testing.assert_close(out.embedding, pre.encoder(x)[-1])
+    torch.testing.assert_close(out.reconstruction, pre.main_decoder(out.embedding))
+
+
+def test_batchnorm_is_frozen_in_the_cluster_model():
+    cfg = tiny_model_config()
+    model = ClusterAutoencoder.from_pretrained(PretrainAutoencoder(cfg))
+    model.train()  # must not wake the frozen statistics
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    for _ in range(3):
+        x = torch.randn(4, 1, cfg.n_mels, cfg.window_frames) * 3 + 1
+        out = model(x)
+        loss = masked_mse(out.reconstruction, x, torch.ones(4, 1, 1, cfg.window_frames)) + cluster_loss(out.embedding)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = model.state_dict()
+    for name, value in before.items():
+        is_bn = any(name.startswith(n) for n in _bn_names(model))
+        if is_bn:   # running mean/var, affine weight/bias and batch counters: all unchanged
+            torch.testing.assert_close(after[name], value, rtol=0, atol=0)
+    assert norms and all(not m.training for m in norms)
+    changed = [n for n, v in before.items() if not torch.equal(after[n], v)]
+    assert changed  # the rest of the model did learn
+
+
+def _bn_names(model):
+    return [name + "." for name, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def test_cluster_loss_zero_for_identical_windows_positive_otherwise():
+    same = torch.randn(1, 8).repeat(5, 1)
+    assert cluster_loss(same).item() == pytest.approx(0.0, abs=1e-12)
+    assert cluster_loss(torch.randn(5, 8)).item() > 0.0
+    e = torch.tensor([[0.0, 0.0], [2.0, 4.0]])
+    assert cluster_loss(e).item() == pytest.approx((1 + 1 + 4 + 4) / 4)  # mean of squared deviations
+
+
+def test_masked_mse_ignores_padding():
+    x = torch.zeros(1, 1, 2, 4)
+    pred = torch.tensor([[[[1.0, 1.0, 9.0, 9.0], [1.0, 1.0, 9.0, 9.0]]]])
+    mask = torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]]])
+    assert masked_mse(pred, x, mask).item() == pytest.approx(1.0)
+
+
+def test_flops_and_config_checks():
+    cfg = ModelConfig()
+    flops = training_flops(PretrainAutoencoder(cfg), cfg)
+    assert 1e9 < flops < 2e10
+    with pytest.raises(ValueError, match="divisible"):
+        check_config(ModelConfig(window_frames=100))

@@ -1,0 +1,131 @@
+"""Training: the plateau schedule, both phases lowering their loss, outputs, resume."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import tiny_model_config
+from reform import Library
+from reform.checkpoint import load, load_bundle
+from reform.config import TrainConfig
+from reform.errors import TrainError
+from reform.train import PlateauSchedule, cluster_schedule, pretrain_schedule
+
+
+def _actions(schedule, losses):
+    return [schedule.step(x) for x in losses]
+
+
+def test_plateau_rule_drops_and_stops_in_pretraining():
+    s = pretrain_schedule(TrainConfig(plateau_patience=2, plateau_threshold=0.1))
+    losses = [10, 8, 7.5, 7.6,   # 7.5 is not 10% below 8: plateau 1 after 2 such epochs
+              5, 4.9, 4.8,       # 5 improves; then two epochs without 10% -> plateau 2
+              4.7, 4.7]          # plateau 3: stop
+    assert _actions(s, losses) == ["continue", "continue", "continue", "drop",
+                                   "continue", "continue", "drop",
+                                   "continue", "stop"]
+    assert s.plateaus == 3
+
+
+def test_clustering_drops_three_times_then_stops_at_the_next_plateau():
+    s = cluster_schedule(TrainConfig(plateau_patience=1, plateau_threshold=0.0))
+    assert _actions(s, [5, 5, 5, 5, 5]) == ["continue", "drop", "drop", "drop", "stop"]
+
+
+def test_non_finite_loss_is_divergence():
+    s = PlateauSchedule(patience=3, threshold=0.01, max_drops=2, stop_at=3)
+    assert s.step(float("nan")) == "diverged" and s.step(float("inf")) == "diverged"
+
+
+def _train(home, name, **kwargs):
+    cfg = dict(max_epochs=6, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
+               learning_rate=3e-3, threads=1)
+    cfg.update(kwargs)
+    with Library(home, create=False) as lib:
+        return lib.train(name=name, model_cfg=tiny_model_config(), train_cfg=TrainConfig(**cfg))
+
+
+@pytest.fixture
+def home(scanned, tmp_path):
+    copy = tmp_path / "home"
+    shutil.copytree(scanned, copy)
+    return copy
+
+
+def test_both_phases_lower_their_loss_and_write_their_files(home):
+    result = _train(home, "run")
+    folder = result.files.folder
+    for name in ("checkpoint.pt", "pretrain.pt", "model.pt", "metrics.jsonl", "curves.png",
+                 "architecture-pretrain.png", "architecture-cluster.png", "config.json"):
+        assert (folder / name).stat().st_size > 0, name
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    pre = [x for x in lines if x["phase"] == "pretrain"]
+    clu = [x for x in lines if x["phase"] == "cluster"]
+    assert len(pre) == len(clu) == 6
+    assert pre[-1]["total"] < pre[0]["total"] and clu[-1]["total"] < clu[0]["total"]
+    assert {"main", "aux1", "aux2", "lr", "windows_per_s", "spread_ratio", "spread_within"} <= set(pre[0])
+    assert {"main", "cluster", "total", "spread_between"} <= set(clu[0])
+    saved = load(folder / "checkpoint.pt")
+    assert tuple(saved["model_config"]["widths"]) == (4, 8) and saved["feature_version"].startswith("mel1-")
+    assert len(saved["normaliser"]["mean"]) == 128
+    bundle = load_bundle(folder / "model.pt")
+    assert bundle.kind == "cluster" and bundle.cfg.widths == (4, 8)
+    with Library(home) as lib:
+        assert lib.model_path() == folder / "model.pt"  # the finished run is the active model
+
+
+def test_interrupted_training_resumes_to_the_same_result(home):
+    whole = _train(home, "whole")
+    calls = {"n": 0}
+
+    def interrupt(event):
+        if event["type"] == "batch" and event.get("windows"):
+            calls["n"] += 1
+            if calls["n"] == 11:  # in the middle of a pretraining epoch
+                raise KeyboardInterrupt
+
+    cfg = TrainConfig(max_epochs=6, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
+                      learning_rate=3e-3, threads=1)
+    with Library(home) as lib:
+        with pytest.raises(KeyboardInterrupt):
+            lib.train(name="cut", model_cfg=tiny_model_config(), train_cfg=cfg, callback=interrupt)
+        assert not (home / "models" / "cut" / "model.pt").exists()
+        lib.train(name="cut", resume=True)
+    a = torch.load(whole.files.model, weights_only=True)["state_dict"]
+    b = torch.load(home / "models" / "cut" / "model.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    m1 = (whole.files.folder / "metrics.jsonl").read_text().splitlines()
+    m2 = (home / "models" / "cut" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda s: {k: v for k, v in json.loads(s).items() if k not in ("seconds", "windows_per_s")}  # noqa: E731
+    assert [strip(x) for x in m1] == [strip(x) for x in m2]
+
+
+def test_the_same_seed_gives_the_same_model(home):
+    a = _train(home, "a", max_epochs=2)
+    b = _train(home, "b", max_epochs=2)
+    sa = torch.load(a.files.model, weights_only=True)["state_dict"]
+    sb = torch.load(b.files.model, weights_only=True)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_diverging_rate_stops_with_a_clear_error(home):
+    with pytest.raises(TrainError, match="diverged"):
+        _train(home, "boom", learning_rate=1e12, max_epochs=3)
+    lines = (home / "models" / "boom" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["event"] == "diverged"
+
+
+def test_cluster_phase_needs_a_pretrained_model(home):
+    with pytest.raises(TrainError, match="pretrained"):
+        with Library(home) as lib:
+            lib.train(name="lonely", phase="cluster", model_cfg=tiny_model_config(),
+                      train_cfg=TrainConfig(max_epochs=1))
+
+
+def test_too_few_songs(tmp_path):
+    with Library(tmp_path / "empty") as lib, pytest.raises(TrainError, match="at least 2"):
+        lib.train()
