@@ -114,3 +114,21 @@ def tiny_model_config():
     from reform.config import ModelConfig
 
     return ModelConfig(window_frames=64, widths=(4, 8), embedding_dim=8)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, scanned) -> Path:
+    """A copy of the scanned home with a tiny model trained for a few epochs and all songs embedded."""
+    import shutil
+
+    from reform import Library
+    from reform.config import TrainConfig
+
+    home = tmp_path_factory.mktemp("trained") / "home"
+    shutil.copytree(scanned, home)
+    with Library(home) as lib:
+        lib.train(name="tiny", model_cfg=tiny_model_config(),
+                  train_cfg=TrainConfig(max_epochs=3, batch_size=4, cluster_batch_size=4,
+                                        learning_rate=3e-3, threads=1))
+        lib.embed()
+    return home

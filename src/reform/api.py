@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .config import AudioConfig, MelConfig, default_home, feature_version
-from .errors import ModelError, QueryError, TrainError
+from .errors import EmbedError, EvaluateError, ModelError, QueryError, TrainError
 from .store import FileRow, Home
 
 
@@ -190,3 +191,193 @@ class Library:
         if result.files.model.exists():
             self.home.catalogue.set_meta("active_model", folder.name)
         return result
+
+    # -- embeddings and recommendations -------------------------------------------------------
+    def embed(self, model: str | os.PathLike | None = None, *, progress: bool = False):
+        """Embed every song that has no embedding from the active (or given) model yet."""
+        from .embed import embed_library
+
+        bundle = self.load_model(model)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+        def start(total: int) -> None:
+            nonlocal bar
+            if progress and total:
+                bar = tqdm(total=total, unit="song", desc="embedding", dynamic_ncols=True)
+
+        try:
+            return embed_library(self.home.catalogue, self.home.spectrograms, bundle,
+                                 on_start=start, progress=(lambda n: bar.update(n)) if progress else None)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def embeddings(self) -> tuple[str, dict[str, np.ndarray]]:
+        """The model version of the stored embeddings and the embedding of every song hash."""
+        version = self.home.catalogue.get_meta("embedding_model")
+        vectors = self.home.catalogue.embeddings(version) if version else {}
+        if not vectors:
+            raise EmbedError("no song has an embedding yet", hint="run `reform embed`")
+        return version, vectors
+
+    def stale_embeddings(self) -> int:
+        """How many analysed songs lack an embedding from the model the embeddings come from."""
+        version = self.home.catalogue.get_meta("embedding_model")
+        have = set(self.home.catalogue.embeddings(version)) if version else set()
+        return len({row.hash for row in self.songs()} - have)
+
+    def recommender(self, metric: str = "cosine", index: str = "auto"):
+        from .recommend import Recommender
+
+        if not self.songs():
+            raise QueryError("the library is empty", hint="run `reform scan FOLDER` first")
+        _, vectors = self.embeddings()
+        return Recommender(self.songs(), vectors, metric=metric, index=index)
+
+    def resolve(self, query: str | os.PathLike, recommender=None):
+        """A query as a Seed: a library path, an audio file outside the library (analysed on the
+        fly, not added), or words matched against artist, title, album and file name."""
+        from .recommend import Seed
+
+        rec = recommender or self.recommender()
+        text = os.fspath(query)
+        path = os.path.abspath(os.path.expanduser(text))
+        row = self.home.catalogue.file(path=path)
+        if row is not None:
+            if row.status != "ok":
+                raise QueryError(f"this file could not be analysed: {row.reason}", path=path)
+            return rec.seed_of(row)
+        if os.path.isfile(path):
+            return Seed(self._embed_file(path), None, os.path.basename(path))
+        return rec.seed_of(rec.find(text))
+
+    def _embed_file(self, path: str) -> np.ndarray:
+        from .embed import Embedder, spectrogram_of_file
+        from .errors import DecodeError
+
+        version, _ = self.embeddings()
+        bundle = self.load_model()
+        if bundle.version != version:
+            raise EmbedError("the stored embeddings come from another model than the active one",
+                             hint="run `reform embed` to bring them up to date")
+        try:
+            spec = spectrogram_of_file(path, self.audio, self.mel)
+        except DecodeError as exc:
+            raise QueryError(f"the query file cannot be decoded: {exc.message}", path=path) from exc
+        return Embedder(bundle).song(spec)
+
+    def similar(self, query, n: int = 10, filters=None, **options):
+        from .recommend import Filters
+
+        rec = self.recommender(**options)
+        return rec.similar(self.resolve(query, rec), n, filters or Filters())
+
+    def mix(self, queries, n: int = 10, filters=None, **options):
+        from .recommend import Filters
+
+        rec = self.recommender(**options)
+        return rec.mix([self.resolve(q, rec) for q in queries], n, filters or Filters())
+
+    def playlist(self, queries, length: int = 20, filters=None, **options):
+        from .recommend import Filters
+
+        rec = self.recommender(**options)
+        if isinstance(queries, (str, os.PathLike)):
+            queries = [queries]
+        return rec.playlist([self.resolve(q, rec) for q in queries], length, filters or Filters())
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def evaluation_songs(self, labels: str | None = "artist", label_file: str | None = None,
+                         label_column: str = "group"):
+        """The songs an evaluation uses (one per distinct audio), their labels and albums, and
+        notes on what was left out and why."""
+        from .evaluate import read_label_file
+
+        rows = {}
+        for row in self.songs():
+            rows.setdefault(row.hash, row)
+        rows = list(rows.values())
+        notes: list[str] = []
+        if label_file:
+            by_path = read_label_file(label_file, label_column)
+            known = {os.path.realpath(r.path) for r in self.songs()}
+            unknown = [p for p in by_path if p not in known]
+            if unknown:
+                notes.append(f"{len(unknown)} paths of the labels file are not in the library: ignored")
+            found = [(r, by_path.get(os.path.realpath(r.path)) or by_path.get(r.path)) for r in rows]
+            source = f"{os.path.basename(label_file)}:{label_column}"
+        elif labels:
+            if labels not in ("artist", "album", "genre"):
+                raise EvaluateError(f"unknown label {labels!r}; use artist, album, genre or --labels-file")
+            found = [(r, getattr(r, labels)) for r in rows]
+            source = labels
+        else:
+            return rows, None, [r.album or "" for r in rows], notes, None
+        missing = [r for r, lab in found if not lab]
+        if missing:
+            notes.append(f"{len(missing)} songs have no {source} label: left out")
+        kept = [(r, lab) for r, lab in found if lab]
+        return ([r for r, _ in kept], [lab for _, lab in kept], [r.album or "" for r, _ in kept],
+                notes, source)
+
+    def evaluate(self, *, labels: str | None = "artist", label_file: str | None = None,
+                 label_column: str = "group", exclude_same_album: bool = False,
+                 models: list[str] | None = None, baselines: bool = True, seed: int = 0,
+                 extra: dict | None = None):
+        """Run the retrieval protocols (see :mod:`reform.evaluate`) for baselines and models.
+
+        ``models`` are model specs (see :meth:`model_path`); by default the active model, its
+        pretraining-only stage when it is a run of this home, and the same network untrained.
+        ``extra`` maps a method name to a function that returns its MethodVectors for the
+        evaluated catalogue rows, in their order (used by bench/quality.py for the peers).
+        """
+        from . import evaluate as ev
+        from .checkpoint import Bundle, load_bundle
+        from .embed import Embedder
+        from .model import ClusterAutoencoder
+
+        rows, label_list, albums, notes, source = self.evaluation_songs(labels, label_file, label_column)
+        if len(rows) < 2:
+            raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} are usable",
+                                hint="scan more music, or check the labels")
+        specs = [self.home.spectrograms.open(r.hash) for r in rows]
+        methods: list[tuple[str, Callable[[], ev.MethodVectors]]] = []
+        if baselines:
+            methods += [
+                ("random", lambda: ev.random_vectors(len(rows), seed=seed)),
+                ("song length only", lambda: ev.featurize(
+                    specs, lambda s: np.array([np.log(max(s.shape[1], 1))]), standardised=False)),
+                ("MFCC mean+std (20)", lambda: ev.featurize(specs, ev.mfcc_stats, standardised=True)),
+                ("log-mel mean+std", lambda: ev.featurize(specs, ev.logmel_stats, standardised=True)),
+            ]
+        bundles: list[tuple[str, Bundle]] = []
+        paths = [self.model_path(m) for m in (models or [None])]
+        for i, path in enumerate(paths):
+            bundle = self.load_model(path)
+            name = "ReFORM" if len(paths) == 1 else f"ReFORM {path.parent.name}/{path.stem}"
+            if models is None:
+                import torch
+
+                torch.manual_seed(seed)
+                untrained = ClusterAutoencoder(bundle.cfg)
+                bundles.append(("untrained network", Bundle(untrained, bundle.cfg, bundle.normaliser,
+                                                             bundle.feature_version, "cluster", "untrained", {})))
+                if (path.parent / "pretrain.pt").exists() and path.name == "model.pt":
+                    bundles.append(("pretraining only", load_bundle(path.parent / "pretrain.pt")))
+            bundles.append((f"{name} ({'both phases' if bundle.kind == 'cluster' else 'pretraining'})"
+                            if models is None else name, bundle))
+        for name, bundle in bundles:
+            methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b).song, standardised=False)))
+        results = []
+        for name, compute in methods:
+            results.append(ev.score(name, compute(), label_list, albums, exclude_same_album))
+        for name, compute_rows in (extra or {}).items():
+            results.append(ev.score(name, compute_rows(rows), label_list, albums, exclude_same_album))
+        if label_list is not None:
+            skipped = results[0].labels.skipped_single if results[0].labels else []
+            if skipped:
+                notes.append(f"labels with a single song are not queried (they still compete as "
+                             f"distractors): {', '.join(skipped)}")
+        return ev.EvaluationReport(results, len(rows), source, notes)

@@ -12,6 +12,7 @@ No class is pickled: only tensors, numbers, strings, lists and dicts.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +85,28 @@ def bundle_dict(model: ClusterAutoencoder | PretrainAutoencoder, normaliser: Nor
     kind = "cluster" if isinstance(model, ClusterAutoencoder) else "pretrain"
     return {"format": FORMAT_VERSION, "kind": kind, "model_config": to_dict(model.cfg),
             "normaliser": normaliser.to_dict(), "feature_version": feature_version,
-            "state_dict": state, "info": info}
+            "state_dict": state, "version": _digest(state), "info": info}
 
 
 def save_bundle(path: Path, model, normaliser: Normaliser, feature_version: str,
                 info: dict[str, Any], half: bool = False) -> None:
-    save_atomic(bundle_dict(model, normaliser, feature_version, info, half), path)
+    """Write the bundle and, beside it, a small JSON card (version, features, info) that lets
+    the catalogue check which model made its embeddings without loading torch."""
+    data = bundle_dict(model, normaliser, feature_version, info, half)
+    save_atomic(data, path)
+    card = {"version": data["version"], "kind": data["kind"], "feature_version": feature_version,
+            "model_config": data["model_config"], "info": info}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2))
+    os.replace(tmp, path.with_suffix(".json"))
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """The JSON card beside a bundle (see :func:`save_bundle`)."""
+    try:
+        return json.loads(Path(path).with_suffix(".json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the model's card is missing or unreadable ({exc})", path=path) from exc
 
 
 def load_bundle(path: Path) -> Bundle:
@@ -105,4 +122,4 @@ def load_bundle(path: Path) -> Bundle:
     model.eval()
     return Bundle(model=model, cfg=cfg, normaliser=Normaliser.from_dict(data["normaliser"]),
                   feature_version=data["feature_version"], kind=kind,
-                  version=_digest(data["state_dict"]), info=data.get("info", {}))
+                  version=data["version"], info=data.get("info", {}))

@@ -144,6 +144,111 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    with _library(args) as lib:
+        summary = lib.embed(args.model, progress=not args.quiet)
+    if summary.embedded:
+        print(f"embedded {summary.embedded} songs in {summary.seconds:.1f} s "
+              f"({summary.songs_per_second:.1f} songs/s, "
+              f"{summary.audio_seconds / max(summary.seconds, 1e-9):.0f}x realtime) "
+              f"with model {summary.model}")
+    else:
+        print(f"nothing to do: {summary.unchanged} songs already embedded with model {summary.model}")
+    return 0
+
+
+def _filters(args: argparse.Namespace):
+    from .recommend import Filters
+
+    return Filters(exclude_same_artist=args.exclude_same_artist,
+                   exclude_same_album=args.exclude_same_album, max_per_artist=args.max_per_artist)
+
+
+def _show(recs, args: argparse.Namespace, heading: str) -> None:
+    from .export import write_m3u
+
+    if args.output:
+        write_m3u(args.output, [r.row for r in recs], relative=args.relative)
+    if args.json:
+        _print_json([r.to_dict() for r in recs])
+        return
+    print(heading)
+    if not recs:
+        print("  (no song passes the filters)")
+    for i, r in enumerate(recs, 1):
+        row = r.row
+        minutes, seconds = divmod(round(row.duration or 0), 60)
+        print(f"{i:3d}. {r.score:6.3f}  {row.artist or '?'} - {row.title or '?'}"
+              f"  [{row.album or '?'}, {minutes}:{seconds:02d}]")
+    if args.output:
+        print(f"wrote {args.output}")
+
+
+def _recommend(args: argparse.Namespace, action: str) -> int:
+    with _library(args) as lib:
+        stale = lib.stale_embeddings()
+        if stale and not args.json:
+            print(f"note: {stale} songs have no embedding yet and are left out; run `reform embed`",
+                  file=sys.stderr)
+        rec = lib.recommender(metric=args.metric, index=args.index)
+        seeds = [lib.resolve(q, rec) for q in args.queries]
+        if action == "similar":
+            recs = rec.similar(seeds[0], args.n, _filters(args))
+        elif action == "mix":
+            recs = rec.mix(seeds, args.n, _filters(args))
+        else:
+            recs = rec.playlist(seeds, args.length, _filters(args))
+    names = ", ".join(s.label for s in seeds)
+    _show(recs, args, {"similar": f"songs like {names}:", "mix": f"a mix from {names}:",
+                       "playlist": f"a playlist from {names}:"}[action])
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    return _recommend(args, "similar")
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    return _recommend(args, "mix")
+
+
+def cmd_playlist(args: argparse.Namespace) -> int:
+    return _recommend(args, "playlist")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_embeddings
+
+    with _library(args) as lib:
+        version, vectors = lib.embeddings()
+        n = export_embeddings(args.out, lib.songs(), vectors, version)
+    print(f"wrote {n} songs to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    with _library(args) as lib:
+        report = lib.evaluate(labels=None if args.labels_file else args.labels, label_file=args.labels_file,
+                              label_column=args.label_column, exclude_same_album=args.exclude_same_album,
+                              models=args.model or None, baselines=not args.no_baselines, seed=args.seed)
+    data = report.to_dict()
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+    print(f"{report.songs} songs, labels: {report.label_source or 'none'}"
+          + (", album filter on" if args.exclude_same_album else ""))
+    for note in report.notes:
+        print(f"note: {note}")
+    print()
+    print(report.markdown())
+    if args.per_label and report.label_source:
+        print()
+        print(report.per_label_markdown())
+    if args.json:
+        print(f"\nwrote {args.json}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
@@ -202,6 +307,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("embed", help="compute song embeddings with the active model (new songs only)")
+    p.add_argument("--model", help="'shipped', a run name, or a model file (default: the active model)")
+    p.set_defaults(func=cmd_embed)
+
+    for name, helptext in (("similar", "songs like one song"), ("mix", "songs for a mix of several songs"),
+                           ("playlist", "a playlist that flows from one or more songs")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("queries", nargs=1 if name == "similar" else "+", metavar="QUERY",
+                       help="a path in the library, an audio file, or words of artist/title/album")
+        if name == "playlist":
+            p.add_argument("--length", type=int, default=20, help="number of songs (default 20)")
+        else:
+            p.add_argument("-n", type=int, default=10, help="number of songs (default 10)")
+        p.add_argument("--exclude-same-artist", action="store_true")
+        p.add_argument("--exclude-same-album", action="store_true")
+        p.add_argument("--max-per-artist", type=int)
+        p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine")
+        p.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto")
+        p.add_argument("--json", action="store_true", help="a JSON list of songs")
+        p.add_argument("-o", "--output", help="also write an M3U playlist (e.g. mix.m3u8)")
+        p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")
+        p.set_defaults(func={"similar": cmd_similar, "mix": cmd_mix, "playlist": cmd_playlist}[name])
+
+    p = sub.add_parser("export", help="write every song's path, tags and embedding (.npz .csv .parquet)")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="measure recommendation quality against baselines")
+    p.add_argument("--labels", choices=("artist", "album", "genre"), default="artist",
+                   help="the tag that says which songs belong together (default: artist)")
+    p.add_argument("--labels-file", help="a TSV manifest with a 'path' column, e.g. realmusic.tsv")
+    p.add_argument("--label-column", default="group", help="its column holding the label (default: group)")
+    p.add_argument("--exclude-same-album", action="store_true",
+                   help="ignore neighbours from the query's own album (the album filter)")
+    p.add_argument("--model", action="append", help="model to evaluate (repeatable; default: the active "
+                   "model with its pretraining-only stage and the untrained network)")
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--per-label", action="store_true", help="also print precision@10 per label")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the results as JSON to this file")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("status", help="what the library holds")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
@@ -232,3 +379,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `reform similar ... --json | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,189 @@
+"""Recommendations by similarity in the embedding space: similar songs, mixes, flowing playlists.
+
+Every distinct recording (content hash) appears once, represented by its
+first path, so byte-identical copies are never recommended twice and a seed's
+copies are never recommended for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import QueryError
+from .index import build_index
+from .store import FileRow
+
+
+@dataclass(frozen=True)
+class Filters:
+    exclude_same_artist: bool = False     # no song by an artist of the seeds
+    exclude_same_album: bool = False      # no song from an album of the seeds
+    max_per_artist: int | None = None     # at most this many songs per artist
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A resolved query: a song of the library, or a file analysed on the fly (row is None)."""
+
+    vector: np.ndarray
+    row: FileRow | None
+    label: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    row: FileRow
+    score: float                  # similarity to the seed(s)
+    flow: float | None = None     # playlists: similarity to the previous song
+
+    def to_dict(self) -> dict:
+        r = self.row
+        out = {"id": r.id, "path": r.path, "artist": r.artist, "title": r.title, "album": r.album,
+               "duration": r.duration, "score": round(float(self.score), 4)}
+        if self.flow is not None:
+            out["flow"] = round(float(self.flow), 4)
+        return out
+
+
+def _norm(text: str | None) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", (text or "").lower()).split())
+
+
+class Recommender:
+    """Songs with embeddings, one per distinct recording, and an index over them.
+
+    Parameters
+    ----------
+    rows : catalogue rows of the analysed songs
+    embeddings : embedding per content hash (songs without one are left out)
+    metric : "cosine" (default), "dot" or "euclidean"
+    index : "auto", "exact" or "faiss"
+    """
+
+    def __init__(self, rows: list[FileRow], embeddings: dict[str, np.ndarray], metric: str = "cosine",
+                 index: str = "auto"):
+        by_hash: dict[str, FileRow] = {}
+        for row in sorted(rows, key=lambda r: r.path):
+            if row.hash in embeddings and row.hash not in by_hash:
+                by_hash[row.hash] = row
+        if not by_hash:
+            raise QueryError("no song has an embedding yet", hint="run `reform embed` first")
+        self.items = list(by_hash.values())
+        self.position = {row.hash: i for i, row in enumerate(self.items)}
+        self.vectors = np.stack([embeddings[row.hash] for row in self.items]).astype(np.float32)
+        self.metric = metric
+        self.index = build_index(self.vectors, metric, index)
+        self.rows = rows
+
+    # -- finding seeds --------------------------------------------------------------------------
+    def find(self, text: str) -> FileRow:
+        """The one song whose artist/title/album/file name contains every word of ``text``."""
+        words = _norm(text).split()
+        if not words:
+            raise QueryError("the query is empty")
+        matches = []
+        for row in self.items:
+            hay = _norm(" ".join(filter(None, (row.artist, row.title, row.album, row.path))))
+            if all(w in hay for w in words):
+                matches.append(row)
+        if not matches:
+            raise QueryError(f"no song matches {text!r}",
+                             hint="try fewer words, or give the path of the file")
+        exact = [r for r in matches if _norm(f"{r.artist} {r.title}") == " ".join(words)
+                 or _norm(r.title) == " ".join(words)]
+        if len(matches) == 1 or len(exact) == 1:
+            return (exact or matches)[0]
+        listing = "; ".join(f"{r.artist or '?'} - {r.title or '?'} ({r.path})" for r in matches[:10])
+        more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+        raise QueryError(f"{len(matches)} songs match {text!r}: {listing}{more}",
+                         hint="add words to the query, or give the path of the file")
+
+    def seed_of(self, row: FileRow) -> Seed:
+        if row.hash not in self.position:
+            raise QueryError("this song has no embedding yet", path=row.path,
+                             hint="run `reform embed`")
+        return Seed(self.vectors[self.position[row.hash]], row, f"{row.artist} - {row.title}")
+
+    # -- recommendations ------------------------------------------------------------------------
+    def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters,
+                    n: int) -> list[tuple[int, float]]:
+        """Indices and scores of the best songs for ``query``, filtered, at least n if there are."""
+        banned = {s.row.hash for s in seeds if s.row is not None}
+        artists = {_norm(s.row.artist) for s in seeds if s.row is not None and s.row.artist}
+        albums = {_norm(s.row.album) for s in seeds if s.row is not None and s.row.album}
+        k = min(len(self.items), max(4 * n + len(banned), 32))
+        while True:
+            scores, ids = self.index.search(query[None], k)
+            picked: list[tuple[int, float]] = []
+            per_artist: Counter = Counter()
+            for i, score in zip(ids[0], scores[0]):
+                if i < 0:
+                    continue
+                row = self.items[i]
+                artist = _norm(row.artist)
+                if row.hash in banned:
+                    continue
+                if filters.exclude_same_artist and artist and artist in artists:
+                    continue
+                if filters.exclude_same_album and _norm(row.album) and _norm(row.album) in albums:
+                    continue
+                if filters.max_per_artist is not None and artist:
+                    if per_artist[artist] >= filters.max_per_artist:
+                        continue
+                    per_artist[artist] += 1
+                picked.append((int(i), float(score)))
+            if len(picked) >= n or k >= len(self.items):
+                return picked
+            k = min(len(self.items), k * 4)
+
+    def similar(self, seed: Seed, n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
+        """The n songs closest to one seed."""
+        return [Recommendation(self.items[i], s) for i, s in self._candidates(seed.vector, [seed], filters, n)[:n]]
+
+    def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
+        """The n songs closest to the centre of several liked songs."""
+        if not seeds:
+            raise QueryError("a mix needs at least one song")
+        centre = np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0)
+        return [Recommendation(self.items[i], s) for i, s in self._candidates(centre, seeds, filters, n)[:n]]
+
+    def playlist(self, seeds: list[Seed], length: int = 20, filters: Filters = Filters(),
+                 flow: float = 0.5) -> list[Recommendation]:
+        """A playlist that flows: each next song is chosen to be close both to the previous
+        song (weight ``flow``) and to the seeds (weight 1 - flow), with no repeats."""
+        if not seeds:
+            raise QueryError("a playlist needs at least one song")
+        centre = np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0)
+        pool = self._candidates(centre, seeds, filters, max(10 * length, 200))
+        if not pool:
+            return []
+        ids = np.array([i for i, _ in pool])
+        to_seed = np.array([s for _, s in pool])
+        vecs = self.vectors[ids]
+        sim = build_index(vecs, self.metric, "exact").scores(vecs)          # (P, P)
+        seed_sim = build_index(vecs, self.metric, "exact").scores(seeds[-1].vector)[0]
+        used = np.zeros(len(ids), bool)
+        per_artist: Counter = Counter()
+        out: list[Recommendation] = []
+        prev = None
+        for _ in range(min(length, len(ids))):
+            closeness = seed_sim if prev is None else sim[prev]
+            value = flow * closeness + (1 - flow) * to_seed
+            value = np.where(used, -np.inf, value)
+            if filters.max_per_artist is not None:
+                for j in np.flatnonzero(~used):
+                    artist = _norm(self.items[ids[j]].artist)
+                    if artist and per_artist[artist] >= filters.max_per_artist:
+                        value[j] = -np.inf
+            j = int(np.argmax(value))
+            if not np.isfinite(value[j]):
+                break
+            used[j] = True
+            per_artist[_norm(self.items[ids[j]].artist)] += 1
+            out.append(Recommendation(self.items[ids[j]], float(to_seed[j]), float(closeness[j])))
+            prev = j
+        return out

@@ -1,0 +1,78 @@
+"""Song embeddings: window coverage, aggregation, incremental storage under the model version."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import noise, stereo, tone, write
+from reform import Library
+from reform.embed import Embedder, aggregate, song_windows, window_starts
+from reform.errors import EmbedError, ModelError
+
+
+def test_windows_cover_the_whole_song():
+    assert window_starts(100, 640) == [0]
+    assert window_starts(640, 640) == [0]
+    assert window_starts(1000, 640, 320) == [0, 320, 360]
+    assert window_starts(1280, 640, 320) == [0, 320, 640]
+
+
+def test_song_windows_take_every_channel(trained):
+    with Library(trained) as lib:
+        bundle = lib.load_model()
+        song = next(s for s in lib.songs() if s.channels == 2)
+        spec = lib.home.spectrograms.open(song.hash)
+        w = song_windows(spec, bundle.normaliser, 64, 32)
+        assert w.shape == (2 * len(window_starts(song.frames, 64, 32)), 1, 128, 64)
+
+
+def test_aggregate_is_unit_mean():
+    v = aggregate(np.array([[3.0, 0.0], [1.0, 0.0]], np.float32))
+    np.testing.assert_allclose(v, [1.0, 0.0])
+
+
+def test_embed_is_incremental_and_versioned(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        again = lib.embed()
+        assert again.embedded == 0 and again.unchanged == 5
+        version, vectors = lib.embeddings()
+        assert version == lib.load_model().version and len(vectors) == 5
+        assert all(abs(np.linalg.norm(v) - 1) < 1e-5 for v in vectors.values())
+        write(tmp_path / "more" / "new song.wav", stereo(tone(300, 20), noise(20)))
+        lib.scan(tmp_path / "more", jobs=1)
+        assert lib.stale_embeddings() == 1
+        assert lib.embed().embedded == 1 and lib.stale_embeddings() == 0
+
+
+def test_batched_embedding_equals_one_song_at_a_time(trained):
+    with Library(trained) as lib:
+        embedder = Embedder(lib.load_model(), hop=32, precision="float32")
+        specs = [(s.hash, lib.home.spectrograms.open(s.hash)) for s in lib.songs()]
+        together = dict(embedder.songs(iter(specs)))
+        for key, spec in specs:
+            np.testing.assert_allclose(together[key], embedder.song(spec), atol=1e-5)
+
+
+def test_model_on_other_features_is_refused(trained, tmp_path):
+    from reform.config import MelConfig
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home, mel=MelConfig(n_mels=64)) as lib, pytest.raises(ModelError, match="other spectrogram"):
+        lib.load_model()
+
+
+def test_no_model_no_embeddings_messages(scanned, tmp_path, monkeypatch):
+    import reform.api
+
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    monkeypatch.setattr(reform.api, "SHIPPED_MODEL", tmp_path / "none.pt")  # an install without one
+    with Library(home) as lib:
+        with pytest.raises(ModelError, match="no model is trained"):
+            lib.embed()
+        with pytest.raises(EmbedError, match="no song has an embedding"):
+            lib.embeddings()

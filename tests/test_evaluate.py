@@ -1,0 +1,120 @@
+"""Evaluation metrics on hand-made rankings whose answers are known, and `reform evaluate`."""
+
+import json
+
+import numpy as np
+import pytest
+
+from reform.cli import main
+from reform.errors import EvaluateError
+from reform.evaluate import (average_precision, dct_matrix, label_retrieval, mfcc_stats, precision_at_k,
+                             reciprocal_rank, same_song, standardise)
+
+
+def test_precision_ap_rr_on_known_rankings():
+    r = np.array([True, False, True, False, False, False, False, False, False, True])
+    assert precision_at_k(r, 5) == pytest.approx(2 / 5)
+    assert precision_at_k(r, 10) == pytest.approx(3 / 10)
+    assert average_precision(r) == pytest.approx((1 / 1 + 2 / 3 + 3 / 10) / 3)
+    assert reciprocal_rank(np.array([False, False, True])) == pytest.approx(1 / 3)
+    assert average_precision(np.zeros(4, bool)) == 0.0 and reciprocal_rank(np.zeros(3, bool)) == 0.0
+
+
+def _angles(values):
+    return np.array([[np.cos(a), np.sin(a)] for a in values])
+
+
+def test_same_song_retrieval_known_answer():
+    # halves of song 0 and 1 are near each other; song 2's halves are far apart
+    first = _angles([0.0, 1.0, 2.0])
+    second = _angles([0.05, 1.05, 2.9])
+    scores = same_song(first, second)
+    # from 2.0 the nearest half is its partner 2.9 (0.9 away; 1.05 is 0.95 away), and back
+    assert scores["top1"] == pytest.approx(1.0)
+    second = _angles([0.05, 1.05, 3.1])
+    scores = same_song(first, second)
+    # from 2.0: 1.05 (0.95 away), 1.0 (1.0), then the partner 3.1 (1.1): rank 3; from 3.1: 2.0 first
+    assert scores["top1"] == pytest.approx(5 / 6)
+    assert scores["mrr"] == pytest.approx((5 + 1 / 3) / 6)
+
+
+def test_label_retrieval_known_answer_and_album_filter():
+    vectors = _angles([0.0, 0.1, 0.2, 1.5, 1.6, 3.0])
+    labels = ["a", "a", "b", "b", "c", "lonely"]
+    albums = ["x", "y", "x", "z", "z", "w"]
+    res = label_retrieval(vectors, labels)
+    # query 0 (a): ranking 1(a),2,3,4,5 -> AP 1, p@5 = 1/5
+    # query 1 (a): ranking 0(a) or 2 first? 0 and 2 are both 0.1 away: stable order keeps 0 first
+    assert res.per_label["a"]["map"] == pytest.approx(1.0)
+    # query 2 (b): 1, 0, 3(b) -> AP 1/3 ; query 3 (b): 4, 2(b) -> AP 1/2
+    assert res.per_label["b"]["map"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert res.skipped_single == ["c", "lonely"] and res.queries == 4
+    filtered = label_retrieval(vectors, labels, albums, exclude_same_album=True)
+    # query 2 (b, album x): 0 (album x) is removed -> ranking 1, 3(b) -> AP 1/2
+    # query 3 (b, album z): 4 (album z) is removed -> 2(b) first -> AP 1
+    assert filtered.per_label["b"]["map"] == pytest.approx((1 / 2 + 1) / 2)
+
+
+def test_label_errors():
+    with pytest.raises(EvaluateError, match="no label is shared"):
+        label_retrieval(_angles([0, 1]), ["a", "b"])
+    with pytest.raises(EvaluateError, match="album"):
+        label_retrieval(_angles([0, 1]), ["a", "a"], None, exclude_same_album=True)
+    with pytest.raises(EvaluateError, match="at least 2"):
+        same_song(_angles([0]), _angles([0]))
+
+
+def test_mfcc_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    rng = np.random.default_rng(0)
+    spec_db = rng.normal(-40, 10, (1, 300, 128))
+    ours = spec_db[0] @ dct_matrix(128, 20).T
+    theirs = librosa.feature.mfcc(S=spec_db[0].T, n_mfcc=20).T
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+    assert mfcc_stats(spec_db).shape == (40,)
+
+
+def test_standardise():
+    x = np.array([[1.0, 5.0], [3.0, 5.0]])
+    np.testing.assert_allclose(standardise(x), [[-1.0, 0.0], [1.0, 0.0]])
+
+
+def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["--home", str(trained), "evaluate", "--json", str(out), "--per-label"]) == 0
+    text = capsys.readouterr().out
+    for name in ("random", "MFCC mean+std (20)", "log-mel mean+std", "untrained network",
+                 "pretraining only", "ReFORM (both phases)"):
+        assert name in text
+    data = json.loads(out.read_text())
+    assert data["songs"] == 5 and data["labels"] == "artist"
+    assert set(data["methods"]["random"]) == {"same_song_top1", "same_song_mrr", "p5", "p10", "map"}
+    assert "Tone Band" in data["per_label"]["ReFORM (both phases)"]
+
+
+def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
+    from reform import Library
+
+    with Library(trained) as lib:
+        paths = [s.path for s in lib.songs()]
+    tsv = tmp_path / "labels.tsv"
+    lines = ["path\tgroup"] + [f"{p}\t{'g1' if i < 3 else 'g2'}" for i, p in enumerate(paths[:4])]
+    lines.append("/not/in/library.ogg\tg3")
+    tsv.write_text("\n".join(lines) + "\n")
+    assert main(["--home", str(trained), "evaluate", "--labels-file", str(tsv), "--no-baselines"]) == 0
+    text = capsys.readouterr().out
+    assert "1 paths of the labels file are not in the library" in text
+    assert "1 songs have no labels.tsv:group label: left out" in text
+    assert main(["--home", str(trained), "evaluate", "--labels-file", str(tsv), "--label-column", "nope"]) == 1
+    assert "no column 'nope'" in capsys.readouterr().err
+
+
+def test_cli_evaluate_too_small(tmp_path, capsys):
+    from conftest import tone, write
+    from reform import Library
+
+    write(tmp_path / "m" / "one.wav", tone(440, 20))
+    with Library(tmp_path / "h") as lib:
+        lib.scan(tmp_path / "m", jobs=1)
+    assert main(["--home", str(tmp_path / "h"), "evaluate"]) == 1
+    assert "at least 2 songs" in capsys.readouterr().err

@@ -1,0 +1,179 @@
+"""Recommendations on hand-made embeddings whose answers are known, and through the CLI."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reform import Library
+from reform.cli import main
+from reform.errors import QueryError
+from reform.recommend import Filters, Recommender
+from reform.store import FileRow
+
+
+def row(i, artist, album, title, digest=None):
+    return FileRow(i, f"/m/{artist}/{album}/{title}.flac", 1, 1, digest or f"h{i}", "ok", None, 100.0 + i,
+                   44100, 2, 100, "flac", "fv", artist, album, title, None, None, None, 0.0)
+
+
+@pytest.fixture
+def rec():
+    rows = [row(1, "A", "A1", "seed"), row(2, "A", "A1", "same album"), row(3, "A", "A2", "other album"),
+            row(4, "B", "B1", "close b"), row(5, "C", "C1", "far"), row(6, "B", "B1", "copy of close b", "h4"),
+            row(7, "D", "D1", "between")]
+    angle = {"h1": 0.0, "h2": 0.1, "h3": 0.2, "h4": 0.15, "h5": 3.0, "h7": 1.5}
+    emb = {h: np.array([np.cos(a), np.sin(a), 0.0], np.float32) for h, a in angle.items()}
+    return Recommender(rows, emb)
+
+
+def titles(recs):
+    return [r.row.title for r in recs]
+
+
+def test_similar_orders_by_cosine_and_never_returns_the_seed(rec):
+    seed = rec.seed_of(rec.find("seed"))
+    recs = rec.similar(seed, n=10)
+    assert titles(recs) == ["same album", "close b", "other album", "between", "far"]
+    assert recs[0].score == pytest.approx(np.cos(0.1), abs=1e-5)
+
+
+def test_duplicates_are_shown_once(rec):
+    seed = rec.seed_of(rec.find("seed"))
+    assert "copy of close b" not in titles(rec.similar(seed, n=10))
+    assert len(rec.items) == 6
+
+
+def test_filters(rec):
+    seed = rec.seed_of(rec.find("seed"))
+    assert titles(rec.similar(seed, 10, Filters(exclude_same_artist=True))) == ["close b", "between", "far"]
+    assert titles(rec.similar(seed, 10, Filters(exclude_same_album=True))) == [
+        "close b", "other album", "between", "far"]
+    assert titles(rec.similar(seed, 10, Filters(max_per_artist=1))) == ["same album", "close b", "between", "far"]
+    assert titles(rec.similar(seed, 2)) == ["same album", "close b"]
+
+
+def test_mix_is_centred_between_seeds(rec):
+    seeds = [rec.seed_of(rec.find("seed")), rec.seed_of(rec.find("far"))]
+    recs = rec.mix(seeds, 1)
+    assert titles(recs) == ["between"]
+
+
+def test_playlist_flows_without_repeats(rec):
+    seed = rec.seed_of(rec.find("seed"))
+    recs = rec.playlist([seed], length=5)
+    assert len(recs) == len({r.row.hash for r in recs}) == 5
+    assert "seed" not in titles(recs)
+    assert titles(recs)[:3] == ["same album", "close b", "other album"]
+    assert all(r.flow is not None for r in recs)
+
+
+def test_text_queries(rec):
+    assert rec.find("A seed").title == "seed"
+    with pytest.raises(QueryError, match="no song matches"):
+        rec.find("nothing like this")
+    with pytest.raises(QueryError, match="songs match") as err:
+        rec.find("album")
+    assert "same album" in str(err.value) and "other album" in str(err.value)
+
+
+# -- through the library and the CLI ----------------------------------------------------------------
+@pytest.fixture
+def home(trained, tmp_path):
+    copy = tmp_path / "home"
+    shutil.copytree(trained, copy)
+    return str(copy)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_similar_json_and_options(home, capsys):
+    code, out, _ = run(capsys, "--home", home, "similar", "A Four Forty", "--json", "-n", "3")
+    assert code == 0
+    items = json.loads(out)
+    assert len(items) == 3
+    assert {"path", "artist", "title", "album", "score"} <= set(items[0])
+    assert all("Four Forty" not in i["title"] for i in items)
+    code, out, _ = run(capsys, "--home", home, "similar", "A Four Forty", "--json", "--exclude-same-artist")
+    assert all(i["artist"] != "Tone Band" for i in json.loads(out))
+    code, out, _ = run(capsys, "--home", home, "similar", "A Four Forty", "--json", "--exclude-same-album")
+    assert all(i["album"] != "Sines" for i in json.loads(out))
+    code, out, _ = run(capsys, "--home", home, "mix", "A Four Forty", "White", "--json", "--max-per-artist", "1")
+    artists = [i["artist"] for i in json.loads(out)]
+    assert len(artists) == len(set(artists))
+    code, out, _ = run(capsys, "--home", home, "similar", "Clicks")
+    assert code == 0 and "songs like Noise Crew - Clicks" in out and "[" in out
+
+
+def test_cli_playlist_writes_m3u(home, capsys, tmp_path):
+    out_file = tmp_path / "lists" / "flow.m3u8"
+    out_file.parent.mkdir()
+    code, out, _ = run(capsys, "--home", home, "playlist", "Chord", "--length", "3", "-o", str(out_file))
+    assert code == 0
+    lines = out_file.read_text().splitlines()
+    assert lines[0] == "#EXTM3U" and len(lines) == 7 and lines[1].startswith("#EXTINF:")
+    assert Path(lines[2]).is_absolute()
+    run(capsys, "--home", home, "playlist", "Chord", "--length", "3", "-o", str(out_file), "--relative")
+    rel = out_file.read_text().splitlines()[2]
+    assert not Path(rel).is_absolute() and (out_file.parent / rel).resolve().exists()
+
+
+def test_query_file_outside_the_library(home, capsys, tmp_path):
+    from conftest import noise, write
+
+    outside = write(tmp_path / "elsewhere" / "query song.wav", noise(20, seed=9))
+    code, out, _ = run(capsys, "--home", home, "similar", str(outside), "--json")
+    assert code == 0 and len(json.loads(out)) == 5
+    with Library(home) as lib:
+        assert lib.home.catalogue.file(path=str(outside)) is None  # analysed, not added
+    broken = tmp_path / "broken.mp3"
+    broken.write_text("not audio")
+    code, _, err = run(capsys, "--home", home, "similar", str(broken))
+    assert code == 1 and "cannot be decoded" in err
+
+
+def test_bad_queries_are_one_line_errors(home, capsys, tmp_path):
+    code, _, err = run(capsys, "--home", home, "similar", "no such song at all")
+    assert code == 1 and err.startswith("error: no song matches") and "hint:" in err
+    code, _, err = run(capsys, "--home", home, "similar", "Noise Crew")
+    assert code == 1 and "songs match" in err
+    code, _, err = run(capsys, "--home", str(tmp_path / "void"), "similar", "x")
+    assert code == 1 and "no library" in err
+
+
+def test_empty_library_and_missing_embeddings(scanned, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    Library(empty).close()
+    code, _, err = run(capsys, "--home", str(empty), "similar", "x")
+    assert code == 1 and "empty" in err and "reform scan" in err
+    home = tmp_path / "noemb"
+    shutil.copytree(scanned, home)
+    code, _, err = run(capsys, "--home", str(home), "similar", "Chord")
+    assert code == 1 and "reform embed" in err
+
+
+@pytest.mark.parametrize("ext", [".npz", ".csv", ".parquet"])
+def test_export(home, capsys, tmp_path, ext):
+    out = tmp_path / f"all{ext}"
+    code, _, _ = run(capsys, "--home", home, "export", str(out))
+    assert code == 0
+    if ext == ".npz":
+        data = np.load(out)
+        assert data["paths"].shape[0] == data["embeddings"].shape[0] == 5
+        assert "Tone Band" in list(data["artist"])
+    elif ext == ".csv":
+        lines = out.read_text().splitlines()
+        assert len(lines) == 6 and lines[0].startswith("path,artist,album,title")
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out)
+        assert table.num_rows == 5 and "embedding" in table.column_names
+    code, _, err = run(capsys, "--home", home, "export", str(tmp_path / "x.xlsx"))
+    assert code == 1 and "unknown export format" in err
