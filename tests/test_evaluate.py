@@ -83,8 +83,8 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert main(["--home", str(trained), "evaluate", "--json", str(out), "--per-label"]) == 0
     text = capsys.readouterr().out
-    for name in ("random", "MFCC mean+std (20)", "log-mel mean+std", "untrained network",
-                 "pretraining only", "ReFORM (both phases)"):
+    for name in ("random", "MFCC mean+std (20)", "log-mel mean+std", "ReFORM: untrained network",
+                 "ReFORM: pretraining only (no clustering phase)", "ReFORM (both phases)"):
         assert name in text
     data = json.loads(out.read_text())
     assert data["songs"] == 5 and data["labels"] == "artist"

@@ -324,14 +324,15 @@ class Library:
 
     def evaluate(self, *, labels: str | None = "artist", label_file: str | None = None,
                  label_column: str = "group", exclude_same_album: bool = False,
-                 models: list[str] | None = None, baselines: bool = True, seed: int = 0,
-                 extra: dict | None = None):
+                 models: list[str | os.PathLike] | None = None, stages: bool = True,
+                 baselines: bool = True, seed: int = 0, extra: dict | None = None):
         """Run the retrieval protocols (see :mod:`reform.evaluate`) for baselines and models.
 
-        ``models`` are model specs (see :meth:`model_path`); by default the active model, its
-        pretraining-only stage when it is a run of this home, and the same network untrained.
-        ``extra`` maps a method name to a function that returns its MethodVectors for the
-        evaluated catalogue rows, in their order (used by bench/quality.py for the peers).
+        ``models`` are model specs (see :meth:`model_path`), by default the active model.
+        With ``stages`` the same network untrained and, for a training run, its
+        pretraining-only stage (no clustering phase) are evaluated too.  ``extra`` maps a
+        method name to a function that returns its MethodVectors for the evaluated
+        catalogue rows, in their order (used by bench/quality.py for the peers).
         """
         from . import evaluate as ev
         from .checkpoint import Bundle, load_bundle
@@ -339,6 +340,10 @@ class Library:
         from .model import ClusterAutoencoder
 
         rows, label_list, albums, notes, source = self.evaluation_songs(labels, label_file, label_column)
+        order = np.random.default_rng(seed).permutation(len(rows))  # ties must not follow the folders
+        rows = [rows[i] for i in order]
+        albums = [albums[i] for i in order]
+        label_list = None if label_list is None else [label_list[i] for i in order]
         if len(rows) < 2:
             raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} are usable",
                                 hint="scan more music, or check the labels")
@@ -347,27 +352,29 @@ class Library:
         if baselines:
             methods += [
                 ("random", lambda: ev.random_vectors(len(rows), seed=seed)),
-                ("song length only", lambda: ev.featurize(
-                    specs, lambda s: np.array([np.log(max(s.shape[1], 1))]), standardised=False)),
+                ("song length only", lambda: ev.featurize(specs, ev.song_length, standardised=False,
+                                                          metric="euclidean")),
                 ("MFCC mean+std (20)", lambda: ev.featurize(specs, ev.mfcc_stats, standardised=True)),
                 ("log-mel mean+std", lambda: ev.featurize(specs, ev.logmel_stats, standardised=True)),
             ]
         bundles: list[tuple[str, Bundle]] = []
         paths = [self.model_path(m) for m in (models or [None])]
-        for i, path in enumerate(paths):
+        for path in paths:
             bundle = self.load_model(path)
-            name = "ReFORM" if len(paths) == 1 else f"ReFORM {path.parent.name}/{path.stem}"
-            if models is None:
+            label = "ReFORM" if len(paths) == 1 else f"ReFORM {path.parent.name}"
+            if stages:
                 import torch
 
                 torch.manual_seed(seed)
                 untrained = ClusterAutoencoder(bundle.cfg)
-                bundles.append(("untrained network", Bundle(untrained, bundle.cfg, bundle.normaliser,
-                                                             bundle.feature_version, "cluster", "untrained", {})))
-                if (path.parent / "pretrain.pt").exists() and path.name == "model.pt":
-                    bundles.append(("pretraining only", load_bundle(path.parent / "pretrain.pt")))
-            bundles.append((f"{name} ({'both phases' if bundle.kind == 'cluster' else 'pretraining'})"
-                            if models is None else name, bundle))
+                bundles.append((f"{label}: untrained network", Bundle(
+                    untrained, bundle.cfg, bundle.normaliser, bundle.feature_version, "cluster",
+                    "untrained", {})))
+                if path.name == "model.pt" and (path.parent / "pretrain.pt").exists():
+                    bundles.append((f"{label}: pretraining only (no clustering phase)",
+                                    load_bundle(path.parent / "pretrain.pt")))
+            phases = "both phases" if bundle.kind == "cluster" else "pretraining only"
+            bundles.append((f"{label} ({phases})", bundle))
         for name, bundle in bundles:
             methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b).song, standardised=False)))
         results = []

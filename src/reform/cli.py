@@ -100,7 +100,8 @@ def _train_configs(args: argparse.Namespace):
     train = dict(PRESETS[args.preset])
     for option, name in (("lr", "learning_rate"), ("batch_size", "batch_size"),
                          ("cluster_batch_size", "cluster_batch_size"), ("aux_weight", "aux_weight"),
-                         ("cluster_weight", "cluster_weight"), ("patience", "plateau_patience"),
+                         ("cluster_weight", "cluster_weight"), ("cluster_space", "cluster_space"),
+                         ("patience", "plateau_patience"),
                          ("threshold", "plateau_threshold"), ("max_epochs", "max_epochs"),
                          ("precision", "precision"), ("seed", "seed"), ("threads", "threads")):
         value = getattr(args, option)
@@ -249,6 +250,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .config import default_home
+    from .web.server import serve
+
+    return serve(args.home or default_home(), host=args.host, port=args.port, open_browser=args.open,
+                 token=args.token)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
@@ -298,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-batch-size", type=int, help="windows of one song per clustering step")
     p.add_argument("--aux-weight", type=float, help="scale of each auxiliary reconstruction loss")
     p.add_argument("--cluster-weight", type=float, help="scale of the clustering loss (lambda)")
+    p.add_argument("--cluster-space", choices=("raw", "unit"),
+                   help="clustering loss on the raw embedding (the note) or on unit-length embeddings")
     p.add_argument("--patience", type=int, help="epochs without improvement that make a plateau")
     p.add_argument("--threshold", type=float, help="relative improvement that counts")
     p.add_argument("--widths", help="channels of the convolutional layers, e.g. 16,32,64,128,128,128")
@@ -348,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("serve", help="a local web page to explore the library and listen")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this computer only; any other needs a token)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--open", action="store_true", help="open the page in the web browser")
+    p.add_argument("--token", help="access token (made up and printed when --host exposes the page)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("status", help="what the library holds")
     p.add_argument("--json", action="store_true")

@@ -66,6 +66,7 @@ class TrainConfig:
     cluster_batch_size: int = 16      # windows per clustering step, all from one song
     aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
+    cluster_space: str = "raw"        # "raw": the note's loss on the embedding; "unit": on unit length
     precision: str = "bfloat16"       # "bfloat16" autocast on CPU, or "float32"
     threads: int = 0                  # torch threads; 0 = all cores
     seed: int = 0
@@ -75,6 +76,8 @@ class TrainConfig:
             raise ConfigError("the learning rate must be positive")
         if not 0 < self.lr_factor < 1:
             raise ConfigError("lr_factor must be between 0 and 1")
+        if self.cluster_space not in ("raw", "unit"):
+            raise ConfigError(f"unknown cluster_space {self.cluster_space!r}; use raw or unit")
         if self.precision not in ("bfloat16", "float32"):
             raise ConfigError(f"unknown precision {self.precision!r}; use bfloat16 or float32")
         if self.batch_size < 1 or self.cluster_batch_size < 2:

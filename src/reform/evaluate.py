@@ -18,8 +18,10 @@ Label retrieval
     without which scores are inflated by near-identical tracks.
 
 Songs are compared with cosine similarity.  Baselines: random vectors, MFCC
-mean+std (20 coefficients), log-mel mean+std, song length alone; hand-made
-features are standardised per dimension over the evaluated songs first.
+mean+std (20 coefficients), log-mel mean+std, and song length alone (compared
+by distance, as a single number has no direction); hand-made features are
+standardised per dimension over the evaluated songs first.  Songs are
+evaluated in a shuffled order so that ties cannot follow the folder layout.
 """
 
 from __future__ import annotations
@@ -62,23 +64,31 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def _rankings(vectors: np.ndarray) -> np.ndarray:
-    """For every item, all other items ordered by cosine similarity (best first): (N, N-1)."""
-    x = _unit(vectors)
-    sim = x @ x.T
+def _rankings(vectors: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """For every item, all other items ordered by similarity (best first): (N, N-1).
+
+    Ties keep the input order, so callers shuffle their songs first: an order that
+    follows the labels (say, sorted by folder) would otherwise leak into the scores.
+    """
+    if metric == "cosine":
+        x = _unit(vectors)
+        sim = x @ x.T
+    else:  # euclidean: for features whose direction means nothing, like a single number
+        x = np.asarray(vectors, np.float64)
+        sim = -((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(sim, -np.inf)
     order = np.argsort(-sim, axis=1, kind="stable")
     return order[:, :-1]  # the item itself (at -inf) comes last
 
 
-def same_song(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
+def same_song(first: np.ndarray, second: np.ndarray, metric: str = "cosine") -> dict[str, float]:
     """Top-1 accuracy and MRR of finding a song's other half among all other halves."""
     n = len(first)
     if n < 2:
         raise EvaluateError("same-song retrieval needs at least 2 songs")
     halves = np.concatenate([first, second])
     partner = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
-    ranks = _rankings(halves)
+    ranks = _rankings(halves, metric)
     relevant = ranks == partner[:, None]
     return {"top1": float(relevant[:, 0].mean()),
             "mrr": float(np.mean([reciprocal_rank(r) for r in relevant]))}
@@ -93,7 +103,7 @@ class LabelResult:
 
 
 def label_retrieval(vectors: np.ndarray, labels: list[str], albums: list[str] | None = None,
-                    exclude_same_album: bool = False) -> LabelResult:
+                    exclude_same_album: bool = False, metric: str = "cosine") -> LabelResult:
     """Leave-one-out precision@5, precision@10 and mAP of same-label neighbours."""
     if exclude_same_album and albums is None:
         raise EvaluateError("the album filter needs the album of every song")
@@ -102,7 +112,7 @@ def label_retrieval(vectors: np.ndarray, labels: list[str], albums: list[str] | 
     if not queries:
         raise EvaluateError("no label is shared by two songs: label retrieval has nothing to find",
                             hint="use a coarser label (artist instead of album), or more songs")
-    ranks = _rankings(vectors)
+    ranks = _rankings(vectors, metric)
     per: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     lab = np.array(labels, dtype=object)
     alb = np.array(albums, dtype=object) if albums is not None else None
@@ -189,6 +199,7 @@ class MethodVectors:
     full: np.ndarray
     first: np.ndarray
     second: np.ndarray
+    metric: str = "cosine"
 
 
 def halves(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +207,8 @@ def halves(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return spec[:, :mid], spec[:, mid:]
 
 
-def featurize(specs: list[np.ndarray], fn: Featurizer, standardised: bool) -> MethodVectors:
+def featurize(specs: list[np.ndarray], fn: Featurizer, standardised: bool,
+              metric: str = "cosine") -> MethodVectors:
     full, first, second = [], [], []
     for spec in specs:
         a, b = halves(spec)
@@ -208,7 +220,12 @@ def featurize(specs: list[np.ndarray], fn: Featurizer, standardised: bool) -> Me
         full = standardise(full)
         both = standardise(np.concatenate([first, second]))
         first, second = both[: len(first)], both[len(first):]
-    return MethodVectors(full, first, second)
+    return MethodVectors(full, first, second, metric)
+
+
+def song_length(spec: np.ndarray) -> np.ndarray:
+    """The log of the number of frames: a one-number baseline for the 'easy signal' of length."""
+    return np.array([np.log(max(spec.shape[1], 1))])
 
 
 def random_vectors(n: int, dim: int = 128, seed: int = 0) -> MethodVectors:
@@ -232,9 +249,9 @@ class MethodScores:
 
 def score(name: str, vectors: MethodVectors, labels: list[str] | None, albums: list[str] | None,
           exclude_same_album: bool) -> MethodScores:
-    label_result = (label_retrieval(vectors.full, labels, albums, exclude_same_album)
+    label_result = (label_retrieval(vectors.full, labels, albums, exclude_same_album, vectors.metric)
                     if labels is not None else None)
-    return MethodScores(name, same_song(vectors.first, vectors.second), label_result)
+    return MethodScores(name, same_song(vectors.first, vectors.second, vectors.metric), label_result)
 
 
 def markdown(results: list[MethodScores]) -> str:

@@ -51,19 +51,24 @@ def pretrain_loss(out: PretrainOutput, x: torch.Tensor, mask: torch.Tensor,
     return total, terms
 
 
-def cluster_loss(embedding: torch.Tensor) -> torch.Tensor:
+def cluster_loss(embedding: torch.Tensor, unit: bool = False) -> torch.Tensor:
     """MSE between every embedding of the batch and the batch mean: (B, D) -> scalar.
 
     Zero exactly when all windows of the (one-song) batch embed to the same point.
+    With ``unit`` the embeddings are first scaled to unit length, which makes the
+    loss blind to their scale: the raw loss can be lowered by shrinking every
+    embedding instead of gathering a song's windows (measured: docs/method.md).
     """
     embedding = embedding.float()
+    if unit:
+        embedding = torch.nn.functional.normalize(embedding, dim=1)
     return (embedding - embedding.mean(dim=0, keepdim=True)).square().mean()
 
 
-def cluster_phase_loss(out: ClusterOutput, x: torch.Tensor, mask: torch.Tensor,
-                       weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+def cluster_phase_loss(out: ClusterOutput, x: torch.Tensor, mask: torch.Tensor, weight: float,
+                       unit: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """Reconstruction MSE + ``weight`` x clustering loss, with the terms as floats."""
     recon = masked_mse(out.reconstruction, x, mask)
-    cluster = cluster_loss(out.embedding)
+    cluster = cluster_loss(out.embedding, unit)
     total = recon + weight * cluster
     return total, {"main": recon.item(), "cluster": cluster.item(), "total": total.item()}

@@ -304,7 +304,8 @@ class Trainer:
             loss_fn = lambda out, x, mask: pretrain_loss(out, x, mask, weights)  # noqa: E731
             n_windows = len(self.windows.examples)
         else:
-            loss_fn = lambda out, x, mask: cluster_phase_loss(out, x, mask, cfg.cluster_weight)  # noqa: E731
+            unit = cfg.cluster_space == "unit"
+            loss_fn = lambda out, x, mask: cluster_phase_loss(out, x, mask, cfg.cluster_weight, unit)  # noqa: E731
             n_windows = len(self.songs) * cfg.cluster_batch_size
         if state.epoch == 0 and not history_has(history, state.phase):
             history.append({"phase": state.phase, "epoch": 0, "lr": state.lr, "event": "start",
