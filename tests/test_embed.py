@@ -7,6 +7,7 @@ import pytest
 
 from conftest import noise, stereo, tone, write
 from reform import Library
+from reform.config import EmbedConfig
 from reform.embed import Embedder, aggregate, song_windows, window_starts
 from reform.errors import EmbedError, ModelError
 
@@ -27,9 +28,11 @@ def test_song_windows_take_every_channel(trained):
         assert w.shape == (2 * len(window_starts(song.frames, 64, 32)), 1, 128, 64)
 
 
-def test_aggregate_is_unit_mean():
-    v = aggregate(np.array([[3.0, 0.0], [1.0, 0.0]], np.float32))
-    np.testing.assert_allclose(v, [1.0, 0.0])
+def test_aggregate_mean_and_std_unit_length():
+    w = np.array([[3.0, 0.0], [1.0, 0.0]], np.float32)
+    np.testing.assert_allclose(aggregate(w, "mean"), [1.0, 0.0])
+    v = aggregate(w, "meanstd")  # mean (2, 0), std (1, 0) -> (2, 0, 1, 0) / sqrt(5)
+    np.testing.assert_allclose(v, np.array([2.0, 0.0, 1.0, 0.0]) / np.sqrt(5), rtol=1e-6)
 
 
 def test_embed_is_incremental_and_versioned(trained, tmp_path):
@@ -39,7 +42,8 @@ def test_embed_is_incremental_and_versioned(trained, tmp_path):
         again = lib.embed()
         assert again.embedded == 0 and again.unchanged == 5
         version, vectors = lib.embeddings()
-        assert version == lib.load_model().version and len(vectors) == 5
+        assert version.startswith(lib.load_model().version) and len(vectors) == 5
+        assert version.endswith("-meanstd-h320")
         assert all(abs(np.linalg.norm(v) - 1) < 1e-5 for v in vectors.values())
         write(tmp_path / "more" / "new song.wav", stereo(tone(300, 20), noise(20)))
         lib.scan(tmp_path / "more", jobs=1)
@@ -49,7 +53,7 @@ def test_embed_is_incremental_and_versioned(trained, tmp_path):
 
 def test_batched_embedding_equals_one_song_at_a_time(trained):
     with Library(trained) as lib:
-        embedder = Embedder(lib.load_model(), hop=32, precision="float32")
+        embedder = Embedder(lib.load_model(), EmbedConfig(hop=32), precision="float32")
         specs = [(s.hash, lib.home.spectrograms.open(s.hash)) for s in lib.songs()]
         together = dict(embedder.songs(iter(specs)))
         for key, spec in specs:

@@ -169,19 +169,23 @@ class Library:
         return self.home.models / time.strftime("run-%Y%m%d-%H%M%S")
 
     def train(self, *, name: str | None = None, phase: str = "all", resume: bool = False,
-              model_cfg=None, train_cfg=None, init=None, callback=None):
+              model_cfg=None, train_cfg=None, init=None, callback=None,
+              max_epochs: int | None = None):
         """Train the auto-encoder on this library (see :class:`reform.train.Trainer`).
 
-        The finished model becomes the library's active model.
+        With ``resume`` the run continues with the settings it was started with (only
+        ``max_epochs`` may raise its cap).  The finished model becomes the active model.
         """
+        import dataclasses
+
         from .config import ModelConfig, TrainConfig
         from .train import Trainer, read_checkpoint_configs
 
         folder = self.run_folder(name, resume=resume)
         if resume:
-            saved_model_cfg, saved_train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
-            model_cfg = saved_model_cfg
-            train_cfg = train_cfg or saved_train_cfg
+            model_cfg, train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
+        if max_epochs is not None:
+            train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
         trainer = Trainer(self.home.spectrograms,
                           self.training_songs(), folder, model_cfg=model_cfg or ModelConfig(),
                           train_cfg=train_cfg or TrainConfig(),
@@ -258,15 +262,15 @@ class Library:
         from .errors import DecodeError
 
         version, _ = self.embeddings()
-        bundle = self.load_model()
-        if bundle.version != version:
+        embedder = Embedder(self.load_model())
+        if embedder.key != version:
             raise EmbedError("the stored embeddings come from another model than the active one",
                              hint="run `reform embed` to bring them up to date")
         try:
             spec = spectrogram_of_file(path, self.audio, self.mel)
         except DecodeError as exc:
             raise QueryError(f"the query file cannot be decoded: {exc.message}", path=path) from exc
-        return Embedder(bundle).song(spec)
+        return embedder.song(spec)
 
     def similar(self, query, n: int = 10, filters=None, **options):
         from .recommend import Filters

@@ -112,29 +112,22 @@ def _train_configs(args: argparse.Namespace):
         model["widths"] = tuple(int(w) for w in args.widths.split(","))
     if args.embedding_dim:
         model["embedding_dim"] = args.embedding_dim
-    return dataclasses.replace(ModelConfig(), **model), dataclasses.replace(TrainConfig(), **train), train
+    return dataclasses.replace(ModelConfig(), **model), dataclasses.replace(TrainConfig(), **train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .progress import TrainProgress
 
-    model_cfg, train_cfg, overrides = _train_configs(args)
+    model_cfg, train_cfg = _train_configs(args)
     with _library(args) as lib:
         if args.resume:
-            from .train import read_checkpoint_configs
-            import dataclasses
-
-            folder = lib.run_folder(args.name, resume=True)
-            model_cfg, saved = read_checkpoint_configs(folder / "checkpoint.pt")
-            explicit = {k: v for k, v in overrides.items() if k == "max_epochs" or k in ("threads",)}
-            train_cfg = dataclasses.replace(saved, **explicit)
-            print(f"resuming {folder}")
+            print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
         init = lib.load_model(args.init) if args.init != "scratch" else None
         progress = TrainProgress(quiet=args.quiet)
         try:
             result = lib.train(name=args.name, phase=args.phase, resume=args.resume,
                                model_cfg=model_cfg, train_cfg=train_cfg, init=init,
-                               callback=progress)
+                               callback=progress, max_epochs=args.max_epochs if args.resume else None)
         finally:
             progress.close()
     for phase, reason in result.stop_reasons.items():

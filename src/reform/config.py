@@ -84,6 +84,18 @@ class TrainConfig:
             raise ConfigError("batch sizes must be at least 1 (pretraining) and 2 (clustering)")
 
 
+@dataclass(frozen=True)
+class EmbedConfig:
+    hop: int = 320                  # frames between windows (half a window); measured: 160/80 change nothing
+    aggregation: str = "meanstd"    # "meanstd": mean and std of the window embeddings; "mean": mean only
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in ("mean", "meanstd"):
+            raise ConfigError(f"unknown aggregation {self.aggregation!r}; use mean or meanstd")
+        if self.hop < 1:
+            raise ConfigError("the hop must be at least one frame")
+
+
 # Named training presets.  "note" is the design note exactly as written.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},

@@ -3,9 +3,12 @@
 A song is cut into 640-frame windows every ``hop`` frames (320: half a window),
 plus one window ending on the last frame so that the end of the song counts; a
 song shorter than a window is one zero-padded window.  All windows of all
-channels go through the encoder, and the song's embedding is the mean of the
-window embeddings, L2-normalised.  Embeddings are stored per audio content
-(hash) under the model's version, so a new model never mixes with an old one.
+channels go through the encoder.  The song's embedding is the mean of the
+window embeddings followed by their standard deviation (how much the music
+moves within the song), scaled to unit length; the mean alone is selectable
+(docs/method.md has the measurements).  Embeddings are stored per audio content
+(hash) under a key made of the model's version and these settings, so nothing
+made by one model or one setting is ever mixed with another.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ import numpy as np
 import torch
 
 from .checkpoint import Bundle
+from .config import EmbedConfig
 from .dataset import Normaliser
 from .errors import EmbedError
 from .store import Catalogue, SpectrogramStore
 
-DEFAULT_HOP = 320
 BATCH_WINDOWS = 64
 
 
-def window_starts(frames: int, window: int, hop: int = DEFAULT_HOP) -> list[int]:
+def window_starts(frames: int, window: int, hop: int = EmbedConfig.hop) -> list[int]:
     """Start frames of the windows that cover a song of ``frames`` frames."""
     if frames <= window:
         return [0]
@@ -37,7 +40,7 @@ def window_starts(frames: int, window: int, hop: int = DEFAULT_HOP) -> list[int]
 
 
 def song_windows(spec: np.ndarray, normaliser: Normaliser, window: int,
-                 hop: int = DEFAULT_HOP) -> np.ndarray:
+                 hop: int = EmbedConfig.hop) -> np.ndarray:
     """All normalised windows of all channels of one song.
 
     Parameters
@@ -60,11 +63,17 @@ def song_windows(spec: np.ndarray, normaliser: Normaliser, window: int,
     return out
 
 
+def embedding_key(bundle: Bundle, cfg: EmbedConfig) -> str:
+    """Name under which embeddings are stored: the model's version and the embedding settings."""
+    return f"{bundle.version}-{cfg.aggregation}-h{cfg.hop}"
+
+
 class Embedder:
     """Runs the encoder of a bundle over windows, in batches, in inference mode."""
 
-    def __init__(self, bundle: Bundle, hop: int = DEFAULT_HOP, precision: str = "bfloat16"):
-        self.bundle, self.hop = bundle, hop
+    def __init__(self, bundle: Bundle, cfg: EmbedConfig = EmbedConfig(), precision: str = "bfloat16"):
+        self.bundle, self.cfg, self.hop = bundle, cfg, cfg.hop
+        self.key = embedding_key(bundle, cfg)
         self.window = bundle.cfg.window_frames
         self.bf16 = precision == "bfloat16"
         self.model = bundle.model.eval().to(memory_format=torch.channels_last)
@@ -81,7 +90,8 @@ class Embedder:
 
     def song(self, spec: np.ndarray) -> np.ndarray:
         """One song's embedding from its spectrogram (channels, frames, n_mels): (D,) unit length."""
-        return aggregate(self.windows(song_windows(spec, self.bundle.normaliser, self.window, self.hop)))
+        return aggregate(self.windows(song_windows(spec, self.bundle.normaliser, self.window, self.hop)),
+                         self.cfg.aggregation)
 
     def songs(self, specs: Iterator[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
         """Embed many songs, packing windows of several songs into each encoder batch."""
@@ -103,15 +113,20 @@ class Embedder:
         emb = self.windows(np.concatenate(chunks))
         at = 0
         for key, n in pending:
-            yield key, aggregate(emb[at:at + n])
+            yield key, aggregate(emb[at:at + n], self.cfg.aggregation)
             at += n
 
 
-def aggregate(window_embeddings: np.ndarray) -> np.ndarray:
-    """Mean of the window embeddings, scaled to unit length: (n, D) -> (D,)."""
-    mean = window_embeddings.mean(axis=0)
-    norm = np.linalg.norm(mean)
-    return (mean / norm if norm > 0 else mean).astype(np.float32)
+def aggregate(window_embeddings: np.ndarray, how: str = EmbedConfig.aggregation) -> np.ndarray:
+    """One song vector from its window embeddings, scaled to unit length.
+
+    (n, D) -> (2D,) for "meanstd" (mean, then standard deviation), (D,) for "mean".
+    """
+    vector = window_embeddings.mean(axis=0)
+    if how == "meanstd":
+        vector = np.concatenate([vector, window_embeddings.std(axis=0)])
+    norm = np.linalg.norm(vector)
+    return (vector / norm if norm > 0 else vector).astype(np.float32)
 
 
 @dataclass
@@ -128,7 +143,7 @@ class EmbedSummary:
 
 
 def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle, *,
-                  hop: int = DEFAULT_HOP, on_start: Callable[[int], None] | None = None,
+                  cfg: EmbedConfig = EmbedConfig(), on_start: Callable[[int], None] | None = None,
                   progress: Callable[[int], None] | None = None) -> EmbedSummary:
     """Embed every analysed song that has no embedding from this model yet."""
     started = time.perf_counter()
@@ -140,11 +155,11 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
         rows.setdefault(row.hash, row)
     if not rows:
         raise EmbedError("the library has no analysed songs", hint="run `reform scan FOLDER` first")
-    done = set(catalogue.embeddings(bundle.version))
+    embedder = Embedder(bundle, cfg)
+    done = set(catalogue.embeddings(embedder.key))
     todo = [h for h in rows if h not in done]
     if on_start:
         on_start(len(todo))
-    embedder = Embedder(bundle, hop)
     batch: list[tuple[str, np.ndarray]] = []
     specs = ((h, store.open(h)) for h in todo)
     for key, vector in embedder.songs(specs):
@@ -153,17 +168,17 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
             progress(1)
         if len(batch) >= 64:  # commit often: an interrupted run keeps what it embedded
             with catalogue.transaction():
-                catalogue.put_embeddings(bundle.version, batch)
+                catalogue.put_embeddings(embedder.key, batch)
             batch = []
     if batch:
         with catalogue.transaction():
-            catalogue.put_embeddings(bundle.version, batch)
+            catalogue.put_embeddings(embedder.key, batch)
     with catalogue.transaction():
-        catalogue.set_meta("embedding_model", bundle.version)
+        catalogue.set_meta("embedding_model", embedder.key)
         for model in catalogue.embedding_models():
-            if model != bundle.version:
+            if model != embedder.key:
                 catalogue.drop_embeddings(model=model)  # never mix two models' embeddings
-    return EmbedSummary(model=bundle.version, embedded=len(todo), unchanged=len(done & set(rows)),
+    return EmbedSummary(model=embedder.key, embedded=len(todo), unchanged=len(done & set(rows)),
                         seconds=time.perf_counter() - started,
                         audio_seconds=sum(rows[h].duration for h in todo))
 

@@ -1,0 +1,112 @@
+"""The FastAPI application: routes, error answers, compression and the access guard.
+
+Every error answers JSON ``{"error": sentence, "hint": next step or null}``
+with a status that says whose problem it is (404 unknown id, 409 not possible
+yet, 422 malformed input), never a traceback: unexpected exceptions become a
+500 whose details stay in the server's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
+
+from .. import __version__
+from ..errors import (ConfigError, DecodeError, EmbedError, LibraryError, ModelError, QueryError,
+                      ReformError, StoreError, TrainError)
+from . import media, routes
+from .jobs import Jobs
+from .security import Guard
+from .state import LibraryState
+
+log = logging.getLogger("reform.web")
+
+STATUS_OF = [(media.Unavailable, None), (QueryError, 404), (ConfigError, 422), (EmbedError, 409),
+             (ModelError, 409), (TrainError, 409), (LibraryError, 409), (DecodeError, 409),
+             (StoreError, 500)]
+
+
+def _status(exc: ReformError) -> int:
+    for kind, status in STATUS_OF:
+        if isinstance(exc, kind):
+            return status or exc.status
+    return 500
+
+
+def _answer(status: int, error: str, hint: str | None = None, headers: dict | None = None,
+            **extra) -> JSONResponse:
+    return JSONResponse({"error": error, "hint": hint, **extra}, status_code=status, headers=headers)
+
+
+def _validation_problems(exc: RequestValidationError) -> list[dict]:
+    """Where and what, without echoing the input back."""
+    return [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+            for e in exc.errors()]
+
+
+def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_only: bool = True,
+               runners: dict | None = None) -> FastAPI:
+    """The web application over a library home.
+
+    Parameters
+    ----------
+    home : the library home (StoreError if it holds no library)
+    token : access token every request must carry, or None
+    loopback_only : answer only requests addressed to 127.0.0.1 / localhost / ::1
+    runners : the work behind each job kind (tests replace it; see :mod:`reform.web.jobs`)
+    """
+    state = LibraryState(home)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.close()
+
+    app = FastAPI(title="ReFORM", version=__version__, lifespan=lifespan,
+                  description="Explore a ReFORM library and listen to recommendations. Songs are "
+                              "addressed by their catalogue id; errors answer "
+                              '`{"error": ..., "hint": ...}`.',
+                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.library = state
+    app.state.jobs = Jobs(state.home, runners)
+    app.state.static = routes.static_files()
+    app.include_router(routes.router)
+    app.include_router(routes.page)
+
+    @app.exception_handler(ReformError)
+    async def reform_error(request: Request, exc: ReformError):
+        status = _status(exc)
+        if status >= 500:
+            log.error("%s: %s", request.url.path, exc)
+        return _answer(status, exc.message, exc.hint, getattr(exc, "headers", None))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        detail = {"Not Found": "no such address"}.get(str(exc.detail), str(exc.detail))
+        return _answer(exc.status_code, detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = _validation_problems(exc)
+        first = problems[0] if problems else {"where": "", "problem": "invalid request"}
+        return _answer(422, f"invalid request: {first['where']}: {first['problem']}",
+                       problems=problems)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return _answer(500, f"internal error ({type(exc).__name__}); the details are in the "
+                            "server's log")
+
+    audio_types = tuple(set(media.BROWSER_TYPES.values()) | {media.WAV_TYPE, "audio/x-mpegurl"})
+    app.add_middleware(GZipMiddleware, minimum_size=4096,
+                       exclude_content_types=("text/event-stream", *audio_types))
+    app.add_middleware(Guard, token=token, loopback_only=loopback_only)
+    return app

@@ -1,0 +1,182 @@
+"""Long work started from the page (scan, embed, train) in a background thread, with progress.
+
+One job runs at a time: a scan removes the spectrograms of deleted files that a
+training run may be reading, and embedding while a model trains would use the
+old model, so a second job waits for the first (the API answers 409).  Each
+job opens its own Library, hence its own SQLite connection; the page's
+snapshot sees its commits as they land.  A scan from the page rescans the
+folders already known to the library: adding a folder stays a terminal command,
+so the page can never be used to read folders the user did not choose.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..api import Library
+from ..errors import ReformError
+
+log = logging.getLogger("reform.web")
+KEEP_FINISHED = 20      # finished jobs remembered for the page
+KEEP_LOG_LINES = 200
+
+
+class Busy(ReformError):
+    """Another job is running."""
+
+
+@dataclass
+class Job:
+    """A job's state as the page shows it; the worker thread updates it as it goes."""
+
+    id: int
+    kind: str
+    options: dict
+    state: str = "running"             # running, done or failed
+    phase: str = "starting"            # what is being done now, in words
+    done: int = 0                      # units of work done in this phase (songs, windows)
+    total: int | None = None           # units in this phase, if known
+    unit: str = ""
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    summary: str = ""
+    error: str | None = None
+    hint: str | None = None
+    log: list[str] = field(default_factory=list)
+
+    def note(self, line: str) -> None:
+        self.log.append(line)
+        del self.log[:-KEEP_LOG_LINES]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "options": self.options, "state": self.state,
+                "phase": self.phase, "done": self.done, "total": self.total, "unit": self.unit,
+                "started": self.started, "finished": self.finished, "summary": self.summary,
+                "error": self.error, "hint": self.hint, "log": list(self.log[-20:])}
+
+
+Runner = Callable[[Path, dict, Job], str]
+
+
+def run_scan(home: Path, options: dict, job: Job) -> str:
+    """Rescan the library's known folders."""
+    from ..scan import scan
+
+    def start(total: int) -> None:
+        job.phase = f"analysing {total} new or changed files" if total else "nothing new to analyse"
+        job.total, job.unit = total, "files"
+
+    def step(n: int) -> None:
+        job.done += n
+
+    with Library(home, create=False) as lib:
+        job.phase = "looking for new, changed and removed files"
+        s = scan(lib.home, None, audio_cfg=lib.audio, mel_cfg=lib.mel, on_start=start, progress=step)
+    return (f"analysed {s.analysed}, unchanged {s.unchanged}, reused {s.reused}, "
+            f"removed {s.removed}, failed {s.failed}")
+
+
+def run_embed(home: Path, options: dict, job: Job) -> str:
+    """Embed the songs that have no embedding from the active model yet."""
+    from ..embed import embed_library
+
+    def start(total: int) -> None:
+        job.phase = f"embedding {total} songs" if total else "every song is embedded already"
+        job.total, job.unit = total, "songs"
+
+    def step(n: int) -> None:
+        job.done += n
+
+    with Library(home, create=False) as lib:
+        job.phase = "loading the model"
+        bundle = lib.load_model()
+        s = embed_library(lib.home.catalogue, lib.home.spectrograms, bundle, on_start=start,
+                          progress=step)
+    return f"embedded {s.embedded} songs with model {s.model} ({s.unchanged} were already)"
+
+
+def run_train(home: Path, options: dict, job: Job) -> str:
+    """Train a model with the default settings; it becomes the active model."""
+    from ..config import TrainConfig
+
+    def event(e: dict) -> None:
+        if e["type"] == "epoch_start":
+            job.phase = f"{e['phase']} epoch {e['epoch']} (at most {e['max_epochs']})"
+            job.done, job.total, job.unit = 0, e["windows"], "windows"
+        elif e["type"] == "batch":
+            job.done += e["windows"]
+        elif e["type"] == "epoch_end":
+            job.note(f"{e['phase']} epoch {e['epoch']}: loss {e.get('total', float('nan')):.4f}, "
+                     f"lr {e['lr']:g}" + (f" [{e['event']}]" if e.get("event") else ""))
+
+    train_cfg = TrainConfig(max_epochs=options["max_epochs"]) if options.get("max_epochs") else None
+    with Library(home, create=False) as lib:
+        result = lib.train(name=options.get("name"), train_cfg=train_cfg, callback=event)
+    reasons = "; ".join(f"{p}: {r}" for p, r in result.stop_reasons.items())
+    return f"model {result.files.folder.name} is now active ({reasons}); compute the embeddings next"
+
+
+RUNNERS: dict[str, Runner] = {"scan": run_scan, "embed": run_embed, "train": run_train}
+
+
+class Jobs:
+    """The registry of jobs of one library home.
+
+    Parameters
+    ----------
+    home : the library home
+    runners : the work of each kind of job (tests replace them)
+    """
+
+    def __init__(self, home: Path, runners: dict[str, Runner] | None = None):
+        self.home = Path(home)
+        self.runners = dict(runners or RUNNERS)
+        self.lock = threading.Lock()
+        self.jobs: list[Job] = []
+        self._next = 1
+
+    def start(self, kind: str, options: dict) -> Job:
+        """Start a job in a background thread; Busy if one is running."""
+        runner = self.runners[kind]
+        with self.lock:
+            running = self.running()
+            if running is not None:
+                raise Busy(f"a {running.kind} is running: wait until it has finished",
+                           hint="its progress is shown on the page and at /api/jobs")
+            job = Job(self._next, kind, options)
+            self._next += 1
+            self.jobs.append(job)
+            finished = [j for j in self.jobs if j.state != "running"]
+            for old in finished[:-KEEP_FINISHED]:
+                self.jobs.remove(old)
+        threading.Thread(target=self._run, args=(job, runner), name=f"reform-{kind}-{job.id}",
+                         daemon=True).start()
+        return job
+
+    def _run(self, job: Job, runner: Runner) -> None:
+        state = "failed"
+        try:
+            job.summary = runner(self.home, job.options, job)
+            state = "done"
+        except ReformError as exc:
+            job.error, job.hint = str(exc), exc.hint
+        except BaseException as exc:  # a thread must report, never die silently
+            log.exception("the %s job failed", job.kind)
+            job.error = f"internal error ({type(exc).__name__}: {exc})"
+        finally:
+            job.finished = time.time()
+            job.state = state
+
+    def running(self) -> Job | None:
+        return next((j for j in self.jobs if j.state == "running"), None)
+
+    def get(self, job_id: int) -> Job | None:
+        return next((j for j in self.jobs if j.id == job_id), None)
+
+    def all(self) -> list[dict]:
+        return [j.to_dict() for j in reversed(self.jobs)]

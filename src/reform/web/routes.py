@@ -1,0 +1,369 @@
+"""The JSON API: the operations of the CLI over HTTP, songs addressed by their catalogue id.
+
+Reads are GET; what changes the library (scan, embed, train) is a POST that
+starts a job.  Large answers are serialised straight to JSON (no per-item
+validation), so listing 10,000 songs stays a few tens of milliseconds; the
+models below document their shape in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from ..export import write_m3u
+from ..recommend import Filters
+from . import media
+from .jobs import Busy, Jobs
+from .projection import library_map
+from .state import SORT_KEYS, LibraryState, Snapshot, song_dict
+
+router = APIRouter(prefix="/api")
+
+
+# -- the shapes of the answers (documentation) ------------------------------------------------------
+class Song(BaseModel):
+    id: int = Field(description="catalogue id: the only way to address a song")
+    title: str = Field(description="the title tag, else the file name")
+    artist: str | None
+    album: str | None
+    track: int | None
+    year: int | None
+    genre: str | None
+    duration: float = Field(description="seconds")
+    file: str = Field(description="the file's name (without its folder)")
+    embedded: bool = Field(description="has an embedding: can be recommended and is on the map")
+
+
+class SongDetail(Song):
+    path: str
+    codec: str | None
+    sample_rate: int | None
+    channels: int | None
+    size: int
+    copies: list[int] = Field(description="ids of byte-identical copies of this song")
+    playback: Literal["file", "wav"] = Field(description="how /audio sends it by default")
+
+
+class SongList(BaseModel):
+    revision: int = Field(description="changes whenever the catalogue does")
+    total: int = Field(description="songs matching, before offset and limit")
+    offset: int
+    items: list[Song]
+
+
+class Scored(Song):
+    score: float = Field(description="similarity to the seed(s): cosine, 1 is identical")
+    flow: float | None = Field(None, description="playlists: similarity to the previous song")
+
+
+class Recommendations(BaseModel):
+    seeds: list[Song]
+    items: list[Scored]
+
+
+class LibraryMap(BaseModel):
+    model: str = Field(description="the embedding model the map was computed for")
+    method: str = Field(description="'pca'")
+    explained: list[float] = Field(description="share of the variance each axis shows")
+    ids: list[int]
+    x: list[float]
+    y: list[float]
+
+
+class Failure(BaseModel):
+    id: int
+    path: str
+    reason: str | None
+
+
+class JobInfo(BaseModel):
+    id: int
+    kind: Literal["scan", "embed", "train"]
+    options: dict
+    state: Literal["running", "done", "failed"]
+    phase: str
+    done: int
+    total: int | None
+    unit: str
+    started: float
+    finished: float | None
+    summary: str
+    error: str | None
+    hint: str | None
+    log: list[str]
+
+
+class TrainOptions(BaseModel):
+    max_epochs: int | None = Field(None, ge=1, le=10_000, description="cap on the epochs of each phase")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                             description="run folder under <home>/models (default: a time stamp)")
+
+
+class ErrorAnswer(BaseModel):
+    error: str
+    hint: str | None = None
+
+
+ERRORS = {404: {"model": ErrorAnswer, "description": "unknown song id"},
+          409: {"model": ErrorAnswer, "description": "not possible yet (no embeddings, file changed)"}}
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _state(request: Request) -> LibraryState:
+    return request.app.state.library
+
+
+def _song(snap: Snapshot, song_id: int):
+    row = snap.by_id.get(song_id)
+    if row is None:
+        raise HTTPException(404, f"no song has the id {song_id}")
+    return row
+
+
+def _scored(snap: Snapshot, recs) -> list[dict]:
+    out = []
+    for r in recs:
+        item = song_dict(r.row, True) | {"score": round(float(r.score), 4)}
+        if r.flow is not None:
+            item["flow"] = round(float(r.flow), 4)
+        out.append(item)
+    return out
+
+
+def _filters(exclude_same_artist: bool, exclude_same_album: bool, max_per_artist: int | None) -> Filters:
+    return Filters(exclude_same_artist=exclude_same_artist, exclude_same_album=exclude_same_album,
+                   max_per_artist=max_per_artist)
+
+
+def _seeds(request: Request, ids: list[int]):
+    state = _state(request)
+    snap = state.snapshot()
+    rows = [_song(snap, i) for i in ids]
+    rec = state.recommender(snap)
+    missing = [r.id for r in rows if not snap.embedded(r)]
+    if missing:
+        raise HTTPException(409, f"songs {', '.join(map(str, missing))} have no embedding yet")
+    return snap, rec, rows, [rec.seed_of(r) for r in rows]
+
+
+MaxPerArtist = Query(None, ge=1, le=1000, description="at most this many songs per artist")
+
+
+# -- library ------------------------------------------------------------------------------------------
+@router.get("/status", summary="Library status: counts, embeddings, active model, running job")
+def status(request: Request) -> dict:
+    out = _state(request).status()
+    running = request.app.state.jobs.running()
+    out["job"] = running.to_dict() if running else None
+    return out
+
+
+@router.get("/songs", response_model=SongList, summary="List, search, filter and sort the songs")
+def songs(request: Request,
+          q: str = Query("", max_length=500, description="words that must all appear in the artist, "
+                         "title, album or file name (case and accents ignored)"),
+          artist: str | None = Query(None, max_length=500, description="only this artist"),
+          album: str | None = Query(None, max_length=500, description="only this album"),
+          genre: str | None = Query(None, max_length=500, description="only this genre"),
+          sort: Literal[SORT_KEYS] = Query("artist", description="sort key"),
+          desc: bool = Query(False, description="descending order"),
+          offset: int = Query(0, ge=0),
+          limit: int | None = Query(None, ge=1, le=1_000_000, description="default: all")):
+    snap = _state(request).snapshot()
+    rows = snap.select(q, artist, album, genre, sort, desc)
+    page = rows[offset:offset + limit if limit else None]
+    return JSONResponse({"revision": snap.revision, "total": len(rows), "offset": offset,
+                         "items": [song_dict(r, snap.embedded(r)) for r in page]})
+
+
+@router.get("/songs/{song_id}", response_model=SongDetail, responses=ERRORS, summary="One song")
+def song(request: Request, song_id: int):
+    snap = _state(request).snapshot()
+    row = _song(snap, song_id)
+    copies = [r.id for r in snap.rows if r.hash == row.hash and r.id != row.id]
+    return song_dict(row, snap.embedded(row)) | {
+        "path": row.path, "codec": row.codec, "sample_rate": row.sample_rate,
+        "channels": row.channels, "size": row.size, "copies": copies,
+        "playback": "file" if media.plays_natively(row) else "wav"}
+
+
+@router.get("/songs/{song_id}/audio", responses={**ERRORS, 206: {"description": "a byte range"},
+                                                 416: {"description": "range outside the file"}},
+            response_class=Response, summary="The song's audio, with HTTP ranges (seeking)")
+def audio(request: Request, song_id: int,
+          format: Literal["auto", "file", "wav"] = Query(
+              "auto", description="'file': the file's own bytes; 'wav': decoded to 16-bit WAV; "
+                                  "'auto': the file if browsers play its format, else WAV")):
+    row = _song(_state(request).snapshot(), song_id)
+    as_file = format == "file" or (format == "auto" and media.plays_natively(row))
+    make = media.file_body if as_file else media.wav_body
+    body = make(row, request.headers.get("range"))
+    return StreamingResponse(body.chunks, status_code=body.status, headers=body.headers,
+                             media_type=body.media_type)
+
+
+@router.get("/failures", response_model=list[Failure], summary="Files that could not be analysed")
+def failures(request: Request):
+    return JSONResponse(_state(request).failures())
+
+
+@router.get("/model", summary="The active model: its card and evaluation numbers if any")
+def model(request: Request) -> dict:
+    return _state(request).model()
+
+
+# -- recommendations ------------------------------------------------------------------------------------
+@router.get("/songs/{song_id}/similar", response_model=Recommendations, responses=ERRORS,
+            summary="The songs most similar to one song")
+def similar(request: Request, song_id: int, n: int = Query(10, ge=1, le=500),
+            exclude_same_artist: bool = False, exclude_same_album: bool = False,
+            max_per_artist: int | None = MaxPerArtist):
+    snap, rec, rows, seeds = _seeds(request, [song_id])
+    recs = rec.similar(seeds[0], n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
+    return JSONResponse({"seeds": [song_dict(rows[0], True)], "items": _scored(snap, recs)})
+
+
+@router.get("/mix", response_model=Recommendations, responses=ERRORS,
+            summary="The songs closest to the centre of several songs")
+def mix(request: Request, seed: list[int] = Query(..., min_length=1, max_length=200),
+        n: int = Query(10, ge=1, le=500), exclude_same_artist: bool = False,
+        exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
+    snap, rec, rows, seeds = _seeds(request, seed)
+    recs = rec.mix(seeds, n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
+    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(snap, recs)})
+
+
+@router.get("/playlist", response_model=Recommendations, responses=ERRORS,
+            summary="A playlist that flows from one or more songs")
+def playlist(request: Request, seed: list[int] = Query(..., min_length=1, max_length=200),
+             length: int = Query(20, ge=1, le=500), exclude_same_artist: bool = False,
+             exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
+    snap, rec, rows, seeds = _seeds(request, seed)
+    recs = rec.playlist(seeds, length, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
+    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(snap, recs)})
+
+
+@router.get("/export.m3u", response_class=Response, responses={404: ERRORS[404]},
+            summary="An M3U playlist of the given songs, in the given order")
+def export_m3u(request: Request, id: list[int] = Query(..., min_length=1, max_length=10_000),
+               name: str = Query("reform-playlist", max_length=100, description="file name")):
+    snap = _state(request).snapshot()
+    rows = [_song(snap, i) for i in id]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "playlist.m3u8"
+        write_m3u(out, rows)
+        text = out.read_text(encoding="utf-8")
+    filename = (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "playlist") + ".m3u8"
+    return Response(text, media_type="audio/x-mpegurl; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/map", response_model=LibraryMap, responses={409: ERRORS[409]},
+            summary="Every embedded song in 2-D (PCA of the embeddings, cached per model)")
+def library_map_route(request: Request):
+    state = _state(request)
+    snap = state.snapshot()
+    data = state.map(snap)
+    ids, xs, ys = [], [], []
+    for row in snap.rows:
+        xy = data["points"].get(row.hash)
+        if xy is not None:
+            ids.append(row.id)
+            xs.append(xy[0])
+            ys.append(xy[1])
+    return JSONResponse({"model": data["model"], "method": data["method"],
+                         "explained": data["explained"], "ids": ids, "x": xs, "y": ys})
+
+
+# -- jobs -------------------------------------------------------------------------------------------------
+def _jobs(request: Request) -> Jobs:
+    return request.app.state.jobs
+
+
+@router.get("/jobs", response_model=list[JobInfo], summary="Jobs started from the page, newest first")
+def jobs(request: Request):
+    return JSONResponse(_jobs(request).all())
+
+
+@router.get("/jobs/{job_id}", response_model=JobInfo, responses={404: ERRORS[404]}, summary="One job")
+def job(request: Request, job_id: int):
+    found = _jobs(request).get(job_id)
+    if found is None:
+        raise HTTPException(404, f"no job has the id {job_id}")
+    return JSONResponse(found.to_dict())
+
+
+def _start(request: Request, kind: str, options: dict):
+    try:
+        started = _jobs(request).start(kind, options)
+    except Busy as exc:
+        raise HTTPException(409, str(exc)) from None
+    return JSONResponse(started.to_dict(), status_code=202)
+
+
+@router.post("/jobs/scan", status_code=202, response_model=JobInfo, responses={409: ERRORS[409]},
+             summary="Rescan the library's folders (new, changed and removed files)")
+def start_scan(request: Request):
+    return _start(request, "scan", {})
+
+
+@router.post("/jobs/embed", status_code=202, response_model=JobInfo, responses={409: ERRORS[409]},
+             summary="Embed the songs the active model has not embedded yet")
+def start_embed(request: Request):
+    return _start(request, "embed", {})
+
+
+@router.post("/jobs/train", status_code=202, response_model=JobInfo, responses={409: ERRORS[409]},
+             summary="Train a model on the library (it becomes the active model)")
+def start_train(request: Request, options: TrainOptions | None = Body(None)):
+    return _start(request, "train", (options or TrainOptions()).model_dump(exclude_none=True))
+
+
+def static_dir() -> Path:
+    return Path(__file__).parent / "static"
+
+
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+
+
+def static_files() -> dict[str, Path]:
+    """The page's files, by name: regular files of static/ only (no folders, no links)."""
+    folder = static_dir()
+    return {p.name: p for p in folder.iterdir()
+            if p.suffix in STATIC_TYPES and p.is_file() and not p.is_symlink()} \
+        if folder.is_dir() else {}
+
+
+page = APIRouter()
+
+
+@page.get("/", include_in_schema=False)
+def index(request: Request):
+    return _static(request, "index.html")
+
+
+@page.get("/api/docs", include_in_schema=False)
+def api_docs(request: Request):
+    return _static(request, "api.html")
+
+
+@page.get("/static/{name}", include_in_schema=False)
+def static(request: Request, name: str):
+    return _static(request, name)
+
+
+def _static(request: Request, name: str) -> Response:
+    path = request.app.state.static.get(name)
+    if path is None:
+        raise HTTPException(404, "no such file")
+    return Response(path.read_bytes(), media_type=STATIC_TYPES[path.suffix],
+                    headers={"Cache-Control": "no-cache"})
+

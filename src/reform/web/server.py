@@ -1,0 +1,116 @@
+"""``reform serve``: bind the address, print the page's URL, run uvicorn until Ctrl-C.
+
+The socket is bound here, before uvicorn starts, so that a port in use or an
+address that cannot be bound is one plain error line rather than a server log.
+Binding anything other than this computer's loopback address requires a token:
+one is made up with :mod:`secrets` when none is given, and printed in the URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+import webbrowser
+
+from ..errors import ConfigError
+from .security import is_loopback
+
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{8,200}$")
+
+
+def make_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (port 0: any free port)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"the port must be between 0 and 65535, not {port}")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot use the address {host!r} ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host.strip("[]") in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        taken = exc.errno in (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
+        raise ConfigError(f"cannot listen on {host} port {port}: "
+                          f"{'the port is in use' if taken else exc.strerror}",
+                          hint="choose another port with --port" if taken else None) from None
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(host: str, port: int, token: str | None) -> str:
+    """The address to open: this computer's for a wildcard binding, the token in the query."""
+    shown = host.strip("[]")
+    if shown in ("0.0.0.0", "::", ""):
+        shown = socket.gethostname()
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
+          token: str | None = None) -> int:
+    """Serve the page of the library at ``home`` until interrupted; returns the exit code.
+
+    Parameters
+    ----------
+    home : the library home (it must hold a scanned library)
+    host : address to bind; anything but 127.0.0.1 / localhost / ::1 needs a token
+    port : TCP port (0: any free one)
+    open_browser : open the page in the default web browser once it answers
+    token : access token; made up and printed when ``host`` is not loopback and none is given
+    """
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as exc:
+        raise ConfigError(f"the web page needs FastAPI and uvicorn ({exc.name} is missing)",
+                          hint="pip install 'reform-music[web]'") from None
+    if token is not None and not TOKEN_PATTERN.match(token):
+        raise ConfigError("the token must be 8 to 200 letters, digits or . _ ~ -")
+    loopback = is_loopback(host)
+    if not loopback and not token:
+        token = make_token()
+    app = create_app(home, token=token, loopback_only=loopback)
+    sock = bind(host, port)
+    port = sock.getsockname()[1]
+    url = url_of(host, port, token)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=2))
+    print(f"ReFORM: serving the library {os.fspath(home)}")
+    print(f"open {url}")
+    if not loopback:
+        print("the page is reachable from other computers: keep the token secret", flush=True)
+    print("press Ctrl-C to stop", flush=True)
+    if open_browser:
+        threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    print("stopped")
+    return 0
+
+
+def _open_when_started(server, url: str, wait: float = 30.0) -> None:
+    deadline = time.monotonic() + wait
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if server.started:
+        webbrowser.open(url)

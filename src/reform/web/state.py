@@ -1,0 +1,215 @@
+"""What the API reads: one catalogue connection and a snapshot of the library built from it.
+
+The snapshot (songs, search text, embeddings, and on demand the recommender and
+the map) is rebuilt only when the catalogue changed since it was made, which
+SQLite tells for free: ``PRAGMA data_version`` changes whenever another
+connection (a scan or an embedding run, started from the page or from a
+terminal) commits.  This connection only reads, and a lock keeps it to one
+thread at a time: SQLite connections must not be used concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..api import Library
+from ..errors import EmbedError, ModelError
+from ..store import FileRow
+from .projection import library_map
+
+SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
+NO_EMBEDDINGS_HINT = "run `reform embed` (or Embed on the Library tab of the page)"
+
+
+def norm(text: str | None) -> str:
+    """Lower case, accents and punctuation removed: the text that search words are matched in."""
+    text = unicodedata.normalize("NFKD", text or "")
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def title_of(row: FileRow) -> str:
+    return row.title or Path(row.path).stem
+
+
+def song_dict(row: FileRow, embedded: bool) -> dict:
+    """What the library listing shows of a song (no path: songs are addressed by id)."""
+    return {"id": row.id, "title": title_of(row), "artist": row.artist, "album": row.album,
+            "track": row.track, "year": row.year, "genre": row.genre,
+            "duration": round(row.duration or 0.0, 2), "file": os.path.basename(row.path),
+            "embedded": embedded}
+
+
+def _order(rows: list[FileRow], sort: str, desc: bool) -> list[FileRow]:
+    """Sort by ``sort`` (see SORT_KEYS); songs without that tag come last in both directions."""
+    def words(value) -> str:
+        return norm(value) if isinstance(value, str) else ""
+
+    keys = {
+        "artist": lambda r: (words(r.artist), words(r.album), r.track or 0, norm(title_of(r))),
+        "album": lambda r: (words(r.album), r.track or 0, norm(title_of(r))),
+        "title": lambda r: (norm(title_of(r)), words(r.artist)),
+        "genre": lambda r: (words(r.genre), words(r.artist), norm(title_of(r))),
+        "year": lambda r: (r.year or 0, words(r.artist), norm(title_of(r))),
+        "duration": lambda r: (r.duration or 0.0,),
+        "path": lambda r: (r.path,),
+    }
+    key = keys[sort]
+    tagged = sort in ("artist", "album", "genre", "year")
+    present = [r for r in rows if not tagged or getattr(r, sort) not in (None, "")]
+    absent = [r for r in rows if tagged and getattr(r, sort) in (None, "")]
+    present.sort(key=key, reverse=desc)
+    absent.sort(key=lambda r: (norm(title_of(r)), r.path))
+    return present + absent
+
+
+@dataclass
+class Snapshot:
+    """The analysed songs and their embeddings at one moment (revision) of the catalogue."""
+
+    revision: int
+    rows: list[FileRow]
+    embedding_model: str | None
+    vectors: dict[str, np.ndarray]                  # embedding per content hash
+    by_id: dict[int, FileRow] = field(init=False)
+    hay: dict[int, str] = field(init=False)         # search text per song id
+    cache: dict = field(default_factory=dict)       # recommender, map, listing bytes
+
+    def __post_init__(self):
+        self.by_id = {r.id: r for r in self.rows}
+        self.hay = {r.id: norm(" ".join(filter(None, (r.artist, title_of(r), r.album,
+                                                       os.path.basename(r.path)))))
+                    for r in self.rows}
+
+    def embedded(self, row: FileRow) -> bool:
+        return row.hash in self.vectors
+
+    def select(self, q: str = "", artist: str | None = None, album: str | None = None,
+               genre: str | None = None, sort: str = "artist", desc: bool = False) -> list[FileRow]:
+        """Songs whose artist/title/album/file name holds every word of ``q``, filtered
+        (exact tag, case and accents ignored) and sorted."""
+        words = norm(q).split()
+        wanted = [(name, norm(value)) for name, value in (("artist", artist), ("album", album),
+                                                           ("genre", genre)) if value is not None]
+        out = []
+        for row in self.rows:
+            hay = self.hay[row.id]
+            if all(w in hay for w in words) and all(norm(getattr(row, n)) == v for n, v in wanted):
+                out.append(row)
+        return _order(out, sort, desc)
+
+    def recommender(self):
+        """The recommender over the embedded songs (built once per snapshot)."""
+        if "recommender" not in self.cache:
+            from ..recommend import Recommender
+
+            if not self.vectors:
+                raise EmbedError("no song has an embedding yet: recommendations and the map need "
+                                 "them", hint=NO_EMBEDDINGS_HINT)
+            self.cache["recommender"] = Recommender(self.rows, self.vectors)
+        return self.cache["recommender"]
+
+
+class LibraryState:
+    """The library home as the web API sees it; thread-safe.
+
+    Parameters
+    ----------
+    home : the library home folder (it must exist: StoreError otherwise)
+    """
+
+    def __init__(self, home: str | os.PathLike):
+        self.library = Library(home, create=False)
+        self.home = self.library.home.path
+        self.lock = threading.RLock()
+        self._snapshot: Snapshot | None = None
+        self._version: int | None = None
+        self._revision = 0
+
+    def close(self) -> None:
+        with self.lock:
+            self.library.close()
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot, rebuilt first if the catalogue changed since the last one."""
+        with self.lock:
+            catalogue = self.library.home.catalogue
+            version = catalogue.conn.execute("PRAGMA data_version").fetchone()[0]
+            if self._snapshot is None or version != self._version:
+                rows = self.library.songs()
+                model = catalogue.get_meta("embedding_model")
+                vectors = catalogue.embeddings(model) if model else {}
+                self._revision += 1
+                self._snapshot = Snapshot(self._revision, rows, model, vectors)
+                self._version = version
+            return self._snapshot
+
+    def recommender(self, snap: Snapshot):
+        """The snapshot's recommender, built on first use (EmbedError when nothing is embedded)."""
+        with self.lock:
+            return snap.recommender()
+
+    def map(self, snap: Snapshot) -> dict:
+        """The 2-D map of the snapshot's embeddings (see :mod:`reform.web.projection`)."""
+        with self.lock:
+            if "map" not in snap.cache:
+                if not snap.vectors:
+                    raise EmbedError("no song has an embedding yet: the map needs them",
+                                     hint=NO_EMBEDDINGS_HINT)
+                snap.cache["map"] = library_map(self.home, snap.embedding_model, snap.vectors)
+            return snap.cache["map"]
+
+    def status(self) -> dict:
+        """Counts, embeddings and the active model: what the status bar and tab show."""
+        snap = self.snapshot()
+        with self.lock:
+            counts = self.library.status()
+            model = self.model()
+        distinct = {r.hash for r in snap.rows}
+        embedded = len(distinct & snap.vectors.keys())
+        return {**counts, "revision": snap.revision,
+                "embeddings": {"model": snap.embedding_model, "songs": embedded,
+                               "missing": len(distinct) - embedded},
+                "model": model}
+
+    def failures(self) -> list[dict]:
+        with self.lock:
+            rows = self.library.failures()
+        return [{"id": r.id, "path": r.path, "reason": r.reason} for r in rows]
+
+    def model(self) -> dict:
+        """The active model from its JSON card (no torch needed), with its evaluation numbers
+        when an ``evaluation.json`` lies beside it."""
+        with self.lock:
+            catalogue = self.library.home.catalogue
+            active = catalogue.get_meta("active_model")
+            embedding_model = catalogue.get_meta("embedding_model")
+            try:
+                path = self.library.model_path()
+            except ModelError as exc:
+                return {"name": None, "error": exc.message, "hint": exc.hint,
+                        "embedding_model": embedding_model}
+        card = _read_json(path.with_suffix(".json")) or {}
+        evaluation = _read_json(path.parent / "evaluation.json")
+        name = active if active and path.parent.name == active else "shipped"
+        version = card.get("version")
+        return {"name": name, "version": version, "kind": card.get("kind"),
+                "info": card.get("info") or {}, "embedding_model": embedding_model,
+                "embeddings_current": bool(version) and version == embedding_model,
+                "evaluation": evaluation.get("methods") if isinstance(evaluation, dict) else None,
+                "evaluation_labels": evaluation.get("labels") if isinstance(evaluation, dict) else None}
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

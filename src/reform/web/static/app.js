@@ -1,0 +1,894 @@
+// ReFORM's page: the library table, the player with similar songs, the mix, the map.
+// Plain JavaScript, no dependencies, no build step.  Every text from the library is put in
+// the page with textContent, never as HTML.
+"use strict";
+
+(() => {
+  const ROW = 34;                       // table row height, px (matches --row in style.css)
+  const SIMILAR_N = 20;
+  const PALETTE = ["#7aa2f7", "#f7768e", "#9ece6a", "#e0af68", "#bb9af7", "#7dcfff", "#ff9e64",
+    "#73daca", "#c0caf5", "#2ac3de", "#ff79c6", "#b4f9f8", "#d7a65f", "#9d7cd8", "#41a6b5", "#db4b4b"];
+  const NONE_COLOUR = "#4b5263";
+
+  const S = {
+    songs: [], byId: new Map(), view: [], genres: [],
+    query: "", genre: "", artist: null, album: null, sort: { key: "artist", desc: false },
+    current: null, cursor: -1, similar: [], seeds: [], playlist: [], queue: null, triedWav: false,
+    status: null, revision: null, songsLoadedAt: 0, mapModel: null, job: null, failuresFor: null,
+    tab: "similar",
+  };
+  window.reform = S;  // for the curious, in the browser's console (and the browser tests)
+
+  // -- small helpers ------------------------------------------------------------------------------
+  const $ = (sel) => document.querySelector(sel);
+  const $$ = (sel) => Array.from(document.querySelectorAll(sel));
+
+  function h(tag, props = {}, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(props)) {
+      if (v == null || v === false) continue;
+      if (k === "text") el.textContent = v;
+      else if (k === "class") el.className = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) if (c != null) el.append(c);
+    return el;
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, hint) { super(message); this.status = status; this.hint = hint; }
+  }
+
+  async function api(path, options = {}) {
+    const init = { method: options.method || "GET", headers: { Accept: "application/json" } };
+    if (options.body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.body);
+    }
+    let res;
+    try { res = await fetch(path, init); } catch (e) {
+      throw new ApiError(0, "the ReFORM server does not answer", "is `reform serve` still running?");
+    }
+    const data = await res.json().catch(() => null);
+    if (!res.ok) throw new ApiError(res.status, (data && data.error) || res.statusText, data && data.hint);
+    return data;
+  }
+
+  function toast(message, hint, kind = "error") {
+    const t = h("div", { class: `toast ${kind}` }, message, hint ? h("small", { text: hint }) : null);
+    $("#toasts").append(t);
+    setTimeout(() => t.remove(), kind === "error" ? 7000 : 4500);
+  }
+
+  const fail = (e) => toast(e.message, e.hint);
+
+  function norm(text) {
+    return (text || "").normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase()
+      .replace(/[^\p{L}\p{N}_]+/gu, " ").trim();
+  }
+
+  function clock(seconds) {
+    const s = Math.round(seconds || 0);
+    const m = Math.floor(s / 60);
+    return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`
+      : `${m}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
+
+  function hashOf(text) {
+    let x = 2166136261;
+    for (let i = 0; i < text.length; i++) { x ^= text.charCodeAt(i); x = Math.imul(x, 16777619); }
+    return x >>> 0;
+  }
+
+  const byline = (s) => [s.artist || "Unknown artist", s.album].filter(Boolean).join(" · ");
+
+  // -- the library ---------------------------------------------------------------------------------
+  async function loadSongs() {
+    const data = await api("/api/songs");
+    S.songs = data.items;
+    S.byId = new Map(S.songs.map((s) => [s.id, s]));
+    for (const s of S.songs) s.hay = norm([s.artist, s.title, s.album, s.file].join(" "));
+    S.songsLoadedAt = Date.now();
+    const genres = [...new Set(S.songs.map((s) => s.genre).filter(Boolean))].sort((a, b) => a.localeCompare(b));
+    if (genres.join("\n") !== S.genres.join("\n")) {
+      S.genres = genres;
+      const sel = $("#filter-genre");
+      sel.replaceChildren(h("option", { value: "", text: "All genres" }), ...genres.map((g) => h("option", { value: g, text: g })));
+      sel.value = genres.includes(S.genre) ? S.genre : "";
+      sel.hidden = genres.length === 0;
+    }
+    S.seeds = S.seeds.filter((id) => S.byId.has(id));
+    applyView(false);
+    if (S.current != null && !S.byId.has(S.current)) S.current = null;
+  }
+
+  function compare(key) {
+    const missingLast = (a, b) => (a == null || a === "") - (b == null || b === "");
+    const text = (a, b) => norm(a).localeCompare(norm(b));
+    const keys = {
+      artist: (a, b) => text(a.artist, b.artist) || text(a.album, b.album) || (a.track || 0) - (b.track || 0) || text(a.title, b.title),
+      album: (a, b) => text(a.album, b.album) || (a.track || 0) - (b.track || 0) || text(a.title, b.title),
+      title: (a, b) => text(a.title, b.title) || text(a.artist, b.artist),
+      year: (a, b) => (a.year || 0) - (b.year || 0) || text(a.artist, b.artist) || text(a.title, b.title),
+      genre: (a, b) => text(a.genre, b.genre) || text(a.artist, b.artist) || text(a.title, b.title),
+      duration: (a, b) => a.duration - b.duration,
+    };
+    return { order: keys[key], missing: (a, b) => (["artist", "album", "year", "genre"].includes(key) ? missingLast(a[key], b[key]) : 0) };
+  }
+
+  function applyView(resetScroll = true) {
+    const words = norm(S.query).split(" ").filter(Boolean);
+    const genre = norm(S.genre), artist = S.artist && norm(S.artist), album = S.album && norm(S.album);
+    const view = S.songs.filter((s) => words.every((w) => s.hay.includes(w))
+      && (!genre || norm(s.genre) === genre) && (!artist || norm(s.artist) === artist)
+      && (!album || norm(s.album) === album));
+    const { order, missing } = compare(S.sort.key);
+    const sign = S.sort.desc ? -1 : 1;
+    view.sort((a, b) => missing(a, b) || sign * order(a, b));
+    S.view = view;
+    S.cursor = S.current != null ? view.findIndex((s) => s.id === S.current) : -1;
+    $("#spacer").style.height = `${view.length * ROW}px`;
+    const total = S.songs.length;
+    $("#lib-count").textContent = view.length === total ? plural(total, "song") : `${view.length.toLocaleString()} of ${plural(total, "song")}`;
+    const empty = $("#lib-empty");
+    empty.hidden = view.length > 0;
+    if (!view.length) {
+      empty.replaceChildren(total ? "No song matches." : h("span", {}, "The library is empty: run ", h("code", { text: "reform scan FOLDER" }), "."));
+    }
+    $$(".thead button").forEach((b) => {
+      b.classList.toggle("sorted", b.dataset.sort === S.sort.key);
+      b.classList.toggle("desc", b.dataset.sort === S.sort.key && S.sort.desc);
+    });
+    renderChips();
+    if (resetScroll) {
+      $("#tbody").scrollTop = 0;
+      if (!S.query && S.cursor >= 0) scrollToSong(S.current);  // back to the song playing
+    }
+    renderRows();
+  }
+
+  function renderChips() {
+    const chips = [];
+    for (const key of ["artist", "album"]) {
+      if (S[key] == null) continue;
+      chips.push(h("span", { class: "chip", title: `only this ${key}` }, h("span", { text: `${key}: ${S[key] || "none"}` }),
+        h("button", { "aria-label": `show every ${key}`, text: "×", onclick: () => { S[key] = null; applyView(); } })));
+    }
+    $("#filter-chips").replaceChildren(...chips);
+  }
+
+  let rowsLayer = null;
+  function renderRows() {
+    const body = $("#tbody");
+    if (!rowsLayer) { rowsLayer = h("div", { class: "rows" }); body.append(rowsLayer); }
+    const first = Math.max(0, Math.floor(body.scrollTop / ROW) - 8);
+    const last = Math.min(S.view.length, Math.ceil((body.scrollTop + body.clientHeight) / ROW) + 8);
+    const seeds = new Set(S.seeds);
+    const rows = [];
+    for (let i = first; i < last; i++) {
+      const s = S.view[i];
+      const row = h("div", {
+        class: `row${s.id === S.current ? " current" : ""}${i === S.cursor ? " cursor" : ""}`,
+        "data-id": s.id, role: "row", title: s.file },
+      h("span", { class: "col-title" }, h("i", { class: `dot${s.embedded ? " on" : ""}`, title: s.embedded ? "" : "no embedding yet" }), h("span", { text: s.title })),
+      h("span", { class: "col-artist", text: s.artist || "—" }),
+      h("span", { class: "col-album", text: s.album || "—" }),
+      h("span", { class: "col-year num", text: s.year || "" }),
+      h("span", { class: "col-time num", text: clock(s.duration) }),
+      h("button", { class: `add${seeds.has(s.id) ? " in" : ""}`, "data-add": s.id, title: seeds.has(s.id) ? "Remove from the mix" : "Add to the mix", text: seeds.has(s.id) ? "✓" : "+" }));
+      row.style.top = `${i * ROW}px`;
+      rows.push(row);
+    }
+    rowsLayer.replaceChildren(...rows);
+  }
+
+  function scrollToSong(id) {
+    const i = S.view.findIndex((s) => s.id === id);
+    if (i < 0) return;
+    const body = $("#tbody");
+    if (i * ROW < body.scrollTop || (i + 1) * ROW > body.scrollTop + body.clientHeight) {
+      body.scrollTop = Math.max(0, i * ROW - body.clientHeight / 3);
+    }
+  }
+
+  // -- playing and the similar songs ------------------------------------------------------------------
+  async function select(id, { from = "", keepQueue = false } = {}) {
+    const song = S.byId.get(id);
+    if (!song) return;
+    if (!keepQueue) S.queue = null;
+    S.current = id;
+    const i = S.view.findIndex((s) => s.id === id);
+    if (i >= 0) S.cursor = i;
+    showNow(song);
+    play(song);
+    if (from !== "table") scrollToSong(id);
+    renderRows();
+    renderPlaylist();
+    S.similar = [];
+    drawMap();
+    await loadSimilar();
+  }
+
+  function showNow(song) {
+    $("#now-title").textContent = song.title;
+    const sub = $("#now-sub");
+    const link = (key) => h("a", { text: song[key], title: `show only this ${key} in the library`, onclick: () => { S[key] = song[key]; if (key === "artist") S.album = null; applyView(); scrollToSong(song.id); } });
+    const parts = [];
+    if (song.artist) parts.push(link("artist")); else parts.push("Unknown artist");
+    if (song.album) parts.push(" · ", link("album"));
+    if (song.year) parts.push(` · ${song.year}`);
+    sub.replaceChildren(...parts);
+    const a = hashOf(song.artist || song.title), b = hashOf(song.album || song.title);
+    $("#cover").style.background = `linear-gradient(135deg, hsl(${a % 360} 55% 42%), hsl(${(b % 360)} 60% 22%))`;
+    $("#now-add").disabled = false;
+    updateAddButtons();
+  }
+
+  function play(song) {
+    const player = $("#player");
+    S.triedWav = false;
+    $("#player-msg").hidden = true;
+    player.src = `/api/songs/${song.id}/audio`;
+    player.play().catch(() => {});  // autoplay may be refused before the first click: controls remain
+  }
+
+  async function playerFailed() {
+    const player = $("#player");
+    if (S.current == null || !player.getAttribute("src")) return;
+    if (!S.triedWav) {  // the browser could not play the file's format: ask the server to decode it
+      S.triedWav = true;
+      player.src = `/api/songs/${S.current}/audio?format=wav`;
+      player.play().catch(() => {});
+      return;
+    }
+    let why = "this song cannot be played";
+    try {
+      const res = await fetch(`/api/songs/${S.current}/audio?format=wav`, { headers: { Range: "bytes=0-0" } });
+      if (!res.ok) { const data = await res.json(); why = data.error + (data.hint ? ` (${data.hint})` : ""); }
+    } catch (e) { /* keep the generic sentence */ }
+    const msg = $("#player-msg");
+    msg.textContent = why;
+    msg.hidden = false;
+  }
+
+  function songEnded() {
+    if (S.queue == null) return;
+    const next = S.queue + 1;
+    if (next < S.playlist.length) { S.queue = next; select(S.playlist[next].id, { keepQueue: true }); } else S.queue = null;
+  }
+
+  async function loadSimilar() {
+    const id = S.current;
+    const list = $("#similar-list"), empty = $("#similar-empty");
+    const song = S.byId.get(id);
+    $("#similar-title").replaceChildren("Songs like ", h("b", { text: song ? song.title : "…" }));
+    if (!S.status || !S.status.embeddings.songs) {
+      list.replaceChildren();
+      empty.hidden = false;
+      empty.replaceChildren(...noEmbeddingsMessage());
+      return;
+    }
+    const other = $("#other-artists").checked ? "&exclude_same_artist=true" : "";
+    try {
+      const data = await api(`/api/songs/${id}/similar?n=${SIMILAR_N}${other}`);
+      if (id !== S.current) return;
+      S.similar = data.items;
+      renderSimilar();
+    } catch (e) {
+      if (id !== S.current) return;
+      S.similar = [];
+      list.replaceChildren();
+      empty.hidden = false;
+      empty.replaceChildren(h("div", { text: e.message }), e.hint ? h("div", { class: "muted", text: e.hint }) : null);
+    }
+    drawMap();
+  }
+
+  function noEmbeddingsMessage() {
+    const model = S.status && S.status.model;
+    if (model && !model.name) {
+      return [h("div", { text: "No model yet: recommendations need one." }),
+        h("div", {}, "Train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), ".")];
+    }
+    return [h("div", { text: "No embeddings yet: recommendations and the map need them." }),
+      h("div", {}, "Run ", h("code", { text: "reform embed" }), " or use Compute embeddings on the Library status tab.")];
+  }
+
+  function scoreCell(score) {
+    const bar = h("i");
+    bar.style.setProperty("--w", `${Math.max(0, Math.min(1, score)) * 100}%`);
+    return h("span", { class: "score", title: "cosine similarity (1: identical)" }, h("b", { text: score.toFixed(3) }), bar);
+  }
+
+  function renderSimilar() {
+    const seeds = new Set(S.seeds);
+    $("#similar-empty").hidden = S.similar.length > 0;
+    if (!S.similar.length) $("#similar-empty").replaceChildren("No other song passes the filter.");
+    $("#similar-list").replaceChildren(...S.similar.map((s, i) => h("li", { class: `item${s.id === S.current ? " current" : ""}`, "data-id": s.id, title: "play it and show the songs like it" },
+      h("span", { class: "rank", text: i + 1 }),
+      h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
+      scoreCell(s.score),
+      h("button", { class: `add${seeds.has(s.id) ? " in" : ""}`, "data-add": s.id, title: "Add to the mix", text: seeds.has(s.id) ? "✓" : "+" }))));
+  }
+
+  // -- the mix and its playlist -------------------------------------------------------------------------
+  function toggleSeed(id) {
+    const i = S.seeds.indexOf(id);
+    if (i >= 0) S.seeds.splice(i, 1); else S.seeds.push(id);
+    renderSeeds();
+    renderRows();
+    renderSimilar();
+    updateAddButtons();
+  }
+
+  function updateAddButtons() {
+    const btn = $("#now-add");
+    const inMix = S.seeds.includes(S.current);
+    btn.textContent = inMix ? "✓" : "+";
+    btn.title = inMix ? "Remove from the mix" : "Add to the mix";
+  }
+
+  function renderSeeds() {
+    const count = $("#mix-count");
+    count.hidden = S.seeds.length === 0;
+    count.textContent = S.seeds.length;
+    $("#seeds-empty").hidden = S.seeds.length > 0;
+    $("#mix-clear").hidden = S.seeds.length === 0;
+    $("#mix-make").disabled = S.seeds.length === 0;
+    $("#seeds").replaceChildren(...S.seeds.map((id) => {
+      const s = S.byId.get(id);
+      return h("span", { class: "chip", title: byline(s) }, h("span", { text: s.title }),
+        h("button", { "aria-label": "remove from the mix", text: "×", onclick: () => toggleSeed(id) }));
+    }));
+  }
+
+  async function makePlaylist() {
+    const length = $("#mix-length").value, per = $("#mix-per-artist").value;
+    const query = S.seeds.map((id) => `seed=${id}`).join("&") + `&length=${length}` + (per ? `&max_per_artist=${per}` : "");
+    const button = $("#mix-make");
+    button.disabled = true;
+    try {
+      const data = await api(`/api/playlist?${query}`);
+      S.playlist = data.items;
+      S.queue = null;
+      renderPlaylist();
+      drawMap();
+    } catch (e) { fail(e); } finally { button.disabled = S.seeds.length === 0; }
+  }
+
+  let dragFrom = null;
+  function renderPlaylist() {
+    const list = $("#playlist");
+    $("#playlist-head").hidden = S.playlist.length === 0;
+    const total = S.playlist.reduce((t, s) => t + (s.duration || 0), 0);
+    $("#playlist-info").textContent = S.playlist.length ? `${plural(S.playlist.length, "song")}, ${clock(total)}` : "";
+    const exp = $("#playlist-export");
+    exp.href = S.playlist.length ? `/api/export.m3u?name=reform-mix&${S.playlist.map((s) => `id=${s.id}`).join("&")}` : "#";
+    exp.classList.toggle("disabled", !S.playlist.length);
+    list.replaceChildren(...S.playlist.map((s, i) => h("li", {
+      class: `item${s.id === S.current ? " current" : ""}`, draggable: "true", "data-index": i, "data-id": s.id },
+    h("span", { class: "handle", title: "drag to reorder", text: "⋮⋮" }),
+    h("span", { class: "rank", text: i + 1 }),
+    h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
+    h("span", { class: "flow", title: "similarity to the previous song", text: s.flow != null ? `↝ ${s.flow.toFixed(2)}` : "" }),
+    h("span", { class: "moves" },
+      h("button", { title: "move up", "data-move": "-1", text: "↑" }),
+      h("button", { title: "move down", "data-move": "1", text: "↓" }),
+      h("button", { title: "remove", "data-move": "x", text: "✕" })))));
+  }
+
+  function movePlaylist(from, to) {
+    if (to < 0 || to >= S.playlist.length || from === to) return;
+    const [item] = S.playlist.splice(from, 1);
+    S.playlist.splice(to, 0, item);
+    if (S.queue != null) S.queue = S.playlist.findIndex((s) => s.id === S.current);
+    renderPlaylist();
+    drawMap();
+  }
+
+  function bindPlaylist() {
+    const list = $("#playlist");
+    list.addEventListener("click", (ev) => {
+      const li = ev.target.closest("li");
+      if (!li) return;
+      const i = Number(li.dataset.index);
+      const move = ev.target.closest("[data-move]");
+      if (move) {
+        if (move.dataset.move === "x") { S.playlist.splice(i, 1); renderPlaylist(); drawMap(); } else movePlaylist(i, i + Number(move.dataset.move));
+        return;
+      }
+      S.queue = i;
+      select(S.playlist[i].id, { keepQueue: true });
+    });
+    list.addEventListener("dragstart", (ev) => {
+      const li = ev.target.closest("li");
+      dragFrom = Number(li.dataset.index);
+      li.classList.add("dragging");
+      ev.dataTransfer.effectAllowed = "move";
+      ev.dataTransfer.setData("text/plain", String(dragFrom));
+    });
+    list.addEventListener("dragover", (ev) => {
+      const li = ev.target.closest("li");
+      if (!li || dragFrom == null) return;
+      ev.preventDefault();
+      const after = ev.offsetY > li.offsetHeight / 2;
+      $$("#playlist li").forEach((x) => x.classList.remove("drop-before", "drop-after"));
+      li.classList.add(after ? "drop-after" : "drop-before");
+    });
+    list.addEventListener("drop", (ev) => {
+      const li = ev.target.closest("li");
+      if (!li || dragFrom == null) return;
+      ev.preventDefault();
+      let to = Number(li.dataset.index) + (li.classList.contains("drop-after") ? 1 : 0);
+      if (to > dragFrom) to -= 1;
+      const from = dragFrom;
+      dragFrom = null;
+      movePlaylist(from, to);
+      renderPlaylist();
+    });
+    list.addEventListener("dragend", () => { dragFrom = null; renderPlaylist(); });
+  }
+
+  // -- library status, jobs, failures -------------------------------------------------------------------
+  async function refreshStatus() {
+    let st;
+    try { st = await api("/api/status"); } catch (e) {
+      $("#sb-library").replaceChildren(h("span", { class: "bad", text: `● ${e.message}` }));
+      return null;
+    }
+    const first = S.status == null;
+    const modelChanged = !first && st.embeddings.model !== S.status.embeddings.model;
+    S.status = st;
+    const jobFinished = S.job && S.job.state === "running" && (!st.job || st.job.id !== S.job.id);
+    if (st.job) S.job = st.job;
+    if (jobFinished) {
+      const done = await api(`/api/jobs/${S.job.id}`).catch(() => null);
+      if (done) {
+        S.job = done;
+        if (done.state === "done") toast(`${done.kind} finished`, done.summary, "info"); else toast(`${done.kind} failed: ${done.error}`, done.hint);
+      }
+    }
+    const stale = st.revision !== S.revision;
+    const running = st.job && st.job.state === "running";
+    if (stale && (!running || Date.now() - S.songsLoadedAt > 5000 || first)) {
+      S.revision = st.revision;
+      await loadSongs();
+      if (S.current != null && !first) loadSimilar();
+    }
+    if (first || modelChanged || (stale && st.embeddings.model && S.mapModel !== `${st.embeddings.model}:${st.embeddings.songs}`)) loadMap();
+    renderStatus();
+    return st;
+  }
+
+  async function poll() {
+    const st = await refreshStatus();
+    setTimeout(poll, st && st.job ? 1000 : 4000);
+  }
+
+  function renderStatus() {
+    const st = S.status;
+    const m = st.model || {};
+    const emb = st.embeddings;
+    // status bar
+    const sep = () => h("span", { class: "sep", text: "|" });
+    $("#sb-library").replaceChildren(
+      h("span", { class: "ok", text: "● " }), h("b", { text: plural(st.songs, "song") }), ` · ${st.hours.toFixed(1)} h`, sep(),
+      st.failed ? h("span", { class: "bad", text: `${st.failed} failed` }) : "0 failed", sep(),
+      `${st.duplicates} duplicates`, sep(),
+      emb.songs ? `${emb.songs.toLocaleString()} embedded` : h("span", { class: "warn", text: "no embeddings" }),
+      emb.missing && emb.songs ? h("span", { class: "warn", text: ` (${emb.missing} waiting)` }) : "");
+    $("#sb-model").replaceChildren(m.name ? h("span", {}, "model ", h("b", { text: m.name }), m.version ? ` · ${m.version}` : "") : h("span", { class: "warn", text: "no model" }));
+    // notice under the top bar
+    const notice = $("#notice");
+    const lines = [];
+    if (!m.name) lines.push(["No model yet: train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), " to get recommendations and the map."]);
+    else if (!emb.songs) lines.push(["No embeddings yet: recommendations and the map need them. Run ", h("code", { text: "reform embed" }), " (or Compute embeddings on the Library status tab)."]);
+    else if (!m.embeddings_current) lines.push(["The embeddings come from another model than the active one: run ", h("code", { text: "reform embed" }), " to bring them up to date."]);
+    else if (emb.missing) lines.push([`${plural(emb.missing, "song")} ${emb.missing === 1 ? "has" : "have"} no embedding yet and cannot be recommended: run `, h("code", { text: "reform embed" }), "."]);
+    notice.hidden = lines.length === 0;
+    notice.replaceChildren(...(lines[0] || []));
+    // the status tab
+    const stat = (value, label, kind) => h("div", { class: `stat${kind ? ` ${kind}` : ""}` }, h("b", { text: value }), h("span", { text: label }));
+    $("#stats").replaceChildren(
+      stat(st.songs.toLocaleString(), "songs"), stat(st.hours.toFixed(1), "hours of audio"),
+      stat(st.failed.toLocaleString(), "failed files", st.failed ? "bad" : ""),
+      stat(st.duplicates.toLocaleString(), "duplicate files"),
+      stat(emb.songs.toLocaleString(), "embedded", emb.songs ? "" : "warn"),
+      stat(emb.missing.toLocaleString(), "waiting for embedding", emb.missing ? "warn" : ""));
+    renderModel(m, emb);
+    renderJob();
+    if (S.tab === "status" && S.failuresFor !== st.revision) loadFailures();
+  }
+
+  function renderModel(m, emb) {
+    const card = $("#model-card");
+    if (!m.name) {
+      card.replaceChildren(h("div", { class: "card-title", text: "Model" }),
+        h("div", { class: "muted" }, m.error || "no model", m.hint ? h("div", { text: m.hint }) : null));
+      return;
+    }
+    const info = m.info || {};
+    const epochs = info.epochs ? `${info.epochs.pretrain || 0} pretraining + ${info.epochs.cluster || 0} clustering` : "—";
+    const state = m.embeddings_current ? h("span", { class: "tag ok", text: "embeddings up to date" })
+      : emb.songs ? h("span", { class: "tag warn", text: "embeddings from another model" }) : h("span", { class: "tag bad", text: "no embeddings" });
+    const kv = (k, v) => [h("dt", { text: k }), h("dd", { text: v })];
+    const children = [h("div", { class: "card-title" }, "Model ", h("span", { class: "muted", text: m.name }), h("span", { class: "grow" }), state),
+      h("dl", { class: "kv" }, kv("version", m.version || "—"), kv("kind", m.kind === "cluster" ? "both phases (clustering)" : (m.kind || "—")),
+        kv("trained on", info.songs ? plural(info.songs, "song") : "—"), kv("epochs", epochs),
+        kv("training time", info.train_seconds != null ? `${Math.round(info.train_seconds)} s` : "—"), kv("finished", info.finished_at || "—"))];
+    if (m.evaluation && Object.keys(m.evaluation).length) {
+      const rows = Object.entries(m.evaluation);
+      const cols = ["same_song_top1", "same_song_mrr", "p5", "p10", "map"].filter((c) => rows.some(([, r]) => r[c] != null));
+      const names = { same_song_top1: "same-song top-1", same_song_mrr: "MRR", p5: "p@5", p10: "p@10", map: "mAP" };
+      const best = Math.max(...rows.map(([, r]) => r.p10 ?? -1));
+      children.push(h("div", { class: "card-title" }, "Evaluation", h("span", { class: "muted", text: m.evaluation_labels ? `labels: ${m.evaluation_labels}` : "" })),
+        h("table", { class: "eval" }, h("tr", {}, h("th", { text: "method" }), ...cols.map((c) => h("th", { text: names[c] }))),
+          ...rows.map(([name, r]) => h("tr", { class: r.p10 === best && best >= 0 ? "best" : "" }, h("td", { text: name }), ...cols.map((c) => h("td", { text: r[c] == null ? "" : Number(r[c]).toFixed(3) }))))));
+    } else {
+      children.push(h("div", { class: "muted" }, "No evaluation beside this model: ", h("code", { text: "reform evaluate --json evaluation.json" }), " in its folder adds one."));
+    }
+    card.replaceChildren(...children);
+  }
+
+  function renderJob() {
+    const job = S.job;
+    const running = job && job.state === "running";
+    $$("[data-job]").forEach((b) => { b.disabled = !!running; });
+    const top = $("#top-job");
+    top.hidden = !running;
+    const box = $("#job");
+    if (!job) { box.replaceChildren(h("div", { class: "muted", text: "Long work runs here with live progress; the page stays usable." })); return; }
+    const frac = job.total ? Math.min(1, job.done / job.total) : null;
+    const bar = h("div", { class: `bar${running && frac == null ? " indeterminate" : ""}` }, h("div"));
+    bar.firstChild.style.width = `${running ? (frac ?? 0) * 100 : 100}%`;
+    const counter = job.total ? `${job.done.toLocaleString()} / ${job.total.toLocaleString()} ${job.unit}` : "";
+    const label = running ? `${job.kind}: ${job.phase}` : job.state === "done" ? `${job.kind} finished` : `${job.kind} failed`;
+    box.replaceChildren(
+      h("div", { class: "phase" }, h("span", { text: label }), h("span", { class: "muted", text: counter })),
+      bar,
+      job.state === "done" ? h("div", { class: "muted", text: job.summary }) : null,
+      job.state === "failed" ? h("div", { class: "err" }, job.error, job.hint ? h("div", { class: "muted", text: job.hint }) : null) : null,
+      job.log && job.log.length ? h("div", { class: "log", text: job.log.join("\n") }) : null);
+    if (running) {
+      $("#top-job-text").textContent = `${job.kind} ${frac != null ? `${Math.round(frac * 100)}%` : "…"}`;
+      $("#top-job-bar").style.width = `${(frac ?? 0) * 100}%`;
+    }
+  }
+
+  async function startJob(kind) {
+    try {
+      S.job = await api(`/api/jobs/${kind}`, { method: "POST", body: {} });
+      renderJob();
+      setTimeout(refreshStatus, 300);
+    } catch (e) { fail(e); }
+  }
+
+  async function loadFailures() {
+    S.failuresFor = S.status.revision;
+    const card = $("#failures-card");
+    let items;
+    try { items = await api("/api/failures"); } catch (e) { fail(e); return; }
+    card.replaceChildren(h("div", { class: "card-title" }, "Failures ", h("span", { class: "muted", text: items.length ? `${items.length} files could not be analysed` : "none" })),
+      items.length ? h("ul", { class: "failures" }, ...items.slice(0, 500).map((f) => h("li", {}, h("div", { class: "p", text: f.path }), h("div", { class: "r", text: f.reason || "unknown reason" }))))
+        : h("div", { class: "muted", text: "Every file was analysed." }));
+  }
+
+  // -- the map --------------------------------------------------------------------------------------------
+  const M = { ids: null, x: null, y: null, index: new Map(), colour: [], k: 1, tx: 0, ty: 0, w: 0, h: 0,
+    sx: null, sy: null, grid: new Map(), hover: -1, drag: null, by: "artist", info: null };
+  window.reformMap = M;
+
+  async function loadMap() {
+    const overlay = $("#map-empty");
+    const st = S.status;
+    if (!st || !st.embeddings.songs) {
+      M.ids = null;
+      overlay.hidden = false;
+      overlay.replaceChildren(...noEmbeddingsMessage().map((x, i) => (i === 0 ? h("b", {}, x) : x)));
+      $("#map-info").textContent = "";
+      drawMap();
+      return;
+    }
+    try {
+      const data = await api("/api/map");
+      const firstLoad = !M.ids || M.model !== data.model;
+      M.ids = data.ids; M.x = data.x; M.y = data.y; M.model = data.model;
+      M.index = new Map(M.ids.map((id, i) => [id, i]));
+      S.mapModel = `${st.embeddings.model}:${st.embeddings.songs}`;
+      overlay.hidden = true;
+      const share = data.explained.reduce((a, b) => a + b, 0);
+      const info = $("#map-info");
+      info.textContent = `${plural(M.ids.length, "song")} · PCA`;
+      info.title = `the two axes show ${Math.round(share * 100)}% of the variance of the embeddings`;
+      colourMap();
+      if (firstLoad) resetView();
+      drawMap();
+    } catch (e) {
+      overlay.hidden = false;
+      overlay.replaceChildren(h("b", { text: e.message }), e.hint ? h("div", { text: e.hint }) : null);
+    }
+  }
+
+  function colourMap() {
+    if (!M.ids) return;
+    const key = M.by;
+    const counts = new Map();
+    const cat = M.ids.map((id) => { const s = S.byId.get(id); const c = (s && s[key]) || ""; counts.set(c, (counts.get(c) || 0) + 1); return c; });
+    const ranked = [...counts.entries()].filter(([c]) => c).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    const colourOf = new Map(ranked.map(([c], i) => [c, i < PALETTE.length ? PALETTE[i] : PALETTE[hashOf(c) % PALETTE.length]]));
+    M.colour = cat.map((c) => (c ? colourOf.get(c) : NONE_COLOUR));
+    M.order = M.ids.map((_, i) => i).sort((a, b) => (M.colour[a] < M.colour[b] ? -1 : M.colour[a] > M.colour[b] ? 1 : 0));
+    const shown = ranked.slice(0, 10).map(([c, n]) => h("span", { title: `${c}: ${plural(n, "song")}` }, legendDot(colourOf.get(c)), c));
+    if (ranked.length > 10) shown.push(h("span", { class: "muted", text: `+${ranked.length - 10} more` }));
+    if (counts.get("")) shown.push(h("span", {}, legendDot(NONE_COLOUR), `no ${key}`));
+    $("#legend").replaceChildren(...shown);
+  }
+
+  function legendDot(colour) { const i = h("i"); i.style.background = colour; return i; }
+
+  function resetView() { M.k = 1; M.tx = 0; M.ty = 0; }
+
+  function resizeMap() {
+    const canvas = $("#map"), wrap = $("#map-wrap");
+    const dpr = window.devicePixelRatio || 1;
+    M.w = wrap.clientWidth; M.h = wrap.clientHeight;
+    canvas.width = Math.round(M.w * dpr); canvas.height = Math.round(M.h * dpr);  // clears it
+    canvas.dataset.points = "0";
+    drawMap();
+  }
+
+  function project() {
+    // Each axis is stretched to fill the canvas (the map shows neighbourhoods, not distances),
+    // then the user's zoom and pan apply.
+    const n = M.ids.length, pad = 34;
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (let i = 0; i < n; i++) { x0 = Math.min(x0, M.x[i]); x1 = Math.max(x1, M.x[i]); y0 = Math.min(y0, M.y[i]); y1 = Math.max(y1, M.y[i]); }
+    const sx = (M.w - 2 * pad) / ((x1 - x0) || 1), sy = (M.h - 2 * pad) / ((y1 - y0) || 1);
+    const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+    M.sx = new Float32Array(n); M.sy = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      M.sx[i] = (M.w / 2 + (M.x[i] - cx) * sx) * M.k + M.tx;
+      M.sy[i] = (M.h / 2 - (M.y[i] - cy) * sy) * M.k + M.ty;
+    }
+    M.grid = new Map();
+    for (let i = 0; i < n; i++) {
+      const key = `${Math.floor(M.sx[i] / 16)},${Math.floor(M.sy[i] / 16)}`;
+      if (!M.grid.has(key)) M.grid.set(key, []);
+      M.grid.get(key).push(i);
+    }
+  }
+
+  let drawQueued = false;
+  function drawMap() {
+    if (drawQueued) return;
+    drawQueued = true;
+    requestAnimationFrame(() => { drawQueued = false; paintMap(); });
+  }
+
+  function paintMap() {
+    const canvas = $("#map");
+    const ctx = canvas.getContext("2d");
+    const dpr = window.devicePixelRatio || 1;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, M.w, M.h);
+    if (!M.ids || !M.w) { canvas.dataset.points = "0"; return; }
+    project();
+    const n = M.ids.length;
+    const r = Math.max(1.6, Math.min(5, 7 - Math.log10(n + 1) * 1.45)) * Math.sqrt(Math.min(M.k, 6));
+    const focus = S.current != null || S.playlist.length > 0;
+    ctx.globalAlpha = focus ? 0.55 : 0.9;
+    let colour = null;
+    for (const i of M.order) {
+      if (M.colour[i] !== colour) { colour = M.colour[i]; ctx.fillStyle = colour; }
+      ctx.beginPath(); ctx.arc(M.sx[i], M.sy[i], r, 0, 6.2832); ctx.fill();
+    }
+    ctx.globalAlpha = 1;
+    // the playlist as a path, in its order, when the mix is shown
+    if (S.tab === "mix" && S.playlist.length) {
+      const pts = S.playlist.map((s) => M.index.get(s.id)).filter((i) => i != null);
+      ctx.strokeStyle = "rgba(187, 154, 247, .75)"; ctx.lineWidth = 1.5; ctx.setLineDash([4, 3]);
+      ctx.beginPath();
+      pts.forEach((i, j) => (j ? ctx.lineTo(M.sx[i], M.sy[i]) : ctx.moveTo(M.sx[i], M.sy[i])));
+      ctx.stroke(); ctx.setLineDash([]);
+      for (const i of pts) ring(ctx, i, r + 2.5, "#bb9af7", 1.5);
+    }
+    for (const id of S.seeds) { const i = M.index.get(id); if (i != null) diamond(ctx, i, r + 4, "#bb9af7"); }
+    // the current song and its recommendations
+    const cur = S.current != null ? M.index.get(S.current) : undefined;
+    if (cur != null) {
+      ctx.strokeStyle = "rgba(122, 162, 247, .45)"; ctx.lineWidth = 1;
+      for (const s of S.similar) {
+        const i = M.index.get(s.id);
+        if (i == null) continue;
+        ctx.beginPath(); ctx.moveTo(M.sx[cur], M.sy[cur]); ctx.lineTo(M.sx[i], M.sy[i]); ctx.stroke();
+      }
+    }
+    for (const s of S.similar) {
+      const i = M.index.get(s.id);
+      if (i == null) continue;
+      ctx.fillStyle = M.colour[i];
+      ctx.beginPath(); ctx.arc(M.sx[i], M.sy[i], r + 1.5, 0, 6.2832); ctx.fill();
+      ring(ctx, i, r + 3, "#e6e9f0", 1.5);
+    }
+    if (cur != null) {
+      ctx.fillStyle = "rgba(255, 184, 107, .18)";
+      ctx.beginPath(); ctx.arc(M.sx[cur], M.sy[cur], r + 13, 0, 6.2832); ctx.fill();
+      ctx.fillStyle = "#ffb86b";
+      ctx.beginPath(); ctx.arc(M.sx[cur], M.sy[cur], r + 3, 0, 6.2832); ctx.fill();
+      ring(ctx, cur, r + 6, "#ffb86b", 2);
+    }
+    if (M.hover >= 0 && M.hover < n) ring(ctx, M.hover, r + 5, "#ffffff", 2);
+    canvas.dataset.points = String(n);
+  }
+
+  function ring(ctx, i, radius, colour, width) {
+    ctx.strokeStyle = colour; ctx.lineWidth = width;
+    ctx.beginPath(); ctx.arc(M.sx[i], M.sy[i], radius, 0, 6.2832); ctx.stroke();
+  }
+
+  function diamond(ctx, i, size, colour) {
+    const x = M.sx[i], y = M.sy[i];
+    ctx.strokeStyle = colour; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(x, y - size); ctx.lineTo(x + size, y); ctx.lineTo(x, y + size); ctx.lineTo(x - size, y); ctx.closePath(); ctx.stroke();
+  }
+
+  function nearest(px, py) {
+    if (!M.sx) return -1;
+    let best = -1, bestD = 12 * 12;
+    const gx = Math.floor(px / 16), gy = Math.floor(py / 16);
+    for (let dx = -1; dx <= 1; dx++) {
+      for (let dy = -1; dy <= 1; dy++) {
+        for (const i of M.grid.get(`${gx + dx},${gy + dy}`) || []) {
+          const d = (M.sx[i] - px) ** 2 + (M.sy[i] - py) ** 2;
+          if (d < bestD) { bestD = d; best = i; }
+        }
+      }
+    }
+    return best;
+  }
+
+  function showTooltip(i, px, py) {
+    const tip = $("#tooltip");
+    if (i < 0) { tip.hidden = true; return; }
+    const s = S.byId.get(M.ids[i]);
+    if (!s) { tip.hidden = true; return; }
+    const rec = S.similar.findIndex((x) => x.id === s.id);
+    tip.replaceChildren(h("b", { text: s.title }), h("span", { text: byline(s) }),
+      s.genre ? h("span", { text: s.genre }) : null,
+      s.id === S.current ? h("em", { text: "playing" }) : rec >= 0 ? h("em", { text: `#${rec + 1} similar · ${S.similar[rec].score.toFixed(3)}` }) : null);
+    tip.hidden = false;
+    const w = tip.offsetWidth, hgt = tip.offsetHeight;
+    tip.style.left = `${Math.min(px + 14, M.w - w - 8)}px`;
+    tip.style.top = `${py + 14 + hgt > M.h ? py - hgt - 10 : py + 14}px`;
+  }
+
+  function bindMap() {
+    const canvas = $("#map");
+    new ResizeObserver(resizeMap).observe($("#map-wrap"));
+    canvas.addEventListener("mousemove", (ev) => {
+      if (M.drag) {
+        const dx = ev.offsetX - M.drag.x, dy = ev.offsetY - M.drag.y;
+        if (Math.abs(dx) + Math.abs(dy) > 3) M.drag.moved = true;
+        if (M.drag.moved) { M.tx = M.drag.tx + dx; M.ty = M.drag.ty + dy; canvas.classList.add("grabbing"); showTooltip(-1); drawMap(); }
+        return;
+      }
+      const i = nearest(ev.offsetX, ev.offsetY);
+      canvas.classList.toggle("pointing", i >= 0);
+      if (i !== M.hover) { M.hover = i; drawMap(); }
+      showTooltip(i, ev.offsetX, ev.offsetY);
+    });
+    canvas.addEventListener("mouseleave", () => { M.hover = -1; M.drag = null; showTooltip(-1); drawMap(); });
+    canvas.addEventListener("mousedown", (ev) => { M.drag = { x: ev.offsetX, y: ev.offsetY, tx: M.tx, ty: M.ty, moved: false }; });
+    canvas.addEventListener("mouseup", (ev) => {
+      const drag = M.drag;
+      M.drag = null;
+      canvas.classList.remove("grabbing");
+      if (drag && !drag.moved) {
+        const i = nearest(ev.offsetX, ev.offsetY);
+        if (i >= 0) select(M.ids[i], { from: "map" });
+      }
+    });
+    canvas.addEventListener("wheel", (ev) => {
+      ev.preventDefault();
+      const f = Math.exp(-ev.deltaY * 0.0015);
+      const k = Math.max(0.5, Math.min(60, M.k * f));
+      const g = k / M.k;
+      M.tx = ev.offsetX - (ev.offsetX - M.tx) * g; M.ty = ev.offsetY - (ev.offsetY - M.ty) * g; M.k = k;
+      drawMap();
+    }, { passive: false });
+    canvas.addEventListener("dblclick", () => { resetView(); drawMap(); });
+    $("#colour-by").addEventListener("click", (ev) => {
+      const b = ev.target.closest("button");
+      if (!b) return;
+      M.by = b.dataset.by;
+      $$("#colour-by button").forEach((x) => x.classList.toggle("on", x === b));
+      colourMap(); drawMap();
+    });
+  }
+
+  // -- wiring ------------------------------------------------------------------------------------------------
+  function showTab(name) {
+    S.tab = name;
+    $$(".tabs button").forEach((b) => b.classList.toggle("on", b.dataset.tab === name));
+    for (const t of ["similar", "mix", "status"]) $(`#tab-${t}`).hidden = t !== name;
+    if (name === "status" && S.status && S.failuresFor !== S.status.revision) loadFailures();
+    drawMap();
+  }
+
+  function bind() {
+    const search = $("#search");
+    let typing = null;
+    search.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => { S.query = search.value; applyView(); }, S.songs.length > 20000 ? 120 : 0); });
+    search.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && S.view.length) { S.query = search.value; applyView(); select(S.view[0].id); }
+      if (ev.key === "ArrowDown") { ev.preventDefault(); $("#tbody").focus(); moveCursor(S.cursor < 0 ? 0 : S.cursor); }
+      if (ev.key === "Escape") { search.value = ""; S.query = ""; applyView(); }
+    });
+    document.addEventListener("keydown", (ev) => {
+      const typingInField = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+      if (ev.key === "/" && !typingInField) { ev.preventDefault(); search.focus(); search.select(); }
+    });
+    $("#filter-genre").addEventListener("change", (ev) => { S.genre = ev.target.value; applyView(); });
+    $(".thead").addEventListener("click", (ev) => {
+      const b = ev.target.closest("button[data-sort]");
+      if (!b) return;
+      const key = b.dataset.sort;
+      S.sort = { key, desc: S.sort.key === key ? !S.sort.desc : false };
+      applyView();
+    });
+    const body = $("#tbody");
+    body.addEventListener("scroll", () => requestAnimationFrame(renderRows));
+    new ResizeObserver(() => renderRows()).observe(body);
+    body.addEventListener("click", (ev) => {
+      const add = ev.target.closest("[data-add]");
+      if (add) { toggleSeed(Number(add.dataset.add)); return; }
+      const row = ev.target.closest(".row");
+      if (row) select(Number(row.dataset.id), { from: "table" });
+    });
+    body.addEventListener("keydown", (ev) => {
+      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") { ev.preventDefault(); moveCursor(S.cursor + (ev.key === "ArrowDown" ? 1 : -1)); }
+      if (ev.key === "Enter" && S.cursor >= 0) select(S.view[S.cursor].id, { from: "table" });
+      if (ev.key === "+" && S.cursor >= 0) toggleSeed(S.view[S.cursor].id);
+    });
+    $("#similar-list").addEventListener("click", (ev) => {
+      const add = ev.target.closest("[data-add]");
+      if (add) { toggleSeed(Number(add.dataset.add)); return; }
+      const li = ev.target.closest("li");
+      if (li) select(Number(li.dataset.id), { from: "similar" });
+    });
+    $("#other-artists").addEventListener("change", () => { if (S.current != null) loadSimilar(); });
+    $("#now-add").addEventListener("click", () => { if (S.current != null) toggleSeed(S.current); });
+    $(".tabs").addEventListener("click", (ev) => { const b = ev.target.closest("button[data-tab]"); if (b) showTab(b.dataset.tab); });
+    $("#mix-make").addEventListener("click", makePlaylist);
+    $("#mix-clear").addEventListener("click", () => { S.seeds = []; renderSeeds(); renderRows(); renderSimilar(); updateAddButtons(); drawMap(); });
+    $("#playlist-play").addEventListener("click", () => { if (S.playlist.length) { S.queue = 0; select(S.playlist[0].id, { keepQueue: true }); } });
+    $$("[data-job]").forEach((b) => b.addEventListener("click", () => startJob(b.dataset.job)));
+    const player = $("#player");
+    player.addEventListener("error", playerFailed);
+    player.addEventListener("ended", songEnded);
+    player.addEventListener("play", () => $("#cover").classList.add("playing"));
+    for (const e of ["pause", "ended", "emptied"]) player.addEventListener(e, () => $("#cover").classList.remove("playing"));
+    bindPlaylist();
+    bindMap();
+  }
+
+  function moveCursor(i) {
+    if (!S.view.length) return;
+    S.cursor = Math.max(0, Math.min(S.view.length - 1, i));
+    const body = $("#tbody");
+    const top = S.cursor * ROW;
+    if (top < body.scrollTop) body.scrollTop = top;
+    else if (top + ROW > body.scrollTop + body.clientHeight) body.scrollTop = top + ROW - body.clientHeight;
+    renderRows();
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    bind();
+    renderSeeds();
+    renderPlaylist();
+    await poll();
+  });
+})();

@@ -1,0 +1,320 @@
+"""The web page in a real browser: Playwright driving Debian's Chromium, headless.
+
+The server runs in a thread on a free port over a copy of the trained synthetic
+library, to which a few hundred catalogue rows with made-up tags and clustered
+embeddings are added (no audio: they fill the table and the map; the five real
+songs are the ones played).  Screenshots go to test-artifacts/ and the main one
+is copied to docs/screenshot.png for the README.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+ARTEFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+# artist: (genre, albums): the made-up part of the library shown in the screenshot
+ARTISTS = {
+    "Glass Harmonics": ("Ambient", ["Prism", "Refraction"]),
+    "Low Orbit": ("Electronic", ["Apogee", "Perigee"]),
+    "The Brass Quarter": ("Jazz", ["Night Shift"]),
+    "Marlow & Reed": ("Folk", ["Paper Boats", "Tidewater"]),
+    "Kestrel": ("Rock", ["Updraft"]),
+    "Saltwater Choir": ("Choral", ["Hymns for Harbours"]),
+    "Neon Ferns": ("Synthpop", ["Photosynthesis", "Chlorophyll"]),
+    "Ostinato": ("Minimal", ["Loops I"]),
+    "Bellwether": ("Indie", ["Flock"]),
+    "Cinder Lake": ("Post-rock", ["Embers"]),
+}
+WORDS = ["Amber", "Harbour", "Signal", "Quiet", "Northern", "Lantern", "Static", "Velvet", "Hollow",
+         "Meridian", "Copper", "Drift", "Paper", "Satellite", "Winter", "Orchard", "Glass", "Tide",
+         "Ember", "Cascade", "Morning", "Silver", "Echo", "Atlas", "Harvest", "Lumen", "Falling",
+         "Ferris", "Parallel", "Sunday"]
+
+
+def add_showcase_rows(home: Path, per_album: int = 11, seed: int = 7) -> int:
+    """Add catalogue rows with tags and clustered embeddings (same model, same size) to ``home``."""
+    from reform import Library
+    from reform.store import SpectrogramInfo, Tags
+
+    rng = np.random.default_rng(seed)
+    with Library(home, create=False) as lib:
+        catalogue = lib.home.catalogue
+        model = catalogue.get_meta("embedding_model")
+        dim = len(next(iter(catalogue.embeddings(model).values())))
+        genres = {g: rng.normal(size=dim) * 1.6 for g, _ in ARTISTS.values()}
+        rows, vectors = [], []
+        for artist, (genre, albums) in ARTISTS.items():
+            centre = genres[genre] + rng.normal(size=dim) * 0.6
+            for a, album in enumerate(albums):
+                for track in range(1, per_album + 1):
+                    title = f"{WORDS[rng.integers(len(WORDS))]} {WORDS[rng.integers(len(WORDS))]}"
+                    path = str(home.parent / "showcase" / artist / album / f"{track:02d} {title}.ogg")
+                    digest = hashlib.sha256(path.encode()).hexdigest()[:40]
+                    seconds = float(rng.integers(150, 420))
+                    rows.append((path, SpectrogramInfo(digest, 2, int(seconds * 43), seconds, 44100, "vorbis"),
+                                 Tags(artist, album, title, track, 2016 + a + int(rng.integers(0, 4)), genre)))
+                    vectors.append((digest, (centre + rng.normal(size=dim) * 0.45).astype(np.float32)))
+        with catalogue.transaction():
+            for path, info, tags in rows:
+                catalogue.put_ok(path, 1000, 0, info, tags, lib.home.spectrograms.feature_version)
+            catalogue.put_embeddings(model, vectors)
+    return len(rows)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """uvicorn serving the app in a background thread, stopped on exit."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM}: `make test` installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def showcase(trained, tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("browser") / "home"
+    shutil.copytree(trained, home)
+    add_showcase_rows(home)
+    return home
+
+
+@pytest.fixture
+def page(browser, showcase):
+    from reform.web.app import create_app
+
+    ARTEFACTS.mkdir(exist_ok=True)
+    with ServerThread(create_app(showcase)) as server:
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        pg.goto(server.url + "/")
+        pg.errors = errors
+        yield pg
+        context.close()
+
+
+def shot(page, name: str) -> Path:
+    path = ARTEFACTS / name
+    page.screenshot(path=str(path))
+    return path
+
+
+def rows(page) -> list[str]:
+    return page.locator("#tbody .row .col-title span").all_inner_texts()
+
+
+def wait_map(page) -> int:
+    page.wait_for_function("() => Number(document.querySelector('#map').dataset.points) > 0")
+    return int(page.get_attribute("#map", "data-points"))
+
+
+def wait_painted(page, pixels: int) -> None:
+    """Wait until at least ``pixels`` pixels of the map canvas are drawn on."""
+    page.wait_for_function("""(pixels) => {
+        const c = document.querySelector('#map');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+        return n >= pixels;
+    }""", arg=pixels)
+
+
+def test_search_play_recommendations_and_map(page):
+    page.wait_for_selector("#tbody .row")
+    assert page.inner_text("#lib-count") == "159 songs"
+    assert wait_map(page) == 159
+    wait_painted(page, 2000)
+    shot(page, "page-library.png")
+
+    page.fill("#search", "ton chor")                     # search as you type, words in any field
+    page.wait_for_function("() => document.querySelectorAll('#tbody .row').length === 1")
+    assert rows(page) == ["Chord"]
+    page.click("#tbody .row")
+    assert page.inner_text("#now-title") == "Chord"
+    assert "Tone Band" in page.inner_text("#now-sub")
+    page.wait_for_selector("#similar-list li")
+    items = page.locator("#similar-list li")
+    assert items.count() == 20
+    scores = [float(s) for s in page.locator("#similar-list .score b").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1.0001 for s in scores)
+
+    # the audio element loads the file (FLAC, sent as it is, with ranges)
+    page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
+    assert abs(page.evaluate("document.querySelector('#player').duration") - 16) < 0.5
+    assert page.get_attribute("#player", "src").endswith("/audio")
+
+    # the map highlights the song and its recommendations: more is drawn than before
+    page.fill("#search", "")
+    page.wait_for_function("() => document.querySelectorAll('#tbody .row.current').length === 1")
+    page.wait_for_timeout(150)
+    assert page.evaluate("reform.similar.length") == 20
+    shot(page, "page-playing.png")
+    shutil.copyfile(ARTEFACTS / "page-playing.png", ROOT / "docs" / "screenshot.png")
+
+    # a recommendation plays when clicked, and becomes the song the list is about
+    second = page.locator("#similar-list li .t").nth(1).inner_text()
+    page.locator("#similar-list li").nth(1).click()
+    assert page.inner_text("#now-title") == second
+    assert page.errors == []
+
+
+def test_map_hover_and_click_play_a_song(page):
+    wait_map(page)
+    page.wait_for_timeout(100)
+    white = page.evaluate("reform.songs.find(s => s.title === 'White').id")
+    x, y = page.evaluate(f"""() => {{
+        const i = reformMap.index.get({white});
+        const r = document.querySelector('#map').getBoundingClientRect();
+        return [r.left + reformMap.sx[i], r.top + reformMap.sy[i]];
+    }}""")
+    page.mouse.move(x, y)
+    page.wait_for_selector("#tooltip:not([hidden])")
+    assert "White" in page.inner_text("#tooltip")
+    page.mouse.click(x, y)
+    page.wait_for_function("() => document.querySelector('#now-title').textContent === 'White'")
+    page.wait_for_selector("#similar-list li")
+    page.wait_for_function("() => document.querySelector('#player').readyState >= 1")  # Ogg Vorbis
+    page.click("#colour-by [data-by=genre]")
+    assert "Ambient" in page.inner_text("#legend")
+    assert page.errors == []
+
+
+def test_mix_playlist_reorder_and_export(page, tmp_path):
+    page.wait_for_selector("#tbody .row")
+    page.fill("#search", "glass harmonics prism")
+    page.wait_for_function("() => document.querySelectorAll('#tbody .row').length === 11")
+    page.locator("#tbody .row").nth(0).hover()
+    page.locator("#tbody .row [data-add]").nth(0).click()
+    page.locator("#tbody .row").nth(3).hover()
+    page.locator("#tbody .row [data-add]").nth(3).click()
+    assert page.inner_text("#mix-count") == "2"
+    page.click("[data-tab=mix]")
+    assert page.locator("#seeds .chip").count() == 2
+    page.select_option("#mix-length", "10")
+    page.click("#mix-make")
+    page.wait_for_selector("#playlist li")
+    ids = lambda: [int(i) for i in page.eval_on_selector_all("#playlist li", "els => els.map(e => e.dataset.id)")]  # noqa: E731
+    before = ids()
+    assert len(before) == 10
+    page.locator("#playlist li").nth(0).hover()
+    page.locator("#playlist li").nth(0).locator("[data-move='1']").click()   # move the first down
+    after = ids()
+    assert after == [before[1], before[0], *before[2:]]
+    page.locator("#playlist li").nth(2).hover()
+    page.locator("#playlist li").nth(2).locator("[data-move=x]").click()     # remove the third
+    after = ids()
+    assert len(after) == 9
+    page.fill("#search", "")
+    page.wait_for_timeout(150)
+    shot(page, "page-mix.png")
+
+    with page.expect_download() as info:
+        page.click("#playlist-export")
+    out = tmp_path / "mix.m3u8"
+    info.value.save_as(out)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "#EXTM3U" and len(lines) == 1 + 2 * 9
+    titles = page.locator("#playlist li .t").all_inner_texts()
+    assert [line.split(" - ", 1)[1] for line in lines[1::2]] == titles
+    assert page.errors == []
+
+
+def test_library_status_and_a_job_with_live_progress(browser, trained, tmp_path):
+    """A library whose embeddings are gone: the page says what to do, and Compute embeddings
+    runs the job from the page, shows its progress, and brings the map back."""
+    from reform import Library
+    from reform.web.app import create_app
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        lib.home.catalogue.drop_embeddings()
+    with ServerThread(create_app(home)) as server:
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        pg = context.new_page()
+        pg.goto(server.url + "/")
+        pg.wait_for_selector("#notice:not([hidden])")
+        assert "reform embed" in pg.inner_text("#notice")
+        assert "embed" in pg.inner_text("#map-empty")
+        pg.click("[data-tab=status]")
+        assert "tiny" in pg.inner_text("#model-card")
+        pg.click("[data-job=embed]")
+        pg.wait_for_function("() => document.querySelector('#job').textContent.includes('embed finished')",
+                             timeout=60_000)
+        assert "embedded 5 songs" in pg.inner_text("#job")
+        assert wait_map(pg) == 5
+        pg.wait_for_selector("#notice", state="hidden")
+        shot(pg, "page-status.png")
+        context.close()
+
+
+def test_token_in_the_address_becomes_a_cookie(browser, showcase):
+    from reform.web.app import create_app
+
+    with ServerThread(create_app(showcase, token="s3cret-token-for-tests")) as server:
+        context = browser.new_context()
+        pg = context.new_page()
+        refused = pg.goto(server.url + "/")
+        assert refused.status == 401
+        pg.goto(server.url + "/?token=s3cret-token-for-tests")
+        assert pg.url == server.url + "/"                   # the token left the address bar
+        pg.wait_for_selector("#tbody .row")
+        pg.fill("#search", "chord")
+        pg.click("#tbody .row")
+        pg.wait_for_function("() => document.querySelector('#player').readyState >= 1")  # audio by cookie
+        context.close()
