@@ -143,6 +143,7 @@ def synthetic(folder: Path, n: int) -> list[str]:
 
     from reform import demo
 
+    folder.mkdir(parents=True, exist_ok=True)
     styles = list(demo.ARTISTS.values())
     formats = [(".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG"), (".mp3", "MP3")]
     paths = []

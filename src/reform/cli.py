@@ -252,6 +252,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the built-in demo library: build it, scan it, embed it, recommend."""
     from . import demo
 
     with _library(args, create=True) as lib:
@@ -260,10 +261,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo.build(folder)
         summary = lib.scan(folder, jobs=args.jobs, progress=not args.quiet)
         _print_scan_summary(summary, lib)
-        print()
-        for song in lib.songs():
-            print(f"  {song.artist} - {song.title} ({song.album}, {song.duration:.0f} s, "
-                  f"{song.channels} ch)")
+        model = lib.model_path()
+        print(f"\nembedding with {'the model shipped with ReFORM' if model.name == 'shipped.pt' else model}")
+        embedded = lib.embed(progress=not args.quiet)
+        print(f"{embedded.embedded} songs embedded, {embedded.unchanged} already were")
+        rec = lib.recommender()
+        for query in ("Chorale No. 1", "Beat No. 2"):
+            seed = lib.resolve(query, rec)
+            print(f"\nsongs like {seed.label}:")
+            for i, r in enumerate(rec.similar(seed, 5), 1):
+                print(f"  {i}. {r.score:.3f}  {r.row.artist} - {r.row.title}")
+        seeds = [lib.resolve(q, rec) for q in ("Texture No. 1", "Arpeggio No. 3")]
+        print(f"\na playlist flowing from {seeds[0].label} and {seeds[1].label}:")
+        for i, r in enumerate(rec.playlist(seeds, 8), 1):
+            print(f"  {i}. {r.row.artist} - {r.row.title}")
+    print(f"\ntry: reform --home {args.home} similar 'Groove No. 1'   (or `reform --home {args.home} serve`)")
     return 0
 
 
@@ -277,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="build a small synthetic library, scan it and show it")
+    p = sub.add_parser("demo", help="build a small synthetic library, scan it, embed it, recommend")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=cmd_demo)
 

@@ -1,0 +1,136 @@
+"""Train the model that ships inside the package, on every song of the realmusic set.
+
+Uses this project's own training code with the default settings (both phases),
+then writes, into src/reform/models/:
+
+  shipped.pt      the clustering model in float16 (encoder + main decoder), with its
+                  normaliser, configuration and feature version
+  shipped.json    its card (version, settings, training time), read without torch
+  MODEL_CARD.md   data and licences, settings, machine, training time, curves, evaluation
+  shipped-curves.png, shipped-metrics.jsonl
+
+    python bench/ship_model.py --realmusic DATA/realmusic.tsv --work DATA/ship \
+        [--quality DATA/quality/quality.md]
+
+--quality inserts the held-out table written by bench/quality.py (a model trained
+the same way on half of the soundtracks and evaluated on the other half).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import read_manifest  # noqa: E402
+
+from reform import Library  # noqa: E402
+from reform.checkpoint import load_bundle, save_bundle  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "src" / "reform" / "models"
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def licences(package: str) -> str:
+    """The licence names a Debian package's copyright file declares, most frequent first."""
+    path = Path("/usr/share/doc") / package / "copyright"
+    try:
+        names = re.findall(r"^License:\s*(.+)$", path.read_text(errors="replace"), re.M)
+    except OSError:
+        return "(copyright file not found)"
+    counts = Counter(n.strip() for n in names if n.strip())
+    return ", ".join(name for name, _ in counts.most_common()) or "see the copyright file"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--realmusic", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--quality", help="quality.md from bench/quality.py")
+    args = parser.parse_args()
+    work = Path(args.work).resolve()
+    rows = read_manifest(args.realmusic)
+    links = work / "links"
+    for r in rows:
+        target = links / r["group"] / os.path.basename(r["path"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.symlink(r["path"], target)
+    home = work / "home"
+    with Library(home) as lib:
+        lib.scan(links, progress=True)
+    folder = home / "models" / "shipped"
+    if not (folder / "model.pt").exists():
+        cmd = [sys.executable, "-m", "reform", "--home", str(home), "-q", "train", "--name", "shipped"]
+        if (folder / "checkpoint.pt").exists():
+            cmd.append("--resume")
+        subprocess.run(cmd, check=True)
+
+    bundle = load_bundle(folder / "model.pt")
+    info = dict(bundle.info)
+    info |= {"data": f"realmusic: {len(rows)} songs of {len({r['group'] for r in rows})} game soundtracks "
+                     f"packaged by Debian ({sum(float(r['duration_s']) for r in rows) / 3600:.1f} h)",
+             "machine": f"{cpu_name()}, {os.cpu_count()} cores, no GPU"}
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_bundle(OUT / "shipped.pt", bundle.model, bundle.normaliser, bundle.feature_version, info, half=True)
+    shutil.copy(folder / "curves.png", OUT / "shipped-curves.png")
+    shutil.copy(folder / "metrics.jsonl", OUT / "shipped-metrics.jsonl")
+    card = json.loads((OUT / "shipped.json").read_text())
+
+    packages = {}
+    for r in rows:
+        packages.setdefault(r["source_package"], Counter())[r["group"]] += 1
+    versions = dict(line.split("\t") for line in
+                    (Path(args.realmusic).parent / "packages.tsv").read_text().splitlines()[1:] if "\t" in line)
+    lines = ["# The model shipped with ReFORM", "",
+             "Recommendations work before any training: `reform embed` uses this model until "
+             "`reform train` has trained one on your own library (`reform train --init shipped` "
+             "fine-tunes it instead of starting from scratch).", "",
+             "## Data", "", info["data"] + ", installed with `shared/realmusic/fetch.sh` "
+             "(only the songs of its manifest). The audio is not redistributed; each package's "
+             "licences are in `/usr/share/doc/PACKAGE/copyright`:", "",
+             "| package | version | songs | licences named in its copyright file |", "|---|---|---|---|"]
+    for pkg, groups in sorted(packages.items()):
+        lines.append(f"| {pkg} | {versions.get(pkg, '?')} | {sum(groups.values())} | {licences(pkg)} |")
+    train_cfg = info.get("train_config", {})
+    lines += ["", "## Settings", "",
+              f"Version `{card['version']}`, feature version `{card['feature_version']}`.",
+              f"Model: {json.dumps(card['model_config'])}.",
+              f"Training: {json.dumps(train_cfg)}.",
+              f"Epochs: pretraining {info['epochs']['pretrain']}, clustering {info['epochs']['cluster']}.",
+              f"Weights stored in float16: {(OUT / 'shipped.pt').stat().st_size / 2**20:.1f} MiB.", "",
+              "## Training time and machine", "",
+              f"{info['train_seconds'] / 60:.0f} minutes of training epochs on {info['machine']} "
+              f"(finished {info['finished_at']}).", "",
+              "## Curves", "", "![training curves](shipped-curves.png)", "",
+              "## Evaluation", "",
+              "This model was trained on every realmusic song, so it cannot be evaluated on held-out "
+              "soundtracks. The numbers below come from `bench/quality.py`: the same code and "
+              "settings, trained on five soundtracks and evaluated on the five others.", ""]
+    if args.quality:
+        lines.append(Path(args.quality).read_text())
+    else:
+        lines.append("(run `python bench/quality.py` and pass `--quality` to include the table)")
+    lines += ["", f"Reproduce: `python bench/ship_model.py --realmusic DATA/realmusic.tsv --work DATA/ship"
+              f"{' --quality DATA/quality/quality.md' if args.quality else ''}`."]
+    (OUT / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT / 'shipped.pt'} ({(OUT / 'shipped.pt').stat().st_size / 2**20:.1f} MiB) and the card")
+
+
+if __name__ == "__main__":
+    main()
