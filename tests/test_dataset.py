@@ -25,6 +25,7 @@ def test_every_channel_once_per_pretraining_pass(scanned):
     assert len(w.examples) == sum(s.channels for s in songs) == 7
     batches = list(w.pretrain_batches(seed=0, epoch=1, batch_size=3))
     assert sum(len(x) for x, _ in batches) == 7
+    assert sorted(len(x) for x, _ in batches) == [2, 2, 3]  # never a lone window at the end
     x, mask = batches[0]
     assert x.shape[1:] == (1, 128, 640) and mask.shape[1:] == (1, 1, 640) and x.dtype == np.float32
 

@@ -226,6 +226,21 @@ class Library:
             raise EmbedError("no song has an embedding yet", hint="run `reform embed`")
         return version, vectors
 
+    def embedding_status(self) -> dict:
+        """Which embeddings are stored and whether they come from the active model with the
+        current settings (read from the model's card: no torch, no weights loaded)."""
+        from .card import read_card
+        from .config import EmbedConfig
+
+        stored = self.home.catalogue.get_meta("embedding_model")
+        try:
+            expected = EmbedConfig().key(read_card(self.model_path())["version"])
+        except ModelError:
+            expected = None
+        return {"stored": stored, "expected": expected,
+                "current": stored is not None and stored == expected,
+                "missing": self.stale_embeddings()}
+
     def stale_embeddings(self) -> int:
         """How many analysed songs lack an embedding from the model the embeddings come from."""
         version = self.home.catalogue.get_meta("embedding_model")

@@ -12,7 +12,6 @@ No class is pickled: only tensors, numbers, strings, lists and dicts.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .card import write_card
 from .config import ModelConfig, from_dict, to_dict
 from .dataset import Normaliser
 from .errors import ModelError
@@ -94,19 +94,8 @@ def save_bundle(path: Path, model, normaliser: Normaliser, feature_version: str,
     the catalogue check which model made its embeddings without loading torch."""
     data = bundle_dict(model, normaliser, feature_version, info, half)
     save_atomic(data, path)
-    card = {"version": data["version"], "kind": data["kind"], "feature_version": feature_version,
-            "model_config": data["model_config"], "info": info}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, path.with_suffix(".json"))
-
-
-def read_card(path: Path) -> dict[str, Any]:
-    """The JSON card beside a bundle (see :func:`save_bundle`)."""
-    try:
-        return json.loads(Path(path).with_suffix(".json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"the model's card is missing or unreadable ({exc})", path=path) from exc
+    write_card(path, {"version": data["version"], "kind": data["kind"], "feature_version": feature_version,
+                      "model_config": data["model_config"], "info": info})
 
 
 def load_bundle(path: Path) -> Bundle:

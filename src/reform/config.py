@@ -89,6 +89,10 @@ class EmbedConfig:
     hop: int = 320                  # frames between windows (half a window); measured: 160/80 change nothing
     aggregation: str = "meanstd"    # "meanstd": mean and std of the window embeddings; "mean": mean only
 
+    def key(self, model_version: str) -> str:
+        """Name under which embeddings are stored: the model's version and these settings."""
+        return f"{model_version}-{self.aggregation}-h{self.hop}"
+
     def __post_init__(self) -> None:
         if self.aggregation not in ("mean", "meanstd"):
             raise ConfigError(f"unknown aggregation {self.aggregation!r}; use mean or meanstd")

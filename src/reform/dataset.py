@@ -117,11 +117,13 @@ class Windows:
         return x, mask
 
     def pretrain_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """One pass: a random window of every (song, channel), shuffled, in batches."""
+        """One pass: a random window of every (song, channel), shuffled, in batches of at most
+        ``batch_size`` and as equal as possible."""
         rng = np.random.default_rng([seed, PHASES["pretrain"], epoch])
         order = rng.permutation(len(self.examples))
-        for b0 in range(0, len(order), batch_size):
-            yield self._batch([self.examples[j] for j in order[b0:b0 + batch_size]], rng)
+        # equal-sized batches: a last batch of one window would break batch norm's statistics
+        for part in np.array_split(order, -(-len(order) // batch_size)):
+            yield self._batch([self.examples[j] for j in part], rng)
 
     def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """One pass: for every song in a shuffled order, ``batch_size`` random windows of it."""

@@ -63,17 +63,12 @@ def song_windows(spec: np.ndarray, normaliser: Normaliser, window: int,
     return out
 
 
-def embedding_key(bundle: Bundle, cfg: EmbedConfig) -> str:
-    """Name under which embeddings are stored: the model's version and the embedding settings."""
-    return f"{bundle.version}-{cfg.aggregation}-h{cfg.hop}"
-
-
 class Embedder:
     """Runs the encoder of a bundle over windows, in batches, in inference mode."""
 
     def __init__(self, bundle: Bundle, cfg: EmbedConfig = EmbedConfig(), precision: str = "bfloat16"):
         self.bundle, self.cfg, self.hop = bundle, cfg, cfg.hop
-        self.key = embedding_key(bundle, cfg)
+        self.key = cfg.key(bundle.version)
         self.window = bundle.cfg.window_frames
         self.bf16 = precision == "bfloat16"
         self.model = bundle.model.eval().to(memory_format=torch.channels_last)

@@ -330,7 +330,8 @@ class Catalogue:
         return dict(rows.fetchall())
 
     def drop_embeddings(self, keep_hashes: set[str] | None = None, model: str | None = None) -> None:
-        """Forget embeddings of a model (all models if None), or those of songs no longer here."""
+        """Forget every embedding of ``model``, and/or those of songs whose hash is not in
+        ``keep_hashes``; with neither argument nothing is dropped."""
         if model is not None:
             self.conn.execute("DELETE FROM embeddings WHERE model = ?", (model,))
         if keep_hashes is not None:

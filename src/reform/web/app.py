@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
@@ -105,6 +106,23 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
         return _answer(500, f"internal error ({type(exc).__name__}); the details are in the "
                             "server's log")
 
+    def openapi() -> dict:
+        """FastAPI's schema, with the 422 answer described as this API sends it."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {})["HTTPValidationError"] = {
+                "title": "ValidationAnswer", "type": "object", "required": ["error"],
+                "properties": {
+                    "error": {"type": "string", "description": "the first problem, in words"},
+                    "hint": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                    "problems": {"type": "array", "description": "every problem: where and what",
+                                 "items": {"type": "object", "properties": {
+                                     "where": {"type": "string"}, "problem": {"type": "string"}}}}}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     audio_types = tuple(set(media.BROWSER_TYPES.values()) | {media.WAV_TYPE, "audio/x-mpegurl"})
     app.add_middleware(GZipMiddleware, minimum_size=4096,
                        exclude_content_types=("text/event-stream", *audio_types))

@@ -17,12 +17,12 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from ..errors import EmbedError
 from ..export import write_m3u
 from ..recommend import Filters
 from . import media
 from .jobs import Busy, Jobs
-from .projection import library_map
-from .state import SORT_KEYS, LibraryState, Snapshot, song_dict
+from .state import NO_EMBEDDINGS_HINT, SORT_KEYS, LibraryState, Snapshot, song_dict
 
 router = APIRouter(prefix="/api")
 
@@ -127,7 +127,7 @@ def _song(snap: Snapshot, song_id: int):
     return row
 
 
-def _scored(snap: Snapshot, recs) -> list[dict]:
+def _scored(recs) -> list[dict]:
     out = []
     for r in recs:
         item = song_dict(r.row, True) | {"score": round(float(r.score), 4)}
@@ -149,8 +149,10 @@ def _seeds(request: Request, ids: list[int]):
     rec = state.recommender(snap)
     missing = [r.id for r in rows if not snap.embedded(r)]
     if missing:
-        raise HTTPException(409, f"songs {', '.join(map(str, missing))} have no embedding yet")
-    return snap, rec, rows, [rec.seed_of(r) for r in rows]
+        which = f"song {missing[0]} has" if len(missing) == 1 else \
+            f"songs {', '.join(map(str, missing))} have"
+        raise EmbedError(f"{which} no embedding yet", hint=NO_EMBEDDINGS_HINT)
+    return rec, rows, [rec.seed_of(r) for r in rows]
 
 
 MaxPerArtist = Query(None, ge=1, le=1000, description="at most this many songs per artist")
@@ -180,7 +182,7 @@ def songs(request: Request,
     rows = snap.select(q, artist, album, genre, sort, desc)
     page = rows[offset:offset + limit if limit else None]
     return JSONResponse({"revision": snap.revision, "total": len(rows), "offset": offset,
-                         "items": [song_dict(r, snap.embedded(r)) for r in page]})
+                         "items": [snap.listing(r) for r in page]})
 
 
 @router.get("/songs/{song_id}", response_model=SongDetail, responses=ERRORS, summary="One song")
@@ -225,9 +227,9 @@ def model(request: Request) -> dict:
 def similar(request: Request, song_id: int, n: int = Query(10, ge=1, le=500),
             exclude_same_artist: bool = False, exclude_same_album: bool = False,
             max_per_artist: int | None = MaxPerArtist):
-    snap, rec, rows, seeds = _seeds(request, [song_id])
+    rec, rows, seeds = _seeds(request, [song_id])
     recs = rec.similar(seeds[0], n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return JSONResponse({"seeds": [song_dict(rows[0], True)], "items": _scored(snap, recs)})
+    return JSONResponse({"seeds": [song_dict(rows[0], True)], "items": _scored(recs)})
 
 
 @router.get("/mix", response_model=Recommendations, responses=ERRORS,
@@ -235,9 +237,9 @@ def similar(request: Request, song_id: int, n: int = Query(10, ge=1, le=500),
 def mix(request: Request, seed: list[int] = Query(..., min_length=1, max_length=200),
         n: int = Query(10, ge=1, le=500), exclude_same_artist: bool = False,
         exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
-    snap, rec, rows, seeds = _seeds(request, seed)
+    rec, rows, seeds = _seeds(request, seed)
     recs = rec.mix(seeds, n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(snap, recs)})
+    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs)})
 
 
 @router.get("/playlist", response_model=Recommendations, responses=ERRORS,
@@ -245,9 +247,9 @@ def mix(request: Request, seed: list[int] = Query(..., min_length=1, max_length=
 def playlist(request: Request, seed: list[int] = Query(..., min_length=1, max_length=200),
              length: int = Query(20, ge=1, le=500), exclude_same_artist: bool = False,
              exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
-    snap, rec, rows, seeds = _seeds(request, seed)
+    rec, rows, seeds = _seeds(request, seed)
     recs = rec.playlist(seeds, length, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(snap, recs)})
+    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs)})
 
 
 @router.get("/export.m3u", response_class=Response, responses={404: ERRORS[404]},

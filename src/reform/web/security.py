@@ -69,6 +69,8 @@ class Guard:
         self.loopback_only = loopback_only
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":  # the API has none: refuse rather than let one past the rules
+            return await send({"type": "websocket.close", "code": 1008})
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -145,7 +147,7 @@ def _with_headers(send):
 async def _refuse(send, status: int, message: str, hint: str | None, html: bool) -> None:
     if html:
         body = (f"<!doctype html><meta charset=utf-8><title>ReFORM</title>"
-                f"<body style='font:16px system-ui;margin:3em;max-width:40em'>"
+                f"<body>"
                 f"<h1>ReFORM</h1><p>{_escape(message)}.</p>"
                 f"<p>{_escape(hint or '')}</p></body>").encode()
         kind = b"text/html; charset=utf-8"

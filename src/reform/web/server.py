@@ -87,8 +87,12 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     loopback = is_loopback(host)
     if not loopback and not token:
         token = make_token()
-    app = create_app(home, token=token, loopback_only=loopback)
     sock = bind(host, port)
+    try:
+        app = create_app(home, token=token, loopback_only=loopback)
+    except BaseException:
+        sock.close()
+        raise
     port = sock.getsockname()[1]
     url = url_of(host, port, token)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
@@ -102,9 +106,11 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down: the normal way out
+        pass
     finally:
         sock.close()
-    print("stopped")
+    print("stopped", flush=True)
     return 0
 
 

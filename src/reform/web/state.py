@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..api import Library
+from ..card import read_card
 from ..errors import EmbedError, ModelError
 from ..store import FileRow
 from .projection import library_map
 
 SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
-NO_EMBEDDINGS_HINT = "run `reform embed` (or Embed on the Library tab of the page)"
+NO_EMBEDDINGS_HINT = "run `reform embed` (or Embed songs on the Library status tab of the page)"
 
 
 def norm(text: str | None) -> str:
@@ -48,26 +49,29 @@ def song_dict(row: FileRow, embedded: bool) -> dict:
             "embedded": embedded}
 
 
-def _order(rows: list[FileRow], sort: str, desc: bool) -> list[FileRow]:
-    """Sort by ``sort`` (see SORT_KEYS); songs without that tag come last in both directions."""
-    def words(value) -> str:
-        return norm(value) if isinstance(value, str) else ""
+def _order(rows: list[FileRow], keys: dict[int, tuple[str, str, str, str]], sort: str,
+           desc: bool) -> list[FileRow]:
+    """Sort by ``sort`` (see SORT_KEYS); songs without that tag come last in both directions.
 
-    keys = {
-        "artist": lambda r: (words(r.artist), words(r.album), r.track or 0, norm(title_of(r))),
-        "album": lambda r: (words(r.album), r.track or 0, norm(title_of(r))),
-        "title": lambda r: (norm(title_of(r)), words(r.artist)),
-        "genre": lambda r: (words(r.genre), words(r.artist), norm(title_of(r))),
-        "year": lambda r: (r.year or 0, words(r.artist), norm(title_of(r))),
+    ``keys`` holds the normalised (artist, album, title, genre) of every song id.
+    """
+    def k(r: FileRow) -> tuple[str, str, str, str]:
+        return keys[r.id]
+
+    orders = {
+        "artist": lambda r: (k(r)[0], k(r)[1], r.track or 0, k(r)[2]),
+        "album": lambda r: (k(r)[1], r.track or 0, k(r)[2]),
+        "title": lambda r: (k(r)[2], k(r)[0]),
+        "genre": lambda r: (k(r)[3], k(r)[0], k(r)[2]),
+        "year": lambda r: (r.year or 0, k(r)[0], k(r)[2]),
         "duration": lambda r: (r.duration or 0.0,),
         "path": lambda r: (r.path,),
     }
-    key = keys[sort]
     tagged = sort in ("artist", "album", "genre", "year")
     present = [r for r in rows if not tagged or getattr(r, sort) not in (None, "")]
     absent = [r for r in rows if tagged and getattr(r, sort) in (None, "")]
-    present.sort(key=key, reverse=desc)
-    absent.sort(key=lambda r: (norm(title_of(r)), r.path))
+    present.sort(key=orders[sort], reverse=desc)
+    absent.sort(key=lambda r: (k(r)[2], r.path))
     return present + absent
 
 
@@ -80,31 +84,41 @@ class Snapshot:
     embedding_model: str | None
     vectors: dict[str, np.ndarray]                  # embedding per content hash
     by_id: dict[int, FileRow] = field(init=False)
-    hay: dict[int, str] = field(init=False)         # search text per song id
-    cache: dict = field(default_factory=dict)       # recommender, map, listing bytes
+    keys: dict[int, tuple[str, str, str, str]] = field(init=False)  # normalised artist, album,
+    hay: dict[int, str] = field(init=False)         # title, genre; and search text, per song id
+    cache: dict = field(default_factory=dict)       # recommender, map, orders, listing dicts
 
     def __post_init__(self):
         self.by_id = {r.id: r for r in self.rows}
-        self.hay = {r.id: norm(" ".join(filter(None, (r.artist, title_of(r), r.album,
-                                                       os.path.basename(r.path)))))
+        self.keys = {r.id: (norm(r.artist), norm(r.album), norm(title_of(r)), norm(r.genre))
+                     for r in self.rows}
+        self.hay = {r.id: " ".join(filter(None, (*self.keys[r.id][:3], norm(os.path.basename(r.path)))))
                     for r in self.rows}
 
     def embedded(self, row: FileRow) -> bool:
         return row.hash in self.vectors
+
+    def listing(self, row: FileRow) -> dict:
+        """``song_dict`` of a row, made once per snapshot (listing 10k songs repeatedly)."""
+        made = self.cache.setdefault("listing", {})
+        if row.id not in made:
+            made[row.id] = song_dict(row, self.embedded(row))
+        return made[row.id]
 
     def select(self, q: str = "", artist: str | None = None, album: str | None = None,
                genre: str | None = None, sort: str = "artist", desc: bool = False) -> list[FileRow]:
         """Songs whose artist/title/album/file name holds every word of ``q``, filtered
         (exact tag, case and accents ignored) and sorted."""
         words = norm(q).split()
-        wanted = [(name, norm(value)) for name, value in (("artist", artist), ("album", album),
-                                                           ("genre", genre)) if value is not None]
-        out = []
-        for row in self.rows:
-            hay = self.hay[row.id]
-            if all(w in hay for w in words) and all(norm(getattr(row, n)) == v for n, v in wanted):
-                out.append(row)
-        return _order(out, sort, desc)
+        wanted = [(i, norm(value)) for i, value in ((0, artist), (1, album), (3, genre))
+                  if value is not None]
+        if ("order", sort, desc) not in self.cache:
+            self.cache["order", sort, desc] = _order(self.rows, self.keys, sort, desc)
+        rows = self.cache["order", sort, desc]
+        if not words and not wanted:
+            return rows
+        return [r for r in rows if all(w in self.hay[r.id] for w in words)
+                and all(self.keys[r.id][i] == v for i, v in wanted)]
 
     def recommender(self):
         """The recommender over the embedded songs (built once per snapshot)."""
@@ -197,13 +211,18 @@ class LibraryState:
             except ModelError as exc:
                 return {"name": None, "error": exc.message, "hint": exc.hint,
                         "embedding_model": embedding_model}
-        card = _read_json(path.with_suffix(".json")) or {}
+            embeddings = self.library.embedding_status()
+        try:
+            card = read_card(path)
+        except ModelError:
+            card = {}
         evaluation = _read_json(path.parent / "evaluation.json")
         name = active if active and path.parent.name == active else "shipped"
         version = card.get("version")
+        current = embeddings["current"]
         return {"name": name, "version": version, "kind": card.get("kind"),
                 "info": card.get("info") or {}, "embedding_model": embedding_model,
-                "embeddings_current": bool(version) and version == embedding_model,
+                "embeddings_current": current,
                 "evaluation": evaluation.get("methods") if isinstance(evaluation, dict) else None,
                 "evaluation_labels": evaluation.get("labels") if isinstance(evaluation, dict) else None}
 

@@ -36,6 +36,10 @@
     return el;
   }
 
+  function fill(el, ...children) {  // replaceChildren, leaving out the null and false ones
+    el.replaceChildren(...children.flat().filter((c) => c != null && c !== false));
+  }
+
   class ApiError extends Error {
     constructor(status, message, hint) { super(message); this.status = status; this.hint = hint; }
   }
@@ -90,13 +94,17 @@
     const data = await api("/api/songs");
     S.songs = data.items;
     S.byId = new Map(S.songs.map((s) => [s.id, s]));
-    for (const s of S.songs) s.hay = norm([s.artist, s.title, s.album, s.file].join(" "));
+    for (const s of S.songs) {  // normalised once: typing and sorting never normalise again
+      s.n = { artist: norm(s.artist), album: norm(s.album), title: norm(s.title), genre: norm(s.genre) };
+      s.hay = [s.n.artist, s.n.title, s.n.album, norm(s.file)].join(" ");
+    }
+    S.sorted = null;
     S.songsLoadedAt = Date.now();
     const genres = [...new Set(S.songs.map((s) => s.genre).filter(Boolean))].sort((a, b) => a.localeCompare(b));
     if (genres.join("\n") !== S.genres.join("\n")) {
       S.genres = genres;
       const sel = $("#filter-genre");
-      sel.replaceChildren(h("option", { value: "", text: "All genres" }), ...genres.map((g) => h("option", { value: g, text: g })));
+      fill(sel, h("option", { value: "", text: "All genres" }), ...genres.map((g) => h("option", { value: g, text: g })));
       sel.value = genres.includes(S.genre) ? S.genre : "";
       sel.hidden = genres.length === 0;
     }
@@ -105,29 +113,38 @@
     if (S.current != null && !S.byId.has(S.current)) S.current = null;
   }
 
-  function compare(key) {
-    const missingLast = (a, b) => (a == null || a === "") - (b == null || b === "");
-    const text = (a, b) => norm(a).localeCompare(norm(b));
-    const keys = {
-      artist: (a, b) => text(a.artist, b.artist) || text(a.album, b.album) || (a.track || 0) - (b.track || 0) || text(a.title, b.title),
-      album: (a, b) => text(a.album, b.album) || (a.track || 0) - (b.track || 0) || text(a.title, b.title),
-      title: (a, b) => text(a.title, b.title) || text(a.artist, b.artist),
-      year: (a, b) => (a.year || 0) - (b.year || 0) || text(a.artist, b.artist) || text(a.title, b.title),
-      genre: (a, b) => text(a.genre, b.genre) || text(a.artist, b.artist) || text(a.title, b.title),
+  const collator = new Intl.Collator(undefined, { numeric: true });
+
+  function sortedSongs() {
+    // The whole library in the current order, sorted once per order and per loading of the songs;
+    // songs without the sorted tag come last in both directions.
+    const { key, desc } = S.sort;
+    if (S.sorted && S.sorted.key === key && S.sorted.desc === desc) return S.sorted.songs;
+    const text = (a, b, k) => collator.compare(a.n[k], b.n[k]);
+    const orders = {
+      artist: (a, b) => text(a, b, "artist") || text(a, b, "album") || (a.track || 0) - (b.track || 0) || text(a, b, "title"),
+      album: (a, b) => text(a, b, "album") || (a.track || 0) - (b.track || 0) || text(a, b, "title"),
+      title: (a, b) => text(a, b, "title") || text(a, b, "artist"),
+      year: (a, b) => (a.year || 0) - (b.year || 0) || text(a, b, "artist") || text(a, b, "title"),
+      genre: (a, b) => text(a, b, "genre") || text(a, b, "artist") || text(a, b, "title"),
       duration: (a, b) => a.duration - b.duration,
     };
-    return { order: keys[key], missing: (a, b) => (["artist", "album", "year", "genre"].includes(key) ? missingLast(a[key], b[key]) : 0) };
+    const tagged = ["artist", "album", "year", "genre"].includes(key);
+    const missing = (s) => tagged && (s[key] == null || s[key] === "");
+    const present = S.songs.filter((s) => !missing(s)), absent = S.songs.filter(missing);
+    const sign = desc ? -1 : 1;
+    present.sort((a, b) => sign * orders[key](a, b));
+    absent.sort((a, b) => text(a, b, "title"));
+    S.sorted = { key, desc, songs: present.concat(absent) };
+    return S.sorted.songs;
   }
 
   function applyView(resetScroll = true) {
     const words = norm(S.query).split(" ").filter(Boolean);
     const genre = norm(S.genre), artist = S.artist && norm(S.artist), album = S.album && norm(S.album);
-    const view = S.songs.filter((s) => words.every((w) => s.hay.includes(w))
-      && (!genre || norm(s.genre) === genre) && (!artist || norm(s.artist) === artist)
-      && (!album || norm(s.album) === album));
-    const { order, missing } = compare(S.sort.key);
-    const sign = S.sort.desc ? -1 : 1;
-    view.sort((a, b) => missing(a, b) || sign * order(a, b));
+    const all = sortedSongs();
+    const view = !words.length && !genre && !artist && !album ? all : all.filter((s) => words.every((w) => s.hay.includes(w))
+      && (!genre || s.n.genre === genre) && (!artist || s.n.artist === artist) && (!album || s.n.album === album));
     S.view = view;
     S.cursor = S.current != null ? view.findIndex((s) => s.id === S.current) : -1;
     $("#spacer").style.height = `${view.length * ROW}px`;
@@ -136,7 +153,7 @@
     const empty = $("#lib-empty");
     empty.hidden = view.length > 0;
     if (!view.length) {
-      empty.replaceChildren(total ? "No song matches." : h("span", {}, "The library is empty: run ", h("code", { text: "reform scan FOLDER" }), "."));
+      fill(empty, total ? "No song matches." : h("span", {}, "The library is empty: run ", h("code", { text: "reform scan FOLDER" }), "."));
     }
     $$(".thead button").forEach((b) => {
       b.classList.toggle("sorted", b.dataset.sort === S.sort.key);
@@ -157,7 +174,7 @@
       chips.push(h("span", { class: "chip", title: `only this ${key}` }, h("span", { text: `${key}: ${S[key] || "none"}` }),
         h("button", { "aria-label": `show every ${key}`, text: "×", onclick: () => { S[key] = null; applyView(); } })));
     }
-    $("#filter-chips").replaceChildren(...chips);
+    fill($("#filter-chips"), ...chips);
   }
 
   let rowsLayer = null;
@@ -182,7 +199,7 @@
       row.style.top = `${i * ROW}px`;
       rows.push(row);
     }
-    rowsLayer.replaceChildren(...rows);
+    fill(rowsLayer, ...rows);
   }
 
   function scrollToSong(id) {
@@ -220,7 +237,7 @@
     if (song.artist) parts.push(link("artist")); else parts.push("Unknown artist");
     if (song.album) parts.push(" · ", link("album"));
     if (song.year) parts.push(` · ${song.year}`);
-    sub.replaceChildren(...parts);
+    fill(sub, ...parts);
     const a = hashOf(song.artist || song.title), b = hashOf(song.album || song.title);
     $("#cover").style.background = `linear-gradient(135deg, hsl(${a % 360} 55% 42%), hsl(${(b % 360)} 60% 22%))`;
     $("#now-add").disabled = false;
@@ -264,11 +281,11 @@
     const id = S.current;
     const list = $("#similar-list"), empty = $("#similar-empty");
     const song = S.byId.get(id);
-    $("#similar-title").replaceChildren("Songs like ", h("b", { text: song ? song.title : "…" }));
+    fill($("#similar-title"), "Songs like ", h("b", { text: song ? song.title : "…" }));
     if (!S.status || !S.status.embeddings.songs) {
-      list.replaceChildren();
+      fill(list, );
       empty.hidden = false;
-      empty.replaceChildren(...noEmbeddingsMessage());
+      fill(empty, ...noEmbeddingsMessage());
       return;
     }
     const other = $("#other-artists").checked ? "&exclude_same_artist=true" : "";
@@ -280,9 +297,9 @@
     } catch (e) {
       if (id !== S.current) return;
       S.similar = [];
-      list.replaceChildren();
+      fill(list, );
       empty.hidden = false;
-      empty.replaceChildren(h("div", { text: e.message }), e.hint ? h("div", { class: "muted", text: e.hint }) : null);
+      fill(empty, h("div", { text: e.message }), e.hint ? h("div", { class: "muted", text: e.hint }) : null);
     }
     drawMap();
   }
@@ -294,7 +311,7 @@
         h("div", {}, "Train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), ".")];
     }
     return [h("div", { text: "No embeddings yet: recommendations and the map need them." }),
-      h("div", {}, "Run ", h("code", { text: "reform embed" }), " or use Compute embeddings on the Library status tab.")];
+      h("div", {}, "Run ", h("code", { text: "reform embed" }), " or use Embed songs on the Library status tab.")];
   }
 
   function scoreCell(score) {
@@ -306,8 +323,8 @@
   function renderSimilar() {
     const seeds = new Set(S.seeds);
     $("#similar-empty").hidden = S.similar.length > 0;
-    if (!S.similar.length) $("#similar-empty").replaceChildren("No other song passes the filter.");
-    $("#similar-list").replaceChildren(...S.similar.map((s, i) => h("li", { class: `item${s.id === S.current ? " current" : ""}`, "data-id": s.id, title: "play it and show the songs like it" },
+    if (!S.similar.length) fill($("#similar-empty"), "No other song passes the filter.");
+    fill($("#similar-list"), ...S.similar.map((s, i) => h("li", { class: `item${s.id === S.current ? " current" : ""}`, "data-id": s.id, title: "play it and show the songs like it" },
       h("span", { class: "rank", text: i + 1 }),
       h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
       scoreCell(s.score),
@@ -338,7 +355,7 @@
     $("#seeds-empty").hidden = S.seeds.length > 0;
     $("#mix-clear").hidden = S.seeds.length === 0;
     $("#mix-make").disabled = S.seeds.length === 0;
-    $("#seeds").replaceChildren(...S.seeds.map((id) => {
+    fill($("#seeds"), ...S.seeds.map((id) => {
       const s = S.byId.get(id);
       return h("span", { class: "chip", title: byline(s) }, h("span", { text: s.title }),
         h("button", { "aria-label": "remove from the mix", text: "×", onclick: () => toggleSeed(id) }));
@@ -368,7 +385,7 @@
     const exp = $("#playlist-export");
     exp.href = S.playlist.length ? `/api/export.m3u?name=reform-mix&${S.playlist.map((s) => `id=${s.id}`).join("&")}` : "#";
     exp.classList.toggle("disabled", !S.playlist.length);
-    list.replaceChildren(...S.playlist.map((s, i) => h("li", {
+    fill(list, ...S.playlist.map((s, i) => h("li", {
       class: `item${s.id === S.current ? " current" : ""}`, draggable: "true", "data-index": i, "data-id": s.id },
     h("span", { class: "handle", title: "drag to reorder", text: "⋮⋮" }),
     h("span", { class: "rank", text: i + 1 }),
@@ -436,7 +453,7 @@
   async function refreshStatus() {
     let st;
     try { st = await api("/api/status"); } catch (e) {
-      $("#sb-library").replaceChildren(h("span", { class: "bad", text: `● ${e.message}` }));
+      fill($("#sb-library"), h("span", { class: "bad", text: `● ${e.message}` }));
       return null;
     }
     const first = S.status == null;
@@ -474,25 +491,26 @@
     const emb = st.embeddings;
     // status bar
     const sep = () => h("span", { class: "sep", text: "|" });
-    $("#sb-library").replaceChildren(
+    fill($("#sb-library"), 
       h("span", { class: "ok", text: "● " }), h("b", { text: plural(st.songs, "song") }), ` · ${st.hours.toFixed(1)} h`, sep(),
       st.failed ? h("span", { class: "bad", text: `${st.failed} failed` }) : "0 failed", sep(),
       `${st.duplicates} duplicates`, sep(),
       emb.songs ? `${emb.songs.toLocaleString()} embedded` : h("span", { class: "warn", text: "no embeddings" }),
       emb.missing && emb.songs ? h("span", { class: "warn", text: ` (${emb.missing} waiting)` }) : "");
-    $("#sb-model").replaceChildren(m.name ? h("span", {}, "model ", h("b", { text: m.name }), m.version ? ` · ${m.version}` : "") : h("span", { class: "warn", text: "no model" }));
+    $("#home").textContent = `\u200e${st.home}\u200e`;  // marks keep the slashes in place (rtl box)
+    fill($("#sb-model"), m.name ? h("span", {}, "model ", h("b", { text: m.name }), m.version ? ` · ${m.version}` : "") : h("span", { class: "warn", text: "no model" }));
     // notice under the top bar
     const notice = $("#notice");
     const lines = [];
-    if (!m.name) lines.push(["No model yet: train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), " to get recommendations and the map."]);
-    else if (!emb.songs) lines.push(["No embeddings yet: recommendations and the map need them. Run ", h("code", { text: "reform embed" }), " (or Compute embeddings on the Library status tab)."]);
-    else if (!m.embeddings_current) lines.push(["The embeddings come from another model than the active one: run ", h("code", { text: "reform embed" }), " to bring them up to date."]);
+    if (!emb.songs && !m.name) lines.push(["No model yet: train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), " to get recommendations and the map."]);
+    else if (!emb.songs) lines.push(["No embeddings yet: recommendations and the map need them. Run ", h("code", { text: "reform embed" }), " (or Embed songs on the Library status tab)."]);
+    else if (m.name && !m.embeddings_current) lines.push(["The embeddings come from another model than the active one: run ", h("code", { text: "reform embed" }), " to bring them up to date."]);
     else if (emb.missing) lines.push([`${plural(emb.missing, "song")} ${emb.missing === 1 ? "has" : "have"} no embedding yet and cannot be recommended: run `, h("code", { text: "reform embed" }), "."]);
     notice.hidden = lines.length === 0;
-    notice.replaceChildren(...(lines[0] || []));
+    fill(notice, ...(lines[0] || []));
     // the status tab
     const stat = (value, label, kind) => h("div", { class: `stat${kind ? ` ${kind}` : ""}` }, h("b", { text: value }), h("span", { text: label }));
-    $("#stats").replaceChildren(
+    fill($("#stats"), 
       stat(st.songs.toLocaleString(), "songs"), stat(st.hours.toFixed(1), "hours of audio"),
       stat(st.failed.toLocaleString(), "failed files", st.failed ? "bad" : ""),
       stat(st.duplicates.toLocaleString(), "duplicate files"),
@@ -506,7 +524,7 @@
   function renderModel(m, emb) {
     const card = $("#model-card");
     if (!m.name) {
-      card.replaceChildren(h("div", { class: "card-title", text: "Model" }),
+      fill(card, h("div", { class: "card-title", text: "Model" }),
         h("div", { class: "muted" }, m.error || "no model", m.hint ? h("div", { text: m.hint }) : null));
       return;
     }
@@ -528,9 +546,9 @@
         h("table", { class: "eval" }, h("tr", {}, h("th", { text: "method" }), ...cols.map((c) => h("th", { text: names[c] }))),
           ...rows.map(([name, r]) => h("tr", { class: r.p10 === best && best >= 0 ? "best" : "" }, h("td", { text: name }), ...cols.map((c) => h("td", { text: r[c] == null ? "" : Number(r[c]).toFixed(3) }))))));
     } else {
-      children.push(h("div", { class: "muted" }, "No evaluation beside this model: ", h("code", { text: "reform evaluate --json evaluation.json" }), " in its folder adds one."));
+      children.push(h("div", { class: "muted" }, "No evaluation.json beside this model yet: ", h("code", { text: "reform evaluate --json <its folder>/evaluation.json" }), " writes one."));
     }
-    card.replaceChildren(...children);
+    fill(card, ...children);
   }
 
   function renderJob() {
@@ -540,13 +558,13 @@
     const top = $("#top-job");
     top.hidden = !running;
     const box = $("#job");
-    if (!job) { box.replaceChildren(h("div", { class: "muted", text: "Long work runs here with live progress; the page stays usable." })); return; }
+    if (!job) { fill(box, h("div", { class: "muted", text: "Long work runs here with live progress; the page stays usable." })); return; }
     const frac = job.total ? Math.min(1, job.done / job.total) : null;
     const bar = h("div", { class: `bar${running && frac == null ? " indeterminate" : ""}` }, h("div"));
     bar.firstChild.style.width = `${running ? (frac ?? 0) * 100 : 100}%`;
     const counter = job.total ? `${job.done.toLocaleString()} / ${job.total.toLocaleString()} ${job.unit}` : "";
     const label = running ? `${job.kind}: ${job.phase}` : job.state === "done" ? `${job.kind} finished` : `${job.kind} failed`;
-    box.replaceChildren(
+    fill(box, 
       h("div", { class: "phase" }, h("span", { text: label }), h("span", { class: "muted", text: counter })),
       bar,
       job.state === "done" ? h("div", { class: "muted", text: job.summary }) : null,
@@ -571,7 +589,7 @@
     const card = $("#failures-card");
     let items;
     try { items = await api("/api/failures"); } catch (e) { fail(e); return; }
-    card.replaceChildren(h("div", { class: "card-title" }, "Failures ", h("span", { class: "muted", text: items.length ? `${items.length} files could not be analysed` : "none" })),
+    fill(card, h("div", { class: "card-title" }, "Failures ", h("span", { class: "muted", text: items.length ? `${items.length} files could not be analysed` : "none" })),
       items.length ? h("ul", { class: "failures" }, ...items.slice(0, 500).map((f) => h("li", {}, h("div", { class: "p", text: f.path }), h("div", { class: "r", text: f.reason || "unknown reason" }))))
         : h("div", { class: "muted", text: "Every file was analysed." }));
   }
@@ -587,7 +605,8 @@
     if (!st || !st.embeddings.songs) {
       M.ids = null;
       overlay.hidden = false;
-      overlay.replaceChildren(...noEmbeddingsMessage().map((x, i) => (i === 0 ? h("b", {}, x) : x)));
+      $(".map-hint").hidden = true;
+      fill(overlay, ...noEmbeddingsMessage().map((x, i) => (i === 0 ? h("b", {}, x) : x)));
       $("#map-info").textContent = "";
       drawMap();
       return;
@@ -599,6 +618,7 @@
       M.index = new Map(M.ids.map((id, i) => [id, i]));
       S.mapModel = `${st.embeddings.model}:${st.embeddings.songs}`;
       overlay.hidden = true;
+      $(".map-hint").hidden = false;
       const share = data.explained.reduce((a, b) => a + b, 0);
       const info = $("#map-info");
       info.textContent = `${plural(M.ids.length, "song")} · PCA`;
@@ -608,7 +628,7 @@
       drawMap();
     } catch (e) {
       overlay.hidden = false;
-      overlay.replaceChildren(h("b", { text: e.message }), e.hint ? h("div", { text: e.hint }) : null);
+      fill(overlay, h("b", { text: e.message }), e.hint ? h("div", { text: e.hint }) : null);
     }
   }
 
@@ -624,7 +644,7 @@
     const shown = ranked.slice(0, 10).map(([c, n]) => h("span", { title: `${c}: ${plural(n, "song")}` }, legendDot(colourOf.get(c)), c));
     if (ranked.length > 10) shown.push(h("span", { class: "muted", text: `+${ranked.length - 10} more` }));
     if (counts.get("")) shown.push(h("span", {}, legendDot(NONE_COLOUR), `no ${key}`));
-    $("#legend").replaceChildren(...shown);
+    fill($("#legend"), ...shown);
   }
 
   function legendDot(colour) { const i = h("i"); i.style.background = colour; return i; }
@@ -756,7 +776,7 @@
     const s = S.byId.get(M.ids[i]);
     if (!s) { tip.hidden = true; return; }
     const rec = S.similar.findIndex((x) => x.id === s.id);
-    tip.replaceChildren(h("b", { text: s.title }), h("span", { text: byline(s) }),
+    fill(tip, h("b", { text: s.title }), h("span", { text: byline(s) }),
       s.genre ? h("span", { text: s.genre }) : null,
       s.id === S.current ? h("em", { text: "playing" }) : rec >= 0 ? h("em", { text: `#${rec + 1} similar · ${S.similar[rec].score.toFixed(3)}` }) : null);
     tip.hidden = false;

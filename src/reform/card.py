@@ -1,0 +1,34 @@
+"""Model cards: the small JSON written beside every model file.
+
+A card names the model's version (a hash of its weights), its kind, the
+feature version and settings it was trained with, and what it was trained on.
+Reading a card needs no torch, so the catalogue, the CLI and the web page can
+tell which model made the stored embeddings without loading any weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def write_card(model_path: str | os.PathLike, card: dict[str, Any]) -> None:
+    path = card_path(model_path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=2))
+    os.replace(tmp, path)
+
+
+def read_card(model_path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        return json.loads(card_path(model_path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the model's card is missing or unreadable ({exc})", path=model_path) from exc

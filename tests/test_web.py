@@ -1,0 +1,555 @@
+"""The web API: listing, search, audio with ranges, recommendations, the map, jobs, access rules."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+with warnings.catch_warnings():  # starlette asks for httpx2; httpx is what the project installs
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from reform import Library
+from reform.errors import ConfigError, EmbedError
+from reform.web import projection, security
+from reform.web.app import create_app
+from reform.web.media import parse_range, Unavailable
+
+BASE = "http://127.0.0.1:8765"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def client_for(home, **options) -> TestClient:
+    return TestClient(create_app(home, **options), base_url=BASE, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def home(trained, tmp_path_factory) -> Path:
+    """A copy of the trained library: the map writes its cache into the home."""
+    out = tmp_path_factory.mktemp("web") / "home"
+    shutil.copytree(trained, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(home) -> TestClient:
+    return client_for(home)
+
+
+@pytest.fixture(scope="module")
+def ids(client) -> dict[str, int]:
+    return {s["title"]: s["id"] for s in client.get("/api/songs").json()["items"]}
+
+
+def error_of(response) -> str:
+    data = response.json()
+    assert set(data) >= {"error", "hint"} and "Traceback" not in response.text
+    return data["error"]
+
+
+# -- the library ------------------------------------------------------------------------------------
+def test_status_lists_counts_embeddings_and_model(client):
+    st = client.get("/api/status").json()
+    assert st["songs"] == 5 and st["failed"] == 0 and st["job"] is None
+    assert st["embeddings"]["songs"] == 5 and st["embeddings"]["missing"] == 0
+    assert st["model"]["name"] == "tiny" and st["model"]["embeddings_current"] is True
+    assert st["model"]["evaluation"] is None
+
+
+def test_songs_search_filter_sort_and_pages(client):
+    data = client.get("/api/songs").json()
+    assert data["total"] == 5 and len(data["items"]) == 5
+    song = data["items"][0]
+    assert set(song) == {"id", "title", "artist", "album", "track", "year", "genre", "duration",
+                         "file", "embedded"}                  # no path: songs are addressed by id
+    assert [s["artist"] for s in data["items"]] == ["Noise Crew"] * 3 + ["Tone Band"] * 2
+    def titles(**query) -> list[str]:
+        return [s["title"] for s in client.get("/api/songs", params=query).json()["items"]]
+
+    assert titles(q="tone chord") == ["Chord"]
+    assert titles(q="CHÖRD") == ["Chord"]                    # case and accents ignored
+    assert titles(q="hiss 02") == ["Clicks"]                 # the file name counts too
+    assert titles(artist="tone band") == ["A Four Forty", "Chord"]
+    assert titles(sort="title", desc=True) == ["White", "Short", "Clicks", "Chord", "A Four Forty"]
+    assert titles(sort="duration")[0] == "Short"
+    assert titles(sort="title", offset=1, limit=2) == ["Chord", "Clicks"]
+    assert client.get("/api/songs", params={"q": "nothing like this"}).json()["total"] == 0
+
+
+def test_song_detail_and_failures(client, ids):
+    song = client.get(f"/api/songs/{ids['Chord']}").json()
+    assert song["path"].endswith("02 Chord.flac") and song["channels"] == 2
+    assert song["playback"] == "file" and song["copies"] == []
+    assert client.get("/api/failures").json() == []
+
+
+@pytest.mark.parametrize("url", [
+    "/api/songs/abc", "/api/songs?limit=0", "/api/songs?offset=-1", "/api/songs?sort=size",
+    "/api/songs?q=" + "x" * 501, "/api/songs/1/similar?n=0", "/api/songs/1/similar?n=x",
+    "/api/songs/1/similar?max_per_artist=0", "/api/mix", "/api/mix?seed=one", "/api/playlist?seed=1&length=0",
+    "/api/export.m3u", "/api/songs/1/audio?format=mp3", "/api/jobs/x1"])
+def test_malformed_input_is_422_in_words(client, url):
+    r = client.get(url)
+    assert r.status_code == 422
+    assert error_of(r).startswith("invalid request: ") and r.json()["problems"]
+
+
+@pytest.mark.parametrize("url", ["/api/songs/999", "/api/songs/999/audio", "/api/songs/-1/similar",
+                                 "/api/mix?seed=999", "/api/export.m3u?id=999", "/api/jobs/5",
+                                 "/api/nothing", "/nothing"])
+def test_unknown_ids_and_addresses_are_404(client, url):
+    r = client.get(url)
+    assert r.status_code == 404
+    error_of(r)
+
+
+def test_an_unexpected_failure_is_a_500_without_details(home, monkeypatch):
+    from reform.web.state import LibraryState
+
+    def broken(self):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(LibraryState, "status", broken)
+    r = client_for(home).get("/api/status")
+    assert r.status_code == 500
+    assert "RuntimeError" in error_of(r) and "secret detail" not in r.text
+
+
+def test_reads_cannot_change_anything(client):
+    assert client.get("/api/jobs/scan").status_code == 422          # read as the job id "scan"
+    assert client.post("/api/songs").status_code == 405
+    assert client.get("/api/jobs").json() == [] and client.get("/api/status").json()["job"] is None
+
+
+# -- audio --------------------------------------------------------------------------------------------
+def test_audio_is_the_file_with_ranges(client, ids):
+    path = Path(client.get(f"/api/songs/{ids['Chord']}").json()["path"])
+    data = path.read_bytes()
+    url = f"/api/songs/{ids['Chord']}/audio"
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["content-type"] == "audio/flac" and whole.headers["accept-ranges"] == "bytes"
+    part = client.get(url, headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206 and part.content == data[100:1100]
+    assert part.headers["content-range"] == f"bytes 100-1099/{len(data)}"
+    assert client.get(url, headers={"Range": "bytes=-10"}).content == data[-10:]
+    assert client.get(url, headers={"Range": f"bytes={len(data) - 5}-"}).content == data[-5:]
+    assert client.get(url, headers={"Range": "bytes=5-2"}).status_code == 200      # ignored
+    assert client.get(url, headers={"Range": "bytes=0-1,5-9"}).status_code == 200  # ignored
+    outside = client.get(url, headers={"Range": f"bytes={len(data)}-"})
+    assert outside.status_code == 416 and outside.headers["content-range"] == f"bytes */{len(data)}"
+
+
+def test_parse_range():
+    assert parse_range(None, 100) is None and parse_range("bytes=0-", 100) == (0, 99)
+    assert parse_range("bytes=90-200", 100) == (90, 99) and parse_range("bytes=-300", 100) == (0, 99)
+    assert parse_range("items=0-5", 100) is None and parse_range("bytes=a-b", 100) is None
+    with pytest.raises(Unavailable):
+        parse_range("bytes=-0", 100)
+
+
+def test_audio_decoded_to_wav_with_exact_length_and_ranges(client, ids):
+    url = f"/api/songs/{ids['White']}/audio?format=wav"            # Ogg Vorbis, stereo, 16 s
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "audio/wav"
+    assert int(whole.headers["content-length"]) == len(whole.content)
+    audio, rate = sf.read(io.BytesIO(whole.content), dtype="float32")
+    assert rate == 22050 and audio.shape == (16 * 22050, 2)
+    assert np.abs(audio).max() > 0.05                              # real sound, not padding
+    part = client.get(url, headers={"Range": "bytes=40000-40999"})
+    assert part.status_code == 206 and part.content == whole.content[40000:41000]
+    head = client.get(url, headers={"Range": "bytes=0-43"})
+    assert head.content == whole.content[:44] and head.content[:4] == b"RIFF"
+
+
+def _own_song(home: Path, tmp_path: Path, title: str = "Chord") -> tuple[Library, int, Path]:
+    """Point a song's catalogue row at a private copy of its file (the shared one stays untouched)."""
+    lib = Library(home, create=False)
+    row = next(r for r in lib.songs() if r.title == title)
+    copy = tmp_path / "music" / Path(row.path).name
+    copy.parent.mkdir(parents=True)
+    shutil.copy2(row.path, copy)
+    st = copy.stat()
+    with lib.home.catalogue.transaction():
+        lib.home.catalogue.move(row.path, str(copy), st.st_size, st.st_mtime_ns, row.tags)
+    return lib, row.id, copy
+
+
+def test_no_request_reads_a_file_outside_the_catalogue(tmp_path, trained):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    lib, song_id, copy = _own_song(home, tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:the secret\n" * 100)
+    c = client_for(home)
+    assert c.get(f"/api/songs/{song_id}/audio").status_code == 200
+    for url in ["/api/songs/..%2F..%2F..%2F..%2Fetc%2Fpasswd/audio",
+                "/api/songs/1%2F..%2F..%2Fsecret.txt/audio", "/api/songs/%2e%2e/audio",
+                "/static/..%2F..%2Fapi.py", "/static/%2e%2e%2fapp.py", "/static/..%5capp.py",
+                f"/static/{secret}", "/api/songs/1/audio/..%2F..%2F..%2Fsecret.txt"]:
+        r = c.get(url)
+        assert r.status_code in (404, 422), url
+        assert "root:" not in r.text and "the secret" not in r.text
+    r = c.get(f"/api/songs/{song_id}/audio", params={"path": str(secret)})   # ignored
+    assert r.content == copy.read_bytes()
+    # the file is replaced by a symbolic link out of the library: refused until scanned again
+    copy.unlink()
+    copy.symlink_to(secret)
+    for fmt in ("auto", "file", "wav"):
+        r = c.get(f"/api/songs/{song_id}/audio", params={"format": fmt})
+        assert r.status_code == 409 and "changed since it was scanned" in error_of(r)
+        assert "the secret" not in r.text
+    copy.unlink()
+    r = c.get(f"/api/songs/{song_id}/audio")
+    assert r.status_code == 404 and "no longer where it was scanned" in error_of(r)
+    lib.close()
+
+
+# -- recommendations ---------------------------------------------------------------------------------
+def test_similar_songs_with_scores_and_filters(client, ids):
+    data = client.get(f"/api/songs/{ids['White']}/similar").json()
+    assert [s["title"] for s in data["seeds"]] == ["White"]
+    items = data["items"]
+    assert len(items) == 4 and ids["White"] not in [s["id"] for s in items]
+    scores = [s["score"] for s in items]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1.0001 for s in scores)
+    other = client.get(f"/api/songs/{ids['White']}/similar",
+                       params={"exclude_same_artist": True, "n": 3}).json()["items"]
+    assert {s["artist"] for s in other} == {"Tone Band"}
+
+
+def test_mix_playlist_and_m3u_export(client, ids):
+    seeds = [ids["White"], ids["Chord"]]
+    mix = client.get("/api/mix", params={"seed": seeds, "n": 2}).json()
+    assert len(mix["items"]) == 2 and not set(seeds) & {s["id"] for s in mix["items"]}
+    playlist = client.get("/api/playlist", params={"seed": seeds, "length": 3}).json()["items"]
+    assert len(playlist) == 3 and all("flow" in s for s in playlist)
+    order = [playlist[2]["id"], playlist[0]["id"]]
+    r = client.get("/api/export.m3u", params={"id": order, "name": "my mix/../x"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("audio/x-mpegurl")
+    assert r.headers["content-disposition"] == 'attachment; filename="my-mix-..-x.m3u8"'
+    lines = r.text.splitlines()
+    assert lines[0] == "#EXTM3U" and len(lines) == 5
+    paths = [client.get(f"/api/songs/{i}").json()["path"] for i in order]
+    assert lines[2::2] == paths
+
+
+def test_map_is_a_cached_pca_of_the_embeddings(home, client, monkeypatch):
+    data = client.get("/api/map").json()
+    assert sorted(data["ids"]) == sorted(s["id"] for s in client.get("/api/songs").json()["items"])
+    assert len(data["x"]) == len(data["y"]) == 5 and data["method"] == "pca"
+    assert 0.5 < sum(data["explained"]) <= 1.0 + 1e-6
+    cache = projection.cache_path(home, data["model"])
+    assert json.loads(cache.read_text())["fitted_on"] == 5
+    monkeypatch.setattr(projection, "fit_pca", lambda x: pytest.fail("the cached fit is not used"))
+    again = client_for(home).get("/api/map").json()       # a new server: the cache on disk
+    assert again["x"] == data["x"] and again["y"] == data["y"]
+
+
+def test_map_keeps_its_axes_for_a_few_new_songs_and_refits_after_growth(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = {f"h{i}": rng.normal(size=16).astype(np.float32) for i in range(100)}
+    first = projection.library_map(tmp_path, "m1", vectors)
+    vectors |= {f"n{i}": rng.normal(size=16).astype(np.float32) for i in range(20)}
+    second = projection.library_map(tmp_path, "m1", vectors)
+    assert len(second["points"]) == 120
+    assert all(second["points"][h] == first["points"][h] for h in first["points"])   # nothing moved
+    vectors |= {f"m{i}": rng.normal(size=16).astype(np.float32) for i in range(20)}
+    projection.library_map(tmp_path, "m1", vectors)
+    assert json.loads(projection.cache_path(tmp_path, "m1").read_text())["fitted_on"] == 140
+    assert projection.cache_path(tmp_path, "../../etc/x").parent == tmp_path / "cache"
+
+
+def test_pca_axes_are_deterministic():
+    x = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    mean, axes, explained = projection.fit_pca(x)
+    mean2, axes2, _ = projection.fit_pca(x[::-1].copy())
+    assert np.allclose(axes, axes2, atol=1e-5) and explained[0] >= explained[1]
+    assert np.allclose(np.linalg.norm(axes, axis=1), 1, atol=1e-5)
+
+
+def test_a_library_without_embeddings_says_to_run_embed(scanned, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    c = client_for(home)
+    st = c.get("/api/status").json()
+    assert st["embeddings"]["songs"] == 0 and st["model"]["name"] is None
+    assert "reform train" in st["model"]["hint"]
+    assert c.get("/api/songs").json()["total"] == 5
+    for url in ["/api/songs/1/similar", "/api/map", "/api/playlist?seed=1"]:
+        r = c.get(url)
+        assert r.status_code == 409 and "reform embed" in r.json()["hint"]
+
+
+def test_a_song_waiting_for_its_embedding_is_listed_not_recommended(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        row = next(r for r in lib.songs() if r.title == "White")
+        lib.home.catalogue.conn.execute("DELETE FROM embeddings WHERE hash = ?", (row.hash,))
+    c = client_for(home)
+    embeddings = c.get("/api/status").json()["embeddings"]
+    assert (embeddings["songs"], embeddings["missing"]) == (4, 1)
+    song = next(s for s in c.get("/api/songs").json()["items"] if s["id"] == row.id)
+    assert song["embedded"] is False
+    r = c.get(f"/api/songs/{row.id}/similar")
+    assert r.status_code == 409 and "no embedding yet" in error_of(r) and "reform embed" in r.json()["hint"]
+    assert row.id not in c.get("/api/map").json()["ids"]
+    chord = next(s["id"] for s in c.get("/api/songs").json()["items"] if s["title"] == "Chord")
+    assert row.id not in [s["id"] for s in c.get(f"/api/songs/{chord}/similar").json()["items"]]
+
+
+# -- jobs ------------------------------------------------------------------------------------------------
+def _wait(c: TestClient, job_id: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = c.get(f"/api/jobs/{job_id}").json()
+        if job["state"] != "running" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)
+
+
+def test_jobs_run_one_at_a_time_and_report_progress_and_failures(home):
+    gate = threading.Event()
+
+    def slow(home_, options, job):
+        job.phase, job.done, job.total, job.unit = "working", 3, 10, "songs"
+        gate.wait(20)
+        return "all done"
+
+    def refused(home_, options, job):
+        raise EmbedError("no model to embed with", hint="train one")
+
+    def crashing(home_, options, job):
+        raise ValueError("a bug")
+
+    c = client_for(home, runners={"scan": slow, "embed": refused, "train": crashing})
+    started = c.post("/api/jobs/scan")
+    assert started.status_code == 202 and started.json()["state"] == "running"
+    busy = c.post("/api/jobs/embed")
+    assert busy.status_code == 409 and "a scan is running" in error_of(busy)
+    job = c.get("/api/status").json()["job"]
+    assert (job["kind"], job["phase"], job["done"], job["total"]) == ("scan", "working", 3, 10)
+    gate.set()
+    done = _wait(c, started.json()["id"])
+    assert done["state"] == "done" and done["summary"] == "all done" and done["finished"]
+    failed = _wait(c, c.post("/api/jobs/embed").json()["id"])
+    assert failed["state"] == "failed" and failed["error"] == "no model to embed with"
+    assert failed["hint"] == "train one"
+    crashed = _wait(c, c.post("/api/jobs/train", json={"max_epochs": 2}).json()["id"])
+    assert crashed["state"] == "failed" and "internal error (ValueError" in crashed["error"]
+    assert crashed["options"] == {"max_epochs": 2}
+    assert [j["kind"] for j in c.get("/api/jobs").json()] == ["train", "embed", "scan"]
+
+
+@pytest.mark.parametrize("body", [{"max_epochs": 0}, {"max_epochs": "many"}, {"name": "../evil"},
+                                  {"name": "a/b"}, {"name": ""}])
+def test_train_options_are_checked(client, body):
+    r = client.post("/api/jobs/train", json=body)
+    assert r.status_code == 422
+    error_of(r)
+
+
+def test_embed_and_scan_jobs_from_the_page(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        catalogue = lib.home.catalogue
+        catalogue.drop_embeddings(model=catalogue.get_meta("embedding_model"))
+    c = client_for(home)
+    assert c.get("/api/status").json()["embeddings"]["songs"] == 0
+    job = _wait(c, c.post("/api/jobs/embed").json()["id"])
+    assert job["state"] == "done" and job["done"] == job["total"] == 5, job
+    assert c.get("/api/status").json()["embeddings"]["songs"] == 5   # the snapshot follows
+    assert len(c.get("/api/map").json()["ids"]) == 5
+    job = _wait(c, c.post("/api/jobs/scan").json()["id"])
+    assert job["state"] == "done" and "unchanged 5" in job["summary"], job
+
+
+# -- access rules ------------------------------------------------------------------------------------------
+def test_only_requests_addressed_to_this_computer_are_answered(client):
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "localhost"):
+        assert client.get("/api/status", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8765", "127.0.0.1.evil.example", ""):
+        r = client.get("/api/status", headers={"Host": host})
+        assert r.status_code == 403, host
+    assert client.get("/", headers={"Host": "evil.example"}).headers["content-type"].startswith("text/html")
+
+
+def test_changes_only_from_this_page(client):
+    r = client.post("/api/jobs/train", json={"name": "x y"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "this page itself" in error_of(r)
+    r = client.post("/api/jobs/train", json={"name": "x y"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    r = client.post("/api/jobs/train", json={"name": "x y"}, headers={"Origin": BASE})
+    assert r.status_code == 422                          # same origin: reaches the validation
+    assert client.get("/api/songs", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.get("/", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
+
+
+def test_token_is_required_for_every_request_when_set(home):
+    token = "a-long-test-token"
+    c = client_for(home, token=token, loopback_only=False)
+    assert c.get("/api/status", headers={"Host": "music.example:8765"}).status_code == 401
+    assert "access token" in error_of(c.get("/api/songs/1/audio"))
+    assert c.get("/").status_code == 401 and "token" in c.get("/").text
+    assert c.get("/static/app.js").status_code == 401
+    assert c.get("/api/status", headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+    ok = c.get("/api/status", headers={"Authorization": f"Bearer {token}",
+                                       "Host": "music.example:8765"})
+    assert ok.status_code == 200
+    assert c.get(f"/api/status?token={token}").status_code == 200
+    first = c.get(f"/?token={token}&x=1", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/?x=1"
+    cookie = first.headers["set-cookie"]
+    assert f"reform_token={token}" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    c.cookies.set("reform_token", token)
+    assert c.get("/").status_code == 200 and c.get("/api/songs/1/audio").status_code == 200
+    c.cookies.clear()
+    sneaky = c.get(f"//evil.example/?token={token}", follow_redirects=False)
+    assert not sneaky.headers.get("location", "/").startswith("//")
+
+
+def test_page_files_and_security_headers(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>ReFORM</title>" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    for name in ("app.js", "style.css", "icon.svg", "api.js"):
+        assert client.get(f"/static/{name}").status_code == 200, name
+    assert "http://" not in client.get("/static/app.js").text and "https://" not in page.text  # no CDN
+    assert client.get("/api/docs").status_code == 200
+    schema = client.get("/api/openapi.json").json()
+    assert {"/api/songs", "/api/songs/{song_id}/audio", "/api/songs/{song_id}/similar", "/api/mix",
+            "/api/playlist", "/api/map", "/api/export.m3u", "/api/jobs/scan"} <= set(schema["paths"])
+    assert set(schema["paths"]["/api/jobs/scan"]) == {"post"}
+    assert client.get("/docs").status_code == 404                 # FastAPI's page needs a CDN
+
+
+def test_websockets_are_refused(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect):
+        with client.websocket_connect("/api/status"):
+            pass
+
+
+def test_host_names():
+    assert security._host_name("[::1]:8765") == "::1" and security._host_name("localhost") == "localhost"
+    assert security._host_name("127.0.0.1:80") == "127.0.0.1"
+    assert security.is_loopback("::1") and security.is_loopback("[::1]")
+    assert not security.is_loopback("0.0.0.0")
+
+
+# -- reform serve -------------------------------------------------------------------------------------------
+def test_serve_prints_the_address_and_needs_a_token_off_this_computer(home, monkeypatch, capsys):
+    import uvicorn
+
+    import reform.web.app
+    from reform.web import server
+
+    made = []
+    original = reform.web.app.create_app
+
+    def create_app(home, **options):
+        made.append(options)
+        return original(home, **options)
+
+    monkeypatch.setattr(reform.web.app, "create_app", create_app)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)   # returns at once
+    assert server.serve(str(home), host="127.0.0.1", port=0) == 0
+    out = capsys.readouterr().out
+    assert "open http://127.0.0.1:" in out and "token" not in out
+    assert made[-1] == {"token": None, "loopback_only": True}
+    assert server.serve(str(home), host="0.0.0.0", port=0) == 0
+    out = capsys.readouterr().out
+    token = made[-1]["token"]
+    assert token and len(token) >= 24 and made[-1]["loopback_only"] is False
+    assert f"/?token={token}" in out and "keep the token secret" in out
+    with pytest.raises(ConfigError, match="token"):
+        server.serve(str(home), host="0.0.0.0", port=0, token="bad token")
+
+
+def test_serve_refuses_a_port_in_use(home):
+    from reform.web import server
+
+    sock = server.bind("127.0.0.1", 0)
+    try:
+        with pytest.raises(ConfigError, match="in use") as info:
+            server.serve(str(home), port=sock.getsockname()[1])
+        assert "--port" in info.value.hint
+    finally:
+        sock.close()
+
+
+def test_cli_serve_without_a_library_is_one_error_line(tmp_path, capsys):
+    from reform.cli import main
+
+    assert main(["--home", str(tmp_path / "none"), "serve", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no library at") and "Traceback" not in err
+
+
+# -- fast with 10,000 songs ---------------------------------------------------------------------------------
+def build_big_library(home: Path, n: int = 10_000, dim: int = 64, seed: int = 3) -> None:
+    """A catalogue of ``n`` songs with tags and clustered random embeddings, straight through
+    the store (no audio: listing, search, the map and recommendations need none)."""
+    from reform.store import SpectrogramInfo, Tags
+
+    rng = np.random.default_rng(seed)
+    model = "m10k-meanstd-h320"
+    centres = rng.normal(size=(40, dim))
+    with Library(home) as lib:
+        catalogue = lib.home.catalogue
+        fv = lib.home.spectrograms.feature_version
+        vectors = []
+        with catalogue.transaction():
+            for i in range(n):
+                digest = f"{i:040x}"
+                artist = f"Artist {i % 400}"
+                info = SpectrogramInfo(digest, 2, 8000, 180.0 + i % 120, 44100, "vorbis")
+                tags = Tags(artist, f"Album {i % 900}", f"Song {i} {'blue' if i % 7 == 0 else 'red'}",
+                            1 + i % 12, 1990 + i % 30, f"Genre {i % 15}")
+                catalogue.put_ok(f"{home.parent}/music/{artist}/{i}.ogg", 1000, 0, info, tags, fv)
+                vectors.append((digest, (centres[i % 40] + rng.normal(size=dim) * 0.3).astype(np.float32)))
+            catalogue.put_embeddings(model, vectors)
+            catalogue.set_meta("embedding_model", model)
+
+
+def test_ten_thousand_songs_answer_quickly(tmp_path):
+    """List, search, sort, the map and similar songs over 10k catalogue rows."""
+    n = 10_000
+    build_big_library(tmp_path / "home", n)
+    c = client_for(tmp_path / "home")
+    timings = {}
+
+    def timed(name, url):
+        started = time.perf_counter()
+        r = c.get(url)
+        timings[name] = round(time.perf_counter() - started, 3)
+        assert r.status_code == 200, r.text[:200]
+        return r.json()
+
+    assert timed("list all (first: builds the snapshot)", "/api/songs")["total"] == n
+    assert timed("list all (again)", "/api/songs")["total"] == n
+    assert timed("search 'blue song 7'", "/api/songs?q=blue+song+7")["total"] > 0
+    assert timed("sort by title, descending, page", "/api/songs?sort=title&desc=true&limit=100")["total"] == n
+    assert timed("filter by artist", "/api/songs?artist=Artist+7")["total"] == 25
+    assert len(timed("map (first: PCA and cache)", "/api/map")["ids"]) == n
+    assert len(timed("map (again)", "/api/map")["ids"]) == n
+    assert len(timed("similar (first: builds the index)", "/api/songs/1/similar")["items"]) == 10
+    assert len(timed("similar (again)", "/api/songs/2/similar")["items"]) == 10
+    assert len(timed("playlist of 30", "/api/playlist?seed=1&seed=3&length=30")["items"]) == 30
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    (ROOT / "test-artifacts" / "web-10k-timings.json").write_text(json.dumps(timings, indent=2))
+    slow = {k: v for k, v in timings.items() if v > 3.0}
+    assert not slow, f"too slow with 10k songs: {slow}"
