@@ -80,8 +80,12 @@ def test_standardise():
 
 
 def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
     out = tmp_path / "eval.json"
-    assert main(["--home", str(trained), "evaluate", "--json", str(out), "--per-label"]) == 0
+    assert main(["--home", str(home), "evaluate", "--json", str(out), "--per-label"]) == 0
     text = capsys.readouterr().out
     for name in ("random", "MFCC mean+std (20)", "log-mel mean+std", "ReFORM: untrained network",
                  "ReFORM: pretraining only (no clustering phase)", "ReFORM (both phases)"):
@@ -90,6 +94,8 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
     assert data["songs"] == 5 and data["labels"] == "artist"
     assert set(data["methods"]["random"]) == {"same_song_top1", "same_song_mrr", "p5", "p10", "map"}
     assert "Tone Band" in data["per_label"]["ReFORM (both phases)"]
+    beside = home / "models" / "tiny" / "evaluation.json"
+    assert json.loads(beside.read_text())["methods"] == data["methods"]  # what the web page shows
 
 
 def test_cli_evaluate_labels_file(trained, tmp_path, capsys):

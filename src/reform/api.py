@@ -308,6 +308,20 @@ class Library:
         return rec.playlist([self.resolve(q, rec) for q in queries], length, filters or Filters())
 
     # -- evaluation -----------------------------------------------------------------------------
+    def save_evaluation(self, report) -> Path | None:
+        """Keep an evaluation of the active model beside it as evaluation.json (a model trained
+        in this home; the shipped model's folder belongs to the installation)."""
+        import json
+
+        path = self.model_path()
+        if path.name != "model.pt" or self.home.models not in path.parents:
+            return None
+        target = path.parent / "evaluation.json"
+        tmp = target.with_name(".evaluation.json.tmp")
+        tmp.write_text(json.dumps(report.to_dict(), indent=2))
+        os.replace(tmp, target)
+        return target
+
     def evaluation_songs(self, labels: str | None = "artist", label_file: str | None = None,
                          label_column: str = "group"):
         """The songs an evaluation uses (one per distinct audio), their labels and albums, and

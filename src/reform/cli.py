@@ -225,6 +225,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report = lib.evaluate(labels=None if args.labels_file else args.labels, label_file=args.labels_file,
                               label_column=args.label_column, exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed)
+        saved = lib.save_evaluation(report) if not args.model else None
     data = report.to_dict()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -240,6 +241,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(report.per_label_markdown())
     if args.json:
         print(f"\nwrote {args.json}")
+    if saved:
+        print(f"saved beside the model: {saved} (shown by `reform serve`)")
     return 0
 
 
