@@ -288,25 +288,29 @@ class Trainer:
         return model.to(memory_format=torch.channels_last)
 
     # -- the loop -------------------------------------------------------------------------------
+    def _objective(self, phase: str) -> tuple[Callable, Callable[[int], Iterator], int]:
+        """The phase's loss, its batches for a given epoch, and the windows in one epoch."""
+        cfg = self.cfg
+        if phase == "pretrain":
+            weights = aux_weights(cfg.aux_weight, self.model_cfg.n_layers - 1)
+            return (lambda out, x, mask: pretrain_loss(out, x, mask, weights),
+                    lambda epoch: self.windows.pretrain_batches(cfg.seed, epoch, cfg.batch_size),
+                    len(self.windows.examples))
+        unit = cfg.cluster_space == "unit"
+        return (lambda out, x, mask: cluster_phase_loss(out, x, mask, cfg.cluster_weight, unit),
+                lambda epoch: self.windows.cluster_batches(cfg.seed, epoch, cfg.cluster_batch_size),
+                len(self.songs) * cfg.cluster_batch_size)
+
     def _phase(self, model, state: TrainState, history: list[dict], reasons: dict,
                saved: dict | None) -> str:
+        """Train one phase until its schedule stops it (or the epoch cap); returns why it ended."""
         cfg = self.cfg
-        is_pretrain = state.phase == "pretrain"
-        schedule = pretrain_schedule(cfg) if is_pretrain else cluster_schedule(cfg)
-        if state.schedule:
-            schedule = PlateauSchedule(**state.schedule)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=state.lr)
+        schedule = PlateauSchedule(**state.schedule) if state.schedule else (
+            pretrain_schedule(cfg) if state.phase == "pretrain" else cluster_schedule(cfg))
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=state.lr)
         if saved is not None and saved["state"]["phase"] == state.phase:
             optimizer.load_state_dict(saved["optimizer_state"])
-        if is_pretrain:
-            weights = aux_weights(cfg.aux_weight, self.model_cfg.n_layers - 1)
-            loss_fn = lambda out, x, mask: pretrain_loss(out, x, mask, weights)  # noqa: E731
-            n_windows = len(self.windows.examples)
-        else:
-            unit = cfg.cluster_space == "unit"
-            loss_fn = lambda out, x, mask: cluster_phase_loss(out, x, mask, cfg.cluster_weight, unit)  # noqa: E731
-            n_windows = len(self.songs) * cfg.cluster_batch_size
+        loss_fn, batches, n_windows = self._objective(state.phase)
         if state.epoch == 0 and not history_has(history, state.phase):
             history.append({"phase": state.phase, "epoch": 0, "lr": state.lr, "event": "start",
                             **embedding_spread(model, self.probe)})
@@ -315,13 +319,11 @@ class Trainer:
                 state.finished, state.stop_reason = True, f"reached the cap of {cfg.max_epochs} epochs"
                 break
             epoch = state.epoch + 1
-            batches = (self.windows.pretrain_batches(cfg.seed, epoch, cfg.batch_size) if is_pretrain
-                       else self.windows.cluster_batches(cfg.seed, epoch, cfg.cluster_batch_size))
             self.callback({"type": "epoch_start", "phase": state.phase, "epoch": epoch,
                            "windows": n_windows, "lr": state.lr, "plateaus": schedule.plateaus,
                            "max_epochs": cfg.max_epochs})
             started = time.perf_counter()
-            terms, seen = run_epoch(model, optimizer, batches, loss_fn, cfg,
+            terms, seen = run_epoch(model, optimizer, batches(epoch), loss_fn, cfg,
                                     lambda n: self.callback({"type": "batch", "windows": n}))
             seconds = time.perf_counter() - started
             action = schedule.step(terms["total"])
@@ -330,29 +332,36 @@ class Trainer:
                       "windows_per_s": round(seen / seconds, 2), "plateaus": schedule.plateaus,
                       "event": action if action != "continue" else ""}
             if action == "diverged":
-                history.append(record)
-                self._write_metrics(history)
-                self.callback({"type": "epoch_end", **record})
-                raise TrainError(f"training diverged in epoch {epoch} of the {state.phase} phase "
-                                 f"(loss {terms['total']}) at learning rate {state.lr:g}",
-                                 path=self.files.folder,
-                                 hint="lower the rate with --lr (the default preset uses 0.001); "
-                                      "the last good epoch is kept in the checkpoint")
+                self._diverged(record, history, terms["total"], state)
             record.update(embedding_spread(model, self.probe))
-            if action == "drop":
-                state.lr *= cfg.lr_factor
-                for group in optimizer.param_groups:
-                    group["lr"] = state.lr
-            if action == "stop":
-                state.finished = True
-                state.stop_reason = f"stopped at plateau {schedule.plateaus}"
+            self._apply(action, state, schedule, optimizer)
             state.epoch = epoch
-            state.schedule = asdict(schedule)
             history.append(record)
             self._save(model, optimizer, state, history, reasons)
             self._write_metrics(history)
             self.callback({"type": "epoch_end", **record})
         return state.stop_reason
+
+    def _apply(self, action: str, state: TrainState, schedule: PlateauSchedule, optimizer) -> None:
+        """Carry out the schedule's decision: divide the learning rate, or end the phase."""
+        if action == "drop":
+            state.lr *= self.cfg.lr_factor
+            for group in optimizer.param_groups:
+                group["lr"] = state.lr
+        elif action == "stop":
+            state.finished = True
+            state.stop_reason = f"stopped at plateau {schedule.plateaus}"
+        state.schedule = asdict(schedule)
+
+    def _diverged(self, record: dict, history: list[dict], loss: float, state: TrainState) -> None:
+        """Log the diverged epoch (its weights are not saved) and stop with a clear error."""
+        history.append(record)
+        self._write_metrics(history)
+        self.callback({"type": "epoch_end", **record})
+        raise TrainError(f"training diverged in epoch {record['epoch']} of the {state.phase} phase "
+                         f"(loss {loss}) at learning rate {state.lr:g}", path=self.files.folder,
+                         hint="lower the rate with --lr (the default is 0.001); "
+                              "the last good epoch is kept in the checkpoint")
 
     # -- persistence ----------------------------------------------------------------------------
     def _save(self, model, optimizer, state: TrainState, history: list[dict], reasons: dict) -> None:
