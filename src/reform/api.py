@@ -16,6 +16,36 @@ from .store import FileRow, Home
 SHIPPED_MODEL = Path(__file__).parent / "models" / "shipped.pt"
 
 
+class _Progress:
+    """A tqdm bar (when asked for) plus the caller's own start/step callbacks."""
+
+    def __init__(self, show: bool, desc: str, unit: str, on_start=None, on_step=None):
+        self.show, self.desc, self.unit = show, desc, unit
+        self.on_start, self.on_step = on_start, on_step
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if self.show and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True)
+        if self.on_start:
+            self.on_start(total)
+
+    def step(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.on_step:
+            self.on_step(n)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 class Library:
     """A library home: its catalogue, spectrograms, models and embeddings.
 
@@ -83,28 +113,19 @@ class Library:
         return np.ascontiguousarray(stored.transpose(0, 2, 1), dtype=np.float32)
 
     # -- scanning -----------------------------------------------------------------------------
-    def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False):
-        """Analyse new and changed files under ``paths`` (the known folders if none)."""
+    def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False,
+             on_start: Callable[[int], None] | None = None,
+             on_step: Callable[[int], None] | None = None):
+        """Analyse new and changed files under ``paths`` (the known folders if none).
+
+        ``progress`` shows a bar; ``on_start(total)`` and ``on_step(n)`` report the same to
+        the caller (the web page's jobs use them).
+        """
         from .scan import scan
 
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            def start(total: int) -> None:
-                nonlocal bar
-                if total:
-                    bar = tqdm(total=total, unit="song", desc="scanning", dynamic_ncols=True)
-
-            def step(n: int) -> None:
-                bar.update(n)
-        try:
+        with _Progress(progress, "scanning", "song", on_start, on_step) as bar:
             return scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
-                        mel_cfg=self.mel, jobs=jobs, on_start=start if progress else None,
-                        progress=step if progress else None)
-        finally:
-            if bar is not None:
-                bar.close()
+                        mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step)
 
     # -- models -------------------------------------------------------------------------------
     def model_path(self, which: str | os.PathLike | None = None) -> Path:
@@ -197,26 +218,16 @@ class Library:
         return result
 
     # -- embeddings and recommendations -------------------------------------------------------
-    def embed(self, model: str | os.PathLike | None = None, *, progress: bool = False):
+    def embed(self, model: str | os.PathLike | None = None, *, progress: bool = False,
+              on_start: Callable[[int], None] | None = None,
+              on_step: Callable[[int], None] | None = None):
         """Embed every song that has no embedding from the active (or given) model yet."""
         from .embed import embed_library
 
         bundle = self.load_model(model)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-        def start(total: int) -> None:
-            nonlocal bar
-            if progress and total:
-                bar = tqdm(total=total, unit="song", desc="embedding", dynamic_ncols=True)
-
-        try:
+        with _Progress(progress, "embedding", "song", on_start, on_step) as bar:
             return embed_library(self.home.catalogue, self.home.spectrograms, bundle,
-                                 on_start=start, progress=(lambda n: bar.update(n)) if progress else None)
-        finally:
-            if bar is not None:
-                bar.close()
+                                 on_start=bar.start, progress=bar.step)
 
     def embeddings(self) -> tuple[str, dict[str, np.ndarray]]:
         """The model version of the stored embeddings and the embedding of every song hash."""

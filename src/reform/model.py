@@ -1,14 +1,15 @@
 """The convolutional auto-encoder: encoder layers, one nested decoder per layer, a cluster output.
 
-Pure torch, no I/O.  Shapes for the default configuration (K = 6 layers)::
+Pure torch, no I/O.  Shapes for the default configuration (K = 7 layers)::
 
     input                 (B, 1, 128, 640)   one channel's normalised log-mel window
     encoder layer 1       (B, 16, 64, 320)   conv 3x3 stride 2 -> batch norm -> ReLU
     encoder layer 2       (B, 32, 32, 160)
     encoder layer 3       (B, 64, 16, 80)
     encoder layer 4       (B, 128, 8, 40)
-    encoder layer 5       (B, 256, 4, 20)
-    encoder layer 6       (B, 128)           flatten -> linear -> batch norm: the embedding
+    encoder layer 5       (B, 128, 4, 20)
+    encoder layer 6       (B, 128, 2, 10)
+    encoder layer 7       (B, 128)           flatten -> linear -> batch norm: the embedding
 
 Decoder k mirrors encoder layers k, k-1, ..., 1 (transposed convolutions, and a
 linear layer for the dense one) and reconstructs the whole input window from

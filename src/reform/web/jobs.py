@@ -53,6 +53,9 @@ class Job:
         self.log.append(line)
         del self.log[:-KEEP_LOG_LINES]
 
+    def advance(self, n: int) -> None:
+        self.done += n
+
     def to_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "options": self.options, "state": self.state,
                 "phase": self.phase, "done": self.done, "total": self.total, "unit": self.unit,
@@ -65,38 +68,26 @@ Runner = Callable[[Path, dict, Job], str]
 
 def run_scan(home: Path, options: dict, job: Job) -> str:
     """Rescan the library's known folders."""
-    from ..scan import scan
-
     def start(total: int) -> None:
         job.phase = f"analysing {total} new or changed files" if total else "nothing new to analyse"
         job.total, job.unit = total, "files"
 
-    def step(n: int) -> None:
-        job.done += n
-
     with Library(home, create=False) as lib:
         job.phase = "looking for new, changed and removed files"
-        s = scan(lib.home, None, audio_cfg=lib.audio, mel_cfg=lib.mel, on_start=start, progress=step)
+        s = lib.scan(on_start=start, on_step=job.advance)
     return (f"analysed {s.analysed}, unchanged {s.unchanged}, reused {s.reused}, "
             f"removed {s.removed}, failed {s.failed}")
 
 
 def run_embed(home: Path, options: dict, job: Job) -> str:
     """Embed the songs that have no embedding from the active model yet."""
-    from ..embed import embed_library
-
     def start(total: int) -> None:
         job.phase = f"embedding {total} songs" if total else "every song is embedded already"
         job.total, job.unit = total, "songs"
 
-    def step(n: int) -> None:
-        job.done += n
-
     with Library(home, create=False) as lib:
         job.phase = "loading the model"
-        bundle = lib.load_model()
-        s = embed_library(lib.home.catalogue, lib.home.spectrograms, bundle, on_start=start,
-                          progress=step)
+        s = lib.embed(on_start=start, on_step=job.advance)
     return f"embedded {s.embedded} songs with model {s.model} ({s.unchanged} were already)"
 
 
