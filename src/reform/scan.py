@@ -224,8 +224,12 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
         for problem in todo.problems:
+            before = known.get(problem.path)
+            if before is not None and before.status == "failed" and before.reason == problem.reason:
+                summary.failed_before += 1  # the same loop or broken link as last time
+                continue
             catalogue.put_failed(problem.path, 0, 0, problem.reason)
-    summary.failed += len(todo.problems)
+            summary.failed += 1
     movable: dict[str, list[FileRow]] = {}  # audio that vanished from its path may reappear
     for row in todo.removed:
         if row.status == "ok" and row.hash:
