@@ -47,14 +47,28 @@ def cpu_name() -> str:
 
 
 def licences(package: str) -> str:
-    """The licence names a Debian package's copyright file declares, most frequent first."""
+    """The licences a Debian package's copyright file declares.
+
+    Machine-readable files (DEP-5) name them in ``License:`` fields; older free-form
+    files are recognised by the licence text they quote.
+    """
     path = Path("/usr/share/doc") / package / "copyright"
     try:
-        names = re.findall(r"^License:\s*(.+)$", path.read_text(errors="replace"), re.M)
+        text = path.read_text(errors="replace")
     except OSError:
         return "(copyright file not found)"
-    counts = Counter(n.strip() for n in names if n.strip())
-    return ", ".join(name for name, _ in counts.most_common()) or "see the copyright file"
+    names = Counter(n.strip() for n in re.findall(r"^License:[ \t]*(\S.*)$", text, re.M))
+    if names:
+        return ", ".join(name for name, _ in names.most_common())
+    found = []
+    gpl = re.search(r"GNU General Public License[^.]*?version (\d)", text, re.S)
+    if gpl:
+        later = re.search(r"any later version|or \(at your option\)", text)
+        found.append(f"GPL-{gpl.group(1)}{'+' if later else ''}")
+    if re.search(r"Creative Commons", text, re.I) and re.search(r"ShareAlike", text):
+        version = re.search(r"Attribution-ShareAlike (\d\.\d)", text)
+        found.append(f"CC-BY-SA-{version.group(1) if version else '?'}")
+    return ", ".join(found) + " (free-form copyright file)" if found else "see the copyright file"
 
 
 def main() -> None:

@@ -154,18 +154,23 @@ class Recommender:
     def playlist(self, seeds: list[Seed], length: int = 20, filters: Filters = Filters(),
                  flow: float = 0.5) -> list[Recommendation]:
         """A playlist that flows: each next song is chosen to be close both to the previous
-        song (weight ``flow``) and to the seeds (weight 1 - flow), with no repeats."""
+        song (weight ``flow``) and to its nearest seed (weight 1 - flow), with no repeats.
+
+        It starts next to the first seed; with several seeds, songs near any of them
+        qualify, so the playlist can travel from one seed's neighbourhood to another's.
+        """
         if not seeds:
             raise QueryError("a playlist needs at least one song")
-        centre = np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0)
-        pool = self._candidates(centre, seeds, filters, max(10 * length, 200))
-        if not pool:
+        pool_size = max(10 * length, 200)
+        ids = np.array(sorted({i for seed in seeds
+                               for i, _ in self._candidates(seed.vector, seeds, filters, pool_size)}))
+        if not len(ids):
             return []
-        ids = np.array([i for i, _ in pool])
-        to_seed = np.array([s for _, s in pool])
-        vecs = self.vectors[ids]
-        sim = build_index(vecs, self.metric, "exact").scores(vecs)          # (P, P)
-        seed_sim = build_index(vecs, self.metric, "exact").scores(seeds[-1].vector)[0]
+        exact = build_index(self.vectors[ids], self.metric, "exact")
+        sim = exact.scores(self.vectors[ids])                                # (P, P)
+        per_seed = exact.scores(np.stack([s.vector for s in seeds]))         # (S, P)
+        to_seed = per_seed.max(axis=0)
+        seed_sim = per_seed[0]
         used = np.zeros(len(ids), bool)
         per_artist: Counter = Counter()
         out: list[Recommendation] = []
