@@ -177,3 +177,18 @@ def test_export(home, capsys, tmp_path, ext):
         assert table.num_rows == 5 and "embedding" in table.column_names
     code, _, err = run(capsys, "--home", home, "export", str(tmp_path / "x.xlsx"))
     assert code == 1 and "unknown export format" in err
+
+
+def test_notes_about_stale_embeddings(home, capsys, tmp_path):
+    from conftest import noise, write
+
+    write(tmp_path / "more" / "new.wav", noise(20, seed=4))
+    with Library(home) as lib:
+        lib.scan(tmp_path / "more", jobs=1)
+    code, _, err = run(capsys, "--home", home, "similar", "Chord")
+    assert code == 0 and "1 songs have no embedding yet" in err
+    with Library(home) as lib:
+        lib.home.catalogue.set_meta("embedding_model", "an-older-model")
+        lib.home.catalogue.put_embeddings("an-older-model", [(s.hash, np.ones(4)) for s in lib.songs()])
+    code, _, err = run(capsys, "--home", home, "similar", "Chord")
+    assert code == 0 and "another model than the active one" in err

@@ -180,10 +180,13 @@ def _show(recs, args: argparse.Namespace, heading: str) -> None:
 
 def _recommend(args: argparse.Namespace, action: str) -> int:
     with _library(args) as lib:
-        stale = lib.stale_embeddings()
-        if stale and not args.json:
-            print(f"note: {stale} songs have no embedding yet and are left out; run `reform embed`",
-                  file=sys.stderr)
+        status = lib.embedding_status()
+        if status["stored"] and not status["current"]:
+            print("note: the embeddings come from another model than the active one; "
+                  "run `reform embed` to bring them up to date", file=sys.stderr)
+        elif status["missing"]:
+            print(f"note: {status['missing']} songs have no embedding yet and are left out; "
+                  "run `reform embed`", file=sys.stderr)
         rec = lib.recommender(metric=args.metric, index=args.index)
         seeds = [lib.resolve(q, rec) for q in args.queries]
         if action == "similar":
