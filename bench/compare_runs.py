@@ -1,4 +1,7 @@
-"""Plot training runs side by side: total loss of both phases and the learning rate per epoch.
+"""Plot training runs side by side: the losses and learning rate of each phase, per epoch.
+
+A run started with `--phase cluster` from another run's pretrained model has no
+pretraining rows of its own; its pretraining is the other run's.
 
     python bench/compare_runs.py HOME/models/note HOME/models/default --out docs/note-vs-default.png
 """
@@ -22,20 +25,25 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     labels = args.labels or [Path(r).name for r in args.runs]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
     for run, label in zip(args.runs, labels):
         rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
-        for ax, phase in zip(axes[:2], ("pretrain", "cluster")):
-            pts = [(h["epoch"], h["total"], h["main"]) for h in rows if h["phase"] == phase]
-            if pts:
-                line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{label}: total")
-                ax.plot([p[0] for p in pts], [p[2] for p in pts], ls="--", color=line.get_color(),
-                        label=f"{label}: main decoder")
-        axes[2].step(range(1, len(rows) + 1), [h["lr"] for h in rows], where="post", label=label)
-    for ax, title in zip(axes, ("pretraining loss", "clustering-phase loss", "learning rate (both phases)")):
+        for col, phase in enumerate(("pretrain", "cluster")):
+            pts = [h for h in rows if h["phase"] == phase]
+            if not pts:
+                continue
+            epochs = [h["epoch"] for h in pts]
+            line, = axes[0, col].plot(epochs, [h["total"] for h in pts], label=f"{label}: total")
+            axes[0, col].plot(epochs, [h["main"] for h in pts], ls="--", color=line.get_color(),
+                              label=f"{label}: main decoder")
+            axes[1, col].step(epochs, [h["lr"] for h in pts], where="post", color=line.get_color(),
+                              label=label)
+    titles = ("pretraining loss", "clustering-phase loss", "pretraining learning rate",
+              "clustering-phase learning rate")
+    for ax, title in zip(axes.flat, titles):
         ax.set_title(title)
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch of the phase")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

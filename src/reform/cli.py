@@ -98,7 +98,8 @@ def _train_configs(args: argparse.Namespace):
     from .config import PRESETS, ModelConfig, TrainConfig
 
     train = dict(PRESETS[args.preset])
-    for option, name in (("lr", "learning_rate"), ("batch_size", "batch_size"),
+    for option, name in (("lr", "learning_rate"), ("cluster_lr", "cluster_learning_rate"),
+                         ("batch_size", "batch_size"),
                          ("cluster_batch_size", "cluster_batch_size"), ("aux_weight", "aux_weight"),
                          ("cluster_weight", "cluster_weight"), ("cluster_space", "cluster_space"),
                          ("patience", "plateau_patience"),
@@ -313,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default="scratch",
                    help="start from 'scratch', the 'shipped' model, or a model file (fine-tuning)")
     p.add_argument("--max-epochs", type=int, help="cap on the epochs of each phase")
-    p.add_argument("--lr", type=float, help="initial learning rate of both phases")
+    p.add_argument("--lr", type=float, help="initial learning rate (both phases, unless --cluster-lr)")
+    p.add_argument("--cluster-lr", type=float, help="initial learning rate of the clustering phase")
     p.add_argument("--batch-size", type=int, help="windows per pretraining step")
     p.add_argument("--cluster-batch-size", type=int, help="windows of one song per clustering step")
     p.add_argument("--aux-weight", type=float, help="scale of each auxiliary reconstruction loss")

@@ -56,6 +56,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     learning_rate: float = 1e-3       # Adam's starting rate; the note's 0.1 is the "note" preset (README)
+    cluster_learning_rate: float | None = 1e-4  # the clustering phase's starting rate (None: as above)
     lr_factor: float = 0.1            # divide by 10 at each plateau
     plateau_patience: int = 6         # epochs without improvement that make a plateau
     plateau_threshold: float = 0.01   # relative improvement of the epoch loss that counts
@@ -72,7 +73,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.learning_rate <= 0:
+        if self.learning_rate <= 0 or (self.cluster_learning_rate or 1.0) <= 0:
             raise ConfigError("the learning rate must be positive")
         if not 0 < self.lr_factor < 1:
             raise ConfigError("lr_factor must be between 0 and 1")
@@ -103,7 +104,7 @@ class EmbedConfig:
 # Named training presets.  "note" is the design note exactly as written.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "note": {"learning_rate": 0.1},
+    "note": {"learning_rate": 0.1, "cluster_learning_rate": None},  # Adam from 0.1 in both phases
 }
 
 

@@ -256,7 +256,10 @@ class Trainer:
     def _state(self, saved: dict | None, phase: str) -> TrainState:
         if saved is not None and saved["state"]["phase"] == phase:
             return TrainState(**saved["state"])
-        return TrainState(phase=phase, lr=self.cfg.learning_rate)
+        lr = self.cfg.learning_rate
+        if phase == "cluster" and self.cfg.cluster_learning_rate is not None:
+            lr = self.cfg.cluster_learning_rate
+        return TrainState(phase=phase, lr=lr)
 
     def _pretrain_model(self, saved: dict | None) -> PretrainAutoencoder:
         torch.manual_seed(self.cfg.seed)
