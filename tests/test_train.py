@@ -41,7 +41,7 @@ def test_non_finite_loss_is_divergence():
 
 def _train(home, name, **kwargs):
     cfg = dict(max_epochs=6, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
-               learning_rate=3e-3, threads=1)
+               learning_rate=3e-3, cluster_learning_rate=1e-3, threads=1)
     cfg.update(kwargs)
     with Library(home, create=False) as lib:
         return lib.train(name=name, model_cfg=tiny_model_config(), train_cfg=TrainConfig(**cfg))
@@ -67,6 +67,7 @@ def test_both_phases_lower_their_loss_and_write_their_files(home):
     assert pre[-1]["total"] < pre[0]["total"] and clu[-1]["total"] < clu[0]["total"]
     assert {"main", "aux1", "aux2", "lr", "windows_per_s", "spread_ratio", "spread_within"} <= set(pre[0])
     assert {"main", "cluster", "total", "spread_between"} <= set(clu[0])
+    assert pre[0]["lr"] == 3e-3 and clu[0]["lr"] == 1e-3  # each phase starts from its own rate
     saved = load(folder / "checkpoint.pt")
     assert tuple(saved["model_config"]["widths"]) == (4, 8) and saved["feature_version"].startswith("mel1-")
     assert len(saved["normaliser"]["mean"]) == 128
@@ -87,7 +88,7 @@ def test_interrupted_training_resumes_to_the_same_result(home):
                 raise KeyboardInterrupt
 
     cfg = TrainConfig(max_epochs=6, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
-                      learning_rate=3e-3, threads=1)
+                      learning_rate=3e-3, cluster_learning_rate=1e-3, threads=1)
     with Library(home) as lib:
         with pytest.raises(KeyboardInterrupt):
             lib.train(name="cut", model_cfg=tiny_model_config(), train_cfg=cfg, callback=interrupt)
