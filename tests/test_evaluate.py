@@ -99,19 +99,23 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
 
 
 def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
+    import shutil
+
     from reform import Library
 
-    with Library(trained) as lib:
+    home = tmp_path / "home"              # evaluate writes evaluation.json beside the model
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
         paths = [s.path for s in lib.songs()]
     tsv = tmp_path / "labels.tsv"
     lines = ["path\tgroup"] + [f"{p}\t{'g1' if i < 3 else 'g2'}" for i, p in enumerate(paths[:4])]
     lines.append("/not/in/library.ogg\tg3")
     tsv.write_text("\n".join(lines) + "\n")
-    assert main(["--home", str(trained), "evaluate", "--labels-file", str(tsv), "--no-baselines"]) == 0
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--no-baselines"]) == 0
     text = capsys.readouterr().out
     assert "1 paths of the labels file are not in the library" in text
     assert "1 songs have no labels.tsv:group label: left out" in text
-    assert main(["--home", str(trained), "evaluate", "--labels-file", str(tsv), "--label-column", "nope"]) == 1
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--label-column", "nope"]) == 1
     assert "no column 'nope'" in capsys.readouterr().err
 
 

@@ -282,8 +282,8 @@ def test_a_library_without_embeddings_says_to_run_embed(scanned, tmp_path):
     shutil.copytree(scanned, home)
     c = client_for(home)
     st = c.get("/api/status").json()
-    assert st["embeddings"]["songs"] == 0 and st["model"]["name"] is None
-    assert "reform train" in st["model"]["hint"]
+    assert st["embeddings"]["songs"] == 0
+    assert st["model"]["name"] == "shipped" and st["model"]["embeddings_current"] is False
     assert c.get("/api/songs").json()["total"] == 5
     for url in ["/api/songs/1/similar", "/api/map", "/api/playlist?seed=1"]:
         r = c.get(url)
