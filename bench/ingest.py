@@ -157,7 +157,10 @@ def synthetic(folder: Path, n: int) -> list[str]:
         album, style, channels, _ = styles[i % len(styles)]
         audio = demo.make_song(style, rng, rng.uniform(120, 240) / 2, channels)
         audio = np.repeat(audio, 2, axis=0)  # 22050 -> 44100 Hz by sample repetition: cheap to make
-        sf.write(path, audio, 44100, format=fmt)
+        # in blocks: libsndfile's Vorbis encoder crashes when handed minutes of audio at once
+        with sf.SoundFile(path, "w", 44100, audio.shape[1], format=fmt) as out:
+            for start in range(0, len(audio), 1 << 16):
+                out.write(audio[start:start + (1 << 16)])
     return paths
 
 

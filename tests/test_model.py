@@ -6,7 +6,8 @@ import torch
 from conftest import tiny_model_config
 from reform.config import ModelConfig
 from reform.losses import aux_weights, cluster_loss, masked_mse, pretrain_loss
-from reform.model import ClusterAutoencoder, PretrainAutoencoder, check_config, training_flops
+from reform.model import (ClusterAutoencoder, PretrainAutoencoder, check_config, inference_encoder,
+                          training_flops)
 
 
 @pytest.mark.parametrize("cfg", [tiny_model_config(), ModelConfig()])
@@ -46,6 +47,24 @@ def test_cluster_model_drops_aux_decoders_and_exposes_embedding():
     out = cluster(x)
     torch.testing.assert_close(out.embedding, pre.encoder(x)[-1])
     torch.testing.assert_close(out.reconstruction, pre.main_decoder(out.embedding))
+
+
+def test_inference_encoder_folds_batch_norm_without_changing_embeddings():
+    cfg = tiny_model_config()
+    model = PretrainAutoencoder(cfg)
+    model.train()
+    for _ in range(3):  # batch statistics far from the initial 0 / 1
+        model(torch.randn(8, 1, cfg.n_mels, cfg.window_frames) * 4 + 2)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            torch.nn.init.uniform_(m.weight, 0.5, 2.0)
+            torch.nn.init.uniform_(m.bias, -1.0, 1.0)
+    model.eval()
+    folded = inference_encoder(model.encoder)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    x = torch.randn(5, 1, cfg.n_mels, cfg.window_frames) * 4 + 2
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model.encoder(x)[-1], rtol=1e-4, atol=1e-4)
 
 
 def test_batchnorm_is_frozen_in_the_cluster_model():

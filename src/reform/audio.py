@@ -98,7 +98,9 @@ def _soundfile_blocks(path: str, block_seconds: float) -> _Opened:
 def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
     import av
 
-    container = av.open(path)
+    # Tags are read by mutagen; a tag that is not UTF-8 (Latin-1 in old Vorbis files) must
+    # not make PyAV refuse the file and hand it to the slower libsndfile decoder.
+    container = av.open(path, metadata_errors="replace")
     try:
         if not container.streams.audio:
             raise DecodeError("the file holds no audio stream", path=path)

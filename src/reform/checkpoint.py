@@ -63,11 +63,6 @@ class Bundle:
     version: str              # content hash of the weights: embeddings are stored under it
     info: dict[str, Any]      # training settings, time, data: shown by `reform status`
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, n_mels, frames) normalised windows -> (B, D) embeddings, eval mode."""
-        self.model.eval()
-        return self.model.encoder(x)[-1]
-
 
 def _digest(state: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()

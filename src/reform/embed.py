@@ -24,6 +24,7 @@ from .checkpoint import Bundle
 from .config import EmbedConfig
 from .dataset import Normaliser
 from .errors import EmbedError
+from .model import inference_encoder
 from .store import Catalogue, SpectrogramStore
 
 BATCH_WINDOWS = 64
@@ -53,25 +54,28 @@ def song_windows(spec: np.ndarray, normaliser: Normaliser, window: int,
     """
     channels, frames, n_mels = spec.shape
     starts = window_starts(frames, window, hop)
+    # (channels, n_mels, frames), normalised and transposed once rather than once per window
+    song = np.ascontiguousarray(normaliser.apply(spec))
     out = np.zeros((channels * len(starts), 1, n_mels, window), np.float32)
     i = 0
     for c in range(channels):
         for s in starts:
-            chunk = spec[c, s:s + window]
-            out[i, 0, :, :len(chunk)] = normaliser.apply(chunk)
+            chunk = song[c, :, s:s + window]
+            out[i, 0, :, :chunk.shape[1]] = chunk
             i += 1
     return out
 
 
 class Embedder:
-    """Runs the encoder of a bundle over windows, in batches, in inference mode."""
+    """Runs the encoder of a bundle over windows, in batches, in inference mode (batch norms
+    folded into the layers before them)."""
 
     def __init__(self, bundle: Bundle, cfg: EmbedConfig = EmbedConfig(), precision: str = "bfloat16"):
         self.bundle, self.cfg, self.hop = bundle, cfg, cfg.hop
         self.key = cfg.key(bundle.version)
         self.window = bundle.cfg.window_frames
         self.bf16 = precision == "bfloat16"
-        self.model = bundle.model.eval().to(memory_format=torch.channels_last)
+        self.encoder = inference_encoder(bundle.model.encoder).to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def windows(self, x: np.ndarray) -> np.ndarray:
@@ -80,7 +84,7 @@ class Embedder:
         for b in range(0, len(x), BATCH_WINDOWS):
             batch = torch.from_numpy(x[b:b + BATCH_WINDOWS]).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                out.append(self.model.encoder(batch)[-1].float())
+                out.append(self.encoder(batch).float())
         return torch.cat(out).numpy()
 
     def song(self, spec: np.ndarray) -> np.ndarray:

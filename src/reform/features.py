@@ -24,7 +24,7 @@ import torch
 
 from .config import AudioConfig, MelConfig
 
-_CHUNK_FRAMES = 512   # frames per FFT + mel step (measured in bench/ingest.py)
+_CHUNK_FRAMES = 192   # frames per FFT + mel step: on a whole 3-minute channel 128-256 ran 40% faster than 512
 _BIN_BLOCK = 64       # FFT bins per block of the sparse mel product
 
 
