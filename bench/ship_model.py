@@ -137,7 +137,11 @@ def main() -> None:
               "soundtracks. The numbers below come from `bench/quality.py`: the same code and "
               "settings, trained on five soundtracks and evaluated on the five others.", ""]
     if args.quality:
-        lines.append(Path(args.quality).read_text())
+        # nest quality.md's headings under this card's "Evaluation"; its note that the labels
+        # file also lists the training songs concerns that run, not this card
+        for line in Path(args.quality).read_text().splitlines():
+            if not line.startswith("note: ") or "not in the library" not in line:
+                lines.append("#" + line if line.startswith("#") else line)
     else:
         lines.append("(run `python bench/quality.py` and pass `--quality` to include the table)")
     lines += ["", f"Reproduce: `python bench/ship_model.py --realmusic DATA/realmusic.tsv --work DATA/ship"
