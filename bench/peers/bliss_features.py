@@ -27,12 +27,12 @@ One JSON line goes to stdout:
    "songs_per_s", "x_realtime"}
 """
 import argparse
-import json
-import multiprocessing as mp
 import os
 import sys
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_pool import analyse_all, read_paths, ready, save  # noqa: E402
 
 N_FEATURES = 23
 # Order of Song.analysis (checked against Song.analysis_dict for 0.2.0, which
@@ -46,26 +46,10 @@ FEATURE_NAMES = [
 ] + ["chroma%d" % i for i in range(1, 14)]
 
 
-def read_paths(list_file):
-    with open(list_file, encoding="utf-8") as f:
-        return [line.rstrip("\r\n") for line in f if line.strip()]
-
-
-def duration_s(path):
-    try:
-        import soundfile
-        return float(soundfile.info(path).duration)
-    except Exception:
-        return float("nan")
-
-
 # ---------------------------------------------------------------- worker side
 def _init_worker(barrier):
     import bliss_audio  # noqa: F401  (import before the clock starts)
-    try:
-        barrier.wait(timeout=300)
-    except threading.BrokenBarrierError:
-        pass
+    ready(barrier, 300)
 
 
 def _analyse(path):
@@ -98,61 +82,15 @@ def main(argv=None):
     import numpy as np
 
     paths = read_paths(args.paths)
-    n = len(paths)
-    jobs = max(1, min(args.jobs, n)) if n else 1
-    feats = np.full((n, N_FEATURES), np.nan, dtype=np.float32)
-    errors = {}
-    cpu_s = 0.0
-
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(jobs + 1)
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(barrier,)) as pool:
-        try:
-            barrier.wait(timeout=300)  # all workers up and imported
-        except threading.BrokenBarrierError:
-            pass
-        t0 = time.perf_counter()
-        pending = [pool.apply_async(_analyse, (p,)) for p in paths]
-        for i, r in enumerate(pending):
-            try:
-                vec, err, cpu = r.get(timeout=args.timeout)
-            except mp.TimeoutError:
-                vec, err, cpu = None, "timeout or worker crash after %.0f s" % args.timeout, 0.0
-            cpu_s += cpu
-            if vec is None:
-                errors[i] = err
-                print("bliss failed: %s: %s" % (paths[i], err), file=sys.stderr)
-            else:
-                feats[i] = vec
-        wall_s = time.perf_counter() - t0
-
-    durations = np.array([duration_s(p) for p in paths], dtype=np.float64)
-    ok = [i for i in range(n) if i not in errors]
-    audio_s = float(np.nansum(durations[ok])) if ok else 0.0
-    failed_idx = sorted(errors)
-
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    np.savez(
-        args.out,
-        paths=np.array(paths, dtype=str),
-        features=feats,
-        failed=np.array([paths[i] for i in failed_idx], dtype=str),
-        failed_errors=np.array([errors[i] for i in failed_idx], dtype=str),
-        durations=durations,
-        feature_names=np.array(FEATURE_NAMES, dtype=str),
-    )
-    summary = {
-        "n": n,
-        "failed": len(failed_idx),
-        "wall_s": round(wall_s, 3),
-        "audio_s": round(audio_s, 3),
-        "cpu_s": round(cpu_s, 3),
-        "jobs": jobs,
-        "songs_per_s": round(len(ok) / wall_s, 3) if wall_s > 0 else None,
-        "x_realtime": round(audio_s / wall_s, 1) if wall_s > 0 else None,
-    }
-    print(json.dumps(summary), flush=True)
+    jobs = max(1, min(args.jobs, len(paths))) if paths else 1
+    values, errors, cpu_s, wall_s, _ = analyse_all("bliss", paths, jobs, _init_worker, (), _analyse,
+                                                   args.timeout, 300)
+    feats = np.full((len(paths), N_FEATURES), np.nan, dtype=np.float32)
+    for i, vec in enumerate(values):
+        if vec is not None:
+            feats[i] = vec
+    save(args.out, paths, feats, errors, {"feature_names": np.array(FEATURE_NAMES, dtype=str)},
+         {"wall_s": round(wall_s, 3), "cpu_s": round(cpu_s, 3), "jobs": jobs})
     return 0
 
 

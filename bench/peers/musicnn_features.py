@@ -69,27 +69,15 @@ warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed.
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_pool import analyse_all, read_paths, ready, save  # noqa: E402
 
 MODEL = "MSD_musicnn"
 N_DIM = 200
 INPUT_LENGTH_S = 3
-
-
-def read_paths(list_file):
-    with open(list_file, encoding="utf-8") as f:
-        return [line.rstrip("\r\n") for line in f if line.strip()]
-
-
-def duration_s(path):
-    try:
-        import soundfile
-        return float(soundfile.info(path).duration)
-    except Exception:
-        return float("nan")
 
 
 # ------------------------------------------------------------- musicnn pieces
@@ -175,10 +163,7 @@ def _init_worker(barrier, batch_size):
     global _NET, _BATCH
     _BATCH = batch_size
     _NET = MusicnnNet(threads=1)
-    try:
-        barrier.wait(timeout=600)
-    except threading.BrokenBarrierError:
-        pass
+    ready(barrier, 600)  # TF imported and the model restored
 
 
 def _analyse(path):
@@ -190,11 +175,11 @@ def _analyse(path):
         vec = pen.mean(axis=0).astype(np.float32)
         if not np.all(np.isfinite(vec)):
             raise FloatingPointError("non-finite penultimate features")
-        return vec, p.shape[0], None, time.process_time() - c0
+        return (vec, p.shape[0]), None, time.process_time() - c0
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:
-        return None, 0, "%s: %s" % (type(e).__name__, e), time.process_time() - c0
+        return None, "%s: %s" % (type(e).__name__, e), time.process_time() - c0
 
 
 # ---------------------------------------------------------------- verify
@@ -277,64 +262,16 @@ def main(argv=None):
         report = verify(paths[0], args.batch_size)
         print("verify: " + json.dumps(report, indent=1), file=sys.stderr, flush=True)
 
+    values, errors, cpu_s, wall_s, setup_s = analyse_all(
+        "musicnn", paths, jobs, _init_worker, (args.batch_size,), _analyse, args.timeout, 600)
     feats = np.full((n, N_DIM), np.nan, dtype=np.float32)
     n_patches = np.zeros(n, dtype=np.int64)
-    errors = {}
-    cpu_s = 0.0
-
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(jobs + 1)
-    s0 = time.perf_counter()
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(barrier, args.batch_size)) as pool:
-        try:
-            barrier.wait(timeout=600)  # every worker has imported TF and restored the model
-        except threading.BrokenBarrierError:
-            pass
-        setup_s = time.perf_counter() - s0
-        t0 = time.perf_counter()
-        pending = [pool.apply_async(_analyse, (p,)) for p in paths]
-        for i, r in enumerate(pending):
-            try:
-                vec, k, err, cpu = r.get(timeout=args.timeout)
-            except mp.TimeoutError:
-                vec, k, err, cpu = None, 0, "timeout or worker crash after %.0f s" % args.timeout, 0.0
-            cpu_s += cpu
-            if vec is None:
-                errors[i] = err
-                print("musicnn failed: %s: %s" % (paths[i], err), file=sys.stderr)
-            else:
-                feats[i] = vec
-                n_patches[i] = k
-        wall_s = time.perf_counter() - t0
-
-    durations = np.array([duration_s(p) for p in paths], dtype=np.float64)
-    ok = [i for i in range(n) if i not in errors]
-    audio_s = float(np.nansum(durations[ok])) if ok else 0.0
-    failed_idx = sorted(errors)
-
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    np.savez(
-        args.out,
-        paths=np.array(paths, dtype=str),
-        features=feats,
-        failed=np.array([paths[i] for i in failed_idx], dtype=str),
-        failed_errors=np.array([errors[i] for i in failed_idx], dtype=str),
-        durations=durations,
-        n_patches=n_patches,
-    )
-    summary = {
-        "n": n,
-        "failed": len(failed_idx),
-        "wall_s": round(wall_s, 3),
-        "audio_s": round(audio_s, 3),
-        "setup_s": round(setup_s, 3),
-        "cpu_s": round(cpu_s, 3),
-        "jobs": jobs,
-        "batch_size": args.batch_size,
-        "songs_per_s": round(len(ok) / wall_s, 3) if wall_s > 0 else None,
-        "x_realtime": round(audio_s / wall_s, 1) if wall_s > 0 else None,
-    }
-    print(json.dumps(summary), flush=True)
+    for i, value in enumerate(values):
+        if value is not None:
+            feats[i], n_patches[i] = value
+    save(args.out, paths, feats, errors, {"n_patches": n_patches},
+         {"wall_s": round(wall_s, 3), "setup_s": round(setup_s, 3), "cpu_s": round(cpu_s, 3),
+          "jobs": jobs, "batch_size": args.batch_size})
     return 0
 
 
