@@ -80,3 +80,45 @@ def test_no_model_no_embeddings_messages(scanned, tmp_path, monkeypatch):
             lib.embed()
         with pytest.raises(EmbedError, match="no song has an embedding"):
             lib.embeddings()
+
+
+def test_scan_embeds_new_songs_in_its_workers(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    write(tmp_path / "more" / "a.wav", stereo(tone(330, 20), noise(20, seed=3)))
+    write(tmp_path / "more" / "b.flac", tone(550, 18))
+    with Library(home) as lib:
+        summary = lib.scan(tmp_path / "more", jobs=2, embed=True)
+        assert summary.embedded == 2 and lib.stale_embeddings() == 0
+        version, vectors = lib.embeddings()
+        assert summary.embedding_model == version == lib.embedding_status()["expected"]
+        embedder = Embedder(lib.load_model())
+        for song in lib.songs():
+            if song.path.startswith(str(tmp_path / "more")):   # as `reform embed` computes it
+                expected = embedder.song(lib.home.spectrograms.open(song.hash))
+                np.testing.assert_allclose(vectors[song.hash], expected, atol=2e-3)
+
+
+def test_scan_never_mixes_its_embeddings_with_another_models(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    write(tmp_path / "more" / "a.wav", tone(330, 20))
+    with Library(home) as lib:
+        lib.home.catalogue.set_meta("embedding_model", "another-model-meanstd-h320")
+        summary = lib.scan(tmp_path / "more", jobs=1, embed=True)
+        assert summary.analysed == 1 and summary.embedded == 0 and summary.embedding_model is None
+        assert lib.home.catalogue.get_meta("embedding_model") == "another-model-meanstd-h320"
+
+
+def test_cli_scan_embeds_unless_told_not_to(music, tmp_path, capsys):
+    from reform.cli import main
+
+    assert main(["--home", str(tmp_path / "a"), "-q", "scan", str(music), "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded 4 songs with model" in out
+    with Library(tmp_path / "a") as lib:
+        assert lib.stale_embeddings() == 0 and lib.embedding_status()["current"]
+    assert main(["--home", str(tmp_path / "b"), "-q", "scan", str(music), "--jobs", "1", "--no-embed"]) == 0
+    assert "embedded" not in capsys.readouterr().out
+    assert main(["--home", str(tmp_path / "b"), "-q", "scan"]) == 0
+    assert "4 songs have no embedding from the active model: run `reform embed`" in capsys.readouterr().out

@@ -114,18 +114,38 @@ class Library:
 
     # -- scanning -----------------------------------------------------------------------------
     def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False,
-             on_start: Callable[[int], None] | None = None,
+             embed: bool = False, on_start: Callable[[int], None] | None = None,
              on_step: Callable[[int], None] | None = None):
         """Analyse new and changed files under ``paths`` (the known folders if none).
 
+        With ``embed`` the workers also embed each new song with the active model while its
+        spectrogram is in memory (`reform scan` does; see :meth:`scan_embedding`).
         ``progress`` shows a bar; ``on_start(total)`` and ``on_step(n)`` report the same to
         the caller (the web page's jobs use them).
         """
         from .scan import scan
 
+        embedding = self.scan_embedding() if embed else None
         with _Progress(progress, "scanning", "song", on_start, on_step) as bar:
             return scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
-                        mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step)
+                        mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
+                        embedding=embedding)
+
+    def scan_embedding(self):
+        """The embedder a scan hands its workers: the active model, read from its card (no
+        torch in this process); None when no model fits this library's spectrograms."""
+        from .card import read_card
+        from .config import EmbedConfig
+        from .embed import SpectrogramEmbedder
+
+        try:
+            path = self.model_path()
+            card = read_card(path)
+        except ModelError:
+            return None
+        if card.get("feature_version") != self.home.spectrograms.feature_version:
+            return None
+        return SpectrogramEmbedder(str(path), EmbedConfig().key(card["version"]))
 
     # -- models -------------------------------------------------------------------------------
     def model_path(self, which: str | os.PathLike | None = None) -> Path:

@@ -35,9 +35,19 @@ def _hours(seconds: float) -> str:
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
     with _library(args, create=True) as lib:
-        summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet)
+        summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet, embed=not args.no_embed)
         _print_scan_summary(summary, lib)
+        if not summary.interrupted and not args.no_embed:
+            _print_scan_embedding(summary, lib)
     return 130 if summary.interrupted else 0
+
+
+def _print_scan_embedding(summary, lib) -> None:
+    if summary.embedded:
+        print(f"embedded {summary.embedded} songs with model {summary.embedding_model}")
+    missing = lib.stale_embeddings() if lib.home.catalogue.get_meta("embedding_model") else len(lib.songs())
+    if missing:
+        print(f"{missing} songs have no embedding from the active model: run `reform embed`")
 
 
 def _print_scan_summary(summary, lib) -> None:
@@ -303,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="analyse the music under folders (new and changed files only)")
     p.add_argument("paths", nargs="*", help="folders or files (default: the folders scanned before)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--no-embed", action="store_true",
+                   help="only analyse; by default each new song is also embedded with the active model")
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("train", help="train the auto-encoder on the library (both phases)")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checkpoint import Bundle
+from .checkpoint import Bundle, load_bundle
 from .config import EmbedConfig
 from .dataset import Normaliser
 from .errors import EmbedError
@@ -114,6 +114,30 @@ class Embedder:
         for key, n in pending:
             yield key, aggregate(emb[at:at + n], self.cfg.aggregation)
             at += n
+
+
+_process_embedders: dict[tuple[str, EmbedConfig], Embedder] = {}
+
+
+@dataclass(frozen=True)
+class SpectrogramEmbedder:
+    """Embeds spectrograms inside scan workers (see ``reform.scan.Embedding``).
+
+    It travels to the worker processes as a model path and settings, and each process
+    loads the model once, on its first song.  ``key`` is the name of the embeddings in
+    the catalogue, read from the model's card without loading it.
+    """
+
+    model_path: str
+    key: str
+    cfg: EmbedConfig = EmbedConfig()
+
+    def __call__(self, spec: np.ndarray) -> np.ndarray:
+        embedder = _process_embedders.get((self.model_path, self.cfg))
+        if embedder is None:
+            embedder = Embedder(load_bundle(self.model_path), self.cfg)
+            _process_embedders[(self.model_path, self.cfg)] = embedder
+        return embedder.song(spec)
 
 
 def aggregate(window_embeddings: np.ndarray, how: str = EmbedConfig.aggregation) -> np.ndarray:

@@ -106,7 +106,7 @@ class Recommender:
         if row.hash not in self.position:
             raise QueryError("this song has no embedding yet", path=row.path,
                              hint="run `reform embed`")
-        return Seed(self.vectors[self.position[row.hash]], row, f"{row.artist} - {row.title}")
+        return Seed(self.vectors[self.position[row.hash]], row, f"{row.artist or '?'} - {row.title or '?'}")
 
     # -- recommendations ------------------------------------------------------------------------
     def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters,

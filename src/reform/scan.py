@@ -2,7 +2,9 @@
 
 Each worker hashes a file, reads its tags and, unless a spectrogram of the same
 bytes is already stored, decodes it in blocks and writes its log-mel
-spectrogram.  The main process alone writes the catalogue, one short
+spectrogram.  Given an embedder (see :class:`Embedding`), it also embeds the
+spectrogram while it is in memory, so a new library is ready for recommendations
+after one pass.  The main process alone writes the catalogue, one short
 transaction per file, so an interrupted scan (Ctrl-C, ``kill -9``) keeps every
 song finished so far and the next scan carries on from there.
 """
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -29,12 +32,23 @@ from .store import FileRow, Home, SpectrogramInfo, SpectrogramStore, Tags
 SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS counts as silent
 
 
+class Embedding(Protocol):
+    """Turns a spectrogram into a song embedding inside the workers: it must pickle (hold
+    a model path, not a model) and ``key`` names the embeddings it makes in the catalogue.
+    ``reform.embed.SpectrogramEmbedder`` is the one ReFORM uses."""
+
+    key: str
+
+    def __call__(self, spec: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Analysed:
     entry: Entry
     info: SpectrogramInfo
     tags: Tags
     reused: bool          # the same bytes were already analysed: no audio work was done
+    embedding: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ class ScanSummary:
     removed: int = 0
     duplicates: int = 0          # byte-identical copies in the library after the scan
     audio_seconds: float = 0.0   # audio decoded by this scan
+    embedded: int = 0            # songs embedded by this scan
+    embedding_model: str | None = None
     wall_seconds: float = 0.0
     freed_bytes: int = 0
     interrupted: bool = False
@@ -87,10 +103,11 @@ def _logmel(audio_cfg: AudioConfig, mel_cfg: MelConfig):
 
 
 def analyse_entry(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
-                  mel_cfg: MelConfig) -> Analysed | Failed:
-    """Hash, tag and (unless already stored) analyse one file; never raises for a bad file."""
+                  mel_cfg: MelConfig, embedding: Embedding | None = None) -> Analysed | Failed:
+    """Hash, tag and (unless already stored) analyse and embed one file; never raises for a
+    bad file."""
     try:
-        return _analyse(entry, store, audio_cfg, mel_cfg)
+        return _analyse(entry, store, audio_cfg, mel_cfg, embedding)
     except ReformError as exc:
         return Failed(entry, exc.message)
     except MemoryError:
@@ -111,7 +128,7 @@ def _changed(entry: Entry) -> Failed:
 
 
 def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
-             mel_cfg: MelConfig) -> Analysed | Failed:
+             mel_cfg: MelConfig, embedding: Embedding | None) -> Analysed | Failed:
     if not _same_stat(entry):
         return _changed(entry)
     if entry.size == 0:
@@ -124,7 +141,8 @@ def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
     if not _same_stat(entry):
         return _changed(entry)
     store.write(info, spec)
-    return Analysed(entry, info, tags, reused=False)
+    vector = embedding(spec) if embedding is not None else None
+    return Analysed(entry, info, tags, reused=False, embedding=vector)
 
 
 def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
@@ -156,21 +174,21 @@ def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
 
 # -- main process -------------------------------------------------------------------------------
 def _run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
-              mel_cfg: MelConfig, jobs: int) -> Iterator[Analysed | Failed]:
+              mel_cfg: MelConfig, jobs: int, embedding: Embedding | None) -> Iterator[Analysed | Failed]:
     """Yield results as workers finish, keeping at most 2 * jobs files in flight."""
     if jobs <= 1:
         for entry in todo:
-            yield analyse_entry(entry, store, audio_cfg, mel_cfg)
+            yield analyse_entry(entry, store, audio_cfg, mel_cfg, embedding)
         return
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["reform.scan", "reform.features"])
+    ctx.set_forkserver_preload(["reform.scan", "reform.features"] + (["reform.embed"] if embedding else []))
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
     pending: set[Future] = set()
     queue = iter(todo)
     try:
         while True:
             for entry in queue:
-                pending.add(pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg))
+                pending.add(pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg, embedding))
                 if len(pending) >= 2 * jobs:
                     break
             if not pending:
@@ -189,7 +207,8 @@ def _run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig
 def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig = AudioConfig(),
          mel_cfg: MelConfig = MelConfig(), jobs: int | None = None,
          progress: Callable[[int], object] | None = None,
-         on_start: Callable[[int], None] | None = None) -> ScanSummary:
+         on_start: Callable[[int], None] | None = None,
+         embedding: Embedding | None = None) -> ScanSummary:
     """Bring the catalogue up to date with the music under ``roots``.
 
     Parameters
@@ -197,6 +216,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     home : the library home to update
     roots : folders (or files) to scan; None rescans the folders scanned before
     jobs : worker processes; None uses every core
+    embedding : also embed every analysed song with it, unless the library holds
+        embeddings of another model (they are never mixed: `reform embed` replaces them)
     on_start : called with the number of files that need work, before any is done
     progress : called with 1 after each such file
 
@@ -236,12 +257,15 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
             movable.setdefault(row.hash, []).append(row)
     moved: set[str] = set()
 
+    if embedding is not None and catalogue.get_meta("embedding_model") not in (None, embedding.key):
+        embedding = None
+    summary.embedding_model = embedding.key if embedding is not None else None
     if on_start:
         on_start(len(todo.todo))
     try:
         for result in _run_pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg,
-                                jobs or os.cpu_count() or 1):
-            _record(home, result, movable, moved, summary)
+                                jobs or os.cpu_count() or 1, embedding):
+            _record(home, result, movable, moved, summary, summary.embedding_model)
             if progress:
                 progress(1)
     except KeyboardInterrupt:
@@ -262,7 +286,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
 
 
 def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileRow]],
-            moved: set[str], summary: ScanSummary) -> None:
+            moved: set[str], summary: ScanSummary, embedding_model: str | None) -> None:
     catalogue = home.catalogue
     entry = result.entry
     with catalogue.transaction():
@@ -280,6 +304,10 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
         else:
             catalogue.put_ok(entry.path, entry.size, entry.mtime_ns, result.info, result.tags,
                              home.spectrograms.feature_version)
+        if result.embedding is not None and embedding_model is not None:
+            catalogue.put_embeddings(embedding_model, [(result.info.hash, result.embedding)])
+            catalogue.set_meta("embedding_model", embedding_model)
+            summary.embedded += 1
     if result.reused:
         summary.reused += 1
     else:

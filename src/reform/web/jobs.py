@@ -67,16 +67,16 @@ Runner = Callable[[Path, dict, Job], str]
 
 
 def run_scan(home: Path, options: dict, job: Job) -> str:
-    """Rescan the library's known folders."""
+    """Rescan the library's known folders, embedding new songs with the active model."""
     def start(total: int) -> None:
         job.phase = f"analysing {total} new or changed files" if total else "nothing new to analyse"
         job.total, job.unit = total, "files"
 
     with Library(home, create=False) as lib:
         job.phase = "looking for new, changed and removed files"
-        s = lib.scan(on_start=start, on_step=job.advance)
-    return (f"analysed {s.analysed}, unchanged {s.unchanged}, reused {s.reused}, "
-            f"removed {s.removed}, failed {s.failed}")
+        s = lib.scan(embed=True, on_start=start, on_step=job.advance)
+    return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "
+            f"reused {s.reused}, removed {s.removed}, failed {s.failed}")
 
 
 def run_embed(home: Path, options: dict, job: Job) -> str:
