@@ -5,7 +5,7 @@ processes (one thread each), and prints seconds of audio per wall second:
 
   (a) reference  librosa.load(sr=22050, mono=False) + melspectrogram + power_to_db per channel
   (b) decode     decoding alone with ReFORM's decoders: the floor no analysis can beat
-  (c) reform     `reform scan` into an empty library home (walk, hash, tags, decode,
+  (c) reform     `reform scan --no-embed` into an empty library home (walk, hash, tags, decode,
                  resample, log-mel, float16 store, catalogue), process start-up included
 
 then the peak resident memory of `reform scan`'s whole process tree for 10 and 100
@@ -82,7 +82,7 @@ def _pipeline(kind: str, paths: list[str], jobs: int, workdir: Path) -> tuple[fl
         folder = link_folder(paths, workdir / f"links-{len(paths)}")
         home = Path(tempfile.mkdtemp(dir=workdir, prefix="home-"))
         wall, peak, _ = run_measured([sys.executable, "-m", "reform", "--home", str(home), "-q",
-                                      "scan", str(folder), "--jobs", str(jobs)], env)
+                                      "scan", str(folder), "--jobs", str(jobs), "--no-embed"], env)
         from reform import Library
 
         with Library(home, create=False) as lib:
@@ -124,7 +124,7 @@ def _startup(jobs: int, workdir: Path) -> float:
     sf.write(folder / "one second.wav", np.random.default_rng(0).normal(0, 0.1, 44100), 44100)
     home = Path(tempfile.mkdtemp(dir=workdir, prefix="home-"))
     wall, _, _ = run_measured([sys.executable, "-m", "reform", "--home", str(home), "-q", "scan", str(folder),
-                               "--jobs", str(jobs)], {**os.environ, **ONE_THREAD})
+                               "--jobs", str(jobs), "--no-embed"], {**os.environ, **ONE_THREAD})
     return wall
 
 
