@@ -99,7 +99,9 @@ def test_scan_embeds_new_songs_in_its_workers(trained, tmp_path):
                 np.testing.assert_allclose(vectors[song.hash], expected, atol=2e-3)
 
 
-def test_scan_never_mixes_its_embeddings_with_another_models(trained, tmp_path):
+def test_scan_never_mixes_its_embeddings_with_another_models(trained, tmp_path, capsys):
+    from reform.cli import main
+
     home = tmp_path / "home"
     shutil.copytree(trained, home)
     write(tmp_path / "more" / "a.wav", tone(330, 20))
@@ -108,6 +110,8 @@ def test_scan_never_mixes_its_embeddings_with_another_models(trained, tmp_path):
         summary = lib.scan(tmp_path / "more", jobs=1, embed=True)
         assert summary.analysed == 1 and summary.embedded == 0 and summary.embedding_model is None
         assert lib.home.catalogue.get_meta("embedding_model") == "another-model-meanstd-h320"
+    assert main(["--home", str(home), "-q", "scan"]) == 0
+    assert "the embeddings come from another model than the active one" in capsys.readouterr().out
 
 
 def test_cli_scan_embeds_unless_told_not_to(music, tmp_path, capsys):

@@ -45,9 +45,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def _print_scan_embedding(summary, lib) -> None:
     if summary.embedded:
         print(f"embedded {summary.embedded} songs with model {summary.embedding_model}")
-    missing = lib.stale_embeddings() if lib.home.catalogue.get_meta("embedding_model") else len(lib.songs())
-    if missing:
-        print(f"{missing} songs have no embedding from the active model: run `reform embed`")
+    status = lib.embedding_status()
+    if status["stored"] and not status["current"]:
+        print("the embeddings come from another model than the active one: run `reform embed`")
+    elif status["missing"]:
+        print(f"{status['missing']} songs have no embedding from the active model: run `reform embed`")
 
 
 def _print_scan_summary(summary, lib) -> None:
