@@ -58,8 +58,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="reform-bench-embed-"))
     folder = link_folder(paths, work / "links")
     warm_page_cache(paths)
-    def reform(home: str, *args: str) -> float:
-        wall, _ = _run([sys.executable, "-m", "reform", "--home", str(work / home), "-q", *args])
+
+    def reform(home: str, *options: str) -> float:
+        wall, _ = _run([sys.executable, "-m", "reform", "--home", str(work / home), "-q", *options])
         return wall
 
     full = reform("one-pass", "scan", str(folder), "--jobs", str(args.jobs))
@@ -77,7 +78,6 @@ def main() -> None:
     rows = [row("reform scan (analysis and embedding)", full),
             row("reform scan --no-embed (analysis only)", scan_only),
             row("reform embed (from stored spectrograms)", embed_only)]
-    ratio = ""
     if bliss_py.exists():
         lst = work / "paths.txt"
         lst.write_text("\n".join(paths))
