@@ -127,7 +127,6 @@ class Decoder(nn.Sequential):
         for j in range(k, 0, -1):
             layers.append(UpLayer(_map_shape(cfg, j)[0], _map_shape(cfg, j - 1)[0], output=j == 1))
         super().__init__(*layers)
-        self.depth = k
 
 
 @dataclass
