@@ -258,14 +258,14 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     moved: set[str] = set()
 
     if embedding is not None and catalogue.get_meta("embedding_model") not in (None, embedding.key):
-        embedding = None
+        embedding = None  # the library holds another model's embeddings: never mix them
     summary.embedding_model = embedding.key if embedding is not None else None
     if on_start:
         on_start(len(todo.todo))
     try:
         for result in _run_pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg,
                                 jobs or os.cpu_count() or 1, embedding):
-            _record(home, result, movable, moved, summary, summary.embedding_model)
+            _record(home, result, movable, moved, summary)
             if progress:
                 progress(1)
     except KeyboardInterrupt:
@@ -286,7 +286,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
 
 
 def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileRow]],
-            moved: set[str], summary: ScanSummary, embedding_model: str | None) -> None:
+            moved: set[str], summary: ScanSummary) -> None:
     catalogue = home.catalogue
     entry = result.entry
     with catalogue.transaction():
@@ -304,9 +304,10 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
         else:
             catalogue.put_ok(entry.path, entry.size, entry.mtime_ns, result.info, result.tags,
                              home.spectrograms.feature_version)
-        if result.embedding is not None and embedding_model is not None:
-            catalogue.put_embeddings(embedding_model, [(result.info.hash, result.embedding)])
-            catalogue.set_meta("embedding_model", embedding_model)
+        if result.embedding is not None:
+            if not summary.embedded:  # the first embedding names the library's embedding model
+                catalogue.set_meta("embedding_model", summary.embedding_model)
+            catalogue.put_embeddings(summary.embedding_model, [(result.info.hash, result.embedding)])
             summary.embedded += 1
     if result.reused:
         summary.reused += 1
