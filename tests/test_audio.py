@@ -5,6 +5,7 @@ import pytest
 import soundfile as sf
 
 from conftest import noise, stereo, tone, write, write_aac
+from reform import audio as audio_module
 from reform.audio import decode, is_audio_path, stream
 from reform.config import AudioConfig
 from reform.errors import DecodeError
@@ -85,3 +86,61 @@ def test_unreadable_reports_path(tmp_path):
     with pytest.raises(DecodeError) as err:
         decode(tmp_path / "missing.flac")
     assert "missing.flac" in str(err.value)
+
+
+# -- hostile files: refused from the header, or with their own reason, before any large allocation ---
+def _float_wav(path, samples) -> str:
+    return str(write(path, np.asarray(samples, np.float32), 22050, subtype="FLOAT"))
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (np.inf, "not finite numbers"), (-np.inf, "not finite numbers"), (np.nan, "not finite numbers"),
+    (1e30, "1e\\+30, more than 1000 times full scale"),
+])
+def test_samples_that_are_not_audio_reject_the_file(tmp_path, bad, reason):
+    audio = tone(440, 3)
+    audio[30000] = bad
+    with pytest.raises(DecodeError, match=reason):
+        decode(_float_wav(tmp_path / "poison.wav", audio))
+
+
+def test_a_file_of_nan_is_not_called_silent(tmp_path):
+    with pytest.raises(DecodeError, match="not finite"):
+        decode(_float_wav(tmp_path / "nan.wav", np.full(22050 * 3, np.nan)))
+
+
+def test_an_implausible_sample_rate_is_refused_from_the_header(tmp_path):
+    """The issue's 39 KB file declaring 1 Hz: 5.6 hours of audio, 2.2 GB of memory before."""
+    path = write(tmp_path / "one-hertz.wav", noise(1, amp=0.5)[:20000], 22050)
+    data = bytearray(path.read_bytes())
+    data[24:28] = (1).to_bytes(4, "little")          # sample rate
+    data[28:32] = (2).to_bytes(4, "little")          # byte rate
+    path.write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match="implausible sample rate: 1 Hz"):
+        stream(path)
+
+
+def test_too_many_channels_are_refused(tmp_path):
+    path = write(tmp_path / "many.wav", np.zeros((22050, audio_module.MAX_CHANNELS + 1), np.float32))
+    with pytest.raises(DecodeError, match=f"too many channels: {audio_module.MAX_CHANNELS + 1}"):
+        stream(path)
+
+
+def test_length_is_limited_by_the_header_and_while_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio_module, "MAX_CHANNEL_HOURS", 10 / 3600)   # 10 channel-seconds
+    path = write(tmp_path / "long.wav", stereo(tone(440, 6), tone(660, 6)))
+    with pytest.raises(DecodeError, match="declares 0.1 min of 2-channel audio"):
+        stream(path)
+    # a header that declares no length is counted while decoding, and stopped there
+    blocks = (np.zeros((2, 22050), np.float32) for _ in range(100))
+    opened = audio_module._Opened(22050, 2, "pcm", None, blocks)
+    with pytest.raises(DecodeError, match="holds more than"):
+        list(audio_module._resampled(str(path), opened, AudioConfig()))
+    assert len(list(blocks)) == 100 - 6                     # the rest was never decoded
+
+
+def test_decoded_blocks_hold_at_most_a_fixed_number_of_samples():
+    for rate, channels in ((22050, 1), (44100, 2), (192000, 8), (768000, 16)):
+        frames = audio_module._block_frames(20.0, rate, channels)
+        assert frames * channels <= audio_module.MAX_BLOCK_VALUES
+    assert audio_module._block_frames(20.0, 44100, 2) == 20 * 44100   # ordinary files: 20 s blocks

@@ -126,3 +126,31 @@ def test_cli_scan_embeds_unless_told_not_to(music, tmp_path, capsys):
     assert "embedded" not in capsys.readouterr().out
     assert main(["--home", str(tmp_path / "b"), "-q", "scan"]) == 0
     assert "4 songs have no embedding from the active model: run `reform embed`" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "nan"])
+def test_a_damaged_spectrogram_is_named_never_embedded(trained, tmp_path, capsys, damage):
+    from reform.cli import main
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        song = lib.songs()[0]
+        path = lib.home.spectrograms.path(song.hash)
+        if damage == "truncated":
+            with open(path, "r+b") as f:
+                f.truncate(3000)
+        else:
+            spec = np.load(path, mmap_mode="r+")
+            spec[:] = np.nan
+            spec.flush()
+        catalogue = lib.home.catalogue
+        catalogue.drop_embeddings(model=catalogue.get_meta("embedding_model"))
+    assert main(["--home", str(home), "-q", "embed"]) == 1
+    out = capsys.readouterr().out
+    assert "embedded 4 songs" in out and "1 songs could not be embedded" in out
+    assert "reform check --repair" in out
+    with Library(home) as lib:
+        _, vectors = lib.embeddings()
+        assert song.hash not in vectors and len(vectors) == 4
+        assert all(np.isfinite(v).all() for v in vectors.values())

@@ -17,6 +17,7 @@ from reform import Library
 from reform.config import AudioConfig, MelConfig, feature_version
 from reform.library import Entry
 from reform.scan import analyse_entry
+from reform.audio import stream
 from reform.store import SpectrogramStore
 
 
@@ -186,7 +187,9 @@ def test_interrupted_scan_keeps_a_consistent_catalogue_and_resumes(tmp_path, sig
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            done = sqlite3.connect(home / "catalogue.db").execute(
+            # read-only: connecting would otherwise create an empty catalogue, which the
+            # scan rightly refuses to take for a new library
+            done = sqlite3.connect(f"file:{home / 'catalogue.db'}?mode=ro", uri=True).execute(
                 "SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
         except sqlite3.Error:
             done = 0
@@ -213,3 +216,75 @@ def test_missing_folder_is_an_error(lib, tmp_path):
 
     with pytest.raises(LibraryError, match="no such"):
         lib.scan(tmp_path / "nope")
+
+
+# -- nothing lost, whatever happens to the home ---------------------------------------------------------
+def test_hours_of_silence_are_rejected_without_decoding_them(lib, tmp_path, monkeypatch):
+    import reform.scan as scan_module
+
+    monkeypatch.setattr(scan_module, "SILENT_LEAD_SECONDS", 10)
+    decoded = []
+
+    def counting(path, cfg):
+        info, blocks = stream(path, cfg, block_seconds=5)
+        return info, (decoded.append(b.shape[1]) or b for b in blocks)
+
+    monkeypatch.setattr(scan_module, "stream", counting)
+    write(tmp_path / "quiet" / "silence.wav", np.zeros(22050 * 60, np.float32))
+    summary = lib.scan(tmp_path / "quiet", jobs=1)
+    assert summary.failed == 1 and "silent (no sample above -80 dBFS in its first 0.166667 minutes)" \
+        in summary.failures[0].reason
+    assert sum(decoded) <= 15 * 22050                      # 15 of the 60 seconds, then it stopped
+
+
+def test_a_song_written_but_not_recorded_is_embedded_by_the_next_scan(trained, tmp_path):
+    """A crash between storing a spectrogram and recording the song: the next scan reuses
+    the spectrogram, and embeds the song rather than leaving it without an embedding."""
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        song = lib.songs()[0]
+        with lib.home.catalogue.transaction() as conn:    # the state such a crash leaves
+            conn.execute("DELETE FROM files WHERE path = ?", (song.path,))
+            conn.execute("DELETE FROM embeddings WHERE hash = ?", (song.hash,))
+        assert lib.home.spectrograms.exists(song.hash)
+        summary = lib.scan(jobs=1, embed=True)
+        assert (summary.reused, summary.analysed, summary.embedded) == (1, 0, 1)
+        assert lib.stale_embeddings() == 0
+
+
+def test_a_damaged_spectrogram_is_analysed_again_rather_than_reused(lib, music, tmp_path):
+    lib.scan(music, jobs=1)
+    song = lib.song(music / "Tone Band" / "Sines" / "01 A Four Forty.wav")
+    with open(lib.home.spectrograms.path(song.hash), "r+b") as f:
+        f.truncate(1000)
+    shutil.copy(song.path, music / "copy.wav")                 # the same audio under a new path
+    summary = lib.scan(jobs=1)
+    assert (summary.analysed, summary.reused) == (1, 0)
+    assert lib.spectrogram(music / "copy.wav").shape == (1, 128, song.frames)
+
+
+def test_a_full_disk_stops_the_scan_in_one_line_and_loses_nothing(tmp_path, music):
+    import resource
+
+    home = tmp_path / "home"
+
+    def small_disk():                                   # every file may grow to 100 KB only
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    out = subprocess.run(reform_cmd("--home", str(home), "-q", "scan", str(music), "--jobs", "2",
+                                    "--no-embed"), capture_output=True, text=True, timeout=120,
+                         preexec_fn=small_disk)
+    err = out.stderr.splitlines()
+    assert out.returncode == 1 and len(err) == 2, out.stderr
+    assert err[0].startswith("error: ") and "cannot write" in err[0] and "File too large" in err[0]
+    assert err[1].startswith("hint: free some disk space")
+    assert not list(home.rglob("*.tmp-*"))
+    conn = sqlite3.connect(home / "catalogue.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT COUNT(*) FROM files WHERE status = 'failed'").fetchone()[0] == 0
+    conn.close()
+    with Library(home) as lib:                          # space freed: the scan carries on
+        summary = lib.scan(jobs=1)
+        assert summary.analysed + summary.unchanged == 4 and summary.failed == 0

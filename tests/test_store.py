@@ -74,3 +74,149 @@ def test_garbage_collection_keeps_only_live_audio(tmp_path):
     freed = store.collect_garbage({"keep"})
     assert freed > 0
     assert store.exists("keep") and not store.exists("drop") and not old.exists("stale")
+
+
+# -- a catalogue is never taken for a new library unless there is none --------------------------------
+def _scanned_home(tmp_path, music):
+    from reform import Library
+
+    with Library(tmp_path / "home") as lib:
+        lib.scan(music, jobs=1)
+        return lib.home.path, sorted(lib.home.spectrograms.digests())
+
+
+def _replace_catalogue(home, content: bytes) -> None:
+    for name in ("catalogue.db-wal", "catalogue.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    (home / "catalogue.db").write_bytes(content)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "empty \\(0 bytes\\)"),
+    (b"\x00" * 4096, "not an SQLite database"),
+    (b"garbage " * 1000, "not an SQLite database"),
+])
+def test_a_damaged_catalogue_is_refused_and_nothing_is_deleted(tmp_path, music, content, reason):
+    from reform import Library
+
+    home, digests = _scanned_home(tmp_path, music)
+    _replace_catalogue(home, content)
+    with pytest.raises(StoreError, match=reason) as err:
+        Library(home).scan(music, jobs=1)
+    assert "reform check --repair" in err.value.hint
+    assert (home / "catalogue.db").read_bytes() == content           # left as it was
+    with pytest.raises(StoreError):
+        Home(home, "fv", create=False)
+    assert sorted(SpectrogramStore(home / "spectrograms", "x").base.rglob("*.npy")) and \
+        len(list((home / "spectrograms").rglob("*.npy"))) == len(digests)
+
+
+def test_another_programs_database_is_refused(tmp_path):
+    conn = sqlite3.connect(tmp_path / "c.db")
+    conn.execute("CREATE TABLE songs (x)")
+    conn.close()
+    with pytest.raises(StoreError, match="not a ReFORM catalogue"):
+        Catalogue(tmp_path / "c.db")
+    conn = sqlite3.connect(tmp_path / "d.db")
+    conn.execute("PRAGMA user_version = 1")                         # our version, not our tables
+    conn.close()
+    with pytest.raises(StoreError, match="lacks its tables embeddings, files, meta"):
+        Catalogue(tmp_path / "d.db")
+
+
+def test_a_new_catalogue_is_created_whole(tmp_path):
+    Catalogue(tmp_path / "c.db").close()
+    assert sorted(p.name for p in tmp_path.iterdir() if "tmp" in p.name) == []
+    assert Catalogue(tmp_path / "c.db").conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_journal_left_by_a_deleted_catalogue_is_not_replayed(tmp_path):
+    cat = Catalogue(tmp_path / "c.db")
+    with cat.transaction():
+        cat.put_failed("/old.wav", 1, 1, "r")
+    stale = (tmp_path / "c.db-wal").read_bytes()
+    cat.close()
+    (tmp_path / "c.db").unlink()
+    (tmp_path / "c.db-wal").write_bytes(stale or b"\x00" * 32)
+    assert Catalogue(tmp_path / "c.db").files() == []
+
+
+def test_open_checks_the_spectrogram_against_its_description(tmp_path):
+    store = SpectrogramStore(tmp_path / "spec", "fv")
+    store.write(SpectrogramInfo("abc", 1, 100, 2.3, 22050, "pcm"), np.zeros((1, 100, 128)))
+    np.save(store.path("abc"), np.zeros((1, 50, 128), np.float16))   # overwritten: wrong shape
+    with pytest.raises(StoreError, match="damaged: float16 \\(1, 50, 128\\).*100 frames"):
+        store.open("abc")
+    with open(store.path("abc"), "r+b") as f:
+        f.truncate(200)                                                   # truncated
+    with pytest.raises(StoreError, match="missing or unreadable") as err:
+        store.open("abc")
+    assert "reform check --repair" in err.value.hint
+
+
+def test_spectrograms_and_embeddings_that_are_not_finite_are_never_stored(tmp_path):
+    from reform.errors import FeatureError
+
+    store = SpectrogramStore(tmp_path / "spec", "fv")
+    bad = np.zeros((1, 10, 128))
+    bad[0, 3, 5] = np.nan
+    with pytest.raises(FeatureError, match="not finite"):
+        store.write(SpectrogramInfo("nan", 1, 10, 0.2, 22050, "pcm"), bad)
+    with pytest.raises(FeatureError):   # finite in float32, infinite in the store's float16
+        store.write(SpectrogramInfo("big", 1, 10, 0.2, 22050, "pcm"), np.full((1, 10, 128), 1e6))
+    assert not list((tmp_path / "spec").rglob("*.npy"))
+    cat = Catalogue(tmp_path / "c.db")
+    with pytest.raises(StoreError, match="not finite"):
+        with cat.transaction():
+            cat.put_embeddings("m", [("a", np.ones(4)), ("b", np.array([1, np.inf, 0, 0]))])
+    assert cat.embeddings("m") == {}                                      # all or nothing
+    cat.conn.execute("INSERT INTO embeddings VALUES ('old', 'm', ?)",
+                     (np.array([np.nan] * 4, np.float32).tobytes(),))   # from an older ReFORM
+    assert cat.embeddings("m") == {} and set(cat.embeddings("m", finite_only=False)) == {"old"}
+
+
+def test_garbage_collection_spares_what_a_live_writer_owns(tmp_path):
+    import os
+    import time
+
+    store = SpectrogramStore(tmp_path / "spec", "fv")
+    info = SpectrogramInfo("old", 1, 10, 0.2, 22050, "pcm")
+    store.write(info, np.zeros((1, 10, 128)))
+    os.utime(store.path("old"), (time.time() - 60,) * 2)
+    started = time.time() - 1
+    store.write(SpectrogramInfo("new", 1, 10, 0.2, 22050, "pcm"), np.zeros((1, 10, 128)))
+    live = store.path("old").with_name(f".x.npy.tmp-{os.getpid()}-1")
+    dead = store.path("old").with_name(f".x.npy.tmp-{2 ** 22 + 7}-1")
+    live.write_bytes(b"writing")
+    dead.write_bytes(b"abandoned")
+    store.collect_garbage(set(), written_before=started)
+    assert not store.exists("old") and store.exists("new")           # another writer's, not recorded yet
+    assert live.exists() and not dead.exists()
+
+
+def test_a_full_disk_rolls_the_catalogue_back_with_one_error(tmp_path):
+    """SQLite's own 'database or disk is full' becomes a WriteError; nothing is half-written."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, signal, sys
+from reform.errors import WriteError
+from reform.store import Catalogue, SpectrogramInfo, Tags
+cat = Catalogue({str(tmp_path / 'c.db')!r})
+with cat.transaction():
+    cat.put_failed("/first.wav", 1, 1, "kept")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))   # a disk that fills up
+try:
+    with cat.transaction():
+        for i in range(5000):
+            cat.put_failed(f"/m/{{i:05d}}-{{'x' * 200}}.wav", i, i, "r" * 200)
+except WriteError as exc:
+    print("WriteError", exc.message, "|", exc.hint)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("WriteError cannot write the catalogue"), out.stdout + out.stderr
+    assert "free" in out.stdout and "what was finished is kept" in out.stdout   # EFBIG: an I/O error
+    cat = Catalogue(tmp_path / "c.db")
+    assert [r.path for r in cat.files()] == ["/first.wav"] and cat.integrity_ok()

@@ -117,7 +117,25 @@ def test_a_diverging_rate_stops_with_a_clear_error(home):
     with pytest.raises(TrainError, match="diverged"):
         _train(home, "boom", learning_rate=1e12, max_epochs=3)
     lines = (home / "models" / "boom" / "metrics.jsonl").read_text().splitlines()
-    assert json.loads(lines[-1])["event"] == "diverged"
+    last = json.loads(lines[-1], parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert last["event"] == "diverged" and last["total"] is None      # NaN written as null
+    assert (home / "models" / "boom" / "curves.png").stat().st_size > 0
+
+
+def test_resume_before_the_first_epoch_ended_says_what_to_do(home):
+    def interrupt(event):
+        if event["type"] == "batch":
+            raise KeyboardInterrupt  # killed in the first epoch: no checkpoint yet
+
+    _train(home, "finished", max_epochs=1)
+    with Library(home) as lib:
+        with pytest.raises(KeyboardInterrupt):
+            lib.train(name="early", model_cfg=tiny_model_config(), callback=interrupt,
+                      train_cfg=TrainConfig(max_epochs=2, batch_size=4, threads=1))
+        for name in ("early", None):            # named, or the newest run (not the finished one)
+            with pytest.raises(TrainError, match="run early stopped before its first epoch ended") as err:
+                lib.train(name=name, resume=True)
+            assert "reform train --name early" in err.value.hint
 
 
 def test_cluster_phase_needs_a_pretrained_model(home):

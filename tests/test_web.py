@@ -155,6 +155,17 @@ def test_parse_range():
     assert parse_range("items=0-5", 100) is None and parse_range("bytes=a-b", 100) is None
     with pytest.raises(Unavailable):
         parse_range("bytes=-0", 100)
+    huge = "9" * 5000                                       # int() refuses more than 4300 digits
+    assert parse_range(f"bytes=0-{huge}", 100) == (0, 99) and parse_range(f"bytes=-{huge}", 100) == (0, 99)
+    with pytest.raises(Unavailable) as err:
+        parse_range(f"bytes={huge}-", 100)
+    assert err.value.status == 416
+
+
+def test_a_range_with_a_five_thousand_digit_number_is_answered(client, ids):
+    url = f"/api/songs/{ids['Chord']}/audio"
+    assert client.get(url, headers={"Range": "bytes=" + "9" * 5000 + "-"}).status_code == 416
+    assert client.get(url, headers={"Range": "bytes=0-" + "9" * 5000}).status_code == 206
 
 
 def test_audio_decoded_to_wav_with_exact_length_and_ranges(client, ids):
@@ -214,6 +225,23 @@ def test_no_request_reads_a_file_outside_the_catalogue(tmp_path, trained):
     lib.close()
 
 
+def test_a_song_replaced_by_a_fifo_never_blocks_a_request(tmp_path, trained):
+    import os
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    lib, song_id, copy = _own_song(home, tmp_path)
+    copy.unlink()
+    os.mkfifo(copy)                       # opening it for reading would wait for a writer
+    c = client_for(home)
+    started = time.monotonic()
+    for fmt in ("file", "wav"):
+        r = c.get(f"/api/songs/{song_id}/audio", params={"format": fmt})
+        assert r.status_code == 409 and "changed since it was scanned" in error_of(r)
+    assert time.monotonic() - started < 5
+    lib.close()
+
+
 # -- recommendations ---------------------------------------------------------------------------------
 def test_similar_songs_with_scores_and_filters(client, ids):
     data = client.get(f"/api/songs/{ids['White']}/similar").json()
@@ -241,6 +269,39 @@ def test_mix_playlist_and_m3u_export(client, ids):
     assert lines[0] == "#EXTM3U" and len(lines) == 5
     paths = [client.get(f"/api/songs/{i}").json()["path"] for i in order]
     assert lines[2::2] == paths
+
+
+def test_a_song_with_a_nan_embedding_never_breaks_the_page(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        clicks = next(r for r in lib.songs() if r.title == "Clicks")
+        vector = next(iter(lib.embeddings()[1].values()))
+        lib.home.catalogue.conn.execute("UPDATE embeddings SET vector = ? WHERE hash = ?",
+                                        (np.full_like(vector, np.nan).tobytes(), clicks.hash))
+    c = client_for(home)
+    songs = {s["title"]: s for s in c.get("/api/songs").json()["items"]}
+    assert not songs["Clicks"]["embedded"]
+    for url in (f"/api/songs/{songs['Chord']['id']}/similar", f"/api/mix?seed={songs['Chord']['id']}",
+                f"/api/playlist?seed={songs['White']['id']}", "/api/map"):
+        r = c.get(url)
+        assert r.status_code == 200, url
+    assert clicks.id not in c.get("/api/map").json()["ids"]
+    assert "Clicks" not in [s["title"] for s in c.get(f"/api/songs/{songs['Chord']['id']}/similar").json()["items"]]
+
+
+def test_m3u_lines_cannot_be_injected(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        rows = {r.title: r for r in lib.songs()}
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.move(rows["Chord"].path, "/music/evil\n#EXTINF:1,injected\n/etc/passwd.flac",
+                                    1, 1, rows["Chord"].tags)
+    c = client_for(home)
+    r = c.get("/api/export.m3u", params={"id": [rows["Chord"].id, rows["White"].id]})
+    assert r.status_code == 200 and r.headers["x-reform-skipped"] == str(rows["Chord"].id)
+    assert "injected" not in r.text and "/etc/passwd" not in r.text and rows["White"].path in r.text
 
 
 def test_map_is_a_cached_pca_of_the_embeddings(home, client, monkeypatch):
@@ -377,11 +438,16 @@ def test_embed_and_scan_jobs_from_the_page(trained, tmp_path):
 
 # -- access rules ------------------------------------------------------------------------------------------
 def test_only_requests_addressed_to_this_computer_are_answered(client):
-    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "localhost"):
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "LOCALHOST:8765"):
         assert client.get("/api/status", headers={"Host": host}).status_code == 200, host
-    for host in ("evil.example", "evil.example:8765", "127.0.0.1.evil.example", ""):
+    for host in ("evil.example", "evil.example:8765", "127.0.0.1.evil.example",
+                 "localhost", "127.0.0.1:9999", "127.0.0.1:80"):        # this computer, another port
         r = client.get("/api/status", headers={"Host": host})
         assert r.status_code == 403, host
+    for host in ("127.0.0.1:8765@evil.example", "127.0.0.1:8765/x", "127.0.0.1:8765 evil", "[::1",
+                 "127.0.0.1:99999999", ""):
+        r = client.get("/api/status", headers={"Host": host})
+        assert r.status_code == 400 and "name:port" in error_of(r), host
     assert client.get("/", headers={"Host": "evil.example"}).headers["content-type"].startswith("text/html")
 
 
@@ -419,6 +485,54 @@ def test_token_is_required_for_every_request_when_set(home):
     assert not sneaky.headers.get("location", "/").startswith("//")
 
 
+def test_several_host_headers_are_refused():
+    import asyncio
+
+    answered = []
+
+    async def app(scope, receive, send):
+        answered.append(scope)
+
+    async def call(headers, body=b"", method="GET"):
+        sent = []
+        scope = {"type": "http", "method": method, "path": "/api/status", "headers": headers,
+                 "query_string": b"", "server": ("127.0.0.1", 8765)}
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+        await security.Guard(app, token=None, loopback_only=True)(scope, receive, send)
+        return sent[0]["status"] if sent else 200
+
+    two = [(b"host", b"127.0.0.1:8765"), (b"host", b"evil.example")]
+    assert asyncio.run(call(two)) == 400 and asyncio.run(call(two[::-1])) == 400
+    assert asyncio.run(call(two[:1])) == 200 and len(answered) == 1
+
+
+def test_request_bodies_are_limited(client):
+    big = b'{"max_epochs": 1, "name": "' + b"x" * 100_000 + b'"}'
+    r = client.post("/api/jobs/train", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "larger than 65536 bytes" in error_of(r)
+
+    def chunks():                                     # no Content-Length: counted as it arrives
+        for _ in range(100):
+            yield b"x" * 10_000
+    r = client.post("/api/jobs/train", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert client.post("/api/jobs/train", json={"name": "a/b"}).status_code == 422   # small: passes
+
+
+def test_jobs_are_refused_while_a_command_changes_the_library(home):
+    from reform.lock import WriterLock
+
+    c = client_for(home)
+    with WriterLock(home).hold("train"):
+        r = c.post("/api/jobs/scan")
+        assert r.status_code == 409 and "busy: train (PID" in error_of(r)
+
+
 def test_page_files_and_security_headers(client):
     page = client.get("/")
     assert page.status_code == 200 and "<title>ReFORM</title>" in page.text
@@ -444,8 +558,11 @@ def test_websockets_are_refused(client):
 
 
 def test_host_names():
-    assert security._host_name("[::1]:8765") == "::1" and security._host_name("localhost") == "localhost"
-    assert security._host_name("127.0.0.1:80") == "127.0.0.1"
+    assert security.parse_host("[::1]:8765") == ("::1", 8765)
+    assert security.parse_host("localhost") == ("localhost", None)
+    assert security.parse_host("127.0.0.1:80") == ("127.0.0.1", 80)
+    assert security.parse_host("127.0.0.1:80@evil.example") is None
+    assert security.parse_host("a b") is None and security.parse_host("") is None
     assert security.is_loopback("::1") and security.is_loopback("[::1]")
     assert not security.is_loopback("0.0.0.0")
 

@@ -46,6 +46,12 @@ class _Progress:
             self.bar.close()
 
 
+def _last_written(run: Path) -> float:
+    """When a training run last saved anything: its checkpoint, else its settings."""
+    files = [run / "checkpoint.pt", run / "config.json"]
+    return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+
+
 class Library:
     """A library home: its catalogue, spectrograms, models and embeddings.
 
@@ -115,21 +121,49 @@ class Library:
     # -- scanning -----------------------------------------------------------------------------
     def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False,
              embed: bool = False, on_start: Callable[[int], None] | None = None,
-             on_step: Callable[[int], None] | None = None):
+             on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset()):
         """Analyse new and changed files under ``paths`` (the known folders if none).
 
         With ``embed`` the workers also embed each new song with the active model while its
         spectrogram is in memory (`reform scan` does; see :meth:`scan_embedding`).
         ``progress`` shows a bar; ``on_start(total)`` and ``on_step(n)`` report the same to
-        the caller (the web page's jobs use them).
+        the caller (the web page's jobs use them).  ``redo`` names files to analyse again
+        even if they did not change.  BusyError if another process is changing the library.
         """
         from .scan import scan
 
         embedding = self.scan_embedding() if embed else None
-        with _Progress(progress, "scanning", "song", on_start, on_step) as bar:
+        with self.home.lock.hold("scan"), \
+                _Progress(progress, "scanning", "song", on_start, on_step) as bar:
             return scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
                         mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
-                        embedding=embedding)
+                        embedding=embedding, redo=frozenset(redo))
+
+    def check(self, *, repair: bool = False, progress: bool = False, jobs: int | None = None):
+        """Verify every stored spectrogram and embedding (see :mod:`reform.check`).
+
+        With ``repair`` the songs whose spectrogram is damaged are analysed again and the
+        songs lacking a sound embedding are embedded again (when the stored embeddings come
+        from the active model; otherwise `reform embed` replaces them all).  Returns the
+        inspection before, and after the repair (None without ``repair``).
+        """
+        from .check import forget, inspect
+
+        def look():
+            with _Progress(progress, "checking", "song") as bar:
+                return inspect(self.home, self.audio, self.mel, on_start=bar.start, progress=bar.step)
+
+        found = look()
+        if not repair or not found.problems:
+            return found, None
+        with self.home.lock.hold("check --repair"):
+            forget(self.home, found.problems)
+            redo = {path for p in found.of("spectrogram") for path in p.paths}
+            if redo:
+                self.scan(redo=frozenset(redo), embed=True, jobs=jobs, progress=progress)
+            if found.of("embedding") and self.embedding_status()["current"]:
+                self.embed(progress=progress)
+            return found, look()
 
     def scan_embedding(self):
         """The embedder a scan hands its workers: the active model, read from its card (no
@@ -202,11 +236,11 @@ class Library:
         if name:
             return self.home.models / name
         if resume:
-            runs = sorted((p.parent for p in self.home.models.glob("*/checkpoint.pt")),
-                          key=lambda p: p.stat().st_mtime)
+            runs = [p.parent for p in self.home.models.glob("*/config.json")]
+            runs += [p.parent for p in self.home.models.glob("*/checkpoint.pt") if p.parent not in runs]
             if not runs:
                 raise TrainError("there is no training run to resume", hint="start one with `reform train`")
-            return runs[-1]
+            return max(runs, key=_last_written)
         return self.home.models / time.strftime("run-%Y%m%d-%H%M%S")
 
     def train(self, *, name: str | None = None, phase: str = "all", resume: bool = False,
@@ -224,17 +258,24 @@ class Library:
 
         folder = self.run_folder(name, resume=resume)
         if resume:
+            if not (folder / "checkpoint.pt").exists():
+                raise TrainError(f"the run {folder.name} stopped before its first epoch ended: "
+                                 "there is nothing to resume", path=folder,
+                                 hint=f"start it again with `reform train --name {folder.name}` "
+                                      "(without --resume)")
             model_cfg, train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
         if max_epochs is not None:
             train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
-        trainer = Trainer(self.home.spectrograms,
-                          self.training_songs(), folder, model_cfg=model_cfg or ModelConfig(),
-                          train_cfg=train_cfg or TrainConfig(),
-                          feature_version=self.home.spectrograms.feature_version, init=init,
-                          callback=callback)
-        result = trainer.run(phase, resume=resume)
-        if result.files.model.exists():
-            self.home.catalogue.set_meta("active_model", folder.name)
+        with self.home.lock.hold("train"):  # a scan must not remove spectrograms it reads
+            trainer = Trainer(self.home.spectrograms,
+                              self.training_songs(), folder, model_cfg=model_cfg or ModelConfig(),
+                              train_cfg=train_cfg or TrainConfig(),
+                              feature_version=self.home.spectrograms.feature_version, init=init,
+                              callback=callback)
+            result = trainer.run(phase, resume=resume)
+            if result.files.model.exists():
+                with self.home.catalogue.transaction():
+                    self.home.catalogue.set_meta("active_model", folder.name)
         return result
 
     # -- embeddings and recommendations -------------------------------------------------------
@@ -245,7 +286,8 @@ class Library:
         from .embed import embed_library
 
         bundle = self.load_model(model)
-        with _Progress(progress, "embedding", "song", on_start, on_step) as bar:
+        with self.home.lock.hold("embed"), \
+                _Progress(progress, "embedding", "song", on_start, on_step) as bar:
             return embed_library(self.home.catalogue, self.home.spectrograms, bundle,
                                  on_start=bar.start, progress=bar.step)
 
@@ -342,15 +384,13 @@ class Library:
     def save_evaluation(self, report) -> Path | None:
         """Keep an evaluation of the active model beside it as evaluation.json (a model trained
         in this home; the shipped model's folder belongs to the installation)."""
-        import json
+        from .files import write_json
 
         path = self.model_path()
         if path.name != "model.pt" or self.home.models not in path.parents:
             return None
         target = path.parent / "evaluation.json"
-        tmp = target.with_name(".evaluation.json.tmp")
-        tmp.write_text(json.dumps(report.to_dict(), indent=2))
-        os.replace(tmp, target)
+        write_json(target, report.to_dict())
         return target
 
     def evaluation_songs(self, labels: str | None = "artist", label_file: str | None = None,

@@ -5,6 +5,13 @@ memory stays bounded even for an hour-long recording.  libsndfile (through
 ``soundfile``) reads the uncompressed and lossless formats; PyAV (FFmpeg's
 libraries, shipped inside its wheel) reads the compressed ones, and each
 backend is the other's fallback.
+
+Whatever a file claims, it is checked before anything large is allocated: a
+sample rate, channel count or length outside the limits below is refused from
+the header, a block never holds more than ``MAX_BLOCK_VALUES`` samples, the
+length is counted again while decoding (headers lie), and a sample that is not
+a finite number, or absurdly beyond full scale, rejects the file with its own
+reason rather than poisoning its spectrogram.
 """
 
 from __future__ import annotations
@@ -27,6 +34,13 @@ PYAV_FIRST = {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", "
 AUDIO_EXTENSIONS = frozenset(SOUNDFILE_FIRST | PYAV_FIRST)
 
 BLOCK_SECONDS = 20.0  # decoded audio per block; large enough that per-block overhead is negligible
+
+# Limits on what a file may hold (see the module docstring; README, "Scanning in detail").
+MIN_RATE, MAX_RATE = 4000, 768_000      # Hz: below is no music, above no recorder
+MAX_CHANNELS = 16
+MAX_CHANNEL_HOURS = 8.0                 # channels x hours: 4 h of stereo, 8 h of mono
+MAX_BLOCK_VALUES = 1 << 22              # samples (all channels) per decoded block: 16 MB of float32
+MAX_SAMPLE = 1000.0                     # 60 dB above full scale: larger values are not audio
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,7 @@ def _soundfile_blocks(path: str, block_seconds: float) -> _Opened:
 
     def blocks() -> Iterator[np.ndarray]:
         with f:
-            size = max(1, int(block_seconds * f.samplerate))
+            size = _block_frames(block_seconds, f.samplerate, f.channels)
             while True:
                 data = f.read(size, dtype="float32", always_2d=True)  # (n, C)
                 if len(data) == 0:
@@ -133,7 +147,7 @@ def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
         # A frame holds about a thousand samples, and turning each into an array took a
         # quarter of the decoding time: frames gather in libav's FIFO and leave it as blocks.
         fifo = av.AudioFifo()
-        target = int(block_seconds * rate)
+        target = _block_frames(block_seconds, rate, channels)
         with container:
             for frame in container.decode(stream):
                 for out in planar(frame):
@@ -148,6 +162,11 @@ def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
                 yield _fifo_block(fifo, channels, path)
 
     return _Opened(rate, channels, codec, declared, blocks())
+
+
+def _block_frames(block_seconds: float, rate: int, channels: int) -> int:
+    """Frames per decoded block: ``block_seconds``, but never more than MAX_BLOCK_VALUES samples."""
+    return max(1, min(int(block_seconds * rate), MAX_BLOCK_VALUES // max(channels, 1)))
 
 
 def _fifo_block(fifo, channels: int, path: str) -> np.ndarray:
@@ -248,10 +267,54 @@ def stream(path: str | os.PathLike, cfg: AudioConfig = AudioConfig(),
         raise DecodeError(f"the file cannot be read ({_reason(exc)})", path=path) from exc
     if problem:
         raise DecodeError(problem, path=path)
+    problem = _implausible(opened)
+    if problem:
+        _close(opened)
+        raise DecodeError(problem, path=path)
     declared = (opened.declared_frames or 0) / opened.rate
     info = AudioInfo(sample_rate=opened.rate, channels=opened.channels, duration=declared,
                      codec=opened.codec)
     return info, _resampled(path, opened, cfg)
+
+
+def _implausible(opened: _Opened) -> str | None:
+    """Why a file's header cannot describe music ReFORM will analyse, before any decoding."""
+    if not MIN_RATE <= opened.rate <= MAX_RATE:
+        return (f"implausible sample rate: {opened.rate} Hz (ReFORM reads {MIN_RATE} to "
+                f"{MAX_RATE} Hz)")
+    if opened.channels > MAX_CHANNELS:
+        return f"too many channels: {opened.channels} (at most {MAX_CHANNELS})"
+    if opened.declared_frames:
+        return _too_long(opened.declared_frames / opened.rate, opened.channels, "declares")
+    return None
+
+
+def _too_long(seconds: float, channels: int, verb: str) -> str | None:
+    if seconds * channels <= MAX_CHANNEL_HOURS * 3600:
+        return None
+    length = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+    return (f"too long to analyse: the file {verb} {length} of {channels}-channel audio; at "
+            f"most {MAX_CHANNEL_HOURS:g} channel-hours are read per file "
+            f"({MAX_CHANNEL_HOURS / 2:g} h of stereo)")
+
+
+def _close(opened: _Opened) -> None:
+    close = getattr(opened.blocks, "close", None)
+    if close is not None:
+        close()
+
+
+def _check_samples(block: np.ndarray, path: str) -> None:
+    """Refuse NaN, infinity and values far beyond full scale (float files can hold anything)."""
+    if not block.size:
+        return
+    hi, lo = float(block.max()), float(block.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        raise DecodeError("the audio holds samples that are not finite numbers (NaN or infinity)",
+                          path=path)
+    if max(hi, -lo) > MAX_SAMPLE:
+        raise DecodeError(f"the audio holds samples of {max(hi, -lo):.3g}, more than "
+                          f"{MAX_SAMPLE:g} times full scale: not audio", path=path)
 
 
 def _resampled(path: str, opened: _Opened, cfg: AudioConfig) -> Iterator[np.ndarray]:
@@ -260,6 +323,10 @@ def _resampled(path: str, opened: _Opened, cfg: AudioConfig) -> Iterator[np.ndar
     try:
         for block in opened.blocks:
             decoded += block.shape[1]
+            _check_samples(block, path)
+            problem = _too_long(decoded / opened.rate, opened.channels, "holds more than")
+            if problem:
+                raise DecodeError(problem, path=path)
             out = resampler.push(block)
             if out.shape[1]:
                 yield out

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .files import write_json
 
 
 def card_path(model_path: str | os.PathLike) -> Path:
@@ -21,10 +22,7 @@ def card_path(model_path: str | os.PathLike) -> Path:
 
 
 def write_card(model_path: str | os.PathLike, card: dict[str, Any]) -> None:
-    path = card_path(model_path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, path)
+    write_json(card_path(model_path), card)
 
 
 def read_card(model_path: str | os.PathLike) -> dict[str, Any]:

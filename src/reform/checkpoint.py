@@ -12,7 +12,6 @@ No class is pickled: only tensors, numbers, strings, lists and dicts.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,21 @@ from .card import write_card
 from .config import ModelConfig, from_dict, to_dict
 from .dataset import Normaliser
 from .errors import ModelError
+from .files import replacing, write_error
 from .model import ClusterAutoencoder, PretrainAutoencoder
 
 FORMAT_VERSION = 1
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to ``path`` through a temporary file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """torch.save to ``path`` through a temporary file, fsync and rename; a failed write (disk
+    full) leaves the previous file and no temporary one, and raises WriteError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, path.parent) from exc
+    with replacing(path) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -24,7 +25,8 @@ def _library(args: argparse.Namespace, create: bool = False):
 
 
 def _print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    # allow_nan=False: NaN is not JSON; nothing non-finite may reach this point (a test checks)
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
     sys.stdout.write("\n")
 
 
@@ -159,9 +161,70 @@ def cmd_embed(args: argparse.Namespace) -> int:
               f"({summary.songs_per_second:.1f} songs/s, "
               f"{summary.audio_seconds / max(summary.seconds, 1e-9):.0f}x realtime) "
               f"with model {summary.model}")
-    else:
+    elif not summary.damaged:
         print(f"nothing to do: {summary.unchanged} songs already embedded with model {summary.model}")
+    if summary.damaged:
+        print(f"{len(summary.damaged)} songs could not be embedded: their spectrograms are damaged; "
+              "run `reform check --repair`")
+        return 1
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Verify the catalogue, every spectrogram and every embedding; repair with --repair."""
+    from pathlib import Path
+
+    from .check import catalogue_problem, rebuild_catalogue
+    from .config import default_home
+    from .lock import WriterLock
+    from .store import CATALOGUE_NAME
+
+    home = Path(args.home or default_home()).expanduser()
+    problem = catalogue_problem(home / CATALOGUE_NAME)
+    if problem:
+        print(f"catalogue: {problem}")
+        if not args.repair:
+            print("run `reform check --repair` to rebuild it from what can still be read")
+            return 1
+        with WriterLock(home).hold("check --repair"):
+            rebuilt = rebuild_catalogue(home / CATALOGUE_NAME)
+        print(f"rebuilt the catalogue: {rebuilt.kept} rows kept, {rebuilt.lost} unreadable, "
+              f"{rebuilt.embeddings} embeddings kept; the damaged one is {rebuilt.damaged_copy}")
+    with _library(args) as lib:
+        if problem:
+            _rescan_after_rebuild(lib, args)
+        found, after = lib.check(repair=args.repair, progress=not args.quiet, jobs=args.jobs)
+    model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
+    print(f"checked {found.songs} spectrograms and their embeddings ({model}): "
+          f"{len(found.problems)} problems")
+    for p in found.problems:
+        print(f"  {p.line()}")
+    if after is None:
+        if found.problems:
+            print("run `reform check --repair` to analyse or embed these songs again")
+        return 1 if found.problems else 0
+    print(f"after the repair: {len(after.problems)} problems")
+    for p in after.problems:
+        print(f"  {p.line()}")
+    if after.of("embedding"):
+        print("the stored embeddings come from another model than the active one: "
+              "run `reform embed` to replace them")
+    return 1 if after.problems else 0
+
+
+def _rescan_after_rebuild(lib, args: argparse.Namespace) -> None:
+    """A rebuilt catalogue lacks the rows it could not read: a scan of the known folders adds
+    them back, reusing their stored spectrograms (no audio is decoded again)."""
+    from .errors import LibraryError
+
+    try:
+        summary = lib.scan(jobs=args.jobs, progress=not args.quiet, embed=True)
+    except LibraryError as exc:
+        print(f"the music folders could not be scanned ({exc}): run `reform scan FOLDER` "
+              "to add the songs back; their spectrograms are reused")
+        return
+    print(f"scanned the music folders again: {summary.reused} songs added back from their "
+          f"stored spectrograms, {summary.analysed} analysed, {summary.unchanged} unchanged")
 
 
 def _filters(args: argparse.Namespace):
@@ -175,7 +238,10 @@ def _show(recs, args: argparse.Namespace, heading: str) -> None:
     from .export import write_m3u
 
     if args.output:
-        write_m3u(args.output, [r.row for r in recs], relative=args.relative)
+        skipped = write_m3u(args.output, [r.row for r in recs], relative=args.relative)
+        for row in skipped:
+            print(f"left out of {args.output}: {row.path!r} (a line break in the path cannot be "
+                  "written in M3U)", file=sys.stderr)
     if args.json:
         _print_json([r.to_dict() for r in recs])
         return
@@ -244,8 +310,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         saved = lib.save_evaluation(report) if not args.model else None
     data = report.to_dict()
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
+        from .files import write_json
+
+        write_json(args.json, data)
     print(f"{report.songs} songs, labels: {report.label_source or 'none'}"
           + (", album filter on" if args.exclude_same_album else ""))
     for note in report.notes:
@@ -368,6 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")
         p.set_defaults(func={"similar": cmd_similar, "mix": cmd_mix, "playlist": cmd_playlist}[name])
 
+    p = sub.add_parser("check", help="verify the catalogue, every spectrogram and every embedding")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild a damaged catalogue, analyse and embed damaged songs again")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("export", help="write every song's path, tags and embedding (.npz .csv .parquet)")
     p.add_argument("out")
     p.set_defaults(func=cmd_export)
@@ -415,16 +488,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except ReformError as exc:
+    except (ReformError, sqlite3.Error, OSError) as exc:
         if args.verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+        if isinstance(exc, BrokenPipeError):  # e.g. `reform similar ... --json | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        error = _as_reform_error(exc)
+        print(f"error: {error}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `reform similar ... --json | head`: the reader has gone
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+
+
+def _as_reform_error(exc: Exception) -> ReformError:
+    """A damaged catalogue read outside a transaction, or a write that failed where no
+    module expected it (a full disk), is still one line with a hint."""
+    if isinstance(exc, ReformError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        from .store import catalogue_error
+
+        return catalogue_error(exc)
+    from .files import DISK_REFUSED, write_error
+
+    if exc.errno in DISK_REFUSED:
+        return write_error(exc, exc.filename or "?")
+    return ReformError(exc.strerror or str(exc), path=exc.filename)

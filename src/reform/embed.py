@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ import torch
 from .checkpoint import Bundle, load_bundle
 from .config import EmbedConfig
 from .dataset import Normaliser
-from .errors import EmbedError
+from .errors import EmbedError, StoreError
 from .model import inference_encoder
 from .store import Catalogue, SpectrogramStore
 
@@ -159,6 +159,7 @@ class EmbedSummary:
     unchanged: int
     seconds: float
     audio_seconds: float
+    damaged: list[str] = field(default_factory=list)  # hashes whose spectrogram is unusable
 
     @property
     def songs_per_second(self) -> float:
@@ -184,11 +185,14 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
     if on_start:
         on_start(len(todo))
     batch: list[tuple[str, np.ndarray]] = []
-    specs = ((h, store.open(h)) for h in todo)
-    for key, vector in embedder.songs(specs):
-        batch.append((key, vector))
+    damaged: list[str] = []
+    for key, vector in embedder.songs(_readable(store, todo, damaged)):
         if progress:
             progress(1)
+        if not np.isfinite(vector).all():  # a damaged spectrogram: never store a NaN embedding
+            damaged.append(key)
+            continue
+        batch.append((key, vector))
         if len(batch) >= 64:  # commit often: an interrupted run keeps what it embedded
             with catalogue.transaction():
                 catalogue.put_embeddings(embedder.key, batch)
@@ -201,9 +205,19 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
         for model in catalogue.embedding_models():
             if model != embedder.key:
                 catalogue.drop_embeddings(model=model)  # never mix two models' embeddings
-    return EmbedSummary(model=embedder.key, embedded=len(todo), unchanged=len(done & set(rows)),
-                        seconds=time.perf_counter() - started,
-                        audio_seconds=sum(rows[h].duration for h in todo))
+    return EmbedSummary(model=embedder.key, embedded=len(todo) - len(damaged),
+                        unchanged=len(done & set(rows)), seconds=time.perf_counter() - started,
+                        audio_seconds=sum(rows[h].duration for h in todo), damaged=damaged)
+
+
+def _readable(store: SpectrogramStore, hashes: list[str],
+              damaged: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+    """The stored spectrograms that can be opened; the others are noted in ``damaged``."""
+    for h in hashes:
+        try:
+            yield h, store.open(h)
+        except StoreError:
+            damaged.append(h)
 
 
 def spectrogram_of_file(path: str, audio_cfg, mel_cfg) -> np.ndarray:

@@ -31,6 +31,10 @@ class LibraryError(ReformError):
     """The library home or a music folder cannot be used."""
 
 
+class BusyError(LibraryError):
+    """Another process is changing the library home (one writer at a time)."""
+
+
 class DecodeError(ReformError):
     """An audio file cannot be read or decoded."""
 
@@ -41,6 +45,11 @@ class FeatureError(ReformError):
 
 class StoreError(ReformError):
     """The catalogue or the spectrogram store is missing, corrupt or from another version."""
+
+
+class WriteError(StoreError):
+    """A file could not be written (disk full, read-only, no permission); nothing half-written
+    is left behind."""
 
 
 class DatasetError(ReformError):

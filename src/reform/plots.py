@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import math
 from pathlib import Path
 
 import matplotlib
@@ -13,14 +13,22 @@ import torch  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from .files import replacing  # noqa: E402
 from .model import ClusterAutoencoder, PretrainAutoencoder  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with replacing(path) as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def _plottable(value) -> bool:
+    """A value a log-scaled curve can show: a diverged epoch's NaN or infinity is left out
+    (its epoch stays marked by a dotted line), never handed to matplotlib."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 def write_curves(history: list[dict], path: Path, title: str = "") -> None:
@@ -35,12 +43,14 @@ def write_curves(history: list[dict], path: Path, title: str = "") -> None:
         rows = [h for h in epochs if h["phase"] == phase]
         terms = [k for k in (rows[0] if rows else {}) if k in ("total", "main", "cluster") or k.startswith("aux")]
         for term in terms:
-            ax.plot([x_of[id(h)] for h in rows], [h[term] for h in rows], label=term,
+            points = [(x_of[id(h)], h[term]) for h in rows if _plottable(h.get(term))]
+            ax.plot([x for x, _ in points], [y for _, y in points], label=term,
                     lw=2.2 if term == "total" else 1.2, ls="-" if not term.startswith("aux") else "--")
         for h in rows:
             if h.get("event") in ("drop", "stop", "diverged"):
                 ax.axvline(x_of[id(h)], color="grey", lw=0.8, ls=":")
-        ax.set_yscale("log")
+        if any(_plottable(h.get(t)) for h in rows for t in terms):
+            ax.set_yscale("log")
         ax.set_title(f"{phase} losses" + ("" if rows else " (not run)"))
         ax.set_xlabel("epoch")
         if terms:
@@ -49,7 +59,7 @@ def write_curves(history: list[dict], path: Path, title: str = "") -> None:
     axes[1, 0].step(xs, [h["lr"] for h in epochs], where="post", color="tab:purple")
     axes[1, 0].set_yscale("log")
     axes[1, 0].set_title("learning rate")
-    ratio = [(x_of[id(h)], h["spread_ratio"]) for h in epochs if "spread_ratio" in h]
+    ratio = [(x_of[id(h)], h["spread_ratio"]) for h in epochs if _plottable(h.get("spread_ratio"))]
     if ratio:
         axes[1, 1].plot(*zip(*ratio), color="tab:green", label="between / within songs")
         axes[1, 1].legend(fontsize=8)

@@ -25,11 +25,12 @@ import numpy as np
 from . import library
 from .audio import stream
 from .config import AudioConfig, MelConfig
-from .errors import DecodeError, FeatureError, LibraryError, ReformError
+from .errors import DecodeError, FeatureError, LibraryError, ReformError, StoreError, WriteError
 from .library import Entry
 from .store import FileRow, Home, SpectrogramInfo, SpectrogramStore, Tags
 
 SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS counts as silent
+SILENT_LEAD_SECONDS = 30 * 60    # silent this long from the start: rejected without reading on
 
 
 class Embedding(Protocol):
@@ -83,11 +84,14 @@ class ScanSummary:
 
 # -- worker side --------------------------------------------------------------------------------
 _worker_logmel: dict[tuple, object] = {}
+_worker_embedded: frozenset[str] = frozenset()  # audio that already has an embedding
 
 
-def _init_worker() -> None:
+def _init_worker(embedded: frozenset[str] = frozenset()) -> None:
     import torch
 
+    global _worker_embedded
+    _worker_embedded = embedded
     torch.set_num_threads(1)  # one thread per process beat two per process (bench/ingest.py)
 
 
@@ -103,11 +107,19 @@ def _logmel(audio_cfg: AudioConfig, mel_cfg: MelConfig):
 
 
 def analyse_entry(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
-                  mel_cfg: MelConfig, embedding: Embedding | None = None) -> Analysed | Failed:
+                  mel_cfg: MelConfig, embedding: Embedding | None = None,
+                  embedded: frozenset[str] | None = None) -> Analysed | Failed:
     """Hash, tag and (unless already stored) analyse and embed one file; never raises for a
-    bad file."""
+    bad file, only when the library itself cannot be written (WriteError).
+
+    ``embedded`` names the audio that already has an embedding (default: what the worker
+    was started with); reused audio outside it is embedded from its stored spectrogram.
+    """
     try:
-        return _analyse(entry, store, audio_cfg, mel_cfg, embedding)
+        return _analyse(entry, store, audio_cfg, mel_cfg, embedding,
+                        _worker_embedded if embedded is None else embedded)
+    except WriteError:
+        raise  # the disk, not the file: the scan stops and the file stays to do
     except ReformError as exc:
         return Failed(entry, exc.message)
     except MemoryError:
@@ -128,21 +140,46 @@ def _changed(entry: Entry) -> Failed:
 
 
 def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
-             mel_cfg: MelConfig, embedding: Embedding | None) -> Analysed | Failed:
+             mel_cfg: MelConfig, embedding: Embedding | None,
+             embedded: frozenset[str]) -> Analysed | Failed:
     if not _same_stat(entry):
         return _changed(entry)
     if entry.size == 0:
         return Failed(entry, "the file is empty")
     digest = library.content_hash(entry.path)
     tags = library.read_tags(entry.path, entry.root)
-    if store.exists(digest):
-        return Analysed(entry, store.info(digest), tags, reused=True)
+    stored = _stored(store, digest)
+    if stored is not None:
+        info, spec = stored
+        vector = None
+        if embedding is not None and digest not in embedded:  # e.g. a crash before it was recorded
+            vector = _embed(embedding, spec)
+        return Analysed(entry, info, tags, reused=True, embedding=vector)
     spec, info = _spectrogram(entry.path, digest, audio_cfg, mel_cfg)
     if not _same_stat(entry):
         return _changed(entry)
     store.write(info, spec)
-    vector = embedding(spec) if embedding is not None else None
+    vector = _embed(embedding, spec) if embedding is not None else None
     return Analysed(entry, info, tags, reused=False, embedding=vector)
+
+
+def _stored(store: SpectrogramStore, digest: str) -> tuple[SpectrogramInfo, np.ndarray] | None:
+    """The stored spectrogram of this audio, if there is one that can be read whole; a damaged
+    one is removed so that the file is analysed again."""
+    if not store.exists(digest):
+        return None
+    try:
+        return store.info(digest), store.open(digest)
+    except StoreError:
+        store.remove(digest)
+        return None
+
+
+def _embed(embedding: Embedding, spec: np.ndarray) -> np.ndarray | None:
+    """The song's embedding, or None when it is not finite (never stored: `reform embed` and
+    `reform check` name such songs)."""
+    vector = embedding(spec)
+    return vector if np.isfinite(vector).all() else None
 
 
 def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
@@ -151,9 +188,14 @@ def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
     source, blocks = stream(path, audio_cfg)
     mel = _logmel(audio_cfg, mel_cfg).stream(source.channels)
     parts, samples, peak = [], 0, 0.0
+    lead = SILENT_LEAD_SECONDS * audio_cfg.sample_rate
     for block in blocks:
         samples += block.shape[1]
         peak = max(peak, float(block.max(initial=0.0)), -float(block.min(initial=0.0)))
+        if peak < SILENCE_PEAK and samples > lead:  # do not decode hours of silence to the end
+            blocks.close()
+            raise FeatureError(f"the audio is silent (no sample above -80 dBFS in its first "
+                               f"{SILENT_LEAD_SECONDS / 60:g} minutes)", path=path)
         parts.append(mel.push(block).astype(np.float16))
     duration = samples / audio_cfg.sample_rate
     if samples == 0:
@@ -174,15 +216,17 @@ def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
 
 # -- main process -------------------------------------------------------------------------------
 def _run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
-              mel_cfg: MelConfig, jobs: int, embedding: Embedding | None) -> Iterator[Analysed | Failed]:
+              mel_cfg: MelConfig, jobs: int, embedding: Embedding | None,
+              embedded: frozenset[str]) -> Iterator[Analysed | Failed]:
     """Yield results as workers finish, keeping at most 2 * jobs files in flight."""
     if jobs <= 1:
         for entry in todo:
-            yield analyse_entry(entry, store, audio_cfg, mel_cfg, embedding)
+            yield analyse_entry(entry, store, audio_cfg, mel_cfg, embedding, embedded)
         return
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["reform.scan", "reform.features"] + (["reform.embed"] if embedding else []))
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                               initargs=(embedded,))
     pending: set[Future] = set()
     queue = iter(todo)
     try:
@@ -208,7 +252,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
          mel_cfg: MelConfig = MelConfig(), jobs: int | None = None,
          progress: Callable[[int], object] | None = None,
          on_start: Callable[[int], None] | None = None,
-         embedding: Embedding | None = None) -> ScanSummary:
+         embedding: Embedding | None = None, redo: frozenset[str] = frozenset()) -> ScanSummary:
     """Bring the catalogue up to date with the music under ``roots``.
 
     Parameters
@@ -220,11 +264,12 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         embeddings of another model (they are never mixed: `reform embed` replaces them)
     on_start : called with the number of files that need work, before any is done
     progress : called with 1 after each such file
+    redo : paths to analyse again even if they did not change (`reform check --repair`)
 
     Ctrl-C stops the workers at once; everything finished is kept and the
     summary says ``interrupted``.
     """
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     catalogue = home.catalogue
     known_roots = json.loads(catalogue.get_meta("roots", "[]"))
     if roots is None:
@@ -235,12 +280,16 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     for root in roots:
         if not os.path.exists(root):
             raise LibraryError("no such file or folder", path=root)
-    catalogue.set_meta("roots", json.dumps(sorted(set(known_roots) | set(roots))))
-    catalogue.set_meta("feature_version", home.spectrograms.feature_version)
+    with catalogue.transaction():
+        catalogue.set_meta("roots", json.dumps(sorted(set(known_roots) | set(roots))))
+        catalogue.set_meta("feature_version", home.spectrograms.feature_version)
 
     entries, problems = library.walk(roots)
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(entries, problems, known, roots, home.spectrograms.feature_version)
+    if redo:
+        todo.todo += [e for e in todo.unchanged if e.path in redo]
+        todo.unchanged = [e for e in todo.unchanged if e.path not in redo]
     summary = ScanSummary(unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
@@ -260,11 +309,12 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     if embedding is not None and catalogue.get_meta("embedding_model") not in (None, embedding.key):
         embedding = None  # the library holds another model's embeddings: never mix them
     summary.embedding_model = embedding.key if embedding is not None else None
+    embedded = frozenset(catalogue.embedded_hashes(embedding.key)) if embedding else frozenset()
     if on_start:
         on_start(len(todo.todo))
     try:
         for result in _run_pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg,
-                                jobs or os.cpu_count() or 1, embedding):
+                                jobs or os.cpu_count() or 1, embedding, embedded):
             _record(home, result, movable, moved, summary)
             if progress:
                 progress(1)
@@ -278,7 +328,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         live = catalogue.live_hashes()
         with catalogue.transaction():
             catalogue.drop_embeddings(keep_hashes=live)
-        summary.freed_bytes = home.spectrograms.collect_garbage(live)
+        summary.freed_bytes = home.spectrograms.collect_garbage(live, written_before=started_at)
     counts = catalogue.counts()
     summary.duplicates = counts["duplicates"]
     summary.wall_seconds = time.perf_counter() - started

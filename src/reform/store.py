@@ -3,6 +3,7 @@
 Layout of a library home::
 
     catalogue.db                       one row per file, WAL mode, schema in user_version
+    writer.lock                        held by the one process changing the home (reform.lock)
     spectrograms/<feature-version>/ab/<hash>.npy    (channels, frames, n_mels) float16
     spectrograms/<feature-version>/ab/<hash>.json   what the source file held
 
@@ -11,10 +12,16 @@ byte-identical copy needs no new analysis, and stored time-major so that a
 640-frame window of one channel is a single contiguous read (160 KB) of a
 memory-mapped file.  A spectrogram is complete exactly when its ``.npy``
 exists: it is written under a temporary name and renamed, after its sidecar.
+
+A catalogue is created whole (built under a temporary name, then linked into
+place), so an existing catalogue that is empty, unreadable or of another
+schema is never taken for a new library: it is refused with a hint to run
+``reform check --repair``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -27,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import FeatureError, StoreError
+from .files import replacing, temporary_name, write_error, write_text, writer_alive
+from .lock import WriterLock
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -68,6 +77,28 @@ CREATE TABLE IF NOT EXISTS embeddings (
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
 MIGRATIONS = [_SCHEMA_V1]
 SCHEMA_VERSION = len(MIGRATIONS)
+CATALOGUE_NAME = "catalogue.db"
+TABLES = frozenset({"meta", "files", "embeddings"})
+SQLITE_HEADER = b"SQLite format 3\x00"
+REPAIR_HINT = ("run `reform check --repair` to rebuild it (the stored spectrograms are kept and "
+               "reused), or use another --home")
+
+# SQLite result codes (the low byte of sqlite_errorcode) that mean a write could not be made.
+_WRITE_FAILED = {8: "read-only", 10: "disk I/O error", 13: "the disk is full", 14: "cannot open"}
+_DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def catalogue_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) -> StoreError:
+    """One plain StoreError (a WriteError when a write failed) for an error SQLite raised."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = " ".join(str(exc).split())
+    if code in _WRITE_FAILED or "full" in text:
+        errno_of = errno.ENOSPC if code == 13 or "full" in text else errno.EIO
+        return write_error(OSError(errno_of, text), path or "catalogue", what="the catalogue")
+    if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+        return StoreError(f"the catalogue is busy ({text})", path=path,
+                          hint="another program holds it: wait, then run the command again")
+    return StoreError(f"the catalogue is damaged ({text})", path=path, hint=REPAIR_HINT)
 
 
 @dataclass(frozen=True)
@@ -122,7 +153,7 @@ class FileRow:
         return Tags(self.artist, self.album, self.title, self.track, self.year, self.genre)
 
 
-_ROW_FIELDS = [f.name for f in fields(FileRow)]
+ROW_FIELDS = [f.name for f in fields(FileRow)]
 
 
 class SpectrogramStore:
@@ -145,30 +176,44 @@ class SpectrogramStore:
             return SpectrogramInfo(**data)
         except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"the description of spectrogram {digest} is unreadable ({exc})",
-                             hint="run `reform scan` again to re-analyse it") from exc
+                             hint="run `reform check --repair` to re-analyse the song") from exc
 
     def write(self, info: SpectrogramInfo, spec: np.ndarray) -> None:
-        """Atomically store ``spec`` (channels, frames, n_mels) as float16 with its sidecar."""
+        """Atomically store ``spec`` (channels, frames, n_mels) as float16 with its sidecar.
+
+        Raises FeatureError for a spectrogram holding NaN or infinity (nothing is written)
+        and WriteError when the disk refuses the write (no temporary file is left).
+        """
+        with np.errstate(over="ignore"):  # a value beyond float16 becomes inf, refused below
+            data = np.ascontiguousarray(spec, dtype=np.float16)
+        if not np.isfinite(data).all():
+            raise FeatureError("the spectrogram holds values that are not finite numbers")
         target = self.path(info.hash)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tag = f".tmp-{os.getpid()}"
-        side_tmp = target.with_name(target.stem + ".json" + tag)
-        npy_tmp = target.with_name(target.name + tag)
-        side_tmp.write_text(json.dumps(asdict(info)))
-        os.replace(side_tmp, target.with_suffix(".json"))
-        with open(npy_tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(spec, dtype=np.float16))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(npy_tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, target.parent) from exc
+        write_text(target.with_suffix(".json"), json.dumps(asdict(info)))
+        with replacing(target) as f:  # np.save's own tofile() reports a full disk without errno
+            np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(data))
+            f.write(data.data)
 
     def open(self, digest: str) -> np.ndarray:
-        """Memory-map a spectrogram: (channels, frames, n_mels) float16, read-only, nothing loaded."""
+        """Memory-map a spectrogram: (channels, frames, n_mels) float16, read-only, nothing loaded.
+
+        StoreError when it is missing, unreadable, or not the shape its sidecar describes.
+        """
         try:
-            return np.load(self.path(digest), mmap_mode="r")
-        except (OSError, ValueError) as exc:
+            spec = np.load(self.path(digest), mmap_mode="r")
+        except (OSError, ValueError, EOFError) as exc:
             raise StoreError(f"spectrogram {digest} is missing or unreadable ({exc})",
-                             hint="run `reform scan` again to re-analyse the song") from exc
+                             hint="run `reform check --repair` to re-analyse the song") from exc
+        info = self.info(digest)
+        if spec.ndim != 3 or spec.dtype != np.float16 or spec.shape[:2] != (info.channels, info.frames):
+            raise StoreError(f"spectrogram {digest} is damaged: {spec.dtype} {spec.shape}, its "
+                             f"description says {info.channels} channels of {info.frames} frames",
+                             hint="run `reform check --repair` to re-analyse the song")
+        return spec
 
     def digests(self) -> Iterator[str]:
         if self.root.is_dir():
@@ -186,16 +231,25 @@ class SpectrogramStore:
                 pass
         return freed
 
-    def collect_garbage(self, keep: set[str]) -> int:
-        """Remove spectrograms not in ``keep``, temporaries, and other feature versions."""
+    def collect_garbage(self, keep: set[str], written_before: float | None = None) -> int:
+        """Remove spectrograms not in ``keep``, dead writers' temporaries, and other feature
+        versions; returns the bytes freed.
+
+        A spectrogram written at or after ``written_before`` (a time stamp) is kept even
+        if ``keep`` lacks it: it may belong to a writer that has not recorded it yet, and
+        so may a temporary file whose writer still runs.
+        """
         freed = 0
         for digest in list(self.digests()):
-            if digest not in keep:
+            if digest not in keep and not self._recent(self.path(digest), written_before):
                 freed += self.remove(digest)
         if self.root.is_dir():
             for tmp in self.root.glob("*/*.tmp-*"):
-                freed += tmp.stat().st_size
-                tmp.unlink(missing_ok=True)
+                if not writer_alive(tmp):
+                    freed += _unlink(tmp)
+            for side in self.root.glob("*/*.json"):  # a sidecar whose spectrogram never came
+                if not side.with_suffix(".npy").exists() and not self._recent(side, written_before):
+                    freed += _unlink(side)
         if self.base.is_dir():
             for other in self.base.iterdir():
                 if other.is_dir() and other.name != self.feature_version:
@@ -203,46 +257,93 @@ class SpectrogramStore:
                     shutil.rmtree(other, ignore_errors=True)
         return freed
 
+    @staticmethod
+    def _recent(path: Path, written_before: float | None) -> bool:
+        if written_before is None:
+            return False
+        try:
+            return path.stat().st_mtime >= written_before
+        except FileNotFoundError:
+            return False
+
+
+def _unlink(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        path.unlink()
+        return size
+    except FileNotFoundError:
+        return 0
+
 
 class Catalogue:
     """The SQLite catalogue of one library home (one writer, many readers)."""
 
     def __init__(self, db_path: Path, *, create: bool = True):
         self.path = Path(db_path)
-        if not create and not self.path.exists():
-            raise StoreError(f"no catalogue at {self.path}",
-                             hint="run `reform scan FOLDER` first to build the library")
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"no catalogue at {self.path}",
+                                 hint="run `reform scan FOLDER` first to build the library")
+            create_catalogue(self.path)
+        refusal = _unusable(self.path)
+        if refusal:
+            raise StoreError(refusal, path=self.path, hint=REPAIR_HINT)
         try:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise catalogue_error(exc, self.path) from exc
+        try:
             self.conn.row_factory = sqlite3.Row
+            self._migrate()
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the catalogue {self.path} is unreadable ({exc})") from exc
+        except BaseException as exc:
+            self.conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise catalogue_error(exc, self.path) from exc
+            raise
 
     def _migrate(self) -> None:
+        """Bring an older schema up to date; refuse a catalogue this ReFORM did not make."""
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"the catalogue has schema {version}, newer than this ReFORM "
                              f"({SCHEMA_VERSION})", path=self.path, hint="upgrade ReFORM")
+        if version == 0:  # every catalogue ReFORM creates has a version: this one is not ours
+            raise StoreError("this is not a ReFORM catalogue (it has no schema version), and it "
+                             "is not taken for a new library", path=self.path, hint=REPAIR_HINT)
         for step in range(version, SCHEMA_VERSION):
             self.conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[step]} "
                                     f"PRAGMA user_version = {step + 1}; COMMIT;")
+        names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not TABLES <= names:
+            raise StoreError(f"the catalogue lacks its tables {', '.join(sorted(TABLES - names))}: "
+                             "it is damaged or of another program", path=self.path, hint=REPAIR_HINT)
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """All or nothing; a failed write (disk full) rolls back and raises WriteError."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise catalogue_error(exc, self.path) from exc
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolls back by itself when it cannot go on
+            if isinstance(exc, sqlite3.Error):
+                raise catalogue_error(exc, self.path) from exc
             raise
-        self.conn.execute("COMMIT")
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -255,7 +356,7 @@ class Catalogue:
 
     # -- files --------------------------------------------------------------------------------
     def files(self, status: str | None = None) -> list[FileRow]:
-        sql = f"SELECT {', '.join(_ROW_FIELDS)} FROM files"
+        sql = f"SELECT {', '.join(ROW_FIELDS)} FROM files"
         args: tuple = ()
         if status:
             sql += " WHERE status = ?"
@@ -264,7 +365,7 @@ class Catalogue:
 
     def file(self, *, path: str | None = None, id: int | None = None) -> FileRow | None:
         key, value = ("path", path) if path is not None else ("id", id)
-        row = self.conn.execute(f"SELECT {', '.join(_ROW_FIELDS)} FROM files WHERE {key} = ?",
+        row = self.conn.execute(f"SELECT {', '.join(ROW_FIELDS)} FROM files WHERE {key} = ?",
                                 (value,)).fetchone()
         return None if row is None else FileRow(*row)
 
@@ -316,14 +417,31 @@ class Catalogue:
 
     # -- embeddings ---------------------------------------------------------------------------
     def put_embeddings(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Store embeddings; StoreError (nothing stored by this call) if one is not finite:
+        callers leave such songs out and say why."""
+        rows = []
+        for h, v in items:
+            vector = np.asarray(v, np.float32)
+            if not np.isfinite(vector).all():
+                raise StoreError(f"refusing to store an embedding that is not finite (song {h})",
+                                 hint="run `reform check --repair`")
+            rows.append((h, model, vector.tobytes()))
         self.conn.executemany(
             "INSERT INTO embeddings (hash, model, vector) VALUES (?, ?, ?) "
-            "ON CONFLICT (hash, model) DO UPDATE SET vector = excluded.vector",
-            ((h, model, np.asarray(v, np.float32).tobytes()) for h, v in items))
+            "ON CONFLICT (hash, model) DO UPDATE SET vector = excluded.vector", rows)
 
-    def embeddings(self, model: str) -> dict[str, np.ndarray]:
+    def embeddings(self, model: str, *, finite_only: bool = True) -> dict[str, np.ndarray]:
+        """The embedding of every song hash; one that is not finite (stored by an older ReFORM
+        or damaged) is left out unless ``finite_only`` is False (`reform check` lists them)."""
         rows = self.conn.execute("SELECT hash, vector FROM embeddings WHERE model = ?", (model,))
-        return {h: np.frombuffer(v, np.float32) for h, v in rows}
+        out = {h: np.frombuffer(v, np.float32) for h, v in rows}
+        if finite_only:
+            out = {h: v for h, v in out.items() if np.isfinite(v).all()}
+        return out
+
+    def embedded_hashes(self, model: str) -> set[str]:
+        """The audio that has an embedding of ``model`` (without reading the vectors)."""
+        return {h for (h,) in self.conn.execute("SELECT hash FROM embeddings WHERE model = ?", (model,))}
 
     def embedding_models(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT model, COUNT(*) FROM embeddings GROUP BY model")
@@ -343,8 +461,54 @@ class Catalogue:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def _unusable(path: Path) -> str | None:
+    """Why an existing catalogue file cannot be opened as one, without changing it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return f"the catalogue cannot be read ({exc.strerror})"
+    if not head:
+        return "the catalogue is empty (0 bytes): it was damaged, and is not taken for a new library"
+    if head != SQLITE_HEADER:
+        return "the catalogue is damaged: it is not an SQLite database"
+    return None
+
+
+def create_catalogue(path: Path) -> None:
+    """Create an empty catalogue at ``path`` whole: built under a temporary name, then linked
+    into place, so a crash never leaves a half-made catalogue and a catalogue another
+    process created meanwhile is never replaced."""
+    tmp = temporary_name(path)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            for step, script in enumerate(MIGRATIONS):
+                conn.executescript(f"BEGIN; {script} PRAGMA user_version = {step + 1}; COMMIT;")
+        finally:
+            conn.close()
+        if not path.exists():
+            for stale in ("-wal", "-shm"):  # a journal left by a catalogue that was deleted
+                path.with_name(path.name + stale).unlink(missing_ok=True)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            if not path.exists():  # a file system without hard links
+                os.replace(tmp, path)
+    except sqlite3.Error as exc:
+        raise catalogue_error(exc, path) from exc
+    except OSError as exc:
+        raise write_error(exc, path) from exc
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+
+
 class Home:
-    """A library home folder: the catalogue, the spectrograms and the trained models."""
+    """A library home folder: the catalogue, the spectrograms, the trained models, and the
+    lock that every writer holds (see :mod:`reform.lock`)."""
 
     def __init__(self, path: str | os.PathLike, feature_version: str, *, create: bool = True):
         self.path = Path(path).expanduser().resolve()
@@ -354,10 +518,11 @@ class Home:
             except OSError as exc:
                 raise StoreError(f"cannot create the library home ({exc.strerror})",
                                  path=self.path) from exc
-        elif not (self.path / "catalogue.db").exists():
+        elif not (self.path / CATALOGUE_NAME).exists():
             raise StoreError(f"no library at {self.path}",
                              hint="run `reform scan FOLDER` to build one, or pass --home")
-        self.catalogue = Catalogue(self.path / "catalogue.db", create=create)
+        self.lock = WriterLock(self.path)
+        self.catalogue = Catalogue(self.path / CATALOGUE_NAME, create=create)
         self.spectrograms = SpectrogramStore(self.path / "spectrograms", feature_version)
         self.models = self.path / "models"
 

@@ -27,6 +27,7 @@ from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .dataset import Normaliser, Song, Windows, fit_normaliser
 from .errors import TrainError
+from .files import json_text, write_text
 from .losses import aux_weights, cluster_phase_loss, pretrain_loss
 from .model import ClusterAutoencoder, PretrainAutoencoder
 from .store import SpectrogramStore
@@ -381,9 +382,7 @@ class Trainer:
         """metrics.jsonl (one line per epoch) and curves.png, always matching the checkpoint."""
         from .plots import write_curves
 
-        tmp = self.files.metrics.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in history if h.get("epoch")))
-        os.replace(tmp, self.files.metrics)
+        write_text(self.files.metrics, "".join(json_text(h) + "\n" for h in history if h.get("epoch")))
         write_curves(history, self.files.curves)
 
     def _write_architectures(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from .. import __version__
 from ..errors import (ConfigError, DecodeError, EmbedError, LibraryError, ModelError, QueryError,
                       ReformError, StoreError, TrainError)
+from ..store import catalogue_error
 from . import media, routes
 from .jobs import Jobs
 from .security import Guard
@@ -99,6 +101,10 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
         first = problems[0] if problems else {"where": "", "problem": "invalid request"}
         return _answer(422, f"invalid request: {first['where']}: {first['problem']}",
                        problems=problems)
+
+    @app.exception_handler(sqlite3.Error)
+    async def catalogue_damaged(request: Request, exc: sqlite3.Error):
+        return await reform_error(request, catalogue_error(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -2,7 +2,9 @@
 
 One job runs at a time: a scan removes the spectrograms of deleted files that a
 training run may be reading, and embedding while a model trains would use the
-old model, so a second job waits for the first (the API answers 409).  Each
+old model, so a second job waits for the first (the API answers 409).  Every
+job also holds the home's writer lock (:mod:`reform.lock`), so a job is refused
+while a command in a terminal changes the library, and the other way round.  Each
 job opens its own Library, hence its own SQLite connection; the page's
 snapshot sees its commits as they land.  A scan from the page rescans the
 folders already known to the library: adding a folder stays a terminal command,
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from ..api import Library
 from ..errors import ReformError
+from ..lock import WriterLock
 
 log = logging.getLogger("reform.web")
 KEEP_FINISHED = 20      # finished jobs remembered for the page
@@ -139,6 +142,10 @@ class Jobs:
             if running is not None:
                 raise Busy(f"a {running.kind} is running: wait until it has finished",
                            hint="its progress is shown on the page and at /api/jobs")
+            holder = WriterLock(self.home).holder()
+            if holder is not None:  # a command in a terminal is changing the library
+                raise Busy(f"the library is busy: {holder.describe()} is changing it",
+                           hint="wait until it has finished, then try again")
             job = Job(self._next, kind, options)
             self._next += 1
             self.jobs.append(job)

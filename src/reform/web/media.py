@@ -2,10 +2,11 @@
 
 A file is opened only through its catalogue row, by the path the catalogue
 holds, and served only while it is still what the scan saw: a regular file
-with the size and modification time of its row (checked on the opened file
-descriptor, so a path swapped after the check is never read).  A file replaced
-since the scan, for example by a symbolic link to something outside the
-library, is refused until it is scanned again.
+with the size and modification time of its row (checked before opening, so a
+FIFO or device put in its place never blocks a request, and again on the
+opened file descriptor, so a path swapped after the check is never read).  A
+file replaced since the scan, for example by a symbolic link to something
+outside the library, is refused until it is scanned again.
 
 Formats a browser cannot play (AIFF, WMA, Matroska) are decoded as they are
 sent, at the file's own sample rate (at most 48 kHz), as a WAV whose length is
@@ -39,6 +40,7 @@ WAV_TYPE = "audio/wav"
 CHUNK = 256 * 1024
 HEADER_BYTES = 44
 MAX_RATE = 48000
+MAX_DIGITS = 18       # byte positions up to an exabyte
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -69,18 +71,26 @@ def plays_natively(row: FileRow) -> bool:
 def open_checked(row: FileRow):
     """Open the file of a catalogue row for reading, if it is still the file that was scanned."""
     try:
-        f = open(row.path, "rb")
+        _check_same(row, os.stat(row.path))  # opening a FIFO would wait for a writer
+        # O_NONBLOCK: should a FIFO appear between the check and the open, it must not block
+        f = os.fdopen(os.open(row.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
     except FileNotFoundError:
         raise Unavailable(404, "the file is no longer where it was scanned",
                           hint="run `reform scan` to update the library") from None
     except OSError as exc:
         raise Unavailable(409, f"the file cannot be read ({exc.strerror})") from None
-    st = os.fstat(f.fileno())
-    if not stat.S_ISREG(st.st_mode) or st.st_size != row.size or st.st_mtime_ns != row.mtime_ns:
+    try:
+        _check_same(row, os.fstat(f.fileno()))
+    except Unavailable:
         f.close()
+        raise
+    return f
+
+
+def _check_same(row: FileRow, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode) or st.st_size != row.size or st.st_mtime_ns != row.mtime_ns:
         raise Unavailable(409, "the file changed since it was scanned",
                           hint="run `reform scan` to analyse it again")
-    return f
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -94,17 +104,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.groups()
     if first == "":                                   # "bytes=-N": the last N bytes
-        n = int(last)
+        n = _position(last)
         if n == 0:
             raise _unsatisfiable(size)
         return max(size - n, 0), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None
     if start >= size:
         raise _unsatisfiable(size)
     return start, min(end, size - 1)
+
+
+def _position(digits: str) -> int:
+    """A byte position; a number longer than any file size counts as past every file
+    (Python's int() refuses more than 4300 digits, and the header may hold any number)."""
+    return int(digits) if len(digits) <= MAX_DIGITS else 10 ** MAX_DIGITS
 
 
 def _unsatisfiable(size: int) -> Unavailable:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import WriteError
+from ..files import json_text, write_text
 
 CACHE_FORMAT = 1
 REFIT_GROWTH = 1.25   # refit once the embedded songs outnumber those of the fit by this factor
@@ -111,8 +112,6 @@ def _write(path: Path, data: dict) -> None:
     """Write through a temporary file and a rename; a cache that cannot be written is skipped."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home still gets its map, computed again next time
+        write_text(path, json_text(data, separators=(",", ":")))
+    except (OSError, WriteError):
+        pass  # a read-only or full home still gets its map, computed again next time

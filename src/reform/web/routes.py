@@ -9,7 +9,6 @@ models below document their shape in the OpenAPI schema.
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +17,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import EmbedError
-from ..export import write_m3u
+from ..export import m3u_text
 from ..recommend import Filters
 from . import media
 from .jobs import Busy, Jobs
@@ -253,18 +252,16 @@ def playlist(request: Request, seed: list[int] = Query(..., min_length=1, max_le
 
 
 @router.get("/export.m3u", response_class=Response, responses={404: ERRORS[404]},
-            summary="An M3U playlist of the given songs, in the given order")
+            summary="An M3U playlist of the given songs, in the given order (a song whose path "
+                    "holds a line break is left out; X-Reform-Skipped lists their ids)")
 def export_m3u(request: Request, id: list[int] = Query(..., min_length=1, max_length=10_000),
                name: str = Query("reform-playlist", max_length=100, description="file name")):
     snap = _state(request).snapshot()
-    rows = [_song(snap, i) for i in id]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "playlist.m3u8"
-        write_m3u(out, rows)
-        text = out.read_text(encoding="utf-8")
+    text, skipped = m3u_text([_song(snap, i) for i in id])
     filename = (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "playlist") + ".m3u8"
     return Response(text, media_type="audio/x-mpegurl; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "X-Reform-Skipped": ",".join(str(r.id) for r in skipped)})
 
 
 @router.get("/map", response_model=LibraryMap, responses={409: ERRORS[409]},

@@ -1,10 +1,15 @@
 """Who may call the page and its API: an ASGI middleware in front of every request.
 
-Three rules, in this order:
+Four rules, in this order:
 
+* **Well-formed requests**: exactly one ``Host`` header, of the form
+  ``name[:port]`` and nothing else (``127.0.0.1:8765@evil.example`` is refused),
+  and a body of at most ``MAX_BODY`` bytes (the API takes only small JSON), read
+  here before the application sees it so that no request can fill the memory.
 * **Host names** (loopback binding only): the ``Host`` header must name this
-  computer (127.0.0.1, localhost, ::1).  A web site whose DNS name is rebound to
-  127.0.0.1 sends its own name and is refused, so it cannot read the API.
+  computer (127.0.0.1, localhost, ::1) and the port the server listens on.  A
+  web site whose DNS name is rebound to 127.0.0.1 sends its own name and is
+  refused, so it cannot read the API.
 * **Token** (when one is set, always with ``--host``): every request carries it
   as ``Authorization: Bearer T``, a ``reform_token`` cookie, or ``?token=T``.  The
   page is opened once with ``?token=T``; the answer sets an HttpOnly, SameSite=Strict
@@ -22,6 +27,7 @@ Every answer also carries headers that keep the page to its own resources
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -29,6 +35,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 COOKIE = "reform_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_BODY = 64 * 1024  # bytes; the largest request the API takes is a few hundred
+_HOST = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::(?P<port>[0-9]{1,5}))?$")
 
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -46,11 +54,14 @@ def is_loopback(host: str) -> bool:
     return host.strip("[]").lower() in LOOPBACK_NAMES
 
 
-def _host_name(host_header: str) -> str:
-    """The name part of a Host header: ``[::1]:8765`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
-    if host_header.startswith("["):
-        return host_header[1:].split("]", 1)[0].lower()
-    return host_header.rsplit(":", 1)[0].lower() if host_header.count(":") == 1 else host_header.lower()
+def parse_host(host_header: str) -> tuple[str, int | None] | None:
+    """The name and port of a Host header (``[::1]:8765`` -> ``("::1", 8765)``), or None
+    when it is anything but ``name[:port]``."""
+    match = _HOST.match(host_header)
+    if match is None:
+        return None
+    port = match.group("port")
+    return (match.group("v6") or match.group("name")).lower(), int(port) if port else None
 
 
 class Guard:
@@ -75,7 +86,13 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         path = scope.get("path", "")
-        problem = self._refusal(scope, headers)
+        problem = _malformed(scope, headers) or self._refusal(scope, headers)
+        if problem is None and scope["method"] not in SAFE_METHODS:
+            body = await _read_body(receive)
+            if body is None:
+                problem = (413, f"the request body is larger than {MAX_BODY} bytes", None)
+            else:
+                receive = _replay(body, receive)
         if problem is not None:
             status, message, hint = problem
             return await _refuse(send, status, message, hint, html=not path.startswith("/api/"))
@@ -89,9 +106,9 @@ class Guard:
         return await self.app(scope, receive, _with_headers(send))
 
     def _refusal(self, scope, headers: dict[str, str]) -> tuple[int, str, str | None] | None:
-        if self.loopback_only and _host_name(headers.get("host", "")) not in LOOPBACK_NAMES:
+        if self.loopback_only and not _names_this_server(scope, headers.get("host", "")):
             return (403, "this page only answers requests addressed to this computer "
-                         "(127.0.0.1 or localhost)",
+                         "(127.0.0.1 or localhost) and its port",
                     "open http://127.0.0.1:<port>/, or serve with --host and a token")
         if self.token and not self._has_token(scope, headers):
             return (401, "this page needs its access token",
@@ -126,6 +143,59 @@ class Guard:
                 candidates.append(value)
         expected = self.token.encode()
         return any(secrets.compare_digest(c.encode("utf-8", "replace"), expected) for c in candidates)
+
+
+def _malformed(scope, headers: dict[str, str]) -> tuple[int, str, str | None] | None:
+    """A request no browser sends: several Host headers, a Host that is not ``name[:port]``,
+    or a declared body over the limit."""
+    hosts = [v for k, v in scope["headers"] if k.lower() == b"host"]
+    if len(hosts) > 1:
+        return 400, "the request has several Host headers", None
+    if hosts and parse_host(headers["host"]) is None:
+        return 400, "the Host header is not of the form name:port", None
+    length = headers.get("content-length", "0")
+    if not length.isdigit() or len(length) > 12 or int(length) > MAX_BODY:
+        return 413, f"the request body is larger than {MAX_BODY} bytes", None
+    return None
+
+
+def _names_this_server(scope, host_header: str) -> bool:
+    """The Host names this computer and the port the server listens on (no port: 80)."""
+    parsed = parse_host(host_header)
+    if parsed is None or parsed[0] not in LOOPBACK_NAMES:
+        return False
+    server = scope.get("server")
+    listening = server[1] if server and len(server) > 1 and server[1] else None
+    return listening is None or (parsed[1] or 80) == listening
+
+
+async def _read_body(receive) -> bytes | None:
+    """The whole request body, or None as soon as it passes MAX_BODY (it is not read further)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """A receive callable that hands the application the body read already, then goes on."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replay
 
 
 def _same_origin(origin: str, host_header: str) -> bool:

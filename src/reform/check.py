@@ -1,0 +1,224 @@
+"""``reform check``: find a damaged catalogue, spectrograms and embeddings, and repair them.
+
+A scan trusts what it stored before (a file whose size and modification time
+did not change costs nothing), so damage done to the home afterwards (a
+spectrogram deleted, truncated or overwritten, bytes flipped in the catalogue,
+an embedding that is not finite) would go unnoticed until a command failed.
+This module reads everything back and says what is wrong.  Repairing is done
+by :meth:`reform.Library.check` (re-analysis and re-embedding reuse the scan
+and the embedder) and, for a catalogue that cannot be opened, by
+:func:`rebuild_catalogue`, which keeps every row that can still be read.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import AudioConfig, MelConfig
+from .errors import StoreError
+from .store import ROW_FIELDS, TABLES, Catalogue, FileRow, Home
+
+CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing found wrong: ``what`` is "spectrogram" or "embedding"."""
+
+    what: str
+    reason: str
+    hash: str
+    paths: tuple[str, ...]  # the files holding this audio (byte-identical copies share it)
+
+    def line(self) -> str:
+        more = f" (and {len(self.paths) - 1} identical copies)" if len(self.paths) > 1 else ""
+        return f"{self.paths[0]}{more}: {self.what}: {self.reason}"
+
+
+@dataclass
+class Inspection:
+    """What ``reform check`` looked at and what it found."""
+
+    songs: int                      # distinct analysed audio
+    embedding_model: str | None
+    problems: list[Problem]
+
+    def of(self, what: str) -> list[Problem]:
+        return [p for p in self.problems if p.what == what]
+
+
+# -- the catalogue ------------------------------------------------------------------------------------
+def catalogue_problem(path: Path) -> str | None:
+    """Why the catalogue at ``path`` is unusable (None: it opens, passes SQLite's integrity
+    check, and every row of every table reads back)."""
+    if not path.exists():
+        return None
+    try:
+        catalogue = Catalogue(path, create=False)
+    except StoreError as exc:
+        return exc.message
+    try:
+        verdict = [r[0] for r in catalogue.conn.execute("PRAGMA integrity_check")]
+        if verdict != ["ok"]:
+            return f"the catalogue is damaged ({verdict[0]})"
+        for table in sorted(TABLES):
+            for _ in catalogue.conn.execute(f"SELECT * FROM {table}"):
+                pass
+    except sqlite3.Error as exc:
+        return f"the catalogue is damaged ({' '.join(str(exc).split())})"
+    finally:
+        catalogue.close()
+    return None
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    kept: int           # catalogue rows carried over
+    lost: int           # rows that could not be read: a scan adds their files back
+    embeddings: int     # embeddings carried over
+    damaged_copy: Path  # where the damaged catalogue was moved
+
+
+_COLUMNS = {"meta": ("key", "value"), "files": tuple(ROW_FIELDS), "embeddings": ("hash", "model", "vector")}
+
+
+def rebuild_catalogue(path: Path) -> Rebuilt:
+    """Move a damaged catalogue aside and build a new one from every row that can still be
+    read.  Spectrograms are keyed by content, so a scan re-adds the lost rows without
+    decoding any audio again.  The caller holds the home's writer lock."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            os.replace(source, aside.with_name(aside.name + suffix))
+    fresh = Catalogue(path)
+    kept = lost = embeddings = 0
+    old = _open_read_only(aside)
+    try:
+        if old is not None:
+            with fresh.transaction():
+                for table in ("meta", "files", "embeddings"):
+                    rows, unreadable = _salvage(old, table)
+                    lost += unreadable if table == "files" else 0
+                    for values in rows:
+                        try:
+                            fresh.conn.execute(f"INSERT INTO {table} ({', '.join(_COLUMNS[table])}) "
+                                               f"VALUES ({', '.join('?' for _ in values)})", values)
+                        except sqlite3.Error:
+                            lost += table == "files"
+                            continue
+                        kept += table == "files"
+                        embeddings += table == "embeddings"
+    finally:
+        if old is not None:
+            old.close()
+        fresh.close()
+    return Rebuilt(kept, lost, embeddings, aside)
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection | None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.text_factory = bytes  # text that is not UTF-8 is checked row by row, not fatal
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.Error:
+        return None
+
+
+def _salvage(conn: sqlite3.Connection, table: str) -> tuple[list[tuple], int]:
+    """The rows of ``table`` that read back whole, and how many did not."""
+    columns = _COLUMNS[table]
+    try:
+        ids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table}")]
+    except sqlite3.Error:
+        return [], 0
+    rows, lost = [], 0
+    for rowid in ids:
+        try:
+            raw = conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE rowid = ?",
+                               (rowid,)).fetchone()
+            rows.append(tuple(v.decode("utf-8") if isinstance(v, bytes) and c != "vector" else v
+                              for c, v in zip(columns, raw)))
+        except (sqlite3.Error, UnicodeDecodeError, TypeError):
+            lost += 1
+    return rows, lost
+
+
+# -- spectrograms and embeddings ---------------------------------------------------------------------
+def spectrogram_problem(home: Home, row: FileRow, audio: AudioConfig, mel: MelConfig) -> str | None:
+    """Why the stored spectrogram of a catalogue row is unusable (None: it is whole)."""
+    store = home.spectrograms
+    if not store.exists(row.hash):
+        return "the spectrogram is missing"
+    try:
+        spec = store.open(row.hash)  # checks the file and its shape against its description
+    except StoreError as exc:
+        return exc.message
+    channels, frames, n_mels = spec.shape
+    if (channels, frames, n_mels) != (row.channels, row.frames, mel.n_mels):
+        return (f"the spectrogram is {channels} x {frames} x {n_mels}, the catalogue expects "
+                f"{row.channels} x {row.frames} x {mel.n_mels}")
+    expected = 1 + round((row.duration or 0.0) * audio.sample_rate) // mel.hop_length
+    if abs(frames - expected) > 1:
+        return f"the spectrogram has {frames} frames, {row.duration:.2f} s of audio make {expected}"
+    for c in range(channels):
+        for start in range(0, frames, CHUNK_FRAMES):
+            if not np.isfinite(spec[c, start:start + CHUNK_FRAMES]).all():
+                return "the spectrogram holds values that are not finite numbers"
+    return None
+
+
+def inspect(home: Home, audio: AudioConfig, mel: MelConfig,
+            on_start: Callable[[int], None] | None = None,
+            progress: Callable[[int], None] | None = None) -> Inspection:
+    """Check the spectrogram of every analysed song and the stored embedding of each;
+    ``on_start(total)`` and ``progress(1)`` report the spectrograms read."""
+    catalogue = home.catalogue
+    by_hash: dict[str, list[FileRow]] = {}
+    for row in catalogue.files(status="ok"):
+        by_hash.setdefault(row.hash, []).append(row)
+    if on_start:
+        on_start(len(by_hash))
+    problems: list[Problem] = []
+    for digest, rows in by_hash.items():
+        reason = spectrogram_problem(home, rows[0], audio, mel)
+        if reason:
+            problems.append(Problem("spectrogram", reason, digest, tuple(r.path for r in rows)))
+        if progress:
+            progress(1)
+    model = catalogue.get_meta("embedding_model")
+    if model:
+        vectors = catalogue.embeddings(model, finite_only=False)
+        sizes = [len(v) for v in vectors.values()]
+        size = max(set(sizes), key=sizes.count) if sizes else None
+        for digest, rows in by_hash.items():
+            vector = vectors.get(digest)
+            if vector is None:
+                reason = "no embedding"
+            elif not np.isfinite(vector).all():
+                reason = "the embedding holds values that are not finite numbers"
+            elif len(vector) != size:
+                reason = f"the embedding has {len(vector)} values, the others {size}"
+            else:
+                continue
+            problems.append(Problem("embedding", reason, digest, tuple(r.path for r in rows)))
+    return Inspection(len(by_hash), model, problems)
+
+
+def forget(home: Home, problems: list[Problem]) -> None:
+    """Remove what the problems name (damaged spectrograms, bad embeddings), so that a scan
+    analyses those songs again and an embedding run embeds them."""
+    catalogue = home.catalogue
+    with catalogue.transaction():
+        for p in problems:
+            if p.what == "spectrogram":
+                home.spectrograms.remove(p.hash)
+            catalogue.conn.execute("DELETE FROM embeddings WHERE hash = ?", (p.hash,))

@@ -1,0 +1,126 @@
+"""`reform check`: damaged spectrograms, embeddings and catalogues are found, named and repaired."""
+
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from reform import Library
+from reform.check import catalogue_problem
+from reform.cli import main
+
+
+@pytest.fixture
+def home(trained, tmp_path):
+    """A copy of the trained library (tiny model active, every song embedded)."""
+    out = tmp_path / "home"
+    shutil.copytree(trained, out)
+    return out
+
+
+def _songs(home) -> dict[str, object]:
+    with Library(home, create=False) as lib:
+        return {s.title: s for s in lib.songs()}
+
+
+def _damage_spectrograms(home) -> dict[str, str]:
+    """The issue's four kinds of damage, one song each; returns title -> expected reason."""
+    songs = _songs(home)
+    with Library(home, create=False) as lib:
+        path = lib.home.spectrograms.path
+        path(songs["A Four Forty"].hash).unlink()
+        with open(path(songs["Chord"].hash), "r+b") as f:
+            f.truncate(5000)
+        np.save(path(songs["White"].hash), np.zeros((2, 10, 128), np.float16))
+        spec = np.load(path(songs["Clicks"].hash), mmap_mode="r+")
+        spec[0, 100, 7] = np.nan
+        spec.flush()
+    return {"A Four Forty": "missing", "Chord": "unreadable", "White": "damaged: float16 (2, 10, 128)",
+            "Clicks": "not finite"}
+
+
+def test_damaged_spectrograms_are_listed_then_analysed_again(home, capsys):
+    expected = _damage_spectrograms(home)
+    songs = _songs(home)
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "checked 5 spectrograms and their embeddings" in out and "4 problems" in out
+    for title, reason in expected.items():
+        line = next(x for x in out.splitlines() if x.strip().startswith(songs[title].path))
+        assert "spectrogram: " in line and reason in line, line
+    assert "run `reform check --repair`" in out
+
+    assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
+    assert "after the repair: 0 problems" in capsys.readouterr().out
+    with Library(home, create=False) as lib:
+        for song in lib.songs():
+            assert np.isfinite(lib.spectrogram(song.path)).all()
+        assert lib.stale_embeddings() == 0
+        again, _ = lib.check()
+        assert again.problems == []
+
+
+def test_an_embedding_that_is_not_finite_is_never_served_and_is_repaired(home, capsys):
+    songs = _songs(home)
+    with Library(home, create=False) as lib:
+        model = lib.home.catalogue.get_meta("embedding_model")
+        vectors = lib.home.catalogue.embeddings(model)
+        poisoned = np.full_like(vectors[songs["Clicks"].hash], np.nan)
+        lib.home.catalogue.conn.execute("UPDATE embeddings SET vector = ? WHERE hash = ?",
+                                        (poisoned.tobytes(), songs["Clicks"].hash))
+    assert main(["--home", str(home), "-q", "similar", "Chord", "--json", "-n", "10"]) == 0
+    out = capsys.readouterr().out
+    found = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    titles = [r["title"] for r in found]
+    assert "Clicks" not in titles and len(titles) == 3 and all(np.isfinite(r["score"]) for r in found)
+
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "embedding: the embedding holds values that are not finite numbers" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    with Library(home, create=False) as lib:
+        assert np.isfinite(lib.embeddings()[1][songs["Clicks"].hash]).all()
+
+
+def _flip(catalogue, old: bytes, new: bytes) -> None:
+    data = catalogue.read_bytes()
+    assert data.count(old) >= 1
+    catalogue.write_bytes(data.replace(old, new))
+
+
+def test_a_catalogue_with_flipped_bytes_is_one_error_then_rebuilt(home, capsys):
+    catalogue = home / "catalogue.db"
+    assert not (home / "catalogue.db-wal").exists()       # every connection closed: all in the file
+    _flip(catalogue, b"White", b"\xff\xfeite")            # a path that is no longer UTF-8
+    for command in (["similar", "Chord"], ["scan", "--jobs", "1"]):
+        assert main(["--home", str(home), "-q", *command]) == 1, command
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 2 and "damaged" in err[0] and "reform check --repair" in err[1], err
+
+    assert "could not decode" in catalogue_problem(catalogue).lower()
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "catalogue: the catalogue is damaged" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilt the catalogue: 4 rows kept, 1 unreadable, 5 embeddings kept" in out
+    assert "1 songs added back from their stored spectrograms, 0 analysed" in out
+    assert "0 problems" in out and list(home.glob("catalogue.db.damaged-*"))
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 5 and lib.stale_embeddings() == 0
+
+
+def test_an_empty_catalogue_is_rebuilt_and_the_spectrograms_reused(scanned, tmp_path, capsys):
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    with sqlite3.connect(home / "catalogue.db") as conn:
+        music = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'roots'").fetchone()[0])[0]
+    (home / "catalogue.db").write_bytes(b"")
+    assert main(["--home", str(home), "-q", "scan", "--jobs", "1"]) == 1
+    assert "empty (0 bytes)" in capsys.readouterr().err
+    assert len(list((home / "spectrograms").rglob("*.npy"))) == 5   # nothing was deleted
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert "run `reform scan FOLDER` to add the songs back" in capsys.readouterr().out
+    with Library(home, create=False) as lib:
+        summary = lib.scan(music, jobs=1)
+        assert (summary.reused, summary.analysed) == (5, 0)          # no audio decoded again

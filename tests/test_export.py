@@ -1,0 +1,52 @@
+"""Exports: M3U playlists that no file name can inject lines into."""
+
+from reform.cli import main
+from reform.export import m3u_text, write_m3u
+from reform.store import FileRow
+
+
+def _row(path: str, title: str | None = "T", artist: str | None = "A") -> FileRow:
+    return FileRow(1, path, 1, 1, "h", "ok", None, 61.4, 22050, 1, 10, "pcm", "fv",
+                   artist, None, title, None, None, None, 0.0)
+
+
+def test_a_path_with_a_line_break_is_left_out_and_said_so():
+    good, evil = _row("/m/a.flac"), _row("/m/evil\n#EXTINF:1,x\n/etc/passwd.flac")
+    crlf = _row("/m/b\r.flac")
+    text, skipped = m3u_text([good, evil, crlf])
+    assert skipped == [evil, crlf]
+    assert text.splitlines() == ["#EXTM3U", "#EXTINF:61,A - T", "/m/a.flac",
+                                 "# 2 song(s) left out: a line break in the file path cannot be "
+                                 "written in M3U"]
+
+
+def test_control_characters_in_names_become_spaces():
+    text, _ = m3u_text([_row("/m/a.flac", title="Title\nwith\x00breaks\u2028here")])
+    assert text.splitlines()[1] == "#EXTINF:61,A - Title with breaks here"
+
+
+def test_write_m3u_returns_what_it_left_out(tmp_path):
+    out = tmp_path / "lists" / "x.m3u8"
+    out.parent.mkdir()
+    rows = [_row(str(tmp_path / "m" / "a.flac")), _row(str(tmp_path / "m" / "b\nc.flac"))]
+    assert write_m3u(out, rows, relative=True) == [rows[1]]
+    assert out.read_text().splitlines()[2] == "../m/a.flac"
+    assert [p.name for p in out.parent.iterdir()] == ["x.m3u8"]
+
+
+def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):
+    import shutil
+
+    from reform import Library
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        row = next(r for r in lib.songs() if r.title == "White")
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.move(row.path, row.path + "\n/etc/passwd", row.size, row.mtime_ns, row.tags)
+    out = tmp_path / "mix.m3u8"
+    assert main(["--home", str(home), "-q", "playlist", "Chord", "--length", "4", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "left out of" in err and "line break" in err
+    assert "/etc/passwd" not in out.read_text()

@@ -1,0 +1,51 @@
+"""Crash-safe writes: all or nothing, one WriteError with a hint, no temporary file left."""
+
+import errno
+import math
+import os
+
+import numpy as np
+import pytest
+
+from reform.errors import WriteError
+from reform.files import finite, json_text, replacing, temporary_name, write_error, write_text, writer_alive
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "card.json"
+    write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with replacing(target, "w") as f:
+            f.write("half of the new")
+            raise RuntimeError("killed half-way")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["card.json"]
+
+
+def test_a_full_disk_is_one_write_error_with_a_hint(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with pytest.raises(WriteError) as err:
+        with replacing(tmp_path / "x", "wb") as f:
+            os.dup2(os.open("/dev/full", os.O_WRONLY), f.fileno())  # every write fails: ENOSPC
+            f.write(b"x" * 100_000)
+    assert "No space left on device" in err.value.message and "free some disk space" in err.value.hint
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_error_hints():
+    assert "writable" in write_error(OSError(errno.EROFS, "Read-only file system"), "/x").hint
+    assert write_error(OSError(errno.EIO, "I/O error"), "/x").message == "cannot write the file (I/O error)"
+
+
+def test_temporary_names_tell_live_writers_from_dead_ones(tmp_path):
+    mine = temporary_name(tmp_path / "a.npy")
+    assert mine.name.startswith(".a.npy.tmp-") and writer_alive(mine)
+    dead = tmp_path / f".a.npy.tmp-{2 ** 22 + 12345}-1"  # above Linux's largest process id
+    assert not writer_alive(dead) and not writer_alive(tmp_path / "a.npy")
+
+
+def test_json_never_holds_nan_or_infinity():
+    data = {"loss": float("nan"), "x": [1.0, float("inf"), np.float32("nan"), np.float64(2.5)],
+            "v": np.array([1.0, np.nan]), "n": 3, "s": "NaN"}
+    assert finite(data) == {"loss": None, "x": [1.0, None, None, 2.5], "v": [1.0, None], "n": 3, "s": "NaN"}
+    assert json_text({"a": -math.inf}) == '{"a": null}'
