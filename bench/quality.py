@@ -1,168 +1,328 @@
-"""Recommendation quality on real music, on soundtracks the model never heard in training.
+"""Recommendation quality on music no model has heard: cross-validation over soundtracks.
 
-The realmusic set (shared/realmusic/fetch.sh) is split by soundtrack ("group"):
-the model is trained on the TRAIN groups only and evaluated on the TEST groups,
-with the protocols of `reform evaluate` (same-song retrieval; label retrieval
-with the group as label), against:
+The songs of the realmusic and extramusic manifests (shared/realmusic/fetch.sh, with
+EXTRA=1: 25 game soundtracks, 342 songs, 17.3 h) are split by soundtrack ("group")
+into k folds of about equal size.  Two protocols:
 
-* baselines computed on the same songs in the same run: random, song length
-  alone, MFCC mean+std, log-mel mean+std, the untrained network, pretraining
-  only (= no clustering phase), and the ablation without auxiliary losses;
-* peers, each in its own virtual environment (bench/peers/setup.sh): bliss-audio
-  (23 features, z-normalised, cosine) and musicnn 0.1.0 (200-d penultimate layer
-  averaged over the song, cosine).  Same-song halves are written as WAV files
-  for the peers, cut at the same frame as ReFORM's halves.
+held-out
+    For every fold, each method is trained on the songs of the other folds and
+    evaluated on the fold's songs, which it never heard.  Per-query results are
+    pooled over the folds.
+own-library (methods marked ``own``)
+    For every fold, a model is trained without labels on the fold's songs themselves
+    (what `reform train` does on a person's library), from scratch or fine-tuned from
+    that fold's held-out model, and evaluated on the same songs.
 
-    bash bench/peers/setup.sh
-    python bench/quality.py --realmusic DATA/realmusic.tsv --work DATA/quality
-        [--model PATH/model.pt] [--no-aux-model PATH/model.pt] [--no-peers]
+Measured on each fold's songs only: label retrieval with the soundtrack as label
+(p@10, leave-one-out), same-song retrieval with halves cut in the middle (top-1),
+and same-song retrieval with unequal parts, the first 40 % against the last 50 %
+of each song, so that a song's length says nothing about which parts belong
+together.  Every figure comes with a bootstrap 95 % interval over the pooled
+queries, and differences between methods with a paired interval on the same
+queries.
 
-Models not given are trained here with the default settings (about 20-40 minutes
-each on 2 cores); the work folder keeps them, so a second run only evaluates.
-Writes quality.md and quality.json into the work folder and prints the tables.
+    python bench/quality.py --home DATA/home-all --work DATA/cv \\
+        --manifest DATA/realmusic.tsv DATA/extramusic.tsv --methods default,note [--folds 3]
+
+The home must hold every song of the manifests (`reform scan` of their folders);
+models and per-fold results are kept in the work folder, so a second run only
+computes what is missing.  Prints the tables and writes them to WORK/quality.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
 import json
 import os
-import subprocess
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import read_manifest  # noqa: E402
+from common import read_manifest, table  # noqa: E402
 
 from reform import Library  # noqa: E402
-from reform.config import TrainConfig  # noqa: E402
-from reform.evaluate import MethodVectors, standardise  # noqa: E402
+from reform import evaluate as ev  # noqa: E402
+from reform.checkpoint import Bundle, load_bundle  # noqa: E402
+from reform.config import ModelConfig, TrainConfig  # noqa: E402
+from reform.dataset import Song  # noqa: E402
+from reform.embed import Embedder, aggregate, song_windows  # noqa: E402
+from reform.model import ClusterAutoencoder  # noqa: E402
+from reform.train import Trainer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-TRAIN_GROUPS = ("drascula", "extremetuxracer", "singularity", "warzone2100", "wizznic")
-TEST_GROUPS = ("hyperrogue", "starfighter", "warmux", "wesnoth", "xmoto")
-
-
-def build_home(rows: list[dict], groups: tuple[str, ...], links: Path, home: Path) -> Path:
-    """A library of the songs of ``groups``, as Group/file links (tags stay those of the files)."""
-    for r in rows:
-        if r["group"] in groups:
-            target = links / r["group"] / os.path.basename(r["path"])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                os.symlink(r["path"], target)
-    with Library(home) as lib:
-        lib.scan(links, progress=True)
-    return home
-
-
-def train(home: Path, name: str, **overrides) -> Path:
-    folder = home / "models" / name
-    if (folder / "model.pt").exists():
-        return folder / "model.pt"
-    cmd = [sys.executable, "-m", "reform", "--home", str(home), "-q", "train", "--name", name]
-    if (folder / "checkpoint.pt").exists():
-        cmd.append("--resume")
-    for key, value in overrides.items():
-        cmd += [f"--{key.replace('_', '-')}", str(value)]
-    print("training:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
-    return folder / "model.pt"
+# -- what is compared --------------------------------------------------------------------------------
+# A trained method: TrainConfig overrides ("train"), ModelConfig overrides ("model"), the phases
+# ("phase": all or pretrain), optionally the pretraining of another method to start the clustering
+# phase from ("after"), and for the own-library protocol ("own"): train on the fold's own songs,
+# from scratch or from the held-out model of method ``init``.
+NOTE = {"learning_rate": 0.1, "cluster_learning_rate": None}
+OLD_DEFAULT: dict = {}   # the defaults before this measurement: reconstruction only
+CONTRAST = {"contrast_weight": 1.0}
+AUGMENT = {"gain_db": 6.0, "eq_db": 6.0, "pitch_bins": 2}
+STRIPES = {"stripe_frames": 64, "stripe_bins": 16}
+METHODS: dict[str, dict] = {
+    "note": {"train": NOTE},
+    "recon": {"train": OLD_DEFAULT},
+    "recon-pre": {"train": OLD_DEFAULT, "phase": "pretrain"},
+    "contrast-pre": {"train": CONTRAST, "phase": "pretrain"},
+    "contrast-aug-pre": {"train": CONTRAST | AUGMENT, "phase": "pretrain"},
+    "contrast-aug-stripes-pre": {"train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
+    "stripes-pre": {"train": STRIPES, "phase": "pretrain"},
+}
+CAP = 40   # epoch cap of the exploration runs (the plateau schedule usually ends them first)
 
 
-def write_halves(lib: Library, rows, folder: Path) -> dict[str, tuple[str, str]]:
-    """WAV files of each song's two halves, cut where ReFORM cuts them (the middle frame)."""
-    import soundfile as sf
+@dataclasses.dataclass
+class Fold:
+    index: int
+    groups: list[str]
+    test: list          # catalogue rows of the fold's songs
+    train: list         # catalogue rows of the other folds' songs
 
-    from reform.audio import decode
 
-    out = {}
-    folder.mkdir(parents=True, exist_ok=True)
-    for row in rows:
-        a, b = folder / f"{row.hash}-1.wav", folder / f"{row.hash}-2.wav"
-        if not (a.exists() and b.exists()):
-            audio, _ = decode(row.path, lib.audio)
-            cut = (row.frames // 2) * lib.mel.hop_length
-            sf.write(a, audio[:, :cut].T, lib.audio.sample_rate)
-            sf.write(b, audio[:, cut:].T, lib.audio.sample_rate)
-        out[row.hash] = (str(a), str(b))
+def make_folds(rows: list, group_of: dict[str, str], k: int) -> list[Fold]:
+    """Soundtracks dealt to k folds, largest first, each to the fold with the fewest songs."""
+    sizes = Counter(group_of[r.hash] for r in rows)
+    members: list[list[str]] = [[] for _ in range(k)]
+    for group in sorted(sizes, key=lambda g: (-sizes[g], g)):
+        members[min(range(k), key=lambda i: (sum(sizes[g] for g in members[i]), i))].append(group)
+    return [Fold(i, sorted(m), [r for r in rows if group_of[r.hash] in m],
+                 [r for r in rows if group_of[r.hash] not in m]) for i, m in enumerate(members)]
+
+
+# -- the parts of every song that are embedded -------------------------------------------------------
+PARTS = ("full", "first", "second", "early", "late")
+
+
+def parts(spec: np.ndarray) -> dict[str, np.ndarray]:
+    """The whole song, its halves, and its first 40 % and last 50 % (channels, frames, mels)."""
+    n = spec.shape[1]
+    mid = n // 2
+    return {"full": spec, "first": spec[:, :mid], "second": spec[:, mid:],
+            "early": spec[:, : int(n * 0.4)], "late": spec[:, n - n // 2:]}
+
+
+@dataclasses.dataclass
+class Scores:
+    """Per-query results of one method on one fold."""
+
+    p10: np.ndarray        # (queries,) precision@10, soundtrack as label
+    groups: np.ndarray     # (queries,) the query's soundtrack
+    top1: np.ndarray       # (2 songs,) other half ranked first
+    top1_unequal: np.ndarray   # (2 songs,) first 40 % <-> last 50 %
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> Scores:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
+def score(vectors: dict[str, np.ndarray], labels: list[str], metric: str = "cosine") -> Scores:
+    asked, label_scores = ev.label_queries(vectors["full"], labels, metric=metric)
+    return Scores(p10=label_scores[:, 1], groups=np.array([labels[i] for i in asked]),
+                  top1=ev.same_song_hits(vectors["first"], vectors["second"], metric)["top1"],
+                  top1_unequal=ev.same_song_hits(vectors["early"], vectors["late"], metric)["top1"])
+
+
+def featurize(specs: list[dict[str, np.ndarray]], fn: Callable[[np.ndarray], np.ndarray],
+              standardised: bool) -> dict[str, np.ndarray]:
+    out = {p: np.stack([fn(s[p]) for s in specs]) for p in PARTS}
+    if standardised:   # parts compared with each other share one standardisation
+        out["full"] = ev.standardise(out["full"])
+        for a, b in (("first", "second"), ("early", "late")):
+            both = ev.standardise(np.concatenate([out[a], out[b]]))
+            out[a], out[b] = both[: len(specs)], both[len(specs):]
     return out
 
 
-def peer(name: str, script: str, venvs: Path, paths: list[str], work: Path, jobs: int) -> dict[str, np.ndarray]:
-    python = venvs / name / "bin" / "python"
-    out = work / f"{name}.npz"
-    if not out.exists():
-        lst = work / f"{name}-paths.txt"
-        lst.write_text("\n".join(paths))
-        subprocess.run([str(python), str(ROOT / "bench" / "peers" / script), "--paths", str(lst),
-                        "--out", str(out), "--jobs", str(jobs)], check=True)
-    data = np.load(out)
-    return dict(zip(data["paths"], data["features"]))
+def window_embeddings(bundle: Bundle, specs: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
+    """Every window embedding of every part of every song, for any aggregation afterwards."""
+    embedder = Embedder(bundle)
+    return {p: [embedder.windows(song_windows(s[p], bundle.normaliser, embedder.window, embedder.hop))
+                for s in specs] for p in PARTS}
 
 
-def peer_method(features: dict[str, np.ndarray], halves: dict, standardised: bool):
-    def compute(rows) -> MethodVectors:
-        full = np.stack([features[os.path.realpath(r.path)] if os.path.realpath(r.path) in features
-                         else features[r.path] for r in rows])
-        first = np.stack([features[halves[r.hash][0]] for r in rows])
-        second = np.stack([features[halves[r.hash][1]] for r in rows])
-        for x in (full, first, second):  # a song the peer could not decode: no information
-            x[~np.isfinite(x).all(1)] = 0.0
-        if standardised:
-            full = standardise(full)
-            both = standardise(np.concatenate([first, second]))
-            first, second = both[: len(first)], both[len(first):]
-        return MethodVectors(full, first, second)
-    return compute
+def aggregated(windows: dict[str, list[np.ndarray]], how: str) -> dict[str, np.ndarray]:
+    return {p: np.stack([aggregate(w, how) for w in ws]) for p, ws in windows.items()}
+
+
+# -- training -------------------------------------------------------------------------------------------
+def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: Fold) -> Path:
+    """Train (or finish training) one method on ``rows``; returns the model file."""
+    phase = spec.get("phase", "all")
+    target = folder / ("model.pt" if phase == "all" else "pretrain.pt")
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    init = None
+    if "after" in spec and not (folder / "pretrain.pt").exists():
+        source = work / "runs" / spec["after"] / f"fold{fold.index}" / "pretrain.pt"
+        if not source.exists():
+            raise SystemExit(f"{spec['after']} has not been trained on fold {fold.index} yet")
+        for name in ("pretrain.pt", "pretrain.json"):
+            if (source.parent / name).exists():
+                (folder / name).write_bytes((source.parent / name).read_bytes())
+    if "init" in spec:
+        init = load_bundle(work / "runs" / spec["init"] / f"fold{fold.index}" / "model.pt")
+    songs = list({r.hash: Song(r.hash, r.channels, r.frames) for r in rows}.values())
+    train_cfg = dataclasses.replace(TrainConfig(), **({"max_epochs": CAP} | spec.get("train", {})))
+    model_cfg = dataclasses.replace(ModelConfig(), **spec.get("model", {}))
+    trainer = Trainer(lib.home.spectrograms, songs, folder, model_cfg=model_cfg, train_cfg=train_cfg,
+                      feature_version=lib.home.spectrograms.feature_version, init=init)
+    resume = (folder / "checkpoint.pt").exists()
+    run_phase = "cluster" if "after" in spec else phase
+    started = time.perf_counter()
+    result = trainer.run(run_phase, resume=resume)
+    print(f"  trained {folder} in {time.perf_counter() - started:.0f} s: {result.stop_reasons}", flush=True)
+    return target
+
+
+# -- one fold -----------------------------------------------------------------------------------------------
+def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, group_of: dict[str, str],
+                  seed: int = 0) -> None:
+    results = work / "results"
+    order = np.random.default_rng(seed).permutation(len(fold.test))   # ties must not follow the folders
+    rows = [fold.test[i] for i in order]
+    labels = [group_of[r.hash] for r in rows]
+    specs: list[dict[str, np.ndarray]] | None = None
+
+    def load_specs() -> list[dict[str, np.ndarray]]:
+        nonlocal specs
+        if specs is None:
+            specs = [parts(np.asarray(lib.home.spectrograms.open(r.hash))) for r in rows]
+        return specs
+
+    def done(name: str) -> bool:
+        return (results / name / f"fold{fold.index}.npz").exists()
+
+    def keep(name: str, scores: Scores) -> None:
+        scores.save(results / name / f"fold{fold.index}.npz")
+        print(f"  fold {fold.index} {name}: p@10 {scores.p10.mean():.3f}  top-1 {scores.top1.mean():.3f}  "
+              f"unequal {scores.top1_unequal.mean():.3f}", flush=True)
+
+    baselines = {
+        "random": lambda: {p: np.random.default_rng([seed, i]).standard_normal((len(rows), 128))
+                           for i, p in enumerate(PARTS)},
+        "MFCC mean+std": lambda: featurize(load_specs(), ev.mfcc_stats, True),
+        "log-mel mean+std": lambda: featurize(load_specs(), ev.logmel_stats, True),
+    }
+    for name, compute in baselines.items():
+        if not done(name):
+            keep(name, score(compute(), labels))
+    if not done("song length"):
+        keep("song length", score(featurize(load_specs(), ev.song_length, False), labels, metric="euclidean"))
+
+    for method in methods:
+        spec = METHODS[method]
+        own = spec.get("own", False)
+        folder = work / "runs" / method / f"fold{fold.index}"
+        model_path = train(lib, fold.test if own else fold.train, folder, spec, work, fold)
+        bundles = {method: model_path}
+        if model_path.name == "model.pt" and (folder / "pretrain.pt").exists() and "after" not in spec:
+            bundles[f"{method}:pretrain"] = folder / "pretrain.pt"
+        for name, path in bundles.items():
+            if all(done(f"{name}@{a}") for a in ("meanstd", "mean")):
+                continue
+            bundle = load_bundle(path)
+            windows = window_embeddings(bundle, load_specs())
+            for how in ("meanstd", "mean"):
+                keep(f"{name}@{how}", score(aggregated(windows, how), labels))
+            # the same network untrained, with the same input normalisation and aggregation
+            untrained = "untrained" + ("" if bundle.cfg == ModelConfig() else f"-{method}")
+            if not done(f"{untrained}@meanstd"):
+                torch.manual_seed(seed)
+                network = Bundle(ClusterAutoencoder(bundle.cfg), bundle.cfg, bundle.normaliser,
+                                 bundle.feature_version, "cluster", "untrained", {})
+                windows = window_embeddings(network, load_specs())
+                for how in ("meanstd", "mean"):
+                    keep(f"{untrained}@{how}", score(aggregated(windows, how), labels))
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+def pooled(work: Path, name: str, k: int) -> list[Scores] | None:
+    paths = [work / "results" / name / f"fold{i}.npz" for i in range(k)]
+    return [Scores.load(p) for p in paths] if all(p.exists() for p in paths) else None
+
+
+def interval(values: np.ndarray) -> str:
+    mean, low, high = ev.bootstrap_interval(values)
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def report(work: Path, k: int, reference: str) -> str:
+    names = sorted(p.name for p in (work / "results").iterdir() if pooled(work, p.name, k))
+    rows, diffs = [], []
+    ref = pooled(work, reference, k)
+    for name in names:
+        folds = pooled(work, name, k)
+        cat = {f: np.concatenate([getattr(s, f) for s in folds]) for f in ("p10", "top1", "top1_unequal")}
+        rows.append([name, interval(cat["p10"]), interval(cat["top1"]), interval(cat["top1_unequal"])]
+                    + [f"{s.p10.mean():.3f} / {s.top1.mean():.3f}" for s in folds])
+        if ref is not None and name != reference:
+            d = {f: np.concatenate([getattr(s, f) - getattr(r, f) for s, r in zip(folds, ref)])
+                 for f in ("p10", "top1", "top1_unequal")}
+            diffs.append([name] + [interval(d[f]) for f in ("p10", "top1", "top1_unequal")])
+    songs = sum(len(s.top1) // 2 for s in pooled(work, names[0], k)) if names else 0
+    text = [f"{k} folds over the soundtracks, {songs} songs, pooled; bootstrap 95 % intervals.", "",
+            table(["method", "p@10", "same-song top-1", "top-1, unequal parts"]
+                  + [f"fold {i}: p@10 / top-1" for i in range(k)], rows)]
+    if diffs:
+        text += ["", f"Paired differences against {reference} (same queries):", "",
+                 table(["method", "p@10", "same-song top-1", "top-1, unequal parts"], diffs)]
+    return "\n".join(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--realmusic", required=True)
-    parser.add_argument("--work", required=True, help="folder for the homes, models and peer features")
-    parser.add_argument("--model", help="the full model (default: train one on the TRAIN groups)")
-    parser.add_argument("--no-aux-model", help="the ablation without auxiliary losses (default: train it)")
-    parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count())
-    parser.add_argument("--venvs", default=str(ROOT / ".bench-venvs"))
+    parser.add_argument("--home", required=True, help="a home holding every song of the manifests")
+    parser.add_argument("--manifest", nargs="+", required=True, help="realmusic.tsv [extramusic.tsv]")
+    parser.add_argument("--work", required=True, help="folder for the models and per-fold results")
+    parser.add_argument("--methods", default="", help=f"comma-separated, of: {', '.join(METHODS)}")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--only-fold", type=int, help="run one fold (the report needs all)")
+    parser.add_argument("--reference", default="untrained@meanstd", help="method the differences are to")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
+    if args.folds < 3:
+        sys.exit("use at least 3 folds")
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        sys.exit(f"unknown methods: {', '.join(unknown)}")
+    torch.set_num_threads(args.threads)
     work = Path(args.work).resolve()
-    rows = read_manifest(args.realmusic)
-    train_home = build_home(rows, TRAIN_GROUPS, work / "links-train", work / "home-train")
-    test_home = build_home(rows, TEST_GROUPS, work / "links-test", work / "home-test")
-    model = Path(args.model) if args.model else train(train_home, "default")
-    no_aux = Path(args.no_aux_model) if args.no_aux_model else train(train_home, "no-aux", aux_weight=0)
-
-    with Library(test_home) as lib:
-        extra = {}
-        if not args.no_peers:
-            songs = lib.songs()
-            halves = write_halves(lib, songs, work / "halves")
-            paths = [os.path.realpath(s.path) for s in songs] + [p for pair in halves.values() for p in pair]
-            venvs = Path(args.venvs)
-            if not (venvs / "bliss").exists() or not (venvs / "musicnn").exists():
-                sys.exit(f"the peers' environments are missing in {venvs}: run `bash bench/peers/setup.sh`")
-            bliss = peer("bliss", "bliss_features.py", venvs, paths, work, args.jobs)
-            musicnn = peer("musicnn", "musicnn_features.py", venvs, paths, work, args.jobs)
-            extra = {"peer: bliss (z-normalised, cosine)": peer_method(bliss, halves, True),
-                     "peer: musicnn MSD penultimate (cosine)": peer_method(musicnn, halves, False)}
-        report = lib.evaluate(labels=None, label_file=args.realmusic, label_column="group", extra=extra,
-                              models=[model])
-        ablation = lib.evaluate(labels=None, label_file=args.realmusic, label_column="group",
-                                models=[no_aux], stages=False, baselines=False)
-    report.results.append(ablation.results[0])
-    report.results[-1].name = "ablation: no auxiliary losses"
-    text = ["## Held-out soundtracks: " + ", ".join(TEST_GROUPS),
-            f"Trained on: {', '.join(TRAIN_GROUPS)}.  {report.songs} test songs; label = soundtrack.", "",
-            report.markdown(), "", "### precision@10 per soundtrack", "", report.per_label_markdown(), ""]
-    text += [f"note: {n}" for n in report.notes]
-    (work / "quality.md").write_text("\n".join(text) + "\n")
-    (work / "quality.json").write_text(json.dumps(report.to_dict(), indent=2))
-    print("\n".join(text))
+    group_of_path = {os.path.realpath(r["path"]): r["group"] for m in args.manifest for r in read_manifest(m)}
+    with Library(args.home, create=False) as lib:
+        rows = {}
+        for r in lib.songs():
+            group = group_of_path.get(os.path.realpath(r.path))
+            if group is not None:
+                rows.setdefault(r.hash, r)
+        group_of = {h: group_of_path[os.path.realpath(r.path)] for h, r in rows.items()}
+        missing = len(set(group_of_path)) - len({os.path.realpath(r.path) for r in lib.songs()} & set(group_of_path))
+        if missing:
+            print(f"note: {missing} songs of the manifests are not in the home (scan their folders)")
+        folds = make_folds(sorted(rows.values(), key=lambda r: r.path), group_of, args.folds)
+        (work).mkdir(parents=True, exist_ok=True)
+        (work / "folds.json").write_text(json.dumps({f.index: f.groups for f in folds}, indent=1))
+        for fold in folds:
+            if args.only_fold is not None and fold.index != args.only_fold:
+                continue
+            print(f"fold {fold.index}: {len(fold.test)} songs of {', '.join(fold.groups)}", flush=True)
+            evaluate_fold(lib, fold, methods, work, group_of)
+    text = report(work, args.folds, args.reference)
+    (work / "quality.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,17 @@ from reform.config import ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Windows, fit_normaliser  # noqa: E402
 from reform.losses import aux_weights, pretrain_loss  # noqa: E402
 from reform.model import PretrainAutoencoder, training_flops  # noqa: E402
-from reform.train import run_epoch  # noqa: E402
+from reform.objectives import PretrainObjective, Step  # noqa: E402
+from reform.train import epoch_generator, run_epoch  # noqa: E402
 
 
 def data_pipeline(windows: Windows, batch: int, seconds: float = 5.0) -> float:
     n, start, epoch = 0, time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         epoch += 1
-        for x, mask in windows.pretrain_batches(seed=0, epoch=epoch, batch_size=batch):
-            torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-            n += len(x)
+        for batch_ in windows.pretrain_batches(seed=0, epoch=epoch, batch_size=batch):
+            Step.of(batch_)
+            n += len(batch_.x)
     return n / (time.perf_counter() - start)
 
 
@@ -96,10 +97,10 @@ def main() -> None:
         step_fp32 = model_step(cfg, "float32", args.batch)
         model = PretrainAutoencoder(cfg).to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
-        weights = aux_weights(tcfg.aux_weight, cfg.n_layers - 1)
+        objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser.std)
         start = time.perf_counter()
-        _, seen = run_epoch(model, opt, windows.pretrain_batches(0, 1, args.batch),
-                            lambda o, x, m: pretrain_loss(o, x, m, weights), tcfg, lambda n: None)
+        _, seen = run_epoch(model, opt, windows.pretrain_batches(0, 1, args.batch), objective,
+                            epoch_generator(0, "pretrain", 1), lambda n: None)
         loop = seen / (time.perf_counter() - start)
     flops = training_flops(PretrainAutoencoder(cfg), cfg)
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)

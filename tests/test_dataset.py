@@ -24,9 +24,9 @@ def test_every_channel_once_per_pretraining_pass(scanned):
     _, songs, w = _windows(scanned)
     assert len(w.examples) == sum(s.channels for s in songs) == 7
     batches = list(w.pretrain_batches(seed=0, epoch=1, batch_size=3))
-    assert sum(len(x) for x, _ in batches) == 7
-    assert sorted(len(x) for x, _ in batches) == [2, 2, 3]  # never a lone window at the end
-    x, mask = batches[0]
+    assert sum(len(b.x) for b in batches) == 7
+    assert sorted(len(b.x) for b in batches) == [2, 2, 3]  # never a lone window at the end
+    x, mask = batches[0].x, batches[0].mask
     assert x.shape[1:] == (1, 128, 640) and mask.shape[1:] == (1, 1, 640) and x.dtype == np.float32
 
 
@@ -53,7 +53,8 @@ def test_cluster_batches_come_from_one_song(scanned):
     lib, songs, w = _windows(scanned)
     # make every song recognisable by its per-song constant offset in the stored data
     seen = []
-    for x, mask in w.cluster_batches(seed=3, epoch=1, batch_size=4):
+    for b in w.cluster_batches(seed=3, epoch=1, batch_size=4):
+        x, mask = b.x, b.mask
         assert len(x) == 4
         ids = {_which_song(lib, songs, w, window) for window in x}
         assert len(ids) == 1
@@ -76,8 +77,8 @@ def _which_song(lib, songs, w, window):
 
 def test_batches_are_reproducible_per_epoch(scanned):
     _, _, w = _windows(scanned)
-    a = [x for x, _ in w.pretrain_batches(seed=1, epoch=5, batch_size=4)]
-    b = [x for x, _ in w.pretrain_batches(seed=1, epoch=5, batch_size=4)]
-    c = [x for x, _ in w.pretrain_batches(seed=1, epoch=6, batch_size=4)]
+    a = [b.x for b in w.pretrain_batches(seed=1, epoch=5, batch_size=4)]
+    b = [b.x for b in w.pretrain_batches(seed=1, epoch=5, batch_size=4)]
+    c = [b.x for b in w.pretrain_batches(seed=1, epoch=6, batch_size=4)]
     assert all(np.array_equal(p, q) for p, q in zip(a, b))
     assert not all(np.array_equal(p, q) for p, q in zip(a, c))

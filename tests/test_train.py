@@ -77,22 +77,33 @@ def test_both_phases_lower_their_loss_and_write_their_files(home):
         assert lib.model_path() == folder / "model.pt"  # the finished run is the active model
 
 
-def test_interrupted_training_resumes_to_the_same_result(home):
-    whole = _train(home, "whole")
-    calls = {"n": 0}
+BEYOND_NOTE = dict(contrast_weight=1.0, gain_db=6.0, eq_db=6.0, pitch_bins=2, stripe_frames=64,
+                   stripe_bins=16, cluster_loss="bank", bank_neighbours=2)
 
-    def interrupt(event):
-        if event["type"] == "batch" and event.get("windows"):
-            calls["n"] += 1
-            if calls["n"] == 11:  # in the middle of a pretraining epoch
-                raise KeyboardInterrupt
+
+@pytest.mark.parametrize("extra", [{}, BEYOND_NOTE], ids=["note", "contrast-augment-bank"])
+def test_interrupted_training_resumes_to_the_same_result(home, extra):
+    whole = _train(home, "whole", **extra)
+
+    def interrupt_at(n):
+        calls = {"n": 0}
+
+        def interrupt(event):
+            if event["type"] == "batch" and event.get("windows"):
+                calls["n"] += 1
+                if calls["n"] == n:
+                    raise KeyboardInterrupt
+        return interrupt
 
     cfg = TrainConfig(max_epochs=6, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
-                      learning_rate=3e-3, cluster_learning_rate=1e-3, threads=1)
+                      learning_rate=3e-3, cluster_learning_rate=1e-3, threads=1, **extra)
     with Library(home) as lib:
-        with pytest.raises(KeyboardInterrupt):
-            lib.train(name="cut", model_cfg=tiny_model_config(), train_cfg=cfg, callback=interrupt)
+        with pytest.raises(KeyboardInterrupt):   # in the middle of the last pretraining epoch
+            lib.train(name="cut", model_cfg=tiny_model_config(), train_cfg=cfg, callback=interrupt_at(11))
+        with pytest.raises(KeyboardInterrupt):   # then in the middle of the clustering phase
+            lib.train(name="cut", resume=True, callback=interrupt_at(12))
         assert not (home / "models" / "cut" / "model.pt").exists()
+        assert load(home / "models" / "cut" / "checkpoint.pt")["state"]["phase"] == "cluster"
         lib.train(name="cut", resume=True)
     a = torch.load(whole.files.model, weights_only=True)["state_dict"]
     b = torch.load(home / "models" / "cut" / "model.pt", weights_only=True)["state_dict"]

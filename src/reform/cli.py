@@ -105,6 +105,42 @@ def cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+# Training options: (flag, TrainConfig field, type, help).  The parser and the mapping onto
+# the configuration are both made from this one table.
+TRAIN_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
+    ("--max-epochs", "max_epochs", int, "cap on the epochs of each phase"),
+    ("--lr", "learning_rate", float, "initial learning rate (both phases, unless --cluster-lr)"),
+    ("--cluster-lr", "cluster_learning_rate", float, "initial learning rate of the clustering phase"),
+    ("--batch-size", "batch_size", int, "windows per pretraining step"),
+    ("--cluster-batch-size", "cluster_batch_size", int, "windows of one song per clustering step"),
+    ("--aux-weight", "aux_weight", float, "scale of each auxiliary reconstruction loss"),
+    ("--contrast-weight", "contrast_weight", float,
+     "scale of the pretraining song-contrast term (0: reconstruction only, as the note)"),
+    ("--temperature", "temperature", float, "softmax temperature of the contrast and bank losses"),
+    ("--gain-db", "gain_db", float, "augmentation: random gain within +-this many dB"),
+    ("--eq-db", "eq_db", float, "augmentation: random smooth equalisation within +-this many dB"),
+    ("--pitch-bins", "pitch_bins", int, "augmentation: shift the mel bands by up to this many bins"),
+    ("--stripe-frames", "stripe_frames", int, "masked reconstruction: widest hidden time stripe"),
+    ("--stripe-bins", "stripe_bins", int, "masked reconstruction: widest hidden frequency stripe"),
+    ("--stripes", "stripes", int, "hidden stripes of each kind per window"),
+    ("--cluster-weight", "cluster_weight", float, "scale of the clustering loss (lambda)"),
+    ("--bank-momentum", "bank_momentum", float, "bank loss: weight of a song's old vector in an update"),
+    ("--bank-neighbours", "bank_neighbours", int, "bank loss: nearest songs counted as soft positives"),
+    ("--bank-soft", "bank_soft", float, "bank loss: share of the target given to those neighbours"),
+    ("--patience", "plateau_patience", int, "epochs without improvement that make a plateau"),
+    ("--threshold", "plateau_threshold", float, "relative improvement that counts"),
+    ("--seed", "seed", int, "random seed of the weights, windows and augmentations"),
+    ("--threads", "threads", int, "torch threads (default: all cores)"),
+)
+TRAIN_CHOICES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("--cluster-loss", "cluster_loss", ("note", "bank"),
+     "clustering loss: the note's MSE to the batch mean, or contrast with a bank of song vectors"),
+    ("--cluster-space", "cluster_space", ("raw", "unit"),
+     "note's clustering loss on the raw embedding (the note) or on unit-length embeddings"),
+    ("--precision", "precision", ("bfloat16", "float32"), "arithmetic of the training steps"),
+)
+
+
 def _train_configs(args: argparse.Namespace):
     """Model and training settings from --preset and the explicit options (which win)."""
     import dataclasses
@@ -112,14 +148,8 @@ def _train_configs(args: argparse.Namespace):
     from .config import PRESETS, ModelConfig, TrainConfig
 
     train = dict(PRESETS[args.preset])
-    for option, name in (("lr", "learning_rate"), ("cluster_lr", "cluster_learning_rate"),
-                         ("batch_size", "batch_size"),
-                         ("cluster_batch_size", "cluster_batch_size"), ("aux_weight", "aux_weight"),
-                         ("cluster_weight", "cluster_weight"), ("cluster_space", "cluster_space"),
-                         ("patience", "plateau_patience"),
-                         ("threshold", "plateau_threshold"), ("max_epochs", "max_epochs"),
-                         ("precision", "precision"), ("seed", "seed"), ("threads", "threads")):
-        value = getattr(args, option)
+    for _, name, *_ in TRAIN_OPTIONS + TRAIN_CHOICES:
+        value = getattr(args, name)
         if value is not None:
             train[name] = value
     model = {}
@@ -394,22 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the newest (or --name) run")
     p.add_argument("--init", default="scratch",
                    help="start from 'scratch', the 'shipped' model, or a model file (fine-tuning)")
-    p.add_argument("--max-epochs", type=int, help="cap on the epochs of each phase")
-    p.add_argument("--lr", type=float, help="initial learning rate (both phases, unless --cluster-lr)")
-    p.add_argument("--cluster-lr", type=float, help="initial learning rate of the clustering phase")
-    p.add_argument("--batch-size", type=int, help="windows per pretraining step")
-    p.add_argument("--cluster-batch-size", type=int, help="windows of one song per clustering step")
-    p.add_argument("--aux-weight", type=float, help="scale of each auxiliary reconstruction loss")
-    p.add_argument("--cluster-weight", type=float, help="scale of the clustering loss (lambda)")
-    p.add_argument("--cluster-space", choices=("raw", "unit"),
-                   help="clustering loss on the raw embedding (the note) or on unit-length embeddings")
-    p.add_argument("--patience", type=int, help="epochs without improvement that make a plateau")
-    p.add_argument("--threshold", type=float, help="relative improvement that counts")
+    for flag, name, kind, text in TRAIN_OPTIONS:
+        p.add_argument(flag, dest=name, type=kind, help=text)
+    for flag, name, choices, text in TRAIN_CHOICES:
+        p.add_argument(flag, dest=name, choices=choices, help=text)
     p.add_argument("--widths", help="channels of the convolutional layers, e.g. 16,32,64,128,128,128")
     p.add_argument("--embedding-dim", type=int, help="size of the embedding")
-    p.add_argument("--precision", choices=("bfloat16", "float32"))
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("embed", help="compute song embeddings with the active model (new songs only)")

@@ -54,6 +54,27 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Changes to training windows (reform.augment); all zero: none, as in the note."""
+
+    gain_db: float = 0.0       # uniform gain change in [-gain_db, +gain_db] dB
+    eq_db: float = 0.0         # equalisation: a smooth curve within [-eq_db, +eq_db] dB over the bands
+    eq_points: int = 6         # control points of the curve, spread evenly over the mel bands
+    pitch_bins: int = 0        # shift the bands by up to this many mel bins, up or down
+    stripe_frames: int = 0     # widest hidden time stripe (frames); 0 hides none
+    stripe_bins: int = 0       # widest hidden frequency stripe (mel bins); 0 hides none
+    stripes: int = 2           # stripes of each kind per window
+
+    @property
+    def changes(self) -> bool:
+        return self.gain_db > 0 or self.eq_db > 0 or self.pitch_bins > 0
+
+    @property
+    def hides(self) -> bool:
+        return self.stripes > 0 and (self.stripe_frames > 0 or self.stripe_bins > 0)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     learning_rate: float = 1e-3       # Adam's starting rate; the note's 0.1 is the "note" preset (README)
     cluster_learning_rate: float | None = 1e-4  # the clustering phase's starting rate (None: as above)
@@ -68,6 +89,19 @@ class TrainConfig:
     aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
     cluster_space: str = "raw"        # "raw": the note's loss on the embedding; "unit": on unit length
+    # -- beyond the note: docs/method.md measures each; `--preset note` turns them all off
+    contrast_weight: float = 0.0      # pretraining: scale of the song-contrast term (0: reconstruction only)
+    temperature: float = 0.1          # softmax temperature of the contrast and bank losses
+    gain_db: float = 0.0              # augmentation: random gain within +-gain_db dB
+    eq_db: float = 0.0                # augmentation: smooth random equalisation within +-eq_db dB
+    pitch_bins: int = 0               # augmentation: shift of up to this many mel bins
+    stripe_frames: int = 0            # masked reconstruction: widest hidden time stripe (frames)
+    stripe_bins: int = 0              # masked reconstruction: widest hidden frequency stripe (bins)
+    stripes: int = 2                  # hidden stripes of each kind per window
+    cluster_loss: str = "note"        # "note": MSE to the batch mean; "bank": contrast with a song bank
+    bank_momentum: float = 0.5        # bank: weight of a song's old vector when its batch updates it
+    bank_neighbours: int = 0          # bank: nearest songs in the bank that count as soft positives
+    bank_soft: float = 0.5            # bank: share of the target given to those neighbours
     precision: str = "bfloat16"       # "bfloat16" autocast on CPU, or "float32"
     threads: int = 0                  # torch threads; 0 = all cores
     seed: int = 0
@@ -83,6 +117,22 @@ class TrainConfig:
             raise ConfigError(f"unknown precision {self.precision!r}; use bfloat16 or float32")
         if self.batch_size < 1 or self.cluster_batch_size < 2:
             raise ConfigError("batch sizes must be at least 1 (pretraining) and 2 (clustering)")
+        if self.cluster_loss not in ("note", "bank"):
+            raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
+        if self.temperature <= 0:
+            raise ConfigError("the temperature must be positive")
+        if not 0 <= self.bank_momentum < 1 or not 0 <= self.bank_soft < 1:
+            raise ConfigError("bank_momentum and bank_soft must lie in [0, 1)")
+        if min(self.contrast_weight, self.gain_db, self.eq_db, self.pitch_bins, self.stripe_frames,
+               self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
+            raise ConfigError("weights, augmentation sizes and counts cannot be negative")
+
+    @property
+    def augment(self) -> AugmentConfig:
+        """The augmentation and hidden-stripe settings as the augment module takes them."""
+        return AugmentConfig(gain_db=self.gain_db, eq_db=self.eq_db, pitch_bins=self.pitch_bins,
+                             stripe_frames=self.stripe_frames, stripe_bins=self.stripe_bins,
+                             stripes=self.stripes)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,18 @@ import numpy as np
 from .errors import DatasetError
 from .store import SpectrogramStore
 
-PHASES = {"pretrain": 1, "cluster": 2, "probe": 3}
+PHASES = {"pretrain": 1, "cluster": 2, "probe": 3, "bank": 4}
+
+
+@dataclass
+class Batch:
+    """Windows for one training step, with the song each window comes from."""
+
+    x: np.ndarray                    # (B, 1, M, T) normalised windows
+    mask: np.ndarray                 # (B, 1, 1, T) 1.0 on real frames, 0.0 on padding
+    songs: np.ndarray                # (B,) index of each window's song in ``Windows.songs``
+    x2: np.ndarray | None = None     # (B, 1, M, T) another window of the same songs (for contrast)
+    mask2: np.ndarray | None = None  # (B, 1, 1, T)
 
 
 @dataclass(frozen=True)
@@ -116,21 +127,37 @@ class Windows:
             self.read(song, c, self.random_start(song, rng), x[b], mask[b])
         return x, mask
 
-    def pretrain_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def pretrain_batches(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> Iterator[Batch]:
         """One pass: a random window of every (song, channel), shuffled, in batches of at most
-        ``batch_size`` and as equal as possible."""
+        ``batch_size`` and as equal as possible.  With ``views=2`` every window comes with a
+        second one from another random place (and channel) of the same song."""
         rng = np.random.default_rng([seed, PHASES["pretrain"], epoch])
         order = rng.permutation(len(self.examples))
         # equal-sized batches: a last batch of one window would break batch norm's statistics
         for part in np.array_split(order, -(-len(order) // batch_size)):
-            yield self._batch([self.examples[j] for j in part], rng)
+            picks = [self.examples[j] for j in part]
+            x, mask = self._batch(picks, rng)
+            songs = np.array([i for i, _ in picks])
+            batch = Batch(x, mask, songs)
+            if views == 2:
+                batch.x2, batch.mask2 = self._batch(
+                    [(i, int(rng.integers(self.songs[i].channels))) for i in songs], rng)
+            yield batch
 
-    def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[Batch]:
         """One pass: for every song in a shuffled order, ``batch_size`` random windows of it."""
         rng = np.random.default_rng([seed, PHASES["cluster"], epoch])
         for i in rng.permutation(len(self.songs)):
             channels = rng.integers(0, self.songs[i].channels, size=batch_size)
-            yield self._batch([(int(i), int(c)) for c in channels], rng)
+            x, mask = self._batch([(int(i), int(c)) for c in channels], rng)
+            yield Batch(x, mask, np.full(batch_size, int(i)))
+
+    def song_windows(self, per_song: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
+        """``per_song`` random windows of every song, song by song: (index, (n, 1, M, T))."""
+        rng = np.random.default_rng([seed, PHASES["bank"]])
+        for i, song in enumerate(self.songs):
+            channels = rng.integers(0, song.channels, size=per_song)
+            yield i, self._batch([(i, int(c)) for c in channels], rng)[0]
 
     def probe(self, n_songs: int, per_song: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A fixed set of windows for watching the embedding spread: (x, mask, song index)."""

@@ -81,17 +81,26 @@ def _rankings(vectors: np.ndarray, metric: str = "cosine") -> np.ndarray:
     return order[:, :-1]  # the item itself (at -inf) comes last
 
 
-def same_song(first: np.ndarray, second: np.ndarray, metric: str = "cosine") -> dict[str, float]:
-    """Top-1 accuracy and MRR of finding a song's other half among all other halves."""
+def same_song_hits(first: np.ndarray, second: np.ndarray, metric: str = "cosine") -> dict[str, np.ndarray]:
+    """Per query half: whether the song's other half ranks first, and its reciprocal rank.
+
+    first, second : (n, D) the two parts of n songs.  Returns arrays of length 2n
+    (the first parts' queries, then the second parts').
+    """
     n = len(first)
     if n < 2:
         raise EvaluateError("same-song retrieval needs at least 2 songs")
     halves = np.concatenate([first, second])
     partner = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
-    ranks = _rankings(halves, metric)
-    relevant = ranks == partner[:, None]
-    return {"top1": float(relevant[:, 0].mean()),
-            "mrr": float(np.mean([reciprocal_rank(r) for r in relevant]))}
+    relevant = _rankings(halves, metric) == partner[:, None]
+    return {"top1": relevant[:, 0].astype(float),
+            "rr": np.array([reciprocal_rank(r) for r in relevant])}
+
+
+def same_song(first: np.ndarray, second: np.ndarray, metric: str = "cosine") -> dict[str, float]:
+    """Top-1 accuracy and MRR of finding a song's other half among all other halves."""
+    hits = same_song_hits(first, second, metric)
+    return {"top1": float(hits["top1"].mean()), "mrr": float(hits["rr"].mean())}
 
 
 @dataclass
@@ -102,9 +111,13 @@ class LabelResult:
     skipped_single: list[str] = field(default_factory=list)   # labels with one song: not queried
 
 
-def label_retrieval(vectors: np.ndarray, labels: list[str], albums: list[str] | None = None,
-                    exclude_same_album: bool = False, metric: str = "cosine") -> LabelResult:
-    """Leave-one-out precision@5, precision@10 and mAP of same-label neighbours."""
+def label_queries(vectors: np.ndarray, labels: list[str], albums: list[str] | None = None,
+                  exclude_same_album: bool = False, metric: str = "cosine") -> tuple[list[int], np.ndarray]:
+    """Leave-one-out scores of every query song: its index and (p@5, p@10, AP), shape (q, 3).
+
+    Songs whose label no other song shares are not queried (they still compete), nor are
+    songs whose every same-label neighbour the album filter removed.
+    """
     if exclude_same_album and albums is None:
         raise EvaluateError("the album filter needs the album of every song")
     counts = Counter(labels)
@@ -113,9 +126,9 @@ def label_retrieval(vectors: np.ndarray, labels: list[str], albums: list[str] | 
         raise EvaluateError("no label is shared by two songs: label retrieval has nothing to find",
                             hint="use a coarser label (artist instead of album), or more songs")
     ranks = _rankings(vectors, metric)
-    per: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     lab = np.array(labels, dtype=object)
     alb = np.array(albums, dtype=object) if albums is not None else None
+    asked, scores = [], []
     for i in queries:
         order = ranks[i]
         if exclude_same_album:
@@ -123,17 +136,44 @@ def label_retrieval(vectors: np.ndarray, labels: list[str], albums: list[str] | 
         relevant = lab[order] == lab[i]
         if not relevant.any():
             continue  # every same-label song is on the query's album: nothing left to find
-        per[labels[i]].append((precision_at_k(relevant, 5), precision_at_k(relevant, 10),
-                               average_precision(relevant)))
-    rows = [r for values in per.values() for r in values]
-    if not rows:
+        asked.append(i)
+        scores.append((precision_at_k(relevant, 5), precision_at_k(relevant, 10), average_precision(relevant)))
+    if not asked:
         raise EvaluateError("with the album filter no query has a same-label song left to find")
-    mean = np.mean(rows, axis=0)
+    return asked, np.array(scores)
+
+
+def label_retrieval(vectors: np.ndarray, labels: list[str], albums: list[str] | None = None,
+                    exclude_same_album: bool = False, metric: str = "cosine") -> LabelResult:
+    """Leave-one-out precision@5, precision@10 and mAP of same-label neighbours."""
+    asked, scores = label_queries(vectors, labels, albums, exclude_same_album, metric)
+    per: dict[str, list[np.ndarray]] = defaultdict(list)
+    for i, row in zip(asked, scores):
+        per[labels[i]].append(row)
+    counts = Counter(labels)
+    mean = scores.mean(axis=0)
     return LabelResult(
         scores={"p5": float(mean[0]), "p10": float(mean[1]), "map": float(mean[2])},
         per_label={k: dict(zip(("p5", "p10", "map"), map(float, np.mean(v, axis=0)))) | {"songs": counts[k]}
                    for k, v in sorted(per.items())},
-        queries=len(rows), skipped_single=sorted(k for k, c in counts.items() if c < 2))
+        queries=len(asked), skipped_single=sorted(k for k, c in counts.items() if c < 2))
+
+
+def bootstrap_interval(values: np.ndarray, reps: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of per-query values and its bootstrap percentile interval: (mean, low, high).
+
+    For a difference between two methods, pass the per-query differences on the same
+    queries (a paired bootstrap): an interval that excludes 0 is a gain beyond noise.
+    """
+    values = np.asarray(values, np.float64)
+    if len(values) == 0:
+        raise EvaluateError("no values to bootstrap")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(reps, len(values)))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(values.mean()), float(low), float(high)
 
 
 # -- labels ----------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .model import ClusterOutput, PretrainOutput
+from .model import PretrainOutput
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -65,10 +65,37 @@ def cluster_loss(embedding: torch.Tensor, unit: bool = False) -> torch.Tensor:
     return (embedding - embedding.mean(dim=0, keepdim=True)).square().mean()
 
 
-def cluster_phase_loss(out: ClusterOutput, x: torch.Tensor, mask: torch.Tensor, weight: float,
-                       unit: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    """Reconstruction MSE + ``weight`` x clustering loss, with the terms as floats."""
-    recon = masked_mse(out.reconstruction, x, mask)
-    cluster = cluster_loss(out.embedding, unit)
-    total = recon + weight * cluster
-    return total, {"main": recon.item(), "cluster": cluster.item(), "total": total.item()}
+def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Song contrast over a batch of windows from many songs: (B, D), (B,) -> scalar.
+
+    Every window is pulled towards the other windows of its song and pushed from the
+    windows of every other song: for each window, the cross-entropy of picking a window
+    of the same song among all others by cosine similarity / ``temperature``, averaged
+    over its same-song partners (a batch may hold several windows of one song, e.g.
+    both channels; all count as partners).  Windows without a partner are left out.
+    """
+    z = torch.nn.functional.normalize(embedding.float(), dim=1)
+    sim = z @ z.T / temperature                                              # (B, B)
+    self_pair = torch.eye(len(z), dtype=torch.bool)
+    sim = sim.masked_fill(self_pair, float("-inf"))
+    partner = (songs[:, None] == songs[None, :]) & ~self_pair                # (B, B)
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    has = partner.any(1)
+    if not has.any():
+        return embedding.sum() * 0.0
+    per_window = -(log_prob.masked_fill(~partner, 0.0)).sum(1)[has] / partner.sum(1)[has]
+    return per_window.mean()
+
+
+def bank_loss(embedding: torch.Tensor, targets: torch.Tensor, bank: torch.Tensor,
+              temperature: float) -> torch.Tensor:
+    """Contrast of one song's windows against a bank of song vectors: scalar.
+
+    embedding : (B, D) windows of one song; bank : (N, D) unit vectors, one per training
+    song; targets : (N,) a distribution over the bank saying which songs each window
+    should be closest to (its own song, and possibly its nearest songs as soft
+    positives).  Cross-entropy between ``targets`` and the softmax of cosine / temperature.
+    """
+    z = torch.nn.functional.normalize(embedding.float(), dim=1)
+    log_prob = torch.log_softmax(z @ bank.T / temperature, dim=1)           # (B, N)
+    return -(log_prob * targets[None, :]).sum(1).mean()

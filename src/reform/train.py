@@ -23,14 +23,17 @@ import numpy as np
 import torch
 
 from . import checkpoint
+from .bank import MemoryBank
 from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
-from .dataset import Normaliser, Song, Windows, fit_normaliser
+from .dataset import PHASES, Batch, Normaliser, Song, Windows, fit_normaliser
 from .errors import TrainError
 from .files import json_text, write_text
-from .losses import aux_weights, cluster_phase_loss, pretrain_loss
 from .model import ClusterAutoencoder, PretrainAutoencoder
+from .objectives import ClusterObjective, PretrainObjective, Step, fill_bank
 from .store import SpectrogramStore
+
+Objective = PretrainObjective | ClusterObjective
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -83,29 +86,29 @@ def cluster_schedule(cfg: TrainConfig) -> PlateauSchedule:
 
 
 # -- one epoch ------------------------------------------------------------------------------------
-def _batches(xs: Iterator[tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for x, mask in xs:
-        yield (torch.from_numpy(x).contiguous(memory_format=torch.channels_last),
-               torch.from_numpy(mask))
+def epoch_generator(seed: int, phase: str, epoch: int) -> torch.Generator:
+    """The random source of one epoch's augmentations, so that a resumed run repeats them."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + PHASES[phase] * 10_007 + epoch)
 
 
-def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator,
-              loss_fn: Callable, cfg: TrainConfig, on_batch: Callable[[int], None]) -> tuple[dict, int]:
+def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Batch],
+              objective: Objective, gen: torch.Generator,
+              on_batch: Callable[[int], None]) -> tuple[dict, int]:
     """One pass over ``batches``; returns the mean of every loss term and the window count."""
     model.train()
     totals: dict[str, float] = {}
     seen = 0
-    for x, mask in _batches(batches):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
-            out = model(x)
-        loss, terms = loss_fn(out, x, mask)
+    for batch in batches:
+        step = Step.of(batch)
+        loss, terms = objective(model, step, gen)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        objective.after_step(step, model)
         for name, value in terms.items():
-            totals[name] = totals.get(name, 0.0) + value * len(x)
-        seen += len(x)
-        on_batch(len(x))
+            totals[name] = totals.get(name, 0.0) + value * len(step)
+        seen += len(step)
+        on_batch(len(step))
     return {name: value / max(seen, 1) for name, value in totals.items()}, seen
 
 
@@ -292,16 +295,22 @@ class Trainer:
         return model.to(memory_format=torch.channels_last)
 
     # -- the loop -------------------------------------------------------------------------------
-    def _objective(self, phase: str) -> tuple[Callable, Callable[[int], Iterator], int]:
-        """The phase's loss, its batches for a given epoch, and the windows in one epoch."""
+    def _objective(self, phase: str, model, saved: dict | None) -> tuple[Objective, Callable[[int], Iterator], int]:
+        """The phase's objective, its batches for a given epoch, and the windows in one epoch."""
         cfg = self.cfg
+        std = self.normaliser.std
         if phase == "pretrain":
-            weights = aux_weights(cfg.aux_weight, self.model_cfg.n_layers - 1)
-            return (lambda out, x, mask: pretrain_loss(out, x, mask, weights),
-                    lambda epoch: self.windows.pretrain_batches(cfg.seed, epoch, cfg.batch_size),
+            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, std)
+            return (objective,
+                    lambda epoch: self.windows.pretrain_batches(cfg.seed, epoch, cfg.batch_size, objective.views),
                     len(self.windows.examples))
-        unit = cfg.cluster_space == "unit"
-        return (lambda out, x, mask: cluster_phase_loss(out, x, mask, cfg.cluster_weight, unit),
+        bank = None
+        if cfg.cluster_loss == "bank":
+            if saved is not None and saved["state"]["phase"] == "cluster" and "bank" in saved:
+                bank = MemoryBank.from_state_dict(saved["bank"])
+            else:
+                bank = fill_bank(model, self.windows.song_windows(4, cfg.seed), cfg.precision)
+        return (ClusterObjective(cfg, std, bank),
                 lambda epoch: self.windows.cluster_batches(cfg.seed, epoch, cfg.cluster_batch_size),
                 len(self.songs) * cfg.cluster_batch_size)
 
@@ -314,7 +323,7 @@ class Trainer:
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=state.lr)
         if saved is not None and saved["state"]["phase"] == state.phase:
             optimizer.load_state_dict(saved["optimizer_state"])
-        loss_fn, batches, n_windows = self._objective(state.phase)
+        objective, batches, n_windows = self._objective(state.phase, model, saved)
         if state.epoch == 0 and not history_has(history, state.phase):
             history.append({"phase": state.phase, "epoch": 0, "lr": state.lr, "event": "start",
                             **embedding_spread(model, self.probe)})
@@ -327,7 +336,8 @@ class Trainer:
                            "windows": n_windows, "lr": state.lr, "plateaus": schedule.plateaus,
                            "max_epochs": cfg.max_epochs})
             started = time.perf_counter()
-            terms, seen = run_epoch(model, optimizer, batches(epoch), loss_fn, cfg,
+            terms, seen = run_epoch(model, optimizer, batches(epoch), objective,
+                                    epoch_generator(cfg.seed, state.phase, epoch),
                                     lambda n: self.callback({"type": "batch", "windows": n}))
             seconds = time.perf_counter() - started
             action = schedule.step(terms["total"])
@@ -341,7 +351,7 @@ class Trainer:
             self._apply(action, state, schedule, optimizer)
             state.epoch = epoch
             history.append(record)
-            self._save(model, optimizer, state, history, reasons)
+            self._save(model, optimizer, state, history, reasons, objective)
             self._write_metrics(history)
             self.callback({"type": "epoch_end", **record})
         return state.stop_reason
@@ -368,9 +378,12 @@ class Trainer:
                               "the last good epoch is kept in the checkpoint")
 
     # -- persistence ----------------------------------------------------------------------------
-    def _save(self, model, optimizer, state: TrainState, history: list[dict], reasons: dict) -> None:
+    def _save(self, model, optimizer, state: TrainState, history: list[dict], reasons: dict,
+              objective: Objective) -> None:
         state.history = history
+        bank = getattr(objective, "bank", None)
         checkpoint.save_atomic({
+            **({"bank": bank.state_dict()} if bank is not None else {}),
             "format": checkpoint.FORMAT_VERSION, "kind": "training",
             "model_config": to_dict(self.model_cfg), "train_config": to_dict(self.cfg),
             "normaliser": self.normaliser.to_dict(), "feature_version": self.feature_version,

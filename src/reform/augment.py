@@ -1,0 +1,91 @@
+"""Changes to training windows that a listener would not care about, and hidden stripes.
+
+Two kinds, both applied to whole batches of normalised log-mel windows in torch:
+
+* **Augmentations** make two views of a song differ in what should not decide
+  similarity: the overall gain, a smooth equalisation curve, and a shift of a few
+  mel bands (a small change of pitch).  Gain and equalisation are offsets in dB,
+  which the per-band normalisation turns into ``offset / std`` per band.
+* **Hidden stripes** (masked reconstruction): random time and frequency stripes of
+  the input are set to 0, the training mean, and the decoders must still rebuild the
+  whole window, so the encoder has to infer what it cannot see from its context.
+
+Every draw comes from the ``torch.Generator`` the caller passes, so a resumed
+training run makes exactly the same changes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .config import AugmentConfig
+
+
+def _uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=gen) * (high - low) + low
+
+
+def eq_curves(n: int, bands: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """``n`` random smooth curves over the mel bands, in dB: (n, bands).
+
+    Values at ``eq_points`` evenly spaced bands are drawn uniformly and joined by
+    straight lines, so neighbouring bands move together as with a real equaliser.
+    """
+    points = _uniform((n, 1, cfg.eq_points), -cfg.eq_db, cfg.eq_db, gen)
+    return torch.nn.functional.interpolate(points, size=bands, mode="linear", align_corners=True)[:, 0]
+
+
+def shift_bands(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Move every window's bands up (positive shift) or down by whole bins, repeating the edge band.
+
+    x : (B, 1, M, T); shifts : (B,) integers
+    """
+    bands = x.shape[2]
+    source = (torch.arange(bands)[None, :] - shifts[:, None]).clamp(0, bands - 1)   # (B, M)
+    return x.gather(2, source[:, None, :, None].expand_as(x))
+
+
+def augment(x: torch.Tensor, valid: torch.Tensor, std: torch.Tensor, cfg: AugmentConfig,
+            gen: torch.Generator) -> torch.Tensor:
+    """A changed copy of a batch of normalised windows.
+
+    x : (B, 1, M, T) normalised log-mel; valid : (B, 1, 1, T), 1 on real frames and 0 on
+    padding (which stays 0); std : (M,) the normaliser's standard deviation per band (dB).
+    """
+    if not cfg.changes:
+        return x
+    n, bands = x.shape[0], x.shape[2]
+    offset = torch.zeros(n, bands)
+    if cfg.gain_db > 0:
+        offset += _uniform((n, 1), -cfg.gain_db, cfg.gain_db, gen)
+    if cfg.eq_db > 0:
+        offset += eq_curves(n, bands, cfg, gen)
+    out = x + (offset / std)[:, None, :, None] * valid          # dB offsets in normalised units
+    if cfg.pitch_bins > 0:
+        shifts = torch.randint(-cfg.pitch_bins, cfg.pitch_bins + 1, (n,), generator=gen)
+        out = shift_bands(out, shifts) * valid
+    return out
+
+
+def _stripes(n: int, length: int, widest: int, count: int, gen: torch.Generator) -> torch.Tensor:
+    """``count`` random stripes of width 0..widest along an axis of ``length``: (n, length) bool."""
+    width = torch.randint(0, widest + 1, (n, count), generator=gen)
+    start = (torch.rand(n, count, generator=gen) * (length - width + 1)).long()
+    pos = torch.arange(length)[None, None, :]
+    return ((pos >= start[..., None]) & (pos < (start + width)[..., None])).any(1)
+
+
+def hide_stripes(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """A copy of the batch with ``stripes`` random time and frequency stripes set to 0 (the mean).
+
+    x : (B, 1, M, T).  Stripe widths are uniform in [0, stripe_frames] and [0, stripe_bins].
+    """
+    if not cfg.hides:
+        return x
+    n, _, bands, frames = x.shape
+    hidden = torch.zeros(n, 1, bands, frames, dtype=torch.bool)
+    if cfg.stripe_frames > 0:
+        hidden |= _stripes(n, frames, cfg.stripe_frames, cfg.stripes, gen)[:, None, None, :]
+    if cfg.stripe_bins > 0:
+        hidden |= _stripes(n, bands, cfg.stripe_bins, cfg.stripes, gen)[:, None, :, None]
+    return x.masked_fill(hidden, 0.0)

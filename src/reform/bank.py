@@ -1,0 +1,63 @@
+"""A memory bank of song vectors: the other songs a one-song clustering batch is compared with.
+
+The clustering phase sees one song per batch (the design note's batches), so a
+batch alone has no other song to keep its windows apart from.  The bank holds one
+unit vector per training song, the running direction of its windows' embeddings,
+refreshed from each song's batch after every step; the bank loss
+(:func:`reform.losses.bank_loss`) pulls a batch towards its own song's vector and
+away from the others, and may count the song's nearest neighbours in the bank as
+partial positives, so that songs which already sound alike are not pushed apart.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class MemoryBank:
+    """One unit vector per song.  ``vectors`` : (N, D)."""
+
+    def __init__(self, vectors: torch.Tensor):
+        if vectors.ndim != 2 or len(vectors) < 2:
+            raise ValueError("a memory bank needs a (songs, dim) matrix of at least 2 songs")
+        self.vectors = torch.nn.functional.normalize(vectors.detach().float(), dim=1)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def update(self, song: int, embedding: torch.Tensor, momentum: float) -> None:
+        """Move a song's vector towards the mean direction of its windows' embeddings (B, D)."""
+        fresh = torch.nn.functional.normalize(embedding.detach().float(), dim=1).mean(0)
+        mixed = momentum * self.vectors[song] + (1.0 - momentum) * fresh
+        self.vectors[song] = torch.nn.functional.normalize(mixed, dim=0)
+
+    def neighbours(self, song: int, k: int) -> torch.Tensor:
+        """Indices of the ``k`` songs whose vectors are closest (cosine) to this song's."""
+        sim = self.vectors @ self.vectors[song]
+        sim[song] = float("-inf")
+        return torch.topk(sim, min(k, len(self) - 1)).indices
+
+    def targets(self, song: int, neighbours: int = 0, soft: float = 0.0) -> torch.Tensor:
+        """The target distribution over the bank for a batch of ``song``: (N,).
+
+        All the weight on the song itself, or ``1 - soft`` on it and ``soft`` shared
+        equally by its ``neighbours`` nearest songs.
+        """
+        target = torch.zeros(len(self))
+        if neighbours > 0 and soft > 0:
+            target[self.neighbours(song, neighbours)] = soft / min(neighbours, len(self) - 1)
+            target[song] = 1.0 - soft
+        else:
+            target[song] = 1.0
+        return target
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"vectors": self.vectors.clone()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> MemoryBank:
+        """The bank exactly as saved (normalising again could change the last bit, and a
+        resumed run must continue from the very same vectors)."""
+        bank = cls(state["vectors"])
+        bank.vectors = state["vectors"].clone().float()
+        return bank

@@ -1,0 +1,152 @@
+"""What each training phase minimises: one step's forward passes and loss terms.
+
+Pretraining (the note): every decoder rebuilds the window, the auxiliary ones
+scaled.  Beyond the note, each selectable and measured in docs/method.md: the
+input may be changed (gain, equalisation, pitch) and have stripes hidden while the
+decoders rebuild the unhidden window, and a song-contrast term may pull two
+windows of one song together and push other songs' windows away.
+
+Clustering (the note): one song per batch, batch norm frozen, reconstruction plus
+lambda times a clustering loss: the note's MSE to the batch mean, or the bank loss
+against a memory bank of song vectors (:mod:`reform.bank`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .augment import augment, hide_stripes
+from .bank import MemoryBank
+from .config import TrainConfig
+from .dataset import Batch
+from .losses import (aux_weights, bank_loss, cluster_loss, contrastive_loss, masked_mse,
+                     pretrain_loss)
+from .model import ClusterAutoencoder, PretrainAutoencoder
+
+
+@dataclass
+class Step:
+    """A batch as tensors: windows channels-last, masks, song indices, an optional second view."""
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    songs: torch.Tensor
+    x2: torch.Tensor | None = None
+    mask2: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, batch: Batch) -> Step:
+        def windows(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+
+        return cls(windows(batch.x), torch.from_numpy(batch.mask), torch.from_numpy(batch.songs),
+                   None if batch.x2 is None else windows(batch.x2),
+                   None if batch.mask2 is None else torch.from_numpy(batch.mask2))
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def autocast(precision: str):
+    """bfloat16 autocast on the CPU, or nothing for float32."""
+    if precision == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class _Inputs:
+    """Turns a step's clean windows into the model's input and the reconstruction target."""
+
+    def __init__(self, cfg: TrainConfig, std: np.ndarray):
+        self.augment = cfg.augment
+        self.std = torch.from_numpy(np.asarray(std, np.float32))
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input with stripes hidden, target without them), both (B, 1, M, T)."""
+        target = augment(x, mask, self.std, self.augment, gen)
+        return hide_stripes(target, self.augment, gen), target
+
+
+class PretrainObjective:
+    """Reconstruction at every decoder, plus ``contrast_weight`` x song contrast of two views."""
+
+    def __init__(self, cfg: TrainConfig, n_aux: int, std: np.ndarray):
+        self.cfg = cfg
+        self.weights = aux_weights(cfg.aux_weight, n_aux)
+        self.inputs = _Inputs(cfg, std)
+        self.views = 2 if cfg.contrast_weight > 0 else 1
+
+    def __call__(self, model: PretrainAutoencoder, step: Step,
+                 gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        x_in, target = self.inputs(step.x, step.mask, gen)
+        with autocast(self.cfg.precision):
+            out = model(x_in)
+        total, terms = pretrain_loss(out, target, step.mask, self.weights)
+        if self.views == 2:
+            x2_in, _ = self.inputs(step.x2, step.mask2, gen)
+            with autocast(self.cfg.precision):
+                z2 = model.encoder(x2_in)[-1]                                   # (B, D)
+            contrast = contrastive_loss(torch.cat([out.embedding, z2]), step.songs.repeat(2),
+                                        self.cfg.temperature)
+            total = total + self.cfg.contrast_weight * contrast
+            terms["contrast"] = contrast.item()
+            terms["total"] = total.item()
+        return total, terms
+
+    def after_step(self, step: Step, model: torch.nn.Module) -> None:
+        """Nothing to refresh after a pretraining step."""
+
+
+class ClusterObjective:
+    """Reconstruction + ``cluster_weight`` x (the note's loss, or the bank loss)."""
+
+    def __init__(self, cfg: TrainConfig, std: np.ndarray, bank: MemoryBank | None = None):
+        if cfg.cluster_loss == "bank" and bank is None:
+            raise ValueError("the bank loss needs a memory bank")
+        self.cfg, self.bank = cfg, bank
+        self.inputs = _Inputs(cfg, std)
+        self._embedding: torch.Tensor | None = None
+
+    def __call__(self, model: ClusterAutoencoder, step: Step,
+                 gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        x_in, target = self.inputs(step.x, step.mask, gen)
+        with autocast(self.cfg.precision):
+            out = model(x_in)
+        recon = masked_mse(out.reconstruction, target, step.mask)
+        if self.bank is None:
+            cluster = cluster_loss(out.embedding, unit=self.cfg.cluster_space == "unit")
+        else:
+            song = int(step.songs[0])
+            targets = self.bank.targets(song, self.cfg.bank_neighbours, self.cfg.bank_soft)
+            cluster = bank_loss(out.embedding, targets, self.bank.vectors, self.cfg.temperature)
+            self._embedding = out.embedding.detach()
+        total = recon + self.cfg.cluster_weight * cluster
+        return total, {"main": recon.item(), "cluster": cluster.item(), "total": total.item()}
+
+    def after_step(self, step: Step, model: torch.nn.Module) -> None:
+        """Refresh the song's bank vector from this step's embeddings (after backward: the bank
+        must not change while the step's graph still needs it)."""
+        if self.bank is not None and self._embedding is not None:
+            self.bank.update(int(step.songs[0]), self._embedding, self.cfg.bank_momentum)
+            self._embedding = None
+
+
+@torch.no_grad()
+def fill_bank(model: torch.nn.Module, song_windows, precision: str) -> MemoryBank:
+    """A bank from the current model: the mean direction of a few windows of every song.
+
+    song_windows : iterable of (song index, (n, 1, M, T) windows), in song order.
+    """
+    was_training = model.training
+    model.eval()
+    vectors = []
+    for _, x in song_windows:
+        with autocast(precision):
+            z = model.encoder(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))[-1]
+        vectors.append(torch.nn.functional.normalize(z.float(), dim=1).mean(0))
+    model.train(was_training)
+    return MemoryBank(torch.stack(vectors))

@@ -1,0 +1,68 @@
+"""Augmentations and hidden stripes of training windows."""
+
+import pytest
+import torch
+
+from reform.augment import augment, eq_curves, hide_stripes, shift_bands
+from reform.config import AugmentConfig
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_no_settings_change_nothing():
+    x = torch.randn(3, 1, 8, 10)
+    valid = torch.ones(3, 1, 1, 10)
+    cfg = AugmentConfig()
+    assert augment(x, valid, torch.ones(8), cfg, _gen()) is x
+    assert hide_stripes(x, cfg, _gen()) is x
+
+
+def test_gain_is_one_offset_per_window_in_normalised_units_and_spares_padding():
+    x = torch.zeros(4, 1, 8, 10)
+    valid = torch.ones(4, 1, 1, 10)
+    valid[:, :, :, 7:] = 0.0                                   # the last 3 frames are padding
+    std = torch.full((8,), 2.0)
+    out = augment(x, valid, std, AugmentConfig(gain_db=6.0), _gen())
+    per_window = out[:, 0, :, :7]
+    offsets = per_window[:, 0, 0]
+    assert torch.allclose(per_window, offsets[:, None, None].expand_as(per_window))
+    assert (offsets.abs() <= 3.0).all() and offsets.abs().max() > 0   # 6 dB / std 2
+    assert (out[:, :, :, 7:] == 0).all()
+
+
+def test_eq_curves_are_smooth_and_bounded():
+    curves = eq_curves(16, 128, AugmentConfig(eq_db=6.0), _gen())
+    assert curves.shape == (16, 128) and curves.abs().max() <= 6.0
+    steps = curves.diff(dim=1).abs().max()
+    assert steps <= 2 * 6.0 / (128 / 5) + 1e-5              # straight lines between 6 points
+
+
+def test_shift_bands_moves_rows_and_repeats_the_edge():
+    x = torch.arange(4.0).view(1, 1, 4, 1).repeat(2, 1, 1, 3)  # band b holds the value b
+    out = shift_bands(x, torch.tensor([1, -2]))
+    assert out[0, 0, :, 0].tolist() == [0.0, 0.0, 1.0, 2.0]
+    assert out[1, 0, :, 0].tolist() == [2.0, 3.0, 3.0, 3.0]
+
+
+def test_hidden_stripes_are_zero_bounded_and_reproducible():
+    x = torch.ones(8, 1, 32, 100)
+    cfg = AugmentConfig(stripe_frames=10, stripe_bins=4, stripes=2)
+    out = hide_stripes(x, cfg, _gen(3))
+    assert torch.equal(out, hide_stripes(x, cfg, _gen(3)))
+    hidden_frames = (out == 0).all(dim=2)[:, 0]              # frames hidden across every band
+    assert hidden_frames.sum(1).max() <= 20                   # at most 2 stripes of 10 frames
+    hidden_bands = (out == 0).all(dim=3)[:, 0]
+    assert hidden_bands.sum(1).max() <= 8
+    assert (out == 0).any() and (out == 1).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_augment_is_reproducible_from_the_generator(seed):
+    x = torch.randn(2, 1, 16, 20)
+    valid = torch.ones(2, 1, 1, 20)
+    cfg = AugmentConfig(gain_db=3, eq_db=3, pitch_bins=1)
+    a = augment(x, valid, torch.ones(16), cfg, _gen(seed))
+    b = augment(x, valid, torch.ones(16), cfg, _gen(seed))
+    assert torch.equal(a, b) and not torch.equal(a, x)

@@ -1,0 +1,64 @@
+"""The song-contrast and bank losses on small hand-made embeddings with known answers."""
+
+import math
+
+import pytest
+import torch
+
+from reform.losses import bank_loss, contrastive_loss
+
+
+def test_contrast_known_answer_for_two_songs():
+    # two songs, two windows each; windows of a song point the same way, songs are orthogonal
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    songs = torch.tensor([0, 0, 1, 1])
+    t = 0.5
+    # each window: its partner at cosine 1, the two others at cosine 0
+    expected = -math.log(math.exp(1 / t) / (math.exp(1 / t) + 2 * math.exp(0.0)))
+    assert contrastive_loss(z, songs, t).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_contrast_is_blind_to_scale_and_lower_when_songs_separate():
+    songs = torch.tensor([0, 0, 1, 1])
+    apart = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.1, 1.0]])
+    assert contrastive_loss(apart, songs, 0.1) < contrastive_loss(mixed, songs, 0.1)
+    assert contrastive_loss(apart * 7, songs, 0.1).item() == pytest.approx(
+        contrastive_loss(apart, songs, 0.1).item(), rel=1e-6)
+
+
+def test_contrast_counts_every_same_song_window_and_skips_loners():
+    # song 0 has three windows (two partners each); song 2 has one window and no partner
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    songs = torch.tensor([0, 0, 0, 1, 1, 2])
+    t = 1.0
+    e = math.exp
+    # a window of song 0: partners at cos 1 (x2), song 1 at 0 (x2), song 2 at -1
+    den0 = 2 * e(1) + 2 * e(0) + e(-1)
+    loss0 = -math.log(e(1) / den0)
+    # a window of song 1: partner at 1, song 0 at 0 (x3), song 2 at 0
+    den1 = e(1) + 4 * e(0)
+    loss1 = -math.log(e(1) / den1)
+    expected = (3 * loss0 + 2 * loss1) / 5          # the lone window of song 2 is not a query
+    assert contrastive_loss(z, songs, t).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_contrast_without_partners_is_zero_and_differentiable():
+    z = torch.randn(3, 4, requires_grad=True)
+    loss = contrastive_loss(z, torch.tensor([0, 1, 2]), 0.1)
+    loss.backward()
+    assert loss.item() == 0.0 and z.grad is not None
+
+
+def test_bank_loss_known_answer_and_soft_targets():
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    z = torch.tensor([[2.0, 0.0], [3.0, 0.0]])          # both windows point at song 0
+    t = 1.0
+    log_p = torch.log_softmax(torch.tensor([1.0, 0.0, -1.0]) / t, dim=0)
+    hard = torch.tensor([1.0, 0.0, 0.0])
+    assert bank_loss(z, hard, bank, t).item() == pytest.approx(-log_p[0].item(), rel=1e-6)
+    soft = torch.tensor([0.5, 0.5, 0.0])
+    assert bank_loss(z, soft, bank, t).item() == pytest.approx(
+        -(0.5 * log_p[0] + 0.5 * log_p[1]).item(), rel=1e-6)
+    # giving part of the target to a neighbour lowers the pull towards the song itself
+    assert bank_loss(z, soft, bank, t) > bank_loss(z, hard, bank, t)
