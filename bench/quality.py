@@ -49,6 +49,7 @@ from common import read_manifest, table  # noqa: E402
 
 from reform import Library  # noqa: E402
 from reform import evaluate as ev  # noqa: E402
+from reform import space  # noqa: E402
 from reform.checkpoint import Bundle, load_bundle  # noqa: E402
 from reform.config import ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Song  # noqa: E402
@@ -59,8 +60,9 @@ from reform.train import Trainer  # noqa: E402
 # -- what is compared --------------------------------------------------------------------------------
 # A trained method: TrainConfig overrides ("train"), ModelConfig overrides ("model"), the phases
 # ("phase": all or pretrain), optionally the pretraining of another method to start the clustering
-# phase from ("after"), and for the own-library protocol ("own"): train on the fold's own songs,
-# from scratch or from the held-out model of method ``init``.
+# phase from ("after"), a share of the training songs ("fraction", for the learning curve), and
+# for the own-library protocol ("own"): train on the fold's own songs, from scratch or from the
+# held-out model of method ``init``.
 NOTE = {"learning_rate": 0.1, "cluster_learning_rate": None}
 OLD_DEFAULT: dict = {}   # the defaults before this measurement: reconstruction only
 CONTRAST = {"contrast_weight": 1.0}
@@ -75,6 +77,9 @@ METHODS: dict[str, dict] = {
     "contrast-aug-stripes-pre": {"train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
     "stripes-pre": {"train": STRIPES, "phase": "pretrain"},
 }
+# query-time variants (reform.space) scored with --query-time: (transform, hubness reduction)
+QUERY_TIME = [("centre", "none"), ("zscore", "none"), ("whiten", "none"), ("none", "csls"),
+              ("none", "mp"), ("centre", "csls"), ("centre", "mp")]
 CAP = 40   # epoch cap of the exploration runs (the plateau schedule usually ends them first)
 
 
@@ -127,7 +132,7 @@ class Scores:
             return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
-def score(vectors: dict[str, np.ndarray], labels: list[str], metric: str = "cosine") -> Scores:
+def score(vectors: dict[str, np.ndarray], labels: list[str], metric="cosine") -> Scores:
     asked, label_scores = ev.label_queries(vectors["full"], labels, metric=metric)
     return Scores(p10=label_scores[:, 1], groups=np.array([labels[i] for i in asked]),
                   top1=ev.same_song_hits(vectors["first"], vectors["second"], metric)["top1"],
@@ -175,6 +180,9 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
     if "init" in spec:
         init = load_bundle(work / "runs" / spec["init"] / f"fold{fold.index}" / "model.pt")
     songs = list({r.hash: Song(r.hash, r.channels, r.frames) for r in rows}.values())
+    if "fraction" in spec:   # the learning curve: a random share of the training songs
+        keep = np.random.default_rng([fold.index, 7]).permutation(len(songs))
+        songs = [songs[i] for i in sorted(keep[: max(2, round(len(songs) * spec["fraction"]))])]
     train_cfg = dataclasses.replace(TrainConfig(), **({"max_epochs": CAP} | spec.get("train", {})))
     model_cfg = dataclasses.replace(ModelConfig(), **spec.get("model", {}))
     trainer = Trainer(lib.home.spectrograms, songs, folder, model_cfg=model_cfg, train_cfg=train_cfg,
@@ -189,7 +197,7 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
 
 # -- one fold -----------------------------------------------------------------------------------------------
 def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, group_of: dict[str, str],
-                  seed: int = 0) -> None:
+                  query_time: bool = False, seed: int = 0) -> None:
     results = work / "results"
     order = np.random.default_rng(seed).permutation(len(fold.test))   # ties must not follow the folders
     rows = [fold.test[i] for i in order]
@@ -231,12 +239,22 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
         if model_path.name == "model.pt" and (folder / "pretrain.pt").exists() and "after" not in spec:
             bundles[f"{method}:pretrain"] = folder / "pretrain.pt"
         for name, path in bundles.items():
-            if all(done(f"{name}@{a}") for a in ("meanstd", "mean")):
-                continue
-            bundle = load_bundle(path)
-            windows = window_embeddings(bundle, load_specs())
-            for how in ("meanstd", "mean"):
-                keep(f"{name}@{how}", score(aggregated(windows, how), labels))
+            saved = results / f"{name}@meanstd" / f"fold{fold.index}-vectors.npz"
+            if not all(done(f"{name}@{a}") for a in ("meanstd", "mean")) or not saved.exists():
+                bundle = load_bundle(path)
+                windows = window_embeddings(bundle, load_specs())
+                for how in ("meanstd", "mean"):
+                    vectors = aggregated(windows, how)
+                    keep(f"{name}@{how}", score(vectors, labels))
+                    np.savez(results / f"{name}@{how}" / f"fold{fold.index}-vectors.npz", **vectors)
+            if query_time:
+                with np.load(saved) as data:
+                    vectors = {p: data[p] for p in PARTS}
+                for transform, hubness in QUERY_TIME:
+                    variant = f"{name}@meanstd+{transform}+{hubness}"
+                    if not done(variant):
+                        keep(variant, score(vectors, labels, metric=lambda v, t=transform, h=hubness:
+                                            space.similarity(v, t, h)))
             # the same network untrained, with the same input normalisation and aggregation
             untrained = "untrained" + ("" if bundle.cfg == ModelConfig() else f"-{method}")
             if not done(f"{untrained}@meanstd"):
@@ -291,6 +309,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--only-fold", type=int, help="run one fold (the report needs all)")
     parser.add_argument("--reference", default="untrained@meanstd", help="method the differences are to")
+    parser.add_argument("--query-time", action="store_true",
+                        help="also score the methods with centring, whitening and hubness reduction")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.folds < 3:
@@ -319,7 +339,7 @@ def main() -> None:
             if args.only_fold is not None and fold.index != args.only_fold:
                 continue
             print(f"fold {fold.index}: {len(fold.test)} songs of {', '.join(fold.groups)}", flush=True)
-            evaluate_fold(lib, fold, methods, work, group_of)
+            evaluate_fold(lib, fold, methods, work, group_of, args.query_time)
     text = report(work, args.folds, args.reference)
     (work / "quality.md").write_text(text + "\n")
     print(text)

@@ -64,13 +64,18 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def _rankings(vectors: np.ndarray, metric: str = "cosine") -> np.ndarray:
+def _rankings(vectors: np.ndarray, metric: str | Callable[[np.ndarray], np.ndarray] = "cosine") -> np.ndarray:
     """For every item, all other items ordered by similarity (best first): (N, N-1).
+
+    ``metric`` is "cosine", "euclidean", or a function from the vectors to their square
+    similarity matrix.
 
     Ties keep the input order, so callers shuffle their songs first: an order that
     follows the labels (say, sorted by folder) would otherwise leak into the scores.
     """
-    if metric == "cosine":
+    if callable(metric):   # a similarity of its own (reform.space: transforms, hubness reduction)
+        sim = np.array(metric(vectors), np.float64)
+    elif metric == "cosine":
         x = _unit(vectors)
         sim = x @ x.T
     else:  # euclidean: for features whose direction means nothing, like a single number
