@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from reform.errors import WriteError
-from reform.files import finite, json_text, replacing, temporary_name, write_error, write_text, writer_alive
+from reform.files import (finite, json_text, remove_dead_temporaries, replacing, temporary_name,
+                          write_error, write_text, writer_alive)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -42,6 +43,15 @@ def test_temporary_names_tell_live_writers_from_dead_ones(tmp_path):
     assert mine.name.startswith(".a.npy.tmp-") and writer_alive(mine)
     dead = tmp_path / f".a.npy.tmp-{2 ** 22 + 12345}-1"  # above Linux's largest process id
     assert not writer_alive(dead) and not writer_alive(tmp_path / "a.npy")
+
+
+def test_a_killed_writers_temporary_file_is_removed_a_live_ones_kept(tmp_path):
+    live = temporary_name(tmp_path / "checkpoint.pt")
+    dead = tmp_path / f".checkpoint.pt.tmp-{2 ** 22 + 1}-1"
+    for p in (live, dead, tmp_path / "checkpoint.pt"):
+        p.write_bytes(b"x")
+    assert remove_dead_temporaries(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "checkpoint.pt"])
 
 
 def test_json_never_holds_nan_or_infinity():

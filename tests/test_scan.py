@@ -253,6 +253,15 @@ def test_a_song_written_but_not_recorded_is_embedded_by_the_next_scan(trained, t
         assert lib.stale_embeddings() == 0
 
 
+def test_a_deleted_spectrogram_is_analysed_again_by_the_next_scan(lib, music):
+    lib.scan(music, jobs=1)
+    song = lib.songs()[0]
+    lib.home.spectrograms.path(song.hash).unlink()
+    summary = lib.scan(jobs=1)
+    assert (summary.analysed, summary.unchanged) == (1, 3)
+    assert lib.spectrogram(song.path).shape == (song.channels, 128, song.frames)
+
+
 def test_a_damaged_spectrogram_is_analysed_again_rather_than_reused(lib, music, tmp_path):
     lib.scan(music, jobs=1)
     song = lib.song(music / "Tone Band" / "Sines" / "01 A Four Forty.wav")

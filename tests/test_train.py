@@ -104,7 +104,10 @@ def test_interrupted_training_resumes_to_the_same_result(home, extra):
             lib.train(name="cut", resume=True, callback=interrupt_at(12))
         assert not (home / "models" / "cut" / "model.pt").exists()
         assert load(home / "models" / "cut" / "checkpoint.pt")["state"]["phase"] == "cluster"
+        killed = home / "models" / "cut" / f".checkpoint.pt.tmp-{2 ** 22 + 3}-1"  # a kill -9 mid-write
+        killed.write_bytes(b"half a checkpoint")
         lib.train(name="cut", resume=True)
+        assert not killed.exists()
     a = torch.load(whole.files.model, weights_only=True)["state_dict"]
     b = torch.load(home / "models" / "cut" / "model.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()

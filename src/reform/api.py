@@ -254,6 +254,7 @@ class Library:
         import dataclasses
 
         from .config import ModelConfig, TrainConfig
+        from .files import remove_dead_temporaries
         from .train import Trainer, read_checkpoint_configs
 
         folder = self.run_folder(name, resume=resume)
@@ -267,6 +268,8 @@ class Library:
         if max_epochs is not None:
             train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
         with self.home.lock.hold("train"):  # a scan must not remove spectrograms it reads
+            if folder.is_dir():
+                remove_dead_temporaries(folder)  # a checkpoint half-written when a run was killed
             trainer = Trainer(self.home.spectrograms,
                               self.training_songs(), folder, model_cfg=model_cfg or ModelConfig(),
                               train_cfg=train_cfg or TrainConfig(),

@@ -216,9 +216,8 @@ def inspect(home: Home, audio: AudioConfig, mel: MelConfig,
 def forget(home: Home, problems: list[Problem]) -> None:
     """Remove what the problems name (damaged spectrograms, bad embeddings), so that a scan
     analyses those songs again and an embedding run embeds them."""
-    catalogue = home.catalogue
-    with catalogue.transaction():
-        for p in problems:
-            if p.what == "spectrogram":
-                home.spectrograms.remove(p.hash)
-            catalogue.conn.execute("DELETE FROM embeddings WHERE hash = ?", (p.hash,))
+    for p in problems:
+        if p.what == "spectrogram":
+            home.spectrograms.remove(p.hash)
+    with home.catalogue.transaction():
+        home.catalogue.drop_embeddings(hashes=[p.hash for p in problems])

@@ -48,6 +48,17 @@ def writer_alive(tmp: Path) -> bool:
     return True
 
 
+def remove_dead_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files in ``folder`` whose writer was killed mid-write; returns
+    how many.  A live writer's are kept."""
+    removed = 0
+    for tmp in Path(folder).glob(f"*{TMP_MARK}*"):
+        if tmp.is_file() and not writer_alive(tmp):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def write_error(exc: OSError, path: str | os.PathLike, what: str = "the file") -> WriteError:
     """One plain error, with what to do, for a failed write to ``path``; nothing of the
     failed write is left behind by the callers, and the hint says so."""

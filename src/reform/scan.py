@@ -264,7 +264,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         embeddings of another model (they are never mixed: `reform embed` replaces them)
     on_start : called with the number of files that need work, before any is done
     progress : called with 1 after each such file
-    redo : paths to analyse again even if they did not change (`reform check --repair`)
+    redo : paths to analyse again even if they did not change (`reform check --repair`);
+        songs whose spectrogram has vanished are analysed again anyway
 
     Ctrl-C stops the workers at once; everything finished is kept and the
     summary says ``interrupted``.
@@ -287,6 +288,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     entries, problems = library.walk(roots)
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(entries, problems, known, roots, home.spectrograms.feature_version)
+    redo = set(redo) | {e.path for e in todo.unchanged  # a spectrogram deleted since: one stat each
+                        if known[e.path].status == "ok" and not home.spectrograms.exists(known[e.path].hash)}
     if redo:
         todo.todo += [e for e in todo.unchanged if e.path in redo]
         todo.unchanged = [e for e in todo.unchanged if e.path not in redo]

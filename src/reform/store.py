@@ -447,11 +447,13 @@ class Catalogue:
         rows = self.conn.execute("SELECT model, COUNT(*) FROM embeddings GROUP BY model")
         return dict(rows.fetchall())
 
-    def drop_embeddings(self, keep_hashes: set[str] | None = None, model: str | None = None) -> None:
-        """Forget every embedding of ``model``, and/or those of songs whose hash is not in
-        ``keep_hashes``; with neither argument nothing is dropped."""
+    def drop_embeddings(self, keep_hashes: set[str] | None = None, model: str | None = None,
+                        hashes: Iterable[str] = ()) -> None:
+        """Forget every embedding of ``model``, those of songs whose hash is not in
+        ``keep_hashes``, and those of the songs ``hashes``; with no argument nothing is dropped."""
         if model is not None:
             self.conn.execute("DELETE FROM embeddings WHERE model = ?", (model,))
+        self.conn.executemany("DELETE FROM embeddings WHERE hash = ?", ((h,) for h in hashes))
         if keep_hashes is not None:
             stale = [(h,) for (h,) in self.conn.execute("SELECT DISTINCT hash FROM embeddings")
                      if h not in keep_hashes]
