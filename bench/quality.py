@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -266,6 +267,43 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
                     keep(f"{untrained}@{how}", score(aggregated(windows, how), labels))
 
 
+# -- peers (bench/peers: each in its own environment) ------------------------------------------------------
+PEERS = {"peer: musicnn MSD penultimate": ("musicnn", "musicnn_features.py", False),
+         "peer: bliss": ("bliss", "bliss_features.py", True)}
+
+
+def peer_features(venvs: Path, name: str, script: str, paths: list[str], work: Path) -> dict[str, np.ndarray]:
+    """The peer's vector of every song (whole songs only), computed once into the work folder."""
+    out = work / "peers" / f"{name}.npz"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        listing = out.with_suffix(".txt")
+        listing.write_text("\n".join(paths))
+        subprocess.run(["nice", "-n", "10", str(venvs / name / "bin" / "python"),
+                        str(Path(__file__).parent / "peers" / script), "--paths", str(listing),
+                        "--out", str(out), "--jobs", "2"], check=True)
+    with np.load(out) as data:
+        return dict(zip(data["paths"], data["features"]))
+
+
+def evaluate_peers(fold: Fold, labels_of: dict[str, str], features: dict[str, dict[str, np.ndarray]],
+                   results: Path, seed: int = 0) -> None:
+    """p@10 of each peer on the fold's songs (the peers see whole files: no same-song protocol)."""
+    order = np.random.default_rng(seed).permutation(len(fold.test))
+    rows = [fold.test[i] for i in order]
+    labels = [labels_of[r.hash] for r in rows]
+    for name, (_, _, standardised) in PEERS.items():
+        if name not in features or (results / name / f"fold{fold.index}.npz").exists():
+            continue
+        x = np.stack([features[name][os.path.realpath(r.path)] for r in rows]).astype(np.float64)
+        x[~np.isfinite(x).all(1)] = 0.0            # a song the peer could not decode: no information
+        if standardised:
+            x = ev.standardise(x)
+        asked, label_scores = ev.label_queries(x, labels)
+        Scores(label_scores[:, 1], np.array([labels[i] for i in asked]), np.zeros(0),
+               np.zeros(0)).save(results / name / f"fold{fold.index}.npz")
+
+
 # -- the report ---------------------------------------------------------------------------------------------
 def pooled(work: Path, name: str, k: int) -> list[Scores] | None:
     paths = [work / "results" / name / f"fold{i}.npz" for i in range(k)]
@@ -273,6 +311,8 @@ def pooled(work: Path, name: str, k: int) -> list[Scores] | None:
 
 
 def interval(values: np.ndarray) -> str:
+    if len(values) == 0:
+        return "–"
     mean, low, high = ev.bootstrap_interval(values)
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
@@ -285,12 +325,14 @@ def report(work: Path, k: int, reference: str) -> str:
         folds = pooled(work, name, k)
         cat = {f: np.concatenate([getattr(s, f) for s in folds]) for f in ("p10", "top1", "top1_unequal")}
         rows.append([name, interval(cat["p10"]), interval(cat["top1"]), interval(cat["top1_unequal"])]
-                    + [f"{s.p10.mean():.3f} / {s.top1.mean():.3f}" for s in folds])
+                    + [f"{s.p10.mean():.3f} / " + (f"{s.top1.mean():.3f}" if len(s.top1) else "–")
+                       for s in folds])
         if ref is not None and name != reference:
-            d = {f: np.concatenate([getattr(s, f) - getattr(r, f) for s, r in zip(folds, ref)])
+            d = {f: np.concatenate([getattr(s, f) - getattr(r, f) if len(getattr(s, f)) else np.zeros(0)
+                                    for s, r in zip(folds, ref)])
                  for f in ("p10", "top1", "top1_unequal")}
             diffs.append([name] + [interval(d[f]) for f in ("p10", "top1", "top1_unequal")])
-    songs = sum(len(s.top1) // 2 for s in pooled(work, names[0], k)) if names else 0
+    songs = sum(len(s.top1) // 2 for s in pooled(work, "random", k) or [])
     text = [f"{k} folds over the soundtracks, {songs} songs, pooled; bootstrap 95 % intervals.", "",
             table(["method", "p@10", "same-song top-1", "top-1, unequal parts"]
                   + [f"fold {i}: p@10 / top-1" for i in range(k)], rows)]
@@ -311,6 +353,8 @@ def main() -> None:
     parser.add_argument("--reference", default="untrained@meanstd", help="method the differences are to")
     parser.add_argument("--query-time", action="store_true",
                         help="also score the methods with centring, whitening and hubness reduction")
+    parser.add_argument("--peers", metavar="VENVS",
+                        help="score the peers too, from the environments of bench/peers/setup.sh VENVS")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.folds < 3:
@@ -335,10 +379,16 @@ def main() -> None:
         folds = make_folds(sorted(rows.values(), key=lambda r: r.path), group_of, args.folds)
         (work).mkdir(parents=True, exist_ok=True)
         (work / "folds.json").write_text(json.dumps({f.index: f.groups for f in folds}, indent=1))
+        features = {}
+        if args.peers:
+            paths = sorted(os.path.realpath(r.path) for r in rows.values())
+            for name, (venv, script, _) in PEERS.items():
+                features[name] = peer_features(Path(args.peers), venv, script, paths, work)
         for fold in folds:
             if args.only_fold is not None and fold.index != args.only_fold:
                 continue
             print(f"fold {fold.index}: {len(fold.test)} songs of {', '.join(fold.groups)}", flush=True)
+            evaluate_peers(fold, group_of, features, work / "results")
             evaluate_fold(lib, fold, methods, work, group_of, args.query_time)
     text = report(work, args.folds, args.reference)
     (work / "quality.md").write_text(text + "\n")
