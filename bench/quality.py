@@ -54,7 +54,7 @@ from reform import space  # noqa: E402
 from reform.checkpoint import Bundle, load_bundle  # noqa: E402
 from reform.config import ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Song  # noqa: E402
-from reform.embed import Embedder, aggregate, song_windows  # noqa: E402
+from reform.embed import AGGREGATIONS, Embedder, aggregate, song_windows  # noqa: E402
 from reform.model import ClusterAutoencoder  # noqa: E402
 from reform.train import Trainer  # noqa: E402
 
@@ -250,17 +250,20 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
         if model_path.name == "model.pt" and (folder / "pretrain.pt").exists() and "after" not in spec:
             bundles[f"{method}:pretrain"] = folder / "pretrain.pt"
         for name, path in bundles.items():
-            saved = results / f"{name}@meanstd" / f"fold{fold.index}-vectors.npz"
-            if not all(done(f"{name}@{a}") for a in ("meanstd", "mean")) or not saved.exists():
-                bundle = load_bundle(path)
+            bundle = load_bundle(path)
+            cached = work / "windows" / name / f"fold{fold.index}.npz"
+            if not cached.exists():
                 windows = window_embeddings(bundle, load_specs())
-                for how in ("meanstd", "mean"):
-                    vectors = aggregated(windows, how)
-                    keep(f"{name}@{how}", score(vectors, labels))
-                    np.savez(results / f"{name}@{how}" / f"fold{fold.index}-vectors.npz", **vectors)
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, **{f"{p}{i}": w.astype(np.float16) for p, ws in windows.items()
+                                    for i, w in enumerate(ws)})
+            with np.load(cached) as data:
+                windows = {p: [data[f"{p}{i}"].astype(np.float32) for i in range(len(rows))] for p in PARTS}
+            for how in AGGREGATIONS:
+                if not done(f"{name}@{how}"):
+                    keep(f"{name}@{how}", score(aggregated(windows, how), labels))
             if query_time:
-                with np.load(saved) as data:
-                    vectors = {p: data[p] for p in PARTS}
+                vectors = aggregated(windows, "meanstd")
                 for transform, hubness in QUERY_TIME:
                     variant = f"{name}@meanstd+{transform}+{hubness}"
                     if not done(variant):
@@ -268,12 +271,12 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
                                             space.similarity(v, t, h)))
             # the same network untrained, with the same input normalisation and aggregation
             untrained = "untrained" + ("" if bundle.cfg == ModelConfig() else f"-{method}")
-            if not done(f"{untrained}@meanstd"):
+            if not all(done(f"{untrained}@{how}") for how in AGGREGATIONS):
                 torch.manual_seed(seed)
                 network = Bundle(ClusterAutoencoder(bundle.cfg), bundle.cfg, bundle.normaliser,
                                  bundle.feature_version, "cluster", "untrained", {})
                 windows = window_embeddings(network, load_specs())
-                for how in ("meanstd", "mean"):
+                for how in AGGREGATIONS:
                     keep(f"{untrained}@{how}", score(aggregated(windows, how), labels))
 
 

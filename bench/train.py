@@ -34,7 +34,8 @@ from reform.config import ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Windows, fit_normaliser  # noqa: E402
 from reform.losses import aux_weights, pretrain_loss  # noqa: E402
 from reform.model import PretrainAutoencoder, training_flops  # noqa: E402
-from reform.objectives import PretrainObjective, Step  # noqa: E402
+from reform.loader import Step, steps  # noqa: E402
+from reform.objectives import PretrainObjective  # noqa: E402
 from reform.train import epoch_generator, run_epoch  # noqa: E402
 
 
@@ -99,7 +100,8 @@ def main() -> None:
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser.std)
         start = time.perf_counter()
-        _, seen = run_epoch(model, opt, windows.pretrain_batches(0, 1, args.batch), objective,
+        _, seen = run_epoch(model, opt, steps(windows, windows.pretrain_plan(0, 1, args.batch), torch.device("cpu")),
+                            objective,
                             epoch_generator(0, "pretrain", 1), lambda n: None)
         loop = seen / (time.perf_counter() - start)
     flops = training_flops(PretrainAutoencoder(cfg), cfg)

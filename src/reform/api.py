@@ -121,23 +121,32 @@ class Library:
     # -- scanning -----------------------------------------------------------------------------
     def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False,
              embed: bool = False, on_start: Callable[[int], None] | None = None,
-             on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset()):
+             on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset(),
+             device: str = "auto"):
         """Analyse new and changed files under ``paths`` (the known folders if none).
 
         With ``embed`` the workers also embed each new song with the active model while its
         spectrogram is in memory (`reform scan` does; see :meth:`scan_embedding`).
         ``progress`` shows a bar; ``on_start(total)`` and ``on_step(n)`` report the same to
         the caller (the web page's jobs use them).  ``redo`` names files to analyse again
-        even if they did not change.  BusyError if another process is changing the library.
+        even if they did not change.  With a GPU (``device`` cuda, or auto when one is
+        visible) the workers only analyse, and this process then embeds the new songs on the
+        GPU in batches of many songs' windows.  BusyError if another process is changing
+        the library.
         """
+        from .device import on_gpu
         from .scan import scan
 
-        embedding = self.scan_embedding() if embed else None
+        gpu = embed and on_gpu(device)
+        embedding = self.scan_embedding() if embed and not gpu else None
         with self.home.lock.hold("scan"), \
                 _Progress(progress, "scanning", "song", on_start, on_step) as bar:
-            return scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
-                        mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
-                        embedding=embedding, redo=frozenset(redo))
+            summary = scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
+                           mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
+                           embedding=embedding, redo=frozenset(redo))
+        if gpu and self.scan_embedding() is not None:
+            summary.embedded = self.embed(progress=progress, device=device).embedded
+        return summary
 
     def check(self, *, repair: bool = False, progress: bool = False, jobs: int | None = None):
         """Verify every stored spectrogram and embedding (see :mod:`reform.check`).
@@ -245,7 +254,7 @@ class Library:
 
     def train(self, *, name: str | None = None, phase: str = "all", resume: bool = False,
               model_cfg=None, train_cfg=None, init=None, callback=None,
-              max_epochs: int | None = None):
+              max_epochs: int | None = None, device: str = "auto"):
         """Train the auto-encoder on this library (see :class:`reform.train.Trainer`).
 
         With ``resume`` the run continues with the settings it was started with (only
@@ -274,7 +283,7 @@ class Library:
                               self.training_songs(), folder, model_cfg=model_cfg or ModelConfig(),
                               train_cfg=train_cfg or TrainConfig(),
                               feature_version=self.home.spectrograms.feature_version, init=init,
-                              callback=callback)
+                              callback=callback, device=device)
             result = trainer.run(phase, resume=resume)
             if result.files.model.exists():
                 with self.home.catalogue.transaction():
@@ -284,7 +293,7 @@ class Library:
     # -- embeddings and recommendations -------------------------------------------------------
     def embed(self, model: str | os.PathLike | None = None, *, progress: bool = False,
               on_start: Callable[[int], None] | None = None,
-              on_step: Callable[[int], None] | None = None):
+              on_step: Callable[[int], None] | None = None, device: str = "auto"):
         """Embed every song that has no embedding from the active (or given) model yet."""
         from .embed import embed_library
 
@@ -292,7 +301,7 @@ class Library:
         with self.home.lock.hold("embed"), \
                 _Progress(progress, "embedding", "song", on_start, on_step) as bar:
             return embed_library(self.home.catalogue, self.home.spectrograms, bundle,
-                                 on_start=bar.start, progress=bar.step)
+                                 on_start=bar.start, progress=bar.step, device=device)
 
     def embeddings(self) -> tuple[str, dict[str, np.ndarray]]:
         """The model version of the stored embeddings and the embedding of every song hash."""
@@ -432,7 +441,8 @@ class Library:
     def evaluate(self, *, labels: str | None = "artist", label_file: str | None = None,
                  label_column: str = "group", exclude_same_album: bool = False,
                  models: list[str | os.PathLike] | None = None, stages: bool = True,
-                 baselines: bool = True, seed: int = 0, extra: dict | None = None):
+                 baselines: bool = True, seed: int = 0, extra: dict | None = None,
+                 device: str = "auto"):
         """Run the retrieval protocols (see :mod:`reform.evaluate`) for baselines and models.
 
         ``models`` are model specs (see :meth:`model_path`), by default the active model.
@@ -483,7 +493,8 @@ class Library:
             phases = "both phases" if bundle.kind == "cluster" else "pretraining only"
             bundles.append((f"{label} ({phases})", bundle))
         for name, bundle in bundles:
-            methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b).song, standardised=False)))
+            methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b, device=device).song,
+                                                                  standardised=False)))
         results = []
         for name, compute in methods:
             results.append(ev.score(name, compute(), label_list, albums, exclude_same_album))

@@ -41,7 +41,7 @@ def shift_bands(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     x : (B, 1, M, T); shifts : (B,) integers
     """
     bands = x.shape[2]
-    source = (torch.arange(bands)[None, :] - shifts[:, None]).clamp(0, bands - 1)   # (B, M)
+    source = (torch.arange(bands, device=x.device)[None, :] - shifts[:, None]).clamp(0, bands - 1)  # (B, M)
     return x.gather(2, source[:, None, :, None].expand_as(x))
 
 
@@ -60,10 +60,11 @@ def augment(x: torch.Tensor, valid: torch.Tensor, std: torch.Tensor, cfg: Augmen
         offset += _uniform((n, 1), -cfg.gain_db, cfg.gain_db, gen)
     if cfg.eq_db > 0:
         offset += eq_curves(n, bands, cfg, gen)
-    out = x + (offset / std)[:, None, :, None] * valid          # dB offsets in normalised units
+    # random draws stay on the CPU generator (the same on every device); the changes apply on x's
+    out = x + (offset.to(x.device) / std)[:, None, :, None] * valid   # dB offsets in normalised units
     if cfg.pitch_bins > 0:
         shifts = torch.randint(-cfg.pitch_bins, cfg.pitch_bins + 1, (n,), generator=gen)
-        out = shift_bands(out, shifts) * valid
+        out = shift_bands(out, shifts.to(x.device)) * valid
     return out
 
 
@@ -88,4 +89,4 @@ def hide_stripes(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> t
         hidden |= _stripes(n, frames, cfg.stripe_frames, cfg.stripes, gen)[:, None, None, :]
     if cfg.stripe_bins > 0:
         hidden |= _stripes(n, bands, cfg.stripe_bins, cfg.stripes, gen)[:, None, :, None]
-    return x.masked_fill(hidden, 0.0)
+    return x.masked_fill(hidden.to(x.device), 0.0)

@@ -43,7 +43,7 @@ class MemoryBank:
         All the weight on the song itself, or ``1 - soft`` on it and ``soft`` shared
         equally by its ``neighbours`` nearest songs.
         """
-        target = torch.zeros(len(self))
+        target = torch.zeros(len(self), device=self.vectors.device)
         if neighbours > 0 and soft > 0:
             target[self.neighbours(song, neighbours)] = soft / min(neighbours, len(self) - 1)
             target[song] = 1.0 - soft

@@ -75,8 +75,8 @@ def _digest(state: dict[str, torch.Tensor]) -> str:
 def bundle_dict(model: ClusterAutoencoder | PretrainAutoencoder, normaliser: Normaliser,
                 feature_version: str, info: dict[str, Any], half: bool = False) -> dict[str, Any]:
     """The serialisable form of a bundle; ``half`` stores float16 weights (the shipped model)."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).clone()
-             for k, v in model.state_dict().items()}
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in model.state_dict().items()}   # CPU tensors: loadable on any device
     kind = "cluster" if isinstance(model, ClusterAutoencoder) else "pretrain"
     return {"format": FORMAT_VERSION, "kind": kind, "model_config": to_dict(model.cfg),
             "normaliser": normaliser.to_dict(), "feature_version": feature_version,

@@ -37,11 +37,21 @@ def _hours(seconds: float) -> str:
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
     with _library(args, create=True) as lib:
-        summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet, embed=not args.no_embed)
+        _print_device(args.device, embed=not args.no_embed)
+        summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet, embed=not args.no_embed,
+                           device=args.device)
         _print_scan_summary(summary, lib)
         if not summary.interrupted and not args.no_embed:
             _print_scan_embedding(summary, lib)
     return 130 if summary.interrupted else 0
+
+
+def _print_device(name: str, embed: bool = True) -> None:
+    """Say where the model runs (a scan that does not embed runs no model)."""
+    from .device import describe, on_gpu, resolve
+
+    if embed:
+        print(f"device: {describe(resolve(name)) if on_gpu(name) else 'cpu'}", flush=True)
 
 
 def _print_scan_embedding(summary, lib) -> None:
@@ -168,11 +178,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
         init = lib.load_model(args.init) if args.init != "scratch" else None
+        _print_device(args.device)
         progress = TrainProgress(quiet=args.quiet)
         try:
             result = lib.train(name=args.name, phase=args.phase, resume=args.resume,
                                model_cfg=model_cfg, train_cfg=train_cfg, init=init,
-                               callback=progress, max_epochs=args.max_epochs if args.resume else None)
+                               callback=progress, max_epochs=args.max_epochs if args.resume else None,
+                               device=args.device)
         finally:
             progress.close()
     for phase, reason in result.stop_reasons.items():
@@ -185,7 +197,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     with _library(args) as lib:
-        summary = lib.embed(args.model, progress=not args.quiet)
+        _print_device(args.device)
+        summary = lib.embed(args.model, progress=not args.quiet, device=args.device)
     if summary.embedded:
         print(f"embedded {summary.embedded} songs in {summary.seconds:.1f} s "
               f"({summary.songs_per_second:.1f} songs/s, "
@@ -333,10 +346,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _print_device(args.device)
     with _library(args) as lib:
         report = lib.evaluate(labels=None if args.labels_file else args.labels, label_file=args.labels_file,
                               label_column=args.label_column, exclude_same_album=args.exclude_same_album,
-                              models=args.model or None, baselines=not args.no_baselines, seed=args.seed)
+                              models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
+                              device=args.device)
         saved = lib.save_evaluation(report) if not args.model else None
     data = report.to_dict()
     if args.json:
@@ -396,6 +411,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser -------------------------------------------------------------------------------------------
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs: auto (a CUDA GPU when torch sees one, else the CPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reform", description="ReFORM: music recommendations learned from your own music.")
@@ -412,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="analyse the music under folders (new and changed files only)")
     p.add_argument("paths", nargs="*", help="folders or files (default: the folders scanned before)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    _device_option(p)
     p.add_argument("--no-embed", action="store_true",
                    help="only analyse; by default each new song is also embedded with the active model")
     p.set_defaults(func=cmd_scan)
@@ -424,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the newest (or --name) run")
     p.add_argument("--init", default="scratch",
                    help="start from 'scratch', the 'shipped' model, or a model file (fine-tuning)")
+    _device_option(p)
     for flag, name, kind, text in TRAIN_OPTIONS:
         p.add_argument(flag, dest=name, type=kind, help=text)
     for flag, name, choices, text in TRAIN_CHOICES:
@@ -434,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", help="compute song embeddings with the active model (new songs only)")
     p.add_argument("--model", help="'shipped', a run name, or a model file (default: the active model)")
+    _device_option(p)
     p.set_defaults(func=cmd_embed)
 
     for name, helptext in (("similar", "songs like one song"), ("mix", "songs for a mix of several songs"),
@@ -466,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="measure recommendation quality against baselines")
+    _device_option(p)
     p.add_argument("--labels", choices=("artist", "album", "genre"), default="artist",
                    help="the tag that says which songs belong together (default: artist)")
     p.add_argument("--labels-file", help="a TSV manifest with a 'path' column, e.g. realmusic.tsv")

@@ -4,8 +4,10 @@ Pretraining takes one random window from every channel of every song per pass,
 in a shuffled order (each channel is an example of its own: the two channels
 of a stereo song differ, and both are music).  The clustering phase makes each
 batch from N random windows of one song, drawn from all its channels.  Every
-pass draws its windows from a generator seeded by (seed, phase, epoch), so an
-interrupted run that resumes sees exactly the batches it would have seen.
+pass is first planned (which song and channel goes in which batch) from a
+generator seeded by (seed, phase, epoch), and every batch draws its window
+positions from its own seed, so an interrupted run that resumes sees exactly the
+batches it would have seen, whichever process reads them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ class Batch:
     songs: np.ndarray                # (B,) index of each window's song in ``Windows.songs``
     x2: np.ndarray | None = None     # (B, 1, M, T) another window of the same songs (for contrast)
     mask2: np.ndarray | None = None  # (B, 1, 1, T)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What one batch holds, decided before any window is read: (song, channel) picks and the
+    seed of the window positions.  A batch depends on its plan alone, so loader workers can
+    read batches in any order and a resumed run still reads exactly the same windows."""
+
+    picks: tuple[tuple[int, int], ...]
+    seed: tuple[int, ...]
+    views: int = 1
 
 
 @dataclass(frozen=True)
@@ -127,30 +140,48 @@ class Windows:
             self.read(song, c, self.random_start(song, rng), x[b], mask[b])
         return x, mask
 
-    def pretrain_batches(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> Iterator[Batch]:
+    def pretrain_plan(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> list[BatchPlan]:
         """One pass: a random window of every (song, channel), shuffled, in batches of at most
         ``batch_size`` and as equal as possible.  With ``views=2`` every window comes with a
         second one from another random place (and channel) of the same song."""
         rng = np.random.default_rng([seed, PHASES["pretrain"], epoch])
         order = rng.permutation(len(self.examples))
         # equal-sized batches: a last batch of one window would break batch norm's statistics
-        for part in np.array_split(order, -(-len(order) // batch_size)):
-            picks = [self.examples[j] for j in part]
-            x, mask = self._batch(picks, rng)
-            songs = np.array([i for i, _ in picks])
-            batch = Batch(x, mask, songs)
-            if views == 2:
-                batch.x2, batch.mask2 = self._batch(
-                    [(i, int(rng.integers(self.songs[i].channels))) for i in songs], rng)
-            yield batch
+        parts = np.array_split(order, -(-len(order) // batch_size))
+        return [BatchPlan(tuple(self.examples[j] for j in part), (seed, PHASES["pretrain"], epoch, b), views)
+                for b, part in enumerate(parts)]
 
-    def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[Batch]:
+    def cluster_plan(self, seed: int, epoch: int, batch_size: int) -> list[BatchPlan]:
         """One pass: for every song in a shuffled order, ``batch_size`` random windows of it."""
         rng = np.random.default_rng([seed, PHASES["cluster"], epoch])
-        for i in rng.permutation(len(self.songs)):
+        plans = []
+        for b, i in enumerate(rng.permutation(len(self.songs))):
             channels = rng.integers(0, self.songs[i].channels, size=batch_size)
-            x, mask = self._batch([(int(i), int(c)) for c in channels], rng)
-            yield Batch(x, mask, np.full(batch_size, int(i)))
+            plans.append(BatchPlan(tuple((int(i), int(c)) for c in channels), (seed, PHASES["cluster"], epoch, b)))
+        return plans
+
+    def load(self, plan: BatchPlan) -> Batch:
+        """Read the windows a plan names, at positions drawn from the plan's own seed."""
+        rng = np.random.default_rng(list(plan.seed))
+        x, mask = self._batch(list(plan.picks), rng)
+        songs = np.array([i for i, _ in plan.picks])
+        batch = Batch(x, mask, songs)
+        if plan.views == 2:
+            batch.x2, batch.mask2 = self._batch(
+                [(int(i), int(rng.integers(self.songs[i].channels))) for i in songs], rng)
+        return batch
+
+    def pretrain_batches(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> Iterator[Batch]:
+        """The batches of :meth:`pretrain_plan`, read one after the other."""
+        return (self.load(p) for p in self.pretrain_plan(seed, epoch, batch_size, views))
+
+    def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[Batch]:
+        """The batches of :meth:`cluster_plan`, read one after the other."""
+        return (self.load(p) for p in self.cluster_plan(seed, epoch, batch_size))
+
+    def __getstate__(self) -> dict:
+        """For loader worker processes: the open memory maps are not sent, each worker reopens."""
+        return {**self.__dict__, "_maps": {}}
 
     def song_windows(self, per_song: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
         """``per_song`` random windows of every song, song by song: (index, (n, 1, M, T))."""

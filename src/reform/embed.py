@@ -23,6 +23,8 @@ import torch
 from .checkpoint import Bundle, load_bundle
 from .config import EmbedConfig
 from .dataset import Normaliser
+from .device import autocast
+from .device import resolve as resolve_device
 from .errors import EmbedError, StoreError
 from .model import inference_encoder
 from .store import Catalogue, SpectrogramStore
@@ -68,24 +70,29 @@ def song_windows(spec: np.ndarray, normaliser: Normaliser, window: int,
 
 class Embedder:
     """Runs the encoder of a bundle over windows, in batches, in inference mode (batch norms
-    folded into the layers before them)."""
+    folded into the layers before them), on the CPU or a GPU (``device``: auto, cpu, cuda)."""
 
-    def __init__(self, bundle: Bundle, cfg: EmbedConfig = EmbedConfig(), precision: str = "bfloat16"):
+    def __init__(self, bundle: Bundle, cfg: EmbedConfig = EmbedConfig(), precision: str = "bfloat16",
+                 device: str = "cpu"):
         self.bundle, self.cfg, self.hop = bundle, cfg, cfg.hop
         self.key = cfg.key(bundle.version)
         self.window = bundle.cfg.window_frames
-        self.bf16 = precision == "bfloat16"
-        self.encoder = inference_encoder(bundle.model.encoder).to(memory_format=torch.channels_last)
+        self.precision = precision
+        self.device = resolve_device(device)
+        # a GPU is fed large batches; on the CPU 64 windows keep the activations in cache
+        self.batch_windows = BATCH_WINDOWS if self.device.type == "cpu" else 1024
+        encoder = inference_encoder(bundle.model.encoder)
+        self.encoder = encoder.to(self.device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def windows(self, x: np.ndarray) -> np.ndarray:
         """(n, 1, n_mels, window) -> (n, D) float32 window embeddings."""
         out = []
-        for b in range(0, len(x), BATCH_WINDOWS):
-            batch = torch.from_numpy(x[b:b + BATCH_WINDOWS]).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                out.append(self.encoder(batch).float())
-        return torch.cat(out).numpy()
+        for b in range(0, len(x), self.batch_windows):
+            batch = torch.from_numpy(x[b:b + self.batch_windows]).to(self.device, non_blocking=True)
+            with autocast(self.device, self.precision):
+                out.append(self.encoder(batch.contiguous(memory_format=torch.channels_last)).float())
+        return torch.cat(out).cpu().numpy()
 
     def song(self, spec: np.ndarray) -> np.ndarray:
         """One song's embedding from its spectrogram (channels, frames, n_mels): (D,) unit length."""
@@ -102,7 +109,7 @@ class Embedder:
             pending.append((key, len(w)))
             chunks.append(w)
             size += len(w)
-            if size >= BATCH_WINDOWS:
+            if size >= self.batch_windows:
                 yield from self._flush(pending, chunks)
                 pending, chunks, size = [], [], 0
         if pending:
@@ -140,13 +147,21 @@ class SpectrogramEmbedder:
         return embedder.song(spec)
 
 
+AGGREGATIONS = ("meanstd", "mean", "unitmeanstd", "unitmean")
+
+
 def aggregate(window_embeddings: np.ndarray, how: str = EmbedConfig.aggregation) -> np.ndarray:
     """One song vector from its window embeddings, scaled to unit length.
 
     (n, D) -> (2D,) for "meanstd" (mean, then standard deviation), (D,) for "mean".
+    The "unit" forms first scale every window embedding to unit length, as the
+    contrast losses compare them (by direction only).
     """
+    if how.startswith("unit"):
+        norms = np.linalg.norm(window_embeddings, axis=1, keepdims=True)
+        window_embeddings = window_embeddings / np.where(norms > 0, norms, 1.0)
     vector = window_embeddings.mean(axis=0)
-    if how == "meanstd":
+    if how.endswith("meanstd"):
         vector = np.concatenate([vector, window_embeddings.std(axis=0)])
     norm = np.linalg.norm(vector)
     return (vector / norm if norm > 0 else vector).astype(np.float32)
@@ -168,7 +183,7 @@ class EmbedSummary:
 
 def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle, *,
                   cfg: EmbedConfig = EmbedConfig(), on_start: Callable[[int], None] | None = None,
-                  progress: Callable[[int], None] | None = None) -> EmbedSummary:
+                  progress: Callable[[int], None] | None = None, device: str = "cpu") -> EmbedSummary:
     """Embed every analysed song that has no embedding from this model yet."""
     started = time.perf_counter()
     if bundle.feature_version != store.feature_version:
@@ -179,7 +194,7 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
         rows.setdefault(row.hash, row)
     if not rows:
         raise EmbedError("the library has no analysed songs", hint="run `reform scan FOLDER` first")
-    embedder = Embedder(bundle, cfg)
+    embedder = Embedder(bundle, cfg, device=device)
     done = set(catalogue.embeddings(embedder.key))
     todo = [h for h in rows if h not in done]
     if on_start:

@@ -76,7 +76,7 @@ def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: 
     """
     z = torch.nn.functional.normalize(embedding.float(), dim=1)
     sim = z @ z.T / temperature                                              # (B, B)
-    self_pair = torch.eye(len(z), dtype=torch.bool)
+    self_pair = torch.eye(len(z), dtype=torch.bool, device=z.device)
     sim = sim.masked_fill(self_pair, float("-inf"))
     partner = (songs[:, None] == songs[None, :]) & ~self_pair                # (B, B)
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)

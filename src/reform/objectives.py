@@ -13,57 +13,25 @@ against a memory bank of song vectors (:mod:`reform.bank`).
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from .augment import augment, hide_stripes
 from .bank import MemoryBank
 from .config import TrainConfig
-from .dataset import Batch
+from .device import autocast
+from .loader import Step
 from .losses import (aux_weights, bank_loss, cluster_loss, contrastive_loss, masked_mse,
                      pretrain_loss)
 from .model import ClusterAutoencoder, PretrainAutoencoder
 
 
-@dataclass
-class Step:
-    """A batch as tensors: windows channels-last, masks, song indices, an optional second view."""
-
-    x: torch.Tensor
-    mask: torch.Tensor
-    songs: torch.Tensor
-    x2: torch.Tensor | None = None
-    mask2: torch.Tensor | None = None
-
-    @classmethod
-    def of(cls, batch: Batch) -> Step:
-        def windows(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
-
-        return cls(windows(batch.x), torch.from_numpy(batch.mask), torch.from_numpy(batch.songs),
-                   None if batch.x2 is None else windows(batch.x2),
-                   None if batch.mask2 is None else torch.from_numpy(batch.mask2))
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-
-def autocast(precision: str):
-    """bfloat16 autocast on the CPU, or nothing for float32."""
-    if precision == "bfloat16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 class _Inputs:
     """Turns a step's clean windows into the model's input and the reconstruction target."""
 
-    def __init__(self, cfg: TrainConfig, std: np.ndarray):
+    def __init__(self, cfg: TrainConfig, std: np.ndarray, device: torch.device):
         self.augment = cfg.augment
-        self.std = torch.from_numpy(np.asarray(std, np.float32))
+        self.std = torch.from_numpy(np.asarray(std, np.float32)).to(device)
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(input with stripes hidden, target without them), both (B, 1, M, T)."""
@@ -74,21 +42,22 @@ class _Inputs:
 class PretrainObjective:
     """Reconstruction at every decoder, plus ``contrast_weight`` x song contrast of two views."""
 
-    def __init__(self, cfg: TrainConfig, n_aux: int, std: np.ndarray):
-        self.cfg = cfg
+    def __init__(self, cfg: TrainConfig, n_aux: int, std: np.ndarray,
+                 device: torch.device = torch.device("cpu")):
+        self.cfg, self.device = cfg, device
         self.weights = aux_weights(cfg.aux_weight, n_aux)
-        self.inputs = _Inputs(cfg, std)
+        self.inputs = _Inputs(cfg, std, device)
         self.views = 2 if cfg.contrast_weight > 0 else 1
 
     def __call__(self, model: PretrainAutoencoder, step: Step,
                  gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         x_in, target = self.inputs(step.x, step.mask, gen)
-        with autocast(self.cfg.precision):
+        with autocast(self.device, self.cfg.precision):
             out = model(x_in)
         total, terms = pretrain_loss(out, target, step.mask, self.weights)
         if self.views == 2:
             x2_in, _ = self.inputs(step.x2, step.mask2, gen)
-            with autocast(self.cfg.precision):
+            with autocast(self.device, self.cfg.precision):
                 z2 = model.encoder(x2_in)[-1]                                   # (B, D)
             contrast = contrastive_loss(torch.cat([out.embedding, z2]), step.songs.repeat(2),
                                         self.cfg.temperature)
@@ -104,17 +73,18 @@ class PretrainObjective:
 class ClusterObjective:
     """Reconstruction + ``cluster_weight`` x (the note's loss, or the bank loss)."""
 
-    def __init__(self, cfg: TrainConfig, std: np.ndarray, bank: MemoryBank | None = None):
+    def __init__(self, cfg: TrainConfig, std: np.ndarray, bank: MemoryBank | None = None,
+                 device: torch.device = torch.device("cpu")):
         if cfg.cluster_loss == "bank" and bank is None:
             raise ValueError("the bank loss needs a memory bank")
-        self.cfg, self.bank = cfg, bank
-        self.inputs = _Inputs(cfg, std)
+        self.cfg, self.bank, self.device = cfg, bank, device
+        self.inputs = _Inputs(cfg, std, device)
         self._embedding: torch.Tensor | None = None
 
     def __call__(self, model: ClusterAutoencoder, step: Step,
                  gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         x_in, target = self.inputs(step.x, step.mask, gen)
-        with autocast(self.cfg.precision):
+        with autocast(self.device, self.cfg.precision):
             out = model(x_in)
         recon = masked_mse(out.reconstruction, target, step.mask)
         if self.bank is None:
@@ -136,7 +106,8 @@ class ClusterObjective:
 
 
 @torch.no_grad()
-def fill_bank(model: torch.nn.Module, song_windows, precision: str) -> MemoryBank:
+def fill_bank(model: torch.nn.Module, song_windows, precision: str,
+              device: torch.device = torch.device("cpu")) -> MemoryBank:
     """A bank from the current model: the mean direction of a few windows of every song.
 
     song_windows : iterable of (song index, (n, 1, M, T) windows), in song order.
@@ -145,8 +116,9 @@ def fill_bank(model: torch.nn.Module, song_windows, precision: str) -> MemoryBan
     model.eval()
     vectors = []
     for _, x in song_windows:
-        with autocast(precision):
-            z = model.encoder(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))[-1]
+        x = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            z = model.encoder(x)[-1]
         vectors.append(torch.nn.functional.normalize(z.float(), dim=1).mean(0))
     model.train(was_training)
     return MemoryBank(torch.stack(vectors))

@@ -26,11 +26,13 @@ from . import checkpoint
 from .bank import MemoryBank
 from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
-from .dataset import PHASES, Batch, Normaliser, Song, Windows, fit_normaliser
+from .dataset import PHASES, Normaliser, Song, Windows, fit_normaliser
+from .device import resolve as resolve_device
 from .errors import TrainError
 from .files import json_text, write_text
 from .model import ClusterAutoencoder, PretrainAutoencoder
-from .objectives import ClusterObjective, PretrainObjective, Step, fill_bank
+from .loader import Step, default_workers, steps
+from .objectives import ClusterObjective, PretrainObjective, fill_bank
 from .store import SpectrogramStore
 
 Objective = PretrainObjective | ClusterObjective
@@ -91,15 +93,14 @@ def epoch_generator(seed: int, phase: str, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + PHASES[phase] * 10_007 + epoch)
 
 
-def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Batch],
+def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Step],
               objective: Objective, gen: torch.Generator,
               on_batch: Callable[[int], None]) -> tuple[dict, int]:
     """One pass over ``batches``; returns the mean of every loss term and the window count."""
     model.train()
     totals: dict[str, float] = {}
     seen = 0
-    for batch in batches:
-        step = Step.of(batch)
+    for step in batches:
         loss, terms = objective(model, step, gen)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -124,7 +125,9 @@ def embedding_spread(model: torch.nn.Module, probe: tuple[np.ndarray, np.ndarray
     x, _, song = probe
     was_training = model.training
     model.eval()
-    emb = model.encoder(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))[-1].float().numpy()
+    device = next(model.parameters()).device
+    x = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+    emb = model.encoder(x)[-1].float().cpu().numpy()
     model.train(was_training)
     means = np.stack([emb[song == s].mean(0) for s in np.unique(song)])
     within = float(np.mean([((emb[song == s] - means[i]) ** 2).sum(1).mean()
@@ -196,11 +199,16 @@ class Trainer:
     feature_version : of the spectrograms; stored so embedding refuses other features
     init : a trained bundle to start from (fine-tuning) instead of random weights
     callback : receives progress events (epoch start, batches, epoch end)
+    device : "auto" (a CUDA GPU when torch sees one), "cpu" or "cuda"
+    workers : processes reading batches (None: none on the CPU, a few on a GPU)
     """
 
     def __init__(self, store: SpectrogramStore, songs: list[Song], folder: Path, *,
                  model_cfg: ModelConfig, train_cfg: TrainConfig, feature_version: str,
-                 init: Bundle | None = None, callback: Callback | None = None):
+                 init: Bundle | None = None, callback: Callback | None = None,
+                 device: str = "auto", workers: int | None = None):
+        self.device = resolve_device(device)
+        self.workers = default_workers(self.device) if workers is None else workers
         self.store, self.songs = store, songs
         self.files = RunFiles(Path(folder))
         self.model_cfg, self.cfg = model_cfg, train_cfg
@@ -274,7 +282,7 @@ class Trainer:
             model.encoder.load_state_dict(self.init.model.encoder.state_dict())
             main = self.init.model.decoder if self.init.kind == "cluster" else self.init.model.main_decoder
             model.main_decoder.load_state_dict(main.state_dict())
-        return model.to(memory_format=torch.channels_last)
+        return model.to(self.device, memory_format=torch.channels_last)
 
     def _cluster_model(self, saved: dict | None) -> ClusterAutoencoder:
         if saved is not None and saved["state"]["phase"] == "cluster":
@@ -292,26 +300,27 @@ class Trainer:
             raise TrainError("the clustering phase starts from a pretrained model, and this run has none",
                              path=self.files.folder, hint="run `reform train --phase pretrain` first, "
                              "or `--phase all`, or start from the shipped model with `--init shipped`")
-        return model.to(memory_format=torch.channels_last)
+        return model.to(self.device, memory_format=torch.channels_last)
 
     # -- the loop -------------------------------------------------------------------------------
-    def _objective(self, phase: str, model, saved: dict | None) -> tuple[Objective, Callable[[int], Iterator], int]:
-        """The phase's objective, its batches for a given epoch, and the windows in one epoch."""
-        cfg = self.cfg
+    def _objective(self, phase: str, model, saved: dict | None) -> tuple[Objective, Callable[[int], list], int]:
+        """The phase's objective, the plan of its batches for a given epoch, and the windows in one epoch."""
+        cfg, device = self.cfg, self.device
         std = self.normaliser.std
         if phase == "pretrain":
-            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, std)
+            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, std, device)
             return (objective,
-                    lambda epoch: self.windows.pretrain_batches(cfg.seed, epoch, cfg.batch_size, objective.views),
+                    lambda epoch: self.windows.pretrain_plan(cfg.seed, epoch, cfg.batch_size, objective.views),
                     len(self.windows.examples))
         bank = None
         if cfg.cluster_loss == "bank":
             if saved is not None and saved["state"]["phase"] == "cluster" and "bank" in saved:
                 bank = MemoryBank.from_state_dict(saved["bank"])
+                bank.vectors = bank.vectors.to(device)
             else:
-                bank = fill_bank(model, self.windows.song_windows(4, cfg.seed), cfg.precision)
-        return (ClusterObjective(cfg, std, bank),
-                lambda epoch: self.windows.cluster_batches(cfg.seed, epoch, cfg.cluster_batch_size),
+                bank = fill_bank(model, self.windows.song_windows(4, cfg.seed), cfg.precision, device)
+        return (ClusterObjective(cfg, std, bank, device),
+                lambda epoch: self.windows.cluster_plan(cfg.seed, epoch, cfg.cluster_batch_size),
                 len(self.songs) * cfg.cluster_batch_size)
 
     def _phase(self, model, state: TrainState, history: list[dict], reasons: dict,
@@ -323,7 +332,7 @@ class Trainer:
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=state.lr)
         if saved is not None and saved["state"]["phase"] == state.phase:
             optimizer.load_state_dict(saved["optimizer_state"])
-        objective, batches, n_windows = self._objective(state.phase, model, saved)
+        objective, plan, n_windows = self._objective(state.phase, model, saved)
         if state.epoch == 0 and not history_has(history, state.phase):
             history.append({"phase": state.phase, "epoch": 0, "lr": state.lr, "event": "start",
                             **embedding_spread(model, self.probe)})
@@ -336,7 +345,8 @@ class Trainer:
                            "windows": n_windows, "lr": state.lr, "plateaus": schedule.plateaus,
                            "max_epochs": cfg.max_epochs})
             started = time.perf_counter()
-            terms, seen = run_epoch(model, optimizer, batches(epoch), objective,
+            batches = steps(self.windows, plan(epoch), self.device, self.workers)
+            terms, seen = run_epoch(model, optimizer, batches, objective,
                                     epoch_generator(cfg.seed, state.phase, epoch),
                                     lambda n: self.callback({"type": "batch", "windows": n}))
             seconds = time.perf_counter() - started
@@ -383,11 +393,12 @@ class Trainer:
         state.history = history
         bank = getattr(objective, "bank", None)
         checkpoint.save_atomic({
-            **({"bank": bank.state_dict()} if bank is not None else {}),
+            **({"bank": {k: v.cpu() for k, v in bank.state_dict().items()}} if bank is not None else {}),
             "format": checkpoint.FORMAT_VERSION, "kind": "training",
             "model_config": to_dict(self.model_cfg), "train_config": to_dict(self.cfg),
             "normaliser": self.normaliser.to_dict(), "feature_version": self.feature_version,
-            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+            "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
+            "optimizer_state": optimizer.state_dict(),
             "state": asdict(state), "stop_reasons": reasons,
         }, self.files.checkpoint)
 

@@ -1,0 +1,86 @@
+"""Training batches as tensors on the model's device, read in background workers when it helps.
+
+On the CPU the model step is a hundred times slower than reading windows
+(bench/train.py), so batches are read in the training process.  On a GPU the
+step is fast enough that reading must overlap it: worker processes read planned
+batches (:class:`reform.dataset.BatchPlan`) from the memory-mapped store while the
+GPU trains, and batches travel through pinned memory with non-blocking copies.
+A batch depends only on its plan, so the result is the same with any number of
+workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .dataset import Batch, BatchPlan, Windows
+
+
+@dataclass
+class Step:
+    """A batch as tensors on the device: windows channels-last, masks, song indices, and an
+    optional second view of the same songs."""
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    songs: torch.Tensor
+    x2: torch.Tensor | None = None
+    mask2: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, batch: Batch, device: torch.device = torch.device("cpu")) -> Step:
+        gpu = device.type == "cuda"
+
+        def move(a: np.ndarray | None, windows: bool = False) -> torch.Tensor | None:
+            if a is None:
+                return None
+            t = torch.from_numpy(a)
+            if gpu:
+                t = t.pin_memory().to(device, non_blocking=True)
+            return t.contiguous(memory_format=torch.channels_last) if windows else t
+
+        return cls(move(batch.x, True), move(batch.mask), move(batch.songs), move(batch.x2, True),
+                   move(batch.mask2))
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def _as_is(batch: Batch) -> Batch:
+    return batch
+
+
+class _Planned(torch.utils.data.Dataset):
+    def __init__(self, windows: Windows, plans: list[BatchPlan]):
+        self.windows, self.plans = windows, plans
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __getitem__(self, i: int) -> Batch:
+        return self.windows.load(self.plans[i])
+
+
+def default_workers(device: torch.device) -> int:
+    """No workers on the CPU (reading is not the bottleneck there), a few on a GPU."""
+    import os
+
+    return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
+
+
+def steps(windows: Windows, plans: list[BatchPlan], device: torch.device,
+          workers: int = 0) -> Iterator[Step]:
+    """The planned batches, in plan order, as Steps on ``device``."""
+    if workers == 0:
+        for plan in plans:
+            yield Step.of(windows.load(plan), device)
+        return
+    loader = torch.utils.data.DataLoader(_Planned(windows, plans), batch_size=None, shuffle=False,
+                                         num_workers=workers, collate_fn=_as_is,
+                                         prefetch_factor=4, persistent_workers=False)
+    for batch in loader:
+        yield Step.of(batch, device)
