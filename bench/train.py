@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -100,9 +99,8 @@ def main() -> None:
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser.std)
         start = time.perf_counter()
-        _, seen = run_epoch(model, opt, steps(windows, windows.pretrain_plan(0, 1, args.batch), torch.device("cpu")),
-                            objective,
-                            epoch_generator(0, "pretrain", 1), lambda n: None)
+        batches = steps(windows, windows.pretrain_plan(0, 1, args.batch), torch.device("cpu"))
+        _, seen = run_epoch(model, opt, batches, objective, epoch_generator(0, "pretrain", 1), lambda n: None)
         loop = seen / (time.perf_counter() - start)
     flops = training_flops(PretrainAutoencoder(cfg), cfg)
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)

@@ -54,7 +54,7 @@ def test_cluster_batches_come_from_one_song(scanned):
     # make every song recognisable by its per-song constant offset in the stored data
     seen = []
     for b in w.cluster_batches(seed=3, epoch=1, batch_size=4):
-        x, mask = b.x, b.mask
+        x = b.x
         assert len(x) == 4
         ids = {_which_song(lib, songs, w, window) for window in x}
         assert len(ids) == 1

@@ -1,0 +1,189 @@
+"""Training and embedding speed on a GPU (or, for checking the script, on the CPU).
+
+Prints, measured in one run on the machine it runs on:
+
+* windows/s of the default model's pretraining step (forward, backward, Adam) on
+  random tensors at batch 32 and 512, of the clustering step (one song's 16 windows),
+  and of the fused inference encoder at batch 2048 (and the songs/s that means);
+* the TFLOP/s achieved by the pretraining step and its share of a large bfloat16
+  matrix product measured on the same device (the practical peak);
+* windows/s of the data pipeline (planned batches read from the memory-mapped store by
+  loader workers) and of the whole training loop, as a share of the model-only step;
+* a short real training run (both phases, a few epochs) on a scanned library.
+
+    python bench/gpu.py --home LIBRARY_HOME [--device cuda] [--workers 4] [--epochs 3]
+
+On a machine without a GPU, ``--device cpu --quick`` runs every part with small sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import table  # noqa: E402
+
+from reform import Library  # noqa: E402
+from reform.config import ModelConfig, TrainConfig  # noqa: E402
+from reform.dataset import Windows, fit_normaliser  # noqa: E402
+from reform.device import autocast, describe, resolve  # noqa: E402
+from reform.loader import steps  # noqa: E402
+from reform.losses import aux_weights, cluster_loss, masked_mse, pretrain_loss  # noqa: E402
+from reform.model import (ClusterAutoencoder, PretrainAutoencoder, inference_encoder,  # noqa: E402
+                          training_flops)
+from reform.objectives import PretrainObjective  # noqa: E402
+from reform.train import Trainer, epoch_generator, run_epoch  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, reps: int) -> float:
+    """Seconds per call of ``fn`` after one warm-up call."""
+    fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / reps
+
+
+def pretrain_step(cfg: ModelConfig, device: torch.device, batch: int, reps: int) -> float:
+    torch.manual_seed(0)
+    model = PretrainAutoencoder(cfg).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.randn(batch, 1, cfg.n_mels, cfg.window_frames, device=device).contiguous(
+        memory_format=torch.channels_last)
+    mask = torch.ones(batch, 1, 1, cfg.window_frames, device=device)
+    weights = aux_weights(0.25, cfg.n_layers - 1)
+
+    def step() -> None:
+        with autocast(device, "bfloat16"):
+            out = model(x)
+        loss, _ = pretrain_loss(out, x, mask, weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return batch / timed(step, device, reps)
+
+
+def cluster_step(cfg: ModelConfig, device: torch.device, reps: int) -> float:
+    model = ClusterAutoencoder(cfg).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-4)
+    x = torch.randn(16, 1, cfg.n_mels, cfg.window_frames, device=device).contiguous(
+        memory_format=torch.channels_last)
+    mask = torch.ones(16, 1, 1, cfg.window_frames, device=device)
+
+    def step() -> None:
+        with autocast(device, "bfloat16"):
+            out = model(x)
+        loss = masked_mse(out.reconstruction, x, mask) + cluster_loss(out.embedding)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return 16 / timed(step, device, reps)
+
+
+@torch.inference_mode()
+def inference(cfg: ModelConfig, device: torch.device, batch: int, reps: int) -> float:
+    encoder = inference_encoder(PretrainAutoencoder(cfg).encoder).to(device, memory_format=torch.channels_last)
+    x = torch.randn(batch, 1, cfg.n_mels, cfg.window_frames, device=device).contiguous(
+        memory_format=torch.channels_last)
+
+    def run() -> None:
+        with autocast(device, "bfloat16"):
+            encoder(x)
+
+    return batch / timed(run, device, reps)
+
+
+def matmul_peak(device: torch.device, n: int, reps: int) -> float:
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    return 2 * n ** 3 / timed(lambda: a @ b, device, reps) / 1e12
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", required=True, help="a scanned library (a few dozen songs are enough)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--workers", type=int, default=None, help="loader workers (default: 4 on a GPU)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per phase of the real training run")
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script on a CPU")
+    args = parser.parse_args()
+    device = resolve(args.device)
+    cfg = ModelConfig()
+    big, infer_batch, reps = (8, 16, 1) if args.quick else (512, 2048, 10)
+    workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else 4)
+    print(f"device: {describe(device)}; torch {torch.__version__}\n")
+
+    step32 = pretrain_step(cfg, device, 32 if not args.quick else 4, reps)
+    step_big = pretrain_step(cfg, device, big, reps)
+    step_cluster = cluster_step(cfg, device, reps)
+    infer = inference(cfg, device, infer_batch, reps)
+    flops = training_flops(PretrainAutoencoder(cfg), cfg)
+    peak = matmul_peak(device, 8192 if device.type == "cuda" else 2048, reps)
+
+    with Library(args.home, create=False) as lib:
+        songs = lib.training_songs()
+        windows = Windows(lib.home.spectrograms, songs, fit_normaliser(lib.home.spectrograms, songs))
+        plans = windows.pretrain_plan(0, 1, 32) * (1 if args.quick else 4)
+        start = time.perf_counter()
+        n = sum(len(s) for s in steps(windows, plans, device, workers))
+        sync(device)
+        data = n / (time.perf_counter() - start)
+
+        torch.manual_seed(0)
+        model = PretrainAutoencoder(cfg).to(device, memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        tcfg = TrainConfig()
+        objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser.std, device)
+        run_epoch(model, opt, steps(windows, plans[:2], device, workers), objective,
+                  epoch_generator(0, "pretrain", 0), lambda n: None)          # warm-up
+        sync(device)
+        start = time.perf_counter()
+        _, seen = run_epoch(model, opt, steps(windows, plans, device, workers), objective,
+                            epoch_generator(0, "pretrain", 1), lambda n: None)
+        sync(device)
+        loop = seen / (time.perf_counter() - start)
+
+        with tempfile.TemporaryDirectory() as folder:
+            trainer = Trainer(lib.home.spectrograms, songs, Path(folder) / "run", model_cfg=cfg,
+                              train_cfg=dataclasses.replace(tcfg, max_epochs=args.epochs),
+                              feature_version=lib.home.spectrograms.feature_version,
+                              device=device.type, workers=workers)
+            start = time.perf_counter()
+            result = trainer.run("all")
+            real = time.perf_counter() - start
+        windows_real = sum(h["windows"] for h in result.history if h.get("epoch"))
+
+    print(table(["what", "windows/s", "note"], [
+        ["pretraining step, batch 32", f"{step32:.0f}", f"{step32 * flops / 1e12:.2f} TFLOP/s"],
+        [f"pretraining step, batch {big}", f"{step_big:.0f}",
+         f"{step_big * flops / 1e12:.2f} TFLOP/s, {step_big * flops / 1e12 / peak:.1%} of the matmul peak"],
+        ["clustering step, one-song batch of 16", f"{step_cluster:.0f}", ""],
+        [f"inference encoder (batch norm folded), batch {infer_batch}", f"{infer:.0f}",
+         f"about {infer / 60:.0f} songs/s at 60 windows per song"],
+        [f"data pipeline, {workers} loader workers", f"{data:.0f}", f"{data / step32:.1f}x the batch-32 step"],
+        ["whole pretraining loop, batch 32", f"{loop:.0f}", f"{loop / step32:.0%} of the model-only step"],
+        [f"real training, {len(songs)} songs, both phases, {args.epochs} epochs each",
+         f"{windows_real / real:.0f}", f"{real:.0f} s in all"],
+    ]))
+    print(f"\nbfloat16 matmul peak measured on this device: {peak:.1f} TFLOP/s; "
+          f"training FLOP per window: {flops / 1e9:.2f} G")
+
+
+if __name__ == "__main__":
+    main()
