@@ -60,6 +60,30 @@ def test_batched_embedding_equals_one_song_at_a_time(trained):
             np.testing.assert_allclose(together[key], embedder.song(spec), atol=1e-5)
 
 
+def test_a_long_song_is_embedded_batch_by_batch_with_the_same_result(trained):
+    import tracemalloc
+
+    with Library(trained) as lib:
+        bundle = lib.load_model()
+        embedder = Embedder(bundle, EmbedConfig(hop=32), precision="float32")
+        spec = np.random.default_rng(0).normal(-40, 10, (2, 12_000, 128)).astype(np.float16)
+
+        def peak_of(embed):
+            tracemalloc.start()
+            vector = embed()
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            return vector, peak
+
+        at_once, at_once_peak = peak_of(lambda: aggregate(embedder.windows(song_windows(
+            spec, bundle.normaliser, embedder.window, embedder.hop)), embedder.cfg.aggregation))
+        streamed, streamed_peak = peak_of(lambda: embedder.song(spec))
+    np.testing.assert_array_equal(streamed, at_once)
+    normalised = spec.size * 4                       # float32; normalising holds two such copies
+    assert at_once_peak > 2.9 * normalised           # every window at once: twice it, besides it
+    assert streamed_peak < 2.05 * normalised
+
+
 def test_model_on_other_features_is_refused(trained, tmp_path):
     from reform.config import MelConfig
 

@@ -54,17 +54,23 @@ def song_windows(spec: np.ndarray, normaliser: Normaliser, window: int,
     -------
     ndarray, shape (n_windows, 1, n_mels, window), float32, padding (if any) is 0
     """
-    channels, frames, n_mels = spec.shape
-    starts = window_starts(frames, window, hop)
-    # (channels, n_mels, frames), normalised and transposed once rather than once per window
     song = np.ascontiguousarray(normaliser.apply(spec))
-    out = np.zeros((channels * len(starts), 1, n_mels, window), np.float32)
-    i = 0
-    for c in range(channels):
-        for s in starts:
-            chunk = song[c, :, s:s + window]
-            out[i, 0, :, :chunk.shape[1]] = chunk
-            i += 1
+    return _cut(song, _places(spec.shape, window, hop), window)
+
+
+def _places(shape: tuple[int, int, int], window: int, hop: int) -> list[tuple[int, int]]:
+    """(channel, start frame) of every window of a song of ``shape`` (channels, frames, n_mels)."""
+    starts = window_starts(shape[1], window, hop)
+    return [(c, s) for c in range(shape[0]) for s in starts]
+
+
+def _cut(song: np.ndarray, places: list[tuple[int, int]], window: int) -> np.ndarray:
+    """The windows at ``places`` of a normalised song (channels, n_mels, frames), zero-padded:
+    (len(places), 1, n_mels, window) float32."""
+    out = np.zeros((len(places), 1, song.shape[1], window), np.float32)
+    for i, (c, s) in enumerate(places):
+        chunk = song[c, :, s:s + window]
+        out[i, 0, :, :chunk.shape[1]] = chunk
     return out
 
 
@@ -95,9 +101,17 @@ class Embedder:
         return torch.cat(out).cpu().numpy()
 
     def song(self, spec: np.ndarray) -> np.ndarray:
-        """One song's embedding from its spectrogram (channels, frames, n_mels): (D,) unit length."""
-        return aggregate(self.windows(song_windows(spec, self.bundle.normaliser, self.window, self.hop)),
-                         self.cfg.aggregation)
+        """One song's embedding from its spectrogram (channels, frames, n_mels): (D,) unit length.
+
+        Windows are cut one encoder batch at a time (the same batches as all at once), so a
+        long song costs the memory of its normalised spectrogram, not of all its windows:
+        each frame is in two windows, in float32, four times the stored float16 spectrogram.
+        """
+        song = np.ascontiguousarray(self.bundle.normaliser.apply(spec))
+        places = _places(spec.shape, self.window, self.hop)
+        emb = [self.windows(_cut(song, places[b:b + BATCH_WINDOWS], self.window))
+               for b in range(0, len(places), BATCH_WINDOWS)]
+        return aggregate(np.concatenate(emb), self.cfg.aggregation)
 
     def songs(self, specs: Iterator[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
         """Embed many songs, packing windows of several songs into each encoder batch."""
