@@ -109,8 +109,8 @@ class Embedder:
         """
         song = np.ascontiguousarray(self.bundle.normaliser.apply(spec))
         places = _places(spec.shape, self.window, self.hop)
-        emb = [self.windows(_cut(song, places[b:b + BATCH_WINDOWS], self.window))
-               for b in range(0, len(places), BATCH_WINDOWS)]
+        emb = [self.windows(_cut(song, places[b:b + self.batch_windows], self.window))
+               for b in range(0, len(places), self.batch_windows)]
         return aggregate(np.concatenate(emb), self.cfg.aggregation)
 
     def songs(self, specs: Iterator[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
