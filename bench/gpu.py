@@ -129,7 +129,8 @@ def main() -> None:
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else 4)
     print(f"device: {describe(device)}; torch {torch.__version__}\n")
 
-    step32 = pretrain_step(cfg, device, 32 if not args.quick else 4, reps)
+    small = 4 if args.quick else 32
+    step32 = pretrain_step(cfg, device, small, reps)
     step_big = pretrain_step(cfg, device, big, reps)
     step_cluster = cluster_step(cfg, device, reps)
     infer = inference(cfg, device, infer_batch, reps)
@@ -170,14 +171,15 @@ def main() -> None:
         windows_real = sum(h["windows"] for h in result.history if h.get("epoch"))
 
     print(table(["what", "windows/s", "note"], [
-        ["pretraining step, batch 32", f"{step32:.0f}", f"{step32 * flops / 1e12:.2f} TFLOP/s"],
+        [f"pretraining step, batch {small}", f"{step32:.0f}", f"{step32 * flops / 1e12:.2f} TFLOP/s"],
         [f"pretraining step, batch {big}", f"{step_big:.0f}",
          f"{step_big * flops / 1e12:.2f} TFLOP/s, {step_big * flops / 1e12 / peak:.1%} of the matmul peak"],
         ["clustering step, one-song batch of 16", f"{step_cluster:.0f}", ""],
         [f"inference encoder (batch norm folded), batch {infer_batch}", f"{infer:.0f}",
          f"about {infer / 60:.0f} songs/s at 60 windows per song"],
-        [f"data pipeline, {workers} loader workers", f"{data:.0f}", f"{data / step32:.1f}x the batch-32 step"],
-        ["whole pretraining loop, batch 32", f"{loop:.0f}", f"{loop / step32:.0%} of the model-only step"],
+        [f"data pipeline, {workers} loader workers", f"{data:.0f}", f"{data / step32:.1f}x the batch-{small} step"],
+        ["whole pretraining loop, batch 32", f"{loop:.0f}",
+         f"{loop / step32:.0%} of the model-only step" if not args.quick else "(--quick: not comparable)"],
         [f"real training, {len(songs)} songs, both phases, {args.epochs} epochs each",
          f"{windows_real / real:.0f}", f"{real:.0f} s in all"],
     ]))
