@@ -78,15 +78,14 @@ METHODS: dict[str, dict] = {
     "contrast-aug-stripes-pre": {"train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
     "stripes-pre": {"train": STRIPES, "phase": "pretrain"},
     "cas-t02-pre": {"train": CONTRAST | AUGMENT | STRIPES | {"temperature": 0.2}, "phase": "pretrain"},
-    "cas-b64-pre": {"train": CONTRAST | AUGMENT | STRIPES | {"batch_size": 64}, "phase": "pretrain"},
+    "c-t02-pre": {"train": CONTRAST | {"temperature": 0.2}, "phase": "pretrain"},
+    "c-stripes-pre": {"train": CONTRAST | STRIPES, "phase": "pretrain"},
+    "c-b64-pre": {"train": CONTRAST | {"batch_size": 64}, "phase": "pretrain"},
     # clustering phases after the same contrast pretraining (20 epochs at most)
-    "cas-note": {"after": "contrast-aug-stripes-pre",
-                 "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 20}},
-    "cas-bank": {"after": "contrast-aug-stripes-pre",
-                 "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 20, "cluster_loss": "bank"}},
-    "cas-banksoft": {"after": "contrast-aug-stripes-pre",
-                     "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 20, "cluster_loss": "bank",
-                                                              "bank_neighbours": 5, "bank_soft": 0.5}},
+    "c-note": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20}},
+    "c-bank": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"}},
+    "c-banksoft": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank",
+                                                                "bank_neighbours": 5, "bank_soft": 0.5}},
 }
 # query-time variants (reform.space) scored with --query-time: (transform, hubness reduction)
 QUERY_TIME = [("centre", "none"), ("zscore", "none"), ("whiten", "none"), ("none", "csls"),
