@@ -79,6 +79,9 @@ METHODS: dict[str, dict] = {
     "stripes-pre": {"train": STRIPES, "phase": "pretrain"},
     "cas-t02-pre": {"train": CONTRAST | AUGMENT | STRIPES | {"temperature": 0.2}, "phase": "pretrain"},
     "c-t02-pre": {"train": CONTRAST | {"temperature": 0.2}, "phase": "pretrain"},
+    "c-t05-pre": {"train": CONTRAST | {"temperature": 0.5}, "phase": "pretrain"},
+    "cas-t05-pre": {"train": CONTRAST | AUGMENT | STRIPES | {"temperature": 0.5}, "phase": "pretrain"},
+    "cas-w03-pre": {"train": CONTRAST | AUGMENT | STRIPES | {"contrast_weight": 0.3}, "phase": "pretrain"},
     "c-stripes-pre": {"train": CONTRAST | STRIPES, "phase": "pretrain"},
     "c-b64-pre": {"train": CONTRAST | {"batch_size": 64}, "phase": "pretrain"},
     # clustering phases after the same contrast pretraining (20 epochs at most)
