@@ -8,9 +8,9 @@ mixed with something made under another.
 from __future__ import annotations
 
 import dataclasses
-import os
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 

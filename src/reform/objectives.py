@@ -21,8 +21,7 @@ from .bank import MemoryBank
 from .config import TrainConfig
 from .device import autocast
 from .loader import Step
-from .losses import (aux_weights, bank_loss, cluster_loss, contrastive_loss, masked_mse,
-                     pretrain_loss)
+from .losses import aux_weights, bank_loss, cluster_loss, contrastive_loss, masked_mse, pretrain_loss
 from .model import ClusterAutoencoder, PretrainAutoencoder
 
 

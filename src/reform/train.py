@@ -30,8 +30,8 @@ from .dataset import PHASES, Normaliser, Song, Windows, fit_normaliser
 from .device import resolve as resolve_device
 from .errors import TrainError
 from .files import json_text, write_text
-from .model import ClusterAutoencoder, PretrainAutoencoder
 from .loader import Step, default_workers, steps
+from .model import ClusterAutoencoder, PretrainAutoencoder
 from .objectives import ClusterObjective, PretrainObjective, fill_bank
 from .store import SpectrogramStore
 
