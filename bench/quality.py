@@ -61,7 +61,8 @@ from reform.train import Trainer  # noqa: E402
 # -- what is compared --------------------------------------------------------------------------------
 # A trained method: TrainConfig overrides ("train"), ModelConfig overrides ("model"), the phases
 # ("phase": all or pretrain), optionally the pretraining of another method to start the clustering
-# phase from ("after"), a share of the training songs ("fraction", for the learning curve), and
+# phase from ("after") or a run of another method to go on from ("continue": its cap raised, or its
+# clustering phase added), a share of the training songs ("fraction", for the learning curve), and
 # for the own-library protocol ("own"): train on the fold's own songs, from scratch or from the
 # held-out model of method ``init``.
 NOTE = {"learning_rate": 0.1, "cluster_learning_rate": None}
@@ -190,6 +191,12 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
         for name in ("pretrain.pt", "pretrain.json"):
             if (source.parent / name).exists():
                 (folder / name).write_bytes((source.parent / name).read_bytes())
+    if "continue" in spec and not (folder / "checkpoint.pt").exists():
+        # go on from another method's run on this fold (its cap raised, or its next phase)
+        source = work / "runs" / spec["continue"] / f"fold{fold.index}" / "checkpoint.pt"
+        if not source.exists():
+            raise SystemExit(f"{spec['continue']} has not been trained on fold {fold.index} yet")
+        (folder / "checkpoint.pt").write_bytes(source.read_bytes())
     if "init" in spec:
         init = load_bundle(work / "runs" / spec["init"] / f"fold{fold.index}" / "model.pt")
     songs = list({r.hash: Song(r.hash, r.channels, r.frames) for r in rows}.values())

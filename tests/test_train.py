@@ -162,3 +162,14 @@ def test_cluster_phase_needs_a_pretrained_model(home):
 def test_too_few_songs(tmp_path):
     with Library(tmp_path / "empty") as lib, pytest.raises(TrainError, match="at least 2"):
         lib.train()
+
+
+def test_a_run_stopped_by_its_cap_goes_on_when_resumed_with_a_higher_cap(home):
+    cfg = TrainConfig(max_epochs=2, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
+                      threads=1)
+    with Library(home, create=False) as lib:
+        first = lib.train(name="capped", phase="pretrain", model_cfg=tiny_model_config(), train_cfg=cfg)
+        assert first.stop_reasons["pretrain"] == "reached the cap of 2 epochs"
+        again = lib.train(name="capped", phase="pretrain", resume=True, max_epochs=4)
+    epochs = [h["epoch"] for h in again.history if h.get("epoch") and h["phase"] == "pretrain"]
+    assert epochs == [1, 2, 3, 4] and again.stop_reasons["pretrain"] == "reached the cap of 4 epochs"

@@ -179,6 +179,7 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     finished: bool = False          # the phase ended (plateaus or the epoch cap)
     stop_reason: str = ""
+    capped: bool = False            # it ended at the epoch cap (a resume with a higher cap goes on)
 
 
 @dataclass
@@ -267,7 +268,10 @@ class Trainer:
 
     def _state(self, saved: dict | None, phase: str) -> TrainState:
         if saved is not None and saved["state"]["phase"] == phase:
-            return TrainState(**saved["state"])
+            state = TrainState(**saved["state"])
+            if state.capped and state.epoch < self.cfg.max_epochs:   # resumed with a higher cap
+                state.finished, state.capped, state.stop_reason = False, False, ""
+            return state
         lr = self.cfg.learning_rate
         if phase == "cluster" and self.cfg.cluster_learning_rate is not None:
             lr = self.cfg.cluster_learning_rate
@@ -338,7 +342,8 @@ class Trainer:
                             **embedding_spread(model, self.probe)})
         while not state.finished:
             if state.epoch >= cfg.max_epochs:
-                state.finished, state.stop_reason = True, f"reached the cap of {cfg.max_epochs} epochs"
+                state.finished, state.capped = True, True
+                state.stop_reason = f"reached the cap of {cfg.max_epochs} epochs"
                 break
             epoch = state.epoch + 1
             self.callback({"type": "epoch_start", "phase": state.phase, "epoch": epoch,
