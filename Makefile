@@ -18,14 +18,17 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/reform --home demo-home demo
 
-# The browser tests drive Debian's Chromium (no browser download): install it once.
+# The browser tests drive Debian's Chromium (no browser download) and the player tests a real
+# Music Player Daemon: install both once, from Debian's packages.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
-	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) \
-		apt-get install -y -q --no-install-recommends chromium
+MPD := /usr/bin/mpd
+$(CHROMIUM) $(MPD):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+		$(notdir $@)
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(MPD)
 	$(PY) -m pytest
 
 clean:

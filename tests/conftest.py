@@ -129,6 +129,6 @@ def trained(tmp_path_factory, scanned) -> Path:
     with Library(home) as lib:
         lib.train(name="tiny", model_cfg=tiny_model_config(),
                   train_cfg=TrainConfig(max_epochs=3, batch_size=4, cluster_batch_size=4,
-                                        learning_rate=3e-3, threads=1))
+                                        learning_rate=3e-3, threads=1), activate=True)
         lib.embed()
     return home

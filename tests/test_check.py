@@ -124,3 +124,19 @@ def test_an_empty_catalogue_is_rebuilt_and_the_spectrograms_reused(scanned, tmp_
     with Library(home, create=False) as lib:
         summary = lib.scan(music, jobs=1)
         assert (summary.reused, summary.analysed) == (5, 0)          # no audio decoded again
+
+
+def test_a_catalogue_of_the_first_schema_is_rebuilt_with_its_rows(tmp_path):
+    from reform.check import rebuild_catalogue
+    from reform.store import MIGRATIONS, Catalogue
+
+    conn = sqlite3.connect(tmp_path / "catalogue.db")  # no retry column, no plays table yet
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO files (path, size, mtime_ns, status, reason, updated_at) "
+                 "VALUES ('/m/a.wav', 1, 1, 'failed', 'permission denied: the file cannot be read', 0)")
+    conn.commit()
+    conn.close()
+    assert rebuild_catalogue(tmp_path / "catalogue.db").kept == 1
+    catalogue = Catalogue(tmp_path / "catalogue.db")
+    assert catalogue.file(path="/m/a.wav").reason.startswith("permission denied")
+    catalogue.close()

@@ -1,12 +1,15 @@
-"""The reform command: exit codes, JSON output, the home folder option."""
+"""The reform command: exit codes, JSON output, the home folder option, and every rough edge a
+new user hit (options checked before the work, hints, read-only homes)."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import reform_cmd
+import reform
+from conftest import reform_cmd, run_unprivileged
 from reform.cli import main
 
 
@@ -57,3 +60,139 @@ def test_help_is_instant_and_does_not_import_torch():
     assert result.returncode == 0 and "scan" in result.stdout
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert check.stdout.strip() == "False"
+
+
+# -- what a new user hit ---------------------------------------------------------------------------------
+def test_version_and_global_options_after_the_command(tmp_path, music, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"reform {reform.__version__}"
+    home = str(tmp_path / "home")
+    assert main(["scan", str(music / "Tone Band"), "--jobs", "1", "--home", home, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--json", "--home", home]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["similar", "x", "-n", "-5"], "argument -n: must be at least 1, not -5"),
+    (["playlist", "x", "--length", "0"], "argument --length: must be at least 1, not 0"),
+    (["playlist", "x", "--length", "-3"], "must be at least 1, not -3"),
+    (["mix", "x", "--max-per-artist", "0"], "argument --max-per-artist: must be at least 1"),
+    (["scan", "--jobs", "-1"], "argument --jobs: must be at least 1, not -1"),
+    (["train", "--max-epochs", "0"], "argument --max-epochs: must be at least 1, not 0"),
+    (["train", "--widths", "1,2,abc"], "argument --widths: give whole numbers above 0 separated by commas"),
+    (["mpd", "--ahead", "two"], "argument --ahead: give a whole number, not 'two'"),
+])
+def test_nonsense_values_are_refused_before_any_work(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--home", str(tmp_path / "home"), *argv])
+    assert done.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
+
+
+def test_output_paths_are_checked_before_the_work(trained, tmp_path, capsys):
+    home = str(trained)
+    for argv in (["playlist", "Chord", "-o", str(tmp_path / "missing" / "dir" / "x.m3u8")],
+                 ["export", str(tmp_path / "missing" / "x.csv")],
+                 ["evaluate", "--json", str(tmp_path / "missing" / "e.json")]):
+        assert main(["--home", home, *argv]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and "does not exist" in err and "hint: create it first" in err, argv
+    assert main(["--home", home, "similar", "Chord", "-o", str(tmp_path)]) == 1
+    assert "this is a folder, not a file" in capsys.readouterr().err
+    assert main(["--home", home, "export", str(tmp_path / "x.txt")]) == 1
+    assert "hint: end the file name with .npz, .csv or .parquet" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    result = run_unprivileged(reform_cmd("--home", home, "export", str(locked / "x.csv")))
+    assert result.returncode == 1 and "cannot write in the folder" in result.stderr
+    assert "Traceback" not in result.stderr and not list(locked.iterdir())
+
+
+def test_every_error_has_a_hint_line():
+    from reform import errors
+    from reform.cli import hint_for
+
+    kinds = [k for k in vars(errors).values() if isinstance(k, type) and issubclass(k, errors.ReformError)]
+    assert len(kinds) >= 15
+    for kind in kinds:
+        assert hint_for(kind("something went wrong"), "similar"), kind
+    assert hint_for(errors.ConfigError("bad"), "similar") == "`reform similar --help` lists the options"
+    assert hint_for(errors.QueryError("x", hint="mine"), "similar") == "mine"
+
+
+def test_every_option_says_what_it_does():
+    from reform.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, sub in [("reform", parser), *commands.items()]:
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+
+
+def test_the_demo_names_a_command_that_works(tmp_path, monkeypatch):
+    from reform import cli
+
+    script = tmp_path / "venv" / "bin" / "reform"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(script), "demo"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")            # `make demo` does not activate the venv
+    assert cli._invocation() == "venv/bin/reform"
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin")  # an activated venv
+    assert cli._invocation() == "reform"
+    monkeypatch.setattr(sys, "argv", ["/somewhere/reform/__main__.py"])  # python -m reform
+    assert cli._invocation().endswith(" -m reform")
+
+
+def test_home_that_is_a_file(tmp_path, capsys):
+    home = tmp_path / "home"
+    home.write_text("oops")
+    for argv in (["status"], ["scan", str(tmp_path)]):
+        assert main(["--home", str(home), *argv]) == 1
+        err = capsys.readouterr().err
+        assert "the library home is a file, not a folder" in err and "hint: give --home" in err
+
+
+def test_status_names_the_model_and_the_embedded_songs(trained, capsys):
+    assert main(["--home", str(trained), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "active model: tiny (version " in out and "embedded:     5 of 5 songs" in out
+
+
+def test_an_empty_folder_is_not_a_library(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["--home", str(tmp_path / "home"), "scan", str(tmp_path / "empty")]) == 0
+    out = capsys.readouterr().out
+    assert "no audio files found in" in out and "unchanged" not in out and "library: 0 songs" in out
+
+
+def test_read_only_home_answers_the_commands_that_only_read(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    for path in [home, *home.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        for argv in (["status"], ["similar", "Chord", "-n", "2"], ["export", str(out / "songs.npz")],
+                     ["models"], ["errors"]):
+            result = run_unprivileged(reform_cmd("--home", str(home), *argv))
+            assert result.returncode == 0 and "Traceback" not in result.stderr, (argv, result.stderr)
+        scan = run_unprivileged(reform_cmd("--home", str(home), "scan"))
+        assert scan.returncode == 1 and "hint:" in scan.stderr and "Traceback" not in scan.stderr
+    finally:
+        for path in [home, *home.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_query_by_file_name_and_a_missing_path(trained, capsys):
+    assert main(["--home", str(trained), "similar", "02 Chord.flac", "-n", "1"]) == 0
+    assert "songs like Tone Band - Chord:" in capsys.readouterr().out
+    assert main(["--home", str(trained), "similar", "/no/such/song.flac"]) == 1
+    err = capsys.readouterr().err
+    assert "no such file" in err and "try fewer words" not in err

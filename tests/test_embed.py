@@ -89,16 +89,17 @@ def test_model_on_other_features_is_refused(trained, tmp_path):
 
     home = tmp_path / "home"
     shutil.copytree(trained, home)
-    with Library(home, mel=MelConfig(n_mels=64)) as lib, pytest.raises(ModelError, match="other spectrogram"):
+    with Library(home, mel=MelConfig(n_mels=64), reanalyse=True) as lib, \
+            pytest.raises(ModelError, match="other spectrogram"):
         lib.load_model()
 
 
 def test_no_model_no_embeddings_messages(scanned, tmp_path, monkeypatch):
-    import reform.api
+    import reform.home
 
     home = tmp_path / "home"
     shutil.copytree(scanned, home)
-    monkeypatch.setattr(reform.api, "SHIPPED_MODEL", tmp_path / "none.pt")  # an install without one
+    monkeypatch.setattr(reform.home, "SHIPPED_MODEL", tmp_path / "none.pt")  # an install without one
     with Library(home) as lib:
         with pytest.raises(ModelError, match="no model is trained"):
             lib.embed()
@@ -143,7 +144,7 @@ def test_cli_scan_embeds_unless_told_not_to(music, tmp_path, capsys):
 
     assert main(["--home", str(tmp_path / "a"), "-q", "scan", str(music), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "embedded 4 songs with model" in out
+    assert "embedded 4 songs with the model shipped with ReFORM" in out
     with Library(tmp_path / "a") as lib:
         assert lib.stale_embeddings() == 0 and lib.embedding_status()["current"]
     assert main(["--home", str(tmp_path / "b"), "-q", "scan", str(music), "--jobs", "1", "--no-embed"]) == 0
@@ -172,7 +173,7 @@ def test_a_damaged_spectrogram_is_named_never_embedded(trained, tmp_path, capsys
         catalogue.drop_embeddings(model=catalogue.get_meta("embedding_model"))
     assert main(["--home", str(home), "-q", "embed"]) == 1
     out = capsys.readouterr().out
-    assert "embedded 4 songs" in out and "1 songs could not be embedded" in out
+    assert "embedded 4 songs" in out and "1 song could not be embedded" in out
     assert "reform check --repair" in out
     with Library(home) as lib:
         _, vectors = lib.embeddings()

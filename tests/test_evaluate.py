@@ -86,7 +86,8 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
     shutil.copytree(trained, home)
     out = tmp_path / "eval.json"
     assert main(["--home", str(home), "evaluate", "--json", str(out), "--per-label"]) == 0
-    text = capsys.readouterr().out
+    text, progress = capsys.readouterr()
+    assert "evaluating 1/7: random" in progress and "evaluating 7/7: ReFORM (both phases)" in progress
     for name in ("random", "MFCC mean+std (20)", "log-mel mean+std", "ReFORM: untrained network",
                  "ReFORM: pretraining only (no clustering phase)", "ReFORM (both phases)"):
         assert name in text

@@ -1,7 +1,12 @@
-"""Exports: M3U playlists that no file name can inject lines into."""
+"""Files for other tools: M3U playlists that no file name can inject lines into, numbers that
+stay numbers in .npz, output paths checked before the work."""
+
+import numpy as np
+import pytest
 
 from reform.cli import main
-from reform.export import m3u_text, write_m3u
+from reform.errors import ConfigError
+from reform.export import check_output, export_embeddings, m3u_text, write_m3u
 from reform.store import FileRow
 
 
@@ -50,3 +55,34 @@ def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "left out of" in err and "line break" in err
     assert "/etc/passwd" not in out.read_text()
+
+
+def row(i, path, track=None, year=None, duration=None, title="t"):
+    return FileRow(i, path, 1, 1, f"h{i}", "ok", None, duration, 44100, 2, 100, "flac", "fv", "A", "B", title,
+                   track, year, None, 0.0)
+
+
+def test_npz_stores_numbers_as_numbers(tmp_path):
+    rows = [row(1, "/m/a.flac", track=3, year=1999, duration=201.5), row(2, "/m/b.flac")]
+    vectors = {"h1": np.ones(4, np.float32), "h2": np.zeros(4, np.float32)}
+    assert export_embeddings(tmp_path / "x.npz", rows, vectors, "model-1") == 2
+    data = np.load(tmp_path / "x.npz")
+    assert data["track"].dtype == np.int64 and list(data["track"]) == [3, -1]
+    assert data["year"].dtype == np.int64 and list(data["year"]) == [1999, -1]
+    assert data["duration"].dtype == np.float64 and data["duration"][0] == 201.5
+    assert np.isnan(data["duration"][1]) and list(data["title"]) == ["t", "t"]
+
+
+def test_output_paths(tmp_path):
+    assert check_output(tmp_path / "fine.csv") == tmp_path / "fine.csv"
+    with pytest.raises(ConfigError, match="does not exist") as err:
+        check_output(tmp_path / "no" / "dir" / "x.csv")
+    assert "mkdir -p" in err.value.hint
+    with pytest.raises(ConfigError, match="a folder, not a file"):
+        check_output(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the write probe leaves nothing behind
+
+
+def test_playlist_title_and_own_lines():
+    text, _ = m3u_text([row(1, "/m/a.flac", duration=60)], title="my\nmix", line=lambda r: "../a.flac")
+    assert text == "#EXTM3U\n#PLAYLIST:my mix\n#EXTINF:60,A - t\n../a.flac\n"

@@ -131,6 +131,8 @@ def test_bad_inputs_are_recorded_and_the_scan_goes_on(lib, tmp_path):
     assert (again.failed_before, again.failed, again.analysed) == (7, 0, 0)
     write(root / "silence.wav", tone(200, 3))
     assert lib.scan(root, jobs=1).analysed == 1
+    forced = lib.scan(root, jobs=1, retry_failed=True)  # `scan --retry-failed`: all tried again
+    assert (forced.failed_before, forced.failed, forced.analysed) == (1, 5, 0)  # the loop and broken
 
 
 def test_unreadable_file_is_recorded(tmp_path):
@@ -144,6 +146,9 @@ def test_unreadable_file_is_recorded(tmp_path):
     failures = json.loads(errors.stdout)
     assert [Path(f["path"]).name for f in failures] == ["locked.wav"]
     assert "permission denied" in failures[0]["reason"]
+    os.chmod(locked, 0o644)  # the cause went away, the file did not change: tried again
+    result = run_unprivileged(reform_cmd("--home", str(home), "-q", "scan", "--jobs", "1"))
+    assert "failed 0" in result.stdout and "library: 2 songs" in result.stdout, result.stdout
 
 
 def test_file_changing_during_scan_is_not_stored(tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from reform.errors import StoreError
-from reform.store import SCHEMA_VERSION, Catalogue, Home, SpectrogramInfo, SpectrogramStore, Tags
+from reform.home import Home
+from reform.store import SCHEMA_VERSION, Catalogue, SpectrogramInfo, SpectrogramStore, Tags
 
 
 def test_catalogue_is_wal_and_versioned(tmp_path):
@@ -26,7 +27,7 @@ def test_newer_schema_is_refused(tmp_path):
 
 def test_missing_library_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="no library"):
-        Home(tmp_path / "nothing", "fv", create=False)
+        Home(tmp_path / "nothing", create=False)
 
 
 def test_rows_roundtrip_and_move_keeps_id(tmp_path):
@@ -106,7 +107,7 @@ def test_a_damaged_catalogue_is_refused_and_nothing_is_deleted(tmp_path, music, 
     assert "reform check --repair" in err.value.hint
     assert (home / "catalogue.db").read_bytes() == content           # left as it was
     with pytest.raises(StoreError):
-        Home(home, "fv", create=False)
+        Home(home, create=False)
     assert sorted(SpectrogramStore(home / "spectrograms", "x").base.rglob("*.npy")) and \
         len(list((home / "spectrograms").rglob("*.npy"))) == len(digests)
 
@@ -220,3 +221,33 @@ except WriteError as exc:
     assert "free" in out.stdout and "what was finished is kept" in out.stdout   # EFBIG: an I/O error
     cat = Catalogue(tmp_path / "c.db")
     assert [r.path for r in cat.files()] == ["/first.wav"] and cat.integrity_ok()
+
+
+def test_version_1_catalogues_learn_which_failures_to_retry(tmp_path):
+    from reform.store import MIGRATIONS
+
+    conn = sqlite3.connect(tmp_path / "c.db")
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    for path, reason in (("/m/locked.wav", "permission denied: the file cannot be read"),
+                         ("/m/bad.wav", "not a readable audio file")):
+        conn.execute("INSERT INTO files (path, size, mtime_ns, status, reason, updated_at) "
+                     "VALUES (?, 1, 1, 'failed', ?, 0)", (path, reason))
+    conn.commit()
+    conn.close()
+    cat = Catalogue(tmp_path / "c.db")
+    assert cat.file(path="/m/locked.wav").retry and not cat.file(path="/m/bad.wav").retry
+    assert cat.most_played(5) == []
+
+
+def test_read_only_catalogue_reads_and_never_writes(tmp_path):
+    cat = Catalogue(tmp_path / "c.db")
+    with cat.transaction():
+        cat.put_failed("/m/bad.mp3", 1, 2, "not a readable audio file")
+    cat.close()
+    reader = Catalogue(tmp_path / "c.db", read_only=True)
+    assert reader.counts()["failed"] == 1
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.set_meta("k", "v")
+    reader.close()
+    with pytest.raises(StoreError, match="no catalogue"):
+        Catalogue(tmp_path / "none.db", read_only=True)

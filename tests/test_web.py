@@ -309,7 +309,7 @@ def test_map_is_a_cached_pca_of_the_embeddings(home, client, monkeypatch):
     assert sorted(data["ids"]) == sorted(s["id"] for s in client.get("/api/songs").json()["items"])
     assert len(data["x"]) == len(data["y"]) == 5 and data["method"] == "pca"
     assert 0.5 < sum(data["explained"]) <= 1.0 + 1e-6
-    cache = projection.cache_path(home, data["model"])
+    cache = projection.cache_path(home / "cache", data["model"])
     assert json.loads(cache.read_text())["fitted_on"] == 5
     monkeypatch.setattr(projection, "fit_pca", lambda x: pytest.fail("the cached fit is not used"))
     again = client_for(home).get("/api/map").json()       # a new server: the cache on disk
@@ -327,7 +327,19 @@ def test_map_keeps_its_axes_for_a_few_new_songs_and_refits_after_growth(tmp_path
     vectors |= {f"m{i}": rng.normal(size=16).astype(np.float32) for i in range(20)}
     projection.library_map(tmp_path, "m1", vectors)
     assert json.loads(projection.cache_path(tmp_path, "m1").read_text())["fitted_on"] == 140
-    assert projection.cache_path(tmp_path, "../../etc/x").parent == tmp_path / "cache"
+    assert projection.cache_path(tmp_path, "../../etc/x").parent == tmp_path
+
+
+def test_map_view_keeps_one_outlier_from_squeezing_the_others(client):
+    rng = np.random.default_rng(3)
+    x, y = list(rng.normal(0, 0.1, 8)) + [9.0], list(rng.normal(0, 0.1, 8)) + [0.05]  # a 2-s file
+    box = projection.view_box(x, y)
+    inside = [v for v in x if box["x"][0] <= v <= box["x"][1]]
+    assert len(inside) == 8 and box["x"][1] - box["x"][0] < 1.5    # the eight fill the map
+    even = list(np.linspace(-1, 1, 9))
+    assert projection.view_box(even, even)["x"] == [-1.0, 1.0]     # no outlier: everything shown
+    data = client.get("/api/map").json()
+    assert set(data["view"]) == {"x", "y"} and data["view"]["x"][0] < data["view"]["x"][1]
 
 
 def test_pca_axes_are_deterministic():

@@ -1,4 +1,9 @@
-"""The public Python API: ``reform.Library(home)`` over everything the CLI can do."""
+"""The public Python API: ``reform.Library(home)``, a thin facade over everything the CLI can do.
+
+Each method hands its work to the module that owns it: the home's layout, settings and
+models (:mod:`reform.home`), scanning, training, embedding, recommendations, evaluation
+runs (:mod:`reform.assess`) and checks.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import AudioConfig, MelConfig, default_home, feature_version
-from .errors import EmbedError, EvaluateError, ModelError, QueryError, TrainError
-from .store import FileRow, Home
-
-
-SHIPPED_MODEL = Path(__file__).parent / "models" / "shipped.pt"
-
-
-class _Progress:
-    """A tqdm bar (when asked for) plus the caller's own start/step callbacks."""
-
-    def __init__(self, show: bool, desc: str, unit: str, on_start=None, on_step=None):
-        self.show, self.desc, self.unit = show, desc, unit
-        self.on_start, self.on_step = on_start, on_step
-        self.bar = None
-
-    def start(self, total: int) -> None:
-        if self.show and total:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True)
-        if self.on_start:
-            self.on_start(total)
-
-    def step(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-        if self.on_step:
-            self.on_step(n)
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _last_written(run: Path) -> float:
-    """When a training run last saved anything: its checkpoint, else its settings."""
-    files = [run / "checkpoint.pt", run / "config.json"]
-    return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+from .config import AudioConfig, MelConfig, default_home
+from .errors import ConfigError, EmbedError, ModelError, QueryError, TrainError
+from .home import Home, Run, Settings, stopped_by_schedule
+from .progress import Bar
+from .store import FileRow
 
 
 class Library:
@@ -59,12 +27,18 @@ class Library:
     ----------
     home : folder of the library; None means $REFORM_HOME or the user's data folder
     create : make an empty library if there is none (otherwise raise StoreError)
+    read_only : open the catalogue for reading only (works in a home one cannot write to)
+    audio, mel : the settings of the spectrograms; a home analysed with others is refused
+        (LibraryError) unless ``reanalyse``, and then the next scan analyses every song again
     """
 
     def __init__(self, home: str | os.PathLike | None = None, *, create: bool = True,
+                 read_only: bool = False, reanalyse: bool = False,
                  audio: AudioConfig = AudioConfig(), mel: MelConfig = MelConfig()):
         self.audio, self.mel = audio, mel
-        self.home = Home(home or default_home(), feature_version(audio, mel), create=create)
+        self.home = Home(home or default_home(), Settings(audio, mel), create=create,
+                         read_only=read_only, reanalyse=reanalyse)
+        self.models = self.home.models
 
     def close(self) -> None:
         self.home.close()
@@ -95,8 +69,16 @@ class Library:
         return row
 
     def status(self) -> dict:
-        """Counts for ``reform status``: songs, failed, duplicates, hours, models, embeddings."""
+        """Counts for ``reform status``: songs, failed, duplicates, hours, the active model and
+        how many songs have an embedding (distinct recordings)."""
+        from .card import read_card
+
         counts = self.home.catalogue.counts()
+        embeddings = self.embedding_status()
+        try:
+            version = read_card(self.model_path())["version"]
+        except (ModelError, KeyError):
+            version = None
         return {
             "home": str(self.home.path),
             "songs": counts["songs"],
@@ -104,7 +86,27 @@ class Library:
             "duplicates": counts["duplicates"],
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,
+            "model": {"name": self.models.active_name(), "version": version},
+            "embeddings": {"songs": counts["unique_audio"] - embeddings["missing"],
+                           "of": counts["unique_audio"], "current": embeddings["current"]},
         }
+
+    def music_root(self) -> str:
+        """The one music folder this library was scanned from (ConfigError if several or none)."""
+        roots = self.home.roots()
+        if len(roots) != 1:
+            raise ConfigError(f"the library has {len(roots)} music folders: say which is the root",
+                              hint="give --music-root FOLDER")
+        return roots[0]
+
+    def most_played(self, n: int) -> list[FileRow]:
+        """The ``n`` songs played most (by `reform mpd`), most played first."""
+        if n < 1:
+            return []
+        by_hash = {}
+        for row in self.songs():
+            by_hash.setdefault(row.hash, row)
+        return [by_hash[h] for h, _ in self.home.catalogue.most_played(n) if h in by_hash]
 
     # -- spectrograms -------------------------------------------------------------------------
     def spectrogram(self, path: str | os.PathLike) -> np.ndarray:
@@ -120,13 +122,15 @@ class Library:
 
     # -- scanning -----------------------------------------------------------------------------
     def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False,
-             embed: bool = False, on_start: Callable[[int], None] | None = None,
+             embed: bool = False, retry_failed: bool = False,
+             on_start: Callable[[int], None] | None = None,
              on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset(),
              device: str = "auto"):
         """Analyse new and changed files under ``paths`` (the known folders if none).
 
         With ``embed`` the workers also embed each new song with the active model while its
         spectrogram is in memory (`reform scan` does; see :meth:`scan_embedding`).
+        ``retry_failed`` tries again the files that failed before, changed or not.
         ``progress`` shows a bar; ``on_start(total)`` and ``on_step(n)`` report the same to
         the caller (the web page's jobs use them).  ``redo`` names files to analyse again
         even if they did not change.  With a GPU (``device`` cuda, or auto when one is
@@ -140,10 +144,10 @@ class Library:
         gpu = embed and on_gpu(device)
         embedding = self.scan_embedding() if embed and not gpu else None
         with self.home.lock.hold("scan"), \
-                _Progress(progress, "scanning", "song", on_start, on_step) as bar:
+                Bar(progress, "scanning", "song", on_start, on_step) as bar:
             summary = scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
                            mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
-                           embedding=embedding, redo=frozenset(redo))
+                           embedding=embedding, redo=frozenset(redo), retry_failed=retry_failed)
         if gpu and self.scan_embedding() is not None:
             summary.embedded = self.embed(progress=progress, device=device).embedded
         return summary
@@ -159,7 +163,7 @@ class Library:
         from .check import forget, inspect
 
         def look():
-            with _Progress(progress, "checking", "song") as bar:
+            with Bar(progress, "checking", "song") as bar:
                 return inspect(self.home, self.audio, self.mel, on_start=bar.start, progress=bar.step)
 
         found = look()
@@ -192,40 +196,21 @@ class Library:
 
     # -- models -------------------------------------------------------------------------------
     def model_path(self, which: str | os.PathLike | None = None) -> Path:
-        """Resolve a model: None is the active one (the last trained here, else the shipped
-        model); "shipped"; the name of a run in this home; or the path of a model file."""
-        if which is None:
-            active = self.home.catalogue.get_meta("active_model")
-            if active and (self.home.models / active / "model.pt").exists():
-                return self.home.models / active / "model.pt"
-            which = "shipped"
-        if which == "shipped":
-            if not SHIPPED_MODEL.exists():
-                raise ModelError("no model is trained yet and this installation ships none",
-                                 hint="run `reform train` to train one on your library")
-            return SHIPPED_MODEL
-        path = Path(which)
-        if (self.home.models / str(which) / "model.pt").exists():
-            return self.home.models / str(which) / "model.pt"
-        if path.is_dir() and (path / "model.pt").exists():
-            return path / "model.pt"
-        if path.is_file():
-            return path
-        raise ModelError(f"no model named {which!r}", hint="use 'shipped', a run name from "
-                         f"{self.home.models}, or the path of a model.pt file")
+        """Resolve a model: None is the active one; "shipped"; the name of a run in this home;
+        or the path of a model file (see :class:`reform.home.Models`)."""
+        return self.models.path(which)
+
+    def runs(self) -> list[Run]:
+        """Every training run of this home, oldest first, with how far it got."""
+        return self.models.runs()
+
+    def use(self, which: str) -> str:
+        """Make "shipped" or a run the active model; returns its name."""
+        return self.models.activate(which)
 
     def load_model(self, which: str | os.PathLike | None = None):
         """Load a model bundle and check that it was trained on this library's features."""
-        from .checkpoint import load_bundle
-
-        path = self.model_path(which)
-        bundle = load_bundle(path)
-        if bundle.feature_version != self.home.spectrograms.feature_version:
-            raise ModelError(f"the model was trained on other spectrogram settings "
-                             f"({bundle.feature_version}, this library has "
-                             f"{self.home.spectrograms.feature_version})", path=path,
-                             hint="train a model on this library with `reform train`")
-        return bundle
+        return self.models.load(which)
 
     # -- training -----------------------------------------------------------------------------
     def training_songs(self):
@@ -240,25 +225,18 @@ class Library:
 
     def run_folder(self, name: str | None = None, *, resume: bool = False) -> Path:
         """The folder of a training run: the named one, else the newest (resume) or a new one."""
-        import time
-
-        if name:
-            return self.home.models / name
-        if resume:
-            runs = [p.parent for p in self.home.models.glob("*/config.json")]
-            runs += [p.parent for p in self.home.models.glob("*/checkpoint.pt") if p.parent not in runs]
-            if not runs:
-                raise TrainError("there is no training run to resume", hint="start one with `reform train`")
-            return max(runs, key=_last_written)
-        return self.home.models / time.strftime("run-%Y%m%d-%H%M%S")
+        return self.models.run_folder(name, resume=resume)
 
     def train(self, *, name: str | None = None, phase: str = "all", resume: bool = False,
               model_cfg=None, train_cfg=None, init=None, callback=None,
-              max_epochs: int | None = None, device: str = "auto"):
+              max_epochs: int | None = None, device: str = "auto", activate: bool = False):
         """Train the auto-encoder on this library (see :class:`reform.train.Trainer`).
 
         With ``resume`` the run continues with the settings it was started with (only
-        ``max_epochs`` may raise its cap).  The finished model becomes the active model.
+        ``max_epochs`` may raise its cap).  The model becomes the active model when both
+        phases ended on their schedule, or with ``activate`` (see :mod:`reform.home`).  The
+        model's input height is the home's mel bands: a ``model_cfg`` asking for other
+        ones is refused before any work (ConfigError).
         """
         import dataclasses
 
@@ -276,19 +254,36 @@ class Library:
             model_cfg, train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
         if max_epochs is not None:
             train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
+        model_cfg = self._model_config(model_cfg or ModelConfig())
         with self.home.lock.hold("train"):  # a scan must not remove spectrograms it reads
             if folder.is_dir():
                 remove_dead_temporaries(folder)  # a checkpoint half-written when a run was killed
             trainer = Trainer(self.home.spectrograms,
-                              self.training_songs(), folder, model_cfg=model_cfg or ModelConfig(),
+                              self.training_songs(), folder, model_cfg=model_cfg,
                               train_cfg=train_cfg or TrainConfig(),
                               feature_version=self.home.spectrograms.feature_version, init=init,
                               callback=callback, device=device)
             result = trainer.run(phase, resume=resume)
-            if result.files.model.exists():
+            complete = all(stopped_by_schedule(result.history).values())
+            if result.files.model.exists() and (activate or complete):
                 with self.home.catalogue.transaction():
-                    self.home.catalogue.set_meta("active_model", folder.name)
+                    self.models.activate(folder.name)
         return result
+
+    def _model_config(self, cfg):
+        """``cfg`` with the home's mel bands as its input height: the two settings that name
+        the number of bands (MelConfig, ModelConfig) must agree."""
+        import dataclasses
+
+        from .config import ModelConfig
+
+        if cfg.n_mels == self.mel.n_mels:
+            return cfg
+        if cfg.n_mels != ModelConfig.n_mels:
+            raise ConfigError(f"the model asks for {cfg.n_mels} mel bands, this library's "
+                              f"spectrograms have {self.mel.n_mels}",
+                              hint="leave the model's n_mels alone: it follows the library")
+        return dataclasses.replace(cfg, n_mels=self.mel.n_mels)
 
     # -- embeddings and recommendations -------------------------------------------------------
     def embed(self, model: str | os.PathLike | None = None, *, progress: bool = False,
@@ -299,13 +294,13 @@ class Library:
 
         bundle = self.load_model(model)
         with self.home.lock.hold("embed"), \
-                _Progress(progress, "embedding", "song", on_start, on_step) as bar:
+                Bar(progress, "embedding", "song", on_start, on_step) as bar:
             return embed_library(self.home.catalogue, self.home.spectrograms, bundle,
                                  on_start=bar.start, progress=bar.step, device=device)
 
     def embeddings(self) -> tuple[str, dict[str, np.ndarray]]:
         """The model version of the stored embeddings and the embedding of every song hash."""
-        version = self.home.catalogue.get_meta("embedding_model")
+        version = self.home.embedding_model()
         vectors = self.home.catalogue.embeddings(version) if version else {}
         if not vectors:
             raise EmbedError("no song has an embedding yet", hint="run `reform embed`")
@@ -317,7 +312,7 @@ class Library:
         from .card import read_card
         from .config import EmbedConfig
 
-        stored = self.home.catalogue.get_meta("embedding_model")
+        stored = self.home.embedding_model()
         try:
             expected = EmbedConfig().key(read_card(self.model_path())["version"])
         except ModelError:
@@ -328,7 +323,7 @@ class Library:
 
     def stale_embeddings(self) -> int:
         """How many analysed songs lack an embedding from the model the embeddings come from."""
-        version = self.home.catalogue.get_meta("embedding_model")
+        version = self.home.embedding_model()
         have = set(self.home.catalogue.embeddings(version)) if version else set()
         return len({row.hash for row in self.songs()} - have)
 
@@ -344,6 +339,7 @@ class Library:
         """A query as a Seed: a library path, an audio file outside the library (analysed on the
         fly, not added), or words matched against artist, title, album and file name."""
         from .recommend import Seed
+        from .search import find
 
         rec = recommender or self.recommender()
         text = os.fspath(query)
@@ -351,11 +347,12 @@ class Library:
         row = self.home.catalogue.file(path=path)
         if row is not None:
             if row.status != "ok":
-                raise QueryError(f"this file could not be analysed: {row.reason}", path=path)
+                raise QueryError(f"this file could not be analysed: {row.reason}", path=path,
+                                 hint="see `reform errors`; choose another song")
             return rec.seed_of(row)
         if os.path.isfile(path):
             return Seed(self._embed_file(path), None, os.path.basename(path))
-        return rec.seed_of(rec.find(text))
+        return rec.seed_of(find(self.songs(), text))
 
     def _embed_file(self, path: str) -> np.ndarray:
         from .embed import Embedder, spectrogram_of_file
@@ -393,116 +390,21 @@ class Library:
         return rec.playlist([self.resolve(q, rec) for q in queries], length, filters or Filters())
 
     # -- evaluation -----------------------------------------------------------------------------
-    def save_evaluation(self, report) -> Path | None:
-        """Keep an evaluation of the active model beside it as evaluation.json (a model trained
-        in this home; the shipped model's folder belongs to the installation)."""
-        from .files import write_json
-
-        path = self.model_path()
-        if path.name != "model.pt" or self.home.models not in path.parents:
-            return None
-        target = path.parent / "evaluation.json"
-        write_json(target, report.to_dict())
-        return target
-
     def evaluation_songs(self, labels: str | None = "artist", label_file: str | None = None,
                          label_column: str = "group"):
-        """The songs an evaluation uses (one per distinct audio), their labels and albums, and
-        notes on what was left out and why."""
-        from .evaluate import read_label_file
+        """The songs an evaluation uses, their labels and albums (see :mod:`reform.assess`)."""
+        from .assess import evaluation_songs
 
-        rows = {}
-        for row in self.songs():
-            rows.setdefault(row.hash, row)
-        rows = list(rows.values())
-        notes: list[str] = []
-        if label_file:
-            by_path = read_label_file(label_file, label_column)
-            known = {os.path.realpath(r.path) for r in self.songs()}
-            unknown = [p for p in by_path if p not in known]
-            if unknown:
-                notes.append(f"{len(unknown)} paths of the labels file are not in the library: ignored")
-            found = [(r, by_path.get(os.path.realpath(r.path)) or by_path.get(r.path)) for r in rows]
-            source = f"{os.path.basename(label_file)}:{label_column}"
-        elif labels:
-            if labels not in ("artist", "album", "genre"):
-                raise EvaluateError(f"unknown label {labels!r}; use artist, album, genre or --labels-file")
-            found = [(r, getattr(r, labels)) for r in rows]
-            source = labels
-        else:
-            return rows, None, [r.album or "" for r in rows], notes, None
-        missing = [r for r, lab in found if not lab]
-        if missing:
-            notes.append(f"{len(missing)} songs have no {source} label: left out")
-        kept = [(r, lab) for r, lab in found if lab]
-        return ([r for r, _ in kept], [lab for _, lab in kept], [r.album or "" for r, _ in kept],
-                notes, source)
+        return evaluation_songs(self.songs(), labels, label_file, label_column)
 
-    def evaluate(self, *, labels: str | None = "artist", label_file: str | None = None,
-                 label_column: str = "group", exclude_same_album: bool = False,
-                 models: list[str | os.PathLike] | None = None, stages: bool = True,
-                 baselines: bool = True, seed: int = 0, extra: dict | None = None,
-                 device: str = "auto"):
-        """Run the retrieval protocols (see :mod:`reform.evaluate`) for baselines and models.
+    def evaluate(self, **options):
+        """Run the retrieval protocols for baselines and models (see :func:`reform.assess.evaluate`)."""
+        from .assess import evaluate
 
-        ``models`` are model specs (see :meth:`model_path`), by default the active model.
-        With ``stages`` the same network untrained and, for a training run, its
-        pretraining-only stage (no clustering phase) are evaluated too.  ``extra`` maps a
-        method name to a function that returns its MethodVectors for the evaluated
-        catalogue rows, in their order (used by bench/quality.py for the peers).
-        """
-        from . import evaluate as ev
-        from .checkpoint import Bundle, load_bundle
-        from .embed import Embedder
-        from .model import ClusterAutoencoder
+        return evaluate(self.home, **options)
 
-        rows, label_list, albums, notes, source = self.evaluation_songs(labels, label_file, label_column)
-        order = np.random.default_rng(seed).permutation(len(rows))  # ties must not follow the folders
-        rows = [rows[i] for i in order]
-        albums = [albums[i] for i in order]
-        label_list = None if label_list is None else [label_list[i] for i in order]
-        if len(rows) < 2:
-            raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} are usable",
-                                hint="scan more music, or check the labels")
-        specs = [self.home.spectrograms.open(r.hash) for r in rows]
-        methods: list[tuple[str, Callable[[], ev.MethodVectors]]] = []
-        if baselines:
-            methods += [
-                ("random", lambda: ev.random_vectors(len(rows), seed=seed)),
-                ("song length only", lambda: ev.featurize(specs, ev.song_length, standardised=False,
-                                                          metric="euclidean")),
-                ("MFCC mean+std (20)", lambda: ev.featurize(specs, ev.mfcc_stats, standardised=True)),
-                ("log-mel mean+std", lambda: ev.featurize(specs, ev.logmel_stats, standardised=True)),
-            ]
-        bundles: list[tuple[str, Bundle]] = []
-        paths = [self.model_path(m) for m in (models or [None])]
-        for path in paths:
-            bundle = self.load_model(path)
-            label = "ReFORM" if len(paths) == 1 else f"ReFORM {path.parent.name}"
-            if stages:
-                import torch
+    def save_evaluation(self, report) -> Path | None:
+        """Keep an evaluation of the active model beside it (see :func:`reform.assess.save`)."""
+        from .assess import save
 
-                torch.manual_seed(seed)
-                untrained = ClusterAutoencoder(bundle.cfg)
-                bundles.append((f"{label}: untrained network", Bundle(
-                    untrained, bundle.cfg, bundle.normaliser, bundle.feature_version, "cluster",
-                    "untrained", {})))
-                if path.name == "model.pt" and (path.parent / "pretrain.pt").exists():
-                    bundles.append((f"{label}: pretraining only (no clustering phase)",
-                                    load_bundle(path.parent / "pretrain.pt")))
-            phases = "both phases" if bundle.kind == "cluster" else "pretraining only"
-            bundles.append((f"{label} ({phases})", bundle))
-        for name, bundle in bundles:
-            methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b, device=device).song,
-                                                                  standardised=False)))
-        results = []
-        for name, compute in methods:
-            results.append(ev.score(name, compute(), label_list, albums, exclude_same_album))
-        for name, compute_rows in (extra or {}).items():
-            results.append(ev.score(name, compute_rows(rows), label_list, albums, exclude_same_album))
-        if label_list is not None:
-            skipped = results[0].labels.skipped_single if results[0].labels else []
-            if skipped:
-                notes.append(f"labels with a single song are not queried (they still compete as "
-                             f"distractors): {', '.join(skipped)}")
-        return ev.EvaluationReport(results, len(rows), source, notes)
+        return save(self.home, report)

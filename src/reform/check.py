@@ -23,7 +23,8 @@ import numpy as np
 
 from .config import AudioConfig, MelConfig
 from .errors import StoreError
-from .store import ROW_FIELDS, TABLES, Catalogue, FileRow, Home
+from .home import Home
+from .store import ROW_FIELDS, TABLES, Catalogue, FileRow
 
 CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
 
@@ -86,7 +87,8 @@ class Rebuilt:
     damaged_copy: Path  # where the damaged catalogue was moved
 
 
-_COLUMNS = {"meta": ("key", "value"), "files": tuple(ROW_FIELDS), "embeddings": ("hash", "model", "vector")}
+_COLUMNS = {"meta": ("key", "value"), "files": tuple(ROW_FIELDS), "embeddings": ("hash", "model", "vector"),
+            "plays": ("hash", "path", "played_at", "player")}
 
 
 def rebuild_catalogue(path: Path) -> Rebuilt:
@@ -104,12 +106,12 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
     try:
         if old is not None:
             with fresh.transaction():
-                for table in ("meta", "files", "embeddings"):
-                    rows, unreadable = _salvage(old, table)
+                for table in _COLUMNS:
+                    columns, rows, unreadable = _salvage(old, table)
                     lost += unreadable if table == "files" else 0
                     for values in rows:
                         try:
-                            fresh.conn.execute(f"INSERT INTO {table} ({', '.join(_COLUMNS[table])}) "
+                            fresh.conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) "
                                                f"VALUES ({', '.join('?' for _ in values)})", values)
                         except sqlite3.Error:
                             lost += table == "files"
@@ -133,13 +135,16 @@ def _open_read_only(path: Path) -> sqlite3.Connection | None:
         return None
 
 
-def _salvage(conn: sqlite3.Connection, table: str) -> tuple[list[tuple], int]:
-    """The rows of ``table`` that read back whole, and how many did not."""
-    columns = _COLUMNS[table]
+def _salvage(conn: sqlite3.Connection, table: str) -> tuple[tuple[str, ...], list[tuple], int]:
+    """The columns of ``table`` that the damaged catalogue has (an older schema has fewer),
+    the rows that read back whole, and how many did not."""
     try:
+        have = {r[1].decode() if isinstance(r[1], bytes) else r[1]
+                for r in conn.execute(f"PRAGMA table_info({table})")}
+        columns = tuple(c for c in _COLUMNS[table] if c in have)
         ids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table}")]
     except sqlite3.Error:
-        return [], 0
+        return (), [], 0
     rows, lost = [], 0
     for rowid in ids:
         try:
@@ -149,7 +154,7 @@ def _salvage(conn: sqlite3.Connection, table: str) -> tuple[list[tuple], int]:
                               for c, v in zip(columns, raw)))
         except (sqlite3.Error, UnicodeDecodeError, TypeError):
             lost += 1
-    return rows, lost
+    return columns, rows, lost
 
 
 # -- spectrograms and embeddings ---------------------------------------------------------------------
@@ -194,7 +199,7 @@ def inspect(home: Home, audio: AudioConfig, mel: MelConfig,
             problems.append(Problem("spectrogram", reason, digest, tuple(r.path for r in rows)))
         if progress:
             progress(1)
-    model = catalogue.get_meta("embedding_model")
+    model = home.embedding_model()
     if model:
         vectors = catalogue.embeddings(model, finite_only=False)
         sizes = [len(v) for v in vectors.values()]

@@ -2,8 +2,10 @@
 
 Heavy modules (torch, the model) are imported inside the commands that need
 them, so ``reform --help`` answers at once.  A ReformError becomes one plain
-line on stderr and exit code 1; Ctrl-C exits with 130 after saving what was
-done; tracebacks appear only with ``--verbose``.
+line on stderr, a hint line and exit code 1; a nonsense option value is refused
+by the parser (exit code 2) before any work; Ctrl-C exits with 130 after saving
+what was done; tracebacks appear only with ``--verbose``.  The global options
+(``--home``, ``-q``, ``-v``) may come before or after the sub-command.
 """
 
 from __future__ import annotations
@@ -11,17 +13,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from .errors import ReformError
+from . import __version__
+from .errors import (ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
+                     LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
+                     TrainError)
+from .text import plural
+
+# The hint printed for an error raised without one, by the error's kind.
+HINTS = {
+    ConfigError: "`reform {command} --help` lists the options",
+    LibraryError: "check the folder, or choose the library home with --home",
+    DecodeError: "check that the file plays in another player",
+    FeatureError: "check that the file holds at least a second of sound",
+    StoreError: "run `reform scan` again; --verbose shows the details",
+    DatasetError: "scan more music first with `reform scan FOLDER`",
+    ModelError: "`reform models` lists the models; `reform use shipped` returns to the shipped one",
+    TrainError: "run the command again with --verbose to see why",
+    EmbedError: "run `reform embed`",
+    QueryError: "try other words, or give the path of the file",
+    EvaluateError: "scan more music, or check the labels",
+    PlayerError: "check that the player runs, and where it listens",
+    ReformError: "run the command again with --verbose for the details",
+}
 
 
-def _library(args: argparse.Namespace, create: bool = False):
+def hint_for(exc: ReformError, command: str | None) -> str:
+    """The error's own hint, else the one for its kind."""
+    if exc.hint:
+        return exc.hint
+    kind = next(k for k in type(exc).__mro__ if k in HINTS)
+    return HINTS[kind].format(command=command or "COMMAND")
+
+
+def _library(args: argparse.Namespace, create: bool = False, read_only: bool = False,
+             reanalyse: bool = False):
     from .api import Library
 
-    return Library(args.home, create=create)
+    return Library(args.home, create=create, read_only=read_only, reanalyse=reanalyse)
 
 
 def _print_json(data) -> None:
@@ -34,13 +67,70 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+def _invocation() -> str:
+    """How to run reform again from here: ``reform`` when that is on the PATH and is this
+    program, else the path it was started by (``.venv/bin/reform`` after ``make demo``)."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(script) == "reform" and os.path.isfile(script):
+        found = shutil.which("reform")
+        if found and os.path.samefile(found, script):
+            return "reform"
+        return _shortest(script)
+    return f"{_shortest(sys.executable)} -m reform"
+
+
+def _shortest(path: str) -> str:
+    rel = os.path.relpath(path)
+    if rel.startswith(".."):
+        return path
+    return rel if os.sep in rel else os.path.join(".", rel)
+
+
+# -- option values ------------------------------------------------------------------------------------
+def count(minimum: int = 1):
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"give a whole number, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    parse.__name__ = "count"
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a number of seconds, not {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative ({text})")
+    return value
+
+
+def widths(text: str) -> tuple[int, ...]:
+    """An argparse type: channel counts separated by commas, e.g. ``16,32,64``."""
+    try:
+        values = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"give whole numbers above 0 separated by commas, "
+                                         f"e.g. 16,32,64,128 (not {text!r})")
+    return values
+
+
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
-    with _library(args, create=True) as lib:
+    with _library(args, create=True, reanalyse=args.reanalyse) as lib:
         _print_device(args.device, embed=not args.no_embed)
-        summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet, embed=not args.no_embed,
-                           device=args.device)
-        _print_scan_summary(summary, lib)
+        summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
+                           embed=not args.no_embed, retry_failed=args.retry_failed, device=args.device)
+        _print_scan_summary(summary, lib, args.paths)
         if not summary.interrupted and not args.no_embed:
             _print_scan_embedding(summary, lib)
     return 130 if summary.interrupted else 0
@@ -56,54 +146,70 @@ def _print_device(name: str, embed: bool = True) -> None:
 
 def _print_scan_embedding(summary, lib) -> None:
     if summary.embedded:
-        print(f"embedded {summary.embedded} songs with model {summary.embedding_model}")
+        print(f"embedded {plural(summary.embedded, 'song')} with {lib.models.name_of(lib.model_path())}")
     status = lib.embedding_status()
     if status["stored"] and not status["current"]:
         print("the embeddings come from another model than the active one: run `reform embed`")
     elif status["missing"]:
-        print(f"{status['missing']} songs have no embedding from the active model: run `reform embed`")
+        one = status["missing"] == 1
+        print(f"{plural(status['missing'], 'song')} {'has' if one else 'have'} no embedding from the "
+              "active model: run `reform embed`")
 
 
-def _print_scan_summary(summary, lib) -> None:
+def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> None:
     if summary.interrupted:
-        print(f"interrupted: {summary.analysed} songs analysed and saved; "
+        print(f"interrupted: {plural(summary.analysed, 'song')} analysed and saved; "
               "run `reform scan` again to continue")
         return
-    if summary.analysed == 0 and summary.reused == 0 and summary.failed == 0 and summary.removed == 0:
-        print(f"nothing to do: {summary.unchanged} songs unchanged, no audio decoded")
+    if summary.found == 0 and not summary.failed:
+        from .audio import AUDIO_EXTENSIONS
+
+        where = ", ".join(paths) if paths else "the library's folders"
+        print(f"no audio files found in {where} (ReFORM reads {' '.join(sorted(AUDIO_EXTENSIONS))})")
+    elif summary.analysed == 0 and summary.reused == 0 and summary.failed == 0 and summary.removed == 0:
+        print(f"nothing to do: {plural(summary.unchanged, 'song')} unchanged, no audio decoded")
     else:
         rate = f" ({summary.songs_per_second:.1f} songs/s, " \
                f"{summary.audio_seconds / max(summary.wall_seconds, 1e-9):.0f}x realtime)" \
             if summary.analysed else ""
-        print(f"analysed {summary.analysed} songs, {_hours(summary.audio_seconds)} of audio, "
+        print(f"analysed {plural(summary.analysed, 'song')}, {_hours(summary.audio_seconds)} of audio, "
               f"in {summary.wall_seconds:.1f} s{rate}")
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}), "
               f"removed {summary.removed}, failed {summary.failed}")
     if summary.failed_before:
-        print(f"{summary.failed_before} files failed before and did not change: skipped")
+        print(f"{plural(summary.failed_before, 'file')} failed before and did not change: skipped "
+              "(`reform scan --retry-failed` tries them again)")
     if summary.duplicates:
-        print(f"{summary.duplicates} byte-identical duplicate files (shown once in recommendations)")
+        print(f"{plural(summary.duplicates, 'byte-identical duplicate file')} (shown once in recommendations)")
     status = lib.status()
-    print(f"library: {status['songs']} songs, {status['hours']:.2f} h, {status['failed']} failed"
+    print(f"library: {plural(status['songs'], 'song')}, {status['hours']:.2f} h, {status['failed']} failed"
           + (" (see `reform errors`)" if status["failed"] else ""))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with _library(args) as lib:
+    with _library(args, read_only=True) as lib:
         status = lib.status()
     if args.json:
         _print_json(status)
         return 0
+    emb = status["embeddings"]
     print(f"library home: {status['home']}")
     print(f"songs:        {status['songs']} ({status['hours']:.2f} h of audio)")
-    print(f"failed:       {status['failed']}")
+    print(f"failed:       {status['failed']}" + (" (see `reform errors`)" if status["failed"] else ""))
     print(f"duplicates:   {status['duplicates']}")
+    print(f"active model: {status['model']['name']}"
+          + (f" (version {status['model']['version']})" if status["model"]["version"] else ""))
+    if emb["songs"]:
+        note = "" if emb["current"] else " (from another model than the active one: run `reform embed`)"
+        print(f"embedded:     {emb['songs']} of {plural(emb['of'], 'song')}{note}")
+    else:
+        print(f"embedded:     none of {plural(emb['of'], 'song')} (run `reform embed`)")
     print(f"features:     {status['feature_version']}")
     return 0
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
-    with _library(args) as lib:
+    with _library(args, read_only=True) as lib:
         failures = lib.failures()
     if args.json:
         _print_json([{"path": f.path, "reason": f.reason} for f in failures])
@@ -117,12 +223,12 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 # Training options: (flag, TrainConfig field, type, help).  The parser and the mapping onto
 # the configuration are both made from this one table.
-TRAIN_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
-    ("--max-epochs", "max_epochs", int, "cap on the epochs of each phase"),
+TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
+    ("--max-epochs", "max_epochs", count(1), "cap on the epochs of each phase"),
     ("--lr", "learning_rate", float, "initial learning rate (both phases, unless --cluster-lr)"),
     ("--cluster-lr", "cluster_learning_rate", float, "initial learning rate of the clustering phase"),
-    ("--batch-size", "batch_size", int, "windows per pretraining step"),
-    ("--cluster-batch-size", "cluster_batch_size", int, "windows of one song per clustering step"),
+    ("--batch-size", "batch_size", count(1), "windows per pretraining step"),
+    ("--cluster-batch-size", "cluster_batch_size", count(2), "windows of one song per clustering step"),
     ("--aux-weight", "aux_weight", float, "scale of each auxiliary reconstruction loss"),
     ("--contrast-weight", "contrast_weight", float,
      "scale of the pretraining song-contrast term (0: reconstruction only, as the note)"),
@@ -137,10 +243,10 @@ TRAIN_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
     ("--bank-momentum", "bank_momentum", float, "bank loss: weight of a song's old vector in an update"),
     ("--bank-neighbours", "bank_neighbours", int, "bank loss: nearest songs counted as soft positives"),
     ("--bank-soft", "bank_soft", float, "bank loss: share of the target given to those neighbours"),
-    ("--patience", "plateau_patience", int, "epochs without improvement that make a plateau"),
+    ("--patience", "plateau_patience", count(1), "epochs without improvement that make a plateau"),
     ("--threshold", "plateau_threshold", float, "relative improvement that counts"),
     ("--seed", "seed", int, "random seed of the weights, windows and augmentations"),
-    ("--threads", "threads", int, "torch threads (default: all cores)"),
+    ("--threads", "threads", count(0), "torch threads (default: all cores)"),
 )
 TRAIN_CHOICES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("--cluster-loss", "cluster_loss", ("note", "bank"),
@@ -164,7 +270,7 @@ def _train_configs(args: argparse.Namespace):
             train[name] = value
     model = {}
     if args.widths:
-        model["widths"] = tuple(int(w) for w in args.widths.split(","))
+        model["widths"] = args.widths
     if args.embedding_dim:
         model["embedding_dim"] = args.embedding_dim
     return dataclasses.replace(ModelConfig(), **model), dataclasses.replace(TrainConfig(), **train)
@@ -184,14 +290,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = lib.train(name=args.name, phase=args.phase, resume=args.resume,
                                model_cfg=model_cfg, train_cfg=train_cfg, init=init,
                                callback=progress, max_epochs=args.max_epochs if args.resume else None,
-                               device=args.device)
+                               device=args.device, activate=args.activate)
         finally:
             progress.close()
+        name = result.files.folder.name
+        active = lib.models.active_name() == name
     for phase, reason in result.stop_reasons.items():
         print(f"{phase}: {reason}")
     print(f"model folder: {result.files.folder}")
-    if result.files.model.exists():
-        print(f"active model: {result.files.folder.name} (embed with `reform embed`)")
+    if active:
+        print(f"active model: {name} (embed with `reform embed`)")
+    elif result.files.model.exists():
+        print(f"not made active: a phase stopped before its schedule ended; `reform use {name}` "
+              "makes it active anyway (or train with --activate)")
     return 0
 
 
@@ -199,16 +310,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     with _library(args) as lib:
         _print_device(args.device)
         summary = lib.embed(args.model, progress=not args.quiet, device=args.device)
+        name = lib.models.name_of(lib.model_path(args.model))
     if summary.embedded:
-        print(f"embedded {summary.embedded} songs in {summary.seconds:.1f} s "
+        print(f"embedded {plural(summary.embedded, 'song')} in {summary.seconds:.1f} s "
               f"({summary.songs_per_second:.1f} songs/s, "
-              f"{summary.audio_seconds / max(summary.seconds, 1e-9):.0f}x realtime) "
-              f"with model {summary.model}")
+              f"{summary.audio_seconds / max(summary.seconds, 1e-9):.0f}x realtime) with {name}")
     elif not summary.damaged:
-        print(f"nothing to do: {summary.unchanged} songs already embedded with model {summary.model}")
+        print(f"nothing to do: {plural(summary.unchanged, 'song')} already embedded with {name}")
     if summary.damaged:
-        print(f"{len(summary.damaged)} songs could not be embedded: their spectrograms are damaged; "
-              "run `reform check --repair`")
+        print(f"{plural(len(summary.damaged), 'song')} could not be embedded: their spectrograms are "
+              "damaged; run `reform check --repair`")
         return 1
     return 0
 
@@ -293,22 +404,31 @@ def _show(recs, args: argparse.Namespace, heading: str) -> None:
         print("  (no song passes the filters)")
     for i, r in enumerate(recs, 1):
         row = r.row
-        minutes, seconds = divmod(round(row.duration or 0), 60)
+        minutes, secs = divmod(round(row.duration or 0), 60)
         print(f"{i:3d}. {r.score:6.3f}  {row.artist or '?'} - {row.title or '?'}"
-              f"  [{row.album or '?'}, {minutes}:{seconds:02d}]")
+              f"  [{row.album or '?'}, {minutes}:{secs:02d}]")
     if args.output:
         print(f"wrote {args.output}")
 
 
+def _embedding_note(lib) -> None:
+    status = lib.embedding_status()
+    if status["stored"] and not status["current"]:
+        print("note: the embeddings come from another model than the active one; "
+              "run `reform embed` to bring them up to date", file=sys.stderr)
+    elif status["missing"]:
+        one = status["missing"] == 1
+        print(f"note: {plural(status['missing'], 'song')} {'has' if one else 'have'} no embedding yet "
+              f"and {'is' if one else 'are'} left out; run `reform embed`", file=sys.stderr)
+
+
 def _recommend(args: argparse.Namespace, action: str) -> int:
-    with _library(args) as lib:
-        status = lib.embedding_status()
-        if status["stored"] and not status["current"]:
-            print("note: the embeddings come from another model than the active one; "
-                  "run `reform embed` to bring them up to date", file=sys.stderr)
-        elif status["missing"]:
-            print(f"note: {status['missing']} songs have no embedding yet and are left out; "
-                  "run `reform embed`", file=sys.stderr)
+    from .export import check_output
+
+    if args.output:
+        check_output(args.output)
+    with _library(args, read_only=True) as lib:
+        _embedding_note(lib)
         rec = lib.recommender(metric=args.metric, index=args.index)
         seeds = [lib.resolve(q, rec) for q in args.queries]
         if action == "similar":
@@ -336,29 +456,36 @@ def cmd_playlist(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_embeddings
+    from .export import check_output, export_embeddings, export_format
 
-    with _library(args) as lib:
+    export_format(args.out)
+    check_output(args.out)
+    with _library(args, read_only=True) as lib:
         version, vectors = lib.embeddings()
         n = export_embeddings(args.out, lib.songs(), vectors, version)
-    print(f"wrote {n} songs to {args.out}")
+    print(f"wrote {plural(n, 'song')} to {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .export import check_output
+
+    if args.json:
+        check_output(args.json)
+
+    def started(name: str, i: int, n: int) -> None:
+        if not args.quiet:
+            print(f"evaluating {i}/{n}: {name}", file=sys.stderr, flush=True)
+
     _print_device(args.device)
-    with _library(args) as lib:
+    with _library(args, read_only=True) as lib:
         report = lib.evaluate(labels=None if args.labels_file else args.labels, label_file=args.labels_file,
                               label_column=args.label_column, exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
-                              device=args.device)
+                              device=args.device, on_method=started)
         saved = lib.save_evaluation(report) if not args.model else None
     data = report.to_dict()
-    if args.json:
-        from .files import write_json
-
-        write_json(args.json, data)
-    print(f"{report.songs} songs, labels: {report.label_source or 'none'}"
+    print(f"{plural(report.songs, 'song')}, labels: {report.label_source or 'none'}"
           + (", album filter on" if args.exclude_same_album else ""))
     for note in report.notes:
         print(f"note: {note}")
@@ -368,9 +495,49 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print()
         print(report.per_label_markdown())
     if args.json:
+        from .files import write_json
+
+        write_json(args.json, data)
         print(f"\nwrote {args.json}")
     if saved:
-        print(f"saved beside the model: {saved} (shown by `reform serve`)")
+        print(f"saved beside the model: {saved} (shown by `reform serve` and `reform models`)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .card import read_card
+
+    with _library(args, read_only=True) as lib:
+        active = lib.models.active_name()
+        runs = lib.runs()
+        shipped = read_card(lib.model_path("shipped")).get("info", {})
+    if args.json:
+        _print_json({"active": active, "runs": [
+            {"name": r.name, "state": r.state, "complete": r.complete, "usable": r.usable,
+             "epochs": r.epochs, "evaluation": r.evaluation, "finished_at": r.finished_at}
+            for r in runs]})
+        return 0
+    print(f"  {'model':28s} {'epochs':>9s}  {'p@10':>5s}  {'top-1':>5s}  state")
+    epochs = shipped.get("epochs", {})
+    rows = [("shipped", f"{epochs.get('pretrain', '?')}+{epochs.get('cluster', '?')}", None,
+             f"shipped with ReFORM ({shipped.get('data', 'trained elsewhere')})")]
+    rows += [(r.name, f"{r.epochs['pretrain']}+{r.epochs['cluster']}", r.evaluation, r.state) for r in runs]
+    for name, done, evaluation, state in rows:
+        p10, top1 = ((f"{evaluation['p10']:.3f}" if "p10" in evaluation else "-",
+                      f"{evaluation['same_song_top1']:.3f}") if evaluation else ("-", "-"))
+        print(f"{'*' if name == active else ' '} {name:28s} {done:>9s}  {p10:>5s}  {top1:>5s}  {state}")
+    print("\n* active.  epochs: pretraining+clustering.  p@10 and top-1 come from `reform evaluate` "
+          "(saved for the active model).\n`reform use NAME` changes the active model.")
+    return 0
+
+
+def cmd_use(args: argparse.Namespace) -> int:
+    with _library(args) as lib:
+        name = lib.use(args.model)
+        status = lib.embedding_status()
+    print(f"active model: {name}")
+    if status["stored"] and not status["current"]:
+        print("the stored embeddings come from another model: run `reform embed` to use this one")
     return 0
 
 
@@ -379,7 +546,74 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .web.server import serve
 
     return serve(args.home or default_home(), host=args.host, port=args.port, open_browser=args.open,
-                 token=args.token)
+                 token=args.token, lms_port=None if args.no_lms else args.lms_port,
+                 lms_host=args.lms_host, lms_allow=tuple(args.lms_allow or ()),
+                 music_dir=args.music_dir)
+
+
+def _rules(args: argparse.Namespace, **extra):
+    from .radio import Rules
+
+    return Rules(artist_gap=args.artist_gap, album_gap=args.album_gap, min_duration=args.min_duration,
+                 max_duration=args.max_duration, filters=_filters(args), **extra)
+
+
+def cmd_mpd(args: argparse.Namespace) -> int:
+    from . import mpd
+    from .radio import MusicRoot
+
+    where = mpd.address(args.host, args.port)
+    home_writable = _library_writable(args)
+    with _library(args, read_only=not home_writable) as lib:
+        radio = mpd.Radio(lib, _rules(args, no_repeat=args.no_repeat), ahead=args.ahead,
+                          root=MusicRoot(args.music_dir) if args.music_dir else None,
+                          record=home_writable, say=lambda line: print(line, flush=True))
+        try:
+            mpd.run(radio, where, say=lambda line: print(line, flush=True))
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+    return 0
+
+
+def _library_writable(args: argparse.Namespace) -> bool:
+    from .config import default_home
+
+    home = os.path.expanduser(args.home or default_home())
+    from .store import CATALOGUE_NAME
+
+    return os.access(os.path.join(home, CATALOGUE_NAME), os.W_OK) and os.access(home, os.W_OK)
+
+
+def cmd_playlists(args: argparse.Namespace) -> int:
+    from . import playlists
+
+    with _library(args, read_only=True) as lib:
+        root = args.music_root or lib.music_root()
+        rec = lib.recommender()
+        wanted = []
+        for query in args.radio or []:
+            wanted.append(playlists.radio(rec, lib.resolve(query, rec).row, args.length, _rules(args)))
+        for row in lib.most_played(args.most_played):
+            wanted.append(playlists.radio(rec, row, args.length, _rules(args)))
+        for folder in args.mix or []:
+            wanted.append(playlists.folder_mix(rec, folder, args.length, _filters(args)))
+    if not wanted:
+        raise ConfigError("no playlist asked for", hint="add --radio QUERY, --most-played N or --mix FOLDER")
+    report = playlists.write_folder(args.to, wanted, root, args.prefix)
+    for name in report.written:
+        print(f"wrote      {name}")
+    for name in report.unchanged:
+        print(f"unchanged  {name}")
+    for name in report.removed:
+        print(f"removed    {name} (no longer asked for)")
+    for name, why in report.left_alone:
+        print(f"left alone {name}: {why}")
+    if report.outside_root:
+        print(f"note: {plural(report.outside_root, 'song')} outside {root} left out of the playlists")
+    if report.unwritable:
+        print(f"note: {plural(report.unwritable, 'song')} left out: a line break in the path cannot "
+              "be written in M3U")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -392,10 +626,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo.build(folder)
         summary = lib.scan(folder, jobs=args.jobs, progress=not args.quiet)
         _print_scan_summary(summary, lib)
-        model = lib.model_path()
-        print(f"\nembedding with {'the model shipped with ReFORM' if model.name == 'shipped.pt' else model}")
+        print(f"\nembedding with {lib.models.name_of(lib.model_path())}")
         embedded = lib.embed(progress=not args.quiet)
-        print(f"{embedded.embedded} songs embedded, {embedded.unchanged} already were")
+        print(f"{plural(embedded.embedded, 'song')} embedded, {embedded.unchanged} already were")
         rec = lib.recommender()
         for query in ("Chorale No. 1", "Beat No. 2"):
             seed = lib.resolve(query, rec)
@@ -406,7 +639,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\na playlist flowing from {seeds[0].label} and {seeds[1].label}:")
         for i, r in enumerate(rec.playlist(seeds, 8), 1):
             print(f"  {i}. {r.row.artist} - {r.row.title}")
-    print(f"\ntry: reform --home {args.home} similar 'Groove No. 1'   (or `reform --home {args.home} serve`)")
+    run = f"{_invocation()} --home {args.home}"
+    print(f"\ntry: {run} similar 'Groove No. 1'   (or `{run} serve`)")
     return 0
 
 
@@ -416,33 +650,72 @@ def _device_option(p: argparse.ArgumentParser) -> None:
                    help="where the model runs: auto (a CUDA GPU when torch sees one, else the CPU)")
 
 
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--home, -v and -q; sub-commands repeat them without defaults, so they may come after."""
+    keep = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument("--home", help="library home folder (default: $REFORM_HOME or the user data "
+                        "folder)", **({"default": None} if defaults else keep))
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors", **keep)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **keep)
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exclude-same-artist", action="store_true", help="no song by an artist of the seeds")
+    p.add_argument("--exclude-same-album", action="store_true", help="no song from an album of the seeds")
+    p.add_argument("--max-per-artist", type=count(1), metavar="N", help="at most N songs per artist")
+
+
+def _add_radio_rules(p: argparse.ArgumentParser) -> None:
+    _add_filters(p)
+    p.add_argument("--artist-gap", type=count(0), default=3, metavar="N",
+                   help="an artist returns only after N other songs (default 3; 0: no rule)")
+    p.add_argument("--album-gap", type=count(0), default=5, metavar="N",
+                   help="an album returns only after N other songs (default 5; 0: no rule)")
+    p.add_argument("--min-duration", type=seconds, default=0.0, metavar="S",
+                   help="leave out songs shorter than S seconds")
+    p.add_argument("--max-duration", type=seconds, default=0.0, metavar="S",
+                   help="leave out songs longer than S seconds (0: no limit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reform", description="ReFORM: music recommendations learned from your own music.")
-    parser.add_argument("--home", default=None,
-                        help="library home folder (default: $REFORM_HOME or the user data folder)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"reform {__version__}")
+    _global_options(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, defaults=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="what to do; `reform COMMAND --help` tells more")
 
-    p = sub.add_parser("demo", help="build a small synthetic library, scan it, embed it, recommend")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.set_defaults(func=cmd_demo)
+    def command(name: str, helptext: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=helptext, description=helptext, parents=[common])
+        p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("scan", help="analyse the music under folders (new and changed files only)")
+    p = command("demo", "build a small synthetic library, scan it, embed it, recommend", cmd_demo)
+    p.add_argument("--jobs", type=count(1), default=None, help="worker processes (default: all cores)")
+
+    p = command("scan", "analyse the music under folders (new and changed files only)", cmd_scan)
     p.add_argument("paths", nargs="*", help="folders or files (default: the folders scanned before)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=count(1), default=None, help="worker processes (default: all cores)")
     _device_option(p)
     p.add_argument("--no-embed", action="store_true",
                    help="only analyse; by default each new song is also embedded with the active model")
-    p.set_defaults(func=cmd_scan)
+    p.add_argument("--retry-failed", action="store_true",
+                   help="try again every file that failed, even if it did not change")
+    p.add_argument("--reanalyse", action="store_true",
+                   help="analyse every song again when the library was made with other settings "
+                        "(another version of ReFORM's spectrograms)")
 
-    p = sub.add_parser("train", help="train the auto-encoder on the library (both phases)")
-    p.add_argument("--phase", choices=("all", "pretrain", "cluster"), default="all")
+    p = command("train", "train the auto-encoder on the library (both phases)", cmd_train)
+    p.add_argument("--phase", choices=("all", "pretrain", "cluster"), default="all",
+                   help="which phases to run (default: all)")
     p.add_argument("--preset", choices=("default", "note"), default="default",
                    help="'note': the design note's settings as written (Adam from 0.1)")
     p.add_argument("--name", help="name of the run folder under <home>/models (default: a time stamp)")
     p.add_argument("--resume", action="store_true", help="continue the newest (or --name) run")
+    p.add_argument("--activate", action="store_true",
+                   help="make the model active even if a phase was cut short (by --max-epochs)")
     p.add_argument("--init", default="scratch",
                    help="start from 'scratch', the 'shipped' model, or a model file (fine-tuning)")
     _device_option(p)
@@ -450,45 +723,41 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, dest=name, type=kind, help=text)
     for flag, name, choices, text in TRAIN_CHOICES:
         p.add_argument(flag, dest=name, choices=choices, help=text)
-    p.add_argument("--widths", help="channels of the convolutional layers, e.g. 16,32,64,128,128,128")
-    p.add_argument("--embedding-dim", type=int, help="size of the embedding")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("--widths", type=widths,
+                   help="channels of the convolutional layers, e.g. 16,32,64,128,128,128")
+    p.add_argument("--embedding-dim", type=count(1), help="size of the embedding")
 
-    p = sub.add_parser("embed", help="compute song embeddings with the active model (new songs only)")
+    p = command("embed", "compute song embeddings with the active model (new songs only)", cmd_embed)
     p.add_argument("--model", help="'shipped', a run name, or a model file (default: the active model)")
     _device_option(p)
-    p.set_defaults(func=cmd_embed)
 
     for name, helptext in (("similar", "songs like one song"), ("mix", "songs for a mix of several songs"),
                            ("playlist", "a playlist that flows from one or more songs")):
-        p = sub.add_parser(name, help=helptext)
+        p = command(name, helptext, {"similar": cmd_similar, "mix": cmd_mix, "playlist": cmd_playlist}[name])
         p.add_argument("queries", nargs=1 if name == "similar" else "+", metavar="QUERY",
                        help="a path in the library, an audio file, or words of artist/title/album")
         if name == "playlist":
-            p.add_argument("--length", type=int, default=20, help="number of songs (default 20)")
+            p.add_argument("--length", type=count(1), default=20, help="number of songs (default 20)")
         else:
-            p.add_argument("-n", type=int, default=10, help="number of songs (default 10)")
-        p.add_argument("--exclude-same-artist", action="store_true")
-        p.add_argument("--exclude-same-album", action="store_true")
-        p.add_argument("--max-per-artist", type=int)
-        p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine")
-        p.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto")
+            p.add_argument("-n", type=count(1), default=10, help="number of songs (default 10)")
+        _add_filters(p)
+        p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine",
+                       help="how closeness is measured (default: cosine)")
+        p.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto",
+                       help="exact search, or FAISS HNSW (auto: FAISS above 200,000 songs)")
         p.add_argument("--json", action="store_true", help="a JSON list of songs")
         p.add_argument("-o", "--output", help="also write an M3U playlist (e.g. mix.m3u8)")
         p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")
-        p.set_defaults(func={"similar": cmd_similar, "mix": cmd_mix, "playlist": cmd_playlist}[name])
 
-    p = sub.add_parser("check", help="verify the catalogue, every spectrogram and every embedding")
+    p = command("check", "verify the catalogue, every spectrogram and every embedding", cmd_check)
     p.add_argument("--repair", action="store_true",
                    help="rebuild a damaged catalogue, analyse and embed damaged songs again")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.set_defaults(func=cmd_check)
+    p.add_argument("--jobs", type=count(1), default=None, help="worker processes (default: all cores)")
 
-    p = sub.add_parser("export", help="write every song's path, tags and embedding (.npz .csv .parquet)")
-    p.add_argument("out")
-    p.set_defaults(func=cmd_export)
+    p = command("export", "write every song's path, tags and embedding (.npz .csv .parquet)", cmd_export)
+    p.add_argument("out", help="the file to write; its extension (.npz, .csv, .parquet) picks the format")
 
-    p = sub.add_parser("evaluate", help="measure recommendation quality against baselines")
+    p = command("evaluate", "measure recommendation quality against baselines", cmd_evaluate)
     _device_option(p)
     p.add_argument("--labels", choices=("artist", "album", "genre"), default="artist",
                    help="the tag that says which songs belong together (default: artist)")
@@ -498,27 +767,68 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ignore neighbours from the query's own album (the album filter)")
     p.add_argument("--model", action="append", help="model to evaluate (repeatable; default: the active "
                    "model with its pretraining-only stage and the untrained network)")
-    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--no-baselines", action="store_true", help="leave out the random, length and MFCC "
+                   "baselines")
     p.add_argument("--per-label", action="store_true", help="also print precision@10 per label")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the baselines and song order")
     p.add_argument("--json", help="also write the results as JSON to this file")
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("serve", help="a local web page to explore the library and listen")
+    p = command("models", "the models of this library: shipped, each training run, the active one",
+                cmd_models)
+    p.add_argument("--json", action="store_true", help="as JSON")
+
+    p = command("use", "make a model the active one: 'shipped' or a run's name", cmd_use)
+    p.add_argument("model", help="'shipped' or the name of a run (see `reform models`)")
+
+    p = command("serve", "a local web page to explore the library and listen", cmd_serve)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this computer only; any other needs a token)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=count(0), default=8765, help="port of the page (default 8765)")
     p.add_argument("--open", action="store_true", help="open the page in the web browser")
     p.add_argument("--token", help="access token (made up and printed when --host exposes the page)")
-    p.set_defaults(func=cmd_serve)
+    p.add_argument("--lms-port", type=count(0), default=11000,
+                   help="port of the service Lyrion's Music Similarity plugin asks (default 11000, "
+                        "the plugin's)")
+    p.add_argument("--no-lms", action="store_true", help="do not answer Lyrion's plugin")
+    p.add_argument("--lms-host", default="127.0.0.1",
+                   help="address of that service (default 127.0.0.1: Lyrion on this computer)")
+    p.add_argument("--lms-allow", action="append", metavar="ADDRESS",
+                   help="the Lyrion server's address, required when --lms-host is not this computer")
+    p.add_argument("--music-dir", help="Lyrion's music folder as this computer sees it (default: learned "
+                   "from the first song it names)")
 
-    p = sub.add_parser("status", help="what the library holds")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
+    p = command("mpd", "keep MPD's queue a few songs ahead with songs like what plays", cmd_mpd)
+    p.add_argument("--host", help="MPD's host or socket (default: $MPD_HOST, else localhost)")
+    p.add_argument("--port", type=count(1), help="MPD's port (default: $MPD_PORT, else 6600)")
+    p.add_argument("--music-dir", help="MPD's music_directory as this computer sees it (default: asked "
+                   "from MPD, or learned from the song playing)")
+    p.add_argument("--ahead", type=count(1), default=3, help="songs to keep queued after the one playing "
+                   "(default 3)")
+    p.add_argument("--no-repeat", type=count(0), default=50, metavar="N",
+                   help="no song played or queued within the last N comes back (default 50)")
+    _add_radio_rules(p)
 
-    p = sub.add_parser("errors", help="every file that could not be analysed, with the reason")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_errors)
+    p = command("playlists", "write and refresh M3U playlists in a folder (Navidrome, Jellyfin...)",
+                cmd_playlists)
+    p.add_argument("--to", required=True, metavar="DIR", help="the playlist folder (created if missing)")
+    p.add_argument("--radio", action="append", metavar="QUERY", help="a radio playlist from this song "
+                   "(repeatable)")
+    p.add_argument("--most-played", type=count(0), default=0, metavar="N",
+                   help="a radio playlist for each of the N songs `reform mpd` saw played most")
+    p.add_argument("--mix", action="append", metavar="FOLDER",
+                   help="a mix of songs like those in this folder (repeatable)")
+    p.add_argument("--length", type=count(1), default=30, help="songs per playlist (default 30)")
+    p.add_argument("--music-root", help="write song paths relative to this folder (default: the "
+                   "library's music folder, when it has one)")
+    p.add_argument("--prefix", help="put this before each relative path (default: the way from the "
+                   "playlist folder to the music root, e.g. ../; give '' for MPD's playlist folder)")
+    _add_radio_rules(p)
+
+    p = command("status", "what the library holds", cmd_status)
+    p.add_argument("--json", action="store_true", help="as JSON")
+
+    p = command("errors", "every file that could not be analysed, with the reason", cmd_errors)
+    p.add_argument("--json", action="store_true", help="as JSON")
     return parser
 
 
@@ -540,8 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         error = _as_reform_error(exc)
         print(f"error: {error}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        print(f"hint: {hint_for(error, args.command)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

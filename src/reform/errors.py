@@ -74,3 +74,7 @@ class QueryError(ReformError):
 
 class EvaluateError(ReformError):
     """An evaluation protocol cannot give a meaningful number on this input."""
+
+
+class PlayerError(ReformError):
+    """A music player (MPD) cannot be reached, or refuses what it is asked."""

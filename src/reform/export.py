@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,42 @@ from .files import replacing, write_text
 from .store import FileRow
 
 TAG_FIELDS = ("artist", "album", "title", "track", "year", "genre", "duration")
+NUMBER_FIELDS = {"track": np.int64, "year": np.int64, "duration": np.float64}  # -1 / NaN: unknown
+FORMATS = (".npz", ".csv", ".parquet")
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """The output file ``path``, refused before any work when it cannot be written.
+
+    ConfigError (one sentence and a hint) when it names a folder, when its folder does not
+    exist, or when that folder cannot be written to (tried with a temporary file, so
+    permissions, read-only disks and ACLs all count).
+    """
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise ConfigError("this is a folder, not a file", path=out,
+                          hint=f"give a file name inside it, e.g. {out / ('reform' + (out.suffix or '.m3u8'))}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise ConfigError(f"the folder {folder} does not exist", path=out,
+                          hint=f"create it first (mkdir -p '{folder}'), or write somewhere else")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".reform-probe-")
+    except OSError as exc:
+        raise ConfigError(f"cannot write in the folder {folder} ({exc.strerror})", path=out,
+                          hint="choose a folder you can write to") from None
+    os.close(fd)
+    os.unlink(probe)
+    return out
+
+
+def export_format(out: str | os.PathLike) -> str:
+    """The format named by the extension of ``out``; ConfigError for one ReFORM cannot write."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigError(f"unknown export format {suffix or '(none)'}",
+                          hint="end the file name with .npz, .csv or .parquet")
+    return suffix
 
 
 def export_embeddings(out: str | os.PathLike, rows: list[FileRow], embeddings: dict[str, np.ndarray],
@@ -26,12 +64,11 @@ def export_embeddings(out: str | os.PathLike, rows: list[FileRow], embeddings: d
     rows = [r for r in rows if r.hash in embeddings]
     matrix = np.stack([embeddings[r.hash] for r in rows]) if rows else np.zeros((0, 0), np.float32)
     tags = {f: [getattr(r, f) for r in rows] for f in TAG_FIELDS}
-    suffix = out.suffix.lower()
+    suffix = export_format(out)
     if suffix == ".npz":
         with replacing(out) as stream:
             np.savez(stream, paths=np.array([r.path for r in rows]), embeddings=matrix.astype(np.float32),
-                     model=np.array(model),
-                     **{f: np.array(["" if v is None else str(v) for v in tags[f]]) for f in TAG_FIELDS})
+                     model=np.array(model), **{f: _column(f, tags[f]) for f in TAG_FIELDS})
     elif suffix == ".csv":
         with replacing(out, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
@@ -40,7 +77,7 @@ def export_embeddings(out: str | os.PathLike, rows: list[FileRow], embeddings: d
             for i, r in enumerate(rows):
                 writer.writerow([r.path, *("" if tags[f][i] is None else tags[f][i] for f in TAG_FIELDS),
                                  *(f"{v:.7g}" for v in matrix[i])])
-    elif suffix == ".parquet":
+    else:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -51,9 +88,17 @@ def export_embeddings(out: str | os.PathLike, rows: list[FileRow], embeddings: d
                           "embedding": pa.array(list(matrix), type=pa.list_(pa.float32()))})
         with replacing(out) as stream:
             pq.write_table(table, stream)
-    else:
-        raise ConfigError(f"unknown export format {suffix or '(none)'}; use .npz, .csv or .parquet")
     return len(rows)
+
+
+def _column(name: str, values: list) -> np.ndarray:
+    """One .npz column: numbers as numbers (-1 for an unknown track or year, NaN for an unknown
+    duration), text as text ("" when unknown)."""
+    kind = NUMBER_FIELDS.get(name)
+    if kind is None:
+        return np.array(["" if v is None else str(v) for v in values])
+    missing = -1 if kind is np.int64 else np.nan
+    return np.array([missing if v is None else v for v in values], dtype=kind)
 
 
 # Characters that end a line for some reader of M3U files (str.splitlines' list), and the
@@ -62,16 +107,20 @@ _LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def m3u_text(rows: list[FileRow], base: str | os.PathLike | None = None) -> tuple[str, list[FileRow]]:
+def m3u_text(rows: list[FileRow], base: str | os.PathLike | None = None, *, title: str | None = None,
+             line: Callable[[FileRow], str] | None = None) -> tuple[str, list[FileRow]]:
     """An extended M3U playlist, and the songs left out of it.
 
-    Paths are relative to ``base`` if given.  A path holding a line break cannot be
+    Paths are relative to ``base`` if given, or whatever ``line`` makes of each song;
+    ``title`` names the playlist (``#PLAYLIST``).  A path holding a line break cannot be
     written in M3U (it would inject lines into the playlist): such songs are left out,
     and a comment line says how many; control characters in names become spaces.
     """
     lines, skipped = ["#EXTM3U"], []
+    if title:
+        lines.append(f"#PLAYLIST:{_CONTROL.sub(' ', title)}")
     for r in rows:
-        path = os.path.relpath(r.path, base) if base is not None else r.path
+        path = line(r) if line else os.path.relpath(r.path, base) if base is not None else r.path
         if _LINE_BREAK.search(path):
             skipped.append(r)
             continue

@@ -121,9 +121,13 @@ def _os_reason(exc: OSError) -> str:
 
 
 def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow],
-         roots: Iterable[str], feature_version: str) -> Plan:
+         roots: Iterable[str], feature_version: str, retry_failed: bool = False) -> Plan:
     """Sort found files into work to do and unchanged ones; catalogue rows under ``roots``
-    that were not found are removed."""
+    that were not found are removed.
+
+    An unchanged file that failed is tried again when its failure's cause can change
+    without the file changing (``row.retry``: permissions, memory), or with ``retry_failed``.
+    """
     result = Plan(problems=list(problems))
     found = {e.path for e in entries} | {p.path for p in problems}
     for entry in entries:
@@ -131,6 +135,8 @@ def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow
         if row is None or row.size != entry.size or row.mtime_ns != entry.mtime_ns:
             result.todo.append(entry)
         elif row.status == "ok" and row.feature_version != feature_version:
+            result.todo.append(entry)
+        elif row.status == "failed" and (row.retry or retry_failed):
             result.todo.append(entry)
         else:
             result.unchanged.append(entry)  # unchanged songs, and failures that did not change

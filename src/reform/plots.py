@@ -11,16 +11,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch import nn  # noqa: E402
 
 from .files import replacing  # noqa: E402
 from .model import ClusterAutoencoder, PretrainAutoencoder  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path, tight: bool = True) -> None:
     try:
         with replacing(path) as f:
-            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight" if tight else None)
     finally:
         plt.close(fig)
 
@@ -32,10 +33,23 @@ def _plottable(value) -> bool:
 
 
 def write_curves(history: list[dict], path: Path, title: str = "") -> None:
-    """Losses per term, learning rate and embedding spread over the epochs of both phases."""
+    """Losses per term, learning rate and embedding spread over the epochs of both phases
+    (see :func:`curves_figure`), written crash-safely to ``path``."""
+    fig = curves_figure(history, title)
+    if fig is not None:
+        _save(fig, path, tight=False)
+
+
+def curves_figure(history: list[dict], title: str = ""):
+    """The figure of :func:`write_curves` (None before the first epoch).
+
+    Epochs are whole numbers on every x axis; the total loss is a wide pale band under the
+    other terms, so a term that makes up nearly all of it (the main reconstruction, in the
+    clustering phase) stays visible on top of it.
+    """
     epochs = [h for h in history if h.get("epoch")]
     if not epochs:
-        return
+        return None
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
     x_of = {id(h): i + 1 for i, h in enumerate(epochs)}
     boundary = next((x_of[id(h)] - 0.5 for h in epochs if h["phase"] == "cluster"), None)
@@ -43,9 +57,11 @@ def write_curves(history: list[dict], path: Path, title: str = "") -> None:
         rows = [h for h in epochs if h["phase"] == phase]
         terms = [k for k in (rows[0] if rows else {}) if k in ("total", "main", "cluster") or k.startswith("aux")]
         for term in terms:
+            style = ({"lw": 6, "alpha": 0.3, "color": "grey", "zorder": 1} if term == "total" else
+                     {"lw": 1.6, "marker": "o", "ms": 3, "zorder": 3} if term in ("main", "cluster") else
+                     {"lw": 1.0, "ls": "--", "zorder": 2})
             points = [(x_of[id(h)], h[term]) for h in rows if _plottable(h.get(term))]
-            ax.plot([x for x, _ in points], [y for _, y in points], label=term,
-                    lw=2.2 if term == "total" else 1.2, ls="-" if not term.startswith("aux") else "--")
+            ax.plot([x for x, _ in points], [y for _, y in points], label=term, **style)
         for h in rows:
             if h.get("event") in ("drop", "stop", "diverged"):
                 ax.axvline(x_of[id(h)], color="grey", lw=0.8, ls=":")
@@ -63,16 +79,19 @@ def write_curves(history: list[dict], path: Path, title: str = "") -> None:
     if ratio:
         axes[1, 1].plot(*zip(*ratio), color="tab:green", label="between / within songs")
         axes[1, 1].legend(fontsize=8)
-    axes[1, 1].set_title("embedding spread (higher: songs apart, windows of a song together)")
+    axes[1, 1].set_title("embedding spread: between / within songs")
     for ax in axes[1]:
         ax.set_xlabel("epoch (both phases)")
         if boundary:
             ax.axvline(boundary, color="black", lw=0.8)
             ax.text(boundary, ax.get_ylim()[1], " clustering", va="top", fontsize=8)
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    _save(fig, path)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.92 if title else 0.95,
+                        hspace=0.35, wspace=0.18)
+    return fig
 
 
 def _shapes(model: nn.Module, modules: list[nn.Module]) -> dict[int, tuple]:

@@ -1,4 +1,5 @@
-"""Progress display for long work: a bar per training epoch and one summary line per epoch."""
+"""Progress display for long work: a bar per training epoch and one summary line per epoch, and
+a bar for scanning, embedding and checking."""
 
 from __future__ import annotations
 
@@ -63,3 +64,34 @@ class TrainProgress:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+class Bar:
+    """A tqdm bar for long library work (when asked for), plus the caller's own start and step
+    callbacks (the web page's jobs use those)."""
+
+    def __init__(self, show: bool, desc: str, unit: str, on_start=None, on_step=None):
+        self.show, self.desc, self.unit = show, desc, unit
+        self.on_start, self.on_step = on_start, on_step
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if self.show and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True)
+        if self.on_start:
+            self.on_start(total)
+
+    def step(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.on_step:
+            self.on_step(n)
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -7,7 +7,6 @@ copies are never recommended for it.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import numpy as np
 from .errors import QueryError
 from .index import build_index
 from .store import FileRow
+from .text import norm
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,6 @@ class Recommendation:
         return out
 
 
-def _norm(text: str | None) -> str:
-    return " ".join(re.sub(r"[^\w]+", " ", (text or "").lower()).split())
-
-
 class Recommender:
     """Songs with embeddings, one per distinct recording, and an index over them.
 
@@ -79,29 +75,7 @@ class Recommender:
         self.index = build_index(self.vectors, metric, index)
         self.rows = rows
 
-    # -- finding seeds --------------------------------------------------------------------------
-    def find(self, text: str) -> FileRow:
-        """The one song whose artist/title/album/file name contains every word of ``text``."""
-        words = _norm(text).split()
-        if not words:
-            raise QueryError("the query is empty")
-        matches = []
-        for row in self.items:
-            hay = _norm(" ".join(filter(None, (row.artist, row.title, row.album, row.path))))
-            if all(w in hay for w in words):
-                matches.append(row)
-        if not matches:
-            raise QueryError(f"no song matches {text!r}",
-                             hint="try fewer words, or give the path of the file")
-        exact = [r for r in matches if _norm(f"{r.artist} {r.title}") == " ".join(words)
-                 or _norm(r.title) == " ".join(words)]
-        if len(matches) == 1 or len(exact) == 1:
-            return (exact or matches)[0]
-        listing = "; ".join(f"{r.artist or '?'} - {r.title or '?'} ({r.path})" for r in matches[:10])
-        more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-        raise QueryError(f"{len(matches)} songs match {text!r}: {listing}{more}",
-                         hint="add words to the query, or give the path of the file")
-
+    # -- seeds ------------------------------------------------------------------------------------
     def seed_of(self, row: FileRow) -> Seed:
         if row.hash not in self.position:
             raise QueryError("this song has no embedding yet", path=row.path,
@@ -113,8 +87,8 @@ class Recommender:
                     n: int) -> list[tuple[int, float]]:
         """Indices and scores of the best songs for ``query``, filtered, at least n if there are."""
         banned = {s.row.hash for s in seeds if s.row is not None}
-        artists = {_norm(s.row.artist) for s in seeds if s.row is not None and s.row.artist}
-        albums = {_norm(s.row.album) for s in seeds if s.row is not None and s.row.album}
+        artists = {norm(s.row.artist) for s in seeds if s.row is not None and s.row.artist}
+        albums = {norm(s.row.album) for s in seeds if s.row is not None and s.row.album}
         k = min(len(self.items), max(4 * n + len(banned), 32))
         while True:
             scores, ids = self.index.search(query[None], k)
@@ -124,12 +98,12 @@ class Recommender:
                 if i < 0:
                     continue
                 row = self.items[i]
-                artist = _norm(row.artist)
+                artist = norm(row.artist)
                 if row.hash in banned:
                     continue
                 if filters.exclude_same_artist and artist and artist in artists:
                     continue
-                if filters.exclude_same_album and _norm(row.album) and _norm(row.album) in albums:
+                if filters.exclude_same_album and norm(row.album) and norm(row.album) in albums:
                     continue
                 if filters.max_per_artist is not None and artist:
                     if per_artist[artist] >= filters.max_per_artist:
@@ -181,14 +155,14 @@ class Recommender:
             value = np.where(used, -np.inf, value)
             if filters.max_per_artist is not None:
                 for j in np.flatnonzero(~used):
-                    artist = _norm(self.items[ids[j]].artist)
+                    artist = norm(self.items[ids[j]].artist)
                     if artist and per_artist[artist] >= filters.max_per_artist:
                         value[j] = -np.inf
             j = int(np.argmax(value))
             if not np.isfinite(value[j]):
                 break
             used[j] = True
-            per_artist[_norm(self.items[ids[j]].artist)] += 1
+            per_artist[norm(self.items[ids[j]].artist)] += 1
             out.append(Recommendation(self.items[ids[j]], float(to_seed[j]), float(closeness[j])))
             prev = j
         return out

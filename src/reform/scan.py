@@ -11,7 +11,6 @@ song finished so far and the next scan carries on from there.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import time
@@ -27,7 +26,8 @@ from .audio import stream
 from .config import AudioConfig, MelConfig
 from .errors import DecodeError, FeatureError, LibraryError, ReformError, StoreError, WriteError
 from .library import Entry
-from .store import FileRow, Home, SpectrogramInfo, SpectrogramStore, Tags
+from .home import Home
+from .store import FileRow, SpectrogramInfo, SpectrogramStore, Tags
 
 SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS counts as silent
 SILENT_LEAD_SECONDS = 30 * 60    # silent this long from the start: rejected without reading on
@@ -57,10 +57,12 @@ class Failed:
     entry: Entry
     reason: str
     digest: str | None = None
+    retry: bool = False   # the cause can change without the file changing: try it next scan
 
 
 @dataclass
 class ScanSummary:
+    found: int = 0               # audio files found under the scanned folders
     analysed: int = 0            # decoded and turned into spectrograms
     reused: int = 0              # known audio under a new path (moved or copied): no audio work
     moved: int = 0
@@ -123,11 +125,11 @@ def analyse_entry(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
     except ReformError as exc:
         return Failed(entry, exc.message)
     except MemoryError:
-        return Failed(entry, "out of memory while analysing the file")
+        return Failed(entry, "out of memory while analysing the file", retry=True)
     except PermissionError:
-        return Failed(entry, "permission denied: the file cannot be read")
+        return Failed(entry, "permission denied: the file cannot be read", retry=True)
     except OSError as exc:
-        return Failed(entry, f"cannot read the file ({exc.strerror or exc})")
+        return Failed(entry, f"cannot read the file ({exc.strerror or exc})", retry=True)
 
 
 def _same_stat(entry: Entry) -> bool:
@@ -252,7 +254,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
          mel_cfg: MelConfig = MelConfig(), jobs: int | None = None,
          progress: Callable[[int], object] | None = None,
          on_start: Callable[[int], None] | None = None,
-         embedding: Embedding | None = None, redo: frozenset[str] = frozenset()) -> ScanSummary:
+         embedding: Embedding | None = None, redo: frozenset[str] = frozenset(),
+         retry_failed: bool = False) -> ScanSummary:
     """Bring the catalogue up to date with the music under ``roots``.
 
     Parameters
@@ -262,6 +265,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     jobs : worker processes; None uses every core
     embedding : also embed every analysed song with it, unless the library holds
         embeddings of another model (they are never mixed: `reform embed` replaces them)
+    retry_failed : try again every file that failed before, even if it did not change
+        (failures whose cause can change, like a permission, are always tried again)
     on_start : called with the number of files that need work, before any is done
     progress : called with 1 after each such file
     redo : paths to analyse again even if they did not change (`reform check --repair`);
@@ -272,9 +277,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     """
     started, started_at = time.perf_counter(), time.time()
     catalogue = home.catalogue
-    known_roots = json.loads(catalogue.get_meta("roots", "[]"))
     if roots is None:
-        roots = known_roots
+        roots = home.roots()
         if not roots:
             raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
     roots = [os.path.abspath(r) for r in roots]
@@ -282,18 +286,20 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not os.path.exists(root):
             raise LibraryError("no such file or folder", path=root)
     with catalogue.transaction():
-        catalogue.set_meta("roots", json.dumps(sorted(set(known_roots) | set(roots))))
-        catalogue.set_meta("feature_version", home.spectrograms.feature_version)
+        home.add_roots(roots)
+        home.record_settings()
 
     entries, problems = library.walk(roots)
     known = {row.path: row for row in catalogue.files()}
-    todo = library.plan(entries, problems, known, roots, home.spectrograms.feature_version)
+    todo = library.plan(entries, problems, known, roots, home.spectrograms.feature_version,
+                        retry_failed)
     redo = set(redo) | {e.path for e in todo.unchanged  # a spectrogram deleted since: one stat each
                         if known[e.path].status == "ok" and not home.spectrograms.exists(known[e.path].hash)}
     if redo:
         todo.todo += [e for e in todo.unchanged if e.path in redo]
         todo.unchanged = [e for e in todo.unchanged if e.path not in redo]
-    summary = ScanSummary(unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
+    summary = ScanSummary(found=len(entries),
+                          unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
         for problem in todo.problems:
@@ -309,7 +315,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
             movable.setdefault(row.hash, []).append(row)
     moved: set[str] = set()
 
-    if embedding is not None and catalogue.get_meta("embedding_model") not in (None, embedding.key):
+    if embedding is not None and home.embedding_model() not in (None, embedding.key):
         embedding = None  # the library holds another model's embeddings: never mix them
     summary.embedding_model = embedding.key if embedding is not None else None
     embedded = frozenset(catalogue.embedded_hashes(embedding.key)) if embedding else frozenset()
@@ -344,7 +350,8 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
     entry = result.entry
     with catalogue.transaction():
         if isinstance(result, Failed):
-            catalogue.put_failed(entry.path, entry.size, entry.mtime_ns, result.reason, result.digest)
+            catalogue.put_failed(entry.path, entry.size, entry.mtime_ns, result.reason, result.digest,
+                                 result.retry)
             summary.failed += 1
             summary.failures.append(result)
             return
@@ -359,7 +366,7 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
                              home.spectrograms.feature_version)
         if result.embedding is not None:
             if not summary.embedded:  # the first embedding names the library's embedding model
-                catalogue.set_meta("embedding_model", summary.embedding_model)
+                home.set_embedding_model(summary.embedding_model)
             catalogue.put_embeddings(summary.embedding_model, [(result.info.hash, result.embedding)])
             summary.embedded += 1
     if result.reused:

@@ -1,9 +1,7 @@
-"""The catalogue (SQLite) and the spectrogram store (memory-mapped float16 files).
-
-Layout of a library home::
+"""The catalogue (SQLite) and the spectrogram store (memory-mapped float16 files) of a library
+home (whose layout :mod:`reform.home` owns).
 
     catalogue.db                       one row per file, WAL mode, schema in user_version
-    writer.lock                        held by the one process changing the home (reform.lock)
     spectrograms/<feature-version>/ab/<hash>.npy    (channels, frames, n_mels) float16
     spectrograms/<feature-version>/ab/<hash>.json   what the source file held
 
@@ -36,7 +34,6 @@ import numpy as np
 
 from .errors import FeatureError, StoreError
 from .files import replacing, temporary_name, write_error, write_text, writer_alive
-from .lock import WriterLock
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -74,8 +71,23 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 """
 
+# Version 2: failures whose cause can change (permission, memory) are retried; the players'
+# play log (`reform mpd` records what played; `reform playlists --most-played` reads it).
+_SCHEMA_V2 = """
+ALTER TABLE files ADD COLUMN retry INTEGER NOT NULL DEFAULT 0;
+UPDATE files SET retry = 1 WHERE status = 'failed' AND (reason LIKE 'permission denied%'
+    OR reason LIKE 'cannot read the file%' OR reason LIKE 'out of memory%');
+CREATE TABLE IF NOT EXISTS plays (
+    hash      TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    played_at REAL NOT NULL,
+    player    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS plays_hash ON plays (hash);
+"""
+
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
-MIGRATIONS = [_SCHEMA_V1]
+MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 CATALOGUE_NAME = "catalogue.db"
 TABLES = frozenset({"meta", "files", "embeddings"})
@@ -147,6 +159,7 @@ class FileRow:
     year: int | None
     genre: str | None
     updated_at: float
+    retry: bool = False   # a failure whose cause can change (permission, memory): tried again
 
     @property
     def tags(self) -> Tags:
@@ -277,12 +290,16 @@ def _unlink(path: Path) -> int:
 
 
 class Catalogue:
-    """The SQLite catalogue of one library home (one writer, many readers)."""
+    """The SQLite catalogue of one library home (one writer, many readers).
 
-    def __init__(self, db_path: Path, *, create: bool = True):
+    ``read_only`` opens it for reading only, so that commands that only read work in a
+    home they cannot write to (a read-only disk, another user's library).
+    """
+
+    def __init__(self, db_path: Path, *, create: bool = True, read_only: bool = False):
         self.path = Path(db_path)
         if not self.path.exists():
-            if not create:
+            if not create or read_only:
                 raise StoreError(f"no catalogue at {self.path}",
                                  hint="run `reform scan FOLDER` first to build the library")
             create_catalogue(self.path)
@@ -290,6 +307,9 @@ class Catalogue:
         if refusal:
             raise StoreError(refusal, path=self.path, hint=REPAIR_HINT)
         try:
+            if read_only and self._schema_current():
+                self.conn = _connect_read_only(self.path)
+                return
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                         check_same_thread=False)
         except sqlite3.Error as exc:
@@ -305,6 +325,14 @@ class Catalogue:
                 raise catalogue_error(exc, self.path) from exc
             raise
 
+    def _schema_current(self) -> bool:
+        """The catalogue needs no migration (so it can be opened without writing)."""
+        conn = _connect_read_only(self.path)
+        try:
+            return conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION
+        finally:
+            conn.close()
+
     def _migrate(self) -> None:
         """Bring an older schema up to date; refuse a catalogue this ReFORM did not make."""
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -314,13 +342,13 @@ class Catalogue:
         if version == 0:  # every catalogue ReFORM creates has a version: this one is not ours
             raise StoreError("this is not a ReFORM catalogue (it has no schema version), and it "
                              "is not taken for a new library", path=self.path, hint=REPAIR_HINT)
+        names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not TABLES <= names:  # checked before any migration touches them
+            raise StoreError(f"the catalogue lacks its tables {', '.join(sorted(TABLES - names))}: "
+                             "it is damaged or of another program", path=self.path, hint=REPAIR_HINT)
         for step in range(version, SCHEMA_VERSION):
             self.conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[step]} "
                                     f"PRAGMA user_version = {step + 1}; COMMIT;")
-        names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not TABLES <= names:
-            raise StoreError(f"the catalogue lacks its tables {', '.join(sorted(TABLES - names))}: "
-                             "it is damaged or of another program", path=self.path, hint=REPAIR_HINT)
 
     def close(self) -> None:
         self.conn.close()
@@ -374,15 +402,16 @@ class Catalogue:
         values = dict(path=path, size=size, mtime_ns=mtime_ns, hash=info.hash, status="ok",
                       reason=None, duration=info.duration, sample_rate=info.sample_rate,
                       channels=info.channels, frames=info.frames, codec=info.codec,
-                      feature_version=feature_version, **asdict(tags), updated_at=time.time())
+                      feature_version=feature_version, **asdict(tags), updated_at=time.time(),
+                      retry=0)
         self._upsert(values)
 
     def put_failed(self, path: str, size: int, mtime_ns: int, reason: str,
-                   digest: str | None = None) -> None:
+                   digest: str | None = None, retry: bool = False) -> None:
         values = dict(path=path, size=size, mtime_ns=mtime_ns, hash=digest, status="failed",
                       reason=reason, duration=None, sample_rate=None, channels=None, frames=None,
                       codec=None, feature_version=None, artist=None, album=None, title=None,
-                      track=None, year=None, genre=None, updated_at=time.time())
+                      track=None, year=None, genre=None, updated_at=time.time(), retry=int(retry))
         self._upsert(values)
 
     def _upsert(self, values: dict) -> None:
@@ -414,6 +443,18 @@ class Catalogue:
             " COALESCE(SUM(duration) FILTER (WHERE status = 'ok'), 0) FROM files").fetchone()
         return {"songs": row[0], "failed": row[1], "unique_audio": row[2],
                 "duplicates": row[0] - row[2], "seconds": row[3]}
+
+    # -- plays ---------------------------------------------------------------------------------
+    def add_play(self, row: FileRow, player: str, when: float | None = None) -> None:
+        """Note that a player played the song ``row`` (counted by its audio, so moves keep counts)."""
+        self.conn.execute("INSERT INTO plays (hash, path, played_at, player) VALUES (?, ?, ?, ?)",
+                          (row.hash, row.path, time.time() if when is None else when, player))
+
+    def most_played(self, limit: int) -> list[tuple[str, int]]:
+        """The ``limit`` most played recordings: (content hash, plays), most played first."""
+        rows = self.conn.execute("SELECT hash, COUNT(*) AS n, MAX(played_at) FROM plays GROUP BY hash "
+                                 "ORDER BY n DESC, MAX(played_at) DESC LIMIT ?", (limit,))
+        return [(h, n) for h, n, _ in rows]
 
     # -- embeddings ---------------------------------------------------------------------------
     def put_embeddings(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
@@ -508,25 +549,19 @@ def create_catalogue(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-class Home:
-    """A library home folder: the catalogue, the spectrograms, the trained models, and the
-    lock that every writer holds (see :mod:`reform.lock`)."""
-
-    def __init__(self, path: str | os.PathLike, feature_version: str, *, create: bool = True):
-        self.path = Path(path).expanduser().resolve()
-        if create:
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the library home ({exc.strerror})",
-                                 path=self.path) from exc
-        elif not (self.path / CATALOGUE_NAME).exists():
-            raise StoreError(f"no library at {self.path}",
-                             hint="run `reform scan FOLDER` to build one, or pass --home")
-        self.lock = WriterLock(self.path)
-        self.catalogue = Catalogue(self.path / CATALOGUE_NAME, create=create)
-        self.spectrograms = SpectrogramStore(self.path / "spectrograms", feature_version)
-        self.models = self.path / "models"
-
-    def close(self) -> None:
-        self.catalogue.close()
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes.  SQLite reads a WAL catalogue read-only only where it
+    can create the shared-memory file beside it; in a folder it cannot write to, nobody else
+    can change the catalogue either, so it is opened as immutable."""
+    uri = Path(path).resolve().as_uri()
+    for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(uri + mode, uri=True, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            continue
+        conn.row_factory = sqlite3.Row
+        return conn
+    raise sqlite3.OperationalError("the catalogue cannot be opened for reading")

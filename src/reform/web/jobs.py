@@ -95,7 +95,8 @@ def run_embed(home: Path, options: dict, job: Job) -> str:
 
 
 def run_train(home: Path, options: dict, job: Job) -> str:
-    """Train a model with the default settings; it becomes the active model."""
+    """Train a model with the default settings; it becomes the active model if both phases
+    ended on their schedule (see :mod:`reform.home`)."""
     from ..config import TrainConfig
 
     def event(e: dict) -> None:
@@ -111,8 +112,13 @@ def run_train(home: Path, options: dict, job: Job) -> str:
     train_cfg = TrainConfig(max_epochs=options["max_epochs"]) if options.get("max_epochs") else None
     with Library(home, create=False) as lib:
         result = lib.train(name=options.get("name"), train_cfg=train_cfg, callback=event)
+        name = result.files.folder.name
+        active = lib.models.active_name() == name
     reasons = "; ".join(f"{p}: {r}" for p, r in result.stop_reasons.items())
-    return f"model {result.files.folder.name} is now active ({reasons}); compute the embeddings next"
+    if active:
+        return f"model {name} is now active ({reasons}); compute the embeddings next"
+    return (f"model {name} trained ({reasons}) but not made active: a phase stopped before its "
+            f"schedule ended; `reform use {name}` makes it active anyway")
 
 
 RUNNERS: dict[str, Runner] = {"scan": run_scan, "embed": run_embed, "train": run_train}

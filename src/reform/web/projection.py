@@ -22,6 +22,7 @@ from ..files import json_text, write_text
 
 CACHE_FORMAT = 1
 REFIT_GROWTH = 1.25   # refit once the embedded songs outnumber those of the fit by this factor
+VIEW_QUANTILE, VIEW_REACH = 0.8, 2.0   # the view spans twice the 80th percentile deviation
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -58,21 +59,23 @@ def fit_pca(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
     return mean.astype(np.float32), axes.astype(np.float32), explained
 
 
-def cache_path(home: Path, model: str) -> Path:
+def cache_path(cache: Path, model: str) -> Path:
+    """The cached map of ``model`` in the home's cache folder (see :mod:`reform.home`)."""
     safe = model if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", model) else \
         hashlib.sha256(model.encode()).hexdigest()[:16]
-    return Path(home) / "cache" / f"map-{safe}.json"
+    return Path(cache) / f"map-{safe}.json"
 
 
-def library_map(home: Path, model: str, vectors: dict[str, np.ndarray]) -> dict:
-    """Coordinates of every embedded song hash, from the cached fit of ``model`` or a new one.
+def library_map(cache: Path, model: str, vectors: dict[str, np.ndarray]) -> dict:
+    """Coordinates of every embedded song hash, from the fit of ``model`` cached in the folder
+    ``cache``, or a new one.
 
     Returns
     -------
     dict with ``model``, ``method`` ("pca"), ``explained`` (two shares of variance) and
     ``points`` mapping each hash to [x, y]
     """
-    path = cache_path(home, model)
+    path = cache_path(cache, model)
     cached = _read(path, model)
     hashes = sorted(vectors)
     if not hashes:
@@ -115,3 +118,24 @@ def _write(path: Path, data: dict) -> None:
         write_text(path, json_text(data, separators=(",", ":")))
     except (OSError, WriteError):
         pass  # a read-only or full home still gets its map, computed again next time
+
+
+def view_box(x: list[float], y: list[float]) -> dict[str, list[float]]:
+    """The part of the map to show: per axis, the median plus or minus twice the 80th
+    percentile of the songs' distances to it, or less when every song fits in less.
+
+    The page stretches this box over the canvas and pins the few songs outside it to the
+    edge, so that one outlier (a 2-second file among ordinary songs) cannot squeeze every
+    other song against one side.
+    """
+    box = {}
+    for name, values in (("x", np.asarray(x, np.float64)), ("y", np.asarray(y, np.float64))):
+        if not len(values):
+            box[name] = [-1.0, 1.0]
+            continue
+        centre = float(np.median(values))
+        deviation = np.abs(values - centre)
+        reach = min(VIEW_REACH * float(np.quantile(deviation, VIEW_QUANTILE)), float(deviation.max()))
+        reach = reach or 1.0
+        box[name] = [round(centre - reach, 5), round(centre + reach, 5)]
+    return box

@@ -20,6 +20,7 @@ from ..errors import EmbedError
 from ..export import m3u_text
 from ..recommend import Filters
 from . import media
+from .projection import view_box
 from .jobs import Busy, Jobs
 from .state import NO_EMBEDDINGS_HINT, SORT_KEYS, LibraryState, Snapshot, song_dict
 
@@ -74,6 +75,8 @@ class LibraryMap(BaseModel):
     ids: list[int]
     x: list[float]
     y: list[float]
+    view: dict[str, list[float]] = Field(description="the box to show, per axis [low, high]: the bulk "
+                                         "of the songs; the few outside it are pinned to its edge")
 
 
 class Failure(BaseModel):
@@ -278,7 +281,8 @@ def library_map_route(request: Request):
             xs.append(xy[0])
             ys.append(xy[1])
     return JSONResponse({"model": data["model"], "method": data["method"],
-                         "explained": data["explained"], "ids": ids, "x": xs, "y": ys})
+                         "explained": data["explained"], "ids": ids, "x": xs, "y": ys,
+                         "view": view_box(xs, ys)})
 
 
 # -- jobs -------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 import webbrowser
 
 from ..errors import ConfigError
-from .security import is_loopback
+from .security import Guard, is_loopback
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{8,200}$")
 
@@ -26,8 +26,9 @@ def make_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (port 0: any free port)."""
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (port 0: any free port); ``option`` is
+    the one the hint names when the port is taken."""
     if not 0 <= port <= 65535:
         raise ConfigError(f"the port must be between 0 and 65535, not {port}")
     try:
@@ -48,7 +49,8 @@ def bind(host: str, port: int) -> socket.socket:
         taken = exc.errno in (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
         raise ConfigError(f"cannot listen on {host} port {port}: "
                           f"{'the port is in use' if taken else exc.strerror}",
-                          hint="choose another port with --port" if taken else None) from None
+                          hint=f"choose another port with {option}" if taken else
+                          "check the address, or use another") from None
     sock.setblocking(False)
     return sock
 
@@ -63,8 +65,23 @@ def url_of(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
+class _ByPort:
+    """One server, two sockets: requests that arrive on the Music Similarity port go to that
+    service, everything else (and the server's start and stop) to the page."""
+
+    def __init__(self, page, lms, lms_port: int):
+        self.page, self.lms, self.lms_port = page, lms, lms_port
+
+    async def __call__(self, scope, receive, send):
+        server = scope.get("server") or (None, None)
+        if scope["type"] != "lifespan" and server[1] == self.lms_port:
+            return await self.lms(scope, receive, send)
+        return await self.page(scope, receive, send)
+
+
 def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
-          token: str | None = None) -> int:
+          token: str | None = None, lms_port: int | None = None, lms_host: str = "127.0.0.1",
+          lms_allow: tuple[str, ...] = (), music_dir: str | None = None) -> int:
     """Serve the page of the library at ``home`` until interrupted; returns the exit code.
 
     Parameters
@@ -74,11 +91,17 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     port : TCP port (0: any free one)
     open_browser : open the page in the default web browser once it answers
     token : access token; made up and printed when ``host`` is not loopback and none is given
+    lms_port : also answer Lyrion's Music Similarity plugin on this port (None: do not;
+        the plugin cannot send a token, see :mod:`reform.web.lms`)
+    lms_host : the address that service binds; anything but this computer's needs ``lms_allow``
+    lms_allow : the addresses (of the Lyrion server) that may ask it, when not loopback
+    music_dir : Lyrion's music folder as this computer sees it (None: learned)
     """
     try:
         import uvicorn
 
         from .app import create_app
+        from .lms import create_lms_app
     except ImportError as exc:
         raise ConfigError(f"the web page needs FastAPI and uvicorn ({exc.name} is missing)",
                           hint="pip install 'reform-music[web]'") from None
@@ -87,13 +110,27 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     loopback = is_loopback(host)
     if not loopback and not token:
         token = make_token()
-    sock = bind(host, port)
+    if lms_port is not None and not is_loopback(lms_host) and not lms_allow:
+        raise ConfigError(f"the Music Similarity service cannot check a token: binding {lms_host} "
+                          "needs the address of the Lyrion server", hint="add --lms-allow ADDRESS")
+    sockets = [bind(host, port)]
     try:
+        if lms_port is not None:
+            sockets.append(bind(lms_host, lms_port, "--lms-port (or --no-lms)"))
         app = create_app(home, token=token, loopback_only=loopback)
+        if lms_port is not None:
+            from ..radio import MusicRoot
+            from .lms import AllowClients
+
+            lms = AllowClients(Guard(create_lms_app(app.state.library, MusicRoot(music_dir) if music_dir
+                                                    else None), token=None,
+                                     loopback_only=is_loopback(lms_host)), lms_allow)
+            app = _ByPort(app, lms, sockets[1].getsockname()[1])
     except BaseException:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
-    port = sock.getsockname()[1]
+    port = sockets[0].getsockname()[1]
     url = url_of(host, port, token)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=2))
@@ -101,15 +138,20 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     print(f"open {url}")
     if not loopback:
         print("the page is reachable from other computers: keep the token secret", flush=True)
+    if lms_port is not None:
+        where = sockets[1].getsockname()
+        print(f"Lyrion's Music Similarity plugin: set its host to {url_of(lms_host, where[1], None)[7:-1]}"
+              + (f" (answering {', '.join(lms_allow)} only)" if lms_allow else ""), flush=True)
     print("press Ctrl-C to stop", flush=True)
     if open_browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down: the normal way out
         pass
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
     print("stopped", flush=True)
     return 0
 

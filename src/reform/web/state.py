@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,22 +21,13 @@ import numpy as np
 from ..api import Library
 from ..card import read_card
 from ..errors import EmbedError, ModelError
+from ..search import search_text, title_of
 from ..store import FileRow
+from ..text import norm
 from .projection import library_map
 
 SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
 NO_EMBEDDINGS_HINT = "run `reform embed` (or Embed songs on the Library status tab of the page)"
-
-
-def norm(text: str | None) -> str:
-    """Lower case, accents and punctuation removed: the text that search words are matched in."""
-    text = unicodedata.normalize("NFKD", text or "")
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
-
-
-def title_of(row: FileRow) -> str:
-    return row.title or Path(row.path).stem
 
 
 def song_dict(row: FileRow, embedded: bool) -> dict:
@@ -92,8 +81,7 @@ class Snapshot:
         self.by_id = {r.id: r for r in self.rows}
         self.keys = {r.id: (norm(r.artist), norm(r.album), norm(title_of(r)), norm(r.genre))
                      for r in self.rows}
-        self.hay = {r.id: " ".join(filter(None, (*self.keys[r.id][:3], norm(os.path.basename(r.path)))))
-                    for r in self.rows}
+        self.hay = {r.id: search_text(r) for r in self.rows}
 
     def embedded(self, row: FileRow) -> bool:
         return row.hash in self.vectors
@@ -141,7 +129,7 @@ class LibraryState:
     """
 
     def __init__(self, home: str | os.PathLike):
-        self.library = Library(home, create=False)
+        self.library = Library(home, create=False, read_only=True)
         self.home = self.library.home.path
         self.lock = threading.RLock()
         self._snapshot: Snapshot | None = None
@@ -159,7 +147,7 @@ class LibraryState:
             version = catalogue.conn.execute("PRAGMA data_version").fetchone()[0]
             if self._snapshot is None or version != self._version:
                 rows = self.library.songs()
-                model = catalogue.get_meta("embedding_model")
+                model = self.library.home.embedding_model()
                 vectors = catalogue.embeddings(model) if model else {}
                 self._revision += 1
                 self._snapshot = Snapshot(self._revision, rows, model, vectors)
@@ -178,7 +166,8 @@ class LibraryState:
                 if not snap.vectors:
                     raise EmbedError("no song has an embedding yet: the map needs them",
                                      hint=NO_EMBEDDINGS_HINT)
-                snap.cache["map"] = library_map(self.home, snap.embedding_model, snap.vectors)
+                snap.cache["map"] = library_map(self.library.home.cache, snap.embedding_model,
+                                                snap.vectors)
             return snap.cache["map"]
 
     def status(self) -> dict:
@@ -203,9 +192,8 @@ class LibraryState:
         """The active model from its JSON card (no torch needed), with its evaluation numbers
         when an ``evaluation.json`` lies beside it."""
         with self.lock:
-            catalogue = self.library.home.catalogue
-            active = catalogue.get_meta("active_model")
-            embedding_model = catalogue.get_meta("embedding_model")
+            active = self.library.models.active_name()
+            embedding_model = self.library.home.embedding_model()
             try:
                 path = self.library.model_path()
             except ModelError as exc:
@@ -217,7 +205,7 @@ class LibraryState:
         except ModelError:
             card = {}
         evaluation = _read_json(path.parent / "evaluation.json")
-        name = active if active and path.parent.name == active else "shipped"
+        name = active
         version = card.get("version")
         current = embeddings["current"]
         return {"name": name, "version": version, "kind": card.get("kind"),

@@ -595,7 +595,7 @@
   }
 
   // -- the map --------------------------------------------------------------------------------------------
-  const M = { ids: null, x: null, y: null, index: new Map(), colour: [], k: 1, tx: 0, ty: 0, w: 0, h: 0,
+  const M = { ids: null, x: null, y: null, view: null, index: new Map(), colour: [], k: 1, tx: 0, ty: 0, w: 0, h: 0,
     sx: null, sy: null, grid: new Map(), hover: -1, drag: null, by: "artist", info: null };
   window.reformMap = M;
 
@@ -614,7 +614,7 @@
     try {
       const data = await api("/api/map");
       const firstLoad = !M.ids || M.model !== data.model;
-      M.ids = data.ids; M.x = data.x; M.y = data.y; M.model = data.model;
+      M.ids = data.ids; M.x = data.x; M.y = data.y; M.model = data.model; M.view = data.view;
       M.index = new Map(M.ids.map((id, i) => [id, i]));
       S.mapModel = `${st.embeddings.model}:${st.embeddings.songs}`;
       overlay.hidden = true;
@@ -661,17 +661,19 @@
   }
 
   function project() {
-    // Each axis is stretched to fill the canvas (the map shows neighbourhoods, not distances),
-    // then the user's zoom and pan apply.
+    // The server's view box (the bulk of the songs) is stretched to fill the canvas (the map
+    // shows neighbourhoods, not distances); the few songs outside it are pinned to its edge,
+    // half-way into the padding; then the user's zoom and pan apply.
     const n = M.ids.length, pad = 34;
-    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    for (let i = 0; i < n; i++) { x0 = Math.min(x0, M.x[i]); x1 = Math.max(x1, M.x[i]); y0 = Math.min(y0, M.y[i]); y1 = Math.max(y1, M.y[i]); }
+    const [x0, x1] = M.view.x, [y0, y1] = M.view.y;
     const sx = (M.w - 2 * pad) / ((x1 - x0) || 1), sy = (M.h - 2 * pad) / ((y1 - y0) || 1);
     const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+    const ex = (pad / 2) / sx, ey = (pad / 2) / sy;
     M.sx = new Float32Array(n); M.sy = new Float32Array(n);
     for (let i = 0; i < n; i++) {
-      M.sx[i] = (M.w / 2 + (M.x[i] - cx) * sx) * M.k + M.tx;
-      M.sy[i] = (M.h / 2 - (M.y[i] - cy) * sy) * M.k + M.ty;
+      const x = Math.min(Math.max(M.x[i], x0 - ex), x1 + ex), y = Math.min(Math.max(M.y[i], y0 - ey), y1 + ey);
+      M.sx[i] = (M.w / 2 + (x - cx) * sx) * M.k + M.tx;
+      M.sy[i] = (M.h / 2 - (y - cy) * sy) * M.k + M.ty;
     }
     M.grid = new Map();
     for (let i = 0; i < n; i++) {

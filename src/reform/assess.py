@@ -1,0 +1,141 @@
+"""Evaluation runs over a library home: which songs and labels, which models and baselines, and
+the report kept beside the active model (the protocols and baselines are :mod:`reform.evaluate`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import evaluate as ev
+from .errors import EvaluateError, WriteError
+from .evaluate import read_label_file
+from .files import write_json
+from .home import Home
+from .store import FileRow
+
+
+def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_file: str | None = None,
+                     label_column: str = "group"):
+    """The songs an evaluation uses (one per distinct audio of ``songs``), their labels and
+    albums, notes on what was left out and why, and where the labels come from."""
+    rows = {}
+    for row in songs:
+        rows.setdefault(row.hash, row)
+    rows = list(rows.values())
+    notes: list[str] = []
+    if label_file:
+        by_path = read_label_file(label_file, label_column)
+        known = {os.path.realpath(r.path) for r in songs}
+        unknown = [p for p in by_path if p not in known]
+        if unknown:
+            notes.append(f"{len(unknown)} paths of the labels file are not in the library: ignored")
+        found = [(r, by_path.get(os.path.realpath(r.path)) or by_path.get(r.path)) for r in rows]
+        source = f"{os.path.basename(label_file)}:{label_column}"
+    elif labels:
+        if labels not in ("artist", "album", "genre"):
+            raise EvaluateError(f"unknown label {labels!r}; use artist, album, genre or --labels-file")
+        found = [(r, getattr(r, labels)) for r in rows]
+        source = labels
+    else:
+        return rows, None, [r.album or "" for r in rows], notes, None
+    missing = [r for r, lab in found if not lab]
+    if missing:
+        notes.append(f"{len(missing)} songs have no {source} label: left out")
+    kept = [(r, lab) for r, lab in found if lab]
+    return ([r for r, _ in kept], [lab for _, lab in kept], [r.album or "" for r, _ in kept],
+            notes, source)
+
+
+def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | None = None,
+             label_column: str = "group", exclude_same_album: bool = False,
+             models: list[str | os.PathLike] | None = None, stages: bool = True,
+             baselines: bool = True, seed: int = 0, extra: dict | None = None,
+             device: str = "auto", on_method: Callable[[str, int, int], None] | None = None):
+    """Run the retrieval protocols (see :mod:`reform.evaluate`) for baselines and models.
+
+    ``models`` are model specs (see :meth:`reform.home.Models.path`), by default the active model.
+    With ``stages`` the same network untrained and, for a training run, its
+    pretraining-only stage (no clustering phase) are evaluated too.  ``extra`` maps a
+    method name to a function that returns its MethodVectors for the evaluated
+    catalogue rows, in their order (used by bench/quality.py for the peers).  ``device``
+    runs the models (see :mod:`reform.device`); ``on_method(name, i, n)`` is called as the
+    i-th of n methods starts.
+    """
+    from .checkpoint import Bundle, load_bundle
+    from .embed import Embedder
+    from .model import ClusterAutoencoder
+
+    rows, label_list, albums, notes, source = evaluation_songs(home.catalogue.files(status="ok"),
+                                                               labels, label_file, label_column)
+    order = np.random.default_rng(seed).permutation(len(rows))  # ties must not follow the folders
+    rows = [rows[i] for i in order]
+    albums = [albums[i] for i in order]
+    label_list = None if label_list is None else [label_list[i] for i in order]
+    if len(rows) < 2:
+        raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} are usable",
+                            hint="scan more music, or check the labels")
+    specs = [home.spectrograms.open(r.hash) for r in rows]
+    methods: list[tuple[str, Callable[[], ev.MethodVectors]]] = []
+    if baselines:
+        methods += [
+            ("random", lambda: ev.random_vectors(len(rows), seed=seed)),
+            ("song length only", lambda: ev.featurize(specs, ev.song_length, standardised=False,
+                                                      metric="euclidean")),
+            ("MFCC mean+std (20)", lambda: ev.featurize(specs, ev.mfcc_stats, standardised=True)),
+            ("log-mel mean+std", lambda: ev.featurize(specs, ev.logmel_stats, standardised=True)),
+        ]
+    bundles: list[tuple[str, Bundle]] = []
+    paths = [home.models.path(m) for m in (models or [None])]
+    for path in paths:
+        bundle = home.models.load(path)
+        label = "ReFORM" if len(paths) == 1 else f"ReFORM {path.parent.name}"
+        if stages:
+            import torch
+
+            torch.manual_seed(seed)
+            untrained = ClusterAutoencoder(bundle.cfg)
+            bundles.append((f"{label}: untrained network", Bundle(
+                untrained, bundle.cfg, bundle.normaliser, bundle.feature_version, "cluster",
+                "untrained", {})))
+            if path.name == "model.pt" and (path.parent / "pretrain.pt").exists():
+                bundles.append((f"{label}: pretraining only (no clustering phase)",
+                                load_bundle(path.parent / "pretrain.pt")))
+        phases = "both phases" if bundle.kind == "cluster" else "pretraining only"
+        bundles.append((f"{label} ({phases})", bundle))
+    for name, bundle in bundles:
+        methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b, device=device).song,
+                                                              standardised=False)))
+    results = []
+    total = len(methods) + len(extra or {})
+    for name, compute in methods:
+        if on_method:
+            on_method(name, len(results) + 1, total)
+        results.append(ev.score(name, compute(), label_list, albums, exclude_same_album))
+    for name, compute_rows in (extra or {}).items():
+        if on_method:
+            on_method(name, len(results) + 1, total)
+        results.append(ev.score(name, compute_rows(rows), label_list, albums, exclude_same_album))
+    if label_list is not None:
+        skipped = results[0].labels.skipped_single if results[0].labels else []
+        if skipped:
+            notes.append(f"labels with a single song are not queried (they still compete as "
+                         f"distractors): {', '.join(skipped)}")
+    return ev.EvaluationReport(results, len(rows), source, notes)
+
+
+def save(home: Home, report: ev.EvaluationReport) -> Path | None:
+    """Keep an evaluation of the active model beside it as evaluation.json (a model trained
+    in this home; the shipped model's folder belongs to the installation).  None when it is
+    not kept: the shipped model, or a home that cannot be written."""
+    path = home.models.path()
+    if path.name != "model.pt" or home.models.folder not in path.parents:
+        return None
+    target = path.parent / "evaluation.json"
+    try:
+        write_json(target, report.to_dict())
+    except WriteError:
+        return None
+    return target

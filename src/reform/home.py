@@ -1,0 +1,337 @@
+"""The library home as one thing: its layout on disk, the settings it was analysed with, its
+models and which one is active.
+
+Layout of a home::
+
+    catalogue.db                    the catalogue (SQLite, see :class:`reform.store.Catalogue`)
+    writer.lock                     held by the one process changing the home (reform.lock)
+    spectrograms/<feature-version>/ the spectrogram store (see :class:`reform.store.SpectrogramStore`)
+    models/<run>/                   one folder per training run (see :class:`reform.train.RunFiles`)
+    cache/                          what the web page computes once (the map)
+
+The catalogue holds the home's settings under the names of :class:`Keys`.  The audio
+and mel settings its spectrograms were made with are stored by the first scan and
+checked whenever the home is opened: a home opened with other settings is refused
+with the differences spelt out, instead of being analysed again without a word.
+
+A training run becomes the active model by itself only when both its phases ended on
+their own schedule; a run cut short by ``--max-epochs`` (or interrupted) stays
+available to ``reform use``.  What `reform models` lists comes from small files only
+(model cards, ``metrics.jsonl``, ``evaluation.json``), so it needs no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .card import read_card
+from .config import AudioConfig, MelConfig, feature_version, from_dict, to_dict
+from .errors import LibraryError, ModelError, StoreError, TrainError
+from .lock import WriterLock
+from .store import CATALOGUE_NAME, Catalogue, SpectrogramStore
+
+SPECTROGRAMS, MODELS, CACHE = "spectrograms", "models", "cache"
+SHIPPED = "shipped"
+SHIPPED_MODEL = Path(__file__).parent / "models" / "shipped.pt"
+PHASES = ("pretrain", "cluster")
+
+
+class Keys:
+    """The names of the home's settings in the catalogue."""
+
+    ROOTS = "roots"                        # JSON list of the music folders scanned
+    SETTINGS = "settings"                  # JSON {"audio": ..., "mel": ...} of the spectrograms
+    FEATURE_VERSION = "feature_version"    # what homes made before SETTINGS stored
+    EMBEDDING_MODEL = "embedding_model"    # the key of the stored embeddings
+    ACTIVE_MODEL = "active_model"          # the active run's name (absent or "": shipped)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a home's spectrograms are made with."""
+
+    audio: AudioConfig = AudioConfig()
+    mel: MelConfig = MelConfig()
+
+    @property
+    def feature_version(self) -> str:
+        return feature_version(self.audio, self.mel)
+
+    def to_json(self) -> str:
+        return json.dumps({"audio": to_dict(self.audio), "mel": to_dict(self.mel)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        return cls(from_dict(AudioConfig, data["audio"]), from_dict(MelConfig, data["mel"]))
+
+    def differences(self, asked: Settings) -> list[str]:
+        """Each setting that differs, as "name: stored here, asked"."""
+        out = []
+        for part in ("audio", "mel"):
+            mine, theirs = to_dict(getattr(self, part)), to_dict(getattr(asked, part))
+            out += [f"{key} {mine[key]!r} here, {theirs.get(key)!r} asked" for key in mine
+                    if mine[key] != theirs.get(key)]
+        return out
+
+
+class Home:
+    """A library home folder: its catalogue, spectrograms, writer lock, settings and models.
+
+    Parameters
+    ----------
+    path : the home folder
+    settings : the audio and mel settings to work with; a home analysed with others is
+        refused (LibraryError) unless ``reanalyse``
+    create : make an empty home if there is none (otherwise StoreError)
+    read_only : open the catalogue for reading only (a home one cannot write to)
+    reanalyse : accept other stored settings: the next scan analyses every song again
+    """
+
+    def __init__(self, path: str | os.PathLike, settings: Settings = Settings(), *,
+                 create: bool = True, read_only: bool = False, reanalyse: bool = False):
+        self.path = Path(path).expanduser().resolve()
+        self.settings = settings
+        if self.path.exists() and not self.path.is_dir():
+            raise LibraryError("the library home is a file, not a folder", path=self.path,
+                               hint="give --home (or $REFORM_HOME) the folder that holds, or will "
+                                    "hold, the library")
+        if create and not read_only:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the library home ({exc.strerror})", path=self.path,
+                                 hint="choose a folder you can write to with --home") from exc
+        elif not (self.path / CATALOGUE_NAME).exists():
+            raise StoreError(f"no library at {self.path}",
+                             hint="run `reform scan FOLDER` to build one, or pass --home")
+        self.lock = WriterLock(self.path)
+        self.catalogue = Catalogue(self.path / CATALOGUE_NAME, create=create, read_only=read_only)
+        try:
+            if not reanalyse:
+                self._check_settings()
+        except BaseException:
+            self.catalogue.close()
+            raise
+        self.spectrograms = SpectrogramStore(self.path / SPECTROGRAMS, settings.feature_version)
+        self.models = Models(self.path / MODELS, self.catalogue, settings.feature_version)
+        self.cache = self.path / CACHE
+
+    def close(self) -> None:
+        self.catalogue.close()
+
+    # -- settings -------------------------------------------------------------------------------
+    def stored_settings(self) -> Settings | None:
+        """The settings the home's spectrograms were made with (None before the first scan)."""
+        text = self.catalogue.get_meta(Keys.SETTINGS)
+        return Settings.from_json(text) if text else None
+
+    def _check_settings(self) -> None:
+        stored = self.stored_settings()
+        if stored is not None:
+            problems = stored.differences(self.settings)
+        else:  # a home made before the settings were stored names their version only
+            version = self.catalogue.get_meta(Keys.FEATURE_VERSION)
+            problems = [f"feature version {version} here, {self.settings.feature_version} asked"] \
+                if version and version != self.settings.feature_version else []
+        if problems:
+            raise LibraryError(f"this library was analysed with other settings ({'; '.join(problems)})",
+                               path=self.path,
+                               hint="open it with the settings it was made with, or run `reform scan "
+                                    "--reanalyse` to analyse every song again with these")
+
+    def record_settings(self) -> None:
+        """Store the settings the spectrograms are being made with (scan does, in its
+        transaction)."""
+        self.catalogue.set_meta(Keys.SETTINGS, self.settings.to_json())
+        self.catalogue.set_meta(Keys.FEATURE_VERSION, self.settings.feature_version)
+
+    # -- music folders and embeddings -------------------------------------------------------------
+    def roots(self) -> list[str]:
+        """The music folders scanned so far."""
+        return json.loads(self.catalogue.get_meta(Keys.ROOTS, "[]"))
+
+    def add_roots(self, roots: list[str]) -> None:
+        self.catalogue.set_meta(Keys.ROOTS, json.dumps(sorted(set(self.roots()) | set(roots))))
+
+    def embedding_model(self) -> str | None:
+        """The key of the stored embeddings (one model's, never mixed)."""
+        return self.catalogue.get_meta(Keys.EMBEDDING_MODEL)
+
+    def set_embedding_model(self, key: str) -> None:
+        self.catalogue.set_meta(Keys.EMBEDDING_MODEL, key)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run, as `reform models` lists it."""
+
+    name: str
+    folder: Path
+    epochs: dict[str, int]                 # epochs done per phase
+    stopped: dict[str, bool]               # the phase ended on its schedule (not cut short)
+    usable: bool                           # it has a model of both phases (model.pt)
+    evaluation: dict[str, float] | None    # the evaluation saved beside it, if any
+    finished_at: str | None
+
+    @property
+    def complete(self) -> bool:
+        """Both phases ran until their schedule stopped them: good to become active by itself."""
+        return self.usable and all(self.stopped.get(p) for p in PHASES)
+
+    @property
+    def state(self) -> str:
+        """In words: how far the run got."""
+        if self.complete:
+            return "finished"
+        if self.usable:
+            cut = [p for p in PHASES if not self.stopped.get(p)]
+            return f"cut short ({' and '.join(cut)} stopped before its schedule ended)"
+        if self.epochs.get("cluster"):
+            return f"clustering in progress or interrupted (epoch {self.epochs['cluster']})"
+        if self.epochs.get("pretrain"):
+            return f"pretraining in progress or interrupted (epoch {self.epochs['pretrain']})"
+        return "not started"
+
+
+def stopped_by_schedule(history: list[dict]) -> dict[str, bool]:
+    """For each phase: did its schedule end it (an epoch with the "stop" event)?"""
+    return {p: any(h.get("phase") == p and h.get("event") == "stop" for h in history) for p in PHASES}
+
+
+def read_run(folder: Path) -> Run:
+    """A run's listing from its folder (missing or damaged files count as not there)."""
+    history = []
+    try:
+        for line in (folder / "metrics.jsonl").read_text().splitlines():
+            history.append(json.loads(line))
+    except (OSError, ValueError):
+        pass
+    epochs = {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
+    model = folder / "model.pt"
+    try:
+        finished = read_card(model).get("info", {}).get("finished_at") if model.exists() else None
+    except ModelError:
+        finished = None
+    return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
+               _evaluation(folder / "evaluation.json"), finished)
+
+
+def _last_written(run: Path) -> float:
+    """When a training run last saved anything: its checkpoint, else its settings."""
+    files = [run / "checkpoint.pt", run / "config.json"]
+    return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+
+
+def _evaluation(path: Path) -> dict[str, float] | None:
+    """The model's own row of a saved evaluation (p@10 and same-song top-1, when measured)."""
+    try:
+        methods = json.loads(path.read_text()).get("methods", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    own = [row for name, row in methods.items()
+           if name.startswith("ReFORM") and name.endswith(("(both phases)", "(pretraining only)"))]
+    return own[0] if own else None
+
+
+class Models:
+    """The models a home can use: the shipped one, its training runs, and the active one.
+
+    Parameters
+    ----------
+    folder : the home's models folder
+    catalogue : the home's catalogue (the active model is one of its settings)
+    """
+
+    def __init__(self, folder: Path, catalogue: Catalogue, feature_version: str):
+        self.folder = Path(folder)
+        self.catalogue = catalogue
+        self.feature_version = feature_version
+
+    def run_folder(self, name: str | None = None, *, resume: bool = False) -> Path:
+        """The folder of a training run: the named one, else the newest (resume) or a new one."""
+        if name:
+            return self.folder / name
+        if resume:
+            runs = [p.parent for p in self.folder.glob("*/config.json")]
+            runs += [p.parent for p in self.folder.glob("*/checkpoint.pt") if p.parent not in runs]
+            if not runs:
+                raise TrainError("there is no training run to resume", hint="start one with `reform train`")
+            return max(runs, key=_last_written)
+        return self.folder / time.strftime("run-%Y%m%d-%H%M%S")
+
+    def load(self, which: str | os.PathLike | None = None):
+        """Load a model bundle (see :meth:`path`) and check that it was trained on spectrograms
+        like this home's (torch is imported here)."""
+        from .checkpoint import load_bundle
+
+        path = self.path(which)
+        bundle = load_bundle(path)
+        if bundle.feature_version != self.feature_version:
+            raise ModelError(f"the model was trained on other spectrogram settings "
+                             f"({bundle.feature_version}, this library has {self.feature_version})",
+                             path=path, hint="train a model on this library with `reform train`")
+        return bundle
+
+    def runs(self) -> list[Run]:
+        """Every training run, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [read_run(p) for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return sorted(found, key=lambda r: (r.finished_at or "~", r.name))
+
+    def active_name(self) -> str:
+        """The active run's name, or "shipped"."""
+        name = self.catalogue.get_meta(Keys.ACTIVE_MODEL)
+        if name and (self.folder / name / "model.pt").exists():
+            return name
+        return SHIPPED
+
+    def path(self, which: str | os.PathLike | None = None) -> Path:
+        """A model file: None is the active one; "shipped"; a run's name; a run folder or a
+        model file."""
+        if which is None:
+            which = self.active_name()
+        if which == SHIPPED:
+            if not SHIPPED_MODEL.exists():
+                raise ModelError("no model is trained yet and this installation ships none",
+                                 hint="run `reform train` to train one on your library")
+            return SHIPPED_MODEL
+        run = self.folder / str(which) / "model.pt"
+        if run.exists():
+            return run
+        path = Path(which)
+        if path.is_dir() and (path / "model.pt").exists():
+            return path / "model.pt"
+        if path.is_file():
+            return path
+        if (self.folder / str(which)).is_dir():
+            raise ModelError(f"the run {which!r} has no model of both phases yet",
+                             hint=f"finish it with `reform train --resume --name {which}`")
+        raise ModelError(f"no model named {which!r}", hint="`reform models` lists them; use "
+                         "'shipped', a run's name, or the path of a model.pt file")
+
+    def name_of(self, path: Path) -> str:
+        """How a model file is called in messages: the shipped model, "run NAME", or its path."""
+        if path == SHIPPED_MODEL:
+            return "the model shipped with ReFORM"
+        if path.name == "model.pt" and path.parent.parent == self.folder:
+            return f"run {path.parent.name}"
+        return str(path)
+
+    def activate(self, which: str) -> str:
+        """Make "shipped" or a run with a model of both phases the active model; returns its name."""
+        if which == SHIPPED:
+            self.catalogue.set_meta(Keys.ACTIVE_MODEL, "")
+            return SHIPPED
+        if not (self.folder / which / "model.pt").exists():
+            self.path(which)  # raises the right error
+            raise ModelError(f"{which!r} is not a run of this library", hint="`reform models` "
+                             "lists them; a model file elsewhere can be used with --model")
+        self.catalogue.set_meta(Keys.ACTIVE_MODEL, which)
+        return which
+

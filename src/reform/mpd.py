@@ -1,0 +1,301 @@
+"""`reform mpd`: keep the Music Player Daemon's queue a few songs ahead with songs like what plays.
+
+A small client of MPD's text protocol (https://mpd.readthedocs.io/en/latest/protocol.html)
+and one loop: wait for MPD to say that the player or the queue changed (``idle``), note
+the song now playing, and when fewer than ``ahead`` songs follow it, add songs chosen by
+:func:`reform.radio.next_songs` from the playing song and those before it.
+
+MPD names songs relative to its music folder; :class:`reform.radio.MusicRoot` turns
+those names into library paths (the folder comes from ``--music-dir``, from MPD itself
+over a local socket, or from the first song playing).  The server is found as every MPD
+client finds it: ``--host``/``--port``, else ``$MPD_HOST`` (``password@host`` or a
+socket path) and ``$MPD_PORT``, else localhost:6600.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import PlayerError, ReformError
+from .radio import MusicRoot, Rules, next_songs
+from .store import FileRow
+
+DEFAULT_PORT = 6600
+RETRY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where MPD listens: a TCP host and port, or a local socket (``host`` is its path)."""
+
+    host: str
+    port: int
+    password: str | None = None
+
+    @property
+    def is_socket(self) -> bool:
+        return self.host.startswith(("/", "@", "~"))
+
+    def __str__(self) -> str:
+        return self.host if self.is_socket else f"{self.host}:{self.port}"
+
+
+def address(host: str | None = None, port: int | None = None, env=os.environ) -> Address:
+    """MPD's address from the options, else ``$MPD_HOST``/``$MPD_PORT``, else localhost:6600.
+
+    ``MPD_HOST`` may carry a password (``secret@host``) and may be a socket path.
+    """
+    host = host or env.get("MPD_HOST") or "localhost"
+    password = None
+    if "@" in host[1:]:  # "@name" alone is an abstract socket, "pw@host" carries a password
+        password, host = host.split("@", 1)
+    if port is None:
+        raw = env.get("MPD_PORT") or str(DEFAULT_PORT)
+        try:
+            port = int(raw)
+        except ValueError:
+            raise PlayerError(f"MPD_PORT is not a port number: {raw!r}",
+                              hint="set MPD_PORT to a number such as 6600, or pass --port") from None
+    return Address(os.path.expanduser(host), port, password)
+
+
+def _quote(word: str) -> str:
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Client:
+    """One connection to MPD; every command answers its ``key: value`` pairs in order."""
+
+    def __init__(self, where: Address, timeout: float = 10.0):
+        self.where = where
+        try:
+            if where.is_socket:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(timeout)
+                self.sock.connect("\0" + where.host[1:] if where.host.startswith("@") else where.host)
+            else:
+                self.sock = socket.create_connection((where.host, where.port), timeout=timeout)
+        except OSError as exc:
+            raise PlayerError(f"cannot reach MPD at {where} ({exc.strerror or exc})",
+                              hint="start MPD, or say where it listens with --host/--port "
+                                   "(or MPD_HOST/MPD_PORT)") from None
+        self.timeout = timeout
+        self.reader = self.sock.makefile("r", encoding="utf-8", errors="replace", newline="\n")
+        greeting = self.reader.readline()
+        if not greeting.startswith("OK MPD "):
+            self.close()
+            raise PlayerError(f"{where} does not answer like MPD ({greeting.strip()[:60]!r})",
+                              hint="check --host and --port")
+        self.version = greeting[7:].strip()
+        if where.password:
+            self.command("password", where.password)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def command(self, name: str, *args: str) -> list[tuple[str, str]]:
+        """Send one command and read its answer; PlayerError for MPD's refusals (ACK)."""
+        line = " ".join([name, *(_quote(str(a)) for a in args)]) + "\n"
+        try:
+            self.sock.sendall(line.encode("utf-8"))
+            return self._answer(name)
+        except (OSError, EOFError) as exc:
+            raise PlayerError(f"lost the connection to MPD at {self.where} ({exc})",
+                              hint="check that MPD is still running") from None
+
+    def _answer(self, name: str) -> list[tuple[str, str]]:
+        pairs = []
+        while True:
+            line = self.reader.readline()
+            if not line:
+                raise EOFError("MPD closed the connection")
+            line = line.rstrip("\n")
+            if line == "OK":
+                return pairs
+            if line.startswith("ACK "):
+                raise PlayerError(f"MPD refused {name}: {line.split('} ', 1)[-1]}",
+                                  hint="see MPD's log for details")
+            key, _, value = line.partition(": ")
+            pairs.append((key, value))
+
+    def status(self) -> dict[str, str]:
+        return dict(self.command("status"))
+
+    def queue(self) -> list[dict[str, str]]:
+        """The songs of the queue in order, each with its ``file``, ``Pos`` and ``Id``."""
+        songs: list[dict[str, str]] = []
+        for key, value in self.command("playlistinfo"):
+            if key == "file":
+                songs.append({})
+            if songs:
+                songs[-1][key] = value
+        return songs
+
+    def add(self, uri: str) -> None:
+        self.command("add", uri)
+
+    def idle(self, *subsystems: str) -> list[str]:
+        """Wait, without a time limit, until MPD reports a change in one of ``subsystems``."""
+        self.sock.settimeout(None)
+        try:
+            return [value for key, value in self.command("idle", *subsystems) if key == "changed"]
+        finally:
+            self.sock.settimeout(self.timeout)
+
+    def music_directory(self) -> str | None:
+        """MPD's music folder; MPD tells it only over a local socket (None otherwise)."""
+        try:
+            return dict(self.command("config")).get("music_directory")
+        except PlayerError as exc:
+            if "lost the connection" in exc.message:
+                raise
+            return None
+
+
+@dataclass
+class Session:
+    """What `reform mpd` knows between two changes: the songs it saw play, newest first."""
+
+    played: list[FileRow]
+    last_id: str | None = None
+    added: int = 0
+
+
+class Radio:
+    """Keeps one MPD queue ahead with the library's recommendations.
+
+    Parameters
+    ----------
+    lib : the open library (:class:`reform.api.Library`)
+    rules : how songs are chosen (:class:`reform.radio.Rules`)
+    ahead : how many songs should follow the one playing
+    root : MPD's music folder on this computer (None: asked from MPD or learned)
+    record : note each song that starts playing in the library's play log
+    say : where progress lines go
+    """
+
+    def __init__(self, lib, rules: Rules, ahead: int = 3, root: MusicRoot | None = None,
+                 record: bool = True, say: Callable[[str], None] = print):
+        self.lib, self.rules, self.ahead, self.say = lib, rules, ahead, say
+        self.root = root or MusicRoot()
+        self.record = record
+        self.version = None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Re-read the songs and their embeddings when the catalogue changed (a scan ran)."""
+        version = self.lib.home.catalogue.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.version:
+            self.rows = {row.path: row for row in self.lib.songs()}
+            self.rec = self.lib.recommender()
+            self.version = version
+
+    def _row(self, uri: str) -> FileRow | None:
+        if not self.root.learn(uri, list(self.rows.values())):
+            return None
+        return self.rows.get(self.root.to_library(uri))
+
+    def step(self, client: Client, session: Session) -> None:
+        """Note a new song, and top the queue up if it runs short."""
+        self._refresh()
+        status = client.status()
+        if "song" not in status:
+            return  # nothing is current: wait until something plays
+        queue = client.queue()
+        pos = int(status["song"])
+        if pos >= len(queue):
+            return
+        current = queue[pos]
+        if current.get("Id") != session.last_id:
+            session.last_id = current.get("Id")
+            self._started(current["file"], queue[:pos], session)
+        if self.root.local is None:
+            return
+        missing = self.ahead - (len(queue) - pos - 1)
+        if missing > 0:
+            self._add(client, queue, pos, session, missing)
+
+    def _started(self, uri: str, before: list[dict], session: Session) -> None:
+        row = self._row(uri)
+        if self.root.local is None:
+            self.say(f"cannot tell where MPD's music folder is on this computer ({uri!r} is not "
+                     "in the library): give --music-dir")
+            return
+        if row is None:
+            self.say(f"playing {uri} (not in the library: not a seed)")
+            return
+        if not session.played:  # what was played before this program started counts too
+            session.played = [r for r in (self._row(s["file"]) for s in reversed(before)) if r]
+        session.played.insert(0, row)
+        del session.played[max(self.rules.no_repeat, 8):]
+        self.say(f"playing {row.artist or '?'} - {row.title or os.path.basename(row.path)}")
+        if self.record:
+            try:
+                with self.lib.home.catalogue.transaction():
+                    self.lib.home.catalogue.add_play(row, "mpd")
+            except (ReformError, sqlite3.Error) as exc:  # a read-only home still gets its radio
+                self.record = False
+                self.say(f"note: plays are not recorded ({exc})")
+
+    def _add(self, client: Client, queue: list[dict], pos: int, session: Session, n: int) -> None:
+        upcoming = [r for r in (self._row(s["file"]) for s in reversed(queue[pos + 1:])) if r]
+        recent = upcoming + session.played
+        queued = {r.hash for r in (self._row(s["file"]) for s in queue) if r}
+        keep = self.rules.keep
+        rules = dataclasses.replace(self.rules, keep=lambda row: (
+            self.root.to_player(row.path) is not None and row.hash not in queued
+            and (keep is None or keep(row))))
+        picks = next_songs(self.rec, session.played, recent, n, rules)
+        if not picks:
+            self.say("no song is left outside the no-repeat window: lower --no-repeat, or add music")
+        for pick in picks:
+            client.add(self.root.to_player(pick.row.path))
+            session.added += 1
+            self.say(f"  queued {pick.row.artist or '?'} - {pick.row.title or '?'}  ({pick.score:.3f})")
+
+
+def run(radio: Radio, where: Address, say: Callable[[str], None] = print) -> Session:
+    """Follow MPD until interrupted (Ctrl-C ends it; returns what was done).  A lost
+    connection is retried every few seconds; the first connection must succeed."""
+    session = Session(played=[])
+    client = Client(where)
+    say(f"connected to MPD {client.version} at {where}; keeping {radio.ahead} songs ahead "
+        "(Ctrl-C to stop)")
+    if radio.root.local is None:
+        found = client.music_directory()
+        if found:
+            radio.root = MusicRoot(found)
+    try:
+        while True:
+            try:
+                radio.step(client, session)
+                client.idle("player", "playlist")
+            except PlayerError as exc:
+                if "lost the connection" not in exc.message:
+                    raise
+                client.close()
+                client = _reconnect(where, say)
+    finally:
+        client.close()
+    return session
+
+
+def _reconnect(where: Address, say: Callable[[str], None]) -> Client:
+    say(f"lost the connection to MPD at {where}; trying again every {RETRY_SECONDS:.0f} s")
+    while True:
+        time.sleep(RETRY_SECONDS)
+        try:
+            client = Client(where)
+        except ReformError:
+            continue
+        say("connected again")
+        return client

@@ -1,0 +1,216 @@
+"""`reform playlists --to DIR`: a folder of M3U playlists that music servers import by themselves.
+
+Navidrome, Jellyfin and most servers import the playlists they find in a folder and
+refresh them when the files change.  Each run writes the wanted playlists (a radio per
+seed song, a mix per folder), rewrites only those whose songs changed, and removes
+the ones no longer wanted, and it never touches a file it did not write: a manifest
+(``.reform-playlists.json``) holds the content hash of every file it wrote, and a
+file whose name or content it does not know is left alone.  Every file is written to
+a temporary name and renamed; the manifest names the old and the new content while
+files change, so an interrupted run leaves nothing it would not recognise.
+
+Songs are written relative to a music root: ``prefix + path under the root``, the
+prefix being by default the way from the playlist folder to the root (``../``), so
+that a server resolving entries from the playlist's folder finds them whatever it
+calls the root (``/music`` in a container).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .export import m3u_text
+from .radio import Rules, next_songs
+from .recommend import Filters, Recommender
+from .store import FileRow
+
+MANIFEST = ".reform-playlists.json"
+SUFFIX = ".m3u8"
+MAX_NAME = 120
+_UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
+
+
+@dataclass(frozen=True)
+class Playlist:
+    """A playlist to write: its title (the file is named after it) and its songs in order."""
+
+    title: str
+    rows: list[FileRow]
+
+
+@dataclass
+class Report:
+    """What a run did to the folder, file by file."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    left_alone: list[tuple[str, str]] = field(default_factory=list)   # (file, why)
+    outside_root: int = 0                                             # songs not under the root
+    unwritable: int = 0                       # songs whose path holds a line break (see m3u_text)
+
+
+# -- what to write ----------------------------------------------------------------------------------
+def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules()) -> Playlist:
+    """The seed, then each next song chosen from the last ones as `reform mpd` would (drifting,
+    artists spread, nothing twice)."""
+    rows = [seed]
+    while len(rows) < length:
+        picks = next_songs(rec, rows[::-1], rows[::-1], 1, rules)
+        if not picks:
+            break
+        rows.append(picks[0].row)
+    return Playlist(f"ReFORM radio - {seed.artist or '?'} - {seed.title or Path(seed.path).stem}", rows)
+
+
+def folder_mix(rec: Recommender, folder: str | os.PathLike, length: int,
+               filters: Filters = Filters()) -> Playlist:
+    """Songs like those under ``folder`` (the centre of them all), none of them itself."""
+    base = os.path.join(os.path.abspath(os.fspath(folder)), "")
+    rows = [r for r in rec.items if r.path.startswith(base)]
+    if not rows:
+        raise ConfigError("no song of the library with an embedding lies in this folder",
+                          path=folder, hint="give a folder the library has scanned")
+    recs = rec.mix([rec.seed_of(r) for r in rows], length, filters)
+    return Playlist(f"ReFORM mix - {Path(base).name}", [r.row for r in recs])
+
+
+# -- writing --------------------------------------------------------------------------------------
+def file_name(title: str, taken: set[str]) -> str:
+    """A file name for ``title`` that every system accepts and no other playlist has."""
+    base = _UNSAFE.sub("-", title).strip(" .-")[:MAX_NAME] or "ReFORM playlist"
+    name, n = base + SUFFIX, 2
+    while name.casefold() in taken:
+        name, n = f"{base} ({n}){SUFFIX}", n + 1
+    taken.add(name.casefold())
+    return name
+
+
+def entry_prefix(folder: Path, root: Path) -> str:
+    """How the playlist folder reaches the music root: ``../`` when the folder is inside it."""
+    rel = os.path.relpath(root, folder)
+    return "" if rel == "." else rel.replace(os.sep, "/") + "/"
+
+
+def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str | os.PathLike,
+                 prefix: str | None = None) -> Report:
+    """Bring ``folder`` to exactly ``playlists`` among the files ReFORM wrote there.
+
+    Parameters
+    ----------
+    folder : the playlist folder (created if missing; its parent must exist)
+    root : the music root; songs outside it are left out of the playlists
+    prefix : put before each song's path under the root (None: :func:`entry_prefix`)
+    """
+    folder, root = Path(folder).expanduser().absolute(), Path(root).expanduser().absolute()
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the playlist folder ({exc.strerror})", path=folder,
+                          hint="create its parent folder first, or choose another") from None
+    prefix = entry_prefix(folder, root) if prefix is None else prefix
+    report = Report()
+    ours = _read_manifest(folder)
+    taken: set[str] = set()
+    wanted: dict[str, str] = {}
+    for playlist in playlists:
+        inside = [row for row in playlist.rows if _entry(row, root, prefix) is not None]
+        report.outside_root += len(playlist.rows) - len(inside)
+        text, skipped = m3u_text(inside, title=playlist.title, line=lambda r: _entry(r, root, prefix))
+        report.unwritable += len(skipped)
+        wanted[file_name(playlist.title, taken)] = text
+    hashes = {name: _digest(text) for name, text in wanted.items()}
+    for name in list(wanted):
+        why = _not_ours(folder / name, ours.get(name))
+        if why:
+            report.left_alone.append((name, why))
+            del wanted[name]
+    # the manifest first names both contents, so an interrupted run recognises every file
+    _write_manifest(folder, {name: sorted(set(ours.get(name, [])) | {hashes.get(name, "")} - {""})
+                             for name in set(ours) | set(wanted)})
+    for name, text in wanted.items():
+        if _hash_of(folder / name) == hashes[name]:
+            report.unchanged.append(name)
+        else:
+            _replace(folder / name, text)
+            report.written.append(name)
+    kept = {name: [hashes[name]] for name in wanted}
+    for name in sorted(set(ours) - set(wanted)):
+        if any(n == name for n, _ in report.left_alone):
+            continue
+        if _hash_of(folder / name) in ours[name]:
+            (folder / name).unlink()
+            report.removed.append(name)
+        elif (folder / name).exists():
+            report.left_alone.append((name, "changed since ReFORM wrote it: no longer managed"))
+    _write_manifest(folder, kept)
+    return report
+
+
+def _entry(row: FileRow, root: Path, prefix: str) -> str | None:
+    rel = os.path.relpath(row.path, root)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        return None
+    return prefix + rel.replace(os.sep, "/")
+
+
+def _not_ours(path: Path, hashes: list[str] | None) -> str | None:
+    """Why ReFORM must not replace ``path`` (None: it may)."""
+    if not path.exists():
+        return None
+    if hashes is None:
+        return "a file ReFORM did not write has this name"
+    if _hash_of(path) not in hashes:
+        return "changed since ReFORM wrote it: no longer managed"
+    return None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _hash_of(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _read_manifest(folder: Path) -> dict[str, list[str]]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"the manifest of this playlist folder is unreadable ({exc})",
+                          path=folder / MANIFEST,
+                          hint="fix or remove it: without it every playlist there is left alone") from None
+    files = data.get("files") if isinstance(data, dict) else None
+    return {str(k): [str(h) for h in v] for k, v in (files or {}).items() if isinstance(v, list)}
+
+
+def _write_manifest(folder: Path, files: dict[str, list[str]]) -> None:
+    _replace(folder / MANIFEST, json.dumps({"format": 1, "written_by": "reform playlists",
+                                            "files": dict(sorted(files.items()))}, indent=1) + "\n")
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot write the playlist ({exc.strerror})", path=path,
+                              hint="check that the playlist folder is writable") from None
+        raise

@@ -1,0 +1,188 @@
+"""What plays next, for players that keep going by themselves: MPD's queue (`reform mpd`),
+Lyrion's "Don't Stop The Music" (`reform serve`) and radio playlists (`reform playlists`).
+
+The next songs are those closest to a blend of what is playing and what played just
+before (the newest weighs most), under rules a listener sets: nothing heard within
+the last ``no_repeat`` songs comes back, an artist (or album) waits ``artist_gap``
+(``album_gap``) songs before it returns, durations within bounds, the library's
+filters.  The artist and album gaps give way when the library is too small to keep
+them; the no-repeat window never does.
+
+:class:`MusicRoot` translates between a player's paths (relative to its music folder)
+and the library's (absolute paths on this computer).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError, QueryError
+from .recommend import Filters, Recommendation, Recommender
+from .store import FileRow
+from .text import norm
+
+MAX_SEEDS = 5         # the current song and the four before it
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How a radio chooses (the defaults suit a few hours of listening)."""
+
+    no_repeat: int = 50                  # a song within the last N played or queued never returns
+    artist_gap: int = 3                  # an artist returns only after N other songs (0: no rule)
+    album_gap: int = 5                   # the same for albums (0: no rule)
+    min_duration: float = 0.0            # seconds; 0: no lower bound
+    max_duration: float = 0.0            # seconds; 0: no upper bound
+    filters: Filters = Filters()         # the library's filters, relative to the seeds
+    keep: Callable[[FileRow], bool] | None = None  # any further test a song must pass
+    shuffle: int = 1                     # draw n among the best shuffle * n (1: the best n, in order)
+    seed_decay: float = 0.5              # each older seed weighs this much of the next (1: all equal)
+
+    def __post_init__(self) -> None:
+        for name in ("no_repeat", "artist_gap", "album_gap", "min_duration", "max_duration"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', ' ')} cannot be negative",
+                                  hint="give 0 to turn the rule off")
+        if self.shuffle < 1:
+            raise ConfigError("shuffle must be at least 1", hint="1 keeps the best songs in order")
+        if not 0 < self.seed_decay <= 1:
+            raise ConfigError("seed_decay must be above 0 and at most 1", hint="1 weighs all seeds equally")
+
+
+def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n: int,
+               rules: Rules = Rules(), rng: random.Random | None = None) -> list[Recommendation]:
+    """Up to ``n`` songs to play next.
+
+    Parameters
+    ----------
+    rec : the library's recommender
+    seeds : what the next songs should be like, newest first (the playing song first);
+        songs without an embedding are skipped
+    recent : what was played or is queued, newest first (the song the new ones follow
+        first); the no-repeat window and the gaps count back through it
+    rules : see :class:`Rules`
+    rng : for ``rules.shuffle`` (a fixed seed gives a repeatable draw)
+    """
+    if n < 1:
+        return []
+    centre = _centre(rec, seeds, rules.seed_decay)
+    banned = {r.hash for r in seeds} | {r.hash for r in recent[:rules.no_repeat]}
+    want = n * rules.shuffle
+    k = min(len(rec.items), max(8 * (want + len(banned)), 256))
+    while True:
+        usable = [(row, score) for row, score in _ranked(rec, centre, k)
+                  if row.hash not in banned and _allowed(row, seeds, rules)]
+        picked = _pick(usable, recent, want, rules, strict=True)
+        if len(picked) >= want or k >= len(rec.items):
+            break
+        k = min(len(rec.items), 4 * k)
+    if len(picked) < want:  # too few songs keep the gaps: let them give way
+        picked = _pick(usable, recent, want, rules, strict=False, start=picked)
+    if rules.shuffle > 1 and len(picked) > n:
+        picked = (rng or random.Random()).sample(picked, n)
+    return [Recommendation(row, score) for row, score in picked[:n]]
+
+
+def _centre(rec: Recommender, seeds: list[FileRow], decay: float) -> np.ndarray:
+    """The blend of the seeds' unit vectors, the newest weighing most."""
+    vectors = [rec.vectors[rec.position[r.hash]] for r in seeds if r.hash in rec.position][:MAX_SEEDS]
+    if not vectors:
+        raise QueryError("none of the songs to continue from has an embedding",
+                         hint="run `reform scan` on their folder, then `reform embed`")
+    weights = decay ** np.arange(len(vectors))
+    units = np.stack([v / (np.linalg.norm(v) or 1.0) for v in vectors])     # (S, D)
+    return (weights[:, None] * units).sum(axis=0) / weights.sum()           # (D,)
+
+
+def _ranked(rec: Recommender, centre: np.ndarray, k: int) -> list[tuple[FileRow, float]]:
+    """The ``k`` songs closest to ``centre``, closest first."""
+    scores, ids = rec.index.search(centre[None].astype(np.float32), k)
+    return [(rec.items[i], float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def _allowed(row: FileRow, seeds: list[FileRow], rules: Rules) -> bool:
+    """The rules that never give way: durations, the library's filters, ``keep``."""
+    duration = row.duration or 0.0
+    if rules.min_duration and duration < rules.min_duration:
+        return False
+    if rules.max_duration and duration > rules.max_duration:
+        return False
+    f = rules.filters
+    if f.exclude_same_artist and norm(row.artist) and norm(row.artist) in {norm(s.artist) for s in seeds}:
+        return False
+    if f.exclude_same_album and norm(row.album) and norm(row.album) in {norm(s.album) for s in seeds}:
+        return False
+    return rules.keep is None or rules.keep(row)
+
+
+def _pick(usable: list[tuple[FileRow, float]], recent: list[FileRow], n: int, rules: Rules,
+          strict: bool, start: list[tuple[FileRow, float]] = ()) -> list[tuple[FileRow, float]]:
+    """Up to ``n`` songs (after those of ``start``), each the best usable one that keeps the
+    artist and album gaps from the songs before it (``strict``) and the cap per artist."""
+    picked = list(start)
+    while len(picked) < n:
+        before = [r for r, _ in reversed(picked)] + recent               # newest first
+        choice = next((u for u in usable if _fits(u[0], before, picked, rules, strict)), None)
+        if choice is None:
+            break
+        picked.append(choice)
+    return picked
+
+
+def _fits(row: FileRow, before: list[FileRow], picked: list[tuple[FileRow, float]], rules: Rules,
+          strict: bool) -> bool:
+    if any(row.hash == r.hash for r, _ in picked):
+        return False
+    artist, album = norm(row.artist), norm(row.album)
+    cap = rules.filters.max_per_artist
+    if cap is not None and artist and sum(norm(r.artist) == artist for r, _ in picked) >= cap:
+        return False
+    if strict and artist and artist in {norm(r.artist) for r in before[:rules.artist_gap]}:
+        return False
+    return not (strict and album and album in {norm(r.album) for r in before[:rules.album_gap]})
+
+
+class MusicRoot:
+    """A player's music folder as this computer sees it: player paths <-> library paths.
+
+    Parameters
+    ----------
+    local : the folder on this computer that the player calls its music folder, or None
+        to find it from the first song the player names (:meth:`learn`)
+    """
+
+    def __init__(self, local: str | os.PathLike | None = None):
+        self.local = None if local is None else os.path.abspath(os.path.expanduser(os.fspath(local)))
+
+    def learn(self, player_path: str, rows: list[FileRow]) -> bool:
+        """Find the local folder from one song the player names (its path relative to the
+        player's music folder): the one library song whose path ends with it.  True when
+        the folder is known afterwards."""
+        if self.local is not None:
+            return True
+        tail = os.sep + player_path.lstrip("/").replace("/", os.sep)
+        found = {row.path[: -len(tail)] for row in rows if row.path.endswith(tail)}
+        if len(found) == 1:
+            self.local = found.pop() or os.sep
+        return self.local is not None
+
+    def to_library(self, player_path: str) -> str | None:
+        """The library path of a song the player names relative to its music folder."""
+        if self.local is None:
+            return None
+        return os.path.normpath(os.path.join(self.local, player_path.lstrip("/")))
+
+    def to_player(self, path: str) -> str | None:
+        """The player's name (relative, "/"-separated) of a library song; None when the song
+        lies outside the player's music folder."""
+        if self.local is None:
+            return None
+        rel = os.path.relpath(path, self.local)
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+            return None
+        return rel.replace(os.sep, "/")

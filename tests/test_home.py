@@ -1,0 +1,131 @@
+"""The library home: the settings it was analysed with (checked on open), its models, which run
+becomes active by itself, `reform models`, `reform use`."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import tiny_model_config
+from reform import Library
+from reform.cli import main
+from reform.config import TrainConfig
+from reform.errors import ModelError
+from reform.home import SHIPPED, read_run
+
+
+def _train(home, name, **kwargs):
+    cfg = dict(max_epochs=30, batch_size=4, cluster_batch_size=4, seed=1, learning_rate=3e-3, threads=1,
+               plateau_patience=1, plateau_threshold=10.0)  # no epoch counts as better: quick plateaus
+    activate = kwargs.pop("activate", False)
+    cfg.update(kwargs)
+    with Library(home, create=False) as lib:
+        return lib.train(name=name, model_cfg=tiny_model_config(), train_cfg=TrainConfig(**cfg),
+                         activate=activate)
+
+
+@pytest.fixture
+def home(scanned, tmp_path):
+    copy = tmp_path / "home"
+    shutil.copytree(scanned, copy)
+    return copy
+
+
+def test_only_a_run_whose_phases_ended_on_their_schedule_becomes_active(home, capsys):
+    _train(home, "short", max_epochs=2)
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == SHIPPED       # cut short: every score would be ~1
+        short = read_run(home / "models" / "short")
+        assert short.usable and not short.complete and short.epochs == {"pretrain": 2, "cluster": 2}
+        assert short.state.startswith("cut short (pretrain and cluster")
+    _train(home, "full")
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "full"
+        full = read_run(home / "models" / "full")
+        assert full.complete and full.state == "finished" and full.stopped == {"pretrain": True, "cluster": True}
+    _train(home, "forced", max_epochs=1, activate=True)
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "forced"
+
+
+def test_models_and_use(home, capsys):
+    _train(home, "short", max_epochs=2)
+    (home / "models" / "short" / "evaluation.json").write_text(json.dumps(
+        {"methods": {"random": {"p10": 0.1, "same_song_top1": 0.2},
+                     "ReFORM (both phases)": {"p10": 0.512, "same_song_top1": 0.345}}}))
+    (home / "models" / "broken").mkdir()
+    (home / "models" / "broken" / "metrics.jsonl").write_text('{"phase": "pretrain", "epoch": 1}\nnot json\n')
+    assert main(["--home", str(home), "models"]) == 0
+    out = capsys.readouterr().out
+    assert "* shipped" in out and "60+34" in out                      # the shipped model, active
+    assert "  short" in out and "2+2" in out and "0.512  0.345  cut short" in out
+    assert "broken" in out and "pretraining in progress or interrupted (epoch 1)" in out
+    assert main(["models", "--home", str(home), "--json"]) == 0        # global options after the command
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["active"] == SHIPPED and [r["name"] for r in listed["runs"]] == ["short", "broken"]
+
+    assert main(["--home", str(home), "use", "short"]) == 0
+    assert "active model: short" in capsys.readouterr().out
+    with Library(home, create=False) as lib:
+        assert lib.model_path() == home / "models" / "short" / "model.pt"
+    assert main(["--home", str(home), "use", "shipped"]) == 0
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == SHIPPED
+        with pytest.raises(ModelError, match="no model of both phases") as err:
+            lib.use("broken")
+        assert "--resume --name broken" in err.value.hint
+    assert main(["--home", str(home), "use", "nothing"]) == 1
+    err = capsys.readouterr().err
+    assert "no model named 'nothing'" in err and "hint: `reform models` lists them" in err
+
+
+def test_the_settings_a_home_was_analysed_with_are_checked_on_open(scanned, tmp_path):
+    from reform.config import MelConfig, ModelConfig
+    from reform.errors import ConfigError, LibraryError, StoreError
+    from reform.home import Home, Keys, Settings
+
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    opened = Home(home, create=False)
+    assert opened.stored_settings() == Settings()           # the scan stored what it used
+    assert opened.roots() == [str(scanned.parent / "music")]
+    opened.close()
+    with pytest.raises(LibraryError, match="other settings") as err:  # never analysed again silently
+        Library(home, mel=MelConfig(n_mels=64))
+    assert "n_mels 128 here, 64 asked" in str(err.value) and "--reanalyse" in err.value.hint
+    with Library(home, create=False) as lib:                  # an older home names a version only
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.set_meta(Keys.SETTINGS, "")
+            lib.home.catalogue.set_meta(Keys.FEATURE_VERSION, "mel0-old")
+    with pytest.raises(LibraryError, match="feature version mel0-old here"):
+        Library(home)
+    with Library(home, reanalyse=True) as lib:                # `reform scan --reanalyse`: the
+        assert lib.scan(jobs=1).analysed == 0                 # rows say they are current
+        assert lib.home.stored_settings() == Settings()
+    with Library(home, mel=MelConfig(n_mels=64), reanalyse=True) as lib:
+        assert lib.scan(jobs=1, embed=False).analysed == 5    # really other settings: all again
+        assert lib.spectrogram(lib.songs()[0].path).shape[1] == 64
+    with pytest.raises(LibraryError, match="n_mels 64 here, 128 asked"):
+        Library(home)
+    with Library(home, mel=MelConfig(n_mels=64)) as lib:      # the two n_mels must agree
+        with pytest.raises(ConfigError, match="asks for 32 mel bands") as err:
+            lib.train(model_cfg=ModelConfig(n_mels=32, widths=(4, 8), embedding_dim=8))
+        assert "follows the library" in err.value.hint
+    with pytest.raises(StoreError, match="no library"):
+        Home(tmp_path / "nothing", create=False)
+
+
+def test_cli_scan_reanalyse(scanned, tmp_path, capsys):
+    from reform.home import Keys
+
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    with Library(home) as lib, lib.home.catalogue.transaction():
+        lib.home.catalogue.set_meta(Keys.SETTINGS, "")
+        lib.home.catalogue.set_meta(Keys.FEATURE_VERSION, "mel0-old")
+    assert main(["--home", str(home), "status"]) == 1
+    assert "hint: open it with the settings it was made with, or run `reform scan --reanalyse`" in \
+        capsys.readouterr().err
+    assert main(["--home", str(home), "-q", "scan", "--reanalyse", "--no-embed", "--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "status"]) == 0

@@ -1,0 +1,128 @@
+"""`reform playlists --to DIR`: radios and mixes written for servers that import a folder,
+refreshed in place, never touching a file ReFORM did not write, safe to interrupt."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reform import Library
+from reform import playlists as pl
+from reform.cli import main
+
+
+@pytest.fixture
+def home(trained, tmp_path):
+    copy = tmp_path / "home"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+@pytest.fixture
+def setup(home):
+    with Library(home, create=False) as lib:
+        rec = lib.recommender()
+        rows = {Path(r.path).stem: r for r in lib.songs()}
+        root = Path(lib.music_root())
+    return rec, rows, root
+
+
+def entries(path: Path) -> list[str]:
+    return [x for x in path.read_text(encoding="utf-8").splitlines() if x and not x.startswith("#")]
+
+
+def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
+    rec, rows, root = setup
+    radio = pl.radio(rec, rows["02 Chord"], 4)
+    assert radio.rows[0] == rows["02 Chord"] and len({r.hash for r in radio.rows}) == 4
+    mix = pl.folder_mix(rec, root / "Noise Crew", 5)
+    assert {Path(r.path).stem for r in mix.rows} == {"01 A Four Forty", "02 Chord"}  # not its own songs
+    folder = root / "Playlists"
+    report = pl.write_folder(folder, [radio, mix], root)
+    names = sorted(report.written)
+    assert names == ["ReFORM mix - Noise Crew.m3u8", "ReFORM radio - Tone Band - Chord.m3u8"]
+    radio_file = folder / names[1]
+    assert radio_file.read_text(encoding="utf-8").startswith("#EXTM3U\n#PLAYLIST:ReFORM radio - Tone Band")
+    lines = entries(radio_file)
+    assert lines[0] == "../Tone Band/Sines/02 Chord.flac"  # relative to the music root, from the folder
+    assert all((folder / e).resolve().is_file() for e in lines)
+    manifest = json.loads((folder / pl.MANIFEST).read_text())["files"]
+    assert sorted(manifest) == names and all(len(h) == 1 for h in manifest.values())
+    again = pl.write_folder(folder, [radio, mix], root)
+    assert sorted(again.unchanged) == names and not again.written
+    docker = pl.write_folder(tmp_path / "elsewhere", [radio], root, prefix="/music/")
+    assert entries(tmp_path / "elsewhere" / docker.written[0])[0] == "/music/Tone Band/Sines/02 Chord.flac"
+
+
+def test_never_touches_what_it_did_not_write(setup, tmp_path):
+    rec, rows, root = setup
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    radio, other = pl.radio(rec, rows["02 Chord"], 3), pl.radio(rec, rows["01 White"], 3)
+    mine = folder / "ReFORM radio - Tone Band - Chord.m3u8"
+    mine.write_text("#EXTM3U\nmy own list\n")
+    (folder / "holiday.m3u").write_text("#EXTM3U\nbeach.flac\n")
+    report = pl.write_folder(folder, [radio, other], root)
+    assert report.left_alone == [(mine.name, "a file ReFORM did not write has this name")]
+    assert mine.read_text() == "#EXTM3U\nmy own list\n"
+    white = folder / "ReFORM radio - Noise Crew - White.m3u8"
+    assert report.written == [white.name]
+    # a playlist the user edited is no longer ReFORM's; one no longer asked for is removed
+    chord_free = pl.write_folder(folder, [pl.radio(rec, rows["01 A Four Forty"], 3)], root)
+    assert chord_free.removed == [white.name] and not white.exists()
+    four_forty = folder / chord_free.written[0]
+    four_forty.write_text(four_forty.read_text() + "extra.flac\n")
+    report = pl.write_folder(folder, [], root)
+    assert report.left_alone == [(four_forty.name, "changed since ReFORM wrote it: no longer managed")]
+    assert four_forty.exists() and (folder / "holiday.m3u").read_text() == "#EXTM3U\nbeach.flac\n"
+    assert json.loads((folder / pl.MANIFEST).read_text())["files"] == {}
+
+
+def test_an_interrupted_run_leaves_nothing_unrecognised(setup, tmp_path, monkeypatch):
+    rec, rows, root = setup
+    folder = tmp_path / "lists"
+    first = [pl.radio(rec, rows["02 Chord"], 3), pl.radio(rec, rows["01 White"], 3)]
+    pl.write_folder(folder, first, root)
+    longer = [pl.radio(rec, rows["02 Chord"], 5), pl.radio(rec, rows["01 White"], 5)]
+    real, calls = pl._replace, []
+
+    def interrupted(path, text):
+        calls.append(path)
+        if len(calls) == 3:  # the manifest, one playlist, then Ctrl-C
+            raise KeyboardInterrupt
+        real(path, text)
+    monkeypatch.setattr(pl, "_replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pl.write_folder(folder, longer, root)
+    monkeypatch.setattr(pl, "_replace", real)
+    assert not list(folder.glob(".*tmp*"))
+    report = pl.write_folder(folder, longer, root)
+    assert not report.left_alone and len(report.written) == 1 and len(report.unchanged) == 1
+    assert all(len(entries(folder / n)) == 5 for n in report.written + report.unchanged)
+
+
+def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):
+    with Library(home) as lib:
+        played = {Path(r.path).stem: r for r in lib.songs()}
+        with lib.home.catalogue.transaction():
+            for name in ("01 White", "01 White", "02 Clicks"):
+                lib.home.catalogue.add_play(played[name], "mpd")
+        root = Path(lib.music_root())
+    out = tmp_path / "lists"
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--most-played", "1",
+                 "--mix", str(root / "Tone Band"), "--length", "3", "--music-root", str(root)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("wrote ") == 3 and "ReFORM radio - Noise Crew - White.m3u8" in printed
+    assert entries(out / "ReFORM radio - Noise Crew - White.m3u8")[0] == \
+        os.path.relpath(played["01 White"].path, out)
+    assert main(["--home", str(home), "playlists", "--to", str(out)]) == 1
+    assert "no playlist asked for" in capsys.readouterr().err
+
+
+def test_file_names_are_safe_and_distinct():
+    taken = set()
+    assert pl.file_name('AC/DC: "Live"?', taken) == "AC-DC- -Live.m3u8"
+    assert pl.file_name("ac-dc- -live", taken) == "ac-dc- -live (2).m3u8"
+    assert pl.file_name("...", taken) == "ReFORM playlist.m3u8"

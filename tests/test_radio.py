@@ -1,0 +1,89 @@
+"""What plays next, on hand-made embeddings whose answers are known; player paths."""
+
+import random
+
+import numpy as np
+import pytest
+
+from reform.errors import ConfigError, QueryError
+from reform.radio import MusicRoot, Rules, next_songs
+from reform.recommend import Filters, Recommender
+from reform.store import FileRow
+
+
+def row(i, artist, album, duration=200.0):
+    return FileRow(i, f"/music/{artist}/{album}/{i:02d}.flac", 1, 1, f"h{i}", "ok", None, duration, 44100, 2,
+                   100, "flac", "fv", artist, album, f"song {i}", None, None, None, 0.0)
+
+
+@pytest.fixture
+def songs():
+    """Ten songs on a circle: song i at angle i/10 (song 1 is closest to song 0, and so on)."""
+    rows = [row(0, "A", "A1"), row(1, "A", "A1"), row(2, "A", "A2"), row(3, "B", "B1"), row(4, "B", "B1"),
+            row(5, "C", "C1", duration=30.0), row(6, "C", "C1"), row(7, "D", "D1"), row(8, "E", "E1"),
+            row(9, "F", "F1")]
+    vectors = {r.hash: np.array([np.cos(r.id / 10), np.sin(r.id / 10)], np.float32) for r in rows}
+    return rows, Recommender(rows, vectors)
+
+
+def ids(recs):
+    return [r.row.id for r in recs]
+
+
+def test_closest_first_with_artists_and_albums_spread(songs):
+    rows, rec = songs
+    plain = Rules(artist_gap=0, album_gap=0)
+    assert ids(next_songs(rec, [rows[0]], [rows[0]], 4, plain)) == [1, 2, 3, 4]
+    # A just played: 3 (B) first; then A may return (1), then B again (4) but not A (2)
+    spread = Rules(artist_gap=1, album_gap=0)
+    assert ids(next_songs(rec, [rows[0]], [rows[0]], 3, spread)) == [3, 1, 4]
+    assert ids(next_songs(rec, [rows[0]], [rows[0]], 3, Rules(artist_gap=2, album_gap=0))) == [3, 5, 1]
+
+
+def test_nothing_within_the_no_repeat_window_and_the_gaps_give_way(songs):
+    rows, rec = songs
+    recent = rows[1:9][::-1]  # songs 1..8 played, 8 last
+    got = ids(next_songs(rec, [rows[8]], recent, 5, Rules(no_repeat=8, artist_gap=0, album_gap=0)))
+    assert got == [9, 0]  # only two songs lie outside the window: never more
+    got = ids(next_songs(rec, [rows[8]], recent, 2, Rules(no_repeat=3, artist_gap=0, album_gap=0)))
+    assert got == [9, 5]  # the window is 3 songs (8, 7, 6): 5 may come back
+    one_artist = [row(i, "Solo", "S") for i in range(4)]
+    solo = Recommender(one_artist, {r.hash: np.array([1.0, i], np.float32) for i, r in enumerate(one_artist)})
+    assert len(next_songs(solo, [one_artist[0]], [one_artist[0]], 3, Rules(artist_gap=3))) == 3
+
+
+def test_durations_filters_and_blend_of_seeds(songs):
+    rows, rec = songs
+    assert 5 not in ids(next_songs(rec, [rows[4]], [], 9, Rules(min_duration=60, artist_gap=0)))
+    got = ids(next_songs(rec, [rows[0]], [], 9, Rules(artist_gap=0, album_gap=0,
+                                                        filters=Filters(exclude_same_artist=True))))
+    assert got[:3] == [3, 4, 5] and not {1, 2} & set(got)
+    got = ids(next_songs(rec, [rows[0]], [], 9, Rules(artist_gap=0, album_gap=0,
+                                                        filters=Filters(max_per_artist=1))))
+    assert got == [1, 3, 5, 7, 8, 9]
+    # the newest seed weighs most: between 9 and 0 but nearer 9 (an even blend would give 4 or 5)
+    assert ids(next_songs(rec, [rows[9], rows[0]], [], 1, Rules(artist_gap=0, album_gap=0))) == [6]
+    with pytest.raises(QueryError, match="none of the songs"):
+        next_songs(rec, [row(99, "X", "X")], [], 1)
+
+
+def test_shuffle_draws_among_the_best_and_rules_are_checked(songs):
+    rows, rec = songs
+    rules = Rules(artist_gap=0, album_gap=0, shuffle=3)
+    got = ids(next_songs(rec, [rows[0]], [], 2, rules, random.Random(1)))
+    assert len(got) == 2 and set(got) <= {1, 2, 3, 4, 5, 6}
+    assert got == ids(next_songs(rec, [rows[0]], [], 2, rules, random.Random(1)))  # a seed repeats it
+    with pytest.raises(ConfigError, match="negative"):
+        Rules(no_repeat=-1)
+
+
+def test_music_root_maps_player_names_both_ways(songs):
+    rows, _ = songs
+    root = MusicRoot()
+    assert root.to_library("A/A1/00.flac") is None
+    assert root.learn("A/A1/00.flac", rows) and root.local == "/music"
+    assert root.to_library("B/B1/03.flac") == "/music/B/B1/03.flac"
+    assert root.to_player("/music/B/B1/03.flac") == "B/B1/03.flac"
+    assert root.to_player("/elsewhere/x.flac") is None
+    assert not MusicRoot().learn("not/in/the/library.flac", rows)
+    assert MusicRoot("/music/A").to_player("/music/A/A1/00.flac") == "A1/00.flac"
