@@ -52,7 +52,7 @@ from reform import Library  # noqa: E402
 from reform import evaluate as ev  # noqa: E402
 from reform import space  # noqa: E402
 from reform.checkpoint import Bundle, load_bundle  # noqa: E402
-from reform.config import ModelConfig, TrainConfig  # noqa: E402
+from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Song  # noqa: E402
 from reform.embed import AGGREGATIONS, Embedder, aggregate, song_windows  # noqa: E402
 from reform.model import ClusterAutoencoder  # noqa: E402
@@ -64,9 +64,10 @@ from reform.train import Trainer  # noqa: E402
 # phase from ("after") or a run of another method to go on from ("continue": its cap raised, or its
 # clustering phase added), a share of the training songs ("fraction", for the learning curve), and
 # for the own-library protocol ("own"): train on the fold's own songs, from scratch or from the
-# held-out model of method ``init``.
-NOTE = {"learning_rate": 0.1, "cluster_learning_rate": None}
-OLD_DEFAULT: dict = {}   # the defaults before this measurement: reconstruction only
+# held-out model of method ``init``.  Every "train" is a set of changes to the reconstruction-only
+# preset (the defaults before this measurement), so that a method means the same whatever the defaults.
+NOTE = PRESETS["note"]
+OLD_DEFAULT: dict = {}
 CONTRAST = {"contrast_weight": 1.0}
 AUGMENT = {"gain_db": 6.0, "eq_db": 6.0, "pitch_bins": 2}
 STRIPES = {"stripe_frames": 64, "stripe_bins": 16}
@@ -207,7 +208,8 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
     if "fraction" in spec:   # the learning curve: a random share of the training songs
         keep = np.random.default_rng([fold.index, 7]).permutation(len(songs))
         songs = [songs[i] for i in sorted(keep[: max(2, round(len(songs) * spec["fraction"]))])]
-    train_cfg = dataclasses.replace(TrainConfig(), **({"max_epochs": CAP} | spec.get("train", {})))
+    train_cfg = dataclasses.replace(TrainConfig(), **(PRESETS["recon"] | {"max_epochs": CAP}
+                                                      | spec.get("train", {})))
     model_cfg = dataclasses.replace(ModelConfig(), **spec.get("model", {}))
     trainer = Trainer(lib.home.spectrograms, songs, folder, model_cfg=model_cfg, train_cfg=train_cfg,
                       feature_version=lib.home.spectrograms.feature_version, init=init)

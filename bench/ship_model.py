@@ -1,4 +1,4 @@
-"""Train the model that ships inside the package, on every song of the realmusic set.
+"""Train the model that ships inside the package, on every song of the real-music manifests.
 
 Uses this project's own training code with the default settings (both phases),
 then writes, into src/reform/models/:
@@ -9,11 +9,13 @@ then writes, into src/reform/models/:
   MODEL_CARD.md   data and licences, settings, machine, training time, curves, evaluation
   shipped-curves.png, shipped-metrics.jsonl
 
-    python bench/ship_model.py --realmusic DATA/realmusic.tsv --work DATA/ship \
-        [--quality DATA/quality/quality.md]
+    python bench/ship_model.py --manifest DATA/realmusic.tsv DATA/extramusic.tsv --work DATA/ship \
+        [--home HOME] [--max-epochs N] [--quality DATA/cv/quality.md]
 
---quality inserts the held-out table written by bench/quality.py (a model trained
-the same way on half of the soundtracks and evaluated on the other half).
+--home trains in a home that already holds every song of the manifests (and no other)
+instead of scanning them into WORK/home; --max-epochs caps each phase (the card says so);
+--quality inserts the cross-validated table written by bench/quality.py (models trained
+the same way on the other folds' soundtracks and evaluated on the held-out ones).
 """
 
 from __future__ import annotations
@@ -73,31 +75,38 @@ def licences(package: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--realmusic", required=True)
+    parser.add_argument("--manifest", nargs="+", required=True, help="realmusic.tsv [extramusic.tsv]")
     parser.add_argument("--work", required=True)
+    parser.add_argument("--home", help="a home already holding every song of the manifests, and no other")
+    parser.add_argument("--max-epochs", type=int, help="cap on each phase's epochs")
     parser.add_argument("--quality", help="quality.md from bench/quality.py")
     args = parser.parse_args()
     work = Path(args.work).resolve()
-    rows = read_manifest(args.realmusic)
-    links = work / "links"
-    for r in rows:
-        target = links / r["group"] / os.path.basename(r["path"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            os.symlink(r["path"], target)
-    home = work / "home"
-    with Library(home) as lib:
-        lib.scan(links, progress=True)
+    rows = [r for m in args.manifest for r in read_manifest(m)]
+    if args.home:
+        home = Path(args.home).resolve()
+    else:
+        links = work / "links"
+        for r in rows:
+            target = links / r["group"] / os.path.basename(r["path"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                os.symlink(r["path"], target)
+        home = work / "home"
+        with Library(home) as lib:
+            lib.scan(links, progress=True)
     folder = home / "models" / "shipped"
     if not (folder / "model.pt").exists():
         cmd = [sys.executable, "-m", "reform", "--home", str(home), "-q", "train", "--name", "shipped"]
+        if args.max_epochs:
+            cmd += ["--max-epochs", str(args.max_epochs)]
         if (folder / "checkpoint.pt").exists():
             cmd.append("--resume")
         subprocess.run(cmd, check=True)
 
     bundle = load_bundle(folder / "model.pt")
     info = dict(bundle.info)
-    info |= {"data": f"realmusic: {len(rows)} songs of {len({r['group'] for r in rows})} game soundtracks "
+    info |= {"data": f"{len(rows)} songs of {len({r['group'] for r in rows})} game soundtracks "
                      f"packaged by Debian ({sum(float(r['duration_s']) for r in rows) / 3600:.1f} h)",
              "machine": f"{cpu_name()}, {os.cpu_count()} cores, no GPU"}
     OUT.mkdir(parents=True, exist_ok=True)
@@ -109,13 +118,16 @@ def main() -> None:
     packages = {}
     for r in rows:
         packages.setdefault(r["source_package"], Counter())[r["group"]] += 1
-    versions = dict(line.split("\t") for line in
-                    (Path(args.realmusic).parent / "packages.tsv").read_text().splitlines()[1:] if "\t" in line)
+    versions = {}
+    for manifest in args.manifest:
+        listing = Path(manifest).parent / "packages.tsv"
+        if listing.exists():
+            versions |= dict(line.split("\t") for line in listing.read_text().splitlines()[1:] if "\t" in line)
     lines = ["# The model shipped with ReFORM", "",
              "Recommendations work before any training: `reform embed` uses this model until "
              "`reform train` has trained one on your own library (`reform train --init shipped` "
              "fine-tunes it instead of starting from scratch).", "",
-             "## Data", "", info["data"] + ", installed with `shared/realmusic/fetch.sh` "
+             "## Data", "", info["data"] + ", installed with `EXTRA=1 shared/realmusic/fetch.sh` "
              "(only the songs of its manifest). The audio is not redistributed; each package's "
              "licences are in `/usr/share/doc/PACKAGE/copyright`:", "",
              "| package | version | songs | licences named in its copyright file |", "|---|---|---|---|"]
@@ -133,9 +145,10 @@ def main() -> None:
               f"(finished {info['finished_at']}).", "",
               "## Curves", "", "![training curves](shipped-curves.png)", "",
               "## Evaluation", "",
-              "This model was trained on every realmusic song, so it cannot be evaluated on held-out "
-              "soundtracks. The numbers below come from `bench/quality.py`: the same code and "
-              "settings, trained on five soundtracks and evaluated on the five others.", ""]
+              "This model was trained on every song of the manifests, so it cannot be evaluated on "
+              "held-out soundtracks. The numbers below come from `bench/quality.py`: the same code and "
+              "settings, trained on two of three folds of soundtracks and evaluated on the third, for "
+              "each fold.", ""]
     if args.quality:
         # nest quality.md's headings under this card's "Evaluation"; its note that the labels
         # file also lists the training songs concerns that run, not this card
@@ -144,8 +157,9 @@ def main() -> None:
                 lines.append("#" + line if line.startswith("#") else line)
     else:
         lines.append("(run `python bench/quality.py` and pass `--quality` to include the table)")
-    lines += ["", f"Reproduce: `python bench/ship_model.py --realmusic DATA/realmusic.tsv --work DATA/ship"
-              f"{' --quality DATA/quality/quality.md' if args.quality else ''}`."]
+    lines += ["", "Reproduce: `python bench/ship_model.py --manifest DATA/realmusic.tsv DATA/extramusic.tsv "
+              f"--work DATA/ship{f' --max-epochs {args.max_epochs}' if args.max_epochs else ''}"
+              f"{' --quality DATA/cv/quality.md' if args.quality else ''}`."]
     (OUT / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT / 'shipped.pt'} ({(OUT / 'shipped.pt').stat().st_size / 2**20:.1f} MiB) and the card")
 

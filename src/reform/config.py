@@ -89,14 +89,15 @@ class TrainConfig:
     aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
     cluster_space: str = "raw"        # "raw": the note's loss on the embedding; "unit": on unit length
-    # -- beyond the note: docs/method.md measures each; `--preset note` turns them all off
-    contrast_weight: float = 0.0      # pretraining: scale of the song-contrast term (0: reconstruction only)
+    # -- beyond the note, chosen by the cross-validation in docs/method.md 7; `--preset note` turns
+    # them all off, `--preset recon` is the reconstruction-only training of earlier versions
+    contrast_weight: float = 1.0      # pretraining: scale of the song-contrast term (0: reconstruction only)
     temperature: float = 0.1          # softmax temperature of the contrast and bank losses
-    gain_db: float = 0.0              # augmentation: random gain within +-gain_db dB
-    eq_db: float = 0.0                # augmentation: smooth random equalisation within +-eq_db dB
-    pitch_bins: int = 0               # augmentation: shift of up to this many mel bins
-    stripe_frames: int = 0            # masked reconstruction: widest hidden time stripe (frames)
-    stripe_bins: int = 0              # masked reconstruction: widest hidden frequency stripe (bins)
+    gain_db: float = 6.0              # augmentation: random gain within +-gain_db dB
+    eq_db: float = 6.0                # augmentation: smooth random equalisation within +-eq_db dB
+    pitch_bins: int = 2               # augmentation: shift of up to this many mel bins
+    stripe_frames: int = 64           # masked reconstruction: widest hidden time stripe (frames)
+    stripe_bins: int = 16             # masked reconstruction: widest hidden frequency stripe (bins)
     stripes: int = 2                  # hidden stripes of each kind per window
     cluster_loss: str = "note"        # "note": MSE to the batch mean; "bank": contrast with a song bank
     bank_momentum: float = 0.5        # bank: weight of a song's old vector when its batch updates it
@@ -153,10 +154,19 @@ class EmbedConfig:
             raise ConfigError("the hop must be at least one frame")
 
 
-# Named training presets.  "note" is the design note exactly as written.
+# What the design note leaves out: no contrast, no augmentation, no hidden stripes, its own
+# clustering loss on the raw embedding.
+_RECONSTRUCTION_ONLY: dict[str, Any] = {
+    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stripe_frames": 0,
+    "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw"}
+
+# Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "note": {"learning_rate": 0.1, "cluster_learning_rate": None},  # Adam from 0.1 in both phases
+    # the design note exactly as written: Adam from 0.1 in both phases, nothing beyond the note
+    "note": _RECONSTRUCTION_ONLY | {"learning_rate": 0.1, "cluster_learning_rate": None},
+    # the defaults of ReFORM before the cross-validation: the note with Adam from 1e-3 / 1e-4
+    "recon": _RECONSTRUCTION_ONLY | {"learning_rate": 1e-3, "cluster_learning_rate": 1e-4},
 }
 
 
