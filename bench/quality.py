@@ -90,6 +90,10 @@ METHODS: dict[str, dict] = {
     "cas-note": {"after": "contrast-aug-stripes-pre", "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10}},
     "cas-bank": {"after": "contrast-aug-stripes-pre",
                  "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
+    # the own-library protocol with the default settings: trained on the fold's own songs (no labels)
+    "own-cas-pre": {"own": True, "train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
+    "own-cas-bank": {"own": True, "after": "own-cas-pre",
+                     "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
     # clustering phases after the same contrast pretraining (20 epochs at most)
     "c-note": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20}},
     "c-bank": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"}},

@@ -36,7 +36,15 @@ def test_the_note_preset_is_the_design_note_as_written():
     assert cfg.contrast_weight == 0 and cfg.cluster_loss == "note" and cfg.cluster_space == "raw"
     assert cfg.augment == AugmentConfig() and not cfg.augment.changes and not cfg.augment.hides
     assert cfg.lr_factor == 0.1 and cfg.pretrain_plateaus == 3 and cfg.cluster_drops == 3
-    assert set(PRESETS) == {"default", "note"}
+
+
+def test_the_defaults_go_beyond_the_note_and_recon_is_the_earlier_training():
+    _, default = _train_configs(_args())
+    assert default.contrast_weight > 0 and default.augment.changes and default.augment.hides
+    _, recon = _train_configs(_args("--preset", "recon"))
+    assert recon.contrast_weight == 0 and recon.augment == AugmentConfig() and recon.cluster_loss == "note"
+    assert (recon.learning_rate, recon.cluster_learning_rate) == (1e-3, 1e-4)
+    assert set(PRESETS) == {"default", "note", "recon"}
 
 
 @pytest.mark.parametrize("bad", [dict(learning_rate=0), dict(cluster_loss="magic"), dict(temperature=0),

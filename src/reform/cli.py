@@ -678,6 +678,8 @@ def _add_radio_rules(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import PRESETS
+
     parser = argparse.ArgumentParser(
         prog="reform", description="ReFORM: music recommendations learned from your own music.")
     parser.add_argument("--version", action="version", version=f"reform {__version__}")
@@ -710,8 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", "train the auto-encoder on the library (both phases)", cmd_train)
     p.add_argument("--phase", choices=("all", "pretrain", "cluster"), default="all",
                    help="which phases to run (default: all)")
-    p.add_argument("--preset", choices=("default", "note"), default="default",
-                   help="'note': the design note's settings as written (Adam from 0.1)")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="default",
+                   help="'note': the design note as written (Adam from 0.1, nothing beyond it); "
+                        "'recon': reconstruction only, the earlier defaults")
     p.add_argument("--name", help="name of the run folder under <home>/models (default: a time stamp)")
     p.add_argument("--resume", action="store_true", help="continue the newest (or --name) run")
     p.add_argument("--activate", action="store_true",
