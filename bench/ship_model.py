@@ -10,10 +10,11 @@ then writes, into src/reform/models/:
   shipped-curves.png, shipped-metrics.jsonl
 
     python bench/ship_model.py --manifest DATA/realmusic.tsv DATA/extramusic.tsv --work DATA/ship \
-        [--home HOME] [--max-epochs N] [--quality DATA/cv/quality.md]
+        [--home HOME] [--pretrain-epochs N] [--cluster-epochs N] [--quality DATA/cv/quality.md]
 
 --home trains in a home that already holds every song of the manifests (and no other)
-instead of scanning them into WORK/home; --max-epochs caps each phase (the card says so);
+instead of scanning them into WORK/home; --pretrain-epochs and --cluster-epochs cap the
+phases (the card gives the epochs each ran);
 --quality inserts the cross-validated table written by bench/quality.py (models trained
 the same way on the other folds' soundtracks and evaluated on the held-out ones).
 """
@@ -78,7 +79,8 @@ def main() -> None:
     parser.add_argument("--manifest", nargs="+", required=True, help="realmusic.tsv [extramusic.tsv]")
     parser.add_argument("--work", required=True)
     parser.add_argument("--home", help="a home already holding every song of the manifests, and no other")
-    parser.add_argument("--max-epochs", type=int, help="cap on each phase's epochs")
+    parser.add_argument("--pretrain-epochs", type=int, help="cap on the pretraining epochs")
+    parser.add_argument("--cluster-epochs", type=int, help="cap on the clustering epochs")
     parser.add_argument("--quality", help="quality.md from bench/quality.py")
     args = parser.parse_args()
     work = Path(args.work).resolve()
@@ -96,13 +98,14 @@ def main() -> None:
         with Library(home) as lib:
             lib.scan(links, progress=True)
     folder = home / "models" / "shipped"
+    train = [sys.executable, "-m", "reform", "--home", str(home), "-q", "train", "--name", "shipped"]
+    if not (folder / "pretrain.pt").exists():
+        cap = ["--max-epochs", str(args.pretrain_epochs)] if args.pretrain_epochs else []
+        resume = ["--resume"] if (folder / "checkpoint.pt").exists() else []
+        subprocess.run(train + ["--phase", "pretrain"] + cap + resume, check=True)
     if not (folder / "model.pt").exists():
-        cmd = [sys.executable, "-m", "reform", "--home", str(home), "-q", "train", "--name", "shipped"]
-        if args.max_epochs:
-            cmd += ["--max-epochs", str(args.max_epochs)]
-        if (folder / "checkpoint.pt").exists():
-            cmd.append("--resume")
-        subprocess.run(cmd, check=True)
+        cap = ["--max-epochs", str(args.cluster_epochs)] if args.cluster_epochs else []
+        subprocess.run(train + ["--phase", "cluster"] + cap, check=True)
 
     bundle = load_bundle(folder / "model.pt")
     info = dict(bundle.info)
@@ -158,7 +161,8 @@ def main() -> None:
     else:
         lines.append("(run `python bench/quality.py` and pass `--quality` to include the table)")
     lines += ["", "Reproduce: `python bench/ship_model.py --manifest DATA/realmusic.tsv DATA/extramusic.tsv "
-              f"--work DATA/ship{f' --max-epochs {args.max_epochs}' if args.max_epochs else ''}"
+              f"--work DATA/ship{f' --pretrain-epochs {args.pretrain_epochs}' if args.pretrain_epochs else ''}"
+              f"{f' --cluster-epochs {args.cluster_epochs}' if args.cluster_epochs else ''}"
               f"{' --quality DATA/cv/quality.md' if args.quality else ''}`."]
     (OUT / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT / 'shipped.pt'} ({(OUT / 'shipped.pt').stat().st_size / 2**20:.1f} MiB) and the card")

@@ -1,5 +1,6 @@
 """Training: the plateau schedule, both phases lowering their loss, outputs, resume."""
 
+import dataclasses
 import json
 import shutil
 
@@ -173,3 +174,18 @@ def test_a_run_stopped_by_its_cap_goes_on_when_resumed_with_a_higher_cap(home):
         again = lib.train(name="capped", phase="pretrain", resume=True, max_epochs=4)
     epochs = [h["epoch"] for h in again.history if h.get("epoch") and h["phase"] == "pretrain"]
     assert epochs == [1, 2, 3, 4] and again.stop_reasons["pretrain"] == "reached the cap of 4 epochs"
+
+
+def test_a_clustering_phase_started_on_its_own_keeps_the_pretraining_epochs(home):
+    cfg = TrainConfig(max_epochs=2, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
+                      threads=1)
+    with Library(home, create=False) as lib:
+        lib.train(name="split", phase="pretrain", model_cfg=tiny_model_config(), train_cfg=cfg)
+        result = lib.train(name="split", phase="cluster", model_cfg=tiny_model_config(),
+                           train_cfg=dataclasses.replace(cfg, max_epochs=1))
+    assert [(h["phase"], h["epoch"]) for h in result.history if h.get("epoch")] == [
+        ("pretrain", 1), ("pretrain", 2), ("cluster", 1)]
+    info = load_bundle(result.files.model).info
+    assert info["epochs"] == {"pretrain": 2, "cluster": 1}
+    logged = [json.loads(line)["phase"] for line in result.files.metrics.read_text().splitlines()]
+    assert logged == ["pretrain", "pretrain", "cluster"]

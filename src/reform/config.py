@@ -99,7 +99,7 @@ class TrainConfig:
     stripe_frames: int = 64           # masked reconstruction: widest hidden time stripe (frames)
     stripe_bins: int = 16             # masked reconstruction: widest hidden frequency stripe (bins)
     stripes: int = 2                  # hidden stripes of each kind per window
-    cluster_loss: str = "note"        # "note": MSE to the batch mean; "bank": contrast with a song bank
+    cluster_loss: str = "bank"        # "bank": contrast with a bank of song vectors; "note": MSE to the batch mean
     bank_momentum: float = 0.5        # bank: weight of a song's old vector when its batch updates it
     bank_neighbours: int = 0          # bank: nearest songs in the bank that count as soft positives
     bank_soft: float = 0.5            # bank: share of the target given to those neighbours

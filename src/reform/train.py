@@ -235,7 +235,8 @@ class Trainer:
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
         self.normaliser = normaliser
-        history: list[dict] = saved["state"]["history"] if saved else []
+        history: list[dict] = (saved["state"]["history"] if saved
+                               else self._pretraining_history() if phase == "cluster" else [])
         reasons: dict[str, str] = dict(saved.get("stop_reasons", {})) if saved else {}
         self.files.folder.mkdir(parents=True, exist_ok=True)
         self._write_config()
@@ -406,6 +407,14 @@ class Trainer:
             "optimizer_state": optimizer.state_dict(),
             "state": asdict(state), "stop_reasons": reasons,
         }, self.files.checkpoint)
+
+    def _pretraining_history(self) -> list[dict]:
+        """The pretraining epochs logged in this run's folder: a clustering phase started on
+        its own (``--phase cluster``) keeps them in its curves and its model's epoch counts."""
+        if not self.files.metrics.exists():
+            return []
+        rows = [json.loads(line) for line in self.files.metrics.read_text().splitlines() if line.strip()]
+        return [row for row in rows if row.get("phase") == "pretrain"]
 
     def _write_metrics(self, history: list[dict]) -> None:
         """metrics.jsonl (one line per epoch) and curves.png, always matching the checkpoint."""
