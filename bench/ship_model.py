@@ -97,8 +97,8 @@ def main() -> None:
         home = work / "home"
         with Library(home) as lib:
             lib.scan(links, progress=True)
-    folder = home / "models" / "shipped"
-    train = [sys.executable, "-m", "reform", "--home", str(home), "-q", "train", "--name", "shipped"]
+    folder = home / "models" / "ship"
+    train = [sys.executable, "-m", "reform", "--home", str(home), "-q", "train", "--name", "ship"]
     if not (folder / "pretrain.pt").exists():
         cap = ["--max-epochs", str(args.pretrain_epochs)] if args.pretrain_epochs else []
         resume = ["--resume"] if (folder / "checkpoint.pt").exists() else []

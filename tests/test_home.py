@@ -129,3 +129,10 @@ def test_cli_scan_reanalyse(scanned, tmp_path, capsys):
     assert main(["--home", str(home), "-q", "scan", "--reanalyse", "--no-embed", "--jobs", "1"]) == 0
     capsys.readouterr()
     assert main(["--home", str(home), "status"]) == 0
+
+
+def test_a_run_cannot_take_the_shipped_model_s_name(home, capsys):
+    assert main(["--home", str(home), "train", "--name", "shipped", "--max-epochs", "1"]) != 0
+    err = capsys.readouterr().err
+    assert "ships with ReFORM" in err and "hint: give the run another --name" in err
+    assert not (home / "models" / "shipped").exists()

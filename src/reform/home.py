@@ -254,6 +254,9 @@ class Models:
 
     def run_folder(self, name: str | None = None, *, resume: bool = False) -> Path:
         """The folder of a training run: the named one, else the newest (resume) or a new one."""
+        if name == SHIPPED:   # the name always means the model inside the package
+            raise TrainError(f"{SHIPPED!r} names the model that ships with ReFORM",
+                             hint="give the run another --name")
         if name:
             return self.folder / name
         if resume:
