@@ -11,7 +11,8 @@ from reform import Library
 from reform.cli import main
 from reform.config import TrainConfig
 from reform.errors import ModelError
-from reform.home import SHIPPED, read_run
+from reform.card import read_card
+from reform.home import SHIPPED, SHIPPED_MODEL, read_run
 
 
 def _train(home, name, **kwargs):
@@ -57,7 +58,8 @@ def test_models_and_use(home, capsys):
     (home / "models" / "broken" / "metrics.jsonl").write_text('{"phase": "pretrain", "epoch": 1}\nnot json\n')
     assert main(["--home", str(home), "models"]) == 0
     out = capsys.readouterr().out
-    assert "* shipped" in out and "60+34" in out                      # the shipped model, active
+    shipped = read_card(SHIPPED_MODEL)["info"]["epochs"]            # the shipped model, active
+    assert "* shipped" in out and f"{shipped['pretrain']}+{shipped['cluster']}" in out
     assert "  short" in out and "2+2" in out and "0.512  0.345  cut short" in out
     assert "broken" in out and "pretraining in progress or interrupted (epoch 1)" in out
     assert main(["models", "--home", str(home), "--json"]) == 0        # global options after the command
