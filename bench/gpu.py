@@ -144,7 +144,10 @@ def main() -> None:
         # (reconstruction only); the real run below trains with the default settings
         recon = dataclasses.replace(TrainConfig(), **PRESETS["recon"])
         objective = PretrainObjective(recon, cfg.n_layers - 1, windows.normaliser.std, device)
-        plans = windows.pretrain_plan(0, 1, 32, objective.views) * (1 if args.quick else 4)
+        plan = windows.pretrain_plan(0, 1, 32, objective.views)
+        per_plan = sum(len(p.picks) for p in plan)
+        # enough windows that starting the loader workers does not decide the figure
+        plans = plan * (1 if args.quick else max(4, -(-8192 // per_plan)))
         start = time.perf_counter()
         n = sum(len(s) for s in steps(windows, plans, device, workers))
         sync(device)
