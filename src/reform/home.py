@@ -203,14 +203,20 @@ def stopped_by_schedule(history: list[dict]) -> dict[str, bool]:
     return {p: any(h.get("phase") == p and h.get("event") == "stop" for h in history) for p in PHASES}
 
 
-def read_run(folder: Path) -> Run:
-    """A run's listing from its folder (missing or damaged files count as not there)."""
+def read_history(folder: Path) -> list[dict]:
+    """A run's logged epochs (``metrics.jsonl``), up to the first damaged line; none if missing."""
     history = []
     try:
         for line in (folder / "metrics.jsonl").read_text().splitlines():
             history.append(json.loads(line))
     except (OSError, ValueError):
         pass
+    return history
+
+
+def read_run(folder: Path) -> Run:
+    """A run's listing from its folder (missing or damaged files count as not there)."""
+    history = read_history(folder)
     epochs = {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
     model = folder / "model.pt"
     try:

@@ -30,6 +30,7 @@ from .dataset import PHASES, Normaliser, Song, Windows, fit_normaliser
 from .device import resolve as resolve_device
 from .errors import TrainError
 from .files import json_text, write_text
+from .home import read_history
 from .loader import Step, default_workers, steps
 from .model import ClusterAutoencoder, PretrainAutoencoder
 from .objectives import ClusterObjective, PretrainObjective, fill_bank
@@ -411,10 +412,7 @@ class Trainer:
     def _pretraining_history(self) -> list[dict]:
         """The pretraining epochs logged in this run's folder: a clustering phase started on
         its own (``--phase cluster``) keeps them in its curves and its model's epoch counts."""
-        if not self.files.metrics.exists():
-            return []
-        rows = [json.loads(line) for line in self.files.metrics.read_text().splitlines() if line.strip()]
-        return [row for row in rows if row.get("phase") == "pretrain"]
+        return [row for row in read_history(self.files.folder) if row.get("phase") == "pretrain"]
 
     def _write_metrics(self, history: list[dict]) -> None:
         """metrics.jsonl (one line per epoch) and curves.png, always matching the checkpoint."""
