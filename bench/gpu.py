@@ -39,7 +39,7 @@ from reform.losses import aux_weights, cluster_loss, masked_mse, pretrain_loss  
 from reform.model import (ClusterAutoencoder, PretrainAutoencoder, inference_encoder,  # noqa: E402
                           training_flops)
 from reform.objectives import PretrainObjective  # noqa: E402
-from reform.train import Trainer, epoch_generator, run_epoch  # noqa: E402
+from reform.train import Trainer, run_epoch  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -157,11 +157,10 @@ def main() -> None:
         model = PretrainAutoencoder(cfg).to(device, memory_format=torch.channels_last)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         run_epoch(model, opt, steps(windows, plans[:2], device, workers), objective,
-                  epoch_generator(0, "pretrain", 0), lambda n: None)          # warm-up
+                  lambda n: None)                                              # warm-up
         sync(device)
         start = time.perf_counter()
-        _, seen = run_epoch(model, opt, steps(windows, plans, device, workers), objective,
-                            epoch_generator(0, "pretrain", 1), lambda n: None)
+        _, seen = run_epoch(model, opt, steps(windows, plans, device, workers), objective, lambda n: None)
         sync(device)
         loop = seen / (time.perf_counter() - start)
 

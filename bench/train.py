@@ -35,7 +35,7 @@ from reform.losses import aux_weights, pretrain_loss  # noqa: E402
 from reform.model import PretrainAutoencoder, training_flops  # noqa: E402
 from reform.loader import Step, steps  # noqa: E402
 from reform.objectives import PretrainObjective  # noqa: E402
-from reform.train import epoch_generator, run_epoch  # noqa: E402
+from reform.train import run_epoch  # noqa: E402
 
 
 def data_pipeline(windows: Windows, batch: int, seconds: float = 5.0) -> float:
@@ -100,7 +100,7 @@ def main() -> None:
         objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser.std)
         start = time.perf_counter()
         batches = steps(windows, windows.pretrain_plan(0, 1, args.batch), torch.device("cpu"))
-        _, seen = run_epoch(model, opt, batches, objective, epoch_generator(0, "pretrain", 1), lambda n: None)
+        _, seen = run_epoch(model, opt, batches, objective, lambda n: None)
         loop = seen / (time.perf_counter() - start)
     flops = training_flops(PretrainAutoencoder(cfg), cfg)
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import AudioConfig, MelConfig, default_home
-from .errors import ConfigError, EmbedError, ModelError, QueryError, TrainError
+from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
 from .home import Home, Run, Settings, stopped_by_schedule
 from .progress import Bar
 from .store import FileRow
@@ -233,16 +233,49 @@ class Library:
         """Train the auto-encoder on this library (see :class:`reform.train.Trainer`).
 
         With ``resume`` the run continues with the settings it was started with (only
-        ``max_epochs`` may raise its cap).  The model becomes the active model when both
+        ``max_epochs`` may raise its cap).  Started by torchrun, every process calls this and
+        they train together (:mod:`reform.distributed`): rank 0 holds the home's lock, reads
+        the songs and writes; the others train on what it sends them.  The model becomes the active model when both
         phases ended on their schedule, or with ``activate`` (see :mod:`reform.home`).  The
         model's input height is the home's mel bands: a ``model_cfg`` asking for other
         ones is refused before any work (ConfigError).
         """
+        import contextlib
+
+        from .distributed import session
+        from .train import Trainer
+
+        with session(device) as group:
+            with self.home.lock.hold("train") if group.main else contextlib.nullcontext():
+                # rank 0 alone reads the home and decides; the other processes get its answer
+                plan: tuple | ReformError | None = None
+                if group.main:
+                    try:
+                        plan = self._train_plan(name, resume, model_cfg, train_cfg, max_epochs)
+                    except ReformError as exc:
+                        plan = exc                     # every process stops with rank 0's reason
+                plan = group.broadcast(plan)
+                if isinstance(plan, ReformError):
+                    raise plan
+                folder, model_cfg, train_cfg, songs = plan
+                trainer = Trainer(self.home.spectrograms, songs, folder, model_cfg=model_cfg,
+                                  train_cfg=train_cfg, feature_version=self.home.spectrograms.feature_version,
+                                  init=init, callback=callback, device=device, group=group)
+                result = trainer.run(phase, resume=resume)
+                complete = all(stopped_by_schedule(result.history).values())
+                if group.main and result.files.model.exists() and (activate or complete):
+                    with self.home.catalogue.transaction():
+                        self.models.activate(folder.name)
+        return result
+
+    def _train_plan(self, name, resume, model_cfg, train_cfg, max_epochs):
+        """The run folder, the settings and the songs of a training run (a resumed run's own
+        settings); a checkpoint half-written by a killed run is removed."""
         import dataclasses
 
         from .config import ModelConfig, TrainConfig
         from .files import remove_dead_temporaries
-        from .train import Trainer, read_checkpoint_configs
+        from .train import read_checkpoint_configs
 
         folder = self.run_folder(name, resume=resume)
         if resume:
@@ -254,21 +287,10 @@ class Library:
             model_cfg, train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
         if max_epochs is not None:
             train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
-        model_cfg = self._model_config(model_cfg or ModelConfig())
-        with self.home.lock.hold("train"):  # a scan must not remove spectrograms it reads
-            if folder.is_dir():
-                remove_dead_temporaries(folder)  # a checkpoint half-written when a run was killed
-            trainer = Trainer(self.home.spectrograms,
-                              self.training_songs(), folder, model_cfg=model_cfg,
-                              train_cfg=train_cfg or TrainConfig(),
-                              feature_version=self.home.spectrograms.feature_version, init=init,
-                              callback=callback, device=device)
-            result = trainer.run(phase, resume=resume)
-            complete = all(stopped_by_schedule(result.history).values())
-            if result.files.model.exists() and (activate or complete):
-                with self.home.catalogue.transaction():
-                    self.models.activate(folder.name)
-        return result
+        if folder.is_dir():
+            remove_dead_temporaries(folder)  # a checkpoint half-written when a run was killed
+        return (folder, self._model_config(model_cfg or ModelConfig()), train_cfg or TrainConfig(),
+                self.training_songs())
 
     def _model_config(self, cfg):
         """``cfg`` with the home's mel bands as its input height: the two settings that name

@@ -10,15 +10,34 @@ Two kinds, both applied to whole batches of normalised log-mel windows in torch:
   the input are set to 0, the training mean, and the decoders must still rebuild the
   whole window, so the encoder has to infer what it cannot see from its context.
 
-Every draw comes from the ``torch.Generator`` the caller passes, so a resumed
-training run makes exactly the same changes as an uninterrupted one.
+Every draw comes from the ``torch.Generator`` the caller passes (:func:`generator`
+makes one from a batch's seed), so a resumed training run makes exactly the same
+changes as an uninterrupted one.  A process that trains on some rows of a batch
+(several processes, :mod:`reform.distributed`) draws for the whole batch and keeps its
+rows: every row gets the change it would get in one process.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import numpy as np
 import torch
 
 from .config import AugmentConfig
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Which rows of a batch of ``total`` windows a process holds (``batch[rows]``)."""
+
+    total: int
+    rows: slice = field(default_factory=lambda: slice(None))
+
+
+def generator(seed: tuple[int, ...]) -> torch.Generator:
+    """The random source of one batch's changes, from the batch's seed (its plan's)."""
+    return torch.Generator().manual_seed(int(np.random.default_rng([*seed, 0x5EED]).integers(2 ** 62)))
 
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -46,24 +65,27 @@ def shift_bands(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, valid: torch.Tensor, std: torch.Tensor, cfg: AugmentConfig,
-            gen: torch.Generator) -> torch.Tensor:
+            gen: torch.Generator, rows: Rows | None = None) -> torch.Tensor:
     """A changed copy of a batch of normalised windows.
 
     x : (B, 1, M, T) normalised log-mel; valid : (B, 1, 1, T), 1 on real frames and 0 on
-    padding (which stays 0); std : (M,) the normaliser's standard deviation per band (dB).
+    padding (which stays 0); std : (M,) the normaliser's standard deviation per band (dB);
+    rows : the rows of a larger batch that x holds (default: x is the whole batch).
     """
     if not cfg.changes:
         return x
-    n, bands = x.shape[0], x.shape[2]
+    rows = rows or Rows(len(x))
+    n, bands = rows.total, x.shape[2]
     offset = torch.zeros(n, bands)
     if cfg.gain_db > 0:
         offset += _uniform((n, 1), -cfg.gain_db, cfg.gain_db, gen)
     if cfg.eq_db > 0:
         offset += eq_curves(n, bands, cfg, gen)
+    offset = offset[rows.rows]                                         # (B, M)
     # random draws stay on the CPU generator (the same on every device); the changes apply on x's
     out = x + (offset.to(x.device) / std)[:, None, :, None] * valid   # dB offsets in normalised units
     if cfg.pitch_bins > 0:
-        shifts = torch.randint(-cfg.pitch_bins, cfg.pitch_bins + 1, (n,), generator=gen)
+        shifts = torch.randint(-cfg.pitch_bins, cfg.pitch_bins + 1, (n,), generator=gen)[rows.rows]
         out = shift_bands(out, shifts.to(x.device)) * valid
     return out
 
@@ -76,17 +98,20 @@ def _stripes(n: int, length: int, widest: int, count: int, gen: torch.Generator)
     return ((pos >= start[..., None]) & (pos < (start + width)[..., None])).any(1)
 
 
-def hide_stripes(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def hide_stripes(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+                 rows: Rows | None = None) -> torch.Tensor:
     """A copy of the batch with ``stripes`` random time and frequency stripes set to 0 (the mean).
 
     x : (B, 1, M, T).  Stripe widths are uniform in [0, stripe_frames] and [0, stripe_bins].
+    rows : the rows of a larger batch that x holds (default: x is the whole batch).
     """
     if not cfg.hides:
         return x
-    n, _, bands, frames = x.shape
+    rows = rows or Rows(len(x))
+    n, (_, _, bands, frames) = rows.total, x.shape
     hidden = torch.zeros(n, 1, bands, frames, dtype=torch.bool)
     if cfg.stripe_frames > 0:
         hidden |= _stripes(n, frames, cfg.stripe_frames, cfg.stripes, gen)[:, None, None, :]
     if cfg.stripe_bins > 0:
         hidden |= _stripes(n, bands, cfg.stripe_bins, cfg.stripes, gen)[:, None, :, None]
-    return x.masked_fill(hidden.to(x.device), 0.0)
+    return x.masked_fill(hidden[rows.rows].to(x.device), 0.0)

@@ -27,8 +27,17 @@ class MemoryBank:
 
     def update(self, song: int, embedding: torch.Tensor, momentum: float) -> None:
         """Move a song's vector towards the mean direction of its windows' embeddings (B, D)."""
-        fresh = torch.nn.functional.normalize(embedding.detach().float(), dim=1).mean(0)
-        mixed = momentum * self.vectors[song] + (1.0 - momentum) * fresh
+        self.move(song, self.fresh(embedding), momentum)
+
+    @staticmethod
+    def fresh(embedding: torch.Tensor) -> torch.Tensor:
+        """The mean direction of a batch's window embeddings: (B, D) -> (D,).  This is what
+        training processes exchange to keep their banks the same."""
+        return torch.nn.functional.normalize(embedding.detach().float(), dim=1).mean(0)
+
+    def move(self, song: int, fresh: torch.Tensor, momentum: float) -> None:
+        """Mix ``fresh`` (D,) into a song's vector with weight ``1 - momentum``, then unit length."""
+        mixed = momentum * self.vectors[song] + (1.0 - momentum) * fresh.to(self.vectors.device)
         self.vectors[song] = torch.nn.functional.normalize(mixed, dim=0)
 
     def neighbours(self, song: int, k: int) -> torch.Tensor:

@@ -228,7 +228,9 @@ TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--lr", "learning_rate", float, "initial learning rate (both phases, unless --cluster-lr)"),
     ("--cluster-lr", "cluster_learning_rate", float, "initial learning rate of the clustering phase"),
     ("--batch-size", "batch_size", count(1), "windows per pretraining step"),
-    ("--cluster-batch-size", "cluster_batch_size", count(2), "windows of one song per clustering step"),
+    ("--cluster-batch-size", "cluster_batch_size", count(2), "windows of one song per clustering batch"),
+    ("--cluster-songs", "cluster_songs", count(1),
+     "one-song batches per clustering step (with N processes: a multiple of N; default 1, or N)"),
     ("--aux-weight", "aux_weight", float, "scale of each auxiliary reconstruction loss"),
     ("--contrast-weight", "contrast_weight", float,
      "scale of the pretraining song-contrast term (0: reconstruction only, as the note)"),
@@ -277,15 +279,20 @@ def _train_configs(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import launched, main_process
     from .progress import TrainProgress
 
     model_cfg, train_cfg = _train_configs(args)
-    with _library(args) as lib:
-        if args.resume:
+    main = main_process()   # under torchrun, rank 0 speaks, writes and holds the home's lock
+    with _library(args, read_only=not main) as lib:
+        if args.resume and main:
             print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
         init = lib.load_model(args.init) if args.init != "scratch" else None
-        _print_device(args.device)
-        progress = TrainProgress(quiet=args.quiet)
+        if main:
+            _print_device(args.device)
+        if main and launched():
+            print(f"training on {os.environ['WORLD_SIZE']} processes (torchrun)", flush=True)
+        progress = TrainProgress(quiet=args.quiet or not main)
         try:
             result = lib.train(name=args.name, phase=args.phase, resume=args.resume,
                                model_cfg=model_cfg, train_cfg=train_cfg, init=init,
@@ -295,6 +302,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.close()
         name = result.files.folder.name
         active = lib.models.active_name() == name
+    if not main:
+        return 0
     for phase, reason in result.stop_reasons.items():
         print(f"{phase}: {reason}")
     print(f"model folder: {result.files.folder}")

@@ -85,7 +85,9 @@ class TrainConfig:
     cluster_drops: int = 3            # clustering divides the rate this often, stops at the next plateau
     max_epochs: int = 400             # safety cap per phase
     batch_size: int = 32              # windows per pretraining step
-    cluster_batch_size: int = 16      # windows per clustering step, all from one song
+    cluster_batch_size: int = 16      # windows per clustering batch, all from one song
+    cluster_songs: int = 1            # one-song batches per clustering step (losses averaged); with
+                                      # N training processes a multiple of N (1 then means N)
     aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
     cluster_space: str = "raw"        # "raw": the note's loss on the embedding; "unit": on unit length
@@ -116,8 +118,9 @@ class TrainConfig:
             raise ConfigError(f"unknown cluster_space {self.cluster_space!r}; use raw or unit")
         if self.precision not in ("bfloat16", "float32"):
             raise ConfigError(f"unknown precision {self.precision!r}; use bfloat16 or float32")
-        if self.batch_size < 1 or self.cluster_batch_size < 2:
-            raise ConfigError("batch sizes must be at least 1 (pretraining) and 2 (clustering)")
+        if self.batch_size < 1 or self.cluster_batch_size < 2 or self.cluster_songs < 1:
+            raise ConfigError("batch sizes must be at least 1 (pretraining) and 2 (clustering), "
+                              "and a clustering step takes at least 1 song")
         if self.cluster_loss not in ("note", "bank"):
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
         if self.temperature <= 0:

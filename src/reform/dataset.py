@@ -8,12 +8,18 @@ pass is first planned (which song and channel goes in which batch) from a
 generator seeded by (seed, phase, epoch), and every batch draws its window
 positions from its own seed, so an interrupted run that resumes sees exactly the
 batches it would have seen, whichever process reads them.
+
+Several training processes (:mod:`reform.distributed`) share each optimizer step:
+a pretraining batch is split by rows (:meth:`BatchPlan.shard`), and the one-song
+batches of a clustering step are dealt out whole (:func:`shard_steps`).  Every
+process draws the positions of the whole batch and reads its own rows, so the
+windows are those one process would read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +38,10 @@ class Batch:
     songs: np.ndarray                # (B,) index of each window's song in ``Windows.songs``
     x2: np.ndarray | None = None     # (B, 1, M, T) another window of the same songs (for contrast)
     mask2: np.ndarray | None = None  # (B, 1, 1, T)
+    seed: tuple[int, ...] = ()       # the plan's seed (the batch's augmentations are drawn from it)
+    total: int = 0                   # windows in the whole planned batch (B when it is not split)
+    rows: slice = field(default_factory=lambda: slice(None))  # which of them this batch holds
+    share: float = 1.0               # this batch's part of its optimizer step's reconstruction loss
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,13 @@ class BatchPlan:
     picks: tuple[tuple[int, int], ...]
     seed: tuple[int, ...]
     views: int = 1
+    part: int = 0          # this process reads rows part, part + parts, ... of the picks
+    parts: int = 1
+    weight: float = 1.0    # the batch's part of its optimizer step (1 / songs per clustering step)
+
+    def shard(self, part: int, parts: int) -> BatchPlan:
+        """The rows of this batch that process ``part`` of ``parts`` trains on."""
+        return replace(self, part=part, parts=parts)
 
 
 @dataclass(frozen=True)
@@ -131,14 +148,23 @@ class Windows:
     def random_start(self, song: Song, rng: np.random.Generator) -> int:
         return int(rng.integers(0, song.frames - self.window + 1)) if song.frames > self.window else 0
 
-    def _batch(self, picks: list[tuple[int, int]], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _starts(self, picks: list[tuple[int, int]], rng: np.random.Generator) -> list[int]:
+        return [self.random_start(self.songs[i], rng) for i, _ in picks]
+
+    def _read(self, picks: list[tuple[int, int]], starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
         n_mels = len(self.normaliser.mean)
         x = np.empty((len(picks), 1, n_mels, self.window), np.float32)
         mask = np.empty((len(picks), 1, 1, self.window), np.float32)
-        for b, (i, c) in enumerate(picks):
-            song = self.songs[i]
-            self.read(song, c, self.random_start(song, rng), x[b], mask[b])
+        for b, ((i, c), start) in enumerate(zip(picks, starts, strict=True)):
+            self.read(self.songs[i], c, start, x[b], mask[b])
         return x, mask
+
+    def _batch(self, picks: list[tuple[int, int]], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self._read(picks, self._starts(picks, rng))
+
+    def _frames(self, picks: list[tuple[int, int]], starts: list[int]) -> int:
+        """Real (unpadded) frames of these windows."""
+        return sum(min(self.songs[i].frames - s, self.window) for (i, _), s in zip(picks, starts, strict=True))
 
     def pretrain_plan(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> list[BatchPlan]:
         """One pass: a random window of every (song, channel), shuffled, in batches of at most
@@ -151,24 +177,40 @@ class Windows:
         return [BatchPlan(tuple(self.examples[j] for j in part), (seed, PHASES["pretrain"], epoch, b), views)
                 for b, part in enumerate(parts)]
 
-    def cluster_plan(self, seed: int, epoch: int, batch_size: int) -> list[BatchPlan]:
-        """One pass: for every song in a shuffled order, ``batch_size`` random windows of it."""
+    def cluster_plan(self, seed: int, epoch: int, batch_size: int, songs_per_step: int = 1) -> list[BatchPlan]:
+        """One pass: for every song in a shuffled order, ``batch_size`` random windows of it.
+
+        With ``songs_per_step`` above 1, each optimizer step averages that many one-song
+        batches (each weighs 1 / songs_per_step); the last step is filled up with the first
+        songs of the order again (other windows of them), so that every step is whole.
+        """
         rng = np.random.default_rng([seed, PHASES["cluster"], epoch])
+        weight = 1.0 / songs_per_step
         plans = []
         for b, i in enumerate(rng.permutation(len(self.songs))):
             channels = rng.integers(0, self.songs[i].channels, size=batch_size)
-            plans.append(BatchPlan(tuple((int(i), int(c)) for c in channels), (seed, PHASES["cluster"], epoch, b)))
+            plans.append(BatchPlan(tuple((int(i), int(c)) for c in channels),
+                                   (seed, PHASES["cluster"], epoch, b), weight=weight))
+        fill = -len(plans) % songs_per_step
+        plans += [replace(plans[j], seed=(seed, PHASES["cluster"], epoch, len(plans) + j)) for j in range(fill)]
         return plans
 
     def load(self, plan: BatchPlan) -> Batch:
-        """Read the windows a plan names, at positions drawn from the plan's own seed."""
+        """Read the windows a plan names (this process's rows of them), at positions drawn from
+        the plan's own seed."""
         rng = np.random.default_rng(list(plan.seed))
-        x, mask = self._batch(list(plan.picks), rng)
-        songs = np.array([i for i, _ in plan.picks])
-        batch = Batch(x, mask, songs)
+        picks = list(plan.picks)
+        starts = self._starts(picks, rng)
+        mine = slice(plan.part, None, plan.parts)
+        x, mask = self._read(picks[mine], starts[mine])
+        songs = np.array([i for i, _ in picks])
+        share = plan.weight if plan.parts == 1 else \
+            plan.weight * self._frames(picks[mine], starts[mine]) / self._frames(picks, starts)
+        batch = Batch(x, mask, songs[mine], seed=plan.seed, total=len(picks), rows=mine, share=share)
         if plan.views == 2:
-            batch.x2, batch.mask2 = self._batch(
-                [(int(i), int(rng.integers(self.songs[i].channels))) for i in songs], rng)
+            second = [(int(i), int(rng.integers(self.songs[i].channels))) for i in songs]
+            starts2 = self._starts(second, rng)
+            batch.x2, batch.mask2 = self._read(second[mine], starts2[mine])
         return batch
 
     def pretrain_batches(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> Iterator[Batch]:
@@ -197,3 +239,12 @@ class Windows:
         picks = [(int(i), int(rng.integers(self.songs[i].channels))) for i in chosen for _ in range(per_song)]
         x, mask = self._batch(picks, rng)
         return x, mask, np.repeat(np.arange(len(chosen)), per_song)
+
+
+def shard_steps(plans: list[BatchPlan], per_step: int, part: int, parts: int) -> list[BatchPlan]:
+    """The whole batches that process ``part`` of ``parts`` trains on: of every optimizer step
+    of ``per_step`` consecutive plans, the ``per_step / parts`` after the first ``part`` ones'."""
+    if per_step % parts:
+        raise DatasetError(f"{per_step} batches per step cannot be shared by {parts} processes")
+    k = per_step // parts
+    return [plan for s in range(0, len(plans), per_step) for plan in plans[s + part * k:s + (part + 1) * k]]

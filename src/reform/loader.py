@@ -17,19 +17,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .augment import Rows
 from .dataset import Batch, BatchPlan, Windows
 
 
 @dataclass
 class Step:
     """A batch as tensors on the device: windows channels-last, masks, song indices, and an
-    optional second view of the same songs."""
+    optional second view of the same songs; then the batch's seed and, when several processes
+    share it, which rows of it this one holds and its part of the step's loss."""
 
     x: torch.Tensor
     mask: torch.Tensor
     songs: torch.Tensor
     x2: torch.Tensor | None = None
     mask2: torch.Tensor | None = None
+    seed: tuple[int, ...] = ()
+    rows: Rows | None = None
+    share: float = 1.0
 
     @classmethod
     def of(cls, batch: Batch, device: torch.device = torch.device("cpu")) -> Step:
@@ -44,7 +49,7 @@ class Step:
             return t.contiguous(memory_format=torch.channels_last) if windows else t
 
         return cls(move(batch.x, True), move(batch.mask), move(batch.songs), move(batch.x2, True),
-                   move(batch.mask2))
+                   move(batch.mask2), batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share)
 
     def __len__(self) -> int:
         return len(self.x)

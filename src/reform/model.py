@@ -133,6 +133,7 @@ class Decoder(nn.Sequential):
 class PretrainOutput:
     embedding: torch.Tensor              # (B, D)
     reconstructions: list[torch.Tensor]  # K tensors (B, 1, n_mels, frames): auxiliary 1..K-1, then main
+    second: torch.Tensor | None = None   # (B, D): the embedding of a second view, when one is given
 
 
 @dataclass
@@ -154,10 +155,13 @@ class PretrainAutoencoder(nn.Module):
     def main_decoder(self) -> Decoder:
         return self.decoders[-1]
 
-    def forward(self, x: torch.Tensor) -> PretrainOutput:
+    def forward(self, x: torch.Tensor, second: torch.Tensor | None = None) -> PretrainOutput:
+        """``second`` (B, 1, M, T), other windows of the same songs, is only encoded (for the
+        song contrast); taking it here keeps one forward per step, as DistributedDataParallel wants."""
         features = self.encoder(x)                                        # K outputs
         recon = [decoder(f) for decoder, f in zip(self.decoders, features)]  # K x (B, 1, M, T)
-        return PretrainOutput(embedding=features[-1], reconstructions=recon)
+        z2 = None if second is None else self.encoder(second)[-1]         # (B, D)
+        return PretrainOutput(embedding=features[-1], reconstructions=recon, second=z2)
 
 
 class ClusterAutoencoder(nn.Module):

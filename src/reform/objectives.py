@@ -9,6 +9,12 @@ windows of one song together and push other songs' windows away.
 Clustering (the note): one song per batch, batch norm frozen, reconstruction plus
 lambda times a clustering loss: the note's MSE to the batch mean, or the bank loss
 against a memory bank of song vectors (:mod:`reform.bank`).
+
+With several processes (:mod:`reform.distributed`) each returns the loss whose
+gradient, averaged over the processes, is the gradient of the step's loss: its
+batch's reconstruction weighs its ``share`` of the step, the song contrast is taken
+over the embeddings of every process, and the bank takes every process's updates.
+The terms it reports are those of its own batch.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .augment import augment, hide_stripes
+from .augment import Rows, augment, generator, hide_stripes
 from .bank import MemoryBank
 from .config import TrainConfig
 from .device import autocast
+from .distributed import Group
 from .loader import Step
 from .losses import aux_weights, bank_loss, cluster_loss, contrastive_loss, masked_mse, pretrain_loss
 from .model import ClusterAutoencoder, PretrainAutoencoder
@@ -32,40 +39,51 @@ class _Inputs:
         self.augment = cfg.augment
         self.std = torch.from_numpy(np.asarray(std, np.float32)).to(device)
 
-    def __call__(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
+                 rows: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(input with stripes hidden, target without them), both (B, 1, M, T)."""
-        target = augment(x, mask, self.std, self.augment, gen)
-        return hide_stripes(target, self.augment, gen), target
+        target = augment(x, mask, self.std, self.augment, gen, rows)
+        return hide_stripes(target, self.augment, gen, rows), target
 
 
 class PretrainObjective:
     """Reconstruction at every decoder, plus ``contrast_weight`` x song contrast of two views."""
 
     def __init__(self, cfg: TrainConfig, n_aux: int, std: np.ndarray,
-                 device: torch.device = torch.device("cpu")):
+                 device: torch.device = torch.device("cpu"), group: Group | None = None):
         self.cfg, self.device = cfg, device
+        self.group = group or Group(device=device)
         self.weights = aux_weights(cfg.aux_weight, n_aux)
         self.inputs = _Inputs(cfg, std, device)
         self.views = 2 if cfg.contrast_weight > 0 else 1
 
-    def __call__(self, model: PretrainAutoencoder, step: Step,
-                 gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        x_in, target = self.inputs(step.x, step.mask, gen)
+    def __call__(self, model: PretrainAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        gen = generator(step.seed)
+        x_in, target = self.inputs(step.x, step.mask, gen, step.rows)
+        x2_in = self.inputs(step.x2, step.mask2, gen, step.rows)[0] if self.views == 2 else None
         with autocast(self.device, self.cfg.precision):
-            out = model(x_in)
+            out = model(x_in, x2_in)
         total, terms = pretrain_loss(out, target, step.mask, self.weights)
+        scale = self.group.world * step.share
+        loss = total * scale if scale != 1 else total
         if self.views == 2:
-            x2_in, _ = self.inputs(step.x2, step.mask2, gen)
-            with autocast(self.device, self.cfg.precision):
-                z2 = model.encoder(x2_in)[-1]                                   # (B, D)
-            contrast = contrastive_loss(torch.cat([out.embedding, z2]), step.songs.repeat(2),
-                                        self.cfg.temperature)
+            contrast = self._contrast(out.embedding, out.second, step)
             total = total + self.cfg.contrast_weight * contrast
+            loss = loss + (self.group.world * self.cfg.contrast_weight) * contrast
             terms["contrast"] = contrast.item()
             terms["total"] = total.item()
-        return total, terms
+        return loss, terms
 
-    def after_step(self, step: Step, model: torch.nn.Module) -> None:
+    def _contrast(self, z: torch.Tensor, z2: torch.Tensor, step: Step) -> torch.Tensor:
+        """The song contrast of the two views over the whole batch: its negatives are the
+        windows of every process, as in one process (the gradient reaches this process's rows)."""
+        total = step.rows.total if step.rows else len(z)
+        gather = self.group.gather_rows
+        songs = gather(step.songs, total)
+        return contrastive_loss(torch.cat([gather(z, total), gather(z2, total)]), songs.repeat(2),
+                                self.cfg.temperature)
+
+    def after_step(self) -> None:
         """Nothing to refresh after a pretraining step."""
 
 
@@ -73,16 +91,16 @@ class ClusterObjective:
     """Reconstruction + ``cluster_weight`` x (the note's loss, or the bank loss)."""
 
     def __init__(self, cfg: TrainConfig, std: np.ndarray, bank: MemoryBank | None = None,
-                 device: torch.device = torch.device("cpu")):
+                 device: torch.device = torch.device("cpu"), group: Group | None = None):
         if cfg.cluster_loss == "bank" and bank is None:
             raise ValueError("the bank loss needs a memory bank")
         self.cfg, self.bank, self.device = cfg, bank, device
+        self.group = group or Group(device=device)
         self.inputs = _Inputs(cfg, std, device)
-        self._embedding: torch.Tensor | None = None
+        self._pending: list[tuple[int, torch.Tensor]] = []   # (song, its batch's embeddings)
 
-    def __call__(self, model: ClusterAutoencoder, step: Step,
-                 gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        x_in, target = self.inputs(step.x, step.mask, gen)
+    def __call__(self, model: ClusterAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        x_in, target = self.inputs(step.x, step.mask, generator(step.seed))
         with autocast(self.device, self.cfg.precision):
             out = model(x_in)
         recon = masked_mse(out.reconstruction, target, step.mask)
@@ -92,16 +110,23 @@ class ClusterObjective:
             song = int(step.songs[0])
             targets = self.bank.targets(song, self.cfg.bank_neighbours, self.cfg.bank_soft)
             cluster = bank_loss(out.embedding, targets, self.bank.vectors, self.cfg.temperature)
-            self._embedding = out.embedding.detach()
+            self._pending.append((song, out.embedding.detach()))
         total = recon + self.cfg.cluster_weight * cluster
-        return total, {"main": recon.item(), "cluster": cluster.item(), "total": total.item()}
+        scale = self.group.world * step.share
+        return total * scale if scale != 1 else total, \
+            {"main": recon.item(), "cluster": cluster.item(), "total": total.item()}
 
-    def after_step(self, step: Step, model: torch.nn.Module) -> None:
-        """Refresh the song's bank vector from this step's embeddings (after backward: the bank
-        must not change while the step's graph still needs it)."""
-        if self.bank is not None and self._embedding is not None:
-            self.bank.update(int(step.songs[0]), self._embedding, self.cfg.bank_momentum)
-            self._embedding = None
+    def after_step(self) -> None:
+        """Refresh the bank vectors of the step's songs, every process's in the step's order
+        (after the optimizer step: the bank must not change while the step's graph needs it)."""
+        if self.bank is None or not self._pending:
+            return
+        songs = torch.tensor([s for s, _ in self._pending], device=self.bank.vectors.device)
+        fresh = torch.stack([self.bank.fresh(e) for _, e in self._pending])      # (k, D)
+        self._pending = []
+        songs, fresh = self.group.gather(songs).flatten(), self.group.gather(fresh).flatten(0, 1)
+        for song, vector in zip(songs.tolist(), fresh, strict=True):
+            self.bank.move(song, vector, self.cfg.bank_momentum)
 
 
 @torch.no_grad()

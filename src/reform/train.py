@@ -6,6 +6,11 @@ Adam and divide the learning rate by 10 whenever the epoch loss stops
 improving (see :class:`PlateauSchedule`).  A checkpoint is written atomically
 after every epoch, so Ctrl-C or a crash loses at most the epoch in progress
 and ``resume=True`` continues exactly where the last complete epoch ended.
+
+Started by torchrun, several processes train one model together (a
+:class:`~reform.distributed.Group`): each takes its part of every step, they
+decide the schedule on the loss of the whole epoch, and only the first (rank 0)
+writes the run's files.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,10 @@ from . import checkpoint
 from .bank import MemoryBank
 from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
-from .dataset import PHASES, Normaliser, Song, Windows, fit_normaliser
+from .dataset import Normaliser, Song, Windows, fit_normaliser, shard_steps
 from .device import resolve as resolve_device
-from .errors import TrainError
+from .distributed import Group
+from .errors import ConfigError, TrainError
 from .files import json_text, write_text
 from .home import read_history
 from .loader import Step, default_workers, steps
@@ -89,29 +95,31 @@ def cluster_schedule(cfg: TrainConfig) -> PlateauSchedule:
 
 
 # -- one epoch ------------------------------------------------------------------------------------
-def epoch_generator(seed: int, phase: str, epoch: int) -> torch.Generator:
-    """The random source of one epoch's augmentations, so that a resumed run repeats them."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + PHASES[phase] * 10_007 + epoch)
-
-
 def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Step],
-              objective: Objective, gen: torch.Generator,
-              on_batch: Callable[[int], None]) -> tuple[dict, int]:
-    """One pass over ``batches``; returns the mean of every loss term and the window count."""
+              objective: Objective, on_batch: Callable[[int], None], per_step: int = 1,
+              group: Group | None = None) -> tuple[dict, int]:
+    """One pass over ``batches``, ``per_step`` of them per optimizer step; returns the mean of
+    every loss term over the windows of every process, and their count."""
+    group = group or Group()
     model.train()
     totals: dict[str, float] = {}
     seen = 0
-    for step in batches:
-        loss, terms = objective(model, step, gen)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        objective.after_step(step, model)
+    for i, step in enumerate(batches):
+        last = (i + 1) % per_step == 0
+        loss, terms = objective(model, step)
+        if i % per_step == 0:
+            optimizer.zero_grad(set_to_none=True)
+        with group.accumulating(model, last):   # the processes average gradients once per step
+            loss.backward()
+        if last:
+            optimizer.step()
+            objective.after_step()
         for name, value in terms.items():
             totals[name] = totals.get(name, 0.0) + value * len(step)
         seen += len(step)
-        on_batch(len(step))
-    return {name: value / max(seen, 1) for name, value in totals.items()}, seen
+        on_batch(len(step) * group.world)
+    *sums, seen = group.sum([*totals.values(), seen])
+    return {name: value / max(seen, 1) for name, value in zip(totals, sums, strict=True)}, int(seen)
 
 
 @torch.no_grad()
@@ -200,48 +208,53 @@ class Trainer:
     model_cfg, train_cfg : settings; stored in every checkpoint
     feature_version : of the spectrograms; stored so embedding refuses other features
     init : a trained bundle to start from (fine-tuning) instead of random weights
-    callback : receives progress events (epoch start, batches, epoch end)
+    callback : receives progress events (epoch start, batches, epoch end); rank 0 only
     device : "auto" (a CUDA GPU when torch sees one), "cpu" or "cuda"
     workers : processes reading batches (None: none on the CPU, a few on a GPU)
+    group : the training processes (:func:`reform.distributed.session`); its device wins
     """
 
     def __init__(self, store: SpectrogramStore, songs: list[Song], folder: Path, *,
                  model_cfg: ModelConfig, train_cfg: TrainConfig, feature_version: str,
                  init: Bundle | None = None, callback: Callback | None = None,
-                 device: str = "auto", workers: int | None = None):
-        self.device = resolve_device(device)
+                 device: str = "auto", workers: int | None = None, group: Group | None = None):
+        self.group = group or Group(device=resolve_device(device))
+        self.device = self.group.device
         self.workers = default_workers(self.device) if workers is None else workers
         self.store, self.songs = store, songs
         self.files = RunFiles(Path(folder))
-        self.model_cfg, self.cfg = model_cfg, train_cfg
+        self.model_cfg, self.cfg = model_cfg, shared_config(train_cfg, self.group.world)
         self.feature_version = feature_version
         self.init = init
-        self.callback = callback or (lambda event: None)
-        if len(songs) < 2:
-            raise TrainError(f"training needs at least 2 analysed songs, the library has {len(songs)}",
+        self.callback = (callback if self.group.main else None) or (lambda event: None)
+        if len(songs) < max(2, self.cfg.cluster_songs):
+            raise TrainError(f"training needs at least {max(2, self.cfg.cluster_songs)} analysed songs "
+                             f"(a clustering step takes {self.cfg.cluster_songs}), the library has {len(songs)}",
                              hint="scan more music with `reform scan FOLDER`")
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, phase: str = "all", resume: bool = False) -> TrainResult:
         if phase not in ("all", "pretrain", "cluster"):
             raise TrainError(f"unknown phase {phase!r}; use pretrain, cluster or all")
-        torch.set_num_threads(self.cfg.threads or os.cpu_count() or 1)
+        group = self.group
+        torch.set_num_threads(self.cfg.threads or max(1, (os.cpu_count() or 1) // group.local_world))
         saved = None
         if resume:
             if not self.files.checkpoint.exists():
                 raise TrainError("there is no checkpoint to resume", path=self.files.folder,
                                  hint="start a new run with `reform train`")
             saved = checkpoint.load(self.files.checkpoint)
-        normaliser = self._normaliser(saved)
+        normaliser = group.broadcast(self._normaliser(saved) if group.main else None)
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
         self.normaliser = normaliser
         history: list[dict] = (saved["state"]["history"] if saved
                                else self._pretraining_history() if phase == "cluster" else [])
         reasons: dict[str, str] = dict(saved.get("stop_reasons", {})) if saved else {}
-        self.files.folder.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        self._write_architectures()
+        if group.main:
+            self.files.folder.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+            self._write_architectures()
 
         if phase in ("all", "pretrain"):
             done = saved is not None and saved["state"]["phase"] == "cluster"
@@ -249,15 +262,18 @@ class Trainer:
                 model = self._pretrain_model(saved)
                 state = self._state(saved, "pretrain")
                 reasons["pretrain"] = self._phase(model, state, history, reasons, saved)
-                checkpoint.save_bundle(self.files.pretrain, model, normaliser, self.feature_version,
-                                       self._info(history, "pretrain"))
+                if group.main:
+                    checkpoint.save_bundle(self.files.pretrain, model, normaliser, self.feature_version,
+                                           self._info(history, "pretrain"))
+                group.barrier()   # the clustering phase of every process starts from this file
                 saved = None
         if phase in ("all", "cluster"):
             model = self._cluster_model(saved)
             state = self._state(saved, "cluster")
             reasons["cluster"] = self._phase(model, state, history, reasons, saved)
-            checkpoint.save_bundle(self.files.model, model, normaliser, self.feature_version,
-                                   self._info(history, "cluster"))
+            if group.main:
+                checkpoint.save_bundle(self.files.model, model, normaliser, self.feature_version,
+                                       self._info(history, "cluster"))
         return TrainResult(self.files, history, reasons)
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -310,13 +326,15 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def _objective(self, phase: str, model, saved: dict | None) -> tuple[Objective, Callable[[int], list], int]:
-        """The phase's objective, the plan of its batches for a given epoch, and the windows in one epoch."""
-        cfg, device = self.cfg, self.device
+        """The phase's objective, this process's plan of batches for a given epoch, and the
+        windows in one epoch (of all processes)."""
+        cfg, device, group = self.cfg, self.device, self.group
         std = self.normaliser.std
         if phase == "pretrain":
-            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, std, device)
+            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, std, device, group)
             return (objective,
-                    lambda epoch: self.windows.pretrain_plan(cfg.seed, epoch, cfg.batch_size, objective.views),
+                    lambda epoch: [plan.shard(group.rank, group.world) for plan in
+                                   self.windows.pretrain_plan(cfg.seed, epoch, cfg.batch_size, objective.views)],
                     len(self.windows.examples))
         bank = None
         if cfg.cluster_loss == "bank":
@@ -325,9 +343,12 @@ class Trainer:
                 bank.vectors = bank.vectors.to(device)
             else:
                 bank = fill_bank(model, self.windows.song_windows(4, cfg.seed), cfg.precision, device)
-        return (ClusterObjective(cfg, std, bank, device),
-                lambda epoch: self.windows.cluster_plan(cfg.seed, epoch, cfg.cluster_batch_size),
-                len(self.songs) * cfg.cluster_batch_size)
+                bank.vectors = group.broadcast_tensor(bank.vectors)   # the very same bank everywhere
+        return (ClusterObjective(cfg, std, bank, device, group),
+                lambda epoch: shard_steps(
+                    self.windows.cluster_plan(cfg.seed, epoch, cfg.cluster_batch_size, cfg.cluster_songs),
+                    cfg.cluster_songs, group.rank, group.world),
+                -(-len(self.songs) // cfg.cluster_songs) * cfg.cluster_songs * cfg.cluster_batch_size)
 
     def _phase(self, model, state: TrainState, history: list[dict], reasons: dict,
                saved: dict | None) -> str:
@@ -339,6 +360,8 @@ class Trainer:
         if saved is not None and saved["state"]["phase"] == state.phase:
             optimizer.load_state_dict(saved["optimizer_state"])
         objective, plan, n_windows = self._objective(state.phase, model, saved)
+        per_step = 1 if state.phase == "pretrain" else cfg.cluster_songs // self.group.world
+        trained = self.group.wrap(self.group.sync_batchnorm(model) if state.phase == "pretrain" else model)
         if state.epoch == 0 and not history_has(history, state.phase):
             history.append({"phase": state.phase, "epoch": 0, "lr": state.lr, "event": "start",
                             **embedding_spread(model, self.probe)})
@@ -353,9 +376,9 @@ class Trainer:
                            "max_epochs": cfg.max_epochs})
             started = time.perf_counter()
             batches = steps(self.windows, plan(epoch), self.device, self.workers)
-            terms, seen = run_epoch(model, optimizer, batches, objective,
-                                    epoch_generator(cfg.seed, state.phase, epoch),
-                                    lambda n: self.callback({"type": "batch", "windows": n}))
+            terms, seen = run_epoch(trained, optimizer, batches, objective,
+                                    lambda n: self.callback({"type": "batch", "windows": n}),
+                                    per_step, self.group)
             seconds = time.perf_counter() - started
             action = schedule.step(terms["total"])
             record = {"phase": state.phase, "epoch": epoch, "lr": state.lr, **terms,
@@ -368,8 +391,9 @@ class Trainer:
             self._apply(action, state, schedule, optimizer)
             state.epoch = epoch
             history.append(record)
-            self._save(model, optimizer, state, history, reasons, objective)
-            self._write_metrics(history)
+            if self.group.main:
+                self._save(model, optimizer, state, history, reasons, objective)
+                self._write_metrics(history)
             self.callback({"type": "epoch_end", **record})
         return state.stop_reason
 
@@ -387,7 +411,8 @@ class Trainer:
     def _diverged(self, record: dict, history: list[dict], loss: float, state: TrainState) -> None:
         """Log the diverged epoch (its weights are not saved) and stop with a clear error."""
         history.append(record)
-        self._write_metrics(history)
+        if self.group.main:
+            self._write_metrics(history)
         self.callback({"type": "epoch_end", **record})
         raise TrainError(f"training diverged in epoch {record['epoch']} of the {state.phase} phase "
                          f"(loss {loss}) at learning rate {state.lr:g}", path=self.files.folder,
@@ -439,6 +464,27 @@ class Trainer:
                 "epochs": {p: sum(h["phase"] == p for h in epochs) for p in ("pretrain", "cluster")},
                 "train_seconds": round(sum(h.get("seconds", 0) for h in epochs), 1),
                 "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def shared_config(cfg: TrainConfig, world: int) -> TrainConfig:
+    """The settings as ``world`` processes run them, the same steps one process would take.
+
+    A pretraining batch is split by rows, so each process needs at least one window of the
+    smallest batch (half of ``batch_size``); a clustering step's one-song batches are dealt
+    out whole, so their number must be a multiple of the processes (the default of one
+    becomes one per process; it is stored with the run, so a resume keeps it).
+    """
+    if world == 1:
+        return cfg
+    if cfg.batch_size < 2 * world:
+        raise ConfigError(f"a pretraining batch of {cfg.batch_size} windows cannot be shared by "
+                          f"{world} processes", hint=f"use --batch-size {2 * world} or more, or fewer processes")
+    if cfg.cluster_songs == 1:
+        return replace(cfg, cluster_songs=world)
+    if cfg.cluster_songs % world:
+        raise ConfigError(f"{cfg.cluster_songs} songs per clustering step cannot be shared by {world} processes",
+                          hint=f"use --cluster-songs {world} (or a multiple of it)")
+    return cfg
 
 
 def history_has(history: list[dict], phase: str) -> bool:
