@@ -36,10 +36,13 @@ def warm_page_cache(paths: list[str]) -> None:
                 pass
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident memory in bytes of a process and all its descendants."""
+def _tree(pid: int) -> tuple[int, dict[int, float]]:
+    """Resident memory in bytes of a process and all its descendants, and the CPU seconds
+    (user and system) each of them has used so far."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -48,27 +51,40 @@ def _tree_rss(pid: int) -> int:
                 fields = f.read().rsplit(")", 1)[1].split()
             children.setdefault(int(fields[1]), []).append(int(entry))
             rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
         except (OSError, IndexError, ValueError):
             continue
-    total, stack = 0, [pid]
+    total, used, stack = 0, {}, [pid]
     while stack:
         p = stack.pop()
         total += rss.get(p, 0)
+        used[p] = cpu.get(p, 0.0)
         stack.extend(children.get(p, []))
-    return total
+    return total, used
 
 
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
     """Run a command; return (wall seconds, peak RSS of its whole process tree, stdout)."""
+    wall, peak, _, out = run_watched(cmd, env)
+    return wall, peak, out
+
+
+def run_watched(cmd: list[str], env: dict | None = None) -> tuple[float, int, float, str]:
+    """Run a command; return (wall seconds, peak RSS of its whole process tree, CPU seconds
+    of that tree, stdout).  Both are sampled every 50 ms: the CPU a process uses in the
+    moment before it exits is missed, and a shared machine's load barely changes it."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
+    cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not stop.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
+            rss, used = _tree(proc.pid)
+            peak = max(peak, rss)
+            cpu.update(used)
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -79,7 +95,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, int, s
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
-    return wall, peak, out
+    return wall, peak, sum(cpu.values()), out
 
 
 def table(headers: list[str], rows: list[list]) -> str:

@@ -8,7 +8,7 @@ import pytest
 from conftest import noise, stereo, tone, write
 from reform import Library
 from reform.config import EmbedConfig
-from reform.embed import Embedder, aggregate, song_windows, window_starts
+from reform.embed import Embedder, SongBatches, aggregate, song_windows, window_starts
 from reform.errors import EmbedError, ModelError
 
 
@@ -58,6 +58,33 @@ def test_batched_embedding_equals_one_song_at_a_time(trained):
         together = dict(embedder.songs(iter(specs)))
         for key, spec in specs:
             np.testing.assert_allclose(together[key], embedder.song(spec), atol=1e-5)
+
+
+def test_batches_across_songs_give_each_song_its_own_embedding_in_order(trained):
+    """Windows of several songs share encoder batches (a batch of 5 windows splits songs
+    across batches and holds parts of three): every song comes back once all its windows are
+    done, in the order added, with the embedding it gets alone."""
+    with Library(trained) as lib:
+        embedder = Embedder(lib.load_model(), EmbedConfig(hop=32), precision="float32")
+        rng = np.random.default_rng(1)
+        specs = [(f"song {i}", rng.normal(-40, 10, (channels, frames, 128)).astype(np.float16))
+                 for i, (channels, frames) in enumerate([(2, 150), (1, 40), (1, 64), (2, 97), (1, 280)])]
+        alone = {key: embedder.song(spec) for key, spec in specs}
+        embedder.batch_windows = 5
+        batches = SongBatches(embedder)
+        returned = []
+        for added, (key, spec) in enumerate(specs, 1):
+            returned += batches.add(key, spec)
+            assert len(batches) == added - len(returned)  # the others wait for a full batch
+        assert 0 < len(returned) < len(specs)
+        returned += batches.flush()
+        assert [key for key, _ in returned] == [key for key, _ in specs] and len(batches) == 0
+        for key, vector in returned:
+            np.testing.assert_allclose(vector, alone[key], atol=1e-5)
+        exact = specs[0][1][:, :160]  # 2 channels x 4 windows: a song that fills two batches
+        assert len(song_windows(exact, embedder.bundle.normaliser, embedder.window, embedder.hop)) == 8
+        embedder.batch_windows = 4
+        np.testing.assert_allclose(embedder.song(exact), dict(embedder.songs(iter([("x", exact)])))["x"])
 
 
 def test_a_long_song_is_embedded_batch_by_batch_with_the_same_result(trained):

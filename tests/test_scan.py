@@ -302,3 +302,57 @@ def test_a_full_disk_stops_the_scan_in_one_line_and_loses_nothing(tmp_path, musi
     with Library(home) as lib:                          # space freed: the scan carries on
         summary = lib.scan(jobs=1)
         assert summary.analysed + summary.unchanged == 4 and summary.failed == 0
+
+
+# -- embedding in the scan's own process, many songs per batch -------------------------------------
+def _more_music(folder: Path) -> Path:
+    write(folder / "a.wav", stereo(tone(330, 20), noise(20, seed=3)))
+    write(folder / "b.flac", tone(550, 18))
+    write(folder / "c.ogg", noise(12, seed=4))
+    shutil.copy(folder / "a.wav", folder / "a copy.wav")  # one embedding for both
+    return folder
+
+
+def test_embedding_across_songs_in_this_process_equals_embedding_in_the_workers(trained, tmp_path):
+    more = _more_music(tmp_path / "more")
+    vectors, summaries = {}, {}
+    for across in (False, True):
+        home = tmp_path / f"home-{across}"
+        shutil.copytree(trained, home)
+        with Library(home) as lib:
+            summaries[across] = lib.scan(more, jobs=2, embed=True, across_songs=across)
+            assert lib.stale_embeddings() == 0
+            vectors[across] = lib.embeddings()[1]
+    assert summaries[True].embedded == summaries[False].embedded == 4
+    assert summaries[True].analysed == 4 and summaries[True].duplicates == 1
+    assert vectors[True].keys() == vectors[False].keys()
+    for key, vector in vectors[False].items():
+        np.testing.assert_allclose(vectors[True][key], vector, atol=2e-3)  # bfloat16, other batches
+
+
+def test_songs_waiting_for_their_batch_at_ctrl_c_are_embedded_by_the_next_scan(trained, tmp_path,
+                                                                                monkeypatch):
+    import reform.embed
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    more = _more_music(tmp_path / "more")
+    added = []
+
+    def add_then_ctrl_c(self, key, spec):
+        added.append(key)
+        if len(added) == 2:
+            raise KeyboardInterrupt
+        return original(self, key, spec)
+
+    original = reform.embed.SongBatches.add
+    monkeypatch.setattr(reform.embed, "BATCH_WINDOWS", 10_000)  # the first song waits for more
+    monkeypatch.setattr(reform.embed.SongBatches, "add", add_then_ctrl_c)
+    with Library(home) as lib:
+        before = len(lib.songs())
+        summary = lib.scan(more, jobs=1, embed=True, across_songs=True)
+        assert summary.interrupted and len(lib.songs()) == before  # nothing recorded half-done
+        monkeypatch.undo()
+        again = lib.scan(more, jobs=1, embed=True, across_songs=True)
+        assert again.reused == 3 and again.analysed == 1   # a, its copy and b were stored
+        assert again.embedded == 4 and lib.stale_embeddings() == 0

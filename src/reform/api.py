@@ -125,32 +125,34 @@ class Library:
              embed: bool = False, retry_failed: bool = False,
              on_start: Callable[[int], None] | None = None,
              on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset(),
-             device: str = "auto"):
+             device: str = "auto", across_songs: bool | None = None):
         """Analyse new and changed files under ``paths`` (the known folders if none).
 
-        With ``embed`` the workers also embed each new song with the active model while its
-        spectrogram is in memory (`reform scan` does; see :meth:`scan_embedding`).
+        With ``embed`` each new song is also embedded with the active model while its
+        spectrogram is in memory (`reform scan` does; see :meth:`scan_embedding`): by the
+        worker that analysed it, or, ``across_songs``, by this process in batches of many
+        songs' windows while the workers go on analysing.  ``across_songs`` None (auto)
+        means on a GPU (``device`` cuda, or auto when one is visible), where large batches
+        keep the card busy; on the CPU the workers embed, which measured faster
+        (README, Speed).
         ``retry_failed`` tries again the files that failed before, changed or not.
         ``progress`` shows a bar; ``on_start(total)`` and ``on_step(n)`` report the same to
         the caller (the web page's jobs use them).  ``redo`` names files to analyse again
-        even if they did not change.  With a GPU (``device`` cuda, or auto when one is
-        visible) the workers only analyse, and this process then embeds the new songs on the
-        GPU in batches of many songs' windows.  BusyError if another process is changing
-        the library.
+        even if they did not change.  BusyError if another process is changing the library.
         """
         from .device import on_gpu
         from .scan import scan
 
-        gpu = embed and on_gpu(device)
-        embedding = self.scan_embedding() if embed and not gpu else None
+        embedding = self.scan_embedding() if embed else None
+        gpu = embedding is not None and on_gpu(device)
+        across = gpu if across_songs is None else across_songs
+        batch_device = ("cuda" if gpu else "cpu") if across else None
         with self.home.lock.hold("scan"), \
                 Bar(progress, "scanning", "song", on_start, on_step) as bar:
-            summary = scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
-                           mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
-                           embedding=embedding, redo=frozenset(redo), retry_failed=retry_failed)
-        if gpu and self.scan_embedding() is not None:
-            summary.embedded = self.embed(progress=progress, device=device).embedded
-        return summary
+            return scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
+                        mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
+                        embedding=embedding, batch_device=batch_device, redo=frozenset(redo),
+                        retry_failed=retry_failed)
 
     def check(self, *, repair: bool = False, progress: bool = False, jobs: int | None = None):
         """Verify every stored spectrogram and embedding (see :mod:`reform.check`).

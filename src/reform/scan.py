@@ -1,12 +1,15 @@
 """library -> audio -> features -> store, in parallel worker processes, resumable.
 
 Each worker hashes a file, reads its tags and, unless a spectrogram of the same
-bytes is already stored, decodes it in blocks and writes its log-mel
-spectrogram.  Given an embedder (see :class:`Embedding`), it also embeds the
-spectrogram while it is in memory, so a new library is ready for recommendations
-after one pass.  The main process alone writes the catalogue, one short
-transaction per file, so an interrupted scan (Ctrl-C, ``kill -9``) keeps every
-song finished so far and the next scan carries on from there.
+bytes is already stored, decodes it in blocks (in a thread of its own, a block
+ahead of the log-mel) and writes its log-mel spectrogram.  Given an embedder (see
+:class:`Embedding`), the song is also embedded while its spectrogram is in memory,
+so a new library is ready for recommendations after one pass: by the worker (the
+CPU default, measured faster there), or by the main process in batches of many
+songs' windows (``batch_device``: what keeps a GPU busy).  The main process alone
+writes the catalogue, one short transaction per file, so an interrupted scan
+(Ctrl-C, ``kill -9``) keeps every song finished so far and the next scan carries
+on from there.  The longest files are started first, so no worker ends alone.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
 from . import library
+from .ahead import read_ahead
 from .audio import stream
 from .config import AudioConfig, MelConfig
 from .errors import DecodeError, FeatureError, LibraryError, ReformError, StoreError, WriteError
@@ -33,14 +37,27 @@ SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS
 SILENT_LEAD_SECONDS = 30 * 60    # silent this long from the start: rejected without reading on
 
 
+class Batches(Protocol):
+    """Songs in, embeddings out, windows of many songs per encoder batch, in one process
+    (``reform.embed.SongBatches``): a song comes back once a batch has finished it."""
+
+    def add(self, key: str, spec: np.ndarray) -> list[tuple[str, np.ndarray]]: ...
+
+    def flush(self) -> list[tuple[str, np.ndarray]]: ...
+
+
 class Embedding(Protocol):
-    """Turns a spectrogram into a song embedding inside the workers: it must pickle (hold
-    a model path, not a model) and ``key`` names the embeddings it makes in the catalogue.
-    ``reform.embed.SpectrogramEmbedder`` is the one ReFORM uses."""
+    """Turns a spectrogram into a song embedding: it must pickle (hold a model path, not a
+    model) and ``key`` names the embeddings it makes in the catalogue.  Called in the
+    workers, it embeds one song; ``batches(device)`` embeds in the scan's own process,
+    windows of many songs per batch.  ``reform.embed.SpectrogramEmbedder`` is the one
+    ReFORM uses."""
 
     key: str
 
     def __call__(self, spec: np.ndarray) -> np.ndarray: ...
+
+    def batches(self, device: str) -> Batches: ...
 
 
 @dataclass(frozen=True)
@@ -186,26 +203,22 @@ def _embed(embedding: Embedding, spec: np.ndarray) -> np.ndarray | None:
 
 def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
                  mel_cfg: MelConfig) -> tuple[np.ndarray, SpectrogramInfo]:
-    """Stream-decode a file into its clipped float16 log-mel, (channels, frames, n_mels)."""
+    """Stream-decode a file into its clipped float16 log-mel, (channels, frames, n_mels).
+
+    Decoding and resampling run in a thread of their own, a block ahead of the log-mel
+    (``reform.ahead``), and so does the check for a silent start, which stops the decoding.
+    """
     source, blocks = stream(path, audio_cfg)
+    level = _Level(path, SILENT_LEAD_SECONDS * audio_cfg.sample_rate)
     mel = _logmel(audio_cfg, mel_cfg).stream(source.channels)
-    parts, samples, peak = [], 0, 0.0
-    lead = SILENT_LEAD_SECONDS * audio_cfg.sample_rate
-    for block in blocks:
-        samples += block.shape[1]
-        peak = max(peak, float(block.max(initial=0.0)), -float(block.min(initial=0.0)))
-        if peak < SILENCE_PEAK and samples > lead:  # do not decode hours of silence to the end
-            blocks.close()
-            raise FeatureError(f"the audio is silent (no sample above -80 dBFS in its first "
-                               f"{SILENT_LEAD_SECONDS / 60:g} minutes)", path=path)
-        parts.append(mel.push(block).astype(np.float16))
-    duration = samples / audio_cfg.sample_rate
-    if samples == 0:
+    parts = [mel.push(block).astype(np.float16) for block in read_ahead(level.watch(blocks))]
+    duration = level.samples / audio_cfg.sample_rate
+    if level.samples == 0:
         raise DecodeError("the file holds no audio samples", path=path)
     if duration < audio_cfg.min_duration:
         raise FeatureError(f"too short: {duration:.2f} s of audio, at least "
                            f"{audio_cfg.min_duration:g} s needed", path=path)
-    if peak < SILENCE_PEAK:
+    if level.peak < SILENCE_PEAK:
         raise FeatureError("the audio is silent (no sample above -80 dBFS)", path=path)
     parts.append(mel.finish().astype(np.float16))
     from .features import clip_top_db
@@ -214,6 +227,26 @@ def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
     info = SpectrogramInfo(hash=digest, channels=spec.shape[0], frames=spec.shape[1],
                            duration=duration, sample_rate=source.sample_rate, codec=source.codec)
     return spec, info
+
+
+class _Level:
+    """Counts the samples of the decoded blocks and their peak, and stops the decoding of a
+    file that stays silent for ``lead`` samples from its start: hours of silence are not
+    decoded to the end."""
+
+    def __init__(self, path: str, lead: int):
+        self.path, self.lead = path, lead
+        self.samples, self.peak = 0, 0.0
+
+    def watch(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            self.samples += block.shape[1]
+            self.peak = max(self.peak, float(block.max(initial=0.0)), -float(block.min(initial=0.0)))
+            if self.peak < SILENCE_PEAK and self.samples > self.lead:
+                blocks.close()
+                raise FeatureError(f"the audio is silent (no sample above -80 dBFS in its first "
+                                   f"{SILENT_LEAD_SECONDS / 60:g} minutes)", path=self.path)
+            yield block
 
 
 # -- main process -------------------------------------------------------------------------------
@@ -254,8 +287,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
          mel_cfg: MelConfig = MelConfig(), jobs: int | None = None,
          progress: Callable[[int], object] | None = None,
          on_start: Callable[[int], None] | None = None,
-         embedding: Embedding | None = None, redo: frozenset[str] = frozenset(),
-         retry_failed: bool = False) -> ScanSummary:
+         embedding: Embedding | None = None, batch_device: str | None = None,
+         redo: frozenset[str] = frozenset(), retry_failed: bool = False) -> ScanSummary:
     """Bring the catalogue up to date with the music under ``roots``.
 
     Parameters
@@ -265,6 +298,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     jobs : worker processes; None uses every core
     embedding : also embed every analysed song with it, unless the library holds
         embeddings of another model (they are never mixed: `reform embed` replaces them)
+    batch_device : None embeds each song in the worker that analysed it; "cpu" or "cuda"
+        embeds in this process on that device, windows of many songs per batch (the
+        workers only analyse), and records each song with its embedding
     retry_failed : try again every file that failed before, even if it did not change
         (failures whose cause can change, like a permission, are always tried again)
     on_start : called with the number of files that need work, before any is done
@@ -321,14 +357,24 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     embedded = frozenset(catalogue.embedded_hashes(embedding.key)) if embedding else frozenset()
     if on_start:
         on_start(len(todo.todo))
+    here = _EmbedHere(embedding, batch_device, home.spectrograms, embedded) \
+        if embedding is not None and batch_device is not None else None
+    # the longest files first (size stands for length), so that no worker is left alone
+    # with a long one at the end while the others wait
+    todo.todo.sort(key=lambda e: e.size, reverse=True)
     try:
         for result in _run_pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg,
-                                jobs or os.cpu_count() or 1, embedding, embedded):
-            _record(home, result, movable, moved, summary)
+                                jobs or os.cpu_count() or 1, None if here else embedding, embedded):
+            for ready in here.add(result) if here else [result]:
+                _record(home, ready, movable, moved, summary)
+                if progress:
+                    progress(1)
+        for ready in here.flush() if here else []:
+            _record(home, ready, movable, moved, summary)
             if progress:
                 progress(1)
     except KeyboardInterrupt:
-        summary.interrupted = True
+        summary.interrupted = True  # songs waiting for their embedding are done by the next scan
     if not summary.interrupted:
         gone = [row.path for row in todo.removed if row.path not in moved]
         with catalogue.transaction():
@@ -342,6 +388,48 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     summary.duplicates = counts["duplicates"]
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+class _EmbedHere:
+    """The scan's own process embeds what the workers analysed, many songs per batch: an
+    analysed song waits here, unrecorded, until its batch is done, and is then recorded
+    with its embedding in one transaction.  A song that waits when the scan is interrupted
+    has its spectrogram stored; the next scan reuses it and embeds it."""
+
+    def __init__(self, embedding: Embedding, device: str, store: SpectrogramStore,
+                 embedded: frozenset[str]):
+        self.embedding, self.device, self.store = embedding, device, store
+        self.embedded = set(embedded)
+        self.waiting: dict[str, list[Analysed]] = {}  # by audio: copies share an embedding
+        self.batches: Batches | None = None          # the model loads with the first song
+
+    def add(self, result: Analysed | Failed) -> list[Analysed | Failed]:
+        """Results ready to record: this one, or those whose batch it completed."""
+        if not isinstance(result, Analysed) or result.info.hash in self.embedded:
+            return [result]
+        digest = result.info.hash
+        if digest in self.waiting:
+            self.waiting[digest].append(result)
+            return []
+        try:
+            spec = self.store.open(digest)  # just written by the worker: memory-mapped, no copy
+        except StoreError:
+            return [result]  # no embedding: `reform check` names the song and repairs it
+        self.waiting[digest] = [result]
+        if self.batches is None:
+            self.batches = self.embedding.batches(self.device)
+        return self._ready(self.batches.add(digest, spec))
+
+    def flush(self) -> list[Analysed]:
+        return self._ready(self.batches.flush()) if self.batches is not None else []
+
+    def _ready(self, done: list[tuple[str, np.ndarray]]) -> list[Analysed]:
+        out: list[Analysed] = []
+        for digest, vector in done:
+            self.embedded.add(digest)
+            finite = bool(np.isfinite(vector).all())  # never stored otherwise (see _embed)
+            out += [replace(r, embedding=vector if finite else None) for r in self.waiting.pop(digest)]
+        return out
 
 
 def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileRow]],
