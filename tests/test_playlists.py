@@ -26,7 +26,7 @@ def setup(home):
         rec = lib.recommender()
         rows = {Path(r.path).stem: r for r in lib.songs()}
         root = Path(lib.music_root())
-    return rec, rows, root
+        yield rec, rows, root  # the recommender reads the catalogue: the library stays open
 
 
 def entries(path: Path) -> list[str]:
@@ -37,7 +37,7 @@ def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
     rec, rows, root = setup
     radio = pl.radio(rec, rows["02 Chord"], 4)
     assert radio.rows[0] == rows["02 Chord"] and len({r.hash for r in radio.rows}) == 4
-    mix = pl.folder_mix(rec, root / "Noise Crew", 5)
+    mix = pl.folder_mix(rec, list(rows.values()), root / "Noise Crew", 5)
     assert {Path(r.path).stem for r in mix.rows} == {"01 A Four Forty", "02 Chord"}  # not its own songs
     folder = root / "Playlists"
     report = pl.write_folder(folder, [radio, mix], root)

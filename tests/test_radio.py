@@ -23,7 +23,7 @@ def songs():
             row(5, "C", "C1", duration=30.0), row(6, "C", "C1"), row(7, "D", "D1"), row(8, "E", "E1"),
             row(9, "F", "F1")]
     vectors = {r.hash: np.array([np.cos(r.id / 10), np.sin(r.id / 10)], np.float32) for r in rows}
-    return rows, Recommender(rows, vectors)
+    return rows, Recommender.of(rows, vectors)
 
 
 def ids(recs):
@@ -48,7 +48,7 @@ def test_nothing_within_the_no_repeat_window_and_the_gaps_give_way(songs):
     got = ids(next_songs(rec, [rows[8]], recent, 2, Rules(no_repeat=3, artist_gap=0, album_gap=0)))
     assert got == [9, 5]  # the window is 3 songs (8, 7, 6): 5 may come back
     one_artist = [row(i, "Solo", "S") for i in range(4)]
-    solo = Recommender(one_artist, {r.hash: np.array([1.0, i], np.float32) for i, r in enumerate(one_artist)})
+    solo = Recommender.of(one_artist, {r.hash: np.array([1.0, i], np.float32) for i, r in enumerate(one_artist)})
     assert len(next_songs(solo, [one_artist[0]], [one_artist[0]], 3, Rules(artist_gap=3))) == 3
 
 

@@ -19,14 +19,16 @@ def row(i, artist, album, title, digest=None):
                    44100, 2, 100, "flac", "fv", artist, album, title, None, None, None, 0.0)
 
 
+ROWS = [row(1, "A", "A1", "seed"), row(2, "A", "A1", "same album"), row(3, "A", "A2", "other album"),
+        row(4, "B", "B1", "close b"), row(5, "C", "C1", "far"), row(6, "B", "B1", "copy of close b", "h4"),
+        row(7, "D", "D1", "between")]
+ANGLE = {"h1": 0.0, "h2": 0.1, "h3": 0.2, "h4": 0.15, "h5": 3.0, "h7": 1.5}
+EMB = {h: np.array([np.cos(a), np.sin(a), 0.0], np.float32) for h, a in ANGLE.items()}
+
+
 @pytest.fixture
 def rec():
-    rows = [row(1, "A", "A1", "seed"), row(2, "A", "A1", "same album"), row(3, "A", "A2", "other album"),
-            row(4, "B", "B1", "close b"), row(5, "C", "C1", "far"), row(6, "B", "B1", "copy of close b", "h4"),
-            row(7, "D", "D1", "between")]
-    angle = {"h1": 0.0, "h2": 0.1, "h3": 0.2, "h4": 0.15, "h5": 3.0, "h7": 1.5}
-    emb = {h: np.array([np.cos(a), np.sin(a), 0.0], np.float32) for h, a in angle.items()}
-    return Recommender(rows, emb)
+    return Recommender.of(ROWS, EMB)
 
 
 def titles(recs):
@@ -34,20 +36,20 @@ def titles(recs):
 
 
 def test_similar_orders_by_cosine_and_never_returns_the_seed(rec):
-    seed = rec.seed_of(find(rec.items, "seed"))
+    seed = rec.seed_of(find(ROWS, "seed"))
     recs = rec.similar(seed, n=10)
     assert titles(recs) == ["same album", "close b", "other album", "between", "far"]
     assert recs[0].score == pytest.approx(np.cos(0.1), abs=1e-5)
 
 
 def test_duplicates_are_shown_once(rec):
-    seed = rec.seed_of(find(rec.items, "seed"))
+    seed = rec.seed_of(find(ROWS, "seed"))
     assert "copy of close b" not in titles(rec.similar(seed, n=10))
-    assert len(rec.items) == 6
+    assert len(rec) == 6
 
 
 def test_filters(rec):
-    seed = rec.seed_of(find(rec.items, "seed"))
+    seed = rec.seed_of(find(ROWS, "seed"))
     assert titles(rec.similar(seed, 10, Filters(exclude_same_artist=True))) == ["close b", "between", "far"]
     assert titles(rec.similar(seed, 10, Filters(exclude_same_album=True))) == [
         "close b", "other album", "between", "far"]
@@ -56,13 +58,13 @@ def test_filters(rec):
 
 
 def test_mix_is_centred_between_seeds(rec):
-    seeds = [rec.seed_of(find(rec.items, "seed")), rec.seed_of(find(rec.items, "far"))]
+    seeds = [rec.seed_of(find(ROWS, "seed")), rec.seed_of(find(ROWS, "far"))]
     recs = rec.mix(seeds, 1)
     assert titles(recs) == ["between"]
 
 
 def test_playlist_flows_without_repeats(rec):
-    seed = rec.seed_of(find(rec.items, "seed"))
+    seed = rec.seed_of(find(ROWS, "seed"))
     recs = rec.playlist([seed], length=5)
     assert len(recs) == len({r.row.hash for r in recs}) == 5
     assert "seed" not in titles(recs)

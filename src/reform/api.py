@@ -149,10 +149,12 @@ class Library:
         batch_device = ("cuda" if gpu else "cpu") if across else None
         with self.home.lock.hold("scan"), \
                 Bar(progress, "scanning", "song", on_start, on_step) as bar:
-            return scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
-                        mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
-                        embedding=embedding, batch_device=batch_device, redo=frozenset(redo),
-                        retry_failed=retry_failed)
+            summary = scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
+                           mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
+                           embedding=embedding, batch_device=batch_device, redo=frozenset(redo),
+                           retry_failed=retry_failed)
+            self.update_index()
+            return summary
 
     def check(self, *, repair: bool = False, progress: bool = False, jobs: int | None = None):
         """Verify every stored spectrogram and embedding (see :mod:`reform.check`).
@@ -178,6 +180,7 @@ class Library:
                 self.scan(redo=frozenset(redo), embed=True, jobs=jobs, progress=progress)
             if found.of("embedding") and self.embedding_status()["current"]:
                 self.embed(progress=progress)
+            self.update_index()
             return found, look()
 
     def scan_embedding(self):
@@ -319,8 +322,10 @@ class Library:
         bundle = self.load_model(model)
         with self.home.lock.hold("embed"), \
                 Bar(progress, "embedding", "song", on_start, on_step) as bar:
-            return embed_library(self.home.catalogue, self.home.spectrograms, bundle,
-                                 on_start=bar.start, progress=bar.step, device=device)
+            summary = embed_library(self.home.catalogue, self.home.spectrograms, bundle,
+                                    on_start=bar.start, progress=bar.step, device=device)
+            self.update_index()
+            return summary
 
     def embeddings(self) -> tuple[str, dict[str, np.ndarray]]:
         """The model version of the stored embeddings and the embedding of every song hash."""
@@ -347,17 +352,31 @@ class Library:
 
     def stale_embeddings(self) -> int:
         """How many analysed songs lack an embedding from the model the embeddings come from."""
-        version = self.home.embedding_model()
-        have = set(self.home.catalogue.embeddings(version)) if version else set()
-        return len({row.hash for row in self.songs()} - have)
+        return self.home.catalogue.missing_embeddings(self.home.embedding_model())
 
     def recommender(self, metric: str = "cosine", index: str = "auto"):
+        """Recommendations over the home's stored search index (brought up to date, or built,
+        when it is behind the embeddings; see :mod:`reform.songindex`)."""
         from .recommend import Recommender
+        from .songindex import load
 
-        if not self.songs():
+        if not self.home.catalogue.has_songs():
             raise QueryError("the library is empty", hint="run `reform scan FOLDER` first")
-        _, vectors = self.embeddings()
-        return Recommender(self.songs(), vectors, metric=metric, index=index)
+        return Recommender(load(self.home, metric, index), self.home.catalogue.rows_by_hash)
+
+    def update_index(self) -> list[str]:
+        """Bring the stored search indexes up to date with the embeddings (the writers call
+        this, holding the writer lock; see :func:`reform.songindex.update`)."""
+        from .songindex import update
+
+        with self.home.lock.hold("index"):
+            return update(self.home)
+
+    def index_problems(self) -> list[str]:
+        """What is wrong with the stored search indexes (see :func:`reform.songindex.problems`)."""
+        from .songindex import problems
+
+        return problems(self.home)
 
     def resolve(self, query: str | os.PathLike, recommender=None):
         """A query as a Seed: a library path, an audio file outside the library (analysed on the

@@ -357,15 +357,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         if problem:
             _rescan_after_rebuild(lib, args)
         found, after = lib.check(repair=args.repair, progress=not args.quiet, jobs=args.jobs)
+        index = lib.index_problems()
+        damaged_index = [line for line in index if "damaged" in line]
+        if args.repair and index:
+            lib.update_index()
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
     print(f"checked {found.songs} spectrograms and their embeddings ({model}): "
           f"{len(found.problems)} problems")
     for p in found.problems:
         print(f"  {p.line()}")
+    for line in index:
+        print(f"  {line}")
+    if args.repair and index:
+        print("search index: built again" if damaged_index else "search index: brought up to date")
     if after is None:
-        if found.problems:
-            print("run `reform check --repair` to analyse or embed these songs again")
-        return 1 if found.problems else 0
+        if found.problems or damaged_index and not args.repair:
+            print("run `reform check --repair` to analyse or embed these songs again, or build the index")
+        return 1 if found.problems or damaged_index and not args.repair else 0
     print(f"after the repair: {len(after.problems)} problems")
     for p in after.problems:
         print(f"  {p.line()}")
@@ -605,7 +613,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         for row in lib.most_played(args.most_played):
             wanted.append(playlists.radio(rec, row, args.length, _rules(args)))
         for folder in args.mix or []:
-            wanted.append(playlists.folder_mix(rec, folder, args.length, _filters(args)))
+            wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args)))
     if not wanted:
         raise ConfigError("no playlist asked for", hint="add --radio QUERY, --most-played N or --mix FOLDER")
     report = playlists.write_folder(args.to, wanted, root, args.prefix)
@@ -756,7 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine",
                        help="how closeness is measured (default: cosine)")
         p.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto",
-                       help="exact search, or FAISS HNSW (auto: FAISS above 200,000 songs)")
+                       help="the stored index as it is (auto: exact up to 200,000 songs, FAISS IVF-PQ "
+                            "above), exact search over its vectors, or FAISS whatever the size")
         p.add_argument("--json", action="store_true", help="a JSON list of songs")
         p.add_argument("-o", "--output", help="also write an M3U playlist (e.g. mix.m3u8)")
         p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")

@@ -7,6 +7,7 @@ Layout of a home::
     writer.lock                     held by the one process changing the home (reform.lock)
     spectrograms/<feature-version>/ the spectrogram store (see :class:`reform.store.SpectrogramStore`)
     models/<run>/                   one folder per training run (see :class:`reform.train.RunFiles`)
+    index/<metric>.index            the stored search index of the embeddings (reform.songindex)
     cache/                          what the web page computes once (the map)
 
 The catalogue holds the home's settings under the names of :class:`Keys`.  The audio
@@ -34,7 +35,7 @@ from .errors import LibraryError, ModelError, StoreError, TrainError
 from .lock import WriterLock
 from .store import CATALOGUE_NAME, Catalogue, SpectrogramStore
 
-SPECTROGRAMS, MODELS, CACHE = "spectrograms", "models", "cache"
+SPECTROGRAMS, MODELS, CACHE, INDEX = "spectrograms", "models", "cache", "index"
 SHIPPED = "shipped"
 SHIPPED_MODEL = Path(__file__).parent / "models" / "shipped.pt"
 PHASES = ("pretrain", "cluster")
@@ -164,6 +165,10 @@ class Home:
 
     def set_embedding_model(self, key: str) -> None:
         self.catalogue.set_meta(Keys.EMBEDDING_MODEL, key)
+
+    def index_path(self, metric: str) -> Path:
+        """The stored search index of the embeddings for one metric."""
+        return self.path / INDEX / f"{metric}.index"
 
 
 @dataclass(frozen=True)

@@ -69,11 +69,15 @@ def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules()) 
     return Playlist(f"ReFORM radio - {seed.artist or '?'} - {seed.title or Path(seed.path).stem}", rows)
 
 
-def folder_mix(rec: Recommender, folder: str | os.PathLike, length: int,
+def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike, length: int,
                filters: Filters = Filters()) -> Playlist:
-    """Songs like those under ``folder`` (the centre of them all), none of them itself."""
+    """Songs like those of ``songs`` under ``folder`` (the centre of them all), none of them itself."""
     base = os.path.join(os.path.abspath(os.fspath(folder)), "")
-    rows = [r for r in rec.items if r.path.startswith(base)]
+    first: dict[str, FileRow] = {}   # one row per recording, the first path
+    for r in sorted(songs, key=lambda r: r.path):
+        if r.path.startswith(base) and rec.has(r.hash):
+            first.setdefault(r.hash, r)
+    rows = list(first.values())
     if not rows:
         raise ConfigError("no song of the library with an embedding lies in this folder",
                           path=folder, hint="give a folder the library has scanned")

@@ -73,14 +73,14 @@ def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n:
     centre = _centre(rec, seeds, rules.seed_decay)
     banned = {r.hash for r in seeds} | {r.hash for r in recent[:rules.no_repeat]}
     want = n * rules.shuffle
-    k = min(len(rec.items), max(8 * (want + len(banned)), 256))
+    k = min(len(rec), max(8 * (want + len(banned)), 256))
     while True:
         usable = [(row, score) for row, score in _ranked(rec, centre, k)
                   if row.hash not in banned and _allowed(row, seeds, rules)]
         picked = _pick(usable, recent, want, rules, strict=True)
-        if len(picked) >= want or k >= len(rec.items):
+        if len(picked) >= want or k >= len(rec):
             break
-        k = min(len(rec.items), 4 * k)
+        k = min(len(rec), 4 * k)
     if len(picked) < want:  # too few songs keep the gaps: let them give way
         picked = _pick(usable, recent, want, rules, strict=False, start=picked)
     if rules.shuffle > 1 and len(picked) > n:
@@ -90,7 +90,7 @@ def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n:
 
 def _centre(rec: Recommender, seeds: list[FileRow], decay: float) -> np.ndarray:
     """The blend of the seeds' unit vectors, the newest weighing most."""
-    vectors = [rec.vectors[rec.position[r.hash]] for r in seeds if r.hash in rec.position][:MAX_SEEDS]
+    vectors = [rec.vector_of(r.hash) for r in seeds if rec.has(r.hash)][:MAX_SEEDS]
     if not vectors:
         raise QueryError("none of the songs to continue from has an embedding",
                          hint="run `reform scan` on their folder, then `reform embed`")
@@ -101,8 +101,7 @@ def _centre(rec: Recommender, seeds: list[FileRow], decay: float) -> np.ndarray:
 
 def _ranked(rec: Recommender, centre: np.ndarray, k: int) -> list[tuple[FileRow, float]]:
     """The ``k`` songs closest to ``centre``, closest first."""
-    scores, ids = rec.index.search(centre[None].astype(np.float32), k)
-    return [(rec.items[i], float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    return [(row, score) for _, row, score in rec.ranked(centre.astype(np.float32), k)]
 
 
 def _allowed(row: FileRow, seeds: list[FileRow], rules: Rules) -> bool:

@@ -8,12 +8,14 @@ copies are never recommended for it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import QueryError
 from .index import build_index
+from .songindex import SongIndex
 from .store import FileRow
 from .text import norm
 
@@ -50,54 +52,77 @@ class Recommendation:
 
 
 class Recommender:
-    """Songs with embeddings, one per distinct recording, and an index over them.
+    """Recommendations over the index of the embedded songs; catalogue rows are looked up only
+    for the songs an answer holds, so a query costs the same in a library of any size.
 
     Parameters
     ----------
-    rows : catalogue rows of the analysed songs
-    embeddings : embedding per content hash (songs without one are left out)
-    metric : "cosine" (default), "dot" or "euclidean"
-    index : "auto", "exact" or "faiss"
+    songs : the index of the embedded songs, one slot per distinct recording
+        (:class:`reform.songindex.SongIndex`; a library's stored one comes from
+        :func:`reform.songindex.load`)
+    rows_of : the analysed row of each of some content hashes (the first path of
+        byte-identical copies); hashes that no analysed file has are left out
     """
 
-    def __init__(self, rows: list[FileRow], embeddings: dict[str, np.ndarray], metric: str = "cosine",
-                 index: str = "auto"):
+    def __init__(self, songs: SongIndex, rows_of: Callable[[list[str]], dict[str, FileRow]]):
+        self.songs = songs
+        self.rows_of = rows_of
+        self.metric = songs.metric
+
+    @classmethod
+    def of(cls, rows: list[FileRow], embeddings: dict[str, np.ndarray], metric: str = "cosine",
+           index: str = "auto") -> Recommender:
+        """A recommender over rows and embeddings held in memory (songs without an embedding
+        are left out), its index built here."""
         by_hash: dict[str, FileRow] = {}
         for row in sorted(rows, key=lambda r: r.path):
-            if row.hash in embeddings and row.hash not in by_hash:
-                by_hash[row.hash] = row
+            if row.hash in embeddings:
+                by_hash.setdefault(row.hash, row)
         if not by_hash:
             raise QueryError("no song has an embedding yet", hint="run `reform embed` first")
-        self.items = list(by_hash.values())
-        self.position = {row.hash: i for i, row in enumerate(self.items)}
-        self.vectors = np.stack([embeddings[row.hash] for row in self.items]).astype(np.float32)
-        self.metric = metric
-        self.index = build_index(self.vectors, metric, index)
-        self.rows = rows
+        songs = SongIndex.build(list(by_hash), np.stack([embeddings[h] for h in by_hash]), metric, index)
+        return cls(songs, lambda hashes: {h: by_hash[h] for h in hashes if h in by_hash})
+
+    def __len__(self) -> int:
+        return len(self.songs)
+
+    def has(self, digest: str | None) -> bool:
+        """Whether a recording has an embedding here."""
+        return digest is not None and self.songs.slot(digest) is not None
+
+    def vector_of(self, digest: str) -> np.ndarray:
+        """A recording's vector as the index holds it (unit length for cosine): (D,)."""
+        slot = self.songs.slot(digest)
+        if slot is None:
+            raise QueryError("this song has no embedding yet", hint="run `reform embed`")
+        return self.songs.vector(slot)
 
     # -- seeds ------------------------------------------------------------------------------------
     def seed_of(self, row: FileRow) -> Seed:
-        if row.hash not in self.position:
+        if not self.has(row.hash):
             raise QueryError("this song has no embedding yet", path=row.path,
                              hint="run `reform embed`")
-        return Seed(self.vectors[self.position[row.hash]], row, f"{row.artist or '?'} - {row.title or '?'}")
+        return Seed(self.vector_of(row.hash), row, f"{row.artist or '?'} - {row.title or '?'}")
 
     # -- recommendations ------------------------------------------------------------------------
+    def ranked(self, query: np.ndarray, k: int) -> list[tuple[int, FileRow, float]]:
+        """The ``k`` songs closest to ``query`` (D,), closest first: (slot, row, score)."""
+        scores, slots = self.songs.search(query[None], k)
+        found = [(int(i), float(s)) for i, s in zip(slots[0], scores[0]) if i >= 0]
+        rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
+        return [(i, rows[h], s) for i, s in found if (h := self.songs.hash_at(i)) in rows]
+
     def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters,
-                    n: int) -> list[tuple[int, float]]:
-        """Indices and scores of the best songs for ``query``, filtered, at least n if there are."""
+                    n: int) -> list[tuple[int, FileRow, float]]:
+        """Slots, rows and scores of the best songs for ``query``, filtered, at least n if there are."""
         banned = {s.row.hash for s in seeds if s.row is not None}
         artists = {norm(s.row.artist) for s in seeds if s.row is not None and s.row.artist}
         albums = {norm(s.row.album) for s in seeds if s.row is not None and s.row.album}
-        k = min(len(self.items), max(4 * n + len(banned), 32))
+        k = min(len(self), max(4 * n + len(banned), 32))
         while True:
-            scores, ids = self.index.search(query[None], k)
-            picked: list[tuple[int, float]] = []
+            picked: list[tuple[int, FileRow, float]] = []
             per_artist: Counter = Counter()
-            for i, score in zip(ids[0], scores[0]):
-                if i < 0:
-                    continue
-                row = self.items[i]
+            for i, row, score in self.ranked(query, k):
                 artist = norm(row.artist)
                 if row.hash in banned:
                     continue
@@ -109,21 +134,21 @@ class Recommender:
                     if per_artist[artist] >= filters.max_per_artist:
                         continue
                     per_artist[artist] += 1
-                picked.append((int(i), float(score)))
-            if len(picked) >= n or k >= len(self.items):
+                picked.append((i, row, score))
+            if len(picked) >= n or k >= len(self):
                 return picked
-            k = min(len(self.items), k * 4)
+            k = min(len(self), k * 4)
 
     def similar(self, seed: Seed, n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
         """The n songs closest to one seed."""
-        return [Recommendation(self.items[i], s) for i, s in self._candidates(seed.vector, [seed], filters, n)[:n]]
+        return [Recommendation(row, s) for _, row, s in self._candidates(seed.vector, [seed], filters, n)[:n]]
 
     def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
         """The n songs closest to the centre of several liked songs."""
         if not seeds:
             raise QueryError("a mix needs at least one song")
         centre = np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0)
-        return [Recommendation(self.items[i], s) for i, s in self._candidates(centre, seeds, filters, n)[:n]]
+        return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
 
     def playlist(self, seeds: list[Seed], length: int = 20, filters: Filters = Filters(),
                  flow: float = 0.5) -> list[Recommendation]:
@@ -136,12 +161,14 @@ class Recommender:
         if not seeds:
             raise QueryError("a playlist needs at least one song")
         pool_size = max(10 * length, 200)
-        ids = np.array(sorted({i for seed in seeds
-                               for i, _ in self._candidates(seed.vector, seeds, filters, pool_size)}))
+        pool = {i: row for seed in seeds for i, row, _ in self._candidates(seed.vector, seeds, filters, pool_size)}
+        ids = np.array(sorted(pool))
         if not len(ids):
             return []
-        exact = build_index(self.vectors[ids], self.metric, "exact")
-        sim = exact.scores(self.vectors[ids])                                # (P, P)
+        items = [pool[i] for i in ids]
+        vectors = np.asarray(self.songs.index.vectors[ids])                  # (P, D)
+        exact = build_index(vectors, self.metric, "exact")
+        sim = exact.scores(vectors)                                          # (P, P)
         per_seed = exact.scores(np.stack([s.vector for s in seeds]))         # (S, P)
         to_seed = per_seed.max(axis=0)
         seed_sim = per_seed[0]
@@ -155,14 +182,14 @@ class Recommender:
             value = np.where(used, -np.inf, value)
             if filters.max_per_artist is not None:
                 for j in np.flatnonzero(~used):
-                    artist = norm(self.items[ids[j]].artist)
+                    artist = norm(items[j].artist)
                     if artist and per_artist[artist] >= filters.max_per_artist:
                         value[j] = -np.inf
             j = int(np.argmax(value))
             if not np.isfinite(value[j]):
                 break
             used[j] = True
-            per_artist[norm(self.items[ids[j]].artist)] += 1
-            out.append(Recommendation(self.items[ids[j]], float(to_seed[j]), float(closeness[j])))
+            per_artist[norm(items[j].artist)] += 1
+            out.append(Recommendation(items[j], float(to_seed[j]), float(closeness[j])))
             prev = j
         return out

@@ -86,11 +86,31 @@ CREATE TABLE IF NOT EXISTS plays (
 CREATE INDEX IF NOT EXISTS plays_hash ON plays (hash);
 """
 
+# Version 3: every change to the embeddings is logged (by triggers, so no writer can forget
+# it), so the home's stored search index can take in just what changed since it was written
+# (reform.songindex); the log's last number is the embeddings' revision.  The catalogue gets an
+# identity, so an index is never taken for that of a catalogue rebuilt in its place.
+CATALOGUE_ID = "catalogue_id"
+_SCHEMA_V3 = f"""
+CREATE TABLE IF NOT EXISTS embedding_changes (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS embedding_added AFTER INSERT ON embeddings
+    BEGIN INSERT INTO embedding_changes (hash) VALUES (NEW.hash); END;
+CREATE TRIGGER IF NOT EXISTS embedding_changed AFTER UPDATE ON embeddings
+    BEGIN INSERT INTO embedding_changes (hash) VALUES (NEW.hash); END;
+CREATE TRIGGER IF NOT EXISTS embedding_removed AFTER DELETE ON embeddings
+    BEGIN INSERT INTO embedding_changes (hash) VALUES (OLD.hash); END;
+INSERT OR REPLACE INTO meta (key, value) VALUES ('{CATALOGUE_ID}', lower(hex(randomblob(16))));
+"""
+
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
-MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2]
+MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 CATALOGUE_NAME = "catalogue.db"
 TABLES = frozenset({"meta", "files", "embeddings"})
+CHANGES_KEPT_FROM = "changes_kept_from"   # meta: the first revision the change log still holds
 SQLITE_HEADER = b"SQLite format 3\x00"
 REPAIR_HINT = ("run `reform check --repair` to rebuild it (the stored spectrograms are kept and "
                "reused), or use another --home")
@@ -373,6 +393,20 @@ class Catalogue:
                 raise catalogue_error(exc, self.path) from exc
             raise
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One consistent view of the catalogue across several reads (a read transaction;
+        inside a transaction already, that one)."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -432,6 +466,18 @@ class Catalogue:
         cur = self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
         return cur.rowcount
 
+    def has_songs(self) -> bool:
+        """Whether any file was analysed."""
+        return self.conn.execute("SELECT 1 FROM files WHERE status = 'ok' LIMIT 1").fetchone() is not None
+
+    def missing_embeddings(self, model: str | None) -> int:
+        """How many distinct analysed recordings have no embedding of ``model``."""
+        if model is None:
+            return self.conn.execute("SELECT COUNT(DISTINCT hash) FROM files WHERE status = 'ok'").fetchone()[0]
+        return self.conn.execute(
+            "SELECT COUNT(DISTINCT hash) FROM files WHERE status = 'ok' AND NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.hash = files.hash AND e.model = ?)", (model,)).fetchone()[0]
+
     def live_hashes(self) -> set[str]:
         rows = self.conn.execute("SELECT DISTINCT hash FROM files WHERE status = 'ok'")
         return {r[0] for r in rows}
@@ -479,6 +525,68 @@ class Catalogue:
         if finite_only:
             out = {h: v for h, v in out.items() if np.isfinite(v).all()}
         return out
+
+    def embedding_matrix(self, model: str) -> tuple[list[str], np.ndarray]:
+        """Every finite embedding of ``model``: the hashes and their vectors (N, D) float32,
+        without making an array per song (a million songs read in seconds)."""
+        hashes, blobs = [], []
+        for h, v in self.conn.execute("SELECT hash, vector FROM embeddings WHERE model = ?", (model,)):
+            hashes.append(h)
+            blobs.append(v)
+        sizes = {len(b) for b in blobs}
+        if not blobs or len(sizes) > 1:  # mixed sizes are damage: reform check names them
+            vectors = self.embeddings(model)
+            hashes = list(vectors)
+            return hashes, np.stack(list(vectors.values())) if vectors else np.zeros((0, 0), np.float32)
+        matrix = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), -1)
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():
+            hashes = [h for h, ok in zip(hashes, finite) if ok]
+            matrix = matrix[finite]
+        return hashes, matrix
+
+    def embedding_of(self, model: str, digest: str) -> np.ndarray | None:
+        """One song's embedding of ``model`` (None if it has none, or one that is not finite)."""
+        row = self.conn.execute("SELECT vector FROM embeddings WHERE hash = ? AND model = ?",
+                                (digest, model)).fetchone()
+        vector = None if row is None else np.frombuffer(row[0], np.float32)
+        return vector if vector is not None and np.isfinite(vector).all() else None
+
+    def rows_by_hash(self, hashes: Iterable[str]) -> dict[str, FileRow]:
+        """The analysed row of each of ``hashes`` (the first path of byte-identical copies);
+        hashes that no analysed file has are left out."""
+        wanted = list(dict.fromkeys(hashes))
+        out: dict[str, FileRow] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            rows = self.conn.execute(f"SELECT {', '.join(ROW_FIELDS)} FROM files WHERE status = 'ok' "
+                                     f"AND hash IN ({', '.join('?' for _ in part)}) ORDER BY path", part)
+            for r in rows:
+                out.setdefault(r["hash"], FileRow(*r))
+        return out
+
+    # -- the change log of the embeddings (schema 3) --------------------------------------------
+    def identity(self) -> str:
+        """This catalogue's identity (a rebuilt or new catalogue has another)."""
+        return self.get_meta(CATALOGUE_ID, "")
+
+    def embeddings_revision(self) -> int:
+        """The number of the last change to the embeddings (0: none yet)."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'embedding_changes'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def changed_since(self, revision: int) -> set[str] | None:
+        """The hashes whose embeddings changed after ``revision``; None when the log no longer
+        reaches back that far (then everything must be read again)."""
+        if revision < int(self.get_meta(CHANGES_KEPT_FROM, "0")):
+            return None
+        rows = self.conn.execute("SELECT DISTINCT hash FROM embedding_changes WHERE seq > ?", (revision,))
+        return {h for (h,) in rows}
+
+    def forget_changes(self, upto: int) -> None:
+        """Drop the log up to ``upto`` (what every stored index has taken in)."""
+        self.conn.execute("DELETE FROM embedding_changes WHERE seq <= ?", (upto,))
+        self.set_meta(CHANGES_KEPT_FROM, str(upto))
 
     def embedded_hashes(self, model: str) -> set[str]:
         """The audio that has an embedding of ``model`` (without reading the vectors)."""

@@ -153,7 +153,7 @@ class Service:
         seeds = self._rows(tracks, mpath, by_path)
         previous = self._rows(_list(params, "previous"), mpath, by_path)
         count = min(max(_int(params, "count", DEFAULT_COUNT), 1), MAX_COUNT)
-        if not any(r.hash in rec.position for r in seeds):
+        if not any(rec.has(r.hash) for r in seeds):
             return self._answer([], params)
         norepart = _int(params, "norepart", 0)
         norepalb = _int(params, "norepalb", 0)
@@ -174,7 +174,7 @@ class Service:
         if len(tracks) != 1:
             return PlainTextResponse("give exactly one track", status_code=400)
         seed = self._row(tracks[0], mpath, by_path)
-        if seed is None or seed.hash not in rec.position:
+        if seed is None or not rec.has(seed.hash):
             return PlainTextResponse("unknown track", status_code=404)
         count = max(_int(params, "count", 1000), 1)
         same_artist = _int(params, "filterartist", 0) == 1
@@ -226,10 +226,8 @@ class Service:
 
     @staticmethod
     def _by_similarity(rec: Recommender, seed: FileRow) -> list[tuple[FileRow, float]]:
-        vector = rec.vectors[rec.position[seed.hash]]
-        scores, ids = rec.index.search(vector[None], len(rec.items))
-        return [(rec.items[i], float(s)) for i, s in zip(ids[0], scores[0])
-                if i >= 0 and rec.items[i].hash != seed.hash]
+        return [(row, score) for _, row, score in rec.ranked(rec.vector_of(seed.hash), len(rec))
+                if row.hash != seed.hash]
 
     def _answer(self, paths: list[str | None], params: dict, as_url: bool = False) -> Response:
         items = [encode(p, as_url) for p in paths if p is not None]

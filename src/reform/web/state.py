@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ..api import Library
 from ..card import read_card
 from ..errors import EmbedError, ModelError
 from ..search import search_text, title_of
+from ..songindex import SongIndex
 from ..store import FileRow
 from ..text import norm
 from .projection import library_map
@@ -108,15 +110,23 @@ class Snapshot:
         return [r for r in rows if all(w in self.hay[r.id] for w in words)
                 and all(self.keys[r.id][i] == v for i, v in wanted)]
 
-    def recommender(self):
-        """The recommender over the embedded songs (built once per snapshot)."""
+    def recommender(self, load_index: Callable[[], SongIndex] | None = None):
+        """The recommender over the embedded songs, made once per snapshot: over the index
+        ``load_index`` gives (the home's stored one), else over one built from the snapshot."""
         if "recommender" not in self.cache:
             from ..recommend import Recommender
 
             if not self.vectors:
                 raise EmbedError("no song has an embedding yet: recommendations and the map need "
                                  "them", hint=NO_EMBEDDINGS_HINT)
-            self.cache["recommender"] = Recommender(self.rows, self.vectors)
+            if load_index is None:
+                self.cache["recommender"] = Recommender.of(self.rows, self.vectors)
+            else:
+                first: dict[str, FileRow] = {}
+                for row in sorted(self.rows, key=lambda r: r.path):
+                    first.setdefault(row.hash, row)
+                self.cache["recommender"] = Recommender(
+                    load_index(), lambda hashes: {h: first[h] for h in hashes if h in first})
         return self.cache["recommender"]
 
 
@@ -155,9 +165,12 @@ class LibraryState:
             return self._snapshot
 
     def recommender(self, snap: Snapshot):
-        """The snapshot's recommender, built on first use (EmbedError when nothing is embedded)."""
+        """The snapshot's recommender over the home's stored search index, made on first use
+        (EmbedError when nothing is embedded)."""
+        from ..songindex import load
+
         with self.lock:
-            return snap.recommender()
+            return snap.recommender(lambda: load(self.library.home))
 
     def map(self, snap: Snapshot) -> dict:
         """The 2-D map of the snapshot's embeddings (see :mod:`reform.web.projection`)."""
