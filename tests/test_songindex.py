@@ -99,17 +99,28 @@ def test_another_model_builds_the_index_again(lib):
     assert songindex.read(lib.home.index_path("cosine")).model == "m2"   # and stored it
 
 
+def flip_a_vector_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF   # among the vectors
+    path.write_bytes(bytes(data))
+
+
 def test_a_damaged_index_is_found_and_built_again(lib):
     path = lib.home.index_path("cosine")
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF   # one flipped byte among the vectors
-    path.write_bytes(bytes(data))
+    flip_a_vector_byte(path)
+    assert songindex.problems(lib.home) == [
+        "cosine index: the stored search index is damaged (its vectors are damaged)"]
+    assert not path.exists()                      # set aside: never used again
+    assert len(songindex.load(lib.home)) == 300 and path.exists()   # built again
+    flip_a_vector_byte(path)
+    songs = songindex.load(lib.home)              # the vectors are checked as queries read them
+    with pytest.raises(StoreError, match="damaged"):
+        songs.search(vectors(1), 300)
+    assert not path.exists() and len(songindex.load(lib.home)) == 300
+    path.write_bytes(b"REFORM-INDEX\n" + bytes(100))
     with pytest.raises(StoreError, match="damaged"):
         songindex.read(path)
-    assert songindex.problems(lib.home) == [
-        "cosine index: the stored search index is damaged or unreadable (its vectors are damaged)"]
-    assert len(songindex.load(lib.home)) == 300   # built again, never trusted
-    assert songindex.problems(lib.home) == []
+    assert len(songindex.load(lib.home)) == 300 and songindex.problems(lib.home) == []
 
 
 def test_reform_check_names_a_damaged_index_and_repairs_it(trained, tmp_path, capsys):

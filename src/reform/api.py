@@ -335,9 +335,10 @@ class Library:
             raise EmbedError("no song has an embedding yet", hint="run `reform embed`")
         return version, vectors
 
-    def embedding_status(self) -> dict:
+    def embedding_status(self, count_missing: bool = True) -> dict:
         """Which embeddings are stored and whether they come from the active model with the
-        current settings (read from the model's card: no torch, no weights loaded)."""
+        current settings (read from the model's card: no torch, no weights loaded), and how
+        many songs lack one (0 when not ``count_missing``)."""
         from .card import read_card
         from .config import EmbedConfig
 
@@ -348,7 +349,7 @@ class Library:
             expected = None
         return {"stored": stored, "expected": expected,
                 "current": stored is not None and stored == expected,
-                "missing": self.stale_embeddings()}
+                "missing": self.stale_embeddings() if count_missing else 0}
 
     def stale_embeddings(self) -> int:
         """How many analysed songs lack an embedding from the model the embeddings come from."""

@@ -428,8 +428,13 @@ def _show(recs, args: argparse.Namespace, heading: str) -> None:
         print(f"wrote {args.output}")
 
 
-def _embedding_note(lib) -> None:
-    status = lib.embedding_status()
+def _embedding_note(lib, songs: int) -> None:
+    """Say when the embeddings are another model's, or when some songs have none (counted
+    only up to EXACT_LIMIT indexed songs: in a million-song library counting them takes
+    longer than the query; `reform status` says it there)."""
+    from .index import EXACT_LIMIT
+
+    status = lib.embedding_status(count_missing=songs <= EXACT_LIMIT)
     if status["stored"] and not status["current"]:
         print("note: the embeddings come from another model than the active one; "
               "run `reform embed` to bring them up to date", file=sys.stderr)
@@ -445,8 +450,8 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
     if args.output:
         check_output(args.output)
     with _library(args, read_only=True) as lib:
-        _embedding_note(lib)
         rec = lib.recommender(metric=args.metric, index=args.index)
+        _embedding_note(lib, len(rec))
         seeds = [lib.resolve(q, rec) for q in args.queries]
         if action == "similar":
             recs = rec.similar(seeds[0], args.n, _filters(args))

@@ -27,6 +27,7 @@ answered.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -84,12 +85,20 @@ class Index:
     """
 
     def __init__(self, vectors: np.ndarray, metric: str = "cosine", kind: str = "exact",
-                 structure=None, live: np.ndarray | None = None):
+                 structure=None, live: np.ndarray | None = None,
+                 check: Callable[[np.ndarray | None], None] | None = None):
         self.vectors = vectors
         self.metric = metric
         self.kind = kind
         self.structure = structure
         self.live = live
+        self.check = check   # verifies stored vectors before they are used (None: all, or slots)
+
+    def rows(self, slots: np.ndarray | None = None) -> np.ndarray:
+        """The vectors of some slots (all for None), checked first when they were stored: (n, D)."""
+        if self.check is not None:
+            self.check(slots)
+        return np.asarray(self.vectors if slots is None else self.vectors[slots])
 
     def __len__(self) -> int:
         return len(self.vectors) if self.live is None else int(self.live.sum())
@@ -103,7 +112,7 @@ class Index:
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """Exact similarity of every query to every slot (removed ones: -inf): (q, N)."""
-        s = self._compare(prepare(queries, self.metric), self.vectors)
+        s = self._compare(prepare(queries, self.metric), self.rows())
         if self.live is not None:
             s[:, ~self.live] = -np.inf
         return s
@@ -120,13 +129,14 @@ class Index:
         for r, cands in enumerate(found):
             cands = np.sort(cands[cands >= 0])  # memory-map reads in file order
             if len(cands):
-                s, top = _top(self._compare(q[r:r + 1], self.vectors[cands]), k)
+                s, top = _top(self._compare(q[r:r + 1], self.rows(cands)), k)
                 scores[r, :top.shape[1]], slots[r, :top.shape[1]] = s[0], cands[top[0]]
         return scores, slots
 
     # -- changes (the approximate kinds that allow them) --------------------------------------
     def remove(self, slots: np.ndarray) -> None:
         """Never answer these slots again (their vectors stay until the index is compacted)."""
+        self.vectors, self.check = self.rows(), None   # in memory from here on
         if self.live is None:
             self.live = np.ones(len(self.vectors), bool)
         self.live[slots] = False
@@ -138,7 +148,7 @@ class Index:
     def append(self, vectors: np.ndarray) -> None:
         """Add prepared vectors (n, D) as new slots after the last one."""
         start = len(self.vectors)
-        self.vectors = np.concatenate([self.vectors, vectors])
+        self.vectors, self.check = np.concatenate([self.rows(), vectors]), None
         if self.live is not None:
             self.live = np.concatenate([self.live, np.ones(len(vectors), bool)])
         if self.structure is not None:
@@ -205,4 +215,6 @@ def structure_from_bytes(data: np.ndarray):
     """A stored FAISS structure back (RuntimeError from FAISS when the bytes are not one)."""
     import faiss
 
-    return faiss.deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+    # without the IVF-PQ table FAISS would precompute (nlist x D/4 x 256 floats, 260 MB at a
+    # million 256-d songs): an inner-product index never uses it
+    return faiss.deserialize_index(np.ascontiguousarray(data, dtype=np.uint8), faiss.IO_FLAG_SKIP_PRECOMPUTE_TABLE)

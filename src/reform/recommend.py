@@ -166,7 +166,7 @@ class Recommender:
         if not len(ids):
             return []
         items = [pool[i] for i in ids]
-        vectors = np.asarray(self.songs.index.vectors[ids])                  # (P, D)
+        vectors = self.songs.index.rows(ids)                                 # (P, D)
         exact = build_index(vectors, self.metric, "exact")
         sim = exact.scores(vectors)                                          # (P, P)
         per_seed = exact.scores(np.stack([s.vector for s in seeds]))         # (S, P)

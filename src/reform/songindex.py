@@ -7,12 +7,16 @@ a temporary name, fsynced and renamed, so a kill leaves the previous index whole
     MAGIC, the header's length (8 bytes, little-endian), the header (JSON), then the
     sections the header lists at their offsets: vectors (N, D) float32, hashes (N,) bytes
     (b"" for a removed song's slot), order (N,) int64 (the slots sorted by hash),
-    live (N,) bool, structure (the FAISS bytes; absent for the exact kind)
+    live (N,) bool, structure (the FAISS bytes; absent for the exact kind), blocks
+    (the CRC-32 of every BLOCK_ROWS vectors)
 
 The header says what the index was made from (the catalogue's identity, the embeddings'
 model key and the revision of their change log, the metric) and each section's offset,
-size and CRC-32.  Reading checks the sizes and every checksum, so a damaged file is never
-trusted: it is built again.  An index whose revision is behind the catalogue's takes in
+size and CRC-32.  Reading checks the sizes and every checksum but the vectors'; those are
+checked block by block the first time a query reads them (a query reads a few hundred, a
+whole check of a million songs' vectors would take longer than the query).  A damaged
+file is never trusted: reading it fails, or the query that meets a damaged block fails
+and removes the file, and the next command builds it again.  An index whose revision is behind the catalogue's takes in
 just the songs whose embeddings changed since (the catalogue logs them, see
 :mod:`reform.store`), so adding or removing songs costs their vectors, not a new build;
 another model (or aggregation, part of its key), another catalogue, a log that no longer
@@ -35,9 +39,10 @@ from .files import replacing
 from .index import Index, build_index, choose_kind, prepare, structure_bytes, structure_from_bytes, updatable
 
 MAGIC = b"REFORM-INDEX\n"
-FORMAT = 1
-SECTIONS = ("vectors", "hashes", "order", "live", "structure")
+FORMAT = 2
+SECTIONS = ("vectors", "hashes", "order", "live", "structure", "blocks")
 ALIGN = 64
+BLOCK_ROWS = 64        # vectors per checksum: 64 KiB of 256-d vectors
 REBUILD_SHARE = 0.25   # an approximate index is built again once this share of its slots is removed
 REBUILD_GROWTH = 4.0   # ... or once the library is this many times larger or smaller than at its build
 
@@ -86,7 +91,7 @@ class SongIndex:
 
     def vector(self, slot: int) -> np.ndarray:
         """The prepared vector of a slot (unit length for cosine): (D,)."""
-        return np.asarray(self.index.vectors[slot])
+        return self.index.rows(np.array([slot]))[0]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.index.search(queries, k)
@@ -98,10 +103,10 @@ class SongIndex:
         if kind == self.kind:
             return self
         live = self.index.live
-        index = Index(self.index.vectors, self.metric, "exact", None, live)
+        index = Index(self.index.vectors, self.metric, "exact", None, live, self.index.check)
         if kind != "exact":
             keep = np.flatnonzero(live) if live is not None else np.arange(len(self.hashes))
-            vectors = np.asarray(self.index.vectors)[keep]
+            vectors = self.index.rows(keep)
             return SongIndex.build([self.hash_at(i) for i in keep], vectors, self.metric, kind,
                                    self.model, self.revision, self.catalogue)
         return SongIndex(self.hashes, self.order, index, self.model, self.revision, self.catalogue,
@@ -139,7 +144,7 @@ class SongIndex:
         keep = np.flatnonzero(self.index.live)
         hashes = self.hashes[keep]
         return SongIndex(hashes, np.argsort(hashes, kind="stable"),
-                         Index(np.asarray(self.index.vectors)[keep], self.metric, "exact"),
+                         Index(self.index.rows(keep), self.metric, "exact"),
                          self.model, self.revision, self.catalogue, self.built_size)
 
 
@@ -149,10 +154,14 @@ def write(path: Path, songs: SongIndex) -> None:
     songs = songs.compacted()
     index = songs.index
     live = index.live if index.live is not None else np.ones(len(songs.hashes), bool)
-    parts = {"vectors": np.ascontiguousarray(index.vectors, np.float32), "hashes": songs.hashes,
+    parts = {"hashes": songs.hashes,
              "order": songs.order.astype(np.int64), "live": live.astype(bool),
              "structure": structure_bytes(index.structure) if index.structure is not None
              else np.zeros(0, np.uint8)}
+    parts["vectors"] = np.ascontiguousarray(index.rows(), np.float32)   # never re-seal damaged vectors
+    rows = memoryview(parts["vectors"]).cast("B")
+    size = BLOCK_ROWS * parts["vectors"].shape[1] * 4
+    parts["blocks"] = np.array([zlib.crc32(rows[at:at + size]) for at in range(0, len(rows), size)], np.uint32)
     header = {"format": FORMAT, "kind": index.kind, "metric": index.metric, "model": songs.model,
               "revision": songs.revision, "catalogue": songs.catalogue, "built_size": songs.built_size,
               "count": len(songs.hashes), "dim": int(parts["vectors"].shape[1]),
@@ -187,13 +196,13 @@ def read(path: Path) -> SongIndex:
             start = -(-f.tell() // ALIGN) * ALIGN
         n, d, width = header["count"], header["dim"], header["hash_bytes"]
         shapes = {"vectors": (np.float32, (n, d)), "hashes": (f"S{width}", (n,)), "order": (np.int64, (n,)),
-                  "live": (bool, (n,))}
+                  "live": (bool, (n,)), "blocks": (np.uint32, (-(-n // BLOCK_ROWS),))}
         data = np.memmap(path, np.uint8, "r")
-        parts = {}
+        parts, raws = {}, {}
         for name in SECTIONS:
             at, size, crc = header["sections"][name]
-            raw = data[start + at:start + at + size]
-            if len(raw) != size or zlib.crc32(raw) != crc:
+            raws[name] = raw = data[start + at:start + at + size]
+            if len(raw) != size or name != "vectors" and zlib.crc32(raw) != crc:
                 raise ValueError(f"its {name} are damaged")
             if name in shapes:
                 dtype, shape = shapes[name]
@@ -205,9 +214,33 @@ def read(path: Path) -> SongIndex:
                          hint="it is built again by the next command that needs it") from exc
     live = parts["live"]
     index = Index(parts["vectors"], header["metric"], header["kind"], structure,
-                  None if live.all() else np.array(live))
+                  None if live.all() else np.array(live),
+                  Blocks(path, raws["vectors"], parts["blocks"], d * 4 * BLOCK_ROWS))
     return SongIndex(parts["hashes"], parts["order"], index, header["model"], header["revision"],
                      header["catalogue"], header["built_size"])
+
+
+class Blocks:
+    """Checks stored vectors block by block, each block the first time it is read; a damaged
+    one removes the index file (the next command builds it again) and raises StoreError."""
+
+    def __init__(self, path: Path, raw: np.ndarray, crcs: np.ndarray, block_bytes: int):
+        self.path, self.raw, self.crcs, self.block_bytes = path, raw, crcs, block_bytes
+        self.inode = os.stat(path).st_ino
+        self.done = np.zeros(len(crcs), bool)
+
+    def __call__(self, slots: np.ndarray | None) -> None:
+        blocks = np.arange(len(self.crcs)) if slots is None else np.unique(np.asarray(slots) // BLOCK_ROWS)
+        for b in blocks[~self.done[blocks]]:
+            if zlib.crc32(self.raw[b * self.block_bytes:(b + 1) * self.block_bytes]) != self.crcs[b]:
+                try:
+                    if os.stat(self.path).st_ino == self.inode:   # not a newer index written since
+                        self.path.unlink()
+                except OSError:
+                    pass
+                raise StoreError("the stored search index is damaged (its vectors are damaged)",
+                                 path=self.path, hint="run the command again: it builds the index again")
+            self.done[b] = True
 
 
 # -- the home's index ------------------------------------------------------------------------------
@@ -291,6 +324,7 @@ def problems(home) -> list[str]:
     for metric in stored_metrics(home):
         try:
             songs = read(home.index_path(metric))
+            songs.index.rows()   # every block of vectors
         except StoreError as exc:
             found.append(f"{metric} index: {exc.message}")
             continue
