@@ -97,6 +97,14 @@ METHODS: dict[str, dict] = {
     "own-cas-pre": {"own": True, "train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
     "own-cas-bank": {"own": True, "after": "own-cas-pre",
                      "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
+    # the own-library protocol fine-tuned from the fold's held-out model (`reform train --init shipped`):
+    # both phases, at most 10 epochs each, against own-cas-pre / own-cas-bank trained from scratch
+    "own-ft-pre": {"own": True, "init": "cas-bank", "phase": "pretrain",
+                   "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10}},
+    "own-ft-bank": {"own": True, "after": "own-ft-pre",
+                    "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
+    # the embedding's size, with the default pretraining
+    "cas-e256-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"embedding_dim": 256}, "phase": "pretrain"},
     # clustering phases after the same contrast pretraining (20 epochs at most)
     "c-note": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20}},
     "c-bank": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"}},
