@@ -97,6 +97,13 @@ METHODS: dict[str, dict] = {
     "own-cas-pre": {"own": True, "train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
     "own-cas-bank": {"own": True, "after": "own-cas-pre",
                      "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
+    # the bank's nearest songs as soft positives (5 neighbours share half of the target)
+    "cas-banksoft": {"after": "contrast-aug-stripes-pre",
+                     "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank",
+                                                             "bank_neighbours": 5, "bank_soft": 0.5}},
+    "own-cas-banksoft": {"own": True, "after": "own-cas-pre",
+                         "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank",
+                                                                 "bank_neighbours": 5, "bank_soft": 0.5}},
     # the own-library protocol fine-tuned from the fold's held-out model (`reform train --init shipped`):
     # both phases, at most 10 epochs each, against own-cas-pre / own-cas-bank trained from scratch
     "own-ft-pre": {"own": True, "init": "cas-bank", "phase": "pretrain",
