@@ -378,7 +378,8 @@ def report(work: Path, k: int, reference: str) -> str:
                     + [f"{s.p10.mean():.3f} / " + (f"{s.top1.mean():.3f}" if len(s.top1) else "–")
                        for s in folds])
         if ref is not None and name != reference:
-            d = {f: np.concatenate([getattr(s, f) - getattr(r, f) if len(getattr(s, f)) else np.zeros(0)
+            d = {f: np.concatenate([getattr(s, f) - getattr(r, f) if len(getattr(s, f)) and len(getattr(r, f))
+                                    else np.zeros(0)
                                     for s, r in zip(folds, ref)])
                  for f in ("p10", "top1", "top1_unequal")}
             diffs.append([name] + [interval(d[f]) for f in ("p10", "top1", "top1_unequal")])
