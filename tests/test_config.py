@@ -41,9 +41,10 @@ def test_the_note_preset_is_the_design_note_as_written():
 def test_the_defaults_go_beyond_the_note_and_recon_is_the_earlier_training():
     _, default = _train_configs(_args())
     assert default.contrast_weight > 0 and default.augment.changes and default.augment.hides
-    assert default.cluster_loss == "bank"
+    assert default.cluster_loss == "bank" and default.bank_neighbours == 5
     _, recon = _train_configs(_args("--preset", "recon"))
     assert recon.contrast_weight == 0 and recon.augment == AugmentConfig() and recon.cluster_loss == "note"
+    assert recon.bank_neighbours == 0
     assert (recon.learning_rate, recon.cluster_learning_rate) == (1e-3, 1e-4)
     assert set(PRESETS) == {"default", "note", "recon"}
 

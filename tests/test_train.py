@@ -82,7 +82,7 @@ RECONSTRUCTION_ONLY = dict(contrast_weight=0.0, gain_db=0.0, eq_db=0.0, pitch_bi
                            stripe_bins=0, cluster_loss="note")
 
 
-@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, dict(bank_neighbours=2)],
+@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, {}],
                          ids=["reconstruction-only", "defaults-with-soft-neighbours"])
 def test_interrupted_training_resumes_to_the_same_result(home, extra):
     whole = _train(home, "whole", **extra)

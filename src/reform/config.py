@@ -103,7 +103,8 @@ class TrainConfig:
     stripes: int = 2                  # hidden stripes of each kind per window
     cluster_loss: str = "bank"        # "bank": contrast with a bank of song vectors; "note": MSE to the batch mean
     bank_momentum: float = 0.5        # bank: weight of a song's old vector when its batch updates it
-    bank_neighbours: int = 0          # bank: nearest songs in the bank that count as soft positives
+    bank_neighbours: int = 5          # bank: nearest songs in the bank that count as soft positives
+                                      # (0: a hard bank, which the shipped model was trained with)
     bank_soft: float = 0.5            # bank: share of the target given to those neighbours
     precision: str = "bfloat16"       # "bfloat16" autocast on CPU, or "float32"
     threads: int = 0                  # torch threads; 0 = all cores
@@ -161,7 +162,7 @@ class EmbedConfig:
 # clustering loss on the raw embedding.
 _RECONSTRUCTION_ONLY: dict[str, Any] = {
     "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stripe_frames": 0,
-    "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw"}
+    "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
 
 # Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {
