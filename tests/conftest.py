@@ -110,6 +110,16 @@ def scanned(tmp_path_factory) -> Path:
     return base / "home"
 
 
+@pytest.fixture
+def home(scanned, tmp_path) -> Path:
+    """A writable copy of the scanned home (test files that need a trained one override this)."""
+    import shutil
+
+    copy = tmp_path / "home"
+    shutil.copytree(scanned, copy)
+    return copy
+
+
 def tiny_model_config():
     from reform.config import ModelConfig
 

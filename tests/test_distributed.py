@@ -3,7 +3,6 @@
 import json
 import os
 import resource
-import shutil
 import signal
 import socket
 
@@ -83,13 +82,6 @@ def _spawn(home, name: str, resume: bool, epochs: int, grads: str = "") -> None:
 
 def _metrics(folder):
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture
-def home(scanned, tmp_path):
-    copy = tmp_path / "home"
-    shutil.copytree(scanned, copy)
-    return copy
 
 
 def test_two_processes_give_the_gradients_and_loss_curve_of_one(home):

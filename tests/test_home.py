@@ -25,13 +25,6 @@ def _train(home, name, **kwargs):
                          activate=activate)
 
 
-@pytest.fixture
-def home(scanned, tmp_path):
-    copy = tmp_path / "home"
-    shutil.copytree(scanned, copy)
-    return copy
-
-
 def test_only_a_run_whose_phases_ended_on_their_schedule_becomes_active(home, capsys):
     _train(home, "short", max_epochs=2)
     with Library(home, create=False) as lib:

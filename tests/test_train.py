@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import shutil
 
 import pytest
 import torch
@@ -46,13 +45,6 @@ def _train(home, name, **kwargs):
     cfg.update(kwargs)
     with Library(home, create=False) as lib:
         return lib.train(name=name, model_cfg=tiny_model_config(), train_cfg=TrainConfig(**cfg))
-
-
-@pytest.fixture
-def home(scanned, tmp_path):
-    copy = tmp_path / "home"
-    shutil.copytree(scanned, copy)
-    return copy
 
 
 def test_both_phases_lower_their_loss_and_write_their_files(home):
