@@ -281,6 +281,7 @@ def _run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig
         for proc in list(getattr(pool, "_processes", {}).values()):
             proc.terminate()  # an interrupted scan must stop now, not after the files in flight
         pool.shutdown(wait=True, cancel_futures=True)
+        store.remove_dead_temporaries()  # what the stopped workers were writing
 
 
 def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig = AudioConfig(),

@@ -264,6 +264,13 @@ class SpectrogramStore:
                 pass
         return freed
 
+    def remove_dead_temporaries(self) -> int:
+        """Delete the temporary files of writers that no longer run (a worker stopped
+        mid-write); returns the bytes freed.  A live writer's are kept."""
+        if not self.root.is_dir():
+            return 0
+        return sum(_unlink(tmp) for tmp in self.root.glob("*/*.tmp-*") if not writer_alive(tmp))
+
     def collect_garbage(self, keep: set[str], written_before: float | None = None) -> int:
         """Remove spectrograms not in ``keep``, dead writers' temporaries, and other feature
         versions; returns the bytes freed.
@@ -276,10 +283,8 @@ class SpectrogramStore:
         for digest in list(self.digests()):
             if digest not in keep and not self._recent(self.path(digest), written_before):
                 freed += self.remove(digest)
+        freed += self.remove_dead_temporaries()
         if self.root.is_dir():
-            for tmp in self.root.glob("*/*.tmp-*"):
-                if not writer_alive(tmp):
-                    freed += _unlink(tmp)
             for side in self.root.glob("*/*.json"):  # a sidecar whose spectrogram never came
                 if not side.with_suffix(".npy").exists() and not self._recent(side, written_before):
                     freed += _unlink(side)
