@@ -52,7 +52,7 @@ from reform import Library  # noqa: E402
 from reform import evaluate as ev  # noqa: E402
 from reform import space  # noqa: E402
 from reform.checkpoint import Bundle, load_bundle  # noqa: E402
-from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
+from reform.config import PRESETS, EmbedConfig, ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Song  # noqa: E402
 from reform.embed import AGGREGATIONS, Embedder, aggregate, song_windows  # noqa: E402
 from reform.model import ClusterAutoencoder  # noqa: E402
@@ -192,14 +192,34 @@ def featurize(specs: list[dict[str, np.ndarray]], fn: Callable[[np.ndarray], np.
 
 
 def window_embeddings(bundle: Bundle, specs: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
-    """Every window embedding of every part of every song, for any aggregation afterwards."""
-    embedder = Embedder(bundle)
+    """Every window embedding of every part of every song, with the last feature map's channel
+    statistics after it (all that any aggregation takes)."""
+    embedder = Embedder(bundle, EmbedConfig(aggregation="meanstd+map"))
     return {p: [embedder.windows(song_windows(s[p], bundle.normaliser, embedder.window, embedder.hop))
                 for s in specs] for p in PARTS}
 
 
-def aggregated(windows: dict[str, list[np.ndarray]], how: str) -> dict[str, np.ndarray]:
-    return {p: np.stack([aggregate(w, how) for w in ws]) for p, ws in windows.items()}
+def aggregated(windows: dict[str, list[np.ndarray]], how: str, dim: int) -> dict[str, np.ndarray]:
+    """Song vectors of the windows; ``dim``: the embedding's size (the columns after it are the
+    feature map's statistics, which only "meanstd+map" reads)."""
+    return {p: np.stack([aggregate(w if how.endswith("+map") else w[:, :dim], how, dim) for w in ws])
+            for p, ws in windows.items()}
+
+
+def cached_windows(name: str, bundle: Bundle, fold: Fold, work: Path, count: int,
+                   load_specs: Callable[[], list[dict[str, np.ndarray]]]) -> dict[str, list[np.ndarray]]:
+    """The window rows of a model on a fold's songs, computed once (again when an older cache
+    holds the embeddings without the feature map's statistics)."""
+    cached = work / "windows" / name / f"fold{fold.index}.npz"
+    if cached.exists():
+        with np.load(cached) as data:
+            windows = {p: [data[f"{p}{i}"].astype(np.float32) for i in range(count)] for p in PARTS}
+        if windows["full"][0].shape[1] > bundle.cfg.embedding_dim:
+            return windows
+    windows = window_embeddings(bundle, load_specs())
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cached, **{f"{p}{i}": w.astype(np.float16) for p, ws in windows.items() for i, w in enumerate(ws)})
+    return windows
 
 
 # -- training -------------------------------------------------------------------------------------------
@@ -288,19 +308,14 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
             bundles[f"{method}:pretrain"] = folder / "pretrain.pt"
         for name, path in bundles.items():
             bundle = load_bundle(path)
-            cached = work / "windows" / name / f"fold{fold.index}.npz"
-            if not cached.exists():
-                windows = window_embeddings(bundle, load_specs())
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(cached, **{f"{p}{i}": w.astype(np.float16) for p, ws in windows.items()
-                                    for i, w in enumerate(ws)})
-            with np.load(cached) as data:
-                windows = {p: [data[f"{p}{i}"].astype(np.float32) for i in range(len(rows))] for p in PARTS}
+            dim = bundle.cfg.embedding_dim
+            if query_time or not all(done(f"{name}@{how}") for how in AGGREGATIONS):
+                windows = cached_windows(name, bundle, fold, work, len(rows), load_specs)
             for how in AGGREGATIONS:
                 if not done(f"{name}@{how}"):
-                    keep(f"{name}@{how}", score(aggregated(windows, how), labels))
+                    keep(f"{name}@{how}", score(aggregated(windows, how, dim), labels))
             if query_time:
-                vectors = aggregated(windows, "meanstd")
+                vectors = aggregated(windows, "meanstd", dim)
                 for transform, hubness in QUERY_TIME:
                     variant = f"{name}@meanstd+{transform}+{hubness}"
                     if not done(variant):
@@ -314,7 +329,8 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
                                  bundle.feature_version, "cluster", "untrained", {})
                 windows = window_embeddings(network, load_specs())
                 for how in AGGREGATIONS:
-                    keep(f"{untrained}@{how}", score(aggregated(windows, how), labels))
+                    if not done(f"{untrained}@{how}"):
+                        keep(f"{untrained}@{how}", score(aggregated(windows, how, dim), labels))
 
 
 # -- peers (bench/peers: each in its own environment) ------------------------------------------------------

@@ -35,6 +35,18 @@ def test_aggregate_mean_and_std_unit_length():
     np.testing.assert_allclose(v, np.array([2.0, 0.0, 1.0, 0.0]) / np.sqrt(5), rtol=1e-6)
 
 
+def test_aggregate_with_map_statistics_weighs_both_parts_alike():
+    # windows: a 2-d embedding, then 1 channel's (mean, std) of the feature map
+    w = np.array([[3.0, 0.0, 10.0, 0.0], [1.0, 0.0, 10.0, 4.0]], np.float32)
+    v = aggregate(w, "meanstd+map", embedding_dim=2)
+    embedding = np.array([2.0, 0.0, 1.0, 0.0]) / np.sqrt(5)                    # as "meanstd"
+    statistics = np.array([10.0, 2.0, 0.0, 2.0]) / np.sqrt(108)                # means (10, 2), stds (0, 2)
+    np.testing.assert_allclose(v, np.concatenate([embedding, statistics]) / np.sqrt(2), rtol=1e-6)
+    assert abs(np.linalg.norm(v) - 1) < 1e-6
+    with pytest.raises(ValueError, match="embedding's size"):
+        aggregate(w, "meanstd+map")
+
+
 def test_embed_is_incremental_and_versioned(trained, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(trained, home)
@@ -51,12 +63,16 @@ def test_embed_is_incremental_and_versioned(trained, tmp_path):
         assert lib.embed().embedded == 1 and lib.stale_embeddings() == 0
 
 
-def test_batched_embedding_equals_one_song_at_a_time(trained):
+@pytest.mark.parametrize("aggregation", ["meanstd", "meanstd+map"])
+def test_batched_embedding_equals_one_song_at_a_time(trained, aggregation):
     with Library(trained) as lib:
-        embedder = Embedder(lib.load_model(), EmbedConfig(hop=32), precision="float32")
+        bundle = lib.load_model()
+        embedder = Embedder(bundle, EmbedConfig(hop=32, aggregation=aggregation), precision="float32")
         specs = [(s.hash, lib.home.spectrograms.open(s.hash)) for s in lib.songs()]
         together = dict(embedder.songs(iter(specs)))
+        size = 2 * bundle.cfg.embedding_dim + (4 * bundle.cfg.widths[-1] if aggregation.endswith("+map") else 0)
         for key, spec in specs:
+            assert together[key].shape == (size,)
             np.testing.assert_allclose(together[key], embedder.song(spec), atol=1e-5)
 
 

@@ -65,6 +65,13 @@ def test_inference_encoder_folds_batch_norm_without_changing_embeddings():
     x = torch.randn(5, 1, cfg.n_mels, cfg.window_frames) * 4 + 2
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model.encoder(x)[-1], rtol=1e-4, atol=1e-4)
+        # with the last feature map's statistics: the same embedding, then each channel's mean and std
+        outputs = model.encoder(x)
+        feature_map = outputs[-2].flatten(2)
+        expected = torch.cat([outputs[-1], feature_map.mean(2), feature_map.std(2)], 1)
+        with_map = inference_encoder(model.encoder, map_statistics=True)(x)
+        assert with_map.shape == (5, cfg.embedding_dim + 2 * cfg.widths[-1])
+        torch.testing.assert_close(with_map, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_batchnorm_is_frozen_in_the_cluster_model():

@@ -144,16 +144,17 @@ class TrainConfig:
 class EmbedConfig:
     hop: int = 320                  # frames between windows (half a window); measured: 160/80 change nothing
     aggregation: str = "meanstd"    # "meanstd": mean and std of the window embeddings; "mean": mean only;
-                                    # "unitmeanstd"/"unitmean": the same of unit-length window embeddings
+                                    # "unitmeanstd"/"unitmean": the same of unit-length window embeddings;
+                                    # "meanstd+map": also of the last feature map's channel statistics
 
     def key(self, model_version: str) -> str:
         """Name under which embeddings are stored: the model's version and these settings."""
         return f"{model_version}-{self.aggregation}-h{self.hop}"
 
     def __post_init__(self) -> None:
-        if self.aggregation not in ("mean", "meanstd", "unitmean", "unitmeanstd"):
+        if self.aggregation not in ("mean", "meanstd", "unitmean", "unitmeanstd", "meanstd+map"):
             raise ConfigError(f"unknown aggregation {self.aggregation!r}; "
-                              "use meanstd, mean, unitmeanstd or unitmean")
+                              "use meanstd+map, meanstd, mean, unitmeanstd or unitmean")
         if self.hop < 1:
             raise ConfigError("the hop must be at least one frame")
 

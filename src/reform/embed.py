@@ -89,18 +89,23 @@ class Embedder:
         self.precision = precision
         self.device = resolve_device(device)
         self.batch_windows = BATCH_WINDOWS if self.device.type == "cpu" else GPU_BATCH_WINDOWS
-        encoder = inference_encoder(bundle.model.encoder)
+        encoder = inference_encoder(bundle.model.encoder, map_statistics=cfg.aggregation.endswith("+map"))
         self.encoder = encoder.to(self.device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def windows(self, x: np.ndarray) -> np.ndarray:
-        """(n, 1, n_mels, window) -> (n, D) float32 window embeddings."""
+        """(n, 1, n_mels, window) -> (n, D) float32 window embeddings, (n, D + 2C) with the
+        last feature map's channel statistics when the aggregation needs them."""
         out = []
         for b in range(0, len(x), self.batch_windows):
             batch = torch.from_numpy(x[b:b + self.batch_windows]).to(self.device, non_blocking=True)
             with autocast(self.device, self.precision):
                 out.append(self.encoder(batch.contiguous(memory_format=torch.channels_last)).float())
         return torch.cat(out).cpu().numpy()
+
+    def aggregate(self, windows: np.ndarray) -> np.ndarray:
+        """One song's vector from the rows :meth:`windows` gave, by this embedder's aggregation."""
+        return aggregate(windows, self.cfg.aggregation, self.bundle.cfg.embedding_dim)
 
     def song(self, spec: np.ndarray) -> np.ndarray:
         """One song's embedding from its spectrogram (channels, frames, n_mels): (D,) unit length.
@@ -183,7 +188,7 @@ class SongBatches:
         done = []
         while self._songs and self._songs[0].finished:
             waiting = self._songs.pop(0)
-            done.append((waiting.key, aggregate(np.concatenate(waiting.parts), e.cfg.aggregation)))
+            done.append((waiting.key, e.aggregate(np.concatenate(waiting.parts))))
         return done
 
 
@@ -230,16 +235,26 @@ class SpectrogramEmbedder:
         return SongBatches(Embedder(load_bundle(self.model_path), self.cfg, device=device))
 
 
-AGGREGATIONS = ("meanstd", "mean", "unitmeanstd", "unitmean")
+AGGREGATIONS = ("meanstd", "mean", "unitmeanstd", "unitmean", "meanstd+map")
 
 
-def aggregate(window_embeddings: np.ndarray, how: str = EmbedConfig.aggregation) -> np.ndarray:
+def aggregate(window_embeddings: np.ndarray, how: str = EmbedConfig.aggregation,
+              embedding_dim: int | None = None) -> np.ndarray:
     """One song vector from its window embeddings, scaled to unit length.
 
     (n, D) -> (2D,) for "meanstd" (mean, then standard deviation), (D,) for "mean".
     The "unit" forms first scale every window embedding to unit length, as the
-    contrast losses compare them (by direction only).
+    contrast losses compare them (by direction only).  "meanstd+map" takes windows of
+    (n, D + 2C), the embedding then the last feature map's channel statistics
+    (``embedding_dim`` = D says where they split), aggregates both parts by "meanstd"
+    and gives each part the same weight: (2D + 4C,).
     """
+    if how == "meanstd+map":
+        if embedding_dim is None:
+            raise ValueError("meanstd+map needs the embedding's size to split the window vectors")
+        parts = [aggregate(window_embeddings[:, :embedding_dim], "meanstd"),
+                 aggregate(window_embeddings[:, embedding_dim:], "meanstd")]
+        return (np.concatenate(parts) / np.sqrt(2.0)).astype(np.float32)
     if how.startswith("unit"):
         norms = np.linalg.norm(window_embeddings, axis=1, keepdims=True)
         window_embeddings = window_embeddings / np.where(norms > 0, norms, 1.0)

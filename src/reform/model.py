@@ -203,8 +203,27 @@ class ClusterAutoencoder(nn.Module):
         return ClusterOutput(embedding=embedding, reconstruction=self.decoder(embedding))
 
 
-def inference_encoder(encoder: Encoder) -> nn.Sequential:
-    """A copy of a trained encoder for embedding only: (B, 1, M, T) -> (B, D).
+class WithMapStatistics(nn.Module):
+    """The dense head's embedding followed by the mean and standard deviation of each channel
+    of the feature map it reads: (B, C, H, W) -> (B, D + 2C).
+
+    The last convolutional map still says how each of its channels is spread over time and
+    frequency, which the dense layer's weighted sum blurs; kept beside the embedding it
+    lifted cross-validated p@10 and same-song retrieval (docs/method.md 7).
+    """
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = x.float().flatten(2)
+        return torch.cat([self.head(x).float(), stats.mean(2), stats.std(2)], 1)
+
+
+def inference_encoder(encoder: Encoder, map_statistics: bool = False) -> nn.Sequential:
+    """A copy of a trained encoder for embedding only: (B, 1, M, T) -> (B, D), or
+    (B, D + 2C) with the last feature map's channel statistics (:class:`WithMapStatistics`).
 
     In eval mode a batch norm is a fixed affine map per channel, so it folds into the
     convolution or linear layer before it.  That saves a full pass over every feature
@@ -220,7 +239,8 @@ def inference_encoder(encoder: Encoder) -> nn.Sequential:
             conv, norm, _ = layer
             layers += [fuse_conv_bn_eval(conv, norm), nn.ReLU(inplace=True)]
         else:
-            layers += [nn.Flatten(1), fuse_linear_bn_eval(layer.linear, layer.norm)]
+            head = nn.Sequential(nn.Flatten(1), fuse_linear_bn_eval(layer.linear, layer.norm))
+            layers.append(WithMapStatistics(head) if map_statistics else head)
     return nn.Sequential(*layers).eval()
 
 
