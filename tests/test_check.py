@@ -91,7 +91,8 @@ def _flip(catalogue, old: bytes, new: bytes) -> None:
 
 def test_a_catalogue_with_flipped_bytes_is_one_error_then_rebuilt(home, capsys):
     catalogue = home / "catalogue.db"
-    assert not (home / "catalogue.db-wal").exists()       # every connection closed: all in the file
+    wal = home / "catalogue.db-wal"   # every connection closed: all in the file (a read-only
+    assert not wal.exists() or wal.stat().st_size == 0   # reader, as the web server, leaves it empty)
     _flip(catalogue, b"White", b"\xff\xfeite")            # a path that is no longer UTF-8
     for command in (["similar", "Chord"], ["scan", "--jobs", "1"]):
         assert main(["--home", str(home), "-q", *command]) == 1, command
