@@ -86,6 +86,7 @@ METHODS: dict[str, dict] = {
     "cas-w03-pre": {"train": CONTRAST | AUGMENT | STRIPES | {"contrast_weight": 0.3}, "phase": "pretrain"},
     "c-stripes-pre": {"train": CONTRAST | STRIPES, "phase": "pretrain"},
     "c-b64-pre": {"train": CONTRAST | {"batch_size": 64}, "phase": "pretrain"},
+    "cas-b64-pre": {"train": CONTRAST | AUGMENT | STRIPES | {"batch_size": 64}, "phase": "pretrain"},
     # clustering phases after the contrast, augmentation and stripes pretraining (10 epochs at most)
     "cas-note": {"after": "contrast-aug-stripes-pre", "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10}},
     "cas-bank": {"after": "contrast-aug-stripes-pre",
