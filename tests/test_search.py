@@ -1,10 +1,13 @@
 """Queries name songs the same way everywhere: file names, words without accents, clear misses."""
 
+import sqlite3
+
 import pytest
 
+from reform import store
 from reform.errors import QueryError
-from reform.search import find, matching
-from reform.store import FileRow
+from reform.search import find, matching, search_text
+from reform.store import Catalogue, FileRow, SpectrogramInfo, Tags
 from reform.text import norm, plural
 
 
@@ -47,6 +50,92 @@ def test_misses_say_what_is_wrong():
     assert "seed" in str(err.value) and "other" in str(err.value)
     with pytest.raises(QueryError, match="empty"):
         find(ROWS, " !? ")
+
+
+QUERIES = ["hr3-caves.ogg", "HR3-Caves.OGG", "/else/hr3-ocean.ogg", "seed.flac", "caves-hr3.OGG",  # names
+           "Caves", "hr3 caves", "A seed", "Ocean of caves", "los pájaros ñandú",  # exact titles
+           "ocean", "cave", "ave", "aves hr", "NANDU!", "pajaros nan", "album two",    # words, parts
+           "a", "hr", "o e", "3", "u2", "a seed x",                                   # 1-2 letters
+           "nothing like this", "missing.ogg", "/m/y/missing.flac", "caves",          # misses, many
+           "album", "hr3", "é", "II"]
+
+
+def answer(songs, query):
+    """What find says: the song's path, or the error's message."""
+    try:
+        return find(songs, query).path
+    except QueryError as exc:
+        return f"{exc.message} {exc.path}"
+
+
+def catalogue_of(rows, path) -> Catalogue:
+    cat = Catalogue(path)
+    with cat.transaction():
+        for r in rows:
+            cat.put_ok(r.path, 1, 1, SpectrogramInfo(r.hash, 2, 100, 100.0, 44100, "ogg"),
+                       Tags(r.artist, r.album, r.title), "fv")
+    return cat
+
+
+@pytest.mark.parametrize("fts5", [True, False], ids=["fts5", "without-fts5"])
+def test_the_catalogue_answers_as_the_rows_in_memory(tmp_path, monkeypatch, fts5):
+    """Every kind of query gives the same song or the same error from the catalogue's table as
+    from matching the rows in Python; also where SQLite has no FTS5 (the words scanned)."""
+    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:3] + [store._schema_v4(fts5)])
+    cat = catalogue_of(ROWS, tmp_path / "c.db")
+    assert cat._has_fts() == fts5
+    rows = cat.files()
+    for query in QUERIES:
+        assert answer(cat, query) == answer(rows, query), query
+    assert answer(cat, "Caves") == "/m/hr3/hr3-caves.ogg"           # exact title among 4 matches
+    assert answer(cat, "cave").startswith("4 songs match 'cave': HR3 - Echo (/m/hr3/caves-hr3.ogg);")
+    assert answer(cat, "o e").startswith("6 songs match")             # short words only: scanned
+    assert answer(cat, "aves hr") .startswith("4 songs match")         # an indexed word and a short one
+    assert answer(cat, "NANDU!") == "/m/x/ñandú.flac"
+    for words in (["hr3", "c"], ["ave"], ["nan"], ["zz"], []):         # the lookup itself
+        assert [r.path for r in cat.with_words(words)] == \
+            [r.path for r in rows if all(w in search_text(r) for w in words)]
+
+
+def test_the_search_words_follow_every_change(tmp_path):
+    """Added, retagged, moved, failed and removed files: the table holds each file's words,
+    and a rebuilt index would hold the same."""
+    cat = catalogue_of(ROWS, tmp_path / "c.db")
+
+    def words():
+        return dict(cat.conn.execute("SELECT id, words FROM song_words").fetchall())
+
+    def expected():
+        return {r.id: search_text(r) for r in cat.files()}
+
+    assert words() == expected() and len(words()) == len(ROWS)
+    with cat.transaction():
+        cat.put_ok("/m/hr3/hr3-caves.ogg", 2, 2, SpectrogramInfo("h1", 2, 100, 1.0, 44100, "ogg"),
+                   Tags("Harmonic Rain", None, "Grotte"), "fv")         # retagged by a rescan
+        cat.move("/m/x/ñandú.flac", "/m/x/rhea.flac", 1, 1, Tags("Los Pájaros", None, None))
+        cat.put_failed("/m/y/other.flac", 1, 1, "not audio")
+        cat.remove(["/m/hr3/hr3-ocean.ogg"])
+    assert words() == expected()
+    assert answer(cat, "grotte") == "/m/hr3/hr3-caves.ogg" and answer(cat, "rhea") == "/m/x/rhea.flac"
+    assert "no song matches 'nandu'" in answer(cat, "nandu") and "no song" in answer(cat, "ocean")
+    assert "no song" in answer(cat, "other")                         # failed files are not songs
+    cat.conn.execute("INSERT INTO song_words_fts (song_words_fts) VALUES ('integrity-check')")
+
+
+def test_an_older_catalogue_gets_its_search_words(tmp_path):
+    """A catalogue of schema 3 (no search words) is given them, once, when opened."""
+    path = tmp_path / "c.db"
+    catalogue_of(ROWS, path).close()
+    conn = sqlite3.connect(path)                                        # back to schema 3
+    conn.executescript("DROP TABLE song_words_fts; DROP TABLE song_words; DROP TRIGGER song_words_added; "
+                       "DROP TRIGGER song_words_changed; DROP TRIGGER song_words_removed; "
+                       "PRAGMA user_version = 3;")
+    conn.close()
+    cat = Catalogue(path)
+    assert cat.conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert dict(cat.conn.execute("SELECT id, words FROM song_words")) == \
+        {r.id: search_text(r) for r in cat.files()}
+    assert answer(cat, "hr3-caves.ogg") == "/m/hr3/hr3-caves.ogg" and answer(cat, "nandu") == "/m/x/ñandú.flac"
 
 
 def test_plural():

@@ -396,7 +396,7 @@ class Library:
             return rec.seed_of(row)
         if os.path.isfile(path):
             return Seed(self._embed_file(path), None, os.path.basename(path))
-        return rec.seed_of(find(self.songs(), text))
+        return rec.seed_of(find(self.home.catalogue, text))
 
     def _embed_file(self, path: str) -> np.ndarray:
         from .embed import Embedder, spectrogram_of_file

@@ -4,35 +4,66 @@ A query names one song when it is, in order of precedence: the exact file name o
 song (``hr3-caves.ogg``); words that are exactly one song's "artist title" or title; or
 words that all appear in one song's artist, title, album or file name.  Case, accents
 and punctuation are ignored throughout (see :func:`reform.text.norm`).
+
+The songs are looked for in rows in memory or in the catalogue, whose table of search words
+answers the same two questions (:class:`Songs`) through indexes; either way the rows it gives
+are checked here by the same words, so the two can only differ in speed.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from typing import Protocol
 
 from .audio import is_audio_path
 from .errors import QueryError
 from .store import FileRow
-from .text import norm
+from .text import name_key, norm, search_words, song_title
+
+
+class Songs(Protocol):
+    """Where :func:`find` looks: the analysed songs with a file name, or holding words."""
+
+    def named(self, name: str) -> list[FileRow]:
+        """The songs whose file name is ``name`` ignoring case (at least those)."""
+
+    def with_words(self, words: list[str]) -> list[FileRow]:
+        """The songs whose search text holds every one of the normalised ``words`` (at least those)."""
+
+
+class InRows:
+    """:class:`Songs` over rows in memory."""
+
+    def __init__(self, rows: Iterable[FileRow]):
+        self.rows = list(rows)
+
+    def named(self, name: str) -> list[FileRow]:
+        return [r for r in self.rows if name_key(r.path) == name_key(name)]
+
+    def with_words(self, words: list[str]) -> list[FileRow]:
+        return [r for r in self.rows if holds(search_text(r), words)]
 
 
 def title_of(row: FileRow) -> str:
     """The title tag, else the file name without its extension."""
-    return row.title or Path(row.path).stem
+    return song_title(row.title, row.path)
 
 
 def search_text(row: FileRow) -> str:
     """The normalised words a query is matched in: artist, album, title and file name."""
-    return " ".join(filter(None, (norm(row.artist), norm(row.album), norm(title_of(row)),
-                                  norm(os.path.basename(row.path)))))
+    return search_words(row.artist, row.album, row.title, row.path)
+
+
+def holds(text: str, words: list[str]) -> bool:
+    """Whether the search text ``text`` holds every one of the normalised ``words``: the one
+    test of a match, wherever the text was kept."""
+    return all(w in text for w in words)
 
 
 def matching(rows: Iterable[FileRow], text: str) -> list[FileRow]:
     """The rows whose search text holds every word of ``text`` (all rows for no words)."""
-    words = norm(text).split()
-    return [r for r in rows if all(w in search_text(r) for w in words)]
+    return InRows(rows).with_words(norm(text).split())
 
 
 def looks_like_path(text: str) -> bool:
@@ -40,25 +71,30 @@ def looks_like_path(text: str) -> bool:
     return os.sep in text or text.startswith("~") or is_audio_path(text)
 
 
-def find(rows: list[FileRow], text: str) -> FileRow:
-    """The one song ``text`` names (see the module's docstring); QueryError otherwise."""
+def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
+    """The one song ``text`` names among ``songs`` (rows, or the catalogue); see the module's
+    docstring.  QueryError otherwise."""
     if not norm(text):
         raise QueryError("the query is empty", hint="give words of the artist or title, or a path")
+    if not hasattr(songs, "with_words"):
+        songs = InRows(songs)
     name = os.path.basename(text.rstrip(os.sep))
+    candidates = songs.named(name)
     for same in (lambda r: os.path.basename(r.path) == name,
-                 lambda r: os.path.basename(r.path).casefold() == name.casefold()):
-        named = _distinct([r for r in rows if same(r)])
+                 lambda r: name_key(r.path) == name_key(name)):
+        named = _distinct([r for r in candidates if same(r)])
         if len(named) == 1:
             return named[0]
-    matches = _distinct(matching(rows, text))
+    words = norm(text).split()
+    matches = _distinct([r for r in songs.with_words(words) if holds(search_text(r), words)])
     if not matches:
         if looks_like_path(text):
             raise QueryError("no such file, and no song in the library has this file name",
                              path=text, hint="check the path, or run `reform scan` on its folder")
         raise QueryError(f"no song matches {text!r}",
                          hint="try fewer words, or give the path of the file")
-    words = " ".join(norm(text).split())
-    exact = [r for r in matches if norm(f"{r.artist} {title_of(r)}") == words or norm(title_of(r)) == words]
+    said = " ".join(words)
+    exact = [r for r in matches if said in (norm(f"{r.artist} {title_of(r)}"), norm(title_of(r)))]
     if len(matches) == 1 or len(exact) == 1:
         return (exact or matches)[0]
     listing = "; ".join(f"{r.artist or '?'} - {title_of(r)} ({r.path})" for r in matches[:10])

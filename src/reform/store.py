@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import FeatureError, StoreError
 from .files import replacing, temporary_name, write_error, write_text, writer_alive
+from .text import name_key, search_words
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -105,8 +106,69 @@ CREATE TRIGGER IF NOT EXISTS embedding_removed AFTER DELETE ON embeddings
 INSERT OR REPLACE INTO meta (key, value) VALUES ('{CATALOGUE_ID}', lower(hex(randomblob(16))));
 """
 
+
+def _schema_v4(fts5: bool) -> str:
+    """Version 4: each file's case-folded file name and normalised search words
+    (reform.text), kept in step with ``files`` by triggers (so in the writer's transaction, and
+    no writer can forget them), so that a query by words or file name is an indexed lookup,
+    not a pass over every row in Python (30.7 s at a million songs).  The words get an FTS5
+    trigram index, which finds any substring of 3 characters or more; without FTS5 (an SQLite
+    built without it) the words are scanned in SQL instead, with the same answers.  The
+    triggers call Python functions: every connection that writes ``files`` registers them
+    (_register_functions)."""
+    words = "reform_search_words(NEW.artist, NEW.album, NEW.title, NEW.path)"
+    script = f"""
+CREATE TABLE IF NOT EXISTS song_words (
+    id    INTEGER PRIMARY KEY,   -- files.id
+    name  TEXT NOT NULL,         -- the file name, case-folded
+    words TEXT NOT NULL          -- reform.text.search_words
+);
+CREATE INDEX IF NOT EXISTS song_words_name ON song_words (name);
+INSERT OR REPLACE INTO song_words (id, name, words)
+    SELECT id, reform_name_key(path), reform_search_words(artist, album, title, path) FROM files;
+CREATE TRIGGER IF NOT EXISTS song_words_added AFTER INSERT ON files BEGIN
+    INSERT OR REPLACE INTO song_words (id, name, words) VALUES (NEW.id, reform_name_key(NEW.path), {words});
+END;
+CREATE TRIGGER IF NOT EXISTS song_words_changed AFTER UPDATE OF artist, album, title, path ON files BEGIN
+    UPDATE song_words SET name = reform_name_key(NEW.path), words = {words} WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS song_words_removed AFTER DELETE ON files BEGIN
+    DELETE FROM song_words WHERE id = OLD.id;
+END;
+"""
+    if fts5:  # an index of the words' trigrams that reads them from song_words (no second copy)
+        script += """
+CREATE VIRTUAL TABLE IF NOT EXISTS song_words_fts USING fts5(words, content = 'song_words',
+    content_rowid = 'id', tokenize = 'trigram case_sensitive 1');
+INSERT INTO song_words_fts (song_words_fts) VALUES ('rebuild');
+CREATE TRIGGER IF NOT EXISTS song_words_fts_added AFTER INSERT ON song_words BEGIN
+    INSERT INTO song_words_fts (rowid, words) VALUES (NEW.id, NEW.words);
+END;
+CREATE TRIGGER IF NOT EXISTS song_words_fts_changed AFTER UPDATE ON song_words BEGIN
+    INSERT INTO song_words_fts (song_words_fts, rowid, words) VALUES ('delete', OLD.id, OLD.words);
+    INSERT INTO song_words_fts (rowid, words) VALUES (NEW.id, NEW.words);
+END;
+CREATE TRIGGER IF NOT EXISTS song_words_fts_removed AFTER DELETE ON song_words BEGIN
+    INSERT INTO song_words_fts (song_words_fts, rowid, words) VALUES ('delete', OLD.id, OLD.words);
+END;
+"""
+    return script
+
+
+def _fts5_trigram() -> bool:
+    """Whether this Python's SQLite has FTS5 and its trigram tokenizer (SQLite 3.34+)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize = 'trigram')")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
-MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
+MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram())]
 SCHEMA_VERSION = len(MIGRATIONS)
 CATALOGUE_NAME = "catalogue.db"
 TABLES = frozenset({"meta", "files", "embeddings"})
@@ -323,6 +385,7 @@ class Catalogue:
 
     def __init__(self, db_path: Path, *, create: bool = True, read_only: bool = False):
         self.path = Path(db_path)
+        self._fts: bool | None = None   # whether the search words have their FTS5 index
         if not self.path.exists():
             if not create or read_only:
                 raise StoreError(f"no catalogue at {self.path}",
@@ -341,6 +404,7 @@ class Catalogue:
             raise catalogue_error(exc, self.path) from exc
         try:
             self.conn.row_factory = sqlite3.Row
+            _register_functions(self.conn)
             self._migrate()
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -435,6 +499,40 @@ class Catalogue:
         row = self.conn.execute(f"SELECT {', '.join(ROW_FIELDS)} FROM files WHERE {key} = ?",
                                 (value,)).fetchone()
         return None if row is None else FileRow(*row)
+
+    def named(self, name: str) -> list[FileRow]:
+        """The analysed files whose file name is ``name`` ignoring case, sorted by path (an
+        indexed lookup: reform.search.find's first step)."""
+        return self._songs("SELECT id FROM song_words WHERE name = ?", [name_key(name)])
+
+    def with_words(self, words: list[str]) -> list[FileRow]:
+        """The analysed files whose search words (reform.text.search_words) hold every one of
+        the normalised ``words`` as a substring, sorted by path; all of them for no words.
+        Words of 3 characters or more are looked up in the trigram index, shorter ones (which
+        it cannot find) are tested on the words of the files it gave, or on every file's
+        words when the query has no longer one or this SQLite has no FTS5."""
+        indexed = [w for w in words if len(w) >= 3] if self._has_fts() else []
+        sql, args = "SELECT id FROM song_words WHERE 1", []
+        if indexed:
+            sql += " AND id IN (SELECT rowid FROM song_words_fts WHERE song_words_fts MATCH ?)"
+            args.append(" ".join(f'"{w}"' for w in indexed))  # each a phrase: a substring
+        for w in words:
+            if w not in indexed:
+                sql += " AND instr(words, ?) > 0"
+                args.append(w)
+        return self._songs(sql, args)
+
+    def _songs(self, ids: str, args: list) -> list[FileRow]:
+        rows = self.conn.execute(f"SELECT {', '.join(ROW_FIELDS)} FROM files WHERE status = 'ok' "
+                                 f"AND id IN ({ids}) ORDER BY path", args)
+        return [FileRow(*r) for r in rows]
+
+    def _has_fts(self) -> bool:
+        """Whether this catalogue's words have their FTS5 index (see _schema_v4)."""
+        if self._fts is None:
+            self._fts = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'song_words_fts'"
+                                          ).fetchone() is not None
+        return self._fts
 
     def put_ok(self, path: str, size: int, mtime_ns: int, info: SpectrogramInfo, tags: Tags,
                feature_version: str) -> None:
@@ -631,6 +729,12 @@ def _unusable(path: Path) -> str | None:
     return None
 
 
+def _register_functions(conn: sqlite3.Connection) -> None:
+    """The Python functions the catalogue's triggers and migrations call (schema 4)."""
+    conn.create_function("reform_name_key", 1, name_key, deterministic=True)
+    conn.create_function("reform_search_words", 4, search_words, deterministic=True)
+
+
 def create_catalogue(path: Path) -> None:
     """Create an empty catalogue at ``path`` whole: built under a temporary name, then linked
     into place, so a crash never leaves a half-made catalogue and a catalogue another
@@ -639,6 +743,7 @@ def create_catalogue(path: Path) -> None:
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
+            _register_functions(conn)
             for step, script in enumerate(MIGRATIONS):
                 conn.executescript(f"BEGIN; {script} PRAGMA user_version = {step + 1}; COMMIT;")
         finally:

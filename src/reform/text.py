@@ -3,8 +3,10 @@ the web page finds it in the terminal too."""
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
+from pathlib import Path
 
 
 def norm(text: str | None) -> str:
@@ -13,6 +15,24 @@ def norm(text: str | None) -> str:
     text = unicodedata.normalize("NFKD", text or "")
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def song_title(title: str | None, path: str) -> str:
+    """The title tag, else the file name without its extension."""
+    return title or Path(path).stem
+
+
+def search_words(artist: str | None, album: str | None, title: str | None, path: str) -> str:
+    """The normalised words a query is matched in: artist, album, title and file name.  The
+    catalogue keeps them for every file (its table ``song_words``), so they are made here,
+    from the row's fields, for SQL and Python alike."""
+    return " ".join(filter(None, (norm(artist), norm(album), norm(song_title(title, path)),
+                                  norm(os.path.basename(path)))))
+
+
+def name_key(path: str) -> str:
+    """The file name of ``path``, case-folded: what a query by file name is looked up by."""
+    return os.path.basename(path).casefold()
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

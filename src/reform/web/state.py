@@ -22,7 +22,7 @@ import numpy as np
 from ..api import Library
 from ..card import read_card
 from ..errors import EmbedError, ModelError
-from ..search import search_text, title_of
+from ..search import holds, search_text, title_of
 from ..songindex import SongIndex
 from ..store import FileRow
 from ..text import norm
@@ -107,7 +107,7 @@ class Snapshot:
         rows = self.cache["order", sort, desc]
         if not words and not wanted:
             return rows
-        return [r for r in rows if all(w in self.hay[r.id] for w in words)
+        return [r for r in rows if holds(self.hay[r.id], words)
                 and all(self.keys[r.id][i] == v for i, v in wanted)]
 
     def recommender(self, load_index: Callable[[], SongIndex] | None = None):
