@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[web,test]'
+	$(PY) -m pip install -q -e '.[web,test,cluster]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -125,7 +125,7 @@ class Library:
              embed: bool = False, retry_failed: bool = False,
              on_start: Callable[[int], None] | None = None,
              on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset(),
-             device: str = "auto", across_songs: bool | None = None):
+             device: str = "auto", across_songs: bool | None = None, ray: bool | str = False):
         """Analyse new and changed files under ``paths`` (the known folders if none).
 
         With ``embed`` each new song is also embedded with the active model while its
@@ -136,15 +136,25 @@ class Library:
         keep the card busy; on the CPU the workers embed, which measured faster
         (README, Speed).
         ``retry_failed`` tries again the files that failed before, changed or not.
+        ``ray`` runs the per-file work on Ray (:mod:`reform.cluster`): True on a local Ray
+        instance (or the one this process already joined), a string on the cluster at that
+        address; ``jobs`` is then the number of Ray workers (default: the cluster's CPUs),
+        and each of them embeds its own songs.
         ``progress`` shows a bar; ``on_start(total)`` and ``on_step(n)`` report the same to
         the caller (the web page's jobs use them).  ``redo`` names files to analyse again
         even if they did not change.  BusyError if another process is changing the library.
         """
         from .device import on_gpu
-        from .scan import scan
+        from .scan import run_pool, scan
 
         embedding = self.scan_embedding() if embed else None
-        gpu = embedding is not None and on_gpu(device)
+        pool = run_pool
+        if ray is not False:
+            from .cluster import RayPool, import_ray
+
+            import_ray()  # no Ray: say so before any work
+            pool = RayPool(None if ray is True else ray)
+        gpu = embedding is not None and ray is False and on_gpu(device)
         across = gpu if across_songs is None else across_songs
         batch_device = ("cuda" if gpu else "cpu") if across else None
         with self.home.lock.hold("scan"), \
@@ -152,7 +162,7 @@ class Library:
             summary = scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
                            mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
                            embedding=embedding, batch_device=batch_device, redo=frozenset(redo),
-                           retry_failed=retry_failed)
+                           retry_failed=retry_failed, pool=pool)
             self.update_index()
             return summary
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import (ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
+from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError)
 from .text import plural
@@ -32,6 +32,7 @@ HINTS = {
     FeatureError: "check that the file holds at least a second of sound",
     StoreError: "run `reform scan` again; --verbose shows the details",
     DatasetError: "scan more music first with `reform scan FOLDER`",
+    ClusterError: "the README's section on scanning with Ray says what a cluster needs",
     ModelError: "`reform models` lists the models; `reform use shipped` returns to the shipped one",
     TrainError: "run the command again with --verbose to see why",
     EmbedError: "run `reform embed`",
@@ -127,9 +128,13 @@ def widths(text: str) -> tuple[int, ...]:
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
     with _library(args, create=True, reanalyse=args.reanalyse) as lib:
-        _print_device(args.device, embed=not args.no_embed)
+        if args.ray is None:
+            _print_device(args.device, embed=not args.no_embed)
+        elif not args.no_embed:
+            print("device: cpu, in each Ray worker", flush=True)
         summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
-                           embed=not args.no_embed, retry_failed=args.retry_failed, device=args.device)
+                           embed=not args.no_embed, retry_failed=args.retry_failed, device=args.device,
+                           ray=False if args.ray is None else args.ray or True)
         _print_scan_summary(summary, lib, args.paths)
         if not summary.interrupted and not args.no_embed:
             _print_scan_embedding(summary, lib)
@@ -721,7 +726,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("scan", "analyse the music under folders (new and changed files only)", cmd_scan)
     p.add_argument("paths", nargs="*", help="folders or files (default: the folders scanned before)")
-    p.add_argument("--jobs", type=count(1), default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=count(1), default=None,
+                   help="worker processes (default: all cores; with --ray: the cluster's CPUs)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the work on Ray: the cluster at ADDRESS (e.g. auto, or HOST:6379), "
+                        "else a local Ray instance; needs `pip install 'reform-music[cluster]'` "
+                        "and the library home on a filesystem every node mounts at the same path")
     _device_option(p)
     p.add_argument("--no-embed", action="store_true",
                    help="only analyse; by default each new song is also embedded with the active model")

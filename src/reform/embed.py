@@ -224,11 +224,15 @@ class SpectrogramEmbedder:
     cfg: EmbedConfig = EmbedConfig()
 
     def __call__(self, spec: np.ndarray) -> np.ndarray:
+        return self.load().song(spec)
+
+    def load(self) -> Embedder:
+        """This process's embedder, the model loaded on the first call only."""
         embedder = _process_embedders.get((self.model_path, self.cfg))
         if embedder is None:
             embedder = Embedder(load_bundle(self.model_path), self.cfg)
             _process_embedders[(self.model_path, self.cfg)] = embedder
-        return embedder.song(spec)
+        return embedder
 
     def batches(self, device: str = "cpu") -> SongBatches:
         """Embedding in the calling process on ``device``, windows of many songs per batch."""

@@ -52,6 +52,10 @@ class WriteError(StoreError):
     is left behind."""
 
 
+class ClusterError(ReformError):
+    """Ray is missing or unreachable, or a node of the cluster cannot use the library home."""
+
+
 class DatasetError(ReformError):
     """There is not enough analysed audio to build training examples."""
 

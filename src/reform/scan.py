@@ -57,6 +57,9 @@ class Embedding(Protocol):
 
     def __call__(self, spec: np.ndarray) -> np.ndarray: ...
 
+    def load(self) -> object:
+        """Load the model in this process now, once (a Ray worker does before its first song)."""
+
     def batches(self, device: str) -> Batches: ...
 
 
@@ -106,7 +109,8 @@ _worker_logmel: dict[tuple, object] = {}
 _worker_embedded: frozenset[str] = frozenset()  # audio that already has an embedding
 
 
-def _init_worker(embedded: frozenset[str] = frozenset()) -> None:
+def init_worker(embedded: frozenset[str] = frozenset()) -> None:
+    """Set up a worker process (a pool's, or a Ray actor's) before its first file."""
     import torch
 
     global _worker_embedded
@@ -250,17 +254,28 @@ class _Level:
 
 
 # -- main process -------------------------------------------------------------------------------
-def _run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
-              mel_cfg: MelConfig, jobs: int, embedding: Embedding | None,
-              embedded: frozenset[str]) -> Iterator[Analysed | Failed]:
-    """Yield results as workers finish, keeping at most 2 * jobs files in flight."""
+class Pool(Protocol):
+    """Runs :func:`analyse_entry` on every file to do and yields the results as they come:
+    :func:`run_pool` (local processes) or ``reform.cluster.RayPool`` (a Ray cluster)."""
+
+    def __call__(self, todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
+                 mel_cfg: MelConfig, jobs: int | None, embedding: Embedding | None,
+                 embedded: frozenset[str]) -> Iterator[Analysed | Failed]: ...
+
+
+def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
+             mel_cfg: MelConfig, jobs: int | None, embedding: Embedding | None,
+             embedded: frozenset[str]) -> Iterator[Analysed | Failed]:
+    """Yield results as worker processes finish, keeping at most 2 * jobs files in flight
+    (jobs None: one per core)."""
+    jobs = jobs or os.cpu_count() or 1
     if jobs <= 1:
         for entry in todo:
             yield analyse_entry(entry, store, audio_cfg, mel_cfg, embedding, embedded)
         return
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["reform.scan", "reform.features"] + (["reform.embed"] if embedding else []))
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
                                initargs=(embedded,))
     pending: set[Future] = set()
     queue = iter(todo)
@@ -289,7 +304,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
          progress: Callable[[int], object] | None = None,
          on_start: Callable[[int], None] | None = None,
          embedding: Embedding | None = None, batch_device: str | None = None,
-         redo: frozenset[str] = frozenset(), retry_failed: bool = False) -> ScanSummary:
+         redo: frozenset[str] = frozenset(), retry_failed: bool = False,
+         pool: Pool = run_pool) -> ScanSummary:
     """Bring the catalogue up to date with the music under ``roots``.
 
     Parameters
@@ -297,6 +313,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     home : the library home to update
     roots : folders (or files) to scan; None rescans the folders scanned before
     jobs : worker processes; None uses every core
+    pool : where the per-file work runs: this machine's processes, or a Ray cluster
+        (``reform.cluster.RayPool``); either way this process alone writes the catalogue
     embedding : also embed every analysed song with it, unless the library holds
         embeddings of another model (they are never mixed: `reform embed` replaces them)
     batch_device : None embeds each song in the worker that analysed it; "cpu" or "cuda"
@@ -364,8 +382,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     # with a long one at the end while the others wait
     todo.todo.sort(key=lambda e: e.size, reverse=True)
     try:
-        for result in _run_pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg,
-                                jobs or os.cpu_count() or 1, None if here else embedding, embedded):
+        for result in pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg, jobs,
+                           None if here else embedding, embedded):
             for ready in here.add(result) if here else [result]:
                 _record(home, ready, movable, moved, summary)
                 if progress:
