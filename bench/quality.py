@@ -113,6 +113,9 @@ METHODS: dict[str, dict] = {
                     "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
     # the embedding's size, with the default pretraining
     "cas-e256-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"embedding_dim": 256}, "phase": "pretrain"},
+    # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
+    "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
+                     "phase": "pretrain"},
     # clustering phases after the same contrast pretraining (20 epochs at most)
     "c-note": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20}},
     "c-bank": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"}},
