@@ -5,8 +5,9 @@ plus one window ending on the last frame so that the end of the song counts; a
 song shorter than a window is one zero-padded window.  All windows of all
 channels go through the encoder.  The song's embedding is the mean of the
 window embeddings followed by their standard deviation (how much the music
-moves within the song), scaled to unit length; the mean alone is selectable
-(docs/method.md has the measurements).  Embeddings are stored per audio content
+moves within the song), scaled to unit length; the mean alone, and the same with the
+last feature map's channel statistics beside it, are selectable (docs/method.md has the
+measurements).  Embeddings are stored per audio content
 (hash) under a key made of the model's version and these settings, so nothing
 made by one model or one setting is ever mixed with another.
 """

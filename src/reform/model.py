@@ -209,7 +209,8 @@ class WithMapStatistics(nn.Module):
 
     The last convolutional map still says how each of its channels is spread over time and
     frequency, which the dense layer's weighted sum blurs; kept beside the embedding it
-    lifted cross-validated p@10 and same-song retrieval (docs/method.md 7).
+    lifted cross-validated p@10 and same-song retrieval on held-out music, but not on a
+    library's own songs, so it is selectable rather than the default (docs/method.md 7).
     """
 
     def __init__(self, head: nn.Module):
