@@ -127,3 +127,15 @@ def test_without_ray_the_scan_says_how_to_install_it(tmp_path, music, monkeypatc
         with pytest.raises(ClusterError) as err:
             lib.scan(music, ray=True)
         assert err.value.hint == INSTALL_HINT and lib.songs() == []
+
+
+def test_the_workers_of_a_local_instance_run_at_the_scans_priority():
+    """Ray would start them 15 steps nicer than the scan, starved on a busy machine."""
+    code = ("import os\nfrom reform.cluster import _connect, import_ray\n"
+            "ray = import_ray()\n_connect(ray, None, 1)\n"
+            "print(ray.get(ray.remote(lambda: os.nice(0)).remote()), os.nice(0))\nray.shutdown()\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_worker_niceness"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    worker, driver = map(int, out.stdout.split()[-2:])
+    assert worker == driver

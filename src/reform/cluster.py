@@ -177,6 +177,11 @@ def _connect(ray, address: str | None, jobs: int | None) -> None:
     quiet = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         if address is None:
+            # Ray starts its workers 15 steps nicer than the driver (os.nice 15 under a driver
+            # at 0, measured): on a machine that also runs other work they would get almost no
+            # CPU.  A scan started here runs at the priority its user gave it, as the local
+            # worker processes do; a cluster's own settings are left alone.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=jobs or os.cpu_count() or 1, **quiet)
         else:
             ray.init(address=address, **quiet)
