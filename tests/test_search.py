@@ -6,7 +6,7 @@ import pytest
 
 from reform import store
 from reform.errors import QueryError
-from reform.search import find, matching, search_text
+from reform.search import InRows, find, search_text
 from reform.store import Catalogue, FileRow, SpectrogramInfo, Tags
 from reform.text import norm, plural
 
@@ -32,7 +32,7 @@ def test_a_file_name_names_its_song():
 def test_words_without_accents_match_as_on_the_web_page():
     assert norm("Ñandú (Live)") == "nandu live"
     assert find(ROWS, "nandu").id == 5 and find(ROWS, "pajaros ñandú").id == 5
-    assert [r.id for r in matching(ROWS, "album")] == [6, 7]
+    assert [r.id for r in InRows(ROWS).with_words(norm("album").split())] == [6, 7]
     assert find(ROWS, "A seed").id == 8                 # exactly "artist title"
 
 

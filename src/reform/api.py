@@ -17,7 +17,7 @@ from .config import AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
 from .home import Home, Run, Settings, stopped_by_schedule
 from .progress import Bar
-from .store import FileRow
+from .store import FileRow, one_per_recording
 
 
 class Library:
@@ -103,9 +103,7 @@ class Library:
         """The ``n`` songs played most (by `reform mpd`), most played first."""
         if n < 1:
             return []
-        by_hash = {}
-        for row in self.songs():
-            by_hash.setdefault(row.hash, row)
+        by_hash = one_per_recording(self.songs())
         return [by_hash[h] for h, _ in self.home.catalogue.most_played(n) if h in by_hash]
 
     # -- spectrograms -------------------------------------------------------------------------

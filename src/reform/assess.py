@@ -14,17 +14,14 @@ from .errors import EvaluateError, WriteError
 from .evaluate import read_label_file
 from .files import write_json
 from .home import Home
-from .store import FileRow
+from .store import FileRow, one_per_recording
 
 
 def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_file: str | None = None,
                      label_column: str = "group"):
     """The songs an evaluation uses (one per distinct audio of ``songs``), their labels and
     albums, notes on what was left out and why, and where the labels come from."""
-    rows = {}
-    for row in songs:
-        rows.setdefault(row.hash, row)
-    rows = list(rows.values())
+    rows = list(one_per_recording(songs).values())
     notes: list[str] = []
     if label_file:
         by_path = read_label_file(label_file, label_column)

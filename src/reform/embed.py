@@ -28,7 +28,7 @@ from .device import autocast
 from .device import resolve as resolve_device
 from .errors import EmbedError, StoreError
 from .model import inference_encoder
-from .store import Catalogue, SpectrogramStore
+from .store import Catalogue, SpectrogramStore, one_per_recording
 
 # Windows per encoder batch on the CPU: with the shipped model on one core, 16 windows ran at
 # 1150 windows/s, 64 at 740 (the first layers' activations stay in cache); a GPU gets 1024.
@@ -292,9 +292,7 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
     if bundle.feature_version != store.feature_version:
         raise EmbedError("the model was trained on other spectrogram settings than this library's",
                          hint="train a model on this library with `reform train`")
-    rows = {}
-    for row in catalogue.files(status="ok"):
-        rows.setdefault(row.hash, row)
+    rows = one_per_recording(catalogue.files(status="ok"))
     if not rows:
         raise EmbedError("the library has no analysed songs", hint="run `reform scan FOLDER` first")
     embedder = Embedder(bundle, cfg, device=device)

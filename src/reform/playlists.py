@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .export import m3u_text
 from .radio import Rules, next_songs
 from .recommend import Filters, Recommender
-from .store import FileRow
+from .store import FileRow, one_per_recording
 
 MANIFEST = ".reform-playlists.json"
 SUFFIX = ".m3u8"
@@ -73,11 +73,7 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
                filters: Filters = Filters()) -> Playlist:
     """Songs like those of ``songs`` under ``folder`` (the centre of them all), none of them itself."""
     base = os.path.join(os.path.abspath(os.fspath(folder)), "")
-    first: dict[str, FileRow] = {}   # one row per recording, the first path
-    for r in sorted(songs, key=lambda r: r.path):
-        if r.path.startswith(base) and rec.has(r.hash):
-            first.setdefault(r.hash, r)
-    rows = list(first.values())
+    rows = list(one_per_recording(r for r in songs if r.path.startswith(base) and rec.has(r.hash)).values())
     if not rows:
         raise ConfigError("no song of the library with an embedding lies in this folder",
                           path=folder, hint="give a folder the library has scanned")

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import QueryError
 from .index import build_index
 from .songindex import SongIndex
-from .store import FileRow
+from .store import FileRow, one_per_recording
 from .text import norm
 
 
@@ -74,10 +74,7 @@ class Recommender:
            index: str = "auto") -> Recommender:
         """A recommender over rows and embeddings held in memory (songs without an embedding
         are left out), its index built here."""
-        by_hash: dict[str, FileRow] = {}
-        for row in sorted(rows, key=lambda r: r.path):
-            if row.hash in embeddings:
-                by_hash.setdefault(row.hash, row)
+        by_hash = one_per_recording(r for r in rows if r.hash in embeddings)
         if not by_hash:
             raise QueryError("no song has an embedding yet", hint="run `reform embed` first")
         songs = SongIndex.build(list(by_hash), np.stack([embeddings[h] for h in by_hash]), metric, index)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from .audio import is_audio_path
 from .errors import QueryError
-from .store import FileRow
+from .store import FileRow, one_per_recording
 from .text import name_key, norm, search_words, song_title
 
 
@@ -61,11 +61,6 @@ def holds(text: str, words: list[str]) -> bool:
     return all(w in text for w in words)
 
 
-def matching(rows: Iterable[FileRow], text: str) -> list[FileRow]:
-    """The rows whose search text holds every word of ``text`` (all rows for no words)."""
-    return InRows(rows).with_words(norm(text).split())
-
-
 def looks_like_path(text: str) -> bool:
     """A query written as a path (a folder separator, or an audio file's extension)."""
     return os.sep in text or text.startswith("~") or is_audio_path(text)
@@ -82,11 +77,11 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     candidates = songs.named(name)
     for same in (lambda r: os.path.basename(r.path) == name,
                  lambda r: name_key(r.path) == name_key(name)):
-        named = _distinct([r for r in candidates if same(r)])
+        named = list(one_per_recording(r for r in candidates if same(r)).values())
         if len(named) == 1:
             return named[0]
     words = norm(text).split()
-    matches = _distinct([r for r in songs.with_words(words) if holds(search_text(r), words)])
+    matches = list(one_per_recording(r for r in songs.with_words(words) if holds(search_text(r), words)).values())
     if not matches:
         if looks_like_path(text):
             raise QueryError("no such file, and no song in the library has this file name",
@@ -102,10 +97,3 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     raise QueryError(f"{len(matches)} songs match {text!r}: {listing}{more}",
                      hint="add words to the query, or give the path of the file")
 
-
-def _distinct(rows: list[FileRow]) -> list[FileRow]:
-    """One row per recording: byte-identical copies are one song (the first path)."""
-    seen: dict[str | None, FileRow] = {}
-    for r in sorted(rows, key=lambda r: r.path):
-        seen.setdefault(r.hash or r.path, r)
-    return list(seen.values())

@@ -251,6 +251,15 @@ class FileRow:
 ROW_FIELDS = [f.name for f in fields(FileRow)]
 
 
+def one_per_recording(rows: Iterable[FileRow]) -> dict[str, FileRow]:
+    """The first row (by path) of every recording, keyed by its content hash (by its path when
+    it has none): byte-identical copies are one song everywhere, shown under their first path."""
+    first: dict[str, FileRow] = {}
+    for row in sorted(rows, key=lambda r: r.path):
+        first.setdefault(row.hash or row.path, row)
+    return first
+
+
 class SpectrogramStore:
     """Spectrogram files of one feature version; safe to use from worker processes."""
 

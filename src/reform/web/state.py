@@ -24,7 +24,7 @@ from ..card import read_card
 from ..errors import EmbedError, ModelError
 from ..search import holds, search_text, title_of
 from ..songindex import SongIndex
-from ..store import FileRow
+from ..store import FileRow, one_per_recording
 from ..text import norm
 from .projection import library_map
 
@@ -122,9 +122,7 @@ class Snapshot:
             if load_index is None:
                 self.cache["recommender"] = Recommender.of(self.rows, self.vectors)
             else:
-                first: dict[str, FileRow] = {}
-                for row in sorted(self.rows, key=lambda r: r.path):
-                    first.setdefault(row.hash, row)
+                first = one_per_recording(self.rows)
                 self.cache["recommender"] = Recommender(
                     load_index(), lambda hashes: {h: first[h] for h in hashes if h in first})
         return self.cache["recommender"]
