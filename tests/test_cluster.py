@@ -129,6 +129,13 @@ def test_without_ray_the_scan_says_how_to_install_it(tmp_path, music, monkeypatc
         assert err.value.hint == INSTALL_HINT and lib.songs() == []
 
 
+def test_a_folder_given_as_the_address_says_where_folders_go(tmp_path, music):
+    out = subprocess.run(reform_cmd("--home", str(tmp_path / "home"), "scan", "--ray", str(music)),
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "put the folders first" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "home").exists()
+
+
 def test_the_workers_of_a_local_instance_run_at_the_scans_priority():
     """Ray would start them 15 steps nicer than the scan, starved on a busy machine."""
     code = ("import os\nfrom reform.cluster import _connect, import_ray\n"

@@ -127,6 +127,9 @@ def widths(text: str) -> tuple[int, ...]:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
+    if args.ray and os.path.exists(os.path.expanduser(args.ray)):   # `scan --ray FOLDER`
+        raise ConfigError(f"--ray takes a Ray cluster's address, and {args.ray} is a file or folder",
+                          hint="put the folders first: reform scan FOLDER --ray [ADDRESS]")
     with _library(args, create=True, reanalyse=args.reanalyse) as lib:
         if args.ray is None:
             _print_device(args.device, embed=not args.no_embed)
