@@ -116,6 +116,10 @@ METHODS: dict[str, dict] = {
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
     "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
                      "phase": "pretrain"},
+    # training time: the default pretraining gone on from its 40th epoch to the 80th (no 40-epoch
+    # run had met the third plateau; the loss was still falling)
+    "cas-pre-80": {"continue": "contrast-aug-stripes-pre", "phase": "pretrain",
+                   "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 80}},
     # clustering phases after the same contrast pretraining (20 epochs at most)
     "c-note": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20}},
     "c-bank": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"}},
