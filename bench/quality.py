@@ -111,9 +111,11 @@ METHODS: dict[str, dict] = {
                     "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
     # the embedding's size, with the default pretraining
     "cas-e256-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"embedding_dim": 256}, "phase": "pretrain"},
-    # stronger augmentation: twice the gain, equalisation and pitch ranges of the default
+    # the augmentation's strength: twice and half the gain, equalisation and pitch ranges of the default
     "cas-aug2-pre": {"train": CONTRAST | STRIPES | {"gain_db": 12.0, "eq_db": 12.0, "pitch_bins": 4},
                      "phase": "pretrain"},
+    "cas-aug05-pre": {"train": CONTRAST | STRIPES | {"gain_db": 3.0, "eq_db": 3.0, "pitch_bins": 1},
+                      "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
     "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
                      "phase": "pretrain"},
