@@ -70,6 +70,9 @@ NOTE = PRESETS["note"]
 OLD_DEFAULT: dict = {}
 CONTRAST = {"contrast_weight": 1.0}
 AUGMENT = {"gain_db": 6.0, "eq_db": 6.0, "pitch_bins": 2}
+HALF_AUGMENT = {"gain_db": 3.0, "eq_db": 3.0, "pitch_bins": 1}
+BANK = {"max_epochs": 10, "cluster_loss": "bank"}
+SOFT = {"bank_neighbours": 5, "bank_soft": 0.5}
 STRIPES = {"stripe_frames": 64, "stripe_bins": 16}
 METHODS: dict[str, dict] = {
     "note": {"train": NOTE},
@@ -114,8 +117,19 @@ METHODS: dict[str, dict] = {
     # the augmentation's strength: twice and half the gain, equalisation and pitch ranges of the default
     "cas-aug2-pre": {"train": CONTRAST | STRIPES | {"gain_db": 12.0, "eq_db": 12.0, "pitch_bins": 4},
                      "phase": "pretrain"},
-    "cas-aug05-pre": {"train": CONTRAST | STRIPES | {"gain_db": 3.0, "eq_db": 3.0, "pitch_bins": 1},
-                      "phase": "pretrain"},
+    "cas-aug05-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "phase": "pretrain"},
+    # ... and the half ranges through both phases and both protocols (hard and soft bank)
+    "cas05-bank": {"after": "cas-aug05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK},
+    "cas05-banksoft": {"after": "cas-aug05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
+    "own-cas05-pre": {"own": True, "train": CONTRAST | STRIPES | HALF_AUGMENT, "phase": "pretrain"},
+    "own-cas05-bank": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK},
+    "own-cas05-banksoft": {"own": True, "after": "own-cas05-pre",
+                           "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
+    # the song contrast on a projection head (128 -> 128 -> 128) instead of the embedding itself
+    "cas05-head-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"projection_dim": 128},
+                       "phase": "pretrain"},
+    "own-cas05-head-pre": {"own": True, "train": CONTRAST | STRIPES | HALF_AUGMENT,
+                           "model": {"projection_dim": 128}, "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
     "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
                      "phase": "pretrain"},

@@ -81,6 +81,7 @@ def test_version_and_global_options_after_the_command(tmp_path, music, capsys):
     (["mix", "x", "--max-per-artist", "0"], "argument --max-per-artist: must be at least 1"),
     (["scan", "--jobs", "-1"], "argument --jobs: must be at least 1, not -1"),
     (["train", "--max-epochs", "0"], "argument --max-epochs: must be at least 1, not 0"),
+    (["train", "--projection-dim", "-1"], "argument --projection-dim: must be at least 0, not -1"),
     (["train", "--widths", "1,2,abc"], "argument --widths: give whole numbers above 0 separated by commas"),
     (["mpd", "--ahead", "two"], "argument --ahead: give a whole number, not 'two'"),
 ])

@@ -28,6 +28,8 @@ def test_options_reach_the_configuration_and_win_over_the_preset():
     assert cfg.learning_rate == 0.01 and cfg.cluster_loss == "bank"
     assert cfg.stripe_frames == 32 and cfg.temperature == 0.2
     assert cfg.cluster_learning_rate is None                 # from the note preset
+    model, _ = _train_configs(_args("--projection-dim", "64", "--embedding-dim", "32"))
+    assert (model.projection_dim, model.embedding_dim) == (64, 32)
 
 
 def test_the_note_preset_is_the_design_note_as_written():

@@ -1,5 +1,7 @@
 """The auto-encoder: nested decoders, the clustering model, frozen batch norm, losses."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -47,6 +49,26 @@ def test_cluster_model_drops_aux_decoders_and_exposes_embedding():
     out = cluster(x)
     torch.testing.assert_close(out.embedding, pre.encoder(x)[-1])
     torch.testing.assert_close(out.reconstruction, pre.main_decoder(out.embedding))
+
+
+def test_projection_head_carries_the_contrast_and_is_dropped_after_pretraining():
+    cfg = dataclasses.replace(tiny_model_config(), projection_dim=5)
+    pre = PretrainAutoencoder(cfg)
+    x = torch.randn(4, 1, cfg.n_mels, cfg.window_frames)
+    out = pre(x, x.flip(3))
+    assert out.embedding.shape == (4, cfg.embedding_dim)
+    assert [v.shape for v in out.views] == [(4, 5), (4, 5)]        # the contrast's space is the head's
+    pre.eval()
+    first, second = pre(x, x).views
+    torch.testing.assert_close(first, second)
+    torch.testing.assert_close(first, pre.projection(pre.encoder(x)[-1]))
+    plain = PretrainAutoencoder(tiny_model_config())(x, x)
+    assert plain.views[0].shape == (4, tiny_model_config().embedding_dim)   # no head: the embedding
+    assert PretrainAutoencoder(tiny_model_config())(x).views is None
+    cluster = ClusterAutoencoder.from_pretrained(pre)
+    assert not any("projection" in name for name in cluster.state_dict())
+    with pytest.raises(ValueError, match="projection_dim"):
+        check_config(dataclasses.replace(cfg, projection_dim=-1))
 
 
 def test_inference_encoder_folds_batch_norm_without_changing_embeddings():

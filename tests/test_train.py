@@ -182,3 +182,16 @@ def test_a_clustering_phase_started_on_its_own_keeps_the_pretraining_epochs(home
     assert info["epochs"] == {"pretrain": 2, "cluster": 1}
     logged = [json.loads(line)["phase"] for line in result.files.metrics.read_text().splitlines()]
     assert logged == ["pretrain", "pretrain", "cluster"]
+
+
+def test_a_projection_head_trains_the_contrast_and_stays_out_of_the_clustering_model(home):
+    cfg = TrainConfig(max_epochs=2, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
+                      threads=1)
+    model_cfg = dataclasses.replace(tiny_model_config(), projection_dim=6)
+    with Library(home, create=False) as lib:
+        result = lib.train(name="head", model_cfg=model_cfg, train_cfg=cfg)
+    pre = load_bundle(result.files.pretrain).model
+    assert pre.projection is not None and pre.projection[-1].out_features == 6
+    assert not any("projection" in name for name in load_bundle(result.files.model).model.state_dict())
+    logged = [json.loads(line) for line in result.files.metrics.read_text().splitlines()]
+    assert all(line["contrast"] > 0 for line in logged if line["phase"] == "pretrain")

@@ -283,6 +283,8 @@ def _train_configs(args: argparse.Namespace):
         model["widths"] = args.widths
     if args.embedding_dim:
         model["embedding_dim"] = args.embedding_dim
+    if args.projection_dim is not None:
+        model["projection_dim"] = args.projection_dim
     return dataclasses.replace(ModelConfig(), **model), dataclasses.replace(TrainConfig(), **train)
 
 
@@ -764,6 +766,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", type=widths,
                    help="channels of the convolutional layers, e.g. 16,32,64,128,128,128")
     p.add_argument("--embedding-dim", type=count(1), help="size of the embedding")
+    p.add_argument("--projection-dim", type=count(0),
+                   help="pretraining: the song contrast acts on an MLP head of this size (0: on the embedding)")
 
     p = command("embed", "compute song embeddings with the active model (new songs only)", cmd_embed)
     p.add_argument("--model", help="'shipped', a run name, or a model file (default: the active model)")

@@ -46,6 +46,8 @@ class ModelConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128, 128, 128)  # channels of the convolutional layers
     embedding_dim: int = 128                               # size of the final (dense) encoder layer
     kernel_size: int = 3                                   # convolution kernel (square)
+    projection_dim: int = 0                                # pretraining only: the song contrast acts on a
+                                                           # small MLP head of this size (0: on the embedding)
 
     @property
     def n_layers(self) -> int:

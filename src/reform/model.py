@@ -45,6 +45,8 @@ def check_config(cfg: ModelConfig) -> None:
                          f"divisible by 2**{len(cfg.widths)} for {len(cfg.widths)} convolutional layers")
     if not cfg.widths or cfg.embedding_dim < 1:
         raise ValueError("the model needs at least one convolutional layer and an embedding")
+    if cfg.projection_dim < 0:
+        raise ValueError("projection_dim must be 0 (no head) or positive")
 
 
 class ConvLayer(nn.Sequential):
@@ -129,11 +131,26 @@ class Decoder(nn.Sequential):
         super().__init__(*layers)
 
 
+class ProjectionHead(nn.Sequential):
+    """The small MLP the song contrast acts on during pretraining, dropped afterwards.
+
+    Contrast makes what it acts on blind to the augmentations (gain, equalisation,
+    pitch); acting on a head lets the embedding below it keep some of what they
+    change, which songs of one style may share (as in SimCLR).
+    """
+
+    def __init__(self, dim: int, out: int):
+        super().__init__(nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
+                         nn.Linear(dim, out))
+
+
 @dataclass
 class PretrainOutput:
     embedding: torch.Tensor              # (B, D)
     reconstructions: list[torch.Tensor]  # K tensors (B, 1, n_mels, frames): auxiliary 1..K-1, then main
-    second: torch.Tensor | None = None   # (B, D): the embedding of a second view, when one is given
+    views: tuple[torch.Tensor, torch.Tensor] | None = None
+    # ((B, P), (B, P)): both views in the space the song contrast acts on (the projection
+    # head's output, or the embedding itself), when a second view is given
 
 
 @dataclass
@@ -150,6 +167,7 @@ class PretrainAutoencoder(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoders = nn.ModuleList(Decoder(cfg, k) for k in range(1, cfg.n_layers + 1))
+        self.projection = ProjectionHead(cfg.embedding_dim, cfg.projection_dim) if cfg.projection_dim else None
 
     @property
     def main_decoder(self) -> Decoder:
@@ -160,13 +178,17 @@ class PretrainAutoencoder(nn.Module):
         song contrast); taking it here keeps one forward per step, as DistributedDataParallel wants."""
         features = self.encoder(x)                                        # K outputs
         recon = [decoder(f) for decoder, f in zip(self.decoders, features)]  # K x (B, 1, M, T)
-        z2 = None if second is None else self.encoder(second)[-1]         # (B, D)
-        return PretrainOutput(embedding=features[-1], reconstructions=recon, second=z2)
+        views = None
+        if second is not None:
+            views = (features[-1], self.encoder(second)[-1])              # 2 x (B, D)
+            if self.projection is not None:   # one call, so that its batch norm sees both views
+                views = tuple(self.projection(torch.cat(views)).chunk(2))    # 2 x (B, P)
+        return PretrainOutput(embedding=features[-1], reconstructions=recon, views=views)
 
 
 class ClusterAutoencoder(nn.Module):
-    """The clustering model: auxiliary decoders removed, the main decoder kept, and the
-    final encoder layer exposed as a second output for the clustering loss.
+    """The clustering model: auxiliary decoders (and any projection head) removed, the main
+    decoder kept, and the final encoder layer exposed as a second output for the clustering loss.
 
     Batch norm is frozen in this model (running statistics and affine parameters),
     because its batches are windows of one song and would skew the statistics.

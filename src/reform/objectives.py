@@ -67,7 +67,7 @@ class PretrainObjective:
         scale = self.group.world * step.share
         loss = total * scale if scale != 1 else total
         if self.views == 2:
-            contrast = self._contrast(out.embedding, out.second, step)
+            contrast = self._contrast(*out.views, step)
             total = total + self.cfg.contrast_weight * contrast
             loss = loss + (self.group.world * self.cfg.contrast_weight) * contrast
             terms["contrast"] = contrast.item()
