@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from conftest import noise, stereo, tone, write, write_aac
 from reform import audio as audio_module

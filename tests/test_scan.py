@@ -100,7 +100,7 @@ def test_byte_identical_duplicates_are_noted(lib, music):
 
 def test_bad_inputs_are_recorded_and_the_scan_goes_on(lib, tmp_path):
     root = tmp_path / "bad"
-    good = write(root / "good.wav", tone(440, 3))
+    write(root / "good.wav", tone(440, 3))
     (root / "empty.wav").write_bytes(b"")
     full = write(tmp_path / "full.flac", stereo(tone(440, 10), noise(10)))
     (root / "truncated.flac").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
