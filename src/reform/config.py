@@ -97,9 +97,9 @@ class TrainConfig:
     # them all off, `--preset recon` is the reconstruction-only training of earlier versions
     contrast_weight: float = 1.0      # pretraining: scale of the song-contrast term (0: reconstruction only)
     temperature: float = 0.1          # softmax temperature of the contrast and bank losses
-    gain_db: float = 6.0              # augmentation: random gain within +-gain_db dB
-    eq_db: float = 6.0                # augmentation: smooth random equalisation within +-eq_db dB
-    pitch_bins: int = 2               # augmentation: shift of up to this many mel bins
+    gain_db: float = 3.0              # augmentation: random gain within +-gain_db dB
+    eq_db: float = 3.0                # augmentation: smooth random equalisation within +-eq_db dB
+    pitch_bins: int = 1               # augmentation: shift of up to this many mel bins
     stripe_frames: int = 64           # masked reconstruction: widest hidden time stripe (frames)
     stripe_bins: int = 16             # masked reconstruction: widest hidden frequency stripe (bins)
     stripes: int = 2                  # hidden stripes of each kind per window
