@@ -128,8 +128,6 @@ METHODS: dict[str, dict] = {
     # the song contrast on a projection head (128 -> 128 -> 128) instead of the embedding itself
     "cas05-head-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"projection_dim": 128},
                        "phase": "pretrain"},
-    "own-cas05-head-pre": {"own": True, "train": CONTRAST | STRIPES | HALF_AUGMENT,
-                           "model": {"projection_dim": 128}, "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
     "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
                      "phase": "pretrain"},
