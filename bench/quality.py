@@ -125,6 +125,18 @@ METHODS: dict[str, dict] = {
     "own-cas05-bank": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK},
     "own-cas05-banksoft": {"own": True, "after": "own-cas05-pre",
                            "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
+    # more of the target to the neighbours, or more neighbours (on the library's own songs)
+    "own-cas05-soft10": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK
+                         | {"bank_neighbours": 10, "bank_soft": 0.5}},
+    "own-cas05-soft07": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK
+                         | {"bank_neighbours": 5, "bank_soft": 0.7}},
+    "cas05-soft10": {"after": "cas-aug05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK
+                     | {"bank_neighbours": 10, "bank_soft": 0.5}},
+    "cas05-soft07": {"after": "cas-aug05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK
+                     | {"bank_neighbours": 5, "bank_soft": 0.7}},
+    # a quarter of the earlier augmentation ranges (1.5 dB; the pitch shift stays one bin)
+    "cas-aug025-pre": {"train": CONTRAST | STRIPES | {"gain_db": 1.5, "eq_db": 1.5, "pitch_bins": 1},
+                       "phase": "pretrain"},
     # the song contrast on a projection head (128 -> 128 -> 128) instead of the embedding itself
     "cas05-head-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"projection_dim": 128},
                        "phase": "pretrain"},
