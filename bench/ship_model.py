@@ -1,8 +1,7 @@
 """Train the model that ships inside the package, on every song of the real-music manifests.
 
-Uses this project's own training code with the default settings (both phases) but
-the hard bank (``SHIPPED``),
-then writes, into src/reform/models/:
+Uses this project's own training code with the default settings (both phases) but for
+the hard bank (``SHIPPED``), then writes, into src/reform/models/:
 
   shipped.pt      the clustering model in float16 (encoder + main decoder), with its
                   normaliser, configuration and feature version
