@@ -128,6 +128,12 @@ METHODS: dict[str, dict] = {
     "own-cas05-bank": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK},
     "own-cas05-banksoft": {"own": True, "after": "own-cas05-pre",
                            "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
+    # fine-tuning with the half ranges: from the held-out model with the shipped model's settings,
+    # 10 epochs per phase, `reform train --init shipped` with the defaults (soft neighbours)
+    "own-ft05-pre": {"own": True, "init": "cas05-bank", "phase": "pretrain",
+                     "train": CONTRAST | STRIPES | HALF_AUGMENT | {"max_epochs": 10}},
+    "own-ft05-banksoft": {"own": True, "after": "own-ft05-pre",
+                          "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
     # more of the target to the neighbours, or more neighbours (on the library's own songs)
     "own-cas05-soft10": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK
                          | {"bank_neighbours": 10, "bank_soft": 0.5}},
