@@ -73,8 +73,8 @@ CONTRAST = {"contrast_weight": 1.0}
 # pretraining" in the comments below is CONTRAST | AUGMENT | STRIPES
 AUGMENT = {"gain_db": 6.0, "eq_db": 6.0, "pitch_bins": 2}
 HALF_AUGMENT = {"gain_db": 3.0, "eq_db": 3.0, "pitch_bins": 1}
-BANK = {"max_epochs": 10, "cluster_loss": "bank"}
-SOFT = {"bank_neighbours": 5, "bank_soft": 0.5}
+BANK = {"max_epochs": 10, "cluster_loss": "bank"}      # a clustering phase with the hard bank
+SOFT = {"bank_neighbours": 5, "bank_soft": 0.5}       # ... its 5 nearest songs sharing half the target
 STRIPES = {"stripe_frames": 64, "stripe_bins": 16}
 METHODS: dict[str, dict] = {
     "note": {"train": NOTE},
@@ -93,27 +93,25 @@ METHODS: dict[str, dict] = {
     # clustering phases after the contrast, augmentation and stripes pretraining (10 epochs at most)
     "cas-note": {"after": "contrast-aug-stripes-pre", "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10}},
     "cas-bank": {"after": "contrast-aug-stripes-pre",
-                 "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
+                 "train": CONTRAST | AUGMENT | STRIPES | BANK},
     # the learning curve: the default pretraining on a share of the training folds' songs
     "cas-pre-25": {"train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain", "fraction": 0.25},
     "cas-pre-50": {"train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain", "fraction": 0.5},
     # the own-library protocol with the default settings: trained on the fold's own songs (no labels)
     "own-cas-pre": {"own": True, "train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
     "own-cas-bank": {"own": True, "after": "own-cas-pre",
-                     "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
+                     "train": CONTRAST | AUGMENT | STRIPES | BANK},
     # the bank's nearest songs as soft positives (5 neighbours share half of the target)
     "cas-banksoft": {"after": "contrast-aug-stripes-pre",
-                     "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank",
-                                                             "bank_neighbours": 5, "bank_soft": 0.5}},
+                     "train": CONTRAST | AUGMENT | STRIPES | BANK | SOFT},
     "own-cas-banksoft": {"own": True, "after": "own-cas-pre",
-                         "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank",
-                                                                 "bank_neighbours": 5, "bank_soft": 0.5}},
+                         "train": CONTRAST | AUGMENT | STRIPES | BANK | SOFT},
     # the own-library protocol fine-tuned from the fold's held-out model (`reform train --init shipped`):
     # both phases, at most 10 epochs each, against own-cas-pre / own-cas-bank trained from scratch
     "own-ft-pre": {"own": True, "init": "cas-bank", "phase": "pretrain",
                    "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10}},
     "own-ft-bank": {"own": True, "after": "own-ft-pre",
-                    "train": CONTRAST | AUGMENT | STRIPES | {"max_epochs": 10, "cluster_loss": "bank"}},
+                    "train": CONTRAST | AUGMENT | STRIPES | BANK},
     # the embedding's size, with the default pretraining
     "cas-e256-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"embedding_dim": 256}, "phase": "pretrain"},
     # the augmentation's strength: twice and half the gain, equalisation and pitch ranges of the
@@ -155,8 +153,7 @@ METHODS: dict[str, dict] = {
     # clustering phases after the same contrast pretraining (20 epochs at most)
     "c-note": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20}},
     "c-bank": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"}},
-    "c-banksoft": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank",
-                                                                "bank_neighbours": 5, "bank_soft": 0.5}},
+    "c-banksoft": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"} | SOFT},
 }
 # query-time variants (reform.space) scored with --query-time: (transform, hubness reduction)
 QUERY_TIME = [("centre", "none"), ("zscore", "none"), ("whiten", "none"), ("none", "csls"),
