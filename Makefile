@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test setup clean
 
+# No pip cache: each wheel is installed once per venv, and a second, cached copy of every
+# downloaded one only adds to the disk that setup needs (a CI machine once ran out of it).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[web,test,cluster]'
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir -e '.[web,test,cluster]'
 	touch $(STAMP)
 
 setup: $(STAMP)
