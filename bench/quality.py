@@ -143,6 +143,8 @@ METHODS: dict[str, dict] = {
     # the song contrast on a projection head (128 -> 128 -> 128) instead of the embedding itself
     "cas05-head-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"projection_dim": 128},
                        "phase": "pretrain"},
+    # tempo changes beside the default augmentation: up to 1.2 times faster or slower
+    "cas05-str02-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"stretch": 0.2}, "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
     "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
                      "phase": "pretrain"},

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from reform.augment import augment, eq_curves, hide_stripes, shift_bands
+from reform.augment import augment, eq_curves, hide_stripes, shift_bands, stretch_time
 from reform.config import AugmentConfig
 
 
@@ -66,3 +66,24 @@ def test_augment_is_reproducible_from_the_generator(seed):
     a = augment(x, valid, torch.ones(16), cfg, _gen(seed))
     b = augment(x, valid, torch.ones(16), cfg, _gen(seed))
     assert torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_stretch_time_reads_around_the_middle_frame_and_repeats_the_edges():
+    x = torch.arange(9.0).view(1, 1, 1, 9).repeat(3, 1, 2, 1)  # frame t holds the value t
+    out = stretch_time(x, torch.tensor([1.0, 2.0, 0.5]))
+    assert torch.equal(out[0], x[0])                            # tempo unchanged
+    assert out[1, 0, 0].tolist() == [0.0, 0.0, 0.0, 2.0, 4.0, 6.0, 8.0, 8.0, 8.0]   # twice as fast
+    assert out[2, 0, 0].tolist() == [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0]   # half as fast
+    assert torch.equal(out[:, :, 0], out[:, :, 1])             # every band moves alike
+
+
+def test_stretch_keeps_tempo_changes_within_range_and_spares_padding():
+    frames = 101
+    x = torch.arange(float(frames)).view(1, 1, 1, frames).repeat(64, 1, 1, 1)
+    valid = torch.ones(64, 1, 1, frames)
+    valid[:, :, :, 95:] = 0.0
+    out = augment(x * valid, valid, torch.ones(1), AugmentConfig(stretch=0.25), _gen())
+    factors = out[:, 0, 0, 51] - out[:, 0, 0, 50]              # one frame later reads factor frames on
+    assert (factors >= 1 / 1.25 - 1e-4).all() and (factors <= 1.25 + 1e-4).all()
+    assert (factors > 1.05).any() and (factors < 0.95).any()   # faster and slower both drawn
+    assert (out[:, :, :, 95:] == 0).all()

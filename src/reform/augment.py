@@ -3,8 +3,9 @@
 Two kinds, both applied to whole batches of normalised log-mel windows in torch:
 
 * **Augmentations** make two views of a song differ in what should not decide
-  similarity: the overall gain, a smooth equalisation curve, and a shift of a few
-  mel bands (a small change of pitch).  Gain and equalisation are offsets in dB,
+  similarity: the overall gain, a smooth equalisation curve, a shift of a few
+  mel bands (a small change of pitch) and a change of tempo (the frames stretched
+  or squeezed in time).  Gain and equalisation are offsets in dB,
   which the per-band normalisation turns into ``offset / std`` per band.
 * **Hidden stripes** (masked reconstruction): random time and frequency stripes of
   the input are set to 0, the training mean, and the decoders must still rebuild the
@@ -19,6 +20,7 @@ rows: every row gets the change it would get in one process.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +66,27 @@ def shift_bands(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return x.gather(2, source[:, None, :, None].expand_as(x))
 
 
+def stretch_time(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Play every window faster (factor above 1) or slower around its middle frame.
+
+    Output frame t reads the input at ``middle + (t - middle) * factor``, between frames by
+    linear interpolation; reads past either end repeat the edge frame, as shift_bands
+    repeats the edge band.  x : (B, 1, M, T); factors : (B,) positive
+    """
+    frames = x.shape[3]
+    middle = (frames - 1) / 2
+    pos = middle + (torch.arange(frames, device=x.device)[None, :] - middle) * factors[:, None]
+    pos = pos.clamp(0, frames - 1)                                       # (B, T)
+    low = pos.floor().long()
+    high = (low + 1).clamp(max=frames - 1)
+    weight = (pos - low).to(x.dtype)[:, None, None, :]
+
+    def frames_at(index: torch.Tensor) -> torch.Tensor:
+        return x.gather(3, index[:, None, None, :].expand_as(x))
+
+    return frames_at(low) * (1 - weight) + frames_at(high) * weight
+
+
 def augment(x: torch.Tensor, valid: torch.Tensor, std: torch.Tensor, cfg: AugmentConfig,
             gen: torch.Generator, rows: Rows | None = None) -> torch.Tensor:
     """A changed copy of a batch of normalised windows.
@@ -87,6 +110,10 @@ def augment(x: torch.Tensor, valid: torch.Tensor, std: torch.Tensor, cfg: Augmen
     if cfg.pitch_bins > 0:
         shifts = torch.randint(-cfg.pitch_bins, cfg.pitch_bins + 1, (n,), generator=gen)[rows.rows]
         out = shift_bands(out, shifts.to(x.device)) * valid
+    if cfg.stretch > 0:
+        widest = math.log1p(cfg.stretch)                               # log-uniform: as often slower as faster
+        factors = torch.exp(_uniform((n,), -widest, widest, gen))[rows.rows]
+        out = stretch_time(out, factors.to(x.device)) * valid
     return out
 
 

@@ -63,13 +63,14 @@ class AugmentConfig:
     eq_db: float = 0.0         # equalisation: a smooth curve within [-eq_db, +eq_db] dB over the bands
     eq_points: int = 6         # control points of the curve, spread evenly over the mel bands
     pitch_bins: int = 0        # shift the bands by up to this many mel bins, up or down
+    stretch: float = 0.0       # tempo: up to 1 + stretch times faster or slower
     stripe_frames: int = 0     # widest hidden time stripe (frames); 0 hides none
     stripe_bins: int = 0       # widest hidden frequency stripe (mel bins); 0 hides none
     stripes: int = 2           # stripes of each kind per window
 
     @property
     def changes(self) -> bool:
-        return self.gain_db > 0 or self.eq_db > 0 or self.pitch_bins > 0
+        return self.gain_db > 0 or self.eq_db > 0 or self.pitch_bins > 0 or self.stretch > 0
 
     @property
     def hides(self) -> bool:
@@ -100,6 +101,7 @@ class TrainConfig:
     gain_db: float = 3.0              # augmentation: random gain within +-gain_db dB
     eq_db: float = 3.0                # augmentation: smooth random equalisation within +-eq_db dB
     pitch_bins: int = 1               # augmentation: shift of up to this many mel bins
+    stretch: float = 0.0              # augmentation: tempo up to 1 + stretch times faster or slower
     stripe_frames: int = 64           # masked reconstruction: widest hidden time stripe (frames)
     stripe_bins: int = 16             # masked reconstruction: widest hidden frequency stripe (bins)
     stripes: int = 2                  # hidden stripes of each kind per window
@@ -130,16 +132,16 @@ class TrainConfig:
             raise ConfigError("the temperature must be positive")
         if not 0 <= self.bank_momentum < 1 or not 0 <= self.bank_soft < 1:
             raise ConfigError("bank_momentum and bank_soft must lie in [0, 1)")
-        if min(self.contrast_weight, self.gain_db, self.eq_db, self.pitch_bins, self.stripe_frames,
-               self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
+        if min(self.contrast_weight, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
+               self.stripe_frames, self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
             raise ConfigError("weights, augmentation sizes and counts cannot be negative")
 
     @property
     def augment(self) -> AugmentConfig:
         """The augmentation and hidden-stripe settings as the augment module takes them."""
         return AugmentConfig(gain_db=self.gain_db, eq_db=self.eq_db, pitch_bins=self.pitch_bins,
-                             stripe_frames=self.stripe_frames, stripe_bins=self.stripe_bins,
-                             stripes=self.stripes)
+                             stretch=self.stretch, stripe_frames=self.stripe_frames,
+                             stripe_bins=self.stripe_bins, stripes=self.stripes)
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,8 @@ class EmbedConfig:
 # What the design note leaves out: no contrast, no augmentation, no hidden stripes, its own
 # clustering loss on the raw embedding.
 _RECONSTRUCTION_ONLY: dict[str, Any] = {
-    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stripe_frames": 0,
-    "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
+    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stretch": 0.0,
+    "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
 
 # Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {
