@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,15 @@ def run_unprivileged(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def reform_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "reform", *args]
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a child that must stop on SIGINT as after Ctrl-C in a terminal.
+
+    A shell starts its background jobs with SIGINT ignored, the tests among them when they
+    run there, and a child inherits that: Python then installs no KeyboardInterrupt for it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def build_music(root: Path) -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import reform_cmd
+from conftest import ctrl_c_as_in_a_terminal, reform_cmd
 from reform import Library
 from reform.store import FileRow
 from reform.web.lms import AllowClients, create_lms_app
@@ -165,7 +165,8 @@ def test_only_the_lyrion_server_may_ask(library):
 def test_reform_serve_answers_the_plugin_on_its_own_port(library, tmp_path):
     home, songs, music = library
     proc = subprocess.Popen(reform_cmd("--home", str(home), "serve", "--port", "0", "--lms-port", "0"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         page = lms = None
         deadline = time.monotonic() + 60

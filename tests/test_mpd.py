@@ -6,12 +6,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import ctrl_c_as_in_a_terminal, reform_cmd
 from reform import Library
 from reform.errors import PlayerError
 from reform.mpd import Address, Client, address
@@ -80,9 +80,9 @@ def test_keeps_the_queue_ahead_follows_skips_records_plays_and_stops_on_ctrl_c(m
     mpd.add(FIRST)
     mpd.command("play", "0")
     env = {**os.environ, "MPD_HOST": where.host, "MPD_PORT": str(where.port)}  # found as MPD clients do
-    radio = subprocess.Popen([sys.executable, "-m", "reform", "mpd", "--home", str(home), "--ahead", "2"],
+    radio = subprocess.Popen(reform_cmd("mpd", "--home", str(home), "--ahead", "2"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         queue = _wait(lambda: q if len(q := mpd.queue()) >= 3 else None, what="two songs queued")
         files = [s["file"] for s in queue]

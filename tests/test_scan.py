@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import noise, reform_cmd, run_unprivileged, stereo, tone, write
+from conftest import ctrl_c_as_in_a_terminal, noise, reform_cmd, run_unprivileged, stereo, tone, write
 from reform import Library
 from reform.config import AudioConfig, MelConfig, feature_version
 from reform.library import Entry
@@ -184,11 +184,9 @@ def _check_consistent(home: Path) -> int:
 def test_interrupted_scan_keeps_a_consistent_catalogue_and_resumes(tmp_path, sig):
     root, home = tmp_path / "music", tmp_path / "home"
     _slow_library(root, SONGS)
-    # as Ctrl-C in a terminal: SIGINT handled as usual, even when the tests run in the
-    # background of a shell, which starts them with SIGINT ignored
     proc = subprocess.Popen(reform_cmd("--home", str(home), "-q", "scan", str(root), "--jobs", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
