@@ -145,6 +145,12 @@ METHODS: dict[str, dict] = {
                        "phase": "pretrain"},
     # tempo changes beside the default augmentation: up to 1.2 times faster or slower
     "cas05-str02-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"stretch": 0.2}, "phase": "pretrain"},
+    # `reform train`'s default clustering phase on a library's own songs without the exploration
+    # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
+    "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
+                               "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
+    # a heavier contrast beside the reconstruction (0.3 lost p@10 against 1)
+    "cas05-w3-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_weight": 3.0}, "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
     "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
                      "phase": "pretrain"},
