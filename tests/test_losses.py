@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from reform.losses import bank_loss, contrastive_loss
+from reform.losses import bank_loss, contrastive_loss, debiased_contrastive_loss
 
 
 def test_contrast_known_answer_for_two_songs():
@@ -62,3 +62,37 @@ def test_bank_loss_known_answer_and_soft_targets():
         -(0.5 * log_p[0] + 0.5 * log_p[1]).item(), rel=1e-6)
     # giving part of the target to a neighbour lowers the pull towards the song itself
     assert bank_loss(z, soft, bank, t) > bank_loss(z, hard, bank, t)
+
+
+def test_debiased_contrast_without_prior_is_the_plain_contrast():
+    z = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
+    songs = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])                  # one partner each, as two views
+    assert debiased_contrastive_loss(z, songs, 0.1, 0.0).item() == pytest.approx(
+        contrastive_loss(z, songs, 0.1).item(), rel=1e-5)
+
+
+def test_debiased_contrast_known_answer_forgives_a_close_other_song():
+    # songs 0 and 1 sound alike (cosine 0.8 between them), song 2 does not (cosine 0)
+    c = 0.8
+    z = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [c, math.sqrt(1 - c * c), 0.0],
+                      [c, math.sqrt(1 - c * c), 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    songs = torch.tensor([0, 0, 1, 1, 2, 2])
+    t, prior = 0.5, 0.2
+    e = math.exp
+
+    def window(neighbour_cosines):          # its partner at cosine 1, four negatives
+        negative_mean = sum(e(s / t) for s in neighbour_cosines) / 4
+        estimate = max((negative_mean - prior * e(1 / t)) / (1 - prior), e(-1 / t))
+        return -math.log(e(1 / t) / (e(1 / t) + 4 * estimate))
+
+    expected = (4 * window([c, c, 0, 0]) + 2 * window([0, 0, 0, 0])) / 6
+    debiased = debiased_contrastive_loss(z, songs, t, prior)
+    assert debiased.item() == pytest.approx(expected, rel=1e-5)
+    assert debiased < contrastive_loss(z, songs, t)                 # the look-alike song costs less
+
+
+def test_debiased_contrast_without_negatives_is_zero_and_differentiable():
+    z = torch.randn(2, 4, requires_grad=True)
+    loss = debiased_contrastive_loss(z, torch.tensor([0, 0]), 0.1, 0.1)
+    loss.backward()
+    assert loss.item() == 0.0 and z.grad is not None

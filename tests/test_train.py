@@ -8,9 +8,15 @@ import torch
 
 from conftest import tiny_model_config
 from reform import Library
+from reform.augment import generator
 from reform.checkpoint import load, load_bundle
 from reform.config import TrainConfig
+from reform.dataset import Windows, fit_normaliser
 from reform.errors import TrainError
+from reform.loader import Step
+from reform.losses import contrastive_loss, debiased_contrastive_loss
+from reform.model import PretrainAutoencoder
+from reform.objectives import PretrainObjective
 from reform.train import PlateauSchedule, cluster_schedule, pretrain_schedule
 
 
@@ -195,3 +201,27 @@ def test_a_projection_head_trains_the_contrast_and_stays_out_of_the_clustering_m
     assert not any("projection" in name for name in load_bundle(result.files.model).model.state_dict())
     logged = [json.loads(line) for line in result.files.metrics.read_text().splitlines()]
     assert all(line["contrast"] > 0 for line in logged if line["phase"] == "pretrain")
+
+
+def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
+    model_cfg = tiny_model_config()
+    with Library(home, create=False, read_only=True) as lib:
+        store, songs = lib.home.spectrograms, lib.training_songs()
+        windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), model_cfg.window_frames)
+    torch.manual_seed(1)
+    model = PretrainAutoencoder(model_cfg).eval()      # batch norm from running statistics: repeatable
+    logged = {}
+    for prior in (0.0, 0.3):
+        cfg = TrainConfig(batch_size=4, contrast_prior=prior, precision="float32", seed=1)
+        objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser.std)
+        step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]))
+        with torch.no_grad():
+            logged[prior] = objective(model, step)[1]["contrast"]
+            gen = generator(step.seed)                  # the same inputs the objective made
+            first = objective.inputs(step.x, step.mask, gen)[0]
+            second = objective.inputs(step.x2, step.mask2, gen)[0]
+            both, pairs = torch.cat(model(first, second).views), step.songs.repeat(2)
+            expected = (debiased_contrastive_loss(both, pairs, cfg.temperature, prior) if prior
+                        else contrastive_loss(both, pairs, cfg.temperature))
+        assert logged[prior] == pytest.approx(expected.item(), rel=1e-5)
+    assert logged[0.3] != pytest.approx(logged[0.0], rel=1e-3)

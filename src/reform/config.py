@@ -98,6 +98,8 @@ class TrainConfig:
     # them all off, `--preset recon` is the reconstruction-only training of earlier versions
     contrast_weight: float = 1.0      # pretraining: scale of the song-contrast term (0: reconstruction only)
     temperature: float = 0.1          # softmax temperature of the contrast and bank losses
+    contrast_prior: float = 0.0       # contrast: assumed chance that another song is of the same kind
+                                      # (> 0: the debiased contrast; 0: every other song a negative)
     gain_db: float = 3.0              # augmentation: random gain within +-gain_db dB
     eq_db: float = 3.0                # augmentation: smooth random equalisation within +-eq_db dB
     pitch_bins: int = 1               # augmentation: shift of up to this many mel bins
@@ -130,8 +132,8 @@ class TrainConfig:
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
         if self.temperature <= 0:
             raise ConfigError("the temperature must be positive")
-        if not 0 <= self.bank_momentum < 1 or not 0 <= self.bank_soft < 1:
-            raise ConfigError("bank_momentum and bank_soft must lie in [0, 1)")
+        if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior)):
+            raise ConfigError("bank_momentum, bank_soft and contrast_prior must lie in [0, 1)")
         if min(self.contrast_weight, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
                self.stripe_frames, self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
             raise ConfigError("weights, augmentation sizes and counts cannot be negative")

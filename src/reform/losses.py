@@ -6,6 +6,7 @@ real frames, and padding never counts in a reconstruction loss.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -84,6 +85,36 @@ def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: 
     if not has.any():
         return embedding.sum() * 0.0
     per_window = -(log_prob.masked_fill(~partner, 0.0)).sum(1)[has] / partner.sum(1)[has]
+    return per_window.mean()
+
+
+def debiased_contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: float,
+                              prior: float) -> torch.Tensor:
+    """Song contrast that expects some of the other songs to be like the window's own: scalar.
+
+    A random other song of the batch is sometimes a song of the same kind (a soundtrack
+    mate), which the plain contrast pushes away like any other.  The debiased contrast of
+    Chuang et al. (2020) takes ``prior`` as the chance that another song is of the same
+    kind and removes that share of positives from the mean of the negatives' terms (never
+    below the smallest value the term can take); each window then scores each partner
+    against that estimate, times the number of negatives.  Windows without a partner or
+    without another song are left out.  (B, D), (B,) -> scalar.
+    """
+    z = torch.nn.functional.normalize(embedding.float(), dim=1)
+    sim = z @ z.T / temperature - 1.0 / temperature                      # (B, B), at most 0
+    self_pair = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    partner = (songs[:, None] == songs[None, :]) & ~self_pair
+    negative = ~partner & ~self_pair
+    has = partner.any(1) & negative.any(1)
+    if not has.any():
+        return embedding.sum() * 0.0
+    term = sim.exp()                                                     # in [exp(-2/t), 1]
+    negatives = negative.sum(1).clamp(min=1)
+    negative_mean = (term * negative).sum(1) / negatives
+    partner_mean = (term * partner).sum(1) / partner.sum(1).clamp(min=1)
+    estimate = ((negative_mean - prior * partner_mean) / (1 - prior)).clamp(min=math.exp(-2 / temperature))
+    pair_loss = torch.log(term + (negatives * estimate)[:, None]) - sim  # -log(term / (term + N x estimate))
+    per_window = (pair_loss * partner).sum(1)[has] / partner.sum(1)[has]
     return per_window.mean()
 
 

@@ -28,7 +28,8 @@ from .config import TrainConfig
 from .device import autocast
 from .distributed import Group
 from .loader import Step
-from .losses import aux_weights, bank_loss, cluster_loss, contrastive_loss, masked_mse, pretrain_loss
+from .losses import (aux_weights, bank_loss, cluster_loss, contrastive_loss, debiased_contrastive_loss,
+                     masked_mse, pretrain_loss)
 from .model import ClusterAutoencoder, PretrainAutoencoder
 
 
@@ -79,9 +80,10 @@ class PretrainObjective:
         windows of every process, as in one process (the gradient reaches this process's rows)."""
         total = step.rows.total if step.rows else len(z)
         gather = self.group.gather_rows
-        songs = gather(step.songs, total)
-        return contrastive_loss(torch.cat([gather(z, total), gather(z2, total)]), songs.repeat(2),
-                                self.cfg.temperature)
+        both, songs = torch.cat([gather(z, total), gather(z2, total)]), gather(step.songs, total).repeat(2)
+        if self.cfg.contrast_prior > 0:
+            return debiased_contrastive_loss(both, songs, self.cfg.temperature, self.cfg.contrast_prior)
+        return contrastive_loss(both, songs, self.cfg.temperature)
 
     def after_step(self) -> None:
         """Nothing to refresh after a pretraining step."""
