@@ -151,6 +151,8 @@ METHODS: dict[str, dict] = {
                                "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1}, "phase": "pretrain"},
+    # the default pretraining without its hidden stripes (which also change both views of the contrast)
+    "cas05-nostripes-pre": {"train": CONTRAST | HALF_AUGMENT, "phase": "pretrain"},
     # a heavier contrast beside the reconstruction (0.3 lost p@10 against 1)
     "cas05-w3-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_weight": 3.0}, "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
