@@ -153,9 +153,9 @@ METHODS: dict[str, dict] = {
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1}, "phase": "pretrain"},
     # the default pretraining without its hidden stripes (which also change both views of the contrast)
     "cas05-nostripes-pre": {"train": CONTRAST | HALF_AUGMENT, "phase": "pretrain"},
-    "cas05ns-bank": {"after": "cas05-nostripes-pre", "train": CONTRAST | HALF_AUGMENT | BANK},
     "own-cas05ns-pre": {"own": True, "train": CONTRAST | HALF_AUGMENT, "phase": "pretrain"},
-    "own-cas05ns-banksoft": {"own": True, "after": "own-cas05ns-pre", "train": CONTRAST | HALF_AUGMENT | BANK | SOFT},
+    "own-cas05ns-banksoft": {"own": True, "after": "own-cas05ns-pre",
+                             "train": CONTRAST | HALF_AUGMENT | BANK | SOFT},
     # a heavier contrast beside the reconstruction (0.3 lost p@10 against 1)
     "cas05-w3-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_weight": 3.0}, "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
