@@ -151,7 +151,8 @@ METHODS: dict[str, dict] = {
                                "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1}, "phase": "pretrain"},
-    # the default pretraining without its hidden stripes (which also change both views of the contrast)
+    # the default training without its hidden stripes (which also change both views of the
+    # contrast): pretraining held out; both phases on a library's own songs
     "cas05-nostripes-pre": {"train": CONTRAST | HALF_AUGMENT, "phase": "pretrain"},
     "own-cas05ns-pre": {"own": True, "train": CONTRAST | HALF_AUGMENT, "phase": "pretrain"},
     "own-cas05ns-banksoft": {"own": True, "after": "own-cas05ns-pre",
