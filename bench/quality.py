@@ -150,7 +150,8 @@ METHODS: dict[str, dict] = {
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
                                "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
-    "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1}, "phase": "pretrain"},
+    "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1},
+                        "phase": "pretrain"},
     # the default training without its hidden stripes (which also change both views of the
     # contrast): pretraining held out; both phases on a library's own songs
     "cas05-nostripes-pre": {"train": CONTRAST | HALF_AUGMENT, "phase": "pretrain"},
@@ -158,7 +159,8 @@ METHODS: dict[str, dict] = {
     "own-cas05ns-banksoft": {"own": True, "after": "own-cas05ns-pre",
                              "train": CONTRAST | HALF_AUGMENT | BANK | SOFT},
     # a heavier contrast beside the reconstruction (0.3 lost p@10 against 1)
-    "cas05-w3-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_weight": 3.0}, "phase": "pretrain"},
+    "cas05-w3-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_weight": 3.0},
+                     "phase": "pretrain"},
     # the model's size: the last two convolutional layers twice as wide (6.7 M parameters, not 3.1)
     "cas-wide-pre": {"train": CONTRAST | AUGMENT | STRIPES, "model": {"widths": (16, 32, 64, 128, 256, 256)},
                      "phase": "pretrain"},

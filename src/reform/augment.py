@@ -111,7 +111,7 @@ def augment(x: torch.Tensor, valid: torch.Tensor, std: torch.Tensor, cfg: Augmen
         shifts = torch.randint(-cfg.pitch_bins, cfg.pitch_bins + 1, (n,), generator=gen)[rows.rows]
         out = shift_bands(out, shifts.to(x.device)) * valid
     if cfg.stretch > 0:
-        widest = math.log1p(cfg.stretch)                               # log-uniform: as often slower as faster
+        widest = math.log1p(cfg.stretch)                  # log-uniform: as often slower as faster
         factors = torch.exp(_uniform((n,), -widest, widest, gen))[rows.rows]
         out = stretch_time(out, factors.to(x.device)) * valid
     return out

@@ -168,8 +168,8 @@ class EmbedConfig:
 # What the design note leaves out: no contrast, no augmentation, no hidden stripes, its own
 # clustering loss on the raw embedding.
 _RECONSTRUCTION_ONLY: dict[str, Any] = {
-    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stretch": 0.0,
-    "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
+    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stretch": 0.0, "stripe_frames": 0,
+    "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
 
 # Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {
