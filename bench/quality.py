@@ -158,6 +158,9 @@ METHODS: dict[str, dict] = {
     "own-cas05ns-pre": {"own": True, "train": CONTRAST | HALF_AUGMENT, "phase": "pretrain"},
     "own-cas05ns-banksoft": {"own": True, "after": "own-cas05ns-pre",
                              "train": CONTRAST | HALF_AUGMENT | BANK | SOFT},
+    # ... and with stripes twice as wide (128 frames, 32 bins)
+    "cas05-wide-stripes-pre": {"train": CONTRAST | HALF_AUGMENT | {"stripe_frames": 128, "stripe_bins": 32},
+                               "phase": "pretrain"},
     # a heavier contrast beside the reconstruction (0.3 lost p@10 against 1)
     "cas05-w3-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_weight": 3.0},
                      "phase": "pretrain"},
