@@ -66,6 +66,16 @@ def cluster_loss(embedding: torch.Tensor, unit: bool = False) -> torch.Tensor:
     return (embedding - embedding.mean(dim=0, keepdim=True)).square().mean()
 
 
+def _song_pairs(embedding: torch.Tensor, songs: torch.Tensor,
+                temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What both song contrasts start from: the cosine / ``temperature`` between every two
+    windows of the batch, each window's pair with itself, and its same-song partners (all (B, B))."""
+    z = torch.nn.functional.normalize(embedding.float(), dim=1)
+    self_pair = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    partner = (songs[:, None] == songs[None, :]) & ~self_pair
+    return z @ z.T / temperature, self_pair, partner
+
+
 def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: float) -> torch.Tensor:
     """Song contrast over a batch of windows from many songs: (B, D), (B,) -> scalar.
 
@@ -75,11 +85,8 @@ def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: 
     over its same-song partners (a batch may hold several windows of one song, e.g.
     both channels; all count as partners).  Windows without a partner are left out.
     """
-    z = torch.nn.functional.normalize(embedding.float(), dim=1)
-    sim = z @ z.T / temperature                                              # (B, B)
-    self_pair = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    sim, self_pair, partner = _song_pairs(embedding, songs, temperature)
     sim = sim.masked_fill(self_pair, float("-inf"))
-    partner = (songs[:, None] == songs[None, :]) & ~self_pair                # (B, B)
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     has = partner.any(1)
     if not has.any():
@@ -100,10 +107,8 @@ def debiased_contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temp
     against that estimate, times the number of negatives.  Windows without a partner or
     without another song are left out.  (B, D), (B,) -> scalar.
     """
-    z = torch.nn.functional.normalize(embedding.float(), dim=1)
-    sim = z @ z.T / temperature - 1.0 / temperature                      # (B, B), at most 0
-    self_pair = torch.eye(len(z), dtype=torch.bool, device=z.device)
-    partner = (songs[:, None] == songs[None, :]) & ~self_pair
+    sim, self_pair, partner = _song_pairs(embedding, songs, temperature)
+    sim = sim - 1.0 / temperature                                        # at most 0
     negative = ~partner & ~self_pair
     has = partner.any(1) & negative.any(1)
     if not has.any():
