@@ -24,10 +24,13 @@ from reform.train import shared_config
 # The defaults (song contrast, augmentation, hidden stripes, the bank loss) on a tiny model;
 # float32 so that the two runs differ only by the order of additions.  Adam's first steps move
 # every weight by about the learning rate whatever the size of its gradient, so a gradient of
-# nearly 0 whose sign differs in the last bits moves a weight the other way: the small rate
-# keeps that noise within the tolerance, and the first step's gradients are compared exactly.
+# nearly 0 whose sign differs in the last bits moves a weight the other way: the first step's
+# gradients are compared exactly, and the small rate keeps that noise in the loss curves far
+# below the tolerance.  Measured with seeds 1 to 8: at this rate the curves of one and two
+# processes differ by at most 0.43 % (at 1e-4 by up to 10 %, which made this test fail now
+# and then), while training still moves them (seed 1's second epoch: 4.35 against 4.70 at 1e-6).
 SETTINGS = dict(max_epochs=3, batch_size=4, cluster_batch_size=4, cluster_songs=2, plateau_patience=50,
-                seed=1, learning_rate=1e-4, cluster_learning_rate=1e-4, threads=1, precision="float32")
+                seed=1, learning_rate=1e-5, cluster_learning_rate=1e-5, threads=1, precision="float32")
 
 
 def _free_port() -> int:
