@@ -143,7 +143,7 @@ def main() -> None:
         # the loop is compared with the model-only step, so it runs the same objective
         # (reconstruction only); the real run below trains with the default settings
         recon = dataclasses.replace(TrainConfig(), **PRESETS["recon"])
-        objective = PretrainObjective(recon, cfg.n_layers - 1, windows.normaliser.std, device)
+        objective = PretrainObjective(recon, cfg.n_layers - 1, windows.normaliser, device)
         plan = windows.pretrain_plan(0, 1, 32, objective.views)
         per_plan = sum(len(p.picks) for p in plan)
         # enough windows that starting the loader workers does not decide the figure

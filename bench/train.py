@@ -97,7 +97,7 @@ def main() -> None:
         step_fp32 = model_step(cfg, "float32", args.batch)
         model = PretrainAutoencoder(cfg).to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
-        objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser.std)
+        objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser)
         start = time.perf_counter()
         batches = steps(windows, windows.pretrain_plan(0, 1, args.batch), torch.device("cpu"))
         _, seen = run_epoch(model, opt, batches, objective, lambda n: None)

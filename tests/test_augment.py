@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from reform.augment import augment, eq_curves, hide_stripes, shift_bands, stretch_time
+from reform.augment import Rows, augment, eq_curves, hide_stripes, mix_background, shift_bands, stretch_time
 from reform.config import AugmentConfig
 
 
@@ -87,3 +87,45 @@ def test_stretch_keeps_tempo_changes_within_range_and_spares_padding():
     assert (factors >= 1 / 1.25 - 1e-4).all() and (factors <= 1.25 + 1e-4).all()
     assert (factors > 1.05).any() and (factors < 0.95).any()   # faster and slower both drawn
     assert (out[:, :, :, 95:] == 0).all()
+
+
+def _mix(x, valid, background, background_valid, mix=0.5, seed=0, rows=None, mean=None, std=None):
+    bands = x.shape[2]
+    mean = torch.zeros(bands) if mean is None else mean
+    std = torch.ones(bands) if std is None else std
+    return mix_background(x, valid, background, background_valid, mean, std, AugmentConfig(mix=mix),
+                          _gen(seed), rows)
+
+
+def test_a_song_mixed_with_itself_stays_as_it_was():
+    x, valid = torch.randn(4, 1, 8, 10), torch.ones(4, 1, 1, 10)
+    mean, std = torch.linspace(-40, -10, 8), torch.linspace(5, 15, 8)
+    torch.testing.assert_close(_mix(x, valid, x, valid, mix=0.9, mean=mean, std=std), x, atol=1e-5, rtol=0)
+
+
+def test_mixing_adds_powers_with_a_share_drawn_per_window_below_the_limit():
+    x = torch.zeros(64, 1, 8, 10)                     # 0 dB (mean 0, std 1: units are dB)
+    background = torch.full((64, 1, 8, 10), 10.0)     # 10 dB: ten times the power
+    valid = torch.ones(64, 1, 1, 10)
+    out = _mix(x, valid, background, valid, mix=0.4)
+    share = (10 ** (out / 10) - 1) / 9                # power (1 - s) x 1 + s x 10 = 1 + 9 s
+    per_window = share[:, 0, 0, 0]
+    torch.testing.assert_close(share, per_window[:, None, None, None].expand_as(share), atol=1e-5, rtol=0)
+    assert per_window.min() >= 0 and per_window.max() < 0.4 and per_window.std() > 0.05
+
+
+def test_padding_of_either_window_is_left_as_it_was():
+    x, background = torch.zeros(2, 1, 4, 6), torch.full((2, 1, 4, 6), 20.0)
+    valid, background_valid = torch.ones(2, 1, 1, 6), torch.ones(2, 1, 1, 6)
+    valid[:, :, :, 5:] = 0.0
+    background_valid[:, :, :, :2] = 0.0
+    out = _mix(x, valid, background, background_valid, mix=0.9, seed=3)
+    assert (out[..., :2] == 0).all() and (out[..., 5:] == 0).all() and (out[..., 2:5] > 0).all()
+
+
+def test_a_process_mixing_some_rows_mixes_them_as_one_process_mixing_all():
+    x, background, valid = torch.randn(6, 1, 8, 10), torch.randn(6, 1, 8, 10), torch.ones(6, 1, 1, 10)
+    whole = _mix(x, valid, background, valid, seed=5)
+    rows = slice(1, None, 2)
+    part = _mix(x[rows], valid[rows], background[rows], valid[rows], seed=5, rows=Rows(6, rows))
+    torch.testing.assert_close(part, whole[rows], atol=0, rtol=0)

@@ -24,9 +24,11 @@ def test_every_training_setting_has_an_option():
 
 def test_options_reach_the_configuration_and_win_over_the_preset():
     _, cfg = _train_configs(_args("--preset", "note", "--lr", "0.01", "--cluster-loss", "bank",
-                                  "--stripe-frames", "32", "--temperature", "0.2", "--stretch", "0.1"))
+                                  "--stripe-frames", "32", "--temperature", "0.2", "--stretch", "0.1",
+                                  "--mix", "0.25"))
     assert cfg.learning_rate == 0.01 and cfg.cluster_loss == "bank"
     assert cfg.stripe_frames == 32 and cfg.temperature == 0.2 and cfg.augment.stretch == 0.1
+    assert cfg.augment.mix == 0.25
     assert cfg.cluster_learning_rate is None                 # from the note preset
     model, _ = _train_configs(_args("--projection-dim", "64", "--embedding-dim", "32"))
     assert (model.projection_dim, model.embedding_dim) == (64, 32)
@@ -53,7 +55,7 @@ def test_the_defaults_go_beyond_the_note_and_recon_is_the_earlier_training():
 
 @pytest.mark.parametrize("bad", [dict(learning_rate=0), dict(cluster_loss="magic"), dict(temperature=0),
                                  dict(bank_momentum=1.0), dict(stripe_frames=-1), dict(stretch=-0.1),
-                                 dict(contrast_prior=1.0),
+                                 dict(contrast_prior=1.0), dict(mix=1.0), dict(mix=-0.1),
                                  dict(batch_size=0), dict(cluster_batch_size=1), dict(precision="int8")])
 def test_nonsense_settings_are_refused(bad):
     with pytest.raises(ConfigError):

@@ -82,3 +82,19 @@ def test_batches_are_reproducible_per_epoch(scanned):
     c = [b.x for b in w.pretrain_batches(seed=1, epoch=6, batch_size=4)]
     assert all(np.array_equal(p, q) for p, q in zip(a, b))
     assert not all(np.array_equal(p, q) for p, q in zip(a, c))
+
+
+def test_backgrounds_are_other_songs_and_the_same_rows_in_every_process(scanned):
+    lib, songs, w = _windows(scanned)
+    plan = w.pretrain_plan(seed=2, epoch=1, batch_size=4, views=2, backgrounds=True)[0]
+    whole = w.load(plan)
+    assert len(whole.backgrounds) == 2
+    for x, mask in whole.backgrounds:
+        assert x.shape == whole.x.shape and mask.shape == whole.mask.shape
+        for row, window in enumerate(x):
+            real = int(mask[row].sum())              # a short song's window ends in padding
+            assert _which_song(lib, songs, w, window[..., :real]) != whole.songs[row]
+    part = w.load(plan.shard(1, 2))
+    for (x, mask), (px, pmask) in zip(whole.backgrounds, part.backgrounds, strict=True):
+        assert np.array_equal(px, x[1::2]) and np.array_equal(pmask, mask[1::2])
+    assert not w.load(w.pretrain_plan(seed=2, epoch=1, batch_size=4, views=2)[0]).backgrounds

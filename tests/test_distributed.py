@@ -48,7 +48,7 @@ def _first_step(home: str, group: Group) -> dict[str, torch.Tensor]:
         windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), model_cfg.window_frames)
     torch.manual_seed(1)
     model = PretrainAutoencoder(model_cfg)
-    objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser.std, group=group)
+    objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser, group=group)
     trained = group.wrap(group.sync_batchnorm(model))
     plan = windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]
     objective(trained, Step.of(windows.load(plan.shard(group.rank, group.world))))[0].backward()

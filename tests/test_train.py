@@ -80,8 +80,8 @@ RECONSTRUCTION_ONLY = dict(contrast_weight=0.0, gain_db=0.0, eq_db=0.0, pitch_bi
                            stripe_bins=0, cluster_loss="note")
 
 
-@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, {}],
-                         ids=["reconstruction-only", "defaults-with-soft-neighbours"])
+@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, {}, {"mix": 0.4}],
+                         ids=["reconstruction-only", "defaults-with-soft-neighbours", "other-songs-mixed-in"])
 def test_interrupted_training_resumes_to_the_same_result(home, extra):
     whole = _train(home, "whole", **extra)
 
@@ -213,7 +213,7 @@ def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
     logged = {}
     for prior in (0.0, 0.3):
         cfg = TrainConfig(batch_size=4, contrast_prior=prior, precision="float32", seed=1)
-        objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser.std)
+        objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser)
         step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]))
         with torch.no_grad():
             logged[prior] = objective(model, step)[1]["contrast"]

@@ -4,9 +4,10 @@ Two kinds, both applied to whole batches of normalised log-mel windows in torch:
 
 * **Augmentations** make two views of a song differ in what should not decide
   similarity: the overall gain, a smooth equalisation curve, a shift of a few
-  mel bands (a small change of pitch) and a change of tempo (the frames stretched
-  or squeezed in time).  Gain and equalisation are offsets in dB,
-  which the per-band normalisation turns into ``offset / std`` per band.
+  mel bands (a small change of pitch), a change of tempo (the frames stretched
+  or squeezed in time) and another song mixed in underneath.  Gain and
+  equalisation are offsets in dB, which the per-band normalisation turns into
+  ``offset / std`` per band.
 * **Hidden stripes** (masked reconstruction): random time and frequency stripes of
   the input are set to 0, the training mean, and the decoders must still rebuild the
   whole window, so the encoder has to infer what it cannot see from its context.
@@ -85,6 +86,31 @@ def stretch_time(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         return x.gather(3, index[:, None, None, :].expand_as(x))
 
     return frames_at(low) * (1 - weight) + frames_at(high) * weight
+
+
+_NEPER_PER_DB = math.log(10.0) / 10.0
+
+
+def mix_background(x: torch.Tensor, valid: torch.Tensor, background: torch.Tensor, background_valid: torch.Tensor,
+                   mean: torch.Tensor, std: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+                   rows: Rows | None = None) -> torch.Tensor:
+    """Each window with another song's window mixed in underneath, as BYOL-A's mixup does.
+
+    The two are added as powers, the other song's share drawn per window uniformly in
+    [0, cfg.mix): ``(1 - share) x + share x background`` in power, back in dB and normalised.
+    Frames where either window is padding keep the window as it was.
+    x, background : (B, 1, M, T) normalised log-mel; valid, background_valid : (B, 1, 1, T);
+    mean, std : (M,) the normaliser's, in dB.
+    """
+    if cfg.mix <= 0:
+        return x
+    rows = rows or Rows(len(x))
+    share = _uniform((rows.total,), 0.0, cfg.mix, gen)[rows.rows].to(x.device)[:, None, None, None]
+    mean, std = mean[:, None], std[:, None]                                 # (M, 1) against (B, 1, M, T)
+    own = (x.float() * std + mean) * _NEPER_PER_DB + torch.log1p(-share)
+    other = (background.float() * std + mean) * _NEPER_PER_DB + torch.log(share)
+    mixed = (torch.logaddexp(own, other) / _NEPER_PER_DB - mean) / std
+    return torch.where((valid * background_valid) > 0, mixed.to(x.dtype), x)
 
 
 def augment(x: torch.Tensor, valid: torch.Tensor, std: torch.Tensor, cfg: AugmentConfig,

@@ -64,6 +64,7 @@ class AugmentConfig:
     eq_points: int = 6         # control points of the curve, spread evenly over the mel bands
     pitch_bins: int = 0        # shift the bands by up to this many mel bins, up or down
     stretch: float = 0.0       # tempo: up to 1 + stretch times faster or slower
+    mix: float = 0.0           # another song mixed in underneath, its share of the power up to mix
     stripe_frames: int = 0     # widest hidden time stripe (frames); 0 hides none
     stripe_bins: int = 0       # widest hidden frequency stripe (mel bins); 0 hides none
     stripes: int = 2           # stripes of each kind per window
@@ -104,6 +105,7 @@ class TrainConfig:
     eq_db: float = 3.0                # augmentation: smooth random equalisation within +-eq_db dB
     pitch_bins: int = 1               # augmentation: shift of up to this many mel bins
     stretch: float = 0.0              # augmentation: tempo up to 1 + stretch times faster or slower
+    mix: float = 0.0                  # augmentation: a random other song mixed in, up to this share
     stripe_frames: int = 64           # masked reconstruction: widest hidden time stripe (frames)
     stripe_bins: int = 16             # masked reconstruction: widest hidden frequency stripe (bins)
     stripes: int = 2                  # hidden stripes of each kind per window
@@ -132,8 +134,8 @@ class TrainConfig:
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
         if self.temperature <= 0:
             raise ConfigError("the temperature must be positive")
-        if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior)):
-            raise ConfigError("bank_momentum, bank_soft and contrast_prior must lie in [0, 1)")
+        if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior, self.mix)):
+            raise ConfigError("bank_momentum, bank_soft, contrast_prior and mix must lie in [0, 1)")
         if min(self.contrast_weight, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
                self.stripe_frames, self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
             raise ConfigError("weights, augmentation sizes and counts cannot be negative")
@@ -142,7 +144,7 @@ class TrainConfig:
     def augment(self) -> AugmentConfig:
         """The augmentation and hidden-stripe settings as the augment module takes them."""
         return AugmentConfig(gain_db=self.gain_db, eq_db=self.eq_db, pitch_bins=self.pitch_bins,
-                             stretch=self.stretch, stripe_frames=self.stripe_frames,
+                             stretch=self.stretch, mix=self.mix, stripe_frames=self.stripe_frames,
                              stripe_bins=self.stripe_bins, stripes=self.stripes)
 
 
@@ -168,8 +170,8 @@ class EmbedConfig:
 # What the design note leaves out: no contrast, no augmentation, no hidden stripes, its own
 # clustering loss on the raw embedding.
 _RECONSTRUCTION_ONLY: dict[str, Any] = {
-    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stretch": 0.0, "stripe_frames": 0,
-    "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
+    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stretch": 0.0, "mix": 0.0,
+    "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
 
 # Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {

@@ -38,6 +38,8 @@ class Batch:
     songs: np.ndarray                # (B,) index of each window's song in ``Windows.songs``
     x2: np.ndarray | None = None     # (B, 1, M, T) another window of the same songs (for contrast)
     mask2: np.ndarray | None = None  # (B, 1, 1, T)
+    # per view, windows of random songs to mix in underneath (augmentation), and their masks
+    backgrounds: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
     seed: tuple[int, ...] = ()       # the plan's seed (the batch's augmentations are drawn from it)
     total: int = 0                   # windows in the whole planned batch (B when it is not split)
     rows: slice = field(default_factory=lambda: slice(None))  # which of them this batch holds
@@ -53,6 +55,7 @@ class BatchPlan:
     picks: tuple[tuple[int, int], ...]
     seed: tuple[int, ...]
     views: int = 1
+    backgrounds: bool = False   # also read, per view, a window of a random song for each row
     part: int = 0          # this process reads rows part, part + parts, ... of the picks
     parts: int = 1
     weight: float = 1.0    # the batch's part of its optimizer step (1 / songs per clustering step)
@@ -166,16 +169,18 @@ class Windows:
         """Real (unpadded) frames of these windows."""
         return sum(min(self.songs[i].frames - s, self.window) for (i, _), s in zip(picks, starts, strict=True))
 
-    def pretrain_plan(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> list[BatchPlan]:
+    def pretrain_plan(self, seed: int, epoch: int, batch_size: int, views: int = 1,
+                      backgrounds: bool = False) -> list[BatchPlan]:
         """One pass: a random window of every (song, channel), shuffled, in batches of at most
         ``batch_size`` and as equal as possible.  With ``views=2`` every window comes with a
-        second one from another random place (and channel) of the same song."""
+        second one from another random place (and channel) of the same song; with
+        ``backgrounds`` every view of it with a window of another random song."""
         rng = np.random.default_rng([seed, PHASES["pretrain"], epoch])
         order = rng.permutation(len(self.examples))
         # equal-sized batches: a last batch of one window would break batch norm's statistics
         parts = np.array_split(order, -(-len(order) // batch_size))
-        return [BatchPlan(tuple(self.examples[j] for j in part), (seed, PHASES["pretrain"], epoch, b), views)
-                for b, part in enumerate(parts)]
+        return [BatchPlan(tuple(self.examples[j] for j in part), (seed, PHASES["pretrain"], epoch, b), views,
+                          backgrounds) for b, part in enumerate(parts)]
 
     def cluster_plan(self, seed: int, epoch: int, batch_size: int, songs_per_step: int = 1) -> list[BatchPlan]:
         """One pass: for every song in a shuffled order, ``batch_size`` random windows of it.
@@ -211,7 +216,19 @@ class Windows:
             second = [(int(i), int(rng.integers(self.songs[i].channels))) for i in songs]
             starts2 = self._starts(second, rng)
             batch.x2, batch.mask2 = self._read(second[mine], starts2[mine])
+        if plan.backgrounds:   # drawn for every row, so that each process reads its rows' own
+            batch.backgrounds = tuple(self._read(*self._others(songs, rng, mine)) for _ in range(plan.views))
         return batch
+
+    def _others(self, songs: np.ndarray, rng: np.random.Generator,
+                mine: slice) -> tuple[list[tuple[int, int]], list[int]]:
+        """A random (song, channel) other than each row's own song, and a start in it: the
+        picks and starts of this process's rows."""
+        n = len(self.songs)
+        other = (songs + rng.integers(1, max(n, 2), size=len(songs))) % n   # never the row's song (n > 1)
+        picks = [(int(i), int(rng.integers(self.songs[i].channels))) for i in other]
+        starts = self._starts(picks, rng)
+        return picks[mine], starts[mine]
 
     def pretrain_batches(self, seed: int, epoch: int, batch_size: int, views: int = 1) -> Iterator[Batch]:
         """The batches of :meth:`pretrain_plan`, read one after the other."""

@@ -23,15 +23,17 @@ from .dataset import Batch, BatchPlan, Windows
 
 @dataclass
 class Step:
-    """A batch as tensors on the device: windows channels-last, masks, song indices, and an
-    optional second view of the same songs; then the batch's seed and, when several processes
-    share it, which rows of it this one holds and its part of the step's loss."""
+    """A batch as tensors on the device: windows channels-last, masks, song indices, an
+    optional second view of the same songs and, per view, windows of other songs to mix in;
+    then the batch's seed and, when several processes share it, which rows of it this one
+    holds and its part of the step's loss."""
 
     x: torch.Tensor
     mask: torch.Tensor
     songs: torch.Tensor
     x2: torch.Tensor | None = None
     mask2: torch.Tensor | None = None
+    backgrounds: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
     seed: tuple[int, ...] = ()
     rows: Rows | None = None
     share: float = 1.0
@@ -49,7 +51,8 @@ class Step:
             return t.contiguous(memory_format=torch.channels_last) if windows else t
 
         return cls(move(batch.x, True), move(batch.mask), move(batch.songs), move(batch.x2, True),
-                   move(batch.mask2), batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share)
+                   move(batch.mask2), tuple((move(x, True), move(m)) for x, m in batch.backgrounds),
+                   batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share)
 
     def __len__(self) -> int:
         return len(self.x)

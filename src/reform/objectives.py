@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .augment import Rows, augment, generator, hide_stripes
+from .augment import Rows, augment, generator, hide_stripes, mix_background
 from .bank import MemoryBank
 from .config import TrainConfig
+from .dataset import Normaliser
 from .device import autocast
 from .distributed import Group
 from .loader import Step
@@ -36,13 +37,17 @@ from .model import ClusterAutoencoder, PretrainAutoencoder
 class _Inputs:
     """Turns a step's clean windows into the model's input and the reconstruction target."""
 
-    def __init__(self, cfg: TrainConfig, std: np.ndarray, device: torch.device):
+    def __init__(self, cfg: TrainConfig, normaliser: Normaliser, device: torch.device):
         self.augment = cfg.augment
-        self.std = torch.from_numpy(np.asarray(std, np.float32)).to(device)
+        self.mean, self.std = (torch.from_numpy(np.asarray(a, np.float32)).to(device)
+                               for a in (normaliser.mean, normaliser.std))
 
-    def __call__(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
-                 rows: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input with stripes hidden, target without them), both (B, 1, M, T)."""
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator, rows: Rows | None = None,
+                 background: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input with stripes hidden, target without them), both (B, 1, M, T); ``background``:
+        (windows, masks) of other songs to mix in first."""
+        if background is not None:
+            x = mix_background(x, mask, *background, self.mean, self.std, self.augment, gen, rows)
         target = augment(x, mask, self.std, self.augment, gen, rows)
         return hide_stripes(target, self.augment, gen, rows), target
 
@@ -50,18 +55,20 @@ class _Inputs:
 class PretrainObjective:
     """Reconstruction at every decoder, plus ``contrast_weight`` x song contrast of two views."""
 
-    def __init__(self, cfg: TrainConfig, n_aux: int, std: np.ndarray,
+    def __init__(self, cfg: TrainConfig, n_aux: int, normaliser: Normaliser,
                  device: torch.device = torch.device("cpu"), group: Group | None = None):
         self.cfg, self.device = cfg, device
         self.group = group or Group(device=device)
         self.weights = aux_weights(cfg.aux_weight, n_aux)
-        self.inputs = _Inputs(cfg, std, device)
+        self.inputs = _Inputs(cfg, normaliser, device)
         self.views = 2 if cfg.contrast_weight > 0 else 1
+        self.backgrounds = cfg.mix > 0   # the plans must read other songs' windows to mix in
 
     def __call__(self, model: PretrainAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
         gen = generator(step.seed)
-        x_in, target = self.inputs(step.x, step.mask, gen, step.rows)
-        x2_in = self.inputs(step.x2, step.mask2, gen, step.rows)[0] if self.views == 2 else None
+        background = step.backgrounds or (None, None)
+        x_in, target = self.inputs(step.x, step.mask, gen, step.rows, background[0])
+        x2_in = self.inputs(step.x2, step.mask2, gen, step.rows, background[1])[0] if self.views == 2 else None
         with autocast(self.device, self.cfg.precision):
             out = model(x_in, x2_in)
         total, terms = pretrain_loss(out, target, step.mask, self.weights)
@@ -92,13 +99,13 @@ class PretrainObjective:
 class ClusterObjective:
     """Reconstruction + ``cluster_weight`` x (the note's loss, or the bank loss)."""
 
-    def __init__(self, cfg: TrainConfig, std: np.ndarray, bank: MemoryBank | None = None,
+    def __init__(self, cfg: TrainConfig, normaliser: Normaliser, bank: MemoryBank | None = None,
                  device: torch.device = torch.device("cpu"), group: Group | None = None):
         if cfg.cluster_loss == "bank" and bank is None:
             raise ValueError("the bank loss needs a memory bank")
         self.cfg, self.bank, self.device = cfg, bank, device
         self.group = group or Group(device=device)
-        self.inputs = _Inputs(cfg, std, device)
+        self.inputs = _Inputs(cfg, normaliser, device)
         self._pending: list[tuple[int, torch.Tensor]] = []   # (song, its batch's embeddings)
 
     def __call__(self, model: ClusterAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, float]]:

@@ -329,12 +329,11 @@ class Trainer:
         """The phase's objective, this process's plan of batches for a given epoch, and the
         windows in one epoch (of all processes)."""
         cfg, device, group = self.cfg, self.device, self.group
-        std = self.normaliser.std
         if phase == "pretrain":
-            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, std, device, group)
+            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, self.normaliser, device, group)
             return (objective,
-                    lambda epoch: [plan.shard(group.rank, group.world) for plan in
-                                   self.windows.pretrain_plan(cfg.seed, epoch, cfg.batch_size, objective.views)],
+                    lambda epoch: [plan.shard(group.rank, group.world) for plan in self.windows.pretrain_plan(
+                        cfg.seed, epoch, cfg.batch_size, objective.views, objective.backgrounds)],
                     len(self.windows.examples))
         bank = None
         if cfg.cluster_loss == "bank":
@@ -344,7 +343,7 @@ class Trainer:
             else:
                 bank = fill_bank(model, self.windows.song_windows(4, cfg.seed), cfg.precision, device)
                 bank.vectors = group.broadcast_tensor(bank.vectors)   # the very same bank everywhere
-        return (ClusterObjective(cfg, std, bank, device, group),
+        return (ClusterObjective(cfg, self.normaliser, bank, device, group),
                 lambda epoch: shard_steps(
                     self.windows.cluster_plan(cfg.seed, epoch, cfg.cluster_batch_size, cfg.cluster_songs),
                     cfg.cluster_songs, group.rank, group.world),
