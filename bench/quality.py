@@ -147,6 +147,8 @@ METHODS: dict[str, dict] = {
     "cas05-str02-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"stretch": 0.2}, "phase": "pretrain"},
     # another song mixed in underneath each view (BYOL-A's mixup), its share of the power up to 0.4
     "cas05-mix04-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"mix": 0.4}, "phase": "pretrain"},
+    # the default pretraining handing on a running average of its weights (about the last 100 steps)
+    "cas05-ema-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"ema": 0.99}, "phase": "pretrain"},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",

@@ -80,8 +80,8 @@ RECONSTRUCTION_ONLY = dict(contrast_weight=0.0, gain_db=0.0, eq_db=0.0, pitch_bi
                            stripe_bins=0, cluster_loss="note")
 
 
-@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, {}, {"mix": 0.4}],
-                         ids=["reconstruction-only", "defaults-with-soft-neighbours", "other-songs-mixed-in"])
+@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, {}, {"mix": 0.4, "ema": 0.8}],
+                         ids=["reconstruction-only", "defaults-with-soft-neighbours", "mixed-in-and-averaged"])
 def test_interrupted_training_resumes_to_the_same_result(home, extra):
     whole = _train(home, "whole", **extra)
 

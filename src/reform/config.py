@@ -93,6 +93,8 @@ class TrainConfig:
     cluster_songs: int = 1            # one-song batches per clustering step (losses averaged); with
                                       # N training processes a multiple of N (1 then means N)
     aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
+    ema: float = 0.0                  # > 0: each phase hands on a running average of its weights,
+                                      # this decay per optimizer step (0: the last step's weights)
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
     cluster_space: str = "raw"        # "raw": the note's loss on the embedding; "unit": on unit length
     # -- beyond the note, chosen by the cross-validation in docs/method.md 7; `--preset note` turns
@@ -134,8 +136,9 @@ class TrainConfig:
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
         if self.temperature <= 0:
             raise ConfigError("the temperature must be positive")
-        if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior, self.mix)):
-            raise ConfigError("bank_momentum, bank_soft, contrast_prior and mix must lie in [0, 1)")
+        if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior, self.mix,
+                                                  self.ema)):
+            raise ConfigError("bank_momentum, bank_soft, contrast_prior, mix and ema must lie in [0, 1)")
         if min(self.contrast_weight, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
                self.stripe_frames, self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
             raise ConfigError("weights, augmentation sizes and counts cannot be negative")
@@ -171,7 +174,7 @@ class EmbedConfig:
 # clustering loss on the raw embedding.
 _RECONSTRUCTION_ONLY: dict[str, Any] = {
     "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stretch": 0.0, "mix": 0.0,
-    "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
+    "ema": 0.0, "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
 
 # Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import checkpoint
+from .average import WeightAverage
 from .bank import MemoryBank
 from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
@@ -97,9 +98,10 @@ def cluster_schedule(cfg: TrainConfig) -> PlateauSchedule:
 # -- one epoch ------------------------------------------------------------------------------------
 def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Step],
               objective: Objective, on_batch: Callable[[int], None], per_step: int = 1,
-              group: Group | None = None) -> tuple[dict, int]:
-    """One pass over ``batches``, ``per_step`` of them per optimizer step; returns the mean of
-    every loss term over the windows of every process, and their count."""
+              group: Group | None = None, average: WeightAverage | None = None) -> tuple[dict, int]:
+    """One pass over ``batches``, ``per_step`` of them per optimizer step (each folded into
+    ``average`` if given); returns the mean of every loss term over the windows of every
+    process, and their count."""
     group = group or Group()
     model.train()
     totals: dict[str, float] = {}
@@ -114,6 +116,8 @@ def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches:
         if last:
             optimizer.step()
             objective.after_step()
+            if average is not None:
+                average.update()
         for name, value in terms.items():
             totals[name] = totals.get(name, 0.0) + value * len(step)
         seen += len(step)
@@ -359,6 +363,10 @@ class Trainer:
         if saved is not None and saved["state"]["phase"] == state.phase:
             optimizer.load_state_dict(saved["optimizer_state"])
         objective, plan, n_windows = self._objective(state.phase, model, saved)
+        average = None
+        if cfg.ema > 0:
+            resumed = saved is not None and saved["state"]["phase"] == state.phase and "average" in saved
+            average = WeightAverage(model, cfg.ema, saved["average"] if resumed else None)
         per_step = 1 if state.phase == "pretrain" else cfg.cluster_songs // self.group.world
         trained = self.group.wrap(self.group.sync_batchnorm(model) if state.phase == "pretrain" else model)
         if state.epoch == 0 and not history_has(history, state.phase):
@@ -377,7 +385,7 @@ class Trainer:
             batches = steps(self.windows, plan(epoch), self.device, self.workers)
             terms, seen = run_epoch(trained, optimizer, batches, objective,
                                     lambda n: self.callback({"type": "batch", "windows": n}),
-                                    per_step, self.group)
+                                    per_step, self.group, average)
             seconds = time.perf_counter() - started
             action = schedule.step(terms["total"])
             record = {"phase": state.phase, "epoch": epoch, "lr": state.lr, **terms,
@@ -391,9 +399,11 @@ class Trainer:
             state.epoch = epoch
             history.append(record)
             if self.group.main:
-                self._save(model, optimizer, state, history, reasons, objective)
+                self._save(model, optimizer, state, history, reasons, objective, average)
                 self._write_metrics(history)
             self.callback({"type": "epoch_end", **record})
+        if average is not None:
+            average.apply()   # what the phase hands on; its checkpoint keeps the live weights
         return state.stop_reason
 
     def _apply(self, action: str, state: TrainState, schedule: PlateauSchedule, optimizer) -> None:
@@ -420,11 +430,12 @@ class Trainer:
 
     # -- persistence ----------------------------------------------------------------------------
     def _save(self, model, optimizer, state: TrainState, history: list[dict], reasons: dict,
-              objective: Objective) -> None:
+              objective: Objective, average: WeightAverage | None) -> None:
         state.history = history
         bank = getattr(objective, "bank", None)
         checkpoint.save_atomic({
             **({"bank": {k: v.cpu() for k, v in bank.state_dict().items()}} if bank is not None else {}),
+            **({"average": average.state_dict()} if average is not None else {}),
             "format": checkpoint.FORMAT_VERSION, "kind": "training",
             "model_config": to_dict(self.model_cfg), "train_config": to_dict(self.cfg),
             "normaliser": self.normaliser.to_dict(), "feature_version": self.feature_version,
