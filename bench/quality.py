@@ -149,6 +149,9 @@ METHODS: dict[str, dict] = {
     "cas05-mix04-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"mix": 0.4}, "phase": "pretrain"},
     # the default pretraining handing on a running average of its weights (about the last 100 steps)
     "cas05-ema-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"ema": 0.99}, "phase": "pretrain"},
+    # a narrower model (the last three layers 64 channels wide instead of 128), default pretraining
+    "cas05-narrow-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"widths": (16, 32, 64, 64, 64, 64)},
+                         "phase": "pretrain"},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
