@@ -152,6 +152,9 @@ METHODS: dict[str, dict] = {
     # a narrower model (the last three layers 64 channels wide instead of 128), default pretraining
     "cas05-narrow-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"widths": (16, 32, 64, 64, 64, 64)},
                          "phase": "pretrain"},
+    # AdamW's decoupled weight decay (0.5: the weights shrink by about a quarter over 40 epochs
+    # of a fold, lr x decay x 560 steps), default pretraining
+    "cas05-wd-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"weight_decay": 0.5}, "phase": "pretrain"},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",

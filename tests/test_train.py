@@ -17,7 +17,7 @@ from reform.loader import Step
 from reform.losses import contrastive_loss, debiased_contrastive_loss
 from reform.model import PretrainAutoencoder
 from reform.objectives import PretrainObjective
-from reform.train import PlateauSchedule, cluster_schedule, pretrain_schedule
+from reform.train import PlateauSchedule, cluster_schedule, make_optimizer, pretrain_schedule
 
 
 def _actions(schedule, losses):
@@ -80,8 +80,8 @@ RECONSTRUCTION_ONLY = dict(contrast_weight=0.0, gain_db=0.0, eq_db=0.0, pitch_bi
                            stripe_bins=0, cluster_loss="note")
 
 
-@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, {}, {"mix": 0.4, "ema": 0.8}],
-                         ids=["reconstruction-only", "defaults-with-soft-neighbours", "mixed-in-and-averaged"])
+@pytest.mark.parametrize("extra", [RECONSTRUCTION_ONLY, {}, {"mix": 0.4, "ema": 0.8, "weight_decay": 0.5}],
+                         ids=["reconstruction-only", "defaults-with-soft-neighbours", "mixed-in-averaged-decayed"])
 def test_interrupted_training_resumes_to_the_same_result(home, extra):
     whole = _train(home, "whole", **extra)
 
@@ -225,3 +225,16 @@ def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
                         else contrastive_loss(both, pairs, cfg.temperature))
         assert logged[prior] == pytest.approx(expected.item(), rel=1e-5)
     assert logged[0.3] != pytest.approx(logged[0.0], rel=1e-3)
+
+
+def test_weight_decay_shrinks_the_weights_and_spares_biases_and_batch_norm():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    assert type(make_optimizer(model, 1e-3)) is torch.optim.Adam          # the note's optimizer
+    optimizer = make_optimizer(model, lr=0.1, weight_decay=0.5)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    (model(torch.randn(4, 3)).sum() * 0.0).backward()                       # zero gradients: decay alone
+    optimizer.step()
+    after = dict(model.named_parameters())
+    torch.testing.assert_close(after["0.weight"], before["0.weight"] * (1 - 0.1 * 0.5))
+    for name in ("0.bias", "1.weight", "1.bias"):
+        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)

@@ -240,6 +240,8 @@ TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--cluster-songs", "cluster_songs", count(1),
      "one-song batches per clustering step (with N processes: a multiple of N; default 1, or N)"),
     ("--aux-weight", "aux_weight", float, "scale of each auxiliary reconstruction loss"),
+    ("--weight-decay", "weight_decay", float, "AdamW's decay of the weights per step, times the rate "
+     "(0: plain Adam)"),
     ("--ema", "ema", float, "each phase keeps a running average of its weights with this decay per step "
      "(0: the last step's weights)"),
     ("--contrast-weight", "contrast_weight", float,

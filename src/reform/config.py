@@ -93,6 +93,8 @@ class TrainConfig:
     cluster_songs: int = 1            # one-song batches per clustering step (losses averaged); with
                                       # N training processes a multiple of N (1 then means N)
     aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
+    weight_decay: float = 0.0         # > 0: AdamW's decoupled decay of the weight matrices and
+                                      # kernels (0: plain Adam, as in the note)
     ema: float = 0.0                  # > 0: each phase hands on a running average of its weights,
                                       # this decay per optimizer step (0: the last step's weights)
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
@@ -139,7 +141,7 @@ class TrainConfig:
         if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior, self.mix,
                                                   self.ema)):
             raise ConfigError("bank_momentum, bank_soft, contrast_prior, mix and ema must lie in [0, 1)")
-        if min(self.contrast_weight, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
+        if min(self.contrast_weight, self.weight_decay, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
                self.stripe_frames, self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
             raise ConfigError("weights, augmentation sizes and counts cannot be negative")
 

@@ -95,6 +95,17 @@ def cluster_schedule(cfg: TrainConfig) -> PlateauSchedule:
                            max_drops=cfg.cluster_drops, stop_at=cfg.cluster_drops + 1)
 
 
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam over the trainable parameters, as the note trains; with ``weight_decay``, AdamW
+    decaying the weight matrices and kernels (not biases or batch-norm scales and shifts)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if weight_decay <= 0:
+        return torch.optim.Adam(trainable, lr=lr)
+    groups = [{"params": [p for p in trainable if p.ndim > 1], "weight_decay": weight_decay},
+              {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
 # -- one epoch ------------------------------------------------------------------------------------
 def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Step],
               objective: Objective, on_batch: Callable[[int], None], per_step: int = 1,
@@ -359,7 +370,7 @@ class Trainer:
         cfg = self.cfg
         schedule = PlateauSchedule(**state.schedule) if state.schedule else (
             pretrain_schedule(cfg) if state.phase == "pretrain" else cluster_schedule(cfg))
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=state.lr)
+        optimizer = make_optimizer(model, state.lr, cfg.weight_decay)
         if saved is not None and saved["state"]["phase"] == state.phase:
             optimizer.load_state_dict(saved["optimizer_state"])
         objective, plan, n_windows = self._objective(state.phase, model, saved)
