@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ctrl_c_as_in_a_terminal, noise, reform_cmd, run_unprivileged, stereo, tone, write
 from reform import Library
@@ -41,8 +42,10 @@ def test_scan_stores_every_channel(lib, music):
 
 
 def test_parallel_scan_equals_serial(tmp_path, music):
+    threads = torch.get_num_threads()
     with Library(tmp_path / "a") as a, Library(tmp_path / "b") as b:
-        a.scan(music, jobs=1)
+        a.scan(music, jobs=1)      # in this process, one torch thread as in every worker ...
+        assert torch.get_num_threads() == threads   # ... and the caller's count given back
         b.scan(music, jobs=2)
         for sa, sb in zip(a.songs(), b.songs()):
             assert sa.hash == sb.hash

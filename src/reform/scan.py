@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -116,6 +117,24 @@ def init_worker(embedded: frozenset[str] = frozenset()) -> None:
     global _worker_embedded
     _worker_embedded = embedded
     torch.set_num_threads(1)  # one thread per process beat two per process (bench/ingest.py)
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread for a while, then give back the caller's thread count.
+
+    How a product is split between threads can change the last bit of a float16 value
+    (seen about once in fifteen test sessions on a busy machine), so a scan in the calling
+    process uses one thread, as every worker of a pool does (:func:`init_worker`).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _logmel(audio_cfg: AudioConfig, mel_cfg: MelConfig):
@@ -271,7 +290,9 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1:
         for entry in todo:
-            yield analyse_entry(entry, store, audio_cfg, mel_cfg, embedding, embedded)
+            with _one_torch_thread():   # as a pool's worker runs: the same bits whatever --jobs
+                result = analyse_entry(entry, store, audio_cfg, mel_cfg, embedding, embedded)
+            yield result
         return
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["reform.scan", "reform.features"] + (["reform.embed"] if embedding else []))
