@@ -137,6 +137,8 @@ METHODS: dict[str, dict] = {
                          | {"bank_neighbours": 10, "bank_soft": 0.5}},
     "own-cas05-soft07": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK
                          | {"bank_neighbours": 5, "bank_soft": 0.7}},
+    "own-cas05-soft085": {"own": True, "after": "own-cas05-pre", "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK
+                          | {"bank_neighbours": 5, "bank_soft": 0.85}},
     # a quarter of the earlier augmentation ranges (1.5 dB; the pitch shift stays one bin)
     "cas-aug025-pre": {"train": CONTRAST | STRIPES | {"gain_db": 1.5, "eq_db": 1.5, "pitch_bins": 1},
                        "phase": "pretrain"},
