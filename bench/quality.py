@@ -159,6 +159,9 @@ METHODS: dict[str, dict] = {
     "cas05-wd-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"weight_decay": 0.5}, "phase": "pretrain"},
     # a colder contrast than the default 0.1 (0.5 and 0.2 lost on both protocols' measures)
     "cas05-t005-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"temperature": 0.05}, "phase": "pretrain"},
+    # the default pretraining again with another seed (other initial weights, windows and
+    # changes): how far training's own randomness moves the measures
+    "cas05-seed1-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"seed": 1}, "phase": "pretrain"},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
