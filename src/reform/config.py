@@ -93,10 +93,6 @@ class TrainConfig:
     cluster_songs: int = 1            # one-song batches per clustering step (losses averaged); with
                                       # N training processes a multiple of N (1 then means N)
     aux_weight: float = 0.25          # scale of every auxiliary reconstruction loss
-    weight_decay: float = 0.0         # > 0: AdamW's decoupled decay of the weight matrices and
-                                      # kernels (0: plain Adam, as in the note)
-    ema: float = 0.0                  # > 0: each phase hands on a running average of its weights,
-                                      # this decay per optimizer step (0: the last step's weights)
     cluster_weight: float = 1.0       # lambda: scale of the clustering loss
     cluster_space: str = "raw"        # "raw": the note's loss on the embedding; "unit": on unit length
     # -- beyond the note, chosen by the cross-validation in docs/method.md 7; `--preset note` turns
@@ -105,6 +101,10 @@ class TrainConfig:
     temperature: float = 0.1          # softmax temperature of the contrast and bank losses
     contrast_prior: float = 0.0       # contrast: assumed chance that another song is of the same kind
                                       # (> 0: the debiased contrast; 0: every other song a negative)
+    weight_decay: float = 0.0         # > 0: AdamW's decoupled decay of the weight matrices and
+                                      # kernels (0: plain Adam, as in the note)
+    ema: float = 0.0                  # > 0: each phase hands on a running average of its weights,
+                                      # this decay per optimizer step (0: the last step's weights)
     gain_db: float = 3.0              # augmentation: random gain within +-gain_db dB
     eq_db: float = 3.0                # augmentation: smooth random equalisation within +-eq_db dB
     pitch_bins: int = 1               # augmentation: shift of up to this many mel bins
@@ -175,8 +175,9 @@ class EmbedConfig:
 # What the design note leaves out: no contrast, no augmentation, no hidden stripes, its own
 # clustering loss on the raw embedding.
 _RECONSTRUCTION_ONLY: dict[str, Any] = {
-    "contrast_weight": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0, "stretch": 0.0, "mix": 0.0,
-    "ema": 0.0, "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw", "bank_neighbours": 0}
+    "contrast_weight": 0.0, "weight_decay": 0.0, "ema": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0,
+    "stretch": 0.0, "mix": 0.0, "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw",
+    "bank_neighbours": 0}
 
 # Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {
