@@ -123,7 +123,7 @@ def init_worker(embedded: frozenset[str] = frozenset()) -> None:
 def _one_torch_thread() -> Iterator[None]:
     """Run torch on one thread for a while, then give back the caller's thread count.
 
-    How a product is split between threads can change the last bit of a float16 value
+    How a matrix product is split between threads can change the last bit of a float16 value
     (seen about once in fifteen test sessions on a busy machine), so a scan in the calling
     process uses one thread, as every worker of a pool does (:func:`init_worker`).
     """
