@@ -98,7 +98,7 @@ def _mix(x, valid, background, background_valid, mix=0.5, seed=0, rows=None, mea
 
 
 def test_a_song_mixed_with_itself_stays_as_it_was():
-    x, valid = torch.randn(4, 1, 8, 10), torch.ones(4, 1, 1, 10)
+    x, valid = torch.randn(4, 1, 8, 10, generator=_gen(2)), torch.ones(4, 1, 1, 10)
     mean, std = torch.linspace(-40, -10, 8), torch.linspace(5, 15, 8)
     torch.testing.assert_close(_mix(x, valid, x, valid, mix=0.9, mean=mean, std=std), x, atol=1e-5, rtol=0)
 
@@ -124,8 +124,11 @@ def test_padding_of_either_window_is_left_as_it_was():
 
 
 def test_a_process_mixing_some_rows_mixes_them_as_one_process_mixing_all():
-    x, background, valid = torch.randn(6, 1, 8, 10), torch.randn(6, 1, 8, 10), torch.ones(6, 1, 1, 10)
+    noise = _gen(1)
+    x, background = torch.randn(6, 1, 8, 10, generator=noise), torch.randn(6, 1, 8, 10, generator=noise)
+    valid = torch.ones(6, 1, 1, 10)
     whole = _mix(x, valid, background, valid, seed=5)
     rows = slice(1, None, 2)
     part = _mix(x[rows], valid[rows], background[rows], valid[rows], seed=5, rows=Rows(6, rows))
-    torch.testing.assert_close(part, whole[rows], atol=0, rtol=0)
+    torch.testing.assert_close(part, whole[rows], atol=1e-6, rtol=1e-6)   # same draws; the last bit may
+    # differ, as vector code on tensors of other shapes rounds differently
