@@ -162,6 +162,7 @@ METHODS: dict[str, dict] = {
     # the default pretraining again with another seed (other initial weights, windows and
     # changes): how far training's own randomness moves the measures
     "cas05-seed1-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"seed": 1}, "phase": "pretrain"},
+    "cas05-seed2-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"seed": 2}, "phase": "pretrain"},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
