@@ -253,7 +253,7 @@ TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--eq-db", "eq_db", float, "augmentation: random smooth equalisation within +-this many dB"),
     ("--pitch-bins", "pitch_bins", int, "augmentation: shift the mel bands by up to this many bins"),
     ("--stretch", "stretch", float, "augmentation: tempo up to 1 + this many times faster or slower"),
-    ("--mix", "mix", float, "augmentation: a random other song mixed in underneath, up to this share"),
+    ("--mix", "mix", float, "pretraining augmentation: a random other song mixed in underneath, up to this share"),
     ("--stripe-frames", "stripe_frames", int, "masked reconstruction: widest hidden time stripe"),
     ("--stripe-bins", "stripe_bins", int, "masked reconstruction: widest hidden frequency stripe"),
     ("--stripes", "stripes", int, "hidden stripes of each kind per window"),

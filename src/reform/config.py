@@ -109,7 +109,7 @@ class TrainConfig:
     eq_db: float = 3.0                # augmentation: smooth random equalisation within +-eq_db dB
     pitch_bins: int = 1               # augmentation: shift of up to this many mel bins
     stretch: float = 0.0              # augmentation: tempo up to 1 + stretch times faster or slower
-    mix: float = 0.0                  # augmentation: a random other song mixed in, up to this share
+    mix: float = 0.0                  # pretraining augmentation: a random other song mixed in, up to this share
     stripe_frames: int = 64           # masked reconstruction: widest hidden time stripe (frames)
     stripe_bins: int = 16             # masked reconstruction: widest hidden frequency stripe (bins)
     stripes: int = 2                  # hidden stripes of each kind per window

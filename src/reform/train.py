@@ -370,14 +370,14 @@ class Trainer:
         cfg = self.cfg
         schedule = PlateauSchedule(**state.schedule) if state.schedule else (
             pretrain_schedule(cfg) if state.phase == "pretrain" else cluster_schedule(cfg))
+        resumed = saved is not None and saved["state"]["phase"] == state.phase   # in this phase
         optimizer = make_optimizer(model, state.lr, cfg.weight_decay)
-        if saved is not None and saved["state"]["phase"] == state.phase:
+        if resumed:
             optimizer.load_state_dict(saved["optimizer_state"])
         objective, plan, n_windows = self._objective(state.phase, model, saved)
         average = None
         if cfg.ema > 0:
-            resumed = saved is not None and saved["state"]["phase"] == state.phase and "average" in saved
-            average = WeightAverage(model, cfg.ema, saved["average"] if resumed else None)
+            average = WeightAverage(model, cfg.ema, saved.get("average") if resumed else None)
         per_step = 1 if state.phase == "pretrain" else cfg.cluster_songs // self.group.world
         trained = self.group.wrap(self.group.sync_batchnorm(model) if state.phase == "pretrain" else model)
         if state.epoch == 0 and not history_has(history, state.phase):
