@@ -163,6 +163,9 @@ METHODS: dict[str, dict] = {
     # changes): how far training's own randomness moves the measures
     "cas05-seed1-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"seed": 1}, "phase": "pretrain"},
     "cas05-seed2-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"seed": 2}, "phase": "pretrain"},
+    # the contrast's album share: half of a window's target to the other songs of its album (the
+    # catalogue's album tags of the training songs: held out only, since here they name the soundtrack)
+    "cas05-album05-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"album_share": 0.5}, "phase": "pretrain"},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
@@ -322,7 +325,9 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
         (folder / "checkpoint.pt").write_bytes(source.read_bytes())
     if "init" in spec:
         init = load_bundle(work / "runs" / spec["init"] / f"fold{fold.index}" / "model.pt")
-    songs = list({r.hash: Song(r.hash, r.channels, r.frames) for r in rows}.values())
+    if spec.get("own") and spec.get("train", {}).get("album_share", 0) > 0:
+        raise SystemExit("the own-library protocol trains without labels, and album tags are the soundtrack here")
+    songs = list({r.hash: Song(r.hash, r.channels, r.frames, r.album) for r in rows}.values())
     if "fraction" in spec:   # the learning curve: a random share of the training songs
         keep = np.random.default_rng([fold.index, 7]).permutation(len(songs))
         songs = [songs[i] for i in sorted(keep[: max(2, round(len(songs) * spec["fraction"]))])]

@@ -1,9 +1,9 @@
-"""Windows from the store: normalisation, padding and masks, one-song clustering batches."""
+"""Windows from the store: normalisation statistics, padding and masks, one-song clustering batches."""
 
 import numpy as np
 
 from reform import Library
-from reform.dataset import Windows, fit_normaliser
+from reform.dataset import Song, Windows, album_ids, fit_normaliser
 
 
 def _windows(home, window=640):
@@ -27,26 +27,24 @@ def test_every_channel_once_per_pretraining_pass(scanned):
     assert sum(len(b.x) for b in batches) == 7
     assert sorted(len(b.x) for b in batches) == [2, 2, 3]  # never a lone window at the end
     x, mask = batches[0].x, batches[0].mask
-    assert x.shape[1:] == (1, 128, 640) and mask.shape[1:] == (1, 1, 640) and x.dtype == np.float32
+    assert x.shape[1:] == (640, 128) and mask.shape[1:] == (1, 1, 640) and x.dtype == np.float16   # as stored
 
 
 def test_short_song_is_padded_and_masked(scanned):
     _, songs, w = _windows(scanned)
     short = next(s for s in songs if s.frames < 640)
-    out, mask = np.empty((1, 128, 640), np.float32), np.empty((1, 1, 640), np.float32)
+    out, mask = np.full((640, 128), np.nan, np.float16), np.empty((1, 1, 640), np.float32)
     w.read(short, 0, 0, out, mask)
-    assert mask.sum() == short.frames
-    assert (out[0, :, short.frames:] == 0).all() and (out[0, :, : short.frames] != 0).any()
+    assert mask.sum() == short.frames and (mask[0, 0, :short.frames] == 1).all()
+    assert (out[short.frames:] == 0).all() and (out[: short.frames] != 0).any()
 
 
 def test_window_read_matches_the_stored_spectrogram(scanned):
     lib, songs, w = _windows(scanned)
     song = max(songs, key=lambda s: s.frames)
-    out, mask = np.empty((1, 128, 640), np.float32), np.empty((1, 1, 640), np.float32)
+    out, mask = np.empty((640, 128), np.float16), np.empty((1, 1, 640), np.float32)
     w.read(song, song.channels - 1, 7, out, mask)
-    stored = lib.home.spectrograms.open(song.hash)[song.channels - 1, 7:647].astype(np.float32)
-    np.testing.assert_allclose(out[0] * w.normaliser.std[:, None] + w.normaliser.mean[:, None], stored.T,
-                               atol=1e-3)
+    assert np.array_equal(out, lib.home.spectrograms.open(song.hash)[song.channels - 1, 7:647]) and mask.all()
 
 
 def test_cluster_batches_come_from_one_song(scanned):
@@ -56,21 +54,20 @@ def test_cluster_batches_come_from_one_song(scanned):
     for b in w.cluster_batches(seed=3, epoch=1, batch_size=4):
         x = b.x
         assert len(x) == 4
-        ids = {_which_song(lib, songs, w, window) for window in x}
+        ids = {_which_song(lib, songs, window) for window in x}
         assert len(ids) == 1
         seen.append(ids.pop())
     assert sorted(seen) == list(range(len(songs)))  # every song once per pass
 
 
-def _which_song(lib, songs, w, window):
-    """Find the song whose spectrogram contains this (normalised) window."""
-    raw = (window[0] * w.normaliser.std[:, None] + w.normaliser.mean[:, None]).T  # (T, M)
+def _which_song(lib, songs, raw):
+    """Find the song whose spectrogram contains this window (T, M) as stored."""
     for i, s in enumerate(songs):
-        spec = lib.home.spectrograms.open(s.hash).astype(np.float32)
+        spec = lib.home.spectrograms.open(s.hash)
         for c in range(s.channels):
             n = min(len(raw), s.frames)
             for start in range(0, max(1, s.frames - n + 1)):
-                if np.allclose(spec[c, start:start + n], raw[:n], atol=1e-2):
+                if np.array_equal(spec[c, start:start + n], raw[:n]):
                     return i
     raise AssertionError("window not found in any song")
 
@@ -93,8 +90,22 @@ def test_backgrounds_are_other_songs_and_the_same_rows_in_every_process(scanned)
         assert x.shape == whole.x.shape and mask.shape == whole.mask.shape
         for row, window in enumerate(x):
             real = int(mask[row].sum())              # a short song's window ends in padding
-            assert _which_song(lib, songs, w, window[..., :real]) != whole.songs[row]
+            assert _which_song(lib, songs, window[:real]) != whole.songs[row]
     part = w.load(plan.shard(1, 2))
     for (x, mask), (px, pmask) in zip(whole.backgrounds, part.backgrounds, strict=True):
         assert np.array_equal(px, x[1::2]) and np.array_equal(pmask, mask[1::2])
     assert not w.load(w.pretrain_plan(seed=2, epoch=1, batch_size=4, views=2)[0]).backgrounds
+
+
+def test_album_ids_match_tags_loosely_and_keep_untagged_songs_apart():
+    songs = [Song("a", 1, 9, "Hiss"), Song("b", 1, 9, " hiss "), Song("c", 1, 9, None), Song("d", 1, 9, ""),
+             Song("e", 1, 9, "Sines"), Song("f", 1, 9, "Big  Band"), Song("g", 1, 9, "big band")]
+    ids = album_ids(songs)
+    assert ids[0] == ids[1] and ids[5] == ids[6]
+    assert len({ids[0], ids[2], ids[3], ids[4], ids[5]}) == 5      # untagged songs are on albums of their own
+
+
+def test_training_songs_carry_their_album_tags(scanned):
+    with Library(scanned, create=False, read_only=True) as lib:
+        albums = sorted(song.album for song in lib.training_songs())
+    assert albums == ["Hiss", "Hiss", "Hiss", "Sines", "Sines"]

@@ -9,10 +9,10 @@ import torch
 from conftest import tiny_model_config
 from reform import Library
 from reform.config import TrainConfig
-from reform.dataset import Windows, fit_normaliser
+from reform.dataset import BatchPlan, Windows, fit_normaliser
 from reform.device import autocast, on_gpu, resolve
 from reform.errors import ConfigError
-from reform.loader import steps
+from reform.loader import Step, steps
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -50,6 +50,26 @@ def test_workers_read_exactly_the_planned_batches(scanned):
     for a, b in zip(here, there):
         assert torch.equal(a.x, b.x) and torch.equal(a.x2, b.x2) and torch.equal(a.songs, b.songs)
         assert a.x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_step_normalises_the_stored_windows_and_zeroes_the_padding(scanned):
+    with Library(scanned, create=False) as lib:
+        songs = lib.training_songs()
+        norm = fit_normaliser(lib.home.spectrograms, songs)
+        windows = Windows(lib.home.spectrograms, songs, norm)
+        short = next(i for i, s in enumerate(songs) if s.frames < 640)
+        plan = BatchPlan(((short, 0), (1 - short % 2, 0)), (5,), views=2)
+        batch = windows.load(plan)
+    step = Step.of(batch, norm)
+    assert step.x.shape == step.x2.shape == (2, 1, 128, 640) and step.x.dtype == torch.float32
+    assert step.x.is_contiguous(memory_format=torch.channels_last)
+    for x, raw, mask in ((step.x, batch.x, batch.mask), (step.x2, batch.x2, batch.mask2)):
+        expected = (raw.astype(np.float32) - norm.mean) / norm.std * (mask[:, 0, 0, :, None] > 0)
+        np.testing.assert_array_equal(x[:, 0].numpy(), expected.transpose(0, 2, 1))
+    frames = songs[short].frames
+    assert (step.x[0, :, :, frames:] == 0).all() and (step.x[0, :, :, :frames] != 0).any()
+    # the probe's and the bank's windows, normalised in numpy, are the same numbers
+    np.testing.assert_array_equal(windows._batch([(short, 0)], np.random.default_rng(0))[0], step.x[:1].numpy())
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device: the CPU/GPU agreement needs one")

@@ -51,7 +51,7 @@ def _first_step(home: str, group: Group) -> dict[str, torch.Tensor]:
     objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser, group=group)
     trained = group.wrap(group.sync_batchnorm(model))
     plan = windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]
-    objective(trained, Step.of(windows.load(plan.shard(group.rank, group.world))))[0].backward()
+    objective(trained, Step.of(windows.load(plan.shard(group.rank, group.world)), windows.normaliser))[0].backward()
     return {name: p.grad for name, p in model.named_parameters()}
 
 

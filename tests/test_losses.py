@@ -50,6 +50,39 @@ def test_contrast_without_partners_is_zero_and_differentiable():
     assert loss.item() == 0.0 and z.grad is not None
 
 
+def test_contrast_album_share_known_answer():
+    # songs 0 and 1 share an album, song 2 is on another; two windows per song
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, 0.0], [-1.0, 0.0]])
+    songs = torch.tensor([0, 0, 1, 1, 2, 2])
+    albums = torch.tensor([7, 7, 7, 7, 3, 3])
+    t, share, e = 1.0, 0.25, math.exp
+    # a window of song 0: its partner at cos 1, song 1 (album mate) at 0 (x2), song 2 at -1 (x2)
+    den0 = e(1) + 2 * e(0) + 2 * e(-1)
+    loss0 = -(1 - share) * math.log(e(1) / den0) - share * math.log(e(0) / den0)
+    # song 1 is song 0 turned by 90 degrees: partner 1, song 0 at 0 (x2), song 2 at 0 (x2)
+    den1 = e(1) + 4 * e(0)
+    loss1 = -(1 - share) * math.log(e(1) / den1) - share * math.log(e(0) / den1)
+    # song 2 has no album mate in the batch: its own partner takes the whole target
+    den2 = e(1) + 2 * e(-1) + 2 * e(0)
+    loss2 = -math.log(e(1) / den2)
+    expected = (2 * loss0 + 2 * loss1 + 2 * loss2) / 6
+    assert contrastive_loss(z, songs, t, albums, share).item() == pytest.approx(expected, rel=1e-6)
+    # no share, or every song on an album of its own, is the plain contrast
+    plain = contrastive_loss(z, songs, t).item()
+    assert contrastive_loss(z, songs, t, albums, 0.0).item() == pytest.approx(plain, rel=1e-6)
+    assert contrastive_loss(z, songs, t, songs + 10, share).item() == pytest.approx(plain, rel=1e-6)
+
+
+def test_contrast_album_share_pulls_album_mates_together():
+    songs, albums = torch.tensor([0, 0, 1, 1, 2, 2]), torch.tensor([0, 0, 0, 0, 1, 1])
+    mates_close = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.2], [1.0, 0.2], [-1.0, 0.0], [-1.0, 0.0]])
+    mates_apart = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, 0.0], [-1.0, 0.0]])
+    # with the share, album mates close together is the lower loss; without, apart is
+    assert contrastive_loss(mates_close, songs, 0.5, albums, 0.5) < contrastive_loss(mates_apart, songs, 0.5,
+                                                                                         albums, 0.5)
+    assert contrastive_loss(mates_close, songs, 0.5) > contrastive_loss(mates_apart, songs, 0.5)
+
+
 def test_bank_loss_known_answer_and_soft_targets():
     bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     z = torch.tensor([[2.0, 0.0], [3.0, 0.0]])          # both windows point at song 0

@@ -11,7 +11,7 @@ from reform import Library
 from reform.augment import generator
 from reform.checkpoint import load, load_bundle
 from reform.config import TrainConfig
-from reform.dataset import Windows, fit_normaliser
+from reform.dataset import Windows, album_ids, fit_normaliser
 from reform.errors import TrainError
 from reform.loader import Step
 from reform.losses import contrastive_loss, debiased_contrastive_loss
@@ -214,7 +214,8 @@ def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
     for prior in (0.0, 0.3):
         cfg = TrainConfig(batch_size=4, contrast_prior=prior, precision="float32", seed=1)
         objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser)
-        step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]))
+        step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
+                       windows.normaliser)
         with torch.no_grad():
             logged[prior] = objective(model, step)[1]["contrast"]
             gen = generator(step.seed)                  # the same inputs the objective made
@@ -225,6 +226,32 @@ def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
                         else contrastive_loss(both, pairs, cfg.temperature))
         assert logged[prior] == pytest.approx(expected.item(), rel=1e-5)
     assert logged[0.3] != pytest.approx(logged[0.0], rel=1e-3)
+
+
+def test_the_album_share_reaches_the_pretraining_contrast_from_the_album_tags(home):
+    model_cfg = tiny_model_config()
+    with Library(home, create=False, read_only=True) as lib:
+        store, songs = lib.home.spectrograms, lib.training_songs()
+        windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), model_cfg.window_frames)
+    albums = album_ids(songs)
+    assert len(set(albums.tolist())) == 2                  # Sines and Hiss
+    torch.manual_seed(1)
+    model = PretrainAutoencoder(model_cfg).eval()
+    logged = {}
+    for share in (0.0, 0.4):
+        cfg = TrainConfig(batch_size=5, album_share=share, precision="float32", seed=1)
+        objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser, albums=albums)
+        step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
+                       windows.normaliser)
+        with torch.no_grad():
+            logged[share] = objective(model, step)[1]["contrast"]
+            gen = generator(step.seed)
+            first = objective.inputs(step.x, step.mask, gen)[0]
+            second = objective.inputs(step.x2, step.mask2, gen)[0]
+            both, pairs = torch.cat(model(first, second).views), step.songs.repeat(2)
+            expected = contrastive_loss(both, pairs, cfg.temperature, torch.from_numpy(albums)[pairs], share)
+        assert logged[share] == pytest.approx(expected.item(), rel=1e-5)
+    assert logged[0.4] != pytest.approx(logged[0.0], rel=1e-3)
 
 
 def test_weight_decay_shrinks_the_weights_and_spares_biases_and_batch_norm():

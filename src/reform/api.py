@@ -233,7 +233,7 @@ class Library:
         seen: dict[str, Song] = {}
         for row in self.songs():
             if row.feature_version == self.home.spectrograms.feature_version and row.hash not in seen:
-                seen[row.hash] = Song(row.hash, row.channels, row.frames)
+                seen[row.hash] = Song(row.hash, row.channels, row.frames, row.album)
         return list(seen.values())
 
     def run_folder(self, name: str | None = None, *, resume: bool = False) -> Path:

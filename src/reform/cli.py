@@ -249,6 +249,8 @@ TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--temperature", "temperature", float, "softmax temperature of the contrast and bank losses"),
     ("--contrast-prior", "contrast_prior", float,
      "debiased contrast: assumed chance that another song is of the same kind (0: plain contrast)"),
+    ("--album-share", "album_share", float,
+     "contrast: share of a window's target given to other songs of its album (album tags; 0: none)"),
     ("--gain-db", "gain_db", float, "augmentation: random gain within +-this many dB"),
     ("--eq-db", "eq_db", float, "augmentation: random smooth equalisation within +-this many dB"),
     ("--pitch-bins", "pitch_bins", int, "augmentation: shift the mel bands by up to this many bins"),

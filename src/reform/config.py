@@ -101,6 +101,8 @@ class TrainConfig:
     temperature: float = 0.1          # softmax temperature of the contrast and bank losses
     contrast_prior: float = 0.0       # contrast: assumed chance that another song is of the same kind
                                       # (> 0: the debiased contrast; 0: every other song a negative)
+    album_share: float = 0.0          # contrast: share of a window's target given to other songs of its
+                                      # album in the batch (album tags; 0: its own song only)
     weight_decay: float = 0.0         # > 0: AdamW's decoupled decay of the weight matrices and
                                       # kernels (0: plain Adam, as in the note)
     ema: float = 0.0                  # > 0: each phase hands on a running average of its weights,
@@ -138,9 +140,12 @@ class TrainConfig:
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
         if self.temperature <= 0:
             raise ConfigError("the temperature must be positive")
+        if self.album_share > 0 and self.contrast_prior > 0:
+            raise ConfigError("the debiased contrast (contrast_prior) takes no album share; set one of them to 0")
         if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior, self.mix,
-                                                  self.ema)):
-            raise ConfigError("bank_momentum, bank_soft, contrast_prior, mix and ema must lie in [0, 1)")
+                                                  self.ema, self.album_share)):
+            raise ConfigError("bank_momentum, bank_soft, contrast_prior, album_share, mix and ema "
+                              "must lie in [0, 1)")
         if min(self.contrast_weight, self.weight_decay, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
                self.stripe_frames, self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
             raise ConfigError("weights, augmentation sizes and counts cannot be negative")
@@ -175,9 +180,9 @@ class EmbedConfig:
 # What the design note leaves out: no contrast, no augmentation, no hidden stripes, its own
 # clustering loss on the raw embedding.
 _RECONSTRUCTION_ONLY: dict[str, Any] = {
-    "contrast_weight": 0.0, "weight_decay": 0.0, "ema": 0.0, "gain_db": 0.0, "eq_db": 0.0, "pitch_bins": 0,
-    "stretch": 0.0, "mix": 0.0, "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note", "cluster_space": "raw",
-    "bank_neighbours": 0}
+    "contrast_weight": 0.0, "album_share": 0.0, "weight_decay": 0.0, "ema": 0.0, "gain_db": 0.0, "eq_db": 0.0,
+    "pitch_bins": 0, "stretch": 0.0, "mix": 0.0, "stripe_frames": 0, "stripe_bins": 0, "cluster_loss": "note",
+    "cluster_space": "raw", "bank_neighbours": 0}
 
 # Named training presets (the explicit options win over them).
 PRESETS: dict[str, dict[str, Any]] = {

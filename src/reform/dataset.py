@@ -33,10 +33,12 @@ PHASES = {"pretrain": 1, "cluster": 2, "probe": 3, "bank": 4}
 class Batch:
     """Windows for one training step, with the song each window comes from."""
 
-    x: np.ndarray                    # (B, 1, M, T) normalised windows
+    x: np.ndarray                    # (B, T, M) float16 windows as stored (dB, time-major, zero on
+                                     # padding): half the bytes of float32 to hand between processes;
+                                     # loader.Step normalises them on the model's device
     mask: np.ndarray                 # (B, 1, 1, T) 1.0 on real frames, 0.0 on padding
     songs: np.ndarray                # (B,) index of each window's song in ``Windows.songs``
-    x2: np.ndarray | None = None     # (B, 1, M, T) another window of the same songs (for contrast)
+    x2: np.ndarray | None = None     # (B, T, M) another window of the same songs (for contrast)
     mask2: np.ndarray | None = None  # (B, 1, 1, T)
     # per view, windows of random songs to mix in underneath (augmentation), and their masks
     backgrounds: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
@@ -70,6 +72,18 @@ class Song:
     hash: str
     channels: int
     frames: int
+    album: str | None = None   # the album tag (only the contrast's album share reads it)
+
+
+def album_ids(songs: list[Song]) -> np.ndarray:
+    """One integer per song, equal for songs of one album; a song without an album tag is
+    on an album of its own.  Tags are compared case- and space-insensitively."""
+    ids: dict[str, int] = {}
+    out = np.empty(len(songs), np.int64)
+    for i, song in enumerate(songs):
+        key = " ".join((song.album or "").lower().split())
+        out[i] = ids.setdefault(key, len(ids)) if key else -1 - i
+    return out
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,9 @@ def fit_normaliser(store: SpectrogramStore, songs: list[Song], max_frames_per_so
 
 
 class Windows:
-    """Reads normalised windows of songs from the store.
+    """Reads windows of songs from the store: training batches as stored (float16 dB, which
+    :class:`reform.loader.Step` normalises on the model's device), the probe and the bank's
+    windows normalised.
 
     Parameters
     ----------
@@ -139,12 +155,12 @@ class Windows:
         return spec
 
     def read(self, song: Song, channel: int, start: int, out: np.ndarray, mask: np.ndarray) -> None:
-        """Fill ``out`` (1, M, window) and ``mask`` (1, 1, window) with one window; short songs
-        are zero-padded (zero is the mean after normalisation) and the padding masked out."""
+        """Fill ``out`` (window, M) float16 with one window as stored and ``mask`` (1, 1, window);
+        short songs are zero-padded and the padding masked out."""
         frames = self._spec(song)[channel, start:start + self.window]   # (t, M) float16, one read
         n = len(frames)
-        out[0, :, :n] = self.normaliser.apply(frames)
-        out[0, :, n:] = 0.0
+        out[:n] = frames
+        out[n:] = 0.0
         mask[...] = 0.0
         mask[0, 0, :n] = 1.0
 
@@ -155,15 +171,18 @@ class Windows:
         return [self.random_start(self.songs[i], rng) for i, _ in picks]
 
     def _read(self, picks: list[tuple[int, int]], starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Windows as stored, (B, T, M) float16, and their masks."""
         n_mels = len(self.normaliser.mean)
-        x = np.empty((len(picks), 1, n_mels, self.window), np.float32)
+        x = np.empty((len(picks), self.window, n_mels), np.float16)
         mask = np.empty((len(picks), 1, 1, self.window), np.float32)
         for b, ((i, c), start) in enumerate(zip(picks, starts, strict=True)):
             self.read(self.songs[i], c, start, x[b], mask[b])
         return x, mask
 
     def _batch(self, picks: list[tuple[int, int]], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        return self._read(picks, self._starts(picks, rng))
+        """Normalised windows (B, 1, M, T) float32, zero on padding, and their masks."""
+        x, mask = self._read(picks, self._starts(picks, rng))
+        return np.where(mask > 0, self.normaliser.apply(x)[:, None], np.float32(0.0)), mask
 
     def _frames(self, picks: list[tuple[int, int]], starts: list[int]) -> int:
         """Real (unpadded) frames of these windows."""

@@ -12,13 +12,13 @@ workers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from .augment import Rows
-from .dataset import Batch, BatchPlan, Windows
+from .dataset import Batch, BatchPlan, Normaliser, Windows
 
 
 @dataclass
@@ -39,19 +39,31 @@ class Step:
     share: float = 1.0
 
     @classmethod
-    def of(cls, batch: Batch, device: torch.device = torch.device("cpu")) -> Step:
+    def of(cls, batch: Batch, normaliser: Normaliser, device: torch.device = torch.device("cpu")) -> Step:
+        """The batch on ``device``, its windows normalised there (the stored float16 crosses to
+        a GPU, half the bytes of float32, and the card does the arithmetic)."""
         gpu = device.type == "cuda"
+        mean, std = (torch.as_tensor(a, dtype=torch.float32, device=device)
+                     for a in (normaliser.mean, normaliser.std))
 
-        def move(a: np.ndarray | None, windows: bool = False) -> torch.Tensor | None:
+        def move(a: np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
             if a is None:
                 return None
-            t = torch.from_numpy(a)
-            if gpu:
-                t = t.pin_memory().to(device, non_blocking=True)
-            return t.contiguous(memory_format=torch.channels_last) if windows else t
+            t = torch.as_tensor(a)
+            return t.pin_memory().to(device, non_blocking=True) if gpu else t
 
-        return cls(move(batch.x, True), move(batch.mask), move(batch.songs), move(batch.x2, True),
-                   move(batch.mask2), tuple((move(x, True), move(m)) for x, m in batch.backgrounds),
+        def view(x: np.ndarray | torch.Tensor | None,
+                 mask: np.ndarray | torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+            """Windows (B, T, M) float16 as stored -> (B, 1, M, T) float32 normalised, channels-last,
+            zero on padding; and their masks."""
+            if x is None:
+                return None, None
+            mask = move(mask)
+            x = move(x).float().sub_(mean).div_(std).masked_fill_(mask.view(len(mask), -1, 1) == 0, 0.0)
+            return x.transpose(1, 2).unsqueeze(1).contiguous(memory_format=torch.channels_last), mask
+
+        (x, mask), (x2, mask2) = view(batch.x, batch.mask), view(batch.x2, batch.mask2)
+        return cls(x, mask, move(batch.songs), x2, mask2, tuple(view(*b) for b in batch.backgrounds),
                    batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share)
 
     def __len__(self) -> int:
@@ -62,6 +74,17 @@ def _as_is(batch: Batch) -> Batch:
     return batch
 
 
+def shared_batch(batch: Batch) -> Batch:
+    """The batch's arrays as tensors, which a worker hands over in shared memory (numpy
+    arrays would be pickled and copied through a pipe)."""
+    def tensor(a: np.ndarray | None) -> torch.Tensor | None:
+        return None if a is None else torch.from_numpy(a)
+
+    return replace(batch, x=tensor(batch.x), mask=tensor(batch.mask), songs=tensor(batch.songs),
+                   x2=tensor(batch.x2), mask2=tensor(batch.mask2),
+                   backgrounds=tuple((tensor(x), tensor(m)) for x, m in batch.backgrounds))
+
+
 class _Planned(torch.utils.data.Dataset):
     def __init__(self, windows: Windows, plans: list[BatchPlan]):
         self.windows, self.plans = windows, plans
@@ -70,7 +93,7 @@ class _Planned(torch.utils.data.Dataset):
         return len(self.plans)
 
     def __getitem__(self, i: int) -> Batch:
-        return self.windows.load(self.plans[i])
+        return shared_batch(self.windows.load(self.plans[i]))
 
 
 def default_workers(device: torch.device) -> int:
@@ -85,10 +108,10 @@ def steps(windows: Windows, plans: list[BatchPlan], device: torch.device,
     """The planned batches, in plan order, as Steps on ``device``."""
     if workers == 0:
         for plan in plans:
-            yield Step.of(windows.load(plan), device)
+            yield Step.of(windows.load(plan), windows.normaliser, device)
         return
     loader = torch.utils.data.DataLoader(_Planned(windows, plans), batch_size=None, shuffle=False,
                                          num_workers=workers, collate_fn=_as_is,
                                          prefetch_factor=4, persistent_workers=False)
     for batch in loader:
-        yield Step.of(batch, device)
+        yield Step.of(batch, windows.normaliser, device)

@@ -76,7 +76,8 @@ def _song_pairs(embedding: torch.Tensor, songs: torch.Tensor,
     return z @ z.T / temperature, self_pair, partner
 
 
-def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: float) -> torch.Tensor:
+def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: float,
+                     albums: torch.Tensor | None = None, album_share: float = 0.0) -> torch.Tensor:
     """Song contrast over a batch of windows from many songs: (B, D), (B,) -> scalar.
 
     Every window is pulled towards the other windows of its song and pushed from the
@@ -84,6 +85,11 @@ def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: 
     of the same song among all others by cosine similarity / ``temperature``, averaged
     over its same-song partners (a batch may hold several windows of one song, e.g.
     both channels; all count as partners).  Windows without a partner are left out.
+
+    With ``albums`` (B,) and ``album_share`` > 0, a window that has windows of other
+    songs of its album in the batch gives them that share of its target (spread evenly)
+    and its own song's partners the rest: the album tags of a library are a weak hint of
+    what sounds alike, as editorial metadata is in Alonso-Jimenez et al. (2023).
     """
     sim, self_pair, partner = _song_pairs(embedding, songs, temperature)
     sim = sim.masked_fill(self_pair, float("-inf"))
@@ -91,7 +97,13 @@ def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: 
     has = partner.any(1)
     if not has.any():
         return embedding.sum() * 0.0
-    per_window = -(log_prob.masked_fill(~partner, 0.0)).sum(1)[has] / partner.sum(1)[has]
+    target = partner / partner.sum(1, keepdim=True).clamp(min=1)
+    if albums is not None and album_share > 0:
+        mate = (albums[:, None] == albums[None, :]) & ~partner & ~self_pair
+        with_mates = mate.any(1, keepdim=True)
+        target = torch.where(with_mates, (1 - album_share) * target
+                             + album_share * mate / mate.sum(1, keepdim=True).clamp(min=1), target)
+    per_window = -(log_prob.masked_fill(target == 0, 0.0) * target).sum(1)[has]
     return per_window.mean()
 
 

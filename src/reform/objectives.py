@@ -56,8 +56,11 @@ class PretrainObjective:
     """Reconstruction at every decoder, plus ``contrast_weight`` x song contrast of two views."""
 
     def __init__(self, cfg: TrainConfig, n_aux: int, normaliser: Normaliser,
-                 device: torch.device = torch.device("cpu"), group: Group | None = None):
+                 device: torch.device = torch.device("cpu"), group: Group | None = None,
+                 albums: np.ndarray | None = None):
         self.cfg, self.device = cfg, device
+        # per song, its album's id (dataset.album_ids), which the album share of the contrast reads
+        self.albums = torch.from_numpy(albums).to(device) if albums is not None and cfg.album_share > 0 else None
         self.group = group or Group(device=device)
         self.weights = aux_weights(cfg.aux_weight, n_aux)
         self.inputs = _Inputs(cfg, normaliser, device)
@@ -90,7 +93,8 @@ class PretrainObjective:
         both, songs = torch.cat([gather(z, total), gather(z2, total)]), gather(step.songs, total).repeat(2)
         if self.cfg.contrast_prior > 0:
             return debiased_contrastive_loss(both, songs, self.cfg.temperature, self.cfg.contrast_prior)
-        return contrastive_loss(both, songs, self.cfg.temperature)
+        albums = self.albums[songs] if self.albums is not None else None
+        return contrastive_loss(both, songs, self.cfg.temperature, albums, self.cfg.album_share)
 
     def after_step(self) -> None:
         """Nothing to refresh after a pretraining step."""

@@ -32,7 +32,7 @@ from .average import WeightAverage
 from .bank import MemoryBank
 from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
-from .dataset import Normaliser, Song, Windows, fit_normaliser, shard_steps
+from .dataset import Normaliser, Song, Windows, album_ids, fit_normaliser, shard_steps
 from .device import resolve as resolve_device
 from .distributed import Group
 from .errors import ConfigError, TrainError
@@ -345,7 +345,8 @@ class Trainer:
         windows in one epoch (of all processes)."""
         cfg, device, group = self.cfg, self.device, self.group
         if phase == "pretrain":
-            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, self.normaliser, device, group)
+            objective = PretrainObjective(cfg, self.model_cfg.n_layers - 1, self.normaliser, device, group,
+                                          album_ids(self.songs))
             return (objective,
                     lambda epoch: [plan.shard(group.rank, group.world) for plan in self.windows.pretrain_plan(
                         cfg.seed, epoch, cfg.batch_size, objective.views, objective.backgrounds)],
