@@ -166,6 +166,8 @@ METHODS: dict[str, dict] = {
     # the contrast's album share: half of a window's target to the other songs of its album (the
     # catalogue's album tags of the training songs: held out only, since here they name the soundtrack)
     "cas05-album05-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"album_share": 0.5}, "phase": "pretrain"},
+    # ... nearly all of it (0.9): close to a contrast supervised by album
+    "cas05-album09-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"album_share": 0.9}, "phase": "pretrain"},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",

@@ -9,7 +9,8 @@ Prints, measured in one run on this machine:
   against normalised float32 arrays (what they handed before), side by side;
 * windows/s of the default model's training step (forward, backward, Adam) on
   random tensors, in bfloat16 autocast and in float32, channels-last;
-* windows/s of the whole training loop (one pretraining epoch, data included);
+* windows/s of the whole training loop (one pretraining epoch, data included; one view,
+  reconstruction only, as the model step);
 * the model's training FLOP per window, the GFLOP/s achieved, and the GFLOP/s of a
   large matrix product in the same precision, as the ratio achieved / peak;
 * windows/s of a few model sizes, to show why the default was chosen.
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import table  # noqa: E402
 
 from reform import Library  # noqa: E402
-from reform.config import ModelConfig, TrainConfig  # noqa: E402
+from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Windows, fit_normaliser  # noqa: E402
 from reform.losses import aux_weights, pretrain_loss  # noqa: E402
 from reform.model import PretrainAutoencoder, training_flops  # noqa: E402
@@ -132,7 +133,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="loader workers of the handover comparison")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg, tcfg = ModelConfig(), dataclasses.replace(TrainConfig(), batch_size=args.batch)
+    # the loop trains what the model step times: one view, reconstruction only (as bench/gpu.py)
+    cfg, tcfg = ModelConfig(), dataclasses.replace(TrainConfig(), batch_size=args.batch, **PRESETS["recon"])
 
     with Library(args.home, create=False) as lib:
         songs = lib.training_songs()
@@ -147,7 +149,7 @@ def main() -> None:
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         objective = PretrainObjective(tcfg, cfg.n_layers - 1, windows.normaliser)
         start = time.perf_counter()
-        batches = steps(windows, windows.pretrain_plan(0, 1, args.batch), torch.device("cpu"))
+        batches = steps(windows, windows.pretrain_plan(0, 1, args.batch, objective.views), torch.device("cpu"))
         _, seen = run_epoch(model, opt, batches, objective, lambda n: None)
         loop = seen / (time.perf_counter() - start)
     flops = training_flops(PretrainAutoencoder(cfg), cfg)
