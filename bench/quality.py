@@ -168,6 +168,8 @@ METHODS: dict[str, dict] = {
     "cas05-album05-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"album_share": 0.5}, "phase": "pretrain"},
     # ... nearly all of it (0.9): close to a contrast supervised by album
     "cas05-album09-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"album_share": 0.9}, "phase": "pretrain"},
+    # the default pretraining's three seeds side by side (each song vector the three models' mean+std)
+    "ens-seeds3-pre": {"ensemble": ["cas-aug05-pre", "cas05-seed1-pre", "cas05-seed2-pre"]},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
@@ -346,6 +348,22 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
     return target
 
 
+def ensemble(members: list[str], fold: Fold, work: Path, count: int) -> dict[str, np.ndarray]:
+    """Song vectors of several trained methods side by side: each member's mean+std (unit
+    length), concatenated and scaled to unit length, so that the cosine is the members' mean."""
+    parts: dict[str, list[np.ndarray]] = {p: [] for p in PARTS}
+    for member in members:
+        cached = work / "windows" / member / f"fold{fold.index}.npz"
+        if not cached.exists():
+            raise SystemExit(f"{member} has not been evaluated on fold {fold.index} yet")
+        dim = dataclasses.replace(ModelConfig(), **METHODS[member].get("model", {})).embedding_dim
+        with np.load(cached) as data:
+            for p in PARTS:
+                parts[p].append(np.stack([aggregate(data[f"{p}{i}"].astype(np.float32)[:, :dim], "meanstd", dim)
+                                          for i in range(count)]))
+    return {p: np.concatenate(v, axis=1) / np.sqrt(len(v)) for p, v in parts.items()}
+
+
 # -- one fold -----------------------------------------------------------------------------------------------
 def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, group_of: dict[str, str],
                   query_time: bool = False, seed: int = 0) -> None:
@@ -383,6 +401,10 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
 
     for method in methods:
         spec = METHODS[method]
+        if "ensemble" in spec:
+            if not done(f"{method}@meanstd"):
+                keep(f"{method}@meanstd", score(ensemble(spec["ensemble"], fold, work, len(rows)), labels))
+            continue
         own = spec.get("own", False)
         folder = work / "runs" / method / f"fold{fold.index}"
         model_path = train(lib, fold.test if own else fold.train, folder, spec, work, fold)

@@ -4,7 +4,10 @@ On the CPU the model step is a hundred times slower than reading windows
 (bench/train.py), so batches are read in the training process.  On a GPU the
 step is fast enough that reading must overlap it: worker processes read planned
 batches (:class:`reform.dataset.BatchPlan`) from the memory-mapped store while the
-GPU trains, and batches travel through pinned memory with non-blocking copies.
+GPU trains.  A batch carries its windows as the store keeps them (float16 dB): workers hand
+them over in shared memory, they cross to the card through pinned memory with non-blocking
+copies, and the card normalises them, so the training process only moves half the bytes
+that normalised float32 would take (bench/train.py compares the two).
 A batch depends only on its plan, so the result is the same with any number of
 workers.
 """
