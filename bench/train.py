@@ -38,17 +38,18 @@ from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Windows, fit_normaliser  # noqa: E402
 from reform.losses import aux_weights, pretrain_loss  # noqa: E402
 from reform.model import PretrainAutoencoder, training_flops  # noqa: E402
-from reform.loader import Step, shared_batch, steps  # noqa: E402
+from reform.loader import Step, device_scale, shared_batch, steps  # noqa: E402
 from reform.objectives import PretrainObjective  # noqa: E402
 from reform.train import run_epoch  # noqa: E402
 
 
 def data_pipeline(windows: Windows, batch: int, seconds: float = 5.0) -> float:
     n, start, epoch = 0, time.perf_counter(), 0
+    scale = device_scale(windows.normaliser, torch.device("cpu"))
     while time.perf_counter() - start < seconds:
         epoch += 1
         for batch_ in windows.pretrain_batches(seed=0, epoch=epoch, batch_size=batch):
-            Step.of(batch_, windows.normaliser)
+            Step.of(batch_, scale)
             n += len(batch_.x)
     return n / (time.perf_counter() - start)
 

@@ -12,7 +12,7 @@ from reform.config import TrainConfig
 from reform.dataset import BatchPlan, Windows, fit_normaliser
 from reform.device import autocast, on_gpu, resolve
 from reform.errors import ConfigError
-from reform.loader import Step, steps
+from reform.loader import Step, device_scale, steps
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -60,7 +60,7 @@ def test_a_step_normalises_the_stored_windows_and_zeroes_the_padding(scanned):
         short = next(i for i, s in enumerate(songs) if s.frames < 640)
         plan = BatchPlan(((short, 0), (1 - short % 2, 0)), (5,), views=2)
         batch = windows.load(plan)
-    step = Step.of(batch, norm)
+    step = Step.of(batch, device_scale(norm, torch.device("cpu")))
     assert step.x.shape == step.x2.shape == (2, 1, 128, 640) and step.x.dtype == torch.float32
     assert step.x.is_contiguous(memory_format=torch.channels_last)
     for x, raw, mask in ((step.x, batch.x, batch.mask), (step.x2, batch.x2, batch.mask2)):

@@ -16,7 +16,7 @@ from reform.config import TrainConfig
 from reform.dataset import BatchPlan, Windows, fit_normaliser, shard_steps
 from reform.distributed import CPUSyncBatchNorm, Group, session
 from reform.errors import ConfigError, DatasetError
-from reform.loader import Step
+from reform.loader import Step, device_scale
 from reform.model import PretrainAutoencoder
 from reform.objectives import PretrainObjective
 from reform.train import shared_config
@@ -51,7 +51,9 @@ def _first_step(home: str, group: Group) -> dict[str, torch.Tensor]:
     objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser, group=group)
     trained = group.wrap(group.sync_batchnorm(model))
     plan = windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]
-    objective(trained, Step.of(windows.load(plan.shard(group.rank, group.world)), windows.normaliser))[0].backward()
+    step = Step.of(windows.load(plan.shard(group.rank, group.world)),
+                   device_scale(windows.normaliser, torch.device("cpu")))
+    objective(trained, step)[0].backward()
     return {name: p.grad for name, p in model.named_parameters()}
 
 

@@ -13,7 +13,7 @@ from reform.checkpoint import load, load_bundle
 from reform.config import TrainConfig
 from reform.dataset import Windows, album_ids, fit_normaliser
 from reform.errors import TrainError
-from reform.loader import Step
+from reform.loader import Step, device_scale
 from reform.losses import contrastive_loss, debiased_contrastive_loss
 from reform.model import PretrainAutoencoder
 from reform.objectives import PretrainObjective
@@ -215,7 +215,7 @@ def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
         cfg = TrainConfig(batch_size=4, contrast_prior=prior, precision="float32", seed=1)
         objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser)
         step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
-                       windows.normaliser)
+                       device_scale(windows.normaliser, torch.device("cpu")))
         with torch.no_grad():
             logged[prior] = objective(model, step)[1]["contrast"]
             gen = generator(step.seed)                  # the same inputs the objective made
@@ -242,7 +242,7 @@ def test_the_album_share_reaches_the_pretraining_contrast_from_the_album_tags(ho
         cfg = TrainConfig(batch_size=5, album_share=share, precision="float32", seed=1)
         objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser, albums=albums)
         step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
-                       windows.normaliser)
+                       device_scale(windows.normaliser, torch.device("cpu")))
         with torch.no_grad():
             logged[share] = objective(model, step)[1]["contrast"]
             gen = generator(step.seed)

@@ -42,12 +42,13 @@ class Step:
     share: float = 1.0
 
     @classmethod
-    def of(cls, batch: Batch, normaliser: Normaliser, device: torch.device = torch.device("cpu")) -> Step:
-        """The batch on ``device``, its windows normalised there (the stored float16 crosses to
-        a GPU, half the bytes of float32, and the card does the arithmetic)."""
+    def of(cls, batch: Batch, scale: tuple[torch.Tensor, torch.Tensor],
+           device: torch.device = torch.device("cpu")) -> Step:
+        """The batch on ``device``, its windows normalised there with ``scale`` (the
+        normaliser's mean and std on the device, from :func:`device_scale`): the stored
+        float16 crosses to a GPU, half the bytes of float32, and the card does the arithmetic."""
         gpu = device.type == "cuda"
-        mean, std = (torch.as_tensor(a, dtype=torch.float32, device=device)
-                     for a in (normaliser.mean, normaliser.std))
+        mean, std = scale
 
         def move(a: np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
             if a is None:
@@ -71,6 +72,12 @@ class Step:
 
     def __len__(self) -> int:
         return len(self.x)
+
+
+def device_scale(normaliser: Normaliser, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normaliser's mean and std as float32 tensors on ``device``, made once per loop: a
+    copy from pageable memory for every batch would make the CPU wait for the card."""
+    return tuple(torch.as_tensor(a, dtype=torch.float32, device=device) for a in (normaliser.mean, normaliser.std))
 
 
 def _as_is(batch: Batch) -> Batch:
@@ -109,12 +116,13 @@ def default_workers(device: torch.device) -> int:
 def steps(windows: Windows, plans: list[BatchPlan], device: torch.device,
           workers: int = 0) -> Iterator[Step]:
     """The planned batches, in plan order, as Steps on ``device``."""
+    scale = device_scale(windows.normaliser, device)
     if workers == 0:
         for plan in plans:
-            yield Step.of(windows.load(plan), windows.normaliser, device)
+            yield Step.of(windows.load(plan), scale, device)
         return
     loader = torch.utils.data.DataLoader(_Planned(windows, plans), batch_size=None, shuffle=False,
                                          num_workers=workers, collate_fn=_as_is,
                                          prefetch_factor=4, persistent_workers=False)
     for batch in loader:
-        yield Step.of(batch, windows.normaliser, device)
+        yield Step.of(batch, scale, device)
