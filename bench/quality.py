@@ -168,6 +168,9 @@ METHODS: dict[str, dict] = {
     "cas05-album05-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"album_share": 0.5}, "phase": "pretrain"},
     # ... nearly all of it (0.9): close to a contrast supervised by album
     "cas05-album09-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"album_share": 0.9}, "phase": "pretrain"},
+    # VICReg in place of the song contrast: the two views kept alike, no song pushed away
+    "cas05-vicreg-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_loss": "vicreg"},
+                         "phase": "pretrain"},
     # the default pretraining's three seeds side by side (each song vector the three models' mean+std)
     "ens-seeds3-pre": {"ensemble": ["cas-aug05-pre", "cas05-seed1-pre", "cas05-seed2-pre"]},
     # `reform train`'s default clustering phase on a library's own songs without the exploration

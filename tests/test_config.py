@@ -57,7 +57,8 @@ def test_the_defaults_go_beyond_the_note_and_recon_is_the_earlier_training():
                                  dict(bank_momentum=1.0), dict(stripe_frames=-1), dict(stretch=-0.1),
                                  dict(contrast_prior=1.0), dict(mix=1.0), dict(mix=-0.1), dict(ema=1.0),
                                  dict(weight_decay=-1.0), dict(album_share=1.0), dict(album_share=-0.1),
-                                 dict(album_share=0.2, contrast_prior=0.1),
+                                 dict(album_share=0.2, contrast_prior=0.1), dict(contrast_loss="byol"),
+                                 dict(contrast_loss="vicreg", album_share=0.2),
                                  dict(batch_size=0), dict(cluster_batch_size=1), dict(precision="int8")])
 def test_nonsense_settings_are_refused(bad):
     with pytest.raises(ConfigError):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from reform.losses import bank_loss, contrastive_loss, debiased_contrastive_loss
+from reform.losses import bank_loss, contrastive_loss, debiased_contrastive_loss, vicreg_loss
 
 
 def test_contrast_known_answer_for_two_songs():
@@ -129,3 +129,23 @@ def test_debiased_contrast_without_negatives_is_zero_and_differentiable():
     loss = debiased_contrastive_loss(z, torch.tensor([0, 0]), 0.1, 0.1)
     loss.backward()
     assert loss.item() == 0.0 and z.grad is not None
+
+
+def test_vicreg_known_answer():
+    # two dimensions over 4 rows: the first spread with std 2 (no hinge), the second constant
+    # (std 0: hinge 1 - sqrt(1e-4) = 0.99); the views differ by 0.5 in the second dimension
+    z = torch.tensor([[-3.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    z2 = z + torch.tensor([0.0, 0.5])
+    std = math.sqrt(20 / 3)                                   # of -3, -1, 1, 3 (unbiased)
+    variance = (max(0.0, 1 - std) + (1 - math.sqrt(1e-4))) / 2    # the same in both views
+    invariance = 0.25 / 2                                     # 0.5 squared, in half the numbers
+    expected = invariance + variance + 0.04 * 0.0             # constant second dimension: no covariance
+    assert vicreg_loss(z, z2).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_vicreg_punishes_correlated_dimensions_and_collapse():
+    base = torch.tensor([[-3.0, 1.0], [-1.0, -1.0], [1.0, 1.0], [3.0, -1.0]]) * 2
+    correlated = torch.stack([base[:, 0], base[:, 0]], 1)     # both dimensions the same
+    assert vicreg_loss(correlated, correlated) > vicreg_loss(base, base)
+    collapsed = torch.zeros(4, 2)
+    assert vicreg_loss(collapsed, collapsed).item() == pytest.approx(1 - math.sqrt(1e-4), rel=1e-5)

@@ -14,7 +14,7 @@ from reform.config import TrainConfig
 from reform.dataset import Windows, album_ids, fit_normaliser
 from reform.errors import TrainError
 from reform.loader import Step, device_scale
-from reform.losses import contrastive_loss, debiased_contrastive_loss
+from reform.losses import contrastive_loss, debiased_contrastive_loss, vicreg_loss
 from reform.model import PretrainAutoencoder
 from reform.objectives import PretrainObjective
 from reform.train import PlateauSchedule, cluster_schedule, make_optimizer, pretrain_schedule
@@ -252,6 +252,27 @@ def test_the_album_share_reaches_the_pretraining_contrast_from_the_album_tags(ho
             expected = contrastive_loss(both, pairs, cfg.temperature, torch.from_numpy(albums)[pairs], share)
         assert logged[share] == pytest.approx(expected.item(), rel=1e-5)
     assert logged[0.4] != pytest.approx(logged[0.0], rel=1e-3)
+
+
+def test_vicreg_takes_the_place_of_the_song_contrast(home):
+    model_cfg = tiny_model_config()
+    with Library(home, create=False, read_only=True) as lib:
+        store, songs = lib.home.spectrograms, lib.training_songs()
+        windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), model_cfg.window_frames)
+    torch.manual_seed(1)
+    model = PretrainAutoencoder(model_cfg).eval()
+    cfg = TrainConfig(batch_size=5, contrast_loss="vicreg", precision="float32", seed=1)
+    objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser)
+    assert objective.views == 2
+    step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
+                   device_scale(windows.normaliser, torch.device("cpu")))
+    with torch.no_grad():
+        logged = objective(model, step)[1]["contrast"]
+        gen = generator(step.seed)
+        first = objective.inputs(step.x, step.mask, gen)[0]
+        second = objective.inputs(step.x2, step.mask2, gen)[0]
+        expected = vicreg_loss(*model(first, second).views)
+    assert logged == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_weight_decay_shrinks_the_weights_and_spares_biases_and_batch_norm():

@@ -269,6 +269,8 @@ TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--threads", "threads", count(0), "torch threads (default: all cores)"),
 )
 TRAIN_CHOICES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("--contrast-loss", "contrast_loss", ("infonce", "vicreg"),
+     "pretraining's two-view term: the song contrast, or VICReg (views kept alike, no negatives)"),
     ("--cluster-loss", "cluster_loss", ("note", "bank"),
      "clustering loss: the note's MSE to the batch mean, or contrast with a bank of song vectors"),
     ("--cluster-space", "cluster_space", ("raw", "unit"),

@@ -99,6 +99,8 @@ class TrainConfig:
     # them all off, `--preset recon` is the reconstruction-only training of earlier versions
     contrast_weight: float = 1.0      # pretraining: scale of the song-contrast term (0: reconstruction only)
     temperature: float = 0.1          # softmax temperature of the contrast and bank losses
+    contrast_loss: str = "infonce"    # pretraining's two-view term: "infonce" (the song contrast) or
+                                      # "vicreg" (views kept alike, no negatives; Bardes et al.)
     contrast_prior: float = 0.0       # contrast: assumed chance that another song is of the same kind
                                       # (> 0: the debiased contrast; 0: every other song a negative)
     album_share: float = 0.0          # contrast: share of a window's target given to other songs of its
@@ -140,6 +142,10 @@ class TrainConfig:
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
         if self.temperature <= 0:
             raise ConfigError("the temperature must be positive")
+        if self.contrast_loss not in ("infonce", "vicreg"):
+            raise ConfigError(f"unknown contrast_loss {self.contrast_loss!r}; use infonce or vicreg")
+        if self.contrast_loss == "vicreg" and (self.album_share > 0 or self.contrast_prior > 0):
+            raise ConfigError("vicreg has no negatives: album_share and contrast_prior apply to infonce only")
         if self.album_share > 0 and self.contrast_prior > 0:
             raise ConfigError("the debiased contrast (contrast_prior) takes no album share; set one of them to 0")
         if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior, self.mix,

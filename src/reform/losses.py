@@ -135,6 +135,28 @@ def debiased_contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temp
     return per_window.mean()
 
 
+def vicreg_loss(z: torch.Tensor, z2: torch.Tensor, covariance_weight: float = 0.04) -> torch.Tensor:
+    """Two views kept alike without pushing any other song away: (B, D), (B, D) -> scalar.
+
+    VICReg (Bardes et al., 2022): the mean squared difference of each row's two views
+    (invariance), a hinge that keeps every dimension's standard deviation over the batch
+    at least 1 in each view (variance: the space cannot collapse), and the squared
+    off-diagonal covariances per dimension (decorrelation), the last scaled by
+    ``covariance_weight``.  The paper's weights 25 / 25 / 1 divided by 25, so that the
+    sum sits beside the reconstruction loss at weight 1.  No song is a negative: songs
+    that sound alike are free to stay close.
+    """
+    z, z2 = z.float(), z2.float()
+    invariance = (z - z2).square().mean()
+    variance = covariance = z.new_zeros(())
+    for v in (z, z2):
+        centred = v - v.mean(0)
+        variance = variance + torch.relu(1 - torch.sqrt(centred.var(0) + 1e-4)).mean() / 2
+        cov = centred.T @ centred / max(len(v) - 1, 1)
+        covariance = covariance + (cov.square().sum() - cov.diagonal().square().sum()) / v.shape[1] / 2
+    return invariance + variance + covariance_weight * covariance
+
+
 def bank_loss(embedding: torch.Tensor, targets: torch.Tensor, bank: torch.Tensor,
               temperature: float) -> torch.Tensor:
     """Contrast of one song's windows against a bank of song vectors: scalar.

@@ -30,7 +30,7 @@ from .device import autocast
 from .distributed import Group
 from .loader import Step
 from .losses import (aux_weights, bank_loss, cluster_loss, contrastive_loss, debiased_contrastive_loss,
-                     masked_mse, pretrain_loss)
+                     masked_mse, pretrain_loss, vicreg_loss)
 from .model import ClusterAutoencoder, PretrainAutoencoder
 
 
@@ -86,10 +86,13 @@ class PretrainObjective:
         return loss, terms
 
     def _contrast(self, z: torch.Tensor, z2: torch.Tensor, step: Step) -> torch.Tensor:
-        """The song contrast of the two views over the whole batch: its negatives are the
-        windows of every process, as in one process (the gradient reaches this process's rows)."""
+        """The two views' term over the whole batch, the windows of every process as in one
+        process (the gradient reaches this process's rows): the song contrast, whose negatives
+        are all those windows, or VICReg."""
         total = step.rows.total if step.rows else len(z)
         gather = self.group.gather_rows
+        if self.cfg.contrast_loss == "vicreg":
+            return vicreg_loss(gather(z, total), gather(z2, total))
         both, songs = torch.cat([gather(z, total), gather(z2, total)]), gather(step.songs, total).repeat(2)
         if self.cfg.contrast_prior > 0:
             return debiased_contrastive_loss(both, songs, self.cfg.temperature, self.cfg.contrast_prior)
