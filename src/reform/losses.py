@@ -97,14 +97,13 @@ def contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: 
     has = partner.any(1)
     if not has.any():
         return embedding.sum() * 0.0
-    target = partner / partner.sum(1, keepdim=True).clamp(min=1)
-    if albums is not None and album_share > 0:
-        mate = (albums[:, None] == albums[None, :]) & ~partner & ~self_pair
-        with_mates = mate.any(1, keepdim=True)
-        target = torch.where(with_mates, (1 - album_share) * target
-                             + album_share * mate / mate.sum(1, keepdim=True).clamp(min=1), target)
-    per_window = -(log_prob.masked_fill(target == 0, 0.0) * target).sum(1)[has]
-    return per_window.mean()
+    if albums is None or album_share == 0:
+        return (-(log_prob.masked_fill(~partner, 0.0)).sum(1)[has] / partner.sum(1)[has]).mean()
+    own = partner / partner.sum(1, keepdim=True).clamp(min=1)
+    mate = (albums[:, None] == albums[None, :]) & ~partner & ~self_pair
+    target = torch.where(mate.any(1, keepdim=True),
+                         (1 - album_share) * own + album_share * mate / mate.sum(1, keepdim=True).clamp(min=1), own)
+    return (-(log_prob.masked_fill(target == 0, 0.0) * target).sum(1)[has]).mean()
 
 
 def debiased_contrastive_loss(embedding: torch.Tensor, songs: torch.Tensor, temperature: float,
