@@ -97,6 +97,9 @@ METHODS: dict[str, dict] = {
     # the learning curve: the default pretraining on a share of the training folds' songs
     "cas-pre-25": {"train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain", "fraction": 0.25},
     "cas-pre-50": {"train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain", "fraction": 0.5},
+    # ... and again with the half ranges (the default pretraining now)
+    "cas05-pre-25": {"train": CONTRAST | HALF_AUGMENT | STRIPES, "phase": "pretrain", "fraction": 0.25},
+    "cas05-pre-50": {"train": CONTRAST | HALF_AUGMENT | STRIPES, "phase": "pretrain", "fraction": 0.5},
     # the own-library protocol with the default settings: trained on the fold's own songs (no labels)
     "own-cas-pre": {"own": True, "train": CONTRAST | AUGMENT | STRIPES, "phase": "pretrain"},
     "own-cas-bank": {"own": True, "after": "own-cas-pre",
