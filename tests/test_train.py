@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -203,76 +204,57 @@ def test_a_projection_head_trains_the_contrast_and_stays_out_of_the_clustering_m
     assert all(line["contrast"] > 0 for line in logged if line["phase"] == "pretrain")
 
 
-def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
+def _two_view_term(home, cfg: TrainConfig) -> tuple[float, tuple[torch.Tensor, torch.Tensor], torch.Tensor,
+                                                     np.ndarray]:
+    """The pretraining objective's logged two-view term on its first batch of the test library,
+    with the two views' embeddings of the same inputs, the rows' songs, and every song's album id."""
     model_cfg = tiny_model_config()
     with Library(home, create=False, read_only=True) as lib:
         store, songs = lib.home.spectrograms, lib.training_songs()
         windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), model_cfg.window_frames)
     torch.manual_seed(1)
     model = PretrainAutoencoder(model_cfg).eval()      # batch norm from running statistics: repeatable
-    logged = {}
-    for prior in (0.0, 0.3):
-        cfg = TrainConfig(batch_size=4, contrast_prior=prior, precision="float32", seed=1)
-        objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser)
-        step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
-                       device_scale(windows.normaliser, torch.device("cpu")))
-        with torch.no_grad():
-            logged[prior] = objective(model, step)[1]["contrast"]
-            gen = generator(step.seed)                  # the same inputs the objective made
-            first = objective.inputs(step.x, step.mask, gen)[0]
-            second = objective.inputs(step.x2, step.mask2, gen)[0]
-            both, pairs = torch.cat(model(first, second).views), step.songs.repeat(2)
-            expected = (debiased_contrastive_loss(both, pairs, cfg.temperature, prior) if prior
-                        else contrastive_loss(both, pairs, cfg.temperature))
-        assert logged[prior] == pytest.approx(expected.item(), rel=1e-5)
-    assert logged[0.3] != pytest.approx(logged[0.0], rel=1e-3)
-
-
-def test_the_album_share_reaches_the_pretraining_contrast_from_the_album_tags(home):
-    model_cfg = tiny_model_config()
-    with Library(home, create=False, read_only=True) as lib:
-        store, songs = lib.home.spectrograms, lib.training_songs()
-        windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), model_cfg.window_frames)
     albums = album_ids(songs)
-    assert len(set(albums.tolist())) == 2                  # Sines and Hiss
-    torch.manual_seed(1)
-    model = PretrainAutoencoder(model_cfg).eval()
-    logged = {}
-    for share in (0.0, 0.4):
-        cfg = TrainConfig(batch_size=5, album_share=share, precision="float32", seed=1)
-        objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser, albums=albums)
-        step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
-                       device_scale(windows.normaliser, torch.device("cpu")))
-        with torch.no_grad():
-            logged[share] = objective(model, step)[1]["contrast"]
-            gen = generator(step.seed)
-            first = objective.inputs(step.x, step.mask, gen)[0]
-            second = objective.inputs(step.x2, step.mask2, gen)[0]
-            both, pairs = torch.cat(model(first, second).views), step.songs.repeat(2)
-            expected = contrastive_loss(both, pairs, cfg.temperature, torch.from_numpy(albums)[pairs], share)
-        assert logged[share] == pytest.approx(expected.item(), rel=1e-5)
-    assert logged[0.4] != pytest.approx(logged[0.0], rel=1e-3)
-
-
-def test_vicreg_takes_the_place_of_the_song_contrast(home):
-    model_cfg = tiny_model_config()
-    with Library(home, create=False, read_only=True) as lib:
-        store, songs = lib.home.spectrograms, lib.training_songs()
-        windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), model_cfg.window_frames)
-    torch.manual_seed(1)
-    model = PretrainAutoencoder(model_cfg).eval()
-    cfg = TrainConfig(batch_size=5, contrast_loss="vicreg", precision="float32", seed=1)
-    objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser)
+    objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser, albums=albums)
     assert objective.views == 2
     step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
                    device_scale(windows.normaliser, torch.device("cpu")))
     with torch.no_grad():
         logged = objective(model, step)[1]["contrast"]
-        gen = generator(step.seed)
+        gen = generator(step.seed)                      # the same inputs the objective made
         first = objective.inputs(step.x, step.mask, gen)[0]
         second = objective.inputs(step.x2, step.mask2, gen)[0]
-        expected = vicreg_loss(*model(first, second).views)
-    assert logged == pytest.approx(expected.item(), rel=1e-5)
+        return logged, model(first, second).views, step.songs, albums
+
+
+def test_a_contrast_prior_makes_the_pretraining_contrast_the_debiased_one(home):
+    logged = {}
+    for prior in (0.0, 0.3):
+        cfg = TrainConfig(batch_size=4, contrast_prior=prior, precision="float32", seed=1)
+        logged[prior], views, songs, _ = _two_view_term(home, cfg)
+        both, pairs = torch.cat(views), songs.repeat(2)
+        expected = (debiased_contrastive_loss(both, pairs, cfg.temperature, prior) if prior
+                    else contrastive_loss(both, pairs, cfg.temperature))
+        assert logged[prior] == pytest.approx(expected.item(), rel=1e-5)
+    assert logged[0.3] != pytest.approx(logged[0.0], rel=1e-3)
+
+
+def test_the_album_share_reaches_the_pretraining_contrast_from_the_album_tags(home):
+    logged = {}
+    for share in (0.0, 0.4):
+        cfg = TrainConfig(batch_size=5, album_share=share, precision="float32", seed=1)
+        logged[share], views, songs, albums = _two_view_term(home, cfg)
+        assert len(set(albums.tolist())) == 2          # Sines and Hiss
+        pairs = songs.repeat(2)
+        expected = contrastive_loss(torch.cat(views), pairs, cfg.temperature, torch.from_numpy(albums)[pairs], share)
+        assert logged[share] == pytest.approx(expected.item(), rel=1e-5)
+    assert logged[0.4] != pytest.approx(logged[0.0], rel=1e-3)
+
+
+def test_vicreg_takes_the_place_of_the_song_contrast(home):
+    cfg = TrainConfig(batch_size=5, contrast_loss="vicreg", precision="float32", seed=1)
+    logged, views, _, _ = _two_view_term(home, cfg)
+    assert logged == pytest.approx(vicreg_loss(*views).item(), rel=1e-5)
 
 
 def test_weight_decay_shrinks_the_weights_and_spares_biases_and_batch_norm():
