@@ -174,6 +174,9 @@ METHODS: dict[str, dict] = {
     # VICReg in place of the song contrast: the two views kept alike, no song pushed away
     "cas05-vicreg-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_loss": "vicreg"},
                          "phase": "pretrain"},
+    # ... on a 512-number projection head above the embedding (VICReg's expander)
+    "cas05-vicreg-head-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_loss": "vicreg"},
+                              "model": {"projection_dim": 512}, "phase": "pretrain"},
     # the default pretraining's three seeds side by side (each song vector the three models' mean+std)
     "ens-seeds3-pre": {"ensemble": ["cas-aug05-pre", "cas05-seed1-pre", "cas05-seed2-pre"]},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
