@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -65,10 +64,7 @@ class _Float32Arrays(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         b = self.windows.load(self.plans[i])
-        return dataclasses.replace(b, x=self._normalised(b.x, b.mask), x2=self._normalised(b.x2, b.mask2))
-
-    def _normalised(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return np.where(mask > 0, self.windows.normaliser.apply(x)[:, None], np.float32(0))
+        return dataclasses.replace(b, x=self.windows.normalised(b.x, b.mask), x2=self.windows.normalised(b.x2, b.mask2))
 
 
 class _SharedTensors(_Float32Arrays):

@@ -182,7 +182,12 @@ class Windows:
     def _batch(self, picks: list[tuple[int, int]], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Normalised windows (B, 1, M, T) float32, zero on padding, and their masks."""
         x, mask = self._read(picks, self._starts(picks, rng))
-        return np.where(mask > 0, self.normaliser.apply(x)[:, None], np.float32(0.0)), mask
+        return self.normalised(x, mask), mask
+
+    def normalised(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Windows as stored (B, T, M) -> normalised (B, 1, M, T) float32, zero on padding, in
+        numpy (a training step does the same in torch on its device: loader.Step)."""
+        return np.where(mask > 0, self.normaliser.apply(x)[:, None], np.float32(0.0))
 
     def _frames(self, picks: list[tuple[int, int]], starts: list[int]) -> int:
         """Real (unpadded) frames of these windows."""

@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .dataset import Normaliser
 from .device import autocast
 from .distributed import Group
-from .loader import Step
+from .loader import Step, device_scale
 from .losses import (aux_weights, bank_loss, cluster_loss, contrastive_loss, debiased_contrastive_loss,
                      masked_mse, pretrain_loss, vicreg_loss)
 from .model import ClusterAutoencoder, PretrainAutoencoder
@@ -39,8 +39,7 @@ class _Inputs:
 
     def __init__(self, cfg: TrainConfig, normaliser: Normaliser, device: torch.device):
         self.augment = cfg.augment
-        self.mean, self.std = (torch.from_numpy(np.asarray(a, np.float32)).to(device)
-                               for a in (normaliser.mean, normaliser.std))
+        self.mean, self.std = device_scale(normaliser, device)
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator, rows: Rows | None = None,
                  background: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
