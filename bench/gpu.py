@@ -8,10 +8,12 @@ Prints, measured in one run on the machine it runs on:
 * the TFLOP/s achieved by the pretraining step and its share of a large bfloat16
   matrix product measured on the same device (the practical peak);
 * windows/s of the data pipeline (planned batches read from the memory-mapped store by
-  loader workers) and of the whole training loop, as a share of the model-only step;
+  loader workers) and of the whole training loop, as a share of the model-only step, for
+  each number of workers asked for; beside it the same loop on one batch kept on the device
+  (no loading at all), and the loop reading every loss term each step, as it did before;
 * a short real training run (both phases, a few epochs) on a scanned library.
 
-    python bench/gpu.py --home LIBRARY_HOME [--device cuda] [--workers 4] [--epochs 3]
+    python bench/gpu.py --home LIBRARY_HOME [--device cuda] [--workers 4 8] [--epochs 3]
 
 On a machine without a GPU, ``--device cpu --quick`` runs every part with small sizes.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 import tempfile
 import time
@@ -109,6 +112,35 @@ def inference(cfg: ModelConfig, device: torch.device, batch: int, reps: int) -> 
     return batch / timed(run, device, reps)
 
 
+class ReadEveryStep:
+    """The objective as the loop ran it before: every loss term read on the CPU each step,
+    which makes the CPU wait for the device to finish the step."""
+
+    def __init__(self, objective: PretrainObjective):
+        self.objective = objective
+
+    def __call__(self, model: torch.nn.Module, step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, terms = self.objective(model, step)
+        return loss, {name: torch.tensor(value.item()) for name, value in terms.items()}
+
+    def after_step(self) -> None:
+        self.objective.after_step()
+
+
+def loop_speed(cfg: ModelConfig, device: torch.device, objective, batches) -> float:
+    """Windows/s of ``run_epoch`` over ``batches`` (a callable giving a fresh iterator) after
+    a warm-up epoch over the first two."""
+    torch.manual_seed(0)
+    model = PretrainAutoencoder(cfg).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    run_epoch(model, opt, itertools.islice(batches(), 2), objective, lambda n: None)
+    sync(device)
+    start = time.perf_counter()
+    _, seen = run_epoch(model, opt, batches(), objective, lambda n: None)
+    sync(device)
+    return seen / (time.perf_counter() - start)
+
+
 def matmul_peak(device: torch.device, n: int, reps: int) -> float:
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
@@ -119,14 +151,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", required=True, help="a scanned library (a few dozen songs are enough)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--workers", type=int, default=None, help="loader workers (default: 4 on a GPU)")
+    parser.add_argument("--workers", type=int, nargs="+", default=None,
+                        help="loader workers, one loop measured for each (default: 4 on a GPU)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per phase of the real training run")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script on a CPU")
     args = parser.parse_args()
     device = resolve(args.device)
     cfg = ModelConfig()
     big, infer_batch, reps = (8, 16, 1) if args.quick else (512, 2048, 10)
-    workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else 4)
+    counts = args.workers if args.workers is not None else [0 if device.type == "cpu" else 4]
     print(f"device: {describe(device)}; torch {torch.__version__}\n")
 
     small = 4 if args.quick else 32
@@ -144,25 +177,22 @@ def main() -> None:
         # (reconstruction only); the real run below trains with the default settings
         recon = dataclasses.replace(TrainConfig(), **PRESETS["recon"])
         objective = PretrainObjective(recon, cfg.n_layers - 1, windows.normaliser, device)
-        plan = windows.pretrain_plan(0, 1, 32, objective.views)
+        plan = windows.pretrain_plan(0, 1, small, objective.views)
         per_plan = sum(len(p.picks) for p in plan)
         # enough windows that starting the loader workers does not decide the figure
         plans = plan * (1 if args.quick else max(4, -(-8192 // per_plan)))
-        start = time.perf_counter()
-        n = sum(len(s) for s in steps(windows, plans, device, workers))
-        sync(device)
-        data = n / (time.perf_counter() - start)
-
-        torch.manual_seed(0)
-        model = PretrainAutoencoder(cfg).to(device, memory_format=torch.channels_last)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
-        run_epoch(model, opt, steps(windows, plans[:2], device, workers), objective,
-                  lambda n: None)                                              # warm-up
-        sync(device)
-        start = time.perf_counter()
-        _, seen = run_epoch(model, opt, steps(windows, plans, device, workers), objective, lambda n: None)
-        sync(device)
-        loop = seen / (time.perf_counter() - start)
+        loops = []
+        for workers in counts:
+            start = time.perf_counter()
+            n = sum(len(s) for s in steps(windows, plans, device, workers))
+            sync(device)
+            data = n / (time.perf_counter() - start)
+            loop = loop_speed(cfg, device, objective, lambda: steps(windows, plans, device, workers))
+            loops.append((workers, data, loop))
+        before = loop_speed(cfg, device, ReadEveryStep(objective), lambda: steps(windows, plans, device, counts[-1]))
+        resident = next(steps(windows, plans[:1], device))
+        on_device = loop_speed(cfg, device, objective, lambda: itertools.repeat(resident, len(plans)))
+        workers = counts[-1]
 
         with tempfile.TemporaryDirectory() as folder:
             trainer = Trainer(lib.home.spectrograms, songs, Path(folder) / "run", model_cfg=cfg,
@@ -174,6 +204,9 @@ def main() -> None:
             real = time.perf_counter() - start
         windows_real = sum(h["windows"] for h in result.history if h.get("epoch"))
 
+    def share(speed: float) -> str:
+        return f"{speed / step32:.0%} of the model-only step" if not args.quick else "(--quick: not comparable)"
+
     print(table(["what", "windows/s", "note"], [
         [f"pretraining step, batch {small}", f"{step32:.0f}", f"{step32 * flops / 1e12:.2f} TFLOP/s"],
         [f"pretraining step, batch {big}", f"{step_big:.0f}",
@@ -181,9 +214,13 @@ def main() -> None:
         ["clustering step, one-song batch of 16", f"{step_cluster:.0f}", ""],
         [f"inference encoder (batch norm folded), batch {infer_batch}", f"{infer:.0f}",
          f"about {infer / 60:.0f} songs/s at 60 windows per song"],
-        [f"data pipeline, {workers} loader workers", f"{data:.0f}", f"{data / step32:.1f}x the batch-{small} step"],
-        ["whole pretraining loop, batch 32", f"{loop:.0f}",
-         f"{loop / step32:.0%} of the model-only step" if not args.quick else "(--quick: not comparable)"],
+        *[row for workers, data, loop in loops for row in (
+            [f"data pipeline, {workers} loader workers", f"{data:.0f}", f"{data / step32:.1f}x the batch-{small} step"],
+            [f"whole pretraining loop, batch {small}, {workers} workers", f"{loop:.0f}", share(loop)])],
+        [f"the loop on one batch kept on the device (no loading), batch {small}", f"{on_device:.0f}",
+         share(on_device)],
+        [f"the loop reading every loss term each step (before), {counts[-1]} workers", f"{before:.0f}",
+         share(before)],
         [f"real training, {len(songs)} songs, both phases, {args.epochs} epochs each",
          f"{windows_real / real:.0f}", f"{real:.0f} s in all (default settings: two views per window)"],
     ]))

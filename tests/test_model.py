@@ -34,6 +34,7 @@ def test_aux_losses_count_k_minus_1():
     total, terms = pretrain_loss(model(x), x, mask, aux_weights(0.5, cfg.n_layers - 1))
     aux = [k for k in terms if k.startswith("aux")]
     assert len(aux) == cfg.n_layers - 1 == 2
+    terms = {name: value.item() for name, value in terms.items()}
     assert terms["total"] == pytest.approx(terms["main"] + 0.5 * sum(terms[k] for k in aux), rel=1e-5)
     with pytest.raises(ValueError, match="auxiliary"):
         aux_weights([1.0], 2)

@@ -220,7 +220,7 @@ def _two_view_term(home, cfg: TrainConfig) -> tuple[float, tuple[torch.Tensor, t
     step = Step.of(windows.load(windows.pretrain_plan(1, 1, cfg.batch_size, objective.views)[0]),
                    device_scale(windows.normaliser, torch.device("cpu")))
     with torch.no_grad():
-        logged = objective(model, step)[1]["contrast"]
+        logged = objective(model, step)[1]["contrast"].item()
         gen = generator(step.seed)                      # the same inputs the objective made
         first = objective.inputs(step.x, step.mask, gen)[0]
         second = objective.inputs(step.x2, step.mask2, gen)[0]

@@ -162,9 +162,11 @@ def hide_stripes(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
         return x
     rows = rows or Rows(len(x))
     n, (_, _, bands, frames) = rows.total, x.shape
-    hidden = torch.zeros(n, 1, bands, frames, dtype=torch.bool)
+    # the stripes are drawn on the CPU generator and cross to x's device as (B, T) and (B, M)
+    # masks; the full (B, 1, M, T) mask is only ever made there
+    hidden = torch.zeros(len(x), 1, bands, frames, dtype=torch.bool, device=x.device)
     if cfg.stripe_frames > 0:
-        hidden |= _stripes(n, frames, cfg.stripe_frames, cfg.stripes, gen)[:, None, None, :]
+        hidden |= _stripes(n, frames, cfg.stripe_frames, cfg.stripes, gen)[rows.rows].to(x.device)[:, None, None, :]
     if cfg.stripe_bins > 0:
-        hidden |= _stripes(n, bands, cfg.stripe_bins, cfg.stripes, gen)[:, None, :, None]
-    return x.masked_fill(hidden[rows.rows].to(x.device), 0.0)
+        hidden |= _stripes(n, bands, cfg.stripe_bins, cfg.stripes, gen)[rows.rows].to(x.device)[:, None, :, None]
+    return x.masked_fill(hidden, 0.0)

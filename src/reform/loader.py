@@ -5,16 +5,16 @@ On the CPU the model step is a hundred times slower than reading windows
 step is fast enough that reading must overlap it: worker processes read planned
 batches (:class:`reform.dataset.BatchPlan`) from the memory-mapped store while the
 GPU trains.  A batch carries its windows as the store keeps them (float16 dB): workers hand
-them over in shared memory, they cross to the card through pinned memory with non-blocking
-copies, and the card normalises them, so the training process only moves half the bytes
-that normalised float32 would take (bench/train.py compares the two).
+them over in shared memory, the DataLoader's own thread pins them, they cross to the card
+with non-blocking copies and the card normalises them, so the training process only moves
+half the bytes that normalised float32 would take (bench/train.py compares the two).
 A batch depends only on its plan, so the result is the same with any number of
 workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -54,7 +54,9 @@ class Step:
             if a is None:
                 return None
             t = torch.as_tensor(a)
-            return t.pin_memory().to(device, non_blocking=True) if gpu else t
+            if not gpu:
+                return t
+            return (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
 
         def view(x: np.ndarray | torch.Tensor | None,
                  mask: np.ndarray | torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -80,19 +82,36 @@ def device_scale(normaliser: Normaliser, device: torch.device) -> tuple[torch.Te
     return tuple(torch.as_tensor(a, dtype=torch.float32, device=device) for a in (normaliser.mean, normaliser.std))
 
 
-def _as_is(batch: Batch) -> Batch:
-    return batch
+def _each_array(batch: Batch, fn: Callable) -> Batch:
+    """The batch with ``fn`` applied to each of its arrays."""
+    def apply(a):
+        return None if a is None else fn(a)
+
+    return replace(batch, x=apply(batch.x), mask=apply(batch.mask), songs=apply(batch.songs),
+                   x2=apply(batch.x2), mask2=apply(batch.mask2),
+                   backgrounds=tuple((apply(x), apply(m)) for x, m in batch.backgrounds))
 
 
 def shared_batch(batch: Batch) -> Batch:
     """The batch's arrays as tensors, which a worker hands over in shared memory (numpy
     arrays would be pickled and copied through a pipe)."""
-    def tensor(a: np.ndarray | None) -> torch.Tensor | None:
-        return None if a is None else torch.from_numpy(a)
+    return _each_array(batch, torch.from_numpy)
 
-    return replace(batch, x=tensor(batch.x), mask=tensor(batch.mask), songs=tensor(batch.songs),
-                   x2=tensor(batch.x2), mask2=tensor(batch.mask2),
-                   backgrounds=tuple((tensor(x), tensor(m)) for x, m in batch.backgrounds))
+
+@dataclass
+class _Handed:
+    """A worker's batch as the DataLoader passes it on.  For a GPU the DataLoader's own
+    thread calls :meth:`pin_memory`, so the batch arrives pinned and the training process
+    only starts its copies to the card."""
+
+    batch: Batch
+
+    def pin_memory(self) -> _Handed:
+        return _Handed(_each_array(self.batch, torch.Tensor.pin_memory))
+
+
+def _as_is(handed: _Handed) -> _Handed:
+    return handed
 
 
 class _Planned(torch.utils.data.Dataset):
@@ -102,8 +121,8 @@ class _Planned(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.plans)
 
-    def __getitem__(self, i: int) -> Batch:
-        return shared_batch(self.windows.load(self.plans[i]))
+    def __getitem__(self, i: int) -> _Handed:
+        return _Handed(shared_batch(self.windows.load(self.plans[i])))
 
 
 def default_workers(device: torch.device) -> int:
@@ -123,6 +142,7 @@ def steps(windows: Windows, plans: list[BatchPlan], device: torch.device,
         return
     loader = torch.utils.data.DataLoader(_Planned(windows, plans), batch_size=None, shuffle=False,
                                          num_workers=workers, collate_fn=_as_is,
+                                         pin_memory=device.type == "cuda",
                                          prefetch_factor=4, persistent_workers=False)
-    for batch in loader:
-        yield Step.of(batch, scale, device)
+    for handed in loader:
+        yield Step.of(handed.batch, scale, device)

@@ -34,21 +34,23 @@ def aux_weights(weight: float | Sequence[float], n_aux: int) -> list[float]:
 
 
 def pretrain_loss(out: PretrainOutput, x: torch.Tensor, mask: torch.Tensor,
-                  weights: Sequence[float]) -> tuple[torch.Tensor, dict[str, float]]:
+                  weights: Sequence[float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """MSE of the main decoder plus the weighted MSE of every auxiliary decoder.
 
-    Returns the total (for backward) and every term as a float, named ``main``,
-    ``aux1``..``aux{K-1}`` and ``total``.
+    Returns the total (for backward) and every term detached, named ``main``,
+    ``aux1``..``aux{K-1}`` and ``total``: 0-d tensors on the model's device, which the
+    training loop reads once per epoch (reading one every step would make the CPU wait
+    for a GPU to finish the step before it could prepare the next).
     """
     *aux, main = out.reconstructions
     main_loss = masked_mse(main, x, mask)
     total = main_loss
-    terms = {"main": main_loss.item()}
+    terms = {"main": main_loss.detach()}
     for k, (recon, w) in enumerate(zip(aux, weights, strict=True), start=1):
         loss = masked_mse(recon, x, mask)
-        terms[f"aux{k}"] = loss.item()
+        terms[f"aux{k}"] = loss.detach()
         total = total + w * loss
-    terms["total"] = total.item()
+    terms["total"] = total.detach()
     return total, terms
 
 

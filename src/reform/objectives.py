@@ -66,7 +66,7 @@ class PretrainObjective:
         self.views = 2 if cfg.contrast_weight > 0 else 1
         self.backgrounds = cfg.mix > 0   # the plans must read other songs' windows to mix in
 
-    def __call__(self, model: PretrainAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, model: PretrainAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gen = generator(step.seed)
         background = step.backgrounds or (None, None)
         x_in, target = self.inputs(step.x, step.mask, gen, step.rows, background[0])
@@ -80,8 +80,8 @@ class PretrainObjective:
             contrast = self._contrast(*out.views, step)
             total = total + self.cfg.contrast_weight * contrast
             loss = loss + (self.group.world * self.cfg.contrast_weight) * contrast
-            terms["contrast"] = contrast.item()
-            terms["total"] = total.item()
+            terms["contrast"] = contrast.detach()
+            terms["total"] = total.detach()
         return loss, terms
 
     def _contrast(self, z: torch.Tensor, z2: torch.Tensor, step: Step) -> torch.Tensor:
@@ -114,7 +114,7 @@ class ClusterObjective:
         self.inputs = _Inputs(cfg, normaliser, device)
         self._pending: list[tuple[int, torch.Tensor]] = []   # (song, its batch's embeddings)
 
-    def __call__(self, model: ClusterAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, model: ClusterAutoencoder, step: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x_in, target = self.inputs(step.x, step.mask, generator(step.seed))
         with autocast(self.device, self.cfg.precision):
             out = model(x_in)
@@ -129,7 +129,7 @@ class ClusterObjective:
         total = recon + self.cfg.cluster_weight * cluster
         scale = self.group.world * step.share
         return total * scale if scale != 1 else total, \
-            {"main": recon.item(), "cluster": cluster.item(), "total": total.item()}
+            {"main": recon.detach(), "cluster": cluster.detach(), "total": total.detach()}
 
     def after_step(self) -> None:
         """Refresh the bank vectors of the step's songs, every process's in the step's order

@@ -112,10 +112,13 @@ def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches:
               group: Group | None = None, average: WeightAverage | None = None) -> tuple[dict, int]:
     """One pass over ``batches``, ``per_step`` of them per optimizer step (each folded into
     ``average`` if given); returns the mean of every loss term over the windows of every
-    process, and their count."""
+    process, and their count.
+
+    The terms are summed where the model is and read once, at the end: a GPU then runs
+    behind the CPU, which prepares the next batches while the card trains on this one."""
     group = group or Group()
     model.train()
-    totals: dict[str, float] = {}
+    totals: dict[str, torch.Tensor] = {}
     seen = 0
     for i, step in enumerate(batches):
         last = (i + 1) % per_step == 0
@@ -130,10 +133,12 @@ def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches:
             if average is not None:
                 average.update()
         for name, value in terms.items():
-            totals[name] = totals.get(name, 0.0) + value * len(step)
+            weighted = value.double() * len(step)
+            totals[name] = totals[name] + weighted if name in totals else weighted
         seen += len(step)
         on_batch(len(step) * group.world)
-    *sums, seen = group.sum([*totals.values(), seen])
+    local = torch.stack(list(totals.values())).tolist() if totals else []
+    *sums, seen = group.sum([*local, seen])
     return {name: value / max(seen, 1) for name, value in zip(totals, sums, strict=True)}, int(seen)
 
 
