@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -35,7 +36,7 @@ from common import table  # noqa: E402
 
 from reform import Library  # noqa: E402
 from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
-from reform.dataset import Windows, fit_normaliser  # noqa: E402
+from reform.dataset import BatchPlan, Windows, fit_normaliser  # noqa: E402
 from reform.device import autocast, describe, resolve  # noqa: E402
 from reform.loader import steps  # noqa: E402
 from reform.losses import aux_weights, cluster_loss, masked_mse, pretrain_loss  # noqa: E402
@@ -127,6 +128,16 @@ class ReadEveryStep:
         self.objective.after_step()
 
 
+def full_batches(windows: Windows, size: int, count: int, views: int) -> list[BatchPlan]:
+    """``count`` planned batches of exactly ``size`` (song, channel) picks, drawn at random: a
+    library with fewer channels than ``size`` repeats them (at other random places), so the
+    loop trains at the batch size the model-only step is timed at (one pass of a small
+    library would be one smaller batch)."""
+    rng = np.random.default_rng(0)
+    return [BatchPlan(tuple(windows.examples[j] for j in rng.integers(len(windows.examples), size=size)),
+                      (0, 0, 0, b), views) for b in range(count)]
+
+
 def loop_speed(cfg: ModelConfig, device: torch.device, objective, batches) -> float:
     """Windows/s of ``run_epoch`` over ``batches`` (a callable giving a fresh iterator) after
     a warm-up epoch over the first two."""
@@ -177,10 +188,8 @@ def main() -> None:
         # (reconstruction only); the real run below trains with the default settings
         recon = dataclasses.replace(TrainConfig(), **PRESETS["recon"])
         objective = PretrainObjective(recon, cfg.n_layers - 1, windows.normaliser, device)
-        plan = windows.pretrain_plan(0, 1, small, objective.views)
-        per_plan = sum(len(p.picks) for p in plan)
         # enough windows that starting the loader workers does not decide the figure
-        plans = plan * (1 if args.quick else max(4, -(-8192 // per_plan)))
+        plans = full_batches(windows, small, 4 if args.quick else max(8, -(-8192 // small)), objective.views)
         loops = []
         for workers in counts:
             start = time.perf_counter()
@@ -221,7 +230,7 @@ def main() -> None:
          share(on_device)],
         [f"the loop reading every loss term each step (before), {counts[-1]} workers", f"{before:.0f}",
          share(before)],
-        [f"real training, {len(songs)} songs, both phases, {args.epochs} epochs each",
+        [f"real training, {len(songs)} songs ({len(windows.examples)} channels), both phases, {args.epochs} epochs each",
          f"{windows_real / real:.0f}", f"{real:.0f} s in all (default settings: two views per window)"],
     ]))
     print(f"\nbfloat16 matmul peak measured on this device: {peak:.1f} TFLOP/s; "
