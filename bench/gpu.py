@@ -197,7 +197,14 @@ def main() -> None:
             sync(device)
             data = n / (time.perf_counter() - start)
             loop = loop_speed(cfg, device, objective, lambda: steps(windows, plans, device, workers))
-            loops.append((workers, data, loop))
+            loops.append((f"{workers} loader workers", data, loop))
+        for name, kwargs in (("in the training process", {}), ("one reading thread", {"thread": True})):
+            start = time.perf_counter()
+            n = sum(len(s) for s in steps(windows, plans, device, **kwargs))
+            sync(device)
+            data = n / (time.perf_counter() - start)
+            loop = loop_speed(cfg, device, objective, lambda: steps(windows, plans, device, **kwargs))
+            loops.append((name, data, loop))
         before = loop_speed(cfg, device, ReadEveryStep(objective), lambda: steps(windows, plans, device, counts[-1]))
         resident = next(steps(windows, plans[:1], device))
         on_device = loop_speed(cfg, device, objective, lambda: itertools.repeat(resident, len(plans)))
@@ -223,9 +230,9 @@ def main() -> None:
         ["clustering step, one-song batch of 16", f"{step_cluster:.0f}", ""],
         [f"inference encoder (batch norm folded), batch {infer_batch}", f"{infer:.0f}",
          f"about {infer / 60:.0f} songs/s at 60 windows per song"],
-        *[row for workers, data, loop in loops for row in (
-            [f"data pipeline, {workers} loader workers", f"{data:.0f}", f"{data / step32:.1f}x the batch-{small} step"],
-            [f"whole pretraining loop, batch {small}, {workers} workers", f"{loop:.0f}", share(loop)])],
+        *[row for reader, data, loop in loops for row in (
+            [f"data pipeline, {reader}", f"{data:.0f}", f"{data / step32:.1f}x the batch-{small} step"],
+            [f"whole pretraining loop, batch {small}, {reader}", f"{loop:.0f}", share(loop)])],
         [f"the loop on one batch kept on the device (no loading), batch {small}", f"{on_device:.0f}",
          share(on_device)],
         [f"the loop reading every loss term each step (before), {counts[-1]} workers", f"{before:.0f}",

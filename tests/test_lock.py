@@ -52,6 +52,34 @@ def test_a_killed_holder_frees_the_lock(tmp_path):
         pass
 
 
+def _signal_then_sleep(running) -> None:
+    running.set()
+    time.sleep(60)
+
+
+def test_a_child_forked_while_holding_does_not_keep_the_home_locked(tmp_path):
+    """A training's loader workers are forked while it holds the lock and may outlive its release."""
+    import multiprocessing
+
+    lock = WriterLock(tmp_path)
+    lock.acquire("train")
+    fork = multiprocessing.get_context("fork")
+    running = fork.Event()
+    child = fork.Process(target=_signal_then_sleep, args=(running,))
+    child.start()
+    try:
+        assert running.wait(30)           # the child is past its fork
+        lock.release()
+        assert child.is_alive()
+        other = WriterLock(tmp_path)
+        other.acquire("scan")            # a copy of the descriptor in the child would refuse this
+        assert other.holder().task == "scan"
+        other.release()
+    finally:
+        child.kill()
+        child.join()
+
+
 def test_library_writers_take_the_lock(tmp_path, music):
     with Library(tmp_path / "home") as lib:
         lib.scan(music, jobs=1)

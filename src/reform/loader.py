@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .ahead import read_ahead
 from .augment import Rows
 from .dataset import Batch, BatchPlan, Normaliser, Windows
 
@@ -132,10 +133,20 @@ def default_workers(device: torch.device) -> int:
     return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
 
 
+def _read_pinned(windows: Windows, plans: list[BatchPlan], pin: bool) -> Iterator[Batch]:
+    for plan in plans:
+        batch = shared_batch(windows.load(plan))
+        yield _each_array(batch, torch.Tensor.pin_memory) if pin else batch
+
+
 def steps(windows: Windows, plans: list[BatchPlan], device: torch.device,
-          workers: int = 0) -> Iterator[Step]:
+          workers: int = 0, thread: bool = False) -> Iterator[Step]:
     """The planned batches, in plan order, as Steps on ``device``."""
     scale = device_scale(windows.normaliser, device)
+    if thread:
+        for batch in read_ahead(_read_pinned(windows, plans, device.type == "cuda"), 4, "reform-batches"):
+            yield Step.of(batch, scale, device)
+        return
     if workers == 0:
         for plan in plans:
             yield Step.of(windows.load(plan), scale, device)

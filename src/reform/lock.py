@@ -8,6 +8,11 @@ task and start time into it, so a second writer is refused with a message naming
 the first.  The kernel drops the lock when its process ends, however it ends
 (``kill -9`` included): a stale lock never needs cleaning up.  Readers (queries,
 the page, evaluation) never take it.
+
+A process forked while it holds the lock (a training's loader workers, a scan's
+workers) closes its copy of the descriptor at once: ``flock`` belongs to the open
+file, so a copy would keep the home locked after its parent let go, until the last
+worker had shut down (a training stopped with Ctrl-C left the home busy for seconds).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import fcntl
 import json
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +53,18 @@ def _read_holder(fd: int) -> Holder:
         return Holder(int(data["pid"]), str(data["task"]), float(data["since"]))
     except (OSError, ValueError, KeyError, TypeError):
         return Holder(None, "another process", None)  # it has not written its name yet
+
+
+_held: weakref.WeakSet[WriterLock] = weakref.WeakSet()   # the locks this process holds
+
+
+def _let_go_in_child() -> None:
+    """In a freshly forked child: close every inherited lock descriptor (the parent keeps its own)."""
+    for lock in list(_held):
+        lock._forget()
+
+
+os.register_at_fork(after_in_child=_let_go_in_child)
 
 
 class WriterLock:
@@ -91,6 +109,14 @@ class WriterLock:
         except OSError:
             pass  # a full disk must not stop the holder: others then read "another process"
         self._fd, self._depth = fd, 1
+        _held.add(self)
+
+    def _forget(self) -> None:
+        """Close this process's descriptor without unlocking (in a forked child, the parent holds on)."""
+        fd, self._fd, self._depth = self._fd, None, 0
+        _held.discard(self)
+        if fd is not None:
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is None:
@@ -99,6 +125,7 @@ class WriterLock:
         if self._depth:
             return
         fd, self._fd = self._fd, None
+        _held.discard(self)
         try:
             os.ftruncate(fd, 0)
         except OSError:
