@@ -8,12 +8,12 @@ Prints, measured in one run on the machine it runs on:
 * the TFLOP/s achieved by the pretraining step and its share of a large bfloat16
   matrix product measured on the same device (the practical peak);
 * windows/s of the data pipeline (planned batches read from the memory-mapped store by
-  loader workers) and of the whole training loop, as a share of the model-only step, for
-  each number of workers asked for; beside it the same loop on one batch kept on the device
-  (no loading at all), and the loop reading every loss term each step, as it did before;
+  the loader's reading thread) and of the whole training loop, as a share of the
+  model-only step; beside it the same loop on one batch kept on the device (no loading at
+  all), and the loop reading every loss term each step, as it did before;
 * a short real training run (both phases, a few epochs) on a scanned library.
 
-    python bench/gpu.py --home LIBRARY_HOME [--device cuda] [--workers 4 8] [--epochs 3]
+    python bench/gpu.py --home LIBRARY_HOME [--device cuda] [--epochs 3]
 
 On a machine without a GPU, ``--device cpu --quick`` runs every part with small sizes.
 """
@@ -52,8 +52,11 @@ def sync(device: torch.device) -> None:
 
 
 def timed(fn, device: torch.device, reps: int) -> float:
-    """Seconds per call of ``fn`` after one warm-up call."""
-    fn()
+    """Seconds per call of ``fn`` after as many warm-up calls: with one warm-up call and ten
+    timed ones, the H200's batch-32 step came out 10 % below a whole training loop timed
+    later in the same run (an idle card starts at a low clock)."""
+    for _ in range(reps):
+        fn()
     sync(device)
     start = time.perf_counter()
     for _ in range(reps):
@@ -162,15 +165,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", required=True, help="a scanned library (a few dozen songs are enough)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--workers", type=int, nargs="+", default=None,
-                        help="loader workers, one loop measured for each (default: 4 on a GPU)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per phase of the real training run")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script on a CPU")
     args = parser.parse_args()
     device = resolve(args.device)
     cfg = ModelConfig()
-    big, infer_batch, reps = (8, 16, 1) if args.quick else (512, 2048, 10)
-    counts = args.workers if args.workers is not None else [0 if device.type == "cpu" else 4]
+    big, infer_batch, reps = (8, 16, 1) if args.quick else (512, 2048, 30)
     print(f"device: {describe(device)}; torch {torch.__version__}\n")
 
     small = 4 if args.quick else 32
@@ -188,33 +188,22 @@ def main() -> None:
         # (reconstruction only); the real run below trains with the default settings
         recon = dataclasses.replace(TrainConfig(), **PRESETS["recon"])
         objective = PretrainObjective(recon, cfg.n_layers - 1, windows.normaliser, device)
-        # enough windows that starting the loader workers does not decide the figure
+        # enough windows that the first batches do not decide the figure
         plans = full_batches(windows, small, 4 if args.quick else max(8, -(-8192 // small)), objective.views)
-        loops = []
-        for workers in counts:
-            start = time.perf_counter()
-            n = sum(len(s) for s in steps(windows, plans, device, workers))
-            sync(device)
-            data = n / (time.perf_counter() - start)
-            loop = loop_speed(cfg, device, objective, lambda: steps(windows, plans, device, workers))
-            loops.append((f"{workers} loader workers", data, loop))
-        for name, kwargs in (("in the training process", {}), ("one reading thread", {"thread": True})):
-            start = time.perf_counter()
-            n = sum(len(s) for s in steps(windows, plans, device, **kwargs))
-            sync(device)
-            data = n / (time.perf_counter() - start)
-            loop = loop_speed(cfg, device, objective, lambda: steps(windows, plans, device, **kwargs))
-            loops.append((name, data, loop))
-        before = loop_speed(cfg, device, ReadEveryStep(objective), lambda: steps(windows, plans, device, counts[-1]))
+        start = time.perf_counter()
+        n = sum(len(s) for s in steps(windows, plans, device))
+        sync(device)
+        data = n / (time.perf_counter() - start)
+        loop = loop_speed(cfg, device, objective, lambda: steps(windows, plans, device))
+        before = loop_speed(cfg, device, ReadEveryStep(objective), lambda: steps(windows, plans, device))
         resident = next(steps(windows, plans[:1], device))
         on_device = loop_speed(cfg, device, objective, lambda: itertools.repeat(resident, len(plans)))
-        workers = counts[-1]
 
         with tempfile.TemporaryDirectory() as folder:
             trainer = Trainer(lib.home.spectrograms, songs, Path(folder) / "run", model_cfg=cfg,
                               train_cfg=dataclasses.replace(TrainConfig(), max_epochs=args.epochs),
                               feature_version=lib.home.spectrograms.feature_version,
-                              device=device.type, workers=workers)
+                              device=device.type)
             start = time.perf_counter()
             result = trainer.run("all")
             real = time.perf_counter() - start
@@ -230,12 +219,11 @@ def main() -> None:
         ["clustering step, one-song batch of 16", f"{step_cluster:.0f}", ""],
         [f"inference encoder (batch norm folded), batch {infer_batch}", f"{infer:.0f}",
          f"about {infer / 60:.0f} songs/s at 60 windows per song"],
-        *[row for reader, data, loop in loops for row in (
-            [f"data pipeline, {reader}", f"{data:.0f}", f"{data / step32:.1f}x the batch-{small} step"],
-            [f"whole pretraining loop, batch {small}, {reader}", f"{loop:.0f}", share(loop)])],
+        ["data pipeline (one reading thread)", f"{data:.0f}", f"{data / step32:.1f}x the batch-{small} step"],
+        [f"whole pretraining loop, batch {small}", f"{loop:.0f}", share(loop)],
         [f"the loop on one batch kept on the device (no loading), batch {small}", f"{on_device:.0f}",
          share(on_device)],
-        [f"the loop reading every loss term each step (before), {counts[-1]} workers", f"{before:.0f}",
+        ["the loop reading every loss term each step (before)", f"{before:.0f}",
          share(before)],
         [f"real training, {len(songs)} songs ({len(windows.examples)} channels), both phases, {args.epochs} epochs each",
          f"{windows_real / real:.0f}", f"{real:.0f} s in all (default settings: two views per window)"],

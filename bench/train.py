@@ -4,9 +4,6 @@ Prints, measured in one run on this machine:
 
 * windows/s of the data pipeline alone: random 640-frame windows read from the
   memory-mapped store of a scanned library, normalised and batched;
-* what loader workers (used on a GPU) cost the training process to hand a batch over:
-  float16 windows as stored, in shared memory (what they hand now; the GPU normalises),
-  against normalised float32 arrays (what they handed before), side by side;
 * windows/s of the default model's training step (forward, backward, Adam) on
   random tensors, in bfloat16 autocast and in float32, channels-last;
 * windows/s of the whole training loop (one pretraining epoch, data included; one view,
@@ -37,7 +34,7 @@ from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
 from reform.dataset import Windows, fit_normaliser  # noqa: E402
 from reform.losses import aux_weights, pretrain_loss  # noqa: E402
 from reform.model import PretrainAutoencoder, training_flops  # noqa: E402
-from reform.loader import Step, device_scale, shared_batch, steps  # noqa: E402
+from reform.loader import Step, device_scale, steps  # noqa: E402
 from reform.objectives import PretrainObjective  # noqa: E402
 from reform.train import run_epoch  # noqa: E402
 
@@ -51,42 +48,6 @@ def data_pipeline(windows: Windows, batch: int, seconds: float = 5.0) -> float:
             Step.of(batch_, scale)
             n += len(batch_.x)
     return n / (time.perf_counter() - start)
-
-
-class _Float32Arrays(torch.utils.data.Dataset):
-    """Batches as loader workers handed them before: normalised float32 numpy arrays."""
-
-    def __init__(self, windows: Windows, plans: list):
-        self.windows, self.plans = windows, plans
-
-    def __len__(self) -> int:
-        return len(self.plans)
-
-    def __getitem__(self, i: int):
-        b = self.windows.load(self.plans[i])
-        return dataclasses.replace(b, x=self.windows.normalised(b.x, b.mask), x2=self.windows.normalised(b.x2, b.mask2))
-
-
-class _SharedTensors(_Float32Arrays):
-    """Batches as loader workers hand them now (reform.loader)."""
-
-    def __getitem__(self, i: int):
-        return shared_batch(self.windows.load(self.plans[i]))
-
-
-def handover(windows: Windows, dataset: type, batch: int, workers: int, n: int = 80) -> tuple[float, float]:
-    """(CPU ms the training process spends per batch, windows/s) of receiving ``n`` two-view
-    batches from ``workers`` loader workers and copying each once (as into pinned memory for a GPU)."""
-    plans = windows.pretrain_plan(0, 2, batch, views=2)[:n]
-    batches = iter(torch.utils.data.DataLoader(dataset(windows, plans), batch_size=None, num_workers=workers,
-                                               collate_fn=lambda b: b, prefetch_factor=4))
-    next(batches)                     # the workers have started
-    count, start, cpu = 0, time.perf_counter(), time.process_time()
-    for b in batches:
-        torch.as_tensor(b.x).clone(), torch.as_tensor(b.x2).clone()
-        count += len(b.x) + len(b.x2)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - start
-    return 1000 * cpu / (len(plans) - 1), count / wall
 
 
 def model_step(cfg: ModelConfig, precision: str, batch: int, steps: int = 6) -> float:
@@ -126,7 +87,6 @@ def main() -> None:
     parser.add_argument("--home", required=True, help="a scanned library home")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--workers", type=int, default=2, help="loader workers of the handover comparison")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # the loop trains what the model step times: one view, reconstruction only (as bench/gpu.py)
@@ -136,9 +96,6 @@ def main() -> None:
         songs = lib.training_songs()
         windows = Windows(lib.home.spectrograms, songs, fit_normaliser(lib.home.spectrograms, songs))
         data = data_pipeline(windows, args.batch)
-        handed = {name: handover(windows, dataset, args.batch, args.workers)
-                  for name, dataset in (("float32 arrays (before)", _Float32Arrays),
-                                        ("float16 tensors (now)", _SharedTensors))}
         step_bf16 = model_step(cfg, "bfloat16", args.batch)
         step_fp32 = model_step(cfg, "float32", args.batch)
         model = PretrainAutoencoder(cfg).to(memory_format=torch.channels_last)
@@ -165,11 +122,6 @@ def main() -> None:
         ["float32", f"{flops / 1e9:.2f}", f"{step_fp32 * flops / 1e9:.0f}", f"{peak_fp32:.0f}",
          f"{step_fp32 * flops / 1e9 / peak_fp32:.0%}"],
     ]))
-    print()
-    (old, before), (new, now) = handed.items()
-    print(table([f"{args.workers} loader workers hand over", "training process CPU ms/batch", "windows/s", "note"], [
-        [old, f"{before[0]:.1f}", f"{before[1]:.0f}", ""],
-        [new, f"{now[0]:.1f}", f"{now[1]:.0f}", f"{now[1] / before[1]:.2f}x the windows/s"]]))
     print()
     rows = []
     for widths in [(8, 16, 32, 64, 128), (16, 32, 64, 128, 256), cfg.widths, (16, 32, 64, 128, 256, 256)]:

@@ -1,15 +1,13 @@
-"""Training batches as tensors on the model's device, read in background workers when it helps.
+"""Training batches as tensors on the model's device, read one thread ahead of the step.
 
-On the CPU the model step is a hundred times slower than reading windows
-(bench/train.py), so batches are read in the training process.  On a GPU the
-step is fast enough that reading must overlap it: worker processes read planned
-batches (:class:`reform.dataset.BatchPlan`) from the memory-mapped store while the
-GPU trains.  A batch carries its windows as the store keeps them (float16 dB): workers hand
-them over in shared memory, the DataLoader's own thread pins them, they cross to the card
-with non-blocking copies and the card normalises them, so the training process only moves
-half the bytes that normalised float32 would take (bench/train.py compares the two).
-A batch depends only on its plan, so the result is the same with any number of
-workers.
+A batch is planned before it is read (:class:`reform.dataset.BatchPlan`), so the same
+plans give the same batches whenever and wherever they are read.  A thread reads the
+planned windows from the memory-mapped store as it keeps them (float16 dB, time-major)
+while the model trains on the previous batch; for a GPU it also pins them, they cross
+to the card with non-blocking copies, half the bytes of float32, and the card
+normalises them.  Measured on an H200 (README): reading in worker processes, which this
+replaced, lost 16 % of the loop to handing batches over between processes; the thread
+trains as fast as a loop on one batch kept on the card.
 """
 
 from __future__ import annotations
@@ -93,67 +91,23 @@ def _each_array(batch: Batch, fn: Callable) -> Batch:
                    backgrounds=tuple((apply(x), apply(m)) for x, m in batch.backgrounds))
 
 
-def shared_batch(batch: Batch) -> Batch:
-    """The batch's arrays as tensors, which a worker hands over in shared memory (numpy
-    arrays would be pickled and copied through a pipe)."""
-    return _each_array(batch, torch.from_numpy)
+def _pinned(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).pin_memory()
 
 
-@dataclass
-class _Handed:
-    """A worker's batch as the DataLoader passes it on.  For a GPU the DataLoader's own
-    thread calls :meth:`pin_memory`, so the batch arrives pinned and the training process
-    only starts its copies to the card."""
-
-    batch: Batch
-
-    def pin_memory(self) -> _Handed:
-        return _Handed(_each_array(self.batch, torch.Tensor.pin_memory))
-
-
-def _as_is(handed: _Handed) -> _Handed:
-    return handed
-
-
-class _Planned(torch.utils.data.Dataset):
-    def __init__(self, windows: Windows, plans: list[BatchPlan]):
-        self.windows, self.plans = windows, plans
-
-    def __len__(self) -> int:
-        return len(self.plans)
-
-    def __getitem__(self, i: int) -> _Handed:
-        return _Handed(shared_batch(self.windows.load(self.plans[i])))
-
-
-def default_workers(device: torch.device) -> int:
-    """No workers on the CPU (reading is not the bottleneck there), a few on a GPU."""
-    import os
-
-    return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
-
-
-def _read_pinned(windows: Windows, plans: list[BatchPlan], pin: bool) -> Iterator[Batch]:
+def _read(windows: Windows, plans: list[BatchPlan], pin: bool) -> Iterator[Batch]:
     for plan in plans:
-        batch = shared_batch(windows.load(plan))
-        yield _each_array(batch, torch.Tensor.pin_memory) if pin else batch
+        batch = windows.load(plan)
+        yield _each_array(batch, _pinned) if pin else batch
 
 
-def steps(windows: Windows, plans: list[BatchPlan], device: torch.device,
-          workers: int = 0, thread: bool = False) -> Iterator[Step]:
-    """The planned batches, in plan order, as Steps on ``device``."""
+def steps(windows: Windows, plans: list[BatchPlan], device: torch.device) -> Iterator[Step]:
+    """The planned batches, in plan order, as Steps on ``device``.
+
+    One background thread reads them from the store (and pins them for a GPU) up to
+    four batches ahead of the step; numpy, the page cache and the copies run without
+    the GIL, so the thread costs the step next to nothing.
+    """
     scale = device_scale(windows.normaliser, device)
-    if thread:
-        for batch in read_ahead(_read_pinned(windows, plans, device.type == "cuda"), 4, "reform-batches"):
-            yield Step.of(batch, scale, device)
-        return
-    if workers == 0:
-        for plan in plans:
-            yield Step.of(windows.load(plan), scale, device)
-        return
-    loader = torch.utils.data.DataLoader(_Planned(windows, plans), batch_size=None, shuffle=False,
-                                         num_workers=workers, collate_fn=_as_is,
-                                         pin_memory=device.type == "cuda",
-                                         prefetch_factor=4, persistent_workers=False)
-    for handed in loader:
-        yield Step.of(handed.batch, scale, device)
+    for batch in read_ahead(_read(windows, plans, device.type == "cuda"), 4, "reform-batches"):
+        yield Step.of(batch, scale, device)

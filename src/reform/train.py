@@ -38,7 +38,7 @@ from .distributed import Group
 from .errors import ConfigError, TrainError
 from .files import json_text, write_text
 from .home import read_history
-from .loader import Step, default_workers, steps
+from .loader import Step, steps
 from .model import ClusterAutoencoder, PretrainAutoencoder
 from .objectives import ClusterObjective, PretrainObjective, fill_bank
 from .store import SpectrogramStore
@@ -230,17 +230,15 @@ class Trainer:
     init : a trained bundle to start from (fine-tuning) instead of random weights
     callback : receives progress events (epoch start, batches, epoch end); rank 0 only
     device : "auto" (a CUDA GPU when torch sees one), "cpu" or "cuda"
-    workers : processes reading batches (None: none on the CPU, a few on a GPU)
     group : the training processes (:func:`reform.distributed.session`); its device wins
     """
 
     def __init__(self, store: SpectrogramStore, songs: list[Song], folder: Path, *,
                  model_cfg: ModelConfig, train_cfg: TrainConfig, feature_version: str,
                  init: Bundle | None = None, callback: Callback | None = None,
-                 device: str = "auto", workers: int | None = None, group: Group | None = None):
+                 device: str = "auto", group: Group | None = None):
         self.group = group or Group(device=resolve_device(device))
         self.device = self.group.device
-        self.workers = default_workers(self.device) if workers is None else workers
         self.store, self.songs = store, songs
         self.files = RunFiles(Path(folder))
         self.model_cfg, self.cfg = model_cfg, shared_config(train_cfg, self.group.world)
@@ -399,7 +397,7 @@ class Trainer:
                            "windows": n_windows, "lr": state.lr, "plateaus": schedule.plateaus,
                            "max_epochs": cfg.max_epochs})
             started = time.perf_counter()
-            batches = steps(self.windows, plan(epoch), self.device, self.workers)
+            batches = steps(self.windows, plan(epoch), self.device)
             terms, seen = run_epoch(trained, optimizer, batches, objective,
                                     lambda n: self.callback({"type": "batch", "windows": n}),
                                     per_step, self.group, average)
