@@ -51,8 +51,8 @@ class Batch:
 @dataclass(frozen=True)
 class BatchPlan:
     """What one batch holds, decided before any window is read: (song, channel) picks and the
-    seed of the window positions.  A batch depends on its plan alone, so loader workers can
-    read batches in any order and a resumed run still reads exactly the same windows."""
+    seed of the window positions.  A batch depends on its plan alone, so a reading thread can
+    read batches ahead of the step and a resumed run still reads exactly the same windows."""
 
     picks: tuple[tuple[int, int], ...]
     seed: tuple[int, ...]
@@ -261,10 +261,6 @@ class Windows:
     def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[Batch]:
         """The batches of :meth:`cluster_plan`, read one after the other."""
         return (self.load(p) for p in self.cluster_plan(seed, epoch, batch_size))
-
-    def __getstate__(self) -> dict:
-        """For loader worker processes: the open memory maps are not sent, each worker reopens."""
-        return {**self.__dict__, "_maps": {}}
 
     def song_windows(self, per_song: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
         """``per_song`` random windows of every song, song by song: (index, (n, 1, M, T))."""
