@@ -325,7 +325,9 @@ def test_embedding_across_songs_in_this_process_equals_embedding_in_the_workers(
             assert lib.stale_embeddings() == 0
             vectors[across] = lib.embeddings()[1]
     assert summaries[True].embedded == summaries[False].embedded == 4
-    assert summaries[True].analysed == 4 and summaries[True].duplicates == 1
+    # the copy is analysed too, or reused when its twin's spectrogram is stored first (a race
+    # between the two workers that neither result depends on)
+    assert summaries[True].analysed + summaries[True].reused == 4 and summaries[True].duplicates == 1
     assert vectors[True].keys() == vectors[False].keys()
     for key, vector in vectors[False].items():
         np.testing.assert_allclose(vectors[True][key], vector, atol=2e-3)  # bfloat16, other batches
