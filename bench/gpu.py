@@ -53,7 +53,7 @@ def sync(device: torch.device) -> None:
 
 def timed(fn, device: torch.device, reps: int) -> float:
     """Seconds per call of ``fn`` after as many warm-up calls: with one warm-up call and ten
-    timed ones, the H200's batch-32 step came out 10 % below a whole training loop timed
+    timed ones, the H200's batch-32 step came out 10-12 % below whole training loops timed
     later in the same run (an idle card starts at a low clock)."""
     for _ in range(reps):
         fn()
@@ -225,7 +225,8 @@ def main() -> None:
          share(on_device)],
         ["the loop reading every loss term each step (before)", f"{before:.0f}",
          share(before)],
-        [f"real training, {len(songs)} songs ({len(windows.examples)} channels), both phases, {args.epochs} epochs each",
+        [f"real training, {len(songs)} songs ({len(windows.examples)} channels), both phases, "
+         f"{args.epochs} epochs each",
          f"{windows_real / real:.0f}", f"{real:.0f} s in all (default settings: two views per window)"],
     ]))
     print(f"\nbfloat16 matmul peak measured on this device: {peak:.1f} TFLOP/s; "
