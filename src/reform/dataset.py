@@ -34,7 +34,7 @@ class Batch:
     """Windows for one training step, with the song each window comes from."""
 
     x: np.ndarray                    # (B, T, M) float16 windows as stored (dB, time-major, zero on
-                                     # padding): half the bytes of float32 to hand between processes;
+                                     # padding): half the bytes of float32 to copy to a GPU;
                                      # loader.Step normalises them on the model's device
     mask: np.ndarray                 # (B, 1, 1, T) 1.0 on real frames, 0.0 on padding
     songs: np.ndarray                # (B,) index of each window's song in ``Windows.songs``

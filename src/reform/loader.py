@@ -46,16 +46,11 @@ class Step:
         """The batch on ``device``, its windows normalised there with ``scale`` (the
         normaliser's mean and std on the device, from :func:`device_scale`): the stored
         float16 crosses to a GPU, half the bytes of float32, and the card does the arithmetic."""
-        gpu = device.type == "cuda"
         mean, std = scale
 
         def move(a: np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
-            if a is None:
-                return None
-            t = torch.as_tensor(a)
-            if not gpu:
-                return t
-            return (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
+            """To ``device`` (nothing to do on the CPU); :func:`steps` has pinned a GPU's batches."""
+            return None if a is None else torch.as_tensor(a).to(device, non_blocking=True)
 
         def view(x: np.ndarray | torch.Tensor | None,
                  mask: np.ndarray | torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
