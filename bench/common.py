@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,8 +15,25 @@ REALMUSIC_DEFAULT = os.environ.get("REALMUSIC", "")
 
 def read_manifest(tsv: str | os.PathLike) -> list[dict]:
     """Rows of realmusic.tsv (path, group, duration_s, channels, sample_rate, source_package)."""
+    if not os.path.isfile(tsv):
+        raise SystemExit(f"error: no manifest at {tsv} (../shared/realmusic/fetch.sh DIR writes DIR/realmusic.tsv)")
     with open(tsv, newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))
+
+
+def run_main(main) -> None:
+    """Run a benchmark's ``main``: ReFORM's own errors (no library at the path given, a bad
+    setting) end it with their one-line message, and Ctrl-C with "interrupted" (exit code 130),
+    instead of a traceback."""
+    from reform.errors import ReformError
+
+    try:
+        main()
+    except ReformError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def link_folder(paths: list[str], folder: Path) -> Path:

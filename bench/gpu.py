@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import table  # noqa: E402
+from common import run_main, table  # noqa: E402
 
 from reform import Library  # noqa: E402
 from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
@@ -234,4 +234,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

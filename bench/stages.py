@@ -24,7 +24,7 @@ import soxr
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import read_manifest, table, warm_page_cache  # noqa: E402
+from common import read_manifest, run_main, table, warm_page_cache  # noqa: E402
 
 from reform import Library  # noqa: E402
 from reform.audio import stream  # noqa: E402
@@ -87,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import table  # noqa: E402
+from common import run_main, table  # noqa: E402
 
 from reform import Library  # noqa: E402
 from reform.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
@@ -133,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
