@@ -39,6 +39,7 @@ class Step:
     seed: tuple[int, ...] = ()
     rows: Rows | None = None
     share: float = 1.0
+    song: int = 0      # the first row's song (a clustering batch's one song), read on the host
 
     @classmethod
     def of(cls, batch: Batch, scale: tuple[torch.Tensor, torch.Tensor],
@@ -64,7 +65,7 @@ class Step:
 
         (x, mask), (x2, mask2) = view(batch.x, batch.mask), view(batch.x2, batch.mask2)
         return cls(x, mask, move(batch.songs), x2, mask2, tuple(view(*b) for b in batch.backgrounds),
-                   batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share)
+                   batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share, int(batch.songs[0]))
 
     def __len__(self) -> int:
         return len(self.x)

@@ -122,7 +122,7 @@ class ClusterObjective:
         if self.bank is None:
             cluster = cluster_loss(out.embedding, unit=self.cfg.cluster_space == "unit")
         else:
-            song = int(step.songs[0])
+            song = step.song                 # from the host: reading step.songs would wait for a GPU
             targets = self.bank.targets(song, self.cfg.bank_neighbours, self.cfg.bank_soft)
             cluster = bank_loss(out.embedding, targets, self.bank.vectors, self.cfg.temperature)
             self._pending.append((song, out.embedding.detach()))
@@ -136,11 +136,13 @@ class ClusterObjective:
         (after the optimizer step: the bank must not change while the step's graph needs it)."""
         if self.bank is None or not self._pending:
             return
-        songs = torch.tensor([s for s, _ in self._pending], device=self.bank.vectors.device)
+        songs = [s for s, _ in self._pending]
         fresh = torch.stack([self.bank.fresh(e) for _, e in self._pending])      # (k, D)
         self._pending = []
-        songs, fresh = self.group.gather(songs).flatten(), self.group.gather(fresh).flatten(0, 1)
-        for song, vector in zip(songs.tolist(), fresh, strict=True):
+        if self.group.world > 1:   # one process alone needs no exchange, and no wait for its GPU
+            songs = self.group.gather(torch.tensor(songs, device=fresh.device)).flatten().tolist()
+            fresh = self.group.gather(fresh).flatten(0, 1)
+        for song, vector in zip(songs, fresh, strict=True):
             self.bank.move(song, vector, self.cfg.bank_momentum)
 
 
