@@ -210,9 +210,15 @@ METHODS: dict[str, dict] = {
     "c-bank": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"}},
     "c-banksoft": {"after": "contrast-pre", "train": CONTRAST | {"max_epochs": 20, "cluster_loss": "bank"} | SOFT},
 }
-# query-time variants (reform.space) scored with --query-time: (transform, hubness reduction)
-QUERY_TIME = [("centre", "none"), ("zscore", "none"), ("whiten", "none"), ("none", "csls"),
-              ("none", "mp"), ("centre", "csls"), ("centre", "mp")]
+# query-time variants (reform.space.similarity's settings) scored with --query-time, by name
+QUERY_TIME: dict[str, dict] = {
+    **{f"{t}+{h}": {"transform": t, "hubness": h}
+       for t, h in (("centre", "none"), ("zscore", "none"), ("whiten", "none"), ("none", "csls"),
+                    ("none", "mp"), ("centre", "csls"), ("centre", "mp"))},
+    # every query (qe) or every song (dba) averaged with its nearest songs
+    **{f"{name}{n}": {"average": average, "neighbours": n}
+       for name, average in (("qe", "queries"), ("dba", "all")) for n in (1, 2, 3, 5, 10)},
+}
 CAP = 40   # epoch cap of the exploration runs (going on to the schedule's end changed nothing: cas-pre-80)
 
 
@@ -396,6 +402,12 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
         print(f"  fold {fold.index} {name}: p@10 {scores.p10.mean():.3f}  top-1 {scores.top1.mean():.3f}  "
               f"unequal {scores.top1_unequal.mean():.3f}", flush=True)
 
+    def score_query_time(name: str, vectors: dict[str, np.ndarray]) -> None:
+        for variant, settings in QUERY_TIME.items():
+            if not done(f"{name}@meanstd+{variant}"):
+                keep(f"{name}@meanstd+{variant}",
+                     score(vectors, labels, metric=lambda v, kw=settings: space.similarity(v, **kw)))
+
     baselines = {
         "random": lambda: {p: np.random.default_rng([seed, i]).standard_normal((len(rows), 128))
                            for i, p in enumerate(PARTS)},
@@ -429,15 +441,12 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
                 if not done(f"{name}@{how}"):
                     keep(f"{name}@{how}", score(aggregated(windows, how, dim), labels))
             if query_time:
-                vectors = aggregated(windows, "meanstd", dim)
-                for transform, hubness in QUERY_TIME:
-                    variant = f"{name}@meanstd+{transform}+{hubness}"
-                    if not done(variant):
-                        keep(variant, score(vectors, labels, metric=lambda v, t=transform, h=hubness:
-                                            space.similarity(v, t, h)))
+                score_query_time(name, aggregated(windows, "meanstd", dim))
             # the same network untrained, with the same input normalisation and aggregation
             untrained = "untrained" + ("" if bundle.cfg == ModelConfig() else f"-{method}")
-            if not all(done(f"{untrained}@{how}") for how in AGGREGATIONS):
+            wanted = [f"{untrained}@{how}" for how in AGGREGATIONS]
+            wanted += [f"{untrained}@meanstd+{variant}" for variant in QUERY_TIME] if query_time else []
+            if not all(done(w) for w in wanted):
                 torch.manual_seed(seed)
                 network = Bundle(ClusterAutoencoder(bundle.cfg), bundle.cfg, bundle.normaliser,
                                  bundle.feature_version, "cluster", "untrained", {})
@@ -445,6 +454,8 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
                 for how in AGGREGATIONS:
                     if not done(f"{untrained}@{how}"):
                         keep(f"{untrained}@{how}", score(aggregated(windows, how, dim), labels))
+                if query_time:
+                    score_query_time(untrained, aggregated(windows, "meanstd", dim))
 
 
 # -- peers (bench/peers: each in its own environment) ------------------------------------------------------
@@ -533,7 +544,8 @@ def main() -> None:
     parser.add_argument("--only-fold", type=int, help="run one fold (the report needs all)")
     parser.add_argument("--reference", default="untrained@meanstd", help="method the differences are to")
     parser.add_argument("--query-time", action="store_true",
-                        help="also score the methods with centring, whitening and hubness reduction")
+                        help="also score the methods and their untrained networks with centring, whitening, "
+                             "hubness reduction and neighbour averaging")
     parser.add_argument("--peers", metavar="VENVS",
                         help="score the peers too, from the environments of bench/peers/setup.sh VENVS")
     parser.add_argument("--threads", type=int, default=os.cpu_count())

@@ -1,4 +1,4 @@
-"""Query-time transforms (centring, z-scores, whitening) and hubness reduction (CSLS, MP)."""
+"""Query-time transforms (centring, z-scores, whitening), neighbour averaging and hubness reduction (CSLS, MP)."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from reform.errors import ConfigError
-from reform.space import (csls, fit_transform, mutual_proximity, neighbourhood, normal_cdf,
-                          similarity)
+from reform.space import (average_neighbours, csls, fit_transform, mutual_proximity, neighbourhood,
+                          normal_cdf, similarity)
 
 
 def test_centre_removes_what_every_song_shares():
@@ -70,8 +70,42 @@ def test_mutual_proximity_is_symmetric_in_unit_range_and_demotes_a_hub():
     assert mp[1, 2] > mp[1, 0]
 
 
+def test_average_neighbours_known_answer():
+    x = np.array([[2.0, 0.0], [0.8, 0.6], [0.0, 3.0]])      # cosines: 0-1 0.8, 1-2 0.6, 0-2 0
+    one = average_neighbours(x, 1, alpha=1.0)
+    # 0's nearest is 1 (weight 0.8); 1's is 0 (0.8); 2's is 1 (0.6); each added to itself at unit length
+    expected = np.array([[1 + 0.8 * 0.8, 0.8 * 0.6], [0.8 + 0.8, 0.6], [0.6 * 0.8, 1 + 0.6 * 0.6]])
+    assert np.allclose(one, expected / np.linalg.norm(expected, axis=1, keepdims=True))
+    # weights are cosines to the power alpha; a neighbour at a negative cosine counts nothing
+    opposite = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    assert np.allclose(average_neighbours(opposite, 1), opposite)
+    # more neighbours than other songs: all of them; none: the vectors at unit length
+    assert np.allclose(average_neighbours(x, 10, alpha=0.0),
+                       np.repeat([x[0] / 2 + x[1] + x[2] / 3], 3, axis=0) / np.linalg.norm(x[0] / 2 + x[1] + x[2] / 3))
+    assert np.allclose(average_neighbours(x, 0), x / np.linalg.norm(x, axis=1, keepdims=True))
+
+
+def test_average_neighbours_gathers_a_song_with_its_kind():
+    # two kinds around (1, 0) and (0, 1); song 0 lies a little nearer to song 4, a song of the
+    # other kind at its edge, than to any of its own kind, which lie close to each other
+    x = np.array([[1.0, 0.75], [1.0, 0.1], [1.0, 0.0], [1.0, -0.1], [0.9, 1.0], [0.0, 1.0], [0.1, 1.0]])
+    def nearest_of_0(sim):
+        return int(np.argmax(np.where(np.arange(len(sim)) == 0, -np.inf, sim[0])))
+    assert nearest_of_0(similarity(x)) == 4
+    assert nearest_of_0(similarity(x, average="all", neighbours=3)) in (1, 2, 3)
+    # the query alone averaged (query expansion): its row against the songs as they are; here
+    # song 4 is among its 3 nearest and stays first (only averaging song 4 too moves it away)
+    expanded = similarity(x, average="queries", neighbours=3)
+    assert nearest_of_0(expanded) == 4
+    assert np.allclose(expanded[0], average_neighbours(x, 3)[0] @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T)
+
+
 def test_unknown_settings_are_refused():
     with pytest.raises(ConfigError):
         fit_transform(np.ones((3, 2)), "pca")
     with pytest.raises(ConfigError):
         similarity(np.ones((3, 2)), hubness="magic")
+    with pytest.raises(ConfigError):
+        similarity(np.ones((3, 2)), average="all", neighbours=0)
+    with pytest.raises(ConfigError):
+        similarity(np.ones((3, 2)), average="both")

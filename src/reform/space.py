@@ -13,6 +13,14 @@ the model:
   ``mp`` (Mutual Proximity, Gaussian form, as in Musly) turns a similarity into the
   probability that both songs count each other as closer than a typical song.
 
+* **Neighbour averaging** of the vectors (alpha-QE and alpha-DBA of Radenović et al.
+  2018, query expansion and database-side augmentation in image retrieval): a song is
+  replaced by the mean of itself and its ``neighbours`` nearest songs, each weighted by
+  its cosine to the power ``alpha``; ``average="queries"`` does it for the query only
+  (a second search with the averaged query), ``"all"`` for every song of the library.
+  Where most of a song's nearest songs are of its kind, the average moves it towards
+  what they share and away from what is its own.
+
 docs/method.md measures each on the cross-validated protocols.
 """
 
@@ -27,6 +35,7 @@ from .errors import ConfigError
 
 TRANSFORMS = ("none", "centre", "zscore", "whiten")
 HUBNESS = ("none", "csls", "mp")
+AVERAGES = ("none", "queries", "all")
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -117,12 +126,37 @@ def mutual_proximity(sim: np.ndarray) -> np.ndarray:
     return p_i * p_j
 
 
-def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "none",
-               k: int = 10) -> np.ndarray:
-    """The square similarity matrix of a set of song vectors after a transform and hubness step."""
+def average_neighbours(vectors: np.ndarray, neighbours: int, alpha: float = 3.0) -> np.ndarray:
+    """Every vector replaced by the weighted mean of itself (weight 1) and its ``neighbours``
+    nearest other vectors by cosine (weight max(cosine, 0) ** alpha), at unit length: (N, D)."""
+    x = unit(vectors)
+    k = min(neighbours, len(x) - 1)
+    if k <= 0:
+        return x
+    sim = x @ x.T
+    np.fill_diagonal(sim, -np.inf)
+    nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]                        # (N, k)
+    weights = np.maximum(np.take_along_axis(sim, nearest, axis=1), 0.0) ** alpha  # (N, k)
+    return unit(x + np.einsum("nk,nkd->nd", weights, x[nearest]))
+
+
+def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "none", k: int = 10,
+               average: str = "none", neighbours: int = 5, alpha: float = 3.0) -> np.ndarray:
+    """The similarity matrix of a set of song vectors, every song as a query (rows) against
+    every song: after a transform, neighbour averaging and a hubness step, in that order.
+    With ``average="queries"`` the matrix is not symmetric."""
     if hubness not in HUBNESS:
         raise ConfigError(f"unknown hubness reduction {hubness!r}; use one of {', '.join(HUBNESS)}")
-    sim = cosine_matrix(fit_transform(vectors, transform).apply(vectors))
+    if average not in AVERAGES:
+        raise ConfigError(f"unknown neighbour averaging {average!r}; use one of {', '.join(AVERAGES)}")
+    if neighbours < 1:
+        raise ConfigError(f"neighbours must be 1 or more, not {neighbours}")
+    x = fit_transform(vectors, transform).apply(vectors)
+    if average == "none":
+        sim = cosine_matrix(x)
+    else:
+        averaged = average_neighbours(x, neighbours, alpha)
+        sim = cosine_matrix(averaged, averaged if average == "all" else x)
     if hubness == "csls":
         return csls(sim, k)
     if hubness == "mp":
