@@ -129,3 +129,31 @@ def test_cli_evaluate_too_small(tmp_path, capsys):
         lib.scan(tmp_path / "m", jobs=1)
     assert main(["--home", str(tmp_path / "h"), "evaluate"]) == 1
     assert "at least 2 songs" in capsys.readouterr().err
+
+
+def test_evaluate_ranks_the_models_songs_as_recommendations_do(trained):
+    from reform import Library
+    from reform import evaluate as ev
+    from reform.assess import evaluation_songs
+    from reform.embed import Embedder
+    from reform.recommend import EXPAND_POWER
+    from reform.space import similarity
+
+    with Library(trained) as lib:
+        plain_report = lib.evaluate(expand=0, stages=False, baselines=False)
+        expanded_report = lib.evaluate(expand=1, stages=False, baselines=False)
+        plain, expanded = plain_report.results[0], expanded_report.results[0]
+        assert not any("nearest song" in n for n in plain_report.notes)
+        assert any("averaged with its 1 nearest song first" in n for n in expanded_report.notes)
+        # the same songs in the same order as the evaluation, embedded by the same model
+        rows, labels, *_ = evaluation_songs(lib.home.catalogue.files(status="ok"))
+        order = np.random.default_rng(0).permutation(len(rows))
+        specs = [lib.home.spectrograms.open(rows[i].hash) for i in order]
+        vectors = ev.featurize(specs, Embedder(lib.load_model()).song, standardised=False)
+        labels = [labels[i] for i in order]
+        with pytest.raises(EvaluateError):
+            lib.evaluate(expand=-1, stages=False, baselines=False)
+    assert plain.same_song == ev.score("x", vectors, labels, None, False).same_song
+    vectors.metric = lambda v: similarity(v, average="queries", neighbours=1, alpha=EXPAND_POWER)
+    assert expanded.same_song == ev.score("x", vectors, labels, None, False).same_song
+    assert expanded.labels.scores == ev.score("x", vectors, labels, None, False).labels.scores

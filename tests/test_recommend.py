@@ -9,7 +9,8 @@ import pytest
 
 from reform import Library
 from reform.cli import main
-from reform.recommend import Filters, Recommender
+from reform.errors import ConfigError
+from reform.recommend import EXPAND_POWER, Filters, Recommender
 from reform.search import find
 from reform.store import FileRow
 
@@ -28,7 +29,8 @@ EMB = {h: np.array([np.cos(a), np.sin(a), 0.0], np.float32) for h, a in ANGLE.it
 
 @pytest.fixture
 def rec():
-    return Recommender.of(ROWS, EMB)
+    """Plain cosine ranking (no query expansion): the answers below follow the angles."""
+    return Recommender.of(ROWS, EMB, expand=0)
 
 
 def titles(recs):
@@ -70,6 +72,51 @@ def test_playlist_flows_without_repeats(rec):
     assert "seed" not in titles(recs)
     assert titles(recs)[:3] == ["same album", "close b", "other album"]
     assert all(r.flow is not None for r in recs)
+
+
+def on_circle(angles):
+    rows = [row(i, f"artist {i}", f"album {i}", name) for i, name in enumerate(angles, 1)]
+    return rows, {r.hash: np.array([np.cos(a), np.sin(a)], np.float32) for r, a in zip(rows, angles.values())}
+
+
+def test_query_expansion_known_answer():
+    rows, emb = on_circle({"seed": 0.0, "near": 0.1, "next": 0.25})
+    rec = Recommender.of(rows, emb, expand=1)
+    recs = rec.similar(rec.seed_of(find(rows, "seed")), n=2)
+    # the query is the seed plus its nearest song weighted by its cosine cubed
+    w = np.cos(0.1) ** EXPAND_POWER
+    angle = np.arctan2(w * np.sin(0.1), 1 + w * np.cos(0.1))
+    assert titles(recs) == ["near", "next"]
+    assert [r.score for r in recs] == pytest.approx([np.cos(0.1 - angle), np.cos(0.25 - angle)], abs=1e-5)
+
+
+def test_query_expansion_prefers_a_song_of_a_group_over_a_lone_one():
+    # a lone song is nearest the seed; three songs close to each other lie a little further
+    rows, emb = on_circle({"seed": 0.0, "lone": 0.30, "kin 1": -0.32, "kin 2": -0.34, "kin 3": -0.36})
+    seed = find(rows, "seed")
+    assert titles(Recommender.of(rows, emb, expand=0).similar(Recommender.of(rows, emb).seed_of(seed), 1)) == ["lone"]
+    rec = Recommender.of(rows, emb, expand=3)
+    assert titles(rec.similar(rec.seed_of(seed), 1)) == ["kin 1"]
+
+
+def test_query_expansion_never_averages_in_a_seed():
+    rows, emb = on_circle({"a": 0.0, "b": 0.05, "c": 1.0})
+    rec = Recommender.of(rows, emb, expand=1)
+    seeds = [rec.seed_of(find(rows, "a")), rec.seed_of(find(rows, "b"))]
+    centre = np.array([np.cos(0.025), np.sin(0.025)])
+    w = np.cos(1.0 - 0.025) ** EXPAND_POWER                     # c, the nearest song that is no seed
+    expected = centre + w * emb[find(rows, "c").hash]
+    assert np.allclose(rec.expanded(np.mean([s.vector for s in seeds], 0), seeds),
+                       expected / np.linalg.norm(expected), atol=1e-6)
+
+
+def test_query_expansion_needs_the_cosine():
+    assert Recommender.of(ROWS, EMB, metric="dot").expand == 0     # off by default for the others
+    assert Recommender.of(ROWS, EMB).expand > 0
+    with pytest.raises(ConfigError):
+        Recommender.of(ROWS, EMB, metric="euclidean", expand=2)
+    with pytest.raises(ConfigError):
+        Recommender.of(ROWS, EMB, expand=-1)
 
 
 # -- through the library and the CLI ----------------------------------------------------------------

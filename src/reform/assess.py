@@ -15,6 +15,7 @@ from .evaluate import read_label_file
 from .files import write_json
 from .home import Home
 from .store import FileRow, one_per_recording
+from .text import plural
 
 
 def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_file: str | None = None,
@@ -50,7 +51,8 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
              label_column: str = "group", exclude_same_album: bool = False,
              models: list[str | os.PathLike] | None = None, stages: bool = True,
              baselines: bool = True, seed: int = 0, extra: dict | None = None,
-             device: str = "auto", on_method: Callable[[str, int, int], None] | None = None):
+             device: str = "auto", expand: int | None = None,
+             on_method: Callable[[str, int, int], None] | None = None):
     """Run the retrieval protocols (see :mod:`reform.evaluate`) for baselines and models.
 
     ``models`` are model specs (see :meth:`reform.home.Models.path`), by default the active model.
@@ -58,12 +60,16 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     pretraining-only stage (no clustering phase) are evaluated too.  ``extra`` maps a
     method name to a function that returns its MethodVectors for the evaluated
     catalogue rows, in their order (used by bench/quality.py for the peers).  ``device``
-    runs the models (see :mod:`reform.device`); ``on_method(name, i, n)`` is called as the
-    i-th of n methods starts.
+    runs the models (see :mod:`reform.device`); the models' songs are ranked as
+    recommendations rank them, every query averaged with its ``expand`` nearest songs first
+    (None: :data:`reform.recommend.EXPAND`; the baselines keep their own measure);
+    ``on_method(name, i, n)`` is called as the i-th of n methods starts.
     """
     from .checkpoint import Bundle, load_bundle
     from .embed import Embedder
     from .model import ClusterAutoencoder
+    from .recommend import EXPAND, EXPAND_POWER
+    from .space import similarity
 
     rows, label_list, albums, notes, source = evaluation_songs(home.catalogue.files(status="ok"),
                                                                labels, label_file, label_column)
@@ -102,9 +108,17 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
                                 load_bundle(path.parent / "pretrain.pt")))
         phases = "both phases" if bundle.kind == "cluster" else "pretraining only"
         bundles.append((f"{label} ({phases})", bundle))
+    neighbours = EXPAND if expand is None else expand
+    if neighbours < 0:
+        raise EvaluateError(f"a query cannot be expanded with {neighbours} songs", hint="use 0 or more")
+    ranking = "cosine" if neighbours == 0 else (
+        lambda v: similarity(v, average="queries", neighbours=neighbours, alpha=EXPAND_POWER))
+    if neighbours and bundles:
+        notes.append(f"the models rank as recommendations do: each query averaged with its "
+                     f"{plural(neighbours, 'nearest song')} first (--expand 0: the plain cosine)")
     for name, bundle in bundles:
         methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b, device=device).song,
-                                                              standardised=False)))
+                                                              standardised=False, metric=ranking)))
     results = []
     total = len(methods) + len(extra or {})
     for name, compute in methods:

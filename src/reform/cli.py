@@ -472,7 +472,7 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
     if args.output:
         check_output(args.output)
     with _library(args, read_only=True) as lib:
-        rec = lib.recommender(metric=args.metric, index=args.index)
+        rec = lib.recommender(metric=args.metric, index=args.index, expand=args.expand)
         _embedding_note(lib, len(rec))
         seeds = [lib.resolve(q, rec) for q in args.queries]
         if action == "similar":
@@ -526,7 +526,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report = lib.evaluate(labels=None if args.labels_file else args.labels, label_file=args.labels_file,
                               label_column=args.label_column, exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
-                              device=args.device, on_method=started)
+                              device=args.device, expand=args.expand, on_method=started)
         saved = lib.save_evaluation(report) if not args.model else None
     data = report.to_dict()
     print(f"{plural(report.songs, 'song')}, labels: {report.label_source or 'none'}"
@@ -723,6 +723,7 @@ def _add_radio_rules(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import PRESETS
+    from .recommend import EXPAND
 
     parser = argparse.ArgumentParser(
         prog="reform", description="ReFORM: music recommendations learned from your own music.")
@@ -800,6 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto",
                        help="the stored index as it is (auto: exact up to 200,000 songs, FAISS IVF-PQ "
                             "above), exact search over its vectors, or FAISS whatever the size")
+        p.add_argument("--expand", type=count(0), default=None, metavar="N",
+                       help="average the query with its N nearest songs before searching "
+                            f"(default {EXPAND} with the cosine, 0 otherwise; 0: the query alone)")
         p.add_argument("--json", action="store_true", help="a JSON list of songs")
         p.add_argument("-o", "--output", help="also write an M3U playlist (e.g. mix.m3u8)")
         p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")
@@ -824,6 +828,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "model with its pretraining-only stage and the untrained network)")
     p.add_argument("--no-baselines", action="store_true", help="leave out the random, length and MFCC "
                    "baselines")
+    p.add_argument("--expand", type=count(0), default=None, metavar="N",
+                   help=f"rank the models' songs with each query averaged with its N nearest songs, as "
+                        f"recommendations do (default {EXPAND}; 0: plain cosine)")
     p.add_argument("--per-label", action="store_true", help="also print precision@10 per label")
     p.add_argument("--seed", type=int, default=0, help="random seed of the baselines and song order")
     p.add_argument("--json", help="also write the results as JSON to this file")

@@ -37,6 +37,9 @@ import numpy as np
 
 from .errors import EvaluateError
 
+Metric = str | Callable[[np.ndarray], np.ndarray]   # "cosine", "euclidean", or vectors -> similarities
+
+
 # -- metrics on rankings (pure, tested on hand-made rankings) -----------------------------------
 
 
@@ -64,7 +67,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def _rankings(vectors: np.ndarray, metric: str | Callable[[np.ndarray], np.ndarray] = "cosine") -> np.ndarray:
+def _rankings(vectors: np.ndarray, metric: Metric = "cosine") -> np.ndarray:
     """For every item, all other items ordered by similarity (best first): (N, N-1).
 
     ``metric`` is "cosine", "euclidean", or a function from the vectors to their square
@@ -86,7 +89,7 @@ def _rankings(vectors: np.ndarray, metric: str | Callable[[np.ndarray], np.ndarr
     return order[:, :-1]  # the item itself (at -inf) comes last
 
 
-def same_song_hits(first: np.ndarray, second: np.ndarray, metric: str = "cosine") -> dict[str, np.ndarray]:
+def same_song_hits(first: np.ndarray, second: np.ndarray, metric: Metric = "cosine") -> dict[str, np.ndarray]:
     """Per query half: whether the song's other half ranks first, and its reciprocal rank.
 
     first, second : (n, D) the two parts of n songs.  Returns arrays of length 2n
@@ -102,7 +105,7 @@ def same_song_hits(first: np.ndarray, second: np.ndarray, metric: str = "cosine"
             "rr": np.array([reciprocal_rank(r) for r in relevant])}
 
 
-def same_song(first: np.ndarray, second: np.ndarray, metric: str = "cosine") -> dict[str, float]:
+def same_song(first: np.ndarray, second: np.ndarray, metric: Metric = "cosine") -> dict[str, float]:
     """Top-1 accuracy and MRR of finding a song's other half among all other halves."""
     hits = same_song_hits(first, second, metric)
     return {"top1": float(hits["top1"].mean()), "mrr": float(hits["rr"].mean())}
@@ -117,7 +120,7 @@ class LabelResult:
 
 
 def label_queries(vectors: np.ndarray, labels: list[str], albums: list[str] | None = None,
-                  exclude_same_album: bool = False, metric: str = "cosine") -> tuple[list[int], np.ndarray]:
+                  exclude_same_album: bool = False, metric: Metric = "cosine") -> tuple[list[int], np.ndarray]:
     """Leave-one-out scores of every query song: its index and (p@5, p@10, AP), shape (q, 3).
 
     Songs whose label no other song shares are not queried (they still compete), nor are
@@ -149,7 +152,7 @@ def label_queries(vectors: np.ndarray, labels: list[str], albums: list[str] | No
 
 
 def label_retrieval(vectors: np.ndarray, labels: list[str], albums: list[str] | None = None,
-                    exclude_same_album: bool = False, metric: str = "cosine") -> LabelResult:
+                    exclude_same_album: bool = False, metric: Metric = "cosine") -> LabelResult:
     """Leave-one-out precision@5, precision@10 and mAP of same-label neighbours."""
     asked, scores = label_queries(vectors, labels, albums, exclude_same_album, metric)
     per: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -244,7 +247,7 @@ class MethodVectors:
     full: np.ndarray
     first: np.ndarray
     second: np.ndarray
-    metric: str = "cosine"
+    metric: Metric = "cosine"
 
 
 def halves(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,7 +256,7 @@ def halves(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def featurize(specs: list[np.ndarray], fn: Featurizer, standardised: bool,
-              metric: str = "cosine") -> MethodVectors:
+              metric: Metric = "cosine") -> MethodVectors:
     full, first, second = [], [], []
     for spec in specs:
         a, b = halves(spec)

@@ -3,6 +3,11 @@
 Every distinct recording (content hash) appears once, represented by its
 first path, so byte-identical copies are never recommended twice and a seed's
 copies are never recommended for it.
+
+With the cosine, a query is first expanded (alpha-QE, as image retrieval does it):
+averaged with its ``expand`` nearest songs other than the seeds, each weighted by
+its cosine cubed, and searched again.  Where a song's nearest songs are mostly of
+its kind, their average points at what they share; docs/method.md 7 measures it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import QueryError
+from .errors import ConfigError, QueryError
 from .index import build_index
 from .songindex import SongIndex
 from .store import FileRow, one_per_recording
 from .text import norm
+
+EXPAND = 2      # nearest songs a query is averaged with (cosine only; 0: none)
+EXPAND_POWER = 3.0   # each one weighted by its cosine to this power (alpha-QE's alpha)
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ class Seed:
 @dataclass(frozen=True)
 class Recommendation:
     row: FileRow
-    score: float                  # similarity to the seed(s)
+    score: float                  # similarity to the seed(s), as their expanded query
     flow: float | None = None     # playlists: similarity to the previous song
 
     def to_dict(self) -> dict:
@@ -64,21 +72,30 @@ class Recommender:
         byte-identical copies); hashes that no analysed file has are left out
     """
 
-    def __init__(self, songs: SongIndex, rows_of: Callable[[list[str]], dict[str, FileRow]]):
+    def __init__(self, songs: SongIndex, rows_of: Callable[[list[str]], dict[str, FileRow]],
+                 expand: int | None = None):
         self.songs = songs
         self.rows_of = rows_of
         self.metric = songs.metric
+        if expand is None:
+            expand = EXPAND if self.metric == "cosine" else 0
+        if expand < 0:
+            raise ConfigError(f"a query cannot be expanded with {expand} songs", hint="use 0 or more")
+        if expand and self.metric != "cosine":
+            raise ConfigError("query expansion weighs songs by their cosine",
+                              hint="use --metric cosine, or --expand 0")
+        self.expand = expand
 
     @classmethod
     def of(cls, rows: list[FileRow], embeddings: dict[str, np.ndarray], metric: str = "cosine",
-           index: str = "auto") -> Recommender:
+           index: str = "auto", expand: int | None = None) -> Recommender:
         """A recommender over rows and embeddings held in memory (songs without an embedding
         are left out), its index built here."""
         by_hash = one_per_recording(r for r in rows if r.hash in embeddings)
         if not by_hash:
             raise QueryError("no song has an embedding yet", hint="run `reform embed` first")
         songs = SongIndex.build(list(by_hash), np.stack([embeddings[h] for h in by_hash]), metric, index)
-        return cls(songs, lambda hashes: {h: by_hash[h] for h in hashes if h in by_hash})
+        return cls(songs, lambda hashes: {h: by_hash[h] for h in hashes if h in by_hash}, expand)
 
     def __len__(self) -> int:
         return len(self.songs)
@@ -102,6 +119,22 @@ class Recommender:
         return Seed(self.vector_of(row.hash), row, f"{row.artist or '?'} - {row.title or '?'}")
 
     # -- recommendations ------------------------------------------------------------------------
+    def expanded(self, query: np.ndarray, seeds: list[Seed]) -> np.ndarray:
+        """The query (D,) averaged with its ``expand`` nearest songs other than the seeds, each
+        weighted by max(cosine, 0) ** EXPAND_POWER, at unit length; the query as it is if none."""
+        if not self.expand:
+            return query
+        q = query / (np.linalg.norm(query) or 1.0)
+        banned = {s.row.hash for s in seeds if s.row is not None}
+        scores, slots = self.songs.search(q[None], min(len(self), self.expand + len(banned)))
+        near = [(int(i), float(c)) for i, c in zip(slots[0], scores[0])
+                if i >= 0 and self.songs.hash_at(int(i)) not in banned][: self.expand]
+        if not near:
+            return q
+        weights = np.maximum([c for _, c in near], 0.0) ** EXPAND_POWER
+        averaged = q + weights @ self.songs.index.rows(np.array([i for i, _ in near]))
+        return averaged / (np.linalg.norm(averaged) or 1.0)
+
     def ranked(self, query: np.ndarray, k: int) -> list[tuple[int, FileRow, float]]:
         """The ``k`` songs closest to ``query`` (D,), closest first: (slot, row, score)."""
         scores, slots = self.songs.search(query[None], k)
@@ -137,14 +170,15 @@ class Recommender:
             k = min(len(self), k * 4)
 
     def similar(self, seed: Seed, n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
-        """The n songs closest to one seed."""
-        return [Recommendation(row, s) for _, row, s in self._candidates(seed.vector, [seed], filters, n)[:n]]
+        """The n songs closest to one seed (its expanded query)."""
+        query = self.expanded(seed.vector, [seed])
+        return [Recommendation(row, s) for _, row, s in self._candidates(query, [seed], filters, n)[:n]]
 
     def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
-        """The n songs closest to the centre of several liked songs."""
+        """The n songs closest to the centre of several liked songs (its expanded query)."""
         if not seeds:
             raise QueryError("a mix needs at least one song")
-        centre = np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0)
+        centre = self.expanded(np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0), seeds)
         return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
 
     def playlist(self, seeds: list[Seed], length: int = 20, filters: Filters = Filters(),
@@ -154,11 +188,13 @@ class Recommender:
 
         It starts next to the first seed; with several seeds, songs near any of them
         qualify, so the playlist can travel from one seed's neighbourhood to another's.
+        Each seed stands for its expanded query.
         """
         if not seeds:
             raise QueryError("a playlist needs at least one song")
         pool_size = max(10 * length, 200)
-        pool = {i: row for seed in seeds for i, row, _ in self._candidates(seed.vector, seeds, filters, pool_size)}
+        anchors = [self.expanded(seed.vector, seeds) for seed in seeds]
+        pool = {i: row for anchor in anchors for i, row, _ in self._candidates(anchor, seeds, filters, pool_size)}
         ids = np.array(sorted(pool))
         if not len(ids):
             return []
@@ -166,7 +202,7 @@ class Recommender:
         vectors = self.songs.index.rows(ids)                                 # (P, D)
         exact = build_index(vectors, self.metric, "exact")
         sim = exact.scores(vectors)                                          # (P, P)
-        per_seed = exact.scores(np.stack([s.vector for s in seeds]))         # (S, P)
+        per_seed = exact.scores(np.stack(anchors))                           # (S, P)
         to_seed = per_seed.max(axis=0)
         seed_sim = per_seed[0]
         used = np.zeros(len(ids), bool)
