@@ -1,7 +1,8 @@
-"""Query-time changes to the embedding space: centring and whitening, and hubness reduction.
+"""Query-time changes to the embedding space: centring and whitening, neighbour averaging,
+and hubness reduction.
 
-Two families, each fitted on the library's own song vectors, none of them touching
-the model:
+Three families, each drawn from the library's own song vectors, none of them touching
+the model (reform.recommend uses the query's neighbour averaging; the rest are measured):
 
 * **Transforms of the vectors** before the cosine: ``centre`` (subtract the library
   mean, so that what every song shares stops counting as similarity), ``zscore``
