@@ -17,6 +17,11 @@ PATH`` and ``reform similar WORDS`` timed as commands, start included, and the C
 import time.
 
     python bench/query.py --home /tmp/home1m --songs 1000000
+
+Query expansion (``--expansion N``): ``Recommender.similar`` over N synthetic songs in an
+exact index, with the default expansion and with ``expand=0``, interleaved.
+
+    python bench/query.py --expansion 200000 --dim 256
 """
 
 from __future__ import annotations
@@ -166,6 +171,30 @@ def measure_home(home: Path, n: int, dim: int) -> str:
     return table([f"command, {n:,} songs", "median s (5 runs)", "max s"], rows)
 
 
+def measure_expansion(n: int, dim: int, runs: int = 15) -> str:
+    """Median time of one ``similar`` query with and without query expansion, side by side."""
+    from reform.recommend import EXPAND, Recommender
+    from reform.store import FileRow
+
+    songs = SongIndex.build([f"h{i}" for i in range(n)], synthetic(n, dim), "cosine", "exact")
+
+    def row(digest: str) -> FileRow:
+        return FileRow(int(digest[1:]), f"/m/{digest}.ogg", 1, 1, digest, "ok", None, 100.0, 44100, 2, 100,
+                       "ogg", "fv", "a", "b", "t", None, None, None, 0.0)
+
+    recs = {expand: Recommender(songs, lambda hashes: {h: row(h) for h in hashes}, expand) for expand in (EXPAND, 0)}
+    seconds: dict[int, list[float]] = {expand: [] for expand in recs}
+    for i in range(runs):
+        for expand, rec in recs.items():
+            seed = rec.seed_of(row(f"h{i}"))
+            start = time.perf_counter()
+            rec.similar(seed, 10)
+            seconds[expand].append(time.perf_counter() - start)
+    plain = np.median(seconds[0])
+    return table(["expand", "median ms", "against expand 0"],
+                 [[str(e), f"{np.median(t) * 1000:.1f}", f"{np.median(t) / plain:.2f}x"] for e, t in seconds.items()])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -174,7 +203,11 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128, help="vector size (the shipped model's songs: 256)")
     parser.add_argument("--home", type=Path, help="time commands on a synthetic home here (made if empty)")
     parser.add_argument("--songs", type=int, default=1_000_000, help="songs of the --home")
+    parser.add_argument("--expansion", type=int, metavar="N", help="time query expansion over N songs")
     args = parser.parse_args()
+    if args.expansion:
+        print(measure_expansion(args.expansion, args.dim))
+        return
     if args.home:
         print(measure_home(args.home, args.songs, args.dim))
         return
