@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 
 from conftest import ctrl_c_as_in_a_terminal, reform_cmd
 from reform import Library
+from reform.recommend import Recommender
 from reform.store import FileRow
-from reform.web.lms import AllowClients, create_lms_app
+from reform.web.lms import AllowClients, Service, create_lms_app
 from reform.web.state import LibraryState, Snapshot
 
 
@@ -185,3 +186,16 @@ def test_reform_serve_answers_the_plugin_on_its_own_port(library, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=20)
+
+
+def test_similar_tracks_come_from_the_expanded_query():
+    # a lone song is nearest the seed; three songs close to each other lie a little further
+    angles = [0.0, 0.30, -0.32, -0.34, -0.36]
+    rows = [FileRow(i, f"/m/{i}.flac", 1, 1, f"h{i}", "ok", None, 200.0, 44100, 2, 100, "flac", "fv",
+                    f"artist {i}", f"album {i}", f"song {i}", None, None, None, 0.0) for i in range(len(angles))]
+    vectors = {r.hash: np.array([np.cos(a), np.sin(a)], np.float32) for r, a in zip(rows, angles)}
+
+    def first(expand):
+        return Service._by_similarity(Recommender.of(rows, vectors, expand=expand), rows[0])[0][0].id
+
+    assert first(0) == 1 and first(3) == 2

@@ -30,6 +30,16 @@ def ids(recs):
     return [r.row.id for r in recs]
 
 
+def test_what_plays_next_comes_from_the_expanded_query():
+    # a lone song is nearest the one playing; three songs close to each other lie a little further
+    angles = [0.0, 0.30, -0.32, -0.34, -0.36]
+    rows = [row(i, f"artist {i}", f"album {i}") for i in range(len(angles))]
+    vectors = {r.hash: np.array([np.cos(a), np.sin(a)], np.float32) for r, a in zip(rows, angles)}
+    plain = Rules(artist_gap=0, album_gap=0)
+    assert ids(next_songs(Recommender.of(rows, vectors, expand=0), [rows[0]], [rows[0]], 1, plain)) == [1]
+    assert ids(next_songs(Recommender.of(rows, vectors, expand=3), [rows[0]], [rows[0]], 1, plain)) == [2]
+
+
 def test_closest_first_with_artists_and_albums_spread(songs):
     rows, rec = songs
     plain = Rules(artist_gap=0, album_gap=0)

@@ -106,7 +106,7 @@ def test_query_expansion_never_averages_in_a_seed():
     centre = np.array([np.cos(0.025), np.sin(0.025)])
     w = np.cos(1.0 - 0.025) ** EXPAND_POWER                     # c, the nearest song that is no seed
     expected = centre + w * emb[find(rows, "c").hash]
-    assert np.allclose(rec.expanded(np.mean([s.vector for s in seeds], 0), seeds),
+    assert np.allclose(rec.expanded(np.mean([s.vector for s in seeds], 0), {s.row.hash for s in seeds}),
                        expected / np.linalg.norm(expected), atol=1e-6)
 
 

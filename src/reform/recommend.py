@@ -119,13 +119,13 @@ class Recommender:
         return Seed(self.vector_of(row.hash), row, f"{row.artist or '?'} - {row.title or '?'}")
 
     # -- recommendations ------------------------------------------------------------------------
-    def expanded(self, query: np.ndarray, seeds: list[Seed]) -> np.ndarray:
-        """The query (D,) averaged with its ``expand`` nearest songs other than the seeds, each
-        weighted by max(cosine, 0) ** EXPAND_POWER, at unit length; the query as it is if none."""
+    def expanded(self, query: np.ndarray, banned: set[str]) -> np.ndarray:
+        """The query (D,) averaged with its ``expand`` nearest songs other than the ``banned``
+        recordings (the seeds), each weighted by max(cosine, 0) ** EXPAND_POWER, at unit length;
+        the query as it is if none."""
         if not self.expand:
             return query
         q = query / (np.linalg.norm(query) or 1.0)
-        banned = {s.row.hash for s in seeds if s.row is not None}
         scores, slots = self.songs.search(q[None], min(len(self), self.expand + len(banned)))
         near = [(int(i), float(c)) for i, c in zip(slots[0], scores[0])
                 if i >= 0 and self.songs.hash_at(int(i)) not in banned][: self.expand]
@@ -145,7 +145,7 @@ class Recommender:
     def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters,
                     n: int) -> list[tuple[int, FileRow, float]]:
         """Slots, rows and scores of the best songs for ``query``, filtered, at least n if there are."""
-        banned = {s.row.hash for s in seeds if s.row is not None}
+        banned = _recordings(seeds)
         artists = {norm(s.row.artist) for s in seeds if s.row is not None and s.row.artist}
         albums = {norm(s.row.album) for s in seeds if s.row is not None and s.row.album}
         k = min(len(self), max(4 * n + len(banned), 32))
@@ -171,14 +171,15 @@ class Recommender:
 
     def similar(self, seed: Seed, n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
         """The n songs closest to one seed (its expanded query)."""
-        query = self.expanded(seed.vector, [seed])
+        query = self.expanded(seed.vector, _recordings([seed]))
         return [Recommendation(row, s) for _, row, s in self._candidates(query, [seed], filters, n)[:n]]
 
     def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
         """The n songs closest to the centre of several liked songs (its expanded query)."""
         if not seeds:
             raise QueryError("a mix needs at least one song")
-        centre = self.expanded(np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0), seeds)
+        centre = np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0)
+        centre = self.expanded(centre, _recordings(seeds))
         return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
 
     def playlist(self, seeds: list[Seed], length: int = 20, filters: Filters = Filters(),
@@ -193,7 +194,7 @@ class Recommender:
         if not seeds:
             raise QueryError("a playlist needs at least one song")
         pool_size = max(10 * length, 200)
-        anchors = [self.expanded(seed.vector, seeds) for seed in seeds]
+        anchors = [self.expanded(seed.vector, _recordings(seeds)) for seed in seeds]
         pool = {i: row for anchor in anchors for i, row, _ in self._candidates(anchor, seeds, filters, pool_size)}
         ids = np.array(sorted(pool))
         if not len(ids):
@@ -226,3 +227,8 @@ class Recommender:
             out.append(Recommendation(items[j], float(to_seed[j]), float(closeness[j])))
             prev = j
         return out
+
+
+def _recordings(seeds: list[Seed]) -> set[str]:
+    """The content hashes of the seeds that are songs of the library."""
+    return {s.row.hash for s in seeds if s.row is not None}

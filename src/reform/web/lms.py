@@ -226,8 +226,8 @@ class Service:
 
     @staticmethod
     def _by_similarity(rec: Recommender, seed: FileRow) -> list[tuple[FileRow, float]]:
-        return [(row, score) for _, row, score in rec.ranked(rec.vector_of(seed.hash), len(rec))
-                if row.hash != seed.hash]
+        query = rec.expanded(rec.vector_of(seed.hash), {seed.hash})
+        return [(row, score) for _, row, score in rec.ranked(query, len(rec)) if row.hash != seed.hash]
 
     def _answer(self, paths: list[str | None], params: dict, as_url: bool = False) -> Response:
         items = [encode(p, as_url) for p in paths if p is not None]
