@@ -9,11 +9,11 @@ the first.  The kernel drops the lock when its process ends, however it ends
 (``kill -9`` included): a stale lock never needs cleaning up.  Readers (queries,
 the page, evaluation) never take it.
 
-A process forked while it holds the lock (a scan's workers; a training's loader
-workers did, when there were some) closes its copy of the descriptor at once: ``flock``
-belongs to the open file, so a copy would keep the home locked after its parent let go,
-until the last child had ended (a training stopped with Ctrl-C on a GPU left its home
-busy while its loader workers shut down).
+A process forked while it holds the lock (a training's loader workers did, when there
+were some; a scan's workers start from a forkserver, which holds no copy) closes its copy
+of the descriptor at once: ``flock`` belongs to the open file, so a copy would keep the
+home locked after its parent let go, until the last child had ended (a training stopped
+with Ctrl-C on a GPU left its home busy while its loader workers shut down).
 """
 
 from __future__ import annotations

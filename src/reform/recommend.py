@@ -21,11 +21,12 @@ import numpy as np
 from .errors import ConfigError, QueryError
 from .index import build_index
 from .songindex import SongIndex
+from .space import ALPHA, blend
 from .store import FileRow, one_per_recording
 from .text import norm
 
 EXPAND = 2      # nearest songs a query is averaged with (cosine only; 0: none)
-EXPAND_POWER = 3.0   # each one weighted by its cosine to this power (alpha-QE's alpha)
+EXPAND_POWER = ALPHA  # each one weighted by its cosine to this power, as docs/method.md measured
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,8 @@ class Recommender:
                 if i >= 0 and self.songs.hash_at(int(i)) not in banned][: self.expand]
         if not near:
             return q
-        weights = np.maximum([c for _, c in near], 0.0) ** EXPAND_POWER
-        averaged = q + weights @ self.songs.index.rows(np.array([i for i, _ in near]))
-        return averaged / (np.linalg.norm(averaged) or 1.0)
+        vectors = self.songs.index.rows(np.array([i for i, _ in near]))
+        return blend(q[None], vectors[None], np.array([[c for _, c in near]]), EXPAND_POWER)[0]
 
     def ranked(self, query: np.ndarray, k: int) -> list[tuple[int, FileRow, float]]:
         """The ``k`` songs closest to ``query`` (D,), closest first: (slot, row, score)."""

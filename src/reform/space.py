@@ -37,6 +37,7 @@ from .errors import ConfigError
 TRANSFORMS = ("none", "centre", "zscore", "whiten")
 HUBNESS = ("none", "csls", "mp")
 AVERAGES = ("none", "queries", "all")
+ALPHA = 3.0   # neighbour averaging weighs each neighbour by its cosine to this power
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -127,7 +128,13 @@ def mutual_proximity(sim: np.ndarray) -> np.ndarray:
     return p_i * p_j
 
 
-def average_neighbours(vectors: np.ndarray, neighbours: int, alpha: float = 3.0) -> np.ndarray:
+def blend(x: np.ndarray, near: np.ndarray, cosines: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """Unit vectors x (N, D) each plus its neighbours ``near`` (N, k, D) weighted by
+    max(cosine, 0) ** alpha (``cosines`` (N, k)), at unit length: (N, D)."""
+    return unit(x + np.einsum("nk,nkd->nd", np.maximum(cosines, 0.0) ** alpha, near))
+
+
+def average_neighbours(vectors: np.ndarray, neighbours: int, alpha: float = ALPHA) -> np.ndarray:
     """Every vector replaced by the weighted mean of itself (weight 1) and its ``neighbours``
     nearest other vectors by cosine (weight max(cosine, 0) ** alpha), at unit length: (N, D)."""
     x = unit(vectors)
@@ -137,12 +144,11 @@ def average_neighbours(vectors: np.ndarray, neighbours: int, alpha: float = 3.0)
     sim = x @ x.T
     np.fill_diagonal(sim, -np.inf)
     nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]                        # (N, k)
-    weights = np.maximum(np.take_along_axis(sim, nearest, axis=1), 0.0) ** alpha  # (N, k)
-    return unit(x + np.einsum("nk,nkd->nd", weights, x[nearest]))
+    return blend(x, x[nearest], np.take_along_axis(sim, nearest, axis=1), alpha)
 
 
 def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "none", k: int = 10,
-               average: str = "none", neighbours: int = 5, alpha: float = 3.0) -> np.ndarray:
+               average: str = "none", neighbours: int = 5, alpha: float = ALPHA) -> np.ndarray:
     """The similarity matrix of a set of song vectors, every song as a query (rows) against
     every song: after a transform, neighbour averaging and a hubness step, in that order.
     With ``average="queries"`` the matrix is not symmetric."""
