@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import table  # noqa: E402
+from common import run_main, table  # noqa: E402
 
 from reform.index import KINDS, build_index  # noqa: E402
 from reform.songindex import SongIndex, read, write  # noqa: E402
@@ -205,6 +205,8 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=1_000_000, help="songs of the --home")
     parser.add_argument("--expansion", type=int, metavar="N", help="time query expansion over N songs")
     args = parser.parse_args()
+    if args.expansion is not None and args.expansion < 15:
+        parser.error(f"--expansion needs at least 15 songs (each is a query once), not {args.expansion}")
     if args.expansion:
         print(measure_expansion(args.expansion, args.dim))
         return
@@ -216,4 +218,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
