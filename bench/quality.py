@@ -183,6 +183,13 @@ METHODS: dict[str, dict] = {
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
                                "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
+    # `reform train`'s default on a library's own songs with neither exploration cap: pretraining
+    # gone on from its 40th epoch until the schedule's third plateau (at most 150), then the
+    # soft-neighbour clustering phase
+    "own-cas05-pre-full": {"own": True, "continue": "own-cas05-pre", "phase": "pretrain",
+                           "train": CONTRAST | STRIPES | HALF_AUGMENT | {"max_epochs": 150}},
+    "own-cas05-banksoft-full": {"own": True, "after": "own-cas05-pre-full",
+                                "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1},
                         "phase": "pretrain"},
@@ -218,6 +225,10 @@ QUERY_TIME: dict[str, dict] = {
     # every query (qe) or every song (dba) averaged with its nearest songs
     **{f"{name}{n}": {"average": average, "neighbours": n}
        for name, average in (("qe", "queries"), ("dba", "all")) for n in (1, 2, 3, 5, 10)},
+    # graph diffusion over mutual nearest neighbours, started at the song or at it and its neighbours
+    **{f"diffusion{n}{tail}": {"average": average, "neighbours": n}
+       for tail, average in (("", "diffusion"), ("-near", "diffusion-near")) for n in (5, 10, 20)},
+    "diffusion10-spread099": {"average": "diffusion", "neighbours": 10, "spread": 0.99},
 }
 CAP = 40   # epoch cap of the exploration runs (going on to the schedule's end changed nothing: cas-pre-80)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reform.errors import ConfigError
-from reform.space import (average_neighbours, csls, fit_transform, mutual_proximity, neighbourhood,
+from reform.space import (average_neighbours, csls, diffuse, fit_transform, mutual_proximity, neighbourhood,
                           normal_cdf, similarity)
 
 
@@ -98,6 +98,31 @@ def test_average_neighbours_gathers_a_song_with_its_kind():
     expanded = similarity(x, average="queries", neighbours=3)
     assert nearest_of_0(expanded) == 4
     assert np.allclose(expanded[0], average_neighbours(x, 3)[0] @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T)
+
+
+def test_diffusion_known_answer_on_two_pairs():
+    # two pairs, each the other's only neighbour: each pair's normalised link is 1, whatever
+    # its cosine, so (I - a W)^-1 = [[1, a], [a, 1]] / (1 - a^2) within a pair and 0 across
+    sim = np.array([[1, 0.8, 0, 0], [0.8, 1, 0, 0], [0, 0, 1, 0.5], [0, 0, 0.5, 1.0]])
+    pair = np.array([[1, 0.5], [0.5, 1]]) / (1 - 0.25)
+    assert np.allclose(diffuse(sim, 1, spread=0.5), np.kron(np.eye(2), pair))
+    # started at the song and its neighbour (weight 0.8 ** 3): the same rows, mixed
+    near = diffuse(sim, 1, spread=0.5, start="near")
+    assert np.allclose(near[0], np.r_[pair[0] + 0.8 ** 3 * pair[1], 0, 0])
+    assert np.allclose(near[3], np.r_[0, 0, pair[1] + 0.5 ** 3 * pair[0]])
+
+
+def test_diffusion_follows_a_chain_of_close_songs():
+    # 0-1 and 1-2 close, 0-2 less; song 3 is nearer to 0 than 2 is, but near nothing else
+    sim = np.array([[1, 0.9, 0.5, 0.6], [0.9, 1, 0.9, 0.1], [0.5, 0.9, 1, 0.1], [0.6, 0.1, 0.1, 1.0]])
+    assert sim[0, 3] > sim[0, 2]
+    scores = diffuse(sim, 2)
+    assert scores[0, 2] > scores[0, 3]
+    assert np.allclose(scores, scores.T)
+    # through similarity(): the cosine of vectors, then the same diffusion
+    x = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    assert np.allclose(similarity(x, average="diffusion", neighbours=1), diffuse(x @ x.T, 1))
+    assert np.allclose(similarity(np.ones((1, 2)), average="diffusion"), [[1.0]])   # one song: nothing to join
 
 
 def test_unknown_settings_are_refused():

@@ -21,6 +21,14 @@ the model (reform.recommend uses the query's neighbour averaging; the rest are m
   (a second search with the averaged query), ``"all"`` for every song of the library.
   Where most of a song's nearest songs are of its kind, the average moves it towards
   what they share and away from what is its own.
+* **Graph diffusion** (Iscen et al. 2017, after Zhou et al.'s manifold ranking): the
+  songs that are among each other's ``neighbours`` nearest are joined, each link weighted
+  by its cosine to the power ``alpha``, and a query's score spreads along the links (a
+  random walk that goes on with probability ``spread`` and restarts at the query), so that
+  a song reached through a chain of close songs can outrank a nearer song off the chain.
+  ``average="diffusion"`` starts the walk at the song itself, ``"diffusion-near"`` at the
+  song and its nearest songs, as a query from outside the library would start.  Dense
+  (the inverse of an N x N matrix): a measurement on a fold's songs, not for a library.
 
 docs/method.md measures each on the cross-validated protocols.
 """
@@ -36,7 +44,7 @@ from .errors import ConfigError
 
 TRANSFORMS = ("none", "centre", "zscore", "whiten")
 HUBNESS = ("none", "csls", "mp")
-AVERAGES = ("none", "queries", "all")
+AVERAGES = ("none", "queries", "all", "diffusion", "diffusion-near")
 ALPHA = 3.0   # neighbour averaging weighs each neighbour by its cosine to this power
 
 
@@ -147,11 +155,45 @@ def average_neighbours(vectors: np.ndarray, neighbours: int, alpha: float = ALPH
     return blend(x, x[nearest], np.take_along_axis(sim, nearest, axis=1), alpha)
 
 
+def diffuse(sim: np.ndarray, neighbours: int, alpha: float = ALPHA, spread: float = 0.9,
+            start: str = "self") -> np.ndarray:
+    """Graph diffusion over a square similarity matrix (see the module docstring): row i holds
+    the scores of a walk started at song i (``start="self"``) or at song i and its nearest
+    songs weighted as the links are (``"near"``).
+
+    Links join mutual nearest neighbours (each among the other's ``neighbours`` nearest),
+    weight max(cosine, 0) ** alpha, symmetrically normalised (W = D^-1/2 A D^-1/2); the
+    scores are the start rows times (I - spread W)^-1, the walk's visits summed over all
+    lengths."""
+    n = len(sim)
+    k = min(neighbours, n - 1)
+    if k <= 0:
+        return np.array(sim, np.float64)
+    weights = np.maximum(sim, 0.0) ** alpha
+    np.fill_diagonal(weights, 0.0)
+    nearest = np.zeros((n, n), bool)
+    nearest[np.arange(n)[:, None], np.argpartition(-_with_diagonal_last(sim), k - 1, axis=1)[:, :k]] = True
+    links = np.where(nearest & nearest.T, weights, 0.0)
+    degree = links.sum(1)
+    scale = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
+    walk = links * scale[:, None] * scale[None, :]
+    starts = np.eye(n) + (np.where(nearest, weights, 0.0) if start == "near" else 0.0)
+    return starts @ np.linalg.inv(np.eye(n) - spread * walk)
+
+
+def _with_diagonal_last(sim: np.ndarray) -> np.ndarray:
+    """The similarities with each item's own set to -inf, so that it is nobody's neighbour."""
+    out = np.array(sim, np.float64)
+    np.fill_diagonal(out, -np.inf)
+    return out
+
+
 def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "none", k: int = 10,
-               average: str = "none", neighbours: int = 5, alpha: float = ALPHA) -> np.ndarray:
+               average: str = "none", neighbours: int = 5, alpha: float = ALPHA,
+               spread: float = 0.9) -> np.ndarray:
     """The similarity matrix of a set of song vectors, every song as a query (rows) against
-    every song: after a transform, neighbour averaging and a hubness step, in that order.
-    With ``average="queries"`` the matrix is not symmetric."""
+    every song: after a transform, neighbour averaging or diffusion, and a hubness step, in
+    that order.  With ``average="queries"`` or ``"diffusion-near"`` the matrix is not symmetric."""
     if hubness not in HUBNESS:
         raise ConfigError(f"unknown hubness reduction {hubness!r}; use one of {', '.join(HUBNESS)}")
     if average not in AVERAGES:
@@ -161,6 +203,8 @@ def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "non
     x = fit_transform(vectors, transform).apply(vectors)
     if average == "none":
         sim = cosine_matrix(x)
+    elif average.startswith("diffusion"):
+        sim = diffuse(cosine_matrix(x), neighbours, alpha, spread, "near" if average == "diffusion-near" else "self")
     else:
         averaged = average_neighbours(x, neighbours, alpha)
         sim = cosine_matrix(averaged, averaged if average == "all" else x)
