@@ -177,6 +177,13 @@ METHODS: dict[str, dict] = {
     # ... on a 512-number projection head above the embedding (VICReg's expander)
     "cas05-vicreg-head-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_loss": "vicreg"},
                               "model": {"projection_dim": 512}, "phase": "pretrain"},
+    # `reform train`'s default on a library's own songs with seeds 1 and 2 (other initial weights,
+    # windows and augmentations), both phases
+    **{f"own-cas05-seed{i}-pre": {"own": True, "train": CONTRAST | STRIPES | HALF_AUGMENT | {"seed": i},
+                                  "phase": "pretrain"} for i in (1, 2)},
+    **{f"own-cas05-seed{i}-banksoft": {"own": True, "after": f"own-cas05-seed{i}-pre",
+                                       "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"seed": i}}
+       for i in (1, 2)},
     # the default pretraining's three seeds side by side (each song vector the three models' mean+std)
     "ens-seeds3-pre": {"ensemble": ["cas-aug05-pre", "cas05-seed1-pre", "cas05-seed2-pre"]},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
