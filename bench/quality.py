@@ -184,6 +184,9 @@ METHODS: dict[str, dict] = {
     **{f"own-cas05-seed{i}-banksoft": {"own": True, "after": f"own-cas05-seed{i}-pre",
                                        "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"seed": i}}
        for i in (1, 2)},
+    # the own-library clustering phase with mutual neighbours only as soft positives
+    "own-cas05-mutual": {"own": True, "after": "own-cas05-pre",
+                         "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"bank_neighbourhood": "mutual"}},
     # the default pretraining's three seeds side by side (each song vector the three models' mean+std)
     "ens-seeds3-pre": {"ensemble": ["cas-aug05-pre", "cas05-seed1-pre", "cas05-seed2-pre"]},
     # `reform train`'s default clustering phase on a library's own songs without the exploration

@@ -5,8 +5,9 @@ batch alone has no other song to keep its windows apart from.  The bank holds on
 unit vector per training song, the running direction of its windows' embeddings,
 refreshed from each song's batch after every step; the bank loss
 (:func:`reform.losses.bank_loss`) pulls a batch towards its own song's vector and
-away from the others, and may count the song's nearest neighbours in the bank as
-partial positives, so that songs which already sound alike are not pushed apart.
+away from the others, and may count the song's nearest neighbours in the bank (all, or
+only the mutual ones) as partial positives, so that songs which already sound alike are
+not pushed apart.
 """
 
 from __future__ import annotations
@@ -40,21 +41,33 @@ class MemoryBank:
         mixed = momentum * self.vectors[song] + (1.0 - momentum) * fresh.to(self.vectors.device)
         self.vectors[song] = torch.nn.functional.normalize(mixed, dim=0)
 
-    def neighbours(self, song: int, k: int) -> torch.Tensor:
-        """Indices of the ``k`` songs whose vectors are closest (cosine) to this song's."""
+    def neighbours(self, song: int, k: int, mutual: bool = False) -> torch.Tensor:
+        """Indices of the ``k`` songs whose vectors are closest (cosine) to this song's; with
+        ``mutual``, only those that have this song among their own ``k`` closest (fewer, and
+        more often of the song's kind: the links graph diffusion uses)."""
+        k = min(k, len(self) - 1)
         sim = self.vectors @ self.vectors[song]
         sim[song] = float("-inf")
-        return torch.topk(sim, min(k, len(self) - 1)).indices
+        nearest = torch.topk(sim, k).indices
+        if not mutual:
+            return nearest
+        theirs = self.vectors[nearest] @ self.vectors.T                          # (k, N)
+        theirs[torch.arange(k, device=theirs.device), nearest] = float("-inf")
+        # this song is among a neighbour's k closest when fewer than k songs are closer to it
+        closer = (theirs > theirs[:, song:song + 1]).sum(1)
+        return nearest[closer < k]
 
-    def targets(self, song: int, neighbours: int = 0, soft: float = 0.0) -> torch.Tensor:
+    def targets(self, song: int, neighbours: int = 0, soft: float = 0.0, mutual: bool = False) -> torch.Tensor:
         """The target distribution over the bank for a batch of ``song``: (N,).
 
         All the weight on the song itself, or ``1 - soft`` on it and ``soft`` shared
-        equally by its ``neighbours`` nearest songs.
+        equally by its ``neighbours`` nearest songs (with ``mutual``, by those of them that
+        count the song among their own nearest; all on the song if none does).
         """
         target = torch.zeros(len(self), device=self.vectors.device)
-        if neighbours > 0 and soft > 0:
-            target[self.neighbours(song, neighbours)] = soft / min(neighbours, len(self) - 1)
+        near = self.neighbours(song, neighbours, mutual) if neighbours > 0 and soft > 0 else None
+        if near is not None and len(near):
+            target[near] = soft / len(near)
             target[song] = 1.0 - soft
         else:
             target[song] = 1.0

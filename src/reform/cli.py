@@ -273,6 +273,8 @@ TRAIN_CHOICES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
      "pretraining's two-view term: the song contrast, or VICReg (views kept alike, no negatives)"),
     ("--cluster-loss", "cluster_loss", ("note", "bank"),
      "clustering loss: the note's MSE to the batch mean, or contrast with a bank of song vectors"),
+    ("--bank-neighbourhood", "bank_neighbourhood", ("nearest", "mutual"),
+     "bank loss: the soft positives are a song's nearest songs, or only those that count it among theirs"),
     ("--cluster-space", "cluster_space", ("raw", "unit"),
      "note's clustering loss on the raw embedding (the note) or on unit-length embeddings"),
     ("--precision", "precision", ("bfloat16", "float32"), "arithmetic of the training steps"),

@@ -122,6 +122,8 @@ class TrainConfig:
     bank_neighbours: int = 5          # bank: nearest songs in the bank that count as soft positives
                                       # (0: a hard bank, which the shipped model was trained with)
     bank_soft: float = 0.5            # bank: share of the target given to those neighbours
+    bank_neighbourhood: str = "nearest"   # bank: "nearest", or "mutual": only those of the nearest
+                                      # songs that count the song among their own nearest
     precision: str = "bfloat16"       # "bfloat16" autocast on CPU, or "float32"
     threads: int = 0                  # torch threads; 0 = all cores
     seed: int = 0
@@ -140,6 +142,8 @@ class TrainConfig:
                               "and a clustering step takes at least 1 song")
         if self.cluster_loss not in ("note", "bank"):
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")
+        if self.bank_neighbourhood not in ("nearest", "mutual"):
+            raise ConfigError(f"unknown bank_neighbourhood {self.bank_neighbourhood!r}; use nearest or mutual")
         if self.temperature <= 0:
             raise ConfigError("the temperature must be positive")
         if self.contrast_loss not in ("infonce", "vicreg"):

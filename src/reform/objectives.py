@@ -123,7 +123,8 @@ class ClusterObjective:
             cluster = cluster_loss(out.embedding, unit=self.cfg.cluster_space == "unit")
         else:
             song = step.song                 # from the host: reading step.songs would wait for a GPU
-            targets = self.bank.targets(song, self.cfg.bank_neighbours, self.cfg.bank_soft)
+            targets = self.bank.targets(song, self.cfg.bank_neighbours, self.cfg.bank_soft,
+                                        self.cfg.bank_neighbourhood == "mutual")
             cluster = bank_loss(out.embedding, targets, self.bank.vectors, self.cfg.temperature)
             self._pending.append((song, out.embedding.detach()))
         total = recon + self.cfg.cluster_weight * cluster
