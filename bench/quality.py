@@ -184,6 +184,10 @@ METHODS: dict[str, dict] = {
     **{f"own-cas05-seed{i}-banksoft": {"own": True, "after": f"own-cas05-seed{i}-pre",
                                        "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"seed": i}}
        for i in (1, 2)},
+    # 0.7 of the bank's target to the 5 soft neighbours, after the seeds 1 and 2 pretrainings
+    **{f"own-cas05-seed{i}-soft07": {"own": True, "after": f"own-cas05-seed{i}-pre",
+                                     "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT
+                                     | {"bank_soft": 0.7, "seed": i}} for i in (1, 2)},
     # the own-library clustering phase with mutual neighbours only as soft positives
     "own-cas05-mutual": {"own": True, "after": "own-cas05-pre",
                          "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"bank_neighbourhood": "mutual"}},

@@ -106,7 +106,7 @@ def test_diffusion_known_answer_on_two_pairs():
     sim = np.array([[1, 0.8, 0, 0], [0.8, 1, 0, 0], [0, 0, 1, 0.5], [0, 0, 0.5, 1.0]])
     pair = np.array([[1, 0.5], [0.5, 1]]) / (1 - 0.25)
     assert np.allclose(diffuse(sim, 1, spread=0.5), np.kron(np.eye(2), pair))
-    # started at the song and its neighbour (weight 0.8 ** 3): the same rows, mixed
+    # started at the song and its neighbour too: its own row plus the neighbour's, weighted 0.8 ** 3
     near = diffuse(sim, 1, spread=0.5, start="near")
     assert np.allclose(near[0], np.r_[pair[0] + 0.8 ** 3 * pair[1], 0, 0])
     assert np.allclose(near[3], np.r_[0, 0, pair[1] + 0.5 ** 3 * pair[0]])
@@ -134,3 +134,5 @@ def test_unknown_settings_are_refused():
         similarity(np.ones((3, 2)), average="all", neighbours=0)
     with pytest.raises(ConfigError):
         similarity(np.ones((3, 2)), average="both")
+    with pytest.raises(ConfigError):
+        diffuse(np.eye(3), 1, start="elsewhere")

@@ -165,6 +165,8 @@ def diffuse(sim: np.ndarray, neighbours: int, alpha: float = ALPHA, spread: floa
     weight max(cosine, 0) ** alpha, symmetrically normalised (W = D^-1/2 A D^-1/2); the
     scores are the start rows times (I - spread W)^-1, the walk's visits summed over all
     lengths."""
+    if start not in ("self", "near"):
+        raise ConfigError(f"unknown start of the walk {start!r}; use self or near")
     n = len(sim)
     k = min(neighbours, n - 1)
     if k <= 0:
