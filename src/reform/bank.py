@@ -43,8 +43,8 @@ class MemoryBank:
 
     def neighbours(self, song: int, k: int, mutual: bool = False) -> torch.Tensor:
         """Indices of the ``k`` songs whose vectors are closest (cosine) to this song's; with
-        ``mutual``, only those that have this song among their own ``k`` closest (fewer and
-        surer positives: the links that graph diffusion keeps, reform.space)."""
+        ``mutual``, only those that have this song among their own ``k`` closest (fewer
+        positives, each chosen from both sides: the links that graph diffusion keeps, reform.space)."""
         k = min(k, len(self) - 1)
         sim = self.vectors @ self.vectors[song]
         sim[song] = float("-inf")
