@@ -150,8 +150,7 @@ def average_neighbours(vectors: np.ndarray, neighbours: int, alpha: float = ALPH
     if k <= 0:
         return x
     sim = x @ x.T
-    np.fill_diagonal(sim, -np.inf)
-    nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]                        # (N, k)
+    nearest = _nearest_others(sim, k)                                            # (N, k)
     return blend(x, x[nearest], np.take_along_axis(sim, nearest, axis=1), alpha)
 
 
@@ -174,7 +173,7 @@ def diffuse(sim: np.ndarray, neighbours: int, alpha: float = ALPHA, spread: floa
     weights = np.maximum(sim, 0.0) ** alpha
     np.fill_diagonal(weights, 0.0)
     nearest = np.zeros((n, n), bool)
-    nearest[np.arange(n)[:, None], np.argpartition(-_with_diagonal_last(sim), k - 1, axis=1)[:, :k]] = True
+    nearest[np.arange(n)[:, None], _nearest_others(sim, k)] = True
     links = np.where(nearest & nearest.T, weights, 0.0)
     degree = links.sum(1)
     scale = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
@@ -183,11 +182,12 @@ def diffuse(sim: np.ndarray, neighbours: int, alpha: float = ALPHA, spread: floa
     return starts @ np.linalg.inv(np.eye(n) - spread * walk)
 
 
-def _with_diagonal_last(sim: np.ndarray) -> np.ndarray:
-    """The similarities with each item's own set to -inf, so that it is nobody's neighbour."""
-    out = np.array(sim, np.float64)
-    np.fill_diagonal(out, -np.inf)
-    return out
+def _nearest_others(sim: np.ndarray, k: int) -> np.ndarray:
+    """Indices of every item's ``k`` most similar other items (in no order) in a square
+    similarity matrix: (N, k); an item is never its own neighbour."""
+    others = np.array(sim, np.float64)
+    np.fill_diagonal(others, -np.inf)
+    return np.argpartition(-others, k - 1, axis=1)[:, :k]
 
 
 def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "none", k: int = 10,
