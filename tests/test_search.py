@@ -140,3 +140,12 @@ def test_an_older_catalogue_gets_its_search_words(tmp_path):
 
 def test_plural():
     assert plural(1, "song") == "1 song" and plural(2, "file") == "2 files" and plural(0, "song") == "0 songs"
+
+
+def test_every_interface_names_a_song_alike():
+    assert row(1, "/m/a.ogg", "HR3", "Caves").label == "HR3 - Caves"
+    assert row(2, "/m/track13.ogg").label == "track13"                 # untagged: the file name, no "? - ?"
+    assert row(3, "/m/track14.ogg", "HR3").label == "HR3 - track14"    # no title tag
+    assert row(4, "/m/x.ogg", title="Ocean").label == "Ocean"           # no artist tag
+    with pytest.raises(QueryError, match=r"2 songs match 'hr3': HR3 - Caves II \(/m/hr3/hr3-caves-2.ogg\); HR3 - Caves \("):
+        find(ROWS[:2], "hr3")

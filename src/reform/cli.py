@@ -446,8 +446,8 @@ def _show(recs, args: argparse.Namespace, heading: str) -> None:
     for i, r in enumerate(recs, 1):
         row = r.row
         minutes, secs = divmod(round(row.duration or 0), 60)
-        print(f"{i:3d}. {r.score:6.3f}  {row.artist or '?'} - {row.title or '?'}"
-              f"  [{row.album or '?'}, {minutes}:{secs:02d}]")
+        album = f"{row.album}, " if row.album else ""
+        print(f"{i:3d}. {r.score:6.3f}  {row.label}  [{album}{minutes}:{secs:02d}]")
     if args.output:
         print(f"wrote {args.output}")
 
@@ -680,11 +680,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed = lib.resolve(query, rec)
             print(f"\nsongs like {seed.label}:")
             for i, r in enumerate(rec.similar(seed, 5), 1):
-                print(f"  {i}. {r.score:.3f}  {r.row.artist} - {r.row.title}")
+                print(f"  {i}. {r.score:.3f}  {r.row.label}")
         seeds = [lib.resolve(q, rec) for q in ("Texture No. 1", "Arpeggio No. 3")]
         print(f"\na playlist flowing from {seeds[0].label} and {seeds[1].label}:")
         for i, r in enumerate(rec.playlist(seeds, 8), 1):
-            print(f"  {i}. {r.row.artist} - {r.row.title}")
+            print(f"  {i}. {r.row.label}")
     run = f"{_invocation()} --home {args.home}"
     print(f"\ntry: {run} similar 'Groove No. 1'   (or `{run} serve`)")
     return 0

@@ -124,8 +124,7 @@ def m3u_text(rows: list[FileRow], base: str | os.PathLike | None = None, *, titl
         if _LINE_BREAK.search(path):
             skipped.append(r)
             continue
-        name = " - ".join(x for x in (r.artist, r.title) if x) or Path(r.path).stem
-        lines.append(f"#EXTINF:{round(r.duration or -1)},{_CONTROL.sub(' ', name)}")
+        lines.append(f"#EXTINF:{round(r.duration or -1)},{_CONTROL.sub(' ', r.label)}")
         lines.append(path)
     if skipped:
         lines.append(f"# {len(skipped)} song(s) left out: a line break in the file path "

@@ -237,7 +237,7 @@ class Radio:
             session.played = [r for r in (self._row(s["file"]) for s in reversed(before)) if r]
         session.played.insert(0, row)
         del session.played[max(self.rules.no_repeat, 8):]
-        self.say(f"playing {row.artist or '?'} - {row.title or os.path.basename(row.path)}")
+        self.say(f"playing {row.label}")
         if self.record:
             try:
                 with self.lib.home.catalogue.transaction():
@@ -260,7 +260,7 @@ class Radio:
         for pick in picks:
             client.add(self.root.to_player(pick.row.path))
             session.added += 1
-            self.say(f"  queued {pick.row.artist or '?'} - {pick.row.title or '?'}  ({pick.score:.3f})")
+            self.say(f"  queued {pick.row.label}  ({pick.score:.3f})")
 
 
 def run(radio: Radio, where: Address, say: Callable[[str], None] = print) -> Session:

@@ -66,7 +66,7 @@ def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules()) 
         if not picks:
             break
         rows.append(picks[0].row)
-    return Playlist(f"ReFORM radio - {seed.artist or '?'} - {seed.title or Path(seed.path).stem}", rows)
+    return Playlist(f"ReFORM radio - {seed.label}", rows)
 
 
 def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike, length: int,

@@ -117,7 +117,7 @@ class Recommender:
         if not self.has(row.hash):
             raise QueryError("this song has no embedding yet", path=row.path,
                              hint="run `reform embed`")
-        return Seed(self.vector_of(row.hash), row, f"{row.artist or '?'} - {row.title or '?'}")
+        return Seed(self.vector_of(row.hash), row, row.label)
 
     # -- recommendations ------------------------------------------------------------------------
     def expanded(self, query: np.ndarray, banned: set[str]) -> np.ndarray:

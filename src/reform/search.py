@@ -92,7 +92,7 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     exact = [r for r in matches if said in (norm(f"{r.artist} {title_of(r)}"), norm(title_of(r)))]
     if len(matches) == 1 or len(exact) == 1:
         return (exact or matches)[0]
-    listing = "; ".join(f"{r.artist or '?'} - {title_of(r)} ({r.path})" for r in matches[:10])
+    listing = "; ".join(f"{r.label} ({r.path})" for r in matches[:10])
     more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
     raise QueryError(f"{len(matches)} songs match {text!r}: {listing}{more}",
                      hint="add words to the query, or give the path of the file")

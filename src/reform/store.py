@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import FeatureError, StoreError
 from .files import replacing, temporary_name, write_error, write_text, writer_alive
-from .text import name_key, search_words
+from .text import name_key, search_words, song_label
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -246,6 +246,11 @@ class FileRow:
     @property
     def tags(self) -> Tags:
         return Tags(self.artist, self.album, self.title, self.track, self.year, self.genre)
+
+    @property
+    def label(self) -> str:
+        """``"Artist - Title"`` as every interface names the song (reform.text.song_label)."""
+        return song_label(self.artist, self.title, self.path)
 
 
 ROW_FIELDS = [f.name for f in fields(FileRow)]

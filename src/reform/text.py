@@ -22,6 +22,13 @@ def song_title(title: str | None, path: str) -> str:
     return title or Path(path).stem
 
 
+def song_label(artist: str | None, title: str | None, path: str) -> str:
+    """How a song is named in text: ``"Artist - Title"``, or the title alone when the artist
+    tag is missing (no ``"? - "`` for the untagged files of a real library)."""
+    title = song_title(title, path)
+    return f"{artist} - {title}" if artist else title
+
+
 def search_words(artist: str | None, album: str | None, title: str | None, path: str) -> str:
     """The normalised words a query is matched in: artist, album, title and file name.  The
     catalogue keeps them for every file (its table ``song_words``), so they are made here,
