@@ -30,6 +30,17 @@ def test_scan_status_errors_json(tmp_path, music, capsys):
     assert "nothing to do: 4 songs unchanged" in capsys.readouterr().out
 
 
+def test_a_large_library_on_the_shipped_model_is_told_of_reform_train(tmp_path, music, monkeypatch, capsys):
+    from reform import cli
+
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music / "Tone Band"), "--jobs", "1"]) == 0
+    assert "reform train" not in capsys.readouterr().out          # 2 songs: below the measured sizes
+    monkeypatch.setattr(cli, "TRAIN_TIP_SONGS", 3)
+    assert main(["--home", home, "-q", "scan", str(music), "--jobs", "1"]) == 0
+    assert "tip: `reform train` learns this library's own music" in capsys.readouterr().out
+
+
 def test_reform_home_environment_variable(tmp_path, music, monkeypatch, capsys):
     monkeypatch.setenv("REFORM_HOME", str(tmp_path / "envhome"))
     assert main(["-q", "scan", str(music / "Tone Band"), "--jobs", "1"]) == 0
