@@ -114,10 +114,31 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     tsv.write_text("\n".join(lines) + "\n")
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--no-baselines"]) == 0
     text = capsys.readouterr().out
-    assert "1 paths of the labels file are not in the library" in text
-    assert "1 songs have no labels.tsv:group label: left out" in text
+    assert "1 path of the labels file is not in the library" in text
+    assert "1 song has no labels.tsv:group label: left out" in text
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--label-column", "nope"]) == 1
     assert "no column 'nope'" in capsys.readouterr().err
+
+
+def test_tags_that_group_nothing_leave_the_same_song_protocol(tmp_path):
+    from reform.assess import evaluation_songs
+    from reform.store import FileRow
+
+    def row(i, artist):
+        return FileRow(i, f"/m/{i}.ogg", 1, 1, f"h{i}", "ok", None, 100.0, 44100, 2, 100, "ogg", "fv",
+                       artist, None, None, None, None, None, 0.0)
+
+    untagged = [row(1, "A"), row(2, "B"), row(3, None), row(4, None)]     # no artist twice
+    rows, labels, _, notes, source = evaluation_songs(untagged, "artist")
+    assert [r.id for r in rows] == [1, 2, 3, 4] and labels is None and source is None
+    assert notes == ["no artist tag is shared by two songs: only the same-song protocol runs "
+                     "(try --labels album or genre, or --labels-file)"]
+    rows, labels, _, notes, _ = evaluation_songs(untagged + [row(5, "A")], "artist")
+    assert labels == ["A", "B", "A"] and notes == ["2 songs have no artist label: left out"]
+    tsv = tmp_path / "labels.tsv"
+    tsv.write_text("path\tgroup\n/m/1.ogg\tg1\n/m/2.ogg\tg2\n")
+    with pytest.raises(EvaluateError, match="no labels.tsv:group label is shared by two songs"):
+        evaluation_songs(untagged, label_file=str(tsv))
 
 
 def test_cli_evaluate_too_small(tmp_path, capsys):

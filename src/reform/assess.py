@@ -4,6 +4,7 @@ the report kept beside the active model (the protocols and baselines are :mod:`r
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         known = {os.path.realpath(r.path) for r in songs}
         unknown = [p for p in by_path if p not in known]
         if unknown:
-            notes.append(f"{len(unknown)} paths of the labels file are not in the library: ignored")
+            notes.append(f"{plural(len(unknown), 'path')} of the labels file "
+                         f"{'is' if len(unknown) == 1 else 'are'} not in the library: ignored")
         found = [(r, by_path.get(os.path.realpath(r.path)) or by_path.get(r.path)) for r in rows]
         source = f"{os.path.basename(label_file)}:{label_column}"
     elif labels:
@@ -39,10 +41,18 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         source = labels
     else:
         return rows, None, [r.album or "" for r in rows], notes, None
-    missing = [r for r, lab in found if not lab]
-    if missing:
-        notes.append(f"{len(missing)} songs have no {source} label: left out")
     kept = [(r, lab) for r, lab in found if lab]
+    if not any(n >= 2 for n in Counter(lab for _, lab in kept).values()):
+        if label_file:   # labels asked for by name: a file that names no group twice is a mistake
+            raise EvaluateError(f"no {source} label is shared by two songs of the library: label "
+                                "retrieval has nothing to find", hint="check the file's paths and column")
+        # a real library's tags are often missing: finding a song's other half needs none
+        notes.append(f"no {labels} tag is shared by two songs: only the same-song protocol runs "
+                     "(try --labels album or genre, or --labels-file)")
+        return rows, None, [r.album or "" for r in rows], notes, None
+    missing = len(found) - len(kept)
+    if missing:
+        notes.append(f"{plural(missing, 'song')} {'has' if missing == 1 else 'have'} no {source} label: left out")
     return ([r for r, _ in kept], [lab for _, lab in kept], [r.album or "" for r, _ in kept],
             notes, source)
 
