@@ -204,6 +204,12 @@ METHODS: dict[str, dict] = {
                            "train": CONTRAST | STRIPES | HALF_AUGMENT | {"max_epochs": 150}},
     "own-cas05-banksoft-full": {"own": True, "after": "own-cas05-pre-full",
                                 "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
+    # `reform train --init shipped` on a library's own songs for as long as training from scratch is
+    # capped (40 pretraining epochs instead of 10), then the soft-neighbour clustering phase
+    "own-ft05-pre-e40": {"own": True, "init": "cas05-bank", "phase": "pretrain",
+                         "train": CONTRAST | STRIPES | HALF_AUGMENT},
+    "own-ft05-banksoft-e40": {"own": True, "after": "own-ft05-pre-e40",
+                              "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1},
                         "phase": "pretrain"},
