@@ -46,15 +46,26 @@ def write(path: Path, audio: np.ndarray, sr: int = SR, **kwargs) -> Path:
     return path
 
 
-def write_aac(path: Path, audio: np.ndarray, sr: int = SR) -> Path:
-    """Encode AAC in an M4A container with FFmpeg's built-in encoder (through PyAV)."""
+def write_encoded(path: Path, audio: np.ndarray, codec: str, sr: int = SR) -> Path:
+    """Encode ``audio`` (samples, channels) float in [-1, 1] with one of FFmpeg's built-in
+    encoders (through PyAV), in the container the file's extension names: the formats
+    libsndfile cannot write (AAC, WavPack, TTA, ALAC)."""
     import av
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     audio = audio if audio.ndim == 2 else audio[:, None]
     layout = "stereo" if audio.shape[1] == 2 else "mono"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=sr, layout=layout)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp", layout=layout)
+        stream = container.add_stream(codec, rate=sr, layout=layout)
+        fmt = stream.codec_context.codec.audio_formats[-1]     # fltp, s16 or s16p below
+        if fmt.name == "fltp":
+            samples = np.ascontiguousarray(audio.T, dtype=np.float32)
+        else:
+            fmt = av.AudioFormat("s16p" if fmt.is_planar else "s16")
+            ints = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            samples = np.ascontiguousarray(ints.T if fmt.is_planar else ints.reshape(1, -1))
+        stream.format = fmt
+        frame = av.AudioFrame.from_ndarray(samples, format=fmt.name, layout=layout)
         frame.sample_rate = sr
         for packet in stream.encode(frame):
             container.mux(packet)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import noise, stereo, tone, write, write_aac
+from conftest import noise, stereo, tone, write, write_encoded
 from reform import audio as audio_module
 from reform.audio import decode, is_audio_path, stream
 from reform.config import AudioConfig
@@ -32,11 +32,15 @@ def test_every_format_decodes_keeping_channels(tmp_path, name, kwargs):
     assert np.abs(x[0]).max() > 3 * np.abs(x[1]).max()
 
 
-def test_m4a_aac(tmp_path):
-    path = write_aac(tmp_path / "song.m4a", stereo(tone(440, 3), noise(3, amp=0.05)))
+@pytest.mark.parametrize("name,codec", [("song.m4a", "aac"), ("song.m4a", "alac"), ("song.caf", "alac"),
+                                        ("song.wv", "wavpack"), ("song.tta", "tta")])
+def test_formats_libsndfile_cannot_write_decode_too(tmp_path, name, codec):
+    path = write_encoded(tmp_path / name, stereo(tone(440, 3, 44100), noise(3, sr=44100, amp=0.05)), codec, 44100)
+    assert is_audio_path(path)
     x, info = decode(path)
-    assert info.channels == 2 and info.codec == "aac"
+    assert info.channels == 2 and info.codec == codec and info.sample_rate == 44100
     assert abs(x.shape[1] / 22050 - 3.0) < 0.1
+    assert np.abs(x[0]).max() > 3 * np.abs(x[1]).max()          # the tone stays on the left
 
 
 def test_resampled_to_22050_with_soxr(tmp_path):

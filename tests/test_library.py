@@ -4,7 +4,7 @@ import os
 
 from conftest import tone, write
 from reform.library import Entry, content_hash, plan, read_tags, walk
-from reform.store import FileRow
+from reform.store import FileRow, Tags
 
 
 def test_walk_finds_audio_recursively_and_ignores_other_files(music):
@@ -44,6 +44,20 @@ def test_tags_from_file_and_from_folder_layout(tmp_path):
     untagged = write(tmp_path / "Some Artist" / "Some Album" / "07 - The Title.wav", tone(440, 1))
     tags = read_tags(str(untagged), str(tmp_path))
     assert (tags.artist, tags.album, tags.title, tags.track) == ("Some Artist", "Some Album", "The Title", 7)
+
+
+def test_ape_tags_of_wavpack(tmp_path):
+    import mutagen
+
+    from conftest import write_encoded
+
+    path = write_encoded(tmp_path / "x" / "y" / "Whatever.wv", tone(440, 1), "wavpack")
+    f = mutagen.File(path, easy=True)
+    f.tags.update({"Artist": "Real Artist", "Album": "Real Album", "Title": "Real Title", "Track": "4/9",
+                   "Year": "2001", "Genre": "Ambient"})
+    f.save()
+    tags = read_tags(str(path), str(tmp_path))
+    assert tags == Tags("Real Artist", "Real Album", "Real Title", 4, 2001, "Ambient")
 
 
 def test_broken_tags_fall_back_to_layout(tmp_path):

@@ -30,7 +30,8 @@ from .errors import DecodeError
 # Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
 # PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
 SOUNDFILE_FIRST = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc"}
-PYAV_FIRST = {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka"}
+PYAV_FIRST = {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka",
+              ".wv", ".tta", ".caf"}
 AUDIO_EXTENSIONS = frozenset(SOUNDFILE_FIRST | PYAV_FIRST)
 
 BLOCK_SECONDS = 20.0  # decoded audio per block; large enough that per-block overhead is negligible

@@ -176,7 +176,7 @@ def read_tags(path: str, root: str | None = None) -> Tags:
         artist=raw.get("artist") or (folders[-2] if len(folders) >= 2 else None),
         album=raw.get("album") or (folders[-1] if len(folders) >= 1 else None),
         title=raw.get("title") or name_title,
-        track=_leading_int(raw.get("tracknumber")) or name_track,
+        track=_leading_int(raw.get("tracknumber") or raw.get("track")) or name_track,   # APEv2: "Track"
         year=_year(raw.get("date") or raw.get("year")),
         genre=raw.get("genre"),
     )
@@ -192,7 +192,7 @@ def _mutagen_tags(path: str) -> dict[str, str]:
     if tagged is None or not tagged.tags:
         return {}
     out = {}
-    for key in ("artist", "album", "title", "tracknumber", "date", "year", "genre"):
+    for key in ("artist", "album", "title", "tracknumber", "track", "date", "year", "genre"):
         try:
             values = tagged.tags.get(key)
         except (KeyError, ValueError):
