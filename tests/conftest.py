@@ -57,7 +57,7 @@ def write_encoded(path: Path, audio: np.ndarray, codec: str, sr: int = SR) -> Pa
     layout = "stereo" if audio.shape[1] == 2 else "mono"
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=sr, layout=layout)
-        fmt = stream.codec_context.codec.audio_formats[-1]     # fltp, s16 or s16p below
+        fmt = stream.codec_context.codec.audio_formats[-1]   # float where the encoder takes it, else 16 bits
         if fmt.name == "fltp":
             samples = np.ascontiguousarray(audio.T, dtype=np.float32)
         else:
