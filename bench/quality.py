@@ -217,6 +217,9 @@ METHODS: dict[str, dict] = {
     # ... and with a clustering phase that starts at 3e-4 instead of 1e-4 (set for the note's loss)
     "own-cas05-clr3e4": {"own": True, "after": "own-cas05-pre",
                          "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"cluster_learning_rate": 3e-4}},
+    # ... and with a steadier bank (each batch moving its song's vector by a tenth instead of half)
+    "own-cas05-mom09": {"own": True, "after": "own-cas05-pre",
+                        "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"bank_momentum": 0.9}},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1},
                         "phase": "pretrain"},
