@@ -16,9 +16,11 @@ from reform.cli import main
 def test_scan_status_errors_json(tmp_path, music, capsys):
     home = str(tmp_path / "home")
     (music / "broken.mp3").write_text("nope")
+    (music / "tune.xm").write_bytes(b"module")
     assert main(["--home", home, "-q", "scan", str(music), "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "analysed 4 songs" in out and "failed 1" in out
+    assert "skipped 1 file in formats ReFORM does not read: .xm (1)" in out
     assert main(["--home", home, "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["songs"] == 4 and status["failed"] == 1

@@ -10,10 +10,12 @@ from reform.store import FileRow, Tags
 def test_walk_finds_audio_recursively_and_ignores_other_files(music):
     (music / "cover.jpg").write_bytes(b"jpeg")
     (music / "notes.txt").write_text("hi")
-    entries, problems = walk([music])
+    for name in ("intro.XM", "level1.xm", "theme.mid"):   # music in formats ReFORM does not read: counted
+        (music / "Tone Band" / name).write_bytes(b"module")
+    entries, problems, unread = walk([music])
     names = sorted(os.path.basename(e.path) for e in entries)
     assert names == ["01 A Four Forty.wav", "01 White.ogg", "02 Chord.flac", "02 Clicks.wav"]
-    assert problems == []
+    assert problems == [] and unread == {".xm": 2, ".mid": 1}
     assert all(e.root == str(music) for e in entries)
 
 
@@ -22,7 +24,7 @@ def test_walk_survives_symlink_loops(tmp_path):
     write(root / "a" / "song.wav", tone(440, 1))
     os.symlink(root, root / "a" / "back-to-top")          # a folder loop
     os.symlink(root / "self.wav", root / "self.wav")      # a file link to itself
-    entries, problems = walk([root])
+    entries, problems, _ = walk([root])
     assert [os.path.basename(e.path) for e in entries] == ["song.wav"]
     reasons = {os.path.basename(p.path): p.reason for p in problems}
     assert "loop" in reasons["back-to-top"]

@@ -33,6 +33,10 @@ SOUNDFILE_FIRST = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc"}
 PYAV_FIRST = {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka",
               ".wv", ".tta", ".caf"}
 AUDIO_EXTENSIONS = frozenset(SOUNDFILE_FIRST | PYAV_FIRST)
+# Music ReFORM does not read, counted by a scan so that it is not skipped without a word: tracker
+# modules and MIDI (no decoder or synthesiser in the PyAV wheel), and Monkey's Audio, Musepack and
+# DSD, which PyAV decodes but no encoder at hand can make a test file of.
+UNREAD_EXTENSIONS = frozenset({".mod", ".xm", ".it", ".s3m", ".mid", ".midi", ".ape", ".mpc", ".dsf", ".dff"})
 
 BLOCK_SECONDS = 20.0  # decoded audio per block; large enough that per-block overhead is negligible
 

@@ -12,11 +12,12 @@ import errno
 import hashlib
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import is_audio_path
+from .audio import UNREAD_EXTENSIONS, is_audio_path
 from .store import FileRow, Tags
 
 _HASH_BLOCK = 1 << 20
@@ -51,14 +52,16 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
 
 
-def walk(roots: Iterable[str | os.PathLike]) -> tuple[list[Entry], list[Problem]]:
+def walk(roots: Iterable[str | os.PathLike]) -> tuple[list[Entry], list[Problem], Counter[str]]:
     """Find every audio file under ``roots``, following symbolic links without looping.
 
-    Returns the entries sorted by path, and the paths that could not be listed
-    with a one-line reason.
+    Returns the entries sorted by path, the paths that could not be listed with a
+    one-line reason, and how many files of each music format ReFORM does not read
+    (:data:`reform.audio.UNREAD_EXTENSIONS`) were passed over.
     """
     entries: dict[str, Entry] = {}
     problems: list[Problem] = []
+    unread: Counter[str] = Counter()
     for root in roots:
         root = os.path.abspath(root)
         if os.path.isfile(root):
@@ -68,11 +71,11 @@ def walk(roots: Iterable[str | os.PathLike]) -> tuple[list[Entry], list[Problem]
                 problems.append(Problem(root, "not an audio file (unknown extension)"))
             continue
         seen: dict[tuple[int, int], str] = {}
-        _walk_dir(root, root, seen, entries, problems)
-    return sorted(entries.values(), key=lambda e: e.path), problems
+        _walk_dir(root, root, seen, entries, problems, unread)
+    return sorted(entries.values(), key=lambda e: e.path), problems, unread
 
 
-def _walk_dir(folder: str, root: str, seen: dict, entries: dict, problems: list) -> None:
+def _walk_dir(folder: str, root: str, seen: dict, entries: dict, problems: list, unread: Counter) -> None:
     try:
         st = os.stat(folder)
     except OSError as exc:
@@ -96,9 +99,11 @@ def _walk_dir(folder: str, root: str, seen: dict, entries: dict, problems: list)
             problems.append(Problem(child.path, _os_reason(exc)))
             continue
         if is_dir:
-            _walk_dir(child.path, root, seen, entries, problems)
+            _walk_dir(child.path, root, seen, entries, problems, unread)
         elif is_audio_path(child.name):
             _add_file(child.path, root, entries, problems)
+        elif (suffix := os.path.splitext(child.name)[1].lower()) in UNREAD_EXTENSIONS:
+            unread[suffix] += 1
 
 
 def _add_file(path: str, root: str, entries: dict, problems: list) -> None:

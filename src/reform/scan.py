@@ -92,6 +92,7 @@ class ScanSummary:
     failed_before: int = 0       # unchanged files that failed earlier and were skipped
     removed: int = 0
     duplicates: int = 0          # byte-identical copies in the library after the scan
+    unread: dict[str, int] = field(default_factory=dict)   # music in formats not read: extension -> files
     audio_seconds: float = 0.0   # audio decoded by this scan
     embedded: int = 0            # songs embedded by this scan
     embedding_model: str | None = None
@@ -365,7 +366,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         home.add_roots(roots)
         home.record_settings()
 
-    entries, problems = library.walk(roots)
+    entries, problems, unread = library.walk(roots)
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(entries, problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
@@ -374,7 +375,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     if redo:
         todo.todo += [e for e in todo.unchanged if e.path in redo]
         todo.unchanged = [e for e in todo.unchanged if e.path not in redo]
-    summary = ScanSummary(found=len(entries),
+    summary = ScanSummary(found=len(entries), unread=dict(unread),
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
