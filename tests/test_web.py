@@ -438,6 +438,7 @@ def test_embed_and_scan_jobs_from_the_page(trained, tmp_path):
     with Library(home) as lib:
         catalogue = lib.home.catalogue
         catalogue.drop_embeddings(model=catalogue.get_meta("embedding_model"))
+        Path(lib.home.roots()[0], "tune.xm").write_bytes(b"module")     # a format the scan does not read
     c = client_for(home)
     assert c.get("/api/status").json()["embeddings"]["songs"] == 0
     job = _wait(c, c.post("/api/jobs/embed").json()["id"])
@@ -446,6 +447,7 @@ def test_embed_and_scan_jobs_from_the_page(trained, tmp_path):
     assert len(c.get("/api/map").json()["ids"]) == 5
     job = _wait(c, c.post("/api/jobs/scan").json()["id"])
     assert job["state"] == "done" and "unchanged 5" in job["summary"], job
+    assert job["summary"].endswith("skipped 1 in formats not read (.xm)"), job
 
 
 # -- access rules ------------------------------------------------------------------------------------------
