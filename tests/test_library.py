@@ -19,6 +19,14 @@ def test_walk_finds_audio_recursively_and_ignores_other_files(music):
     assert all(e.root == str(music) for e in entries)
 
 
+def test_a_file_named_alone_that_is_not_read_says_why(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "theme.it").write_bytes(b"module")
+    entries, problems, _ = walk([tmp_path / "notes.txt", tmp_path / "theme.it"])
+    assert entries == [] and [p.reason for p in problems] == ["not an audio file (unknown extension)",
+                                                              "a music format ReFORM does not read"]
+
+
 def test_walk_survives_symlink_loops(tmp_path):
     root = tmp_path / "lib"
     write(root / "a" / "song.wav", tone(440, 1))

@@ -67,6 +67,8 @@ def walk(roots: Iterable[str | os.PathLike]) -> tuple[list[Entry], list[Problem]
         if os.path.isfile(root):
             if is_audio_path(root):
                 _add_file(root, os.path.dirname(root), entries, problems)
+            elif os.path.splitext(root)[1].lower() in UNREAD_EXTENSIONS:
+                problems.append(Problem(root, "a music format ReFORM does not read"))
             else:
                 problems.append(Problem(root, "not an audio file (unknown extension)"))
             continue
