@@ -63,6 +63,12 @@ def is_audio_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
+def unread_format(path: str | os.PathLike) -> str | None:
+    """The extension of a music format ReFORM does not read (UNREAD_EXTENSIONS), else None."""
+    suffix = Path(path).suffix.lower()
+    return suffix if suffix in UNREAD_EXTENSIONS else None
+
+
 @dataclass
 class _Opened:
     """A backend's view of an opened file: format facts plus the lazy block iterator."""

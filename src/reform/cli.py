@@ -138,9 +138,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
                            embed=not args.no_embed, retry_failed=args.retry_failed, device=args.device,
                            ray=False if args.ray is None else args.ray or True)
-        _print_scan_summary(summary, lib, args.paths)
-        if not summary.interrupted and not args.no_embed:
-            _print_scan_embedding(summary, lib)
+        status = _print_scan_summary(summary, lib, args.paths)
+        if status is not None and not args.no_embed:
+            _print_scan_embedding(summary, lib, status)
     return 130 if summary.interrupted else 0
 
 
@@ -157,28 +157,32 @@ def _print_device(name: str, embed: bool = True) -> None:
 TRAIN_TIP_SONGS = 100
 
 
-def _print_scan_embedding(summary, lib) -> None:
+def _print_scan_embedding(summary, lib, status: dict) -> None:
+    """What the scan embedded, and what is left to embed; ``status`` is the library's after the
+    scan (:meth:`reform.Library.status`, as the summary printed it)."""
     from .home import SHIPPED
 
     if summary.embedded:
         print(f"embedded {plural(summary.embedded, 'song')} with {lib.models.name_of(lib.model_path())}")
-        if lib.models.active_name() == SHIPPED and lib.status()["songs"] >= TRAIN_TIP_SONGS:
+        if status["model"]["name"] == SHIPPED and status["songs"] >= TRAIN_TIP_SONGS:
             print("tip: `reform train` learns this library's own music; on libraries of 115 songs its "
                   "recommendations beat the shipped model's")
-    status = lib.embedding_status()
-    if status["stored"] and not status["current"]:
+    embedded = lib.embedding_status()
+    if embedded["stored"] and not embedded["current"]:
         print("the embeddings come from another model than the active one: run `reform embed`")
-    elif status["missing"]:
-        one = status["missing"] == 1
-        print(f"{plural(status['missing'], 'song')} {'has' if one else 'have'} no embedding from the "
+    elif embedded["missing"]:
+        one = embedded["missing"] == 1
+        print(f"{plural(embedded['missing'], 'song')} {'has' if one else 'have'} no embedding from the "
               "active model: run `reform embed`")
 
 
-def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> None:
+def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> dict | None:
+    """Print what the scan did and what the library holds now; returns the library's status
+    (None after an interrupted scan, which prints only how to go on)."""
     if summary.interrupted:
         print(f"interrupted: {plural(summary.analysed, 'song')} analysed and saved; "
               "run `reform scan` again to continue")
-        return
+        return None
     if summary.found == 0 and not summary.failed:
         from .audio import AUDIO_EXTENSIONS
 
@@ -205,6 +209,7 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> None:
     status = lib.status()
     print(f"library: {plural(status['songs'], 'song')}, {status['hours']:.2f} h, {status['failed']} failed"
           + (" (see `reform errors`)" if status["failed"] else ""))
+    return status
 
 
 def cmd_status(args: argparse.Namespace) -> int:

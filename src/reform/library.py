@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import UNREAD_EXTENSIONS, is_audio_path
+from .audio import is_audio_path, unread_format
 from .store import FileRow, Tags
 
 _HASH_BLOCK = 1 << 20
@@ -67,7 +67,7 @@ def walk(roots: Iterable[str | os.PathLike]) -> tuple[list[Entry], list[Problem]
         if os.path.isfile(root):
             if is_audio_path(root):
                 _add_file(root, os.path.dirname(root), entries, problems)
-            elif os.path.splitext(root)[1].lower() in UNREAD_EXTENSIONS:
+            elif unread_format(root):
                 problems.append(Problem(root, "a music format ReFORM does not read"))
             else:
                 problems.append(Problem(root, "not an audio file (unknown extension)"))
@@ -104,7 +104,7 @@ def _walk_dir(folder: str, root: str, seen: dict, entries: dict, problems: list,
             _walk_dir(child.path, root, seen, entries, problems, unread)
         elif is_audio_path(child.name):
             _add_file(child.path, root, entries, problems)
-        elif (suffix := os.path.splitext(child.name)[1].lower()) in UNREAD_EXTENSIONS:
+        elif suffix := unread_format(child.name):
             unread[suffix] += 1
 
 
