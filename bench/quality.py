@@ -11,7 +11,9 @@ held-out
 own-library (methods marked ``own``)
     For every fold, a model is trained without labels on the fold's songs themselves
     (what `reform train` does on a person's library), from scratch or fine-tuned from
-    that fold's held-out model, and evaluated on the same songs.
+    that fold's held-out model, and evaluated on the same songs.  With ``--library-share S``
+    every fold's library is a random share S of its songs, to see how small a library
+    training still helps.
 
 Measured on each fold's songs only: label retrieval with the soundtrack as label
 (p@10, leave-one-out), same-song retrieval with halves cut in the middle (top-1),
@@ -220,6 +222,18 @@ METHODS: dict[str, dict] = {
     # ... and with a steadier bank (each batch moving its song's vector by a tenth instead of half)
     "own-cas05-mom09": {"own": True, "after": "own-cas05-pre",
                         "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"bank_momentum": 0.9}},
+    # `reform train`'s default as it runs on a smaller library (--library-share): pretraining until
+    # its schedule's third plateau (the exploration cap of 40 epochs would be 40 steps on 30 songs),
+    # then the soft-neighbour clustering phase for up to 30 epochs
+    "own-cas05-pre-sched": {"own": True, "phase": "pretrain",
+                            "train": CONTRAST | STRIPES | HALF_AUGMENT | {"max_epochs": 400}},
+    "own-cas05-banksoft-sched": {"own": True, "after": "own-cas05-pre-sched",
+                                 "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
+    # ... and `reform train --init shipped` there: the same, from the fold's held-out model
+    "own-ft05-pre-sched": {"own": True, "init": "cas05-bank", "phase": "pretrain",
+                           "train": CONTRAST | STRIPES | HALF_AUGMENT | {"max_epochs": 400}},
+    "own-ft05-banksoft-sched": {"own": True, "after": "own-ft05-pre-sched",
+                                "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1},
                         "phase": "pretrain"},
@@ -279,6 +293,12 @@ def make_folds(rows: list, group_of: dict[str, str], k: int) -> list[Fold]:
         members[min(range(k), key=lambda i: (sum(sizes[g] for g in members[i]), i))].append(group)
     return [Fold(i, sorted(m), [r for r in rows if group_of[r.hash] in m],
                  [r for r in rows if group_of[r.hash] not in m]) for i, m in enumerate(members)]
+
+
+def share_of(items: list, share: float, seed: list[int]) -> list:
+    """A random ``share`` of ``items`` (at least 2) in their order, the same for the same seed."""
+    keep = np.random.default_rng(seed).permutation(len(items))[: max(2, round(len(items) * share))]
+    return [items[i] for i in sorted(keep)]
 
 
 # -- the parts of every song that are embedded -------------------------------------------------------
@@ -363,7 +383,9 @@ def cached_windows(name: str, bundle: Bundle, fold: Fold, work: Path, count: int
 
 # -- training -------------------------------------------------------------------------------------------
 def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: Fold) -> Path:
-    """Train (or finish training) one method on ``rows``; returns the model file."""
+    """Train (or finish training) one method on ``rows``; returns the model file.  A run it goes on
+    from ("after", "continue") lies beside ``folder``'s method; a model it starts from ("init"), a
+    held-out one, under ``work``."""
     phase = spec.get("phase", "all")
     target = folder / ("model.pt" if phase == "all" else "pretrain.pt")
     if target.exists():
@@ -371,7 +393,7 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
     folder.mkdir(parents=True, exist_ok=True)
     init = None
     if "after" in spec and not (folder / "pretrain.pt").exists():
-        source = work / "runs" / spec["after"] / f"fold{fold.index}" / "pretrain.pt"
+        source = folder.parent.parent / spec["after"] / f"fold{fold.index}" / "pretrain.pt"
         if not source.exists():
             raise SystemExit(f"{spec['after']} has not been trained on fold {fold.index} yet")
         for name in ("pretrain.pt", "pretrain.json"):
@@ -379,7 +401,7 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
                 (folder / name).write_bytes((source.parent / name).read_bytes())
     if "continue" in spec and not (folder / "checkpoint.pt").exists():
         # go on from another method's run on this fold (its cap raised, or its next phase)
-        source = work / "runs" / spec["continue"] / f"fold{fold.index}" / "checkpoint.pt"
+        source = folder.parent.parent / spec["continue"] / f"fold{fold.index}" / "checkpoint.pt"
         if not source.exists():
             raise SystemExit(f"{spec['continue']} has not been trained on fold {fold.index} yet")
         (folder / "checkpoint.pt").write_bytes(source.read_bytes())
@@ -389,8 +411,7 @@ def train(lib: Library, rows: list, folder: Path, spec: dict, work: Path, fold: 
         raise SystemExit("the own-library protocol trains without labels, and album tags are the soundtrack here")
     songs = list({r.hash: Song(r.hash, r.channels, r.frames, r.album) for r in rows}.values())
     if "fraction" in spec:   # the learning curve: a random share of the training songs
-        keep = np.random.default_rng([fold.index, 7]).permutation(len(songs))
-        songs = [songs[i] for i in sorted(keep[: max(2, round(len(songs) * spec["fraction"]))])]
+        songs = share_of(songs, spec["fraction"], [fold.index, 7])
     train_cfg = dataclasses.replace(TrainConfig(), **(PRESETS["recon"] | {"max_epochs": CAP}
                                                       | spec.get("train", {})))
     model_cfg = dataclasses.replace(ModelConfig(), **spec.get("model", {}))
@@ -422,8 +443,12 @@ def ensemble(members: list[str], fold: Fold, work: Path, count: int) -> dict[str
 
 # -- one fold -----------------------------------------------------------------------------------------------
 def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, group_of: dict[str, str],
-                  query_time: bool = False, seed: int = 0) -> None:
-    results = work / "results"
+                  query_time: bool = False, seed: int = 0, out: Path | None = None) -> None:
+    """Score every method and baseline on the fold's songs.  Held-out models are trained under
+    ``work``; the results, window embeddings and own-library models under ``out`` (``work`` unless
+    the fold's songs are a share of them: another library)."""
+    out = out or work
+    results = out / "results"
     order = np.random.default_rng(seed).permutation(len(fold.test))   # ties must not follow the folders
     rows = [fold.test[i] for i in order]
     labels = [group_of[r.hash] for r in rows]
@@ -465,10 +490,10 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
         spec = METHODS[method]
         if "ensemble" in spec:
             if not done(f"{method}@meanstd"):
-                keep(f"{method}@meanstd", score(ensemble(spec["ensemble"], fold, work, len(rows)), labels))
+                keep(f"{method}@meanstd", score(ensemble(spec["ensemble"], fold, out, len(rows)), labels))
             continue
         own = spec.get("own", False)
-        folder = work / "runs" / method / f"fold{fold.index}"
+        folder = (out if own else work) / "runs" / method / f"fold{fold.index}"
         model_path = train(lib, fold.test if own else fold.train, folder, spec, work, fold)
         bundles = {method: model_path}
         if model_path.name == "model.pt" and (folder / "pretrain.pt").exists() and "after" not in spec:
@@ -477,7 +502,7 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
             bundle = load_bundle(path)
             dim = bundle.cfg.embedding_dim
             if query_time or not all(done(f"{name}@{how}") for how in AGGREGATIONS):
-                windows = cached_windows(name, bundle, fold, work, len(rows), load_specs)
+                windows = cached_windows(name, bundle, fold, out, len(rows), load_specs)
             for how in AGGREGATIONS:
                 if not done(f"{name}@{how}"):
                     keep(f"{name}@{how}", score(aggregated(windows, how, dim), labels))
@@ -589,10 +614,15 @@ def main() -> None:
                              "hubness reduction and neighbour averaging")
     parser.add_argument("--peers", metavar="VENVS",
                         help="score the peers too, from the environments of bench/peers/setup.sh VENVS")
+    parser.add_argument("--library-share", type=float, default=1.0, metavar="S",
+                        help="evaluate on a random share S of each fold's songs (the same songs for every "
+                             "method), a smaller library; results and own-library models in WORK/share-S")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.folds < 3:
         sys.exit("use at least 3 folds")
+    if not 0 < args.library_share <= 1:
+        sys.exit("--library-share is a share of each fold's songs, above 0 and at most 1")
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -611,8 +641,13 @@ def main() -> None:
         if missing:
             print(f"note: {missing} songs of the manifests are not in the home (scan their folders)")
         folds = make_folds(sorted(rows.values(), key=lambda r: r.path), group_of, args.folds)
-        (work).mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
         (work / "folds.json").write_text(json.dumps({f.index: f.groups for f in folds}, indent=1))
+        out = work
+        if args.library_share < 1:
+            out = work / f"share-{args.library_share:g}"
+            folds = [dataclasses.replace(f, test=share_of(f.test, args.library_share, [f.index, 11]))
+                     for f in folds]
         features = {}
         if args.peers:
             paths = sorted(os.path.realpath(r.path) for r in rows.values())
@@ -622,10 +657,10 @@ def main() -> None:
             if args.only_fold is not None and fold.index != args.only_fold:
                 continue
             print(f"fold {fold.index}: {len(fold.test)} songs of {', '.join(fold.groups)}", flush=True)
-            evaluate_peers(fold, group_of, features, work / "results")
-            evaluate_fold(lib, fold, methods, work, group_of, args.query_time)
-    text = report(work, args.folds, args.reference)
-    (work / "quality.md").write_text(text + "\n")
+            evaluate_peers(fold, group_of, features, out / "results")
+            evaluate_fold(lib, fold, methods, work, group_of, args.query_time, out=out)
+    text = report(out, args.folds, args.reference)
+    (out / "quality.md").write_text(text + "\n")
     print(text)
 
 

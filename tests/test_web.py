@@ -447,7 +447,7 @@ def test_embed_and_scan_jobs_from_the_page(trained, tmp_path):
     assert len(c.get("/api/map").json()["ids"]) == 5
     job = _wait(c, c.post("/api/jobs/scan").json()["id"])
     assert job["state"] == "done" and "unchanged 5" in job["summary"], job
-    assert job["summary"].endswith("skipped 1 in formats not read (.xm)"), job
+    assert job["summary"].endswith("skipped 1 in formats not read: .xm (1)"), job
 
 
 # -- access rules ------------------------------------------------------------------------------------------

@@ -204,8 +204,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> dict | None:
     if summary.duplicates:
         print(f"{plural(summary.duplicates, 'byte-identical duplicate file')} (shown once in recommendations)")
     if summary.unread:
-        kinds = ", ".join(f"{ext} ({n})" for ext, n in sorted(summary.unread.items(), key=lambda kv: (-kv[1], kv[0])))
-        print(f"skipped {plural(sum(summary.unread.values()), 'file')} in formats ReFORM does not read: {kinds}")
+        print(f"skipped {plural(sum(summary.unread.values()), 'file')} in formats ReFORM does not read: "
+              f"{summary.unread_kinds()}")
     status = lib.status()
     print(f"library: {plural(status['songs'], 'song')}, {status['hours']:.2f} h, {status['failed']} failed"
           + (" (see `reform errors`)" if status["failed"] else ""))

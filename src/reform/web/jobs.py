@@ -78,8 +78,7 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
     with Library(home, create=False) as lib:
         job.phase = "looking for new, changed and removed files"
         s = lib.scan(embed=True, on_start=start, on_step=job.advance)
-    unread = f", skipped {sum(s.unread.values())} in formats not read ({', '.join(sorted(s.unread))})" \
-        if s.unread else ""
+    unread = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
     return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "
             f"reused {s.reused}, removed {s.removed}, failed {s.failed}{unread}")
 
