@@ -13,7 +13,7 @@ from reform.augment import generator
 from reform.checkpoint import load, load_bundle
 from reform.config import TrainConfig
 from reform.dataset import Windows, album_ids, fit_normaliser
-from reform.errors import TrainError
+from reform.errors import ConfigError, TrainError
 from reform.loader import Step, device_scale
 from reform.losses import contrastive_loss, debiased_contrastive_loss, vicreg_loss
 from reform.model import PretrainAutoencoder
@@ -151,6 +151,23 @@ def test_resume_before_the_first_epoch_ended_says_what_to_do(home):
             with pytest.raises(TrainError, match="run early stopped before its first epoch ended") as err:
                 lib.train(name=name, resume=True)
             assert "reform train --name early" in err.value.hint
+
+
+def test_fine_tuning_starts_from_its_model_and_keeps_its_architecture(home):
+    start = _train(home, "start", max_epochs=2)
+    with Library(home, create=False) as lib:
+        init = lib.load_model(start.files.model)
+        with pytest.raises(ConfigError, match="keeps the architecture of the model it starts from"):
+            lib.train(name="other", init=init, model_cfg=dataclasses.replace(init.cfg, widths=(4, 4)))
+        assert not (home / "models" / "other").exists()          # refused before any work
+        cfg = TrainConfig(max_epochs=1, batch_size=4, learning_rate=1e-7, threads=1)
+        tuned = lib.train(name="tuned", phase="pretrain", init=init, train_cfg=cfg)   # no model settings
+    bundle = load_bundle(tuned.files.pretrain)
+    assert bundle.cfg == init.cfg
+    np.testing.assert_array_equal(bundle.normaliser.mean, init.normaliser.mean)   # its inputs, scaled alike
+    before, after = init.model.encoder.state_dict(), bundle.model.encoder.state_dict()
+    kernels = [k for k in before if k.endswith("weight") and before[k].ndim == 4]
+    assert kernels and all(torch.allclose(before[k], after[k], atol=1e-5) for k in kernels)
 
 
 def test_cluster_phase_needs_a_pretrained_model(home):

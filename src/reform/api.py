@@ -264,7 +264,7 @@ class Library:
                 plan: tuple | ReformError | None = None
                 if group.main:
                     try:
-                        plan = self._train_plan(name, resume, model_cfg, train_cfg, max_epochs)
+                        plan = self._train_plan(name, resume, model_cfg, train_cfg, max_epochs, init)
                     except ReformError as exc:
                         plan = exc                     # every process stops with rank 0's reason
                 plan = group.broadcast(plan)
@@ -281,9 +281,10 @@ class Library:
                         self.models.activate(folder.name)
         return result
 
-    def _train_plan(self, name, resume, model_cfg, train_cfg, max_epochs):
+    def _train_plan(self, name, resume, model_cfg, train_cfg, max_epochs, init=None):
         """The run folder, the settings and the songs of a training run (a resumed run's own
-        settings); a checkpoint half-written by a killed run is removed."""
+        settings; a fine-tuned run's architecture is its starting model's); a checkpoint
+        half-written by a killed run is removed."""
         import dataclasses
 
         from .config import ModelConfig, TrainConfig
@@ -298,6 +299,14 @@ class Library:
                                  hint=f"start it again with `reform train --name {folder.name}` "
                                       "(without --resume)")
             model_cfg, train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
+        elif init is not None:
+            if model_cfg is not None and self._model_config(model_cfg) != init.cfg:
+                raise ConfigError("fine-tuning keeps the architecture of the model it starts from "
+                                  f"(widths {','.join(map(str, init.cfg.widths))}, embedding "
+                                  f"{init.cfg.embedding_dim}); these model settings differ from it",
+                                  hint="leave out --widths, --embedding-dim and --projection-dim, "
+                                       "or train from scratch (--init scratch)")
+            model_cfg = init.cfg
         if max_epochs is not None:
             train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
         if folder.is_dir():

@@ -300,7 +300,8 @@ TRAIN_CHOICES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 
 
 def _train_configs(args: argparse.Namespace):
-    """Model and training settings from --preset and the explicit options (which win)."""
+    """Model and training settings from --preset and the explicit options (which win); no model
+    settings when none was given, so that a fine-tuned run takes its starting model's."""
     import dataclasses
 
     from .config import PRESETS, ModelConfig, TrainConfig
@@ -317,7 +318,8 @@ def _train_configs(args: argparse.Namespace):
         model["embedding_dim"] = args.embedding_dim
     if args.projection_dim is not None:
         model["projection_dim"] = args.projection_dim
-    return dataclasses.replace(ModelConfig(), **model), dataclasses.replace(TrainConfig(), **train)
+    return (dataclasses.replace(ModelConfig(), **model) if model else None,
+            dataclasses.replace(TrainConfig(), **train))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
