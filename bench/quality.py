@@ -617,6 +617,8 @@ def main() -> None:
     parser.add_argument("--library-share", type=float, default=1.0, metavar="S",
                         help="evaluate on a random share S of each fold's songs (the same songs for every "
                              "method), a smaller library; results and own-library models in WORK/share-S")
+    parser.add_argument("--library-draw", type=int, default=0, metavar="D",
+                        help="with --library-share: another random draw of the songs (in WORK/share-S-D)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.folds < 3:
@@ -645,8 +647,9 @@ def main() -> None:
         (work / "folds.json").write_text(json.dumps({f.index: f.groups for f in folds}, indent=1))
         out = work
         if args.library_share < 1:
-            out = work / f"share-{args.library_share:g}"
-            folds = [dataclasses.replace(f, test=share_of(f.test, args.library_share, [f.index, 11]))
+            draw = [args.library_draw] if args.library_draw else []
+            out = work / "-".join(map(str, [f"share-{args.library_share:g}", *draw]))
+            folds = [dataclasses.replace(f, test=share_of(f.test, args.library_share, [f.index, 11, *draw]))
                      for f in folds]
         features = {}
         if args.peers:

@@ -170,6 +170,22 @@ def test_fine_tuning_starts_from_its_model_and_keeps_its_architecture(home):
     assert kernels and all(torch.allclose(before[k], after[k], atol=1e-5) for k in kernels)
 
 
+def test_a_small_library_starts_from_the_shipped_model(home, tmp_path, music, monkeypatch):
+    from reform import api
+    from reform.config import MelConfig
+
+    with Library(home, create=False) as lib:
+        songs = len(lib.training_songs())
+        monkeypatch.setattr(api, "FINE_TUNE_BELOW", songs + 1)
+        assert lib.default_start().version == lib.load_model("shipped").version
+        monkeypatch.setattr(api, "FINE_TUNE_BELOW", songs)
+        assert lib.default_start() is None
+    monkeypatch.setattr(api, "FINE_TUNE_BELOW", 100)
+    with Library(tmp_path / "other", mel=MelConfig(n_mels=64)) as lib:   # spectrograms it cannot read
+        lib.scan(music, jobs=1)
+        assert lib.training_songs() and lib.default_start() is None
+
+
 def test_cluster_phase_needs_a_pretrained_model(home):
     with pytest.raises(TrainError, match="pretrained"):
         with Library(home) as lib:

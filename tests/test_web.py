@@ -450,6 +450,15 @@ def test_embed_and_scan_jobs_from_the_page(trained, tmp_path):
     assert job["summary"].endswith("skipped 1 in formats not read: .xm (1)"), job
 
 
+def test_a_train_job_on_a_small_library_starts_from_the_shipped_model(home):
+    c = client_for(home)
+    job = _wait(c, c.post("/api/jobs/train", json={"max_epochs": 1, "name": "page"}).json()["id"], timeout=300)
+    assert job["state"] == "done", job
+    assert job["log"][0] == "starting from the shipped model, as on every library of fewer than 60 songs"
+    assert job["summary"].startswith("model page trained (pretrain: reached the cap of 1 epoch"), job
+    assert (home / "models" / "page" / "model.pt").exists()
+
+
 # -- access rules ------------------------------------------------------------------------------------------
 def test_only_requests_addressed_to_this_computer_are_answered(client):
     for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "LOCALHOST:8765"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import AudioConfig, MelConfig, default_home
+from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
 from .home import Home, Run, Settings, stopped_by_schedule
 from .progress import Bar
@@ -235,6 +235,20 @@ class Library:
             if row.feature_version == self.home.spectrograms.feature_version and row.hash not in seen:
                 seen[row.hash] = Song(row.hash, row.channels, row.frames, row.album)
         return list(seen.values())
+
+    def default_start(self):
+        """The model a training run starts from unless told: the shipped model (fine-tuning) on a
+        library of fewer than FINE_TUNE_BELOW songs, where that recommended better than random
+        weights; None (random weights) on a larger library, where they did better, and on one
+        analysed with spectrogram settings the shipped model was not trained on."""
+        from .home import SHIPPED
+
+        if len(self.training_songs()) >= FINE_TUNE_BELOW:
+            return None
+        try:
+            return self.load_model(SHIPPED)
+        except ModelError:
+            return None
 
     def run_folder(self, name: str | None = None, *, resume: bool = False) -> Path:
         """The folder of a training run: the named one, else the newest (resume) or a new one."""

@@ -323,6 +323,7 @@ def _train_configs(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .config import FINE_TUNE_BELOW
     from .distributed import launched, main_process
     from .progress import TrainProgress
 
@@ -331,7 +332,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _library(args, read_only=not main) as lib:
         if args.resume and main:
             print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
-        init = lib.load_model(args.init) if args.init != "scratch" else None
+        if args.init != "auto":
+            init = lib.load_model(args.init) if args.init != "scratch" else None
+        elif args.preset == "default" and model_cfg is None and not args.resume:
+            init = lib.default_start()    # the shipped model has the default settings' architecture
+            if main and init is not None:
+                print(f"starting from the shipped model: on libraries of fewer than {FINE_TUNE_BELOW} songs "
+                      "that recommends better than random weights (--init scratch starts from them)")
+        else:
+            init = None
         if main:
             _print_device(args.device)
         if main and launched():
@@ -744,7 +753,7 @@ def _add_radio_rules(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import PRESETS
+    from .config import FINE_TUNE_BELOW, PRESETS
     from .recommend import EXPAND
 
     parser = argparse.ArgumentParser(
@@ -791,8 +800,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the newest (or --name) run")
     p.add_argument("--activate", action="store_true",
                    help="make the model active even if a phase was cut short (by --max-epochs)")
-    p.add_argument("--init", default="scratch",
-                   help="start from 'scratch', the 'shipped' model, or a model file (fine-tuning)")
+    p.add_argument("--init", default="auto",
+                   help="start from 'scratch' (random weights), the 'shipped' model or a model file "
+                        f"(fine-tuning); 'auto' (default): the shipped model on libraries of fewer than "
+                        f"{FINE_TUNE_BELOW} songs, else scratch")
     _device_option(p)
     for flag, name, kind, text in TRAIN_OPTIONS:
         p.add_argument(flag, dest=name, type=kind, help=text)

@@ -203,6 +203,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "recon": _RECONSTRUCTION_ONLY | {"learning_rate": 1e-3, "cluster_learning_rate": 1e-4},
 }
 
+# A library of fewer songs than this trains from the shipped model unless told otherwise (`reform
+# train --init auto`): measured on libraries of 29, 57 and 115 songs (README, "Training on a small
+# library")
+FINE_TUNE_BELOW = 60
+
 
 def feature_version(audio: AudioConfig, mel: MelConfig) -> str:
     """A short string that changes whenever stored spectrograms would change."""

@@ -96,9 +96,10 @@ def run_embed(home: Path, options: dict, job: Job) -> str:
 
 
 def run_train(home: Path, options: dict, job: Job) -> str:
-    """Train a model with the default settings; it becomes the active model if both phases
-    ended on their schedule (see :mod:`reform.home`)."""
-    from ..config import TrainConfig
+    """Train a model with the default settings, from the shipped model on a small library (as
+    `reform train` does); it becomes the active model if both phases ended on their schedule
+    (see :mod:`reform.home`)."""
+    from ..config import FINE_TUNE_BELOW, TrainConfig
 
     def event(e: dict) -> None:
         if e["type"] == "epoch_start":
@@ -112,7 +113,10 @@ def run_train(home: Path, options: dict, job: Job) -> str:
 
     train_cfg = TrainConfig(max_epochs=options["max_epochs"]) if options.get("max_epochs") else None
     with Library(home, create=False) as lib:
-        result = lib.train(name=options.get("name"), train_cfg=train_cfg, callback=event)
+        init = lib.default_start()
+        if init is not None:
+            job.note(f"starting from the shipped model, as on every library of fewer than {FINE_TUNE_BELOW} songs")
+        result = lib.train(name=options.get("name"), train_cfg=train_cfg, callback=event, init=init)
         name = result.files.folder.name
         active = lib.models.active_name() == name
     reasons = "; ".join(f"{p}: {r}" for p, r in result.stop_reasons.items())
