@@ -37,6 +37,7 @@ from common import read_manifest  # noqa: E402
 
 from reform import Library  # noqa: E402
 from reform.checkpoint import load_bundle, save_bundle  # noqa: E402
+from reform.config import FINE_TUNE_BELOW  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # The defaults but for one setting: the shipped model is used on music it never heard, where
@@ -132,8 +133,9 @@ def main() -> None:
             versions |= dict(line.split("\t") for line in listing.read_text().splitlines()[1:] if "\t" in line)
     lines = ["# The model shipped with ReFORM", "",
              "Recommendations work before any training: `reform embed` uses this model until "
-             "`reform train` has trained one on your own library (`reform train --init shipped` "
-             "fine-tunes it instead of starting from scratch).", "",
+             "`reform train` has trained one on your own library (on a library of fewer than "
+             f"{FINE_TUNE_BELOW} songs `reform train` fine-tunes it, where that measured better than "
+             "starting from scratch; `--init shipped` or `scratch` chooses).", "",
              "## Data", "", info["data"] + ", installed with `EXTRA=1 shared/realmusic/fetch.sh` "
              "(only the songs of its manifest). The audio is not redistributed; each package's "
              "licences are in `/usr/share/doc/PACKAGE/copyright`:", "",
