@@ -98,12 +98,12 @@ class ScanSummary:
     embedding_model: str | None = None
     wall_seconds: float = 0.0
     freed_bytes: int = 0
+    interrupted: bool = False
+    failures: list[Failed] = field(default_factory=list)
 
     def unread_kinds(self) -> str:
         """The formats passed over, most files first, for every interface: ``.xm (2), .mid (1)``."""
         return ", ".join(f"{ext} ({n})" for ext, n in sorted(self.unread.items(), key=lambda kv: (-kv[1], kv[0])))
-    interrupted: bool = False
-    failures: list[Failed] = field(default_factory=list)
 
     @property
     def songs_per_second(self) -> float:
