@@ -50,14 +50,14 @@ def test_train_starts_a_small_library_from_the_shipped_model(home, capsys):
     args = ["--home", str(home), "train", "--phase", "pretrain", "--max-epochs", "1"]
     assert main(args + ["--name", "small"]) == 0
     out = capsys.readouterr().out
-    assert "starting from the shipped model: on libraries of fewer than 60 songs" in out
+    assert "fine-tuning the shipped model: on libraries of fewer than 60 songs" in out
     with Library(home, create=False) as lib:
         shipped = lib.load_model("shipped")
     tuned = load_bundle(home / "models" / "small" / "pretrain.pt")
     assert tuned.cfg == shipped.cfg and tuned.normaliser.mean.tolist() == shipped.normaliser.mean.tolist()
     # settings the shipped model was not trained with start from random weights
     assert main(args + ["--name", "narrow", "--widths", "4,8", "--embedding-dim", "8"]) == 0
-    assert "starting from the shipped model" not in capsys.readouterr().out
+    assert "fine-tuning" not in capsys.readouterr().out
     assert load_bundle(home / "models" / "narrow" / "pretrain.pt").cfg.widths == (4, 8)
 
 

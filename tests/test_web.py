@@ -454,8 +454,8 @@ def test_a_train_job_on_a_small_library_starts_from_the_shipped_model(home):
     c = client_for(home)
     job = _wait(c, c.post("/api/jobs/train", json={"max_epochs": 1, "name": "page"}).json()["id"], timeout=300)
     assert job["state"] == "done", job
-    assert job["log"][0] == "starting from the shipped model, as on every library of fewer than 60 songs"
-    assert job["summary"].startswith("model page trained (pretrain: reached the cap of 1 epoch"), job
+    assert job["log"][0] == "fine-tuning the shipped model, as on every library of fewer than 60 songs"
+    assert job["summary"].startswith("model page trained (pretrain: reached the cap of 1 epoch;"), job
     assert (home / "models" / "page" / "model.pt").exists()
 
 

@@ -337,8 +337,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif args.preset == "default" and model_cfg is None and not args.resume:
             init = lib.default_start()    # the shipped model has the default settings' architecture
             if main and init is not None:
-                print(f"starting from the shipped model: on libraries of fewer than {FINE_TUNE_BELOW} songs "
-                      "that recommends better than random weights (--init scratch starts from them)")
+                print(f"fine-tuning the shipped model: on libraries of fewer than {FINE_TUNE_BELOW} songs that "
+                      "measured better than starting from random weights (--init scratch starts from them)")
         else:
             init = None
         if main:

@@ -42,6 +42,7 @@ from .loader import Step, steps
 from .model import ClusterAutoencoder, PretrainAutoencoder
 from .objectives import ClusterObjective, PretrainObjective, fill_bank
 from .store import SpectrogramStore
+from .text import plural
 
 Objective = PretrainObjective | ClusterObjective
 
@@ -390,7 +391,7 @@ class Trainer:
         while not state.finished:
             if state.epoch >= cfg.max_epochs:
                 state.finished, state.capped = True, True
-                state.stop_reason = f"reached the cap of {cfg.max_epochs} epochs"
+                state.stop_reason = f"reached the cap of {plural(cfg.max_epochs, 'epoch')}"
                 break
             epoch = state.epoch + 1
             self.callback({"type": "epoch_start", "phase": state.phase, "epoch": epoch,

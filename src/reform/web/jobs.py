@@ -115,7 +115,7 @@ def run_train(home: Path, options: dict, job: Job) -> str:
     with Library(home, create=False) as lib:
         init = lib.default_start()
         if init is not None:
-            job.note(f"starting from the shipped model, as on every library of fewer than {FINE_TUNE_BELOW} songs")
+            job.note(f"fine-tuning the shipped model, as on every library of fewer than {FINE_TUNE_BELOW} songs")
         result = lib.train(name=options.get("name"), train_cfg=train_cfg, callback=event, init=init)
         name = result.files.folder.name
         active = lib.models.active_name() == name
