@@ -162,7 +162,10 @@ def test_fine_tuning_starts_from_its_model_and_keeps_its_architecture(home):
         assert not (home / "models" / "other").exists()          # refused before any work
         cfg = TrainConfig(max_epochs=1, batch_size=4, learning_rate=1e-7, threads=1)
         tuned = lib.train(name="tuned", phase="pretrain", init=init, train_cfg=cfg)   # no model settings
-    bundle = load_bundle(tuned.files.pretrain)
+        bundle = load_bundle(tuned.files.pretrain)
+        assert bundle.info["started_from"] == init.version and init.info["started_from"] is None   # what it tuned
+        lib.train(name="tuned", phase="pretrain", resume=True, max_epochs=2)
+        assert load_bundle(tuned.files.pretrain).info["started_from"] == init.version   # kept by a resume
     assert bundle.cfg == init.cfg
     np.testing.assert_array_equal(bundle.normaliser.mean, init.normaliser.mean)   # its inputs, scaled alike
     before, after = init.model.encoder.state_dict(), bundle.model.encoder.state_dict()

@@ -589,7 +589,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"active": active, "runs": [
             {"name": r.name, "state": r.state, "complete": r.complete, "usable": r.usable,
-             "epochs": r.epochs, "evaluation": r.evaluation, "finished_at": r.finished_at}
+             "epochs": r.epochs, "evaluation": r.evaluation, "finished_at": r.finished_at,
+             "started_from": r.started_from}
             for r in runs]})
         return 0
     print(f"  {'model':28s} {'epochs':>9s}  {'p@10':>5s}  {'top-1':>5s}  state")

@@ -182,6 +182,7 @@ class Run:
     usable: bool                           # it has a model of both phases (model.pt)
     evaluation: dict[str, float] | None    # the evaluation saved beside it, if any
     finished_at: str | None
+    started_from: str | None = None        # the model it fine-tuned: "shipped" or a version
 
     @property
     def complete(self) -> bool:
@@ -191,11 +192,12 @@ class Run:
     @property
     def state(self) -> str:
         """In words: how far the run got."""
+        tuned = f", fine-tuned from {self.started_from}" if self.started_from else ""
         if self.complete:
-            return "finished"
+            return "finished" + tuned
         if self.usable:
             cut = [p for p in PHASES if not self.stopped.get(p)]
-            return f"cut short ({' and '.join(cut)} stopped before its schedule ended)"
+            return f"cut short ({' and '.join(cut)} stopped before its schedule ended)" + tuned
         if self.epochs.get("cluster"):
             return f"clustering in progress or interrupted (epoch {self.epochs['cluster']})"
         if self.epochs.get("pretrain"):
@@ -225,11 +227,22 @@ def read_run(folder: Path) -> Run:
     epochs = {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
     model = folder / "model.pt"
     try:
-        finished = read_card(model).get("info", {}).get("finished_at") if model.exists() else None
+        info = read_card(model).get("info", {}) if model.exists() else {}
     except ModelError:
-        finished = None
+        info = {}
+    started = info.get("started_from")
+    if started and started == _shipped_version():
+        started = SHIPPED
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
-               _evaluation(folder / "evaluation.json"), finished)
+               _evaluation(folder / "evaluation.json"), info.get("finished_at"), started)
+
+
+def _shipped_version() -> str | None:
+    """The shipped model's version, from its card (no torch)."""
+    try:
+        return read_card(SHIPPED_MODEL).get("version")
+    except ModelError:
+        return None
 
 
 def _last_written(run: Path) -> float:

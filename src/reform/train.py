@@ -30,12 +30,13 @@ import torch
 from . import checkpoint
 from .average import WeightAverage
 from .bank import MemoryBank
+from .card import read_card
 from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .dataset import Normaliser, Song, Windows, album_ids, fit_normaliser, shard_steps
 from .device import resolve as resolve_device
 from .distributed import Group
-from .errors import ConfigError, TrainError
+from .errors import ConfigError, ModelError, TrainError
 from .files import json_text, write_text
 from .home import read_history
 from .loader import Step, steps
@@ -267,6 +268,7 @@ class Trainer:
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
         self.normaliser = normaliser
+        self.started_from = self._started_from(saved)
         history: list[dict] = (saved["state"]["history"] if saved
                                else self._pretraining_history() if phase == "cluster" else [])
         reasons: dict[str, str] = dict(saved.get("stop_reasons", {})) if saved else {}
@@ -302,6 +304,18 @@ class Trainer:
         if self.init is not None:
             return self.init.normaliser  # the weights were trained on inputs scaled this way
         return fit_normaliser(self.store, self.songs, seed=self.cfg.seed)
+
+    def _started_from(self, saved: dict | None) -> str | None:
+        """The version of the model this run fine-tunes (None: random weights), kept across a
+        resume and by a clustering phase started on its own from this folder's pretraining."""
+        if saved is not None:
+            return saved.get("started_from")
+        if self.files.pretrain.exists():
+            try:
+                return read_card(self.files.pretrain).get("info", {}).get("started_from")
+            except ModelError:   # a card lost with the folder's other files: nothing to keep
+                return None
+        return self.init.version if self.init is not None else None
 
     def _state(self, saved: dict | None, phase: str) -> TrainState:
         if saved is not None and saved["state"]["phase"] == phase:
@@ -457,7 +471,7 @@ class Trainer:
             "normaliser": self.normaliser.to_dict(), "feature_version": self.feature_version,
             "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
             "optimizer_state": optimizer.state_dict(),
-            "state": asdict(state), "stop_reasons": reasons,
+            "state": asdict(state), "stop_reasons": reasons, "started_from": self.started_from,
         }, self.files.checkpoint)
 
     def _pretraining_history(self) -> list[dict]:
@@ -481,7 +495,8 @@ class Trainer:
 
     def _write_config(self) -> None:
         config = {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg),
-                  "feature_version": self.feature_version, "songs": len(self.songs)}
+                  "feature_version": self.feature_version, "songs": len(self.songs),
+                  "started_from": self.started_from}
         (self.files.folder / "config.json").write_text(json.dumps(config, indent=2))
 
     def _info(self, history: list[dict], phase: str) -> dict:
@@ -489,6 +504,7 @@ class Trainer:
         return {"phase": phase, "songs": len(self.songs), "train_config": to_dict(self.cfg),
                 "epochs": {p: sum(h["phase"] == p for h in epochs) for p in ("pretrain", "cluster")},
                 "train_seconds": round(sum(h.get("seconds", 0) for h in epochs), 1),
+                "started_from": self.started_from,
                 "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
