@@ -268,7 +268,7 @@ class Trainer:
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
         self.normaliser = normaliser
-        self.started_from = self._started_from(saved)
+        self.started_from = self._started_from(saved, phase)
         history: list[dict] = (saved["state"]["history"] if saved
                                else self._pretraining_history() if phase == "cluster" else [])
         reasons: dict[str, str] = dict(saved.get("stop_reasons", {})) if saved else {}
@@ -305,12 +305,12 @@ class Trainer:
             return self.init.normaliser  # the weights were trained on inputs scaled this way
         return fit_normaliser(self.store, self.songs, seed=self.cfg.seed)
 
-    def _started_from(self, saved: dict | None) -> str | None:
+    def _started_from(self, saved: dict | None, phase: str) -> str | None:
         """The version of the model this run fine-tunes (None: random weights), kept across a
         resume and by a clustering phase started on its own from this folder's pretraining."""
         if saved is not None:
             return saved.get("started_from")
-        if self.files.pretrain.exists():
+        if phase == "cluster" and self.files.pretrain.exists():
             try:
                 return read_card(self.files.pretrain).get("info", {}).get("started_from")
             except ModelError:   # a card lost with the folder's other files: nothing to keep
