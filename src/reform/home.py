@@ -221,8 +221,9 @@ def read_history(folder: Path) -> list[dict]:
     return history
 
 
-def read_run(folder: Path) -> Run:
-    """A run's listing from its folder (missing or damaged files count as not there)."""
+def read_run(folder: Path, shipped_version: str | None = None) -> Run:
+    """A run's listing from its folder (missing or damaged files count as not there); a run
+    fine-tuned from ``shipped_version`` (the shipped model's) is said to be from "shipped"."""
     history = read_history(folder)
     epochs = {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
     model = folder / "model.pt"
@@ -231,7 +232,7 @@ def read_run(folder: Path) -> Run:
     except ModelError:
         info = {}
     started = info.get("started_from")
-    if started and started == _shipped_version():
+    if started and started == shipped_version:
         started = SHIPPED
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
                _evaluation(folder / "evaluation.json"), info.get("finished_at"), started)
@@ -308,7 +309,8 @@ class Models:
         """Every training run, oldest first."""
         if not self.folder.is_dir():
             return []
-        found = [read_run(p) for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        shipped = _shipped_version()   # read once, not once per run
+        found = [read_run(p, shipped) for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(found, key=lambda r: (r.finished_at or "~", r.name))
 
     def active_name(self) -> str:
