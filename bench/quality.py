@@ -234,6 +234,12 @@ METHODS: dict[str, dict] = {
                            "train": CONTRAST | STRIPES | HALF_AUGMENT | {"max_epochs": 400}},
     "own-ft05-banksoft-sched": {"own": True, "after": "own-ft05-pre-sched",
                                 "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
+    # the same since each auxiliary decoder starts as the main decoder's last layers
+    # (`PretrainAutoencoder.start_from`); the two above were trained with them random
+    "own-ftw05-pre-sched": {"own": True, "init": "cas05-bank", "phase": "pretrain",
+                            "train": CONTRAST | STRIPES | HALF_AUGMENT | {"max_epochs": 400}},
+    "own-ftw05-banksoft-sched": {"own": True, "after": "own-ftw05-pre-sched",
+                                 "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"max_epochs": 30}},
     # the debiased contrast: one other song in ten taken to be of the window's own kind
     "cas05-dcl01-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"contrast_prior": 0.1},
                         "phase": "pretrain"},

@@ -52,6 +52,27 @@ def test_cluster_model_drops_aux_decoders_and_exposes_embedding():
     torch.testing.assert_close(out.reconstruction, pre.main_decoder(out.embedding))
 
 
+def test_fine_tuning_starts_every_decoder_from_the_trained_model():
+    cfg = tiny_model_config()
+    torch.manual_seed(0)
+    trained = ClusterAutoencoder.from_pretrained(PretrainAutoencoder(cfg)).eval()
+    model = PretrainAutoencoder(cfg).eval()
+    model.start_from(trained)
+    z = torch.randn(3, cfg.embedding_dim)
+    torch.testing.assert_close(model.main_decoder(z), trained.decoder(z))
+    # decoder k is the main decoder's last k layers: fed the main decoder's own map of
+    # encoder layer k, it rebuilds exactly the window the main decoder does
+    maps = [z]
+    for layer in trained.decoder:
+        maps.append(layer(maps[-1]))
+    for k, decoder in enumerate(model.decoders[:-1], start=1):
+        torch.testing.assert_close(decoder(maps[-1 - k]), maps[-1])
+    again = PretrainAutoencoder(cfg)
+    again.start_from(model)   # a pretraining model hands over its own auxiliary decoders
+    for mine, theirs in zip(again.state_dict().values(), model.state_dict().values(), strict=True):
+        torch.testing.assert_close(mine, theirs)
+
+
 def test_projection_head_carries_the_contrast_and_is_dropped_after_pretraining():
     cfg = dataclasses.replace(tiny_model_config(), projection_dim=5)
     pre = PretrainAutoencoder(cfg)

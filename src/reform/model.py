@@ -173,6 +173,21 @@ class PretrainAutoencoder(nn.Module):
     def main_decoder(self) -> Decoder:
         return self.decoders[-1]
 
+    def start_from(self, trained: PretrainAutoencoder | ClusterAutoencoder) -> None:
+        """Take a trained model's weights (same settings), to fine-tune it.
+
+        A clustering model has lost its auxiliary decoders. Decoder k mirrors encoder layers
+        k..1, as the main decoder's last k layers do, so it starts as a copy of them: a random
+        decoder would send noise back into the trained encoder through its loss.
+        """
+        self.encoder.load_state_dict(trained.encoder.state_dict())
+        if isinstance(trained, PretrainAutoencoder):
+            self.decoders.load_state_dict(trained.decoders.state_dict())
+            return
+        self.main_decoder.load_state_dict(trained.decoder.state_dict())
+        for k, decoder in enumerate(self.decoders[:-1], start=1):
+            decoder.load_state_dict(nn.Sequential(*list(trained.decoder)[-k:]).state_dict())
+
     def forward(self, x: torch.Tensor, second: torch.Tensor | None = None) -> PretrainOutput:
         """``second`` (B, 1, M, T), other windows of the same songs, is only encoded (for the
         song contrast); taking it here keeps one forward per step, as DistributedDataParallel wants."""

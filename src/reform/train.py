@@ -334,9 +334,7 @@ class Trainer:
         if saved is not None:
             model.load_state_dict(saved["model_state"])
         elif self.init is not None:
-            model.encoder.load_state_dict(self.init.model.encoder.state_dict())
-            main = self.init.model.decoder if self.init.kind == "cluster" else self.init.model.main_decoder
-            model.main_decoder.load_state_dict(main.state_dict())
+            model.start_from(self.init.model)
         return model.to(self.device, memory_format=torch.channels_last)
 
     def _cluster_model(self, saved: dict | None) -> ClusterAutoencoder:
