@@ -8,7 +8,7 @@ from reform import store
 from reform.errors import QueryError
 from reform.search import InRows, find, search_text
 from reform.store import Catalogue, FileRow, SpectrogramInfo, Tags
-from reform.text import norm, plural
+from reform.text import agree, norm, plural
 
 
 def row(i, path, artist=None, title=None, album=None, digest=None):
@@ -140,6 +140,7 @@ def test_an_older_catalogue_gets_its_search_words(tmp_path):
 
 def test_plural():
     assert plural(1, "song") == "1 song" and plural(2, "file") == "2 files" and plural(0, "song") == "0 songs"
+    assert agree(1, "has", "have") == "has" and agree(0, "is", "are") == "are" and agree(2, "was", "were") == "were"
 
 
 def test_every_interface_names_a_song_alike():

@@ -16,7 +16,7 @@ from .evaluate import read_label_file
 from .files import write_json
 from .home import Home
 from .store import FileRow, one_per_recording
-from .text import plural
+from .text import agree, plural
 
 
 def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_file: str | None = None,
@@ -31,7 +31,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         unknown = [p for p in by_path if p not in known]
         if unknown:
             notes.append(f"{plural(len(unknown), 'path')} of the labels file "
-                         f"{'is' if len(unknown) == 1 else 'are'} not in the library: ignored")
+                         f"{agree(len(unknown), 'is', 'are')} not in the library: ignored")
         found = [(r, by_path.get(os.path.realpath(r.path)) or by_path.get(r.path)) for r in rows]
         source = f"{os.path.basename(label_file)}:{label_column}"
     elif labels:
@@ -52,7 +52,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         return rows, None, [r.album or "" for r in rows], notes, None
     missing = len(found) - len(kept)
     if missing:
-        notes.append(f"{plural(missing, 'song')} {'has' if missing == 1 else 'have'} no {source} label: left out")
+        notes.append(f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no {source} label: left out")
     return ([r for r, _ in kept], [lab for _, lab in kept], [r.album or "" for r, _ in kept],
             notes, source)
 

@@ -22,7 +22,7 @@ from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError)
-from .text import plural
+from .text import agree, plural
 
 # The hint printed for an error raised without one, by the error's kind.
 HINTS = {
@@ -171,8 +171,8 @@ def _print_scan_embedding(summary, lib, status: dict) -> None:
     if embedded["stored"] and not embedded["current"]:
         print("the embeddings come from another model than the active one: run `reform embed`")
     elif embedded["missing"]:
-        one = embedded["missing"] == 1
-        print(f"{plural(embedded['missing'], 'song')} {'has' if one else 'have'} no embedding from the "
+        missing = embedded["missing"]
+        print(f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no embedding from the "
               "active model: run `reform embed`")
 
 
@@ -492,9 +492,9 @@ def _embedding_note(lib, songs: int) -> None:
         print("note: the embeddings come from another model than the active one; "
               "run `reform embed` to bring them up to date", file=sys.stderr)
     elif status["missing"]:
-        one = status["missing"] == 1
-        print(f"note: {plural(status['missing'], 'song')} {'has' if one else 'have'} no embedding yet "
-              f"and {'is' if one else 'are'} left out; run `reform embed`", file=sys.stderr)
+        missing = status["missing"]
+        print(f"note: {plural(missing, 'song')} {agree(missing, 'has', 'have')} no embedding yet "
+              f"and {agree(missing, 'is', 'are')} left out; run `reform embed`", file=sys.stderr)
 
 
 def _recommend(args: argparse.Namespace, action: str) -> int:

@@ -45,3 +45,8 @@ def name_key(path: str) -> str:
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """``1 song``, ``2 songs``; ``nouns`` for irregular plurals."""
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def agree(count: int, one: str, many: str) -> str:
+    """The word that agrees with ``count`` things: ``agree(1, "has", "have")`` is ``has``."""
+    return one if count == 1 else many
