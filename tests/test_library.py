@@ -1,10 +1,12 @@
 """Walking folders, reading tags, and deciding what changed."""
 
 import os
+import shutil
 
 from conftest import tone, write
 from reform.library import Entry, content_hash, plan, read_tags, walk
 from reform.store import FileRow, Tags
+from reform.text import shown, storable
 
 
 def test_walk_finds_audio_recursively_and_ignores_other_files(music):
@@ -12,7 +14,8 @@ def test_walk_finds_audio_recursively_and_ignores_other_files(music):
     (music / "notes.txt").write_text("hi")
     for name in ("intro.XM", "level1.xm", "theme.mid"):   # music in formats ReFORM does not read: counted
         (music / "Tone Band" / name).write_bytes(b"module")
-    entries, problems, unread = walk([music])
+    found = walk([music])
+    entries, problems, unread = found.entries, found.problems, found.unread
     names = sorted(os.path.basename(e.path) for e in entries)
     assert names == ["01 A Four Forty.wav", "01 White.ogg", "02 Chord.flac", "02 Clicks.wav"]
     assert problems == [] and unread == {".xm": 2, ".mid": 1}
@@ -22,8 +25,8 @@ def test_walk_finds_audio_recursively_and_ignores_other_files(music):
 def test_a_file_named_alone_that_is_not_read_says_why(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     (tmp_path / "theme.it").write_bytes(b"module")
-    entries, problems, _ = walk([tmp_path / "notes.txt", tmp_path / "theme.it"])
-    assert entries == [] and [p.reason for p in problems] == ["not an audio file (unknown extension)",
+    found = walk([tmp_path / "notes.txt", tmp_path / "theme.it"])
+    assert found.entries == [] and [p.reason for p in found.problems] == ["not an audio file (unknown extension)",
                                                               "a music format ReFORM does not read"]
 
 
@@ -32,11 +35,25 @@ def test_walk_survives_symlink_loops(tmp_path):
     write(root / "a" / "song.wav", tone(440, 1))
     os.symlink(root, root / "a" / "back-to-top")          # a folder loop
     os.symlink(root / "self.wav", root / "self.wav")      # a file link to itself
-    entries, problems, _ = walk([root])
-    assert [os.path.basename(e.path) for e in entries] == ["song.wav"]
-    reasons = {os.path.basename(p.path): p.reason for p in problems}
+    found = walk([root])
+    assert [os.path.basename(e.path) for e in found.entries] == ["song.wav"]
+    reasons = {os.path.basename(p.path): p.reason for p in found.problems}
     assert "loop" in reasons["back-to-top"]
     assert "loop" in reasons["self.wav"]
+
+
+def test_names_that_are_not_utf8_are_passed_over_and_listed(tmp_path):
+    root = tmp_path / "lib"
+    write(root / "song.wav", tone(440, 1))
+    latin1 = os.path.join(os.fsencode(root), b"caf\xe9.wav")       # Latin-1 bytes, as on an old disk
+    os.makedirs(os.path.join(os.fsencode(root), b"d\xe9mo"))
+    shutil.copy(root / "song.wav", latin1)
+    shutil.copy(root / "song.wav", os.path.join(os.fsencode(root), b"d\xe9mo", b"inside.wav"))
+    open(os.path.join(os.fsencode(root), b"notes-\xe9.txt"), "w").close()   # not music: not listed
+    found = walk([root])
+    assert [os.path.basename(e.path) for e in found.entries] == ["song.wav"]
+    assert sorted(shown(os.path.basename(p)) for p in found.unnamed) == ["caf\\xe9.wav", "d\\xe9mo"]
+    assert storable("Ñandú.flac") and not storable(os.fsdecode(b"caf\xe9.wav"))
 
 
 def test_tags_from_file_and_from_folder_layout(tmp_path):

@@ -1,6 +1,7 @@
 """Recommendations on hand-made embeddings whose answers are known, and through the CLI."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -176,6 +177,12 @@ def test_query_file_outside_the_library(home, capsys, tmp_path):
     broken.write_text("not audio")
     code, _, err = run(capsys, "--home", home, "similar", str(broken))
     assert code == 1 and "cannot be decoded" in err
+    latin1 = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.wav"))   # a name that is not UTF-8
+    shutil.copy(outside, latin1)
+    code, out, _ = run(capsys, "--home", home, "similar", latin1)
+    assert code == 0 and "songs like caf\\xe9.wav:" in out
+    code, _, err = run(capsys, "--home", home, "similar", os.path.basename(latin1))
+    assert code == 1 and "not UTF-8" in err
 
 
 def test_bad_queries_are_one_line_errors(home, capsys, tmp_path):

@@ -224,6 +224,24 @@ def test_missing_folder_is_an_error(lib, tmp_path):
         lib.scan(tmp_path / "nope")
 
 
+def test_a_name_that_is_not_utf8_is_passed_over_and_named(tmp_path):
+    music = tmp_path / "music"
+    write(music / "song.wav", tone(440, 2))
+    shutil.copy(music / "song.wav", os.path.join(os.fsencode(music), b"caf\xe9 latin1.wav"))
+    home = tmp_path / "home"
+    for _ in range(2):   # the second scan must not stumble on it either
+        out = subprocess.run(reform_cmd("--home", home, "scan", music, "--no-embed"),
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "passed over 1 name that is not UTF-8 (rename to UTF-8" in out.stdout
+        assert "caf\\xe9 latin1.wav" in out.stdout
+    with Library(home, create=False) as lib:
+        assert [os.path.basename(r.path) for r in lib.home.catalogue.files()] == ["song.wav"]
+    named = subprocess.run(reform_cmd("--home", home, "scan", os.path.join(os.fsencode(music), b"caf\xe9 latin1.wav")),
+                           capture_output=True, text=True, timeout=60)
+    assert named.returncode == 1 and "not UTF-8" in named.stderr and "caf\\xe9" in named.stderr
+
+
 # -- nothing lost, whatever happens to the home ---------------------------------------------------------
 def test_hours_of_silence_are_rejected_without_decoding_them(lib, tmp_path, monkeypatch):
     import reform.scan as scan_module

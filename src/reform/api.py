@@ -18,6 +18,7 @@ from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError
 from .home import Home, Run, Settings, stopped_by_schedule
 from .progress import Bar
 from .store import FileRow, one_per_recording
+from .text import shown, storable
 
 
 class Library:
@@ -420,14 +421,17 @@ class Library:
         rec = recommender or self.recommender()
         text = os.fspath(query)
         path = os.path.abspath(os.path.expanduser(text))
-        row = self.home.catalogue.file(path=path)
+        row = self.home.catalogue.file(path=path) if storable(path) else None
         if row is not None:
             if row.status != "ok":
                 raise QueryError(f"this file could not be analysed: {row.reason}", path=path,
                                  hint="see `reform errors`; choose another song")
             return rec.seed_of(row)
         if os.path.isfile(path):
-            return Seed(self._embed_file(path), None, os.path.basename(path))
+            return Seed(self._embed_file(path), None, shown(os.path.basename(path)))
+        if not storable(text):
+            raise QueryError("no such file, and these words are not UTF-8", path=text,
+                             hint="check the terminal's character set (its locale)")
         return rec.seed_of(find(self.home.catalogue, text))
 
     def _embed_file(self, path: str) -> np.ndarray:

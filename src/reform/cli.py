@@ -22,7 +22,7 @@ from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError)
-from .text import agree, plural
+from .text import RENAME_HINT, agree, plural
 
 # The hint printed for an error raised without one, by the error's kind.
 HINTS = {
@@ -206,6 +206,11 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> dict | None:
     if summary.unread:
         print(f"skipped {plural(sum(summary.unread.values()), 'file')} in formats ReFORM does not read: "
               f"{summary.unread_kinds()}")
+    if summary.unnamed:
+        print(f"passed over {plural(len(summary.unnamed), 'name')} that {agree(len(summary.unnamed), 'is', 'are')} "
+              f"not UTF-8 ({RENAME_HINT}):")
+        for path in summary.unnamed:
+            print(f"  {path}")
     status = lib.status()
     print(f"library: {plural(status['songs'], 'song')}, {status['hours']:.2f} h, {status['failed']} failed"
           + (" (see `reform errors`)" if status["failed"] else ""))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .text import shown
+
 
 class ReformError(Exception):
     """Base of every error ReFORM raises on purpose."""
@@ -20,7 +22,7 @@ class ReformError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return f"{shown(self.path)}: {self.message}" if self.path else self.message  # printable, whatever its bytes
 
 
 class ConfigError(ReformError):

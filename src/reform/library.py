@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .audio import is_audio_path, unread_format
 from .store import FileRow, Tags
+from .text import storable
 
 _HASH_BLOCK = 1 << 20
 _TRACK_PREFIX = re.compile(r"^\s*(\d{1,3})(?:\s*[-._)]\s*|\s+)(.+)$")
@@ -43,6 +44,16 @@ class Problem:
 
 
 @dataclass
+class Found:
+    """What walking the music folders found."""
+
+    entries: list[Entry]     # audio files, sorted by path
+    problems: list[Problem]  # paths that could not be listed, each with a one-line reason
+    unread: Counter[str]     # music in formats ReFORM does not read: extension -> files
+    unnamed: list[str]       # files and folders passed over because their names are not UTF-8
+
+
+@dataclass
 class Plan:
     """What a scan must do, decided from stat information alone."""
 
@@ -52,32 +63,33 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
 
 
-def walk(roots: Iterable[str | os.PathLike]) -> tuple[list[Entry], list[Problem], Counter[str]]:
+def walk(roots: Iterable[str | os.PathLike]) -> Found:
     """Find every audio file under ``roots``, following symbolic links without looping.
 
-    Returns the entries sorted by path, the paths that could not be listed with a
-    one-line reason, and how many files of each music format ReFORM does not read
-    (:data:`reform.audio.UNREAD_EXTENSIONS`) were passed over.
+    A name that is not UTF-8 (Latin-1 bytes from an old disk or share) can be opened but not
+    stored, shown or written into a playlist, so such a file or folder is passed over and listed.
     """
+    found = Found([], [], Counter(), [])
     entries: dict[str, Entry] = {}
-    problems: list[Problem] = []
-    unread: Counter[str] = Counter()
     for root in roots:
         root = os.path.abspath(root)
-        if os.path.isfile(root):
+        if not storable(root):
+            found.unnamed.append(root)
+        elif os.path.isfile(root):
             if is_audio_path(root):
-                _add_file(root, os.path.dirname(root), entries, problems)
+                _add_file(root, os.path.dirname(root), entries, found.problems)
             elif unread_format(root):
-                problems.append(Problem(root, "a music format ReFORM does not read"))
+                found.problems.append(Problem(root, "a music format ReFORM does not read"))
             else:
-                problems.append(Problem(root, "not an audio file (unknown extension)"))
-            continue
-        seen: dict[tuple[int, int], str] = {}
-        _walk_dir(root, root, seen, entries, problems, unread)
-    return sorted(entries.values(), key=lambda e: e.path), problems, unread
+                found.problems.append(Problem(root, "not an audio file (unknown extension)"))
+        else:
+            _walk_dir(root, root, {}, entries, found)
+    found.entries = sorted(entries.values(), key=lambda e: e.path)
+    return found
 
 
-def _walk_dir(folder: str, root: str, seen: dict, entries: dict, problems: list, unread: Counter) -> None:
+def _walk_dir(folder: str, root: str, seen: dict, entries: dict, found: Found) -> None:
+    problems = found.problems
     try:
         st = os.stat(folder)
     except OSError as exc:
@@ -95,17 +107,21 @@ def _walk_dir(folder: str, root: str, seen: dict, entries: dict, problems: list,
         problems.append(Problem(folder, _os_reason(exc)))
         return
     for child in children:
+        if not storable(child.name):
+            if is_audio_path(child.name) or child.is_dir(follow_symlinks=False):
+                found.unnamed.append(child.path)
+            continue
         try:
             is_dir = child.is_dir(follow_symlinks=True)
         except OSError as exc:
             problems.append(Problem(child.path, _os_reason(exc)))
             continue
         if is_dir:
-            _walk_dir(child.path, root, seen, entries, problems, unread)
+            _walk_dir(child.path, root, seen, entries, found)
         elif is_audio_path(child.name):
             _add_file(child.path, root, entries, problems)
         elif suffix := unread_format(child.name):
-            unread[suffix] += 1
+            found.unread[suffix] += 1
 
 
 def _add_file(path: str, root: str, entries: dict, problems: list) -> None:

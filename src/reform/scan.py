@@ -33,6 +33,7 @@ from .errors import DecodeError, FeatureError, LibraryError, ReformError, StoreE
 from .library import Entry
 from .home import Home
 from .store import FileRow, SpectrogramInfo, SpectrogramStore, Tags
+from .text import RENAME_HINT, shown, storable
 
 SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS counts as silent
 SILENT_LEAD_SECONDS = 30 * 60    # silent this long from the start: rejected without reading on
@@ -93,6 +94,7 @@ class ScanSummary:
     removed: int = 0
     duplicates: int = 0          # byte-identical copies in the library after the scan
     unread: dict[str, int] = field(default_factory=dict)   # music in formats not read: extension -> files
+    unnamed: list[str] = field(default_factory=list)  # passed over: names not UTF-8 (bytes written out)
     audio_seconds: float = 0.0   # audio decoded by this scan
     embedded: int = 0            # songs embedded by this scan
     embedding_model: str | None = None
@@ -364,22 +366,26 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
             raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
     roots = [os.path.abspath(r) for r in roots]
     for root in roots:
+        if not storable(root):
+            raise LibraryError("this name is not UTF-8, so ReFORM cannot keep it in its catalogue",
+                               path=root, hint=RENAME_HINT)
         if not os.path.exists(root):
             raise LibraryError("no such file or folder", path=root)
     with catalogue.transaction():
         home.add_roots(roots)
         home.record_settings()
 
-    entries, problems, unread = library.walk(roots)
+    found = library.walk(roots)
     known = {row.path: row for row in catalogue.files()}
-    todo = library.plan(entries, problems, known, roots, home.spectrograms.feature_version,
+    todo = library.plan(found.entries, found.problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
     redo = set(redo) | {e.path for e in todo.unchanged  # a spectrogram deleted since: one stat each
                         if known[e.path].status == "ok" and not home.spectrograms.exists(known[e.path].hash)}
     if redo:
         todo.todo += [e for e in todo.unchanged if e.path in redo]
         todo.unchanged = [e for e in todo.unchanged if e.path not in redo]
-    summary = ScanSummary(found=len(entries), unread=dict(unread),
+    summary = ScanSummary(found=len(found.entries), unread=dict(found.unread),
+                          unnamed=[shown(p) for p in found.unnamed],
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():

@@ -50,3 +50,20 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 def agree(count: int, one: str, many: str) -> str:
     """The word that agrees with ``count`` things: ``agree(1, "has", "have")`` is ``has``."""
     return one if count == 1 else many
+
+
+RENAME_HINT = "rename to UTF-8, for example with `convmv -f latin1 -t utf8 --notest -r FOLDER`"
+
+
+def storable(path: str) -> bool:
+    """Whether ``path`` is text: a name of bytes that are not UTF-8 arrives with surrogates."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: str) -> str:
+    r"""``path`` as it can be printed, its undecodable bytes written out: ``caf\xe9.flac``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

@@ -78,9 +78,11 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
     with Library(home, create=False) as lib:
         job.phase = "looking for new, changed and removed files"
         s = lib.scan(embed=True, on_start=start, on_step=job.advance)
-    unread = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
+    passed = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
+    if s.unnamed:
+        passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {', '.join(s.unnamed)}"
     return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "
-            f"reused {s.reused}, removed {s.removed}, failed {s.failed}{unread}")
+            f"reused {s.reused}, removed {s.removed}, failed {s.failed}{passed}")
 
 
 def run_embed(home: Path, options: dict, job: Job) -> str:
