@@ -242,6 +242,23 @@ def test_a_name_that_is_not_utf8_is_passed_over_and_named(tmp_path):
     assert named.returncode == 1 and "not UTF-8" in named.stderr and "caf\\xe9" in named.stderr
 
 
+def test_a_library_whose_every_song_went_away_scans_and_fills_again(tmp_path):
+    """An emptied folder (or an unmounted disk's mount point) leaves an index of no song,
+    which must be written and read like any other."""
+    music = tmp_path / "music"
+    write(music / "one.wav", tone(440, 3))
+    with Library(tmp_path / "home") as lib:
+        assert lib.scan(music, jobs=1, embed=True).embedded == 1
+        (music / "one.wav").unlink()
+        summary = lib.scan(jobs=1, embed=True)
+        assert summary.removed == 1 and lib.songs() == []
+        write(music / "two.wav", tone(660, 3))
+        write(music / "three.wav", noise(3))
+        assert lib.scan(jobs=1, embed=True).embedded == 2
+        seed = lib.resolve(str(music / "two.wav"))
+        assert [r.row.title for r in lib.recommender().similar(seed, 5)] == ["three"]
+
+
 # -- nothing lost, whatever happens to the home ---------------------------------------------------------
 def test_hours_of_silence_are_rejected_without_decoding_them(lib, tmp_path, monkeypatch):
     import reform.scan as scan_module

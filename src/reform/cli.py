@@ -233,8 +233,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if emb["songs"]:
         note = "" if emb["current"] else " (from another model than the active one: run `reform embed`)"
         print(f"embedded:     {emb['songs']} of {plural(emb['of'], 'song')}{note}")
-    else:
+    elif emb["of"]:
         print(f"embedded:     none of {plural(emb['of'], 'song')} (run `reform embed`)")
+    else:
+        print("embedded:     no song yet (run `reform scan FOLDER`)")
     print(f"features:     {status['feature_version']}")
     return 0
 
@@ -420,8 +422,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.repair and index:
             lib.update_index()
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
-    print(f"checked {found.songs} spectrograms and their embeddings ({model}): "
-          f"{len(found.problems)} problems")
+    print(f"checked {plural(found.songs, 'spectrogram')} and their embeddings ({model}): "
+          f"{plural(len(found.problems), 'problem')}")
     for p in found.problems:
         print(f"  {p.line()}")
     for line in index:
@@ -432,7 +434,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if found.problems or damaged_index and not args.repair:
             print("run `reform check --repair` to analyse or embed these songs again, or build the index")
         return 1 if found.problems or damaged_index and not args.repair else 0
-    print(f"after the repair: {len(after.problems)} problems")
+    print(f"after the repair: {plural(len(after.problems), 'problem')}")
     for p in after.problems:
         print(f"  {p.line()}")
     if after.of("embedding"):

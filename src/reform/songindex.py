@@ -149,6 +149,12 @@ class SongIndex:
 
 
 # -- the file --------------------------------------------------------------------------------------
+def _bytes(array: np.ndarray) -> memoryview:
+    """The array's bytes, flat: a library left with no song gives (0, D) vectors, whose 2-D view
+    memoryview cannot cast."""
+    return memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B")
+
+
 def write(path: Path, songs: SongIndex) -> None:
     """Store an index crash-safely (temporary file, fsync, rename); WriteError if the disk refuses."""
     songs = songs.compacted()
@@ -159,7 +165,7 @@ def write(path: Path, songs: SongIndex) -> None:
              "structure": structure_bytes(index.structure) if index.structure is not None
              else np.zeros(0, np.uint8)}
     parts["vectors"] = np.ascontiguousarray(index.rows(), np.float32)   # never re-seal damaged vectors
-    rows = memoryview(parts["vectors"]).cast("B")
+    rows = _bytes(parts["vectors"])
     size = BLOCK_ROWS * parts["vectors"].shape[1] * 4
     parts["blocks"] = np.array([zlib.crc32(rows[at:at + size]) for at in range(0, len(rows), size)], np.uint32)
     header = {"format": FORMAT, "kind": index.kind, "metric": index.metric, "model": songs.model,
@@ -168,7 +174,7 @@ def write(path: Path, songs: SongIndex) -> None:
               "hash_bytes": songs.hashes.dtype.itemsize, "sections": {}}
     offset = 0
     for name in SECTIONS:
-        data = memoryview(np.ascontiguousarray(parts[name])).cast("B")
+        data = _bytes(parts[name])
         header["sections"][name] = [offset, len(data), zlib.crc32(data)]
         offset += -(-len(data) // ALIGN) * ALIGN
     text = json.dumps(header).encode()
@@ -179,7 +185,7 @@ def write(path: Path, songs: SongIndex) -> None:
         for name in SECTIONS:
             at, size, _ = header["sections"][name]
             f.seek(start + at)
-            f.write(memoryview(np.ascontiguousarray(parts[name])).cast("B"))
+            f.write(_bytes(parts[name]))
         f.truncate(start + offset)
 
 
