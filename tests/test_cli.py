@@ -30,6 +30,28 @@ def test_scan_status_errors_json(tmp_path, music, capsys):
     assert len(errors) == 1 and errors[0]["path"].endswith("broken.mp3") and errors[0]["reason"]
     assert main(["--home", home, "-q", "scan"]) == 0
     assert "nothing to do: 4 songs unchanged" in capsys.readouterr().out
+    music.rename(tmp_path / "unmounted")
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
+    assert (f"{music} holds no audio now (a disk not mounted?): its 4 songs are kept; "
+            "`reform scan --forget-missing` removes them") in capsys.readouterr().out
+    assert main(["--home", home, "-q", "scan", "--no-embed", "--forget-missing"]) == 0
+    assert "removed 5 files that were there" in capsys.readouterr().out
+
+
+def test_retry_failed_does_not_suggest_itself(tmp_path, capsys):
+    from conftest import tone, write
+
+    music = tmp_path / "music"
+    write(music / "song.wav", tone(440, 2))
+    (music / "self.wav").symlink_to(music / "self.wav")     # a link to itself: never listable
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    assert "failed 1" in capsys.readouterr().out
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
+    assert "1 file failed before and did not change: skipped (`reform scan --retry-failed`" in capsys.readouterr().out
+    assert main(["--home", home, "-q", "scan", "--no-embed", "--retry-failed"]) == 0
+    out = capsys.readouterr().out
+    assert "1 path still cannot be listed (see `reform errors`)" in out and "--retry-failed" not in out
 
 
 def test_a_large_library_on_the_shipped_model_is_told_of_reform_train(tmp_path, music, monkeypatch, capsys):

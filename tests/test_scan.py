@@ -242,21 +242,32 @@ def test_a_name_that_is_not_utf8_is_passed_over_and_named(tmp_path):
     assert named.returncode == 1 and "not UTF-8" in named.stderr and "caf\\xe9" in named.stderr
 
 
-def test_a_library_whose_every_song_went_away_scans_and_fills_again(tmp_path):
-    """An emptied folder (or an unmounted disk's mount point) leaves an index of no song,
-    which must be written and read like any other."""
-    music = tmp_path / "music"
+def test_a_folder_left_without_audio_keeps_its_songs_until_told_to_forget_them(tmp_path):
+    """An unmounted disk leaves an empty folder, or none: its songs (and their hours of
+    analysis) stay until `--forget-missing`; the library then holds no song, and an index of
+    no song must be written and read like any other."""
+    music, other = tmp_path / "music", tmp_path / "other"
     write(music / "one.wav", tone(440, 3))
+    write(other / "two.wav", tone(660, 3))
     with Library(tmp_path / "home") as lib:
-        assert lib.scan(music, jobs=1, embed=True).embedded == 1
+        assert lib.scan(music, other, jobs=1, embed=True).embedded == 2
         (music / "one.wav").unlink()
         summary = lib.scan(jobs=1, embed=True)
-        assert summary.removed == 1 and lib.songs() == []
-        write(music / "two.wav", tone(660, 3))
-        write(music / "three.wav", noise(3))
+        assert summary.vanished == {str(music): 1} and summary.removed == 0 and len(lib.songs()) == 2
+        music.rmdir()                          # gone altogether: the other folder is still scanned
+        write(other / "three.wav", noise(3))
+        summary = lib.scan(jobs=1, embed=True)
+        assert summary.vanished == {str(music): 1} and summary.analysed == 1 and len(lib.songs()) == 3
+        (other / "two.wav").unlink()           # a song deleted where others remain is removed
+        assert lib.scan(jobs=1, embed=True).removed == 1
+        (other / "three.wav").unlink()
+        summary = lib.scan(jobs=1, embed=True, forget_missing=True)
+        assert summary.vanished == {} and summary.removed == 2 and lib.songs() == []
+        write(other / "four.wav", tone(660, 3))
+        write(other / "five.wav", noise(3))
         assert lib.scan(jobs=1, embed=True).embedded == 2
-        seed = lib.resolve(str(music / "two.wav"))
-        assert [r.row.title for r in lib.recommender().similar(seed, 5)] == ["three"]
+        seed = lib.resolve(str(other / "four.wav"))
+        assert [r.row.title for r in lib.recommender().similar(seed, 5)] == ["five"]
 
 
 # -- nothing lost, whatever happens to the home ---------------------------------------------------------

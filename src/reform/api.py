@@ -121,7 +121,7 @@ class Library:
 
     # -- scanning -----------------------------------------------------------------------------
     def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False,
-             embed: bool = False, retry_failed: bool = False,
+             embed: bool = False, retry_failed: bool = False, forget_missing: bool = False,
              on_start: Callable[[int], None] | None = None,
              on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset(),
              device: str = "auto", across_songs: bool | None = None, ray: bool | str = False):
@@ -135,6 +135,8 @@ class Library:
         keep the card busy; on the CPU the workers embed, which measured faster
         (README, Speed).
         ``retry_failed`` tries again the files that failed before, changed or not.
+        ``forget_missing`` removes the songs of a folder left with no audio (kept by default:
+        see :func:`reform.scan.scan`).
         ``ray`` runs the per-file work on Ray (:mod:`reform.cluster`): True on a local Ray
         instance (or the one this process already joined), a string on the cluster at that
         address; ``jobs`` is then the number of Ray workers (default: the cluster's CPUs),
@@ -161,7 +163,7 @@ class Library:
             summary = scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
                            mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
                            embedding=embedding, batch_device=batch_device, redo=frozenset(redo),
-                           retry_failed=retry_failed, pool=pool)
+                           retry_failed=retry_failed, forget_missing=forget_missing, pool=pool)
             self.update_index()
             return summary
 

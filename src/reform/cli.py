@@ -136,9 +136,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         elif not args.no_embed:
             print("device: cpu, in each Ray worker", flush=True)
         summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
-                           embed=not args.no_embed, retry_failed=args.retry_failed, device=args.device,
+                           embed=not args.no_embed, retry_failed=args.retry_failed,
+                           forget_missing=args.forget_missing, device=args.device,
                            ray=False if args.ray is None else args.ray or True)
-        status = _print_scan_summary(summary, lib, args.paths)
+        status = _print_scan_summary(summary, lib, args.paths, args.retry_failed)
         if status is not None and not args.no_embed:
             _print_scan_embedding(summary, lib, status)
     return 130 if summary.interrupted else 0
@@ -176,7 +177,7 @@ def _print_scan_embedding(summary, lib, status: dict) -> None:
               "active model: run `reform embed`")
 
 
-def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> dict | None:
+def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool = False) -> dict | None:
     """Print what the scan did and what the library holds now; returns the library's status
     (None after an interrupted scan, which prints only how to go on)."""
     if summary.interrupted:
@@ -188,6 +189,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> dict | None:
 
         where = ", ".join(paths) if paths else "the library's folders"
         print(f"no audio files found in {where} (ReFORM reads {' '.join(sorted(AUDIO_EXTENSIONS))})")
+        if summary.removed:
+            print(f"removed {plural(summary.removed, 'file')} that {agree(summary.removed, 'was', 'were')} there")
     elif summary.analysed == 0 and summary.reused == 0 and summary.failed == 0 and summary.removed == 0:
         print(f"nothing to do: {plural(summary.unchanged, 'song')} unchanged, no audio decoded")
     else:
@@ -198,9 +201,14 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = ()) -> dict | None:
               f"in {summary.wall_seconds:.1f} s{rate}")
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}), "
               f"removed {summary.removed}, failed {summary.failed}")
-    if summary.failed_before:
+    if summary.failed_before and retried:   # only paths that cannot be listed are left
+        print(f"{plural(summary.failed_before, 'path')} still cannot be listed (see `reform errors`)")
+    elif summary.failed_before:
         print(f"{plural(summary.failed_before, 'file')} failed before and did not change: skipped "
               "(`reform scan --retry-failed` tries them again)")
+    for folder, songs in summary.vanished.items():
+        print(f"{folder} holds no audio now (a disk not mounted?): its {plural(songs, 'song')} "
+              f"{agree(songs, 'is', 'are')} kept; `reform scan --forget-missing` removes them")
     if summary.duplicates:
         print(f"{plural(summary.duplicates, 'byte-identical duplicate file')} (shown once in recommendations)")
     if summary.unread:
@@ -794,6 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only analyse; by default each new song is also embedded with the active model")
     p.add_argument("--retry-failed", action="store_true",
                    help="try again every file that failed, even if it did not change")
+    p.add_argument("--forget-missing", action="store_true",
+                   help="remove the songs of a scanned folder that now holds no audio, or is gone "
+                        "(by default they are kept: it is more often a disk not mounted)")
     p.add_argument("--reanalyse", action="store_true",
                    help="analyse every song again when the library was made with other settings "
                         "(another version of ReFORM's spectrograms)")

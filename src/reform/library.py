@@ -171,6 +171,24 @@ def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow
     return result
 
 
+def root_of(path: str, roots: Iterable[str]) -> str | None:
+    """The folder of ``roots`` that ``path`` lies under, if any."""
+    return next((r for r in roots if path.startswith(os.path.join(r, ""))), None)
+
+
+def vanished(removed: list[FileRow], entries: list[Entry], roots: Iterable[str]) -> dict[str, int]:
+    """The scanned folders in which no audio is left although songs were there, each with how
+    many: an unmounted disk or share leaves an empty folder (or none) behind."""
+    roots = list(roots)
+    alive = {root_of(e.path, roots) for e in entries}
+    lost: Counter[str] = Counter()
+    for row in removed:
+        root = root_of(row.path, roots)
+        if root is not None and root not in alive and row.status == "ok":
+            lost[root] += 1
+    return dict(lost)
+
+
 def content_hash(path: str) -> str:
     """SHA-256 of the file's bytes, first 160 bits in hex: equal hashes mean byte-identical files.
 

@@ -95,6 +95,7 @@ class ScanSummary:
     duplicates: int = 0          # byte-identical copies in the library after the scan
     unread: dict[str, int] = field(default_factory=dict)   # music in formats not read: extension -> files
     unnamed: list[str] = field(default_factory=list)  # passed over: names not UTF-8 (bytes written out)
+    vanished: dict[str, int] = field(default_factory=dict)  # folder with no audio now -> its songs, kept
     audio_seconds: float = 0.0   # audio decoded by this scan
     embedded: int = 0            # songs embedded by this scan
     embedding_model: str | None = None
@@ -333,7 +334,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
          on_start: Callable[[int], None] | None = None,
          embedding: Embedding | None = None, batch_device: str | None = None,
          redo: frozenset[str] = frozenset(), retry_failed: bool = False,
-         pool: Pool = run_pool) -> ScanSummary:
+         forget_missing: bool = False, pool: Pool = run_pool) -> ScanSummary:
     """Bring the catalogue up to date with the music under ``roots``.
 
     Parameters
@@ -350,6 +351,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         workers only analyse), and records each song with its embedding
     retry_failed : try again every file that failed before, even if it did not change
         (failures whose cause can change, like a permission, are always tried again)
+    forget_missing : remove the songs of a folder that now holds no audio at all, or is
+        gone; by default they are kept (``summary.vanished``), since such a folder is far
+        more often a disk not mounted than music deleted, and analysing it again costs hours
     on_start : called with the number of files that need work, before any is done
     progress : called with 1 after each such file
     redo : paths to analyse again even if they did not change (`reform check --repair`);
@@ -360,7 +364,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     """
     started, started_at = time.perf_counter(), time.time()
     catalogue = home.catalogue
-    if roots is None:
+    remembered = roots is None
+    if remembered:
         roots = home.roots()
         if not roots:
             raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
@@ -369,23 +374,25 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not storable(root):
             raise LibraryError("this name is not UTF-8, so ReFORM cannot keep it in its catalogue",
                                path=root, hint=RENAME_HINT)
-        if not os.path.exists(root):
+        if not os.path.exists(root) and not remembered:   # a folder scanned before may be unmounted
             raise LibraryError("no such file or folder", path=root)
     with catalogue.transaction():
         home.add_roots(roots)
         home.record_settings()
 
-    found = library.walk(roots)
+    found = library.walk([r for r in roots if os.path.exists(r)])
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(found.entries, found.problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
+    vanished = {} if forget_missing else library.vanished(todo.removed, found.entries, roots)
+    todo.removed = [row for row in todo.removed if library.root_of(row.path, vanished) is None]
     redo = set(redo) | {e.path for e in todo.unchanged  # a spectrogram deleted since: one stat each
                         if known[e.path].status == "ok" and not home.spectrograms.exists(known[e.path].hash)}
     if redo:
         todo.todo += [e for e in todo.unchanged if e.path in redo]
         todo.unchanged = [e for e in todo.unchanged if e.path not in redo]
     summary = ScanSummary(found=len(found.entries), unread=dict(found.unread),
-                          unnamed=[shown(p) for p in found.unnamed],
+                          unnamed=[shown(p) for p in found.unnamed], vanished=vanished,
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
