@@ -63,6 +63,13 @@ def test_models_and_use(home, capsys):
     assert "active model: short" in capsys.readouterr().out
     with Library(home, create=False) as lib:
         assert lib.model_path() == home / "models" / "short" / "model.pt"
+    for given in (home / "models" / "short" / "model.pt", home / "models" / "short"):   # its file, or folder
+        assert main(["--home", str(home), "use", str(given)]) == 0
+        assert "active model: short" in capsys.readouterr().out
+    elsewhere = shutil.copytree(home / "models" / "short", home.parent / "elsewhere")
+    assert main(["--home", str(home), "use", str(elsewhere / "model.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "is not a run of this library" in err and "copied into the library's models folder" in err
     assert main(["--home", str(home), "use", "shipped"]) == 0
     with Library(home, create=False) as lib:
         assert lib.models.active_name() == SHIPPED
@@ -131,3 +138,7 @@ def test_a_run_cannot_take_the_shipped_model_s_name(home, capsys):
     err = capsys.readouterr().err
     assert "ships with ReFORM" in err and "hint: give the run another --name" in err
     assert not (home / "models" / "shipped").exists()
+    for name in ("../evil", "a/b", ".."):   # a run is one folder in the models folder, never elsewhere
+        assert main(["--home", str(home), "train", "--name", name, "--max-epochs", "1"]) == 1
+        assert "a run's name is one folder name" in capsys.readouterr().err
+    assert not (home / "evil").exists() and not (home / "models" / "a").exists()

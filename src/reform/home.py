@@ -39,6 +39,8 @@ SPECTROGRAMS, MODELS, CACHE, INDEX = "spectrograms", "models", "cache", "index"
 SHIPPED = "shipped"
 SHIPPED_MODEL = Path(__file__).parent / "models" / "shipped.pt"
 PHASES = ("pretrain", "cluster")
+_ELSEWHERE = ("`reform models` lists this library's runs; a run trained elsewhere becomes one "
+              "when its folder is copied into the library's models folder")
 
 
 class Keys:
@@ -283,6 +285,9 @@ class Models:
             raise TrainError(f"{SHIPPED!r} names the model that ships with ReFORM",
                              hint="give the run another --name")
         if name:
+            if name in (".", "..") or "/" in name or os.sep in name:
+                raise TrainError(f"a run's name is one folder name, and {name!r} is not",
+                                 hint="give --name a name without '/', such as jazz-2026")
             return self.folder / name
         if resume:
             runs = [p.parent for p in self.folder.glob("*/config.json")]
@@ -357,10 +362,21 @@ class Models:
         if which == SHIPPED:
             self.catalogue.set_meta(Keys.ACTIVE_MODEL, "")
             return SHIPPED
+        which = self._run_name(which)
         if not (self.folder / which / "model.pt").exists():
             self.path(which)  # raises the right error
-            raise ModelError(f"{which!r} is not a run of this library", hint="`reform models` "
-                             "lists them; a model file elsewhere can be used with --model")
+            raise ModelError(f"{which!r} is not a run of this library", hint=_ELSEWHERE)
         self.catalogue.set_meta(Keys.ACTIVE_MODEL, which)
         return which
+
+    def _run_name(self, which: str) -> str:
+        """A run's name, given its name, its folder or its model.pt file."""
+        if "/" not in which and os.sep not in which and which not in (".", ".."):
+            return which
+        path = Path(which).resolve()
+        if path.name == "model.pt":
+            path = path.parent
+        if path.parent != self.folder.resolve():
+            raise ModelError(f"{which} is not a run of this library", hint=_ELSEWHERE)
+        return path.name
 
