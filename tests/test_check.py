@@ -52,9 +52,12 @@ def test_damaged_spectrograms_are_listed_then_analysed_again(home, capsys):
         assert "spectrogram: " in line and reason in line, line
     assert "run `reform check --repair`" in out
 
+    with Library(home, create=False) as lib:
+        roots = lib.home.roots()
     assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
     assert "after the repair: 0 problems" in capsys.readouterr().out
     with Library(home, create=False) as lib:
+        assert lib.home.roots() == roots     # the repaired files are not folders to scan from now on
         for song in lib.songs():
             assert np.isfinite(lib.spectrogram(song.path)).all()
         assert lib.stale_embeddings() == 0

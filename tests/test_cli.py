@@ -3,6 +3,7 @@ new user hit (options checked before the work, hints, read-only homes)."""
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -228,13 +229,17 @@ def test_an_empty_folder_is_not_a_library(tmp_path, capsys):
 def test_read_only_home_answers_the_commands_that_only_read(trained, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(trained, home)
+    with sqlite3.connect(home / "catalogue.db") as conn:   # as a home copied without its -wal and -shm
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for name in ("catalogue.db-wal", "catalogue.db-shm"):
+        (home / name).unlink(missing_ok=True)
     for path in [home, *home.rglob("*")]:
         path.chmod(0o555 if path.is_dir() else 0o444)
     out = tmp_path / "out"
     out.mkdir()
     try:
         for argv in (["status"], ["similar", "Chord", "-n", "2"], ["export", str(out / "songs.npz")],
-                     ["models"], ["errors"]):
+                     ["models"], ["errors"], ["check"]):
             result = run_unprivileged(reform_cmd("--home", str(home), *argv))
             assert result.returncode == 0 and "Traceback" not in result.stderr, (argv, result.stderr)
         scan = run_unprivileged(reform_cmd("--home", str(home), "scan"))

@@ -122,7 +122,7 @@ class Library:
     # -- scanning -----------------------------------------------------------------------------
     def scan(self, *paths: str | os.PathLike, jobs: int | None = None, progress: bool = False,
              embed: bool = False, retry_failed: bool = False, forget_missing: bool = False,
-             on_start: Callable[[int], None] | None = None,
+             remember: bool = True, on_start: Callable[[int], None] | None = None,
              on_step: Callable[[int], None] | None = None, redo: frozenset[str] = frozenset(),
              device: str = "auto", across_songs: bool | None = None, ray: bool | str = False):
         """Analyse new and changed files under ``paths`` (the known folders if none).
@@ -136,7 +136,8 @@ class Library:
         (README, Speed).
         ``retry_failed`` tries again the files that failed before, changed or not.
         ``forget_missing`` removes the songs of a folder left with no audio (kept by default:
-        see :func:`reform.scan.scan`).
+        see :func:`reform.scan.scan`); ``remember`` False does not add ``paths`` to the folders
+        a later scan goes through.
         ``ray`` runs the per-file work on Ray (:mod:`reform.cluster`): True on a local Ray
         instance (or the one this process already joined), a string on the cluster at that
         address; ``jobs`` is then the number of Ray workers (default: the cluster's CPUs),
@@ -163,7 +164,8 @@ class Library:
             summary = scan(self.home, [os.fspath(p) for p in paths] or None, audio_cfg=self.audio,
                            mel_cfg=self.mel, jobs=jobs, on_start=bar.start, progress=bar.step,
                            embedding=embedding, batch_device=batch_device, redo=frozenset(redo),
-                           retry_failed=retry_failed, forget_missing=forget_missing, pool=pool)
+                           retry_failed=retry_failed, forget_missing=forget_missing, remember=remember,
+                           pool=pool)
             self.update_index()
             return summary
 
@@ -186,9 +188,9 @@ class Library:
             return found, None
         with self.home.lock.hold("check --repair"):
             forget(self.home, found.problems)
-            redo = {path for p in found.of("spectrogram") for path in p.paths}
-            if redo:
-                self.scan(redo=frozenset(redo), embed=True, jobs=jobs, progress=progress)
+            redo = sorted(path for p in found.of("spectrogram") for path in p.paths if os.path.exists(path))
+            if redo:   # those files alone: a repair adds and removes no other song
+                self.scan(*redo, redo=frozenset(redo), remember=False, embed=True, jobs=jobs, progress=progress)
             if found.of("embedding") and self.embedding_status()["current"]:
                 self.embed(progress=progress)
             self.update_index()

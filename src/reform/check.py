@@ -61,8 +61,8 @@ def catalogue_problem(path: Path) -> str | None:
     check, and every row of every table reads back)."""
     if not path.exists():
         return None
-    try:
-        catalogue = Catalogue(path, create=False)
+    try:   # read only: a check must work in a home it cannot write to
+        catalogue = Catalogue(path, create=False, read_only=True)
     except StoreError as exc:
         return exc.message
     try:

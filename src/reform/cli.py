@@ -421,7 +421,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             rebuilt = rebuild_catalogue(home / CATALOGUE_NAME)
         print(f"rebuilt the catalogue: {rebuilt.kept} rows kept, {rebuilt.lost} unreadable, "
               f"{rebuilt.embeddings} embeddings kept; the damaged one is {rebuilt.damaged_copy}")
-    with _library(args) as lib:
+    with _library(args, read_only=not args.repair) as lib:
         if problem:
             _rescan_after_rebuild(lib, args)
         found, after = lib.check(repair=args.repair, progress=not args.quiet, jobs=args.jobs)

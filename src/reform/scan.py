@@ -334,13 +334,14 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
          on_start: Callable[[int], None] | None = None,
          embedding: Embedding | None = None, batch_device: str | None = None,
          redo: frozenset[str] = frozenset(), retry_failed: bool = False,
-         forget_missing: bool = False, pool: Pool = run_pool) -> ScanSummary:
+         forget_missing: bool = False, remember: bool = True, pool: Pool = run_pool) -> ScanSummary:
     """Bring the catalogue up to date with the music under ``roots``.
 
     Parameters
     ----------
     home : the library home to update
     roots : folders (or files) to scan; None rescans the folders scanned before
+    remember : add ``roots`` to the folders a later scan goes through (not for a repair's files)
     jobs : worker processes; None uses every core
     pool : where the per-file work runs: this machine's processes, or a Ray cluster
         (``reform.cluster.RayPool``); either way this process alone writes the catalogue
@@ -377,7 +378,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not os.path.exists(root) and not remembered:   # a folder scanned before may be unmounted
             raise LibraryError("no such file or folder", path=root)
     with catalogue.transaction():
-        home.add_roots(roots)
+        if remember:
+            home.add_roots(roots)
         home.record_settings()
 
     found = library.walk([r for r in roots if os.path.exists(r)])
