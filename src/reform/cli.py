@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import sys
@@ -730,7 +731,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\na playlist flowing from {seeds[0].label} and {seeds[1].label}:")
         for i, r in enumerate(rec.playlist(seeds, 8), 1):
             print(f"  {i}. {r.row.label}")
-    run = f"{_invocation()} --home {args.home}"
+    # the default home (no --home, no $REFORM_HOME) needs no option to be found again
+    run = _invocation() + (f" --home {shlex.quote(args.home)}" if args.home else "")
     print(f"\ntry: {run} similar 'Groove No. 1'   (or `{run} serve`)")
     return 0
 
