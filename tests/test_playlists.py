@@ -104,13 +104,15 @@ def test_an_interrupted_run_leaves_nothing_unrecognised(setup, tmp_path, monkeyp
 
 
 def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):
+    out = tmp_path / "lists"
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--most-played", "2"]) == 1
+    assert "no play is recorded yet" in capsys.readouterr().err and not out.exists()
     with Library(home) as lib:
         played = {Path(r.path).stem: r for r in lib.songs()}
         with lib.home.catalogue.transaction():
             for name in ("01 White", "01 White", "02 Clicks"):
                 lib.home.catalogue.add_play(played[name], "mpd")
         root = Path(lib.music_root())
-    out = tmp_path / "lists"
     assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--most-played", "1",
                  "--mix", str(root / "Tone Band"), "--length", "3", "--music-root", str(root)]) == 0
     printed = capsys.readouterr().out

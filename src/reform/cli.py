@@ -685,10 +685,16 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         wanted = []
         for query in args.radio or []:
             wanted.append(playlists.radio(rec, lib.resolve(query, rec).row, args.length, _rules(args)))
-        for row in lib.most_played(args.most_played):
+        played = lib.most_played(args.most_played)
+        for row in played:
             wanted.append(playlists.radio(rec, row, args.length, _rules(args)))
         for folder in args.mix or []:
             wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args)))
+    if args.most_played and not played:
+        message = "no play is recorded yet, so --most-played has no song to start from"
+        if not wanted:   # nothing else asked for: leave the folder as it is
+            raise ConfigError(message, hint="`reform mpd` records what MPD plays; or add --radio QUERY or --mix FOLDER")
+        print(f"note: {message}", file=sys.stderr)
     if not wanted:
         raise ConfigError("no playlist asked for", hint="add --radio QUERY, --most-played N or --mix FOLDER")
     report = playlists.write_folder(args.to, wanted, root, args.prefix)
