@@ -255,3 +255,33 @@ def test_query_by_file_name_and_a_missing_path(trained, capsys):
     assert main(["--home", str(trained), "similar", "/no/such/song.flac"]) == 1
     err = capsys.readouterr().err
     assert "no such file" in err and "try fewer words" not in err
+
+
+def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch, capsys):
+    import io
+
+    from reform import progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    bars = io.StringIO()
+    shown = progress.TrainProgress(stream=bars)
+    ends = {"total": 1.0, "main": 1.0, "lr": 1e-3, "windows_per_s": 10.0, "plateaus": 0}
+
+    def epoch(phase: str, n: int, seconds: float, **more) -> None:
+        shown({"type": "epoch_start", "phase": phase, "epoch": n, "max_epochs": 10, "windows": 4,
+               "lr": 1e-3, "plateaus": 0})
+        now[0] += seconds
+        shown({"type": "epoch_end", "phase": phase, "epoch": n, **ends, **more})
+
+    epoch("pretrain", 1, 20.0, spread_ratio=3.25)
+    epoch("pretrain", 2, 20.0, spread_ratio=float("inf"))   # no song gave the probe two windows
+    epoch("cluster", 1, 60.0)
+    epoch("cluster", 2, 60.0)
+    shown.close()
+    assert "up to about 3 min left in this phase" in bars.getvalue()    # 9 pretraining epochs of 20 s
+    assert "up to about 9 min left in this phase" in bars.getvalue()    # 9 clustering epochs of 60 s
+    for mixed in ("7 min", "5 min"):   # what the pretraining's pace would have made of the clustering
+        assert f"up to about {mixed}" not in bars.getvalue()
+    lines = capsys.readouterr().out.splitlines()
+    assert "between/within 3.25" in lines[0] and "between/within" not in lines[1] and "inf" not in lines[1]

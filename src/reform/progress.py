@@ -3,6 +3,7 @@ a bar for scanning, embedding and checking."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -18,7 +19,8 @@ class TrainProgress:
     def __init__(self, quiet: bool = False, stream=sys.stderr):
         self.quiet, self.stream = quiet, stream
         self.bar = None
-        self.epoch_times: list[float] = []
+        self.phase = None
+        self.epoch_times: list[float] = []   # this phase's: a clustering epoch costs another time
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -31,6 +33,8 @@ class TrainProgress:
 
     def _start(self, event: dict) -> None:
         self.started = time.perf_counter()
+        if event["phase"] != self.phase:
+            self.phase, self.epoch_times = event["phase"], []
         if self.quiet:
             return
         from tqdm import tqdm
@@ -39,7 +43,7 @@ class TrainProgress:
         eta = ""
         if self.epoch_times:
             per = sum(self.epoch_times[-5:]) / len(self.epoch_times[-5:])
-            eta = f", at most {_duration(left * per)} left in this phase"
+            eta = f", up to about {_duration(left * per)} left in this phase"
         self.bar = tqdm(total=event["windows"], unit="win", dynamic_ncols=True, leave=False,
                         file=self.stream,
                         desc=f"{event['phase']} epoch {event['epoch']} (lr {event['lr']:g}, "
@@ -50,7 +54,8 @@ class TrainProgress:
         self.epoch_times.append(time.perf_counter() - self.started)
         terms = "  ".join(f"{k} {event[k]:.4f}" for k in event
                           if k in ("total", "main", "cluster") or k.startswith("aux"))
-        spread = f"  spread {event['spread_ratio']:.2f}" if "spread_ratio" in event else ""
+        ratio = event.get("spread_ratio")   # no song of the probe with two windows: no spread within
+        spread = "" if ratio is None else f"  between/within {ratio:.2f}" if math.isfinite(ratio) else ""
         flag = f"  [{event['event']}]" if event.get("event") else ""
         print(f"{event['phase']:8s} epoch {event['epoch']:3d}  {terms}  lr {event['lr']:g}  "
               f"{event['windows_per_s']:.0f} win/s  plateaus {event['plateaus']}{spread}{flag}",
