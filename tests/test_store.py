@@ -7,7 +7,7 @@ import pytest
 
 from reform.errors import StoreError
 from reform.home import Home
-from reform.store import SCHEMA_VERSION, Catalogue, SpectrogramInfo, SpectrogramStore, Tags
+from reform.store import SCHEMA_VERSION, Catalogue, SpectrogramInfo, SpectrogramStore, Tags, catalogue_error
 
 
 def test_catalogue_is_wal_and_versioned(tmp_path):
@@ -246,8 +246,10 @@ def test_read_only_catalogue_reads_and_never_writes(tmp_path):
     cat.close()
     reader = Catalogue(tmp_path / "c.db", read_only=True)
     assert reader.counts()["failed"] == 1
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with pytest.raises(sqlite3.OperationalError, match="readonly") as refused:
         reader.set_meta("k", "v")
+    error = catalogue_error(refused.value, tmp_path / "c.db")   # said as a home one cannot write to
+    assert "writable" in error.hint and "check the disk" not in error.hint
     reader.close()
     with pytest.raises(StoreError, match="no catalogue"):
         Catalogue(tmp_path / "none.db", read_only=True)

@@ -187,7 +187,8 @@ def catalogue_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) -
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     text = " ".join(str(exc).split())
     if code in _WRITE_FAILED or "full" in text:
-        errno_of = errno.ENOSPC if code == 13 or "full" in text else errno.EIO
+        errno_of = (errno.ENOSPC if code == 13 or "full" in text
+                    else errno.EROFS if code in (8, 14) else errno.EIO)  # read-only, or no journal to open
         return write_error(OSError(errno_of, text), path or "catalogue", what="the catalogue")
     if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
         return StoreError(f"the catalogue is busy ({text})", path=path,
