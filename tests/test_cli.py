@@ -285,3 +285,12 @@ def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch,
         assert f"up to about {mixed}" not in bars.getvalue()
     lines = capsys.readouterr().out.splitlines()
     assert "between/within 3.25" in lines[0] and "between/within" not in lines[1] and "inf" not in lines[1]
+
+
+def test_a_file_that_is_no_model_is_one_line(trained, tmp_path, capsys):
+    text = tmp_path / "readme.txt"
+    text.write_text("not a model\n")
+    assert main(["--home", str(trained), "train", "--init", str(text), "--max-epochs", "1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "not a model file, or a damaged one" in err[0]
+    assert err[1] == "hint: give a model.pt that `reform train` wrote, or 'shipped'"

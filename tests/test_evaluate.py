@@ -118,6 +118,9 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     assert "1 song has no labels.tsv:group label: left out" in text
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--label-column", "nope"]) == 1
     assert "no column 'nope'" in capsys.readouterr().err
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "none.tsv")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read the labels file" in err and "hint: give --labels-file the path of a TSV" in err
 
 
 def test_tags_that_group_nothing_leave_the_same_song_protocol(tmp_path):
@@ -132,7 +135,9 @@ def test_tags_that_group_nothing_leave_the_same_song_protocol(tmp_path):
     rows, labels, _, notes, source = evaluation_songs(untagged, "artist")
     assert [r.id for r in rows] == [1, 2, 3, 4] and labels is None and source is None
     assert notes == ["no artist tag is shared by two songs: only the same-song protocol runs "
-                     "(try --labels album or genre, or --labels-file)"]
+                     "(try --labels album or --labels genre, or --labels-file)"]
+    _, _, _, notes, _ = evaluation_songs(untagged, "genre")   # never suggests the tag just tried
+    assert notes[0].endswith("(try --labels album or --labels artist, or --labels-file)")
     rows, labels, _, notes, _ = evaluation_songs(untagged + [row(5, "A")], "artist")
     assert labels == ["A", "B", "A"] and notes == ["2 songs have no artist label: left out"]
     tsv = tmp_path / "labels.tsv"

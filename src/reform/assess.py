@@ -47,8 +47,9 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
             raise EvaluateError(f"no {source} label is shared by two songs of the library: label "
                                 "retrieval has nothing to find", hint="check the file's paths and column")
         # a real library's tags are often missing: finding a song's other half needs none
+        others = " or ".join(f"--labels {t}" for t in ("album", "genre", "artist") if t != labels)
         notes.append(f"no {labels} tag is shared by two songs: only the same-song protocol runs "
-                     "(try --labels album or genre, or --labels-file)")
+                     f"(try {others}, or --labels-file)")
         return rows, None, [r.album or "" for r in rows], notes, None
     missing = len(found) - len(kept)
     if missing:

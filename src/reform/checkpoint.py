@@ -44,8 +44,10 @@ def load(path: Path) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ModelError("no such model file", path=path) from None
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise ModelError(f"the model file is unreadable ({type(exc).__name__}: {exc})", path=path) from exc
+    except Exception as exc:  # torch raises many types for a damaged file, some with a page of advice
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(f"not a model file, or a damaged one ({type(exc).__name__}: {first})", path=path,
+                         hint="give a model.pt that `reform train` wrote, or 'shipped'") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
         raise ModelError("not a ReFORM model file of this version", path=path)
     return data

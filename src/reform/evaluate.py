@@ -201,7 +201,8 @@ def read_label_file(path: str | os.PathLike, column: str) -> dict[str, str]:
                                     f"(it has: {', '.join(reader.fieldnames)})", path=path)
             return {os.path.realpath(r["path"]): (r[column] or "").strip() for r in reader}
     except OSError as exc:
-        raise EvaluateError(f"cannot read the labels file ({exc.strerror})", path=path) from exc
+        raise EvaluateError(f"cannot read the labels file ({exc.strerror})", path=path,
+                            hint="give --labels-file the path of a TSV or CSV file with a 'path' column") from exc
 
 
 # -- hand-made baselines ---------------------------------------------------------------------------
