@@ -207,7 +207,11 @@ def _open(path: str, block_seconds: float) -> _Opened:
 
 
 def _reason(exc: BaseException | None) -> str:
-    text = " ".join(str(exc).split()) if exc is not None else ""
+    """A decoder's complaint, short: FFmpeg's error number and the path it repeats left out."""
+    if getattr(exc, "strerror", None):   # PyAV's and the OS's errors: "[Errno 1094995529] ...: 'path'"
+        text = exc.strerror
+    else:
+        text = " ".join(str(exc).split()) if exc is not None else ""
     return text[:160] or type(exc).__name__
 
 
