@@ -354,7 +354,8 @@ class Models:
         if path == SHIPPED_MODEL:
             return "the model shipped with ReFORM"
         if path.name == "model.pt" and path.parent.parent == self.folder:
-            return f"run {path.parent.name}"
+            name = path.parent.name
+            return name if name.startswith("run-") else f"run {name}"   # not "run run-20261128-..."
         return str(path)
 
     def activate(self, which: str) -> str:

@@ -494,7 +494,7 @@
     fill($("#sb-library"), 
       h("span", { class: "ok", text: "● " }), h("b", { text: plural(st.songs, "song") }), ` · ${st.hours.toFixed(1)} h`, sep(),
       st.failed ? h("span", { class: "bad", text: `${st.failed} failed` }) : "0 failed", sep(),
-      `${st.duplicates} duplicates`, sep(),
+      plural(st.duplicates, "duplicate"), sep(),
       emb.songs ? `${emb.songs.toLocaleString()} embedded` : h("span", { class: "warn", text: "no embeddings" }),
       emb.missing && emb.songs ? h("span", { class: "warn", text: ` (${emb.missing} waiting)` }) : "");
     $("#home").textContent = `\u200e${st.home}\u200e`;  // marks keep the slashes in place (rtl box)
