@@ -218,6 +218,22 @@ def test_interrupted_scan_keeps_a_consistent_catalogue_and_resumes(tmp_path, sig
     assert _check_consistent(home) == SONGS
 
 
+def test_ctrl_c_while_the_workers_start_prints_no_traceback(tmp_path):
+    """Ctrl-C reaches the whole process group: the forkserver importing torch, and a worker
+    asked for just before the scan cleaned up, had each printed a page of traceback."""
+    root = tmp_path / "music"
+    _slow_library(root, 4)
+    for delay in (0.5, 1.5, 2.5):   # before, while and after the workers start here
+        home = tmp_path / f"home{delay}"
+        proc = subprocess.Popen(reform_cmd("--home", str(home), "-q", "scan", str(root), "--jobs", "2"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode in (0, 130) and "Traceback" not in err, (delay, err)
+
+
 def test_missing_folder_is_an_error(lib, tmp_path):
     from reform.errors import LibraryError
 

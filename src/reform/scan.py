@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from multiprocessing import forkserver
 from typing import Protocol
 
 import numpy as np
@@ -290,6 +293,30 @@ class Pool(Protocol):
                  embedded: frozenset[str]) -> Iterator[Analysed | Failed]: ...
 
 
+@contextmanager
+def _workers_starting() -> Iterator[None]:
+    """Hold Ctrl-C back while a pool's processes start, and raise it once they exist.
+
+    Interrupted while importing torch, the forkserver would print a traceback; interrupted
+    while asking the forkserver for a worker, the scan would clean up before that worker
+    starts, and the worker would print another. So the forkserver starts with Ctrl-C ignored,
+    which it and its workers keep (an interrupted scan terminates them itself).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield   # only the main thread may set handlers (a web job's scan runs in another)
+        return
+    caught: list[int] = []
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
              mel_cfg: MelConfig, jobs: int | None, embedding: Embedding | None,
              embedded: frozenset[str]) -> Iterator[Analysed | Failed]:
@@ -308,17 +335,22 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
                                initargs=(embedded,))
     pending: set[Future] = set()
     queue = iter(todo)
-    try:
-        while True:
-            for entry in queue:
-                pending.add(pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg, embedding))
-                if len(pending) >= 2 * jobs:
-                    break
-            if not pending:
+
+    def fill() -> None:
+        for entry in queue:
+            pending.add(pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg, embedding))
+            if len(pending) >= 2 * jobs:
                 break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+
+    try:
+        with _workers_starting():   # the first submissions start the workers
+            fill()
+        while pending:
+            done = wait(pending, return_when=FIRST_COMPLETED).done
+            pending -= done
             for fut in done:
                 yield fut.result()
+            fill()
     finally:
         for fut in pending:
             fut.cancel()
