@@ -131,6 +131,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.ray and os.path.exists(os.path.expanduser(args.ray)):   # `scan --ray FOLDER`
         raise ConfigError(f"--ray takes a Ray cluster's address, and {args.ray} is a file or folder",
                           hint="put the folders first: reform scan FOLDER --ray [ADDRESS]")
+    from .config import default_home
+    from .store import CATALOGUE_NAME
+
+    for path in args.paths:   # checked before a new home is made for nothing
+        if not os.path.exists(path):
+            raise LibraryError("no such file or folder", path=path)
+    if not args.paths and not os.path.exists(os.path.join(os.path.expanduser(args.home or default_home()),
+                                                          CATALOGUE_NAME)):
+        raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
     with _library(args, create=True, reanalyse=args.reanalyse) as lib:
         if args.ray is None:
             _print_device(args.device, embed=not args.no_embed)
