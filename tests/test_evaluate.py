@@ -91,6 +91,7 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
     for name in ("random", "MFCC mean+std (20)", "log-mel mean+std", "ReFORM: untrained network",
                  "ReFORM: pretraining only (no clustering phase)", "ReFORM (both phases)"):
         assert name in text
+    assert "note: only 5 songs asked about: these figures cannot tell the methods apart" in text
     data = json.loads(out.read_text())
     assert data["songs"] == 5 and data["labels"] == "artist"
     assert set(data["methods"]["random"]) == {"same_song_top1", "same_song_mrr", "p5", "p10", "map"}

@@ -19,6 +19,9 @@ from .store import FileRow, one_per_recording
 from .text import agree, plural
 
 
+FEW = 30   # songs asked about, below which a score's 95 % interval is wider than +-0.18
+
+
 def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_file: str | None = None,
                      label_column: str = "group"):
     """The songs an evaluation uses (one per distinct audio of ``songs``), their labels and
@@ -145,6 +148,10 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
         if skipped:
             notes.append(f"labels with a single song are not queried (they still compete as "
                          f"distractors): {', '.join(skipped)}")
+    asked = min([len(rows)] + ([results[0].labels.queries] if results[0].labels else []))
+    if asked < FEW:
+        notes.append(f"only {plural(asked, 'song')} asked about: these figures cannot tell the methods "
+                     f"apart (a share measured on {FEW} songs is uncertain by about +-0.18, 95 %)")
     return ev.EvaluationReport(results, len(rows), source, notes)
 
 
