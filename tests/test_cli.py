@@ -247,6 +247,8 @@ def test_read_only_home_answers_the_commands_that_only_read(trained, tmp_path):
             assert result.returncode == 0 and "Traceback" not in result.stderr, (argv, result.stderr)
         scan = run_unprivileged(reform_cmd("--home", str(home), "scan"))
         assert scan.returncode == 1 and "hint:" in scan.stderr and "Traceback" not in scan.stderr
+        train = run_unprivileged(reform_cmd("--home", str(home), "train", "--max-epochs", "1"))
+        assert train.returncode == 1 and "writable" in train.stderr and train.stdout == ""
     finally:
         for path in [home, *home.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)

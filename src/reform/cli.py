@@ -355,6 +355,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_cfg, train_cfg = _train_configs(args)
     main = main_process()   # under torchrun, rank 0 speaks, writes and holds the home's lock
     with _library(args, read_only=not main) as lib:
+        if main and not _library_writable(args):   # said before any work or message
+            raise LibraryError("the library home is not writable, and a training run is written there",
+                               path=lib.home.path, hint="check that the library home is writable")
         if args.resume and main:
             print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
         if args.init != "auto":
