@@ -260,6 +260,9 @@ def test_query_by_file_name_and_a_missing_path(trained, capsys):
     assert main(["--home", str(trained), "similar", "/no/such/song.flac"]) == 1
     err = capsys.readouterr().err
     assert "no such file" in err and "try fewer words" not in err
+    assert main(["--home", str(trained), "similar", str(trained)]) == 1   # a folder
+    err = capsys.readouterr().err
+    assert "this is a folder, and a query is one song" in err and "--mix FOLDER" in err
 
 
 def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch, capsys):

@@ -83,6 +83,10 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     words = norm(text).split()
     matches = list(one_per_recording(r for r in songs.with_words(words) if holds(search_text(r), words)).values())
     if not matches:
+        if os.path.isdir(os.path.expanduser(text)):
+            raise QueryError("this is a folder, and a query is one song", path=text,
+                             hint="give a file of it, or words of a song; `reform playlists --to DIR --mix FOLDER` "
+                                  "makes a playlist from a folder")
         if looks_like_path(text):
             raise QueryError("no such file, and no song in the library has this file name",
                              path=text, hint="check the path, or run `reform scan` on its folder")
