@@ -148,6 +148,7 @@ def test_every_interface_names_a_song_alike():
     assert row(2, "/m/track13.ogg").label == "track13"                 # untagged: the file name, no "? - ?"
     assert row(3, "/m/track14.ogg", "HR3").label == "HR3 - track14"    # no title tag
     assert row(4, "/m/x.ogg", title="Ocean").label == "Ocean"           # no artist tag
+    assert row(5, "/m/y.ogg", "The\tBand ", "Line one\nline two").label == "The Band - Line one line two"
     listing = r"2 songs match 'hr3': HR3 - Caves II \(/m/hr3/hr3-caves-2.ogg\); HR3 - Caves \("
     with pytest.raises(QueryError, match=listing):
         find(ROWS[:2], "hr3")

@@ -24,8 +24,10 @@ def song_title(title: str | None, path: str) -> str:
 
 def song_label(artist: str | None, title: str | None, path: str) -> str:
     """How a song is named in text: ``"Artist - Title"``, or the title alone when the artist
-    tag is missing (no ``"? - "`` for the untagged files of a real library)."""
-    title = song_title(title, path)
+    tag is missing (no ``"? - "`` for the untagged files of a real library).  A tag's line
+    breaks and tabs become spaces, so that one song is one line of a listing."""
+    title = " ".join(song_title(title, path).split())
+    artist = " ".join((artist or "").split())
     return f"{artist} - {title}" if artist else title
 
 
