@@ -210,8 +210,8 @@ def test_no_request_reads_a_file_outside_the_catalogue(tmp_path, trained):
         r = c.get(url)
         assert r.status_code in (404, 422), url
         assert "root:" not in r.text and "the secret" not in r.text
-    r = c.get(f"/api/songs/{song_id}/audio", params={"path": str(secret)})   # ignored
-    assert r.content == copy.read_bytes()
+    r = c.get(f"/api/songs/{song_id}/audio", params={"path": str(secret)})   # refused, never read
+    assert r.status_code == 422 and "unknown query parameter path" in error_of(r) and "the secret" not in r.text
     # the file is replaced by a symbolic link out of the library: refused until scanned again
     copy.unlink()
     copy.symlink_to(secret)
@@ -261,6 +261,9 @@ def test_mix_playlist_and_m3u_export(client, ids):
     assert len(mix["items"]) == 2 and not set(seeds) & {s["id"] for s in mix["items"]}
     playlist = client.get("/api/playlist", params={"seed": seeds, "length": 3}).json()["items"]
     assert len(playlist) == 3 and all("flow" in s for s in playlist)
+    r = client.get("/api/playlist", params={"seed": seeds, "n": 3})   # its length is `length`
+    assert r.status_code == 422 and "unknown query parameter n (this route takes: " in error_of(r)
+    assert "length" in error_of(r)
     order = [playlist[2]["id"], playlist[0]["id"]]
     r = client.get("/api/export.m3u", params={"id": order, "name": "my mix/../x"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("audio/x-mpegurl")
@@ -452,6 +455,8 @@ def test_embed_and_scan_jobs_from_the_page(trained, tmp_path):
 
 def test_a_train_job_on_a_small_library_starts_from_the_shipped_model(home):
     c = client_for(home)
+    r = c.post("/api/jobs/train", json={"max_epochs": 1, "epochs": 3})   # a misspelt option
+    assert r.status_code == 422 and "epochs" in r.text and c.get("/api/jobs").json() == []
     job = _wait(c, c.post("/api/jobs/train", json={"max_epochs": 1, "name": "page"}).json()["id"], timeout=300)
     assert job["state"] == "done", job
     assert job["log"][0] == "fine-tuning the shipped model, as on every library of fewer than 60 songs"

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import EmbedError
 from ..export import m3u_text
@@ -24,7 +24,20 @@ from .projection import view_box
 from .jobs import Busy, Jobs
 from .state import NO_EMBEDDINGS_HINT, SORT_KEYS, LibraryState, Snapshot, song_dict
 
-router = APIRouter(prefix="/api")
+
+
+def _known_parameters(request: Request) -> None:
+    """Refuse a query parameter the route does not take (`?n=3` where it takes `length`),
+    which would otherwise be dropped and answered with the defaults."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = sorted(set(request.query_params) - known - {"token"})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise HTTPException(422, f"unknown query parameter {', '.join(unknown)} (this route takes: {takes})")
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(_known_parameters)])
 
 
 # -- the shapes of the answers (documentation) ------------------------------------------------------
@@ -103,6 +116,8 @@ class JobInfo(BaseModel):
 
 
 class TrainOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")   # a misspelt option is refused, not silently dropped
+
     max_epochs: int | None = Field(None, ge=1, le=10_000, description="cap on the epochs of each phase")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                              description="run folder under <home>/models (default: a time stamp)")
