@@ -54,6 +54,12 @@ def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
     assert sorted(again.unchanged) == names and not again.written
     docker = pl.write_folder(tmp_path / "elsewhere", [radio], root, prefix="/music/")
     assert entries(tmp_path / "elsewhere" / docker.written[0])[0] == "/music/Tone Band/Sines/02 Chord.flac"
+    mpd = pl.write_folder(tmp_path / "mpd", [radio], root, prefix="", suffix=".m3u")   # MPD's playlist folder
+    assert mpd.written == ["ReFORM radio - Tone Band - Chord.m3u"]
+    assert entries(tmp_path / "mpd" / mpd.written[0])[0] == "Tone Band/Sines/02 Chord.flac"
+    elsewhere = pl.write_folder(tmp_path / "none", [radio], tmp_path / "other")   # no song under the root
+    assert elsewhere.empty == [radio.title] and not elsewhere.written
+    assert not list((tmp_path / "none").glob("*.m3u8"))
 
 
 def test_never_touches_what_it_did_not_write(setup, tmp_path):
@@ -65,7 +71,9 @@ def test_never_touches_what_it_did_not_write(setup, tmp_path):
     mine.write_text("#EXTM3U\nmy own list\n")
     (folder / "holiday.m3u").write_text("#EXTM3U\nbeach.flac\n")
     report = pl.write_folder(folder, [radio, other], root)
-    assert report.left_alone == [(mine.name, "a file ReFORM did not write has this name")]
+    assert report.left_alone == [(mine.name, "a file ReFORM does not manage has this name (yours, or one of "
+                                             "its own you edited): remove or rename it to have ReFORM write "
+                                             "this playlist")]
     assert mine.read_text() == "#EXTM3U\nmy own list\n"
     white = folder / "ReFORM radio - Noise Crew - White.m3u8"
     assert report.written == [white.name]
@@ -75,7 +83,8 @@ def test_never_touches_what_it_did_not_write(setup, tmp_path):
     four_forty = folder / chord_free.written[0]
     four_forty.write_text(four_forty.read_text() + "extra.flac\n")
     report = pl.write_folder(folder, [], root)
-    assert report.left_alone == [(four_forty.name, "changed since ReFORM wrote it: no longer managed")]
+    assert report.left_alone == [(four_forty.name, "changed since ReFORM wrote it: no longer managed "
+                                                   "(remove it to have ReFORM write it again)")]
     assert four_forty.exists() and (folder / "holiday.m3u").read_text() == "#EXTM3U\nbeach.flac\n"
     assert json.loads((folder / pl.MANIFEST).read_text())["files"] == {}
 
@@ -114,9 +123,10 @@ def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):
                 lib.home.catalogue.add_play(played[name], "mpd")
         root = Path(lib.music_root())
     assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--most-played", "1",
-                 "--mix", str(root / "Tone Band"), "--length", "3", "--music-root", str(root)]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("wrote ") == 3 and "ReFORM radio - Noise Crew - White.m3u8" in printed
+                 "--radio", "White", "--mix", str(root / "Tone Band"), "--length", "3",
+                 "--music-root", str(root)]) == 0
+    printed = capsys.readouterr().out   # White asked for twice (most played, and by name): one radio
+    assert printed.count("wrote ") == 3 and "(2)" not in printed and "ReFORM radio - Noise Crew - White.m3u8" in printed
     assert entries(out / "ReFORM radio - Noise Crew - White.m3u8")[0] == \
         os.path.relpath(played["01 White"].path, out)
     assert main(["--home", str(home), "playlists", "--to", str(out)]) == 1

@@ -695,10 +695,12 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         root = args.music_root or lib.music_root()
         rec = lib.recommender()
         wanted = []
-        for query in args.radio or []:
-            wanted.append(playlists.radio(rec, lib.resolve(query, rec).row, args.length, _rules(args)))
         played = lib.most_played(args.most_played)
-        for row in played:
+        seeds = [lib.resolve(query, rec).row for query in args.radio or []] + played
+        unique: dict[str, object] = {}   # one radio per song, however often it is asked for
+        for row in seeds:
+            unique.setdefault(row.hash, row)
+        for row in unique.values():
             wanted.append(playlists.radio(rec, row, args.length, _rules(args)))
         for folder in args.mix or []:
             wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args)))
@@ -709,7 +711,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         print(f"note: {message}", file=sys.stderr)
     if not wanted:
         raise ConfigError("no playlist asked for", hint="add --radio QUERY, --most-played N or --mix FOLDER")
-    report = playlists.write_folder(args.to, wanted, root, args.prefix)
+    report = playlists.write_folder(args.to, wanted, root, args.prefix, f".{args.extension}")
     for name in report.written:
         print(f"wrote      {name}")
     for name in report.unchanged:
@@ -718,6 +720,8 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         print(f"removed    {name} (no longer asked for)")
     for name, why in report.left_alone:
         print(f"left alone {name}: {why}")
+    for title in report.empty:
+        print(f"not written {title}: none of its songs lies under the music root {root}")
     if report.outside_root:
         print(f"note: {plural(report.outside_root, 'song')} outside {root} left out of the playlists")
     if report.unwritable:
@@ -956,6 +960,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "library's music folder, when it has one)")
     p.add_argument("--prefix", help="put this before each relative path (default: the way from the "
                    "playlist folder to the music root, e.g. ../; give '' for MPD's playlist folder)")
+    p.add_argument("--extension", choices=("m3u8", "m3u"), default="m3u8",
+                   help="the playlists' file extension (default: m3u8; MPD's playlist folder reads m3u; "
+                        "the text is UTF-8 either way)")
     _add_radio_rules(p)
 
     p = command("status", "what the library holds", cmd_status)

@@ -22,12 +22,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import PlayerError, ReformError
+from .errors import PlayerError, QueryError, ReformError
 from .radio import MusicRoot, Rules, next_songs
 from .store import FileRow
+from .text import plural
 
 DEFAULT_PORT = 6600
 RETRY_SECONDS = 5.0
+# a song that starts counts as played once it played half its length or 4 minutes (the rule of
+# Last.fm's scrobblers, mpdscribble among them): a skip is no play for --most-played
+PLAYED_SHARE, PLAYED_SECONDS = 0.5, 240.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,7 @@ class Session:
     played: list[FileRow]
     last_id: str | None = None
     added: int = 0
+    playing: tuple[FileRow, float] | None = None   # the library song playing, and since when (monotonic)
 
 
 class Radio:
@@ -178,7 +183,8 @@ class Radio:
     lib : the open library (:class:`reform.api.Library`)
     rules : how songs are chosen (:class:`reform.radio.Rules`)
     ahead : how many songs should follow the one playing
-    root : MPD's music folder on this computer (None: asked from MPD or learned)
+    root : MPD's music folder on this computer (None: asked from MPD or learned); one that
+        holds no song of the library is not trusted (see :meth:`take_root`)
     record : note each song that starts playing in the library's play log
     say : where progress lines go
     """
@@ -186,10 +192,25 @@ class Radio:
     def __init__(self, lib, rules: Rules, ahead: int = 3, root: MusicRoot | None = None,
                  record: bool = True, say: Callable[[str], None] = print):
         self.lib, self.rules, self.ahead, self.say = lib, rules, ahead, say
-        self.root = root or MusicRoot()
         self.record = record
         self.version = None
+        self.refused: set[str] = set()   # songs MPD would not add (not in its database yet)
+        self._said = ""
         self._refresh()
+        self.root = MusicRoot()
+        if root is not None and root.local is not None:
+            self.take_root(root.local, "--music-dir")
+
+    def take_root(self, folder: str, source: str) -> None:
+        """Use ``folder`` as MPD's music folder if a song of the library lies in it, as given
+        or with its links resolved; else say so, and learn the folder from the songs MPD plays."""
+        for candidate in dict.fromkeys((folder, os.path.realpath(folder))):
+            root = MusicRoot(candidate)
+            if not self.rows or any(root.to_player(path) is not None for path in self.rows):
+                self.root = root
+                return
+        self.say(f"no song of the library lies in {folder} ({source}): MPD's music folder is "
+                 "learned from the songs it plays instead")
 
     def _refresh(self) -> None:
         """Re-read the songs and their embeddings when the catalogue changed (a scan ran)."""
@@ -218,33 +239,50 @@ class Radio:
         if current.get("Id") != session.last_id:
             session.last_id = current.get("Id")
             self._started(current["file"], queue[:pos], session)
-        if self.root.local is None:
-            return
+        if self.root.local is None or not session.played:
+            return   # nothing to start from until a song of the library plays
         missing = self.ahead - (len(queue) - pos - 1)
         if missing > 0:
             self._add(client, queue, pos, session, missing)
 
+    def _note(self, line: str) -> None:
+        """Say ``line`` unless it was the last thing said: MPD reports each change several times."""
+        if line != self._said:
+            self.say(line)
+        self._said = line
+
+    def settle(self, session: Session) -> None:
+        """Log the song that was playing as played if it played long enough (a skip is none)."""
+        if session.playing is None:
+            return
+        row, since = session.playing
+        session.playing = None
+        if not self.record or time.monotonic() - since < min(PLAYED_SHARE * (row.duration or 0), PLAYED_SECONDS):
+            return
+        try:
+            with self.lib.home.catalogue.transaction():
+                self.lib.home.catalogue.add_play(row, "mpd")
+        except (ReformError, sqlite3.Error) as exc:  # a read-only home still gets its radio
+            self.record = False
+            self.say(f"note: plays are not recorded ({exc})")
+
     def _started(self, uri: str, before: list[dict], session: Session) -> None:
+        self.settle(session)
         row = self._row(uri)
         if self.root.local is None:
             self.say(f"cannot tell where MPD's music folder is on this computer ({uri!r} is not "
                      "in the library): give --music-dir")
             return
         if row is None:
-            self.say(f"playing {uri} (not in the library: not a seed)")
+            waiting = "" if session.played else "; songs are queued once one of the library plays"
+            self.say(f"playing {uri} (not in the library: not a seed{waiting})")
             return
         if not session.played:  # what was played before this program started counts too
             session.played = [r for r in (self._row(s["file"]) for s in reversed(before)) if r]
         session.played.insert(0, row)
         del session.played[max(self.rules.no_repeat, 8):]
+        session.playing = (row, time.monotonic())
         self.say(f"playing {row.label}")
-        if self.record:
-            try:
-                with self.lib.home.catalogue.transaction():
-                    self.lib.home.catalogue.add_play(row, "mpd")
-            except (ReformError, sqlite3.Error) as exc:  # a read-only home still gets its radio
-                self.record = False
-                self.say(f"note: plays are not recorded ({exc})")
 
     def _add(self, client: Client, queue: list[dict], pos: int, session: Session, n: int) -> None:
         upcoming = [r for r in (self._row(s["file"]) for s in reversed(queue[pos + 1:])) if r]
@@ -253,12 +291,25 @@ class Radio:
         keep = self.rules.keep
         rules = dataclasses.replace(self.rules, keep=lambda row: (
             self.root.to_player(row.path) is not None and row.hash not in queued
-            and (keep is None or keep(row))))
-        picks = next_songs(self.rec, session.played, recent, n, rules)
+            and row.path not in self.refused and (keep is None or keep(row))))
+        try:
+            picks = next_songs(self.rec, session.played, recent, n, rules)
+        except QueryError as exc:   # e.g. songs scanned since, not embedded yet: wait for others
+            self._note(f"note: {exc.message} ({exc.hint})" if exc.hint else f"note: {exc.message}")
+            return
         if not picks:
-            self.say("no song is left outside the no-repeat window: lower --no-repeat, or add music")
+            self._note("no song is left outside the no-repeat window: lower --no-repeat, or add music")
         for pick in picks:
-            client.add(self.root.to_player(pick.row.path))
+            uri = self.root.to_player(pick.row.path)
+            try:
+                client.add(uri)
+            except PlayerError as exc:
+                if "lost the connection" in exc.message:
+                    raise
+                self.refused.add(pick.row.path)   # never asked for again in this session
+                self.say(f"  MPD would not queue {uri} ({exc.message}): is it in MPD's database? "
+                         "`mpc update` reads new music")
+                continue
             session.added += 1
             self.say(f"  queued {pick.row.label}  ({pick.score:.3f})")
 
@@ -268,12 +319,12 @@ def run(radio: Radio, where: Address, say: Callable[[str], None] = print) -> Ses
     connection is retried every few seconds; the first connection must succeed."""
     session = Session(played=[])
     client = Client(where)
-    say(f"connected to MPD {client.version} at {where}; keeping {radio.ahead} songs ahead "
+    say(f"connected to MPD {client.version} at {where}; keeping {plural(radio.ahead, 'song')} ahead "
         "(Ctrl-C to stop)")
     if radio.root.local is None:
         found = client.music_directory()
         if found:
-            radio.root = MusicRoot(found)
+            radio.take_root(found, "MPD's music_directory")
     try:
         while True:
             try:
@@ -285,6 +336,7 @@ def run(radio: Radio, where: Address, say: Callable[[str], None] = print) -> Ses
                 client.close()
                 client = _reconnect(where, say)
     finally:
+        radio.settle(session)   # the song playing at Ctrl-C counts if it played long enough
         client.close()
     return session
 

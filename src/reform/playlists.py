@@ -31,8 +31,9 @@ from .recommend import Filters, Recommender
 from .store import FileRow, one_per_recording
 
 MANIFEST = ".reform-playlists.json"
-SUFFIX = ".m3u8"
+SUFFIX = ".m3u8"   # UTF-8 by name; MPD's playlist folder reads only .m3u (same text: --extension m3u)
 MAX_NAME = 120
+EDITED = "changed since ReFORM wrote it: no longer managed (remove it to have ReFORM write it again)"
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
 
 
@@ -53,6 +54,7 @@ class Report:
     removed: list[str] = field(default_factory=list)
     left_alone: list[tuple[str, str]] = field(default_factory=list)   # (file, why)
     outside_root: int = 0                                             # songs not under the root
+    empty: list[str] = field(default_factory=list)   # playlists none of whose songs is under the root
     unwritable: int = 0                       # songs whose path holds a line break (see m3u_text)
 
 
@@ -82,12 +84,12 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
 
 
 # -- writing --------------------------------------------------------------------------------------
-def file_name(title: str, taken: set[str]) -> str:
+def file_name(title: str, taken: set[str], suffix: str = SUFFIX) -> str:
     """A file name for ``title`` that every system accepts and no other playlist has."""
     base = _UNSAFE.sub("-", title).strip(" .-")[:MAX_NAME] or "ReFORM playlist"
-    name, n = base + SUFFIX, 2
+    name, n = base + suffix, 2
     while name.casefold() in taken:
-        name, n = f"{base} ({n}){SUFFIX}", n + 1
+        name, n = f"{base} ({n}){suffix}", n + 1
     taken.add(name.casefold())
     return name
 
@@ -99,7 +101,7 @@ def entry_prefix(folder: Path, root: Path) -> str:
 
 
 def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str | os.PathLike,
-                 prefix: str | None = None) -> Report:
+                 prefix: str | None = None, suffix: str = SUFFIX) -> Report:
     """Bring ``folder`` to exactly ``playlists`` among the files ReFORM wrote there.
 
     Parameters
@@ -107,6 +109,7 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     folder : the playlist folder (created if missing; its parent must exist)
     root : the music root; songs outside it are left out of the playlists
     prefix : put before each song's path under the root (None: :func:`entry_prefix`)
+    suffix : the files' extension (MPD's playlist folder wants ``.m3u``)
     """
     folder, root = Path(folder).expanduser().absolute(), Path(root).expanduser().absolute()
     try:
@@ -122,9 +125,12 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     for playlist in playlists:
         inside = [row for row in playlist.rows if _entry(row, root, prefix) is not None]
         report.outside_root += len(playlist.rows) - len(inside)
+        if not inside:   # a server would import it as an empty playlist
+            report.empty.append(playlist.title)
+            continue
         text, skipped = m3u_text(inside, title=playlist.title, line=lambda r: _entry(r, root, prefix))
         report.unwritable += len(skipped)
-        wanted[file_name(playlist.title, taken)] = text
+        wanted[file_name(playlist.title, taken, suffix)] = text
     hashes = {name: _digest(text) for name, text in wanted.items()}
     for name in list(wanted):
         why = _not_ours(folder / name, ours.get(name))
@@ -148,7 +154,7 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
             (folder / name).unlink()
             report.removed.append(name)
         elif (folder / name).exists():
-            report.left_alone.append((name, "changed since ReFORM wrote it: no longer managed"))
+            report.left_alone.append((name, EDITED))
     _write_manifest(folder, kept)
     return report
 
@@ -165,9 +171,10 @@ def _not_ours(path: Path, hashes: list[str] | None) -> str | None:
     if not path.exists():
         return None
     if hashes is None:
-        return "a file ReFORM did not write has this name"
+        return "a file ReFORM does not manage has this name (yours, or one of its own you edited): " \
+               "remove or rename it to have ReFORM write this playlist"
     if _hash_of(path) not in hashes:
-        return "changed since ReFORM wrote it: no longer managed"
+        return EDITED
     return None
 
 
