@@ -259,6 +259,8 @@ def test_mix_playlist_and_m3u_export(client, ids):
     seeds = [ids["White"], ids["Chord"]]
     mix = client.get("/api/mix", params={"seed": seeds, "n": 2}).json()
     assert len(mix["items"]) == 2 and not set(seeds) & {s["id"] for s in mix["items"]}
+    twice = client.get("/api/mix", params={"seed": seeds + seeds[:1], "n": 2}).json()
+    assert [s["id"] for s in twice["seeds"]] == seeds and twice["items"] == mix["items"]
     playlist = client.get("/api/playlist", params={"seed": seeds, "length": 3}).json()["items"]
     assert len(playlist) == 3 and all("flow" in s for s in playlist)
     r = client.get("/api/playlist", params={"seed": seeds, "n": 3})   # its length is `length`
@@ -267,7 +269,11 @@ def test_mix_playlist_and_m3u_export(client, ids):
     order = [playlist[2]["id"], playlist[0]["id"]]
     r = client.get("/api/export.m3u", params={"id": order, "name": "my mix/../x"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("audio/x-mpegurl")
-    assert r.headers["content-disposition"] == 'attachment; filename="my-mix-..-x.m3u8"'
+    assert r.headers["content-disposition"] == \
+        'attachment; filename="my-mix-..-x.m3u8"; filename*=UTF-8\'\'my%20mix-..-x.m3u8'
+    accents = client.get("/api/export.m3u", params={"id": order, "name": "Mes chansons préférées"})
+    assert accents.headers["content-disposition"].endswith(
+        "filename*=UTF-8''Mes%20chansons%20pr%C3%A9f%C3%A9r%C3%A9es.m3u8")   # the name as given, to browsers
     lines = r.text.splitlines()
     assert lines[0] == "#EXTM3U" and len(lines) == 5
     paths = [client.get(f"/api/songs/{i}").json()["path"] for i in order]

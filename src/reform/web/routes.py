@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 from typing import Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import EmbedError
 from ..export import m3u_text
+from ..playlists import file_name
 from ..recommend import Filters
 from . import media
 from .projection import view_box
@@ -162,7 +164,7 @@ def _filters(exclude_same_artist: bool, exclude_same_album: bool, max_per_artist
 def _seeds(request: Request, ids: list[int]):
     state = _state(request)
     snap = state.snapshot()
-    rows = [_song(snap, i) for i in ids]
+    rows = [_song(snap, i) for i in dict.fromkeys(ids)]   # a seed given twice is one seed
     rec = state.recommender(snap)
     missing = [r.id for r in rows if not snap.embedded(r)]
     if missing:
@@ -276,9 +278,12 @@ def export_m3u(request: Request, id: list[int] = Query(..., min_length=1, max_le
                name: str = Query("reform-playlist", max_length=100, description="file name")):
     snap = _state(request).snapshot()
     text, skipped = m3u_text([_song(snap, i) for i in id])
-    filename = (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "playlist") + ".m3u8"
+    # the name as given (RFC 6266's filename*, which browsers read), and an ASCII one for the others
+    given = file_name(name, set())
+    ascii_name = (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "playlist") + ".m3u8"
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(given, safe='')}"
     return Response(text, media_type="audio/x-mpegurl; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                    headers={"Content-Disposition": disposition,
                              "X-Reform-Skipped": ",".join(str(r.id) for r in skipped)})
 
 

@@ -511,7 +511,7 @@
     // the status tab
     const stat = (value, label, kind) => h("div", { class: `stat${kind ? ` ${kind}` : ""}` }, h("b", { text: value }), h("span", { text: label }));
     fill($("#stats"), 
-      stat(st.songs.toLocaleString(), "songs"), stat(st.hours.toFixed(1), "hours of audio"),
+      stat(st.songs.toLocaleString(), "songs"), st.hours < 1 ? stat((st.hours * 60).toFixed(0), "minutes of audio") : stat(st.hours.toFixed(1), "hours of audio"),
       stat(st.failed.toLocaleString(), "failed files", st.failed ? "bad" : ""),
       stat(st.duplicates.toLocaleString(), "duplicate files"),
       stat(emb.songs.toLocaleString(), "embedded", emb.songs ? "" : "warn"),
