@@ -38,6 +38,8 @@ def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
     radio = pl.radio(rec, rows["02 Chord"], 4)
     assert radio.rows[0] == rows["02 Chord"] and len({r.hash for r in radio.rows}) == 4
     mix = pl.folder_mix(rec, list(rows.values()), root / "Noise Crew", 5)
+    (tmp_path / "link").symlink_to(root / "Noise Crew")        # the same folder through a link
+    assert pl.folder_mix(rec, list(rows.values()), tmp_path / "link", 5).rows == mix.rows
     assert {Path(r.path).stem for r in mix.rows} == {"01 A Four Forty", "02 Chord"}  # not its own songs
     folder = root / "Playlists"
     report = pl.write_folder(folder, [radio, mix], root)

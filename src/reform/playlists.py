@@ -75,7 +75,9 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
                filters: Filters = Filters()) -> Playlist:
     """Songs like those of ``songs`` under ``folder`` (the centre of them all), none of them itself."""
     base = os.path.join(os.path.abspath(os.fspath(folder)), "")
-    rows = list(one_per_recording(r for r in songs if r.path.startswith(base) and rec.has(r.hash)).values())
+    real = os.path.join(os.path.realpath(base), "")   # a link to a folder the library scanned
+    rows = list(one_per_recording(r for r in songs if rec.has(r.hash) and (
+        r.path.startswith(base) or r.path.startswith(real))).values())
     if not rows:
         raise ConfigError("no song of the library with an embedding lies in this folder",
                           path=folder, hint="give a folder the library has scanned")
