@@ -48,7 +48,8 @@ from .state import LibraryState
 DEFAULT_PORT = 11000            # the plugin's default
 DEFAULT_COUNT, MAX_COUNT = 5, 50
 DEFAULT_NOREPART, DEFAULT_NOREPALB = 15, 25
-SHUFFLE_FACTOR = 5              # shuffle: draw count songs among the best 5 * count
+SHUFFLE_FACTOR = 3              # shuffle: draw count songs among the best 3 * count, as the
+                                # plugin's own service does (CDrummond/music-similarity, lib/app.py)
 CHRISTMAS = {"christmas", "xmas"}
 
 
