@@ -185,7 +185,7 @@ class Radio:
     ahead : how many songs should follow the one playing
     root : MPD's music folder on this computer (None: asked from MPD or learned); one that
         holds no song of the library is not trusted (see :meth:`take_root`)
-    record : note each song that starts playing in the library's play log
+    record : note each song that played long enough (``PLAYED_SHARE``) in the library's play log
     say : where progress lines go
     """
 
