@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
@@ -50,6 +51,14 @@ def hint_for(exc: ReformError, command: str | None) -> str:
         return exc.hint
     kind = next(k for k in type(exc).__mro__ if k in HINTS)
     return HINTS[kind].format(command=command or "COMMAND")
+
+
+def _catalogue_path(args: argparse.Namespace) -> Path:
+    """Where the home's catalogue is, for the checks made before the library is opened."""
+    from .config import default_home
+    from .store import CATALOGUE_NAME
+
+    return Path(args.home or default_home()).expanduser() / CATALOGUE_NAME
 
 
 def _library(args: argparse.Namespace, create: bool = False, read_only: bool = False,
@@ -131,14 +140,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.ray and os.path.exists(os.path.expanduser(args.ray)):   # `scan --ray FOLDER`
         raise ConfigError(f"--ray takes a Ray cluster's address, and {args.ray} is a file or folder",
                           hint="put the folders first: reform scan FOLDER --ray [ADDRESS]")
-    from .config import default_home
-    from .store import CATALOGUE_NAME
-
     for path in args.paths:   # checked before a new home is made for nothing
         if not os.path.exists(path):
             raise LibraryError("no such file or folder", path=path)
-    if not args.paths and not os.path.exists(os.path.join(os.path.expanduser(args.home or default_home()),
-                                                          CATALOGUE_NAME)):
+    if not args.paths and not _catalogue_path(args).exists():
         raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
     with _library(args, create=True, reanalyse=args.reanalyse) as lib:
         if args.ray is None:
@@ -416,22 +421,18 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Verify the catalogue, every spectrogram and every embedding; repair with --repair."""
-    from pathlib import Path
-
     from .check import catalogue_problem, rebuild_catalogue
-    from .config import default_home
     from .lock import WriterLock
-    from .store import CATALOGUE_NAME
 
-    home = Path(args.home or default_home()).expanduser()
-    problem = catalogue_problem(home / CATALOGUE_NAME)
+    catalogue = _catalogue_path(args)
+    problem = catalogue_problem(catalogue)
     if problem:
         print(f"catalogue: {problem}")
         if not args.repair:
             print("run `reform check --repair` to rebuild it from what can still be read")
             return 1
-        with WriterLock(home).hold("check --repair"):
-            rebuilt = rebuild_catalogue(home / CATALOGUE_NAME)
+        with WriterLock(catalogue.parent).hold("check --repair"):
+            rebuilt = rebuild_catalogue(catalogue)
         print(f"rebuilt the catalogue: {rebuilt.kept} rows kept, {rebuilt.lost} unreadable, "
               f"{rebuilt.embeddings} embeddings kept; the damaged one is {rebuilt.damaged_copy}")
     with _library(args, read_only=not args.repair) as lib:
@@ -680,12 +681,8 @@ def cmd_mpd(args: argparse.Namespace) -> int:
 
 
 def _library_writable(args: argparse.Namespace) -> bool:
-    from .config import default_home
-
-    home = os.path.expanduser(args.home or default_home())
-    from .store import CATALOGUE_NAME
-
-    return os.access(os.path.join(home, CATALOGUE_NAME), os.W_OK) and os.access(home, os.W_OK)
+    catalogue = _catalogue_path(args)
+    return os.access(catalogue, os.W_OK) and os.access(catalogue.parent, os.W_OK)
 
 
 def cmd_playlists(args: argparse.Namespace) -> int:

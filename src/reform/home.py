@@ -248,6 +248,11 @@ def _shipped_version() -> str | None:
         return None
 
 
+def _one_folder(name: str) -> bool:
+    """Whether ``name`` names one folder inside another (a run's name), not a path."""
+    return name not in (".", "..") and "/" not in name and os.sep not in name
+
+
 def _last_written(run: Path) -> float:
     """When a training run last saved anything: its checkpoint, else its settings."""
     files = [run / "checkpoint.pt", run / "config.json"]
@@ -285,7 +290,7 @@ class Models:
             raise TrainError(f"{SHIPPED!r} names the model that ships with ReFORM",
                              hint="give the run another --name")
         if name:
-            if name in (".", "..") or "/" in name or os.sep in name:
+            if not _one_folder(name):
                 raise TrainError(f"a run's name is one folder name, and {name!r} is not",
                                  hint="give --name a name without '/', such as jazz-2026")
             return self.folder / name
@@ -372,7 +377,7 @@ class Models:
 
     def _run_name(self, which: str) -> str:
         """A run's name, given its name, its folder or its model.pt file."""
-        if "/" not in which and os.sep not in which and which not in (".", ".."):
+        if _one_folder(which):
             return which
         path = Path(which).resolve()
         if path.name == "model.pt":

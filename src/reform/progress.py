@@ -54,8 +54,8 @@ class TrainProgress:
         self.epoch_times.append(time.perf_counter() - self.started)
         terms = "  ".join(f"{k} {event[k]:.4f}" for k in event
                           if k in ("total", "main", "cluster") or k.startswith("aux"))
-        ratio = event.get("spread_ratio")   # no song of the probe with two windows: no spread within
-        spread = "" if ratio is None else f"  between/within {ratio:.2f}" if math.isfinite(ratio) else ""
+        ratio = event.get("spread_ratio")   # infinite: no song of the probe gave two windows
+        spread = f"  between/within {ratio:.2f}" if ratio is not None and math.isfinite(ratio) else ""
         flag = f"  [{event['event']}]" if event.get("event") else ""
         print(f"{event['phase']:8s} epoch {event['epoch']:3d}  {terms}  lr {event['lr']:g}  "
               f"{event['windows_per_s']:.0f} win/s  plateaus {event['plateaus']}{spread}{flag}",
