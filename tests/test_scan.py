@@ -222,7 +222,7 @@ def test_ctrl_c_while_the_workers_start_prints_no_traceback(tmp_path):
     """Ctrl-C reaches the whole process group: the forkserver importing torch, and a worker
     asked for just before the scan cleaned up, had each printed a page of traceback."""
     root = tmp_path / "music"
-    _slow_library(root, 4)
+    _slow_library(root, 12)   # still scanning at 2.5 s (4 songs were done by then on a quiet machine)
     for delay in (0.5, 1.5, 2.5):   # before, while and after the workers start here
         home = tmp_path / f"home{delay}"
         proc = subprocess.Popen(reform_cmd("--home", str(home), "-q", "scan", str(root), "--jobs", "2"),
@@ -231,7 +231,9 @@ def test_ctrl_c_while_the_workers_start_prints_no_traceback(tmp_path):
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-        assert proc.returncode in (0, 130) and "Traceback" not in err, (delay, err)
+        # 130, or killed by the SIGINT itself: an interrupt in some windows (start-up, shutdown)
+        # ends the process so, without a word, in the code before this test too
+        assert proc.returncode in (0, 130, -signal.SIGINT) and "Traceback" not in err, (delay, err)
 
 
 def test_missing_folder_is_an_error(lib, tmp_path):
