@@ -185,6 +185,28 @@ def test_query_file_outside_the_library(home, capsys, tmp_path):
     assert code == 1 and "not UTF-8" in err
 
 
+def test_a_song_named_by_another_way_to_its_folder_is_the_library_song(home, capsys, tmp_path):
+    """A scanned folder reached through a link, and a folder scanned through a link reached by its
+    real path: the song is the library's, not an outside file that comes out as its own neighbour."""
+    from conftest import build_music
+
+    with Library(home) as lib:
+        root = lib.home.roots()[0]
+    song = os.path.join("Tone Band", "Sines", "01 A Four Forty.wav")
+    (tmp_path / "link").symlink_to(root)
+    code, out, _ = run(capsys, "--home", home, "similar", str(tmp_path / "link" / song), "--json")
+    assert code == 0 and os.path.join(root, song) not in [r["path"] for r in json.loads(out)]
+    with Library(home) as lib:
+        assert lib.resolve(tmp_path / "link" / song).row.path == os.path.join(root, song)
+
+    build_music(tmp_path / "real")
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    with Library(tmp_path / "home2") as lib:
+        lib.scan(tmp_path / "linked", jobs=1, embed=True)
+        seed = lib.resolve(tmp_path / "real" / song)
+    assert seed.row is not None and seed.row.path == str(tmp_path / "linked" / song)
+
+
 def test_bad_queries_are_one_line_errors(home, capsys, tmp_path):
     code, _, err = run(capsys, "--home", home, "similar", "no such song at all")
     assert code == 1 and err.startswith("error: no song matches") and "hint:" in err

@@ -61,7 +61,7 @@ class Library:
 
     def song(self, path: str | os.PathLike) -> FileRow:
         """The catalogue row of an analysed file."""
-        row = self.home.catalogue.file(path=os.path.abspath(path))
+        row = self._library_file(os.path.abspath(path))
         if row is None:
             raise QueryError("this file is not in the library", path=path,
                              hint="run `reform scan` on its folder first")
@@ -425,7 +425,7 @@ class Library:
         rec = recommender or self.recommender()
         text = os.fspath(query)
         path = os.path.abspath(os.path.expanduser(text))
-        row = self.home.catalogue.file(path=path) if storable(path) else None
+        row = self._library_file(path) if storable(path) else None
         if row is not None:
             if row.status != "ok":
                 raise QueryError(f"this file could not be analysed: {row.reason}", path=path,
@@ -437,6 +437,23 @@ class Library:
             raise QueryError("no such file, and these words are not UTF-8", path=text,
                              hint="check the terminal's character set (its locale)")
         return rec.seed_of(find(self.home.catalogue, text))
+
+    def _library_file(self, path: str):
+        """The catalogue's row of ``path``, also when it names a song through another way to its
+        folder than the scan took (the real folder of a scanned link, or a link to a scanned
+        folder): otherwise a song of the library would be analysed again as an outside file and
+        come out as its own nearest song."""
+        row = self.home.catalogue.file(path=path)
+        if row is not None:
+            return row
+        real = os.path.realpath(path)
+        for root in self.home.roots():
+            within = os.path.relpath(real, os.path.realpath(root))
+            if within != os.pardir and not within.startswith(os.pardir + os.sep):
+                row = self.home.catalogue.file(path=os.path.join(root, within))
+                if row is not None:
+                    return row
+        return None
 
     def _embed_file(self, path: str) -> np.ndarray:
         from .embed import Embedder, spectrogram_of_file
