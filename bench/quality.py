@@ -195,6 +195,9 @@ METHODS: dict[str, dict] = {
                          "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"bank_neighbourhood": "mutual"}},
     # the default pretraining's three seeds side by side (each song vector the three models' mean+std)
     "ens-seeds3-pre": {"ensemble": ["cas-aug05-pre", "cas05-seed1-pre", "cas05-seed2-pre"]},
+    # what the shipped model knows beside what `reform train` learns on the library: the held-out
+    # model with the shipped model's settings and the own-library default, side by side
+    "ens-held-own": {"ensemble": ["cas05-bank", "own-cas05-banksoft"]},
     # `reform train`'s default clustering phase on a library's own songs without the exploration
     # cap of 10 epochs: up to 30, so that its schedule can divide the rate and stop
     "own-cas05-banksoft-e30": {"own": True, "after": "own-cas05-pre",
@@ -495,8 +498,11 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
     for method in methods:
         spec = METHODS[method]
         if "ensemble" in spec:
+            vectors = ensemble(spec["ensemble"], fold, out, len(rows))
             if not done(f"{method}@meanstd"):
-                keep(f"{method}@meanstd", score(ensemble(spec["ensemble"], fold, out, len(rows)), labels))
+                keep(f"{method}@meanstd", score(vectors, labels))
+            if query_time:
+                score_query_time(method, vectors)
             continue
         own = spec.get("own", False)
         folder = (out if own else work) / "runs" / method / f"fold{fold.index}"
