@@ -45,7 +45,7 @@ def test_only_a_run_whose_phases_ended_on_their_schedule_becomes_active(home, ca
 def test_models_and_use(home, capsys):
     _train(home, "short", max_epochs=2)
     (home / "models" / "short" / "evaluation.json").write_text(json.dumps(
-        {"methods": {"random": {"p10": 0.1, "same_song_top1": 0.2},
+        {"labels": "genre", "methods": {"random": {"p10": 0.1, "same_song_top1": 0.2},
                      "ReFORM (both phases)": {"p10": 0.512, "same_song_top1": 0.345}}}))
     (home / "models" / "broken").mkdir()
     (home / "models" / "broken" / "metrics.jsonl").write_text('{"phase": "pretrain", "epoch": 1}\nnot json\n')
@@ -53,7 +53,7 @@ def test_models_and_use(home, capsys):
     out = capsys.readouterr().out
     shipped = read_card(SHIPPED_MODEL)["info"]["epochs"]            # the shipped model, active
     assert "* shipped" in out and f"{shipped['pretrain']}+{shipped['cluster']}" in out
-    assert "  short" in out and "2+2" in out and "0.512  0.345  cut short" in out
+    assert "  short" in out and "2+2" in out and "0.512  0.345  genre           cut short" in out
     assert "broken" in out and "pretraining in progress or interrupted (epoch 1)" in out
     assert main(["models", "--home", str(home), "--json"]) == 0        # global options after the command
     listed = json.loads(capsys.readouterr().out)

@@ -608,6 +608,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+LABELS_SHOWN = 14   # characters of the labels column of `reform models` (a labels file's name can be long)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .card import read_card
 
@@ -622,7 +625,7 @@ def cmd_models(args: argparse.Namespace) -> int:
              "started_from": r.started_from}
             for r in runs]})
         return 0
-    print(f"  {'model':28s} {'epochs':>9s}  {'p@10':>5s}  {'top-1':>5s}  state")
+    print(f"  {'model':28s} {'epochs':>9s}  {'p@10':>5s}  {'top-1':>5s}  {'labels':{LABELS_SHOWN}s}  state")
     epochs = shipped.get("epochs", {})
     rows = [("shipped", f"{epochs.get('pretrain', '?')}+{epochs.get('cluster', '?')}", None,
              f"shipped with ReFORM ({shipped.get('data', 'trained elsewhere')})")]
@@ -630,9 +633,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name, done, evaluation, state in rows:
         p10, top1 = ((f"{evaluation['p10']:.3f}" if "p10" in evaluation else "-",
                       f"{evaluation['same_song_top1']:.3f}") if evaluation else ("-", "-"))
-        print(f"{'*' if name == active else ' '} {name:28s} {done:>9s}  {p10:>5s}  {top1:>5s}  {state}")
-    print("\n* active.  epochs: pretraining+clustering.  p@10 and top-1 come from `reform evaluate` "
-          "(saved for the active model).\n`reform use NAME` changes the active model.")
+        labels = ((evaluation or {}).get("labels") or "-") if p10 != "-" else "-"
+        if len(labels) > LABELS_SHOWN:
+            labels = labels[:LABELS_SHOWN - 1] + "…"
+        print(f"{'*' if name == active else ' '} {name:28s} {done:>9s}  {p10:>5s}  {top1:>5s}  "
+              f"{labels:{LABELS_SHOWN}s}  {state}")
+    print("\n* active.  epochs: pretraining+clustering.  p@10 (by the labels named) and top-1 come from "
+          "`reform evaluate`\n(saved for the active model).  `reform use NAME` changes the active model.")
     return 0
 
 

@@ -259,15 +259,17 @@ def _last_written(run: Path) -> float:
     return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
 
 
-def _evaluation(path: Path) -> dict[str, float] | None:
-    """The model's own row of a saved evaluation (p@10 and same-song top-1, when measured)."""
+def _evaluation(path: Path) -> dict | None:
+    """The model's own row of a saved evaluation (p@10 and same-song top-1, when measured), with
+    the labels its p@10 was measured by: runs evaluated by other labels are not comparable."""
     try:
-        methods = json.loads(path.read_text()).get("methods", {})
+        saved = json.loads(path.read_text())
+        methods = saved.get("methods", {})
     except (OSError, ValueError, AttributeError):
         return None
     own = [row for name, row in methods.items()
            if name.startswith("ReFORM") and name.endswith(("(both phases)", "(pretraining only)"))]
-    return own[0] if own else None
+    return {**own[0], "labels": saved.get("labels")} if own else None
 
 
 class Models:

@@ -546,7 +546,7 @@
         h("table", { class: "eval" }, h("tr", {}, h("th", { text: "method" }), ...cols.map((c) => h("th", { text: names[c] }))),
           ...rows.map(([name, r]) => h("tr", { class: r.p10 === best && best >= 0 ? "best" : "" }, h("td", { text: name }), ...cols.map((c) => h("td", { text: r[c] == null ? "" : Number(r[c]).toFixed(3) }))))));
     } else {
-      children.push(h("div", { class: "muted" }, "No evaluation.json beside this model yet: ", h("code", { text: "reform evaluate --json <its folder>/evaluation.json" }), " writes one."));
+      children.push(h("div", { class: "muted" }, "No evaluation beside this model yet: ", h("code", { text: "reform evaluate" }), " keeps one beside a model trained in this home."));
     }
     fill(card, ...children);
   }
