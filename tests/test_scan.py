@@ -15,6 +15,7 @@ import torch
 
 from conftest import ctrl_c_as_in_a_terminal, noise, reform_cmd, run_unprivileged, stereo, tone, write
 from reform import Library
+from reform.cli import main
 from reform.config import AudioConfig, MelConfig, feature_version
 from reform.library import Entry
 from reform.scan import analyse_entry
@@ -92,13 +93,16 @@ def test_moved_file_is_recognised_not_reanalysed(lib, music):
     assert moved.id == row.id and moved.hash == row.hash and moved.artist == "Renamed"
 
 
-def test_byte_identical_duplicates_are_noted(lib, music):
+def test_byte_identical_duplicates_are_noted(lib, music, capsys):
     lib.scan(music, jobs=1)
     src = music / "Tone Band" / "Sines" / "02 Chord.flac"
     shutil.copy(src, music / "Tone Band" / "Sines" / "02 Chord (copy).flac")
     summary = lib.scan(music, jobs=1)
     assert (summary.analysed, summary.reused, summary.duplicates) == (0, 1, 1)
     assert lib.status()["duplicates"] == 1
+    assert main(["--home", str(lib.home.path), "status"]) == 0     # 5 files, 4 recordings to embed
+    out = capsys.readouterr().out
+    assert "songs:        5 " in out and "none of 4 distinct recordings" in out
 
 
 def test_bad_inputs_are_recorded_and_the_scan_goes_on(lib, tmp_path):

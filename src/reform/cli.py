@@ -253,11 +253,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"duplicates:   {status['duplicates']}")
     print(f"active model: {status['model']['name']}"
           + (f" (version {status['model']['version']})" if status["model"]["version"] else ""))
+    # embeddings are kept per recording: with duplicates, fewer than the songs above
+    unit = "distinct recording" if status["duplicates"] else "song"
     if emb["songs"]:
         note = "" if emb["current"] else " (from another model than the active one: run `reform embed`)"
-        print(f"embedded:     {emb['songs']} of {plural(emb['of'], 'song')}{note}")
+        print(f"embedded:     {emb['songs']} of {plural(emb['of'], unit)}{note}")
     elif emb["of"]:
-        print(f"embedded:     none of {plural(emb['of'], 'song')} (run `reform embed`)")
+        print(f"embedded:     none of {plural(emb['of'], unit)} (run `reform embed`)")
     else:
         print("embedded:     no song yet (run `reform scan FOLDER`)")
     print(f"features:     {status['feature_version']}")
