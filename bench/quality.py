@@ -195,6 +195,13 @@ METHODS: dict[str, dict] = {
                          "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT | {"bank_neighbourhood": "mutual"}},
     # the default pretraining's three seeds side by side (each song vector the three models' mean+std)
     "ens-seeds3-pre": {"ensemble": ["cas-aug05-pre", "cas05-seed1-pre", "cas05-seed2-pre"]},
+    # the dense layer reads the last map's mean and spread over time (temporal pooling, as tagging
+    # networks do) instead of every place of it: held out, and on a library's own songs
+    "cas05-pool-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"pool_time": True}, "phase": "pretrain"},
+    "own-cas05-pool-pre": {"own": True, "train": CONTRAST | STRIPES | HALF_AUGMENT, "model": {"pool_time": True},
+                           "phase": "pretrain"},
+    "own-cas05-pool-banksoft": {"own": True, "after": "own-cas05-pool-pre", "model": {"pool_time": True},
+                                "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
     # what the shipped model knows beside what `reform train` learns on the library: the held-out
     # model with the shipped model's settings and the own-library default, side by side
     "ens-held-own": {"ensemble": ["cas05-bank", "own-cas05-banksoft"]},

@@ -30,8 +30,9 @@ def test_options_reach_the_configuration_and_win_over_the_preset():
     assert cfg.stripe_frames == 32 and cfg.temperature == 0.2 and cfg.augment.stretch == 0.1
     assert cfg.augment.mix == 0.25
     assert cfg.cluster_learning_rate is None                 # from the note preset
-    model, _ = _train_configs(_args("--projection-dim", "64", "--embedding-dim", "32"))
-    assert (model.projection_dim, model.embedding_dim) == (64, 32)
+    model, _ = _train_configs(_args("--projection-dim", "64", "--embedding-dim", "32", "--pool-time"))
+    assert (model.projection_dim, model.embedding_dim, model.pool_time) == (64, 32, True)
+    assert _train_configs(_args())[0] is None      # no model option: a fine-tuned run keeps its model's
 
 
 def test_the_note_preset_is_the_design_note_as_written():

@@ -93,8 +93,9 @@ def test_projection_head_carries_the_contrast_and_is_dropped_after_pretraining()
         check_config(dataclasses.replace(cfg, projection_dim=-1))
 
 
-def test_inference_encoder_folds_batch_norm_without_changing_embeddings():
-    cfg = tiny_model_config()
+@pytest.mark.parametrize("pool_time", [False, True])
+def test_inference_encoder_folds_batch_norm_without_changing_embeddings(pool_time):
+    cfg = dataclasses.replace(tiny_model_config(), pool_time=pool_time)
     model = PretrainAutoencoder(cfg)
     model.train()
     for _ in range(3):  # batch statistics far from the initial 0 / 1
@@ -116,6 +117,30 @@ def test_inference_encoder_folds_batch_norm_without_changing_embeddings():
         with_map = inference_encoder(model.encoder, map_statistics=True)(x)
         assert with_map.shape == (5, cfg.embedding_dim + 2 * cfg.widths[-1])
         torch.testing.assert_close(with_map, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_time_pooled_dense_layer_reads_each_band_over_time_wherever_a_sound_falls():
+    """Known answer: the dense layer sees each channel and band's mean and spread over time, so
+    reordering the last map's time steps leaves the embedding as it is; the decoders still
+    rebuild the whole window from it."""
+    from reform.model import DenseLayer, TimeStatistics
+
+    feature_map = torch.arange(2 * 3 * 2 * 4, dtype=torch.float32).reshape(2, 3, 2, 4) ** 0.5
+    stats = TimeStatistics()(feature_map)
+    assert stats.shape == (2, 2 * 3 * 2)
+    torch.testing.assert_close(stats[:, :6], feature_map.mean(3).flatten(1))
+    torch.testing.assert_close(stats[:, 6:], feature_map.std(3).flatten(1))
+    dense = DenseLayer((3, 2, 4), 5, pool_time=True).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(dense(feature_map[..., [2, 0, 3, 1]]), dense(feature_map))
+        flat = DenseLayer((3, 2, 4), 5).eval()
+        assert not torch.allclose(flat(feature_map[..., [2, 0, 3, 1]]), flat(feature_map))
+    cfg = dataclasses.replace(tiny_model_config(), pool_time=True)
+    model = PretrainAutoencoder(cfg)
+    x = torch.randn(2, 1, cfg.n_mels, cfg.window_frames)
+    out = model(x)
+    assert out.embedding.shape == (2, cfg.embedding_dim) and out.reconstructions[-1].shape == x.shape
+    assert model.encoder.layers[-1].linear.in_features == 2 * cfg.widths[-1] * (cfg.n_mels >> len(cfg.widths))
 
 
 def test_batchnorm_is_frozen_in_the_cluster_model():

@@ -350,6 +350,8 @@ def _train_configs(args: argparse.Namespace):
         model["embedding_dim"] = args.embedding_dim
     if args.projection_dim is not None:
         model["projection_dim"] = args.projection_dim
+    if args.pool_time:
+        model["pool_time"] = True
     return (dataclasses.replace(ModelConfig(), **model) if model else None,
             dataclasses.replace(TrainConfig(), **train))
 
@@ -863,6 +865,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding-dim", type=count(1), help="size of the embedding")
     p.add_argument("--projection-dim", type=count(0),
                    help="pretraining: the song contrast acts on an MLP head of this size (0: on the embedding)")
+    p.add_argument("--pool-time", action="store_true", default=None,
+                   help="the embedding reads the last feature map's mean and spread over time, not every place")
 
     p = command("embed", "compute song embeddings with the active model (new songs only)", cmd_embed)
     p.add_argument("--model", help="'shipped', a run name, or a model file (default: the active model)")

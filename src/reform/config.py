@@ -48,6 +48,8 @@ class ModelConfig:
     kernel_size: int = 3                                   # convolution kernel (square)
     projection_dim: int = 0                                # pretraining only: the song contrast acts on a
                                                            # small MLP head of this size (0: on the embedding)
+    pool_time: bool = False                                # the dense layer reads each channel and band's mean
+                                                           # and spread over the window's time, not every place
 
     @property
     def n_layers(self) -> int:

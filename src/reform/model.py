@@ -57,17 +57,33 @@ class ConvLayer(nn.Sequential):
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class DenseLayer(nn.Module):
-    """Final encoder layer: flatten the last feature map -> linear -> batch norm = the embedding."""
+class TimeStatistics(nn.Module):
+    """Mean and standard deviation over time of every channel and band of a feature map:
+    (B, C, H, W) -> (B, 2 C H), in float32 (a spread of 10 values in bfloat16 is mostly noise)."""
 
-    def __init__(self, in_shape: tuple[int, int, int], dim: int):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return torch.cat([x.mean(3).flatten(1), x.std(3).flatten(1)], 1)
+
+
+class DenseLayer(nn.Module):
+    """Final encoder layer: flatten the last feature map -> linear -> batch norm = the embedding.
+
+    With ``pool_time`` the linear layer reads the map's statistics over time
+    (:class:`TimeStatistics`) instead of every place of it, so that the embedding no longer
+    depends on where in the window a sound falls, as the temporal pooling of tagging
+    networks such as musicnn does.
+    """
+
+    def __init__(self, in_shape: tuple[int, int, int], dim: int, pool_time: bool = False):
         super().__init__()
         c, h, w = in_shape
-        self.linear = nn.Linear(c * h * w, dim, bias=False)
+        self.read = TimeStatistics() if pool_time else nn.Flatten(1)
+        self.linear = nn.Linear(2 * c * h if pool_time else c * h * w, dim, bias=False)
         self.norm = nn.BatchNorm1d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.linear(x.flatten(1)))   # (B, C, H, W) -> (B, D)
+        return self.norm(self.linear(self.read(x)))   # (B, C, H, W) -> (B, D)
 
 
 class UpLayer(nn.Sequential):
@@ -107,7 +123,7 @@ class Encoder(nn.Module):
         chans = (1, *cfg.widths)
         self.layers = nn.ModuleList(ConvLayer(chans[i], chans[i + 1], cfg.kernel_size)
                                     for i in range(len(cfg.widths)))
-        self.layers.append(DenseLayer(_map_shape(cfg, len(cfg.widths)), cfg.embedding_dim))
+        self.layers.append(DenseLayer(_map_shape(cfg, len(cfg.widths)), cfg.embedding_dim, cfg.pool_time))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outputs = []
@@ -277,7 +293,7 @@ def inference_encoder(encoder: Encoder, map_statistics: bool = False) -> nn.Sequ
             conv, norm, _ = layer
             layers += [fuse_conv_bn_eval(conv, norm), nn.ReLU(inplace=True)]
         else:
-            head = nn.Sequential(nn.Flatten(1), fuse_linear_bn_eval(layer.linear, layer.norm))
+            head = nn.Sequential(layer.read, fuse_linear_bn_eval(layer.linear, layer.norm))
             layers.append(WithMapStatistics(head) if map_statistics else head)
     return nn.Sequential(*layers).eval()
 
