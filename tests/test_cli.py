@@ -282,7 +282,7 @@ def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch,
         now[0] += seconds
         shown({"type": "epoch_end", "phase": phase, "epoch": n, **ends, **more})
 
-    epoch("pretrain", 1, 20.0, spread_ratio=3.25)
+    epoch("pretrain", 1, 20.0, spread_ratio=3.25, contrast=2.5, aux1=0.5)
     epoch("pretrain", 2, 20.0, spread_ratio=float("inf"))   # no song gave the probe two windows
     epoch("cluster", 1, 60.0)
     epoch("cluster", 2, 60.0)
@@ -293,6 +293,7 @@ def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch,
         assert f"up to about {mixed}" not in bars.getvalue()
     lines = capsys.readouterr().out.splitlines()
     assert "between/within 3.25" in lines[0] and "between/within" not in lines[1] and "inf" not in lines[1]
+    assert "contrast 2.5000" in lines[0] and "aux1 0.5000" in lines[0]    # every term of the total
 
 
 def test_a_file_that_is_no_model_is_one_line(trained, tmp_path, capsys):

@@ -9,6 +9,10 @@ import time
 from typing import Any
 
 
+# every loss term an epoch reports (and auxN): the logged terms add up to the total with their weights
+LOSS_TERMS = ("total", "main", "contrast", "cluster")
+
+
 class TrainProgress:
     """Renders Trainer events: phase, epoch, loss per term, learning rate, windows/s, plateaus, ETA.
 
@@ -52,8 +56,7 @@ class TrainProgress:
     def _end(self, event: dict) -> None:
         self.close()
         self.epoch_times.append(time.perf_counter() - self.started)
-        terms = "  ".join(f"{k} {event[k]:.4f}" for k in event
-                          if k in ("total", "main", "cluster") or k.startswith("aux"))
+        terms = "  ".join(f"{k} {event[k]:.4f}" for k in event if k in LOSS_TERMS or k.startswith("aux"))
         ratio = event.get("spread_ratio")   # infinite: no song of the probe gave two windows
         spread = f"  between/within {ratio:.2f}" if ratio is not None and math.isfinite(ratio) else ""
         flag = f"  [{event['event']}]" if event.get("event") else ""
