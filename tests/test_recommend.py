@@ -160,8 +160,9 @@ def test_cli_playlist_writes_m3u(home, capsys, tmp_path):
     lines = out_file.read_text().splitlines()
     assert lines[0] == "#EXTM3U" and len(lines) == 7 and lines[1].startswith("#EXTINF:")
     assert Path(lines[2]).is_absolute()
-    run(capsys, "--home", home, "playlist", "Chord", "--length", "3", "-o", str(out_file), "--relative")
+    run(capsys, "--home", home, "playlist", "Chord", "-n", "3", "-o", str(out_file), "--relative")  # -n as elsewhere
     rel = out_file.read_text().splitlines()[2]
+    assert len(out_file.read_text().splitlines()) == 7
     assert not Path(rel).is_absolute() and (out_file.parent / rel).resolve().exists()
 
 

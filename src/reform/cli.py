@@ -878,7 +878,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("queries", nargs=1 if name == "similar" else "+", metavar="QUERY",
                        help="a path in the library, an audio file, or words of artist/title/album")
         if name == "playlist":
-            p.add_argument("--length", type=count(1), default=20, help="number of songs (default 20)")
+            p.add_argument("--length", "-n", type=count(1), default=20, help="number of songs (default 20)")
         else:
             p.add_argument("-n", type=count(1), default=10, help="number of songs (default 10)")
         _add_filters(p)
