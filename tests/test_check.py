@@ -130,6 +130,22 @@ def test_an_empty_catalogue_is_rebuilt_and_the_spectrograms_reused(scanned, tmp_
         assert (summary.reused, summary.analysed) == (5, 0)          # no audio decoded again
 
 
+def test_the_active_model_outlives_an_emptied_catalogue(home, capsys):
+    """Which model the user chose is not in the audio, so a scan cannot find it again."""
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "tiny"
+    (home / "catalogue.db").write_bytes(b"")
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    capsys.readouterr()
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "tiny"
+        lib.use("shipped")                  # and a choice made after the rebuild is the one kept
+    with sqlite3.connect(home / "catalogue.db") as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'active_model'")
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "shipped"
+
+
 def test_a_catalogue_of_the_first_schema_is_rebuilt_with_its_rows(tmp_path):
     from reform.check import rebuild_catalogue
     from reform.store import MIGRATIONS, Catalogue

@@ -32,6 +32,7 @@ from pathlib import Path
 from .card import read_card
 from .config import AudioConfig, MelConfig, feature_version, from_dict, to_dict
 from .errors import LibraryError, ModelError, StoreError, TrainError
+from .files import write_text
 from .lock import WriterLock
 from .store import CATALOGUE_NAME, Catalogue, SpectrogramStore
 
@@ -51,6 +52,12 @@ class Keys:
     FEATURE_VERSION = "feature_version"    # what homes made before SETTINGS stored
     EMBEDDING_MODEL = "embedding_model"    # the key of the stored embeddings
     ACTIVE_MODEL = "active_model"          # the active run's name (absent or "": shipped)
+
+
+# a copy of the active model's name beside the runs, read when the catalogue has lost its own
+# (rebuilt from an emptied file by `reform check --repair`): which model a user chose is not
+# something a scan can find again, unlike the songs
+ACTIVE_FILE = "active"
 
 
 @dataclass(frozen=True)
@@ -328,7 +335,12 @@ class Models:
     def active_name(self) -> str:
         """The active run's name, or "shipped"."""
         name = self.catalogue.get_meta(Keys.ACTIVE_MODEL)
-        if name and (self.folder / name / "model.pt").exists():
+        if name is None:
+            try:
+                name = (self.folder / ACTIVE_FILE).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                name = None
+        if name and _one_folder(name) and (self.folder / name / "model.pt").exists():
             return name
         return SHIPPED
 
@@ -367,14 +379,14 @@ class Models:
 
     def activate(self, which: str) -> str:
         """Make "shipped" or a run with a model of both phases the active model; returns its name."""
-        if which == SHIPPED:
-            self.catalogue.set_meta(Keys.ACTIVE_MODEL, "")
-            return SHIPPED
-        which = self._run_name(which)
-        if not (self.folder / which / "model.pt").exists():
-            self.path(which)  # raises the right error
-            raise ModelError(f"{which!r} is not a run of this library", hint=_ELSEWHERE)
-        self.catalogue.set_meta(Keys.ACTIVE_MODEL, which)
+        if which != SHIPPED:
+            which = self._run_name(which)
+            if not (self.folder / which / "model.pt").exists():
+                self.path(which)  # raises the right error
+                raise ModelError(f"{which!r} is not a run of this library", hint=_ELSEWHERE)
+        self.catalogue.set_meta(Keys.ACTIVE_MODEL, "" if which == SHIPPED else which)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_text(self.folder / ACTIVE_FILE, which + "\n")
         return which
 
     def _run_name(self, which: str) -> str:
