@@ -100,6 +100,20 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
     assert json.loads(beside.read_text())["methods"] == data["methods"]  # what the web page shows
 
 
+def test_models_are_named_in_the_table_and_the_shipped_ones_figures_are_not_lost(trained, tmp_path, capsys):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    assert main(["--home", str(home), "evaluate", "--model", "shipped", "--model", "tiny", "--no-baselines"]) == 0
+    text = capsys.readouterr().out
+    assert "ReFORM shipped (both phases)" in text and "ReFORM tiny (both phases)" in text
+    assert main(["--home", str(home), "use", "shipped"]) == 0
+    assert main(["--home", str(home), "evaluate", "--no-baselines"]) == 0
+    text = capsys.readouterr().out
+    assert "not saved: the shipped model's folder belongs to the installation; --json FILE keeps" in text
+
+
 def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     import shutil
 
@@ -118,7 +132,12 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     assert "1 path of the labels file is not in the library" in text
     assert "1 song has no labels.tsv:group label: left out" in text
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--label-column", "nope"]) == 1
-    assert "no column 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no column 'nope'" in err and "hint: name the column of labels with --label-column" in err
+    (tmp_path / "no-path.tsv").write_text("file\tgroup\nx.ogg\tg1\n")
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "no-path.tsv")]) == 1
+    err = capsys.readouterr().err
+    assert "no 'path' column" in err and "hint: give --labels-file the path of a TSV or CSV file" in err
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "none.tsv")]) == 1
     err = capsys.readouterr().err
     assert "cannot read the labels file" in err and "hint: give --labels-file the path of a TSV" in err

@@ -108,7 +108,7 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     paths = [home.models.path(m) for m in (models or [None])]
     for path in paths:
         bundle = home.models.load(path)
-        label = "ReFORM" if len(paths) == 1 else f"ReFORM {path.parent.name}"
+        label = "ReFORM" if len(paths) == 1 else f"ReFORM {home.models.short_name(path)}"
         if stages:
             import torch
 
@@ -151,7 +151,7 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     asked = min([len(rows)] + ([results[0].labels.queries] if results[0].labels else []))
     if asked < FEW:
         notes.append(f"only {plural(asked, 'song')} asked about: these figures cannot tell the methods "
-                     f"apart (a share measured on {FEW} songs is uncertain by about +-0.18, 95 %)")
+                     f"apart (even a share measured on {FEW} songs is uncertain by about +-0.18, 95 %)")
     return ev.EvaluationReport(results, len(rows), source, notes)
 
 

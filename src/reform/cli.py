@@ -592,6 +592,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
                               device=args.device, expand=args.expand, on_method=started)
         saved = lib.save_evaluation(report) if not args.model else None
+        shipped = lib.models.active_name() == "shipped"
     data = report.to_dict()
     print(f"{plural(report.songs, 'song')}, labels: {report.label_source or 'none'}"
           + (", album filter on" if args.exclude_same_album else ""))
@@ -609,6 +610,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\nwrote {args.json}")
     if saved:
         print(f"saved beside the model: {saved} (shown by `reform serve` and `reform models`)")
+    elif not args.model and not args.json:
+        print("\nnot saved: " + ("the shipped model's folder belongs to the installation" if shipped
+                                else "the model's folder cannot be written") + "; --json FILE keeps the figures")
     return 0
 
 

@@ -187,6 +187,9 @@ def bootstrap_interval(values: np.ndarray, reps: int = 2000, seed: int = 0,
 # -- labels ----------------------------------------------------------------------------------------
 
 
+LABELS_FILE_HINT = "give --labels-file the path of a TSV or CSV file with a 'path' column"
+
+
 def read_label_file(path: str | os.PathLike, column: str) -> dict[str, str]:
     """Labels from a TSV (or CSV) manifest with a ``path`` column: {real path: label}."""
     path = os.fspath(path)
@@ -195,14 +198,16 @@ def read_label_file(path: str | os.PathLike, column: str) -> dict[str, str]:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f, delimiter=delimiter)
             if reader.fieldnames is None or "path" not in reader.fieldnames:
-                raise EvaluateError("the labels file has no 'path' column", path=path)
+                raise EvaluateError("the labels file has no 'path' column", path=path,
+                                    hint=f"{LABELS_FILE_HINT} (.csv is read with commas, others with tabs)")
             if column not in reader.fieldnames:
                 raise EvaluateError(f"the labels file has no column {column!r} "
-                                    f"(it has: {', '.join(reader.fieldnames)})", path=path)
+                                    f"(it has: {', '.join(reader.fieldnames)})", path=path,
+                                    hint="name the column of labels with --label-column")
             return {os.path.realpath(r["path"]): (r[column] or "").strip() for r in reader}
     except OSError as exc:
         raise EvaluateError(f"cannot read the labels file ({exc.strerror})", path=path,
-                            hint="give --labels-file the path of a TSV or CSV file with a 'path' column") from exc
+                            hint=LABELS_FILE_HINT) from exc
 
 
 # -- hand-made baselines ---------------------------------------------------------------------------

@@ -368,14 +368,22 @@ class Models:
         raise ModelError(f"no model named {which!r}", hint="`reform models` lists them; use "
                          "'shipped', a run's name, or the path of a model.pt file")
 
+    def short_name(self, path: Path) -> str:
+        """How a model file is called in a table: "shipped", its run's name, or its path."""
+        if path == SHIPPED_MODEL:
+            return SHIPPED
+        if path.name == "model.pt" and path.parent.parent == self.folder:
+            return path.parent.name
+        return str(path)
+
     def name_of(self, path: Path) -> str:
         """How a model file is called in messages: the shipped model, "run NAME", or its path."""
-        if path == SHIPPED_MODEL:
+        name = self.short_name(path)
+        if name == SHIPPED:
             return "the model shipped with ReFORM"
-        if path.name == "model.pt" and path.parent.parent == self.folder:
-            name = path.parent.name
+        if name != str(path):
             return name if name.startswith("run-") else f"run {name}"   # not "run run-20261128-..."
-        return str(path)
+        return name
 
     def activate(self, which: str) -> str:
         """Make "shipped" or a run with a model of both phases the active model; returns its name."""
