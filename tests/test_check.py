@@ -46,7 +46,7 @@ def test_damaged_spectrograms_are_listed_then_analysed_again(home, capsys):
     songs = _songs(home)
     assert main(["--home", str(home), "-q", "check"]) == 1
     out = capsys.readouterr().out
-    assert "checked 5 spectrograms and their embeddings" in out and "4 problems" in out
+    assert "checked 5 spectrograms, their embeddings" in out and "4 problems" in out
     for title, reason in expected.items():
         line = next(x for x in out.splitlines() if x.strip().startswith(songs[title].path))
         assert "spectrogram: " in line and reason in line, line

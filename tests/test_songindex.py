@@ -105,7 +105,7 @@ def flip_a_vector_byte(path):
     path.write_bytes(bytes(data))
 
 
-def test_a_damaged_index_is_found_and_built_again(lib):
+def test_a_damaged_index_is_found_and_built_again(lib, monkeypatch):
     path = lib.home.index_path("cosine")
     flip_a_vector_byte(path)
     assert songindex.problems(lib.home) == [
@@ -113,7 +113,12 @@ def test_a_damaged_index_is_found_and_built_again(lib):
     assert not path.exists()                      # set aside: never used again
     assert len(songindex.load(lib.home)) == 300 and path.exists()   # built again
     flip_a_vector_byte(path)
-    songs = songindex.load(lib.home)              # the vectors are checked as queries read them
+    songs = songindex.load(lib.home)              # a small file is checked whole when loaded ...
+    assert len(songs.search(vectors(1), 300)[0][0]) == 300    # ... so its first query is answered
+    assert songindex.problems(lib.home) == []                 # from an index built again and stored
+    flip_a_vector_byte(path)
+    monkeypatch.setattr(songindex, "CHECK_WHOLE_BYTES", 0)
+    songs = songindex.load(lib.home)              # a large one's vectors are checked as queries read them
     with pytest.raises(StoreError, match="damaged"):
         songs.search(vectors(1), 300)
     assert not path.exists() and len(songindex.load(lib.home)) == 300
@@ -133,7 +138,8 @@ def test_reform_check_names_a_damaged_index_and_repairs_it(trained, tmp_path, ca
         path = lib.home.index_path("cosine")
     path.write_bytes(b"not an index")
     assert main(["--home", str(home), "check"]) == 1
-    assert "cosine index: the stored search index is damaged" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "cosine index: the stored search index is damaged" in out and "search index: 1 problem\n" in out
     assert main(["--home", str(home), "check", "--repair"]) == 0
     assert "search index: built again" in capsys.readouterr().out
     songindex.read(path)

@@ -448,8 +448,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.repair and index:
             lib.update_index()
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
-    print(f"checked {plural(found.songs, 'spectrogram')} and their embeddings ({model}): "
-          f"{plural(len(found.problems), 'problem')}")
+    print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}) and the search index: "
+          f"{plural(len(found.problems) + len(damaged_index), 'problem')}")
     for p in found.problems:
         print(f"  {p.line()}")
     for line in index:

@@ -15,8 +15,10 @@ model key and the revision of their change log, the metric) and each section's o
 size and CRC-32.  Reading checks the sizes and every checksum but the vectors'; those are
 checked block by block the first time a query reads them (a query reads a few hundred, a
 whole check of a million songs' vectors would take longer than the query).  A damaged
-file is never trusted: reading it fails, or the query that meets a damaged block fails
-and removes the file, and the next command builds it again.  An index whose revision is behind the catalogue's takes in
+file is never trusted: reading it fails and the index is built again; the vectors of a file
+up to CHECK_WHOLE_BYTES (a library of about 100,000 songs) are all checked when it is loaded,
+and in a larger one the query that meets a damaged block fails and removes the file, and the
+next command builds it again.  An index whose revision is behind the catalogue's takes in
 just the songs whose embeddings changed since (the catalogue logs them, see
 :mod:`reform.store`), so adding or removing songs costs their vectors, not a new build;
 another model (or aggregation, part of its key), another catalogue, a log that no longer
@@ -43,6 +45,8 @@ FORMAT = 2
 SECTIONS = ("vectors", "hashes", "order", "live", "structure", "blocks")
 ALIGN = 64
 BLOCK_ROWS = 64        # vectors per checksum: 64 KiB of 256-d vectors
+CHECK_WHOLE_BYTES = 64 << 20   # an index file up to this size has every block checked when loaded (40 ms
+                               # here): a damaged one is built again at once, not after a failed query
 REBUILD_SHARE = 0.25   # an approximate index is built again once this share of its slots is removed
 REBUILD_GROWTH = 4.0   # ... or once the library is this many times larger or smaller than at its build
 
@@ -265,7 +269,9 @@ def load(home, metric: str = "cosine", kind: str = "auto", *, store: bool = True
         path = home.index_path(metric)
         try:
             stored = read(path)
-        except StoreError:
+            if path.stat().st_size <= CHECK_WHOLE_BYTES:
+                stored.index.rows()   # every block of vectors
+        except (StoreError, OSError):
             stored = None
         songs = stored if stored is not None and stored.model == model and stored.catalogue == identity \
             and stored.metric == metric and stored.revision <= revision else None
