@@ -84,6 +84,26 @@ def test_train_starts_a_small_library_from_the_shipped_model(home, capsys):
     assert load_bundle(home / "models" / "narrow" / "pretrain.pt").cfg.widths == (4, 8)
 
 
+def test_train_refuses_before_it_says_how_it_would_start(tmp_path, music, capsys):
+    import shutil
+
+    import torch
+
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(music / "Tone Band" / "Sines" / "01 A Four Forty.wav", one)
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(one), "--jobs", "1", "--no-embed"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "train"]) == 1
+    out, err = capsys.readouterr()
+    assert "training needs at least 2 analysed songs" in err and "fine-tuning" not in out
+    if not torch.cuda.is_available():
+        assert main(["--home", home, "train", "--device", "cuda"]) == 1
+        out, err = capsys.readouterr()
+        assert "CUDA" in err and "fine-tuning" not in out
+
+
 def test_reform_home_environment_variable(tmp_path, music, monkeypatch, capsys):
     monkeypatch.setenv("REFORM_HOME", str(tmp_path / "envhome"))
     assert main(["-q", "scan", str(music / "Tone Band"), "--jobs", "1"]) == 0

@@ -151,6 +151,9 @@ def test_resume_before_the_first_epoch_ended_says_what_to_do(home):
             with pytest.raises(TrainError, match="run early stopped before its first epoch ended") as err:
                 lib.train(name=name, resume=True)
             assert "reform train --name early" in err.value.hint
+        with pytest.raises(TrainError, match="there is no run named 'nosuch' to resume"):
+            lib.train(name="nosuch", resume=True)
+        assert not (home / "models" / "nosuch").exists()
 
 
 def test_fine_tuning_starts_from_its_model_and_keeps_its_architecture(home):

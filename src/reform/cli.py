@@ -360,6 +360,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import FINE_TUNE_BELOW
     from .distributed import launched, main_process
     from .progress import TrainProgress
+    from .train import check_song_count
 
     model_cfg, train_cfg = _train_configs(args)
     main = main_process()   # under torchrun, rank 0 speaks, writes and holds the home's lock
@@ -367,6 +368,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if main and not _library_writable(args):   # said before any work or message
             raise LibraryError("the library home is not writable, and a training run is written there",
                                path=lib.home.path, hint="check that the library home is writable")
+        if main:
+            _print_device(args.device)   # an unusable device is refused before any other message
+        if not args.resume:
+            check_song_count(len(lib.training_songs()), train_cfg)
         if args.resume and main:
             print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
         if args.init != "auto":
@@ -378,16 +383,22 @@ def cmd_train(args: argparse.Namespace) -> int:
                       "measured better than starting from random weights (--init scratch starts from them)")
         else:
             init = None
-        if main:
-            _print_device(args.device)
         if main and launched():
             print(f"training on {os.environ['WORLD_SIZE']} processes (torchrun)", flush=True)
         progress = TrainProgress(quiet=args.quiet or not main)
+        folder = lib.run_folder(args.name, resume=args.resume)   # named now, to say how to go on
         try:
-            result = lib.train(name=args.name, phase=args.phase, resume=args.resume,
+            result = lib.train(name=folder.name, phase=args.phase, resume=args.resume,
                                model_cfg=model_cfg, train_cfg=train_cfg, init=init,
                                callback=progress, max_epochs=args.max_epochs if args.resume else None,
                                device=args.device, activate=args.activate)
+        except KeyboardInterrupt:
+            progress.close()
+            if main:
+                print(f"the run {folder.name} keeps its last finished epoch: `reform train --resume --name "
+                      f"{folder.name}` goes on from there" if (folder / "checkpoint.pt").exists() else
+                      "no epoch had finished, so there is nothing to resume", file=sys.stderr)
+            raise
         finally:
             progress.close()
         name = result.files.folder.name

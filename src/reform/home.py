@@ -302,6 +302,9 @@ class Models:
             if not _one_folder(name):
                 raise TrainError(f"a run's name is one folder name, and {name!r} is not",
                                  hint="give --name a name without '/', such as jazz-2026")
+            if resume and not (self.folder / name).is_dir():
+                raise TrainError(f"there is no run named {name!r} to resume",
+                                 hint="`reform models` lists the runs; without --resume, --name starts a new one")
             return self.folder / name
         if resume:
             runs = [p.parent for p in self.folder.glob("*/config.json")]

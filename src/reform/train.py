@@ -220,6 +220,14 @@ class TrainResult:
     stop_reasons: dict[str, str]
 
 
+def check_song_count(songs: int, cfg: TrainConfig) -> None:
+    """TrainError when a library has too few analysed songs to train on."""
+    if songs < max(2, cfg.cluster_songs):
+        raise TrainError(f"training needs at least {max(2, cfg.cluster_songs)} analysed songs "
+                         f"(a clustering step takes {cfg.cluster_songs}), the library has {songs}",
+                         hint="scan more music with `reform scan FOLDER`")
+
+
 class Trainer:
     """Runs the requested phases of one training run, resumably.
 
@@ -247,10 +255,7 @@ class Trainer:
         self.feature_version = feature_version
         self.init = init
         self.callback = (callback if self.group.main else None) or (lambda event: None)
-        if len(songs) < max(2, self.cfg.cluster_songs):
-            raise TrainError(f"training needs at least {max(2, self.cfg.cluster_songs)} analysed songs "
-                             f"(a clustering step takes {self.cfg.cluster_songs}), the library has {len(songs)}",
-                             hint="scan more music with `reform scan FOLDER`")
+        check_song_count(len(songs), self.cfg)
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, phase: str = "all", resume: bool = False) -> TrainResult:
