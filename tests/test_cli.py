@@ -153,7 +153,7 @@ def test_version_and_global_options_after_the_command(tmp_path, music, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["similar", "x", "-n", "-5"], "argument -n: must be at least 1, not -5"),
-    (["playlist", "x", "--length", "0"], "argument --length: must be at least 1, not 0"),
+    (["playlist", "x", "--length", "0"], "argument --length/-n: must be at least 1, not 0"),
     (["playlist", "x", "--length", "-3"], "must be at least 1, not -3"),
     (["mix", "x", "--max-per-artist", "0"], "argument --max-per-artist: must be at least 1"),
     (["scan", "--jobs", "-1"], "argument --jobs: must be at least 1, not -1"),

@@ -151,6 +151,12 @@ def test_resume_before_the_first_epoch_ended_says_what_to_do(home):
             with pytest.raises(TrainError, match="run early stopped before its first epoch ended") as err:
                 lib.train(name=name, resume=True)
             assert "reform train --name early" in err.value.hint
+        with pytest.raises(TrainError, match="a run named finished has trained already") as err:
+            lib.train(name="finished", model_cfg=tiny_model_config(),     # its model is kept
+                      train_cfg=TrainConfig(max_epochs=1, batch_size=4, threads=1))
+        assert "--resume --name finished" in err.value.hint
+        lib.train(name="early", model_cfg=tiny_model_config(), phase="pretrain",   # no epoch to lose
+                  train_cfg=TrainConfig(max_epochs=1, batch_size=4, threads=1))
         with pytest.raises(TrainError, match="there is no run named 'nosuch' to resume"):
             lib.train(name="nosuch", resume=True)
         assert not (home / "models" / "nosuch").exists()

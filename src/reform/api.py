@@ -283,7 +283,7 @@ class Library:
                 plan: tuple | ReformError | None = None
                 if group.main:
                     try:
-                        plan = self._train_plan(name, resume, model_cfg, train_cfg, max_epochs, init)
+                        plan = self._train_plan(name, resume, model_cfg, train_cfg, max_epochs, init, phase)
                     except ReformError as exc:
                         plan = exc                     # every process stops with rank 0's reason
                 plan = group.broadcast(plan)
@@ -300,7 +300,7 @@ class Library:
                         self.models.activate(folder.name)
         return result
 
-    def _train_plan(self, name, resume, model_cfg, train_cfg, max_epochs, init=None):
+    def _train_plan(self, name, resume, model_cfg, train_cfg, max_epochs, init=None, phase="all"):
         """The run folder, the settings and the songs of a training run (a resumed run's own
         settings; a fine-tuned run's architecture is its starting model's); a checkpoint
         half-written by a killed run is removed."""
@@ -311,6 +311,8 @@ class Library:
         from .train import read_checkpoint_configs
 
         folder = self.run_folder(name, resume=resume)
+        if not resume:
+            _refuse_to_overwrite(folder, phase)
         if resume:
             if not (folder / "checkpoint.pt").exists():
                 raise TrainError(f"the run {folder.name} stopped before its first epoch ended: "
@@ -509,3 +511,14 @@ class Library:
         from .assess import save
 
         return save(self.home, report)
+
+
+def _refuse_to_overwrite(folder: Path, phase: str) -> None:
+    """A new run may not take the folder of one that trained: its epochs, or a model in use,
+    would be replaced.  A clustering phase may start in a run that only pretrained."""
+    trained = [f for f in ("checkpoint.pt", "pretrain.pt", "model.pt") if (folder / f).exists()]
+    if not trained or (phase == "cluster" and "model.pt" not in trained and "pretrain.pt" in trained):
+        return
+    raise TrainError(f"a run named {folder.name} has trained already", path=folder,
+                     hint=f"`reform train --resume --name {folder.name}` goes on with it; another --name "
+                          "starts a new run (`reform models` lists them)")
