@@ -65,6 +65,20 @@ def test_damaged_spectrograms_are_listed_then_analysed_again(home, capsys):
         assert again.problems == []
 
 
+def test_an_interrupted_repair_keeps_every_sound_embedding(home, capsys, monkeypatch):
+    """The embeddings of songs whose spectrograms are damaged came from the same audio: a repair
+    cut short (or unable to reach the files) must not take the songs out of recommendations."""
+    from reform.scan import ScanSummary
+
+    _damage_spectrograms(home)
+    monkeypatch.setattr(Library, "scan", lambda self, *paths, **kw: ScanSummary(interrupted=True))
+    assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    with Library(home, create=False) as lib:
+        assert lib.embedding_status()["missing"] == 0
+        assert len(lib.similar("Chord", n=3)) == 3      # a song whose spectrogram was damaged
+
+
 def test_an_embedding_that_is_not_finite_is_never_served_and_is_repaired(home, capsys):
     songs = _songs(home)
     with Library(home, create=False) as lib:

@@ -190,7 +190,10 @@ class Library:
             forget(self.home, found.problems)
             redo = sorted(path for p in found.of("spectrogram") for path in p.paths if os.path.exists(path))
             if redo:   # those files alone: a repair adds and removes no other song
-                self.scan(*redo, redo=frozenset(redo), remember=False, embed=True, jobs=jobs, progress=progress)
+                summary = self.scan(*redo, redo=frozenset(redo), remember=False, embed=True, jobs=jobs,
+                                    progress=progress)
+                if summary.interrupted:
+                    raise KeyboardInterrupt   # what was analysed is kept; `check --repair` goes on
             if found.of("embedding") and self.embedding_status()["current"]:
                 self.embed(progress=progress)
             self.update_index()

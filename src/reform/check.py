@@ -220,9 +220,11 @@ def inspect(home: Home, audio: AudioConfig, mel: MelConfig,
 
 def forget(home: Home, problems: list[Problem]) -> None:
     """Remove what the problems name (damaged spectrograms, bad embeddings), so that a scan
-    analyses those songs again and an embedding run embeds them."""
+    analyses those songs again and an embedding run embeds them.  A sound embedding of a song
+    whose spectrogram is damaged is kept: it came from the same audio, and a repair that is
+    interrupted, or cannot reach the file, must not leave the song out of recommendations."""
     for p in problems:
         if p.what == "spectrogram":
             home.spectrograms.remove(p.hash)
     with home.catalogue.transaction():
-        home.catalogue.drop_embeddings(hashes=[p.hash for p in problems])
+        home.catalogue.drop_embeddings(hashes=[p.hash for p in problems if p.what == "embedding"])
