@@ -33,6 +33,43 @@ def test_a_full_disk_is_one_write_error_with_a_hint(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_checkpoint_on_a_full_disk_is_one_write_error(tmp_path, monkeypatch):
+    """torch.save into a file that fills up part-way fails with an opaque RuntimeError
+    ("unexpected pos"); a checkpoint must fail as every other write does, leaving nothing."""
+    from contextlib import contextmanager
+
+    import torch
+
+    from reform import checkpoint
+
+    real = checkpoint.replacing
+
+    class FillsUp:
+        """The open file of a disk with 1000 bytes left."""
+
+        def __init__(self, f):
+            self.f, self.left = f, 1000
+
+        def write(self, data):
+            if len(data) > self.left:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.left -= len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    @contextmanager
+    def on_a_full_disk(path, *args, **kwargs):
+        with real(path, *args, **kwargs) as f:
+            yield FillsUp(f)
+
+    monkeypatch.setattr(checkpoint, "replacing", on_a_full_disk)
+    with pytest.raises(WriteError) as err:
+        checkpoint.save_atomic({"weights": torch.zeros(100_000)}, tmp_path / "checkpoint.pt")
+    assert "free some disk space" in err.value.hint and os.listdir(tmp_path) == []
+
+
 def test_write_error_hints():
     assert "writable" in write_error(OSError(errno.EROFS, "Read-only file system"), "/x").hint
     assert write_error(OSError(errno.EIO, "I/O error"), "/x").message == "cannot write the file (I/O error)"

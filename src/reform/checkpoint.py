@@ -12,6 +12,7 @@ No class is pickled: only tensors, numbers, strings, lists and dicts.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_error(exc, path.parent) from exc
+    buffer = io.BytesIO()   # torch.save into a file turns a full disk into an opaque RuntimeError
+    torch.save(obj, buffer)
     with replacing(path) as f:
-        torch.save(obj, f)
+        f.write(buffer.getbuffer())
 
 
 def load(path: Path) -> dict[str, Any]:
