@@ -7,7 +7,8 @@ import pytest
 
 from reform.errors import StoreError
 from reform.home import Home
-from reform.store import SCHEMA_VERSION, Catalogue, SpectrogramInfo, SpectrogramStore, Tags, catalogue_error
+from reform.store import (SCHEMA_VERSION, Catalogue, FileRow, SpectrogramInfo, SpectrogramStore, Tags, catalogue_error,
+                          one_per_recording)
 
 
 def test_catalogue_is_wal_and_versioned(tmp_path):
@@ -253,3 +254,21 @@ def test_read_only_catalogue_reads_and_never_writes(tmp_path):
     reader.close()
     with pytest.raises(StoreError, match="no catalogue"):
         Catalogue(tmp_path / "none.db", read_only=True)
+
+
+def test_a_recording_is_shown_under_a_copy_that_is_there(tmp_path):
+    """A moved folder that a scan keeps (as it keeps an unmounted disk) leaves gone copies."""
+    def row(i, path, digest):
+        return FileRow(i, str(path), 1, 1, digest, "ok", None, 10.0, 44100, 2, 100, "wav", "fv",
+                       None, None, None, None, None, None, 0.0)
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "song.wav").write_bytes(b"x")
+    gone, there = row(1, tmp_path / "away" / "song.wav", "h1"), row(2, tmp_path / "new" / "song.wav", "h1")
+    lone = row(3, tmp_path / "away" / "lone.wav", "h2")
+    both_gone = [row(4, tmp_path / "a" / "z.wav", "h3"), row(5, tmp_path / "b" / "z.wav", "h3")]
+    chosen = one_per_recording([gone, there, lone, *both_gone])
+    assert chosen["h1"] is there and chosen["h2"] is lone and chosen["h3"] is both_gone[0]
+    (tmp_path / "away").mkdir()
+    (tmp_path / "away" / "song.wav").write_bytes(b"x")
+    assert one_per_recording([there, gone])["h1"] is gone     # both there: the first by name

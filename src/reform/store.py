@@ -258,12 +258,15 @@ ROW_FIELDS = [f.name for f in fields(FileRow)]
 
 
 def one_per_recording(rows: Iterable[FileRow]) -> dict[str, FileRow]:
-    """The first row (by path) of every recording, keyed by its content hash (by its path when
-    it has none): byte-identical copies are one song everywhere, shown under their first path."""
-    first: dict[str, FileRow] = {}
+    """One row of every recording, keyed by its content hash (by its path when it has none):
+    byte-identical copies are one song everywhere, shown under their first path (by name)
+    whose file is there.  A moved folder whose old place a scan keeps (an unmounted disk looks
+    the same) leaves copies that are gone; only copies are looked for on disk."""
+    copies: dict[str, list[FileRow]] = {}
     for row in sorted(rows, key=lambda r: r.path):
-        first.setdefault(row.hash or row.path, row)
-    return first
+        copies.setdefault(row.hash or row.path, []).append(row)
+    return {key: group[0] if len(group) == 1 else next((r for r in group if os.path.exists(r.path)), group[0])
+            for key, group in copies.items()}
 
 
 class SpectrogramStore:
