@@ -428,3 +428,25 @@ def test_songs_waiting_for_their_batch_at_ctrl_c_are_embedded_by_the_next_scan(t
         again = lib.scan(more, jobs=1, embed=True, across_songs=True)
         assert again.reused == 3 and again.analysed == 1   # a, its copy and b were stored
         assert again.embedded == 4 and lib.stale_embeddings() == 0
+
+
+def test_a_damaged_active_model_stops_the_scan_instead_of_failing_the_songs(trained, tmp_path, capsys):
+    """The model, not the song, is what cannot be used: no song is recorded as failed (a later
+    scan would skip it as a song that failed and did not change)."""
+    from conftest import build_music
+    from reform.errors import ModelError
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    model = home / "models" / "tiny" / "model.pt"
+    model.write_bytes(model.read_bytes()[:5000])
+    for jobs in (1, 2):
+        with Library(home, create=False) as lib:
+            with pytest.raises(ModelError, match="not a model file") as err:
+                lib.scan(build_music(tmp_path / f"new{jobs}"), jobs=jobs, embed=True)
+            assert "reform use shipped" in err.value.hint and lib.failures() == []
+    assert main(["--home", str(home), "check"]) == 1
+    out = capsys.readouterr().out
+    assert "active model tiny: not a model file" in out and "the active model: 1 problem" in out
+    assert main(["--home", str(home), "check", "--repair"]) == 1      # a repair would embed with it
+    assert "not a model file" in capsys.readouterr().err

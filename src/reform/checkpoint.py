@@ -50,7 +50,8 @@ def load(path: Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for a damaged file, some with a page of advice
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelError(f"not a model file, or a damaged one ({type(exc).__name__}: {first})", path=path,
-                         hint="give a model.pt that `reform train` wrote, or 'shipped'") from exc
+                         hint="give a model.pt that `reform train` wrote, or 'shipped' (if this is the "
+                              "active model: `reform use shipped`, or train the run again)") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
         raise ModelError("not a ReFORM model file of this version", path=path)
     return data

@@ -451,6 +451,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"rebuilt the catalogue: {rebuilt.kept} rows kept, {rebuilt.lost} unreadable, "
               f"{rebuilt.embeddings} embeddings kept; the damaged one is {rebuilt.damaged_copy}")
     with _library(args, read_only=not args.repair) as lib:
+        if args.repair:
+            lib.load_model()   # a repair embeds with the active model: refused while it is damaged
         if problem:
             _rescan_after_rebuild(lib, args)
         found, after = lib.check(repair=args.repair, progress=not args.quiet, jobs=args.jobs)
@@ -458,19 +460,20 @@ def cmd_check(args: argparse.Namespace) -> int:
         damaged_index = [line for line in index if "damaged" in line]
         if args.repair and index:
             lib.update_index()
+        unusable = [] if args.repair else _model_problem(lib)
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
-    print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}) and the search index: "
-          f"{plural(len(found.problems) + len(damaged_index), 'problem')}")
+    print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}), the search index "
+          f"and the active model: {plural(len(found.problems) + len(damaged_index) + len(unusable), 'problem')}")
     for p in found.problems:
         print(f"  {p.line()}")
-    for line in index:
+    for line in index + unusable:
         print(f"  {line}")
     if args.repair and index:
         print("search index: built again" if damaged_index else "search index: brought up to date")
     if after is None:
         if found.problems or damaged_index and not args.repair:
             print("run `reform check --repair` to analyse or embed these songs again, or build the index")
-        return 1 if found.problems or damaged_index and not args.repair else 0
+        return 1 if found.problems or (damaged_index and not args.repair) or unusable else 0
     print(f"after the repair: {plural(len(after.problems), 'problem')}")
     for p in after.problems:
         print(f"  {p.line()}")
@@ -478,6 +481,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("the stored embeddings come from another model than the active one: "
               "run `reform embed` to replace them")
     return 1 if after.problems else 0
+
+
+def _model_problem(lib) -> list[str]:
+    """The active model as a problem line, when its file cannot be loaded (scans and queries
+    that embed would stop on it)."""
+    try:
+        lib.load_model()
+    except ModelError as exc:
+        return [f"active model {lib.models.active_name()}: {exc.message}; `reform use shipped` goes back to "
+                "the shipped model, or train the run again"]
+    return []
 
 
 def _rescan_after_rebuild(lib, args: argparse.Namespace) -> None:

@@ -32,7 +32,7 @@ from . import library
 from .ahead import read_ahead
 from .audio import stream
 from .config import AudioConfig, MelConfig
-from .errors import DecodeError, FeatureError, LibraryError, ReformError, StoreError, WriteError
+from .errors import DecodeError, FeatureError, LibraryError, ModelError, ReformError, StoreError, WriteError
 from .library import Entry
 from .home import Home
 from .store import FileRow, SpectrogramInfo, SpectrogramStore, Tags
@@ -171,8 +171,8 @@ def analyse_entry(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
     try:
         return _analyse(entry, store, audio_cfg, mel_cfg, embedding,
                         _worker_embedded if embedded is None else embedded)
-    except WriteError:
-        raise  # the disk, not the file: the scan stops and the file stays to do
+    except (WriteError, ModelError):
+        raise  # the disk or the model, not the file: the scan stops and the file stays to do
     except ReformError as exc:
         return Failed(entry, exc.message)
     except MemoryError:
