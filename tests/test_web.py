@@ -433,6 +433,27 @@ def test_jobs_run_one_at_a_time_and_report_progress_and_failures(home):
     assert [j["kind"] for j in c.get("/api/jobs").json()] == ["train", "embed", "scan"]
 
 
+def test_stopping_the_server_stops_the_running_job_at_its_next_step(home):
+    """torch must not be torn down under a running thread (the process aborted): the job stops
+    as Ctrl-C stops the command, keeping what it finished."""
+    from reform.web.jobs import Jobs
+
+    def endless(home_, options, job):
+        while True:
+            job.advance(1)
+            time.sleep(0.01)
+
+    jobs = Jobs(home, runners={"scan": endless})
+    jobs.start("scan", {})
+    job = jobs.stop(timeout=20)
+    assert job.state == "failed" and job.error == "stopped with the server" and job.done > 0
+    assert not jobs.threads[job.id].is_alive() and jobs.stop() is None
+    jobs = Jobs(home)                                    # the real training stops at its first step
+    jobs.start("train", {"max_epochs": 1, "name": "cut"})
+    job = jobs.stop(timeout=120)
+    assert job.state == "failed" and job.error == "stopped with the server" and "--resume" in job.hint
+
+
 @pytest.mark.parametrize("body", [{"max_epochs": 0}, {"max_epochs": "many"}, {"name": "../evil"},
                                   {"name": "a/b"}, {"name": ""}])
 def test_train_options_are_checked(client, body):

@@ -51,13 +51,21 @@ class Job:
     error: str | None = None
     hint: str | None = None
     log: list[str] = field(default_factory=list)
+    stopping: bool = False             # the server is stopping: the work stops at its next step
 
     def note(self, line: str) -> None:
         self.log.append(line)
         del self.log[:-KEEP_LOG_LINES]
 
     def advance(self, n: int) -> None:
+        self.check()
         self.done += n
+
+    def check(self) -> None:
+        """Stop the work here, as Ctrl-C stops the command (each kind keeps what it finished),
+        when the server is stopping."""
+        if self.stopping:
+            raise KeyboardInterrupt
 
     def to_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "options": self.options, "state": self.state,
@@ -78,6 +86,8 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
     with Library(home, create=False) as lib:
         job.phase = "looking for new, changed and removed files"
         s = lib.scan(embed=True, on_start=start, on_step=job.advance)
+    if s.interrupted:
+        return f"stopped with the server: {s.analysed} files analysed and kept; the next scan goes on"
     passed = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
     if s.unnamed:
         passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {', '.join(s.unnamed)}"
@@ -106,6 +116,7 @@ def run_train(home: Path, options: dict, job: Job) -> str:
     from ..config import FINE_TUNE_BELOW, TrainConfig
 
     def event(e: dict) -> None:
+        job.check()
         if e["type"] == "epoch_start":
             job.phase = f"{e['phase']} epoch {e['epoch']} (at most {e['max_epochs']})"
             job.done, job.total, job.unit = 0, e["windows"], "windows"
@@ -131,6 +142,9 @@ def run_train(home: Path, options: dict, job: Job) -> str:
 
 
 RUNNERS: dict[str, Runner] = {"scan": run_scan, "embed": run_embed, "train": run_train}
+# how to go on with a job stopped with the server (a scan says so in its summary)
+STOPPED_HINTS = {"train": "its finished epochs are kept: `reform train --resume` goes on with the newest run",
+                 "embed": "the songs embedded are kept: start it again to go on"}
 
 
 class Jobs:
@@ -147,6 +161,7 @@ class Jobs:
         self.runners = dict(runners or RUNNERS)
         self.lock = threading.Lock()
         self.jobs: list[Job] = []
+        self.threads: dict[int, threading.Thread] = {}
         self._next = 1
 
     def start(self, kind: str, options: dict) -> Job:
@@ -167,8 +182,20 @@ class Jobs:
             finished = [j for j in self.jobs if j.state != "running"]
             for old in finished[:-KEEP_FINISHED]:
                 self.jobs.remove(old)
-        threading.Thread(target=self._run, args=(job, runner), name=f"reform-{kind}-{job.id}",
-                         daemon=True).start()
+        thread = threading.Thread(target=self._run, args=(job, runner), name=f"reform-{kind}-{job.id}",
+                                  daemon=True)
+        self.threads = {job.id: thread}   # one job runs at a time
+        thread.start()
+        return job
+
+    def stop(self, timeout: float = 60.0) -> Job | None:
+        """Stop the running job at its next step and wait for it (the server is stopping: torch
+        must not be torn down under a running thread); returns it, or None if none ran."""
+        job = self.running()
+        if job is None:
+            return None
+        job.stopping = True
+        self.threads[job.id].join(timeout)
         return job
 
     def _run(self, job: Job, runner: Runner) -> None:
@@ -176,6 +203,9 @@ class Jobs:
         try:
             job.summary = runner(self.home, job.options, job)
             state = "done"
+        except KeyboardInterrupt:
+            job.error = "stopped with the server"
+            job.hint = STOPPED_HINTS.get(job.kind)
         except ReformError as exc:
             job.error, job.hint = str(exc), exc.hint
         except BaseException as exc:  # a thread must report, never die silently

@@ -118,6 +118,7 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
         if lms_port is not None:
             sockets.append(bind(lms_host, lms_port, "--lms-port (or --no-lms)"))
         app = create_app(home, token=token, loopback_only=loopback)
+        jobs = app.state.jobs
         if lms_port is not None:
             from ..radio import MusicRoot
             from .lms import AllowClients
@@ -152,6 +153,12 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     finally:
         for sock in sockets:
             sock.close()
+        running = jobs.running()
+        if running is not None:
+            print(f"stopping the {running.kind} job at its next step", flush=True)
+            job = jobs.stop()
+            if job is not None and job.state != "running":
+                print(f"{job.kind}: {job.summary or job.error}" + (f"; {job.hint}" if job.hint else ""))
     print("stopped", flush=True)
     return 0
 
