@@ -81,6 +81,12 @@ def test_output_paths(tmp_path):
     with pytest.raises(ConfigError, match="a folder, not a file"):
         check_output(tmp_path)
     assert list(tmp_path.iterdir()) == []  # the write probe leaves nothing behind
+    killed = tmp_path / f".fine.csv.tmp-{2 ** 22 + 1}-1"        # of a run killed mid-write: gone
+    other = tmp_path / f".mine.csv.tmp-{2 ** 22 + 1}-1"         # another file's: not ours to judge
+    for p in (killed, other):
+        p.write_bytes(b"x")
+    check_output(tmp_path / "fine.csv")
+    assert [p.name for p in tmp_path.iterdir()] == [other.name]
 
 
 def test_playlist_title_and_own_lines():

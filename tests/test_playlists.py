@@ -11,6 +11,7 @@ import pytest
 from reform import Library
 from reform import playlists as pl
 from reform.cli import main
+from reform.errors import ConfigError
 
 
 @pytest.fixture
@@ -109,9 +110,14 @@ def test_an_interrupted_run_leaves_nothing_unrecognised(setup, tmp_path, monkeyp
         pl.write_folder(folder, longer, root)
     monkeypatch.setattr(pl, "_replace", real)
     assert not list(folder.glob(".*tmp*"))
+    killed = folder / f".ReFORM radio - x.m3u8.tmp-{2 ** 22 + 1}-1"   # a run killed mid-write (SIGKILL)
+    killed.write_text("#EXTM3U\n")
     report = pl.write_folder(folder, longer, root)
     assert not report.left_alone and len(report.written) == 1 and len(report.unchanged) == 1
     assert all(len(entries(folder / n)) == 5 for n in report.written + report.unchanged)
+    assert not killed.exists()
+    with pytest.raises(ConfigError, match="this is a file, not a folder"):
+        pl.write_folder(folder / report.written[0], longer, root)
 
 
 def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):

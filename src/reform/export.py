@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .files import replacing, write_text
+from .files import remove_dead_temporaries, replacing, write_text
 from .store import FileRow
 
 TAG_FIELDS = ("artist", "album", "title", "track", "year", "genre", "duration")
@@ -42,6 +42,7 @@ def check_output(path: str | os.PathLike) -> Path:
                           hint="choose a folder you can write to") from None
     os.close(fd)
     os.unlink(probe)
+    remove_dead_temporaries(folder, of=out.name)   # of a run killed while writing this file
     return out
 
 

@@ -10,6 +10,7 @@ garbage collection can tell a live writer's file from a dead one's.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import math
 import os
@@ -48,11 +49,11 @@ def writer_alive(tmp: Path) -> bool:
     return True
 
 
-def remove_dead_temporaries(folder: str | os.PathLike) -> int:
-    """Delete the temporary files in ``folder`` whose writer was killed mid-write; returns
-    how many.  A live writer's are kept."""
+def remove_dead_temporaries(folder: str | os.PathLike, of: str | None = None) -> int:
+    """Delete the temporary files in ``folder`` (only the file ``of``'s, if given: a folder of
+    the user's) whose writer was killed mid-write; returns how many.  A live writer's are kept."""
     removed = 0
-    for tmp in Path(folder).glob(f"*{TMP_MARK}*"):
+    for tmp in Path(folder).glob(f".{glob.escape(of)}{TMP_MARK}*" if of else f"*{TMP_MARK}*"):
         if tmp.is_file() and not writer_alive(tmp):
             tmp.unlink(missing_ok=True)
             removed += 1

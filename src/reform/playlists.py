@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .export import m3u_text
+from .files import remove_dead_temporaries, replacing
 from .radio import Rules, next_songs
 from .recommend import Filters, Recommender
 from .store import FileRow, one_per_recording
@@ -114,11 +115,14 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     suffix : the files' extension (MPD's playlist folder wants ``.m3u``)
     """
     folder, root = Path(folder).expanduser().absolute(), Path(root).expanduser().absolute()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError("this is a file, not a folder", path=folder, hint="give --to the folder of the playlists")
     try:
         folder.mkdir(exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the playlist folder ({exc.strerror})", path=folder,
                           hint="create its parent folder first, or choose another") from None
+    remove_dead_temporaries(folder)   # of a run killed mid-write
     prefix = entry_prefix(folder, root) if prefix is None else prefix
     report = Report()
     ours = _read_manifest(folder)
@@ -210,16 +214,5 @@ def _write_manifest(folder: Path, files: dict[str, list[str]]) -> None:
 
 
 def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write the playlist ({exc.strerror})", path=path,
-                              hint="check that the playlist folder is writable") from None
-        raise
+    with replacing(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
