@@ -87,6 +87,22 @@ def test_ape_tags_of_wavpack(tmp_path):
     assert tags == Tags("Real Artist", "Real Album", "Real Title", 4, 2001, "Ambient")
 
 
+def test_id3_frames_of_a_wav_file(tmp_path):
+    """WAV (and AIFF) carry ID3 frames, which mutagen's easy mode leaves under their frame names."""
+    import mutagen
+    from mutagen.id3 import TALB, TCON, TDRC, TIT2, TPE1, TRCK
+
+    path = write(tmp_path / "x" / "y" / "Whatever.wav", tone(440, 1))
+    f = mutagen.File(path)
+    f.add_tags()
+    for frame in (TPE1(encoding=3, text="Real Artist"), TALB(encoding=3, text="Real Album"),
+                  TIT2(encoding=3, text="Real Title"), TRCK(encoding=3, text="5/9"),
+                  TDRC(encoding=3, text="2004"), TCON(encoding=3, text="Ambient")):
+        f.tags.add(frame)
+    f.save()
+    assert read_tags(str(path), str(tmp_path)) == Tags("Real Artist", "Real Album", "Real Title", 5, 2004, "Ambient")
+
+
 def test_broken_tags_fall_back_to_layout(tmp_path):
     path = tmp_path / "Band" / "Record" / "02 Song.mp3"
     path.parent.mkdir(parents=True)

@@ -223,8 +223,14 @@ def read_tags(path: str, root: str | None = None) -> Tags:
     )
 
 
+ID3_FRAMES = {"artist": "TPE1", "album": "TALB", "title": "TIT2", "tracknumber": "TRCK", "date": "TDRC",
+              "genre": "TCON"}
+
+
 def _mutagen_tags(path: str) -> dict[str, str]:
     import mutagen
+    import mutagen.easyid3
+    import mutagen.id3
 
     try:
         tagged = mutagen.File(path, easy=True)
@@ -232,10 +238,13 @@ def _mutagen_tags(path: str) -> dict[str, str]:
         return {}
     if tagged is None or not tagged.tags:
         return {}
+    # WAV and AIFF carry ID3 frames, which mutagen's easy mode does not name for them
+    frames = isinstance(tagged.tags, mutagen.id3.ID3) and not isinstance(tagged.tags, mutagen.easyid3.EasyID3)
     out = {}
     for key in ("artist", "album", "title", "tracknumber", "track", "date", "year", "genre"):
         try:
-            values = tagged.tags.get(key)
+            values = tagged.tags.get(ID3_FRAMES.get(key, "") if frames else key)
+            values = getattr(values, "text", values)
         except (KeyError, ValueError):
             values = None
         if values:
