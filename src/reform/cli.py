@@ -419,7 +419,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     with _library(args) as lib:
         _print_device(args.device)
-        summary = lib.embed(args.model, progress=not args.quiet, device=args.device)
+        try:
+            summary = lib.embed(args.model, progress=not args.quiet, device=args.device)
+        except KeyboardInterrupt:
+            print("the songs embedded so far are kept (every 64): `reform embed` goes on", file=sys.stderr)
+            raise
         name = lib.models.name_of(lib.model_path(args.model))
     if summary.embedded:
         print(f"embedded {plural(summary.embedded, 'song')} in {summary.seconds:.1f} s "
