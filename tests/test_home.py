@@ -79,6 +79,13 @@ def test_models_and_use(home, capsys):
     assert main(["--home", str(home), "use", "nothing"]) == 1
     err = capsys.readouterr().err
     assert "no model named 'nothing'" in err and "hint: `reform models` lists them" in err
+    assert "path of a model.pt" not in err          # which `use` takes only from this library
+    assert main(["--home", str(home), "train", "--init", str(home / "models" / "short" / "checkpoint.pt"),
+                 "--max-epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "a run's training checkpoint, not a model" in err and "model.pt" in err
+    assert main(["--home", str(home), "train", "--init", str(home / "models" / "broken"), "--max-epochs", "1"]) == 1
+    assert "--name /" not in capsys.readouterr().err   # a folder given by its path is not a run's name
 
 
 def test_the_settings_a_home_was_analysed_with_are_checked_on_open(scanned, tmp_path):

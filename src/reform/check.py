@@ -67,8 +67,9 @@ def catalogue_problem(path: Path) -> str | None:
         return exc.message
     try:
         verdict = [r[0] for r in catalogue.conn.execute("PRAGMA integrity_check")]
-        if verdict != ["ok"]:
-            return f"the catalogue is damaged ({verdict[0]})"
+        if verdict != ["ok"]:   # SQLite's report: a line per fault, some of them several lines long
+            first = " ".join(str(verdict[0]).split())
+            return f"the catalogue is damaged ({first}" + (f", and {len(verdict) - 1} more)" if len(verdict) > 1 else ")")
         for table in sorted(TABLES):
             for _ in catalogue.conn.execute(f"SELECT * FROM {table}"):
                 pass

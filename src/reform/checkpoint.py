@@ -101,6 +101,10 @@ def save_bundle(path: Path, model, normaliser: Normaliser, feature_version: str,
 
 def load_bundle(path: Path) -> Bundle:
     data = load(path)
+    if data.get("kind") == "training":
+        raise ModelError("this is a run's training checkpoint, not a model", path=path,
+                         hint="give the run's model.pt (or pretrain.pt); `reform train --resume --name RUN` "
+                              "goes on with the run")
     try:
         cfg = from_dict(ModelConfig, data["model_config"])
         kind = data["kind"]

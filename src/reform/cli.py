@@ -150,13 +150,17 @@ def cmd_scan(args: argparse.Namespace) -> int:
             _print_device(args.device, embed=not args.no_embed)
         elif not args.no_embed:
             print("device: cpu, in each Ray worker", flush=True)
+        try:   # named now: a `reform use` while the scan runs does not change the model it embeds with
+            model = lib.models.name_of(lib.model_path())
+        except ModelError:
+            model = "the active model"
         summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
                            embed=not args.no_embed, retry_failed=args.retry_failed,
                            forget_missing=args.forget_missing, device=args.device,
                            ray=False if args.ray is None else args.ray or True)
         status = _print_scan_summary(summary, lib, args.paths, args.retry_failed)
         if status is not None and not args.no_embed:
-            _print_scan_embedding(summary, lib, status)
+            _print_scan_embedding(summary, lib, status, model)
     return 130 if summary.interrupted else 0
 
 
@@ -173,13 +177,13 @@ def _print_device(name: str, embed: bool = True) -> None:
 TRAIN_TIP_SONGS = 84
 
 
-def _print_scan_embedding(summary, lib, status: dict) -> None:
-    """What the scan embedded, and what is left to embed; ``status`` is the library's after the
-    scan (:meth:`reform.Library.status`, as the summary printed it)."""
+def _print_scan_embedding(summary, lib, status: dict, model: str) -> None:
+    """What the scan embedded (with ``model``), and what is left to embed; ``status`` is the
+    library's after the scan (:meth:`reform.Library.status`, as the summary printed it)."""
     from .home import SHIPPED
 
     if summary.embedded:
-        print(f"embedded {plural(summary.embedded, 'song')} with {lib.models.name_of(lib.model_path())}")
+        print(f"embedded {plural(summary.embedded, 'song')} with {model}")
         if status["model"]["name"] == SHIPPED and status["songs"] >= TRAIN_TIP_SONGS:
             print("tip: `reform train` learns this library's own music; on libraries of 84 songs and more its "
                   "recommendations beat the shipped model's")

@@ -257,7 +257,7 @@ def _shipped_version() -> str | None:
 
 def _one_folder(name: str) -> bool:
     """Whether ``name`` names one folder inside another (a run's name), not a path."""
-    return name not in (".", "..") and "/" not in name and os.sep not in name
+    return name not in ("", ".", "..") and "/" not in name and os.sep not in name
 
 
 def _last_written(run: Path) -> float:
@@ -365,7 +365,7 @@ class Models:
             return path / "model.pt"
         if path.is_file():
             return path
-        if (self.folder / str(which)).is_dir():
+        if _one_folder(str(which)) and (self.folder / str(which)).is_dir():
             raise ModelError(f"the run {which!r} has no model of both phases yet",
                              hint=f"finish it with `reform train --resume --name {which}`")
         raise ModelError(f"no model named {which!r}", hint="`reform models` lists them; use "
@@ -393,7 +393,12 @@ class Models:
         if which != SHIPPED:
             which = self._run_name(which)
             if not (self.folder / which / "model.pt").exists():
-                self.path(which)  # raises the right error
+                try:
+                    self.path(which)
+                except ModelError as exc:   # the right error, with the hint of what `use` takes
+                    hint = exc.hint if exc.hint and "--resume" in exc.hint else \
+                        "`reform models` lists them; use 'shipped', or a run's name, folder or model.pt"
+                    raise ModelError(exc.message, path=exc.path, hint=hint) from None
                 raise ModelError(f"{which!r} is not a run of this library", hint=_ELSEWHERE)
         self.catalogue.set_meta(Keys.ACTIVE_MODEL, "" if which == SHIPPED else which)
         self.folder.mkdir(parents=True, exist_ok=True)
