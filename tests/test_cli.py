@@ -165,8 +165,9 @@ def test_version_and_global_options_after_the_command(tmp_path, music, capsys):
 def test_nonsense_values_are_refused_before_any_work(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["--home", str(tmp_path / "home"), *argv])
-    assert done.value.code == 2 and message in capsys.readouterr().err
-    assert not (tmp_path / "home").exists()
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and message in err and not (tmp_path / "home").exists()
+    assert err.startswith("error: ") and err.splitlines()[1].startswith("hint: `reform ") and err.count("\n") == 2
 
 
 def test_output_paths_are_checked_before_the_work(trained, tmp_path, capsys):

@@ -837,15 +837,31 @@ def _add_radio_rules(p: argparse.ArgumentParser) -> None:
                    help="leave out songs longer than S seconds (0: no limit)")
 
 
+def _default_of(cfg, name: str, text: str) -> str:
+    """" (default X)" for a training option's help, unless the text gives it or there is none."""
+    value = getattr(cfg, name)
+    if value is None or isinstance(value, bool) or "default" in text:
+        return ""
+    return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors one line and a hint like every other error (not the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\nhint: `{self.prog} --help` lists what it takes\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .config import FINE_TUNE_BELOW, PRESETS
+    import dataclasses
+
+    from .config import FINE_TUNE_BELOW, PRESETS, TrainConfig
     from .recommend import EXPAND
 
-    parser = argparse.ArgumentParser(
-        prog="reform", description="ReFORM: music recommendations learned from your own music.")
+    parser = Parser(prog="reform", description="ReFORM: music recommendations learned from your own music.")
     parser.add_argument("--version", action="version", version=f"reform {__version__}")
     _global_options(parser, defaults=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     _global_options(common, defaults=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND",
                                 help="what to do; `reform COMMAND --help` tells more")
@@ -893,10 +909,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(fine-tuning); 'auto' (default): the shipped model on libraries of fewer than "
                         f"{FINE_TUNE_BELOW} songs, else scratch")
     _device_option(p)
+    defaults = dataclasses.replace(TrainConfig(), **PRESETS["default"])   # what --preset default trains with
     for flag, name, kind, text in TRAIN_OPTIONS:
-        p.add_argument(flag, dest=name, type=kind, help=text)
+        p.add_argument(flag, dest=name, type=kind, help=text + _default_of(defaults, name, text))
     for flag, name, choices, text in TRAIN_CHOICES:
-        p.add_argument(flag, dest=name, choices=choices, help=text)
+        p.add_argument(flag, dest=name, choices=choices, help=text + _default_of(defaults, name, text))
     p.add_argument("--widths", type=widths,
                    help="channels of the convolutional layers, e.g. 16,32,64,128,128,128")
     p.add_argument("--embedding-dim", type=count(1), help="size of the embedding")
