@@ -149,3 +149,18 @@ def test_a_run_cannot_take_the_shipped_model_s_name(home, capsys):
         assert main(["--home", str(home), "train", "--name", name, "--max-epochs", "1"]) == 1
         assert "a run's name is one folder name" in capsys.readouterr().err
     assert not (home / "evil").exists() and not (home / "models" / "a").exists()
+
+
+def test_a_missing_or_stale_model_card_is_written_again_when_the_model_is_loaded(trained, tmp_path):
+    """The card says which model made the embeddings; a run killed between writing the model and
+    its card, or a card copied from another run, left `status` and `embed` disagreeing."""
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    card = home / "models" / "tiny" / "model.json"
+    right = json.loads(card.read_text())
+    for damage in (lambda: card.unlink(), lambda: card.write_text(json.dumps({**right, "version": "0" * 12}))):
+        damage()
+        with Library(home, create=False) as lib:
+            assert not lib.embedding_status()["current"]
+            lib.load_model()
+            assert lib.embedding_status()["current"] and json.loads(card.read_text()) == right

@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from .card import write_card
+from .card import read_card, write_card
 from .config import ModelConfig, from_dict, to_dict
 from .dataset import Normaliser
-from .errors import ModelError
+from .errors import ModelError, WriteError
 from .files import replacing, write_error
 from .model import ClusterAutoencoder, PretrainAutoencoder
 
@@ -95,8 +95,27 @@ def save_bundle(path: Path, model, normaliser: Normaliser, feature_version: str,
     the catalogue check which model made its embeddings without loading torch."""
     data = bundle_dict(model, normaliser, feature_version, info, half)
     save_atomic(data, path)
-    write_card(path, {"version": data["version"], "kind": data["kind"], "feature_version": feature_version,
-                      "model_config": data["model_config"], "info": info})
+    write_card(path, _card_of(data))
+
+
+def _card_of(data: dict[str, Any]) -> dict[str, Any]:
+    return {"version": data["version"], "kind": data["kind"], "feature_version": data["feature_version"],
+            "model_config": data["model_config"], "info": data.get("info", {})}
+
+
+def _mend_card(path: Path, data: dict[str, Any]) -> None:
+    """Write the card again when it is missing or names other weights (a run killed between
+    writing the model and its card, or a model copied without it): the card is what tells
+    which model made the stored embeddings."""
+    try:
+        if read_card(path).get("version") == data["version"]:
+            return
+    except ModelError:
+        pass
+    try:
+        write_card(path, _card_of(data))
+    except WriteError:
+        pass   # a model that cannot be written beside (the installation's): it is still usable
 
 
 def load_bundle(path: Path) -> Bundle:
@@ -114,6 +133,7 @@ def load_bundle(path: Path) -> Bundle:
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"the model file does not match this version of ReFORM ({exc})", path=path) from exc
     model.eval()
+    _mend_card(path, data)
     return Bundle(model=model, cfg=cfg, normaliser=Normaliser.from_dict(data["normaliser"]),
                   feature_version=data["feature_version"], kind=kind,
                   version=data["version"], info=data.get("info", {}))
