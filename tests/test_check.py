@@ -137,6 +137,15 @@ def test_an_empty_catalogue_is_rebuilt_and_the_spectrograms_reused(scanned, tmp_
     assert main(["--home", str(home), "-q", "scan", "--jobs", "1"]) == 1
     assert "empty (0 bytes)" in capsys.readouterr().err
     assert len(list((home / "spectrograms").rglob("*.npy"))) == 5   # nothing was deleted
+    assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
+    # the music folders are kept beside the catalogue too: the repair scans them again, and no
+    # audio is decoded again
+    assert "scanned the music folders again: 5 songs added back from their stored spectrograms, " \
+           "0 analysed" in capsys.readouterr().out
+    with Library(home, create=False) as lib:
+        assert lib.home.roots() == [music] and len(lib.songs()) == 5
+    (home / "folders.json").unlink()                    # without that copy: the user is told what to do
+    (home / "catalogue.db").write_bytes(b"")
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
     assert "run `reform scan FOLDER` to add the songs back" in capsys.readouterr().out
     with Library(home, create=False) as lib:

@@ -4,9 +4,11 @@ models and which one is active.
 Layout of a home::
 
     catalogue.db                    the catalogue (SQLite, see :class:`reform.store.Catalogue`)
+    folders.json                    a copy of the music folders scanned (the catalogue's is the one used)
     writer.lock                     held by the one process changing the home (reform.lock)
     spectrograms/<feature-version>/ the spectrogram store (see :class:`reform.store.SpectrogramStore`)
     models/<run>/                   one folder per training run (see :class:`reform.train.RunFiles`)
+    models/active                   a copy of the active model's name (the catalogue's is the one used)
     index/<metric>.index            the stored search index of the embeddings (reform.songindex)
     cache/                          what the web page computes once (the map)
 
@@ -54,10 +56,11 @@ class Keys:
     ACTIVE_MODEL = "active_model"          # the active run's name (absent or "": shipped)
 
 
-# a copy of the active model's name beside the runs, read when the catalogue has lost its own
-# (rebuilt from an emptied file by `reform check --repair`): which model a user chose is not
-# something a scan can find again, unlike the songs
+# copies of what a scan cannot find again in the music, read when the catalogue has lost its
+# own (rebuilt from an emptied file by `reform check --repair`): the active model's name, beside
+# the runs, and the music folders, beside the catalogue (a scan of them brings the songs back)
 ACTIVE_FILE = "active"
+FOLDERS_FILE = "folders.json"
 
 
 @dataclass(frozen=True)
@@ -162,11 +165,24 @@ class Home:
 
     # -- music folders and embeddings -------------------------------------------------------------
     def roots(self) -> list[str]:
-        """The music folders scanned so far."""
-        return json.loads(self.catalogue.get_meta(Keys.ROOTS, "[]"))
+        """The music folders scanned so far (from the copy beside the catalogue when the
+        catalogue has lost them: one rebuilt from an emptied file)."""
+        text = self.catalogue.get_meta(Keys.ROOTS)
+        if text is None:
+            try:
+                text = (self.path / FOLDERS_FILE).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = "[]"
+        try:
+            roots = json.loads(text)
+        except ValueError:
+            return []
+        return [r for r in roots if isinstance(r, str)] if isinstance(roots, list) else []
 
     def add_roots(self, roots: list[str]) -> None:
-        self.catalogue.set_meta(Keys.ROOTS, json.dumps(sorted(set(self.roots()) | set(roots))))
+        text = json.dumps(sorted(set(self.roots()) | set(roots)))
+        self.catalogue.set_meta(Keys.ROOTS, text)
+        write_text(self.path / FOLDERS_FILE, text + "\n")
 
     def embedding_model(self) -> str | None:
         """The key of the stored embeddings (one model's, never mixed)."""
