@@ -68,8 +68,8 @@ def catalogue_problem(path: Path) -> str | None:
     try:
         verdict = [r[0] for r in catalogue.conn.execute("PRAGMA integrity_check")]
         if verdict != ["ok"]:   # SQLite's report: a line per fault, some of them several lines long
-            first = " ".join(str(verdict[0]).split())
-            return f"the catalogue is damaged ({first}" + (f", and {len(verdict) - 1} more)" if len(verdict) > 1 else ")")
+            first, more = " ".join(str(verdict[0]).split()), len(verdict) - 1
+            return f"the catalogue is damaged ({first}" + (f", and {more} more)" if more else ")")
         for table in sorted(TABLES):
             for _ in catalogue.conn.execute(f"SELECT * FROM {table}"):
                 pass
