@@ -202,6 +202,8 @@ METHODS: dict[str, dict] = {
                            "phase": "pretrain"},
     "own-cas05-pool-banksoft": {"own": True, "after": "own-cas05-pool-pre", "model": {"pool_time": True},
                                 "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
+    "cas05-pool-bank": {"after": "cas05-pool-pre", "model": {"pool_time": True},
+                        "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK},
     # what the shipped model knows beside what `reform train` learns on the library: the held-out
     # model with the shipped model's settings and the own-library default, side by side
     "ens-held-own": {"ensemble": ["cas05-bank", "own-cas05-banksoft"]},
