@@ -272,3 +272,9 @@ def test_a_recording_is_shown_under_a_copy_that_is_there(tmp_path):
     (tmp_path / "away").mkdir()
     (tmp_path / "away" / "song.wav").write_bytes(b"x")
     assert one_per_recording([there, gone])["h1"] is gone     # both there: the first by name
+    cat = Catalogue(tmp_path / "c.db")            # the rows a recommender shows: the same choice
+    info = SpectrogramInfo("h1", 2, 100, 2.3, 44100, "pcm")
+    with cat.transaction():
+        for path in (tmp_path / "a-old" / "song.wav", tmp_path / "new" / "song.wav"):
+            cat.put_ok(str(path), 1, 1, info, Tags(), "fv")
+    assert cat.rows_by_hash(["h1"])["h1"].path == str(tmp_path / "new" / "song.wav")

@@ -674,17 +674,16 @@ class Catalogue:
         return vector if vector is not None and np.isfinite(vector).all() else None
 
     def rows_by_hash(self, hashes: Iterable[str]) -> dict[str, FileRow]:
-        """The analysed row of each of ``hashes`` (the first path of byte-identical copies);
-        hashes that no analysed file has are left out."""
+        """The analysed row of each of ``hashes`` (of byte-identical copies, the one
+        :func:`one_per_recording` shows); hashes that no analysed file has are left out."""
         wanted = list(dict.fromkeys(hashes))
-        out: dict[str, FileRow] = {}
+        rows: list[FileRow] = []
         for start in range(0, len(wanted), 500):
             part = wanted[start:start + 500]
-            rows = self.conn.execute(f"SELECT {', '.join(ROW_FIELDS)} FROM files WHERE status = 'ok' "
-                                     f"AND hash IN ({', '.join('?' for _ in part)}) ORDER BY path", part)
-            for r in rows:
-                out.setdefault(r["hash"], FileRow(*r))
-        return out
+            rows += [FileRow(*r) for r in self.conn.execute(
+                f"SELECT {', '.join(ROW_FIELDS)} FROM files WHERE status = 'ok' "
+                f"AND hash IN ({', '.join('?' for _ in part)})", part)]
+        return one_per_recording(rows)
 
     # -- the change log of the embeddings (schema 3) --------------------------------------------
     def identity(self) -> str:
