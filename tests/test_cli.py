@@ -84,6 +84,27 @@ def test_train_starts_a_small_library_from_the_shipped_model(home, capsys):
     assert load_bundle(home / "models" / "narrow" / "pretrain.pt").cfg.widths == (4, 8)
 
 
+def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
+    """Not from the shipped model (--init auto on a small library): the run's architecture and
+    input scaling are its pretraining's, so it resumes; finished work is never started again."""
+    from reform.checkpoint import load_bundle
+
+    base = ["--home", str(home), "train", "--name", "p1", "--max-epochs", "1"]
+    assert main(base + ["--phase", "pretrain", "--init", "scratch", "--widths", "4,8", "--embedding-dim", "8"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--phase", "cluster"]) == 0
+    out = capsys.readouterr().out
+    assert "goes on from its pretraining" in out and "fine-tuning" not in out
+    pretrained = load_bundle(home / "models" / "p1" / "pretrain.pt")
+    model = load_bundle(home / "models" / "p1" / "model.pt")
+    assert model.cfg.widths == (4, 8) and model.normaliser.mean.tolist() == pretrained.normaliser.mean.tolist()
+    assert main(["--home", str(home), "train", "--resume", "--name", "p1", "--max-epochs", "2"]) == 0
+    capsys.readouterr()
+    (home / "models" / "p1" / "model.pt").unlink()     # as if killed during its clustering phase
+    assert main(base + ["--phase", "cluster"]) == 1
+    assert "has trained already" in capsys.readouterr().err
+
+
 def test_train_refuses_before_it_says_how_it_would_start(tmp_path, music, capsys):
     import shutil
 

@@ -280,6 +280,12 @@ class Library:
         from .distributed import session
         from .train import Trainer
 
+        own = self.run_folder(name) / "pretrain.pt" if name and phase == "cluster" and not resume else None
+        if own is not None and own.exists():   # the clustering phase of a run that pretrained: it goes
+            if init is not None:               # on from that pretraining, its architecture and scaling
+                raise ConfigError(f"the run {name} goes on from its own pretraining", path=own,
+                                  hint="leave out --init, or give another --name for a new run")
+            init = self.load_model(own)
         with session(device) as group:
             with self.home.lock.hold("train") if group.main else contextlib.nullcontext():
                 # rank 0 alone reads the home and decides; the other processes get its answer
@@ -519,8 +525,11 @@ class Library:
 def _refuse_to_overwrite(folder: Path, phase: str) -> None:
     """A new run may not take the folder of one that trained: its epochs, or a model in use,
     would be replaced.  A clustering phase may start in a run that only pretrained."""
+    from .train import checkpoint_phase
+
     trained = [f for f in ("checkpoint.pt", "pretrain.pt", "model.pt") if (folder / f).exists()]
-    if not trained or (phase == "cluster" and "model.pt" not in trained and "pretrain.pt" in trained):
+    if not trained or (phase == "cluster" and "model.pt" not in trained and "pretrain.pt" in trained
+                       and checkpoint_phase(folder / "checkpoint.pt") != "cluster"):
         return
     raise TrainError(f"a run named {folder.name} has trained already", path=folder,
                      hint=f"`reform train --resume --name {folder.name}` goes on with it; another --name "

@@ -378,7 +378,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             check_song_count(len(lib.training_songs()), train_cfg)
         if args.resume and main:
             print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
-        if args.init != "auto":
+        folder = lib.run_folder(args.name, resume=args.resume)   # named now, to say how to go on
+        own = args.phase == "cluster" and not args.resume and (folder / "pretrain.pt").exists()
+        if own:
+            if args.init != "auto":
+                raise ConfigError(f"the run {folder.name} goes on from its own pretraining",
+                                  hint="leave out --init, or give another --name for a new run")
+            init = None   # the run's own pretraining, which the library loads as its start
+            if main:
+                print(f"the clustering phase of {folder.name} goes on from its pretraining")
+        elif args.init != "auto":
             init = lib.load_model(args.init) if args.init != "scratch" else None
         elif args.preset == "default" and model_cfg is None and not args.resume:
             init = lib.default_start()    # the shipped model has the default settings' architecture
@@ -390,7 +399,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         if main and launched():
             print(f"training on {os.environ['WORLD_SIZE']} processes (torchrun)", flush=True)
         progress = TrainProgress(quiet=args.quiet or not main)
-        folder = lib.run_folder(args.name, resume=args.resume)   # named now, to say how to go on
         try:
             result = lib.train(name=folder.name, phase=args.phase, resume=args.resume,
                                model_cfg=model_cfg, train_cfg=train_cfg, init=init,

@@ -536,6 +536,11 @@ def history_has(history: list[dict], phase: str) -> bool:
     return any(h["phase"] == phase for h in history)
 
 
+def checkpoint_phase(path: Path) -> str | None:
+    """The phase a run's checkpoint was saved in (None: no checkpoint)."""
+    return checkpoint.load(path)["state"]["phase"] if path.exists() else None
+
+
 def read_checkpoint_configs(path: Path) -> tuple[ModelConfig, TrainConfig]:
     """The model and training settings a run was started with (for ``--resume``)."""
     data = checkpoint.load(path)
