@@ -108,6 +108,7 @@ def test_models_are_named_in_the_table_and_the_shipped_ones_figures_are_not_lost
     assert main(["--home", str(home), "evaluate", "--model", "shipped", "--model", "tiny", "--no-baselines"]) == 0
     text = capsys.readouterr().out
     assert "ReFORM shipped (both phases)" in text and "ReFORM tiny (both phases)" in text
+    assert "not saved: the models named with --model are compared" in text
     assert main(["--home", str(home), "use", "shipped"]) == 0
     assert main(["--home", str(home), "evaluate", "--no-baselines"]) == 0
     text = capsys.readouterr().out

@@ -651,9 +651,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\nwrote {args.json}")
     if saved:
         print(f"saved beside the model: {saved} (shown by `reform serve` and `reform models`)")
-    elif not args.model and not args.json:
-        print("\nnot saved: " + ("the shipped model's folder belongs to the installation" if shipped
-                                else "the model's folder cannot be written") + "; --json FILE keeps the figures")
+    elif not args.json:
+        why = ("the models named with --model are compared, not the active one's figures" if args.model else
+               "the shipped model's folder belongs to the installation" if shipped else
+               "the model's folder cannot be written")
+        print(f"\nnot saved: {why}; --json FILE keeps the figures")
     return 0
 
 

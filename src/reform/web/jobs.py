@@ -131,7 +131,13 @@ def run_train(home: Path, options: dict, job: Job) -> str:
         init = lib.default_start()
         if init is not None:
             job.note(f"fine-tuning the shipped model, as on every library of fewer than {FINE_TUNE_BELOW} songs")
-        result = lib.train(name=options.get("name"), train_cfg=train_cfg, callback=event, init=init)
+        folder = lib.run_folder(options.get("name"))   # named now, to say how to go on if stopped
+        try:
+            result = lib.train(name=folder.name, train_cfg=train_cfg, callback=event, init=init)
+        except KeyboardInterrupt:
+            job.hint = (f"its finished epochs are kept: `reform train --resume --name {folder.name}` goes on"
+                        if (folder / "checkpoint.pt").exists() else "no epoch had finished: start it again")
+            raise
         name = result.files.folder.name
         active = lib.models.active_name() == name
     reasons = "; ".join(f"{p}: {r}" for p, r in result.stop_reasons.items())
@@ -142,9 +148,9 @@ def run_train(home: Path, options: dict, job: Job) -> str:
 
 
 RUNNERS: dict[str, Runner] = {"scan": run_scan, "embed": run_embed, "train": run_train}
-# how to go on with a job stopped with the server (a scan says so in its summary)
-STOPPED_HINTS = {"train": "its finished epochs are kept: `reform train --resume` goes on with the newest run",
-                 "embed": "the songs embedded are kept: start it again to go on"}
+# how to go on with a job stopped with the server (a scan says so in its summary, a training
+# run in its hint)
+STOPPED_HINTS = {"embed": "the songs embedded are kept: start it again to go on"}
 
 
 class Jobs:
@@ -205,7 +211,7 @@ class Jobs:
             state = "done"
         except KeyboardInterrupt:
             job.error = "stopped with the server"
-            job.hint = STOPPED_HINTS.get(job.kind)
+            job.hint = job.hint or STOPPED_HINTS.get(job.kind)
         except ReformError as exc:
             job.error, job.hint = str(exc), exc.hint
         except BaseException as exc:  # a thread must report, never die silently
