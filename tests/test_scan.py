@@ -291,6 +291,14 @@ def test_a_folder_left_without_audio_keeps_its_songs_until_told_to_forget_them(t
         assert lib.scan(jobs=1, embed=True).embedded == 2
         seed = lib.resolve(str(other / "four.wav"))
         assert [r.row.title for r in lib.recommender().similar(seed, 5)] == ["five"]
+        assert lib.home.roots() == [str(other)]   # the folder gone with its songs is forgotten
+    # a moved folder: the old place, gone, is forgotten with its songs when asked, by name too
+    moved = tmp_path / "moved"
+    other.rename(moved)
+    assert main(["--home", str(tmp_path / "home"), "-q", "scan", str(moved), "--jobs", "1"]) == 0
+    assert main(["--home", str(tmp_path / "home"), "-q", "scan", "--forget-missing", str(other), "--jobs", "1"]) == 0
+    with Library(tmp_path / "home") as lib:
+        assert lib.home.roots() == [str(moved)] and {Path(s.path).parent for s in lib.songs()} == {moved}
 
 
 # -- nothing lost, whatever happens to the home ---------------------------------------------------------

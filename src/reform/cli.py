@@ -141,7 +141,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ray takes a Ray cluster's address, and {args.ray} is a file or folder",
                           hint="put the folders first: reform scan FOLDER --ray [ADDRESS]")
     for path in args.paths:   # checked before a new home is made for nothing
-        if not os.path.exists(path):
+        if not os.path.exists(path) and not args.forget_missing:   # (a gone folder may be forgotten)
             raise LibraryError("no such file or folder", path=path)
     if not args.paths and not _catalogue_path(args).exists():
         raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")

@@ -180,7 +180,13 @@ class Home:
         return [r for r in roots if isinstance(r, str)] if isinstance(roots, list) else []
 
     def add_roots(self, roots: list[str]) -> None:
-        text = json.dumps(sorted(set(self.roots()) | set(roots)))
+        self._set_roots(set(self.roots()) | set(roots))
+
+    def forget_roots(self, roots: list[str]) -> None:
+        self._set_roots(set(self.roots()) - set(roots))
+
+    def _set_roots(self, roots: set[str]) -> None:
+        text = json.dumps(sorted(roots))
         self.catalogue.set_meta(Keys.ROOTS, text)
         write_text(self.path / FOLDERS_FILE, text + "\n")
 

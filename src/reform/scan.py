@@ -407,8 +407,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not storable(root):
             raise LibraryError("this name is not UTF-8, so ReFORM cannot keep it in its catalogue",
                                path=root, hint=RENAME_HINT)
-        if not os.path.exists(root) and not remembered:   # a folder scanned before may be unmounted
-            raise LibraryError("no such file or folder", path=root)
+        if not os.path.exists(root) and not remembered and not (forget_missing and root in home.roots()):
+            raise LibraryError("no such file or folder", path=root)   # a remembered one may be unmounted
     with catalogue.transaction():
         if remember:
             home.add_roots(roots)
@@ -471,6 +471,10 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         gone = [row.path for row in todo.removed if row.path not in moved]
         with catalogue.transaction():
             catalogue.remove(gone)
+            if forget_missing:   # a folder that is gone, with its songs, is no longer one of the library's
+                paths = [row.path for row in catalogue.files()]
+                home.forget_roots([r for r in roots if not os.path.exists(r)
+                                   and not any(library.root_of(p, [r]) for p in paths)])
         summary.removed = len(gone)
         live = catalogue.live_hashes()
         with catalogue.transaction():
