@@ -73,7 +73,8 @@ def test_an_interrupted_repair_keeps_every_sound_embedding(home, capsys, monkeyp
     _damage_spectrograms(home)
     monkeypatch.setattr(Library, "scan", lambda self, *paths, **kw: ScanSummary(interrupted=True))
     assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 130
-    assert "interrupted" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "`reform check --repair` goes on" in err
     with Library(home, create=False) as lib:
         assert lib.embedding_status()["missing"] == 0
         assert len(lib.similar("Chord", n=3)) == 3      # a song whose spectrogram was damaged

@@ -471,7 +471,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             lib.load_model()   # a repair embeds with the active model: refused while it is damaged
         if problem:
             _rescan_after_rebuild(lib, args)
-        found, after = lib.check(repair=args.repair, progress=not args.quiet, jobs=args.jobs)
+        try:
+            found, after = lib.check(repair=args.repair, progress=not args.quiet, jobs=args.jobs)
+        except KeyboardInterrupt:
+            if args.repair:
+                print("what was repaired is kept: `reform check --repair` goes on", file=sys.stderr)
+            raise
         index = lib.index_problems()
         damaged_index = [line for line in index if "damaged" in line]
         if args.repair and index:
