@@ -199,6 +199,8 @@ def test_a_song_named_by_another_way_to_its_folder_is_the_library_song(home, cap
     assert code == 0 and os.path.join(root, song) not in [r["path"] for r in json.loads(out)]
     with Library(home) as lib:
         assert lib.resolve(tmp_path / "link" / song).row.path == os.path.join(root, song)
+        copy = shutil.copy(os.path.join(root, song), tmp_path / "copy.wav")   # the same bytes elsewhere
+        assert lib.resolve(copy).row.path == os.path.join(root, song)
 
     build_music(tmp_path / "real")
     (tmp_path / "linked").symlink_to(tmp_path / "real")

@@ -443,6 +443,11 @@ class Library:
                                  hint="see `reform errors`; choose another song")
             return rec.seed_of(row)
         if os.path.isfile(path):
+            from .library import content_hash
+
+            copy = self.home.catalogue.rows_by_hash([content_hash(path)])   # a copy of a library song
+            if copy:
+                return rec.seed_of(next(iter(copy.values())))
             return Seed(self._embed_file(path), None, shown(os.path.basename(path)))
         if not storable(text):
             raise QueryError("no such file, and these words are not UTF-8", path=text,
