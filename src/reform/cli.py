@@ -376,9 +376,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             _print_device(args.device)   # an unusable device is refused before any other message
         if not args.resume:
             check_song_count(len(lib.training_songs()), train_cfg)
-        if args.resume and main:
-            print(f"resuming {lib.run_folder(args.name, resume=True)} with its own settings")
         folder = lib.run_folder(args.name, resume=args.resume)   # named now, to say how to go on
+        if args.resume and main:
+            print(f"resuming {folder} with its own settings")
         own = args.phase == "cluster" and not args.resume and (folder / "pretrain.pt").exists()
         if own:
             if args.init != "auto":
@@ -623,6 +623,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .export import check_output
+    from .home import SHIPPED
 
     if args.json:
         check_output(args.json)
@@ -638,7 +639,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
                               device=args.device, expand=args.expand, on_method=started)
         saved = lib.save_evaluation(report) if not args.model else None
-        shipped = lib.models.active_name() == "shipped"
+        shipped = lib.models.active_name() == SHIPPED
     data = report.to_dict()
     print(f"{plural(report.songs, 'song')}, labels: {report.label_source or 'none'}"
           + (", album filter on" if args.exclude_same_album else ""))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .export import m3u_text
-from .files import remove_dead_temporaries, replacing
+from .files import remove_dead_temporaries, write_text
 from .radio import Rules, next_songs
 from .recommend import Filters, Recommender
 from .store import FileRow, one_per_recording
@@ -214,5 +214,4 @@ def _write_manifest(folder: Path, files: dict[str, list[str]]) -> None:
 
 
 def _replace(path: Path, text: str) -> None:
-    with replacing(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
+    write_text(path, text)   # a test replaces this to interrupt the writes
