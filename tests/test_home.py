@@ -80,6 +80,8 @@ def test_models_and_use(home, capsys):
     err = capsys.readouterr().err
     assert "no model named 'nothing'" in err and "hint: `reform models` lists them" in err
     assert "path of a model.pt" not in err          # which `use` takes only from this library
+    assert main(["--home", str(home), "use", ""]) == 1
+    assert "no model named ''" in capsys.readouterr().err
     assert main(["--home", str(home), "train", "--init", str(home / "models" / "short" / "checkpoint.pt"),
                  "--max-epochs", "1"]) == 1
     err = capsys.readouterr().err

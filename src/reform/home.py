@@ -42,6 +42,7 @@ SPECTROGRAMS, MODELS, CACHE, INDEX = "spectrograms", "models", "cache", "index"
 SHIPPED = "shipped"
 SHIPPED_MODEL = Path(__file__).parent / "models" / "shipped.pt"
 PHASES = ("pretrain", "cluster")
+_USE_TAKES = "`reform models` lists them; use 'shipped', or a run's name, folder or model.pt"
 _ELSEWHERE = ("`reform models` lists this library's runs; a run trained elsewhere becomes one "
               "when its folder is copied into the library's models folder")
 
@@ -412,14 +413,15 @@ class Models:
 
     def activate(self, which: str) -> str:
         """Make "shipped" or a run with a model of both phases the active model; returns its name."""
+        if not which:
+            raise ModelError("no model named ''", hint=_USE_TAKES)
         if which != SHIPPED:
             which = self._run_name(which)
             if not (self.folder / which / "model.pt").exists():
                 try:
                     self.path(which)
                 except ModelError as exc:   # the right error, with the hint of what `use` takes
-                    hint = exc.hint if exc.hint and "--resume" in exc.hint else \
-                        "`reform models` lists them; use 'shipped', or a run's name, folder or model.pt"
+                    hint = exc.hint if exc.hint and "--resume" in exc.hint else _USE_TAKES
                     raise ModelError(exc.message, path=exc.path, hint=hint) from None
                 raise ModelError(f"{which!r} is not a run of this library", hint=_ELSEWHERE)
         self.catalogue.set_meta(Keys.ACTIVE_MODEL, "" if which == SHIPPED else which)
