@@ -156,13 +156,16 @@ def test_cli_playlist_writes_m3u(home, capsys, tmp_path):
     out_file = tmp_path / "lists" / "flow.m3u8"
     out_file.parent.mkdir()
     code, out, _ = run(capsys, "--home", home, "playlist", "Chord", "--length", "3", "-o", str(out_file))
-    assert code == 0
+    assert code == 0 and "(1 seed song first)" in out
     lines = out_file.read_text().splitlines()
-    assert lines[0] == "#EXTM3U" and len(lines) == 7 and lines[1].startswith("#EXTINF:")
+    assert lines[0] == "#EXTM3U" and len(lines) == 9 and lines[1].startswith("#EXTINF:")
     assert Path(lines[2]).is_absolute()
+    with Library(home) as lib:
+        seed = lib.resolve("Chord", lib.recommender())
+    assert lines[2] == seed.row.path and seed.row.path not in lines[3:]   # the seed plays first, once
     run(capsys, "--home", home, "playlist", "Chord", "-n", "3", "-o", str(out_file), "--relative")  # -n as elsewhere
     rel = out_file.read_text().splitlines()[2]
-    assert len(out_file.read_text().splitlines()) == 7
+    assert len(out_file.read_text().splitlines()) == 9
     assert not Path(rel).is_absolute() and (out_file.parent / rel).resolve().exists()
 
 

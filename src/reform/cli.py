@@ -537,11 +537,13 @@ def _filters(args: argparse.Namespace):
                    exclude_same_album=args.exclude_same_album, max_per_artist=args.max_per_artist)
 
 
-def _show(recs, args: argparse.Namespace, heading: str) -> None:
+def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> None:
+    """Print (or give as JSON) the recommendations; with ``-o`` also write them as M3U, after
+    the songs of ``lead`` (a playlist's seeds, so that the file plays from where it flows)."""
     from .export import write_m3u
 
     if args.output:
-        skipped = write_m3u(args.output, [r.row for r in recs], relative=args.relative)
+        skipped = write_m3u(args.output, [*lead, *(r.row for r in recs)], relative=args.relative)
         for row in skipped:
             print(f"left out of {args.output}: {row.path!r} (a line break in the path cannot be "
                   "written in M3U)", file=sys.stderr)
@@ -557,7 +559,8 @@ def _show(recs, args: argparse.Namespace, heading: str) -> None:
         album = f"{row.album}, " if row.album else ""
         print(f"{i:3d}. {r.score:6.3f}  {row.label}  [{album}{minutes}:{secs:02d}]")
     if args.output:
-        print(f"wrote {args.output}")
+        first = f" ({plural(len(lead), 'seed song')} first)" if lead else ""
+        print(f"wrote {args.output}{first}")
 
 
 def _embedding_note(lib, songs: int) -> None:
@@ -592,8 +595,11 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
         else:
             recs = rec.playlist(seeds, args.length, _filters(args))
     names = ", ".join(s.label for s in seeds)
+    # a playlist's file starts with its seeds (those of the library, each once), as a radio does;
+    # similar and mix are lists of other songs
+    lead = tuple({s.row.id: s.row for s in seeds if s.row is not None}.values()) if action == "playlist" else ()
     _show(recs, args, {"similar": f"songs like {names}:", "mix": f"a mix from {names}:",
-                       "playlist": f"a playlist from {names}:"}[action])
+                       "playlist": f"a playlist from {names}:"}[action], lead)
     return 0
 
 
