@@ -204,6 +204,9 @@ METHODS: dict[str, dict] = {
                                 "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK | SOFT},
     "cas05-pool-bank": {"after": "cas05-pool-pre", "model": {"pool_time": True},
                         "train": CONTRAST | STRIPES | HALF_AUGMENT | BANK},
+    # ... with seeds 1 and 2, paired against the default pretraining's seeds 1 and 2
+    **{f"cas05-pool-seed{i}-pre": {"train": CONTRAST | STRIPES | HALF_AUGMENT | {"seed": i},
+                                   "model": {"pool_time": True}, "phase": "pretrain"} for i in (1, 2)},
     # what the shipped model knows beside what `reform train` learns on the library: the held-out
     # model with the shipped model's settings and the own-library default, side by side
     "ens-held-own": {"ensemble": ["cas05-bank", "own-cas05-banksoft"]},
