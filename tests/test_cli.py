@@ -264,6 +264,29 @@ def test_status_names_the_model_and_the_embedded_songs(trained, capsys):
     assert "active model: tiny (version " in out and "embedded:     5 of 5 songs" in out
 
 
+def test_status_flags_an_active_model_that_cannot_be_loaded(trained, tmp_path, capsys):
+    """A cut or altered model file is named by `status` (without loading torch), as `check`
+    names it: every scan and query that embeds would stop on it."""
+    import json
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    model = home / "models" / "tiny" / "model.pt"
+    whole = model.read_bytes()
+    data = bytearray(whole)
+    data[len(data) // 2] ^= 0xFF        # one byte of the weights changed: a checksum no longer matches
+    for damage, why in ((whole[:5000], "the model file is damaged"), (bytes(data), "does not match its checksum")):
+        model.write_bytes(damage)
+        assert main(["--home", str(home), "status"]) == 0
+        out = capsys.readouterr().out
+        assert why in out and "`reform use shipped`" in out
+        assert main(["--home", str(home), "status", "--json"]) == 0
+        assert why in json.loads(capsys.readouterr().out)["model"]["problem"]
+    model.write_bytes(whole)
+    assert main(["--home", str(home), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["problem"] is None
+
+
 def test_an_empty_folder_is_not_a_library(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["--home", str(tmp_path / "home"), "scan", str(tmp_path / "empty")]) == 0

@@ -65,6 +65,16 @@ def test_status_lists_counts_embeddings_and_model(client):
     assert st["model"]["evaluation"] is None
 
 
+def test_status_names_a_damaged_active_model(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    model = home / "models" / "tiny" / "model.pt"
+    model.write_bytes(model.read_bytes()[:5000])
+    m = client_for(home).get("/api/status").json()["model"]
+    assert m["name"] is None and m["error"].startswith("active model tiny: the model file is damaged")
+    assert "reform use shipped" in m["hint"]
+
+
 def test_songs_search_filter_sort_and_pages(client):
     data = client.get("/api/songs").json()
     assert data["total"] == 5 and len(data["items"]) == 5

@@ -70,14 +70,16 @@ class Library:
         return row
 
     def status(self) -> dict:
-        """Counts for ``reform status``: songs, failed, duplicates, hours, the active model and
-        how many songs have an embedding (distinct recordings)."""
-        from .card import read_card
+        """Counts for ``reform status``: songs, failed, duplicates, hours, the active model (and
+        why its file cannot be loaded, if it cannot) and how many songs have an embedding
+        (distinct recordings)."""
+        from .card import file_problem, read_card
 
         counts = self.home.catalogue.counts()
         embeddings = self.embedding_status()
+        path = self.model_path()
         try:
-            version = read_card(self.model_path())["version"]
+            version = read_card(path)["version"]
         except (ModelError, KeyError):
             version = None
         return {
@@ -87,7 +89,7 @@ class Library:
             "duplicates": counts["duplicates"],
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,
-            "model": {"name": self.models.active_name(), "version": version},
+            "model": {"name": self.models.active_name(), "version": version, "problem": file_problem(path)},
             "embeddings": {"songs": counts["unique_audio"] - embeddings["missing"],
                            "of": counts["unique_audio"], "current": embeddings["current"]},
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,20 @@ def card_path(model_path: str | os.PathLike) -> Path:
 
 def write_card(model_path: str | os.PathLike, card: dict[str, Any]) -> None:
     write_json(card_path(model_path), card)
+
+
+def file_problem(model_path: str | os.PathLike) -> str | None:
+    """Why the model file cannot be loaded, told without torch (None when it looks whole).
+
+    torch saves a model as a zip archive whose members carry CRCs: reading them through finds
+    a cut or overwritten file in milliseconds, where loading it would import torch.
+    """
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        return f"the model file is damaged ({exc})"
+    return f"the model file is damaged (its part {bad} does not match its checksum)" if bad else None
 
 
 def read_card(model_path: str | os.PathLike) -> dict[str, Any]:

@@ -255,8 +255,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"songs:        {status['songs']} ({status['hours']:.2f} h of audio)")
     print(f"failed:       {status['failed']}" + (" (see `reform errors`)" if status["failed"] else ""))
     print(f"duplicates:   {status['duplicates']}")
-    print(f"active model: {status['model']['name']}"
-          + (f" (version {status['model']['version']})" if status["model"]["version"] else ""))
+    model = status["model"]
+    print(f"active model: {model['name']}" + (f" (version {model['version']})" if model["version"] else "")
+          + (f": {model['problem']}; `reform use shipped` goes back to the shipped model" if model["problem"] else ""))
     # embeddings are kept per recording: with duplicates, fewer than the songs above
     unit = "distinct recording" if status["duplicates"] else "song"
     if emb["songs"]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..api import Library
-from ..card import read_card
+from ..card import file_problem, read_card
 from ..errors import EmbedError, ModelError
 from ..search import holds, search_text, title_of
 from ..songindex import SongIndex
@@ -209,6 +209,11 @@ class LibraryState:
                 path = self.library.model_path()
             except ModelError as exc:
                 return {"name": None, "error": exc.message, "hint": exc.hint,
+                        "embedding_model": embedding_model}
+            problem = file_problem(path)
+            if problem:   # what status says: songs cannot be embedded until it is replaced
+                return {"name": None, "error": f"active model {active}: {problem}",
+                        "hint": "`reform use shipped` goes back to the shipped model, or train the run again",
                         "embedding_model": embedding_model}
             embeddings = self.library.embedding_status()
         try:
