@@ -386,14 +386,19 @@ class Library:
 
     def embedding_status(self, count_missing: bool = True) -> dict:
         """Which embeddings are stored and whether they come from the active model with the
-        current settings (read from the model's card: no torch, no weights loaded), and how
-        many songs lack one (0 when not ``count_missing``)."""
+        current settings (read from the model's card: no torch, no weights loaded, unless the
+        card is lost), and how many songs lack one (0 when not ``count_missing``)."""
         from .card import read_card
         from .config import EmbedConfig
 
         stored = self.home.embedding_model()
         try:
-            expected = EmbedConfig().key(read_card(self.model_path())["version"])
+            path = self.model_path()
+            try:
+                version = read_card(path)["version"]
+            except ModelError:   # its card lost between two writes: loading the model writes it again
+                version = self.load_model().version
+            expected = EmbedConfig().key(version)
         except ModelError:
             expected = None
         return {"stored": stored, "expected": expected,
