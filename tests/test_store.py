@@ -113,6 +113,27 @@ def test_a_damaged_catalogue_is_refused_and_nothing_is_deleted(tmp_path, music, 
         len(list((home / "spectrograms").rglob("*.npy"))) == len(digests)
 
 
+def test_opening_a_catalogue_again_in_one_process_keeps_the_others_from_taking_its_log(tmp_path):
+    """The web page's jobs open the catalogue in a process that has it open already. Opening it
+    must not close a descriptor of the database file: that dropped the process's SQLite locks,
+    and the next command to end took itself for the only user, checkpointed and deleted the
+    write-ahead log under the page (its writes were lost)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "catalogue.db"
+    page = Catalogue(path, create=True)
+    page.conn.execute("SELECT count(*) FROM files").fetchone()
+    job = Catalogue(path)                        # as a page job does, in the same process
+    job.close()
+    command = "from reform.store import Catalogue; c = Catalogue(__import__('sys').argv[1]); c.close()"
+    subprocess.run([sys.executable, "-c", command, str(path)], check=True)   # a command that ends
+    assert (tmp_path / "catalogue.db-wal").exists()   # still the page's: nobody else may checkpoint it away
+    page.close()
+    subprocess.run([sys.executable, "-c", command, str(path)], check=True)
+    assert not (tmp_path / "catalogue.db-wal").exists()   # once the page is gone, the last user does
+
+
 def test_another_programs_database_is_refused(tmp_path):
     conn = sqlite3.connect(tmp_path / "c.db")
     conn.execute("CREATE TABLE songs (x)")

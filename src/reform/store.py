@@ -173,7 +173,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 CATALOGUE_NAME = "catalogue.db"
 TABLES = frozenset({"meta", "files", "embeddings"})
 CHANGES_KEPT_FROM = "changes_kept_from"   # meta: the first revision the change log still holds
-SQLITE_HEADER = b"SQLite format 3\x00"
 REPAIR_HINT = ("run `reform check --repair` to rebuild it (the stored spectrograms are kept and "
                "reused), or use another --home")
 
@@ -193,6 +192,8 @@ def catalogue_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) -
     if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
         return StoreError(f"the catalogue is busy ({text})", path=path,
                           hint="another program holds it: wait, then run the command again")
+    if code == 26:      # SQLITE_NOTADB
+        return StoreError("the catalogue is damaged: it is not an SQLite database", path=path, hint=REPAIR_HINT)
     return StoreError(f"the catalogue is damaged ({text})", path=path, hint=REPAIR_HINT)
 
 
@@ -733,16 +734,22 @@ class Catalogue:
 
 
 def _unusable(path: Path) -> str | None:
-    """Why an existing catalogue file cannot be opened as one, without changing it."""
+    """Why an existing catalogue file cannot be opened as one, without changing it: SQLite
+    would take an empty file for a new database (a file that is not one, SQLite refuses
+    itself; see :func:`catalogue_error`).
+
+    The file is only stat'ed, never opened here: closing any descriptor of a database file
+    drops every POSIX lock this process holds on it through SQLite, and the web page's
+    jobs open a catalogue in a process that already has it open. A command run meanwhile
+    then took itself for the only user and checkpointed the write-ahead log away under the
+    page (its later writes were lost, or it saw a malformed database).
+    """
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_HEADER))
+        size = path.stat().st_size
     except OSError as exc:
         return f"the catalogue cannot be read ({exc.strerror})"
-    if not head:
+    if not size:
         return "the catalogue is empty (0 bytes): it was damaged, and is not taken for a new library"
-    if head != SQLITE_HEADER:
-        return "the catalogue is damaged: it is not an SQLite database"
     return None
 
 
