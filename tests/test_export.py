@@ -1,6 +1,8 @@
 """Files for other tools: M3U playlists that no file name can inject lines into, numbers that
 stay numbers in .npz, output paths checked before the work."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,15 @@ def test_output_paths(tmp_path):
 def test_playlist_title_and_own_lines():
     text, _ = m3u_text([row(1, "/m/a.flac", duration=60)], title="my\nmix", line=lambda r: "../a.flac")
     assert text == "#EXTM3U\n#PLAYLIST:my mix\n#EXTINF:60,A - t\n../a.flac\n"
+
+
+def test_a_relative_path_that_reads_as_a_comment_or_blank_is_written_from_dot(tmp_path):
+    """MPD and other players skip '#...' lines and strip leading blanks: a folder named
+    '#1 Hits' or a file named ' intro.flac' lost its song (a radio lost its own seed)."""
+    rows = [row(1, "/m/#1 Hits/a.flac"), row(2, "/m/ intro.flac"), row(3, "/m/plain.flac")]
+    text, _ = m3u_text(rows, "/m")
+    assert text.splitlines()[2::2] == ["./#1 Hits/a.flac", "./ intro.flac", "plain.flac"]
+    text, _ = m3u_text(rows[:1])
+    assert text.splitlines()[2] == "/m/#1 Hits/a.flac"                      # absolute: as it is
+    text, _ = m3u_text(rows[:2], line=lambda r: os.path.relpath(r.path, "/m"))   # `reform playlists`, no prefix
+    assert text.splitlines()[2::2] == ["./#1 Hits/a.flac", "./ intro.flac"]

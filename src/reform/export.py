@@ -115,7 +115,8 @@ def m3u_text(rows: list[FileRow], base: str | os.PathLike | None = None, *, titl
     Paths are relative to ``base`` if given, or whatever ``line`` makes of each song;
     ``title`` names the playlist (``#PLAYLIST``).  A path holding a line break cannot be
     written in M3U (it would inject lines into the playlist): such songs are left out,
-    and a comment line says how many; control characters in names become spaces.
+    and a comment line says how many; control characters in names become spaces. A relative
+    path that starts with '#' or a blank is written as ``./path``, which players read as it is.
     """
     lines, skipped = ["#EXTM3U"], []
     if title:
@@ -126,7 +127,8 @@ def m3u_text(rows: list[FileRow], base: str | os.PathLike | None = None, *, titl
             skipped.append(r)
             continue
         lines.append(f"#EXTINF:{round(r.duration or -1)},{_CONTROL.sub(' ', r.label)}")
-        lines.append(path)
+        # a relative path starting with '#' would be read as a comment, a leading blank stripped
+        lines.append(f"./{path}" if path[:1] == "#" or path[:1].isspace() else path)
     if skipped:
         lines.append(f"# {len(skipped)} song(s) left out: a line break in the file path "
                      "cannot be written in M3U")
