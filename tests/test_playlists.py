@@ -141,6 +141,34 @@ def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):
     assert "no playlist asked for" in capsys.readouterr().err
 
 
+def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, capsys):
+    """A mistyped --music-root emptied every playlist, and the playlists asked for were removed
+    as 'no longer asked for' with exit 0 (from cron, the server's playlists silently went)."""
+    out = tmp_path / "lists"
+    with Library(home) as lib:
+        root = Path(lib.music_root())
+    radio = out / "ReFORM radio - Tone Band - Chord.m3u8"
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord"]) == 0
+    before = radio.read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord",
+                 "--music-root", str(tmp_path / "Musc")]) == 1
+    assert "the music root is not a folder" in capsys.readouterr().err
+    (tmp_path / "elsewhere").mkdir()
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord",
+                 "--music-root", str(tmp_path / "elsewhere")]) == 1
+    printed, err = capsys.readouterr()
+    assert "no playlist was written" in err and "(an earlier file of it is kept)" in printed and "removed" not in printed
+    assert radio.read_text(encoding="utf-8") == before
+    # a root narrower than the library: the radio chooses its songs there, not only its seed
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--length", "5",
+                 "--music-root", str(root / "Tone Band")]) == 0
+    inside = [p for p in (root / "Tone Band").rglob("*") if p.is_file()]
+    assert len(entries(radio)) == min(5, len(inside)) > 1
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord"]) == 0
+    assert radio.read_text(encoding="utf-8") == before                 # the manifest still knew it
+
+
 def test_file_names_are_safe_and_distinct():
     taken = set()
     assert pl.file_name('AC/DC: "Live"?', taken) == "AC-DC- -Live.m3u8"

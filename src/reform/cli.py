@@ -760,7 +760,8 @@ def cmd_playlists(args: argparse.Namespace) -> int:
     from . import playlists
 
     with _library(args, read_only=True) as lib:
-        root = args.music_root or lib.music_root()
+        root = playlists.music_root(args.music_root or lib.music_root())
+        rules = _rules(args, keep=lambda row: playlists.lies_under(row, root))   # radios stay under the root
         rec = lib.recommender()
         wanted = []
         played = lib.most_played(args.most_played)
@@ -769,7 +770,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         for row in seeds:
             unique.setdefault(row.hash, row)
         for row in unique.values():
-            wanted.append(playlists.radio(rec, row, args.length, _rules(args)))
+            wanted.append(playlists.radio(rec, row, args.length, rules))
         for folder in args.mix or []:
             wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args)))
     if args.most_played and not played:
@@ -789,12 +790,16 @@ def cmd_playlists(args: argparse.Namespace) -> int:
     for name, why in report.left_alone:
         print(f"left alone {name}: {why}")
     for title in report.empty:
-        print(f"not written {title}: none of its songs lies under the music root {root}")
+        print(f"not written {title}: none of its songs lies under the music root {root}"
+              " (an earlier file of it is kept)")
     if report.outside_root:
         print(f"note: {plural(report.outside_root, 'song')} outside {root} left out of the playlists")
     if report.unwritable:
         print(f"note: {plural(report.unwritable, 'song')} left out: a line break in the path cannot "
               "be written in M3U")
+    if len(report.empty) == len(wanted):
+        raise ConfigError(f"no playlist was written: no song of them lies under the music root {root}",
+                          hint="give --music-root the folder the library's songs are in")
     return 0
 
 

@@ -103,6 +103,21 @@ def entry_prefix(folder: Path, root: Path) -> str:
     return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
+def music_root(path: str | os.PathLike) -> Path:
+    """The music root as an absolute folder; a ConfigError when there is no such folder (a
+    mistyped root would leave every song out, and every playlist empty)."""
+    root = Path(path).expanduser().absolute()
+    if not root.is_dir():
+        raise ConfigError("the music root is not a folder", path=root,
+                          hint="give --music-root the folder your music lies in")
+    return root
+
+
+def lies_under(row: FileRow, root: Path) -> bool:
+    """Whether a playlist under ``root`` can hold the song (radios choose only such songs)."""
+    return _entry(row, root, "") is not None
+
+
 def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str | os.PathLike,
                  prefix: str | None = None, suffix: str = SUFFIX) -> Report:
     """Bring ``folder`` to exactly ``playlists`` among the files ReFORM wrote there.
@@ -128,15 +143,18 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     ours = _read_manifest(folder)
     taken: set[str] = set()
     wanted: dict[str, str] = {}
+    empty: set[str] = set()     # asked for, with no song under the root: an earlier file stays
     for playlist in playlists:
+        name = file_name(playlist.title, taken, suffix)
         inside = [row for row in playlist.rows if _entry(row, root, prefix) is not None]
         report.outside_root += len(playlist.rows) - len(inside)
         if not inside:   # a server would import it as an empty playlist
             report.empty.append(playlist.title)
+            empty.add(name)
             continue
         text, skipped = m3u_text(inside, title=playlist.title, line=lambda r: _entry(r, root, prefix))
         report.unwritable += len(skipped)
-        wanted[file_name(playlist.title, taken, suffix)] = text
+        wanted[name] = text
     hashes = {name: _digest(text) for name, text in wanted.items()}
     for name in list(wanted):
         why = _not_ours(folder / name, ours.get(name))
@@ -155,6 +173,9 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     kept = {name: [hashes[name]] for name in wanted}
     for name in sorted(set(ours) - set(wanted)):
         if any(n == name for n, _ in report.left_alone):
+            continue
+        if name in empty:
+            kept[name] = ours[name]
             continue
         if _hash_of(folder / name) in ours[name]:
             (folder / name).unlink()
