@@ -112,6 +112,40 @@ def test_unreachable_mpd_is_one_error_line(trained, capsys):
     assert err.startswith("error: cannot reach MPD at 127.0.0.1:") and "hint: start MPD" in err
 
 
+def _one_client_server(answer):
+    """A loopback server that gives its first client to ``answer(connection)``; its address."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        connection, _ = server.accept()
+        with connection:
+            answer(connection)
+        server.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return Address("127.0.0.1", server.getsockname()[1])
+
+
+def test_an_mpd_that_does_not_greet_or_refuses_the_password_is_a_player_error():
+    """A player error is what the radio retries after a lost connection (a silent MPD still
+    starting up ended `reform mpd` with 'error: timed out'); a wrong password names where it is set."""
+    silent = _one_client_server(lambda c: c.recv(1) or time.sleep(2))
+    with pytest.raises(PlayerError, match="accepted the connection but did not greet") as err:
+        Client(silent, timeout=0.3)
+    assert "wait until MPD has started" in err.value.hint
+
+    def refuse(connection):
+        connection.sendall(b"OK MPD 0.23.5\n")
+        connection.recv(100)
+        connection.sendall(b"ACK [3@0] {password} incorrect password\n")
+        connection.recv(1)
+    where = _one_client_server(refuse)
+    with pytest.raises(PlayerError, match="incorrect password") as err:
+        Client(Address(where.host, where.port, password="wrong"), timeout=5)
+    assert "MPD_HOST=password@host" in err.value.hint
+
+
 def test_address_as_every_mpd_client_reads_it():
     assert address(env={}) == Address("localhost", 6600)
     assert address(env={"MPD_HOST": "secret@music.lan", "MPD_PORT": "6601"}) == \

@@ -91,14 +91,23 @@ class Client:
                                    "(or MPD_HOST/MPD_PORT)") from None
         self.timeout = timeout
         self.reader = self.sock.makefile("r", encoding="utf-8", errors="replace", newline="\n")
-        greeting = self.reader.readline()
+        try:
+            greeting = self.reader.readline()
+        except OSError as exc:   # accepted but silent: an MPD started by its socket, still loading
+            self.close()
+            raise PlayerError(f"MPD at {where} accepted the connection but did not greet ({exc})",
+                              hint="wait until MPD has started, or check --host and --port") from None
         if not greeting.startswith("OK MPD "):
             self.close()
             raise PlayerError(f"{where} does not answer like MPD ({greeting.strip()[:60]!r})",
                               hint="check --host and --port")
         self.version = greeting[7:].strip()
         if where.password:
-            self.command("password", where.password)
+            try:
+                self.command("password", where.password)
+            except PlayerError as exc:
+                self.close()
+                raise PlayerError(exc.message, hint="check the password given as MPD_HOST=password@host") from None
 
     def close(self) -> None:
         try:
