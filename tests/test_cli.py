@@ -203,6 +203,10 @@ def test_output_paths_are_checked_before_the_work(trained, tmp_path, capsys):
     assert "this is a folder, not a file" in capsys.readouterr().err
     assert main(["--home", home, "export", str(tmp_path / "x.txt")]) == 1
     assert "hint: end the file name with .npz, .csv or .parquet" in capsys.readouterr().err
+    for name in ("x.pls", "x.npz", "x"):          # -o writes M3U only: nothing else is written as it
+        assert main(["--home", home, "similar", "Chord", "-o", str(tmp_path / name)]) == 1
+        assert "hint: end the file name with .m3u8 (or .m3u)" in capsys.readouterr().err
+        assert not (tmp_path / name).exists()
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
     result = run_unprivileged(reform_cmd("--home", home, "export", str(locked / "x.csv")))

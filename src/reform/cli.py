@@ -581,10 +581,11 @@ def _embedding_note(lib, songs: int) -> None:
 
 
 def _recommend(args: argparse.Namespace, action: str) -> int:
-    from .export import check_output
+    from .export import check_output, check_playlist_name
 
     if args.output:
         check_output(args.output)
+        check_playlist_name(args.output)
     with _library(args, read_only=True) as lib:
         rec = lib.recommender(metric=args.metric, index=args.index, expand=args.expand)
         _embedding_note(lib, len(rec))

@@ -135,6 +135,15 @@ def m3u_text(rows: list[FileRow], base: str | os.PathLike | None = None, *, titl
     return "\n".join(lines) + "\n", skipped
 
 
+def check_playlist_name(out: str | os.PathLike) -> None:
+    """ConfigError unless ``out`` ends in .m3u or .m3u8: M3U text in a .pls or .npz would
+    confuse the player or tool that opens it by its extension."""
+    if Path(out).suffix.lower() not in (".m3u", ".m3u8"):
+        raise ConfigError(f"-o writes M3U playlists, not {Path(out).suffix or 'a file without an extension'}",
+                          path=out, hint="end the file name with .m3u8 (or .m3u); `reform export` writes "
+                                         ".npz, .csv and .parquet")
+
+
 def write_m3u(out: str | os.PathLike, rows: list[FileRow], relative: bool = False) -> list[FileRow]:
     """Write an extended M3U playlist (UTF-8), paths relative to its folder if asked;
     returns the songs left out (see :func:`m3u_text`)."""
