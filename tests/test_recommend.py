@@ -248,8 +248,14 @@ def test_export(home, capsys, tmp_path, ext):
     else:
         import pyarrow.parquet as pq
 
+        import pyarrow as pa
+
         table = pq.read_table(out)
         assert table.num_rows == 5 and "embedding" in table.column_names
+        assert table.schema.field("year").type == pa.int64()        # no song has a year: still numbers
+        assert table.column("year").null_count == 5 and table.schema.field("album").type == pa.string()
+        with Library(home) as lib:
+            assert table.schema.metadata[b"model"].decode() == lib.embeddings()[0]   # as the .npz says
     code, _, err = run(capsys, "--home", home, "export", str(tmp_path / "x.xlsx"))
     assert code == 1 and "unknown export format" in err
 
@@ -262,6 +268,8 @@ def test_notes_about_stale_embeddings(home, capsys, tmp_path):
         lib.scan(tmp_path / "more", jobs=1)
     code, _, err = run(capsys, "--home", home, "similar", "Chord")
     assert code == 0 and "1 song has no embedding yet and is left out" in err
+    code, out, err = run(capsys, "--home", home, "export", str(tmp_path / "all.csv"))
+    assert "wrote 5 songs" in out and "1 song has no embedding yet and is left out" in err
     with Library(home) as lib:
         lib.home.catalogue.set_meta("embedding_model", "an-older-model")
         lib.home.catalogue.put_embeddings("an-older-model", [(s.hash, np.ones(4)) for s in lib.songs()])

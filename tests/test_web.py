@@ -281,6 +281,8 @@ def test_mix_playlist_and_m3u_export(client, ids):
     assert r.status_code == 200 and r.headers["content-type"].startswith("audio/x-mpegurl")
     assert r.headers["content-disposition"] == \
         'attachment; filename="my-mix-..-x.m3u8"; filename*=UTF-8\'\'my%20mix-..-x.m3u8'
+    again = client.get("/api/export.m3u", params={"id": order, "name": "mix.M3U8"})   # its extension once
+    assert again.headers["content-disposition"] == 'attachment; filename="mix.m3u8"; filename*=UTF-8\'\'mix.m3u8'
     accents = client.get("/api/export.m3u", params={"id": order, "name": "Mes chansons préférées"})
     assert accents.headers["content-disposition"].endswith(
         "filename*=UTF-8''Mes%20chansons%20pr%C3%A9f%C3%A9r%C3%A9es.m3u8")   # the name as given, to browsers

@@ -625,6 +625,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _library(args, read_only=True) as lib:
         version, vectors = lib.embeddings()
         n = export_embeddings(args.out, lib.songs(), vectors, version)
+        _embedding_note(lib, len(vectors))   # songs without an embedding are not in the file
     print(f"wrote {plural(n, 'song')} to {args.out}")
     return 0
 

@@ -85,8 +85,12 @@ def export_embeddings(out: str | os.PathLike, rows: list[FileRow], embeddings: d
         except ImportError:
             raise ConfigError("writing .parquet needs pyarrow", hint="pip install pyarrow, "
                               "or export to .npz or .csv") from None
-        table = pa.table({"path": [r.path for r in rows], **tags,
-                          "embedding": pa.array(list(matrix), type=pa.list_(pa.float32()))})
+        # the columns' types fixed, whatever the tags hold (a year nobody tagged is not a null column)
+        types = {"track": pa.int64(), "year": pa.int64(), "duration": pa.float64()}
+        table = pa.table({"path": pa.array([r.path for r in rows], pa.string()),
+                          **{f: pa.array(tags[f], types.get(f, pa.string())) for f in TAG_FIELDS},
+                          "embedding": pa.array(list(matrix), type=pa.list_(pa.float32()))},
+                         metadata={"model": model})   # as the .npz's model: which model made them
         with replacing(out) as stream:
             pq.write_table(table, stream)
     return len(rows)

@@ -278,7 +278,9 @@ def export_m3u(request: Request, id: list[int] = Query(..., min_length=1, max_le
                name: str = Query("reform-playlist", max_length=100, description="file name")):
     snap = _state(request).snapshot()
     text, skipped = m3u_text([_song(snap, i) for i in id])
-    # the name as given (RFC 6266's filename*, which browsers read), and an ASCII one for the others
+    # the name as given (RFC 6266's filename*, which browsers read), and an ASCII one for the others;
+    # a name given with the extension gets it once
+    name = re.sub(r"\.m3u8?$", "", name, flags=re.IGNORECASE)
     given = file_name(name, set())
     ascii_name = (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "playlist") + ".m3u8"
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(given, safe='')}"
