@@ -161,13 +161,13 @@ class FakeMPD:
     the songs MPD has in its database (an add of any other is refused, as MPD does)."""
 
     def __init__(self, queue: list[str], known: set[str]):
-        self.files, self.known, self.pos = list(queue), known, 0
+        self.files, self.known, self.pos, self.first_id = list(queue), known, 0, 0
 
     def status(self) -> dict:
         return {"song": str(self.pos)}
 
     def queue(self) -> list[dict]:
-        return [{"file": f, "Id": str(i)} for i, f in enumerate(self.files)]
+        return [{"file": f, "Id": str(self.first_id + i)} for i, f in enumerate(self.files)]
 
     def add(self, uri: str) -> None:
         if uri not in self.known:
@@ -243,3 +243,30 @@ def test_a_skipped_song_is_no_play(radio_home, monkeypatch):
         radio.step(client, session)
         radio.settle(session)                            # stopped at once: the third is no play either
         assert [h for h, _ in lib.home.catalogue.most_played(5)] == [rows[names[1]].hash]
+
+
+def test_the_song_playing_across_an_mpd_restart_is_one_play(radio_home, monkeypatch):
+    """A restarted MPD numbers its queue anew: the song going on was said and counted again."""
+    from reform import mpd as mpd_module
+    from reform.mpd import Radio, Session
+    from reform.radio import MusicRoot, Rules
+
+    home, music, names = radio_home
+    now = [1000.0]
+    monkeypatch.setattr(mpd_module.time, "monotonic", lambda: now[0])
+    said = []
+    with Library(home, create=False) as lib:
+        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=0, root=MusicRoot(music), say=said.append)
+        rows = {os.path.relpath(r.path, music): r for r in lib.songs()}
+        session = Session(played=[])
+        client = FakeMPD(names[:2], known=set(names))
+        radio.step(client, session)
+        now[0] += rows[names[0]].duration * 0.3
+        client.first_id, session.reconnected = 100, True      # MPD restarted; `run` reconnected
+        radio.step(client, session)
+        now[0] += rows[names[0]].duration * 0.3                # together past the song's middle
+        client.pos = 1
+        radio.step(client, session)
+        radio.settle(session)
+        assert sum(line.startswith("playing ") for line in said) == 2 and len(session.played) == 2
+        assert lib.home.catalogue.most_played(5) == [(rows[names[0]].hash, 1)]

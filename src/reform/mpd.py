@@ -180,6 +180,8 @@ class Session:
 
     played: list[FileRow]
     last_id: str | None = None
+    last_file: str | None = None
+    reconnected: bool = False     # MPD may have restarted meanwhile and numbered its queue anew
     added: int = 0
     playing: tuple[FileRow, float] | None = None   # the library song playing, and since when (monotonic)
 
@@ -246,8 +248,12 @@ class Radio:
             return
         current = queue[pos]
         if current.get("Id") != session.last_id:
-            session.last_id = current.get("Id")
-            self._started(current["file"], queue[:pos], session)
+            # the song that played before a reconnection under a new id is the same song going on
+            going_on = session.reconnected and current["file"] == session.last_file
+            session.last_id, session.last_file = current.get("Id"), current["file"]
+            if not going_on:
+                self._started(current["file"], queue[:pos], session)
+        session.reconnected = False
         if self.root.local is None or not session.played:
             return   # nothing to start from until a song of the library plays
         missing = self.ahead - (len(queue) - pos - 1)
@@ -344,6 +350,7 @@ def run(radio: Radio, where: Address, say: Callable[[str], None] = print) -> Ses
                     raise
                 client.close()
                 client = _reconnect(where, say)
+                session.reconnected = True
     finally:
         radio.settle(session)   # the song playing at Ctrl-C counts if it played long enough
         client.close()
