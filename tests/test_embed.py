@@ -148,6 +148,8 @@ def test_no_model_no_embeddings_messages(scanned, tmp_path, monkeypatch):
             lib.embed()
         with pytest.raises(EmbedError, match="no song has an embedding"):
             lib.embeddings()
+        model = lib.status()["model"]                 # status still answers, naming no version
+        assert model["name"] == "shipped" and model["version"] is None and model["problem"] is None
 
 
 def test_scan_embeds_new_songs_in_its_workers(trained, tmp_path):

@@ -77,11 +77,13 @@ class Library:
 
         counts = self.home.catalogue.counts()
         embeddings = self.embedding_status()
-        path = self.model_path()
+        version = problem = None
         try:
+            path = self.model_path()
+            problem = file_problem(path)
             version = read_card(path)["version"]
         except (ModelError, KeyError):
-            version = None
+            pass
         return {
             "home": str(self.home.path),
             "songs": counts["songs"],
@@ -89,7 +91,7 @@ class Library:
             "duplicates": counts["duplicates"],
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,
-            "model": {"name": self.models.active_name(), "version": version, "problem": file_problem(path)},
+            "model": {"name": self.models.active_name(), "version": version, "problem": problem},
             "embeddings": {"songs": counts["unique_audio"] - embeddings["missing"],
                            "of": counts["unique_audio"], "current": embeddings["current"]},
         }
