@@ -8,7 +8,7 @@ from reform import store
 from reform.errors import QueryError
 from reform.search import InRows, find, search_text
 from reform.store import Catalogue, FileRow, SpectrogramInfo, Tags
-from reform.text import agree, norm, plural
+from reform.text import agree, norm, plural, song_label
 
 
 def row(i, path, artist=None, title=None, album=None, digest=None):
@@ -27,6 +27,14 @@ def test_a_file_name_names_its_song():
     assert find(ROWS, "HR3-Caves.OGG").id == 1          # case does not matter
     assert find(ROWS, "/somewhere/else/hr3-ocean.ogg").id == 3  # nor the folder, when the name is unique
     assert find(ROWS, "seed.flac").id == 8              # two copies of one recording: one song, its first path
+
+
+def test_a_label_is_one_line_that_cannot_drive_the_terminal():
+    """A tag's escape sequence or bell reached the terminal as it was (recolouring the screen)."""
+    assert song_label("Ctrl\x00Nul\x1b[31mRed\x1b[0m", "Bell\x07\ttwo\nlines", "/m/x.wav") == \
+        "Ctrl Nul [31mRed [0m - Bell two lines"
+    assert song_label(None, None, "/m/esc\x1b[31mred.wav") == "esc [31mred"
+    assert song_label("Ñandú", "Pájaros", "/m/x.wav") == "Ñandú - Pájaros"
 
 
 def test_words_without_accents_match_as_on_the_web_page():

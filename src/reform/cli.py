@@ -24,7 +24,7 @@ from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError)
-from .text import RENAME_HINT, agree, plural
+from .text import RENAME_HINT, agree, one_line, plural
 
 # The hint printed for an error raised without one, by the error's kind.
 HINTS = {
@@ -557,7 +557,7 @@ def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> Non
     for i, r in enumerate(recs, 1):
         row = r.row
         minutes, secs = divmod(round(row.duration or 0), 60)
-        album = f"{row.album}, " if row.album else ""
+        album = f"{one_line(row.album)}, " if row.album else ""
         print(f"{i:3d}. {r.score:6.3f}  {row.label}  [{album}{minutes}:{secs:02d}]")
     if args.output:
         first = f" ({plural(len(lead), 'seed song')} first)" if lead else ""

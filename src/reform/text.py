@@ -22,12 +22,18 @@ def song_title(title: str | None, path: str) -> str:
     return title or Path(path).stem
 
 
+def one_line(text: str | None) -> str:
+    """``text`` as one line of a listing: line breaks, tabs and every other control character
+    (a tag's ESC or BEL would recolour or retitle the terminal) become single spaces."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text or "").split())
+
+
 def song_label(artist: str | None, title: str | None, path: str) -> str:
     """How a song is named in text: ``"Artist - Title"``, or the title alone when the artist
-    tag is missing (no ``"? - "`` for the untagged files of a real library).  A tag's line
-    breaks and tabs become spaces, so that one song is one line of a listing."""
-    title = " ".join(song_title(title, path).split())
-    artist = " ".join((artist or "").split())
+    tag is missing (no ``"? - "`` for the untagged files of a real library), each on one line
+    (:func:`one_line`)."""
+    title = one_line(song_title(title, path))
+    artist = one_line(artist)
     return f"{artist} - {title}" if artist else title
 
 
