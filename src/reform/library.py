@@ -64,7 +64,8 @@ class Plan:
 
 
 def walk(roots: Iterable[str | os.PathLike]) -> Found:
-    """Find every audio file under ``roots``, following symbolic links without looping.
+    """Find every audio file under ``roots``, following symbolic links without looping, and
+    passing over trash folders and macOS's metadata files (:data:`SKIPPED_FOLDER`).
 
     A name that is not UTF-8 (Latin-1 bytes from an old disk or share) can be opened but not
     stored, shown or written into a playlist, so such a file or folder is passed over and listed.
@@ -86,6 +87,13 @@ def walk(roots: Iterable[str | os.PathLike]) -> Found:
             _walk_dir(root, root, {}, entries, found)
     found.entries = sorted(entries.values(), key=lambda e: e.path)
     return found
+
+
+# What a disk holds beside the music and no listener means: deleted files (the trash folders of
+# Linux desktops, macOS and Windows) and macOS's metadata ("._" AppleDouble files beside every
+# song on a disk a Mac wrote, which are not audio, and its index folders).
+SKIPPED_FOLDER = re.compile(r"\.Trash(-\d+)?|\.Trashes|\$RECYCLE\.BIN|\.Spotlight-V100|\.fseventsd", re.IGNORECASE)
+SKIPPED_FILE_PREFIX = "._"
 
 
 def _walk_dir(folder: str, root: str, seen: dict, entries: dict, found: Found) -> None:
@@ -117,7 +125,10 @@ def _walk_dir(folder: str, root: str, seen: dict, entries: dict, found: Found) -
             problems.append(Problem(child.path, _os_reason(exc)))
             continue
         if is_dir:
-            _walk_dir(child.path, root, seen, entries, found)
+            if not SKIPPED_FOLDER.fullmatch(child.name):
+                _walk_dir(child.path, root, seen, entries, found)
+        elif child.name.startswith(SKIPPED_FILE_PREFIX):
+            continue
         elif is_audio_path(child.name):
             _add_file(child.path, root, entries, problems)
         elif suffix := unread_format(child.name):
