@@ -291,6 +291,24 @@ def test_status_flags_an_active_model_that_cannot_be_loaded(trained, tmp_path, c
     assert json.loads(capsys.readouterr().out)["model"]["problem"] is None
 
 
+def test_progress_bars_are_drawn_on_a_terminal_only(monkeypatch):
+    """A log or a pipe (cron) got every update of a bar, separated by carriage returns."""
+    import io
+
+    from reform import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr("sys.stderr", stream)
+        with progress.Bar(True, "scanning", "song") as bar:
+            bar.start(3)
+            bar.step(3)
+        assert ("3/3" in stream.getvalue()) is drawn and ("\r" in stream.getvalue()) is drawn
+
+
 def test_an_empty_folder_is_not_a_library(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["--home", str(tmp_path / "home"), "scan", str(tmp_path / "empty")]) == 0
@@ -339,9 +357,13 @@ def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch,
 
     from reform import progress
 
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
     now = [0.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
-    bars = io.StringIO()
+    bars = Terminal()
     shown = progress.TrainProgress(stream=bars)
     ends = {"total": 1.0, "main": 1.0, "lr": 1e-3, "windows_per_s": 10.0, "plateaus": 0}
 

@@ -49,7 +49,7 @@ class TrainProgress:
             per = sum(self.epoch_times[-5:]) / len(self.epoch_times[-5:])
             eta = f", up to about {_duration(left * per)} left in this phase"
         self.bar = tqdm(total=event["windows"], unit="win", dynamic_ncols=True, leave=False,
-                        file=self.stream,
+                        file=self.stream, disable=None,   # None: only on a terminal, never in a log
                         desc=f"{event['phase']} epoch {event['epoch']} (lr {event['lr']:g}, "
                              f"plateaus {event['plateaus']}{eta})")
 
@@ -87,7 +87,8 @@ class Bar:
         if self.show and total:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True)
+            # disable=None: a bar on a terminal only; a log or a pipe (cron) gets no \r-separated updates
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True, disable=None)
         if self.on_start:
             self.on_start(total)
 
