@@ -247,6 +247,18 @@ def test_missing_folder_is_an_error(lib, tmp_path):
         lib.scan(tmp_path / "nope")
 
 
+def test_a_pipe_named_like_a_song_is_not_a_regular_file(tmp_path):
+    """A FIFO (or a link to a device) was reported as 'the file is empty'; it is never opened."""
+    music = tmp_path / "music"
+    write(music / "song.wav", tone(440, 2))
+    os.mkfifo(music / "pipe.flac")
+    with Library(tmp_path / "home") as lib:
+        summary = lib.scan(music, jobs=1)
+        assert summary.analysed == 1
+        assert [(os.path.basename(f.path), f.reason) for f in lib.failures()] == \
+            [("pipe.flac", "not a regular file (a pipe, socket or device)")]
+
+
 def test_a_name_that_is_not_utf8_is_passed_over_and_named(tmp_path):
     music = tmp_path / "music"
     write(music / "song.wav", tone(440, 2))

@@ -492,7 +492,9 @@ class Library:
         try:
             spec = spectrogram_of_file(path, self.audio, self.mel)
         except DecodeError as exc:
-            raise QueryError(f"the query file cannot be decoded: {exc.message}", path=path) from exc
+            raise QueryError(f"the query file cannot be decoded: {exc.message}", path=path,
+                             hint="check that the file plays in another player, or name a song of the "
+                                  "library by words") from exc
         return embedder.song(spec)
 
     def similar(self, query, n: int = 10, filters=None, **options):

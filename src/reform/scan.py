@@ -197,6 +197,8 @@ def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
              embedded: frozenset[str]) -> Analysed | Failed:
     if not _same_stat(entry):
         return _changed(entry)
+    if not os.path.isfile(entry.path):   # a pipe, a socket or a device named like a song
+        return Failed(entry, "not a regular file (a pipe, socket or device)")
     if entry.size == 0:
         return Failed(entry, "the file is empty")
     digest = library.content_hash(entry.path)
