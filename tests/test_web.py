@@ -63,6 +63,7 @@ def test_status_lists_counts_embeddings_and_model(client):
     assert st["embeddings"]["songs"] == 5 and st["embeddings"]["missing"] == 0
     assert st["model"]["name"] == "tiny" and st["model"]["embeddings_current"] is True
     assert st["model"]["evaluation"] is None
+    assert client.get("/api/model").json() == st["model"]     # the same answer read on its own
 
 
 def test_status_names_a_damaged_active_model(trained, tmp_path):
@@ -70,8 +71,10 @@ def test_status_names_a_damaged_active_model(trained, tmp_path):
     shutil.copytree(trained, home)
     model = home / "models" / "tiny" / "model.pt"
     model.write_bytes(model.read_bytes()[:5000])
-    m = client_for(home).get("/api/status").json()["model"]
+    client = client_for(home)
+    m = client.get("/api/status").json()["model"]
     assert m["name"] is None and m["error"].startswith("active model tiny: the model file is damaged")
+    assert client.get("/api/model").json() == m
     assert "reform use shipped" in m["hint"]
 
 

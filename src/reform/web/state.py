@@ -186,7 +186,7 @@ class LibraryState:
         snap = self.snapshot()
         with self.lock:
             counts = self.library.status()
-            model = self.model()
+            model = self.model(counts)
         distinct = {r.hash for r in snap.rows}
         embedded = len(distinct & snap.vectors.keys())
         return {**counts, "revision": snap.revision,
@@ -199,9 +199,11 @@ class LibraryState:
             rows = self.library.failures()
         return [{"id": r.id, "path": r.path, "reason": r.reason} for r in rows]
 
-    def model(self) -> dict:
+    def model(self, status: dict | None = None) -> dict:
         """The active model from its JSON card (no torch needed), with its evaluation numbers
-        when an ``evaluation.json`` lies beside it."""
+        when an ``evaluation.json`` lies beside it; ``status`` is the library's
+        (:meth:`reform.Library.status`) when the caller has just read it, so that the model
+        file's checksums and the embeddings' state are not read twice for one answer."""
         with self.lock:
             active = self.library.models.active_name()
             embedding_model = self.library.home.embedding_model()
@@ -210,12 +212,15 @@ class LibraryState:
             except ModelError as exc:
                 return {"name": None, "error": exc.message, "hint": exc.hint,
                         "embedding_model": embedding_model}
-            problem = file_problem(path)
+            problem = status["model"]["problem"] if status else file_problem(path)
             if problem:   # what status says: songs cannot be embedded until it is replaced
                 return {"name": None, "error": f"active model {active}: {problem}",
                         "hint": "`reform use shipped` goes back to the shipped model, or train the run again",
                         "embedding_model": embedding_model}
-            embeddings = self.library.embedding_status()
+            if status:
+                current = status["embeddings"]["current"]
+            else:
+                current = self.library.embedding_status(count_missing=False)["current"]
         try:
             card = read_card(path)
         except ModelError:
@@ -223,7 +228,6 @@ class LibraryState:
         evaluation = _read_json(path.parent / "evaluation.json")
         name = active
         version = card.get("version")
-        current = embeddings["current"]
         return {"name": name, "version": version, "kind": card.get("kind"),
                 "info": card.get("info") or {}, "embedding_model": embedding_model,
                 "embeddings_current": current,
