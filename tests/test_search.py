@@ -35,6 +35,8 @@ def test_a_label_is_one_line_that_cannot_drive_the_terminal():
         "Ctrl Nul [31mRed [0m - Bell two lines"
     assert song_label(None, None, "/m/esc\x1b[31mred.wav") == "esc [31mred"
     assert song_label("Ñandú", "Pájaros", "/m/x.wav") == "Ñandú - Pájaros"
+    long = song_label("Band", "x" * 21_000, "/m/x.wav")                     # a tag that filled the heading
+    assert long == "Band - " + "x" * 199 + "…"
 
 
 def test_words_without_accents_match_as_on_the_web_page():

@@ -22,10 +22,15 @@ def song_title(title: str | None, path: str) -> str:
     return title or Path(path).stem
 
 
+MAX_LABEL = 200   # characters of a tag shown: a 20,000-character title filled the heading line
+
+
 def one_line(text: str | None) -> str:
     """``text`` as one line of a listing: line breaks, tabs and every other control character
-    (a tag's ESC or BEL would recolour or retitle the terminal) become single spaces."""
-    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text or "").split())
+    (a tag's ESC or BEL would recolour or retitle the terminal) become single spaces, and a
+    tag longer than MAX_LABEL characters is cut, with an ellipsis."""
+    line = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text or "").split())
+    return line if len(line) <= MAX_LABEL else line[:MAX_LABEL - 1].rstrip() + "…"
 
 
 def song_label(artist: str | None, title: str | None, path: str) -> str:
