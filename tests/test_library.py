@@ -25,7 +25,7 @@ def test_walk_finds_audio_recursively_and_ignores_other_files(music):
 def test_trash_folders_and_macos_metadata_are_passed_over(tmp_path):
     """A deleted song in a trash folder was recommended, and each '._' file a Mac writes beside
     a song on a shared disk was a failed file."""
-    song = write(tmp_path / "Album" / "song.wav", tone(440, 1))
+    write(tmp_path / "Album" / "song.wav", tone(440, 1))
     (tmp_path / "Album" / "._song.wav").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
     for trash in (".Trash-1000/files", ".Trashes/501", "$RECYCLE.BIN/S-1-5-21", ".Trash"):
         write(tmp_path / trash / "deleted.wav", tone(220, 1))
