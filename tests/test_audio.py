@@ -1,9 +1,11 @@
 """Decoding every supported format to (channels, samples) float32 at 22050 Hz."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from conftest import noise, stereo, tone, write, write_encoded
+from conftest import chord, noise, stereo, tone, write, write_encoded
 from reform import audio as audio_module
 from reform.audio import decode, is_audio_path, stream
 from reform.config import AudioConfig
@@ -136,7 +138,7 @@ def test_length_is_limited_by_the_header_and_while_decoding(tmp_path, monkeypatc
         stream(path)
     # a header that declares no length is counted while decoding, and stopped there
     blocks = (np.zeros((2, 22050), np.float32) for _ in range(100))
-    opened = audio_module._Opened(22050, 2, "pcm", None, blocks)
+    opened = audio_module._Opened(22050, 2, "pcm", None, blocks, audio_module.Damage())
     with pytest.raises(DecodeError, match="holds more than"):
         list(audio_module._resampled(str(path), opened, AudioConfig()))
     assert len(list(blocks)) == 100 - 6                     # the rest was never decoded
@@ -147,3 +149,65 @@ def test_decoded_blocks_hold_at_most_a_fixed_number_of_samples():
         frames = audio_module._block_frames(20.0, rate, channels)
         assert frames * channels <= audio_module.MAX_BLOCK_VALUES
     assert audio_module._block_frames(20.0, 44100, 2) == 20 * 44100   # ordinary files: 20 s blocks
+
+
+# -- damaged files: decoded as a player plays them, what was passed over noted ------------------------
+def _damaged(tmp_path, name, audio, sr, damage) -> tuple[Path, Path]:
+    clean = write(tmp_path / f"clean-{name}", audio, sr)
+    data = bytearray(clean.read_bytes())
+    damaged = tmp_path / name
+    damaged.write_bytes(bytes(damage(data)))
+    return clean, damaged
+
+
+def _scribble(data: bytearray, at: float, n: int) -> bytearray:
+    start = int(len(data) * at)
+    data[start:start + n] = np.random.default_rng(7).integers(0, 256, n, dtype=np.uint8).tobytes()
+    return data
+
+
+def test_junk_after_the_last_mp3_frame_keeps_the_song(tmp_path):
+    """Players play an MP3 with bytes of junk after its last frame (a tag some tool botched)."""
+    junk = np.random.default_rng(3).integers(0, 256, 300, dtype=np.uint8).tobytes()
+    clean, damaged = _damaged(tmp_path, "junk.mp3", stereo(chord(seconds=8, sr=44100), noise(8, 44100)), 44100,
+                              lambda data: data + junk)
+    audio, info = decode(damaged)
+    reference, _ = decode(clean)
+    assert abs(audio.shape[1] - reference.shape[1]) < 2048
+    assert np.array_equal(audio[:, :100_000], reference[:, :100_000])
+    assert decode(clean)[1].damage.note() is None
+    assert "packets passed over" in info.damage.note()
+
+
+def test_a_flac_damaged_mid_file_is_decoded_on_past_the_damage(tmp_path):
+    """libsndfile loses sync at the damage; FFmpeg decodes the rest, sample-aligned with what came
+    before (FLAC is lossless: both decoders give the same samples)."""
+    sr = 44100
+    clean, damaged = _damaged(tmp_path, "hurt.flac", stereo(tone(440, 30, sr), noise(30, sr)), sr,
+                              lambda data: _scribble(data, 0.5, 500))
+    cfg = AudioConfig(sample_rate=sr)                         # no resampling: samples compare exactly
+    audio, info = decode(damaged, cfg)
+    reference, _ = decode(clean, cfg)
+    assert reference.shape[1] - sr < audio.shape[1] <= reference.shape[1]   # at most a frame or two lost
+    assert np.array_equal(audio[:, :10 * sr], reference[:, :10 * sr])      # before the damage
+    assert np.array_equal(audio[:, -10 * sr:], reference[:, -10 * sr:])    # after it, aligned again
+    assert "libsndfile lost the stream after" in info.damage.note()
+    assert "FFmpeg decoded the rest" in info.damage.note()
+
+
+def test_a_flac_cut_by_a_few_bytes_is_kept(tmp_path):
+    sr = 44100
+    clean, damaged = _damaged(tmp_path, "cut.flac", stereo(tone(440, 10, sr), noise(10, sr)), sr,
+                              lambda data: data[:-100])
+    audio, info = decode(damaged)
+    assert audio.shape[1] > 9.5 * 22050
+    assert info.damage.note().startswith("damaged: ")
+
+
+def test_a_file_mostly_damaged_is_refused(tmp_path):
+    """More than a tenth of the packets undecodable: no longer a song with a scratch."""
+    junk = np.random.default_rng(5).integers(0, 256, 400_000, dtype=np.uint8).tobytes()
+    _, damaged = _damaged(tmp_path, "wreck.mp3", stereo(chord(seconds=30, sr=44100), noise(30, 44100)), 44100,
+                          lambda data: data[: len(data) // 10] + junk)
+    with pytest.raises(DecodeError, match=r"the file is damaged: \d+ of \d+ packets could not be decoded"):
+        decode(damaged)

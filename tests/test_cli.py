@@ -39,6 +39,53 @@ def test_scan_status_errors_json(tmp_path, music, capsys):
     assert "removed 5 files that were there" in capsys.readouterr().out
 
 
+def test_a_damaged_file_is_analysed_and_listed_by_errors(tmp_path, capsys):
+    """A FLAC with a scribbled patch mid-file plays in every player: the scan keeps it, says so,
+    and `reform errors` lists what was passed over, for it and for a copy of it."""
+    from conftest import noise, stereo, tone, write
+
+    music = tmp_path / "music"
+    clean = write(tmp_path / "clean.flac", stereo(tone(440, 20), noise(20)))
+    data = bytearray(clean.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 400] = bytes(range(200)) * 2
+    (music / "hurt.flac").parent.mkdir()
+    (music / "hurt.flac").write_bytes(bytes(data))
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    out = capsys.readouterr().out
+    assert "analysed 1 song" in out and "failed 0" in out
+    assert "1 damaged file analysed without the parts that could not be decoded (see `reform errors`)" in out
+    shutil.copy(music / "hurt.flac", music / "hurt copy.flac")
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
+    assert main(["--home", home, "errors"]) == 0
+    out = capsys.readouterr().out
+    assert "no failures\n\nanalysed, without the parts that could not be decoded (2 files):" in out
+    assert f"{music / 'hurt copy.flac'}: damaged: libsndfile lost the stream after" in out
+    assert main(["--home", home, "errors", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(e["analysed"], e["reason"].startswith("damaged: ")) for e in listed] == [(True, True)] * 2
+
+
+def test_one_folder_under_two_names_is_one_set_of_songs(tmp_path, music, capsys):
+    """~/Music a link to the disk's folder: scanning both names doubled every count of `status`."""
+    link = tmp_path / "Music"
+    link.symlink_to(music)
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "-q", "scan", str(link), "--no-embed"]) == 0
+    out = capsys.readouterr().out
+    assert f"{link} is {music} under another name: scanned as {music}" in out
+    assert "nothing to do: 4 songs unchanged" in out
+    album = next(p for p in (link / "Tone Band").iterdir() if p.is_dir())
+    assert main(["--home", home, "-q", "scan", str(album), "--no-embed"]) == 0
+    assert f"scanned as {music / 'Tone Band' / album.name}" in capsys.readouterr().out
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 4
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0                   # the library's one name
+    assert "nothing to do: 4 songs unchanged" in capsys.readouterr().out
+
+
 def test_retry_failed_does_not_suggest_itself(tmp_path, capsys):
     from conftest import tone, write
 

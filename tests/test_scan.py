@@ -105,6 +105,26 @@ def test_byte_identical_duplicates_are_noted(lib, music, capsys):
     assert "songs:        5 " in out and "none of 4 distinct recordings" in out
 
 
+def test_a_retagged_song_is_not_decoded_again(lib, music):
+    """A tagger rewrites the file: its new tags are read, its audio is not decoded again, and a
+    copy under other tags (the same recording in a compilation) is the same recording."""
+    import mutagen
+
+    lib.scan(music, jobs=1)
+    song = music / "Tone Band" / "Sines" / "02 Chord.flac"
+    copy = music / "Various" / "Hits" / "07 Chord.flac"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(song, copy)
+    for path, title in ((song, "Chord, remastered title"), (copy, "Chord (compilation)")):
+        tags = mutagen.File(path)
+        tags["title"] = [title]
+        tags.save()
+    summary = lib.scan(music, jobs=1)
+    assert (summary.analysed, summary.reused, summary.retagged, summary.duplicates) == (0, 2, 1, 1)
+    titles = {Path(row.path).name: row.title for row in lib.songs()}
+    assert titles["02 Chord.flac"] == "Chord, remastered title" and titles["07 Chord.flac"] == "Chord (compilation)"
+
+
 def test_bad_inputs_are_recorded_and_the_scan_goes_on(lib, tmp_path):
     root = tmp_path / "bad"
     write(root / "good.wav", tone(440, 3))
@@ -453,7 +473,6 @@ def test_songs_waiting_for_their_batch_at_ctrl_c_are_embedded_by_the_next_scan(t
 def test_a_damaged_active_model_stops_the_scan_instead_of_failing_the_songs(trained, tmp_path, capsys):
     """The model, not the song, is what cannot be used: no song is recorded as failed (a later
     scan would skip it as a song that failed and did not change)."""
-    from conftest import build_music
     from reform.errors import ModelError
 
     home = tmp_path / "home"
@@ -461,9 +480,12 @@ def test_a_damaged_active_model_stops_the_scan_instead_of_failing_the_songs(trai
     model = home / "models" / "tiny" / "model.pt"
     model.write_bytes(model.read_bytes()[:5000])
     for jobs in (1, 2):
+        new = tmp_path / f"new{jobs}"
+        for i in range(3):                                        # songs the library has not heard
+            write(new / f"{i}.wav", tone(500 + 10 * i + jobs, 16))
         with Library(home, create=False) as lib:
             with pytest.raises(ModelError, match="not a model file") as err:
-                lib.scan(build_music(tmp_path / f"new{jobs}"), jobs=jobs, embed=True)
+                lib.scan(new, jobs=jobs, embed=True)
             assert "reform use shipped" in err.value.hint and lib.failures() == []
     assert main(["--home", str(home), "check"]) == 1
     out = capsys.readouterr().out

@@ -59,6 +59,10 @@ class Library:
         """Every file that could not be analysed, with its reason."""
         return self.home.catalogue.files(status="failed")
 
+    def damaged(self) -> list[FileRow]:
+        """Every analysed file that decoding found damaged, with what it passed over (``reason``)."""
+        return [row for row in self.songs() if row.reason]
+
     def song(self, path: str | os.PathLike) -> FileRow:
         """The catalogue row of an analysed file."""
         row = self._library_file(os.path.abspath(path))
@@ -239,7 +243,7 @@ class Library:
 
     # -- training -----------------------------------------------------------------------------
     def training_songs(self):
-        """One entry per distinct analysed audio (byte-identical copies count once)."""
+        """One entry per distinct analysed audio (copies of the same audio count once)."""
         from .dataset import Song
 
         seen: dict[str, Song] = {}
@@ -452,9 +456,9 @@ class Library:
                                  hint="see `reform errors`; choose another song")
             return rec.seed_of(row)
         if os.path.isfile(path):
-            from .library import content_hash
+            from .library import stored_hash
 
-            copy = self.home.catalogue.rows_by_hash([content_hash(path)])   # a copy of a library song
+            copy = self.home.catalogue.rows_by_hash([stored_hash(path, self.home.spectrograms)])  # a library song's copy
             if copy:
                 return rec.seed_of(next(iter(copy.values())))
             return Seed(self._embed_file(path), None, shown(os.path.basename(path)))

@@ -12,13 +12,18 @@ the header, a block never holds more than ``MAX_BLOCK_VALUES`` samples, the
 length is counted again while decoding (headers lie), and a sample that is not
 a finite number, or absurdly beyond full scale, rejects the file with its own
 reason rather than poisoning its spectrogram.
+
+A file damaged part-way is decoded as a player would play it: FFmpeg passes over a
+packet it cannot decode, and where libsndfile gives up mid-file FFmpeg decodes the
+rest.  What was passed over is noted (``AudioInfo.damage``), and the file is only
+refused when too much is missing (more than a tenth of its packets, or of its length).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +53,29 @@ MAX_BLOCK_VALUES = 1 << 22              # samples (all channels) per decoded blo
 MAX_SAMPLE = 1000.0                     # 60 dB above full scale: larger values are not audio
 
 
+MAX_BAD_SHARE = 0.1                     # of a file's packets that may be passed over as undecodable
+
+
+@dataclass
+class Damage:
+    """What decoding had to pass over in a damaged file, filled in as its blocks are read."""
+
+    bad_packets: int = 0          # packets FFmpeg could not decode, passed over
+    packets: int = 0              # packets FFmpeg was given
+    resumed_at: float | None = None   # seconds at which libsndfile gave up and FFmpeg went on
+    cause: str = ""               # libsndfile's complaint there
+
+    def note(self) -> str | None:
+        """One line for `reform errors`, or None for a file that decoded cleanly."""
+        parts = []
+        if self.resumed_at is not None:
+            parts.append(f"libsndfile lost the stream after {self.resumed_at:.1f} s ({self.cause}); "
+                         "FFmpeg decoded the rest")
+        if self.bad_packets:
+            parts.append(f"{self.bad_packets} of {self.packets} packets passed over (they could not be decoded)")
+        return "damaged: " + "; ".join(parts) if parts else None
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the source file holds, before resampling."""
@@ -56,6 +84,7 @@ class AudioInfo:
     channels: int
     duration: float   # seconds, as counted while decoding
     codec: str
+    damage: Damage = field(default_factory=Damage, compare=False)   # complete once decoded
 
 
 def is_audio_path(path: str | os.PathLike) -> bool:
@@ -78,6 +107,7 @@ class _Opened:
     codec: str
     declared_frames: int | None   # length the container announces, used to spot truncation
     blocks: Iterator[np.ndarray]  # (channels, n) float32 at the source rate
+    damage: Damage                # what the blocks pass over, as they are read
 
 
 class _Resampler:
@@ -100,7 +130,7 @@ class _Resampler:
         return np.stack(rows)
 
 
-def _soundfile_blocks(path: str, block_seconds: float) -> _Opened:
+def _soundfile_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
     import soundfile as sf
 
     f = sf.SoundFile(path)
@@ -109,18 +139,45 @@ def _soundfile_blocks(path: str, block_seconds: float) -> _Opened:
         raise DecodeError("the file has no audio channels", path=path)
 
     def blocks() -> Iterator[np.ndarray]:
+        done = 0
         with f:
             size = _block_frames(block_seconds, f.samplerate, f.channels)
             while True:
-                data = f.read(size, dtype="float32", always_2d=True)  # (n, C)
+                try:
+                    data = f.read(size, dtype="float32", always_2d=True)  # (n, C)
+                except Exception as exc:  # lost sync in a damaged FLAC: FFmpeg may read on
+                    yield from _resumed(path, block_seconds, f.samplerate, f.channels, done, exc, damage)
+                    return
                 if len(data) == 0:
                     return
+                done += len(data)
                 yield np.ascontiguousarray(data.T)
 
-    return _Opened(f.samplerate, f.channels, f"{f.format}/{f.subtype}".lower(), f.frames, blocks())
+    return _Opened(f.samplerate, f.channels, f"{f.format}/{f.subtype}".lower(), f.frames, blocks(), damage)
 
 
-def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
+def _resumed(path: str, block_seconds: float, rate: int, channels: int, done: int, cause: Exception,
+             damage: Damage) -> Iterator[np.ndarray]:
+    """The rest of a file libsndfile gave up on after ``done`` frames, decoded by FFmpeg: from the
+    start, its first ``done`` frames dropped (the formats libsndfile reads first are PCM and
+    lossless, so both decoders give the same samples).  ``cause`` is raised if FFmpeg cannot."""
+    try:
+        other = _pyav_blocks(path, block_seconds, damage)
+    except Exception:
+        raise cause from None
+    if (other.rate, other.channels) != (rate, channels):
+        _close(other)
+        raise cause
+    damage.resumed_at, damage.cause = done / rate, _reason(cause)
+    for block in other.blocks:
+        if done >= block.shape[1]:
+            done -= block.shape[1]
+            continue
+        yield np.ascontiguousarray(block[:, done:]) if done else block
+        done = 0
+
+
+def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
     import av
 
     # Tags are read by mutagen; a tag that is not UTF-8 (Latin-1 in old Vorbis files) must
@@ -159,20 +216,36 @@ def _pyav_blocks(path: str, block_seconds: float) -> _Opened:
         # quarter of the decoding time: frames gather in libav's FIFO and leave it as blocks.
         fifo = av.AudioFifo()
         target = _block_frames(block_seconds, rate, channels)
+        changed = 0
         with container:
-            for frame in container.decode(stream):
-                for out in planar(frame):
-                    out.pts = None  # the FIFO would otherwise insist on gapless timestamps
+            for packet in container.demux(stream):
+                damage.packets += 1
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:  # a damaged packet: players pass over it too
+                    damage.bad_packets += 1
+                    continue
+                for frame in frames:
                     try:
-                        fifo.write(out)
-                    except ValueError:  # another layout, format or rate than the first frame
-                        raise DecodeError("the channel layout changes inside the file", path=path) from None
+                        if frame.sample_rate != rate or frame.layout.nb_channels != channels:
+                            raise ValueError
+                        for out in planar(frame):
+                            out.pts = None  # the FIFO would otherwise insist on gapless timestamps
+                            fifo.write(out)
+                    except ValueError:  # junk parsed as a frame of another kind, or a real change
+                        changed += 1
+                        damage.bad_packets += 1
                 if fifo.samples >= target:
                     yield _fifo_block(fifo, channels, path)
             if fifo.samples:
                 yield _fifo_block(fifo, channels, path)
+        if damage.bad_packets > MAX_BAD_SHARE * damage.packets:
+            if changed * 2 > damage.bad_packets:
+                raise DecodeError("the channel layout or sample rate changes inside the file", path=path)
+            raise DecodeError(f"the file is damaged: {damage.bad_packets} of {damage.packets} packets "
+                              "could not be decoded", path=path)
 
-    return _Opened(rate, channels, codec, declared, blocks())
+    return _Opened(rate, channels, codec, declared, blocks(), damage)
 
 
 def _block_frames(block_seconds: float, rate: int, channels: int) -> int:
@@ -196,7 +269,7 @@ def _open(path: str, block_seconds: float) -> _Opened:
     first_error: Exception | None = None
     for backend in backends:
         try:
-            return backend(path, block_seconds)
+            return backend(path, block_seconds, Damage())
         except PermissionError:
             raise DecodeError("permission denied: the file cannot be read", path=path) from None
         except Exception as exc:  # each backend raises its own types for unreadable data
@@ -270,7 +343,8 @@ def stream(path: str | os.PathLike, cfg: AudioConfig = AudioConfig(),
         container declares (0 if unknown): count the blocks for the exact value.
     blocks : iterator of ndarray, shape (channels, n), float32
         Consecutive blocks resampled to ``cfg.sample_rate``, channels in file order.
-        Raises DecodeError part-way if the stream is corrupt or shorter than declared.
+        Raises DecodeError part-way if too much of the stream is damaged or missing; what
+        was passed over is in ``info.damage`` once the last block is read.
     """
     path = os.fspath(path)
     if os.path.exists(path) and not os.access(path, os.R_OK):
@@ -288,7 +362,7 @@ def stream(path: str | os.PathLike, cfg: AudioConfig = AudioConfig(),
         raise DecodeError(problem, path=path)
     declared = (opened.declared_frames or 0) / opened.rate
     info = AudioInfo(sample_rate=opened.rate, channels=opened.channels, duration=declared,
-                     codec=opened.codec)
+                     codec=opened.codec, damage=opened.damage)
     return info, _resampled(path, opened, cfg)
 
 
@@ -370,4 +444,4 @@ def decode(path: str | os.PathLike, cfg: AudioConfig = AudioConfig()) -> tuple[n
     parts = list(blocks)
     audio = np.concatenate(parts, axis=1) if parts else np.zeros((info.channels, 0), np.float32)
     duration = audio.shape[1] / cfg.sample_rate
-    return audio, AudioInfo(info.sample_rate, info.channels, duration, info.codec)
+    return audio, AudioInfo(info.sample_rate, info.channels, duration, info.codec, info.damage)

@@ -36,7 +36,7 @@ class Problem:
     what: str
     reason: str
     hash: str
-    paths: tuple[str, ...]  # the files holding this audio (byte-identical copies share it)
+    paths: tuple[str, ...]  # the files holding this audio (copies of the same audio share it)
 
     def line(self) -> str:
         more = f" (and {len(self.paths) - 1} identical copies)" if len(self.paths) > 1 else ""

@@ -145,11 +145,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise LibraryError("no such file or folder", path=path)
     if not args.paths and not _catalogue_path(args).exists():
         raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
-    with _library(args, create=True, reanalyse=args.reanalyse) as lib:
+    def say_device(todo: int) -> None:   # once the scan holds the library, and only if there is work
+        if not todo or args.no_embed:
+            return
         if args.ray is None:
-            _print_device(args.device, embed=not args.no_embed)
-        elif not args.no_embed:
+            _print_device(args.device)
+        else:
             print("device: cpu, in each Ray worker", flush=True)
+
+    with _library(args, create=True, reanalyse=args.reanalyse) as lib:
         try:   # named now: a `reform use` while the scan runs does not change the model it embeds with
             model = lib.models.name_of(lib.model_path())
         except ModelError:
@@ -157,19 +161,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
         summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
                            embed=not args.no_embed, retry_failed=args.retry_failed,
                            forget_missing=args.forget_missing, device=args.device,
-                           ray=False if args.ray is None else args.ray or True)
+                           ray=False if args.ray is None else args.ray or True, on_start=say_device)
         status = _print_scan_summary(summary, lib, args.paths, args.retry_failed)
         if status is not None and not args.no_embed:
             _print_scan_embedding(summary, lib, status, model)
     return 130 if summary.interrupted else 0
 
 
-def _print_device(name: str, embed: bool = True) -> None:
-    """Say where the model runs (a scan that does not embed runs no model)."""
+def _print_device(name: str) -> None:
+    """Say where the model runs."""
     from .device import describe, on_gpu, resolve
 
-    if embed:
-        print(f"device: {describe(resolve(name)) if on_gpu(name) else 'cpu'}", flush=True)
+    print(f"device: {describe(resolve(name)) if on_gpu(name) else 'cpu'}", flush=True)
 
 
 # the smallest library on which training there measured better than the shipped model (README,
@@ -199,6 +202,8 @@ def _print_scan_embedding(summary, lib, status: dict, model: str) -> None:
 def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool = False) -> dict | None:
     """Print what the scan did and what the library holds now; returns the library's status
     (None after an interrupted scan, which prints only how to go on)."""
+    for given, known in summary.respelled.items():
+        print(f"{given} is {known} under another name: scanned as {known}")
     if summary.interrupted:
         print(f"interrupted: {plural(summary.analysed, 'song')} analysed and saved; "
               "run `reform scan` again to continue")
@@ -218,7 +223,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
             if summary.analysed else ""
         print(f"analysed {plural(summary.analysed, 'song')}, {_hours(summary.audio_seconds)} of audio, "
               f"in {summary.wall_seconds:.1f} s{rate}")
-        print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}), "
+        print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
+              f"new tags {summary.retagged}), "
               f"removed {summary.removed}, failed {summary.failed}")
     if summary.failed_before and retried:   # only paths that cannot be listed are left
         print(f"{plural(summary.failed_before, 'path')} still cannot be listed (see `reform errors`)")
@@ -229,7 +235,11 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         print(f"{folder} holds no audio now (a disk not mounted?): its {plural(songs, 'song')} "
               f"{agree(songs, 'is', 'are')} kept; `reform scan --forget-missing` removes them")
     if summary.duplicates:
-        print(f"{plural(summary.duplicates, 'byte-identical duplicate file')} (shown once in recommendations)")
+        print(f"{plural(summary.duplicates, 'duplicate file')} (the same audio as another, whatever the tags: "
+              "shown once in recommendations)")
+    if summary.damaged:
+        print(f"{plural(summary.damaged, 'damaged file')} analysed without the parts that could not be "
+              "decoded (see `reform errors`)")
     if summary.unread:
         print(f"skipped {plural(sum(summary.unread.values()), 'file')} in formats ReFORM does not read: "
               f"{summary.unread_kinds()}")
@@ -273,14 +283,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_errors(args: argparse.Namespace) -> int:
     with _library(args, read_only=True) as lib:
-        failures = lib.failures()
+        failures, damaged = lib.failures(), lib.damaged()
     if args.json:
-        _print_json([{"path": f.path, "reason": f.reason} for f in failures])
+        _print_json([{"path": f.path, "reason": f.reason, "analysed": f.status == "ok"}
+                     for f in failures + damaged])
         return 0
     if not failures:
         print("no failures")
     for f in failures:
         print(f"{f.path}: {f.reason}")
+    if damaged:
+        print(f"\nanalysed, without the parts that could not be decoded ({plural(len(damaged), 'file')}):")
+        for f in damaged:
+            print(f"{f.path}: {f.reason}")
     return 0
 
 
@@ -1062,7 +1077,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status", "what the library holds", cmd_status)
     p.add_argument("--json", action="store_true", help="as JSON")
 
-    p = command("errors", "every file that could not be analysed, with the reason", cmd_errors)
+    p = command("errors", "every file that could not be analysed, with the reason, and every damaged file "
+                "analysed without its undecodable parts", cmd_errors)
     p.add_argument("--json", action="store_true", help="as JSON")
     return parser
 

@@ -2,7 +2,7 @@
 
 Only stat information is used here: a file whose size and modification time
 match its catalogue row is unchanged and costs nothing.  Content hashes, which
-recognise moved files and byte-identical copies, are computed later by the
+recognise moved files and copies of the same audio, are computed later by the
 scan workers, in parallel.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import re
 from collections import Counter
@@ -18,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import is_audio_path, unread_format
-from .store import FileRow, Tags
+from .payload import audio_spans
+from .store import FileRow, SpectrogramStore, Tags
 from .text import storable
 
 _HASH_BLOCK = 1 << 20
+_IN_MEMORY = 64 << 20   # files up to this size are hashed from memory: nearly every song
 _TRACK_PREFIX = re.compile(r"^\s*(\d{1,3})(?:\s*[-._)]\s*|\s+)(.+)$")
 
 
@@ -187,6 +190,23 @@ def root_of(path: str, roots: Iterable[str]) -> str | None:
     return next((r for r in roots if path.startswith(os.path.join(r, ""))), None)
 
 
+def known_spelling(path: str, known: Iterable[str]) -> str:
+    """``path`` (absolute) written under the known music folder that holds it by another name: a
+    link to that folder, or the folder such a link points to.  One folder scanned under two names
+    would otherwise be two sets of songs in the catalogue."""
+    known = list(known)
+    if path in known or root_of(path, known) is not None:
+        return path
+    real = os.path.realpath(path)
+    for root in known:
+        real_root = os.path.realpath(root)
+        if real == real_root:
+            return root
+        if real.startswith(os.path.join(real_root, "")):
+            return os.path.join(root, os.path.relpath(real, real_root))
+    return path
+
+
 def vanished(removed: list[FileRow], entries: list[Entry], roots: Iterable[str]) -> dict[str, int]:
     """The scanned folders in which no audio is left although songs were there, each with how
     many: an unmounted disk or share leaves an empty folder (or none) behind."""
@@ -201,14 +221,42 @@ def vanished(removed: list[FileRow], entries: list[Entry], roots: Iterable[str])
 
 
 def content_hash(path: str) -> str:
-    """SHA-256 of the file's bytes, first 160 bits in hex: equal hashes mean byte-identical files.
+    """SHA-256 of the file's audio, first 160 bits in hex: its bytes less the tags a tagger
+    rewrites (:mod:`reform.payload`), so equal hashes mean the same audio, byte for byte,
+    whatever the tags.  A file whose layout is not recognised is hashed whole.
 
     SHA-256 rather than BLAKE2b because CPUs with SHA extensions run it twice as fast.
     """
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(_HASH_BLOCK):
+        size = os.fstat(f.fileno()).st_size
+        # one read, then no seek costs a system call (an Ogg file has thousands of pages)
+        data = io.BytesIO(f.read()) if size <= _IN_MEMORY else f
+        found = audio_spans(data, size, os.path.splitext(path)[1].lower())
+        if found is None:
+            return _sha256(data, [(0, size)])
+        kind, spans = found
+        return _sha256(data, spans, f"audio of {kind}:".encode())   # never equal to a whole file's hash
+
+
+def stored_hash(path: str, store: SpectrogramStore) -> str:
+    """The hash this file's audio is, or will be, stored under in ``store``: :func:`content_hash`;
+    in a store made before tags were left out of the hash, the whole file's hash where that is
+    the one stored (the library's moved files and new copies are then still recognised)."""
+    digest = content_hash(path)
+    if not store.whole_file_hashes or store.exists(digest):
+        return digest
+    with open(path, "rb") as f:
+        whole = _sha256(f, [(0, os.fstat(f.fileno()).st_size)])
+    return whole if store.exists(whole) else digest
+
+
+def _sha256(f, spans: list[tuple[int, int]], prefix: bytes = b"") -> str:
+    h = hashlib.sha256(prefix)
+    for start, end in spans:
+        f.seek(start)
+        while start < end and (block := f.read(min(_HASH_BLOCK, end - start))):
             h.update(block)
+            start += len(block)
     return h.hexdigest()[:40]
 
 

@@ -84,13 +84,13 @@ class Bar:
         self.bar = None
 
     def start(self, total: int) -> None:
+        if self.on_start:   # first: what the caller prints comes before the bar
+            self.on_start(total)
         if self.show and total:
             from tqdm import tqdm
 
             # disable=None: a bar on a terminal only; a log or a pipe (cron) gets no \r-separated updates
             self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True, disable=None)
-        if self.on_start:
-            self.on_start(total)
 
     def step(self, n: int) -> None:
         if self.bar is not None:

@@ -1,7 +1,7 @@
 """Recommendations by similarity in the embedding space: similar songs, mixes, flowing playlists.
 
 Every distinct recording (content hash) appears once, represented by its
-first path, so byte-identical copies are never recommended twice and a seed's
+first path, so copies of the same audio are never recommended twice and a seed's
 copies are never recommended for it.
 
 With the cosine, a query is first expanded (alpha-QE, as image retrieval does it):
@@ -70,7 +70,7 @@ class Recommender:
         (:class:`reform.songindex.SongIndex`; a library's stored one comes from
         :func:`reform.songindex.load`)
     rows_of : the analysed row of each of some content hashes (the first path of
-        byte-identical copies); hashes that no analysed file has are left out
+        copies of the same audio); hashes that no analysed file has are left out
     """
 
     def __init__(self, songs: SongIndex, rows_of: Callable[[list[str]], dict[str, FileRow]],

@@ -89,16 +89,19 @@ class Failed:
 class ScanSummary:
     found: int = 0               # audio files found under the scanned folders
     analysed: int = 0            # decoded and turned into spectrograms
-    reused: int = 0              # known audio under a new path (moved or copied): no audio work
+    reused: int = 0              # known audio under a new path (moved or copied) or new tags: no audio work
+    retagged: int = 0            # of those, files whose tags alone changed
     moved: int = 0
     unchanged: int = 0
     failed: int = 0              # failures found by this scan (new or changed files)
     failed_before: int = 0       # unchanged files that failed earlier and were skipped
+    damaged: int = 0             # analysed with damaged parts passed over (the catalogue notes what)
     removed: int = 0
-    duplicates: int = 0          # byte-identical copies in the library after the scan
+    duplicates: int = 0          # copies of the same audio in the library after the scan
     unread: dict[str, int] = field(default_factory=dict)   # music in formats not read: extension -> files
     unnamed: list[str] = field(default_factory=list)  # passed over: names not UTF-8 (bytes written out)
     vanished: dict[str, int] = field(default_factory=dict)  # folder with no audio now -> its songs, kept
+    respelled: dict[str, str] = field(default_factory=dict)  # path asked for -> its name in the library
     audio_seconds: float = 0.0   # audio decoded by this scan
     embedded: int = 0            # songs embedded by this scan
     embedding_model: str | None = None
@@ -201,7 +204,7 @@ def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
         return Failed(entry, "not a regular file (a pipe, socket or device)")
     if entry.size == 0:
         return Failed(entry, "the file is empty")
-    digest = library.content_hash(entry.path)
+    digest = library.stored_hash(entry.path, store)
     tags = library.read_tags(entry.path, entry.root)
     stored = _stored(store, digest)
     if stored is not None:
@@ -261,7 +264,8 @@ def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
 
     spec = clip_top_db(np.concatenate(parts, axis=1), mel_cfg.top_db)
     info = SpectrogramInfo(hash=digest, channels=spec.shape[0], frames=spec.shape[1],
-                           duration=duration, sample_rate=source.sample_rate, codec=source.codec)
+                           duration=duration, sample_rate=source.sample_rate, codec=source.codec,
+                           damage=source.damage.note())
     return spec, info
 
 
@@ -404,7 +408,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         roots = home.roots()
         if not roots:
             raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
-    roots = [os.path.abspath(r) for r in roots]
+    given = [os.path.abspath(r) for r in roots]
+    roots = [library.known_spelling(r, home.roots()) for r in given]
+    respelled = {g: r for g, r in zip(given, roots) if g != r}
     for root in roots:
         if not storable(root):
             raise LibraryError("this name is not UTF-8, so ReFORM cannot keep it in its catalogue",
@@ -428,7 +434,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         todo.todo += [e for e in todo.unchanged if e.path in redo]
         todo.unchanged = [e for e in todo.unchanged if e.path not in redo]
     summary = ScanSummary(found=len(found.entries), unread=dict(found.unread),
-                          unnamed=[shown(p) for p in found.unnamed], vanished=vanished,
+                          unnamed=[shown(p) for p in found.unnamed], vanished=vanished, respelled=respelled,
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
@@ -460,11 +466,11 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         for result in pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg, jobs,
                            None if here else embedding, embedded):
             for ready in here.add(result) if here else [result]:
-                _record(home, ready, movable, moved, summary)
+                _record(home, ready, movable, moved, summary, known)
                 if progress:
                     progress(1)
         for ready in here.flush() if here else []:
-            _record(home, ready, movable, moved, summary)
+            _record(home, ready, movable, moved, summary, known)
             if progress:
                 progress(1)
     except KeyboardInterrupt:
@@ -531,7 +537,9 @@ class _EmbedHere:
 
 
 def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileRow]],
-            moved: set[str], summary: ScanSummary) -> None:
+            moved: set[str], summary: ScanSummary, known: dict[str, FileRow]) -> None:
+    """Write one file's result into the catalogue and count it; ``known`` holds the rows the
+    catalogue had before the scan, by path."""
     catalogue = home.catalogue
     entry = result.entry
     with catalogue.transaction():
@@ -557,6 +565,9 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
             summary.embedded += 1
     if result.reused:
         summary.reused += 1
+        before = known.get(entry.path)
+        summary.retagged += before is not None and before.hash == result.info.hash
     else:
         summary.analysed += 1
         summary.audio_seconds += result.info.duration
+        summary.damaged += result.info.damage is not None

@@ -6,7 +6,7 @@ home (whose layout :mod:`reform.home` owns).
     spectrograms/<feature-version>/ab/<hash>.json   what the source file held
 
 Spectrograms are keyed by the content hash of the file, so a moved file or a
-byte-identical copy needs no new analysis, and stored time-major so that a
+copy of the same audio needs no new analysis, and stored time-major so that a
 640-frame window of one channel is a single contiguous read (160 KB) of a
 memory-mapped file.  A spectrogram is complete exactly when its ``.npy``
 exists: it is written under a temporary name and renamed, after its sidecar.
@@ -217,6 +217,7 @@ class SpectrogramInfo:
     duration: float      # seconds of decoded audio
     sample_rate: int     # of the source file
     codec: str
+    damage: str | None = None   # what decoding passed over in a damaged file (audio.Damage.note)
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ ROW_FIELDS = [f.name for f in fields(FileRow)]
 
 def one_per_recording(rows: Iterable[FileRow]) -> dict[str, FileRow]:
     """One row of every recording, keyed by its content hash (by its path when it has none):
-    byte-identical copies are one song everywhere, shown under their first path (by name)
+    copies of the same audio are one song everywhere, shown under their first path (by name)
     whose file is there.  A moved folder whose old place a scan keeps (an unmounted disk looks
     the same) leaves copies that are gone; only copies are looked for on disk."""
     copies: dict[str, list[FileRow]] = {}
@@ -270,6 +271,11 @@ def one_per_recording(rows: Iterable[FileRow]) -> dict[str, FileRow]:
             for key, group in copies.items()}
 
 
+# In a store's folder: every spectrogram in it is stored under the hash of its audio alone
+# (reform.library.content_hash).  A store made before the tags were left out of the hash lacks it.
+AUDIO_HASHES = "audio-hashes"
+
+
 class SpectrogramStore:
     """Spectrogram files of one feature version; safe to use from worker processes."""
 
@@ -277,6 +283,8 @@ class SpectrogramStore:
         self.feature_version = feature_version
         self.base = Path(root)
         self.root = self.base / feature_version
+        # spectrograms may be stored under their whole file's hash (tags included)
+        self.whole_file_hashes = self.root.is_dir() and not (self.root / AUDIO_HASHES).exists()
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}.npy"
@@ -304,6 +312,9 @@ class SpectrogramStore:
             raise FeatureError("the spectrogram holds values that are not finite numbers")
         target = self.path(info.hash)
         try:
+            if not self.root.is_dir():   # a new store: only hashes of audio will ever be in it
+                self.root.mkdir(parents=True, exist_ok=True)
+                (self.root / AUDIO_HASHES).touch()
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise write_error(exc, target.parent) from exc
@@ -556,7 +567,7 @@ class Catalogue:
     def put_ok(self, path: str, size: int, mtime_ns: int, info: SpectrogramInfo, tags: Tags,
                feature_version: str) -> None:
         values = dict(path=path, size=size, mtime_ns=mtime_ns, hash=info.hash, status="ok",
-                      reason=None, duration=info.duration, sample_rate=info.sample_rate,
+                      reason=info.damage, duration=info.duration, sample_rate=info.sample_rate,
                       channels=info.channels, frames=info.frames, codec=info.codec,
                       feature_version=feature_version, **asdict(tags), updated_at=time.time(),
                       retry=0)
@@ -675,7 +686,7 @@ class Catalogue:
         return vector if vector is not None and np.isfinite(vector).all() else None
 
     def rows_by_hash(self, hashes: Iterable[str]) -> dict[str, FileRow]:
-        """The analysed row of each of ``hashes`` (of byte-identical copies, the one
+        """The analysed row of each of ``hashes`` (of copies of the same audio, the one
         :func:`one_per_recording` shows); hashes that no analysed file has are left out."""
         wanted = list(dict.fromkeys(hashes))
         rows: list[FileRow] = []

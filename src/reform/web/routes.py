@@ -62,7 +62,7 @@ class SongDetail(Song):
     sample_rate: int | None
     channels: int | None
     size: int
-    copies: list[int] = Field(description="ids of byte-identical copies of this song")
+    copies: list[int] = Field(description="ids of the other files holding this song's audio (other paths or tags)")
     playback: Literal["file", "wav"] = Field(description="how /audio sends it by default")
 
 

@@ -1,0 +1,177 @@
+"""Which bytes of an audio file are its audio, so that a change of tags changes no identity.
+
+A tagger (Picard, beets, a player's editor) rewrites a file's tags in place: its bytes change,
+its audio does not.  Hashing the whole file made every re-tagged song a new recording to decode
+again, and the same recording in two albums' tags two songs to recommend.  The spans below
+leave out what taggers write, and keep everything that describes or holds the audio:
+
+* MP3: everything between the ID3v2 tags at the start and the APEv2, Lyrics3v2 and ID3v1 tags
+  at the end;
+* FLAC: the STREAMINFO block and the frames after the last metadata block;
+* Ogg (Vorbis, Opus, FLAC in Ogg): the payload of the first page (the codec's identification)
+  and of every page from the first with a positive granule position on, past the header pages
+  that hold the comments (the page numbers and checksums, which shift when the comments grow,
+  are left out too);
+* WAV, AIFF: the format and sample chunks;
+* MP4/M4A: the ``ftyp`` box and the ``mdat`` boxes.
+
+Anything not recognised, or not laid out as expected, is hashed whole: a changed tag can then
+cost a decode, never a wrong identity.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+Span = tuple[int, int]   # [start, end) byte offsets
+
+
+def audio_spans(f: BinaryIO, size: int, suffix: str) -> tuple[str, list[Span]] | None:
+    """The format's name and the byte spans that hold its audio, or None to hash the file whole."""
+    reader = _READERS.get(suffix)
+    if reader is None:
+        return None
+    try:
+        spans = reader(f, size)
+    except (OSError, ValueError, struct.error):
+        return None
+    if not spans or any(not 0 <= a <= b <= size for a, b in spans):
+        return None
+    return reader.__name__.strip("_"), spans
+
+
+def _mp3(f: BinaryIO, size: int) -> list[Span]:
+    start = 0
+    while True:                                    # ID3v2 tags (sometimes more than one)
+        f.seek(start)
+        head = f.read(10)
+        if len(head) < 10 or head[:3] != b"ID3":
+            break
+        start += 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
+    f.seek(start)
+    if f.read(2)[:1] != b"\xff":                   # no frame where the audio should begin
+        return []
+    end = size
+    while True:                                    # tags at the end, in any order
+        if end - 128 >= start and _at(f, end - 128, 3) == b"TAG":
+            end -= 128
+        elif end - 32 >= start and _at(f, end - 32, 8) == b"APETAGEX":
+            footer = _at(f, end - 32, 32)
+            length, flags = struct.unpack("<II", footer[12:20])
+            end -= length + (32 if flags & 0x80000000 else 0)
+        elif end - 15 >= start and _at(f, end - 9, 9) == b"LYRICS200":
+            end -= 15 + int(_at(f, end - 15, 6))
+        else:
+            break
+    return [(start, end)]
+
+
+def _syncsafe(b: bytes) -> int:
+    value = 0
+    for byte in b:
+        if byte & 0x80:
+            raise ValueError("not a syncsafe integer")
+        value = (value << 7) | byte
+    return value
+
+
+def _at(f: BinaryIO, offset: int, n: int) -> bytes:
+    f.seek(offset)
+    return f.read(n)
+
+
+def _flac(f: BinaryIO, size: int) -> list[Span]:
+    if _at(f, 0, 4) != b"fLaC":
+        return []
+    pos, spans = 4, []
+    while True:
+        head = _at(f, pos, 4)
+        if len(head) < 4:
+            raise ValueError("metadata runs past the end")
+        kind, length = head[0] & 0x7F, int.from_bytes(head[1:4], "big")
+        if kind == 0:                               # STREAMINFO: rate, channels, length, MD5
+            spans.append((pos, pos + 4 + length))
+        pos += 4 + length
+        if head[0] & 0x80:                          # the last metadata block
+            break
+    if not spans or pos > size:
+        return []
+    return spans + [(pos, size)]
+
+
+def _ogg(f: BinaryIO, size: int) -> list[Span]:
+    spans, headers = [], True
+    for index, (header, payload) in enumerate(_ogg_pages(f, size)):
+        headers = headers and struct.unpack("<q", header[6:14])[0] <= 0   # 0, or -1: no packet ends here
+        if index == 0 or not headers:               # the identification (rate, channels), and the audio
+            spans.append(payload)
+    return spans
+
+
+def _ogg_pages(f: BinaryIO, size: int) -> Iterator[tuple[bytes, Span]]:
+    pos = 0
+    while pos < size:
+        header = _at(f, pos, 27)
+        if len(header) < 27 or header[:4] != b"OggS":
+            raise ValueError("not an Ogg page")
+        segments = f.read(header[26])
+        start = pos + 27 + len(segments)
+        end = start + sum(segments)
+        if len(segments) < header[26] or end > size:
+            raise ValueError("a page runs past the end")
+        yield header, (start, end)
+        pos = end
+
+
+def _chunks(f: BinaryIO, size: int, start: int, order: str) -> Iterator[tuple[bytes, int, int]]:
+    pos = start
+    while pos + 8 <= size:
+        head = _at(f, pos, 8)
+        length = int.from_bytes(head[4:8], order)
+        yield head[:4], pos, min(pos + 8 + length, size)
+        pos += 8 + length + (length & 1)
+
+
+def _wav(f: BinaryIO, size: int) -> list[Span]:
+    head = _at(f, 0, 12)
+    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return []
+    order = "little" if head[:4] == b"RIFF" else "big"
+    spans = [(pos, end) for kind, pos, end in _chunks(f, size, 12, order) if kind in (b"fmt ", b"data")]
+    return spans if len(spans) == 2 else []
+
+
+def _aiff(f: BinaryIO, size: int) -> list[Span]:
+    head = _at(f, 0, 12)
+    if head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
+        return []
+    spans = [(pos, end) for kind, pos, end in _chunks(f, size, 12, "big") if kind in (b"COMM", b"SSND")]
+    return spans if len(spans) == 2 else []
+
+
+def _mp4(f: BinaryIO, size: int) -> list[Span]:
+    spans, pos, kinds = [], 0, set()
+    while pos + 8 <= size:
+        head = _at(f, pos, 8)
+        length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        header = 8
+        if length == 1:                             # a 64-bit size follows
+            length, header = int.from_bytes(f.read(8), "big"), 16
+        elif length == 0:                           # to the end of the file
+            length = size - pos
+        if length < header:
+            raise ValueError("a box shorter than its header")
+        if kind in (b"ftyp", b"mdat"):
+            spans.append((pos + header, min(pos + length, size)))
+            kinds.add(kind)
+        pos += length
+    return spans if kinds == {b"ftyp", b"mdat"} else []
+
+
+_READERS = {
+    ".mp3": _mp3, ".flac": _flac, ".ogg": _ogg, ".oga": _ogg, ".opus": _ogg,
+    ".wav": _wav, ".wave": _wav, ".aif": _aiff, ".aiff": _aiff, ".aifc": _aiff,
+    ".m4a": _mp4, ".mp4": _mp4,
+}

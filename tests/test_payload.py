@@ -1,0 +1,102 @@
+"""The content hash covers a file's audio, not its tags: a re-tagged song keeps its identity."""
+
+import hashlib
+import shutil
+
+import mutagen
+import numpy as np
+import pytest
+
+from conftest import noise, stereo, tone, write, write_encoded
+from reform.library import content_hash, stored_hash
+from reform.store import AUDIO_HASHES, SpectrogramInfo, SpectrogramStore
+
+COVER = bytes(np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8))   # spans many Ogg pages
+
+
+def _tag(path, title: str) -> None:
+    """Tags as a tagger writes them: text, and a cover large enough to move the audio's bytes."""
+    f = mutagen.File(path)
+    if f.tags is None:
+        f.add_tags()
+    suffix = path.suffix
+    if suffix in (".mp3", ".wav", ".aiff"):
+        from mutagen.id3 import APIC, TIT2
+        f.tags.add(TIT2(encoding=3, text=title))
+        f.tags.add(APIC(encoding=3, mime="image/png", type=3, desc="", data=COVER))
+    elif suffix == ".m4a":
+        from mutagen.mp4 import MP4Cover
+        f.tags["\xa9nam"] = [title]
+        f.tags["covr"] = [MP4Cover(COVER, imageformat=MP4Cover.FORMAT_PNG)]
+    else:
+        import base64
+
+        from mutagen.flac import Picture
+        picture = Picture()
+        picture.data, picture.type, picture.mime = COVER, 3, "image/png"
+        if suffix == ".flac":
+            f.add_picture(picture)
+        else:
+            f.tags["metadata_block_picture"] = [base64.b64encode(picture.write()).decode("ascii")]
+        f.tags["title"] = [title]
+    f.save()
+
+
+def _make(path, seconds: float = 4.0, freq: float = 440.0):
+    audio = stereo(tone(freq, seconds, 44100), noise(seconds, 44100))
+    if path.suffix == ".m4a":
+        return write_encoded(path, audio, "aac", 44100)
+    if path.suffix == ".opus":
+        return write(path, audio[: int(seconds * 48000) // 2 * 2 // 2], 48000, format="OGG", subtype="OPUS")
+    return write(path, audio, 44100)
+
+
+@pytest.mark.parametrize("name", ["a.mp3", "a.flac", "a.ogg", "a.opus", "a.wav", "a.aiff", "a.m4a"])
+def test_a_retagged_file_keeps_its_hash_and_other_audio_does_not(tmp_path, name):
+    song = _make(tmp_path / name)
+    before = content_hash(str(song))
+    copy = tmp_path / f"copy{song.suffix}"
+    shutil.copy(song, copy)
+    _tag(copy, "A title a tagger wrote")
+    assert copy.read_bytes() != song.read_bytes()
+    assert content_hash(str(copy)) == before
+    _tag(copy, "Another, longer title that a second tagger wrote over the first")
+    assert content_hash(str(copy)) == before
+    other = _make(tmp_path / f"other{song.suffix}", freq=445.0)
+    assert content_hash(str(other)) != before
+
+
+def test_a_file_not_laid_out_as_its_extension_says_is_hashed_whole(tmp_path):
+    text = tmp_path / "notes.mp3"
+    text.write_text("not an mp3 at all\n" * 50)
+    assert content_hash(str(text)) == hashlib.sha256(text.read_bytes()).hexdigest()[:40]
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(write(tmp_path / "full.flac", tone(440, 2)).read_bytes()[:30])   # metadata cut short
+    assert content_hash(str(cut)) == hashlib.sha256(cut.read_bytes()).hexdigest()[:40]
+
+
+def test_a_library_scanned_before_keeps_recognising_its_files(tmp_path):
+    """Its store holds spectrograms under whole files' hashes: a moved file, or a new copy, is still
+    found under them; a store made now holds the audio's hashes alone, and says so."""
+    song = _make(tmp_path / "a.flac")
+    whole = hashlib.sha256(song.read_bytes()).hexdigest()[:40]
+    audio = content_hash(str(song))
+    assert audio != whole
+    spec = np.zeros((1, 10, 4), np.float32)
+
+    def stored(store, digest):
+        store.write(SpectrogramInfo(digest, 1, 10, 1.0, 44100, "flac"), spec)
+
+    new = SpectrogramStore(tmp_path / "new", "v1")
+    assert stored_hash(str(song), new) == audio
+    stored(new, whole)                                  # made now: a whole file's hash is never looked for
+    assert not SpectrogramStore(tmp_path / "new", "v1").whole_file_hashes
+    assert stored_hash(str(song), SpectrogramStore(tmp_path / "new", "v1")) == audio
+    old = SpectrogramStore(tmp_path / "old", "v1")
+    stored(old, whole)
+    (tmp_path / "old" / "v1" / AUDIO_HASHES).unlink()   # as an earlier version left it
+    old = SpectrogramStore(tmp_path / "old", "v1")
+    assert old.whole_file_hashes
+    assert stored_hash(str(song), old) == whole                      # stored before: kept
+    other = _make(tmp_path / "b.flac", freq=500.0)
+    assert stored_hash(str(other), old) == content_hash(str(other))  # new audio: the audio's hash
