@@ -70,6 +70,10 @@ def test_a_file_not_laid_out_as_its_extension_says_is_hashed_whole(tmp_path):
     text = tmp_path / "notes.mp3"
     text.write_text("not an mp3 at all\n" * 50)
     assert content_hash(str(text)) == hashlib.sha256(text.read_bytes()).hexdigest()[:40]
+    mp3 = _make(tmp_path / "a.mp3").read_bytes()
+    bogus = tmp_path / "bogus-ape.mp3"                      # an APE footer counting no bytes: no endless loop
+    bogus.write_bytes(mp3 + b"APETAGEX" + bytes(24))
+    assert content_hash(str(bogus)) == hashlib.sha256(bogus.read_bytes()).hexdigest()[:40]
     cut = tmp_path / "cut.flac"
     cut.write_bytes(write(tmp_path / "full.flac", tone(440, 2)).read_bytes()[:30])   # metadata cut short
     assert content_hash(str(cut)) == hashlib.sha256(cut.read_bytes()).hexdigest()[:40]
@@ -100,3 +104,20 @@ def test_a_library_scanned_before_keeps_recognising_its_files(tmp_path):
     assert stored_hash(str(song), old) == whole                      # stored before: kept
     other = _make(tmp_path / "b.flac", freq=500.0)
     assert stored_hash(str(other), old) == content_hash(str(other))  # new audio: the audio's hash
+
+
+def test_tags_at_the_end_of_an_mp3_are_left_out(tmp_path):
+    """ID3v1 and APEv2 tags after the last frame, as old taggers and players write them."""
+    from mutagen.apev2 import APEv2
+    from mutagen.id3 import ID3, TIT2
+
+    song = _make(tmp_path / "a.mp3")
+    before = content_hash(str(song))
+    ape = APEv2()
+    ape["Title"] = "Older tagger"
+    ape.save(song)
+    tags = ID3()
+    tags.add(TIT2(encoding=3, text="Old tagger"))
+    tags.save(song, v1=2)                                   # ID3v2 at the start, ID3v1 after the APE tag
+    assert song.read_bytes()[-128:-125] == b"TAG" and b"APETAGEX" in song.read_bytes()[-400:]
+    assert content_hash(str(song)) == before

@@ -51,8 +51,6 @@ MAX_CHANNELS = 16
 MAX_CHANNEL_HOURS = 8.0                 # channels x hours: 4 h of stereo, 8 h of mono
 MAX_BLOCK_VALUES = 1 << 22              # samples (all channels) per decoded block: 16 MB of float32
 MAX_SAMPLE = 1000.0                     # 60 dB above full scale: larger values are not audio
-
-
 MAX_BAD_SHARE = 0.1                     # of a file's packets that may be passed over as undecodable
 
 

@@ -59,7 +59,9 @@ def _mp3(f: BinaryIO, size: int) -> list[Span]:
             end -= 128
         elif end - 32 >= start and _at(f, end - 32, 8) == b"APETAGEX":
             footer = _at(f, end - 32, 32)
-            length, flags = struct.unpack("<II", footer[12:20])
+            (length,), (flags,) = struct.unpack("<I", footer[12:16]), struct.unpack("<I", footer[20:24])
+            if length < 32:                        # the size counts the footer itself
+                raise ValueError("an APE tag shorter than its footer")
             end -= length + (32 if flags & 0x80000000 else 0)
         elif end - 15 >= start and _at(f, end - 9, 9) == b"LYRICS200":
             end -= 15 + int(_at(f, end - 15, 6))
