@@ -84,6 +84,35 @@ def test_one_folder_under_two_names_is_one_set_of_songs(tmp_path, music, capsys)
     assert json.loads(capsys.readouterr().out)["songs"] == 4
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0                   # the library's one name
     assert "nothing to do: 4 songs unchanged" in capsys.readouterr().out
+    both = str(tmp_path / "both")                                # both names in one command
+    assert main(["--home", both, "-q", "scan", str(music), str(link), "--no-embed"]) == 0
+    assert "analysed 4 songs" in capsys.readouterr().out
+    first = str(tmp_path / "first")                              # a subfolder first, then its parent's link
+    assert main(["--home", first, "-q", "scan", str(music / "Tone Band"), "--no-embed"]) == 0
+    assert main(["--home", first, "-q", "scan", str(link), "--no-embed"]) == 0
+    assert "analysed 2 songs" in capsys.readouterr().out
+    assert main(["--home", first, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 4
+
+
+def test_a_link_to_a_folder_beside_it_is_neither_a_loop_nor_a_second_song(tmp_path, capsys):
+    """music/z -> music/a, or music/0 -> music/a: the real folder's songs, once, and no failure;
+    a link back to a folder it lies in is still a loop."""
+    from conftest import tone, write
+
+    music = tmp_path / "music"
+    write(music / "a" / "song.wav", tone(440, 2))
+    (music / "z").symlink_to(music / "a")
+    (music / "0").symlink_to(music / "a")
+    (music / "a" / "up").symlink_to(music)
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    assert "analysed 1 song," in capsys.readouterr().out
+    assert main(["--home", home, "errors", "--json"]) == 0
+    assert [(e["path"], "loop" in e["reason"]) for e in json.loads(capsys.readouterr().out)] == \
+        [(str(music / "a" / "up"), True)]
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 1
 
 
 def test_retry_failed_does_not_suggest_itself(tmp_path, capsys):

@@ -66,15 +66,27 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
 
 
-def walk(roots: Iterable[str | os.PathLike]) -> Found:
+def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = ()) -> Found:
     """Find every audio file under ``roots``, following symbolic links without looping, and
     passing over trash folders and macOS's metadata files (:data:`SKIPPED_FOLDER`).
+
+    A folder reached under two names (a link to it beside it, or two roots naming it) is walked
+    once: under the name of ``known`` (the library's music folders) when it is one of them, else
+    under its first name, real folders of a level before links.  A link back to a folder the
+    walk is inside is a loop, reported as a problem.
 
     A name that is not UTF-8 (Latin-1 bytes from an old disk or share) can be opened but not
     stored, shown or written into a playlist, so such a file or folder is passed over and listed.
     """
     found = Found([], [], Counter(), [])
     entries: dict[str, Entry] = {}
+    seen: dict[tuple[int, int], str] = {}
+    names = {}   # the library's own name of each of its folders, by identity
+    for root in known:
+        try:
+            names[_identity(root)] = root
+        except OSError:
+            pass   # a folder not mounted now
     for root in roots:
         root = os.path.abspath(root)
         if not storable(root):
@@ -87,7 +99,7 @@ def walk(roots: Iterable[str | os.PathLike]) -> Found:
             else:
                 found.problems.append(Problem(root, "not an audio file (unknown extension)"))
         else:
-            _walk_dir(root, root, {}, entries, found)
+            _walk_dir(root, root, _Walk(seen, names, entries, found), frozenset())
     found.entries = sorted(entries.values(), key=lambda e: e.path)
     return found
 
@@ -99,21 +111,42 @@ SKIPPED_FOLDER = re.compile(r"\.Trash(-\d+)?|\.Trashes|\$RECYCLE\.BIN|\.Spotligh
 SKIPPED_FILE_PREFIX = "._"
 
 
-def _walk_dir(folder: str, root: str, seen: dict, entries: dict, found: Found) -> None:
-    problems = found.problems
+@dataclass
+class _Walk:
+    """What one walk shares between its folders."""
+
+    seen: dict[tuple[int, int], str]    # folders walked, by identity
+    names: dict[tuple[int, int], str]   # the library's own names of its music folders
+    entries: dict[str, Entry]
+    found: Found
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset) -> None:
+    """Walk ``folder`` (of scanned folder ``root``); ``inside`` holds the identities of the folders
+    it lies in, so that a link back to one of them is told from a second name of another."""
+    found, problems = walk.found, walk.found.problems
     try:
-        st = os.stat(folder)
+        key = _identity(folder)
     except OSError as exc:
         problems.append(Problem(folder, _os_reason(exc)))
         return
-    key = (st.st_dev, st.st_ino)
-    if key in seen:
-        problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {seen[key]}"))
+    if key in inside:
+        problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {walk.seen[key]}"))
         return
-    seen[key] = folder
+    if key in walk.seen:
+        return   # the same folder under another name: its songs are found under the first
+    if walk.names.get(key, folder) != folder:
+        folder = root = walk.names[key]   # the library knows it by another name: keep that one
+    walk.seen[key] = folder
+    inside = inside | {key}
     try:
-        with os.scandir(folder) as it:
-            children = sorted(it, key=lambda d: d.name)
+        with os.scandir(folder) as it:   # real folders before links, so that a link is the second name
+            children = sorted(it, key=lambda d: (d.is_symlink(), d.name))
     except OSError as exc:
         problems.append(Problem(folder, _os_reason(exc)))
         return
@@ -129,11 +162,11 @@ def _walk_dir(folder: str, root: str, seen: dict, entries: dict, found: Found) -
             continue
         if is_dir:
             if not SKIPPED_FOLDER.fullmatch(child.name):
-                _walk_dir(child.path, root, seen, entries, found)
+                _walk_dir(child.path, root, walk, inside)
         elif child.name.startswith(SKIPPED_FILE_PREFIX):
             continue
         elif is_audio_path(child.name):
-            _add_file(child.path, root, entries, problems)
+            _add_file(child.path, root, walk.entries, problems)
         elif suffix := unread_format(child.name):
             found.unread[suffix] += 1
 

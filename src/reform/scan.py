@@ -409,7 +409,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not roots:
             raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
     given = [os.path.abspath(r) for r in roots]
-    roots = [library.known_spelling(r, home.roots()) for r in given]
+    roots = []
+    for r in given:   # each under the name the library, or an earlier one of them, gives its folder
+        roots.append(library.known_spelling(r, home.roots() + roots))
     respelled = {g: r for g, r in zip(given, roots) if g != r}
     for root in roots:
         if not storable(root):
@@ -422,7 +424,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
             home.add_roots(roots)
         home.record_settings()
 
-    found = library.walk([r for r in roots if os.path.exists(r)])
+    found = library.walk([r for r in roots if os.path.exists(r)], home.roots())
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(found.entries, found.problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
