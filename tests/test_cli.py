@@ -60,10 +60,12 @@ def test_a_damaged_file_is_analysed_and_listed_by_errors(tmp_path, capsys):
     assert main(["--home", home, "errors"]) == 0
     out = capsys.readouterr().out
     assert "no failures\n\nanalysed, without the parts that could not be decoded (2 files):" in out
-    assert f"{music / 'hurt copy.flac'}: damaged: libsndfile lost the stream after" in out
+    assert f"{music / 'hurt copy.flac'}: damaged: decoded by FFmpeg past where libsndfile lost the stream" in out
     assert main(["--home", home, "errors", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(e["analysed"], e["reason"].startswith("damaged: ")) for e in listed] == [(True, True)] * 2
+    assert main(["--home", home, "status"]) == 0
+    assert "damaged:      2 (analysed without the parts" in capsys.readouterr().out
 
 
 def test_one_folder_under_two_names_is_one_set_of_songs(tmp_path, music, capsys):

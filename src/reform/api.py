@@ -92,6 +92,7 @@ class Library:
             "home": str(self.home.path),
             "songs": counts["songs"],
             "failed": counts["failed"],
+            "damaged": counts["damaged"],   # analysed without the parts that could not be decoded
             "duplicates": counts["duplicates"],
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,

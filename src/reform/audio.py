@@ -31,6 +31,7 @@ import soxr
 
 from .config import AudioConfig
 from .errors import DecodeError
+from .payload import audio_spans
 
 # Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
 # PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
@@ -52,6 +53,9 @@ MAX_CHANNEL_HOURS = 8.0                 # channels x hours: 4 h of stereo, 8 h o
 MAX_BLOCK_VALUES = 1 << 22              # samples (all channels) per decoded block: 16 MB of float32
 MAX_SAMPLE = 1000.0                     # 60 dB above full scale: larger values are not audio
 MAX_BAD_SHARE = 0.1                     # of a file's packets that may be passed over as undecodable
+MAX_MISSING_SHARE = 0.1                 # of a file's declared length that may fail to decode ...
+MISSING_SLACK = 0.05                    # ... beyond these seconds (encoder delay and padding)
+MISSING_NOTED = 0.5                     # seconds missing that make a file "damaged"
 
 
 @dataclass
@@ -60,17 +64,19 @@ class Damage:
 
     bad_packets: int = 0          # packets FFmpeg could not decode, passed over
     packets: int = 0              # packets FFmpeg was given
-    resumed_at: float | None = None   # seconds at which libsndfile gave up and FFmpeg went on
-    cause: str = ""               # libsndfile's complaint there
+    resumed: str = ""             # libsndfile's complaint where it lost the stream and FFmpeg went on
+    missing: float = 0.0          # seconds of the declared length that did not decode
+    declared: float = 0.0         # seconds the file declares
 
     def note(self) -> str | None:
         """One line for `reform errors`, or None for a file that decoded cleanly."""
         parts = []
-        if self.resumed_at is not None:
-            parts.append(f"libsndfile lost the stream after {self.resumed_at:.1f} s ({self.cause}); "
-                         "FFmpeg decoded the rest")
+        if self.missing >= MISSING_NOTED:
+            parts.append(f"{self.missing:.1f} s of {self.declared:.1f} s missing")
         if self.bad_packets:
             parts.append(f"{self.bad_packets} of {self.packets} packets passed over (they could not be decoded)")
+        if self.resumed:
+            parts.append(f"decoded by FFmpeg past where libsndfile lost the stream ({self.resumed})")
         return "damaged: " + "; ".join(parts) if parts else None
 
 
@@ -166,7 +172,7 @@ def _resumed(path: str, block_seconds: float, rate: int, channels: int, done: in
     if (other.rate, other.channels) != (rate, channels):
         _close(other)
         raise cause
-    damage.resumed_at, damage.cause = done / rate, _reason(cause)
+    damage.resumed = _reason(cause)
     for block in other.blocks:
         if done >= block.shape[1]:
             done -= block.shape[1]
@@ -199,6 +205,10 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
     if not rate or not channels:
         container.close()
         raise DecodeError("the audio stream has no sample rate or no channels", path=path)
+    audio_end = None
+    if Path(path).suffix.lower() == ".mp3":
+        audio_end, frames = _mp3_layout(path)
+        declared = frames or declared
     # Convert whatever sample format the codec produces to planar float32 (most codecs
     # already decode to it, and then the conversion is skipped).
     converter = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
@@ -217,12 +227,16 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
         changed = 0
         with container:
             for packet in container.demux(stream):
-                damage.packets += 1
+                if audio_end is not None and packet.pos is not None and packet.pos >= audio_end:
+                    break   # an APE or ID3v1 tag after the last frame, which the demuxer took for audio
                 try:
                     frames = packet.decode()
-                except av.error.InvalidDataError:  # a damaged packet: players pass over it too
-                    damage.bad_packets += 1
+                except av.error.FFmpegError:  # a damaged packet: players pass over it too
+                    if any(bytes(packet)):    # (zeros after the last frame are padding, not damage)
+                        damage.packets += 1
+                        damage.bad_packets += 1
                     continue
+                damage.packets += 1
                 for frame in frames:
                     try:
                         if frame.sample_rate != rate or frame.layout.nb_channels != channels:
@@ -244,6 +258,28 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
                               "could not be decoded", path=path)
 
     return _Opened(rate, channels, codec, declared, blocks(), damage)
+
+
+def _mp3_layout(path: str) -> tuple[int | None, int | None]:
+    """Where an MP3's frames end and its trailing tags begin (reform.payload), and the samples its
+    Xing or Info header counts, where either can be told.  FFmpeg estimates the length from the
+    file's size when a large APE tag (a cover) makes it disagree with that header."""
+    with open(path, "rb") as f:
+        found = audio_spans(f, os.fstat(f.fileno()).st_size, ".mp3")
+        if not found:
+            return None, None
+        start, end = found[1][0]
+        f.seek(start)
+        head = f.read(64)
+    if len(head) < 64 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0 or (head[1] >> 1) & 3 != 1:
+        return end, None                                 # not a Layer III frame
+    mpeg1 = (head[1] >> 3) & 3 == 3
+    mono = head[3] >> 6 == 3
+    at = 4 + (17 if mono else 32) if mpeg1 else 4 + (9 if mono else 17)   # after the side information
+    if head[at:at + 4] not in (b"Xing", b"Info") or not head[at + 7] & 1:
+        return end, None
+    frames = int.from_bytes(head[at + 8:at + 12], "big")
+    return end, frames * (1152 if mpeg1 else 576)
 
 
 def _block_frames(block_seconds: float, rate: int, channels: int) -> int:
@@ -286,23 +322,44 @@ def _reason(exc: BaseException | None) -> str:
     return text[:160] or type(exc).__name__
 
 
-def _riff_truncation(path: str) -> str | None:
-    """libsndfile silently shortens a WAV whose data chunk runs past the end of the file."""
+def _riff_frames(path: str) -> int | None:
+    """The frames a WAV's data chunk declares, where the file is cut short of them (libsndfile
+    silently reads what is there, and reports that as the length)."""
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
             return None
         order = "little" if head[:4] == b"RIFF" else "big"
         size = os.fstat(f.fileno()).st_size
+        pos, block_align = 12, 0
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(24)
+            length = int.from_bytes(chunk[4:8], order)
+            if chunk[:4] == b"fmt " and len(chunk) >= 22:
+                block_align = int.from_bytes(chunk[20:22], order)
+            if chunk[:4] == b"data":
+                if length != 0xFFFFFFFF and pos + 8 + length > size and block_align:
+                    return length // block_align
+                return None
+            pos += 8 + length + (length & 1)
+    return None
+
+
+def _aiff_frames(path: str) -> int | None:
+    """The frames an AIFF's COMM chunk declares (libsndfile reports what is there of them)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
+            return None
+        size = os.fstat(f.fileno()).st_size
         pos = 12
         while pos + 8 <= size:
             f.seek(pos)
-            chunk = f.read(8)
-            length = int.from_bytes(chunk[4:8], order)
-            if chunk[:4] == b"data":
-                if length != 0xFFFFFFFF and pos + 8 + length > size:
-                    return f"the file is truncated: its data chunk needs {length} bytes, {size - pos - 8} are there"
-                return None
+            chunk = f.read(14)
+            length = int.from_bytes(chunk[4:8], "big")
+            if chunk[:4] == b"COMM" and len(chunk) == 14:
+                return int.from_bytes(chunk[10:14], "big")
             pos += 8 + length + (length & 1)
     return None
 
@@ -321,13 +378,6 @@ def _ogg_truncation(path: str) -> str | None:
     return None
 
 
-def _truncation(path: str) -> str | None:
-    suffix = Path(path).suffix.lower()
-    if suffix in (".wav", ".wave"):
-        return _riff_truncation(path)
-    if suffix in (".ogg", ".oga", ".opus"):
-        return _ogg_truncation(path)
-    return None
 
 
 def stream(path: str | os.PathLike, cfg: AudioConfig = AudioConfig(),
@@ -348,13 +398,19 @@ def stream(path: str | os.PathLike, cfg: AudioConfig = AudioConfig(),
     if os.path.exists(path) and not os.access(path, os.R_OK):
         raise DecodeError("permission denied: the file cannot be read", path=path)
     opened = _open(path, block_seconds)
+    suffix = Path(path).suffix.lower()
     try:
-        problem = _truncation(path)
+        # an Ogg stream tells no length of its own: cut short, how much is missing is unknown
+        problem = _ogg_truncation(path) if suffix in (".ogg", ".oga", ".opus") else None
+        if suffix in (".wav", ".wave"):
+            opened.declared_frames = _riff_frames(path) or opened.declared_frames
+        elif suffix in (".aif", ".aiff", ".aifc"):
+            opened.declared_frames = _aiff_frames(path) or opened.declared_frames
     except OSError as exc:
+        _close(opened)
         raise DecodeError(f"the file cannot be read ({_reason(exc)})", path=path) from exc
-    if problem:
-        raise DecodeError(problem, path=path)
-    problem = _implausible(opened)
+    if problem is None:
+        problem = _implausible(opened)
     if problem:
         _close(opened)
         raise DecodeError(problem, path=path)
@@ -424,10 +480,13 @@ def _resampled(path: str, opened: _Opened, cfg: AudioConfig) -> Iterator[np.ndar
         raise
     except Exception as exc:  # a truncated or corrupt stream fails part-way through
         raise DecodeError(f"decoding failed part-way ({_reason(exc)})", path=path) from exc
-    declared = opened.declared_frames
-    if declared and decoded < 0.9 * declared - opened.rate:
-        raise DecodeError(f"the file is truncated: {decoded / opened.rate:.1f} s decoded of "
-                          f"{declared / opened.rate:.1f} s declared", path=path)
+    declared = (opened.declared_frames or 0) / opened.rate
+    missing = declared - decoded / opened.rate
+    if missing > MAX_MISSING_SHARE * declared + MISSING_SLACK:
+        raise DecodeError(f"the file is truncated or damaged: {decoded / opened.rate:.1f} s decoded of "
+                          f"{declared:.1f} s declared", path=path)
+    if declared:
+        opened.damage.missing, opened.damage.declared = max(missing, 0.0), declared
 
 
 def decode(path: str | os.PathLike, cfg: AudioConfig = AudioConfig()) -> tuple[np.ndarray, AudioInfo]:

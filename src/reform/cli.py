@@ -264,6 +264,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"library home: {status['home']}")
     print(f"songs:        {status['songs']} ({status['hours']:.2f} h of audio)")
     print(f"failed:       {status['failed']}" + (" (see `reform errors`)" if status["failed"] else ""))
+    if status["damaged"]:
+        print(f"damaged:      {status['damaged']} (analysed without the parts that could not be decoded; "
+              "see `reform errors`)")
     print(f"duplicates:   {status['duplicates']}")
     model = status["model"]
     print(f"active model: {model['name']}" + (f" (version {model['version']})" if model["version"] else "")
@@ -445,10 +448,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    def say_device(todo: int) -> None:   # once the library is held, and only if there is work
+        if todo:
+            _print_device(args.device)
+
     with _library(args) as lib:
-        _print_device(args.device)
         try:
-            summary = lib.embed(args.model, progress=not args.quiet, device=args.device)
+            summary = lib.embed(args.model, progress=not args.quiet, device=args.device, on_start=say_device)
         except KeyboardInterrupt:
             print("the songs embedded so far are kept (every 64): `reform embed` goes on", file=sys.stderr)
             raise

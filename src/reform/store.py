@@ -619,9 +619,10 @@ class Catalogue:
         row = self.conn.execute(
             "SELECT COUNT(*) FILTER (WHERE status = 'ok'), COUNT(*) FILTER (WHERE status = 'failed'),"
             " COUNT(DISTINCT hash) FILTER (WHERE status = 'ok'),"
-            " COALESCE(SUM(duration) FILTER (WHERE status = 'ok'), 0) FROM files").fetchone()
+            " COALESCE(SUM(duration) FILTER (WHERE status = 'ok'), 0),"
+            " COUNT(*) FILTER (WHERE status = 'ok' AND reason IS NOT NULL) FROM files").fetchone()
         return {"songs": row[0], "failed": row[1], "unique_audio": row[2],
-                "duplicates": row[0] - row[2], "seconds": row[3]}
+                "duplicates": row[0] - row[2], "seconds": row[3], "damaged": row[4]}
 
     # -- plays ---------------------------------------------------------------------------------
     def add_play(self, row: FileRow, player: str, when: float | None = None) -> None:
