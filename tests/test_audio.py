@@ -204,13 +204,33 @@ def test_a_flac_cut_by_a_few_bytes_is_kept(tmp_path):
     assert info.damage.note().startswith("damaged: ")
 
 
+def _mp3_without_xing(path: Path, audio: np.ndarray, sr: int = 44100) -> Path:
+    """A CBR MP3 with no Xing/Info header, as older encoders wrote them: no length of its own."""
+    import av
+
+    with av.open(str(path), "w", format="mp3", options={"write_xing": "0"}) as container:
+        stream = container.add_stream("libmp3lame", rate=sr, layout="stereo")
+        stream.bit_rate = 192_000
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(np.round(np.clip(audio.T, -1, 1) * 32767), np.int16),
+                                           format="s16p", layout="stereo")
+        frame.sample_rate = sr
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
 def test_a_file_mostly_damaged_is_refused(tmp_path):
-    """More than a tenth of the packets undecodable: no longer a song with a scratch."""
+    """Beyond a tenth of its declared length missing (the Xing header's), or, where no length is
+    declared, beyond a tenth of its packets undecodable: no longer a song with a scratch."""
+    song = stereo(chord(seconds=30, sr=44100), noise(30, 44100))
     junk = np.random.default_rng(5).integers(0, 256, 400_000, dtype=np.uint8).tobytes()
-    _, damaged = _damaged(tmp_path, "wreck.mp3", stereo(chord(seconds=30, sr=44100), noise(30, 44100)), 44100,
-                          lambda data: data[: len(data) // 10] + junk)
-    with pytest.raises(DecodeError, match=r"the file is damaged: \d+ of \d+ packets could not be decoded"):
+    _, damaged = _damaged(tmp_path, "wreck.mp3", song, 44100, lambda data: data[: len(data) // 10] + junk)
+    with pytest.raises(DecodeError, match=r"the file is truncated or damaged: 2\.\d s decoded of 30\.0 s"):
         decode(damaged)
+    bare = _mp3_without_xing(tmp_path / "bare.mp3", song).read_bytes()
+    (tmp_path / "bare-wreck.mp3").write_bytes(bare[: len(bare) // 10] + junk)
+    with pytest.raises(DecodeError, match=r"the file is damaged: \d+ of \d+ packets could not be decoded"):
+        decode(tmp_path / "bare-wreck.mp3")
 
 
 def test_what_is_missing_is_noted_and_too_much_missing_refuses_the_file(tmp_path):
@@ -244,6 +264,13 @@ def test_padding_and_tags_after_an_mp3_are_not_damage(tmp_path):
     tag["Cover Art (Front)"] = APEValue(b"cover.jpg\0" + os.urandom(300_000), BINARY)
     tag.save(covered)
     reference, _ = decode(clean)
+    bare = _mp3_without_xing(tmp_path / "bare.mp3", stereo(chord(seconds=10, sr=44100), noise(10, 44100)))
+    bare_reference, _ = decode(bare)
+    bare_padded = tmp_path / "bare-padded.mp3"            # no Xing header: FFmpeg's length would count these
+    bare_padded.write_bytes(bare.read_bytes() + bytes(300_000))
+    tag.save(bare_padded)
+    audio, info = decode(bare_padded)
+    assert info.damage.note() is None and np.array_equal(audio, bare_reference)
     for path in (padded, covered):
         audio, info = decode(path)
         assert info.damage.note() is None, path.name
@@ -263,3 +290,16 @@ def test_a_damaged_aac_packet_is_passed_over(tmp_path):
     audio, info = decode(hurt)
     assert audio.shape[1] > 18 * 22050
     assert "packets passed over" in info.damage.note()
+
+
+def test_a_container_that_cannot_be_read_to_its_end_keeps_what_came_before(tmp_path):
+    """WavPack's demuxer fails on bytes after the last block, and on a block cut short: the stream
+    ends there, and what is missing of the declared length decides (as for every format)."""
+    clean = write_encoded(tmp_path / "clean.wv", stereo(chord(seconds=20, sr=44100), noise(20, 44100)), "wavpack", 44100)
+    reference, _ = decode(clean)
+    (tmp_path / "junk.wv").write_bytes(clean.read_bytes() + bytes(4096))
+    audio, info = decode(tmp_path / "junk.wv")
+    assert info.damage.note() is None and np.array_equal(audio, reference)      # nothing lost: no damage
+    (tmp_path / "cut.wv").write_bytes(clean.read_bytes()[: int(clean.stat().st_size * 0.97)])
+    audio, info = decode(tmp_path / "cut.wv")
+    assert 18 * 22050 < audio.shape[1] < reference.shape[1] and "s of 20.0 s missing" in info.damage.note()

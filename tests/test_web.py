@@ -105,6 +105,26 @@ def test_song_detail_and_failures(client, ids):
     assert client.get("/api/failures").json() == []
 
 
+def test_failures_then_damaged_songs(tmp_path):
+    """The page listed only the refused files; a damaged song analysed without its undecodable
+    parts is listed after them, as `reform errors` lists it."""
+    from conftest import noise, stereo, tone, write
+
+    from reform import Library
+
+    music = tmp_path / "music"
+    data = bytearray(write(tmp_path / "clean.flac", stereo(tone(440, 20), noise(20))).read_bytes())
+    data[len(data) // 2: len(data) // 2 + 400] = bytes(range(200)) * 2
+    music.mkdir()
+    (music / "hurt.flac").write_bytes(bytes(data))
+    (music / "text.mp3").write_text("not audio\n" * 20)
+    with Library(tmp_path / "home") as lib:
+        lib.scan(music, jobs=1)
+    listed = client_for(tmp_path / "home").get("/api/failures").json()
+    assert [(Path(f["path"]).name, f["analysed"]) for f in listed] == [("text.mp3", False), ("hurt.flac", True)]
+    assert listed[1]["reason"].startswith("damaged: ")
+
+
 @pytest.mark.parametrize("url", [
     "/api/songs/abc", "/api/songs?limit=0", "/api/songs?offset=-1", "/api/songs?sort=size",
     "/api/songs?q=" + "x" * 501, "/api/songs/1/similar?n=0", "/api/songs/1/similar?n=x",

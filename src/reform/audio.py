@@ -65,6 +65,7 @@ class Damage:
     bad_packets: int = 0          # packets FFmpeg could not decode, passed over
     packets: int = 0              # packets FFmpeg was given
     resumed: str = ""             # libsndfile's complaint where it lost the stream and FFmpeg went on
+    unread: str = ""              # FFmpeg's complaint where the container could not be read on
     missing: float = 0.0          # seconds of the declared length that did not decode
     declared: float = 0.0         # seconds the file declares
 
@@ -77,6 +78,8 @@ class Damage:
             parts.append(f"{self.bad_packets} of {self.packets} packets passed over (they could not be decoded)")
         if self.resumed:
             parts.append(f"decoded by FFmpeg past where libsndfile lost the stream ({self.resumed})")
+        if self.unread and (not self.declared or self.missing >= MISSING_NOTED):   # (else: junk at the end)
+            parts.append(f"the rest of the file could not be read ({self.unread})")
         return "damaged: " + "; ".join(parts) if parts else None
 
 
@@ -141,6 +144,9 @@ def _soundfile_blocks(path: str, block_seconds: float, damage: Damage) -> _Opene
     if f.channels < 1 or f.samplerate < 1:
         f.close()
         raise DecodeError("the file has no audio channels", path=path)
+    if f.frames == 0:   # a header that counts nothing (a recorder stopped before writing it): FFmpeg reads on
+        f.close()
+        raise DecodeError("the file declares no samples", path=path)
 
     def blocks() -> Iterator[np.ndarray]:
         done = 0
@@ -207,8 +213,9 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
         raise DecodeError("the audio stream has no sample rate or no channels", path=path)
     audio_end = None
     if Path(path).suffix.lower() == ".mp3":
-        audio_end, frames = _mp3_layout(path)
-        declared = frames or declared
+        # without a Xing header FFmpeg estimates the length from the file's size, tags, covers
+        # and padding included: no length is better than a wrong one (a clean file was refused)
+        audio_end, declared = _mp3_layout(path)
     # Convert whatever sample format the codec produces to planar float32 (most codecs
     # already decode to it, and then the conversion is skipped).
     converter = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
@@ -226,8 +233,16 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
         target = _block_frames(block_seconds, rate, channels)
         changed = 0
         with container:
-            for packet in container.demux(stream):
-                if audio_end is not None and packet.pos is not None and packet.pos >= audio_end:
+            packets = container.demux(stream)
+            while True:
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as exc:   # the container cannot be read on: the stream
+                    damage.unread = _reason(exc)      # ends here (the missing length is checked after)
+                    break
+                if audio_end is not None and packet.pos is not None and packet.pos + packet.size > audio_end:
                     break   # an APE or ID3v1 tag after the last frame, which the demuxer took for audio
                 try:
                     frames = packet.decode()
@@ -251,7 +266,9 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
                     yield _fifo_block(fifo, channels, path)
             if fifo.samples:
                 yield _fifo_block(fifo, channels, path)
-        if damage.bad_packets > MAX_BAD_SHARE * damage.packets:
+        # where the length is declared, what is missing of it decides (_resampled); where it is
+        # not, the share of packets that could not be decoded
+        if declared is None and damage.bad_packets > MAX_BAD_SHARE * damage.packets:
             if changed * 2 > damage.bad_packets:
                 raise DecodeError("the channel layout or sample rate changes inside the file", path=path)
             raise DecodeError(f"the file is damaged: {damage.bad_packets} of {damage.packets} packets "

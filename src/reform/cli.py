@@ -224,7 +224,7 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         print(f"analysed {plural(summary.analysed, 'song')}, {_hours(summary.audio_seconds)} of audio, "
               f"in {summary.wall_seconds:.1f} s{rate}")
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
-              f"new tags {summary.retagged}), "
+              f"same audio in place {summary.retagged}), "
               f"removed {summary.removed}, failed {summary.failed}")
     if summary.failed_before and retried:   # only paths that cannot be listed are left
         print(f"{plural(summary.failed_before, 'path')} still cannot be listed (see `reform errors`)")

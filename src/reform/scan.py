@@ -90,7 +90,7 @@ class ScanSummary:
     found: int = 0               # audio files found under the scanned folders
     analysed: int = 0            # decoded and turned into spectrograms
     reused: int = 0              # known audio under a new path (moved or copied) or new tags: no audio work
-    retagged: int = 0            # of those, files whose tags alone changed
+    retagged: int = 0            # of those, files rewritten in place with the same audio (new tags)
     moved: int = 0
     unchanged: int = 0
     failed: int = 0              # failures found by this scan (new or changed files)

@@ -98,6 +98,8 @@ class Failure(BaseModel):
     id: int
     path: str
     reason: str | None
+    analysed: bool = Field(description="true: a damaged file analysed without the parts that could not be "
+                                       "decoded (the reason says what); false: a file that could not be analysed")
 
 
 class JobInfo(BaseModel):
@@ -230,7 +232,8 @@ def audio(request: Request, song_id: int,
                              media_type=body.media_type)
 
 
-@router.get("/failures", response_model=list[Failure], summary="Files that could not be analysed")
+@router.get("/failures", response_model=list[Failure],
+            summary="Files that could not be analysed, then damaged files analysed without their undecodable parts")
 def failures(request: Request):
     return JSONResponse(_state(request).failures())
 

@@ -196,8 +196,8 @@ class LibraryState:
 
     def failures(self) -> list[dict]:
         with self.lock:
-            rows = self.library.failures()
-        return [{"id": r.id, "path": r.path, "reason": r.reason} for r in rows]
+            rows = self.library.failures() + self.library.damaged()
+        return [{"id": r.id, "path": r.path, "reason": r.reason, "analysed": r.status == "ok"} for r in rows]
 
     def model(self, status: dict | None = None) -> dict:
         """The active model from its JSON card (no torch needed), with its evaluation numbers

@@ -589,9 +589,11 @@
     const card = $("#failures-card");
     let items;
     try { items = await api("/api/failures"); } catch (e) { fail(e); return; }
-    fill(card, h("div", { class: "card-title" }, "Failures ", h("span", { class: "muted", text: items.length ? `${items.length} files could not be analysed` : "none" })),
-      items.length ? h("ul", { class: "failures" }, ...items.slice(0, 500).map((f) => h("li", {}, h("div", { class: "p", text: f.path }), h("div", { class: "r", text: f.reason || "unknown reason" }))))
-        : h("div", { class: "muted", text: "Every file was analysed." }));
+    const failed = items.filter((f) => !f.analysed), damaged = items.filter((f) => f.analysed);
+    const list = (rows) => h("ul", { class: "failures" }, ...rows.slice(0, 500).map((f) => h("li", {}, h("div", { class: "p", text: f.path }), h("div", { class: "r", text: f.reason || "unknown reason" }))));
+    fill(card, h("div", { class: "card-title" }, "Failures ", h("span", { class: "muted", text: failed.length ? `${failed.length} files could not be analysed` : "none" })),
+      failed.length ? list(failed) : h("div", { class: "muted", text: "Every file was analysed." }),
+      damaged.length && [h("div", { class: "card-title" }, "Damaged ", h("span", { class: "muted", text: `${damaged.length} files analysed without the parts that could not be decoded` })), list(damaged)]);
   }
 
   // -- the map --------------------------------------------------------------------------------------------
