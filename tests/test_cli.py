@@ -97,6 +97,27 @@ def test_one_folder_under_two_names_is_one_set_of_songs(tmp_path, music, capsys)
     assert json.loads(capsys.readouterr().out)["songs"] == 4
 
 
+def test_a_folder_scanned_through_a_link_inside_the_library_is_known_by_that_name(tmp_path, capsys):
+    """music/x -> ../other, then `reform scan other`: its songs were counted twice."""
+    from conftest import tone, write
+
+    music, other = tmp_path / "music", tmp_path / "other"
+    write(music / "a" / "song.wav", tone(440, 2))
+    for i in range(2):
+        write(other / f"{i}.wav", tone(500 + 50 * i, 2))
+    (music / "x").symlink_to("../other")
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "-q", "scan", str(other), "--no-embed"]) == 0
+    out = capsys.readouterr().out
+    assert f"{other} is {music / 'x'} under another name: scanned as {music / 'x'}" in out
+    assert "nothing to do: 2 songs unchanged" in out
+    (music / "x").unlink()                                     # a link that is gone names nothing
+    assert main(["--home", home, "-q", "scan", str(other), "--no-embed"]) == 0
+    assert "under another name" not in capsys.readouterr().out
+
+
 def test_a_link_to_a_folder_beside_it_is_neither_a_loop_nor_a_second_song(tmp_path, capsys):
     """music/z -> music/a, or music/0 -> music/a: the real folder's songs, once, and no failure;
     a link back to a folder it lies in is still a loop."""

@@ -55,6 +55,7 @@ class Keys:
     FEATURE_VERSION = "feature_version"    # what homes made before SETTINGS stored
     EMBEDDING_MODEL = "embedding_model"    # the key of the stored embeddings
     ACTIVE_MODEL = "active_model"          # the active run's name (absent or "": shipped)
+    LINKS = "links"                        # JSON {real path: link} of folders scanned through a link
 
 
 # copies of what a scan cannot find again in the music, read when the catalogue has lost its
@@ -179,6 +180,18 @@ class Home:
         except ValueError:
             return []
         return [r for r in roots if isinstance(r, str)] if isinstance(roots, list) else []
+
+    def links(self) -> dict[str, str]:
+        """The folders scans reached through a link inside a music folder: real path -> the link
+        (so that a later scan of the real path is a scan of the songs the library holds)."""
+        try:
+            links = json.loads(self.catalogue.get_meta(Keys.LINKS) or "{}")
+        except ValueError:
+            return {}
+        return {k: v for k, v in links.items() if isinstance(v, str)} if isinstance(links, dict) else {}
+
+    def add_links(self, links: dict[str, str]) -> None:
+        self.catalogue.set_meta(Keys.LINKS, json.dumps(self.links() | links, sort_keys=True))
 
     def add_roots(self, roots: list[str]) -> None:
         self._set_roots(set(self.roots()) | set(roots))

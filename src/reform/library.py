@@ -54,6 +54,7 @@ class Found:
     problems: list[Problem]  # paths that could not be listed, each with a one-line reason
     unread: Counter[str]     # music in formats ReFORM does not read: extension -> files
     unnamed: list[str]       # files and folders passed over because their names are not UTF-8
+    links: dict[str, str] = field(default_factory=dict)   # folder walked through a link: real path -> link
 
 
 @dataclass
@@ -143,6 +144,8 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset) -> None:
     if walk.names.get(key, folder) != folder:
         folder = root = walk.names[key]   # the library knows it by another name: keep that one
     walk.seen[key] = folder
+    if os.path.islink(folder):
+        found.links[os.path.realpath(folder)] = folder
     inside = inside | {key}
     try:
         with os.scandir(folder) as it:   # real folders before links, so that a link is the second name
@@ -223,16 +226,19 @@ def root_of(path: str, roots: Iterable[str]) -> str | None:
     return next((r for r in roots if path.startswith(os.path.join(r, ""))), None)
 
 
-def known_spelling(path: str, known: Iterable[str]) -> str:
+def known_spelling(path: str, known: Iterable[str], links: dict[str, str] | None = None) -> str:
     """``path`` (absolute) written under the known music folder that holds it by another name: a
-    link to that folder, or the folder such a link points to.  One folder scanned under two names
-    would otherwise be two sets of songs in the catalogue."""
+    link to that folder, or the folder such a link points to; else under a link inside one of
+    them that a scan went through (``links``: real path -> link, :attr:`Found.links`), where that
+    link still points there.  One folder scanned under two names would otherwise be two sets of
+    songs in the catalogue."""
     known = list(known)
     if path in known or root_of(path, known) is not None:
         return path
     real = os.path.realpath(path)
-    for root in known:
-        real_root = os.path.realpath(root)
+    names = [(os.path.realpath(root), root) for root in known]
+    names += [(target, link) for target, link in (links or {}).items() if os.path.realpath(link) == target]
+    for real_root, root in names:
         if real == real_root:
             return root
         if real.startswith(os.path.join(real_root, "")):

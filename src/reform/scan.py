@@ -411,7 +411,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     given = [os.path.abspath(r) for r in roots]
     roots = []
     for r in given:   # each under the name the library, or an earlier one of them, gives its folder
-        roots.append(library.known_spelling(r, home.roots() + roots))
+        roots.append(library.known_spelling(r, home.roots() + roots, home.links()))
     respelled = {g: r for g, r in zip(given, roots) if g != r}
     for root in roots:
         if not storable(root):
@@ -440,6 +440,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
+        if found.links:
+            home.add_links(found.links)
         for problem in todo.problems:
             before = known.get(problem.path)
             if before is not None and before.status == "failed" and before.reason == problem.reason:
