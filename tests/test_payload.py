@@ -43,12 +43,13 @@ def _tag(path, title: str) -> None:
 
 
 def _make(path, seconds: float = 4.0, freq: float = 440.0):
-    audio = stereo(tone(freq, seconds, 44100), noise(seconds, 44100))
+    sr = 48000 if path.suffix == ".opus" else 44100           # Opus runs at 48 kHz
+    audio = stereo(tone(freq, seconds, sr), noise(seconds, sr))
     if path.suffix == ".m4a":
-        return write_encoded(path, audio, "aac", 44100)
+        return write_encoded(path, audio, "aac", sr)
     if path.suffix == ".opus":
-        return write(path, audio[: int(seconds * 48000) // 2 * 2 // 2], 48000, format="OGG", subtype="OPUS")
-    return write(path, audio, 44100)
+        return write(path, audio, sr, format="OGG", subtype="OPUS")
+    return write(path, audio, sr)
 
 
 @pytest.mark.parametrize("name", ["a.mp3", "a.flac", "a.ogg", "a.opus", "a.wav", "a.aiff", "a.m4a"])
