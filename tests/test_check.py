@@ -63,6 +63,10 @@ def test_damaged_spectrograms_are_listed_then_analysed_again(home, capsys):
         assert lib.stale_embeddings() == 0
         again, _ = lib.check()
         assert again.problems == []
+    # the tags the folders give (Artist/Album/NN Title) survive: a repair lost artist and album
+    assert {t: (s.artist, s.album) for t, s in _songs(home).items()} == \
+        {t: (s.artist, s.album) for t, s in songs.items()}
+    assert songs["Chord"].artist == "Tone Band"
 
 
 def test_an_interrupted_repair_keeps_every_sound_embedding(home, capsys, monkeypatch):

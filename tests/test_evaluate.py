@@ -138,7 +138,11 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     (tmp_path / "no-path.tsv").write_text("file\tgroup\nx.ogg\tg1\n")
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "no-path.tsv")]) == 1
     err = capsys.readouterr().err
-    assert "no 'path' column" in err and "hint: give --labels-file the path of a TSV or CSV file" in err
+    assert "no 'path' column (it has: file, group)" in err and "hint: give --labels-file the path of a TSV" in err
+    excel = tmp_path / "excel.tsv"                               # saved with a UTF-8 byte-order mark
+    excel.write_bytes(b"\xef\xbb\xbf" + tsv.read_bytes())
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(excel), "--no-baselines"]) == 0
+    assert "1 song has no excel.tsv:group label: left out" in capsys.readouterr().out
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "none.tsv")]) == 1
     err = capsys.readouterr().err
     assert "cannot read the labels file" in err and "hint: give --labels-file the path of a TSV" in err

@@ -195,10 +195,11 @@ def read_label_file(path: str | os.PathLike, column: str) -> dict[str, str]:
     path = os.fspath(path)
     delimiter = "," if path.endswith(".csv") else "\t"
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:   # (-sig: the byte-order mark Excel writes)
             reader = csv.DictReader(f, delimiter=delimiter)
             if reader.fieldnames is None or "path" not in reader.fieldnames:
-                raise EvaluateError("the labels file has no 'path' column", path=path,
+                found = f" (it has: {', '.join(reader.fieldnames)})" if reader.fieldnames else ""
+                raise EvaluateError(f"the labels file has no 'path' column{found}", path=path,
                                     hint=f"{LABELS_FILE_HINT} (.csv is read with commas, others with tabs)")
             if column not in reader.fieldnames:
                 raise EvaluateError(f"the labels file has no column {column!r} "

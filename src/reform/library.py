@@ -82,6 +82,7 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = ()) -> Found
     found = Found([], [], Counter(), [])
     entries: dict[str, Entry] = {}
     seen: dict[tuple[int, int], str] = {}
+    known = list(known)
     names = {}   # the library's own name of each of its folders, by identity
     for root in known:
         try:
@@ -94,7 +95,8 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = ()) -> Found
             found.unnamed.append(root)
         elif os.path.isfile(root):
             if is_audio_path(root):
-                _add_file(root, os.path.dirname(root), entries, found.problems)
+                # a song of a music folder keeps that folder's layout for its tags (a repair)
+                _add_file(root, root_of(root, known) or os.path.dirname(root), entries, found.problems)
             elif unread_format(root):
                 found.problems.append(Problem(root, "a music format ReFORM does not read"))
             else:
