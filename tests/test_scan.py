@@ -492,3 +492,30 @@ def test_a_damaged_active_model_stops_the_scan_instead_of_failing_the_songs(trai
     assert "active model tiny: not a model file" in out and "the active model: 1 problem" in out
     assert main(["--home", str(home), "check", "--repair"]) == 1      # a repair would embed with it
     assert "not a model file" in capsys.readouterr().err
+
+
+def test_an_overwritten_weight_of_the_active_model_is_found_before_it_embeds(trained, tmp_path, capsys):
+    """torch loads a model whose weights were overwritten in place without a word (the archive's
+    checksums go unread): a scan embedded new songs with it, and `check` found nothing."""
+    import zipfile
+
+    from reform.errors import ModelError
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    model = home / "models" / "tiny" / "model.pt"
+    with zipfile.ZipFile(model) as archive:
+        part = max(archive.infolist(), key=lambda i: i.file_size)      # the largest weight
+    data = bytearray(model.read_bytes())
+    at = part.header_offset + 30 + len(part.filename.encode()) + len(part.extra) + part.file_size // 2
+    data[at:at + 16] = bytes(16)
+    model.write_bytes(bytes(data))
+    write(tmp_path / "new" / "song.wav", tone(523, 16))
+    with Library(home, create=False) as lib:
+        with pytest.raises(ModelError, match="does not match its checksum") as err:
+            lib.scan(tmp_path / "new", jobs=1, embed=True)
+        assert "reform use shipped" in err.value.hint and lib.failures() == []
+    assert main(["--home", str(home), "check"]) == 1
+    assert "does not match its checksum" in capsys.readouterr().out
+    assert main(["--home", str(home), "embed"]) == 1
+    assert "does not match its checksum" in capsys.readouterr().err

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .card import read_card, write_card
+from .card import file_problem, read_card, write_card
 from .config import ModelConfig, from_dict, to_dict
 from .dataset import Normaliser
 from .errors import ModelError, WriteError
@@ -42,7 +44,19 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
         f.write(buffer.getbuffer())
 
 
+LOAD_HINT = ("give a model.pt that `reform train` wrote, or 'shipped' (if this is the active model: "
+             "`reform use shipped`, or train the run again)")
+
+
 def load(path: Path) -> dict[str, Any]:
+    """A saved model or checkpoint; ModelError for a file that is missing, damaged or not one."""
+    if not os.path.exists(path):
+        raise ModelError("no such model file", path=path)
+    # torch reads an overwritten part without a word (the archive's checksums go unread): a
+    # damaged encoder weight embedded songs in silence, and only `reform status` said so
+    problem = file_problem(path)
+    if problem and zipfile.is_zipfile(path):
+        raise ModelError(problem, path=path, hint=LOAD_HINT)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -50,8 +64,7 @@ def load(path: Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for a damaged file, some with a page of advice
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelError(f"not a model file, or a damaged one ({type(exc).__name__}: {first})", path=path,
-                         hint="give a model.pt that `reform train` wrote, or 'shipped' (if this is the "
-                              "active model: `reform use shipped`, or train the run again)") from exc
+                         hint=LOAD_HINT) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
         raise ModelError("not a ReFORM model file of this version", path=path)
     return data
