@@ -68,15 +68,20 @@ def test_a_damaged_file_is_analysed_and_listed_by_errors(tmp_path, capsys):
     assert "damaged:      2 (analysed without the parts" in capsys.readouterr().out
 
 
+def _scan_twice(home: str, first, second, capsys) -> str:
+    """Scan ``first`` then ``second`` into ``home`` (no embedding); the second scan's output."""
+    assert main(["--home", home, "-q", "scan", str(first), "--no-embed"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "-q", "scan", str(second), "--no-embed"]) == 0
+    return capsys.readouterr().out
+
+
 def test_one_folder_under_two_names_is_one_set_of_songs(tmp_path, music, capsys):
     """~/Music a link to the disk's folder: scanning both names doubled every count of `status`."""
     link = tmp_path / "Music"
     link.symlink_to(music)
     home = str(tmp_path / "home")
-    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
-    capsys.readouterr()
-    assert main(["--home", home, "-q", "scan", str(link), "--no-embed"]) == 0
-    out = capsys.readouterr().out
+    out = _scan_twice(home, music, link, capsys)
     assert f"{link} is {music} under another name: scanned as {music}" in out
     assert "nothing to do: 4 songs unchanged" in out
     album = next(p for p in (link / "Tone Band").iterdir() if p.is_dir())
@@ -107,10 +112,7 @@ def test_a_folder_scanned_through_a_link_inside_the_library_is_known_by_that_nam
         write(other / f"{i}.wav", tone(500 + 50 * i, 2))
     (music / "x").symlink_to("../other")
     home = str(tmp_path / "home")
-    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
-    capsys.readouterr()
-    assert main(["--home", home, "-q", "scan", str(other), "--no-embed"]) == 0
-    out = capsys.readouterr().out
+    out = _scan_twice(home, music, other, capsys)
     assert f"{other} is {music / 'x'} under another name: scanned as {music / 'x'}" in out
     assert "nothing to do: 2 songs unchanged" in out
     (music / "x").unlink()                                     # a link that is gone names nothing
