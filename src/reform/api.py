@@ -459,7 +459,8 @@ class Library:
         if os.path.isfile(path):
             from .library import stored_hash
 
-            copy = self.home.catalogue.rows_by_hash([stored_hash(path, self.home.spectrograms)])  # a library song's copy
+            # a copy of a library song
+            copy = self.home.catalogue.rows_by_hash([stored_hash(path, self.home.spectrograms)])
             if copy:
                 return rec.seed_of(next(iter(copy.values())))
             return Seed(self._embed_file(path), None, shown(os.path.basename(path)))

@@ -31,7 +31,7 @@ import soxr
 
 from .config import AudioConfig
 from .errors import DecodeError
-from .payload import audio_spans
+from .payload import audio_spans, chunks
 
 # Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
 # PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
@@ -347,19 +347,14 @@ def _riff_frames(path: str) -> int | None:
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
             return None
         order = "little" if head[:4] == b"RIFF" else "big"
-        size = os.fstat(f.fileno()).st_size
-        pos, block_align = 12, 0
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk = f.read(24)
-            length = int.from_bytes(chunk[4:8], order)
-            if chunk[:4] == b"fmt " and len(chunk) >= 22:
-                block_align = int.from_bytes(chunk[20:22], order)
-            if chunk[:4] == b"data":
-                if length != 0xFFFFFFFF and pos + 8 + length > size and block_align:
-                    return length // block_align
-                return None
-            pos += 8 + length + (length & 1)
+        size, block_align = os.fstat(f.fileno()).st_size, 0
+        for kind, pos, length in chunks(f, size, 12, order):
+            if kind == b"fmt ":
+                f.seek(pos + 20)
+                block_align = int.from_bytes(f.read(2), order)
+            elif kind == b"data":
+                cut = length != 0xFFFFFFFF and pos + 8 + length > size
+                return length // block_align if cut and block_align else None
     return None
 
 
@@ -369,15 +364,11 @@ def _aiff_frames(path: str) -> int | None:
         head = f.read(12)
         if head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
             return None
-        size = os.fstat(f.fileno()).st_size
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk = f.read(14)
-            length = int.from_bytes(chunk[4:8], "big")
-            if chunk[:4] == b"COMM" and len(chunk) == 14:
-                return int.from_bytes(chunk[10:14], "big")
-            pos += 8 + length + (length & 1)
+        for kind, pos, _ in chunks(f, os.fstat(f.fileno()).st_size, 12, "big"):
+            if kind == b"COMM":
+                f.seek(pos + 10)
+                frames = f.read(4)
+                return int.from_bytes(frames, "big") if len(frames) == 4 else None
     return None
 
 

@@ -127,12 +127,13 @@ def _ogg_pages(f: BinaryIO, size: int) -> Iterator[tuple[bytes, Span]]:
         pos = end
 
 
-def _chunks(f: BinaryIO, size: int, start: int, order: str) -> Iterator[tuple[bytes, int, int]]:
+def chunks(f: BinaryIO, size: int, start: int, order: str) -> Iterator[tuple[bytes, int, int]]:
+    """The chunks of a RIFF or AIFF file from ``start``: (kind, offset, length it declares)."""
     pos = start
     while pos + 8 <= size:
         head = _at(f, pos, 8)
         length = int.from_bytes(head[4:8], order)
-        yield head[:4], pos, min(pos + 8 + length, size)
+        yield head[:4], pos, length
         pos += 8 + length + (length & 1)
 
 
@@ -141,7 +142,7 @@ def _wav(f: BinaryIO, size: int) -> list[Span]:
     if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         return []
     order = "little" if head[:4] == b"RIFF" else "big"
-    spans = [(pos, end) for kind, pos, end in _chunks(f, size, 12, order) if kind in (b"fmt ", b"data")]
+    spans = [(pos, min(pos + 8 + n, size)) for kind, pos, n in chunks(f, size, 12, order) if kind in (b"fmt ", b"data")]
     return spans if len(spans) == 2 else []
 
 
@@ -149,7 +150,7 @@ def _aiff(f: BinaryIO, size: int) -> list[Span]:
     head = _at(f, 0, 12)
     if head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
         return []
-    spans = [(pos, end) for kind, pos, end in _chunks(f, size, 12, "big") if kind in (b"COMM", b"SSND")]
+    spans = [(pos, min(pos + 8 + n, size)) for kind, pos, n in chunks(f, size, 12, "big") if kind in (b"COMM", b"SSND")]
     return spans if len(spans) == 2 else []
 
 
