@@ -158,6 +158,40 @@ def test_an_empty_catalogue_is_rebuilt_and_the_spectrograms_reused(scanned, tmp_
         assert (summary.reused, summary.analysed) == (5, 0)          # no audio decoded again
 
 
+def test_a_deleted_catalogue_is_named_and_built_again_from_what_remains(home, capsys):
+    """Deleting catalogue.db left a home of spectrograms, runs and folders that every command
+    called "no library", and `check --repair` could not be pointed at it."""
+    (home / "catalogue.db").unlink()
+    for command in (["status"], ["similar", "Chord"]):
+        assert main(["--home", str(home), "-q", *command]) == 1, command
+        err = capsys.readouterr().err
+        assert "catalogue is missing (5 spectrograms, 1 training run and the list of music folders remain)" in err
+        assert "reform check --repair" in err
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "catalogue: the catalogue is missing" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "built a new catalogue" in out and "damaged" not in out
+    assert "5 songs added back from their stored spectrograms, 0 analysed" in out
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 5 and lib.models.active_name() == "tiny"   # the choice of model too
+        assert lib.stale_embeddings() == 0
+
+
+def test_a_scan_of_a_home_without_its_catalogue_reuses_the_spectrograms(home, capsys):
+    (home / "catalogue.db").unlink()
+    (home / "catalogue.db-wal").write_bytes(b"a journal of the deleted catalogue")
+    assert main(["--home", str(home), "-q", "scan", "--jobs", "1"]) == 0    # the folders from folders.json
+    out = capsys.readouterr().out
+    assert "catalogue is missing (5 spectrograms" in out and "reused 5" in out and "analysed 0 songs" in out
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 5
+    empty = home.parent / "empty"
+    empty.mkdir()
+    assert main(["--home", str(empty), "-q", "status"]) == 1    # where no library was: as before
+    assert "no library at" in capsys.readouterr().err
+
+
 def test_the_active_model_outlives_an_emptied_catalogue(home, capsys):
     """Which model the user chose is not in the audio, so a scan cannot find it again."""
     with Library(home, create=False) as lib:

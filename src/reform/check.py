@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import AudioConfig, MelConfig
 from .errors import StoreError
-from .home import Home
+from .home import Home, leftovers
 from .store import ROW_FIELDS, TABLES, Catalogue, FileRow
 
 CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
@@ -59,8 +59,9 @@ class Inspection:
 def catalogue_problem(path: Path) -> str | None:
     """Why the catalogue at ``path`` is unusable (None: it opens, passes SQLite's integrity
     check, and every row of every table reads back)."""
-    if not path.exists():
-        return None
+    if not path.exists():   # deleted: what a scan cannot find in the music may still be beside it
+        left = leftovers(path.parent)
+        return f"the catalogue is missing ({left} remain)" if left else None
     try:   # read only: a check must work in a home it cannot write to
         catalogue = Catalogue(path, create=False, read_only=True)
     except StoreError as exc:
@@ -85,7 +86,7 @@ class Rebuilt:
     kept: int           # catalogue rows carried over
     lost: int           # rows that could not be read: a scan adds their files back
     embeddings: int     # embeddings carried over
-    damaged_copy: Path  # where the damaged catalogue was moved
+    damaged_copy: Path | None  # where the damaged catalogue was moved (None: there was none)
 
 
 _COLUMNS = {"meta": ("key", "value"), "files": tuple(ROW_FIELDS), "embeddings": ("hash", "model", "vector"),
@@ -94,9 +95,10 @@ _COLUMNS = {"meta": ("key", "value"), "files": tuple(ROW_FIELDS), "embeddings": 
 
 def rebuild_catalogue(path: Path) -> Rebuilt:
     """Move a damaged catalogue aside and build a new one from every row that can still be
-    read.  Spectrograms are keyed by content, so a scan re-adds the lost rows without
+    read (an empty one where the catalogue was deleted).  Spectrograms are keyed by content, so a scan re-adds the lost rows without
     decoding any audio again.  The caller holds the home's writer lock."""
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    existed = path.exists()
     for suffix in ("", "-wal", "-shm"):
         source = path.with_name(path.name + suffix)
         if source.exists():
@@ -123,7 +125,7 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
         if old is not None:
             old.close()
         fresh.close()
-    return Rebuilt(kept, lost, embeddings, aside)
+    return Rebuilt(kept, lost, embeddings, aside if existed else None)
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection | None:

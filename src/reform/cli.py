@@ -137,13 +137,21 @@ def widths(text: str) -> tuple[int, ...]:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
+    from .home import FOLDERS_FILE, leftovers
+
     if args.ray and os.path.exists(os.path.expanduser(args.ray)):   # `scan --ray FOLDER`
         raise ConfigError(f"--ray takes a Ray cluster's address, and {args.ray} is a file or folder",
                           hint="put the folders first: reform scan FOLDER --ray [ADDRESS]")
     for path in args.paths:   # checked before a new home is made for nothing
         if not os.path.exists(path) and not args.forget_missing:   # (a gone folder may be forgotten)
             raise LibraryError("no such file or folder", path=path)
-    if not args.paths and not _catalogue_path(args).exists():
+    catalogue = _catalogue_path(args)
+    if not catalogue.exists() and (args.paths or (catalogue.parent / FOLDERS_FILE).is_file()):
+        left = leftovers(catalogue.parent)   # the catalogue was deleted: this scan builds a new one
+        if left:
+            print(f"this library's catalogue is missing ({left} remain): a new one is built, and "
+                  "songs whose spectrograms are stored are added back without analysing them again")
+    elif not args.paths and not catalogue.exists():
         raise LibraryError("no music folder is known yet", hint="run `reform scan FOLDER`")
     def say_device(todo: int) -> None:   # once the scan holds the library, and only if there is work
         if not todo or args.no_embed:
@@ -475,6 +483,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Verify the catalogue, every spectrogram and every embedding; repair with --repair."""
     from .check import catalogue_problem, rebuild_catalogue
+    from .home import REBUILD_HINT
     from .lock import WriterLock
 
     catalogue = _catalogue_path(args)
@@ -482,12 +491,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problem:
         print(f"catalogue: {problem}")
         if not args.repair:
-            print("run `reform check --repair` to rebuild it from what can still be read")
+            print(REBUILD_HINT if not catalogue.exists() else
+                  "run `reform check --repair` to rebuild it from what can still be read")
             return 1
         with WriterLock(catalogue.parent).hold("check --repair"):
             rebuilt = rebuild_catalogue(catalogue)
-        print(f"rebuilt the catalogue: {rebuilt.kept} rows kept, {rebuilt.lost} unreadable, "
-              f"{rebuilt.embeddings} embeddings kept; the damaged one is {rebuilt.damaged_copy}")
+        if rebuilt.damaged_copy is None:
+            print("built a new catalogue")
+        else:
+            print(f"rebuilt the catalogue: {rebuilt.kept} rows kept, {rebuilt.lost} unreadable, "
+                  f"{rebuilt.embeddings} embeddings kept; the damaged one is {rebuilt.damaged_copy}")
     with _library(args, read_only=not args.repair) as lib:
         if args.repair:
             lib.load_model()   # a repair embeds with the active model: refused while it is damaged

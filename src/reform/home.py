@@ -65,6 +65,23 @@ ACTIVE_FILE = "active"
 FOLDERS_FILE = "folders.json"
 
 
+REBUILD_HINT = ("`reform check --repair` builds a new catalogue and adds the songs of the music "
+                "folders back from their stored spectrograms, without analysing them again")
+
+
+def leftovers(path: Path) -> str | None:
+    """What remains of a library home whose catalogue is gone ("12 spectrograms, 2 training runs
+    and the list of music folders"), or None where nothing does (no library was ever here)."""
+    spectrograms = sum(1 for _ in (path / SPECTROGRAMS).glob("*/*/*.npy"))
+    runs = sum(1 for p in (path / MODELS).glob("*/model.pt"))
+    parts = [f"{spectrograms} spectrogram" + ("s" if spectrograms != 1 else "")] if spectrograms else []
+    parts += [f"{runs} training run" + ("s" if runs != 1 else "")] if runs else []
+    parts += ["the list of music folders"] if (path / FOLDERS_FILE).is_file() else []
+    if not parts:
+        return None
+    return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a home's spectrograms are made with."""
@@ -122,6 +139,10 @@ class Home:
                 raise StoreError(f"cannot create the library home ({exc.strerror})", path=self.path,
                                  hint="choose a folder you can write to with --home") from exc
         elif not (self.path / CATALOGUE_NAME).exists():
+            left = leftovers(self.path)
+            if left:
+                raise StoreError(f"this library's catalogue is missing ({left} remain)", path=self.path,
+                                 hint=REBUILD_HINT)
             raise StoreError(f"no library at {self.path}",
                              hint="run `reform scan FOLDER` to build one, or pass --home")
         self.lock = WriterLock(self.path)
