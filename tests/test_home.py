@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from conftest import tiny_model_config
 from reform import Library
@@ -12,6 +13,7 @@ from reform.cli import main
 from reform.config import TrainConfig
 from reform.errors import ModelError
 from reform.card import read_card
+from reform.checkpoint import load_bundle
 from reform.home import SHIPPED, SHIPPED_MODEL, read_run
 
 
@@ -169,3 +171,31 @@ def test_a_missing_or_stale_model_card_is_written_again_when_the_model_is_loaded
     with Library(home, create=False) as lib:   # a lost card: the status loads the model, which writes it
         assert lib.embedding_status()["current"] and json.loads(card.read_text()) == right
         assert lib.status()["model"]["version"] == right["version"]
+
+
+def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get_it_back(trained, tmp_path,
+                                                                                         capsys):
+    """With its model.pt deleted, the run the user chose gave way to the shipped model without a
+    word: `reform embed` would then have replaced every one of its embeddings."""
+    home = shutil.copytree(trained, tmp_path / "home")
+    model = home / "models" / "tiny" / "model.pt"
+    weights = load_bundle(model).model.state_dict()
+    model.unlink()
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "tiny"
+        assert lib.embedding_status()["current"]      # the stored embeddings are still the run's own
+        assert lib.status()["model"]["problem"] == "the run 'tiny' has lost its model file"
+    assert "model file lost: `reform train --resume --name tiny`" in read_run(home / "models" / "tiny").state
+    for command in (["embed"], ["check"]):
+        assert main(["--home", str(home), "-q", *command]) == 1, command
+        captured = capsys.readouterr()
+        assert "lost its model file" in captured.out + captured.err
+        assert "`reform train --resume --name tiny` writes it again" in captured.out + captured.err
+    assert main(["--home", str(home), "-q", "similar", "Chord"]) == 0    # queries use the stored embeddings
+    assert "another model" not in capsys.readouterr().err
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", "tiny"]) == 0
+    restored = load_bundle(model).model.state_dict()     # the same weights, from the run's last checkpoint
+    assert all(torch.equal(restored[k], weights[k]) for k in weights)
+    shutil.rmtree(home / "models" / "tiny")       # a run removed whole: the shipped model takes over
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == SHIPPED

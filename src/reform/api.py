@@ -86,7 +86,9 @@ class Library:
             path = self.model_path()
             problem = file_problem(path)
             version = read_card(path)["version"]
-        except (ModelError, KeyError):
+        except ModelError as exc:   # the active run's model file is gone
+            problem = problem or exc.message
+        except KeyError:
             pass
         return {
             "home": str(self.home.path),
@@ -401,6 +403,9 @@ class Library:
         stored = self.home.embedding_model()
         try:
             path = self.model_path()
+        except ModelError:   # the active run lost its model file: its card still names its version
+            path = self.models.folder / self.models.active_name() / "model.pt"
+        try:
             try:
                 version = read_card(path)["version"]
             except ModelError:   # its card lost between two writes: loading the model writes it again

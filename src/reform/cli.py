@@ -545,8 +545,8 @@ def _model_problem(lib) -> list[str]:
     try:
         lib.load_model()
     except ModelError as exc:
-        return [f"active model {lib.models.active_name()}: {exc.message}; `reform use shipped` goes back to "
-                "the shipped model, or train the run again"]
+        return [f"active model {lib.models.active_name()}: {exc.message}; "
+                + (exc.hint or "`reform use shipped` goes back to the shipped model, or train the run again")]
     return []
 
 

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .card import read_card
+from .card import card_path, read_card
 from .config import AudioConfig, MelConfig, feature_version, from_dict, to_dict
 from .errors import LibraryError, ModelError, StoreError, TrainError
 from .files import write_text
@@ -249,6 +249,7 @@ class Run:
     evaluation: dict[str, float] | None    # the evaluation saved beside it, if any
     finished_at: str | None
     started_from: str | None = None        # the model it fine-tuned: "shipped" or a version
+    lost: bool = False                     # its model was written (its card is there), then deleted
 
     @property
     def complete(self) -> bool:
@@ -264,6 +265,8 @@ class Run:
         if self.usable:
             cut = [p for p in PHASES if not self.stopped.get(p)]
             return f"cut short ({' and '.join(cut)} stopped before its schedule ended)" + tuned
+        if self.lost:
+            return f"model file lost: `reform train --resume --name {self.name}` writes it again"
         if self.epochs.get("cluster"):
             return f"clustering in progress or interrupted (epoch {self.epochs['cluster']})"
         if self.epochs.get("pretrain"):
@@ -301,7 +304,8 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     if started and started == shipped_version:
         started = SHIPPED
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
-               _evaluation(folder / "evaluation.json"), info.get("finished_at"), started)
+               _evaluation(folder / "evaluation.json"), info.get("finished_at"), started,
+               lost=not model.exists() and card_path(model).exists())
 
 
 def _shipped_version() -> str | None:
@@ -393,14 +397,20 @@ class Models:
         return sorted(found, key=lambda r: (r.finished_at or "~", r.name))
 
     def active_name(self) -> str:
-        """The active run's name, or "shipped"."""
+        """The active run's name, or "shipped".
+
+        A run whose folder is still there stays active when its model file is gone: loading it
+        then says so (:meth:`path`), where falling back to the shipped model would have had the
+        next `reform embed` replace every embedding of the model the user chose without a word.
+        Only a run whose whole folder was removed gives way to the shipped model.
+        """
         name = self.catalogue.get_meta(Keys.ACTIVE_MODEL)
         if name is None:
             try:
                 name = (self.folder / ACTIVE_FILE).read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError):
                 name = None
-        if name and _one_folder(name) and (self.folder / name / "model.pt").exists():
+        if name and _one_folder(name) and (self.folder / name).is_dir():
             return name
         return SHIPPED
 
@@ -423,6 +433,11 @@ class Models:
         if path.is_file():
             return path
         if _one_folder(str(which)) and (self.folder / str(which)).is_dir():
+            folder = self.folder / str(which)
+            if (folder / "model.json").exists():   # its card is there: the model was written, then lost
+                raise ModelError(f"the run {which!r} has lost its model file", path=run,
+                                 hint=f"`reform train --resume --name {which}` writes it again from the run's "
+                                      "last checkpoint; `reform use shipped` goes back to the shipped model")
             raise ModelError(f"the run {which!r} has no model of both phases yet",
                              hint=f"finish it with `reform train --resume --name {which}`")
         raise ModelError(f"no model named {which!r}", hint="`reform models` lists them; use "
