@@ -453,6 +453,24 @@ def test_query_by_file_name_and_a_missing_path(trained, capsys):
     assert "this is a folder, and a query is one song" in err and "--mix FOLDER" in err
 
 
+def test_a_seed_given_twice_is_taken_once_and_a_short_list_says_why(trained, capsys):
+    """`mix A A` named A twice in its heading, and a playlist of 50 from 5 songs, or one the
+    filters cut to one song per artist, came up short without a word."""
+    home = str(trained)
+    assert main(["--home", home, "mix", "Chord", "02 Chord.flac", "-n", "2"]) == 0   # by name, by file
+    captured = capsys.readouterr()
+    assert "a mix from Tone Band - Chord:" in captured.out
+    assert "note: Tone Band - Chord was given twice: taken once" in captured.err
+    assert main(["--home", home, "playlist", "Chord", "--length", "50"]) == 0
+    assert "note: 4 of the 50 songs asked for: the library has no more" in capsys.readouterr().err
+    assert main(["--home", home, "similar", "Chord", "-n", "4", "--max-per-artist", "1"]) == 0
+    captured = capsys.readouterr()
+    shown = [line for line in captured.out.splitlines() if line.strip()[:1].isdigit()]
+    assert f"note: {len(shown)} of the 4 songs asked for: the filters leave no more" in captured.err
+    assert main(["--home", home, "similar", "Chord", "-n", "2"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch, capsys):
     import io
 

@@ -169,6 +169,14 @@ def test_tags_that_group_nothing_leave_the_same_song_protocol(tmp_path):
     tsv.write_text("path\tgroup\n/m/1.ogg\tg1\n/m/2.ogg\tg2\n")
     with pytest.raises(EvaluateError, match="no labels.tsv:group label is shared by two songs"):
         evaluation_songs(untagged, label_file=str(tsv))
+    # one label for every song: every neighbour relevant, a perfect p@10 for any method at all
+    same = [row(1, "A"), row(2, "A"), row(3, None)]
+    rows, labels, _, notes, _ = evaluation_songs(same, "artist")
+    assert len(rows) == 3 and labels is None
+    assert notes == ["every labelled song has the same artist label ('A'): only the same-song protocol runs"]
+    tsv.write_text("path\tgroup\n/m/1.ogg\tg1\n/m/2.ogg\tg1\n")
+    with pytest.raises(EvaluateError, match="the same labels.tsv:group label .'g1'.: label retrieval cannot tell"):
+        evaluation_songs(untagged, label_file=str(tsv))
 
 
 def test_cli_evaluate_too_small(tmp_path, capsys):

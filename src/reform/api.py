@@ -78,6 +78,7 @@ class Library:
         why its file cannot be loaded, if it cannot) and how many songs have an embedding
         (distinct recordings)."""
         from .card import file_problem, read_card
+        from .home import SHIPPED
 
         counts = self.home.catalogue.counts()
         embeddings = self.embedding_status()
@@ -86,8 +87,9 @@ class Library:
             path = self.model_path()
             problem = file_problem(path)
             version = read_card(path)["version"]
-        except ModelError as exc:   # the active run's model file is gone
-            problem = problem or exc.message
+        except ModelError as exc:   # the active run's model file is gone (an install without
+            if self.models.active_name() != SHIPPED:   # a shipped model names no version, nor a problem)
+                problem = exc.message
         except KeyError:
             pass
         return {

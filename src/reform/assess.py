@@ -16,7 +16,7 @@ from .evaluate import read_label_file
 from .files import write_json
 from .home import Home
 from .store import FileRow, one_per_recording
-from .text import agree, plural
+from .text import agree, one_line, plural
 
 
 FEW = 30   # songs asked about, below which a score's 95 % interval is wider than +-0.18
@@ -53,6 +53,14 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         others = " or ".join(f"--labels {t}" for t in ("album", "genre", "artist") if t != labels)
         notes.append(f"no {labels} tag is shared by two songs: only the same-song protocol runs "
                      f"(try {others}, or --labels-file)")
+        return rows, None, [r.album or "" for r in rows], notes, None
+    distinct = {lab for _, lab in kept}
+    if len(distinct) == 1:   # every neighbour is relevant: every method would score a perfect p@10
+        said = f"every labelled song has the same {source} label ({one_line(next(iter(distinct)))!r})"
+        if label_file:
+            raise EvaluateError(f"{said}: label retrieval cannot tell one method from another",
+                                hint="name a column that splits the songs into groups with --label-column")
+        notes.append(f"{said}: only the same-song protocol runs")
         return rows, None, [r.album or "" for r in rows], notes, None
     missing = len(found) - len(kept)
     if missing:

@@ -623,13 +623,18 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
     with _library(args, read_only=True) as lib:
         rec = lib.recommender(metric=args.metric, index=args.index, expand=args.expand)
         _embedding_note(lib, len(rec))
-        seeds = [lib.resolve(q, rec) for q in args.queries]
+        seeds = _distinct(lib.resolve(q, rec) for q in args.queries)
+        filters = _filters(args)
+        wanted = args.length if action == "playlist" else args.n
         if action == "similar":
-            recs = rec.similar(seeds[0], args.n, _filters(args))
+            recs = rec.similar(seeds[0], wanted, filters)
         elif action == "mix":
-            recs = rec.mix(seeds, args.n, _filters(args))
+            recs = rec.mix(seeds, wanted, filters)
         else:
-            recs = rec.playlist(seeds, args.length, _filters(args))
+            recs = rec.playlist(seeds, wanted, filters)
+        if recs and len(recs) < wanted:   # none at all is said under the heading
+            why = "the filters leave" if filters.active else "the library has"
+            print(f"note: {len(recs)} of the {wanted} songs asked for: {why} no more", file=sys.stderr)
     names = ", ".join(s.label for s in seeds)
     # a playlist's file starts with its seeds (those of the library, each once), as a radio does;
     # similar and mix are lists of other songs
@@ -637,6 +642,18 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
     _show(recs, args, {"similar": f"songs like {names}:", "mix": f"a mix from {names}:",
                        "playlist": f"a playlist from {names}:"}[action], lead)
     return 0
+
+
+def _distinct(seeds) -> list:
+    """The seeds with a song given twice (by two queries, or by a copy of it) taken once, as a
+    mix of A and A is a mix of A; says which were."""
+    kept: dict[object, object] = {}
+    for seed in seeds:
+        key = seed.row.hash if seed.row is not None else seed.label
+        if key in kept:
+            print(f"note: {seed.label} was given twice: taken once", file=sys.stderr)
+        kept.setdefault(key, seed)
+    return list(kept.values())
 
 
 def cmd_similar(args: argparse.Namespace) -> int:

@@ -35,6 +35,11 @@ class Filters:
     exclude_same_album: bool = False      # no song from an album of the seeds
     max_per_artist: int | None = None     # at most this many songs per artist
 
+    @property
+    def active(self) -> bool:
+        """Whether any filter can leave a song out."""
+        return self.exclude_same_artist or self.exclude_same_album or self.max_per_artist is not None
+
 
 @dataclass(frozen=True)
 class Seed:
