@@ -105,6 +105,37 @@ def test_byte_identical_duplicates_are_noted(lib, music, capsys):
     assert "songs:        5 " in out and "none of 4 distinct recordings" in out
 
 
+def test_copies_in_one_parallel_scan_are_decoded_once(lib, tmp_path):
+    """Copies have one size, so the longest-first order started them side by side and two
+    workers decoded the same audio; files of one length with other bytes still run."""
+    folder = tmp_path / "copies"
+    write(folder / "a.wav", stereo(tone(330, 12), noise(12, seed=1)))
+    for name in ("b.wav", "c.wav"):
+        shutil.copy(folder / "a.wav", folder / name)
+    write(folder / "d.wav", stereo(tone(440, 12), noise(12, seed=2)))    # a.wav's size, other audio
+    summary = lib.scan(folder, jobs=2)
+    assert (summary.analysed, summary.reused, summary.duplicates) == (2, 2, 2)
+    assert len({row.hash for row in lib.songs()}) == 2
+
+
+def test_the_scan_holds_back_only_files_whose_bytes_agree(tmp_path):
+    from reform.scan import _Copies
+
+    files = {name: tmp_path / name for name in ("a", "b", "c", "d")}
+    files["a"].write_bytes(b"x" * 200_000)
+    files["b"].write_bytes(b"x" * 200_000)           # a's copy
+    files["c"].write_bytes(b"y" * 200_000)           # a's size, other bytes
+    files["d"].write_bytes(b"x" * 10)                # a size of its own: never read
+    entries = [Entry(str(p), p.stat().st_size, 0, str(tmp_path)) for p in files.values()]
+    copies = _Copies(entries)
+    a, c, d = copies.take(), copies.take(), copies.take()
+    assert [Path(t[0].path).name for t in (a, c, d)] == ["a", "c", "d"]     # b waits for a
+    assert copies.take() is None
+    copies.done(a[1])
+    b = copies.take()
+    assert Path(b[0].path).name == "b" and copies.take() is None
+
+
 def test_a_retagged_song_is_not_decoded_again(lib, music):
     """A tagger rewrites the file: its new tags are read, its audio is not decoded again, and a
     copy under other tags (the same recording in a compilation) is the same recording."""

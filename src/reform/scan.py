@@ -14,11 +14,13 @@ on from there.  The longest files are started first, so no worker ends alone.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -323,6 +325,58 @@ def _workers_starting() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+class _Copies:
+    """The files of a scan in order, holding back a file that looks like a byte-for-byte copy
+    of one in flight (the same size, the same first and last 64 KB) until that one is done.
+
+    Copies have the same size, so the longest-first order starts them side by side, and two
+    workers would each decode the same audio; held back, the copy finds the first one's
+    spectrogram stored and reuses it.  Only files whose size another file of the scan shares
+    are read for this, so that files of one fixed length (a sample pack) still run in
+    parallel unless their bytes agree.
+    """
+
+    SAMPLE = 64 * 1024
+
+    def __init__(self, todo: list[Entry]):
+        self._queue = iter(todo)
+        self._sizes = Counter(e.size for e in todo)
+        self._busy: Counter[object] = Counter()
+        self._held: list[tuple[Entry, object]] = []
+
+    def take(self) -> tuple[Entry, object] | None:
+        """The next file to start and its key (to hand back to :meth:`done`), or None while
+        every file left waits for its twin (or none is left)."""
+        for i, (entry, key) in enumerate(self._held):
+            if not self._busy[key]:
+                del self._held[i]
+                self._busy[key] += 1
+                return entry, key
+        for entry in self._queue:
+            key = self._key(entry)
+            if self._busy[key]:
+                self._held.append((entry, key))
+                continue
+            self._busy[key] += 1
+            return entry, key
+        return None
+
+    def done(self, key: object) -> None:
+        self._busy[key] -= 1
+
+    def _key(self, entry: Entry) -> object:
+        if self._sizes[entry.size] < 2:
+            return entry.path   # no other file of this size: no copy of anything here
+        try:
+            with open(entry.path, "rb") as f:
+                digest = hashlib.blake2b(f.read(self.SAMPLE), digest_size=16)
+                f.seek(max(0, entry.size - self.SAMPLE))
+                digest.update(f.read(self.SAMPLE))
+        except OSError:
+            return entry.path   # the worker says why it cannot be read
+        return entry.size, digest.digest()
+
+
 def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
              mel_cfg: MelConfig, jobs: int | None, embedding: Embedding | None,
              embedded: frozenset[str]) -> Iterator[Analysed | Failed]:
@@ -339,22 +393,21 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
     ctx.set_forkserver_preload(["reform.scan", "reform.features"] + (["reform.embed"] if embedding else []))
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
                                initargs=(embedded,))
-    pending: set[Future] = set()
-    queue = iter(todo)
+    pending: dict[Future, object] = {}   # each file in flight, with its key in ``copies``
+    copies = _Copies(todo)
 
     def fill() -> None:
-        for entry in queue:
-            pending.add(pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg, embedding))
-            if len(pending) >= 2 * jobs:
-                break
+        while len(pending) < 2 * jobs and (taken := copies.take()) is not None:
+            entry, key = taken
+            pending[pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg, embedding)] = key
 
     try:
         with _workers_starting():   # the first submissions start the workers
             fill()
         while pending:
             done = wait(pending, return_when=FIRST_COMPLETED).done
-            pending -= done
             for fut in done:
+                copies.done(pending.pop(fut))
                 yield fut.result()
             fill()
     finally:
