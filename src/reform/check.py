@@ -95,8 +95,8 @@ _COLUMNS = {"meta": ("key", "value"), "files": tuple(ROW_FIELDS), "embeddings": 
 
 def rebuild_catalogue(path: Path) -> Rebuilt:
     """Move a damaged catalogue aside and build a new one from every row that can still be
-    read (an empty one where the catalogue was deleted).  Spectrograms are keyed by content, so a scan re-adds the lost rows without
-    decoding any audio again.  The caller holds the home's writer lock."""
+    read (an empty one where the catalogue was deleted).  Spectrograms are keyed by content,
+    so a scan re-adds the lost rows without decoding any audio again.  The caller holds the home's writer lock."""
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     existed = path.exists()
     for suffix in ("", "-wal", "-shm"):

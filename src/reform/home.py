@@ -433,8 +433,7 @@ class Models:
         if path.is_file():
             return path
         if _one_folder(str(which)) and (self.folder / str(which)).is_dir():
-            folder = self.folder / str(which)
-            if (folder / "model.json").exists():   # its card is there: the model was written, then lost
+            if card_path(run).exists():   # its card is there: the model was written, then lost
                 raise ModelError(f"the run {which!r} has lost its model file", path=run,
                                  hint=f"`reform train --resume --name {which}` writes it again from the run's "
                                       "last checkpoint; `reform use shipped` goes back to the shipped model")
