@@ -364,6 +364,30 @@ def test_a_folder_left_without_audio_keeps_its_songs_until_told_to_forget_them(t
         assert lib.home.roots() == [str(moved)] and {Path(s.path).parent for s in lib.songs()} == {moved}
 
 
+def test_a_disk_linked_into_the_music_folder_keeps_its_songs_while_it_is_not_mounted(tmp_path):
+    """music/ext -> /media/disk: with the disk unmounted the link dangled, and the next scan
+    removed its songs and deleted their spectrograms without a word."""
+    music, disk = tmp_path / "music", tmp_path / "disk"
+    write(music / "here.wav", tone(440, 3))
+    write(disk / "Album" / "there.wav", tone(660, 3))
+    write(disk / "Album" / "also.wav", noise(3))
+    (music / "ext").symlink_to(disk)
+    with Library(tmp_path / "home") as lib:
+        assert lib.scan(music, jobs=1).analysed == 3
+        disk.rename(tmp_path / "unmounted")
+        summary = lib.scan(jobs=1)
+        assert summary.vanished == {str(music / "ext"): 2} and summary.removed == 0
+        assert len(lib.songs()) == 3 and all(lib.home.spectrograms.exists(s.hash) for s in lib.songs())
+        (tmp_path / "unmounted").rename(disk)                  # mounted again: nothing to do
+        summary = lib.scan(jobs=1)
+        assert (summary.analysed, summary.reused, summary.unchanged, summary.vanished) == (0, 0, 3, {})
+        (disk / "Album" / "also.wav").unlink()                 # a song deleted on the disk is removed
+        assert lib.scan(jobs=1).removed == 1
+        disk.rename(tmp_path / "unmounted")
+        summary = lib.scan(jobs=1, forget_missing=True)        # unless told, the disk's songs stay
+        assert summary.removed == 1 and [s.title for s in lib.songs()] == ["here"]
+
+
 # -- nothing lost, whatever happens to the home ---------------------------------------------------------
 def test_hours_of_silence_are_rejected_without_decoding_them(lib, tmp_path, monkeypatch):
     import reform.scan as scan_module

@@ -250,8 +250,10 @@ def known_spelling(path: str, known: Iterable[str], links: dict[str, str] | None
 
 def vanished(removed: list[FileRow], entries: list[Entry], roots: Iterable[str]) -> dict[str, int]:
     """The scanned folders in which no audio is left although songs were there, each with how
-    many: an unmounted disk or share leaves an empty folder (or none) behind."""
-    roots = list(roots)
+    many: an unmounted disk or share leaves an empty folder (or none, or a dangling link)
+    behind.  A path counts for the deepest of ``roots`` that holds it: a folder linked into a
+    music folder is a disk of its own."""
+    roots = sorted(roots, key=len, reverse=True)
     alive = {root_of(e.path, roots) for e in entries}
     lost: Counter[str] = Counter()
     for row in removed:

@@ -481,7 +481,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(found.entries, found.problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
-    vanished = {} if forget_missing else library.vanished(todo.removed, found.entries, roots)
+    # a folder linked into a music folder (music/ext -> /media/disk) is a disk of its own too
+    linked = [link for link in {**home.links(), **found.links}.values() if library.root_of(link, roots)]
+    vanished = {} if forget_missing else library.vanished(todo.removed, found.entries, roots + linked)
     todo.removed = [row for row in todo.removed if library.root_of(row.path, vanished) is None]
     redo = set(redo) | {e.path for e in todo.unchanged  # a spectrogram deleted since: one stat each
                         if known[e.path].status == "ok" and not home.spectrograms.exists(known[e.path].hash)}
