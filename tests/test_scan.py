@@ -388,6 +388,32 @@ def test_a_disk_linked_into_the_music_folder_keeps_its_songs_while_it_is_not_mou
         assert summary.removed == 1 and [s.title for s in lib.songs()] == ["here"]
 
 
+def test_a_disk_mounted_in_the_music_folder_keeps_its_songs_while_it_is_not(tmp_path, monkeypatch):
+    """An unmounted disk leaves its empty mount point inside the music folder."""
+    import reform.library as library_module
+
+    music = tmp_path / "music"
+    write(music / "here.wav", tone(440, 3))
+    write(music / "also.wav", noise(3))
+    write(music / "disk" / "there.wav", tone(660, 3))
+    identity = library_module._identity
+
+    def mounted(path):   # music/disk on a device of its own, as a mount point is
+        dev, ino = identity(path)
+        return (dev + 1, ino) if path == str(music / "disk") else (dev, ino)
+
+    with Library(tmp_path / "home") as lib:
+        monkeypatch.setattr(library_module, "_identity", mounted)
+        assert lib.scan(music, jobs=1).analysed == 3
+        assert lib.home.mounts() == [str(music / "disk")]
+        monkeypatch.setattr(library_module, "_identity", identity)
+        (music / "disk" / "there.wav").unlink()                   # unmounted: an empty folder is left
+        summary = lib.scan(jobs=1)
+        assert summary.vanished == {str(music / "disk"): 1} and len(lib.songs()) == 3
+        (music / "here.wav").unlink()                             # a song beside it goes as before
+        assert lib.scan(jobs=1).removed == 1
+
+
 # -- nothing lost, whatever happens to the home ---------------------------------------------------------
 def test_hours_of_silence_are_rejected_without_decoding_them(lib, tmp_path, monkeypatch):
     import reform.scan as scan_module

@@ -56,6 +56,7 @@ class Keys:
     EMBEDDING_MODEL = "embedding_model"    # the key of the stored embeddings
     ACTIVE_MODEL = "active_model"          # the active run's name (absent or "": shipped)
     LINKS = "links"                        # JSON {real path: link} of folders scanned through a link
+    MOUNTS = "mounts"                      # JSON list of the disks scans found mounted in a music folder
 
 
 # copies of what a scan cannot find again in the music, read when the catalogue has lost its
@@ -213,6 +214,18 @@ class Home:
 
     def add_links(self, links: dict[str, str]) -> None:
         self.catalogue.set_meta(Keys.LINKS, json.dumps(self.links() | links, sort_keys=True))
+
+    def mounts(self) -> list[str]:
+        """The folders inside music folders that scans found to be other disks' mount points
+        (so that an empty one, its disk not mounted, is not taken for deleted music)."""
+        try:
+            mounts = json.loads(self.catalogue.get_meta(Keys.MOUNTS) or "[]")
+        except ValueError:
+            return []
+        return [m for m in mounts if isinstance(m, str)] if isinstance(mounts, list) else []
+
+    def add_mounts(self, mounts: list[str]) -> None:
+        self.catalogue.set_meta(Keys.MOUNTS, json.dumps(sorted(set(self.mounts()) | set(mounts))))
 
     def add_roots(self, roots: list[str]) -> None:
         self._set_roots(set(self.roots()) | set(roots))

@@ -55,6 +55,7 @@ class Found:
     unread: Counter[str]     # music in formats ReFORM does not read: extension -> files
     unnamed: list[str]       # files and folders passed over because their names are not UTF-8
     links: dict[str, str] = field(default_factory=dict)   # folder walked through a link: real path -> link
+    mounts: list[str] = field(default_factory=list)       # folders inside that are another file system's
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _identity(path: str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset) -> None:
+def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_device: int | None = None) -> None:
     """Walk ``folder`` (of scanned folder ``root``); ``inside`` holds the identities of the folders
     it lies in, so that a link back to one of them is told from a second name of another."""
     found, problems = walk.found, walk.found.problems
@@ -138,6 +139,8 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset) -> None:
     except OSError as exc:
         problems.append(Problem(folder, _os_reason(exc)))
         return
+    if parent_device is not None and key[0] != parent_device and not os.path.islink(folder):
+        found.mounts.append(folder)   # a disk mounted inside a music folder
     if key in inside:
         problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {walk.seen[key]}"))
         return
@@ -167,7 +170,7 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset) -> None:
             continue
         if is_dir:
             if not SKIPPED_FOLDER.fullmatch(child.name):
-                _walk_dir(child.path, root, walk, inside)
+                _walk_dir(child.path, root, walk, inside, key[0])
         elif child.name.startswith(SKIPPED_FILE_PREFIX):
             continue
         elif is_audio_path(child.name):

@@ -481,9 +481,11 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(found.entries, found.problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
-    # a folder linked into a music folder (music/ext -> /media/disk) is a disk of its own too
-    linked = [link for link in {**home.links(), **found.links}.values() if library.root_of(link, roots)]
-    vanished = {} if forget_missing else library.vanished(todo.removed, found.entries, roots + linked)
+    # a disk mounted in a music folder, or linked into one (music/ext -> /media/disk), is a music
+    # folder of its own: it may be away too
+    disks = [*{**home.links(), **found.links}.values(), *home.mounts(), *found.mounts]
+    disks = [d for d in dict.fromkeys(disks) if library.root_of(d, roots)]
+    vanished = {} if forget_missing else library.vanished(todo.removed, found.entries, roots + disks)
     todo.removed = [row for row in todo.removed if library.root_of(row.path, vanished) is None]
     redo = set(redo) | {e.path for e in todo.unchanged  # a spectrogram deleted since: one stat each
                         if known[e.path].status == "ok" and not home.spectrograms.exists(known[e.path].hash)}
@@ -497,6 +499,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     with catalogue.transaction():
         if found.links:
             home.add_links(found.links)
+        if found.mounts:
+            home.add_mounts(found.mounts)
         for problem in todo.problems:
             before = known.get(problem.path)
             if before is not None and before.status == "failed" and before.reason == problem.reason:
