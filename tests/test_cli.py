@@ -7,10 +7,11 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import reform
-from conftest import reform_cmd, run_unprivileged
+from conftest import SR, reform_cmd, run_unprivileged, tone, write
 from reform.cli import main
 
 
@@ -469,6 +470,19 @@ def test_a_seed_given_twice_is_taken_once_and_a_short_list_says_why(trained, cap
     assert f"note: {len(shown)} of the 4 songs asked for: the filters leave no more" in captured.err
     assert main(["--home", home, "similar", "Chord", "-n", "2"]) == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_failed_file_named_by_its_name_and_a_library_of_one_song(tmp_path, capsys):
+    write(tmp_path / "m" / "song.wav", tone(440, 4))
+    write(tmp_path / "m" / "silence.wav", np.zeros(SR * 4, np.float32))
+    home = str(tmp_path / "h")
+    assert main(["--home", home, "-q", "scan", str(tmp_path / "m"), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "similar", "silence.wav"]) == 1    # not "no song has this file name"
+    err = capsys.readouterr().err
+    assert "this file could not be analysed: the audio is silent" in err and "reform errors" in err
+    assert main(["--home", home, "similar", "song"]) == 0
+    assert "(the library has no other song)" in capsys.readouterr().out    # not "no song passes the filters"
 
 
 def test_training_progress_estimates_each_phase_from_its_own_epochs(monkeypatch, capsys):

@@ -57,11 +57,13 @@ def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
     assert sorted(again.unchanged) == names and not again.written
     docker = pl.write_folder(tmp_path / "elsewhere", [radio], root, prefix="/music/")
     assert entries(tmp_path / "elsewhere" / docker.written[0])[0] == "/music/Tone Band/Sines/02 Chord.flac"
+    typed = pl.write_folder(tmp_path / "typed", [radio], root, prefix="/music")   # "/musicTone Band/..."
+    assert entries(tmp_path / "typed" / typed.written[0])[0] == "/music/Tone Band/Sines/02 Chord.flac"
     mpd = pl.write_folder(tmp_path / "mpd", [radio], root, prefix="", suffix=".m3u")   # MPD's playlist folder
     assert mpd.written == ["ReFORM radio - Tone Band - Chord.m3u"]
     assert entries(tmp_path / "mpd" / mpd.written[0])[0] == "Tone Band/Sines/02 Chord.flac"
     elsewhere = pl.write_folder(tmp_path / "none", [radio], tmp_path / "other")   # no song under the root
-    assert elsewhere.empty == [radio.title] and not elsewhere.written
+    assert elsewhere.empty == [(radio.title, False)] and not elsewhere.written
     assert not list((tmp_path / "none").glob("*.m3u8"))
 
 
@@ -139,6 +141,8 @@ def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):
         os.path.relpath(played["01 White"].path, out)
     assert main(["--home", str(home), "playlists", "--to", str(out)]) == 1
     assert "no playlist asked for" in capsys.readouterr().err
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--mix", str(root / "Tone Bnad")]) == 1
+    assert "no such folder" in capsys.readouterr().err
 
 
 def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, capsys):

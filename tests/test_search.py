@@ -59,7 +59,19 @@ def test_misses_say_what_is_wrong():
         find(ROWS, "album")
     assert "seed" in str(err.value) and "other" in str(err.value)
     with pytest.raises(QueryError, match="empty"):
+        find(ROWS, "  ")
+    with pytest.raises(QueryError, match="no song matches ' !. '"):    # no letter: looked for as written
         find(ROWS, " !? ")
+
+
+def test_a_query_of_symbols_only_is_looked_for_as_written():
+    """The search words keep letters and digits, so an emoji was "the query is empty" although a
+    title held it, and on the web page it listed every song."""
+    rows = ROWS + [row(9, "/m/z/party 🎵.flac", "DJ", "Night 🎵 Out"), row(10, "/m/z/100%.flac", "B", "Full")]
+    assert find(rows, "🎵").id == 9
+    assert find(rows, "%").id == 10 and find(rows, " % ").id == 10
+    with pytest.raises(QueryError, match="no song matches '♫'"):
+        find(rows, "♫")
 
 
 QUERIES = ["hr3-caves.ogg", "HR3-Caves.OGG", "/else/hr3-ocean.ogg", "seed.flac", "caves-hr3.OGG",  # names
@@ -67,7 +79,7 @@ QUERIES = ["hr3-caves.ogg", "HR3-Caves.OGG", "/else/hr3-ocean.ogg", "seed.flac",
            "ocean", "cave", "ave", "aves hr", "NANDU!", "pajaros nan", "album two",    # words, parts
            "a", "hr", "o e", "3", "u2", "a seed x",                                   # 1-2 letters
            "nothing like this", "missing.ogg", "/m/y/missing.flac", "caves",          # misses, many
-           "album", "hr3", "é", "II"]
+           "album", "hr3", "é", "II", "♫", "?"]
 
 
 def answer(songs, query):

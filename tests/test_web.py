@@ -96,6 +96,8 @@ def test_songs_search_filter_sort_and_pages(client):
     assert titles(sort="duration")[0] == "Short"
     assert titles(sort="title", offset=1, limit=2) == ["Chord", "Clicks"]
     assert client.get("/api/songs", params={"q": "nothing like this"}).json()["total"] == 0
+    assert client.get("/api/songs", params={"q": "🎵"}).json()["total"] == 0   # not every song, as before
+    assert titles(q="%", artist="tone band") == []
 
 
 def test_song_detail_and_failures(client, ids):

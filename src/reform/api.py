@@ -474,7 +474,15 @@ class Library:
         if not storable(text):
             raise QueryError("no such file, and these words are not UTF-8", path=text,
                              hint="check the terminal's character set (its locale)")
-        return rec.seed_of(find(self.home.catalogue, text))
+        try:
+            return rec.seed_of(find(self.home.catalogue, text))
+        except QueryError:
+            name = os.path.basename(text.rstrip(os.sep))
+            failed = [r for r in self.failures() if os.path.basename(r.path) == name]
+            if len(failed) == 1:   # named by its file name: not "no song has this file name"
+                raise QueryError(f"this file could not be analysed: {failed[0].reason}", path=failed[0].path,
+                                 hint="see `reform errors`; choose another song") from None
+            raise
 
     def _library_file(self, path: str):
         """The catalogue's row of ``path``, also when it names a song through another way to its

@@ -587,7 +587,7 @@ def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> Non
         return
     print(heading)
     if not recs:
-        print("  (no song passes the filters)")
+        print("  (no song passes the filters)" if _filters(args).active else "  (the library has no other song)")
     for i, r in enumerate(recs, 1):
         row = r.row
         minutes, secs = divmod(round(row.duration or 0), 60)
@@ -842,9 +842,9 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         print(f"removed    {name} (no longer asked for)")
     for name, why in report.left_alone:
         print(f"left alone {name}: {why}")
-    for title in report.empty:
+    for title, earlier in report.empty:
         print(f"not written {title}: none of its songs lies under the music root {root}"
-              " (an earlier file of it is kept)")
+              + (" (an earlier file of it is kept)" if earlier else ""))
     if report.outside_root:
         print(f"note: {plural(report.outside_root, 'song')} outside {root} left out of the playlists")
     if report.unwritable:
@@ -1013,7 +1013,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("queries", nargs=1 if name == "similar" else "+", metavar="QUERY",
                        help="a path in the library, an audio file, or words of artist/title/album")
         if name == "playlist":
-            p.add_argument("--length", "-n", type=count(1), default=20, help="number of songs (default 20)")
+            p.add_argument("--length", "-n", type=count(1), default=20,
+                           help="songs after the seeds (default 20); a file written with -o starts with the "
+                                "seeds that are songs of the library")
         else:
             p.add_argument("-n", type=count(1), default=10, help="number of songs (default 10)")
         _add_filters(p)
@@ -1100,7 +1102,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a radio playlist for each of the N songs `reform mpd` saw played most")
     p.add_argument("--mix", action="append", metavar="FOLDER",
                    help="a mix of songs like those in this folder (repeatable)")
-    p.add_argument("--length", type=count(1), default=30, help="songs per playlist (default 30)")
+    p.add_argument("--length", type=count(1), default=30,
+                   help="songs per playlist, a radio's seed included (default 30)")
     p.add_argument("--music-root", help="write song paths relative to this folder (default: the "
                    "library's music folder, when it has one)")
     p.add_argument("--prefix", help="put this before each relative path (default: the way from the "

@@ -55,7 +55,8 @@ class Report:
     removed: list[str] = field(default_factory=list)
     left_alone: list[tuple[str, str]] = field(default_factory=list)   # (file, why)
     outside_root: int = 0                                             # songs not under the root
-    empty: list[str] = field(default_factory=list)   # playlists none of whose songs is under the root
+    empty: list[tuple[str, bool]] = field(default_factory=list)   # (title, an earlier file is kept):
+                                                   # playlists none of whose songs is under the root
     unwritable: int = 0                       # songs whose path holds a line break (see m3u_text)
 
 
@@ -80,6 +81,8 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
     rows = list(one_per_recording(r for r in songs if rec.has(r.hash) and (
         r.path.startswith(base) or r.path.startswith(real))).values())
     if not rows:
+        if not os.path.isdir(base):
+            raise ConfigError("no such folder", path=folder, hint="give --mix a folder the library has scanned")
         raise ConfigError("no song of the library with an embedding lies in this folder",
                           path=folder, hint="give a folder the library has scanned")
     recs = rec.mix([rec.seed_of(r) for r in rows], length, filters)
@@ -126,7 +129,8 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     ----------
     folder : the playlist folder (created if missing; its parent must exist)
     root : the music root; songs outside it are left out of the playlists
-    prefix : put before each song's path under the root (None: :func:`entry_prefix`)
+    prefix : the folder put before each song's path under the root ("/music" and "/music/" alike;
+        None: :func:`entry_prefix`)
     suffix : the files' extension (MPD's playlist folder wants ``.m3u``)
     """
     folder, root = Path(folder).expanduser().absolute(), Path(root).expanduser().absolute()
@@ -139,6 +143,8 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
                           hint="create its parent folder first, or choose another") from None
     remove_dead_temporaries(folder)   # of a run killed mid-write
     prefix = entry_prefix(folder, root) if prefix is None else prefix
+    if prefix and not prefix.endswith("/"):   # "/music" is a folder, as a container mounts it
+        prefix += "/"
     report = Report()
     ours = _read_manifest(folder)
     taken: set[str] = set()
@@ -149,7 +155,7 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
         inside = [row for row in playlist.rows if _entry(row, root, prefix) is not None]
         report.outside_root += len(playlist.rows) - len(inside)
         if not inside:   # a server would import it as an empty playlist
-            report.empty.append(playlist.title)
+            report.empty.append((playlist.title, (folder / name).exists()))
             empty.add(name)
             continue
         text, skipped = m3u_text(inside, title=playlist.title, line=lambda r: _entry(r, root, prefix))

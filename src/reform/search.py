@@ -3,7 +3,8 @@
 A query names one song when it is, in order of precedence: the exact file name of one
 song (``hr3-caves.ogg``); words that are exactly one song's "artist title" or title; or
 words that all appear in one song's artist, title, album or file name.  Case, accents
-and punctuation are ignored throughout (see :func:`reform.text.norm`).
+and punctuation are ignored throughout (see :func:`reform.text.norm`); a query of no letter
+or digit at all (an emoji) is looked for as it is written.
 
 The songs are looked for in rows in memory or in the catalogue, whose table of search words
 answers the same two questions (:class:`Songs`) through indexes; either way the rows it gives
@@ -61,6 +62,15 @@ def holds(text: str, words: list[str]) -> bool:
     return all(w in text for w in words)
 
 
+def symbols_in(rows: Iterable[FileRow], text: str) -> list[FileRow]:
+    """The songs whose artist, title, album or file name holds ``text`` as it is written, case
+    aside: how a query of no letter or digit (an emoji, a sign) matches, since the search words
+    keep letters and digits only.  Every song is looked at: such queries are rare."""
+    needle = text.strip().casefold()
+    return [r for r in rows
+            if any(needle in (v or "").casefold() for v in (r.artist, r.title, r.album, os.path.basename(r.path)))]
+
+
 def looks_like_path(text: str) -> bool:
     """A query written as a path (a folder separator, or an audio file's extension)."""
     return os.sep in text or text.startswith("~") or is_audio_path(text)
@@ -69,7 +79,7 @@ def looks_like_path(text: str) -> bool:
 def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     """The one song ``text`` names among ``songs`` (rows, or the catalogue); see the module's
     docstring.  QueryError otherwise."""
-    if not norm(text):
+    if not text.strip():
         raise QueryError("the query is empty", hint="give words of the artist or title, or a path")
     if not hasattr(songs, "with_words"):
         songs = InRows(songs)
@@ -81,7 +91,9 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
         if len(named) == 1:
             return named[0]
     words = norm(text).split()
-    matches = list(one_per_recording(r for r in songs.with_words(words) if holds(search_text(r), words)).values())
+    found = (r for r in songs.with_words(words) if holds(search_text(r), words)) if words else \
+        symbols_in(songs.with_words([]), text)
+    matches = list(one_per_recording(found).values())
     if not matches:
         if os.path.isdir(os.path.expanduser(text)):
             raise QueryError("this is a folder, and a query is one song", path=text,

@@ -22,7 +22,7 @@ import numpy as np
 from ..api import Library
 from ..card import file_problem, read_card
 from ..errors import EmbedError, ModelError
-from ..search import holds, search_text, title_of
+from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
 from ..text import norm
@@ -105,7 +105,9 @@ class Snapshot:
         if ("order", sort, desc) not in self.cache:
             self.cache["order", sort, desc] = _order(self.rows, self.keys, sort, desc)
         rows = self.cache["order", sort, desc]
-        if not words and not wanted:
+        if q.strip() and not words:   # no letter or digit (an emoji): looked for as written
+            rows = symbols_in(rows, q)
+        elif not words and not wanted:
             return rows
         return [r for r in rows if holds(self.hay[r.id], words)
                 and all(self.keys[r.id][i] == v for i, v in wanted)]
