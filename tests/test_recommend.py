@@ -66,6 +66,25 @@ def test_mix_is_centred_between_seeds(rec):
     assert titles(recs) == ["between"]
 
 
+def test_a_mix_expands_each_seed_so_that_it_leans_to_none():
+    """Expanding the seeds' centre took its two nearest songs, both of one seed's kind when that
+    kind lies nearer the middle, and the other seed's songs fell out of the mix. x's mates lie
+    off to a side, y's lean towards x; two songs lie between them."""
+    e = np.eye(4)
+    where = {"x": e[0], "x mate 1": e[0] + 0.66 * e[2], "x mate 2": e[0] + 0.73 * e[2],
+             "y": e[1], "y mate 1": e[1] + 0.44 * e[0], "y mate 2": e[1] + 0.48 * e[0],
+             "y mate 3": e[1] + 0.4 * e[0] + 0.1 * e[3],
+             "between 1": e[0] + e[1] + 2.2 * e[3], "between 2": e[0] + e[1] + 2.4 * e[3]}
+    rows = [row(i, name.split()[0], "album", name) for i, name in enumerate(where, 1)]
+    emb = {r.hash: (where[r.title] / np.linalg.norm(where[r.title])).astype(np.float32) for r in rows}
+    for expand in (0, 2):   # the plain cosine, and each seed expanded by its own nearest songs
+        rec = Recommender.of(rows, emb, expand=expand)
+        seeds = [rec.seed_of(find(rows, "x")), rec.seed_of(find(rows, "y"))]
+        assert titles(rec.mix(seeds, 4)) == ["y mate 2", "y mate 1", "y mate 3", "x mate 1"], expand
+    one = rec.seed_of(find(rows, "x"))
+    assert titles(rec.mix([one], 3)) == titles(rec.similar(one, 3))      # one seed: its similar songs
+
+
 def test_playlist_flows_without_repeats(rec):
     seed = rec.seed_of(find(ROWS, "seed"))
     recs = rec.playlist([seed], length=5)

@@ -180,11 +180,14 @@ class Recommender:
         return [Recommendation(row, s) for _, row, s in self._candidates(query, [seed], filters, n)[:n]]
 
     def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
-        """The n songs closest to the centre of several liked songs (its expanded query)."""
+        """The n songs closest to the centre of several liked songs, each seed standing for its
+        expanded query: the centre's own nearest songs would all be one seed's neighbours when
+        that seed's kind lies nearer the middle, and the mix would lean to it."""
         if not seeds:
             raise QueryError("a mix needs at least one song")
-        centre = np.mean([s.vector / (np.linalg.norm(s.vector) or 1.0) for s in seeds], axis=0)
-        centre = self.expanded(centre, _recordings(seeds))
+        banned = _recordings(seeds)
+        centre = np.mean([self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), banned) for s in seeds],
+                         axis=0)
         return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
 
     def playlist(self, seeds: list[Seed], length: int = 20, filters: Filters = Filters(),
