@@ -143,6 +143,13 @@ def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):
     assert "no playlist asked for" in capsys.readouterr().err
     assert main(["--home", str(home), "playlists", "--to", str(out), "--mix", str(root / "Tone Bnad")]) == 1
     assert "no such folder" in capsys.readouterr().err
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord",
+                 "--min-duration", "600"]) == 0      # a radio of its seed alone is written, and said
+    assert "ReFORM radio - Tone Band - Chord holds its seed alone: no other song passes the rules (no song of " \
+           "the last 50, at least 600 s long)" in capsys.readouterr().err
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--min-duration", "600",
+                 "--max-duration", "10"]) == 1
+    assert "is above the longest" in capsys.readouterr().err
 
 
 def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, capsys):

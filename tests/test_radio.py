@@ -85,6 +85,10 @@ def test_shuffle_draws_among_the_best_and_rules_are_checked(songs):
     assert got == ids(next_songs(rec, [rows[0]], [], 2, rules, random.Random(1)))  # a seed repeats it
     with pytest.raises(ConfigError, match="negative"):
         Rules(no_repeat=-1)
+    with pytest.raises(ConfigError, match=r"shortest length asked for \(600 s\) is above the longest \(10 s\)"):
+        Rules(min_duration=600, max_duration=10)
+    assert Rules(min_duration=600).limits() == "no song of the last 50, at least 600 s long"
+    assert Rules(no_repeat=0, filters=Filters(max_per_artist=1)).limits() == "the artist and album filters"
 
 
 def test_music_root_maps_player_names_both_ways(songs):

@@ -824,6 +824,9 @@ def cmd_playlists(args: argparse.Namespace) -> int:
             unique.setdefault(row.hash, row)
         for row in unique.values():
             wanted.append(playlists.radio(rec, row, args.length, rules))
+            if len(wanted[-1].rows) < min(args.length, 2):
+                print(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
+                      f"({rules.limits()})", file=sys.stderr)
         for folder in args.mix or []:
             wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args)))
     if args.most_played and not played:

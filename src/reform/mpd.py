@@ -313,7 +313,7 @@ class Radio:
             self._note(f"note: {exc.message} ({exc.hint})" if exc.hint else f"note: {exc.message}")
             return
         if not picks:
-            self._note("no song is left outside the no-repeat window: lower --no-repeat, or add music")
+            self._note(f"no song passes the radio's rules ({self.rules.limits()}): loosen them, or add music")
         for pick in picks:
             uri = self.root.to_player(pick.row.path)
             try:

@@ -48,8 +48,21 @@ class Rules:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', ' ')} cannot be negative",
                                   hint="give 0 to turn the rule off")
+        if self.max_duration and self.min_duration > self.max_duration:
+            raise ConfigError(f"the shortest length asked for ({self.min_duration:g} s) is above the longest "
+                              f"({self.max_duration:g} s): no song could pass",
+                              hint="give --min-duration below --max-duration")
         if self.shuffle < 1:
             raise ConfigError("shuffle must be at least 1", hint="1 keeps the best songs in order")
+
+    def limits(self) -> str:
+        """The rules that can leave a radio without a song, in words ("no song of the last 50, at
+        least 600 s long"; the gaps give way, so they never do)."""
+        said = [f"no song of the last {self.no_repeat}"] if self.no_repeat else []
+        said += [f"at least {self.min_duration:g} s long"] if self.min_duration else []
+        said += [f"at most {self.max_duration:g} s long"] if self.max_duration else []
+        said += ["the artist and album filters"] if self.filters.active else []
+        return ", ".join(said) or "none"
         if not 0 < self.seed_decay <= 1:
             raise ConfigError("seed_decay must be above 0 and at most 1", hint="1 weighs all seeds equally")
 
