@@ -412,10 +412,21 @@ def test_progress_bars_are_drawn_on_a_terminal_only(monkeypatch):
 
 
 def test_an_empty_folder_is_not_a_library(tmp_path, capsys):
+    """A folder without music, or a file that is none, given to a scan is a slip: it was
+    remembered (every later scan went through it again) with exit 0."""
     (tmp_path / "empty").mkdir()
-    assert main(["--home", str(tmp_path / "home"), "scan", str(tmp_path / "empty")]) == 0
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "scan", str(tmp_path / "empty")]) == 1
     out = capsys.readouterr().out
     assert "no audio files found in" in out and "unchanged" not in out and "library: 0 songs" in out
+    assert main(["--home", home, "scan"]) == 1
+    assert "no music folder is known yet" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("a shopping list")
+    (tmp_path / "tune.ape").write_bytes(b"MAC ")
+    for name, said in (("notes.txt", "not an audio file (unknown extension)"),
+                       ("tune.ape", "a music format ReFORM does not read")):
+        assert main(["--home", str(tmp_path / "other"), "scan", str(tmp_path / name)]) == 1
+        assert said in capsys.readouterr().err and not (tmp_path / "other").exists()   # no home made for it
 
 
 def test_read_only_home_answers_the_commands_that_only_read(trained, tmp_path):

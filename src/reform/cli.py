@@ -137,6 +137,7 @@ def widths(text: str) -> tuple[int, ...]:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
+    from .audio import AUDIO_EXTENSIONS, is_audio_path, unread_format
     from .home import FOLDERS_FILE, leftovers
 
     if args.ray and os.path.exists(os.path.expanduser(args.ray)):   # `scan --ray FOLDER`
@@ -145,6 +146,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for path in args.paths:   # checked before a new home is made for nothing
         if not os.path.exists(path) and not args.forget_missing:   # (a gone folder may be forgotten)
             raise LibraryError("no such file or folder", path=path)
+        if os.path.isfile(path) and not is_audio_path(path):
+            raise LibraryError("a music format ReFORM does not read" if unread_format(path) else
+                               "not an audio file (unknown extension)", path=path,
+                               hint=f"give folders of music or audio files ({' '.join(sorted(AUDIO_EXTENSIONS))})")
     catalogue = _catalogue_path(args)
     if not catalogue.exists() and (args.paths or (catalogue.parent / FOLDERS_FILE).is_file()):
         left = leftovers(catalogue.parent)   # the catalogue was deleted: this scan builds a new one
@@ -173,7 +178,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         status = _print_scan_summary(summary, lib, args.paths, args.retry_failed)
         if status is not None and not args.no_embed:
             _print_scan_embedding(summary, lib, status, model)
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:
+        return 130
+    nothing = summary.found == 0 and not (summary.failed or summary.removed or summary.vanished)
+    return 1 if args.paths and nothing else 0   # a folder without music given: a slip of the folder
 
 
 def _print_device(name: str) -> None:

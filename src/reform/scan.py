@@ -432,7 +432,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     ----------
     home : the library home to update
     roots : folders (or files) to scan; None rescans the folders scanned before
-    remember : add ``roots`` to the folders a later scan goes through (not for a repair's files)
+    remember : add ``roots`` to the folders a later scan goes through (not for a repair's files;
+        nor a folder new to the library in which no file was found)
     jobs : worker processes; None uses every core
     pool : where the per-file work runs: this machine's processes, or a Ray cluster
         (``reform.cluster.RayPool``); either way this process alone writes the catalogue
@@ -473,11 +474,14 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not os.path.exists(root) and not remembered and not (forget_missing and root in home.roots()):
             raise LibraryError("no such file or folder", path=root)   # a remembered one may be unmounted
     with catalogue.transaction():
-        if remember:
-            home.add_roots(roots)
         home.record_settings()
 
-    found = library.walk([r for r in roots if os.path.exists(r)], home.roots())
+    found = library.walk([r for r in roots if os.path.exists(r)], home.roots() + roots)
+    if remember:   # a folder new to the library in which nothing was found is a slip, not music
+        before = set(home.roots())
+        holding = {library.root_of(x.path, roots) or x.path for x in [*found.entries, *found.problems]}
+        with catalogue.transaction():
+            home.add_roots([r for r in roots if r in before or r in holding])
     known = {row.path: row for row in catalogue.files()}
     todo = library.plan(found.entries, found.problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
