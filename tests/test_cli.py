@@ -483,6 +483,19 @@ def test_a_seed_given_twice_is_taken_once_and_a_short_list_says_why(trained, cap
     assert "note:" not in capsys.readouterr().err
 
 
+
+def test_slips_of_the_command_line_are_named_with_the_way_out(trained, capsys):
+    home = str(trained)
+    with pytest.raises(SystemExit) as stop:
+        main(["--home", home, "similar", "tone", "band", "chord"])        # the words not quoted
+    assert stop.value.code == 2
+    assert 'hint: put a query of several words in quotes: reform similar "tone band chord"' in capsys.readouterr().err
+    assert main(["--home", home, "similar", "Chord", "--relative"]) == 1     # it only shapes -o's file
+    assert "--relative is for the M3U file -o writes" in capsys.readouterr().err
+    assert main(["--home", home, "train", "--init", "bogus", "--max-epochs", "1"]) == 1
+    assert "--init takes 'auto', 'scratch', 'shipped'" in capsys.readouterr().err
+
+
 def test_a_failed_file_named_by_its_name_and_a_library_of_one_song(tmp_path, capsys):
     write(tmp_path / "m" / "song.wav", tone(440, 4))
     write(tmp_path / "m" / "silence.wav", np.zeros(SR * 4, np.float32))

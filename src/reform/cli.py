@@ -423,7 +423,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             if main:
                 print(f"the clustering phase of {folder.name} goes on from its pretraining")
         elif args.init != "auto":
-            init = lib.load_model(args.init) if args.init != "scratch" else None
+            try:
+                init = lib.load_model(args.init) if args.init != "scratch" else None
+            except ModelError as exc:   # `reform use`'s hint names what use takes; --init takes two more
+                if exc.message.startswith("no model named"):
+                    raise ModelError(exc.message, path=exc.path, hint="--init takes 'auto', 'scratch', 'shipped', "
+                                     "a run's name (`reform models` lists them) or a model.pt file") from None
+                raise
         elif args.preset == "default" and model_cfg is None and not args.resume:
             init = lib.default_start()    # the shipped model has the default settings' architecture
             if main and init is not None:
@@ -628,6 +634,9 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
     if args.output:
         check_output(args.output)
         check_playlist_name(args.output)
+    elif args.relative:
+        raise ConfigError("--relative is for the M3U file -o writes, and none is asked for",
+                          hint="add -o FILE.m3u8, or leave out --relative")
     with _library(args, read_only=True) as lib:
         rec = lib.recommender(metric=args.metric, index=args.index, expand=args.expand)
         _embedding_note(lib, len(rec))
@@ -940,8 +949,8 @@ def _default_of(cfg, name: str, text: str) -> str:
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors one line and a hint like every other error (not the usage)."""
 
-    def error(self, message: str):
-        self.exit(2, f"error: {message}\nhint: `{self.prog} --help` lists what it takes\n")
+    def error(self, message: str, hint: str | None = None):
+        self.exit(2, f"error: {message}\nhint: {hint or f'`{self.prog} --help` lists what it takes'}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1059,7 +1068,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-same-album", action="store_true",
                    help="ignore neighbours from the query's own album (the album filter)")
     p.add_argument("--model", action="append", help="model to evaluate (repeatable; default: the active "
-                   "model with its pretraining-only stage and the untrained network)")
+                   "model, with its pretraining-only stage when it is a run of this library, and the "
+                   "untrained network)")
     p.add_argument("--no-baselines", action="store_true", help="leave out the random, length and MFCC "
                    "baselines")
     p.add_argument("--expand", type=count(0), default=None, metavar="N",
@@ -1135,7 +1145,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        words = "similar" == getattr(args, "command", None) and not any(x.startswith("-") for x in extra)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}", hint=(
+            f"put a query of several words in quotes: reform similar \"{' '.join(args.queries + extra)}\""
+            if words else None))
     if args.home is None:
         args.home = os.environ.get("REFORM_HOME") or None
     if not getattr(args, "func", None):

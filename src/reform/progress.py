@@ -20,8 +20,9 @@ class TrainProgress:
     line goes to stdout and stays, as the training log.
     """
 
-    def __init__(self, quiet: bool = False, stream=sys.stderr):
-        self.quiet, self.stream = quiet, stream
+    def __init__(self, quiet: bool = False, stream=None):
+        # the stream of the moment, not the one of import time (which a test's capture may close)
+        self.quiet, self.stream = quiet, stream or sys.stderr
         self.bar = None
         self.phase = None
         self.epoch_times: list[float] = []   # this phase's: a clustering epoch costs another time
