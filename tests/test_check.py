@@ -192,6 +192,44 @@ def test_a_scan_of_a_home_without_its_catalogue_reuses_the_spectrograms(home, ca
     assert "no library at" in capsys.readouterr().err
 
 
+def test_a_rebuild_cut_short_is_finished_by_the_next_repair_and_loses_no_spectrogram(home, tmp_path,
+                                                                                    monkeypatch, capsys):
+    """Ctrl-C in the repair's scan said "0 problems" with most songs missing, the next repair
+    found nothing to do, and a scan of another folder then deleted the missing songs'
+    spectrograms as garbage: each of them had to be decoded again."""
+    import reform.scan as scan_module
+    from conftest import tone, write
+
+    spectrograms = sorted(p.name for p in (home / "spectrograms").rglob("*.npy"))
+    (home / "catalogue.db").unlink()
+    analyse, calls = scan_module.analyse_entry, []
+
+    def cut(*args, **kwargs):   # Ctrl-C after two songs
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return analyse(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "analyse_entry", cut)
+    assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 130
+    assert "interrupted: 2 songs added back so far; run `reform check --repair` again" in capsys.readouterr().err
+    monkeypatch.setattr(scan_module, "analyse_entry", analyse)
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 2 and lib.home.unfinished()
+    write(tmp_path / "other" / "new.wav", tone(880, 3))
+    assert main(["--home", str(home), "-q", "scan", str(tmp_path / "other"), "--jobs", "1"]) == 0
+    assert set(spectrograms) <= {p.name for p in (home / "spectrograms").rglob("*.npy")}   # none collected
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "not all its songs added back yet" in capsys.readouterr().out
+    assert main(["--home", str(home), "status"]) == 0
+    assert "catalogue:    made again, and not all its songs added back yet" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "3 songs added back from their stored spectrograms, 0 analysed" in out and "0 problems" in out
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 6 and not lib.home.unfinished()
+
+
 def test_the_active_model_outlives_an_emptied_catalogue(home, capsys):
     """Which model the user chose is not in the audio, so a scan cannot find it again."""
     with Library(home, create=False) as lib:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import AudioConfig, MelConfig
 from .errors import StoreError
-from .home import Home, leftovers
+from .home import Home, Keys, leftovers
 from .store import ROW_FIELDS, TABLES, Catalogue, FileRow
 
 CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
@@ -104,6 +104,7 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
         if source.exists():
             os.replace(source, aside.with_name(aside.name + suffix))
     fresh = Catalogue(path)
+    fresh.set_meta(Keys.UNFINISHED, "the catalogue was rebuilt")   # until a scan adds back the rows lost
     kept = lost = embeddings = 0
     old = _open_read_only(aside)
     try:

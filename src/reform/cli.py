@@ -284,6 +284,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"damaged:      {status['damaged']} (analysed without the parts that could not be decoded; "
               "see `reform errors`)")
     print(f"duplicates:   {status['duplicates']}")
+    if status["unfinished"]:
+        print("catalogue:    made again, and not all its songs added back yet: run `reform check --repair`")
     model = status["model"]
     print(f"active model: {model['name']}" + (f" (version {model['version']})" if model["version"] else "")
           + (f": {model['problem']}; `reform use shipped` goes back to the shipped model" if model["problem"] else ""))
@@ -518,8 +520,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     with _library(args, read_only=not args.repair) as lib:
         if args.repair:
             lib.load_model()   # a repair embeds with the active model: refused while it is damaged
-        if problem:
-            _rescan_after_rebuild(lib, args)
+        if not problem and lib.home.unfinished():
+            print("catalogue: made again, and not all its songs added back yet (a repair or a scan was "
+                  "interrupted)")
+            if not args.repair:
+                print("run `reform check --repair` to scan the music folders and add them back")
+                return 1
+        if problem or lib.home.unfinished():
+            if _rescan_after_rebuild(lib, args):
+                return 130
         try:
             found, after = lib.check(repair=args.repair, progress=not args.quiet, jobs=args.jobs)
         except KeyboardInterrupt:
@@ -564,9 +573,10 @@ def _model_problem(lib) -> list[str]:
     return []
 
 
-def _rescan_after_rebuild(lib, args: argparse.Namespace) -> None:
+def _rescan_after_rebuild(lib, args: argparse.Namespace) -> bool:
     """A rebuilt catalogue lacks the rows it could not read: a scan of the known folders adds
-    them back, reusing their stored spectrograms (no audio is decoded again)."""
+    them back, reusing their stored spectrograms (no audio is decoded again).  Returns whether
+    it was interrupted (the next repair goes on: the catalogue stays marked unfinished)."""
     from .errors import LibraryError
 
     try:
@@ -574,9 +584,14 @@ def _rescan_after_rebuild(lib, args: argparse.Namespace) -> None:
     except LibraryError as exc:
         print(f"the music folders could not be scanned ({exc}): run `reform scan FOLDER` "
               "to add the songs back; their spectrograms are reused")
-        return
+        return False
+    if summary.interrupted:
+        print(f"interrupted: {plural(summary.reused + summary.analysed, 'song')} added back so far; "
+              "run `reform check --repair` again to add the others", file=sys.stderr)
+        return True
     print(f"scanned the music folders again: {summary.reused} songs added back from their "
           f"stored spectrograms, {summary.analysed} analysed, {summary.unchanged} unchanged")
+    return False
 
 
 def _filters(args: argparse.Namespace):

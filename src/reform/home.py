@@ -57,6 +57,7 @@ class Keys:
     ACTIVE_MODEL = "active_model"          # the active run's name (absent or "": shipped)
     LINKS = "links"                        # JSON {real path: link} of folders scanned through a link
     MOUNTS = "mounts"                      # JSON list of the disks scans found mounted in a music folder
+    UNFINISHED = "unfinished"              # set while a catalogue made again lacks songs a scan adds back
 
 
 # copies of what a scan cannot find again in the music, read when the catalogue has lost its
@@ -147,8 +148,12 @@ class Home:
             raise StoreError(f"no library at {self.path}",
                              hint="run `reform scan FOLDER` to build one, or pass --home")
         self.lock = WriterLock(self.path)
+        # a catalogue made anew beside a library's remains holds none of its songs yet
+        remains = not read_only and not (self.path / CATALOGUE_NAME).exists() and leftovers(self.path)
         self.catalogue = Catalogue(self.path / CATALOGUE_NAME, create=create, read_only=read_only)
         try:
+            if remains:
+                self.catalogue.set_meta(Keys.UNFINISHED, "the catalogue was made anew")
             if not reanalyse:
                 self._check_settings()
         except BaseException:
@@ -237,6 +242,15 @@ class Home:
         text = json.dumps(sorted(roots))
         self.catalogue.set_meta(Keys.ROOTS, text)
         write_text(self.path / FOLDERS_FILE, text + "\n")
+
+    def unfinished(self) -> bool:
+        """Whether the catalogue was made again (deleted, or rebuilt from a damaged one) and no
+        scan of all the music folders has yet added back the songs it lacks: till then the
+        spectrograms it does not name are those songs', and are not garbage."""
+        return bool(self.catalogue.get_meta(Keys.UNFINISHED))
+
+    def mark_finished(self) -> None:
+        self.catalogue.set_meta(Keys.UNFINISHED, "")
 
     def embedding_model(self) -> str | None:
         """The key of the stored embeddings (one model's, never mixed)."""

@@ -554,7 +554,10 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         live = catalogue.live_hashes()
         with catalogue.transaction():
             catalogue.drop_embeddings(keep_hashes=live)
-        summary.freed_bytes = home.spectrograms.collect_garbage(live, written_before=started_at)
+            if home.unfinished() and set(home.roots()) <= set(roots):   # every song that could come back did
+                home.mark_finished()
+        if not home.unfinished():   # else the songs not added back yet own spectrograms no row names
+            summary.freed_bytes = home.spectrograms.collect_garbage(live, written_before=started_at)
     counts = catalogue.counts()
     summary.duplicates = counts["duplicates"]
     summary.wall_seconds = time.perf_counter() - started
