@@ -175,8 +175,8 @@ def test_a_missing_or_stale_model_card_is_written_again_when_the_model_is_loaded
 
 def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get_it_back(trained, tmp_path,
                                                                                          capsys):
-    """With its model.pt deleted, the run the user chose gave way to the shipped model without a
-    word: `reform embed` would then have replaced every one of its embeddings."""
+    """With its model.pt deleted, or its folder renamed, the run the user chose gave way to the
+    shipped model without a word: `reform embed` would then have replaced all its embeddings."""
     home = shutil.copytree(trained, tmp_path / "home")
     model = home / "models" / "tiny" / "model.pt"
     weights = load_bundle(model).model.state_dict()
@@ -196,6 +196,16 @@ def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get
     assert main(["--home", str(home), "-q", "train", "--resume", "--name", "tiny"]) == 0
     restored = load_bundle(model).model.state_dict()     # the same weights, from the run's last checkpoint
     assert all(torch.equal(restored[k], weights[k]) for k in weights)
-    shutil.rmtree(home / "models" / "tiny")       # a run removed whole: the shipped model takes over
+    (home / "models" / "tiny").rename(home / "models" / "tiny-old")   # the run's whole folder: the same
     with Library(home, create=False) as lib:
-        assert lib.models.active_name() == SHIPPED
+        assert lib.models.active_name() == "tiny" and lib.embedding_status()["current"] is None
+        assert "is no longer in the library's models folder (renamed or deleted?)" in lib.status()["model"]["problem"]
+    assert main(["--home", str(home), "-q", "embed"]) == 1
+    assert "`reform use NAME` makes another run the active model" in capsys.readouterr().err
+    assert main(["--home", str(home), "status"]) == 0
+    assert "another model than the active one" not in capsys.readouterr().out   # no call to embed with it
+    assert main(["--home", str(home), "models"]) == 0
+    assert "* tiny" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "use", "tiny-old"]) == 0
+    with Library(home, create=False) as lib:
+        assert lib.embedding_status()["current"]                          # the same model, found again

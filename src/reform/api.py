@@ -416,8 +416,10 @@ class Library:
             expected = EmbedConfig().key(version)
         except ModelError:
             expected = None
+        # current: None where the active model cannot be found, so no one is told to embed with it
         return {"stored": stored, "expected": expected,
-                "current": stored is not None and stored == expected,
+                "current": None if expected is None and stored is not None else
+                stored is not None and stored == expected,
                 "missing": self.stale_embeddings() if count_missing else 0}
 
     def stale_embeddings(self) -> int:

@@ -207,7 +207,7 @@ def _print_scan_embedding(summary, lib, status: dict, model: str) -> None:
             print("tip: `reform train` learns this library's own music; on libraries of 84 songs and more its "
                   "recommendations beat the shipped model's")
     embedded = lib.embedding_status()
-    if embedded["stored"] and not embedded["current"]:
+    if embedded["stored"] and embedded["current"] is False:
         print("the embeddings come from another model than the active one: run `reform embed`")
     elif embedded["missing"]:
         missing = embedded["missing"]
@@ -292,7 +292,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     # embeddings are kept per recording: with duplicates, fewer than the songs above
     unit = "distinct recording" if status["duplicates"] else "song"
     if emb["songs"]:
-        note = "" if emb["current"] else " (from another model than the active one: run `reform embed`)"
+        note = " (from another model than the active one: run `reform embed`)" if emb["current"] is False else ""
         print(f"embedded:     {emb['songs']} of {plural(emb['of'], unit)}{note}")
     elif emb["of"]:
         print(f"embedded:     none of {plural(emb['of'], unit)} (run `reform embed`)")
@@ -634,7 +634,7 @@ def _embedding_note(lib, songs: int) -> None:
     from .index import EXACT_LIMIT
 
     status = lib.embedding_status(count_missing=songs <= EXACT_LIMIT)
-    if status["stored"] and not status["current"]:
+    if status["stored"] and status["current"] is False:
         print("note: the embeddings come from another model than the active one; "
               "run `reform embed` to bring them up to date", file=sys.stderr)
     elif status["missing"]:
@@ -779,6 +779,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = [("shipped", f"{epochs.get('pretrain', '?')}+{epochs.get('cluster', '?')}", None,
              f"shipped with ReFORM ({shipped.get('data', 'trained elsewhere')})")]
     rows += [(r.name, f"{r.epochs['pretrain']}+{r.epochs['cluster']}", r.evaluation, r.state) for r in runs]
+    if active not in {name for name, *_ in rows}:   # chosen, then its folder renamed or deleted
+        rows.append((active, "-", None, "no longer in the models folder (renamed or deleted?): `reform use "
+                     "NAME` chooses another"))
     for name, done, evaluation, state in rows:
         p10, top1 = ((f"{evaluation['p10']:.3f}" if "p10" in evaluation else "-",
                       f"{evaluation['same_song_top1']:.3f}") if evaluation else ("-", "-"))
@@ -797,7 +800,7 @@ def cmd_use(args: argparse.Namespace) -> int:
         name = lib.use(args.model)
         status = lib.embedding_status()
     print(f"active model: {name}")
-    if status["stored"] and not status["current"]:
+    if status["stored"] and status["current"] is False:
         print("the stored embeddings come from another model: run `reform embed` to use this one")
     return 0
 

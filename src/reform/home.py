@@ -426,10 +426,10 @@ class Models:
     def active_name(self) -> str:
         """The active run's name, or "shipped".
 
-        A run whose folder is still there stays active when its model file is gone: loading it
-        then says so (:meth:`path`), where falling back to the shipped model would have had the
-        next `reform embed` replace every embedding of the model the user chose without a word.
-        Only a run whose whole folder was removed gives way to the shipped model.
+        A run stays active when its model file, or its whole folder, is gone (deleted, renamed):
+        loading it then says so (:meth:`path`), where falling back to the shipped model would
+        have had the next `reform embed` replace every embedding of the model the user chose
+        without a word.  `reform use` chooses another.
         """
         name = self.catalogue.get_meta(Keys.ACTIVE_MODEL)
         if name is None:
@@ -437,14 +437,13 @@ class Models:
                 name = (self.folder / ACTIVE_FILE).read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError):
                 name = None
-        if name and _one_folder(name) and (self.folder / name).is_dir():
-            return name
-        return SHIPPED
+        return name if name and _one_folder(name) else SHIPPED
 
     def path(self, which: str | os.PathLike | None = None) -> Path:
         """A model file: None is the active one; "shipped"; a run's name; a run folder or a
         model file."""
-        if which is None:
+        active = which is None
+        if active:
             which = self.active_name()
         if which == SHIPPED:
             if not SHIPPED_MODEL.exists():
@@ -466,6 +465,11 @@ class Models:
                                       "last checkpoint; `reform use shipped` goes back to the shipped model")
             raise ModelError(f"the run {which!r} has no model of both phases yet",
                              hint=f"finish it with `reform train --resume --name {which}`")
+        if active:   # chosen with `reform use`, then its folder was renamed or deleted
+            raise ModelError(f"the active model, run {which!r}, is no longer in the library's models folder "
+                             "(renamed or deleted?)", path=self.folder / str(which),
+                             hint="`reform use NAME` makes another run the active model (`reform models` lists "
+                                  "them); `reform use shipped` goes back to the shipped model")
         raise ModelError(f"no model named {which!r}", hint="`reform models` lists them; use "
                          "'shipped', a run's name, or the path of a model.pt file")
 
