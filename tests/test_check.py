@@ -230,6 +230,26 @@ def test_a_rebuild_cut_short_is_finished_by_the_next_repair_and_loses_no_spectro
         assert len(lib.songs()) == 6 and not lib.home.unfinished()
 
 
+def test_the_copies_beside_the_catalogue_are_checked_and_written_again(home, capsys):
+    """A deleted models/active or folders.json went unnoticed, and a later loss of the catalogue
+    then took the user's model, or the music folders, with it."""
+    (home / "models" / "active").unlink()
+    (home / "folders.json").write_text("[]\n")
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "copies beside the catalogue: 2 problems" in out
+    assert "models/active: the copy of the active model's name is missing or differs" in out
+    assert "folders.json: the copy of the music folders is missing or differs" in out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert "copies beside the catalogue: written again" in capsys.readouterr().out
+    assert (home / "models" / "active").read_text() == "tiny\n"
+    (home / "catalogue.db").unlink()                 # what the copies are for
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    capsys.readouterr()
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "tiny" and len(lib.songs()) == 5
+
+
 def test_the_active_model_outlives_an_emptied_catalogue(home, capsys):
     """Which model the user chose is not in the audio, so a scan cannot find it again."""
     with Library(home, create=False) as lib:

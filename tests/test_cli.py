@@ -34,8 +34,9 @@ def test_scan_status_errors_json(tmp_path, music, capsys):
     assert "nothing to do: 4 songs unchanged" in capsys.readouterr().out
     music.rename(tmp_path / "unmounted")
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
-    assert (f"{music} holds no audio now (a disk not mounted?): its 4 songs are kept; "
-            "`reform scan --forget-missing` removes them") in capsys.readouterr().out
+    assert (f"{music} holds no audio now (a disk not mounted, or the music moved?): its 4 songs are kept. "
+            f"Moved: `reform scan NEW-FOLDER` first (nothing is decoded again), then `reform scan "
+            f"--forget-missing {music}`; gone for good: `reform scan --forget-missing`") in capsys.readouterr().out
     assert main(["--home", home, "-q", "scan", "--no-embed", "--forget-missing"]) == 0
     assert "removed 5 files that were there" in capsys.readouterr().out
 

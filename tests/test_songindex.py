@@ -139,7 +139,8 @@ def test_reform_check_names_a_damaged_index_and_repairs_it(trained, tmp_path, ca
     path.write_bytes(b"not an index")
     assert main(["--home", str(home), "check"]) == 1
     out = capsys.readouterr().out
-    assert "cosine index: the stored search index is damaged" in out and "active model: 1 problem\n" in out
+    assert "cosine index: the stored search index is damaged" in out
+    assert "the copies beside the catalogue: 1 problem\n" in out
     assert main(["--home", str(home), "check", "--repair"]) == 0
     assert "search index: built again" in capsys.readouterr().out
     songindex.read(path)

@@ -248,8 +248,10 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         print(f"{plural(summary.failed_before, 'file')} failed before and did not change: skipped "
               "(`reform scan --retry-failed` tries them again)")
     for folder, songs in summary.vanished.items():
-        print(f"{folder} holds no audio now (a disk not mounted?): its {plural(songs, 'song')} "
-              f"{agree(songs, 'is', 'are')} kept; `reform scan --forget-missing` removes them")
+        print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): its "
+              f"{plural(songs, 'song')} {agree(songs, 'is', 'are')} kept. Moved: `reform scan NEW-FOLDER` "
+              f"first (nothing is decoded again), then `reform scan --forget-missing {shlex.quote(folder)}`; "
+              "gone for good: `reform scan --forget-missing`")
     if summary.duplicates:
         print(f"{plural(summary.duplicates, 'duplicate file')} (the same audio as another, whatever the tags: "
               "shown once in recommendations)")
@@ -539,20 +541,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         damaged_index = [line for line in index if "damaged" in line]
         if args.repair and index:
             lib.update_index()
+        copies = lib.home.copy_problems()
+        if args.repair and copies:
+            lib.home.write_copies()
         unusable = [] if args.repair else _model_problem(lib)
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
-    print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}), the search index "
-          f"and the active model: {plural(len(found.problems) + len(damaged_index) + len(unusable), 'problem')}")
+    counted = len(found.problems) + len(damaged_index) + len(unusable) + len(copies)
+    print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}), the search index, "
+          f"the active model and the copies beside the catalogue: {plural(counted, 'problem')}")
     for p in found.problems:
         print(f"  {p.line()}")
-    for line in index + unusable:
+    for line in index + unusable + copies:
         print(f"  {line}")
     if args.repair and index:
         print("search index: built again" if damaged_index else "search index: brought up to date")
+    if args.repair and copies:
+        print("copies beside the catalogue: written again")
     if after is None:
-        if found.problems or damaged_index and not args.repair:
-            print("run `reform check --repair` to analyse or embed these songs again, or build the index")
-        return 1 if found.problems or (damaged_index and not args.repair) or unusable else 0
+        if found.problems or (damaged_index or copies) and not args.repair:
+            print("run `reform check --repair` to analyse or embed these songs again, build the index, or write "
+                  "the copies")
+        return 1 if found.problems or (damaged_index or copies) and not args.repair or unusable else 0
     print(f"after the repair: {plural(len(after.problems), 'problem')}")
     for p in after.problems:
         print(f"  {p.line()}")

@@ -243,6 +243,30 @@ class Home:
         self.catalogue.set_meta(Keys.ROOTS, text)
         write_text(self.path / FOLDERS_FILE, text + "\n")
 
+    def copy_problems(self) -> list[str]:
+        """The copies kept beside the catalogue of what a scan cannot find again (the music
+        folders, the active model's name) that are missing or differ from it: were the catalogue
+        lost, a missing copy would take the library's folders or the user's choice of model with
+        it.  :meth:`write_copies` writes them again."""
+        return [f"{path.relative_to(self.path)}: {what} is missing or differs from the catalogue's"
+                for path, text, what in self._copies() if _text_of(path) != text]
+
+    def write_copies(self) -> None:
+        for path, text, _ in self._copies():
+            if _text_of(path) != text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_text(path, text + "\n")
+
+    def _copies(self) -> list[tuple[Path, str, str]]:
+        copies = []
+        roots = self.catalogue.get_meta(Keys.ROOTS)
+        if roots is not None:
+            copies.append((self.path / FOLDERS_FILE, roots, "the copy of the music folders"))
+        active = self.catalogue.get_meta(Keys.ACTIVE_MODEL)
+        if active is not None:   # "" is the shipped model
+            copies.append((self.path / MODELS / ACTIVE_FILE, active or SHIPPED, "the copy of the active model's name"))
+        return copies
+
     def unfinished(self) -> bool:
         """Whether the catalogue was made again (deleted, or rebuilt from a damaged one) and no
         scan of all the music folders has yet added back the songs it lacks: till then the
@@ -333,6 +357,13 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
                _evaluation(folder / "evaluation.json"), info.get("finished_at"), started,
                lost=not model.exists() and card_path(model).exists())
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _shipped_version() -> str | None:

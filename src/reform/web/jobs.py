@@ -92,7 +92,7 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
     if s.unnamed:
         passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {', '.join(s.unnamed)}"
     for folder, songs in s.vanished.items():
-        passed += f"; {folder} holds no audio now (a disk not mounted?): its {songs} songs are kept"
+        passed += f"; {folder} holds no audio now (a disk not mounted, or the music moved?): its {songs} songs are kept"
     return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "
             f"reused {s.reused}, removed {s.removed}, failed {s.failed}{passed}")
 
