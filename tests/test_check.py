@@ -280,3 +280,19 @@ def test_a_catalogue_of_the_first_schema_is_rebuilt_with_its_rows(tmp_path):
     catalogue = Catalogue(tmp_path / "catalogue.db")
     assert catalogue.file(path="/m/a.wav").reason.startswith("permission denied")
     catalogue.close()
+
+
+def test_a_lost_spectrogram_of_a_file_that_is_gone_says_why_it_cannot_come_back(home, tmp_path, capsys):
+    with Library(home, create=False) as lib:
+        song = next(s for s in lib.songs() if s.title == "Chord")
+        lib.home.spectrograms.path(song.hash).unlink()
+    moved = tmp_path / "moved.flac"
+    shutil.move(song.path, moved)                       # its disk is away
+    assert main(["--home", str(home), "-q", "train", "--name", "again", "--max-epochs", "1"]) == 1
+    err = capsys.readouterr().err    # named by its path before any epoch, not by a hash in the middle of one
+    assert f"1 song of the library has lost its spectrogram: {song.path}" in err and "--forget-missing" in err
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 1
+    out = capsys.readouterr().out.split("after the repair")[1]
+    assert "the file is not there either, so it cannot be analysed again" in out
+    shutil.move(moved, song.path)                        # back: the repair analyses it again
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0

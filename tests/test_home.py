@@ -209,3 +209,50 @@ def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get
     assert main(["--home", str(home), "-q", "use", "tiny-old"]) == 0
     with Library(home, create=False) as lib:
         assert lib.embedding_status()["current"]                          # the same model, found again
+
+
+def test_a_run_that_lost_its_checkpoint_points_to_a_way_on(trained, tmp_path, capsys):
+    """--resume said the run never finished an epoch and to train it again without --resume,
+    which was refused as "trained already": each message pointed at the other."""
+    home = shutil.copytree(trained, tmp_path / "home")
+    (home / "models" / "tiny" / "checkpoint.pt").unlink()
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", "tiny"]) == 1
+    err = capsys.readouterr().err
+    assert "the run tiny has lost its checkpoint (checkpoint.pt), so its training cannot go on" in err
+    way = err.split("hint: ")[1].strip().strip("`")
+    assert way == f"start a new run from it: `reform train --name tiny-2 --init {home / 'models' / 'tiny' / 'model.pt'}"
+    argv = way.split("`")[1].split()[1:]     # the command as the hint gives it
+    assert main(["--home", str(home), "-q", *argv, "--max-epochs", "1"]) == 0
+    assert (home / "models" / "tiny-2" / "model.pt").exists()
+
+
+def test_a_full_disk_while_training_names_the_command_that_goes_on(home, monkeypatch, capsys):
+    """"Free some disk space, then run the command again" was refused as "trained already"."""
+    import errno
+
+    from reform import checkpoint
+    from reform.files import write_error
+
+    real, saves = checkpoint.save_atomic, []
+
+    def fills_up(obj, path):
+        saves.append(path)
+        if len(saves) == 2:   # the second epoch's checkpoint finds the disk full
+            raise write_error(OSError(errno.ENOSPC, "No space left on device"), path)
+        return real(obj, path)
+
+    monkeypatch.setattr(checkpoint, "save_atomic", fills_up)
+    argv = ["--home", str(home), "-q", "train", "--name", "full", "--max-epochs", "3", "--batch-size", "4",
+            "--widths", "4,8", "--embedding-dim", "8", "--init", "scratch"]
+    assert main(argv) == 1
+    assert "hint: free some disk space, then `reform train --resume --name full`: what was finished is kept" \
+        in capsys.readouterr().err
+    monkeypatch.setattr(checkpoint, "save_atomic", real)
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", "full", "--max-epochs", "2"]) == 0
+
+
+def test_a_run_whose_log_is_lost_still_shows_its_epochs(trained, tmp_path):
+    home = shutil.copytree(trained, tmp_path / "home")
+    before = read_run(home / "models" / "tiny").epochs
+    (home / "models" / "tiny" / "metrics.jsonl").unlink()
+    assert read_run(home / "models" / "tiny").epochs == before != {"pretrain": 0, "cluster": 0}

@@ -18,7 +18,7 @@ from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError
 from .home import Home, Run, Settings, stopped_by_schedule
 from .progress import Bar
 from .store import FileRow, one_per_recording
-from .text import shown, storable
+from .text import agree, plural, shown, storable
 
 
 class Library:
@@ -338,6 +338,12 @@ class Library:
             _refuse_to_overwrite(folder, phase)
         if resume:
             if not (folder / "checkpoint.pt").exists():
+                made = [f for f in ("model.pt", "pretrain.pt") if (folder / f).exists()]
+                if made:   # trained, then its checkpoint was deleted: a new run can start from its model
+                    raise TrainError(f"the run {folder.name} has lost its checkpoint (checkpoint.pt), so its "
+                                     f"training cannot go on; its {made[0]} is kept", path=folder,
+                                     hint=f"start a new run from it: `reform train --name {folder.name}-2 --init "
+                                          f"{folder / made[0]}`")
                 raise TrainError(f"the run {folder.name} stopped before its first epoch ended: "
                                  "there is nothing to resume", path=folder,
                                  hint=f"start it again with `reform train --name {folder.name}` "
@@ -355,8 +361,16 @@ class Library:
             train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
         if folder.is_dir():
             remove_dead_temporaries(folder)  # a checkpoint half-written when a run was killed
-        return (folder, self._model_config(model_cfg or ModelConfig()), train_cfg or TrainConfig(),
-                self.training_songs())
+        songs = self.training_songs()
+        lost = [s.hash for s in songs if not self.home.spectrograms.exists(s.hash)]
+        if lost:   # said now, by the songs' names, rather than by a hash once the epoch reaches one
+            rows = self.home.catalogue.rows_by_hash(lost)
+            named = "; ".join(rows[h].path for h in lost[:3] if h in rows) + ("..." if len(lost) > 3 else "")
+            raise TrainError(f"{plural(len(lost), 'song')} of the library {agree(len(lost), 'has', 'have')} lost "
+                             f"{agree(len(lost), 'its', 'their')} spectrogram: {named}",
+                             hint="`reform check --repair` analyses them again; a song whose file is gone too "
+                                  "leaves the library with `reform scan --forget-missing`")
+        return (folder, self._model_config(model_cfg or ModelConfig()), train_cfg or TrainConfig(), songs)
 
     def _model_config(self, cfg):
         """``cfg`` with the home's mel bands as its input height: the two settings that name

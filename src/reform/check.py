@@ -40,7 +40,11 @@ class Problem:
 
     def line(self) -> str:
         more = f" (and {len(self.paths) - 1} identical copies)" if len(self.paths) > 1 else ""
-        return f"{self.paths[0]}{more}: {self.what}: {self.reason}"
+        gone = ""
+        if self.what == "spectrogram" and not any(os.path.exists(p) for p in self.paths):
+            gone = ("; the file is not there either, so it cannot be analysed again (moved, or a disk not "
+                    "mounted?): `reform scan` its new folder, or `reform scan --forget-missing`")
+        return f"{self.paths[0]}{more}: {self.what}: {self.reason}{gone}"
 
 
 @dataclass

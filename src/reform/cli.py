@@ -23,7 +23,7 @@ from pathlib import Path
 from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
-                     TrainError)
+                     TrainError, WriteError)
 from .text import RENAME_HINT, agree, one_line, plural
 
 # The hint printed for an error raised without one, by the error's kind.
@@ -456,6 +456,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                       f"{folder.name}` goes on from there" if (folder / "checkpoint.pt").exists() else
                       "no epoch had finished, so there is nothing to resume", file=sys.stderr)
             raise
+        except WriteError as exc:   # a full disk: the same command again would be "trained already"
+            if not (folder / "checkpoint.pt").exists() or "run the command again" not in (exc.hint or ""):
+                raise
+            raise WriteError(exc.message, path=exc.path, hint=exc.hint.replace(
+                "run the command again", f"`reform train --resume --name {folder.name}`")) from exc
         finally:
             progress.close()
         name = result.files.folder.name

@@ -354,6 +354,8 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     started = info.get("started_from")
     if started and started == shipped_version:
         started = SHIPPED
+    if not history and isinstance(info.get("epochs"), dict):   # the log lost: the card counted them too
+        epochs = {p: int(info["epochs"].get(p) or 0) for p in PHASES}
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
                _evaluation(folder / "evaluation.json"), info.get("finished_at"), started,
                lost=not model.exists() and card_path(model).exists())
