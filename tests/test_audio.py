@@ -295,7 +295,8 @@ def test_a_damaged_aac_packet_is_passed_over(tmp_path):
 def test_a_container_that_cannot_be_read_to_its_end_keeps_what_came_before(tmp_path):
     """WavPack's demuxer fails on bytes after the last block, and on a block cut short: the stream
     ends there, and what is missing of the declared length decides (as for every format)."""
-    clean = write_encoded(tmp_path / "clean.wv", stereo(chord(seconds=20, sr=44100), noise(20, 44100)), "wavpack", 44100)
+    clean = write_encoded(tmp_path / "clean.wv", stereo(chord(seconds=20, sr=44100), noise(20, 44100)),
+                          "wavpack", 44100)
     reference, _ = decode(clean)
     (tmp_path / "junk.wv").write_bytes(clean.read_bytes() + bytes(4096))
     audio, info = decode(tmp_path / "junk.wv")
