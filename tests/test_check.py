@@ -296,3 +296,29 @@ def test_a_lost_spectrogram_of_a_file_that_is_gone_says_why_it_cannot_come_back(
     assert "the file is not there either, so it cannot be analysed again" in out
     shutil.move(moved, song.path)                        # back: the repair analyses it again
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+
+
+def test_the_play_history_outlives_the_catalogue(home, capsys):
+    """Plays are nowhere in the music: a deleted catalogue took `reform mpd`'s history, and with
+    it `reform playlists --most-played`, without a word."""
+    with Library(home, create=False) as lib:
+        songs = {s.title: s for s in lib.songs()}
+        with lib.home.catalogue.transaction():       # a play recorded before the copy existed
+            lib.home.catalogue.add_play(songs["White"], "mpd", when=1.0)
+        for title in ("Chord", "Chord", "Clicks"):
+            lib.home.record_play(songs[title], "mpd")
+        before = lib.home.catalogue.plays()
+    assert len(before) == 4 and len((home / "plays.jsonl").read_text().splitlines()) == 4
+    (home / "catalogue.db").unlink()
+    assert main(["--home", str(home), "-q", "status"]) == 1
+    assert "the list of music folders and the play history remain" in capsys.readouterr().err
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    capsys.readouterr()
+    with Library(home, create=False) as lib:
+        assert lib.home.catalogue.plays() == before
+        assert [r.title for r in lib.most_played(1)] == ["Chord"]
+    (home / "plays.jsonl").unlink()                 # the copy lost: found, and written again
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "plays.jsonl: the copy of the play history is missing" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert len((home / "plays.jsonl").read_text().splitlines()) == 4

@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import AudioConfig, MelConfig
 from .errors import StoreError
-from .home import Home, Keys, leftovers
+from .home import Home, Keys, leftovers, restore_plays
 from .store import ROW_FIELDS, TABLES, Catalogue, FileRow
 
 CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
@@ -126,6 +126,7 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
                             continue
                         kept += table == "files"
                         embeddings += table == "embeddings"
+        restore_plays(fresh, path.parent)   # where none could be read, the copy beside it has them
     finally:
         if old is not None:
             old.close()

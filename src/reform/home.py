@@ -5,6 +5,7 @@ Layout of a home::
 
     catalogue.db                    the catalogue (SQLite, see :class:`reform.store.Catalogue`)
     folders.json                    a copy of the music folders scanned (the catalogue's is the one used)
+    plays.jsonl                     a copy of the play history, a line per play (restored into a new catalogue)
     writer.lock                     held by the one process changing the home (reform.lock)
     spectrograms/<feature-version>/ the spectrogram store (see :class:`reform.store.SpectrogramStore`)
     models/<run>/                   one folder per training run (see :class:`reform.train.RunFiles`)
@@ -34,9 +35,9 @@ from pathlib import Path
 from .card import card_path, read_card
 from .config import AudioConfig, MelConfig, feature_version, from_dict, to_dict
 from .errors import LibraryError, ModelError, StoreError, TrainError
-from .files import write_text
+from .files import write_error, write_text
 from .lock import WriterLock
-from .store import CATALOGUE_NAME, Catalogue, SpectrogramStore
+from .store import CATALOGUE_NAME, Catalogue, FileRow, SpectrogramStore
 
 SPECTROGRAMS, MODELS, CACHE, INDEX = "spectrograms", "models", "cache", "index"
 SHIPPED = "shipped"
@@ -65,6 +66,7 @@ class Keys:
 # the runs, and the music folders, beside the catalogue (a scan of them brings the songs back)
 ACTIVE_FILE = "active"
 FOLDERS_FILE = "folders.json"
+PLAYS_FILE = "plays.jsonl"   # the play history, one JSON line per play, appended as the catalogue's grows
 
 
 REBUILD_HINT = ("`reform check --repair` builds a new catalogue and adds the songs of the music "
@@ -79,6 +81,7 @@ def leftovers(path: Path) -> str | None:
     parts = [f"{spectrograms} spectrogram" + ("s" if spectrograms != 1 else "")] if spectrograms else []
     parts += [f"{runs} training run" + ("s" if runs != 1 else "")] if runs else []
     parts += ["the list of music folders"] if (path / FOLDERS_FILE).is_file() else []
+    parts += ["the play history"] if (path / PLAYS_FILE).is_file() else []
     if not parts:
         return None
     return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
@@ -154,6 +157,7 @@ class Home:
         try:
             if remains:
                 self.catalogue.set_meta(Keys.UNFINISHED, "the catalogue was made anew")
+                restore_plays(self.catalogue, self.path)
             if not reanalyse:
                 self._check_settings()
         except BaseException:
@@ -259,6 +263,9 @@ class Home:
 
     def _copies(self) -> list[tuple[Path, str, str]]:
         copies = []
+        plays = self.catalogue.plays()
+        if plays:   # (a copy holding plays the catalogue lacks is put back into it: restore_plays)
+            copies.append((self.path / PLAYS_FILE, _play_lines(plays).strip(), "the copy of the play history"))
         roots = self.catalogue.get_meta(Keys.ROOTS)
         if roots is not None:
             copies.append((self.path / FOLDERS_FILE, roots, "the copy of the music folders"))
@@ -266,6 +273,22 @@ class Home:
         if active is not None:   # "" is the shipped model
             copies.append((self.path / MODELS / ACTIVE_FILE, active or SHIPPED, "the copy of the active model's name"))
         return copies
+
+    def record_play(self, row: FileRow, player: str) -> None:
+        """Note a play in the catalogue, and in the copy beside it (plays are nowhere in the music
+        a scan could find them again)."""
+        when = time.time()
+        with self.catalogue.transaction():
+            self.catalogue.add_play(row, player, when)
+        log = self.path / PLAYS_FILE
+        if not log.exists():   # the first play logged here: the history before it goes first
+            write_text(log, _play_lines(self.catalogue.plays()))
+            return
+        try:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(_play_lines([(row.hash, row.path, when, player)]))
+        except OSError as exc:
+            raise write_error(exc, log, "the copy of the play history") from exc
 
     def unfinished(self) -> bool:
         """Whether the catalogue was made again (deleted, or rebuilt from a damaged one) and no
@@ -359,6 +382,28 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
                _evaluation(folder / "evaluation.json"), info.get("finished_at"), started,
                lost=not model.exists() and card_path(model).exists())
+
+
+def _play_lines(plays: list[tuple[str, str, float, str]]) -> str:
+    return "".join(json.dumps({"hash": h, "path": p, "played_at": t, "player": who}, ensure_ascii=False) + "\n"
+                   for h, p, t, who in plays)
+
+
+def restore_plays(catalogue: Catalogue, home: Path) -> int:
+    """Put the plays of the copy beside a catalogue made again back into it (where it has none):
+    how many.  A damaged line ends the copy there."""
+    if catalogue.plays():
+        return 0
+    plays = []
+    try:
+        for line in (home / PLAYS_FILE).read_text(encoding="utf-8").splitlines():
+            d = json.loads(line)
+            plays.append((str(d["hash"]), str(d["path"]), float(d["played_at"]), str(d["player"])))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass
+    with catalogue.transaction():
+        catalogue.add_plays(plays)
+    return len(plays)
 
 
 def _text_of(path: Path) -> str | None:

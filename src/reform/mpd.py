@@ -275,8 +275,7 @@ class Radio:
         if not self.record or time.monotonic() - since < min(PLAYED_SHARE * (row.duration or 0), PLAYED_SECONDS):
             return
         try:
-            with self.lib.home.catalogue.transaction():
-                self.lib.home.catalogue.add_play(row, "mpd")
+            self.lib.home.record_play(row, "mpd")
         except (ReformError, sqlite3.Error) as exc:  # a read-only home still gets its radio
             self.record = False
             self.say(f"note: plays are not recorded ({exc})")

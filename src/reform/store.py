@@ -630,6 +630,13 @@ class Catalogue:
         self.conn.execute("INSERT INTO plays (hash, path, played_at, player) VALUES (?, ?, ?, ?)",
                           (row.hash, row.path, time.time() if when is None else when, player))
 
+    def plays(self) -> list[tuple[str, str, float, str]]:
+        """Every play, oldest first: (content hash, path, when, player)."""
+        return list(self.conn.execute("SELECT hash, path, played_at, player FROM plays ORDER BY played_at, rowid"))
+
+    def add_plays(self, plays: Iterable[tuple[str, str, float, str]]) -> None:
+        self.conn.executemany("INSERT INTO plays (hash, path, played_at, player) VALUES (?, ?, ?, ?)", plays)
+
     def most_played(self, limit: int) -> list[tuple[str, int]]:
         """The ``limit`` most played recordings: (content hash, plays), most played first."""
         rows = self.conn.execute("SELECT hash, COUNT(*) AS n, MAX(played_at) FROM plays GROUP BY hash "
