@@ -384,6 +384,9 @@ def test_map_view_keeps_one_outlier_from_squeezing_the_others(client):
     assert len(inside) == 8 and box["x"][1] - box["x"][0] < 1.5    # the eight fill the map
     even = list(np.linspace(-1, 1, 9))
     assert projection.view_box(even, even)["x"] == [-1.0, 1.0]     # no outlier: everything shown
+    lopsided = [-0.506, -0.3, -0.2, -0.13, -0.1, 0.2, 0.5, 0.746]     # no side of the box left empty
+    assert projection.view_box(lopsided, lopsided)["x"] == [-0.506, 0.746]
+    assert projection.view_box([0.3, 0.3], [0.3, 0.3])["x"] == [-0.7, 1.3]    # songs at one place
     data = client.get("/api/map").json()
     assert set(data["view"]) == {"x", "y"} and data["view"]["x"][0] < data["view"]["x"][1]
 

@@ -122,7 +122,8 @@ def _write(path: Path, data: dict) -> None:
 
 def view_box(x: list[float], y: list[float]) -> dict[str, list[float]]:
     """The part of the map to show: per axis, the median plus or minus twice the 80th
-    percentile of the songs' distances to it, or less when every song fits in less.
+    percentile of the songs' distances to it, each side cut back to the farthest song on it
+    (a box as wide on both sides left a side empty where the songs lie to one side).
 
     The page stretches this box over the canvas and pins the few songs outside it to the
     edge, so that one outlier (a 2-second file among ordinary songs) cannot squeeze every
@@ -135,7 +136,9 @@ def view_box(x: list[float], y: list[float]) -> dict[str, list[float]]:
             continue
         centre = float(np.median(values))
         deviation = np.abs(values - centre)
-        reach = min(VIEW_REACH * float(np.quantile(deviation, VIEW_QUANTILE)), float(deviation.max()))
-        reach = reach or 1.0
-        box[name] = [round(centre - reach, 5), round(centre + reach, 5)]
+        reach = VIEW_REACH * float(np.quantile(deviation, VIEW_QUANTILE))
+        low, high = max(centre - reach, float(values.min())), min(centre + reach, float(values.max()))
+        if high - low <= 0:   # every song at one place
+            low, high = centre - 1.0, centre + 1.0
+        box[name] = [round(low, 5), round(high, 5)]
     return box
