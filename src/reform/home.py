@@ -249,9 +249,9 @@ class Home:
 
     def copy_problems(self) -> list[str]:
         """The copies kept beside the catalogue of what a scan cannot find again (the music
-        folders, the active model's name) that are missing or differ from it: were the catalogue
-        lost, a missing copy would take the library's folders or the user's choice of model with
-        it.  :meth:`write_copies` writes them again."""
+        folders, the active model's name, the play history) that are missing or differ from it:
+        were the catalogue lost, a missing copy would take the library's folders, the user's
+        choice of model or what was played with it.  :meth:`write_copies` writes them again."""
         return [f"{path.relative_to(self.path)}: {what} is missing or differs from the catalogue's"
                 for path, text, what in self._copies() if _text_of(path) != text]
 
