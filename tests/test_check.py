@@ -3,6 +3,7 @@
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,3 +323,23 @@ def test_the_play_history_outlives_the_catalogue(home, capsys):
     assert "plays.jsonl: the copy of the play history is missing" in capsys.readouterr().out
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
     assert len((home / "plays.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_catalogue_made_again_while_a_music_folder_is_away_keeps_its_spectrograms(home, tmp_path, capsys):
+    """The rebuild's scan found no song in the absent folder, took itself for finished, and
+    collected every spectrogram of that folder as garbage: all of it decoded again later."""
+    with Library(home, create=False) as lib:
+        music = Path(lib.home.roots()[0])
+    stored = {p.name for p in (home / "spectrograms").rglob("*.npy")}
+    (home / "catalogue.db").unlink()
+    music.rename(tmp_path / "away")
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert f"{music} holds no audio now (a disk not mounted, or the music moved?)" in capsys.readouterr().out
+    assert {p.name for p in (home / "spectrograms").rglob("*.npy")} == stored
+    assert main(["--home", str(home), "-q", "scan"]) == 0          # nor does a plain scan
+    assert {p.name for p in (home / "spectrograms").rglob("*.npy")} == stored
+    (tmp_path / "away").rename(music)
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert "5 songs added back from their stored spectrograms, 0 analysed" in capsys.readouterr().out
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 5 and not lib.home.unfinished()

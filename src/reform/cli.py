@@ -247,6 +247,10 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
     elif summary.failed_before:
         print(f"{plural(summary.failed_before, 'file')} failed before and did not change: skipped "
               "(`reform scan --retry-failed` tries them again)")
+    for folder in summary.unreached:
+        print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): the library's catalogue "
+              "was made again, and the spectrograms of its songs are kept until a scan finds them there "
+              "(`reform check --repair` once it is back)")
     for folder, songs in summary.vanished.items():
         print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): its "
               f"{plural(songs, 'song')} {agree(songs, 'is', 'are')} kept. Moved: `reform scan NEW-FOLDER` "
@@ -605,6 +609,9 @@ def _rescan_after_rebuild(lib, args: argparse.Namespace) -> bool:
         return True
     print(f"scanned the music folders again: {summary.reused} songs added back from their "
           f"stored spectrograms, {summary.analysed} analysed, {summary.unchanged} unchanged")
+    for folder in summary.unreached:
+        print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): the spectrograms of its "
+              "songs are kept; `reform check --repair` adds them back once it is there again")
     return False
 
 

@@ -104,6 +104,7 @@ class ScanSummary:
     unnamed: list[str] = field(default_factory=list)  # passed over: names not UTF-8 (bytes written out)
     vanished: dict[str, int] = field(default_factory=dict)  # folder with no audio now -> its songs, kept
     respelled: dict[str, str] = field(default_factory=dict)  # path asked for -> its name in the library
+    unreached: list[str] = field(default_factory=list)   # catalogue made again: folders with no audio now
     audio_seconds: float = 0.0   # audio decoded by this scan
     embedded: int = 0            # songs embedded by this scan
     embedding_model: str | None = None
@@ -554,8 +555,11 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         live = catalogue.live_hashes()
         with catalogue.transaction():
             catalogue.drop_embeddings(keep_hashes=live)
-            if home.unfinished() and set(home.roots()) <= set(roots):   # every song that could come back did
-                home.mark_finished()
+            if home.unfinished():   # finished once every folder and disk of the library gave back its songs
+                summary.unreached = [d for d in [*home.roots(), *disks] if not any(
+                    e.path == d or e.path.startswith(os.path.join(d, "")) for e in found.entries)]
+                if set(home.roots()) <= set(roots) and not summary.unreached:
+                    home.mark_finished()
         if not home.unfinished():   # else the songs not added back yet own spectrograms no row names
             summary.freed_bytes = home.spectrograms.collect_garbage(live, written_before=started_at)
     counts = catalogue.counts()
