@@ -256,3 +256,15 @@ def test_a_run_whose_log_is_lost_still_shows_its_epochs(trained, tmp_path):
     before = read_run(home / "models" / "tiny").epochs
     (home / "models" / "tiny" / "metrics.jsonl").unlink()
     assert read_run(home / "models" / "tiny").epochs == before != {"pretrain": 0, "cluster": 0}
+
+
+def test_a_scan_stops_on_an_active_run_that_is_lost(trained, tmp_path, capsys):
+    """It ended with exit 0 and "3 songs have no embedding: run `reform embed`", which then failed."""
+    from conftest import tone, write
+
+    home = shutil.copytree(trained, tmp_path / "home")
+    shutil.rmtree(home / "models" / "tiny")
+    write(tmp_path / "more" / "new.wav", tone(880, 3))
+    assert main(["--home", str(home), "-q", "scan", str(tmp_path / "more"), "--jobs", "1"]) == 1
+    assert "is no longer in the library's models folder" in capsys.readouterr().err
+    assert main(["--home", str(home), "-q", "scan", str(tmp_path / "more"), "--jobs", "1", "--no-embed"]) == 0

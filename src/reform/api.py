@@ -220,11 +220,15 @@ class Library:
         from .config import EmbedConfig
         from .embed import SpectrogramEmbedder
 
+        from .home import SHIPPED
+
         try:
             path = self.model_path()
             card = read_card(path)
         except ModelError:
-            return None
+            if self.models.active_name() != SHIPPED:
+                raise   # the run the user chose is lost: said now, not as songs left without embeddings
+            return None   # an install that ships no model
         if card.get("feature_version") != self.home.spectrograms.feature_version:
             return None
         return SpectrogramEmbedder(str(path), EmbedConfig().key(card["version"]))
