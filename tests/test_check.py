@@ -318,6 +318,15 @@ def test_the_play_history_outlives_the_catalogue(home, capsys):
     with Library(home, create=False) as lib:
         assert lib.home.catalogue.plays() == before
         assert [r.title for r in lib.most_played(1)] == ["Chord"]
+    log = home / "plays.jsonl"                      # a crash in the middle of a line, then a play
+    log.write_text(log.read_text()[:-40])
+    with Library(home, create=False) as lib:
+        lib.home.record_play(songs["White"], "mpd")
+    (home / "catalogue.db").unlink()
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    capsys.readouterr()
+    with Library(home, create=False) as lib:                # the cut line alone is lost
+        assert lib.home.catalogue.plays()[:3] == before[:3] and len(lib.home.catalogue.plays()) == 4
     (home / "plays.jsonl").unlink()                 # the copy lost: found, and written again
     assert main(["--home", str(home), "-q", "check"]) == 1
     assert "plays.jsonl: the copy of the play history is missing" in capsys.readouterr().out

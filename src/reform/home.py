@@ -285,8 +285,15 @@ class Home:
             write_text(log, _play_lines(self.catalogue.plays()))
             return
         try:
-            with open(log, "a", encoding="utf-8") as f:
-                f.write(_play_lines([(row.hash, row.path, when, player)]))
+            with open(log, "a+b") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell():   # a line cut short by a crash ends here, so that the new one stands alone
+                    f.seek(-1, os.SEEK_END)
+                    cut = f.read(1) != b"\n"
+                    f.seek(0, os.SEEK_END)
+                    if cut:
+                        f.write(b"\n")
+                f.write(_play_lines([(row.hash, row.path, when, player)]).encode("utf-8"))
         except OSError as exc:
             raise write_error(exc, log, "the copy of the play history") from exc
 
@@ -391,16 +398,20 @@ def _play_lines(plays: list[tuple[str, str, float, str]]) -> str:
 
 def restore_plays(catalogue: Catalogue, home: Path) -> int:
     """Put the plays of the copy beside a catalogue made again back into it (where it has none):
-    how many.  A damaged line ends the copy there."""
+    how many.  A damaged line (a crash in the middle of writing it) is passed over."""
     if catalogue.plays():
         return 0
     plays = []
     try:
-        for line in (home / PLAYS_FILE).read_text(encoding="utf-8").splitlines():
+        lines = (home / PLAYS_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
             d = json.loads(line)
             plays.append((str(d["hash"]), str(d["path"]), float(d["played_at"]), str(d["player"])))
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-        pass
+        except (ValueError, KeyError, TypeError):
+            continue
     with catalogue.transaction():
         catalogue.add_plays(plays)
     return len(plays)
