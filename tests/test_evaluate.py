@@ -1,6 +1,7 @@
 """Evaluation metrics on hand-made rankings whose answers are known, and `reform evaluate`."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -146,6 +147,30 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "none.tsv")]) == 1
     err = capsys.readouterr().err
     assert "cannot read the labels file" in err and "hint: give --labels-file the path of a TSV" in err
+    # files as spreadsheets and hands write them: each one error line, or read as meant
+    labels = [f"{p}\t{'g1' if i < 3 else 'g2'}" for i, p in enumerate(paths[:4])]
+    (tmp_path / "latin1.tsv").write_bytes("path\tgroup\n/m/é.ogg\tg1\n".encode("latin-1"))
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "latin1.tsv")]) == 1
+    assert "the labels file is not UTF-8 text" in capsys.readouterr().err
+    (tmp_path / "utf16.tsv").write_text("\n".join(["path\tgroup", *labels]) + "\n", encoding="utf-16")
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "utf16.tsv"),
+                 "--no-baselines"]) == 0
+    capsys.readouterr()
+    (tmp_path / "short.tsv").write_text("group\tpath\nlonely\n\n" + "\n".join(
+        f"{g}\t{p}" for p, g in (line.split("\t") for line in labels)) + "\n")
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "short.tsv"),
+                 "--no-baselines"]) == 0
+    capsys.readouterr()
+    sub = tmp_path / "lists"                          # paths relative to the file's own folder
+    sub.mkdir()
+    (sub / "rel.tsv").write_text("path\tgroup\n" + "\n".join(
+        f"{os.path.relpath(p, sub)}\t{g}" for p, g in (line.split("\t") for line in labels))
+        + f"\n{paths[0]}\tg2\n")
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(sub / "rel.tsv"), "--no-baselines"]) == 0
+    assert "1 path of the labels file has two different labels: the last one is kept" in capsys.readouterr().out
+    (tmp_path / "elsewhere.tsv").write_text("path\tgroup\n/x/a.ogg\tg1\n/x/b.ogg\tg1\n")
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "elsewhere.tsv")]) == 1
+    assert "none of the 2 paths of the labels file is a song of the library" in capsys.readouterr().err
 
 
 def test_tags_that_group_nothing_leave_the_same_song_protocol(tmp_path):

@@ -29,12 +29,19 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
     rows = list(one_per_recording(songs).values())
     notes: list[str] = []
     if label_file:
-        by_path = read_label_file(label_file, label_column)
+        by_path, twice = read_label_file(label_file, label_column)
         known = {os.path.realpath(r.path) for r in songs}
         unknown = [p for p in by_path if p not in known]
+        if by_path and len(unknown) == len(by_path):
+            raise EvaluateError(f"none of the {plural(len(by_path), 'path')} of the labels file is a song of the "
+                                "library", path=label_file, hint="its paths are read as they are, or relative "
+                                "to its own folder: give the paths the library scanned (`reform export` lists them)")
         if unknown:
             notes.append(f"{plural(len(unknown), 'path')} of the labels file "
                          f"{agree(len(unknown), 'is', 'are')} not in the library: ignored")
+        if twice:
+            notes.append(f"{plural(twice, 'path')} of the labels file {agree(twice, 'has', 'have')} two different "
+                         "labels: the last one is kept")
         found = [(r, by_path.get(os.path.realpath(r.path)) or by_path.get(r.path)) for r in rows]
         source = f"{os.path.basename(label_file)}:{label_column}"
     elif labels:

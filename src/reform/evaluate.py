@@ -27,6 +27,7 @@ evaluated in a shuffled order so that ties cannot follow the folder layout.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections import Counter, defaultdict
@@ -190,25 +191,46 @@ def bootstrap_interval(values: np.ndarray, reps: int = 2000, seed: int = 0,
 LABELS_FILE_HINT = "give --labels-file the path of a TSV or CSV file with a 'path' column"
 
 
-def read_label_file(path: str | os.PathLike, column: str) -> dict[str, str]:
-    """Labels from a TSV (or CSV) manifest with a ``path`` column: {real path: label}."""
+def read_label_file(path: str | os.PathLike, column: str) -> tuple[dict[str, str], int]:
+    """Labels from a TSV (or CSV) manifest with a ``path`` column: ({real path: label}, how many
+    paths it labels twice with different labels, the last label kept).
+
+    Paths may be relative to the file's folder or start with ``~``; rows without a path are
+    passed over.  UTF-8 (with or without Excel's byte-order mark) and UTF-16 are read.
+    """
     path = os.fspath(path)
     delimiter = "," if path.endswith(".csv") else "\t"
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:   # (-sig: the byte-order mark Excel writes)
-            reader = csv.DictReader(f, delimiter=delimiter)
-            if reader.fieldnames is None or "path" not in reader.fieldnames:
-                found = f" (it has: {', '.join(reader.fieldnames)})" if reader.fieldnames else ""
-                raise EvaluateError(f"the labels file has no 'path' column{found}", path=path,
-                                    hint=f"{LABELS_FILE_HINT} (.csv is read with commas, others with tabs)")
-            if column not in reader.fieldnames:
-                raise EvaluateError(f"the labels file has no column {column!r} "
-                                    f"(it has: {', '.join(reader.fieldnames)})", path=path,
-                                    hint="name the column of labels with --label-column")
-            return {os.path.realpath(r["path"]): (r[column] or "").strip() for r in reader}
+        data = open(path, "rb").read()
     except OSError as exc:
         raise EvaluateError(f"cannot read the labels file ({exc.strerror})", path=path,
                             hint=LABELS_FILE_HINT) from exc
+    try:
+        text = data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvaluateError(f"the labels file is not UTF-8 text (byte {exc.start} cannot be read)", path=path,
+                            hint="save it as UTF-8 (in a spreadsheet: CSV UTF-8, or Unicode text)") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if reader.fieldnames is None or "path" not in reader.fieldnames:
+        found = f" (it has: {', '.join(reader.fieldnames)})" if reader.fieldnames else ""
+        raise EvaluateError(f"the labels file has no 'path' column{found}", path=path,
+                            hint=f"{LABELS_FILE_HINT} (.csv is read with commas, others with tabs)")
+    if column not in reader.fieldnames:
+        raise EvaluateError(f"the labels file has no column {column!r} "
+                            f"(it has: {', '.join(reader.fieldnames)})", path=path,
+                            hint="name the column of labels with --label-column")
+    folder = os.path.dirname(os.path.abspath(path))
+    labels: dict[str, str] = {}
+    twice = 0
+    for row in reader:
+        song = (row.get("path") or "").strip()
+        if not song:
+            continue   # a blank line, or a row cut short
+        real = os.path.realpath(os.path.join(folder, os.path.expanduser(song)))
+        label = (row.get(column) or "").strip()
+        twice += real in labels and labels[real] != label
+        labels[real] = label
+    return labels, twice
 
 
 # -- hand-made baselines ---------------------------------------------------------------------------
