@@ -217,6 +217,8 @@ def test_a_rebuild_cut_short_is_finished_by_the_next_repair_and_loses_no_spectro
     monkeypatch.setattr(scan_module, "analyse_entry", analyse)
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 2 and lib.home.unfinished()
+    main(["--home", str(home), "-q", "similar", "Chord"])     # whatever a command says, the way on too
+    assert "not all its songs are back yet: `reform check --repair` adds them back" in capsys.readouterr().err
     write(tmp_path / "other" / "new.wav", tone(880, 3))
     assert main(["--home", str(home), "-q", "scan", str(tmp_path / "other"), "--jobs", "1"]) == 0
     assert set(spectrograms) <= {p.name for p in (home / "spectrograms").rglob("*.npy")}   # none collected

@@ -455,7 +455,7 @@ def test_read_only_home_answers_the_commands_that_only_read(trained, tmp_path):
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def test_query_by_file_name_and_a_missing_path(trained, capsys):
+def test_query_by_file_name_and_a_missing_path(trained, tmp_path, capsys):
     assert main(["--home", str(trained), "similar", "02 Chord.flac", "-n", "1"]) == 0
     assert "songs like Tone Band - Chord:" in capsys.readouterr().out
     assert main(["--home", str(trained), "similar", "/no/such/song.flac"]) == 1
@@ -464,6 +464,11 @@ def test_query_by_file_name_and_a_missing_path(trained, capsys):
     assert main(["--home", str(trained), "similar", str(trained)]) == 1   # a folder
     err = capsys.readouterr().err
     assert "this is a folder, and a query is one song" in err and "--mix FOLDER" in err
+    write(tmp_path / "silence.wav", np.zeros(SR * 5, np.float32))     # outside the library
+    write(tmp_path / "blip.wav", tone(440, 0.2))
+    for name, said in (("silence.wav", "the audio is silent"), ("blip.wav", "too short: 0.20 s of audio")):
+        assert main(["--home", str(trained), "similar", str(tmp_path / name)]) == 1   # as a scan refuses it
+        assert f"the query file cannot be analysed: {said}" in capsys.readouterr().err
 
 
 def test_a_seed_given_twice_is_taken_once_and_a_short_list_says_why(trained, capsys):

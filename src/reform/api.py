@@ -524,7 +524,7 @@ class Library:
 
     def _embed_file(self, path: str) -> np.ndarray:
         from .embed import Embedder, spectrogram_of_file
-        from .errors import DecodeError
+        from .errors import DecodeError, FeatureError
 
         version, _ = self.embeddings()
         embedder = Embedder(self.load_model())
@@ -533,6 +533,9 @@ class Library:
                              hint="run `reform embed` to bring them up to date")
         try:
             spec = spectrogram_of_file(path, self.audio, self.mel)
+        except FeatureError as exc:   # silent, or too short: nothing to recommend by, as in a scan
+            raise QueryError(f"the query file cannot be analysed: {exc.message}", path=path,
+                             hint="choose a song with sound in it") from exc
         except DecodeError as exc:
             raise QueryError(f"the query file cannot be decoded: {exc.message}", path=path,
                              hint="check that the file plays in another player, or name a song of the "

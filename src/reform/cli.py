@@ -65,7 +65,12 @@ def _library(args: argparse.Namespace, create: bool = False, read_only: bool = F
              reanalyse: bool = False):
     from .api import Library
 
-    return Library(args.home, create=create, read_only=read_only, reanalyse=reanalyse)
+    lib = Library(args.home, create=create, read_only=read_only, reanalyse=reanalyse)
+    if getattr(args, "command", None) not in ("check", "scan", "status", "demo") and lib.home.unfinished():
+        # an interrupted repair: "the library is empty" would send the user to scan from scratch
+        print("note: this library's catalogue was made again and not all its songs are back yet: "
+              "`reform check --repair` adds them back", file=sys.stderr)
+    return lib
 
 
 def _print_json(data) -> None:
