@@ -185,6 +185,7 @@ def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get
         assert lib.models.active_name() == "tiny"
         assert lib.embedding_status()["current"]      # the stored embeddings are still the run's own
         assert lib.status()["model"]["problem"] == "the run 'tiny' has lost its model file"
+        assert "`reform train --resume --name tiny` writes it again" in lib.status()["model"]["hint"]
     assert "model file lost: `reform train --resume --name tiny`" in read_run(home / "models" / "tiny").state
     for command in (["embed"], ["check"]):
         assert main(["--home", str(home), "-q", *command]) == 1, command

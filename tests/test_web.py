@@ -76,6 +76,10 @@ def test_status_names_a_damaged_active_model(trained, tmp_path):
     assert m["name"] is None and m["error"].startswith("active model tiny: the model file is damaged")
     assert client.get("/api/model").json() == m
     assert "reform use shipped" in m["hint"]
+    (home / "models" / "tiny" / "model.pt").unlink()          # lost: which run it was is still said
+    m = client.get("/api/status").json()["model"]
+    assert m["name"] is None and m["active"] == "tiny" and "has lost its model file" in m["error"]
+    assert "reform train --resume --name tiny" in m["hint"]
 
 
 def test_songs_search_filter_sort_and_pages(client):

@@ -82,14 +82,14 @@ class Library:
 
         counts = self.home.catalogue.counts()
         embeddings = self.embedding_status()
-        version = problem = None
+        version = problem = hint = None
         try:
             path = self.model_path()
             problem = file_problem(path)
             version = read_card(path)["version"]
         except ModelError as exc:   # the active run's model file is gone (an install without
             if self.models.active_name() != SHIPPED:   # a shipped model names no version, nor a problem)
-                problem = exc.message
+                problem, hint = exc.message, exc.hint
         except KeyError:
             pass
         return {
@@ -101,7 +101,7 @@ class Library:
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,
-            "model": {"name": self.models.active_name(), "version": version, "problem": problem},
+            "model": {"name": self.models.active_name(), "version": version, "problem": problem, "hint": hint},
             "embeddings": {"songs": counts["unique_audio"] - embeddings["missing"],
                            "of": counts["unique_audio"], "current": embeddings["current"]},
         }

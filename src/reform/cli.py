@@ -299,7 +299,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("catalogue:    made again, and not all its songs added back yet: run `reform check --repair`")
     model = status["model"]
     print(f"active model: {model['name']}" + (f" (version {model['version']})" if model["version"] else "")
-          + (f": {model['problem']}; `reform use shipped` goes back to the shipped model" if model["problem"] else ""))
+          + (f": {model['problem']}; {model['hint'] or '`reform use shipped` goes back to the shipped model'}"
+             if model["problem"] else ""))
     # embeddings are kept per recording: with duplicates, fewer than the songs above
     unit = "distinct recording" if status["duplicates"] else "song"
     if emb["songs"]:

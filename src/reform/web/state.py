@@ -212,11 +212,11 @@ class LibraryState:
             try:
                 path = self.library.model_path()
             except ModelError as exc:
-                return {"name": None, "error": exc.message, "hint": exc.hint,
-                        "embedding_model": embedding_model}
+                return {"name": None, "active": active, "error": exc.message, "hint": exc.hint,
+                        "embedding_model": embedding_model}   # name: a model that can be used
             problem = status["model"]["problem"] if status else file_problem(path)
             if problem:   # what status says: songs cannot be embedded until it is replaced
-                return {"name": None, "error": f"active model {active}: {problem}",
+                return {"name": None, "active": active, "error": f"active model {active}: {problem}",
                         "hint": "`reform use shipped` goes back to the shipped model, or train the run again",
                         "embedding_model": embedding_model}
             if status:
