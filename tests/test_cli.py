@@ -500,6 +500,8 @@ def test_slips_of_the_command_line_are_named_with_the_way_out(trained, capsys):
     assert "--relative is for the M3U file -o writes" in capsys.readouterr().err
     assert main(["--home", home, "train", "--init", "bogus", "--max-epochs", "1"]) == 1
     assert "--init takes 'auto', 'scratch', 'shipped'" in capsys.readouterr().err
+    assert main(["--home", home, "export", str(trained.parent)]) == 1     # not "unknown export format"
+    assert "this is a folder, not a file" in capsys.readouterr().err
 
 
 def test_a_failed_file_named_by_its_name_and_a_library_of_one_song(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """Queries name songs the same way everywhere: file names, words without accents, clear misses."""
 
+import os
 import sqlite3
 
 import pytest
@@ -8,7 +9,7 @@ from reform import store
 from reform.errors import QueryError
 from reform.search import InRows, find, search_text
 from reform.store import Catalogue, FileRow, SpectrogramInfo, Tags
-from reform.text import agree, norm, plural, song_label
+from reform.text import agree, norm, plural, shown, song_label
 
 
 def row(i, path, artist=None, title=None, album=None, digest=None):
@@ -174,3 +175,11 @@ def test_every_interface_names_a_song_alike():
     listing = r"2 songs match 'hr3': HR3 - Caves II \(/m/hr3/hr3-caves-2.ogg\); HR3 - Caves \("
     with pytest.raises(QueryError, match=listing):
         find(ROWS[:2], "hr3")
+
+
+def test_a_path_is_shown_with_its_control_characters_written_out():
+    """`reform errors` printed a \\x01 or a line break in a file name as it is."""
+    assert shown("/m/\x01ctrl.mp3") == "/m/\\x01ctrl.mp3"
+    assert shown("/m/new\nline.wav") == "/m/new\\nline.wav"
+    assert shown("/m/café 🎵.flac") == "/m/café 🎵.flac"
+    assert shown(os.fsdecode(b"/m/caf\xe9.flac")) == "/m/caf\\xe9.flac"

@@ -24,7 +24,7 @@ from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError, WriteError)
-from .text import RENAME_HINT, agree, one_line, plural
+from .text import RENAME_HINT, agree, one_line, plural, shown
 
 # The hint printed for an error raised without one, by the error's kind.
 HINTS = {
@@ -324,11 +324,11 @@ def cmd_errors(args: argparse.Namespace) -> int:
     if not failures:
         print("no failures")
     for f in failures:
-        print(f"{f.path}: {f.reason}")
+        print(f"{shown(f.path)}: {f.reason}")
     if damaged:
         print(f"\nanalysed, without the parts that could not be decoded ({plural(len(damaged), 'file')}):")
         for f in damaged:
-            print(f"{f.path}: {f.reason}")
+            print(f"{shown(f.path)}: {f.reason}")
     return 0
 
 
@@ -730,8 +730,8 @@ def cmd_playlist(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import check_output, export_embeddings, export_format
 
+    check_output(args.out)   # first: a folder given is said to be one, not an unknown format
     export_format(args.out)
-    check_output(args.out)
     with _library(args, read_only=True) as lib:
         version, vectors = lib.embeddings()
         n = export_embeddings(args.out, lib.songs(), vectors, version)

@@ -77,6 +77,12 @@ def storable(path: str) -> bool:
     return True
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def shown(path: str) -> str:
-    r"""``path`` as it can be printed, its undecodable bytes written out: ``caf\xe9.flac``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    r"""``path`` as it can be printed, its undecodable bytes and control characters written out:
+    ``caf\xe9.flac``, ``\x01ctrl.mp3`` (a line break or escape in a name would break a listing
+    or drive the terminal)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
