@@ -496,6 +496,11 @@ def test_slips_of_the_command_line_are_named_with_the_way_out(trained, capsys):
         main(["--home", home, "similar", "tone", "band", "chord"])        # the words not quoted
     assert stop.value.code == 2
     assert 'hint: put a query of several words in quotes: reform similar "tone band chord"' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--home", home, "playlists", "--to", str(trained.parent / "lists"), "--radio", "tone", "band"])
+    assert 'put a query of several words in quotes: --radio "tone band"' in capsys.readouterr().err
+    assert main(["--home", home, "mix", "Tone", "Band"]) == 1                # two seeds, each of two songs
+    assert 'several words go in quotes' in capsys.readouterr().err
     assert main(["--home", home, "similar", "Chord", "--relative"]) == 1     # it only shapes -o's file
     assert "--relative is for the M3U file -o writes" in capsys.readouterr().err
     assert main(["--home", home, "train", "--init", "bogus", "--max-epochs", "1"]) == 1

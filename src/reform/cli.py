@@ -1191,11 +1191,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra:
-        words = "similar" == getattr(args, "command", None) and not any(x.startswith("-") for x in extra)
-        parser.error(f"unrecognized arguments: {' '.join(extra)}", hint=(
-            f"put a query of several words in quotes: reform similar \"{' '.join(args.queries + extra)}\""
-            if words else None))
+    if extra:   # words of a query not in quotes: say how it is written
+        words = not any(x.startswith("-") for x in extra)
+        command = getattr(args, "command", None)
+        quoted = (f"reform similar \"{' '.join(args.queries + extra)}\"" if command == "similar" else
+                  f"--radio \"{' '.join([args.radio[-1], *extra])}\"" if command == "playlists" and args.radio
+                  else None)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}",
+                     hint=f"put a query of several words in quotes: {quoted}" if words and quoted else None)
     if args.home is None:
         args.home = os.environ.get("REFORM_HOME") or None
     if not getattr(args, "func", None):

@@ -111,5 +111,6 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     listing = "; ".join(f"{r.label} ({r.path})" for r in matches[:10])
     more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
     raise QueryError(f"{len(matches)} songs match {text!r}: {listing}{more}",
-                     hint="add words to the query, or give the path of the file")
+                     hint="add words to the query (several words go in quotes: \"groove no 1\"), or give the "
+                          "path of the file")
 
