@@ -285,6 +285,7 @@ def test_version_and_global_options_after_the_command(tmp_path, music, capsys):
     (["train", "--projection-dim", "-1"], "argument --projection-dim: must be at least 0, not -1"),
     (["train", "--widths", "1,2,abc"], "argument --widths: give whole numbers above 0 separated by commas"),
     (["mpd", "--ahead", "two"], "argument --ahead: give a whole number, not 'two'"),
+    (["train", "--threads", "100000"], "argument --threads: must be at most"),   # 2000 threads stalled a run
 ])
 def test_nonsense_values_are_refused_before_any_work(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:

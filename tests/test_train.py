@@ -313,3 +313,20 @@ def test_weight_decay_shrinks_the_weights_and_spares_biases_and_batch_norm():
     torch.testing.assert_close(after["0.weight"], before["0.weight"] * (1 - 0.1 * 0.5))
     for name in ("0.bias", "1.weight", "1.bias"):
         torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("settings, said", [
+    ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),   # a torch traceback
+    ({"temperature": float("inf"), "eq_db": float("nan")}, "temperature, eq_db must be a finite number"),
+    ({"cluster_learning_rate": 0.0}, "the learning rate must be positive"),       # learnt nothing, silently
+    ({"seed": -5}, "the seed cannot be negative"),                                  # a numpy traceback
+    ({"aux_weight": -1.0}, "a loss weight cannot be negative"),                     # a negative total loss
+    ({"plateau_threshold": -1.0}, "plateau threshold cannot be negative"),          # no plateau, ever
+])
+def test_training_settings_that_cannot_work_are_refused(settings, said):
+    from reform.config import TrainConfig
+    from reform.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=said):
+        TrainConfig(**settings)
+    assert TrainConfig(cluster_learning_rate=None).cluster_learning_rate is None   # None: the pretraining's rate

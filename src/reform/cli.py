@@ -103,8 +103,8 @@ def _shortest(path: str) -> str:
 
 
 # -- option values ------------------------------------------------------------------------------------
-def count(minimum: int = 1):
-    """An argparse type: a whole number of at least ``minimum``."""
+def count(minimum: int = 1, maximum: int | None = None, why: str = ""):
+    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -112,6 +112,8 @@ def count(minimum: int = 1):
             raise argparse.ArgumentTypeError(f"give a whole number, not {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}{why}, not {value}")
         return value
     parse.__name__ = "count"
     return parse
@@ -369,7 +371,8 @@ TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--patience", "plateau_patience", count(1), "epochs without improvement that make a plateau"),
     ("--threshold", "plateau_threshold", float, "relative improvement that counts"),
     ("--seed", "seed", int, "random seed of the weights, windows and augmentations"),
-    ("--threads", "threads", count(0), "torch threads (default: all cores)"),
+    ("--threads", "threads", count(0, 4 * (os.cpu_count() or 1), " (four per core: more stall the run)"),
+     "torch threads (default: all cores)"),
 )
 TRAIN_CHOICES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("--contrast-loss", "contrast_loss", ("infonce", "vicreg"),

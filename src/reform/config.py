@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -131,8 +132,21 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.learning_rate <= 0 or (self.cluster_learning_rate or 1.0) <= 0:
-            raise ConfigError("the learning rate must be positive")
+        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                   if isinstance(getattr(self, f.name), float)}
+        odd = [name for name, value in numbers.items() if not math.isfinite(value)]
+        if odd:   # NaN or infinity reached torch as a traceback, or trained on silently
+            raise ConfigError(f"{', '.join(odd)} must be a finite number")
+        if self.learning_rate <= 0 or (self.cluster_learning_rate is not None and self.cluster_learning_rate <= 0):
+            raise ConfigError("the learning rate must be positive")   # (0 learnt nothing, without a word)
+        if self.seed < 0:
+            raise ConfigError("the seed cannot be negative")
+        if self.plateau_threshold < 0:
+            raise ConfigError("the plateau threshold cannot be negative: no epoch would ever count as a plateau")
+        if self.threads < 0:
+            raise ConfigError("threads cannot be negative (0: all cores)")
+        if min(self.aux_weight, self.cluster_weight) < 0:
+            raise ConfigError("a loss weight cannot be negative: the model would be pushed to do worse")
         if not 0 < self.lr_factor < 1:
             raise ConfigError("lr_factor must be between 0 and 1")
         if self.cluster_space not in ("raw", "unit"):

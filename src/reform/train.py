@@ -458,8 +458,9 @@ class Trainer:
         self.callback({"type": "epoch_end", **record})
         raise TrainError(f"training diverged in epoch {record['epoch']} of the {state.phase} phase "
                          f"(loss {loss}) at learning rate {state.lr:g}", path=self.files.folder,
-                         hint="lower the rate with --lr (the default is 0.001); "
-                              "the last good epoch is kept in the checkpoint")
+                         hint="lower the rate with --lr (the default is 0.001)" + (
+                             "; the last good epoch is kept in the checkpoint" if self.files.checkpoint.exists()
+                             else ": no epoch had finished, so start the run again"))
 
     # -- persistence ----------------------------------------------------------------------------
     def _save(self, model, optimizer, state: TrainState, history: list[dict], reasons: dict,
