@@ -269,3 +269,17 @@ def test_a_scan_stops_on_an_active_run_that_is_lost(trained, tmp_path, capsys):
     assert main(["--home", str(home), "-q", "scan", str(tmp_path / "more"), "--jobs", "1"]) == 1
     assert "is no longer in the library's models folder" in capsys.readouterr().err
     assert main(["--home", str(home), "-q", "scan", str(tmp_path / "more"), "--jobs", "1", "--no-embed"]) == 0
+
+
+def test_an_evaluation_of_weights_since_replaced_is_not_shown(trained, tmp_path, capsys):
+    """`reform models` showed a p@10 measured on the weights a resumed run had replaced."""
+    home = shutil.copytree(trained, tmp_path / "home")
+    assert main(["--home", str(home), "-q", "evaluate", "--no-baselines", "--labels", "album"]) == 0
+    run = read_run(home / "models" / "tiny")
+    assert run.evaluation is not None
+    saved = json.loads((home / "models" / "tiny" / "evaluation.json").read_text())
+    assert saved["model_version"] == read_card(home / "models" / "tiny" / "model.pt")["version"]
+    saved["model_version"] = "an-older-one"
+    (home / "models" / "tiny" / "evaluation.json").write_text(json.dumps(saved))
+    assert read_run(home / "models" / "tiny").evaluation is None
+    capsys.readouterr()

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import evaluate as ev
 from .errors import EvaluateError, WriteError
+from .card import read_card
 from .evaluate import read_label_file
 from .files import write_json
 from .home import Home
@@ -178,8 +179,8 @@ def save(home: Home, report: ev.EvaluationReport) -> Path | None:
     if path.name != "model.pt" or home.models.folder not in path.parents:
         return None
     target = path.parent / "evaluation.json"
-    try:
-        write_json(target, report.to_dict())
+    try:   # with the version it measured: a resumed run replaces the weights, not this file
+        write_json(target, report.to_dict() | {"model_version": read_card(path).get("version")})
     except WriteError:
         return None
     return target

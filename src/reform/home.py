@@ -378,16 +378,17 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     epochs = {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
     model = folder / "model.pt"
     try:
-        info = read_card(model).get("info", {}) if model.exists() else {}
+        card = read_card(model) if model.exists() else {}
     except ModelError:
-        info = {}
+        card = {}
+    info, version = card.get("info", {}), card.get("version")
     started = info.get("started_from")
     if started and started == shipped_version:
         started = SHIPPED
     if not history and isinstance(info.get("epochs"), dict):   # the log lost: the card counted them too
         epochs = {p: int(info["epochs"].get(p) or 0) for p in PHASES}
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
-               _evaluation(folder / "evaluation.json"), info.get("finished_at"), started,
+               _evaluation(folder / "evaluation.json", version), info.get("finished_at"), started,
                lost=not model.exists() and card_path(model).exists())
 
 
@@ -443,13 +444,16 @@ def _last_written(run: Path) -> float:
     return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
 
 
-def _evaluation(path: Path) -> dict | None:
+def _evaluation(path: Path, version: str | None = None) -> dict | None:
     """The model's own row of a saved evaluation (p@10 and same-song top-1, when measured), with
-    the labels its p@10 was measured by: runs evaluated by other labels are not comparable."""
+    the labels its p@10 was measured by: runs evaluated by other labels are not comparable.
+    None where it measured another version of the model than ``version`` (a resumed run)."""
     try:
         saved = json.loads(path.read_text())
         methods = saved.get("methods", {})
     except (OSError, ValueError, AttributeError):
+        return None
+    if version and saved.get("model_version") not in (None, version):
         return None
     own = [row for name, row in methods.items()
            if name.startswith("ReFORM") and name.endswith(("(both phases)", "(pretraining only)"))]

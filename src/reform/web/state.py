@@ -230,6 +230,8 @@ class LibraryState:
         evaluation = _read_json(path.parent / "evaluation.json")
         name = active
         version = card.get("version")
+        if isinstance(evaluation, dict) and evaluation.get("model_version") not in (None, version):
+            evaluation = None   # it measured the weights a resumed run has since replaced
         return {"name": name, "version": version, "kind": card.get("kind"),
                 "info": card.get("info") or {}, "embedding_model": embedding_model,
                 "embeddings_current": current,
