@@ -412,6 +412,19 @@ def _train_configs(args: argparse.Namespace):
             dataclasses.replace(TrainConfig(), **train))
 
 
+def _ignored_on_resume(args: argparse.Namespace) -> list[str]:
+    """The options given to `train --resume` that the resumed run does not take (all but
+    --max-epochs, which raises its cap, and --device)."""
+    given = [flag for flag, name, *_ in TRAIN_OPTIONS + TRAIN_CHOICES
+             if name != "max_epochs" and getattr(args, name) is not None]
+    given += [flag for flag, name in (("--widths", "widths"), ("--embedding-dim", "embedding_dim"),
+                                      ("--projection-dim", "projection_dim"), ("--pool-time", "pool_time"))
+              if getattr(args, name) is not None]
+    given += ["--preset"] if args.preset != "default" else []
+    given += ["--init"] if args.init != "auto" else []
+    return given
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import FINE_TUNE_BELOW
     from .distributed import launched, main_process
@@ -431,6 +444,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         folder = lib.run_folder(args.name, resume=args.resume)   # named now, to say how to go on
         if args.resume and main:
             print(f"resuming {folder} with its own settings")
+            ignored = _ignored_on_resume(args)
+            if ignored:   # they were dropped without a word; the run goes on as it was started
+                print(f"note: {', '.join(ignored)} {agree(len(ignored), 'is', 'are')} not applied: a resumed run "
+                      "keeps the settings it started with (a new --name starts a run with these)", file=sys.stderr)
         own = args.phase == "cluster" and not args.resume and (folder / "pretrain.pt").exists()
         if own:
             if args.init != "auto":
