@@ -444,16 +444,26 @@ def _last_written(run: Path) -> float:
     return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
 
 
-def _evaluation(path: Path, version: str | None = None) -> dict | None:
-    """The model's own row of a saved evaluation (p@10 and same-song top-1, when measured), with
-    the labels its p@10 was measured by: runs evaluated by other labels are not comparable.
-    None where it measured another version of the model than ``version`` (a resumed run)."""
+def saved_evaluation(path: Path, version: str | None = None) -> dict | None:
+    """The evaluation saved at ``path`` beside a model (`reform evaluate`), or None where there is
+    none, it cannot be read, or it measured another version of the model than ``version`` (the
+    weights a resumed run has since replaced)."""
     try:
         saved = json.loads(path.read_text())
-        methods = saved.get("methods", {})
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         return None
-    if version and saved.get("model_version") not in (None, version):
+    if not isinstance(saved, dict) or version and saved.get("model_version") not in (None, version):
+        return None
+    return saved
+
+
+def _evaluation(path: Path, version: str | None = None) -> dict | None:
+    """The model's own row of a saved evaluation (p@10 and same-song top-1, when measured), with
+    the labels its p@10 was measured by: runs evaluated by other labels are not comparable."""
+    saved = saved_evaluation(path, version)
+    try:
+        methods = saved.get("methods", {}) if saved else {}
+    except AttributeError:
         return None
     own = [row for name, row in methods.items()
            if name.startswith("ReFORM") and name.endswith(("(both phases)", "(pretraining only)"))]

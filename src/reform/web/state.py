@@ -10,18 +10,17 @@ thread at a time: SQLite connections must not be used concurrently.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..api import Library
 from ..card import file_problem, read_card
 from ..errors import EmbedError, ModelError
+from ..home import saved_evaluation
 from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
@@ -227,20 +226,11 @@ class LibraryState:
             card = read_card(path)
         except ModelError:
             card = {}
-        evaluation = _read_json(path.parent / "evaluation.json")
         name = active
         version = card.get("version")
-        if isinstance(evaluation, dict) and evaluation.get("model_version") not in (None, version):
-            evaluation = None   # it measured the weights a resumed run has since replaced
+        evaluation = saved_evaluation(path.parent / "evaluation.json", version)
         return {"name": name, "version": version, "kind": card.get("kind"),
                 "info": card.get("info") or {}, "embedding_model": embedding_model,
                 "embeddings_current": current,
-                "evaluation": evaluation.get("methods") if isinstance(evaluation, dict) else None,
-                "evaluation_labels": evaluation.get("labels") if isinstance(evaluation, dict) else None}
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+                "evaluation": evaluation.get("methods") if evaluation else None,
+                "evaluation_labels": evaluation.get("labels") if evaluation else None}
