@@ -219,7 +219,6 @@ class Library:
         from .card import read_card
         from .config import EmbedConfig
         from .embed import SpectrogramEmbedder
-
         from .home import SHIPPED
 
         try:

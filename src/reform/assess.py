@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from . import evaluate as ev
-from .errors import EvaluateError, WriteError
 from .card import read_card
+from .errors import EvaluateError, WriteError
 from .evaluate import read_label_file
 from .files import write_json
 from .home import Home

@@ -26,7 +26,7 @@ from .config import EmbedConfig
 from .dataset import Normaliser
 from .device import autocast
 from .device import resolve as resolve_device
-from .errors import EmbedError, FeatureError, StoreError
+from .errors import EmbedError, StoreError
 from .model import inference_encoder
 from .store import Catalogue, SpectrogramStore, one_per_recording
 
@@ -341,16 +341,11 @@ def spectrogram_of_file(path: str, audio_cfg, mel_cfg) -> np.ndarray:
     from .audio import decode
     from .features import LogMel, clip_top_db
 
-    from .scan import SILENCE_PEAK
+    from .scan import refuse_soundless
 
     audio, _ = decode(path, audio_cfg)
     if audio.shape[1] == 0:
         raise EmbedError("the file holds no audio", path=path)
-    duration = audio.shape[1] / audio_cfg.sample_rate   # refused as a scan refuses them
-    if duration < audio_cfg.min_duration:
-        raise FeatureError(f"too short: {duration:.2f} s of audio, at least {audio_cfg.min_duration:g} s needed",
-                           path=path)
-    if np.abs(audio).max() < SILENCE_PEAK:
-        raise FeatureError("the audio is silent (no sample above -80 dBFS)", path=path)
+    refuse_soundless(path, audio.shape[1] / audio_cfg.sample_rate, float(np.abs(audio).max()), audio_cfg)
     spec = clip_top_db(LogMel(audio_cfg, mel_cfg).spectrogram(audio), mel_cfg.top_db)
     return spec.astype(np.float16)  # the precision of the store, so it embeds like a scanned song

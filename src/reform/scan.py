@@ -243,6 +243,16 @@ def _embed(embedding: Embedding, spec: np.ndarray) -> np.ndarray | None:
     return vector if np.isfinite(vector).all() else None
 
 
+def refuse_soundless(path: str, duration: float, peak: float, audio_cfg: AudioConfig) -> None:
+    """FeatureError for audio shorter than ``audio_cfg.min_duration``, or silent: there is nothing
+    to recommend by (a scanned file, or a query file outside the library, alike)."""
+    if duration < audio_cfg.min_duration:
+        raise FeatureError(f"too short: {duration:.2f} s of audio, at least "
+                           f"{audio_cfg.min_duration:g} s needed", path=path)
+    if peak < SILENCE_PEAK:
+        raise FeatureError("the audio is silent (no sample above -80 dBFS)", path=path)
+
+
 def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
                  mel_cfg: MelConfig) -> tuple[np.ndarray, SpectrogramInfo]:
     """Stream-decode a file into its clipped float16 log-mel, (channels, frames, n_mels).
@@ -257,11 +267,7 @@ def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
     duration = level.samples / audio_cfg.sample_rate
     if level.samples == 0:
         raise DecodeError("the file holds no audio samples", path=path)
-    if duration < audio_cfg.min_duration:
-        raise FeatureError(f"too short: {duration:.2f} s of audio, at least "
-                           f"{audio_cfg.min_duration:g} s needed", path=path)
-    if level.peak < SILENCE_PEAK:
-        raise FeatureError("the audio is silent (no sample above -80 dBFS)", path=path)
+    refuse_soundless(path, duration, level.peak, audio_cfg)
     parts.append(mel.finish().astype(np.float16))
     from .features import clip_top_db
 
