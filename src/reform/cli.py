@@ -222,6 +222,13 @@ def _print_scan_embedding(summary, lib, status: dict, model: str) -> None:
               "active model: run `reform embed`")
 
 
+def _print_unreached(summary) -> None:
+    """The music folders a scan of a catalogue made again found no audio in (kept unfinished)."""
+    for folder in summary.unreached:
+        print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): the spectrograms of its "
+              "songs are kept; `reform check --repair` adds them back once it is there again")
+
+
 def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool = False) -> dict | None:
     """Print what the scan did and what the library holds now; returns the library's status
     (None after an interrupted scan, which prints only how to go on)."""
@@ -254,10 +261,7 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
     elif summary.failed_before:
         print(f"{plural(summary.failed_before, 'file')} failed before and did not change: skipped "
               "(`reform scan --retry-failed` tries them again)")
-    for folder in summary.unreached:
-        print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): the library's catalogue "
-              "was made again, and the spectrograms of its songs are kept until a scan finds them there "
-              "(`reform check --repair` once it is back)")
+    _print_unreached(summary)
     for folder, songs in summary.vanished.items():
         print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): its "
               f"{plural(songs, 'song')} {agree(songs, 'is', 'are')} kept. Moved: `reform scan NEW-FOLDER` "
@@ -635,9 +639,7 @@ def _rescan_after_rebuild(lib, args: argparse.Namespace) -> bool:
         return True
     print(f"scanned the music folders again: {summary.reused} songs added back from their "
           f"stored spectrograms, {summary.analysed} analysed, {summary.unchanged} unchanged")
-    for folder in summary.unreached:
-        print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): the spectrograms of its "
-              "songs are kept; `reform check --repair` adds them back once it is there again")
+    _print_unreached(summary)
     return False
 
 
