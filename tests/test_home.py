@@ -250,8 +250,10 @@ def test_a_full_disk_while_training_names_the_command_that_goes_on(home, monkeyp
         in capsys.readouterr().err
     monkeypatch.setattr(checkpoint, "save_atomic", real)
     assert main(["--home", str(home), "-q", "train", "--resume", "--name", "full", "--max-epochs", "2",
-                 "--lr", "0.5"]) == 0             # an option a resumed run does not take is said, not dropped
-    assert "note: --lr is not applied: a resumed run keeps the settings it started with" in capsys.readouterr().err
+                 "--lr", "0.5", "--threads", "1"]) == 0   # an option a resumed run does not take is said
+    err = capsys.readouterr().err
+    assert "note: --lr is not applied: a resumed run keeps the settings it started with" in err
+    assert "--threads" not in err                  # about the machine: a resumed run takes it
 
 
 def test_a_run_whose_log_is_lost_still_shows_its_epochs(trained, tmp_path):

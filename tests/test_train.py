@@ -221,6 +221,26 @@ def test_a_run_stopped_by_its_cap_goes_on_when_resumed_with_a_higher_cap(home):
     assert epochs == [1, 2, 3, 4] and again.stop_reasons["pretrain"] == "reached the cap of 4 epochs"
 
 
+def test_a_resumed_run_takes_the_machine_settings_it_is_given_and_keeps_the_rest(home):
+    from reform.train import read_checkpoint_configs
+
+    first = _train(home, "moved", max_epochs=1, precision="bfloat16", threads=1)
+    with Library(home, create=False) as lib:
+        again = lib.train(name="moved", resume=True, max_epochs=2, threads=2, precision="float32")
+    _, cfg = read_checkpoint_configs(again.files.checkpoint)
+    assert (cfg.max_epochs, cfg.threads, cfg.precision) == (2, 2, "float32")   # about the machine: applied
+    assert cfg.learning_rate == 3e-3 and cfg.seed == 1                        # what it learns: its own
+    assert first.files.folder == again.files.folder
+
+
+def test_resuming_the_pretraining_of_a_run_that_clusters_is_refused(home):
+    _train(home, "further", max_epochs=1)
+    with Library(home, create=False) as lib:
+        with pytest.raises(TrainError, match="has finished pretraining and is in its clustering phase") as caught:
+            lib.train(name="further", phase="pretrain", resume=True, max_epochs=3)
+    assert caught.value.hint == "`reform train --resume --name further` goes on with the clustering phase"
+
+
 def test_a_clustering_phase_started_on_its_own_keeps_the_pretraining_epochs(home):
     cfg = TrainConfig(max_epochs=2, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
                       threads=1)

@@ -281,11 +281,13 @@ class Library:
 
     def train(self, *, name: str | None = None, phase: str = "all", resume: bool = False,
               model_cfg=None, train_cfg=None, init=None, callback=None,
-              max_epochs: int | None = None, device: str = "auto", activate: bool = False):
+              max_epochs: int | None = None, threads: int | None = None, precision: str | None = None,
+              device: str = "auto", activate: bool = False):
         """Train the auto-encoder on this library (see :class:`reform.train.Trainer`).
 
-        With ``resume`` the run continues with the settings it was started with (only
-        ``max_epochs`` may raise its cap).  Started by torchrun, every process calls this and
+        With ``resume`` the run continues with the settings it was started with, but for
+        ``max_epochs`` (a higher cap lets it go on), ``threads`` and ``precision``: those are
+        about the machine it now runs on, not about what it learns, and win when given.  Started by torchrun, every process calls this and
         they train together (:mod:`reform.distributed`): rank 0 holds the home's lock, reads
         the songs and writes; the others train on what it sends them.  The model becomes the active model when both
         phases ended on their schedule, or with ``activate`` (see :mod:`reform.home`).  The
@@ -309,7 +311,8 @@ class Library:
                 plan: tuple | ReformError | None = None
                 if group.main:
                     try:
-                        plan = self._train_plan(name, resume, model_cfg, train_cfg, max_epochs, init, phase)
+                        plan = self._train_plan(name, resume, model_cfg, train_cfg, init, phase,
+                                                dict(max_epochs=max_epochs, threads=threads, precision=precision))
                     except ReformError as exc:
                         plan = exc                     # every process stops with rank 0's reason
                 plan = group.broadcast(plan)
@@ -326,7 +329,7 @@ class Library:
                         self.models.activate(folder.name)
         return result
 
-    def _train_plan(self, name, resume, model_cfg, train_cfg, max_epochs, init=None, phase="all"):
+    def _train_plan(self, name, resume, model_cfg, train_cfg, init=None, phase="all", changes=None):
         """The run folder, the settings and the songs of a training run (a resumed run's own
         settings; a fine-tuned run's architecture is its starting model's); a checkpoint
         half-written by a killed run is removed."""
@@ -360,8 +363,9 @@ class Library:
                                   hint="leave out --widths, --embedding-dim and --projection-dim, "
                                        "or train from scratch (--init scratch)")
             model_cfg = init.cfg
-        if max_epochs is not None:
-            train_cfg = dataclasses.replace(train_cfg or TrainConfig(), max_epochs=max_epochs)
+        given = {key: value for key, value in (changes or {}).items() if value is not None}
+        if given:
+            train_cfg = dataclasses.replace(train_cfg or TrainConfig(), **given)
         if folder.is_dir():
             remove_dead_temporaries(folder)  # a checkpoint half-written when a run was killed
         songs = self.training_songs()

@@ -416,11 +416,15 @@ def _train_configs(args: argparse.Namespace):
             dataclasses.replace(TrainConfig(), **train))
 
 
+RESUME_TAKES = ("max_epochs", "threads", "precision")   # what `train --resume` applies to the run
+
+
 def _ignored_on_resume(args: argparse.Namespace) -> list[str]:
     """The options given to `train --resume` that the resumed run does not take (all but
-    --max-epochs, which raises its cap, and --device)."""
+    --max-epochs, which raises its cap, and those about the machine: --threads, --precision
+    and --device)."""
     given = [flag for flag, name, *_ in TRAIN_OPTIONS + TRAIN_CHOICES
-             if name != "max_epochs" and getattr(args, name) is not None]
+             if name not in RESUME_TAKES and getattr(args, name) is not None]
     given += [flag for flag, name in (("--widths", "widths"), ("--embedding-dim", "embedding_dim"),
                                       ("--projection-dim", "projection_dim"), ("--pool-time", "pool_time"))
               if getattr(args, name) is not None]
@@ -481,7 +485,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             result = lib.train(name=folder.name, phase=args.phase, resume=args.resume,
                                model_cfg=model_cfg, train_cfg=train_cfg, init=init,
-                               callback=progress, max_epochs=args.max_epochs if args.resume else None,
+                               callback=progress, **({name: getattr(args, name) for name in RESUME_TAKES}
+                                                     if args.resume else {}),
                                device=args.device, activate=args.activate)
         except KeyboardInterrupt:
             progress.close()

@@ -269,6 +269,11 @@ class Trainer:
                 raise TrainError("there is no checkpoint to resume", path=self.files.folder,
                                  hint="start a new run with `reform train`")
             saved = checkpoint.load(self.files.checkpoint)
+            if phase == "pretrain" and saved["state"]["phase"] == "cluster":   # it would do nothing
+                raise TrainError(f"the run {self.files.folder.name} has finished pretraining and is in its "
+                                 "clustering phase", path=self.files.folder,
+                                 hint=f"`reform train --resume --name {self.files.folder.name}` goes on with "
+                                      "the clustering phase")
         normaliser = group.broadcast(self._normaliser(saved) if group.main else None)
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
