@@ -208,6 +208,21 @@ def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
     assert "has trained already" in capsys.readouterr().err
 
 
+def test_a_run_that_collapsed_is_said_and_not_made_active(home, capsys, monkeypatch):
+    from reform import train
+
+    monkeypatch.setattr(train, "embedding_spread",   # every song at one point, as the note's rate of 0.1 ends
+                        lambda model, probe: {"spread_between": 0.0, "spread_within": 0.0, "spread_ratio": None})
+    assert main(["--home", str(home), "train", "--name", "fall", "--max-epochs", "1", "--init", "scratch",
+                 "--widths", "4,8", "--embedding-dim", "8"]) == 0
+    captured = capsys.readouterr()
+    assert ("warning: the clustering phase learnt nothing usable: every song's embedding ended at one point "
+            "(the model collapsed); a lower learning rate (--lr, --cluster-lr) avoids it") in captured.err
+    assert "not made active: it failed (above); `reform use fall` makes it active anyway" in captured.out
+    assert main(["--home", str(home), "models"]) == 0
+    assert "failed: pretrain: every song's embedding ended at one point" in capsys.readouterr().out
+
+
 def test_train_refuses_before_it_says_how_it_would_start(tmp_path, music, capsys):
     import shutil
 

@@ -14,7 +14,7 @@ from reform.config import TrainConfig
 from reform.errors import ModelError
 from reform.card import read_card
 from reform.checkpoint import load_bundle
-from reform.home import SHIPPED, SHIPPED_MODEL, read_run
+from reform.home import SHIPPED, SHIPPED_MODEL, faults, read_run
 
 
 def _train(home, name, **kwargs):
@@ -287,3 +287,33 @@ def test_an_evaluation_of_weights_since_replaced_is_not_shown(trained, tmp_path,
     (home / "models" / "tiny" / "evaluation.json").write_text(json.dumps(saved))
     assert read_run(home / "models" / "tiny").evaluation is None
     capsys.readouterr()
+
+
+def _epochs(phase, *rows):
+    return [{"phase": phase, "epoch": i + 1, "main": main, "spread_between": between, "event": ""}
+            for i, (main, between) in enumerate(rows)]
+
+
+def test_a_phase_that_ends_collapsed_or_rebuilding_nothing_is_a_fault():
+    healthy = _epochs("pretrain", (0.8, 120.0), (0.5, 140.0)) + _epochs("cluster", (0.52, 2.0), (0.5, 0.6))
+    assert faults(healthy) == {}
+    # the note's rate of 0.1 (README): songs at one point at the end, whatever came before
+    collapsed = _epochs("pretrain", (1.6, 1.8e10), (0.9, 1.4e7)) + _epochs("cluster", (1.4, 5.5), (1.4, 6.8e-13))
+    assert faults(collapsed) == {"cluster": "every song's embedding ended at one point (the model collapsed)"}
+    assert faults(_epochs("pretrain", (3.7, 2e14), (1.03, 1.4e7))) == {}    # a poor model, not a failed one
+    away = _epochs("pretrain", (0.9, 10.0), (2.6e6, 1.5e5))
+    assert faults(away) == {"pretrain": "its decoder's loss ended at 2.6e+06, where every band's average level "
+                                        "would cost about 1"}
+    assert faults(_epochs("pretrain", (1.5, None), (0.5, None))) == {}   # judged by the last epoch only
+
+
+def test_a_failed_run_is_said_and_not_complete(trained, tmp_path):
+    home = shutil.copytree(trained, tmp_path / "home")
+    log = home / "models" / "tiny" / "metrics.jsonl"
+    history = [json.loads(line) for line in log.read_text().splitlines()]
+    assert read_run(log.parent).faults == {}
+    last = max(i for i, h in enumerate(history) if h.get("phase") == "cluster")
+    history[last]["spread_between"] = 0.0
+    log.write_text("".join(json.dumps(h) + "\n" for h in history))
+    run = read_run(log.parent)
+    assert not run.complete and run.state.startswith("failed: cluster: every song's embedding ended at one point")

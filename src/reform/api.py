@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
-from .home import Home, Run, Settings, stopped_by_schedule
+from .home import Home, Run, Settings, faults, stopped_by_schedule
 from .progress import Bar
 from .store import FileRow, one_per_recording
 from .text import agree, plural, shown, storable
@@ -287,10 +287,12 @@ class Library:
 
         With ``resume`` the run continues with the settings it was started with, but for
         ``max_epochs`` (a higher cap lets it go on), ``threads`` and ``precision``: those are
-        about the machine it now runs on, not about what it learns, and win when given.  Started by torchrun, every process calls this and
-        they train together (:mod:`reform.distributed`): rank 0 holds the home's lock, reads
-        the songs and writes; the others train on what it sends them.  The model becomes the active model when both
-        phases ended on their schedule, or with ``activate`` (see :mod:`reform.home`).  The
+        about the machine it now runs on, not about what it learns, and win when given.
+        Started by torchrun, every process calls this and they train together
+        (:mod:`reform.distributed`): rank 0 holds the home's lock, reads the songs and writes;
+        the others train on what it sends them.  The model becomes the active model when both
+        phases ended on their schedule and learnt (:func:`reform.home.faults`), or with
+        ``activate`` (see :mod:`reform.home`).  The
         model's input height is the home's mel bands: a ``model_cfg`` asking for other
         ones is refused before any work (ConfigError).
         """
@@ -323,7 +325,7 @@ class Library:
                                   train_cfg=train_cfg, feature_version=self.home.spectrograms.feature_version,
                                   init=init, callback=callback, device=device, group=group)
                 result = trainer.run(phase, resume=resume)
-                complete = all(stopped_by_schedule(result.history).values())
+                complete = all(stopped_by_schedule(result.history).values()) and not faults(result.history)
                 if group.main and result.files.model.exists() and (activate or complete):
                     with self.home.catalogue.transaction():
                         self.models.activate(folder.name)

@@ -436,6 +436,7 @@ def _ignored_on_resume(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import FINE_TUNE_BELOW
     from .distributed import launched, main_process
+    from .home import faults
     from .progress import TrainProgress
     from .train import check_song_count
 
@@ -508,12 +509,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     for phase, reason in result.stop_reasons.items():
         print(f"{phase}: {reason}")
+    failed = faults(result.history)
+    for phase, why in failed.items():
+        print(f"warning: the {'pretraining' if phase == 'pretrain' else 'clustering phase'} learnt nothing "
+              f"usable: {why}; a lower learning rate "
+              "(--lr, --cluster-lr) avoids it, see the README's table of learning rates", file=sys.stderr)
     print(f"model folder: {result.files.folder}")
     if active:
         print(f"active model: {name} (embed with `reform embed`)")
     elif result.files.model.exists():
-        print(f"not made active: a phase stopped before its schedule ended; `reform use {name}` "
-              "makes it active anyway (or train with --activate)")
+        why = "it failed (above)" if failed else "a phase stopped before its schedule ended"
+        print(f"not made active: {why}; `reform use {name}` makes it active anyway (or train with --activate)")
     return 0
 
 

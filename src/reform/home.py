@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .card import card_path, read_card
@@ -331,16 +331,19 @@ class Run:
     finished_at: str | None
     started_from: str | None = None        # the model it fine-tuned: "shipped" or a version
     lost: bool = False                     # its model was written (its card is there), then deleted
+    faults: dict[str, str] = field(default_factory=dict)   # phases that learnt nothing usable (faults())
 
     @property
     def complete(self) -> bool:
-        """Both phases ran until their schedule stopped them: good to become active by itself."""
-        return self.usable and all(self.stopped.get(p) for p in PHASES)
+        """Both phases ran until their schedule stopped them, and learnt: good to become active by itself."""
+        return self.usable and all(self.stopped.get(p) for p in PHASES) and not self.faults
 
     @property
     def state(self) -> str:
         """In words: how far the run got."""
         tuned = f", fine-tuned from {self.started_from}" if self.started_from else ""
+        if self.usable and self.faults:
+            return "failed: " + "; ".join(f"{p}: {why}" for p, why in self.faults.items()) + tuned
         if self.complete:
             return "finished" + tuned
         if self.usable:
@@ -353,6 +356,32 @@ class Run:
         if self.epochs.get("pretrain"):
             return f"pretraining in progress or interrupted (epoch {self.epochs['pretrain']})"
         return "not started"
+
+
+COLLAPSED = 1e-8   # songs' mean squared distance from their centre at or below this: one point
+RAN_AWAY = 100.0   # a main loss this high on inputs scaled to unit variance per band: garbage out
+
+
+def faults(history: list[dict]) -> dict[str, str]:
+    """For each phase whose last epoch shows it learnt nothing usable: what, in words.
+
+    A schedule ends a run on plateaus whether or not the model is any good, and the note's
+    learning rate of 0.1 can end the clustering phase with every song at one point (README,
+    the learning-rate table) or with a loss that ran away without becoming infinite (which
+    would stop the run as diverged).  Such a run is said, and not made active by itself.
+    """
+    found = {}
+    for phase in PHASES:
+        epochs = [h for h in history if h.get("phase") == phase and h.get("epoch")]
+        if not epochs:
+            continue
+        last = epochs[-1]   # healthy runs measured 0.6 to 150; the note's rate of 0.1 ended at 1e-12
+        if last.get("spread_between") is not None and last["spread_between"] <= COLLAPSED:
+            found[phase] = "every song's embedding ended at one point (the model collapsed)"
+        elif (last.get("main") or 0.0) >= RAN_AWAY:
+            found[phase] = (f"its decoder's loss ended at {last['main']:.3g}, where every band's average level "
+                            "would cost about 1")
+    return found
 
 
 def stopped_by_schedule(history: list[dict]) -> dict[str, bool]:
@@ -389,7 +418,7 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
         epochs = {p: int(info["epochs"].get(p) or 0) for p in PHASES}
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
                _evaluation(folder / "evaluation.json", version), info.get("finished_at"), started,
-               lost=not model.exists() and card_path(model).exists())
+               lost=not model.exists() and card_path(model).exists(), faults=faults(history))
 
 
 def _play_lines(plays: list[tuple[str, str, float, str]]) -> str:
