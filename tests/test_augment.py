@@ -11,6 +11,21 @@ def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+@pytest.mark.parametrize("settings, said", [
+    ({"pitch_bins": 500}, "--pitch-bins at most 32"),                       # every band shifted out
+    ({"stripes": 1000, "stripe_frames": 64}, "--stripes x --stripe-frames at most 320"),   # blank windows
+    ({"stripes": 3, "stripe_bins": 32}, "--stripes x --stripe-bins at most 64"),
+    ({"gain_db": 1000.0}, "--gain-db and --eq-db at most 40"),
+    ({"stretch": 3.0}, "--stretch at most 1"),
+])
+def test_changes_that_leave_little_of_a_window_are_refused(settings, said):
+    from reform.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=said):
+        AugmentConfig(**settings).check(128, 640)
+    AugmentConfig(gain_db=3.0, eq_db=3.0, pitch_bins=1, stripe_frames=128, stripe_bins=32, stripes=2).check(128, 640)
+
+
 def test_no_settings_change_nothing():
     x = torch.randn(3, 1, 8, 10)
     valid = torch.ones(3, 1, 1, 10)

@@ -80,6 +80,23 @@ class AugmentConfig:
     def hides(self) -> bool:
         return self.stripes > 0 and (self.stripe_frames > 0 or self.stripe_bins > 0)
 
+    def check(self, bands: int, frames: int) -> None:
+        """ConfigError for changes that leave little of a ``bands`` x ``frames`` window to learn
+        from (a shift of 500 bins or 1000 stripes trained on blank windows without a word):
+        stripes may hide at most half of either axis, a shift a quarter of the bands, gain and
+        equalisation 40 dB (the measured defaults: 3 dB, 1 bin, 2 stripes of 64 frames and 16 bins)."""
+        wrong = [what for what, bad in (
+            (f"--pitch-bins at most {bands // 4} (a quarter of the bands)", self.pitch_bins > bands // 4),
+            (f"--stripes x --stripe-bins at most {bands // 2} (half the bands)",
+             self.stripes * self.stripe_bins > bands // 2),
+            (f"--stripes x --stripe-frames at most {frames // 2} (half the window)",
+             self.stripes * self.stripe_frames > frames // 2),
+            ("--gain-db and --eq-db at most 40", max(self.gain_db, self.eq_db) > 40),
+            ("--stretch at most 1 (twice as fast or slow)", self.stretch > 1)) if bad]
+        if wrong:
+            raise ConfigError("these augmentation settings leave too little of a window to learn from: "
+                              + "; ".join(wrong), hint="the defaults are the measured ones (docs/method.md 7)")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
