@@ -208,6 +208,15 @@ def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
     assert "has trained already" in capsys.readouterr().err
 
 
+def test_augmentation_that_leaves_little_of_a_window_is_refused_first(home, capsys):
+    assert main(["--home", str(home), "train", "--pitch-bins", "500", "--stripes", "1000"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "leave too little of a window to learn from: --pitch-bins at most 32 (a " \
+        "quarter of the bands); --stripes x --stripe-bins at most 64 (half the bands); --stripes x " \
+        "--stripe-frames at most 320 (half the window)\n" in captured.err
+    assert not (home / "models").exists() or not any((home / "models").iterdir())
+
+
 def test_a_run_that_collapsed_is_said_and_not_made_active(home, capsys, monkeypatch):
     from reform import train
 

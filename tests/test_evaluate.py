@@ -54,6 +54,10 @@ def test_label_retrieval_known_answer_and_album_filter():
     # query 2 (b, album x): 0 (album x) is removed -> ranking 1, 3(b) -> AP 1/2
     # query 3 (b, album z): 4 (album z) is removed -> 2(b) first -> AP 1
     assert filtered.per_label["b"]["map"] == pytest.approx((1 / 2 + 1) / 2)
+    untagged = label_retrieval(vectors, labels, [""] * 6, exclude_same_album=True)   # no album shared
+    assert untagged.scores == res.scores
+    accents = label_retrieval(vectors, labels, ["Café", "y", "cafe", "z", "Z!", "w"], exclude_same_album=True)
+    assert accents.scores == filtered.scores        # albums compared as everywhere: case and accents aside
 
 
 def test_label_errors():

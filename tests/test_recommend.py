@@ -58,12 +58,20 @@ def test_filters(rec):
         "close b", "other album", "between", "far"]
     assert titles(rec.similar(seed, 10, Filters(max_per_artist=1))) == ["same album", "close b", "between", "far"]
     assert titles(rec.similar(seed, 2)) == ["same album", "close b"]
+    spelt = [row(1, "A", "Café", "seed"), row(2, "A", "cafe", "same album"), row(3, "A", None, "untagged"),
+             row(4, "B", None, "untagged too")]
+    other = Recommender.of(spelt, {r.hash: EMB["h1"] for r in spelt}, expand=0)
+    assert sorted(titles(other.similar(other.seed_of(spelt[0]), 10, Filters(exclude_same_album=True)))) == [
+        "untagged", "untagged too"]
 
 
-def test_mix_is_centred_between_seeds(rec):
+def test_a_mix_takes_each_seeds_nearest_songs_in_turn_or_those_of_their_centre(rec):
     seeds = [rec.seed_of(find(ROWS, "seed")), rec.seed_of(find(ROWS, "far"))]
-    recs = rec.mix(seeds, 1)
-    assert titles(recs) == ["between"]
+    assert titles(rec.mix(seeds, 4)) == ["same album", "between", "close b", "other album"]
+    assert titles(rec.mix(seeds, 1, how="centre")) == ["between"]
+    assert titles(rec.mix(seeds, 3, Filters(max_per_artist=1))) == ["same album", "between", "close b"]
+    with pytest.raises(ConfigError, match="unknown way of mixing 'middle'"):
+        rec.mix(seeds, 3, how="middle")
 
 
 def test_a_mix_expands_each_seed_so_that_it_leans_to_none():
@@ -80,9 +88,11 @@ def test_a_mix_expands_each_seed_so_that_it_leans_to_none():
     for expand in (0, 2):   # the plain cosine, and each seed expanded by its own nearest songs
         rec = Recommender.of(rows, emb, expand=expand)
         seeds = [rec.seed_of(find(rows, "x")), rec.seed_of(find(rows, "y"))]
-        assert titles(rec.mix(seeds, 4)) == ["y mate 2", "y mate 1", "y mate 3", "x mate 1"], expand
+        assert titles(rec.mix(seeds, 4, how="centre")) == ["y mate 2", "y mate 1", "y mate 3", "x mate 1"], expand
+        assert titles(rec.mix(seeds, 4)) == ["x mate 1", "y mate 3", "x mate 2", "y mate 1"], expand   # in turn
     one = rec.seed_of(find(rows, "x"))
-    assert titles(rec.mix([one], 3)) == titles(rec.similar(one, 3))      # one seed: its similar songs
+    for how in ("each", "centre"):                                       # one seed: its similar songs
+        assert titles(rec.mix([one], 3, how=how)) == titles(rec.similar(one, 3))
 
 
 def test_playlist_flows_without_repeats(rec):

@@ -393,7 +393,8 @@ TRAIN_CHOICES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 
 def _train_configs(args: argparse.Namespace):
     """Model and training settings from --preset and the explicit options (which win); no model
-    settings when none was given, so that a fine-tuned run takes its starting model's."""
+    settings when none was given, so that a fine-tuned run takes its starting model's.  Changes
+    that leave little of a window to learn from are refused here, before anything is said."""
     import dataclasses
 
     from .config import PRESETS, ModelConfig, TrainConfig
@@ -412,8 +413,11 @@ def _train_configs(args: argparse.Namespace):
         model["projection_dim"] = args.projection_dim
     if args.pool_time:
         model["pool_time"] = True
-    return (dataclasses.replace(ModelConfig(), **model) if model else None,
-            dataclasses.replace(TrainConfig(), **train))
+    model_cfg = dataclasses.replace(ModelConfig(), **model) if model else None
+    train_cfg = dataclasses.replace(TrainConfig(), **train)
+    window = model_cfg or ModelConfig()   # a fine-tuned run's is its model's: the same window
+    train_cfg.augment.check(window.n_mels, window.window_frames)
+    return model_cfg, train_cfg
 
 
 RESUME_TAKES = ("max_epochs", "threads", "precision")   # what `train --resume` applies to the run
@@ -721,7 +725,7 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
         if action == "similar":
             recs = rec.similar(seeds[0], wanted, filters)
         elif action == "mix":
-            recs = rec.mix(seeds, wanted, filters)
+            recs = rec.mix(seeds, wanted, filters, how="centre" if args.centre else "each")
         else:
             recs = rec.playlist(seeds, wanted, filters)
         if recs and len(recs) < wanted:   # none at all is said under the heading
@@ -1116,6 +1120,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "seeds that are songs of the library")
         else:
             p.add_argument("-n", type=count(1), default=10, help="number of songs (default 10)")
+        if name == "mix":
+            p.add_argument("--centre", action="store_true",
+                           help="the songs nearest the seeds' centre, instead of each seed's nearest songs in "
+                                "turn (which keeps every seed's kind in the mix; bench/mix.py)")
         _add_filters(p)
         p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine",
                        help="how closeness is measured (default: cosine)")

@@ -52,6 +52,18 @@ class ModelConfig:
     pool_time: bool = False                                # the dense layer reads each channel and band's mean
                                                            # and spread over the window's time, not every place
 
+    def __post_init__(self) -> None:
+        # every convolutional layer halves the window: refused here, before a run folder exists
+        if not self.widths or self.embedding_dim < 1:
+            raise ConfigError("the model needs at least one convolutional layer and an embedding")
+        scale = 2 ** len(self.widths)
+        if self.n_mels % scale or self.window_frames % scale:
+            raise ConfigError(f"{len(self.widths)} convolutional layers halve the window {len(self.widths)} times: "
+                              f"its {self.n_mels} bands and {self.window_frames} frames must be divisible by "
+                              f"{scale}", hint="give fewer --widths (the default has 6)")
+        if self.projection_dim < 0:
+            raise ConfigError("projection_dim must be 0 (no head) or positive")
+
     @property
     def n_layers(self) -> int:
         """K: the convolutional stages plus the final (dense) embedding layer."""

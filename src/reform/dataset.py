@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import DatasetError
 from .store import SpectrogramStore
+from .text import album_key
 
 PHASES = {"pretrain": 1, "cluster": 2, "probe": 3, "bank": 4}
 
@@ -77,11 +78,11 @@ class Song:
 
 def album_ids(songs: list[Song]) -> np.ndarray:
     """One integer per song, equal for songs of one album; a song without an album tag is
-    on an album of its own.  Tags are compared case- and space-insensitively."""
+    on an album of its own.  Tags are compared as everywhere (:func:`reform.text.album_key`)."""
     ids: dict[str, int] = {}
     out = np.empty(len(songs), np.int64)
     for i, song in enumerate(songs):
-        key = " ".join((song.album or "").lower().split())
+        key = album_key(song.album)
         out[i] = ids.setdefault(key, len(ids)) if key else -1 - i
     return out
 
@@ -108,20 +109,19 @@ class Normaliser:
 
 def fit_normaliser(store: SpectrogramStore, songs: list[Song], max_frames_per_song: int = 20000,
                    seed: int = 0) -> Normaliser:
-    """Mean and std per mel bin over (at most ``max_frames_per_song`` frames of) every song."""
+    """Mean and std per mel bin over every song, at most ``max_frames_per_song`` evenly spaced
+    frames of each of its channels (so that long songs do not outweigh the others)."""
     if not songs:
         raise DatasetError("there are no analysed songs to learn from", hint="run `reform scan` first")
     rng = np.random.default_rng(seed)
-    total = np.zeros(0)
     count, s1, s2 = 0, None, None
     for song in songs:
         spec = store.open(song.hash)                                   # (C, T, M) float16
-        step = max(1, song.frames // max_frames_per_song)
+        step = max(1, -(-song.frames // max_frames_per_song))         # rounded up: at most that many
         frames = spec[:, int(rng.integers(step))::step].astype(np.float64).reshape(-1, spec.shape[2])
         s1 = frames.sum(0) if s1 is None else s1 + frames.sum(0)
         s2 = (frames ** 2).sum(0) if s2 is None else s2 + (frames ** 2).sum(0)
         count += len(frames)
-    del total
     mean = s1 / count
     std = np.sqrt(np.maximum(s2 / count - mean ** 2, 1e-6))
     return Normaliser(mean.astype(np.float32), std.astype(np.float32))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import EvaluateError
+from .text import album_key
 
 Metric = str | Callable[[np.ndarray], np.ndarray]   # "cosine", "euclidean", or vectors -> similarities
 
@@ -136,7 +137,9 @@ def label_queries(vectors: np.ndarray, labels: list[str], albums: list[str] | No
                             hint="use a coarser label (artist instead of album), or more songs")
     ranks = _rankings(vectors, metric)
     lab = np.array(labels, dtype=object)
-    alb = np.array(albums, dtype=object) if albums is not None else None
+    # an untagged song shares its album with none: its own key
+    alb = (np.array([album_key(a) or f"untagged {i}" for i, a in enumerate(albums)], dtype=object)
+           if albums is not None else None)
     asked, scores = [], []
     for i in queries:
         order = ranks[i]

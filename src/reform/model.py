@@ -37,18 +37,6 @@ def _map_shape(cfg: ModelConfig, k: int) -> tuple[int, int, int]:
     return cfg.widths[k - 1], cfg.n_mels // scale, cfg.window_frames // scale
 
 
-def check_config(cfg: ModelConfig) -> None:
-    """Raise ValueError when the window cannot be halved once per convolutional layer."""
-    scale = 2 ** len(cfg.widths)
-    if cfg.n_mels % scale or cfg.window_frames % scale:
-        raise ValueError(f"n_mels ({cfg.n_mels}) and window_frames ({cfg.window_frames}) must be "
-                         f"divisible by 2**{len(cfg.widths)} for {len(cfg.widths)} convolutional layers")
-    if not cfg.widths or cfg.embedding_dim < 1:
-        raise ValueError("the model needs at least one convolutional layer and an embedding")
-    if cfg.projection_dim < 0:
-        raise ValueError("projection_dim must be 0 (no head) or positive")
-
-
 class ConvLayer(nn.Sequential):
     """Encoder layer: convolution with stride 2 (halves height and width) -> batch norm -> ReLU."""
 
@@ -119,7 +107,6 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        check_config(cfg)
         chans = (1, *cfg.widths)
         self.layers = nn.ModuleList(ConvLayer(chans[i], chans[i + 1], cfg.kernel_size)
                                     for i in range(len(cfg.widths)))

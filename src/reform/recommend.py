@@ -23,10 +23,11 @@ from .index import build_index
 from .songindex import SongIndex
 from .space import ALPHA, blend
 from .store import FileRow, one_per_recording
-from .text import norm
+from .text import album_key, norm
 
 EXPAND = 2      # nearest songs a query is averaged with (cosine only; 0: none)
 EXPAND_POWER = ALPHA  # each one weighted by its cosine to this power, as docs/method.md measured
+MIX_WAYS = ("each", "centre")   # a mix: each seed's nearest songs in turn, or those nearest their centre
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class Recommender:
         """Slots, rows and scores of the best songs for ``query``, filtered, at least n if there are."""
         banned = _recordings(seeds)
         artists = {norm(s.row.artist) for s in seeds if s.row is not None and s.row.artist}
-        albums = {norm(s.row.album) for s in seeds if s.row is not None and s.row.album}
+        albums = {album_key(s.row.album) for s in seeds if s.row is not None} - {None}
         k = min(len(self), max(4 * n + len(banned), 32))
         while True:
             picked: list[tuple[int, FileRow, float]] = []
@@ -163,7 +164,7 @@ class Recommender:
                     continue
                 if filters.exclude_same_artist and artist and artist in artists:
                     continue
-                if filters.exclude_same_album and norm(row.album) and norm(row.album) in albums:
+                if filters.exclude_same_album and album_key(row.album) in albums:
                     continue
                 if filters.max_per_artist is not None and artist:
                     if per_artist[artist] >= filters.max_per_artist:
@@ -179,16 +180,42 @@ class Recommender:
         query = self.expanded(seed.vector, _recordings([seed]))
         return [Recommendation(row, s) for _, row, s in self._candidates(query, [seed], filters, n)[:n]]
 
-    def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
-        """The n songs closest to the centre of several liked songs, each seed standing for its
-        expanded query: the centre's own nearest songs would all be one seed's neighbours when
-        that seed's kind lies nearer the middle, and the mix would lean to it."""
+    def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters(),
+            how: str = "each") -> list[Recommendation]:
+        """Songs for a mix of several liked songs, each seed standing for its expanded query.
+
+        ``how="each"`` takes each seed's nearest songs in turn (the first of every seed,
+        then the second...), so that every seed's kind is in the mix; ``"centre"`` takes the
+        songs nearest the seeds' centre, which lies between unlike seeds and can leave a
+        seed's kind out (bench/mix.py measures both).
+        """
         if not seeds:
             raise QueryError("a mix needs at least one song")
+        if how not in MIX_WAYS:
+            raise ConfigError(f"unknown way of mixing {how!r}", hint=f"use {' or '.join(MIX_WAYS)}")
         banned = _recordings(seeds)
-        centre = np.mean([self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), banned) for s in seeds],
-                         axis=0)
-        return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
+        queries = [self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), banned) for s in seeds]
+        if how == "centre":
+            centre = np.mean(queries, axis=0)
+            return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
+        lists = [iter(self._candidates(q, seeds, filters, n)) for q in queries]
+        picked: dict[int, Recommendation] = {}
+        per_artist: Counter = Counter()
+        while lists and len(picked) < n:
+            for ranked in list(lists):
+                for slot, row, score in ranked:   # this seed's next song that is not in the mix yet
+                    artist = norm(row.artist)
+                    if slot in picked or (filters.max_per_artist is not None and artist
+                                          and per_artist[artist] >= filters.max_per_artist):
+                        continue
+                    picked[slot] = Recommendation(row, score)
+                    per_artist[artist] += 1
+                    break
+                else:
+                    lists.remove(ranked)
+                if len(picked) == n:
+                    break
+        return list(picked.values())
 
     def playlist(self, seeds: list[Seed], length: int = 20, filters: Filters = Filters(),
                  flow: float = 0.5) -> list[Recommendation]:

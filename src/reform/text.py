@@ -17,6 +17,12 @@ def norm(text: str | None) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
 
 
+def album_key(album: str | None) -> str | None:
+    """An album tag as every comparison of albums takes it (:func:`norm`: case, accents and
+    punctuation aside); None for a song without one, which shares its album with no song."""
+    return norm(album) or None
+
+
 def song_title(title: str | None, path: str) -> str:
     """The title tag, else the file name without its extension."""
     return title or Path(path).stem

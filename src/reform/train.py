@@ -252,7 +252,6 @@ class Trainer:
         self.store, self.songs = store, songs
         self.files = RunFiles(Path(folder))
         self.model_cfg, self.cfg = model_cfg, shared_config(train_cfg, self.group.world)
-        self.cfg.augment.check(model_cfg.n_mels, model_cfg.window_frames)
         self.feature_version = feature_version
         self.init = init
         self.callback = (callback if self.group.main else None) or (lambda event: None)
