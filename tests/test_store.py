@@ -198,6 +198,17 @@ def test_spectrograms_and_embeddings_that_are_not_finite_are_never_stored(tmp_pa
     assert cat.embeddings("m") == {} and set(cat.embeddings("m", finite_only=False)) == {"old"}
 
 
+def test_embeddings_of_another_size_than_most_are_left_out_of_the_matrix(tmp_path):
+    cat = Catalogue(tmp_path / "c.db")
+    with cat.transaction():
+        cat.put_embeddings("m", [("a", np.ones(4)), ("b", np.full(4, 2.0))])
+    cat.conn.execute("INSERT INTO embeddings VALUES ('odd', 'm', ?)", (np.ones(8, np.float32).tobytes(),))
+    hashes, matrix = cat.embedding_matrix("m")   # damage `reform check` names: every query broke on it
+    assert hashes == ["a", "b"] and matrix.tolist() == [[1.0] * 4, [2.0] * 4]
+    hashes, matrix = cat.embedding_matrix("none")
+    assert hashes == [] and matrix.shape == (0, 0)
+
+
 def test_garbage_collection_spares_what_a_live_writer_owns(tmp_path):
     import os
     import time

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ConfigError, QueryError
 from .recommend import Filters, Recommendation, Recommender
 from .store import FileRow
-from .text import norm
+from .text import album_key, norm
 
 MAX_SEEDS = 5         # the current song and the four before it
 
@@ -127,7 +127,7 @@ def _allowed(row: FileRow, seeds: list[FileRow], rules: Rules) -> bool:
     f = rules.filters
     if f.exclude_same_artist and norm(row.artist) and norm(row.artist) in {norm(s.artist) for s in seeds}:
         return False
-    if f.exclude_same_album and norm(row.album) and norm(row.album) in {norm(s.album) for s in seeds}:
+    if f.exclude_same_album and album_key(row.album) in {album_key(s.album) for s in seeds} - {None}:
         return False
     return rules.keep is None or rules.keep(row)
 
@@ -150,13 +150,13 @@ def _fits(row: FileRow, before: list[FileRow], picked: list[tuple[FileRow, float
           strict: bool) -> bool:
     if any(row.hash == r.hash for r, _ in picked):
         return False
-    artist, album = norm(row.artist), norm(row.album)
+    artist, album = norm(row.artist), album_key(row.album)
     cap = rules.filters.max_per_artist
     if cap is not None and artist and sum(norm(r.artist) == artist for r, _ in picked) >= cap:
         return False
     if strict and artist and artist in {norm(r.artist) for r in before[:rules.artist_gap]}:
         return False
-    return not (strict and album and album in {norm(r.album) for r in before[:rules.album_gap]})
+    return not (strict and album and album in {album_key(r.album) for r in before[:rules.album_gap]})
 
 
 class MusicRoot:

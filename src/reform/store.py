@@ -25,6 +25,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -669,16 +670,19 @@ class Catalogue:
 
     def embedding_matrix(self, model: str) -> tuple[list[str], np.ndarray]:
         """Every finite embedding of ``model``: the hashes and their vectors (N, D) float32,
-        without making an array per song (a million songs read in seconds)."""
+        without making an array per song (a million songs read in seconds).  Vectors of
+        another size than most are damage (`reform check` names them): left out, as songs
+        without an embedding are, rather than breaking every query."""
         hashes, blobs = [], []
         for h, v in self.conn.execute("SELECT hash, vector FROM embeddings WHERE model = ?", (model,)):
             hashes.append(h)
             blobs.append(v)
-        sizes = {len(b) for b in blobs}
-        if not blobs or len(sizes) > 1:  # mixed sizes are damage: reform check names them
-            vectors = self.embeddings(model)
-            hashes = list(vectors)
-            return hashes, np.stack(list(vectors.values())) if vectors else np.zeros((0, 0), np.float32)
+        if not blobs:
+            return [], np.zeros((0, 0), np.float32)
+        sizes = Counter(len(b) for b in blobs)
+        if len(sizes) > 1:
+            size = sizes.most_common(1)[0][0]
+            hashes, blobs = map(list, zip(*((h, b) for h, b in zip(hashes, blobs) if len(b) == size)))
         matrix = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), -1)
         finite = np.isfinite(matrix).all(axis=1)
         if not finite.all():
