@@ -224,3 +224,16 @@ def test_a_damaged_spectrogram_is_named_never_embedded(trained, tmp_path, capsys
         _, vectors = lib.embeddings()
         assert song.hash not in vectors and len(vectors) == 4
         assert all(np.isfinite(v).all() for v in vectors.values())
+
+
+def test_a_damaged_embedding_is_embedded_again(trained, tmp_path):
+    home = shutil.copytree(trained, tmp_path / "home")
+    with Library(home) as lib:
+        catalogue, song = lib.home.catalogue, lib.songs()[0]
+        model = catalogue.get_meta("embedding_model")
+        good = catalogue.embedding_of(model, song.hash)
+        with catalogue.transaction():   # a vector cut short, as a damaged catalogue can hold
+            catalogue.conn.execute("UPDATE embeddings SET vector = ? WHERE hash = ? AND model = ?",
+                                   (good[:3].tobytes(), song.hash, model))
+        assert lib.embed().embedded == 1
+        np.testing.assert_allclose(catalogue.embedding_of(model, song.hash), good, rtol=1e-5, atol=1e-6)

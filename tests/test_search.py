@@ -45,6 +45,8 @@ def test_words_without_accents_match_as_on_the_web_page():
     assert find(ROWS, "nandu").id == 5 and find(ROWS, "pajaros ñandú").id == 5
     assert [r.id for r in InRows(ROWS).with_words(norm("album").split())] == [6, 7]
     assert find(ROWS, "A seed").id == 8                 # exactly "artist title"
+    untagged = [row(1, "/m/1.ogg", None, "Blue", "None"), row(2, "/m/2.ogg", "X", "None Blue")]
+    assert find(untagged, "none blue").id == 2          # a missing artist is not the word "none"
 
 
 def test_misses_say_what_is_wrong():

@@ -296,7 +296,7 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
     if not rows:
         raise EmbedError("the library has no analysed songs", hint="run `reform scan FOLDER` first")
     embedder = Embedder(bundle, cfg, device=device)
-    done = set(catalogue.embeddings(embedder.key))
+    done = set(catalogue.embedding_matrix(embedder.key)[0])   # a damaged vector is embedded again
     todo = [h for h in rows if h not in done]
     if on_start:
         on_start(len(todo))

@@ -105,7 +105,7 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
         raise QueryError(f"no song matches {text!r}",
                          hint="try fewer words, or give the path of the file")
     said = " ".join(words)
-    exact = [r for r in matches if said in (norm(f"{r.artist} {title_of(r)}"), norm(title_of(r)))]
+    exact = [r for r in matches if said in (norm(f"{r.artist or ''} {title_of(r)}"), norm(title_of(r)))]
     if len(matches) == 1 or len(exact) == 1:
         return (exact or matches)[0]
     listing = "; ".join(f"{r.label} ({r.path})" for r in matches[:10])
