@@ -528,8 +528,9 @@ class Library:
         return None
 
     def _embed_file(self, path: str) -> np.ndarray:
-        from .embed import Embedder, spectrogram_of_file
+        from .embed import Embedder
         from .errors import DecodeError, FeatureError
+        from .scan import analyse
 
         version, _ = self.embeddings()
         embedder = Embedder(self.load_model())
@@ -537,7 +538,7 @@ class Library:
             raise EmbedError("the stored embeddings come from another model than the active one",
                              hint="run `reform embed` to bring them up to date")
         try:
-            spec = spectrogram_of_file(path, self.audio, self.mel)
+            spec, _ = analyse(path, self.audio, self.mel)
         except FeatureError as exc:   # silent, or too short: nothing to recommend by, as in a scan
             raise QueryError(f"the query file cannot be analysed: {exc.message}", path=path,
                              hint="choose a song with sound in it") from exc

@@ -334,18 +334,3 @@ def _readable(store: SpectrogramStore, hashes: list[str],
             yield h, store.open(h)
         except StoreError:
             damaged.append(h)
-
-
-def spectrogram_of_file(path: str, audio_cfg, mel_cfg) -> np.ndarray:
-    """Analyse a file that is not in the library, as a scan would: (channels, frames, n_mels)."""
-    from .audio import decode
-    from .features import LogMel, clip_top_db
-
-    from .scan import refuse_soundless
-
-    audio, _ = decode(path, audio_cfg)
-    if audio.shape[1] == 0:
-        raise EmbedError("the file holds no audio", path=path)
-    refuse_soundless(path, audio.shape[1] / audio_cfg.sample_rate, float(np.abs(audio).max()), audio_cfg)
-    spec = clip_top_db(LogMel(audio_cfg, mel_cfg).spectrogram(audio), mel_cfg.top_db)
-    return spec.astype(np.float16)  # the precision of the store, so it embeds like a scanned song

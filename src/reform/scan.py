@@ -216,7 +216,7 @@ def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
         if embedding is not None and digest not in embedded:  # e.g. a crash before it was recorded
             vector = _embed(embedding, spec)
         return Analysed(entry, info, tags, reused=True, embedding=vector)
-    spec, info = _spectrogram(entry.path, digest, audio_cfg, mel_cfg)
+    spec, info = analyse(entry.path, audio_cfg, mel_cfg, digest)
     if not _same_stat(entry):
         return _changed(entry)
     store.write(info, spec)
@@ -253,9 +253,10 @@ def refuse_soundless(path: str, duration: float, peak: float, audio_cfg: AudioCo
         raise FeatureError("the audio is silent (no sample above -80 dBFS)", path=path)
 
 
-def _spectrogram(path: str, digest: str, audio_cfg: AudioConfig,
-                 mel_cfg: MelConfig) -> tuple[np.ndarray, SpectrogramInfo]:
-    """Stream-decode a file into its clipped float16 log-mel, (channels, frames, n_mels).
+def analyse(path: str, audio_cfg: AudioConfig, mel_cfg: MelConfig,
+            digest: str = "") -> tuple[np.ndarray, SpectrogramInfo]:
+    """Stream-decode a file into its clipped float16 log-mel, (channels, frames, n_mels): a
+    scanned song's, and a query file's from outside the library, so that both embed alike.
 
     Decoding and resampling run in a thread of their own, a block ahead of the log-mel
     (``reform.ahead``), and so does the check for a silent start, which stops the decoding.
