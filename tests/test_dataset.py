@@ -61,7 +61,7 @@ def test_cluster_batches_come_from_one_song(scanned):
     lib, songs, w = _windows(scanned)
     # make every song recognisable by its per-song constant offset in the stored data
     seen = []
-    for b in w.cluster_batches(seed=3, epoch=1, batch_size=4):
+    for b in map(w.load, w.cluster_plan(seed=3, epoch=1, batch_size=4)):
         x = b.x
         assert len(x) == 4
         ids = {_which_song(lib, songs, window) for window in x}

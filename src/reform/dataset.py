@@ -258,10 +258,6 @@ class Windows:
         """The batches of :meth:`pretrain_plan`, read one after the other."""
         return (self.load(p) for p in self.pretrain_plan(seed, epoch, batch_size, views))
 
-    def cluster_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[Batch]:
-        """The batches of :meth:`cluster_plan`, read one after the other."""
-        return (self.load(p) for p in self.cluster_plan(seed, epoch, batch_size))
-
     def song_windows(self, per_song: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
         """``per_song`` random windows of every song, song by song: (index, (n, 1, M, T))."""
         rng = np.random.default_rng([seed, PHASES["bank"]])

@@ -752,9 +752,6 @@ class Catalogue:
                      if h not in keep_hashes]
             self.conn.executemany("DELETE FROM embeddings WHERE hash = ?", stale)
 
-    def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
 
 def _unusable(path: Path) -> str | None:
     """Why an existing catalogue file cannot be opened as one, without changing it: SQLite
