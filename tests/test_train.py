@@ -350,3 +350,19 @@ def test_training_settings_that_cannot_work_are_refused(settings, said):
     with pytest.raises(ConfigError, match=said):
         TrainConfig(**settings)
     assert TrainConfig(cluster_learning_rate=None).cluster_learning_rate is None   # None: the pretraining's rate
+
+
+def test_the_spread_within_songs_leaves_out_songs_shorter_than_a_window():
+    """Such a song gives one window again and again, so its spread of 0 made the logged ratio
+    of between to within songs huge on libraries of short songs."""
+    from reform.model import PretrainAutoencoder
+    from reform.train import embedding_spread
+
+    cfg = tiny_model_config()
+    model = PretrainAutoencoder(cfg)
+    rng = np.random.default_rng(0)
+    short = np.repeat(rng.normal(size=(1, 1, cfg.n_mels, cfg.window_frames)), 4, axis=0)
+    long = rng.normal(size=(4, 1, cfg.n_mels, cfg.window_frames))
+    both = embedding_spread(model, (np.concatenate([short, long]).astype(np.float32), None, np.repeat([0, 1], 4)))
+    alone = embedding_spread(model, (long.astype(np.float32), None, np.zeros(4, int)))
+    assert both["spread_within"] == pytest.approx(alone["spread_within"], rel=1e-4) and alone["spread_within"] > 0

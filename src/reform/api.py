@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
-from .home import Home, Run, Settings, faults, stopped_by_schedule
+from .home import Home, Run, RunFiles, Settings, faults, stopped_by_schedule
 from .progress import Bar
 from .store import FileRow, one_per_recording
 from .text import agree, plural, shown, storable
@@ -301,7 +301,7 @@ class Library:
         from .distributed import session
         from .train import Trainer
 
-        own = self.run_folder(name) / "pretrain.pt" if name and phase == "cluster" and not resume else None
+        own = RunFiles(self.run_folder(name)).pretrain if name and phase == "cluster" and not resume else None
         if own is not None and own.exists():   # the clustering phase of a run that pretrained: it goes
             if init is not None:               # on from that pretraining, its architecture and scaling
                 raise ConfigError(f"the run {name} goes on from its own pretraining", path=own,
@@ -342,21 +342,22 @@ class Library:
         from .train import read_checkpoint_configs
 
         folder = self.run_folder(name, resume=resume)
+        files = RunFiles(folder)
         if not resume:
-            _refuse_to_overwrite(folder, phase)
+            _refuse_to_overwrite(files, phase)
         if resume:
-            if not (folder / "checkpoint.pt").exists():
-                made = [f for f in ("model.pt", "pretrain.pt") if (folder / f).exists()]
+            if not files.checkpoint.exists():
+                made = [f for f in (files.model, files.pretrain) if f.exists()]
                 if made:   # trained, then its checkpoint was deleted: a new run can start from its model
-                    raise TrainError(f"the run {folder.name} has lost its checkpoint (checkpoint.pt), so its "
-                                     f"training cannot go on; its {made[0]} is kept", path=folder,
+                    raise TrainError(f"the run {folder.name} has lost its checkpoint ({files.checkpoint.name}), so "
+                                     f"its training cannot go on; its {made[0].name} is kept", path=folder,
                                      hint=f"start a new run from it: `reform train --name {folder.name}-2 --init "
-                                          f"{folder / made[0]}`")
+                                          f"{made[0]}`")
                 raise TrainError(f"the run {folder.name} stopped before its first epoch ended: "
                                  "there is nothing to resume", path=folder,
                                  hint=f"start it again with `reform train --name {folder.name}` "
                                       "(without --resume)")
-            model_cfg, train_cfg = read_checkpoint_configs(folder / "checkpoint.pt")
+            model_cfg, train_cfg = read_checkpoint_configs(files.checkpoint)
         elif init is not None:
             if model_cfg is not None and self._model_config(model_cfg) != init.cfg:
                 raise ConfigError("fine-tuning keeps the architecture of the model it starts from "
@@ -430,7 +431,7 @@ class Library:
         try:
             path = self.model_path()
         except ModelError:   # the active run lost its model file: its card still names its version
-            path = self.models.folder / self.models.active_name() / "model.pt"
+            path = RunFiles(self.models.folder / self.models.active_name()).model
         try:
             try:
                 version = read_card(path)["version"]
@@ -589,14 +590,15 @@ class Library:
         return save(self.home, report)
 
 
-def _refuse_to_overwrite(folder: Path, phase: str) -> None:
+def _refuse_to_overwrite(files: RunFiles, phase: str) -> None:
     """A new run may not take the folder of one that trained: its epochs, or a model in use,
     would be replaced.  A clustering phase may start in a run that only pretrained."""
     from .train import checkpoint_phase
 
-    trained = [f for f in ("checkpoint.pt", "pretrain.pt", "model.pt") if (folder / f).exists()]
-    if not trained or (phase == "cluster" and "model.pt" not in trained and "pretrain.pt" in trained
-                       and checkpoint_phase(folder / "checkpoint.pt") != "cluster"):
+    folder = files.folder
+    if not any(f.exists() for f in (files.checkpoint, files.pretrain, files.model)) or (
+            phase == "cluster" and not files.model.exists() and files.pretrain.exists()
+            and checkpoint_phase(files.checkpoint) != "cluster"):
         return
     raise TrainError(f"a run named {folder.name} has trained already", path=folder,
                      hint=f"`reform train --resume --name {folder.name}` goes on with it; another --name "

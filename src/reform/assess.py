@@ -15,7 +15,7 @@ from .card import read_card
 from .errors import EvaluateError, WriteError
 from .evaluate import read_label_file
 from .files import write_json
-from .home import Home
+from .home import Home, RunFiles
 from .store import FileRow, one_per_recording
 from .text import agree, one_line, plural
 
@@ -133,9 +133,9 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
             bundles.append((f"{label}: untrained network", Bundle(
                 untrained, bundle.cfg, bundle.normaliser, bundle.feature_version, "cluster",
                 "untrained", {})))
-            if path.name == "model.pt" and (path.parent / "pretrain.pt").exists():
+            if path == RunFiles(path.parent).model and RunFiles(path.parent).pretrain.exists():
                 bundles.append((f"{label}: pretraining only (no clustering phase)",
-                                load_bundle(path.parent / "pretrain.pt")))
+                                load_bundle(RunFiles(path.parent).pretrain)))
         phases = "both phases" if bundle.kind == "cluster" else "pretraining only"
         bundles.append((f"{label} ({phases})", bundle))
     neighbours = EXPAND if expand is None else expand
@@ -176,9 +176,9 @@ def save(home: Home, report: ev.EvaluationReport) -> Path | None:
     in this home; the shipped model's folder belongs to the installation).  None when it is
     not kept: the shipped model, or a home that cannot be written."""
     path = home.models.path()
-    if path.name != "model.pt" or home.models.folder not in path.parents:
+    if path != RunFiles(path.parent).model or home.models.folder not in path.parents:
         return None
-    target = path.parent / "evaluation.json"
+    target = RunFiles(path.parent).evaluation
     try:   # with the version it measured: a resumed run replaces the weights, not this file
         write_json(target, report.to_dict() | {"model_version": read_card(path).get("version")})
     except WriteError:

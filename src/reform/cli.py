@@ -440,7 +440,7 @@ def _ignored_on_resume(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import FINE_TUNE_BELOW
     from .distributed import launched, main_process
-    from .home import faults
+    from .home import RunFiles, faults
     from .progress import TrainProgress
     from .train import check_song_count
 
@@ -461,7 +461,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if ignored:   # they were dropped without a word; the run goes on as it was started
                 print(f"note: {', '.join(ignored)} {agree(len(ignored), 'is', 'are')} not applied: a resumed run "
                       "keeps the settings it started with (a new --name starts a run with these)", file=sys.stderr)
-        own = args.phase == "cluster" and not args.resume and (folder / "pretrain.pt").exists()
+        own = args.phase == "cluster" and not args.resume and RunFiles(folder).pretrain.exists()
         if own:
             if args.init != "auto":
                 raise ConfigError(f"the run {folder.name} goes on from its own pretraining",
@@ -497,11 +497,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.close()
             if main:
                 print(f"the run {folder.name} keeps its last finished epoch: `reform train --resume --name "
-                      f"{folder.name}` goes on from there" if (folder / "checkpoint.pt").exists() else
+                      f"{folder.name}` goes on from there" if RunFiles(folder).checkpoint.exists() else
                       "no epoch had finished, so there is nothing to resume", file=sys.stderr)
             raise
         except WriteError as exc:   # a full disk: the same command again would be "trained already"
-            if not (folder / "checkpoint.pt").exists() or "run the command again" not in (exc.hint or ""):
+            if not RunFiles(folder).checkpoint.exists() or "run the command again" not in (exc.hint or ""):
                 raise
             raise WriteError(exc.message, path=exc.path, hint=exc.hint.replace(
                 "run the command again", f"`reform train --resume --name {folder.name}`")) from exc

@@ -8,7 +8,7 @@ Layout of a home::
     plays.jsonl                     a copy of the play history, a line per play (restored into a new catalogue)
     writer.lock                     held by the one process changing the home (reform.lock)
     spectrograms/<feature-version>/ the spectrogram store (see :class:`reform.store.SpectrogramStore`)
-    models/<run>/                   one folder per training run (see :class:`reform.train.RunFiles`)
+    models/<run>/                   one folder per training run (see :class:`RunFiles`)
     models/active                   a copy of the active model's name (the catalogue's is the one used)
     index/<metric>.index            the stored search index of the embeddings (reform.songindex)
     cache/                          what the web page computes once (the map)
@@ -318,6 +318,44 @@ class Home:
         return self.path / INDEX / f"{metric}.index"
 
 
+@dataclass
+class RunFiles:
+    """The files of one training run inside the library home's models folder: their one naming."""
+
+    folder: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def pretrain(self) -> Path:
+        return self.folder / "pretrain.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+    @property
+    def curves(self) -> Path:
+        return self.folder / "curves.png"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.json"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.folder / "evaluation.json"
+
+    def architecture(self, phase: str) -> Path:
+        return self.folder / f"architecture-{phase}.png"
+
+
 @dataclass(frozen=True)
 class Run:
     """One training run, as `reform models` lists it."""
@@ -393,7 +431,7 @@ def read_history(folder: Path) -> list[dict]:
     """A run's logged epochs (``metrics.jsonl``), up to the first damaged line; none if missing."""
     history = []
     try:
-        for line in (folder / "metrics.jsonl").read_text().splitlines():
+        for line in RunFiles(folder).metrics.read_text().splitlines():
             history.append(json.loads(line))
     except (OSError, ValueError):
         pass
@@ -403,9 +441,9 @@ def read_history(folder: Path) -> list[dict]:
 def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     """A run's listing from its folder (missing or damaged files count as not there); a run
     fine-tuned from ``shipped_version`` (the shipped model's) is said to be from "shipped"."""
-    history = read_history(folder)
+    history, files = read_history(folder), RunFiles(folder)
     epochs = {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
-    model = folder / "model.pt"
+    model = files.model
     try:
         card = read_card(model) if model.exists() else {}
     except ModelError:
@@ -417,7 +455,7 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     if not history and isinstance(info.get("epochs"), dict):   # the log lost: the card counted them too
         epochs = {p: int(info["epochs"].get(p) or 0) for p in PHASES}
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
-               _evaluation(folder / "evaluation.json", version), info.get("finished_at"), started,
+               _evaluation(files.evaluation, version), info.get("finished_at"), started,
                lost=not model.exists() and card_path(model).exists(), faults=faults(history))
 
 
@@ -469,7 +507,7 @@ def _one_folder(name: str) -> bool:
 
 def _last_written(run: Path) -> float:
     """When a training run last saved anything: its checkpoint, else its settings."""
-    files = [run / "checkpoint.pt", run / "config.json"]
+    files = [RunFiles(run).checkpoint, RunFiles(run).config]
     return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
 
 
@@ -582,12 +620,12 @@ class Models:
                 raise ModelError("no model is trained yet and this installation ships none",
                                  hint="run `reform train` to train one on your library")
             return SHIPPED_MODEL
-        run = self.folder / str(which) / "model.pt"
+        run = RunFiles(self.folder / str(which)).model
         if run.exists():
             return run
         path = Path(which)
-        if path.is_dir() and (path / "model.pt").exists():
-            return path / "model.pt"
+        if path.is_dir() and RunFiles(path).model.exists():
+            return RunFiles(path).model
         if path.is_file():
             return path
         if _one_folder(str(which)) and (self.folder / str(which)).is_dir():
@@ -609,7 +647,7 @@ class Models:
         """How a model file is called in a table: "shipped", its run's name, or its path."""
         if path == SHIPPED_MODEL:
             return SHIPPED
-        if path.name == "model.pt" and path.parent.parent == self.folder:
+        if path == RunFiles(path.parent).model and path.parent.parent == self.folder:
             return path.parent.name
         return str(path)
 
@@ -628,7 +666,7 @@ class Models:
             raise ModelError("no model named ''", hint=_USE_TAKES)
         if which != SHIPPED:
             which = self._run_name(which)
-            if not (self.folder / which / "model.pt").exists():
+            if not RunFiles(self.folder / which).model.exists():
                 try:
                     self.path(which)
                 except ModelError as exc:   # the right error, with the hint of what `use` takes
@@ -645,7 +683,7 @@ class Models:
         if _one_folder(which):
             return which
         path = Path(which).resolve()
-        if path.name == "model.pt":
+        if path == RunFiles(path.parent).model:
             path = path.parent
         if path.parent != self.folder.resolve():
             raise ModelError(f"{which} is not a run of this library", hint=_ELSEWHERE)

@@ -38,7 +38,7 @@ from .device import resolve as resolve_device
 from .distributed import Group
 from .errors import ConfigError, ModelError, TrainError
 from .files import json_text, write_text
-from .home import read_history
+from .home import RunFiles, read_history
 from .loader import Step, steps
 from .model import ClusterAutoencoder, PretrainAutoencoder
 from .objectives import ClusterObjective, PretrainObjective, fill_bank
@@ -149,56 +149,30 @@ def embedding_spread(model: torch.nn.Module, probe: tuple[np.ndarray, np.ndarray
     """How far apart songs are in the embedding space, against how spread each song is.
 
     ``between`` is the mean squared distance of song means to their overall mean,
-    ``within`` the mean squared distance of windows to their song's mean; a ratio
+    ``within`` the mean squared distance of windows to their song's mean (over the songs
+    longer than a window, whose windows differ); a ratio
     that grows means windows of one song gather while songs stay apart, and both
     shrinking towards zero would be a collapse.
     """
-    x, _, song = probe
+    windows, _, song = probe
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    x = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+    x = torch.from_numpy(windows).to(device).contiguous(memory_format=torch.channels_last)
     emb = model.encoder(x)[-1].float().cpu().numpy()
     model.train(was_training)
-    means = np.stack([emb[song == s].mean(0) for s in np.unique(song)])
-    within = float(np.mean([((emb[song == s] - means[i]) ** 2).sum(1).mean()
-                            for i, s in enumerate(np.unique(song))]))
+    songs = np.unique(song)
+    means = np.stack([emb[song == s].mean(0) for s in songs])
+    # a song shorter than a window gives the same window every time: no spread to measure
+    varied = [i for i, s in enumerate(songs) if not (windows[song == s] == windows[song == s][0]).all()]
+    within = float(np.mean([((emb[song == songs[i]] - means[i]) ** 2).sum(1).mean() for i in varied])
+                   if varied else 0.0)
     between = float(((means - means.mean(0)) ** 2).sum(1).mean())
     return {"spread_between": between, "spread_within": within,
             "spread_ratio": between / within if within > 0 else math.inf}
 
 
 # -- a training run -------------------------------------------------------------------------------
-@dataclass
-class RunFiles:
-    """The files of one training run inside the library home's models folder."""
-
-    folder: Path
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.folder / "checkpoint.pt"
-
-    @property
-    def pretrain(self) -> Path:
-        return self.folder / "pretrain.pt"
-
-    @property
-    def model(self) -> Path:
-        return self.folder / "model.pt"
-
-    @property
-    def metrics(self) -> Path:
-        return self.folder / "metrics.jsonl"
-
-    @property
-    def curves(self) -> Path:
-        return self.folder / "curves.png"
-
-    def architecture(self, phase: str) -> Path:
-        return self.folder / f"architecture-{phase}.png"
-
-
 @dataclass
 class TrainState:
     """Everything that changes during training, saved after every epoch."""
@@ -506,7 +480,7 @@ class Trainer:
         config = {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg),
                   "feature_version": self.feature_version, "songs": len(self.songs),
                   "started_from": self.started_from}
-        (self.files.folder / "config.json").write_text(json.dumps(config, indent=2))
+        self.files.config.write_text(json.dumps(config, indent=2))
 
     def _info(self, history: list[dict], phase: str) -> dict:
         epochs = [h for h in history if h.get("epoch")]

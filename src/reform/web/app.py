@@ -54,6 +54,15 @@ def _validation_problems(exc: RequestValidationError) -> list[dict]:
             for e in exc.errors()]
 
 
+def _methods_of_path(request: Request) -> set[str]:
+    """The methods of the API routes written exactly as this request's path (no parameter in them).
+
+    ``GET /api/jobs/scan`` also matches ``GET /api/jobs/{job_id}``, whose validation then fails;
+    the right answer is that /api/jobs/scan exists but takes another method (405)."""
+    return {method for route in routes.router.routes if route.path == request.scope["path"]
+            for method in route.methods}
+
+
 def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_only: bool = True,
                runners: dict | None = None) -> FastAPI:
     """The web application over a library home.
@@ -97,6 +106,10 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
+        allowed = _methods_of_path(request)
+        if allowed and request.method not in allowed:
+            return _answer(405, f"{request.method} is not allowed here (it takes {', '.join(sorted(allowed))})",
+                           headers={"Allow": ", ".join(sorted(allowed))})
         problems = _validation_problems(exc)
         first = problems[0] if problems else {"where": "", "problem": "invalid request"}
         return _answer(422, f"invalid request: {first['where']}: {first['problem']}",

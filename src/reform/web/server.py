@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 import webbrowser
@@ -20,6 +21,10 @@ from ..errors import ConfigError
 from .security import Guard, is_loopback
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{8,200}$")
+
+
+class PortInUse(ConfigError):
+    """The port is taken (by another server, often another `reform serve`)."""
 
 
 def make_token() -> str:
@@ -46,11 +51,11 @@ def bind(host: str, port: int, option: str = "--port") -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        taken = exc.errno in (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
-        raise ConfigError(f"cannot listen on {host} port {port}: "
-                          f"{'the port is in use' if taken else exc.strerror}",
-                          hint=f"choose another port with {option}" if taken else
-                          "check the address, or use another") from None
+        if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+            raise PortInUse(f"cannot listen on {host} port {port}: the port is in use",
+                            hint=f"choose another port with {option}") from None
+        raise ConfigError(f"cannot listen on {host} port {port}: {exc.strerror}",
+                          hint="check the address, or use another") from None
     sock.setblocking(False)
     return sock
 
@@ -79,9 +84,23 @@ class _ByPort:
         return await self.page(scope, receive, send)
 
 
+def bind_lms(host: str, port: int, optional: bool) -> socket.socket | None:
+    """The socket of the Music Similarity service; None, with a warning, when its port is taken
+    and ``optional`` (the port is the default one, not chosen): a second `reform serve` over
+    another home still serves its page, while the first one answers Lyrion."""
+    try:
+        return bind(host, port, "--lms-port (or --no-lms)")
+    except PortInUse as exc:
+        if not optional:
+            raise
+        print(f"warning: {exc.message}: Lyrion support is off on this server "
+              "(choose another port with --lms-port, or --no-lms)", file=sys.stderr, flush=True)
+        return None
+
+
 def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
           token: str | None = None, lms_port: int | None = None, lms_host: str = "127.0.0.1",
-          lms_allow: tuple[str, ...] = (), music_dir: str | None = None) -> int:
+          lms_allow: tuple[str, ...] = (), music_dir: str | None = None, lms_optional: bool = False) -> int:
     """Serve the page of the library at ``home`` until interrupted; returns the exit code.
 
     Parameters
@@ -96,6 +115,8 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     lms_host : the address that service binds; anything but this computer's needs ``lms_allow``
     lms_allow : the addresses (of the Lyrion server) that may ask it, when not loopback
     music_dir : Lyrion's music folder as this computer sees it (None: learned)
+    lms_optional : ``lms_port`` is the default, not the user's choice: when it is taken, serve
+        the page without the service (with a warning) rather than refuse to start
     """
     try:
         import uvicorn
@@ -115,18 +136,19 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
                           "needs the address of the Lyrion server", hint="add --lms-allow ADDRESS")
     sockets = [bind(host, port)]
     try:
-        if lms_port is not None:
-            sockets.append(bind(lms_host, lms_port, "--lms-port (or --no-lms)"))
+        lms_socket = bind_lms(lms_host, lms_port, lms_optional) if lms_port is not None else None
+        if lms_socket is not None:
+            sockets.append(lms_socket)
         app = create_app(home, token=token, loopback_only=loopback)
         jobs = app.state.jobs
-        if lms_port is not None:
+        if lms_socket is not None:
             from ..radio import MusicRoot
             from .lms import AllowClients
 
             lms = AllowClients(Guard(create_lms_app(app.state.library, MusicRoot(music_dir) if music_dir
                                                     else None), token=None,
                                      loopback_only=is_loopback(lms_host)), lms_allow)
-            app = _ByPort(app, lms, sockets[1].getsockname()[1])
+            app = _ByPort(app, lms, lms_socket.getsockname()[1])
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -139,8 +161,8 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     print(f"open {url}")
     if not loopback:
         print("the page is reachable from other computers: keep the token secret", flush=True)
-    if lms_port is not None:
-        where = sockets[1].getsockname()
+    if lms_socket is not None:
+        where = lms_socket.getsockname()
         print(f"Lyrion's Music Similarity plugin: set its host to {url_of(lms_host, where[1], None)[7:-1]}"
               + (f" (answering {', '.join(lms_allow)} only)" if lms_allow else ""), flush=True)
     print("press Ctrl-C to stop", flush=True)

@@ -29,6 +29,7 @@ from .projection import library_map
 
 SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
 NO_EMBEDDINGS_HINT = "run `reform embed` (or Embed songs on the Library status tab of the page)"
+NO_SONGS_HINT = "run `reform scan FOLDER` first; embedding needs songs"
 
 
 def song_dict(row: FileRow, embedded: bool) -> dict:
@@ -111,6 +112,13 @@ class Snapshot:
         return [r for r in rows if holds(self.hay[r.id], words)
                 and all(self.keys[r.id][i] == v for i, v in wanted)]
 
+    def nothing_embedded(self, needs: str) -> EmbedError:
+        """Why no embedding can be used: an empty library must be scanned before `reform embed`
+        can do anything, so its answer names the scan, not the embedding."""
+        if not self.rows:
+            return EmbedError(f"the library has no song yet: {needs}", hint=NO_SONGS_HINT)
+        return EmbedError(f"no song has an embedding yet: {needs}", hint=NO_EMBEDDINGS_HINT)
+
     def recommender(self, load_index: Callable[[], SongIndex] | None = None):
         """The recommender over the embedded songs, made once per snapshot: over the index
         ``load_index`` gives (the home's stored one), else over one built from the snapshot."""
@@ -118,8 +126,7 @@ class Snapshot:
             from ..recommend import Recommender
 
             if not self.vectors:
-                raise EmbedError("no song has an embedding yet: recommendations and the map need "
-                                 "them", hint=NO_EMBEDDINGS_HINT)
+                raise self.nothing_embedded("recommendations and the map need embeddings")
             if load_index is None:
                 self.cache["recommender"] = Recommender.of(self.rows, self.vectors)
             else:
@@ -176,8 +183,7 @@ class LibraryState:
         with self.lock:
             if "map" not in snap.cache:
                 if not snap.vectors:
-                    raise EmbedError("no song has an embedding yet: the map needs them",
-                                     hint=NO_EMBEDDINGS_HINT)
+                    raise snap.nothing_embedded("the map needs embeddings")
                 snap.cache["map"] = library_map(self.library.home.cache, snap.embedding_model,
                                                 snap.vectors)
             return snap.cache["map"]

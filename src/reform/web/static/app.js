@@ -6,6 +6,7 @@
 (() => {
   const ROW = 34;                       // table row height, px (matches --row in style.css)
   const SIMILAR_N = 20;
+  const SKIP_AFTER_MS = 1500;           // Play all: how long a song that cannot play shows why
   const PALETTE = ["#7aa2f7", "#f7768e", "#9ece6a", "#e0af68", "#bb9af7", "#7dcfff", "#ff9e64",
     "#73daca", "#c0caf5", "#2ac3de", "#ff79c6", "#b4f9f8", "#d7a65f", "#9d7cd8", "#41a6b5", "#db4b4b"];
   const NONE_COLOUR = "#4b5263";
@@ -38,6 +39,15 @@
 
   function fill(el, ...children) {  // replaceChildren, leaving out the null and false ones
     el.replaceChildren(...children.flat().filter((c) => c != null && c !== false));
+  }
+
+  function refill(list, items) {
+    // Redraw a list whose items take the keyboard focus, keeping the focus at the same place
+    // (the items are new elements, and a keyboard user would otherwise be sent back to the top)
+    const li = document.activeElement && document.activeElement.closest("li");
+    const at = li && li.parentElement === list ? [...list.children].indexOf(li) : -1;
+    fill(list, ...items);
+    if (at >= 0 && list.children.length) list.children[Math.min(at, list.children.length - 1)].focus();
   }
 
   class ApiError extends Error {
@@ -108,9 +118,54 @@
       sel.value = genres.includes(S.genre) ? S.genre : "";
       sel.hidden = genres.length === 0;
     }
-    S.seeds = S.seeds.filter((id) => S.byId.has(id));
     applyView(false);
-    if (S.current != null && !S.byId.has(S.current)) S.current = null;
+  }
+
+  function libraryChanged(before) {
+    // After a scan (from the page or a terminal): songs that are gone leave the mix and the
+    // player, which say so, rather than stay shown and be left out of requests in silence; an
+    // error of the player may be out of date (the scan found the file again).
+    const gone = (id) => !S.byId.has(id);
+    const lost = [...new Set([...S.seeds, ...S.playlist.map((s) => s.id)])].filter(gone);
+    const name = (id) => (before.has(id) ? before.get(id).title : `song ${id}`);
+    if (lost.length > 3) toast(`${plural(lost.length, "song")} of the mix were removed from the library`, null, "info");
+    else for (const id of lost) toast(`${name(id)} was removed from the library`, null, "info");
+    if (lost.length) {
+      S.seeds = S.seeds.filter((id) => !gone(id));
+      S.playlist = S.playlist.filter((s) => !gone(s.id));
+      if (S.queue != null) S.queue = S.playlist.findIndex((s) => s.id === S.current);
+      if (S.queue != null && S.queue < 0) S.queue = null;
+      renderSeeds(); renderPlaylist(); renderRows(); drawMap();
+    }
+    if (S.current == null) return;
+    if (gone(S.current)) { currentRemoved(before.get(S.current)); return; }
+    retryPlayer();
+    loadSimilar();
+  }
+
+  function currentRemoved(song) {
+    // The song open in the player is no longer in the library: it cannot play, nor be compared.
+    const title = song ? song.title : "The song";
+    S.current = null; S.queue = null; S.similar = []; S.cursor = -1;
+    const player = $("#player");
+    player.pause(); player.removeAttribute("src"); player.load();
+    $("#player-msg").hidden = true;
+    $("#now-sub").textContent = "removed from the library by the last scan";
+    $("#now-add").disabled = true;
+    fill($("#similar-list"));
+    const empty = $("#similar-empty");
+    empty.hidden = false;
+    fill(empty, `${title} was removed from the library: there is nothing to compare it with.`);
+    renderRows(); renderPlaylist(); drawMap();
+  }
+
+  function retryPlayer() {
+    // The scan may have found the file again: the player forgets its error and loads it anew.
+    const msg = $("#player-msg");
+    if (msg.hidden) return;
+    msg.hidden = true;
+    S.triedWav = false;
+    $("#player").src = `/api/songs/${S.current}/audio`;
   }
 
   const collator = new Intl.Collator(undefined, { numeric: true });
@@ -139,12 +194,22 @@
     return S.sorted.songs;
   }
 
-  function applyView(resetScroll = true) {
+  function matcher() {
+    // What a song must hold to be listed, as /api/songs searches: every word of the query (letters
+    // and digits, normalised); for a query of neither (an emoji, "&"), the query as written, case
+    // aside, in the artist, title, album or file name.  Null when every song is listed.
     const words = norm(S.query).split(" ").filter(Boolean);
+    const symbols = words.length ? "" : S.query.trim().toLowerCase();
     const genre = norm(S.genre), artist = S.artist && norm(S.artist), album = S.album && norm(S.album);
-    const all = sortedSongs();
-    const view = !words.length && !genre && !artist && !album ? all : all.filter((s) => words.every((w) => s.hay.includes(w))
-      && (!genre || s.n.genre === genre) && (!artist || s.n.artist === artist) && (!album || s.n.album === album));
+    if (!words.length && !symbols && !genre && !artist && !album) return null;
+    const found = symbols ? (s) => [s.artist, s.title, s.album, s.file].some((v) => (v || "").toLowerCase().includes(symbols))
+      : (s) => words.every((w) => s.hay.includes(w));
+    return (s) => found(s) && (!genre || s.n.genre === genre) && (!artist || s.n.artist === artist) && (!album || s.n.album === album);
+  }
+
+  function applyView(resetScroll = true) {
+    const all = sortedSongs(), wanted = matcher();
+    const view = wanted ? all.filter(wanted) : all;
     S.view = view;
     S.cursor = S.current != null ? view.findIndex((s) => s.id === S.current) : -1;
     $("#spacer").style.height = `${view.length * ROW}px`;
@@ -211,12 +276,60 @@
     }
   }
 
+  // -- what a reload keeps: the mix (sessionStorage) and the song open (the address) --------------
+  const MIX_KEY = "reform.mix";
+
+  function saveMix() {
+    if (!S.mixRestored) return;  // not before the saved one is read: it would be overwritten
+    const playlist = S.playlist.map((s) => ({ id: s.id, score: s.score, flow: s.flow }));
+    try { sessionStorage.setItem(MIX_KEY, JSON.stringify({ seeds: S.seeds, playlist })); } catch (e) { /* storage off: nothing kept */ }
+  }
+
+  function savedMix() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(MIX_KEY));
+      return { seeds: Array.isArray(saved.seeds) ? saved.seeds : [], playlist: Array.isArray(saved.playlist) ? saved.playlist : [] };
+    } catch (e) { return { seeds: [], playlist: [] }; }
+  }
+
+  function restoreMix() {
+    // The mix of before the reload, checked against the library as it is now: songs a scan
+    // removed in between are left out, and the page says how many.
+    const saved = savedMix();
+    const known = (id) => Number.isInteger(id) && S.byId.has(id);
+    S.seeds = [...new Set(saved.seeds.filter(known))];
+    S.playlist = saved.playlist.filter((p) => p && known(p.id))
+      .map((p) => ({ ...S.byId.get(p.id), score: Number(p.score) || 0, flow: typeof p.flow === "number" ? p.flow : null }));
+    S.mixRestored = true;
+    const lost = saved.seeds.length + saved.playlist.length - S.seeds.length - S.playlist.length;
+    if (lost) toast(`${plural(lost, "song")} of the mix ${lost === 1 ? "is" : "are"} no longer in the library`, null, "info");
+    renderSeeds(); renderPlaylist(); renderRows(); updateAddButtons();
+  }
+
+  function songInAddress() {
+    const m = /^#song=(\d+)$/.exec(location.hash);
+    return m ? Number(m[1]) : null;
+  }
+
+  function openFromAddress() {
+    // #song=ID: a reload opens the song again, Back and Forward go through the songs opened.
+    const id = songInAddress();
+    if (id == null || id === S.current) return;
+    if (S.byId.has(id)) select(id, { from: "address" }); else toast(`song ${id} is no longer in the library`, null, "info");
+  }
+
+  function opened() {  // once the songs are first loaded
+    restoreMix();
+    openFromAddress();
+  }
+
   // -- playing and the similar songs ------------------------------------------------------------------
   async function select(id, { from = "", keepQueue = false } = {}) {
     const song = S.byId.get(id);
     if (!song) return;
     if (!keepQueue) S.queue = null;
     S.current = id;
+    if (songInAddress() !== id) location.hash = `song=${id}`;
     const i = S.view.findIndex((s) => s.id === id);
     if (i >= 0) S.cursor = i;
     showNow(song);
@@ -261,20 +374,31 @@
       player.play().catch(() => {});
       return;
     }
-    let why = "this song cannot be played";
-    try {
-      const res = await fetch(`/api/songs/${S.current}/audio?format=wav`, { headers: { Range: "bytes=0-0" } });
-      if (!res.ok) { const data = await res.json(); why = data.error + (data.hint ? ` (${data.hint})` : ""); }
-    } catch (e) { /* keep the generic sentence */ }
+    const id = S.current;
+    const why = await whyUnplayable(id);
+    if (id !== S.current) return;
     const msg = $("#player-msg");
     msg.textContent = why;
     msg.hidden = false;
+    if (S.queue == null) return;
+    // Play all goes on with the next song; the error stays in view a moment, and in a toast
+    toast(`skipped ${S.byId.get(id).title}: ${why}`, null, "info");
+    setTimeout(() => { if (S.current === id && S.queue != null) songEnded(); }, SKIP_AFTER_MS);
+  }
+
+  async function whyUnplayable(id) {
+    // The server's reason (a file moved since the scan, ...), or that it does not answer at all
+    let res;
+    try { res = await fetch(`/api/songs/${id}/audio?format=wav`, { headers: { Range: "bytes=0-0" } }); } catch (e) {
+      return "the ReFORM server does not answer (is `reform serve` still running?)";
+    }
+    const data = res.ok ? null : await res.json().catch(() => null);
+    return data && data.error ? data.error + (data.hint ? ` (${data.hint})` : "") : "this song cannot be played";
   }
 
   function songEnded() {
     if (S.queue == null) return;
-    const next = S.queue + 1;
-    if (next < S.playlist.length) { S.queue = next; select(S.playlist[next].id, { keepQueue: true }); } else S.queue = null;
+    if (S.queue + 1 < S.playlist.length) playFrom(S.queue + 1); else S.queue = null;
   }
 
   async function loadSimilar() {
@@ -306,6 +430,10 @@
 
   function noEmbeddingsMessage() {
     const model = S.status && S.status.model;
+    if (S.status && !S.status.songs) {  // `reform embed` would do nothing: songs come first
+      return [h("div", { text: "The library is empty: recommendations and the map need songs." }),
+        h("div", {}, "Run ", h("code", { text: "reform scan FOLDER" }), " first.")];
+    }
     if (model && !model.name) {
       return [h("div", { text: "No model yet: recommendations need one." }),
         h("div", {}, "Train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), ".")];
@@ -320,11 +448,18 @@
     return h("span", { class: "score", title: "cosine similarity (1: identical)" }, h("b", { text: score.toFixed(3) }), bar);
   }
 
+  function nothingElse(seeds) {
+    // Why a recommendation came back empty: the embedded songs are all among the `seeds` songs
+    // (a one-song library), or the filters left every other song out.
+    return S.status && S.status.embeddings.songs <= seeds ? "The library has no other song to recommend."
+      : "No other song passes the filter.";
+  }
+
   function renderSimilar() {
     const seeds = new Set(S.seeds);
     $("#similar-empty").hidden = S.similar.length > 0;
-    if (!S.similar.length) fill($("#similar-empty"), "No other song passes the filter.");
-    fill($("#similar-list"), ...S.similar.map((s, i) => h("li", { class: `item${s.id === S.current ? " current" : ""}`, "data-id": s.id, title: "play it and show the songs like it" },
+    if (!S.similar.length) fill($("#similar-empty"), nothingElse(1));
+    refill($("#similar-list"), S.similar.map((s, i) => h("li", { class: `item${s.id === S.current ? " current" : ""}`, "data-id": s.id, tabindex: 0, "aria-keyshortcuts": "Enter", title: "play it and show the songs like it (Enter)" },
       h("span", { class: "rank", text: i + 1 }),
       h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
       scoreCell(s.score),
@@ -355,6 +490,7 @@
     $("#seeds-empty").hidden = S.seeds.length > 0;
     $("#mix-clear").hidden = S.seeds.length === 0;
     $("#mix-make").disabled = S.seeds.length === 0;
+    saveMix();  // every change of the seeds is drawn here: kept for a reload here too
     fill($("#seeds"), ...S.seeds.map((id) => {
       const s = S.byId.get(id);
       return h("span", { class: "chip", title: byline(s) }, h("span", { text: s.title }),
@@ -371,6 +507,9 @@
       const data = await api(`/api/playlist?${query}`);
       S.playlist = data.items;
       S.queue = null;
+      const empty = $("#playlist-empty");
+      empty.hidden = data.items.length > 0;
+      empty.textContent = nothingElse(data.seeds.length);
       renderPlaylist();
       drawMap();
     } catch (e) { fail(e); } finally { button.disabled = S.seeds.length === 0; }
@@ -385,8 +524,10 @@
     const exp = $("#playlist-export");
     exp.href = S.playlist.length ? `/api/export.m3u?name=reform-mix&${S.playlist.map((s) => `id=${s.id}`).join("&")}` : "#";
     exp.classList.toggle("disabled", !S.playlist.length);
-    fill(list, ...S.playlist.map((s, i) => h("li", {
-      class: `item${s.id === S.current ? " current" : ""}`, draggable: "true", "data-index": i, "data-id": s.id },
+    saveMix();  // every change of the playlist is drawn here: kept for a reload here too
+    refill(list, S.playlist.map((s, i) => h("li", {
+      class: `item${s.id === S.current ? " current" : ""}`, draggable: "true", "data-index": i, "data-id": s.id,
+      tabindex: 0, "aria-keyshortcuts": "Enter", title: "play from here (Enter)" },
     h("span", { class: "handle", title: "drag to reorder", text: "⋮⋮" }),
     h("span", { class: "rank", text: i + 1 }),
     h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
@@ -395,6 +536,11 @@
       h("button", { title: "move up", "data-move": "-1", text: "↑" }),
       h("button", { title: "move down", "data-move": "1", text: "↓" }),
       h("button", { title: "remove", "data-move": "x", text: "✕" })))));
+  }
+
+  function playFrom(i) {  // the playlist, from its i-th song on
+    S.queue = i;
+    select(S.playlist[i].id, { keepQueue: true });
   }
 
   function movePlaylist(from, to) {
@@ -417,9 +563,9 @@
         if (move.dataset.move === "x") { S.playlist.splice(i, 1); renderPlaylist(); drawMap(); } else movePlaylist(i, i + Number(move.dataset.move));
         return;
       }
-      S.queue = i;
-      select(S.playlist[i].id, { keepQueue: true });
+      playFrom(i);
     });
+    onEnter(list, (li) => playFrom(Number(li.dataset.index)));
     list.addEventListener("dragstart", (ev) => {
       const li = ev.target.closest("li");
       dragFrom = Number(li.dataset.index);
@@ -472,8 +618,9 @@
     const running = st.job && st.job.state === "running";
     if (stale && (!running || Date.now() - S.songsLoadedAt > 5000 || first)) {
       S.revision = st.revision;
+      const before = S.byId;
       await loadSongs();
-      if (S.current != null && !first) loadSimilar();
+      if (first) opened(); else libraryChanged(before);
     }
     if (first || modelChanged || (stale && st.embeddings.model && S.mapModel !== `${st.embeddings.model}:${st.embeddings.songs}`)) loadMap();
     renderStatus();
@@ -502,7 +649,8 @@
     // notice under the top bar
     const notice = $("#notice");
     const lines = [];
-    if (!emb.songs && !m.name) lines.push(["No model yet: train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), " to get recommendations and the map."]);
+    if (!st.songs) lines.push(["The library is empty: run ", h("code", { text: "reform scan FOLDER" }), " to add your music; recommendations and the map come with it."]);
+    else if (!emb.songs && !m.name) lines.push(["No model yet: train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), " to get recommendations and the map."]);
     else if (!emb.songs) lines.push(["No embeddings yet: recommendations and the map need them. Run ", h("code", { text: "reform embed" }), " (or Embed songs on the Library status tab)."]);
     else if (m.name && !m.embeddings_current) lines.push(["The embeddings come from another model than the active one: run ", h("code", { text: "reform embed" }), " to bring them up to date."]);
     else if (emb.missing) lines.push([`${plural(emb.missing, "song")} ${emb.missing === 1 ? "has" : "have"} no embedding yet and cannot be recommended: run `, h("code", { text: "reform embed" }), "."]);
@@ -643,9 +791,11 @@
     const colourOf = new Map(ranked.map(([c], i) => [c, i < PALETTE.length ? PALETTE[i] : PALETTE[hashOf(c) % PALETTE.length]]));
     M.colour = cat.map((c) => (c ? colourOf.get(c) : NONE_COLOUR));
     M.order = M.ids.map((_, i) => i).sort((a, b) => (M.colour[a] < M.colour[b] ? -1 : M.colour[a] > M.colour[b] ? 1 : 0));
-    const shown = ranked.slice(0, 10).map(([c, n]) => h("span", { title: `${c}: ${plural(n, "song")}` }, legendDot(colourOf.get(c)), c));
+    // the name in an element of its own: the dot's flex box cannot cut a bare text with an ellipsis
+    const name = (text) => h("span", { class: "name", text });
+    const shown = ranked.slice(0, 10).map(([c, n]) => h("span", { title: `${c}: ${plural(n, "song")}` }, legendDot(colourOf.get(c)), name(c)));
     if (ranked.length > 10) shown.push(h("span", { class: "muted", text: `+${ranked.length - 10} more` }));
-    if (counts.get("")) shown.push(h("span", {}, legendDot(NONE_COLOUR), `no ${key}`));
+    if (counts.get("")) shown.push(h("span", {}, legendDot(NONE_COLOUR), name(`no ${key}`)));
     fill($("#legend"), ...shown);
   }
 
@@ -854,7 +1004,13 @@
     document.addEventListener("keydown", (ev) => {
       const typingInField = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
       if (ev.key === "/" && !typingInField) { ev.preventDefault(); search.focus(); search.select(); }
+      // Space or k: play / pause, except where Space already means something (a button, the player)
+      const own = ev.target.closest && ev.target.closest("button, a, audio, select, input, textarea");
+      if ((ev.key === " " || ev.key === "k") && !own && !ev.ctrlKey && !ev.metaKey && !ev.altKey) { ev.preventDefault(); togglePlay(); }
     });
+    window.addEventListener("hashchange", openFromAddress);
+    // back on the page (after a `reform scan` in a terminal, say): the library is checked at once
+    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refreshStatus(); });
     $("#filter-genre").addEventListener("change", (ev) => { S.genre = ev.target.value; applyView(); });
     $(".thead").addEventListener("click", (ev) => {
       const b = ev.target.closest("button[data-sort]");
@@ -883,12 +1039,13 @@
       const li = ev.target.closest("li");
       if (li) select(Number(li.dataset.id), { from: "similar" });
     });
+    onEnter($("#similar-list"), (li) => select(Number(li.dataset.id), { from: "similar" }));
     $("#other-artists").addEventListener("change", () => { if (S.current != null) loadSimilar(); });
     $("#now-add").addEventListener("click", () => { if (S.current != null) toggleSeed(S.current); });
     $(".tabs").addEventListener("click", (ev) => { const b = ev.target.closest("button[data-tab]"); if (b) showTab(b.dataset.tab); });
     $("#mix-make").addEventListener("click", makePlaylist);
     $("#mix-clear").addEventListener("click", () => { S.seeds = []; renderSeeds(); renderRows(); renderSimilar(); updateAddButtons(); drawMap(); });
-    $("#playlist-play").addEventListener("click", () => { if (S.playlist.length) { S.queue = 0; select(S.playlist[0].id, { keepQueue: true }); } });
+    $("#playlist-play").addEventListener("click", () => { if (S.playlist.length) playFrom(0); });
     $$("[data-job]").forEach((b) => b.addEventListener("click", () => startJob(b.dataset.job)));
     const player = $("#player");
     player.addEventListener("error", playerFailed);
@@ -897,6 +1054,21 @@
     for (const e of ["pause", "ended", "emptied"]) player.addEventListener(e, () => $("#cover").classList.remove("playing"));
     bindPlaylist();
     bindMap();
+  }
+
+  function onEnter(list, play) {
+    // Enter on a focused item of the list plays it, as in the library table
+    list.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Enter" || ev.target.tagName !== "LI") return;
+      ev.preventDefault();
+      play(ev.target);
+    });
+  }
+
+  function togglePlay() {
+    const player = $("#player");
+    if (!player.getAttribute("src")) return;
+    if (player.paused) player.play().catch(() => {}); else player.pause();
   }
 
   function moveCursor(i) {
