@@ -106,6 +106,22 @@ def test_an_embedding_that_is_not_finite_is_never_served_and_is_repaired(home, c
         assert np.isfinite(lib.embeddings()[1][songs["Clicks"].hash]).all()
 
 
+def test_embeddings_whose_model_the_catalogue_lost_are_still_served(home, capsys):
+    """A repair of a damaged catalogue salvaged the embeddings but not the row naming their model:
+    every command then said "no song has an embedding yet", and `check` found 0 problems."""
+    with Library(home, create=False) as lib:
+        catalogue = lib.home.catalogue
+        key = catalogue.get_meta("embedding_model")
+        with catalogue.transaction():
+            catalogue.conn.execute("DELETE FROM meta WHERE key = 'embedding_model'")
+        assert lib.home.embedding_model() == key     # the key the embeddings carry
+    assert main(["--home", str(home), "-q", "similar", "Chord", "-n", "3"]) == 0
+    assert "songs like" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "status"]) == 0
+    embedded = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("embedded:"))
+    assert "none" not in embedded and "run `reform embed`" not in embedded, embedded
+
+
 def _flip(catalogue, old: bytes, new: bytes) -> None:
     data = catalogue.read_bytes()
     assert data.count(old) >= 1

@@ -307,8 +307,13 @@ class Home:
         self.catalogue.set_meta(Keys.UNFINISHED, "")
 
     def embedding_model(self) -> str | None:
-        """The key of the stored embeddings (one model's, never mixed)."""
-        return self.catalogue.get_meta(Keys.EMBEDDING_MODEL)
+        """The key of the stored embeddings (one model's, never mixed); where the catalogue lost
+        its note of it (a repair salvaged the embeddings but not that row), the key they carry."""
+        key = self.catalogue.get_meta(Keys.EMBEDDING_MODEL)
+        if key is None:
+            stored = self.catalogue.embedding_models()
+            key = max(stored, key=stored.get) if stored else None
+        return key
 
     def set_embedding_model(self, key: str) -> None:
         self.catalogue.set_meta(Keys.EMBEDDING_MODEL, key)
