@@ -206,6 +206,33 @@ def test_bad_inputs_are_recorded_and_the_scan_goes_on(lib, tmp_path):
     assert (forced.failed_before, forced.failed, forced.analysed) == (1, 5, 0)  # the loop and broken
 
 
+def test_the_songs_of_a_folder_that_cannot_be_listed_are_kept():
+    """A folder whose permissions changed for a while lost its songs and their spectrograms,
+    decoded again once it could be read: kept, as an unmounted disk's are."""
+    from reform.library import Problem, plan
+    from reform.store import FileRow
+
+    def row(path):
+        return FileRow(1, path, 1, 1, "h", "ok", None, 1.0, 22050, 1, 10, "x", "v1",
+                       None, None, None, None, None, None, 0.0)
+
+    known = {p: row(p) for p in ("/m/locked/a.ogg", "/m/locked/deep/b.ogg", "/m/open/c.ogg", "/m/lockedness.ogg")}
+    p = plan([Entry("/m/open/c.ogg", 1, 1, "/m")], [Problem("/m/locked", "permission denied")], known, ["/m"], "v1")
+    assert [r.path for r in p.removed] == ["/m/lockedness.ogg"]   # gone; the locked folder's songs stay
+
+
+def test_removed_counts_songs_only(lib, tmp_path):
+    root = tmp_path / "m"
+    write(root / "song.wav", tone(440, 5.0))
+    (root / "broken.mp3").write_bytes(b"not audio at all" * 100)
+    assert lib.scan(root, jobs=1).failed == 1
+    (root / "broken.mp3").unlink()   # a failure leaves, no song did
+    assert lib.scan(root, jobs=1).removed == 0
+    (root / "song.wav").unlink()
+    write(root / "other.wav", tone(330, 5.0))
+    assert lib.scan(root, jobs=1).removed == 1
+
+
 def test_unreadable_file_is_recorded(tmp_path):
     root, home = tmp_path / "music", tmp_path / "home"
     write(root / "fine.wav", tone(440, 3))

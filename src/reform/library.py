@@ -201,7 +201,9 @@ def _os_reason(exc: OSError) -> str:
 def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow],
          roots: Iterable[str], feature_version: str, retry_failed: bool = False) -> Plan:
     """Sort found files into work to do and unchanged ones; catalogue rows under ``roots``
-    that were not found are removed.
+    that were not found are removed, but for those in a folder that could not be listed (its
+    permissions changed for a while, a share that answers with errors): kept, as the songs of
+    an unmounted disk are.
 
     An unchanged file that failed is tried again when its failure's cause can change
     without the file changing (``row.retry``: permissions, memory), or with ``retry_failed``.
@@ -219,9 +221,10 @@ def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow
         else:
             result.unchanged.append(entry)  # unchanged songs, and failures that did not change
     prefixes = [os.path.join(os.path.abspath(r), "") for r in roots]
+    unlisted = tuple(os.path.join(p.path, "") for p in problems)
     for path, row in known.items():
         under = any(path.startswith(p) or path == p.rstrip(os.sep) for p in prefixes)
-        if under and path not in found:
+        if under and path not in found and not path.startswith(unlisted):
             result.removed.append(row)
     return result
 

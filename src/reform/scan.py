@@ -558,7 +558,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                 paths = [row.path for row in catalogue.files()]
                 home.forget_roots([r for r in roots if not os.path.exists(r)
                                    and not any(library.root_of(p, [r]) for p in paths)])
-        summary.removed = len(gone)
+        summary.removed = sum(row.status == "ok" for row in todo.removed if row.path not in moved)   # songs
         live = catalogue.live_hashes()
         with catalogue.transaction():
             catalogue.drop_embeddings(keep_hashes=live)
