@@ -233,6 +233,22 @@ def test_removed_counts_songs_only(lib, tmp_path):
     assert lib.scan(root, jobs=1).removed == 1
 
 
+def test_a_folder_inside_a_music_folder_is_not_one_of_its_own(lib, tmp_path):
+    """Scanned once by itself, a subfolder was remembered beside its parent, and once deleted its
+    songs were kept as if a disk were away, where in another home they left at once."""
+    root = tmp_path / "m"
+    write(root / "sub" / "a.wav", tone(440, 5.0))
+    write(root / "b.wav", tone(330, 5.0))
+    lib.scan(root / "sub", jobs=1)
+    lib.scan(root, jobs=1)                          # the outer folder takes the inner one's place
+    lib.scan(root / "sub", jobs=1)
+    lib.scan(root / "b.wav", jobs=1)
+    assert lib.home.roots() == [str(root)]
+    shutil.rmtree(root / "sub")
+    summary = lib.scan(jobs=1)
+    assert summary.removed == 1 and not summary.vanished
+
+
 def test_unreadable_file_is_recorded(tmp_path):
     root, home = tmp_path / "music", tmp_path / "home"
     write(root / "fine.wav", tone(440, 3))

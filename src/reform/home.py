@@ -237,7 +237,11 @@ class Home:
         self.catalogue.set_meta(Keys.MOUNTS, json.dumps(sorted(set(self.mounts()) | set(mounts))))
 
     def add_roots(self, roots: list[str]) -> None:
-        self._set_roots(set(self.roots()) | set(roots))
+        """Remember music folders (or files).  One inside another is not a folder of its own:
+        the outer one's scans cover it, and recorded apart, its deleted songs were kept as if
+        a disk were away (disks inside music folders are remembered as such: links, mounts)."""
+        every = set(self.roots()) | set(roots)
+        self._set_roots({r for r in every if not any(r.startswith(os.path.join(o, "")) for o in every)})
 
     def forget_roots(self, roots: list[str]) -> None:
         self._set_roots(set(self.roots()) - set(roots))
