@@ -181,6 +181,16 @@ def test_cli_similar_json_and_options(home, capsys):
     assert code == 0 and "songs like Noise Crew - Clicks" in out and "[" in out
 
 
+def test_a_seed_left_out_of_the_file_is_not_said_to_come_first(home, capsys, tmp_path, monkeypatch):
+    from reform import export
+
+    real = export.write_m3u   # as for a seed whose path holds a line break, which M3U cannot hold
+    monkeypatch.setattr(export, "write_m3u", lambda out, rows, relative=False: [rows[0], *real(out, rows[1:])])
+    out_file = tmp_path / "flow.m3u8"
+    code, out, _ = run(capsys, "--home", home, "playlist", "Chord", "--length", "3", "-o", str(out_file))
+    assert code == 0 and f"wrote {out_file}\n" in out and "seed song" not in out
+
+
 def test_cli_playlist_writes_m3u(home, capsys, tmp_path):
     out_file = tmp_path / "lists" / "flow.m3u8"
     out_file.parent.mkdir()

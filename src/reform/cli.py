@@ -687,7 +687,8 @@ def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> Non
         album = f"{one_line(row.album)}, " if row.album else ""
         print(f"{i:3d}. {r.score:6.3f}  {row.label}  [{album}{minutes}:{secs:02d}]")
     if args.output:
-        first = f" ({plural(len(lead), 'seed song')} first)" if lead else ""
+        written = [row for row in lead if row not in skipped]   # a seed left out is not first in it
+        first = f" ({plural(len(written), 'seed song')} first)" if written else ""
         print(f"wrote {args.output}{first}")
 
 
