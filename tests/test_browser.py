@@ -134,20 +134,32 @@ def showcase(trained, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def page(browser, showcase):
+def served(showcase):
+    """The showcase library served for one test."""
     from reform.web.app import create_app
 
     ARTEFACTS.mkdir(exist_ok=True)
     with ServerThread(create_app(showcase)) as server:
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        pg.goto(server.url + "/")
-        pg.errors = errors
-        yield pg
-        context.close()
+        yield server
+
+
+def open_page(browser, url: str, **options):
+    """A page of a new browser context at ``url``; ``page.errors`` collects the page's errors."""
+    context = browser.new_context(**{"viewport": {"width": 1440, "height": 900}, **options})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.goto(url)
+    pg.errors = errors
+    return pg
+
+
+@pytest.fixture
+def page(browser, served):
+    pg = open_page(browser, served.url + "/", accept_downloads=True)
+    yield pg
+    pg.context.close()
 
 
 def shot(page, name: str) -> Path:
@@ -389,3 +401,239 @@ def test_ten_thousand_songs_stay_fast_in_the_page(browser, tmp_path):
         {k: round(v, 3) for k, v in timings.items()}, indent=2))
     assert timings["first rows"] < 10 and timings["search as you type"] < 2
     assert timings["clear and sort by title"] < 3
+
+
+# -- a phone, a reload, a rescan, the keyboard ------------------------------------------------------------
+def song_id(page, title: str) -> int:
+    return page.evaluate("(t) => reform.songs.find((s) => s.title === t).id", title)
+
+
+def width(page, selector: str) -> float:
+    return page.eval_on_selector(selector, "el => el.getBoundingClientRect().width")
+
+
+def add_seeds(page, query: str, rows_at: list[int]) -> None:
+    """Search ``query`` and add the rows at ``rows_at`` to the mix with their + button."""
+    page.fill("#search", query)
+    page.wait_for_function("(q) => reform.query === q", arg=query)
+    for i in rows_at:
+        page.locator("#tbody .row").nth(i).hover()
+        page.locator("#tbody .row [data-add]").nth(i).click()
+
+
+def library_changed(page) -> None:
+    """Tell the page to check the library now, as it does when its tab is shown again."""
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+
+
+def test_a_phone_screen_shows_one_column_without_sideways_scrolling(browser, served):
+    pg = open_page(browser, served.url + "/", viewport={"width": 375, "height": 740}, is_mobile=True,
+                   has_touch=True)
+    pg.wait_for_selector("#tbody .row")
+    pg.locator("#tbody .row").nth(3).click()
+    pg.wait_for_selector("#similar-list li")
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 375
+    assert width(pg, "#tbody .row .col-title") > 120 and width(pg, ".thead .col-artist") > 60
+    assert width(pg, "#similar-list li .t") > 120 and width(pg, "#now-title") > 150
+    assert width(pg, "#search") > 250
+    shot(pg, "page-phone.png")
+    pg.context.close()
+
+
+def test_play_all_goes_past_a_song_that_cannot_play(page):
+    page.wait_for_selector("#tbody .row")
+    missing = page.evaluate("reform.songs.find((s) => s.artist === 'Kestrel').id")   # no audio file
+    page.evaluate("(ids) => sessionStorage.setItem('reform.mix', JSON.stringify("
+                  "{seeds: [], playlist: ids.map((id) => ({id, score: 0.5, flow: 0.5}))}))",
+                  [missing, song_id(page, "Chord")])
+    page.reload()
+    page.click("[data-tab=mix]")
+    page.wait_for_selector("#playlist li")
+    page.click("#playlist-play")
+    page.wait_for_selector("#player-msg:not([hidden])")
+    assert "no longer where it was scanned" in page.inner_text("#player-msg")
+    page.wait_for_function("() => document.querySelector('#now-title').textContent === 'Chord'")
+    page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
+    assert page.evaluate("reform.queue") == 1 and page.is_hidden("#player-msg")
+
+
+def test_a_reload_keeps_the_mix_and_the_song_open_and_back_goes_to_the_song_before(page):
+    page.wait_for_selector("#tbody .row")
+    add_seeds(page, "glass harmonics prism", [0, 3])
+    page.click("[data-tab=mix]")
+    page.select_option("#mix-length", "10")
+    page.click("#mix-make")
+    page.wait_for_selector("#playlist li")
+    playlist = page.eval_on_selector_all("#playlist li .t", "els => els.map((e) => e.textContent)")
+    page.fill("#search", "chord")
+    page.click("#tbody .row")
+    assert page.evaluate("location.hash") == f"#song={song_id(page, 'Chord')}"
+
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#now-title').textContent === 'Chord'")
+    assert page.inner_text("#mix-count") == "2"
+    assert page.eval_on_selector_all("#playlist li .t", "els => els.map((e) => e.textContent)") == playlist
+
+    # a song of the saved mix that is no longer in the library is dropped, and the page says so
+    page.evaluate("() => { const m = JSON.parse(sessionStorage.getItem('reform.mix')); m.seeds.push(999999); "
+                  "sessionStorage.setItem('reform.mix', JSON.stringify(m)); }")
+    page.reload()
+    page.wait_for_selector("#toasts .toast")
+    assert "1 song of the mix is no longer in the library" in page.inner_text("#toasts")
+    assert page.inner_text("#mix-count") == "2"
+
+    page.fill("#search", "white")
+    page.click("#tbody .row")
+    assert page.inner_text("#now-title") == "White"
+    page.go_back()
+    page.wait_for_function("() => document.querySelector('#now-title').textContent === 'Chord'")
+    page.go_forward()
+    page.wait_for_function("() => document.querySelector('#now-title').textContent === 'White'")
+    assert page.errors == []
+
+
+def test_a_rescan_takes_removed_songs_out_of_the_page_and_clears_a_fixed_error(browser, trained, tmp_path):
+    from reform import Library
+    from reform.web.app import create_app
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        paths = {r.title: Path(r.path) for r in lib.songs()}
+    with ServerThread(create_app(home)) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.wait_for_selector("#tbody .row")
+
+        # a file moved away cannot play; once a scan saw it back, the error goes and it plays
+        clicks = paths["Clicks"]
+        clicks.rename(clicks.with_name("away"))
+        pg.fill("#search", "clicks")
+        pg.click("#tbody .row")
+        pg.wait_for_selector("#player-msg:not([hidden])")
+        clicks.with_name("away").rename(clicks)
+        with Library(home) as lib:                                # a scan that changed the catalogue
+            lib.home.catalogue.set_meta("test-touch", "1")
+        library_changed(pg)
+        pg.wait_for_selector("#player-msg", state="hidden")
+        pg.wait_for_function("() => document.querySelector('#player').readyState >= 1")
+
+        # songs removed by a scan leave the mix and the player, which say so
+        add_seeds(pg, "white", [0])
+        pg.fill("#search", "chord")
+        pg.click("#tbody .row")
+        pg.wait_for_selector("#similar-list li")
+        assert pg.inner_text("#mix-count") == "1"
+        with Library(home) as lib:
+            lib.home.catalogue.remove([str(paths["White"]), str(paths["Chord"])])
+        library_changed(pg)
+        pg.wait_for_function("() => document.querySelector('#toasts').textContent.includes('White was removed')")
+        assert pg.is_hidden("#mix-count") and pg.evaluate("reform.seeds") == []
+        assert "removed from the library" in pg.inner_text("#now-sub")
+        assert "Chord was removed from the library" in pg.inner_text("#similar-empty")
+        assert pg.locator("#similar-list li").count() == 0
+        pg.context.close()
+
+
+def test_an_empty_library_says_to_scan_first(browser, tmp_path):
+    from reform import Library
+    from reform.web.app import create_app
+
+    Library(tmp_path / "home").close()
+    with ServerThread(create_app(tmp_path / "home")) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.wait_for_selector("#notice:not([hidden])")
+        pg.wait_for_selector("#map-empty:not([hidden])")
+        for where in ["#notice", "#map-empty", "#lib-empty"]:
+            assert "reform scan FOLDER" in pg.inner_text(where) and "reform embed" not in pg.inner_text(where)
+        pg.context.close()
+
+
+def test_a_one_song_library_says_there_is_no_other_song(browser, trained, tmp_path):
+    from reform import Library
+    from reform.web.app import create_app
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        lib.home.catalogue.remove([r.path for r in lib.songs() if r.title != "Chord"])
+    with ServerThread(create_app(home)) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.wait_for_selector("#tbody .row")
+        pg.click("#tbody .row")
+        pg.wait_for_function("() => document.querySelector('#similar-empty').textContent.includes('no other')")
+        assert pg.inner_text("#similar-empty") == "The library has no other song to recommend."
+        pg.click("#now-add")
+        pg.click("[data-tab=mix]")
+        pg.click("#mix-make")
+        pg.wait_for_selector("#playlist-empty:not([hidden])")
+        assert pg.inner_text("#playlist-empty") == "The library has no other song to recommend."
+        assert pg.errors == []
+        pg.context.close()
+
+
+def test_a_query_of_signs_finds_what_the_api_finds(page):
+    page.wait_for_selector("#tbody .row")
+    for query in ["&", "🔥", "-", "!!"]:
+        page.fill("#search", query)
+        page.wait_for_function("(q) => reform.query === q", arg=query)
+        api_total = page.evaluate("(q) => fetch('/api/songs?limit=1&q=' + encodeURIComponent(q))"
+                                  ".then((r) => r.json()).then((d) => d.total)", query)
+        assert page.evaluate("reform.view.length") == api_total, query
+    page.fill("#search", "&")
+    page.wait_for_function("() => reform.view.length === 22")   # Marlow & Reed's two albums
+    assert set(page.locator("#tbody .row .col-artist").all_inner_texts()) == {"Marlow & Reed"}
+
+
+def test_the_keyboard_plays_similar_songs_and_the_playlist(page):
+    page.wait_for_selector("#tbody .row")
+    page.fill("#search", "chord")
+    page.click("#tbody .row")
+    page.wait_for_selector("#similar-list li")
+    second = page.locator("#similar-list li").nth(1)
+    assert second.get_attribute("tabindex") == "0"
+    title = second.locator(".t").inner_text()
+    second.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("(t) => document.querySelector('#now-title').textContent === t", arg=title)
+
+    page.fill("#search", "chord")
+    page.click("#tbody .row")
+    page.wait_for_function("() => !document.querySelector('#player').paused")
+    page.locator("#tbody").focus()
+    page.keyboard.press("k")                                   # play / pause outside text fields
+    page.wait_for_function("() => document.querySelector('#player').paused")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => !document.querySelector('#player').paused")
+
+    page.click("#now-add")
+    page.click("[data-tab=mix]")
+    page.click("#mix-make")
+    page.wait_for_selector("#playlist li")
+    third = page.locator("#playlist li").nth(2)
+    title = third.locator(".t").inner_text()
+    third.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("(t) => document.querySelector('#now-title').textContent === t", arg=title)
+    assert page.evaluate("reform.queue") == 2
+
+
+def test_a_long_artist_name_ends_with_an_ellipsis_in_the_legend(page):
+    wait_map(page)
+    page.evaluate("for (const s of reform.songs) s.artist = 'A very long artist name '.repeat(12)")
+    page.click("#colour-by [data-by=album]")
+    page.click("#colour-by [data-by=artist]")
+    name = page.locator("#legend .name").first
+    assert name.evaluate("el => getComputedStyle(el).textOverflow") == "ellipsis"
+    assert name.evaluate("el => el.scrollWidth > el.clientWidth && el.getBoundingClientRect().width <= 180")
+
+
+def test_a_song_clicked_while_the_server_is_down_says_that_it_does_not_answer(browser, showcase):
+    from reform.web.app import create_app
+
+    with ServerThread(create_app(showcase)) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.wait_for_selector("#tbody .row")
+    pg.locator("#tbody .row").first.click()
+    pg.wait_for_selector("#player-msg:not([hidden])")
+    assert "the ReFORM server does not answer" in pg.inner_text("#player-msg")
+    pg.context.close()

@@ -164,7 +164,8 @@ def test_an_unexpected_failure_is_a_500_without_details(home, monkeypatch):
 
 
 def test_reads_cannot_change_anything(client):
-    assert client.get("/api/jobs/scan").status_code == 422          # read as the job id "scan"
+    r = client.get("/api/jobs/scan")                 # not read as the job id "scan": it takes POST
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and "POST" in error_of(r)
     assert client.post("/api/songs").status_code == 405
     assert client.get("/api/jobs").json() == [] and client.get("/api/status").json()["job"] is None
 
@@ -414,6 +415,15 @@ def test_a_library_without_embeddings_says_to_run_embed(scanned, tmp_path):
     for url in ["/api/songs/1/similar", "/api/map", "/api/playlist?seed=1"]:
         r = c.get(url)
         assert r.status_code == 409 and "reform embed" in r.json()["hint"]
+
+
+def test_an_empty_library_says_to_scan_first(tmp_path):
+    Library(tmp_path / "home").close()
+    c = client_for(tmp_path / "home")
+    assert c.get("/api/status").json()["songs"] == 0
+    r = c.get("/api/map")
+    assert r.status_code == 409 and "no song yet" in error_of(r)
+    assert "reform scan FOLDER" in r.json()["hint"] and "reform embed" not in r.json()["hint"]
 
 
 def test_a_song_waiting_for_its_embedding_is_listed_not_recommended(trained, tmp_path):
@@ -708,6 +718,46 @@ def test_serve_refuses_a_port_in_use(home):
         assert "--port" in info.value.hint
     finally:
         sock.close()
+
+
+def test_serve_goes_on_without_lyrion_when_its_default_port_is_taken(home, monkeypatch, capsys):
+    """A second `reform serve` (another home) finds the Lyrion port taken by the first: with the
+    default port it serves its page and says Lyrion is off; with a port chosen, it refuses."""
+    import uvicorn
+
+    from reform.web import server
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)   # returns at once
+    taken = server.bind("127.0.0.1", 0)
+    try:
+        lms_port = taken.getsockname()[1]
+        assert server.serve(str(home), port=0, lms_port=lms_port, lms_optional=True) == 0
+        out, err = capsys.readouterr()
+        assert "open http://127.0.0.1:" in out and "Lyrion's Music Similarity plugin" not in out
+        assert "Lyrion support is off on this server" in err and "--lms-port" in err
+        with pytest.raises(ConfigError, match="in use") as info:
+            server.serve(str(home), port=0, lms_port=lms_port)
+        assert "--lms-port" in info.value.hint
+    finally:
+        taken.close()
+
+
+def test_cli_serve_takes_lyrion_as_optional_only_on_its_default_port(home, monkeypatch, capsys):
+    import uvicorn
+
+    from reform import cli
+    from reform.web import server
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    taken = server.bind("127.0.0.1", 0)
+    try:
+        monkeypatch.setattr(cli, "LMS_PORT", taken.getsockname()[1])   # as a first `reform serve` holds it
+        assert cli.main(["--home", str(home), "serve", "--port", "0"]) == 0
+        assert "Lyrion support is off on this server" in capsys.readouterr().err
+        assert cli.main(["--home", str(home), "serve", "--port", "0", "--lms-port", str(cli.LMS_PORT)]) == 1
+        assert "in use" in capsys.readouterr().err
+    finally:
+        taken.close()
 
 
 def test_cli_serve_without_a_library_is_one_error_line(tmp_path, capsys):

@@ -16,7 +16,7 @@
     query: "", genre: "", artist: null, album: null, sort: { key: "artist", desc: false },
     current: null, cursor: -1, similar: [], seeds: [], playlist: [], queue: null, triedWav: false,
     status: null, revision: null, songsLoadedAt: 0, mapModel: null, job: null, failuresFor: null,
-    tab: "similar",
+    tab: "similar", mixRestored: false,
   };
   window.reform = S;  // for the curious, in the browser's console (and the browser tests)
 
