@@ -1,5 +1,6 @@
 """Decoding every supported format to (channels, samples) float32 at 22050 Hz."""
 
+import os
 import re
 from pathlib import Path
 
@@ -92,6 +93,39 @@ def test_unreadable_reports_path(tmp_path):
     with pytest.raises(DecodeError) as err:
         decode(tmp_path / "missing.flac")
     assert "missing.flac" in str(err.value)
+
+
+def test_random_bytes_named_mp3_are_refused_in_plain_words(tmp_path):
+    path = tmp_path / "random.mp3"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+    plain = "not a readable audio file (no audio stream with a sample rate and channels)"
+    with pytest.raises(DecodeError, match=re.escape(plain)):
+        decode(path)
+
+
+def test_libmpg123_prints_nothing_on_the_terminal(tmp_path, capfd):
+    """libsndfile, FFmpeg's fallback, hands an MP3 to libmpg123, which printed "[src/libmpg123/parse.c:
+    skip_junk():1260] error: Giving up searching valid MPEG header ..." across the scan's progress bar
+    on opening a file, and a resync note for each damaged frame while reading one."""
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(100_010))   # a tag, then 100 KB of nothing
+    with pytest.raises(DecodeError):
+        decode(junk)
+    data = bytearray(write(tmp_path / "clean.mp3", stereo(tone(440, 10, 44100), noise(10, 44100)), 44100).read_bytes())
+    data[len(data) // 2:len(data) // 2 + 20_000] = bytes(20_000)
+    (tmp_path / "hole.mp3").write_bytes(bytes(data))
+    opened = audio_module._soundfile_blocks(str(tmp_path / "hole.mp3"), 20.0, audio_module.Damage())
+    assert sum(block.shape[1] for block in opened.blocks) > 5 * 44100
+    assert "mpg123" not in capfd.readouterr().err
+
+
+def test_what_others_print_while_libmpg123_is_hushed_still_shows(capfd):
+    """Descriptor 2 is the whole process's: a progress bar drawn meanwhile by another thread is kept."""
+    with audio_module._hush.held():
+        os.write(2, b"\r 40%|####      | 4/10\n")
+        os.write(2, b"[src/libmpg123/parse.c:skip_junk():1260] error: Giving up searching valid MPEG header\n"
+                    b"Note: Trying to resync...\n")
+    assert capfd.readouterr().err == "\r 40%|####      | 4/10\n"
 
 
 # -- hostile files: refused from the header, or with their own reason, before any large allocation ---

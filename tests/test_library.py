@@ -3,6 +3,8 @@
 import os
 import shutil
 
+import pytest
+
 from conftest import tone, write
 from reform.library import Entry, content_hash, plan, read_tags, walk
 from reform.store import FileRow, Tags
@@ -114,6 +116,31 @@ def test_id3_frames_of_a_wav_file(tmp_path):
         f.tags.add(frame)
     f.save()
     assert read_tags(str(path), str(tmp_path)) == Tags("Real Artist", "Real Album", "Real Title", 5, 2004, "Ambient")
+
+
+@pytest.mark.parametrize("name,kwargs", [("song.ogg", {}), ("song.opus", {"format": "OGG", "subtype": "OPUS"}),
+                                         ("song.flac", {})])
+def test_vorbis_comments_in_latin1_read_as_latin1(tmp_path, name, kwargs):
+    """Old taggers wrote Latin-1 into Vorbis comments, which are UTF-8: ``ALBUM=Apn\\xe9e`` showed as
+    ``Apn\\ufffde`` in every listing, export and query."""
+    import io
+
+    import mutagen
+    from mutagen.ogg import OggPage
+
+    path = write(tmp_path / name, tone(440, 1, 48000), 48000, **kwargs)
+    f = mutagen.File(path)
+    f["album"], f["artist"], f["title"] = "Apn#e", "Bj#rk #live#", "Caf\u00e9 \u20ac"   # the title is UTF-8 already
+    f.save()
+    data = path.read_bytes().replace(b"Apn#e", b"Apn\xe9e").replace(b"Bj#rk #live#", b"Bj\xf6rk \x93live\x94")
+    if name.endswith((".ogg", ".opus")):   # the pages' checksums, as a tagger writes them
+        pages, written = io.BytesIO(data), []
+        while pages.tell() < len(data):
+            written.append(OggPage(pages).write())
+        data = b"".join(written)
+    path.write_bytes(data)
+    tags = read_tags(str(path))
+    assert (tags.album, tags.artist, tags.title) == ("Apn\u00e9e", "Bj\u00f6rk \u201clive\u201d", "Caf\u00e9 \u20ac")
 
 
 def test_broken_tags_fall_back_to_layout(tmp_path):

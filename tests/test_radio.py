@@ -77,6 +77,20 @@ def test_durations_filters_and_blend_of_seeds(songs):
         next_songs(rec, [row(99, "X", "X")], [], 1)
 
 
+def test_a_song_of_several_artists_is_by_each_of_them():
+    """ "Artist A / Björk" shares Björk with the seed and Artist A with "Artist A"; "Simon & Garfunkel"
+    is one name, not Garfunkel's."""
+    rows = [row(0, "Björk", "X"), row(1, "Artist A / Björk", "F"), row(2, "Artist A", "A"), row(3, "Other", "O"),
+            row(4, "Simon & Garfunkel", "S"), row(5, "Garfunkel", "G")]
+    rec = Recommender.of(rows, {r.hash: np.array([np.cos(r.id / 10), np.sin(r.id / 10)], np.float32) for r in rows},
+                         expand=0)
+    no_gaps = dict(artist_gap=0, album_gap=0)
+    assert ids(next_songs(rec, [rows[0]], [], 3, Rules(**no_gaps, filters=Filters(exclude_same_artist=True)))) == [
+        2, 3, 4]
+    assert ids(next_songs(rec, [rows[0]], [], 4, Rules(**no_gaps, filters=Filters(max_per_artist=1)))) == [1, 3, 4, 5]
+    assert ids(next_songs(rec, [rows[0]], [rows[0]], 3, Rules(artist_gap=1, album_gap=0))) == [2, 3, 1]
+
+
 def test_shuffle_draws_among_the_best_and_rules_are_checked(songs):
     rows, rec = songs
     rules = Rules(artist_gap=0, album_gap=0, shuffle=3)
@@ -89,6 +103,12 @@ def test_shuffle_draws_among_the_best_and_rules_are_checked(songs):
         Rules(min_duration=600, max_duration=10)
     assert Rules(min_duration=600).limits() == "no song of the last 50, at least 600 s long"
     assert Rules(no_repeat=0, filters=Filters(max_per_artist=1)).limits() == "the artist and album filters"
+
+
+@pytest.mark.parametrize("decay", [0.0, -0.5, 1.5])
+def test_a_seed_decay_outside_its_range_is_refused(decay):
+    with pytest.raises(ConfigError, match="seed_decay must be above 0 and at most 1"):
+        Rules(seed_decay=decay)
 
 
 def test_music_root_maps_player_names_both_ways(songs):

@@ -22,7 +22,12 @@ refused when too much is missing (more than a tenth of its packets, or of its le
 from __future__ import annotations
 
 import os
+import re
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,10 +142,72 @@ class _Resampler:
         return np.stack(rows)
 
 
+# What libmpg123 (libsndfile's MP3 decoder) prints by itself on stderr, line by line:
+# "[src/libmpg123/parse.c:skip_junk():1260] error: Giving up searching valid MPEG header ...",
+# "Note: Trying to resync...".
+_C_CHATTER = re.compile(rb"(\[[^]\n]*:\w+\(\):\d+\] \w+: |(?<![^\n\r])(Note|Warning|Error): )[^\n]*\n?")
+
+
+class _Hush:
+    """Keeps what a C library prints on stderr (file descriptor 2) off the terminal, where it broke
+    into the scan's progress bar: while any thread is inside :meth:`held`, descriptor 2 is a
+    temporary file; when the last one leaves, it is the terminal again, and what other threads
+    wrote meanwhile (a progress bar, a log line) is written there, the C library's lines left out
+    (a file that fails says why in its DecodeError, which `reform errors` lists)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.holders = 0
+        self.saved: int | None = None       # the real stderr, while held
+        self.sink = None                    # the temporary file standing in for it
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.lock:
+            if not self.holders:
+                self._take()
+            self.holders += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.holders -= 1
+                if not self.holders:
+                    self._give_back()
+
+    def _take(self) -> None:
+        if sys.stderr is not None:
+            sys.stderr.flush()              # Python's pending text reaches the terminal first
+        try:
+            sink = tempfile.TemporaryFile()
+            saved = os.dup(2)
+        except OSError:                     # no stderr at all (a daemon's), or no room: nothing hushed
+            return
+        os.dup2(sink.fileno(), 2)
+        self.saved, self.sink = saved, sink
+
+    def _give_back(self) -> None:
+        if self.saved is None:
+            return
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.sink.seek(0)
+        others = _C_CHATTER.sub(b"", self.sink.read())
+        self.sink.close()
+        self.saved = self.sink = None
+        if others:
+            with open(2, "wb", closefd=False) as stderr:
+                stderr.write(others)
+
+
+_hush = _Hush()
+
+
 def _soundfile_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
     import soundfile as sf
 
-    f = sf.SoundFile(path)
+    with _hush.held():   # libmpg123 complains of junk when it is handed something that is not an MP3
+        f = sf.SoundFile(path)
     if f.channels < 1 or f.samplerate < 1:
         f.close()
         raise DecodeError("the file has no audio channels", path=path)
@@ -150,11 +217,13 @@ def _soundfile_blocks(path: str, block_seconds: float, damage: Damage) -> _Opene
 
     def blocks() -> Iterator[np.ndarray]:
         done = 0
+        mpeg = f.subtype.startswith("MPEG_LAYER")   # decoded by libmpg123, which reports every resync
         with f:
             size = _block_frames(block_seconds, f.samplerate, f.channels)
             while True:
                 try:
-                    data = f.read(size, dtype="float32", always_2d=True)  # (n, C)
+                    with _hush.held() if mpeg else nullcontext():
+                        data = f.read(size, dtype="float32", always_2d=True)  # (n, C)
                 except Exception as exc:  # lost sync in a damaged FLAC: FFmpeg may read on
                     yield from _resumed(path, block_seconds, f.samplerate, f.channels, done, exc, damage)
                     return
@@ -210,7 +279,8 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
         raise
     if not rate or not channels:
         container.close()
-        raise DecodeError("the audio stream has no sample rate or no channels", path=path)
+        # what FFmpeg makes of random bytes named .mp3: a stream of no known format
+        raise DecodeError("not a readable audio file (no audio stream with a sample rate and channels)", path=path)
     audio_end = None
     if Path(path).suffix.lower() == ".mp3":
         # without a Xing header FFmpeg estimates the length from the file's size, tags, covers

@@ -337,6 +337,7 @@ ID3_FRAMES = {"artist": "TPE1", "album": "TALB", "title": "TIT2", "tracknumber":
 
 def _mutagen_tags(path: str) -> dict[str, str]:
     import mutagen
+    import mutagen._vorbis
     import mutagen.easyid3
     import mutagen.id3
 
@@ -346,21 +347,58 @@ def _mutagen_tags(path: str) -> dict[str, str]:
         return {}
     if tagged is None or not tagged.tags:
         return {}
+    tags = tagged.tags
+    if isinstance(tags, mutagen._vorbis.VComment) and any("\ufffd" in value for _, value in tags):
+        tags = _vorbis_bytes_kept(tagged)
     # WAV and AIFF carry ID3 frames, which mutagen's easy mode does not name for them
-    frames = isinstance(tagged.tags, mutagen.id3.ID3) and not isinstance(tagged.tags, mutagen.easyid3.EasyID3)
+    frames = isinstance(tags, mutagen.id3.ID3) and not isinstance(tags, mutagen.easyid3.EasyID3)
     out = {}
     for key in ("artist", "album", "title", "tracknumber", "track", "date", "year", "genre"):
         try:
-            values = tagged.tags.get(ID3_FRAMES.get(key, "") if frames else key)
+            values = tags.get(ID3_FRAMES.get(key, "") if frames else key)
             values = getattr(values, "text", values)
         except (KeyError, ValueError):
             values = None
         if values:
-            text = " / ".join(str(v) for v in values)
+            text = " / ".join(_cp1252_kept(str(v)) for v in values)
             text = " ".join(text.replace("\x00", " ").split())
             if text:
                 out[key] = text
     return out
+
+
+def _vorbis_bytes_kept(tagged):
+    """The Vorbis comments of an Ogg or FLAC file read again, their bytes that are not UTF-8 kept (as
+    surrogates, for :func:`_cp1252_kept`) where mutagen put U+FFFD: old taggers wrote Latin-1 there.
+    The comments as first read if they cannot be read so."""
+    comments, kind = type(tagged.tags), type(tagged)
+
+    class Kept(comments):
+        def load(self, fileobj, errors="surrogateescape", **kwargs):
+            super().load(fileobj, errors=errors, **kwargs)
+
+    blocks = getattr(kind, "METADATA_BLOCKS", None)   # FLAC's block types; the Ogg formats' _Tags
+    made = {"METADATA_BLOCKS": [Kept if b is comments else b for b in blocks]} if blocks else {"_Tags": Kept}
+    try:
+        return type(f"Kept{kind.__name__}", (kind,), made)(tagged.filename).tags
+    except Exception:
+        return tagged.tags
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")   # a byte that is not UTF-8, as surrogateescape keeps it
+
+
+def _cp1252_kept(text: str) -> str:
+    r"""``text`` with each byte that was not UTF-8 read as Windows-1252 (Latin-1 with curly quotes
+    and the euro sign), as players show it: ``Apn\xe9e`` is ``Apnée``, not ``Apn\ufffde``."""
+    def byte(match: re.Match) -> str:
+        code = ord(match.group()) - 0xDC00
+        try:
+            return bytes([code]).decode("cp1252")
+        except UnicodeDecodeError:   # the five bytes cp1252 leaves out: Latin-1's control characters
+            return chr(code)
+
+    return _NOT_UTF8.sub(byte, text)
 
 
 def _leading_int(text: str | None) -> int | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ import numpy as np
 from .errors import ConfigError, QueryError
 from .recommend import Filters, Recommendation, Recommender
 from .store import FileRow
-from .text import album_key, norm
+from .text import album_key, artists
 
 MAX_SEEDS = 5         # the current song and the four before it
 
@@ -54,6 +55,8 @@ class Rules:
                               hint="give --min-duration below --max-duration")
         if self.shuffle < 1:
             raise ConfigError("shuffle must be at least 1", hint="1 keeps the best songs in order")
+        if not 0 < self.seed_decay <= 1:
+            raise ConfigError("seed_decay must be above 0 and at most 1", hint="1 weighs all seeds equally")
 
     def limits(self) -> str:
         """The rules that can leave a radio without a song, in words ("no song of the last 50, at
@@ -63,8 +66,6 @@ class Rules:
         said += [f"at most {self.max_duration:g} s long"] if self.max_duration else []
         said += ["the artist and album filters"] if self.filters.active else []
         return ", ".join(said) or "none"
-        if not 0 < self.seed_decay <= 1:
-            raise ConfigError("seed_decay must be above 0 and at most 1", hint="1 weighs all seeds equally")
 
 
 def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n: int,
@@ -125,7 +126,7 @@ def _allowed(row: FileRow, seeds: list[FileRow], rules: Rules) -> bool:
     if rules.max_duration and duration > rules.max_duration:
         return False
     f = rules.filters
-    if f.exclude_same_artist and norm(row.artist) and norm(row.artist) in {norm(s.artist) for s in seeds}:
+    if f.exclude_same_artist and artists(row.artist) & {a for s in seeds for a in artists(s.artist)}:
         return False
     if f.exclude_same_album and album_key(row.album) in {album_key(s.album) for s in seeds} - {None}:
         return False
@@ -150,11 +151,11 @@ def _fits(row: FileRow, before: list[FileRow], picked: list[tuple[FileRow, float
           strict: bool) -> bool:
     if any(row.hash == r.hash for r, _ in picked):
         return False
-    artist, album = norm(row.artist), album_key(row.album)
-    cap = rules.filters.max_per_artist
-    if cap is not None and artist and sum(norm(r.artist) == artist for r, _ in picked) >= cap:
+    names, album = artists(row.artist), album_key(row.album)
+    f = rules.filters
+    if f.max_per_artist is not None and f.capped(names, Counter(a for r, _ in picked for a in artists(r.artist))):
         return False
-    if strict and artist and artist in {norm(r.artist) for r in before[:rules.artist_gap]}:
+    if strict and names & {a for r in before[:rules.artist_gap] for a in artists(r.artist)}:
         return False
     return not (strict and album and album in {album_key(r.album) for r in before[:rules.album_gap]})
 

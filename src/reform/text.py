@@ -17,6 +17,19 @@ def norm(text: str | None) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
 
 
+# Between the artists of one tag: " / " (how ReFORM joins a tag's several values, ID3v2.4's
+# null-separated ones among them), ";" (many taggers'), and a stray null.  Never "&", "and" or a
+# bare "/": they are inside names ("Simon & Garfunkel", "AC/DC").
+_ARTIST_SEPARATORS = re.compile(r"\s+/\s+|;|\x00")
+
+
+def artists(tag: str | None) -> frozenset[str]:
+    """The artists of an artist tag, each as :func:`norm` makes it, for the filters that compare
+    artists (a song shares its artist with ``Björk`` when tagged ``"A / B / Björk"`` too):
+    ``"Artist A / Björk; C"`` -> ``{"artist a", "bjork", "c"}``; empty for no tag."""
+    return frozenset(filter(None, (norm(part) for part in _ARTIST_SEPARATORS.split(tag or ""))))
+
+
 def album_key(album: str | None) -> str | None:
     """An album tag as every comparison of albums takes it (:func:`norm`: case, accents and
     punctuation aside); None for a song without one, which shares its album with no song."""
