@@ -38,7 +38,7 @@ def test_scan_status_errors_json(tmp_path, music, capsys):
             f"Moved: `reform scan NEW-FOLDER` first (nothing is decoded again), then `reform scan "
             f"--forget-missing {music}`; gone for good: `reform scan --forget-missing`") in capsys.readouterr().out
     assert main(["--home", home, "-q", "scan", "--no-embed", "--forget-missing"]) == 0
-    assert "removed 5 files that were there" in capsys.readouterr().out
+    assert "removed 4 songs that were there" in capsys.readouterr().out   # and the failed file
 
 
 def test_a_damaged_file_is_analysed_and_listed_by_errors(tmp_path, capsys):
@@ -532,6 +532,29 @@ def test_slips_of_the_command_line_are_named_with_the_way_out(trained, capsys):
     assert "--init takes 'auto', 'scratch', 'shipped'" in capsys.readouterr().err
     assert main(["--home", home, "export", str(trained.parent)]) == 1     # not "unknown export format"
     assert "this is a folder, not a file" in capsys.readouterr().err
+
+
+def test_a_query_that_starts_with_a_dash_is_told_to_go_after_two_dashes(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--home", str(tmp_path / "h"), "similar", "-dash-start"])   # argparse: an unknown option
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "hint: a QUERY that starts with '-' goes after `--`: `reform similar -- -dash-start`" in err
+    assert main(["--home", str(tmp_path / "h"), "similar", "--", "-dash-start"]) == 1   # parsed: no library
+    assert "required" not in capsys.readouterr().err
+
+
+def test_random_bytes_named_mp3_fail_in_plain_words_and_quietly(tmp_path, capfd):
+    """libmpg123 printed "Giving up searching valid MPEG header after 65536 bytes of junk" across the
+    progress bar; the reason is what `reform errors` lists, in plain words."""
+    write(tmp_path / "m" / "song.wav", tone(440, 4))
+    (tmp_path / "m" / "random.mp3").write_bytes(np.random.default_rng(0).integers(0, 256, 200_000, np.uint8).tobytes())
+    home = str(tmp_path / "h")
+    assert main(["--home", home, "scan", str(tmp_path / "m"), "--jobs", "1", "--no-embed"]) == 0
+    assert main(["--home", home, "errors"]) == 0
+    out, err = capfd.readouterr()
+    assert "random.mp3: not a readable audio file (no audio stream with a sample rate and channels)" in out
+    assert "mpg123" not in err
 
 
 def test_a_failed_file_named_by_its_name_and_a_library_of_one_song(tmp_path, capsys):

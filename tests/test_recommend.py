@@ -14,6 +14,7 @@ from reform.errors import ConfigError
 from reform.recommend import EXPAND_POWER, Filters, Recommender
 from reform.search import find
 from reform.store import FileRow
+from reform.text import artists
 
 
 def row(i, artist, album, title, digest=None):
@@ -65,6 +66,24 @@ def test_filters(rec):
         "untagged", "untagged too"]
 
 
+def test_a_song_of_several_artists_is_by_each_of_them():
+    """ "Artist A / Artist B / Björk" (three TPE1 values, as ReFORM joins them) is a song of Björk's
+    too, and "Artist B; Other" of Artist B's; "&" stays inside a name ("Simon & Garfunkel")."""
+    rows = [row(1, "Björk", "X", "x"), row(2, "Artist A / Artist B / Björk", "F", "feat"),
+            row(3, "Simon & Garfunkel", "S", "duo"), row(4, "Simon", "S2", "simon"),
+            row(5, "Artist B; Other", "O", "semi"), row(6, "Artist A", "A", "a alone"), row(7, "Far", "Y", "y")]
+    angles = [0.0, 0.1, 0.3, 0.4, 0.5, 2.9, 3.0]
+    rec = Recommender.of(rows, {r.hash: np.array([np.cos(a), np.sin(a)], np.float32)
+                                for r, a in zip(rows, angles)}, expand=0)
+    x, y = rec.seed_of(rows[0]), rec.seed_of(rows[-1])
+    assert titles(rec.similar(x, 10, Filters(exclude_same_artist=True))) == ["duo", "simon", "semi", "a alone", "y"]
+    assert titles(rec.similar(x, 10, Filters(max_per_artist=1))) == ["feat", "duo", "simon", "y"]
+    assert titles(rec.mix([x, y], 10, Filters(max_per_artist=1))) == ["feat", "simon", "duo"]
+    playlist = rec.playlist([x, y], 10, Filters(max_per_artist=1))
+    named = [a for r in playlist for a in artists(r.row.artist)]
+    assert len(playlist) >= 3 and len(named) == len(set(named))
+
+
 def test_a_mix_takes_each_seeds_nearest_songs_in_turn_or_those_of_their_centre(rec):
     seeds = [rec.seed_of(find(ROWS, "seed")), rec.seed_of(find(ROWS, "far"))]
     assert titles(rec.mix(seeds, 4)) == ["same album", "between", "close b", "other album"]
@@ -93,6 +112,25 @@ def test_a_mix_expands_each_seed_so_that_it_leans_to_none():
     one = rec.seed_of(find(rows, "x"))
     for how in ("each", "centre"):                                       # one seed: its similar songs
         assert titles(rec.mix([one], 3, how=how)) == titles(rec.similar(one, 3))
+
+
+def test_another_file_of_one_recording_is_recommended_once():
+    """A FLAC and its MP3 are two recordings by their bytes: both filled the top of a list, and a
+    playlist played the song twice in a row.  As long within a second, and this close: one song."""
+    import dataclasses
+
+    def at(i, title, angle, seconds):
+        return dataclasses.replace(row(i, "A", "A1", title), duration=seconds), np.array(
+            [np.cos(angle), np.sin(angle), 0.0], np.float32)
+
+    made = [at(1, "seed", 0.0, 200.0), at(2, "seed mp3", 0.05, 200.4), at(3, "neighbour", 0.3, 180.0),
+            at(4, "neighbour mp3", 0.32, 180.0), at(5, "alike, longer", 0.06, 230.0), at(6, "far", 1.2, 200.0)]
+    rows = [r for r, _ in made]
+    rec = Recommender.of(rows, {r.hash: v for r, v in made}, expand=0)
+    seed = rec.seed_of(rows[0])
+    assert titles(rec.similar(seed, 10)) == ["alike, longer", "neighbour", "far"]
+    assert titles(rec.mix([seed, rec.seed_of(rows[5])], 10)) == ["alike, longer", "neighbour mp3"]   # once
+    assert titles(rec.playlist([seed], 10)) == ["alike, longer", "neighbour", "far"]
 
 
 def test_playlist_flows_without_repeats(rec):

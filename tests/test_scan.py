@@ -115,6 +115,9 @@ def test_byte_identical_duplicates_are_noted(lib, music, capsys):
     assert main(["--home", str(lib.home.path), "status"]) == 0     # 5 files, 4 recordings to embed
     out = capsys.readouterr().out
     assert "songs:        5 " in out and "none of 4 distinct recordings" in out
+    shutil.copy(src, music / "Tone Band" / "Sines" / "02 Chord (another).flac")
+    assert main(["--home", str(lib.home.path), "scan", str(music), "--no-embed"]) == 0   # the parts add up
+    assert "reused 1 (moved 0, same audio in place 0, copies of known audio 1)" in capsys.readouterr().out
 
 
 def test_copies_in_one_parallel_scan_are_decoded_once(lib, tmp_path):

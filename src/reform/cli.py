@@ -244,7 +244,7 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         where = ", ".join(paths) if paths else "the library's folders"
         print(f"no audio files found in {where} (ReFORM reads {' '.join(sorted(AUDIO_EXTENSIONS))})")
         if summary.removed:
-            print(f"removed {plural(summary.removed, 'file')} that {agree(summary.removed, 'was', 'were')} there")
+            print(f"removed {plural(summary.removed, 'song')} that {agree(summary.removed, 'was', 'were')} there")
     elif summary.analysed == 0 and summary.reused == 0 and summary.failed == 0 and summary.removed == 0:
         print(f"nothing to do: {plural(summary.unchanged, 'song')} unchanged, no audio decoded")
     else:
@@ -253,8 +253,9 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
             if summary.analysed else ""
         print(f"analysed {plural(summary.analysed, 'song')}, {_hours(summary.audio_seconds)} of audio, "
               f"in {summary.wall_seconds:.1f} s{rate}")
+        copies = summary.reused - summary.moved - summary.retagged
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
-              f"same audio in place {summary.retagged}), "
+              f"same audio in place {summary.retagged}, copies of known audio {copies}), "
               f"removed {summary.removed}, failed {summary.failed}")
     if summary.failed_before and retried:   # only paths that cannot be listed are left
         print(f"{plural(summary.failed_before, 'path')} still cannot be listed (see `reform errors`)")
@@ -870,12 +871,17 @@ def cmd_use(args: argparse.Namespace) -> int:
     return 0
 
 
+LMS_PORT = 11000   # the port Lyrion's Music Similarity plugin asks by default
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .config import default_home
     from .web.server import serve
 
     return serve(args.home or default_home(), host=args.host, port=args.port, open_browser=args.open,
-                 token=args.token, lms_port=None if args.no_lms else args.lms_port,
+                 token=args.token,
+                 lms_port=None if args.no_lms else LMS_PORT if args.lms_port is None else args.lms_port,
+                 lms_optional=args.lms_port is None,   # the default port taken: the page alone, with a warning
                  lms_host=args.lms_host, lms_allow=tuple(args.lms_allow or ()),
                  music_dir=args.music_dir)
 
@@ -1032,8 +1038,29 @@ def _default_of(cfg, name: str, text: str) -> str:
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors one line and a hint like every other error (not the usage)."""
 
+    given: Sequence[str] = ()   # the words this parser (or subcommand's parser) was given
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.given = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str, hint: str | None = None):
-        self.exit(2, f"error: {message}\nhint: {hint or f'`{self.prog} --help` lists what it takes'}\n")
+        hint = hint or self._dash_hint(message) or f"`{self.prog} --help` lists what it takes"
+        self.exit(2, f"error: {message}\nhint: {hint}\n")
+
+    def _dash_hint(self, message: str) -> str | None:
+        """How to give an argument that starts with '-' (``reform similar "-dash-start"``), which
+        argparse takes for an unknown option, and then says the argument is missing."""
+        if "arguments are required" not in message:
+            return None
+        known = [flag for action in self._actions for flag in action.option_strings]
+        strays = [word for word in self.given if word.startswith("-") and word != "--"
+                  and not any(flag.startswith(word.split("=")[0]) for flag in known)]   # (or abbreviated)
+        if not strays:
+            return None
+        missing = message.rsplit(": ", 1)[-1]
+        return (f"a {missing} that starts with '-' goes after `--`: "
+                f"`{self.prog} -- {' '.join(shlex.quote(w) for w in strays)}`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1179,9 +1206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=count(0), default=8765, help="port of the page (default 8765)")
     p.add_argument("--open", action="store_true", help="open the page in the web browser")
     p.add_argument("--token", help="access token (made up and printed when --host exposes the page)")
-    p.add_argument("--lms-port", type=count(0), default=11000,
-                   help="port of the service Lyrion's Music Similarity plugin asks (default 11000, "
-                        "the plugin's)")
+    p.add_argument("--lms-port", type=count(0), default=None,
+                   help=f"port of the service Lyrion's Music Similarity plugin asks (default {LMS_PORT}, "
+                        "the plugin's; if another program has it, the page is served without it)")
     p.add_argument("--no-lms", action="store_true", help="do not answer Lyrion's plugin")
     p.add_argument("--lms-host", default="127.0.0.1",
                    help="address of that service (default 127.0.0.1: Lyrion on this computer)")

@@ -23,11 +23,19 @@ from .index import build_index
 from .songindex import SongIndex
 from .space import ALPHA, blend
 from .store import FileRow, one_per_recording
-from .text import album_key, norm
+from .text import album_key, artists, norm
 
 EXPAND = 2      # nearest songs a query is averaged with (cosine only; 0: none)
 EXPAND_POWER = ALPHA  # each one weighted by its cosine to this power, as docs/method.md measured
-MIX_WAYS = ("each", "centre")   # a mix: each seed's nearest songs in turn, or those nearest their centre
+MIX_WAYS = ("each", "centre")
+# Two files of one recording (a FLAC and its MP3): less than this many seconds apart, and of one
+# title or at least this cosine between their song vectors.  With the shipped model, 23 songs and
+# their MP3s (96 and 128 kb/s) measured 0.952 to 1.000 (18 of 23 at 0.99 or more); the 385 pairs of
+# distinct songs of realmusic and extramusic within a second of each other's length at most 0.848.
+# A model trained briefly on a small library puts its songs closer (two synthetic songs of the tests
+# at 0.98 to 0.99), hence the margin; files of one title need no such closeness (README, Queries).
+SAME_RECORDING_SECONDS = 1.0
+SAME_RECORDING_COSINE = 0.99   # a mix: each seed's nearest songs in turn, or those nearest their centre
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,11 @@ class Filters:
     def active(self) -> bool:
         """Whether any filter can leave a song out."""
         return self.exclude_same_artist or self.exclude_same_album or self.max_per_artist is not None
+
+    def capped(self, names: frozenset[str], per_artist: Counter) -> bool:
+        """Whether a song of the artists ``names`` (:func:`reform.text.artists`) would go over the
+        cap per artist, given how many songs of each artist ``per_artist`` already holds."""
+        return self.max_per_artist is not None and any(per_artist[a] >= self.max_per_artist for a in names)
 
 
 @dataclass(frozen=True)
@@ -152,24 +165,25 @@ class Recommender:
                     n: int) -> list[tuple[int, FileRow, float]]:
         """Slots, rows and scores of the best songs for ``query``, filtered, at least n if there are."""
         banned = _recordings(seeds)
-        artists = {norm(s.row.artist) for s in seeds if s.row is not None and s.row.artist}
+        seed_artists = {a for s in seeds if s.row is not None for a in artists(s.row.artist)}
+        heard = [(s.row, _unit(s.vector)) for s in seeds]
         albums = {album_key(s.row.album) for s in seeds if s.row is not None} - {None}
         k = min(len(self), max(4 * n + len(banned), 32))
         while True:
             picked: list[tuple[int, FileRow, float]] = []
             per_artist: Counter = Counter()
+            taken = list(heard)
             for i, row, score in self.ranked(query, k):
-                artist = norm(row.artist)
+                names = artists(row.artist)
                 if row.hash in banned:
                     continue
-                if filters.exclude_same_artist and artist and artist in artists:
+                if filters.exclude_same_artist and names & seed_artists:
                     continue
                 if filters.exclude_same_album and album_key(row.album) in albums:
                     continue
-                if filters.max_per_artist is not None and artist:
-                    if per_artist[artist] >= filters.max_per_artist:
-                        continue
-                    per_artist[artist] += 1
+                if filters.capped(names, per_artist) or self._another_file(row, i, taken):
+                    continue
+                per_artist.update(names)
                 picked.append((i, row, score))
             if len(picked) >= n or k >= len(self):
                 return picked
@@ -201,15 +215,15 @@ class Recommender:
         lists = [iter(self._candidates(q, seeds, filters, n)) for q in queries]
         picked: dict[int, Recommendation] = {}
         per_artist: Counter = Counter()
+        taken: list[tuple[FileRow | None, np.ndarray]] = []   # each seed's list holds a recording once; all
         while lists and len(picked) < n:
             for ranked in list(lists):
                 for slot, row, score in ranked:   # this seed's next song that is not in the mix yet
-                    artist = norm(row.artist)
-                    if slot in picked or (filters.max_per_artist is not None and artist
-                                          and per_artist[artist] >= filters.max_per_artist):
+                    names = artists(row.artist)
+                    if slot in picked or filters.capped(names, per_artist) or self._another_file(row, slot, taken):
                         continue
                     picked[slot] = Recommendation(row, score)
-                    per_artist[artist] += 1
+                    per_artist.update(names)
                     break
                 else:
                     lists.remove(ranked)
@@ -236,6 +250,7 @@ class Recommender:
             return []
         items = [pool[i] for i in ids]
         vectors = self.songs.index.rows(ids)                                 # (P, D)
+        units = _unit(vectors)
         exact = build_index(vectors, self.metric, "exact")
         sim = exact.scores(vectors)                                          # (P, P)
         per_seed = exact.scores(np.stack(anchors))                           # (S, P)
@@ -251,17 +266,43 @@ class Recommender:
             value = np.where(used, -np.inf, value)
             if filters.max_per_artist is not None:
                 for j in np.flatnonzero(~used):
-                    artist = norm(items[j].artist)
-                    if artist and per_artist[artist] >= filters.max_per_artist:
+                    if filters.capped(artists(items[j].artist), per_artist):
                         value[j] = -np.inf
             j = int(np.argmax(value))
             if not np.isfinite(value[j]):
                 break
-            used[j] = True
-            per_artist[norm(items[j].artist)] += 1
+            used[j] = True   # with its other files (a FLAC and its MP3 both near the seeds)
+            used |= [_one_recording(items[j], other, cosine) for other, cosine in zip(items, units @ units[j])]
+            per_artist.update(artists(items[j].artist))
             out.append(Recommendation(items[j], float(to_seed[j]), float(closeness[j])))
             prev = j
         return out
+
+
+    def _another_file(self, row: FileRow, slot: int, taken: list[tuple[FileRow | None, np.ndarray]]) -> bool:
+        """Whether ``row`` (at ``slot``) is another file of a recording in ``taken`` (rows and unit
+        vectors, :func:`_one_recording`).  If not, it is added to ``taken``.  Copies of the same bytes are one song already; these are a FLAC and
+        its MP3, or a song on an album and on a compilation, which would fill the top of a list."""
+        vector = _unit(self.songs.vector(slot))
+        if any(_one_recording(row, other, float(vector @ unit)) for other, unit in taken):
+            return True
+        taken.append((row, vector))
+        return False
+
+
+def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:
+    """Two files of one recording: as long within a second, and of one title or as close as only
+    such files are (see SAME_RECORDING_COSINE)."""
+    if other is None or row.duration is None or other.duration is None:
+        return False
+    if abs(row.duration - other.duration) >= SAME_RECORDING_SECONDS:
+        return False
+    return cosine >= SAME_RECORDING_COSINE or bool(row.title and norm(row.title) == norm(other.title))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows (or one vector) at unit length, whatever the metric's index holds."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _recordings(seeds: list[Seed]) -> set[str]:
