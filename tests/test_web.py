@@ -822,3 +822,26 @@ def test_ten_thousand_songs_answer_quickly(tmp_path):
     (ROOT / "test-artifacts" / "web-10k-timings.json").write_text(json.dumps(timings, indent=2))
     slow = {k: v for k, v in timings.items() if v > 3.0}
     assert not slow, f"too slow with 10k songs: {slow}"
+
+
+def test_a_snapshot_holds_rows_and_vectors_of_one_moment(trained, tmp_path, monkeypatch):
+    """The songs and their vectors were read one after the other, so a scan committing between
+    the two paired rows of before with vectors of after (here: a song's vector gone)."""
+    import sqlite3
+
+    from reform.api import Library as Api
+    from reform.web.state import LibraryState
+
+    home = shutil.copytree(trained, tmp_path / "home")
+    state = LibraryState(home)
+    read_songs = Api.songs
+
+    def songs_then_a_scan_commits(self):
+        rows = read_songs(self)
+        with sqlite3.connect(home / "catalogue.db") as writer:   # another process's scan
+            writer.execute("DELETE FROM embeddings WHERE hash = ?", (rows[0].hash,))
+        return rows
+
+    monkeypatch.setattr(Api, "songs", songs_then_a_scan_commits)
+    snap = state.snapshot()
+    assert {r.hash for r in snap.rows} <= set(snap.vectors)   # every row's vector, as of the same moment

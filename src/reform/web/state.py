@@ -162,9 +162,11 @@ class LibraryState:
             catalogue = self.library.home.catalogue
             version = catalogue.conn.execute("PRAGMA data_version").fetchone()[0]
             if self._snapshot is None or version != self._version:
-                rows = self.library.songs()
-                model = self.library.home.embedding_model()
-                vectors = catalogue.embeddings(model) if model else {}
+                with catalogue.reading():   # rows and vectors of one moment, though a scan commits meanwhile
+                    version = catalogue.conn.execute("PRAGMA data_version").fetchone()[0]
+                    rows = self.library.songs()
+                    model = self.library.home.embedding_model()
+                    vectors = catalogue.embeddings(model) if model else {}
                 self._revision += 1
                 self._snapshot = Snapshot(self._revision, rows, model, vectors)
                 self._version = version
