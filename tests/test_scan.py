@@ -658,3 +658,28 @@ def test_an_overwritten_weight_of_the_active_model_is_found_before_it_embeds(tra
     assert "does not match its checksum" in capsys.readouterr().out
     assert main(["--home", str(home), "embed"]) == 1
     assert "does not match its checksum" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
+    """`scan --forget-missing` acts on folders that are gone, so a folder added by mistake could
+    not leave the library: `reform forget` drops it and its songs, and touches no file."""
+    first, second = tmp_path / "music", tmp_path / "other"
+    write(first / "a.wav", tone(440, 5.0))
+    write(second / "b.wav", tone(330, 5.0))
+    write(second / "sub" / "c.wav", noise(5.0))
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(first), str(second), "--no-embed"]) == 0
+    assert main(["--home", home, "-q", "scan", "--forget-missing", str(second), "--no-embed"]) == 0
+    assert f"`reform forget {second}` drops it from the library" in capsys.readouterr().err
+    assert main(["--home", home, "forget", str(second / "sub")]) == 1     # inside a followed folder
+    assert f"the library follows: {first}; {second}" in capsys.readouterr().err
+    assert main(["--home", home, "forget", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert f"no longer a music folder of the library: {second}" in out and "2 files left the library" in out
+    with Library(home, create=False) as lib:
+        assert lib.home.roots() == [str(first)] and [Path(s.path).name for s in lib.songs()] == ["a.wav"]
+        assert len(list(lib.home.spectrograms.root.rglob("*.npy"))) == 1   # theirs freed
+    assert (second / "b.wav").exists() and (second / "sub" / "c.wav").exists()
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0            # not scanned again
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 1

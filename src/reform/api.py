@@ -213,6 +213,16 @@ class Library:
             self.update_index()
             return found, look()
 
+    def forget(self, *folders: str | os.PathLike):
+        """Stop following music folders: their songs leave the library, the files stay
+        (:func:`reform.scan.forget`).  BusyError if another process is changing the library."""
+        from .scan import forget
+
+        with self.home.lock.hold("forget"):
+            forgotten = forget(self.home, [os.fspath(f) for f in folders])
+            self.update_index()
+            return forgotten
+
     def scan_embedding(self):
         """The embedder a scan hands its workers: the active model, read from its card (no
         torch in this process); None when no model fits this library's spectrograms."""

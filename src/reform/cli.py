@@ -185,6 +185,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         status = _print_scan_summary(summary, lib, args.paths, args.retry_failed)
         if status is not None and not args.no_embed:
             _print_scan_embedding(summary, lib, status, model)
+        if args.forget_missing:   # it forgets what is gone only: a folder still holding music stays
+            for path in [p for p in args.paths if os.path.isdir(p) and os.path.abspath(p) in lib.home.roots()]:
+                print(f"note: {shown(path)} is still there, so its songs stay; `reform forget {shown(path)}` "
+                      "drops it from the library", file=sys.stderr)
     if summary.interrupted:
         return 130
     nothing = summary.found == 0 and not (summary.failed or summary.removed or summary.vanished)
@@ -286,6 +290,16 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
     print(f"library: {plural(status['songs'], 'song')}, {status['hours']:.2f} h, {status['failed']} failed"
           + (" (see `reform errors`)" if status["failed"] else ""))
     return status
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    with _library(args) as lib:
+        forgotten = lib.forget(*args.folders)
+    for folder in forgotten.folders:
+        print(f"no longer a music folder of the library: {shown(folder)}")
+    print(f"{plural(forgotten.songs, 'file')} left the library (the files themselves are untouched); "
+          f"{forgotten.freed_bytes / 2**20:.1f} MiB of spectrograms freed")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -1100,7 +1114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="try again every file that failed, even if it did not change")
     p.add_argument("--forget-missing", action="store_true",
                    help="remove the songs of a scanned folder that now holds no audio, or is gone "
-                        "(by default they are kept: it is more often a disk not mounted)")
+                        "(by default they are kept: it is more often a disk not mounted); `reform forget "
+                        "FOLDER` drops a folder that is still there")
     p.add_argument("--reanalyse", action="store_true",
                    help="analyse every song again when the library was made with other settings "
                         "(another version of ReFORM's spectrograms)")
@@ -1247,6 +1262,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the playlists' file extension (default: m3u8; MPD's playlist folder reads m3u; "
                         "the text is UTF-8 either way)")
     _add_radio_rules(p)
+
+    p = command("forget", "stop following music folders: their songs leave the library, the files stay",
+                cmd_forget)
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="a music folder the library follows")
 
     p = command("status", "what the library holds", cmd_status)
     p.add_argument("--json", action="store_true", help="as JSON")

@@ -427,6 +427,36 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
         store.remove_dead_temporaries()  # what the stopped workers were writing
 
 
+@dataclass
+class Forgotten:
+    folders: list[str]   # the music folders no longer followed
+    songs: int           # files of the library they held (songs and failures)
+    freed_bytes: int     # spectrograms deleted
+
+
+def forget(home: Home, folders: list[str]) -> Forgotten:
+    """Stop following music folders of the library, which may well still exist (a folder added
+    by mistake, music given away): their songs leave the catalogue, their embeddings and
+    spectrograms go; the files themselves are not touched.  Each must be one of the folders
+    the library follows (a folder inside one would come back with the next scan of it)."""
+    roots = home.roots()
+    named = [library.known_spelling(os.path.abspath(f), roots, home.links()) for f in folders]
+    strays = [f for f in named if f not in roots]
+    if strays:
+        listed = "; ".join(roots) or "none yet"
+        raise LibraryError(f"not a music folder of this library: {', '.join(map(shown, strays))}",
+                           hint=f"the library follows: {listed} (`reform status` lists them too)")
+    catalogue = home.catalogue
+    with catalogue.transaction():
+        gone = [row.path for row in catalogue.files() if row.path in named or library.root_of(row.path, named)]
+        catalogue.remove(gone)
+        home.forget_roots(named)
+        live = catalogue.live_hashes()
+        catalogue.drop_embeddings(keep_hashes=live)
+    freed = 0 if home.unfinished() else home.spectrograms.collect_garbage(live, written_before=time.time())
+    return Forgotten(named, len(gone), freed)
+
+
 def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig = AudioConfig(),
          mel_cfg: MelConfig = MelConfig(), jobs: int | None = None,
          progress: Callable[[int], object] | None = None,
