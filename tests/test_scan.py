@@ -683,3 +683,17 @@ def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0            # not scanned again
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 1
+
+
+def test_status_tells_a_scan_that_did_not_end(lib, music, capsys):
+    def interrupt(n):
+        raise KeyboardInterrupt   # Ctrl-C after the first song
+
+    assert lib.scan(music, jobs=1, on_step=interrupt).interrupted
+    assert lib.home.scan_state() == "interrupted"
+    assert main(["--home", str(lib.home.path), "status"]) == 0
+    assert "scan:         the last one was interrupted before it ended: `reform scan` goes on" in \
+        capsys.readouterr().out
+    with lib.home.lock.hold("scan"):
+        assert lib.home.scan_state() == "running"
+    assert not lib.scan(jobs=1).interrupted and lib.home.scan_state() is None

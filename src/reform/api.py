@@ -99,6 +99,7 @@ class Library:
             "damaged": counts["damaged"],   # analysed without the parts that could not be decoded
             "duplicates": counts["duplicates"],
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
+            "scan": self.home.scan_state(),         # "running", "interrupted" (not ended) or None
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,
             "model": {"name": self.models.active_name(), "version": version, "problem": problem, "hint": hint},

@@ -318,6 +318,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"duplicates:   {status['duplicates']}")
     if status["unfinished"]:
         print("catalogue:    made again, and not all its songs added back yet: run `reform check --repair`")
+    if status["scan"]:
+        print("scan:         running now" if status["scan"] == "running" else
+              "scan:         the last one was interrupted before it ended: `reform scan` goes on")
     model = status["model"]
     print(f"active model: {model['name']}" + (f" (version {model['version']})" if model["version"] else "")
           + (f": {model['problem']}; {model['hint'] or '`reform use shipped` goes back to the shipped model'}"

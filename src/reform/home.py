@@ -59,6 +59,7 @@ class Keys:
     LINKS = "links"                        # JSON {real path: link} of folders scanned through a link
     MOUNTS = "mounts"                      # JSON list of the disks scans found mounted in a music folder
     UNFINISHED = "unfinished"              # set while a catalogue made again lacks songs a scan adds back
+    SCANNING = "scanning"                  # set while a scan runs, and after one that did not end
 
 
 # copies of what a scan cannot find again in the music, read when the catalogue has lost its
@@ -309,6 +310,19 @@ class Home:
 
     def mark_finished(self) -> None:
         self.catalogue.set_meta(Keys.UNFINISHED, "")
+
+    def scan_state(self) -> str | None:
+        """"running", "interrupted" (a scan stopped by Ctrl-C, killed, or out of power before it
+        ended: `reform scan` goes on), or None."""
+        if not self.catalogue.get_meta(Keys.SCANNING):
+            return None
+        try:   # a scan holds the writer lock (a repair's scan too, under the repair's name)
+            return "running" if self.lock.holder() is not None else "interrupted"
+        except StoreError:   # a home this user cannot write to: no scan of theirs is running
+            return "interrupted"
+
+    def mark_scanning(self, running: bool) -> None:
+        self.catalogue.set_meta(Keys.SCANNING, "1" if running else "")
 
     def embedding_model(self) -> str | None:
         """The key of the stored embeddings (one model's, never mixed); where the catalogue lost

@@ -281,8 +281,9 @@ class Recommender:
 
     def _another_file(self, row: FileRow, slot: int, taken: list[tuple[FileRow | None, np.ndarray]]) -> bool:
         """Whether ``row`` (at ``slot``) is another file of a recording in ``taken`` (rows and unit
-        vectors, :func:`_one_recording`).  If not, it is added to ``taken``.  Copies of the same bytes are one song already; these are a FLAC and
-        its MP3, or a song on an album and on a compilation, which would fill the top of a list."""
+        vectors, :func:`_one_recording`).  If not, it is added to ``taken``.  Copies of the same
+        bytes are one song already; these are a FLAC and its MP3, or a song on an album and on a
+        compilation, which would fill the top of a list."""
         vector = _unit(self.songs.vector(slot))
         if any(_one_recording(row, other, float(vector @ unit)) for other, unit in taken):
             return True

@@ -513,6 +513,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
             raise LibraryError("no such file or folder", path=root)   # a remembered one may be unmounted
     with catalogue.transaction():
         home.record_settings()
+        home.mark_scanning(True)   # until the scan ends: `reform status` tells an interrupted one
 
     found = library.walk([r for r in roots if os.path.exists(r)], home.roots() + roots)
     if remember:   # a folder new to the library in which nothing was found is a slip, not music
@@ -592,6 +593,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         live = catalogue.live_hashes()
         with catalogue.transaction():
             catalogue.drop_embeddings(keep_hashes=live)
+            home.mark_scanning(False)
             if home.unfinished():   # finished once every folder and disk of the library gave back its songs
                 summary.unreached = [d for d in [*home.roots(), *disks] if not any(
                     e.path == d or e.path.startswith(os.path.join(d, "")) for e in found.entries)]
