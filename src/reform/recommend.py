@@ -181,7 +181,15 @@ class Recommender:
                     continue
                 if filters.exclude_same_album and album_key(row.album) in albums:
                     continue
-                if filters.capped(names, per_artist) or self._another_file(row, i, taken):
+                if filters.capped(names, per_artist):
+                    continue
+                same = self._file_of(row, i, taken)
+                if same is not None:   # another file of a seed, or of a song picked before (j)
+                    j = same - len(heard)
+                    if j >= 0 and _fuller(row, picked[j][1]):   # shown as its fuller file
+                        per_artist.subtract(artists(picked[j][1].artist))
+                        per_artist.update(names)
+                        picked[j], taken[same] = (i, row, picked[j][2]), (row, taken[same][1])
                     continue
                 per_artist.update(names)
                 picked.append((i, row, score))
@@ -220,7 +228,8 @@ class Recommender:
             for ranked in list(lists):
                 for slot, row, score in ranked:   # this seed's next song that is not in the mix yet
                     names = artists(row.artist)
-                    if slot in picked or filters.capped(names, per_artist) or self._another_file(row, slot, taken):
+                    if slot in picked or filters.capped(names, per_artist) or \
+                            self._file_of(row, slot, taken) is not None:
                         continue
                     picked[slot] = Recommendation(row, score)
                     per_artist.update(names)
@@ -279,16 +288,17 @@ class Recommender:
         return out
 
 
-    def _another_file(self, row: FileRow, slot: int, taken: list[tuple[FileRow | None, np.ndarray]]) -> bool:
-        """Whether ``row`` (at ``slot``) is another file of a recording in ``taken`` (rows and unit
-        vectors, :func:`_one_recording`).  If not, it is added to ``taken``.  Copies of the same
-        bytes are one song already; these are a FLAC and its MP3, or a song on an album and on a
-        compilation, which would fill the top of a list."""
+    def _file_of(self, row: FileRow, slot: int, taken: list[tuple[FileRow | None, np.ndarray]]) -> int | None:
+        """Which recording of ``taken`` (rows and unit vectors) ``row`` (at ``slot``) is another
+        file of (:func:`_one_recording`); None, and it is added to ``taken``, if none.  Copies of
+        the same bytes are one song already; these are a FLAC and its MP3, or a song on an album
+        and on a compilation, which would fill the top of a list."""
         vector = _unit(self.songs.vector(slot))
-        if any(_one_recording(row, other, float(vector @ unit)) for other, unit in taken):
-            return True
+        for k, (other, unit) in enumerate(taken):
+            if _one_recording(row, other, float(vector @ unit)):
+                return k
         taken.append((row, vector))
-        return False
+        return None
 
 
 def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:
@@ -299,6 +309,12 @@ def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:
     if abs(row.duration - other.duration) >= SAME_RECORDING_SECONDS:
         return False
     return cosine >= SAME_RECORDING_COSINE or bool(row.title and norm(row.title) == norm(other.title))
+
+
+def _fuller(row: FileRow, other: FileRow) -> bool:
+    """Whether ``row`` is the file of a recording to show rather than ``other``: the tagged one,
+    then the larger one (a FLAC before its MP3)."""
+    return (bool(row.title), row.size) > (bool(other.title), other.size)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
