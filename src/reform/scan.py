@@ -429,6 +429,8 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
 
 @dataclass
 class Forgotten:
+    """What `reform forget` did."""
+
     folders: list[str]   # the music folders no longer followed
     songs: int           # files of the library they held (songs and failures)
     freed_bytes: int     # spectrograms deleted
@@ -445,7 +447,7 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
     if strays:
         listed = "; ".join(roots) or "none yet"
         raise LibraryError(f"not a music folder of this library: {', '.join(map(shown, strays))}",
-                           hint=f"the library follows: {listed} (`reform status` lists them too)")
+                           hint=f"the library follows: {listed}")
     catalogue = home.catalogue
     with catalogue.transaction():
         gone = [row.path for row in catalogue.files() if row.path in named or library.root_of(row.path, named)]
