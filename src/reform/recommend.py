@@ -27,7 +27,7 @@ from .text import album_key, artists, norm
 
 EXPAND = 2      # nearest songs a query is averaged with (cosine only; 0: none)
 EXPAND_POWER = ALPHA  # each one weighted by its cosine to this power, as docs/method.md measured
-MIX_WAYS = ("each", "centre")
+MIX_WAYS = ("each", "centre")   # a mix: each seed's nearest songs in turn, or those nearest their centre
 # Two files of one recording (a FLAC and its MP3): less than this many seconds apart, and of one
 # title or at least this cosine between their song vectors.  With the shipped model, 23 songs and
 # their MP3s (96 and 128 kb/s) measured 0.952 to 1.000 (18 of 23 at 0.99 or more); the 385 pairs of
@@ -35,7 +35,7 @@ MIX_WAYS = ("each", "centre")
 # A model trained briefly on a small library puts its songs closer (two synthetic songs of the tests
 # at 0.98 to 0.99), hence the margin; files of one title need no such closeness (README, Queries).
 SAME_RECORDING_SECONDS = 1.0
-SAME_RECORDING_COSINE = 0.99   # a mix: each seed's nearest songs in turn, or those nearest their centre
+SAME_RECORDING_COSINE = 0.99
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ class Recommender:
 
     def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters,
                     n: int) -> list[tuple[int, FileRow, float]]:
-        """Slots, rows and scores of the best songs for ``query``, filtered, at least n if there are."""
+        """Slots, rows and scores of the best songs for ``query``, filtered, one file per recording
+        (:meth:`_file_of`), at least n if there are."""
         banned = _recordings(seeds)
         seed_artists = {a for s in seeds if s.row is not None for a in artists(s.row.artist)}
         heard = [(s.row, _unit(s.vector)) for s in seeds]
@@ -286,7 +287,6 @@ class Recommender:
             out.append(Recommendation(items[j], float(to_seed[j]), float(closeness[j])))
             prev = j
         return out
-
 
     def _file_of(self, row: FileRow, slot: int, taken: list[tuple[FileRow | None, np.ndarray]]) -> int | None:
         """Which recording of ``taken`` (rows and unit vectors) ``row`` (at ``slot``) is another

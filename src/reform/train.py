@@ -164,7 +164,7 @@ def embedding_spread(model: torch.nn.Module, probe: tuple[np.ndarray, np.ndarray
     songs = np.unique(song)
     means = np.stack([emb[song == s].mean(0) for s in songs])
     # a song shorter than a window gives the same window every time: no spread to measure
-    varied = [i for i, s in enumerate(songs) if not (windows[song == s] == windows[song == s][0]).all()]
+    varied = [i for i, s in enumerate(songs) if np.ptp(windows[song == s], axis=0).any()]
     within = float(np.mean([((emb[song == songs[i]] - means[i]) ** 2).sum(1).mean() for i in varied])
                    if varied else 0.0)
     between = float(((means - means.mean(0)) ** 2).sum(1).mean())

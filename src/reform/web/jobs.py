@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..api import Library
 from ..errors import ReformError
+from ..home import RunFiles
 from ..lock import WriterLock
 
 log = logging.getLogger("reform.web")
@@ -136,7 +137,7 @@ def run_train(home: Path, options: dict, job: Job) -> str:
             result = lib.train(name=folder.name, train_cfg=train_cfg, callback=event, init=init)
         except KeyboardInterrupt:
             job.hint = (f"its finished epochs are kept: `reform train --resume --name {folder.name}` goes on"
-                        if (folder / "checkpoint.pt").exists() else "no epoch had finished: start it again")
+                        if RunFiles(folder).checkpoint.exists() else "no epoch had finished: start it again")
             raise
         name = result.files.folder.name
         active = lib.models.active_name() == name

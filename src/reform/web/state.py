@@ -20,7 +20,7 @@ import numpy as np
 from ..api import Library
 from ..card import file_problem, read_card
 from ..errors import EmbedError, ModelError
-from ..home import saved_evaluation
+from ..home import RunFiles, saved_evaluation
 from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
@@ -236,7 +236,7 @@ class LibraryState:
             card = {}
         name = active
         version = card.get("version")
-        evaluation = saved_evaluation(path.parent / "evaluation.json", version)
+        evaluation = saved_evaluation(RunFiles(path.parent).evaluation, version)
         return {"name": name, "version": version, "kind": card.get("kind"),
                 "info": card.get("info") or {}, "embedding_model": embedding_model,
                 "embeddings_current": current,
