@@ -338,3 +338,23 @@ def test_a_container_that_cannot_be_read_to_its_end_keeps_what_came_before(tmp_p
     (tmp_path / "cut.wv").write_bytes(clean.read_bytes()[: int(clean.stat().st_size * 0.97)])
     audio, info = decode(tmp_path / "cut.wv")
     assert 18 * 22050 < audio.shape[1] < reference.shape[1] and "s of 20.0 s missing" in info.damage.note()
+
+
+def test_an_mp3_whose_id3_tag_misstates_its_size_decodes_as_the_sound_file(tmp_path):
+    """FFmpeg trusts the tag's size and finds no audio where it points; the decoder looks for the
+    first frame itself, and `reform errors` says what was wrong with the file."""
+    from mutagen.id3 import ID3, TIT2
+
+    path = write(tmp_path / "song.mp3", stereo(chord(seconds=6, sr=44100), noise(6, 44100)), 44100)
+    tags = ID3()
+    tags.add(TIT2(encoding=3, text="x" * 500))
+    tags.save(path)
+    data = bytearray(path.read_bytes())
+    data[6:10] = bytes((10_000_000 >> shift) & 0x7F for shift in (21, 14, 7, 0))   # 10 MB, in a 100 kB file
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(bytes(data))
+    reference, clean = decode(path)
+    audio, info = decode(broken)
+    assert np.array_equal(audio, reference)
+    assert clean.damage.note() is None
+    assert "ID3 tag states a wrong size" in info.damage.note()

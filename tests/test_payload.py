@@ -122,3 +122,30 @@ def test_tags_at_the_end_of_an_mp3_are_left_out(tmp_path):
     tags.save(song, v1=2)                                   # ID3v2 at the start, ID3v1 after the APE tag
     assert song.read_bytes()[-128:-125] == b"TAG" and b"APETAGEX" in song.read_bytes()[-400:]
     assert content_hash(str(song)) == before
+
+
+def _misstated(path, size: int):
+    """``path`` with its ID3v2 tag claiming ``size`` bytes (syncsafe), as a broken tagger leaves it."""
+    data = bytearray(path.read_bytes())
+    data[6:10] = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    broken = path.with_name("broken-" + path.name)
+    broken.write_bytes(bytes(data))
+    return broken
+
+
+def test_an_id3_tag_that_misstates_its_size_is_passed_over_to_the_first_frame(tmp_path):
+    """The cover's bytes hold stray 0xFF bytes; only a run of three chained frame headers counts."""
+    import io
+
+    from reform.payload import id3_overrun
+
+    path = _make(tmp_path / "a.mp3")
+    _tag(path, "Tone")
+    data = path.read_bytes()
+    assert id3_overrun(io.BytesIO(data), len(data)) is None                 # a sound tag: nothing to do
+    untagged = write(tmp_path / "plain.mp3", tone(440, 2.0, 44100), 44100)
+    assert id3_overrun(io.BytesIO(untagged.read_bytes()), untagged.stat().st_size) is None
+    first = data.index(b"\xff\xfb", data.index(COVER[:64]) + len(COVER))   # where the audio really begins
+    for claimed in (10_000_000, 50, len(data) - 200):                       # past the end, early, mid-audio
+        broken = _misstated(path, claimed).read_bytes()
+        assert id3_overrun(io.BytesIO(broken), len(broken)) == first, claimed

@@ -36,7 +36,7 @@ import soxr
 
 from .config import AudioConfig
 from .errors import DecodeError
-from .payload import audio_spans, chunks
+from .payload import audio_spans, chunks, id3_overrun
 
 # Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
 # PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
@@ -73,6 +73,7 @@ class Damage:
     unread: str = ""              # FFmpeg's complaint where the container could not be read on
     missing: float = 0.0          # seconds of the declared length that did not decode
     declared: float = 0.0         # seconds the file declares
+    tag_skipped: int = 0          # bytes of a start tag whose stated size was wrong, passed over
 
     def note(self) -> str | None:
         """One line for `reform errors`, or None for a file that decoded cleanly."""
@@ -85,6 +86,8 @@ class Damage:
             parts.append(f"decoded by FFmpeg past where libsndfile lost the stream ({self.resumed})")
         if self.unread and (not self.declared or self.missing >= MISSING_NOTED):   # (else: junk at the end)
             parts.append(f"the rest of the file could not be read ({self.unread})")
+        if self.tag_skipped:
+            parts.append(f"its ID3 tag states a wrong size; the audio was found {self.tag_skipped} bytes in")
         return "damaged: " + "; ".join(parts) if parts else None
 
 
@@ -261,7 +264,15 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
 
     # Tags are read by mutagen; a tag that is not UTF-8 (Latin-1 in old Vorbis files) must
     # not make PyAV refuse the file and hand it to the slower libsndfile decoder.
-    container = av.open(path, metadata_errors="replace")
+    try:
+        container = av.open(path, metadata_errors="replace")
+    except av.error.InvalidDataError:
+        if (skip := _broken_id3(path)) is None:
+            raise
+        # an ID3 tag whose size points past its end: FFmpeg looks for frames there, finds none
+        container = av.open(path, format="mp3", options={"skip_initial_bytes": str(skip)},
+                            metadata_errors="replace")
+        damage.tag_skipped = skip
     try:
         if not container.streams.audio:
             raise DecodeError("the file holds no audio stream", path=path)
@@ -345,6 +356,14 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
                               "could not be decoded", path=path)
 
     return _Opened(rate, channels, codec, declared, blocks(), damage)
+
+
+def _broken_id3(path: str) -> int | None:
+    """Where the audio of an MP3 begins whose ID3v2 tag misstates its size (reform.payload)."""
+    if Path(path).suffix.lower() != ".mp3":
+        return None
+    with open(path, "rb") as f:
+        return id3_overrun(f, os.fstat(f.fileno()).st_size)
 
 
 def _mp3_layout(path: str) -> tuple[int | None, int | None]:

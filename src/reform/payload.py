@@ -70,6 +70,76 @@ def _mp3(f: BinaryIO, size: int) -> list[Span]:
     return [(start, end)]
 
 
+def id3_overrun(f: BinaryIO, size: int) -> int | None:
+    """Where an MP3's first frame is, when its ID3v2 tag at the start claims a size that does
+    not end on a frame (a tagger's bug, or bytes lost), so that FFmpeg, which trusts that size,
+    finds no audio; None for a file whose tag is sound or that has none.  The first frame is
+    the first place where MPEG frame headers follow each other three times, the check decoders
+    use to tell a real frame from a stray 0xFF in the tag's text or cover."""
+    head = _at(f, 0, 10)
+    if len(head) < 10 or head[:3] != b"ID3":
+        return None
+    try:
+        claimed = 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
+    except ValueError:
+        claimed = size                             # not even a size: no frame where it points
+    if claimed < size and _chained(f, claimed, size):
+        return None
+    data = _at(f, 10, min(size, _SEARCHED) - 10)
+    at = data.find(b"\xff")
+    while at != -1:
+        if _chained(f, 10 + at, size):
+            return 10 + at
+        at = data.find(b"\xff", at + 1)
+    return None
+
+
+_SEARCHED = 16 << 20          # bytes searched for the first frame: a tag with a large cover fits
+
+
+def _chained(f: BinaryIO, at: int, size: int, frames: int = 3) -> bool:
+    """Whether ``frames`` MPEG audio frames of one version, layer and sample rate follow each
+    other from byte ``at`` on (the last may end past the file's end: a file cut short)."""
+    first = None
+    for _ in range(frames):
+        header = _at(f, at, 4)
+        length = _frame_length(header) if len(header) == 4 else None
+        if length is None or (first is not None and header[1] != first[1]) \
+                or (first is not None and (header[2] ^ first[2]) & 0x0C):
+            return False
+        first = first or header
+        at += length
+        if at >= size:
+            return True
+    return True
+
+
+# kbit/s by bitrate index, for (MPEG-1 or not, layer 1, 2 or 3); index 0 (free format) and 15 are refused
+_BITRATES = {
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}   # by version bits
+
+
+def _frame_length(h: bytes) -> int | None:
+    """Bytes of the MPEG audio frame whose 4-byte header is ``h``, or None if it is no header."""
+    version, layer = (h[1] >> 3) & 3, 4 - ((h[1] >> 1) & 3)
+    bitrate, rate = h[2] >> 4, (h[2] >> 2) & 3
+    if h[0] != 0xFF or h[1] & 0xE0 != 0xE0 or version == 1 or layer == 4 or bitrate in (0, 15) or rate == 3:
+        return None
+    mpeg1, padding = version == 3, (h[2] >> 1) & 1
+    bits = _BITRATES[mpeg1, layer][bitrate - 1] * 1000
+    sample_rate = _RATES[version][rate]
+    if layer == 1:
+        return (12 * bits // sample_rate + padding) * 4
+    return (144 if mpeg1 or layer == 2 else 72) * bits // sample_rate + padding
+
+
 def _syncsafe(b: bytes) -> int:
     value = 0
     for byte in b:
