@@ -56,18 +56,18 @@ def test_a_damaged_file_is_analysed_and_listed_by_errors(tmp_path, capsys):
     assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
     out = capsys.readouterr().out
     assert "analysed 1 song" in out and "failed 0" in out
-    assert "1 damaged file analysed without the parts that could not be decoded (see `reform errors`)" in out
+    assert "1 damaged file analysed, passing over what could not be read (see `reform errors`)" in out
     shutil.copy(music / "hurt.flac", music / "hurt copy.flac")
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
     assert main(["--home", home, "errors"]) == 0
     out = capsys.readouterr().out
-    assert "no failures\n\nanalysed, without the parts that could not be decoded (2 files):" in out
+    assert "no failures\n\nanalysed, passing over what could not be read (2 files):" in out
     assert f"{music / 'hurt copy.flac'}: damaged: decoded by FFmpeg past where libsndfile lost the stream" in out
     assert main(["--home", home, "errors", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(e["analysed"], e["reason"].startswith("damaged: ")) for e in listed] == [(True, True)] * 2
     assert main(["--home", home, "status"]) == 0
-    assert "damaged:      2 (analysed without the parts" in capsys.readouterr().out
+    assert "damaged:      2 (analysed, passing over what could not be read" in capsys.readouterr().out
 
 
 def _scan_twice(home: str, first, second, capsys) -> str:

@@ -96,7 +96,7 @@ class Library:
             "home": str(self.home.path),
             "songs": counts["songs"],
             "failed": counts["failed"],
-            "damaged": counts["damaged"],   # analysed without the parts that could not be decoded
+            "damaged": counts["damaged"],   # analysed, passing over what could not be read
             "duplicates": counts["duplicates"],
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
             "scan": self.home.scan_state(),         # "running", "interrupted" (not ended) or None

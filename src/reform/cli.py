@@ -276,8 +276,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         print(f"{plural(summary.duplicates, 'duplicate file')} (the same audio as another, whatever the tags: "
               "shown once in recommendations)")
     if summary.damaged:
-        print(f"{plural(summary.damaged, 'damaged file')} analysed without the parts that could not be "
-              "decoded (see `reform errors`)")
+        print(f"{plural(summary.damaged, 'damaged file')} analysed, passing over what could not be read "
+              "(see `reform errors`)")
     if summary.unread:
         print(f"skipped {plural(sum(summary.unread.values()), 'file')} in formats ReFORM does not read: "
               f"{summary.unread_kinds()}")
@@ -313,7 +313,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"songs:        {status['songs']} ({status['hours']:.2f} h of audio)")
     print(f"failed:       {status['failed']}" + (" (see `reform errors`)" if status["failed"] else ""))
     if status["damaged"]:
-        print(f"damaged:      {status['damaged']} (analysed without the parts that could not be decoded; "
+        print(f"damaged:      {status['damaged']} (analysed, passing over what could not be read; "
               "see `reform errors`)")
     print(f"duplicates:   {status['duplicates']}")
     if status["unfinished"]:
@@ -350,7 +350,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"{shown(f.path)}: {f.reason}")
     if damaged:
-        print(f"\nanalysed, without the parts that could not be decoded ({plural(len(damaged), 'file')}):")
+        print(f"\nanalysed, passing over what could not be read ({plural(len(damaged), 'file')}):")
         for f in damaged:
             print(f"{shown(f.path)}: {f.reason}")
     return 0

@@ -98,8 +98,8 @@ class Failure(BaseModel):
     id: int
     path: str
     reason: str | None
-    analysed: bool = Field(description="true: a damaged file analysed without the parts that could not be "
-                                       "decoded (the reason says what); false: a file that could not be analysed")
+    analysed: bool = Field(description="true: a damaged file analysed, passing over what could not be "
+                                       "read (the reason says what); false: a file that could not be analysed")
 
 
 class JobInfo(BaseModel):

@@ -741,7 +741,7 @@
     const list = (rows) => h("ul", { class: "failures" }, ...rows.slice(0, 500).map((f) => h("li", {}, h("div", { class: "p", text: f.path }), h("div", { class: "r", text: f.reason || "unknown reason" }))));
     fill(card, h("div", { class: "card-title" }, "Failures ", h("span", { class: "muted", text: failed.length ? `${failed.length} files could not be analysed` : "none" })),
       failed.length ? list(failed) : h("div", { class: "muted", text: "Every file was analysed." }),
-      damaged.length && [h("div", { class: "card-title" }, "Damaged ", h("span", { class: "muted", text: `${damaged.length} files analysed without the parts that could not be decoded` })), list(damaged)]);
+      damaged.length && [h("div", { class: "card-title" }, "Damaged ", h("span", { class: "muted", text: `${damaged.length} files analysed, passing over what could not be read` })), list(damaged)]);
   }
 
   // -- the map --------------------------------------------------------------------------------------------
