@@ -60,7 +60,7 @@ def test_the_defaults_go_beyond_the_note_and_recon_is_the_earlier_training():
                                  dict(weight_decay=-1.0), dict(album_share=1.0), dict(album_share=-0.1),
                                  dict(album_share=0.2, contrast_prior=0.1), dict(contrast_loss="byol"),
                                  dict(contrast_loss="vicreg", album_share=0.2),
-                                 dict(batch_size=0), dict(cluster_batch_size=1), dict(precision="int8")])
+                                 dict(batch_size=1), dict(cluster_batch_size=1), dict(precision="int8")])
 def test_nonsense_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**bad)

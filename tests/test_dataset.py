@@ -36,6 +36,7 @@ def test_every_channel_once_per_pretraining_pass(scanned):
     batches = list(w.pretrain_batches(seed=0, epoch=1, batch_size=3))
     assert sum(len(b.x) for b in batches) == 7
     assert sorted(len(b.x) for b in batches) == [2, 2, 3]  # never a lone window at the end
+    assert sorted(len(b.x) for b in w.pretrain_batches(seed=0, epoch=1, batch_size=2)) == [2, 2, 3]
     x, mask = batches[0].x, batches[0].mask
     assert x.shape[1:] == (640, 128) and mask.shape[1:] == (1, 1, 640) and x.dtype == np.float16   # as stored
 
@@ -122,3 +123,20 @@ def test_training_songs_carry_their_album_tags(scanned):
     with Library(scanned, create=False, read_only=True) as lib:
         albums = sorted(song.album for song in lib.training_songs())
     assert albums == ["Hiss", "Hiss", "Hiss", "Sines", "Sines"]
+
+
+def test_a_pass_keeps_a_bounded_number_of_spectrograms_open(scanned, monkeypatch):
+    """Each memory map holds a file descriptor: one per song for a whole run passed the usual
+    limit of 1024 on a library of some thousand songs."""
+    import os
+
+    from reform import dataset
+
+    monkeypatch.setattr(dataset, "OPEN_MAPS", 2)
+    _, songs, w = _windows(scanned)
+    assert len(songs) > 2
+    before = len(os.listdir("/proc/self/fd"))
+    for plan in w.pretrain_plan(seed=0, epoch=1, batch_size=2):
+        w.load(plan)
+    assert len(w._maps) == 2
+    assert len(os.listdir("/proc/self/fd")) <= before + 2

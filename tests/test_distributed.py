@@ -152,3 +152,30 @@ def test_processes_deal_out_whole_one_song_batches_in_step_order():
     assert [p.seed for p in shard_steps(plans, 4, 1, 2)] == [(2,), (3,), (6,), (7,)]
     with pytest.raises(DatasetError):
         shard_steps(plans, 3, 0, 2)
+
+
+def test_an_epoch_weighs_each_process_by_its_real_frames_as_one_process_does(scanned):
+    """A short song's window is mostly padding, and each process's reconstruction terms are
+    means over its own real frames: weighed by rows, the epoch's loss (which the plateau
+    schedule reads) changed with the number of processes; weighed by frames it is one process's."""
+    from reform.config import ModelConfig
+
+    with Library(scanned, create=False, read_only=True) as lib:
+        store, songs = lib.home.spectrograms, lib.training_songs()
+        windows = Windows(store, songs, fit_normaliser(store, songs, seed=1), 640)
+    assert min(s.frames for s in songs) < 640
+    model_cfg = ModelConfig(widths=(4, 8), embedding_dim=8)
+    cfg = TrainConfig(contrast_weight=0.0, precision="float32")
+    model = PretrainAutoencoder(model_cfg).eval()      # running statistics: each row's output alone
+    objective = PretrainObjective(cfg, model_cfg.n_layers - 1, windows.normaliser)
+    scale = device_scale(windows.normaliser, torch.device("cpu"))
+    plan = windows.pretrain_plan(1, 1, len(windows.examples))[0]       # every window in one batch
+    with torch.no_grad():
+        whole = objective(model, Step.of(windows.load(plan), scale))[1]["main"].item()
+        parts = [Step.of(windows.load(plan.shard(rank, 2)), scale) for rank in (0, 1)]
+        mains = [objective(model, step)[1]["main"].item() for step in parts]
+    by_frames = sum(m * s.weight for m, s in zip(mains, parts)) / sum(s.weight for s in parts)
+    by_rows = sum(m * len(s) for m, s in zip(mains, parts)) / sum(len(s) for s in parts)
+    assert sum(s.weight for s in parts) == pytest.approx(len(windows.examples))
+    assert by_frames == pytest.approx(whole, rel=1e-5)
+    assert abs(by_rows - whole) > 1e-3 * whole          # what the rows' weights gave

@@ -222,15 +222,38 @@ def test_a_run_stopped_by_its_cap_goes_on_when_resumed_with_a_higher_cap(home):
 
 
 def test_a_resumed_run_takes_the_machine_settings_it_is_given_and_keeps_the_rest(home):
-    from reform.train import read_checkpoint_configs
+    from reform.train import read_checkpoint_plan
 
     first = _train(home, "moved", max_epochs=1, precision="bfloat16", threads=1)
     with Library(home, create=False) as lib:
         again = lib.train(name="moved", resume=True, max_epochs=2, threads=2, precision="float32")
-    _, cfg = read_checkpoint_configs(again.files.checkpoint)
+    _, cfg, _ = read_checkpoint_plan(again.files.checkpoint)
     assert (cfg.max_epochs, cfg.threads, cfg.precision) == (2, 2, "float32")   # about the machine: applied
     assert cfg.learning_rate == 3e-3 and cfg.seed == 1                        # what it learns: its own
     assert first.files.folder == again.files.folder
+
+
+def test_a_resumed_run_trains_on_the_songs_it_began_with(home, scanned, tmp_path):
+    """The checkpoint's bank holds a row per song the run began with: a song scanned before
+    `--resume` made its index run past the bank (IndexError), a song forgotten shifted every
+    song onto another's row.  A resumed run now trains on its own songs, and one whose songs
+    left the library says so."""
+    from conftest import tone, write
+
+    first = _train(home, "kept", max_epochs=1)
+    assert load(first.files.checkpoint)["state"]["phase"] == "cluster"
+    write(tmp_path / "more" / "new.wav", tone(880, 16))
+    with Library(home, create=False) as lib:
+        lib.scan(tmp_path / "more", jobs=1)
+        assert len(lib.training_songs()) == 6
+        again = lib.train(name="kept", resume=True, max_epochs=2)
+        windows = [h["windows"] for h in again.history if h.get("epoch") and h["phase"] == "cluster"]
+        assert windows == [5 * 4, 5 * 4]                       # the five songs it began with, both epochs
+        assert load(again.files.checkpoint)["songs"] == load(first.files.checkpoint)["songs"]
+        lib.forget(scanned.parent / "music")
+        with pytest.raises(TrainError, match="5 songs the run kept trains on have left the library") as refused:
+            lib.train(name="kept", resume=True, max_epochs=3)
+    assert "--name kept-2" in refused.value.hint
 
 
 def test_resuming_the_pretraining_of_a_run_that_clusters_is_refused(home):

@@ -350,7 +350,7 @@ class Library:
 
         from .config import ModelConfig, TrainConfig
         from .files import remove_dead_temporaries
-        from .train import read_checkpoint_configs
+        from .train import read_checkpoint_plan
 
         folder = self.run_folder(name, resume=resume)
         files = RunFiles(folder)
@@ -368,7 +368,7 @@ class Library:
                                  "there is nothing to resume", path=folder,
                                  hint=f"start it again with `reform train --name {folder.name}` "
                                       "(without --resume)")
-            model_cfg, train_cfg = read_checkpoint_configs(files.checkpoint)
+            model_cfg, train_cfg, trained_on = read_checkpoint_plan(files.checkpoint)
         elif init is not None:
             if model_cfg is not None and self._model_config(model_cfg) != init.cfg:
                 raise ConfigError("fine-tuning keeps the architecture of the model it starts from "
@@ -383,6 +383,8 @@ class Library:
         if folder.is_dir():
             remove_dead_temporaries(folder)  # a checkpoint half-written when a run was killed
         songs = self.training_songs()
+        if resume and trained_on is not None:
+            songs = _songs_resumed(songs, trained_on, folder)
         lost = [s.hash for s in songs if not self.home.spectrograms.exists(s.hash)]
         if lost:   # said now, by the songs' names, rather than by a hash once the epoch reaches one
             rows = self.home.catalogue.rows_by_hash(lost)
@@ -599,6 +601,21 @@ class Library:
         from .assess import save
 
         return save(self.home, report)
+
+
+def _songs_resumed(songs: list, trained_on: list[str], folder: Path) -> list:
+    """The songs a run began with, in their order, from the library's ``songs`` now: a resumed
+    run reads the windows and bank rows it would have had uninterrupted.  Songs scanned since
+    wait for a new run; a song gone from the library since cannot be trained on, so the run
+    cannot go on as it began (TrainError)."""
+    now = {song.hash: song for song in songs}
+    gone = [digest for digest in trained_on if digest not in now]
+    if gone:
+        raise TrainError(f"{plural(len(gone), 'song')} the run {folder.name} trains on "
+                         f"{agree(len(gone), 'has', 'have')} left the library since it began, so it "
+                         "cannot go on as it began", path=folder,
+                         hint=f"start a new run on the library as it is: `reform train --name {folder.name}-2`")
+    return [now[digest] for digest in trained_on]
 
 
 def _refuse_to_overwrite(files: RunFiles, phase: str) -> None:

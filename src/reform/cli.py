@@ -362,7 +362,7 @@ TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--max-epochs", "max_epochs", count(1), "cap on the epochs of each phase"),
     ("--lr", "learning_rate", float, "initial learning rate (both phases, unless --cluster-lr)"),
     ("--cluster-lr", "cluster_learning_rate", float, "initial learning rate of the clustering phase"),
-    ("--batch-size", "batch_size", count(1), "windows per pretraining step"),
+    ("--batch-size", "batch_size", count(2), "windows per pretraining step"),
     ("--cluster-batch-size", "cluster_batch_size", count(2), "windows of one song per clustering batch"),
     ("--cluster-songs", "cluster_songs", count(1),
      "one-song batches per clustering step (with N processes: a multiple of N; default 1, or N)"),

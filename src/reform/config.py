@@ -182,8 +182,8 @@ class TrainConfig:
             raise ConfigError(f"unknown cluster_space {self.cluster_space!r}; use raw or unit")
         if self.precision not in ("bfloat16", "float32"):
             raise ConfigError(f"unknown precision {self.precision!r}; use bfloat16 or float32")
-        if self.batch_size < 1 or self.cluster_batch_size < 2 or self.cluster_songs < 1:
-            raise ConfigError("batch sizes must be at least 1 (pretraining) and 2 (clustering), "
+        if self.batch_size < 2 or self.cluster_batch_size < 2 or self.cluster_songs < 1:
+            raise ConfigError("batch sizes must be at least 2 (batch norm compares the windows of a batch), "
                               "and a clustering step takes at least 1 song")
         if self.cluster_loss not in ("note", "bank"):
             raise ConfigError(f"unknown cluster_loss {self.cluster_loss!r}; use note or bank")

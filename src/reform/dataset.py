@@ -18,6 +18,7 @@ windows are those one process would read.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -28,6 +29,9 @@ from .store import SpectrogramStore
 from .text import album_key
 
 PHASES = {"pretrain": 1, "cluster": 2, "probe": 3, "bank": 4}
+# spectrograms kept memory-mapped at once: each map holds a file descriptor, and a library of
+# thousands of songs passed the usual limit of 1024 in its first epoch ("Too many open files")
+OPEN_MAPS = 256
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Batch:
     total: int = 0                   # windows in the whole planned batch (B when it is not split)
     rows: slice = field(default_factory=lambda: slice(None))  # which of them this batch holds
     share: float = 1.0               # this batch's part of its optimizer step's reconstruction loss
+    frames: float = 1.0              # its part of the planned batch's real frames (1 unless split)
 
 
 @dataclass(frozen=True)
@@ -145,13 +150,19 @@ class Windows:
         if not songs:
             raise DatasetError("there are no analysed songs to learn from", hint="run `reform scan` first")
         self.store, self.songs, self.normaliser, self.window = store, songs, normaliser, window
-        self._maps: dict[str, np.ndarray] = {}
+        self._maps: dict[str, np.ndarray] = {}    # the last OPEN_MAPS songs read, oldest first
+        self._maps_lock = threading.Lock()        # the reading thread and the probe share them
         self.examples = [(i, c) for i, s in enumerate(songs) for c in range(s.channels)]
 
     def _spec(self, song: Song) -> np.ndarray:
-        spec = self._maps.get(song.hash)
+        with self._maps_lock:
+            spec = self._maps.pop(song.hash, None)
         if spec is None:
-            spec = self._maps[song.hash] = self.store.open(song.hash)
+            spec = self.store.open(song.hash)
+        with self._maps_lock:
+            self._maps[song.hash] = spec          # now the newest
+            while len(self._maps) > OPEN_MAPS:    # the oldest map closes once no window reads it
+                del self._maps[next(iter(self._maps))]
         return spec
 
     def read(self, song: Song, channel: int, start: int, out: np.ndarray, mask: np.ndarray) -> None:
@@ -196,13 +207,14 @@ class Windows:
     def pretrain_plan(self, seed: int, epoch: int, batch_size: int, views: int = 1,
                       backgrounds: bool = False) -> list[BatchPlan]:
         """One pass: a random window of every (song, channel), shuffled, in batches of at most
-        ``batch_size`` and as equal as possible.  With ``views=2`` every window comes with a
+        ``batch_size`` and as equal as possible, and of at least 2 (3 where 2 would leave one
+        alone: at a batch size of 2, 5 windows make batches of 3 and 2).  With ``views=2`` every window comes with a
         second one from another random place (and channel) of the same song; with
         ``backgrounds`` every view of it with a window of another random song."""
         rng = np.random.default_rng([seed, PHASES["pretrain"], epoch])
         order = rng.permutation(len(self.examples))
         # equal-sized batches: a last batch of one window would break batch norm's statistics
-        parts = np.array_split(order, -(-len(order) // batch_size))
+        parts = np.array_split(order, max(1, min(-(-len(order) // batch_size), len(order) // 2)))
         return [BatchPlan(tuple(self.examples[j] for j in part), (seed, PHASES["pretrain"], epoch, b), views,
                           backgrounds) for b, part in enumerate(parts)]
 
@@ -233,9 +245,9 @@ class Windows:
         mine = slice(plan.part, None, plan.parts)
         x, mask = self._read(picks[mine], starts[mine])
         songs = np.array([i for i, _ in picks])
-        share = plan.weight if plan.parts == 1 else \
-            plan.weight * self._frames(picks[mine], starts[mine]) / self._frames(picks, starts)
-        batch = Batch(x, mask, songs[mine], seed=plan.seed, total=len(picks), rows=mine, share=share)
+        frames = 1.0 if plan.parts == 1 else self._frames(picks[mine], starts[mine]) / self._frames(picks, starts)
+        batch = Batch(x, mask, songs[mine], seed=plan.seed, total=len(picks), rows=mine,
+                      share=plan.weight * frames, frames=frames)
         if plan.views == 2:
             second = [(int(i), int(rng.integers(self.songs[i].channels))) for i in songs]
             starts2 = self._starts(second, rng)

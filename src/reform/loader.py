@@ -40,6 +40,7 @@ class Step:
     rows: Rows | None = None
     share: float = 1.0
     song: int = 0      # the first row's song (a clustering batch's one song), read on the host
+    frames: float = 1.0   # its part of the planned batch's real frames (what its terms weigh in an epoch)
 
     @classmethod
     def of(cls, batch: Batch, scale: tuple[torch.Tensor, torch.Tensor],
@@ -65,10 +66,20 @@ class Step:
 
         (x, mask), (x2, mask2) = view(batch.x, batch.mask), view(batch.x2, batch.mask2)
         return cls(x, mask, move(batch.songs), x2, mask2, tuple(view(*b) for b in batch.backgrounds),
-                   batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share, int(batch.songs[0]))
+                   batch.seed, Rows(batch.total or len(batch.x), batch.rows), batch.share, int(batch.songs[0]),
+                   batch.frames)
 
     def __len__(self) -> int:
         return len(self.x)
+
+    @property
+    def weight(self) -> float:
+        """What this step's loss terms weigh in its epoch's mean: its windows, or where several
+        processes share the batch, the batch's windows times this process's part of their real
+        frames.  Each process's reconstruction terms are means over its own frames, and with
+        songs shorter than a window the processes' frames differ: weighed by rows, the epoch's
+        loss (which the plateau schedule reads) would change with the number of processes."""
+        return self.rows.total * self.frames if self.rows is not None else float(len(self))
 
 
 def device_scale(normaliser: Normaliser, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -135,7 +135,7 @@ def run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches:
             if average is not None:
                 average.update()
         for name, value in terms.items():
-            weighted = value.double() * len(step)
+            weighted = value.double() * step.weight
             totals[name] = totals[name] + weighted if name in totals else weighted
         seen += len(step)
         on_batch(len(step) * group.world)
@@ -455,6 +455,7 @@ class Trainer:
             "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
             "optimizer_state": optimizer.state_dict(),
             "state": asdict(state), "stop_reasons": reasons, "started_from": self.started_from,
+            "songs": [song.hash for song in self.songs],   # a resumed run trains on these, scans or not
         }, self.files.checkpoint)
 
     def _pretraining_history(self) -> list[dict]:
@@ -521,7 +522,9 @@ def checkpoint_phase(path: Path) -> str | None:
     return checkpoint.load(path)["state"]["phase"] if path.exists() else None
 
 
-def read_checkpoint_configs(path: Path) -> tuple[ModelConfig, TrainConfig]:
-    """The model and training settings a run was started with (for ``--resume``)."""
+def read_checkpoint_plan(path: Path) -> tuple[ModelConfig, TrainConfig, list[str] | None]:
+    """The model and training settings a run was started with, and the hashes of the songs it
+    trains on, in their order (for ``--resume``; None from a checkpoint made before they were kept)."""
     data = checkpoint.load(path)
-    return from_dict(ModelConfig, data["model_config"]), from_dict(TrainConfig, data["train_config"])
+    return (from_dict(ModelConfig, data["model_config"]), from_dict(TrainConfig, data["train_config"]),
+            data.get("songs"))
