@@ -270,3 +270,71 @@ def test_the_song_playing_across_an_mpd_restart_is_one_play(radio_home, monkeypa
         radio.settle(session)
         assert sum(line.startswith("playing ") for line in said) == 2 and len(session.played) == 2
         assert lib.home.catalogue.most_played(5) == [(rows[names[0]].hash, 1)]
+
+
+def test_a_file_name_with_a_line_break_is_never_sent_to_mpd(radio_home):
+    """A line ends an MPD command: such a name queued the song's next line as a command of its
+    own (a file named "x\\nclear\\n.mp3" emptied the queue)."""
+    from reform.mpd import Radio, Session, _quote
+    from reform.radio import MusicRoot, Rules
+
+    with pytest.raises(ValueError, match="line break"):
+        _quote("Album/x\nclear\n.mp3")
+    home, music, names = radio_home
+    broken = names[2].replace(".", "\nclear\n.", 1)
+    with Library(home, create=False) as lib:
+        with lib.home.catalogue.transaction():           # a file named so, as the scan stores it
+            lib.home.catalogue.conn.execute("UPDATE files SET path = ? WHERE path = ?",
+                                            (os.path.join(music, broken), os.path.join(music, names[2])))
+        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=len(names), root=MusicRoot(music),
+                      say=lambda _: None)
+        mpd = FakeMPD([names[0]], known=set(names) | {broken})
+        radio.step(mpd, Session(played=[]))
+    assert sorted(mpd.files) == sorted(set(names) - {names[2]})
+
+
+def test_a_refused_song_is_asked_for_again_once_mpd_reads_new_music(radio_home):
+    from reform.mpd import Radio, Session
+    from reform.radio import MusicRoot, Rules
+
+    home, music, names = radio_home
+    with Library(home, create=False) as lib:
+        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=len(names), root=MusicRoot(music),
+                      say=lambda _: None)
+        mpd = FakeMPD([names[0]], known={names[0], names[1]})
+        session = Session(played=[])
+        radio.step(mpd, session)
+        assert mpd.files == names[:2] and len(radio.refused) == len(names) - 2
+        mpd.known = set(names)                     # `mpc update` read the rest
+        radio.heard(["player"])
+        radio.step(mpd, session)
+        assert len(mpd.files) == 2                 # nothing new: the database did not change
+        radio.heard(["database"])
+        radio.step(mpd, session)
+        assert sorted(mpd.files) == sorted(names)
+
+
+def test_a_stream_playing_at_the_start_is_not_a_missing_music_folder(radio_home):
+    from reform.mpd import Radio, Session
+    from reform.radio import Rules
+
+    home, _, _ = radio_home
+    said = []
+    with Library(home, create=False) as lib:
+        radio = Radio(lib, Rules(), say=said.append)
+        radio.step(FakeMPD(["http://radio.example/stream.ogg"], known=set()), Session(played=[]))
+    assert said == ["playing http://radio.example/stream.ogg (a stream, not a seed; songs are queued once one "
+                    "of the library plays)"]
+
+
+def test_an_mpd_that_asks_a_password_says_where_to_give_it():
+    def refuse(connection):
+        connection.sendall(b"OK MPD 0.23.5\n")
+        connection.recv(100)
+        connection.sendall(b'ACK [4@0] {status} you don\'t have permission for "status"\n')
+        connection.recv(1)
+    client = Client(_one_client_server(refuse), timeout=5)
+    with pytest.raises(PlayerError, match="you don't have permission") as err:
+        client.status()
+    assert err.value.hint == "MPD asks for a password: give it as MPD_HOST=password@host"
+    client.close()

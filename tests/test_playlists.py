@@ -186,3 +186,28 @@ def test_file_names_are_safe_and_distinct():
     assert pl.file_name('AC/DC: "Live"?', taken) == "AC-DC- -Live.m3u8"
     assert pl.file_name("ac-dc- -live", taken) == "ac-dc- -live (2).m3u8"
     assert pl.file_name("...", taken) == "ReFORM playlist.m3u8"
+
+
+def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys):
+    """From cron: one --radio whose song left the library stopped every playlist's refresh
+    (exit 1), and files deleted since the last scan were written into the playlists."""
+    out = tmp_path / "lists"
+    with Library(home) as lib:
+        rows = {Path(r.path).stem: r for r in lib.songs()}
+        gone = str(Path(rows["02 Clicks"].path).with_name("02 Clicks (deleted).wav"))
+        with lib.home.catalogue.transaction():      # deleted since the last scan
+            lib.home.catalogue.conn.execute("UPDATE files SET path = ? WHERE path = ?", (gone, rows["02 Clicks"].path))
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--radio", "No Such Song",
+                 "--radio", "Clicks", "--length", "5"]) == 0
+    printed, err = capsys.readouterr()
+    assert "note: --radio No Such Song: no song matches" in err and "its playlist is not written" in err
+    assert "note: 1 song left out: its file is gone since the last scan" in printed
+    written = sorted(out.glob("*.m3u8"))
+    assert [p.name for p in written] == ["ReFORM radio - Noise Crew - Clicks.m3u8",
+                                         "ReFORM radio - Tone Band - Chord.m3u8"]
+    listed = [e for p in written for e in entries(p)]
+    assert not any("deleted" in e for e in listed)
+    assert len(entries(out / "ReFORM radio - Tone Band - Chord.m3u8")) == 4   # every song still there
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "No Such Song"]) == 1
+    assert "no song matches" in capsys.readouterr().err
+    assert sorted(out.glob("*.m3u8")) == written                            # nothing written, nothing removed

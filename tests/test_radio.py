@@ -97,6 +97,12 @@ def test_shuffle_draws_among_the_best_and_rules_are_checked(songs):
     got = ids(next_songs(rec, [rows[0]], [], 2, rules, random.Random(1)))
     assert len(got) == 2 and set(got) <= {1, 2, 3, 4, 5, 6}
     assert got == ids(next_songs(rec, [rows[0]], [], 2, rules, random.Random(1)))  # a seed repeats it
+    # the gaps hold in the drawn order too (a plain draw from the best put A's songs side by side)
+    spread = Rules(artist_gap=1, album_gap=0, shuffle=3)
+    for seed in range(20):
+        got = next_songs(rec, [rows[0]], [rows[0]], 4, spread, random.Random(seed))
+        named = ["A"] + [r.row.artist for r in got]
+        assert len(got) == 4 and all(a != b for a, b in zip(named, named[1:])), (seed, named)
     with pytest.raises(ConfigError, match="negative"):
         Rules(no_repeat=-1)
     with pytest.raises(ConfigError, match=r"shortest length asked for \(600 s\) is above the longest \(10 s\)"):

@@ -937,11 +937,19 @@ def cmd_playlists(args: argparse.Namespace) -> int:
 
     with _library(args, read_only=True) as lib:
         root = playlists.music_root(args.music_root or lib.music_root())
-        rules = _rules(args, keep=lambda row: playlists.lies_under(row, root))   # radios stay under the root
+        # radios stay under the root, and pass over files deleted since the last scan
+        rules = _rules(args, keep=lambda row: playlists.lies_under(row, root) and os.path.exists(row.path))
         rec = lib.recommender()
         wanted = []
         played = lib.most_played(args.most_played)
-        seeds = [lib.resolve(query, rec).row for query in args.radio or []] + played
+        seeds, unmatched = [], []
+        for query in args.radio or []:   # one radio whose song has gone stops none of the others
+            try:
+                seeds.append(lib.resolve(query, rec).row)
+            except QueryError as exc:
+                unmatched.append(exc)
+                print(f"note: --radio {query}: {exc.message}; its playlist is not written", file=sys.stderr)
+        seeds += played
         unique: dict[str, object] = {}   # one radio per song, however often it is asked for
         for row in seeds:
             unique.setdefault(row.hash, row)
@@ -958,6 +966,8 @@ def cmd_playlists(args: argparse.Namespace) -> int:
             raise ConfigError(message, hint="`reform mpd` records what MPD plays; or add --radio QUERY or --mix FOLDER")
         print(f"note: {message}", file=sys.stderr)
     if not wanted:
+        if unmatched:
+            raise unmatched[0]
         raise ConfigError("no playlist asked for", hint="add --radio QUERY, --most-played N or --mix FOLDER")
     report = playlists.write_folder(args.to, wanted, root, args.prefix, f".{args.extension}")
     for name in report.written:
@@ -976,6 +986,9 @@ def cmd_playlists(args: argparse.Namespace) -> int:
     if report.unwritable:
         print(f"note: {plural(report.unwritable, 'song')} left out: a line break in the path cannot "
               "be written in M3U")
+    if report.gone:
+        print(f"note: {plural(report.gone, 'song')} left out: {agree(report.gone, 'its file is', 'their files are')} "
+              "gone since the last scan (`reform scan` takes them out of the library)")
     if len(report.empty) == len(wanted):
         raise ConfigError(f"no playlist was written: no song of them lies under the music root {root}",
                           hint="give --music-root the folder the library's songs are in")

@@ -70,6 +70,10 @@ def address(host: str | None = None, port: int | None = None, env=os.environ) ->
 
 
 def _quote(word: str) -> str:
+    """An argument of an MPD command.  A line ends a command, and no escape carries a line
+    break: a file name holding one would send its next line to MPD as a command of its own."""
+    if "\n" in word or "\r" in word:
+        raise ValueError(f"MPD's protocol cannot carry a line break: {word!r}")
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -135,8 +139,11 @@ class Client:
             if line == "OK":
                 return pairs
             if line.startswith("ACK "):
-                raise PlayerError(f"MPD refused {name}: {line.split('} ', 1)[-1]}",
-                                  hint="see MPD's log for details")
+                refused = line.split("} ", 1)[-1]
+                # error 4 (ACK_ERROR_PERMISSION): this MPD asks a password before the command
+                hint = "MPD asks for a password: give it as MPD_HOST=password@host" \
+                    if line.startswith("ACK [4@") else "see MPD's log for details"
+                raise PlayerError(f"MPD refused {name}: {refused}", hint=hint)
             key, _, value = line.partition(": ")
             pairs.append((key, value))
 
@@ -205,7 +212,8 @@ class Radio:
         self.lib, self.rules, self.ahead, self.say = lib, rules, ahead, say
         self.record = record
         self.version = None
-        self.refused: set[str] = set()   # songs MPD would not add (not in its database yet)
+        self.refused: set[str] = set()   # songs MPD would not add (not in its database yet):
+                                         # asked for again once MPD's database changes
         self._said = ""
         self._refresh()
         self.root = MusicRoot()
@@ -260,6 +268,11 @@ class Radio:
         if missing > 0:
             self._add(client, queue, pos, session, missing)
 
+    def heard(self, changed: list[str]) -> None:
+        """What MPD said changed: a new database (an `mpc update`) may hold the songs it refused."""
+        if "database" in changed:
+            self.refused.clear()
+
     def _note(self, line: str) -> None:
         """Say ``line`` unless it was the last thing said: MPD reports each change several times."""
         if line != self._said:
@@ -284,6 +297,9 @@ class Radio:
         self.settle(session)
         row = self._row(uri)
         if self.root.local is None:
+            if "://" in uri:   # a stream says nothing about MPD's music folder: wait for a song
+                self.say(f"playing {uri} (a stream, not a seed; songs are queued once one of the library plays)")
+                return
             self.say(f"cannot tell where MPD's music folder is on this computer ({uri!r} is not "
                      "in the library): give --music-dir")
             return
@@ -305,6 +321,7 @@ class Radio:
         keep = self.rules.keep
         rules = dataclasses.replace(self.rules, keep=lambda row: (
             self.root.to_player(row.path) is not None and row.hash not in queued
+            and "\n" not in row.path and "\r" not in row.path    # no MPD command can name it
             and row.path not in self.refused and (keep is None or keep(row))))
         try:
             picks = next_songs(self.rec, session.played, recent, n, rules)
@@ -343,7 +360,7 @@ def run(radio: Radio, where: Address, say: Callable[[str], None] = print) -> Ses
         while True:
             try:
                 radio.step(client, session)
-                client.idle("player", "playlist")
+                radio.heard(client.idle("player", "playlist", "database"))
             except PlayerError as exc:
                 if "lost the connection" not in exc.message:
                     raise

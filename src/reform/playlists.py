@@ -58,6 +58,7 @@ class Report:
     empty: list[tuple[str, bool]] = field(default_factory=list)   # (title, an earlier file is kept):
                                                    # playlists none of whose songs is under the root
     unwritable: int = 0                       # songs whose path holds a line break (see m3u_text)
+    gone: int = 0                             # songs whose file was deleted since the last scan
 
 
 # -- what to write ----------------------------------------------------------------------------------
@@ -154,6 +155,9 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
         name = file_name(playlist.title, taken, suffix)
         inside = [row for row in playlist.rows if _entry(row, root, prefix) is not None]
         report.outside_root += len(playlist.rows) - len(inside)
+        there = [row for row in inside if os.path.exists(row.path)]   # a player skips the others
+        report.gone += len(inside) - len(there)
+        inside = there
         if not inside:   # a server would import it as an empty playlist
             report.empty.append((playlist.title, (folder / name).exists()))
             empty.add(name)

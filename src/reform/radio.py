@@ -95,10 +95,15 @@ def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n:
         if len(picked) >= want or k >= len(rec):
             break
         k = min(len(rec), 4 * k)
-    if len(picked) < want:  # too few songs keep the gaps: let them give way
-        picked = _pick(usable, recent, want, rules, strict=False, start=picked)
+    if len(picked) < n:  # too few songs keep the gaps: let them give way, as few as need to
+        picked = _pick(usable, recent, n, rules, strict=False, start=picked)
     if rules.shuffle > 1 and len(picked) > n:
-        picked = (rng or random.Random()).sample(picked, n)
+        # a random order of the best, then the first that keep the gaps: a plain draw from them
+        # put two songs of one artist side by side that the gaps had kept apart
+        pool = list(picked)
+        (rng or random.Random()).shuffle(pool)
+        picked = _pick(pool, recent, n, rules, strict=True)
+        picked = _pick(pool, recent, n, rules, strict=False, start=picked)
     return [Recommendation(row, score) for row, score in picked[:n]]
 
 

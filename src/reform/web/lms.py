@@ -12,11 +12,13 @@ and its original service (CDrummond/music-similarity, ``lib/app.py``) define it:
     songs before an artist/album may return (0-200); ``filterxmas``: no Christmas
     songs except in December; ``filtergenre`` with ``genregroups``: only genres of the
     seeds' groups; ``shuffle``: draw among the best (default on); ``format``: ``text``
-    answers one path or URL per line, anything else a JSON list.  Answered in the form
-    the tracks came in: ``file://`` URLs when the first seed was one, else paths.
+    answers one path per line, anything else a JSON list.  Always paths, as the original
+    service answers: the plugin makes LMS's own URL of each (``fileURLFromPath``), where a
+    URL escaped here (Python's rules, not LMS's) could name no track of LMS's database.
 ``POST /api/dump``
     one ``track``; ``count`` (default 1000); ``filterartist``: only its artist;
-    ``format``: ``text-url`` (URLs, one per line), ``text`` (path and distance), or JSON.
+    ``format``: ``text-url`` (one path per line, as the original service answers it),
+    ``text`` (path and distance), or JSON.
 ``GET /api/features``
     which optional analyses exist: an empty answer (ReFORM has neither Essentia nor
     bliss attributes, so the plugin offers no attribute mixes).
@@ -33,7 +35,7 @@ import datetime
 import json
 import random
 import re
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -90,14 +92,6 @@ def decode(track: str) -> str:
     return path
 
 
-def encode(path: str, as_url: bool) -> str:
-    if not as_url:
-        return path
-    if re.match(r"^/[A-Za-z]:", path):  # Windows: keep the drive's colon
-        return "file://" + path[:3] + quote(path[3:])
-    return "file://" + quote(path)
-
-
 def _genres(row: FileRow) -> set[str]:
     return {norm(g) for g in re.split(r"\s*[/;,]\s*", row.genre or "") if norm(g)}
 
@@ -150,7 +144,6 @@ class Service:
         rec, by_path, mpath, tracks = self._library(params)
         if not tracks:
             return PlainTextResponse("no track given", status_code=400)
-        as_url = tracks[0].startswith("file://")
         seeds = self._rows(tracks, mpath, by_path)
         previous = self._rows(_list(params, "previous"), mpath, by_path)
         count = min(max(_int(params, "count", DEFAULT_COUNT), 1), MAX_COUNT)
@@ -167,7 +160,7 @@ class Service:
                       shuffle=SHUFFLE_FACTOR if _int(params, "shuffle", 1) == 1 else 1,
                       seed_decay=1.0)   # the plugin's seeds are drawn at random from the queue
         picks = next_songs(rec, seeds, previous or seeds, count, rules, self.rng)
-        return self._answer([self._lms_path(p.row, mpath) for p in picks], params, as_url)
+        return self._answer([self._lms_path(p.row, mpath) for p in picks], params)
 
     def dump(self, params: dict) -> Response:
         """Songs similar to one song, most similar first (the "Similar tracks" menus)."""
@@ -186,7 +179,7 @@ class Service:
         rows = [(p, s) for p, s in rows if p is not None][:count]
         fmt = _value(params, "format", "")
         if fmt == "text-url":
-            return PlainTextResponse("\n".join(encode(p, tracks[0].startswith("file://")) for p, _ in rows))
+            return PlainTextResponse("\n".join(p for p, _ in rows))
         if fmt == "text":
             return PlainTextResponse("\n".join(f"{p}\t{1 - s:f}" for p, s in rows))
         return JSONResponse([{"file": p, "sim": round(1 - s, 6)} for p, s in rows])
@@ -230,8 +223,8 @@ class Service:
         query = rec.expanded(rec.vector_of(seed.hash), {seed.hash})
         return [(row, score) for _, row, score in rec.ranked(query, len(rec)) if row.hash != seed.hash]
 
-    def _answer(self, paths: list[str | None], params: dict, as_url: bool = False) -> Response:
-        items = [encode(p, as_url) for p in paths if p is not None]
+    def _answer(self, paths: list[str | None], params: dict) -> Response:
+        items = [p for p in paths if p is not None]
         if _value(params, "format", "") == "text":
             return PlainTextResponse("\n".join(items))
         return Response(json.dumps(items), media_type="application/json")
