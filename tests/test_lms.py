@@ -19,9 +19,10 @@ from fastapi.testclient import TestClient
 
 from conftest import ctrl_c_as_in_a_terminal, reform_cmd
 from reform import Library
+from reform.errors import ConfigError
 from reform.recommend import Recommender
 from reform.store import FileRow
-from reform.web.lms import AllowClients, Service, create_lms_app
+from reform.web.lms import AllowClients, Service, client_addresses, create_lms_app
 from reform.web.state import LibraryState, Snapshot
 
 
@@ -160,6 +161,11 @@ def test_only_the_lyrion_server_may_ask(library):
         assert refused.status_code == 403   # TestClient's requests come from "testclient"
     finally:
         state.close()
+    # a request carries its client's address, never a name: names are resolved when the service starts
+    assert client_addresses(("10.1.2.3", "::1", "10.1.2.3")) == ("10.1.2.3", "::1")
+    assert "127.0.0.1" in client_addresses(("localhost",))
+    with pytest.raises(ConfigError, match="no such address or host name"):
+        client_addresses(("no-such-host.invalid",))
 
 
 def test_reform_serve_answers_the_plugin_on_its_own_port(library, tmp_path):

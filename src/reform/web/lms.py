@@ -32,15 +32,17 @@ themselves, nor any song of ``previous``, nor a song titled like one of them.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import random
 import re
+import socket
 from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import ReformError
+from ..errors import ConfigError, ReformError
 from ..radio import MusicRoot, Rules, next_songs
 from ..recommend import Recommender
 from ..store import FileRow
@@ -272,6 +274,25 @@ def create_lms_app(state: LibraryState, root: MusicRoot | None = None,
     return app
 
 
+def client_addresses(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The IP addresses of ``names`` (addresses, or host names resolved now): a request
+    carries its client's address, never a name, so a name compared as given refused every
+    request.  ConfigError for a name that does not resolve."""
+    found: list[str] = []
+    for name in names:
+        try:
+            found.append(str(ipaddress.ip_address(name)))
+            continue
+        except ValueError:
+            pass
+        try:
+            found += [info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)]
+        except OSError:
+            raise ConfigError(f"--lms-allow {name}: no such address or host name",
+                              hint="give the Lyrion server's IP address, e.g. --lms-allow 192.168.1.20") from None
+    return tuple(dict.fromkeys(found))
+
+
 class AllowClients:
     """Answers only requests from the given addresses (all when none are given): the plugin
     cannot send a token, so a service reachable from other computers names its one client."""
@@ -281,6 +302,7 @@ class AllowClients:
 
     async def __call__(self, scope, receive, send):
         client = (scope.get("client") or ("",))[0]
+        client = client.removeprefix("::ffff:")   # an IPv4 client of a socket that takes both
         if scope["type"] == "http" and self.addresses and client not in self.addresses:
             response = PlainTextResponse(f"{client} may not ask this service", status_code=403)
             return await response(scope, receive, send)

@@ -134,6 +134,10 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     if lms_port is not None and not is_loopback(lms_host) and not lms_allow:
         raise ConfigError(f"the Music Similarity service cannot check a token: binding {lms_host} "
                           "needs the address of the Lyrion server", hint="add --lms-allow ADDRESS")
+    if lms_port is not None:
+        from .lms import client_addresses
+
+        lms_allow = client_addresses(lms_allow)
     sockets = [bind(host, port)]
     try:
         lms_socket = bind_lms(lms_host, lms_port, lms_optional) if lms_port is not None else None
