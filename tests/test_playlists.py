@@ -186,6 +186,9 @@ def test_file_names_are_safe_and_distinct():
     assert pl.file_name('AC/DC: "Live"?', taken) == "AC-DC- -Live.m3u8"
     assert pl.file_name("ac-dc- -live", taken) == "ac-dc- -live (2).m3u8"
     assert pl.file_name("...", taken) == "ReFORM playlist.m3u8"
+    cut_after_dash = "x" * (pl.MAX_NAME - 3) + " - Laboratory"             # cut right after " - "
+    assert pl.file_name(cut_after_dash, taken) == "x" * (pl.MAX_NAME - 3) + ".m3u8"
+    assert pl.file_name(cut_after_dash, taken) == "x" * (pl.MAX_NAME - 3) + " (2).m3u8"
 
 
 def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys):

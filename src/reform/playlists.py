@@ -93,7 +93,7 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
 # -- writing --------------------------------------------------------------------------------------
 def file_name(title: str, taken: set[str], suffix: str = SUFFIX) -> str:
     """A file name for ``title`` that every system accepts and no other playlist has."""
-    base = _UNSAFE.sub("-", title).strip(" .-")[:MAX_NAME] or "ReFORM playlist"
+    base = _UNSAFE.sub("-", title)[:MAX_NAME].strip(" .-") or "ReFORM playlist"   # cut, then trimmed
     name, n = base + suffix, 2
     while name.casefold() in taken:
         name, n = f"{base} ({n}){suffix}", n + 1
