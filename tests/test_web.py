@@ -187,6 +187,9 @@ def test_audio_is_the_file_with_ranges(client, ids):
     assert client.get(url, headers={"Range": "bytes=0-1,5-9"}).status_code == 200  # ignored
     outside = client.get(url, headers={"Range": f"bytes={len(data)}-"})
     assert outside.status_code == 416 and outside.headers["content-range"] == f"bytes */{len(data)}"
+    head = client.head(url)                          # what a player asks first: the length, no bytes
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(len(data))
+    assert head.headers["content-type"] == "audio/flac"
 
 
 def test_parse_range():
@@ -220,6 +223,8 @@ def test_audio_decoded_to_wav_with_exact_length_and_ranges(client, ids):
     assert part.status_code == 206 and part.content == whole.content[40000:41000]
     head = client.get(url, headers={"Range": "bytes=0-43"})
     assert head.content == whole.content[:44] and head.content[:4] == b"RIFF"
+    asked = client.head(url)
+    assert asked.headers["content-length"] == whole.headers["content-length"] and asked.content == b""
 
 
 def _own_song(home: Path, tmp_path: Path, title: str = "Chord") -> tuple[Library, int, Path]:
@@ -353,6 +358,7 @@ def test_m3u_lines_cannot_be_injected(trained, tmp_path):
     r = c.get("/api/export.m3u", params={"id": [rows["Chord"].id, rows["White"].id]})
     assert r.status_code == 200 and r.headers["x-reform-skipped"] == str(rows["Chord"].id)
     assert "injected" not in r.text and "/etc/passwd" not in r.text and rows["White"].path in r.text
+    assert "x-reform-skipped" not in c.get("/api/export.m3u", params={"id": [rows["White"].id]}).headers
 
 
 def test_map_is_a_cached_pca_of_the_embeddings(home, client, monkeypatch):

@@ -217,9 +217,10 @@ def song(request: Request, song_id: int):
         "playback": "file" if media.plays_natively(row) else "wav"}
 
 
-@router.get("/songs/{song_id}/audio", responses={**ERRORS, 206: {"description": "a byte range"},
-                                                 416: {"description": "range outside the file"}},
-            response_class=Response, summary="The song's audio, with HTTP ranges (seeking)")
+@router.api_route("/songs/{song_id}/audio", methods=["GET", "HEAD"],
+                  responses={**ERRORS, 206: {"description": "a byte range"},
+                             416: {"description": "range outside the file"}},
+                  response_class=Response, summary="The song's audio, with HTTP ranges (seeking)")
 def audio(request: Request, song_id: int,
           format: Literal["auto", "file", "wav"] = Query(
               "auto", description="'file': the file's own bytes; 'wav': decoded to 16-bit WAV; "
@@ -228,6 +229,8 @@ def audio(request: Request, song_id: int,
     as_file = format == "file" or (format == "auto" and media.plays_natively(row))
     make = media.file_body if as_file else media.wav_body
     body = make(row, request.headers.get("range"))
+    if request.method == "HEAD":   # players ask a stream's length and type first: nothing is read
+        return Response(status_code=body.status, headers=body.headers, media_type=body.media_type)
     return StreamingResponse(body.chunks, status_code=body.status, headers=body.headers,
                              media_type=body.media_type)
 
@@ -289,7 +292,7 @@ def export_m3u(request: Request, id: list[int] = Query(..., min_length=1, max_le
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(given, safe='')}"
     return Response(text, media_type="audio/x-mpegurl; charset=utf-8",
                     headers={"Content-Disposition": disposition,
-                             "X-Reform-Skipped": ",".join(str(r.id) for r in skipped)})
+                             **({"X-Reform-Skipped": ",".join(str(r.id) for r in skipped)} if skipped else {})})
 
 
 @router.get("/map", response_model=LibraryMap, responses={409: ERRORS[409]},
