@@ -370,3 +370,51 @@ def test_a_catalogue_made_again_while_a_music_folder_is_away_keeps_its_spectrogr
     assert "5 songs added back from their stored spectrograms, 0 analysed" in capsys.readouterr().out
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 5 and not lib.home.unfinished()
+
+
+@pytest.mark.parametrize("folder", ["Music #2", "what?"])
+def test_a_repair_keeps_the_rows_whatever_the_home_is_called(trained, tmp_path, folder):
+    """The damaged catalogue was opened as the URI 'file:PATH?mode=ro': a '#' or '?' in the
+    path ended it there, and the repair kept nothing and said '0 unreadable'."""
+    from reform.check import rebuild_catalogue
+
+    home = tmp_path / folder
+    shutil.copytree(trained, home)
+    songs = len(_songs(home))
+    rebuilt = rebuild_catalogue(home / "catalogue.db")
+    assert rebuilt.kept >= songs and rebuilt.lost == 0 and rebuilt.embeddings >= songs
+    assert len(_songs(home)) == songs
+
+
+def test_a_repair_keeps_the_rows_of_a_table_whose_index_alone_is_damaged(home):
+    """SQLite listed the rowids from the smallest covering index: that index damaged, the
+    table's rows (all readable) were dropped and counted as 0 lost."""
+    from reform.check import rebuild_catalogue
+
+    songs = len(_songs(home))
+    with sqlite3.connect(home / "catalogue.db") as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")     # every page in the file itself
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'files_hash'").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT rowid FROM files").fetchall()
+    conn.close()
+    assert "files_hash" in str(plan)                     # the listing SQLite would have used
+    with open(home / "catalogue.db", "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(bytes(size))
+    rebuilt = rebuild_catalogue(home / "catalogue.db")
+    assert rebuilt.kept >= songs and rebuilt.lost == 0
+    assert len(_songs(home)) == songs
+
+
+def test_a_spectrogram_whose_header_states_an_impossible_shape_is_named(home, capsys):
+    """np.load raised OverflowError for a negative or huge dimension, and `reform check` crashed."""
+    songs = _songs(home)
+    with Library(home, create=False) as lib:
+        path = lib.home.spectrograms.path(songs["Chord"].hash)
+    data = path.read_bytes()
+    assert b"'shape': (2, " in data
+    path.write_bytes(data.replace(b"'shape': (2, ", b"'shape': (-2,", 1))    # two channels -> minus two
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    line = next(x for x in capsys.readouterr().out.splitlines() if songs["Chord"].path in x)
+    assert "spectrogram: " in line

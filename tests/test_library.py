@@ -83,6 +83,10 @@ def test_tags_from_file_and_from_folder_layout(tmp_path):
     assert (tags.artist, tags.album, tags.title) == ("Real Artist", "Real Album", "Real Title")
     assert (tags.track, tags.year, tags.genre) == (3, 1999, "Ambient")
 
+    f["tracknumber"] = "99999999999999999999"     # more than SQLite can store: the scan stopped there
+    f.save()
+    assert read_tags(str(tagged), str(tmp_path)).track is None
+
     untagged = write(tmp_path / "Some Artist" / "Some Album" / "07 - The Title.wav", tone(440, 1))
     tags = read_tags(str(untagged), str(tmp_path))
     assert (tags.artist, tags.album, tags.title, tags.track) == ("Some Artist", "Some Album", "The Title", 7)

@@ -697,3 +697,22 @@ def test_status_tells_a_scan_that_did_not_end(lib, music, capsys):
     with lib.home.lock.hold("scan"):
         assert lib.home.scan_state() == "running"
     assert not lib.scan(jobs=1).interrupted and lib.home.scan_state() is None
+
+
+def test_a_worker_ends_with_the_scan_however_the_scan_ends():
+    """kill -9 of a scan left its pool's workers (and the forkserver they keep) waiting on
+    their queue for good, some 300 MB each."""
+    import sys
+
+    scan = subprocess.Popen(["sleep", "60"])
+    worker = subprocess.Popen([sys.executable, "-c", f"import time; from reform.scan import _end_with; "
+                               f"_end_with({scan.pid}); time.sleep(60)"])
+    try:
+        time.sleep(1.0)
+        assert worker.poll() is None                     # the scan lives: so does the worker
+        scan.kill()
+        scan.wait()
+        assert worker.wait(timeout=10) == 1              # and ends with it
+    finally:
+        for proc in (scan, worker):
+            proc.kill()

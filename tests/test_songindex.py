@@ -125,6 +125,10 @@ def test_a_damaged_index_is_found_and_built_again(lib, monkeypatch):
     path.write_bytes(b"REFORM-INDEX\n" + bytes(100))
     with pytest.raises(StoreError, match="damaged"):
         songindex.read(path)
+    for claimed in (2 ** 62, 2 ** 63 + 5):   # a header length read as asked: MemoryError, OverflowError
+        path.write_bytes(songindex.MAGIC + claimed.to_bytes(8, "little") + bytes(100))
+        with pytest.raises(StoreError, match="damaged"):
+            songindex.read(path)
     assert len(songindex.load(lib.home)) == 300 and songindex.problems(lib.home) == []
 
 

@@ -136,7 +136,8 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
 
 def _open_read_only(path: Path) -> sqlite3.Connection | None:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # as a URI, so that a '#' or '?' in the home's path is not read as its end (nothing was kept)
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
         conn.text_factory = bytes  # text that is not UTF-8 is checked row by row, not fatal
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
@@ -151,9 +152,12 @@ def _salvage(conn: sqlite3.Connection, table: str) -> tuple[tuple[str, ...], lis
         have = {r[1].decode() if isinstance(r[1], bytes) else r[1]
                 for r in conn.execute(f"PRAGMA table_info({table})")}
         columns = tuple(c for c in _COLUMNS[table] if c in have)
-        ids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table}")]
     except sqlite3.Error:
         return (), [], 0
+    try:   # from the table itself: SQLite would list the rowids from an index, which may be the damage
+        ids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table} NOT INDEXED")]
+    except sqlite3.Error:
+        ids = _rowids_one_by_one(conn, table)
     rows, lost = [], 0
     for rowid in ids:
         try:
@@ -164,6 +168,22 @@ def _salvage(conn: sqlite3.Connection, table: str) -> tuple[tuple[str, ...], lis
         except (sqlite3.Error, UnicodeDecodeError, TypeError):
             lost += 1
     return columns, rows, lost
+
+
+def _rowids_one_by_one(conn: sqlite3.Connection, table: str) -> list[int]:
+    """The rowids of a table whose scan breaks part-way: each next one asked for alone, so
+    that the rows after a damaged page are still found where SQLite can reach them."""
+    ids: list[int] = []
+    after = -2 ** 63
+    while True:
+        try:
+            found = conn.execute(f"SELECT min(rowid) FROM {table} NOT INDEXED WHERE rowid > ?", (after,)).fetchone()
+        except sqlite3.Error:
+            return ids
+        if found is None or found[0] is None:
+            return ids
+        after = found[0]
+        ids.append(after)
 
 
 # -- spectrograms and embeddings ---------------------------------------------------------------------

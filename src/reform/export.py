@@ -77,7 +77,7 @@ def export_embeddings(out: str | os.PathLike, rows: list[FileRow], embeddings: d
             writer.writerow(["path", *TAG_FIELDS, *(f"e{i}" for i in range(dims))])
             for i, r in enumerate(rows):
                 writer.writerow([r.path, *("" if tags[f][i] is None else tags[f][i] for f in TAG_FIELDS),
-                                 *(f"{v:.7g}" for v in matrix[i])])
+                                 *(f"{v:.9g}" for v in matrix[i])])   # 9 digits: a float32 exactly
     else:
         try:
             import pyarrow as pa

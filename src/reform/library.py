@@ -402,8 +402,10 @@ def _cp1252_kept(text: str) -> str:
 
 
 def _leading_int(text: str | None) -> int | None:
+    """The number a track tag starts with ("3", "03/12"); None for none, or for one of more
+    than six digits, which no album numbers and SQLite could not store (the scan stopped there)."""
     match = re.match(r"\s*(\d+)", text or "")
-    return int(match.group(1)) if match else None
+    return int(match.group(1)) if match and len(match.group(1).lstrip("0")) <= 6 else None
 
 
 def _year(text: str | None) -> int | None:

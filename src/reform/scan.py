@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import select
 import signal
 import threading
 import time
@@ -127,13 +128,43 @@ _worker_logmel: dict[tuple, object] = {}
 _worker_embedded: frozenset[str] = frozenset()  # audio that already has an embedding
 
 
-def init_worker(embedded: frozenset[str] = frozenset()) -> None:
-    """Set up a worker process (a pool's, or a Ray actor's) before its first file."""
+def init_worker(embedded: frozenset[str] = frozenset(), scan: int | None = None) -> None:
+    """Set up a worker process (a pool's, or a Ray actor's) before its first file; a pool's
+    worker ends with the scan's process ``scan``."""
     import torch
 
     global _worker_embedded
     _worker_embedded = embedded
     torch.set_num_threads(1)  # one thread per process beat two per process (bench/ingest.py)
+    if scan is not None:
+        _end_with(scan)
+
+
+def _end_with(pid: int) -> None:
+    """End this process when process ``pid`` ends, however it ends.  A pool's workers wait
+    for files on a queue whose writing end they hold too, so a scan killed outright (kill -9,
+    the kernel's out-of-memory killer) left them, and the forkserver they keep alive, holding
+    some 300 MB each for good."""
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)           # readable once the process ends
+        except (AttributeError, OSError):   # no pidfd (not Linux, or an old kernel): ask every 2 s
+            while _alive(pid):
+                time.sleep(2.0)
+        else:
+            select.select([fd], [], [])
+        os._exit(1)
+    threading.Thread(target=watch, name="reform-end-with-scan", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 @contextmanager
@@ -400,7 +431,7 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["reform.scan", "reform.features"] + (["reform.embed"] if embedding else []))
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
-                               initargs=(embedded,))
+                               initargs=(embedded, os.getpid()))
     pending: dict[Future, object] = {}   # each file in flight, with its key in ``copies``
     copies = _Copies(todo)
 

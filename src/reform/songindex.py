@@ -200,7 +200,10 @@ def read(path: Path) -> SongIndex:
             head = f.read(len(MAGIC) + 8)
             if head[:len(MAGIC)] != MAGIC:
                 raise ValueError("not a ReFORM index")
-            header = json.loads(f.read(int.from_bytes(head[len(MAGIC):], "little")))
+            length = int.from_bytes(head[len(MAGIC):], "little")
+            if length > os.fstat(f.fileno()).st_size:   # a damaged length: never read as asked
+                raise ValueError(f"its header claims {length} bytes")
+            header = json.loads(f.read(length))
             if header.get("format") != FORMAT:
                 raise ValueError(f"format {header.get('format')}, this ReFORM reads {FORMAT}")
             start = -(-f.tell() // ALIGN) * ALIGN
@@ -219,7 +222,7 @@ def read(path: Path) -> SongIndex:
                 parts[name] = raw.view(dtype).reshape(shape)
         structure = structure_from_bytes(data[start + header["sections"]["structure"][0]:][
             :header["sections"]["structure"][1]]) if header["kind"] != "exact" else None
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, OverflowError, MemoryError) as exc:
         raise StoreError(f"the stored search index is damaged or unreadable ({exc})", path=path,
                          hint="it is built again by the next command that needs it") from exc
     live = parts["live"]

@@ -331,7 +331,7 @@ class SpectrogramStore:
         """
         try:
             spec = np.load(self.path(digest), mmap_mode="r")
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, OverflowError) as exc:   # (a header's shape damaged)
             raise StoreError(f"spectrogram {digest} is missing or unreadable ({exc})",
                              hint="run `reform check --repair` to re-analyse the song") from exc
         info = self.info(digest)
