@@ -214,3 +214,15 @@ def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_
     assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "No Such Song"]) == 1
     assert "no song matches" in capsys.readouterr().err
     assert sorted(out.glob("*.m3u8")) == written                            # nothing written, nothing removed
+
+
+def test_a_radio_from_a_file_outside_the_library_is_refused_in_plain_words(home, tmp_path, capsys):
+    from conftest import tone, write
+
+    outside = write(tmp_path / "elsewhere" / "track01.wav", tone(523, 8))
+    out = tmp_path / "lists"
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", str(outside),
+                 "--radio", "Chord", "--length", "3"]) == 0          # an AttributeError's traceback before
+    err = capsys.readouterr().err
+    assert "a radio starts from a song of the library, and this file is not one" in err
+    assert [p.name for p in out.glob("*.m3u8")] == ["ReFORM radio - Tone Band - Chord.m3u8"]

@@ -138,6 +138,23 @@ def test_another_file_of_one_recording_is_recommended_once():
     assert titles(rec.similar(rec.seed_of(rows[0]), 10)) == ["alike, longer", "neighbour", "far"]   # the tagged
 
 
+def test_two_artists_songs_of_one_title_and_length_are_two_songs():
+    """Every other artist's "Intro" of about a minute was taken for another file of the seed's."""
+    import dataclasses
+
+    def at(i, artist, title, angle, seconds=60.0):
+        return dataclasses.replace(row(i, artist, f"{artist} album", title), duration=seconds), np.array(
+            [np.cos(angle), np.sin(angle), 0.0], np.float32)
+
+    made = [at(1, "Metallica", "Intro", 0.0), at(2, "Slayer", "Angel", 0.2, 300.0),
+            at(3, "Beyonce", "Intro", 0.9, 60.6), at(4, "Untagged", "Intro", 0.5, 60.3)]
+    rows = [r for r, _ in made]
+    rows[3] = dataclasses.replace(rows[3], artist=None)          # no artist: it may be the seed's file
+    rec = Recommender.of(rows, {r.hash: v for r, v in zip(rows, (v for _, v in made))}, expand=0)
+    assert titles(rec.similar(rec.seed_of(rows[0]), 10)) == ["Angel", "Intro"]
+    assert [r.row.artist for r in rec.similar(rec.seed_of(rows[0]), 10)] == ["Slayer", "Beyonce"]
+
+
 def test_playlist_flows_without_repeats(rec):
     seed = rec.seed_of(find(ROWS, "seed"))
     recs = rec.playlist([seed], length=5)
@@ -357,3 +374,15 @@ def test_notes_about_stale_embeddings(home, capsys, tmp_path):
         lib.home.catalogue.put_embeddings("an-older-model", [(s.hash, np.ones(4)) for s in lib.songs()])
     code, _, err = run(capsys, "--home", home, "similar", "Chord")
     assert code == 0 and "another model than the active one" in err
+
+
+def test_two_files_from_outside_the_library_of_one_name_are_two_seeds(capsys):
+    """They were keyed by their label, the file name alone: the mix took one of them."""
+    from reform.cli import _distinct
+    from reform.recommend import Seed
+
+    a = Seed(np.array([1.0, 0.0], np.float32), None, "track01.wav")
+    b = Seed(np.array([0.0, 1.0], np.float32), None, "track01.wav")
+    again = Seed(np.array([1.0, 0.0], np.float32), None, "track01.wav")    # the first file given twice
+    assert _distinct([a, b, again]) == [a, b]
+    assert capsys.readouterr().err == "note: track01.wav was given twice: taken once\n"

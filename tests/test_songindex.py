@@ -164,3 +164,35 @@ def test_an_interrupted_write_leaves_the_old_index(lib, monkeypatch):
     monkeypatch.undo()
     assert len(songindex.read(path)) == 300          # the old index, whole
     assert len(songindex.load(lib.home)) == 305      # and a reader brings it up to date
+
+
+def test_a_vector_of_another_size_taken_in_later_is_left_out_as_a_build_leaves_it(lib, tmp_path):
+    """A full build left a damaged vector out, the incremental update stacked it with the
+    others, and every query (and the export) broke on it."""
+    from reform.cli import main
+
+    add_songs(lib, 300, vectors(2, seed=3))
+    lib.home.catalogue.put_embeddings("m1", [(f"{301:08x}", np.ones(4, np.float32))])   # damaged
+    songs = songindex.load(lib.home)                      # brought up to date from the stored one
+    assert len(songs) == 301 and songs.slot(f"{301:08x}") is None
+    assert [r.row.title for r in lib.similar("t300", n=2)]
+    assert main(["--home", str(lib.home.path), "export", str(tmp_path / "x.npz")]) == 0
+    assert len(np.load(tmp_path / "x.npz")["paths"]) == 301
+
+
+def test_a_query_that_read_before_a_scan_committed_leaves_the_newer_index_stored(lib, monkeypatch):
+    """Its older snapshot built an index of fewer songs and wrote it over the scan's."""
+    path = lib.home.index_path("cosine")
+    real_read = songindex.read
+
+    def read_after_a_scan(p):
+        monkeypatch.setattr(songindex, "read", real_read)
+        with Library(lib.home.path, create=False) as other:   # another program's scan commits ...
+            add_songs(other, 300, vectors(5, seed=4))
+            other.update_index()                              # ... and stores its index
+        return real_read(p)
+    monkeypatch.setattr(songindex, "read", read_after_a_scan)
+    assert len(songindex.load(lib.home)) == 300           # this command answers what it read
+    monkeypatch.undo()
+    assert songindex.read(path).revision == lib.home.catalogue.embeddings_revision()
+    assert len(songindex.read(path)) == 305

@@ -426,9 +426,11 @@ class Library:
             return summary
 
     def embeddings(self) -> tuple[str, dict[str, np.ndarray]]:
-        """The model version of the stored embeddings and the embedding of every song hash."""
+        """The model version of the stored embeddings and the embedding of every song hash
+        (but a damaged one, as queries leave it out: Catalogue.embedding_matrix)."""
         version = self.home.embedding_model()
-        vectors = self.home.catalogue.embeddings(version) if version else {}
+        hashes, matrix = self.home.catalogue.embedding_matrix(version) if version else ([], None)
+        vectors = dict(zip(hashes, matrix))
         if not vectors:
             raise EmbedError("no song has an embedding yet", hint="run `reform embed`")
         return version, vectors

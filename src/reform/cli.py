@@ -764,7 +764,8 @@ def _distinct(seeds) -> list:
     mix of A and A is a mix of A; says which were."""
     kept: dict[object, object] = {}
     for seed in seeds:
-        key = seed.row.hash if seed.row is not None else seed.label
+        # a file from outside the library by its sound: two files of one name are two seeds
+        key = seed.row.hash if seed.row is not None else seed.vector.tobytes()
         if key in kept:
             print(f"note: {seed.label} was given twice: taken once", file=sys.stderr)
         kept.setdefault(key, seed)
@@ -945,7 +946,11 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         seeds, unmatched = [], []
         for query in args.radio or []:   # one radio whose song has gone stops none of the others
             try:
-                seeds.append(lib.resolve(query, rec).row)
+                seed = lib.resolve(query, rec).row
+                if seed is None:
+                    raise QueryError("a radio starts from a song of the library, and this file is not one",
+                                     path=query, hint="scan its folder first")
+                seeds.append(seed)
             except QueryError as exc:
                 unmatched.append(exc)
                 print(f"note: --radio {query}: {exc.message}; its playlist is not written", file=sys.stderr)

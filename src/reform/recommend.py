@@ -302,13 +302,19 @@ class Recommender:
 
 
 def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:
-    """Two files of one recording: as long within a second, and of one title or as close as only
-    such files are (see SAME_RECORDING_COSINE)."""
+    """Two files of one recording: as long within a second, and as close as only such files
+    are (see SAME_RECORDING_COSINE), or of one title by one artist (two artists' "Intro" of a
+    minute are two songs; an untagged artist may be either)."""
     if other is None or row.duration is None or other.duration is None:
         return False
     if abs(row.duration - other.duration) >= SAME_RECORDING_SECONDS:
         return False
-    return cosine >= SAME_RECORDING_COSINE or bool(row.title and norm(row.title) == norm(other.title))
+    if cosine >= SAME_RECORDING_COSINE:
+        return True
+    if not (row.title and norm(row.title) == norm(other.title)):
+        return False
+    named = artists(row.artist), artists(other.artist)
+    return not all(named) or bool(named[0] & named[1])
 
 
 def _fuller(row: FileRow, other: FileRow) -> bool:

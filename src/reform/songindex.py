@@ -118,7 +118,12 @@ class SongIndex:
 
     # -- changes -----------------------------------------------------------------------------
     def apply(self, changes: dict[str, np.ndarray | None]) -> None:
-        """Take in changed songs: a hash with a vector is (re)placed, one with None removed."""
+        """Take in changed songs: a hash with a vector is (re)placed, one with None removed, as
+        is one whose vector has another size or is not finite (damage, which `reform check`
+        names: a full build leaves it out too, see Catalogue.embedding_matrix)."""
+        dim = self.index.vectors.shape[1]
+        changes = {h: v if v is not None and v.shape == (dim,) and np.isfinite(v).all() else None
+                   for h, v in changes.items()}
         old = [s for s in (self.slot(h) for h in changes) if s is not None]
         if old:
             self.index.remove(np.array(old, np.int64))
@@ -278,6 +283,9 @@ def load(home, metric: str = "cosine", kind: str = "auto", *, store: bool = True
             stored = None
         songs = stored if stored is not None and stored.model == model and stored.catalogue == identity \
             and stored.metric == metric and stored.revision <= revision else None
+        # a file newer than what this command read (a scan committed in between) is never
+        # replaced by an older index: the next command takes it as it is
+        newer = stored is not None and stored.catalogue == identity and stored.revision > revision
         changed = songs is None
         if songs is not None and songs.revision < revision:
             songs, changed = _caught_up(songs, catalogue, revision), True
@@ -290,7 +298,7 @@ def load(home, metric: str = "cosine", kind: str = "auto", *, store: bool = True
             if not hashes:
                 raise EmbedError("no song has an embedding yet", hint="run `reform embed`")
             songs = SongIndex.build(hashes, vectors, metric, "auto", model, revision, identity)
-    if changed and store and os.access(home.path, os.W_OK):
+    if changed and store and not newer and os.access(home.path, os.W_OK):
         try:
             write(path, songs)
         except (WriteError, OSError):

@@ -217,10 +217,10 @@ def song(request: Request, song_id: int):
         "playback": "file" if media.plays_natively(row) else "wav"}
 
 
-@router.api_route("/songs/{song_id}/audio", methods=["GET", "HEAD"],
-                  responses={**ERRORS, 206: {"description": "a byte range"},
-                             416: {"description": "range outside the file"}},
-                  response_class=Response, summary="The song's audio, with HTTP ranges (seeking)")
+@router.head("/songs/{song_id}/audio", include_in_schema=False)   # the same, its length and type only
+@router.get("/songs/{song_id}/audio", responses={**ERRORS, 206: {"description": "a byte range"},
+                                                 416: {"description": "range outside the file"}},
+            response_class=Response, summary="The song's audio, with HTTP ranges (seeking)")
 def audio(request: Request, song_id: int,
           format: Literal["auto", "file", "wav"] = Query(
               "auto", description="'file': the file's own bytes; 'wav': decoded to 16-bit WAV; "

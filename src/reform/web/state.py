@@ -166,7 +166,8 @@ class LibraryState:
                     version = catalogue.conn.execute("PRAGMA data_version").fetchone()[0]
                     rows = self.library.songs()
                     model = self.library.home.embedding_model()
-                    vectors = catalogue.embeddings(model) if model else {}
+                    # a damaged vector (another size) left out, as queries leave it out
+                    vectors = dict(zip(*catalogue.embedding_matrix(model))) if model else {}
                 self._revision += 1
                 self._snapshot = Snapshot(self._revision, rows, model, vectors)
                 self._version = version
