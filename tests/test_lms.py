@@ -129,8 +129,8 @@ def _static(rows, vectors):
     return State()
 
 
-def _row(i, title, genre, artist="A"):
-    return FileRow(i, f"/m/{artist}/{title}.flac", 1, 1, f"h{i}", "ok", None, 200.0, 44100, 2, 100, "flac",
+def _row(i, title, genre, artist="A"):   # lengths 2 s apart: never files of one recording
+    return FileRow(i, f"/m/{artist}/{title}.flac", 1, 1, f"h{i}", "ok", None, 200.0 + 2 * i, 44100, 2, 100, "flac",
                    "fv", artist, f"{artist} album {i}", title, None, None, genre, 0.0)
 
 

@@ -11,7 +11,10 @@ from reform.recommend import Filters, Recommender
 from reform.store import FileRow
 
 
-def row(i, artist, album, duration=200.0):
+def row(i, artist, album, duration=None):
+    """Song ``i``; lengths 2 s apart unless given (songs as long within a second and this close
+    would be files of one recording)."""
+    duration = 200.0 + 2 * i if duration is None else duration
     return FileRow(i, f"/music/{artist}/{album}/{i:02d}.flac", 1, 1, f"h{i}", "ok", None, duration, 44100, 2,
                    100, "flac", "fv", artist, album, f"song {i}", None, None, None, 0.0)
 
@@ -109,6 +112,21 @@ def test_shuffle_draws_among_the_best_and_rules_are_checked(songs):
         Rules(min_duration=600, max_duration=10)
     assert Rules(min_duration=600).limits() == "no song of the last 50, at least 600 s long"
     assert Rules(no_repeat=0, filters=Filters(max_per_artist=1)).limits() == "the artist and album filters"
+
+
+def test_another_file_of_a_song_just_played_or_picked_is_no_next_song(songs):
+    """A FLAC and its MP3 have two hashes: the MP3 came back once the gaps let it."""
+    import dataclasses
+
+    rows, _ = songs
+    mp3 = dataclasses.replace(row(10, "Z", "Z1"), duration=rows[0].duration + 0.3, title=rows[0].title)
+    near = dataclasses.replace(row(11, "Y", "Y1"), duration=rows[3].duration + 0.3, title=rows[3].title)
+    made = rows + [mp3, near]
+    angles = {r.hash: r.id / 10 for r in rows} | {mp3.hash: 0.001, near.hash: 0.301}
+    rec = Recommender.of(made, {h: np.array([np.cos(a), np.sin(a)], np.float32) for h, a in angles.items()})
+    got = next_songs(rec, [rows[0]], [rows[0]], 9, Rules(artist_gap=0, album_gap=0))
+    assert mp3.hash not in {r.row.hash for r in got}                 # the seed's other file
+    assert len({r.row.hash for r in got} & {rows[3].hash, near.hash}) == 1   # one file of song 3
 
 
 @pytest.mark.parametrize("decay", [0.0, -0.5, 1.5])

@@ -88,22 +88,24 @@ def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n:
     banned = {r.hash for r in seeds} | {r.hash for r in recent[:rules.no_repeat]}
     want = n * rules.shuffle
     k = min(len(rec), max(8 * (want + len(banned)), 256))
+    near = seeds + recent[:rules.no_repeat]   # another file of one of them is no new song either
     while True:
         usable = [(row, score) for row, score in _ranked(rec, centre, k)
-                  if row.hash not in banned and _allowed(row, seeds, rules)]
-        picked = _pick(usable, recent, want, rules, strict=True)
+                  if row.hash not in banned and _allowed(row, seeds, rules)
+                  and not any(rec.one_recording(row, other) for other in near)]
+        picked = _pick(usable, recent, want, rules, strict=True, same=rec.one_recording)
         if len(picked) >= want or k >= len(rec):
             break
         k = min(len(rec), 4 * k)
     if len(picked) < n:  # too few songs keep the gaps: let them give way, as few as need to
-        picked = _pick(usable, recent, n, rules, strict=False, start=picked)
+        picked = _pick(usable, recent, n, rules, strict=False, start=picked, same=rec.one_recording)
     if rules.shuffle > 1 and len(picked) > n:
         # a random order of the best, then the first that keep the gaps: a plain draw from them
         # put two songs of one artist side by side that the gaps had kept apart
         pool = list(picked)
         (rng or random.Random()).shuffle(pool)
-        picked = _pick(pool, recent, n, rules, strict=True)
-        picked = _pick(pool, recent, n, rules, strict=False, start=picked)
+        picked = _pick(pool, recent, n, rules, strict=True, same=rec.one_recording)
+        picked = _pick(pool, recent, n, rules, strict=False, start=picked, same=rec.one_recording)
     return [Recommendation(row, score) for row, score in picked[:n]]
 
 
@@ -139,13 +141,16 @@ def _allowed(row: FileRow, seeds: list[FileRow], rules: Rules) -> bool:
 
 
 def _pick(usable: list[tuple[FileRow, float]], recent: list[FileRow], n: int, rules: Rules,
-          strict: bool, start: list[tuple[FileRow, float]] = ()) -> list[tuple[FileRow, float]]:
+          strict: bool, start: list[tuple[FileRow, float]] = (),
+          same: Callable[[FileRow, FileRow], bool] | None = None) -> list[tuple[FileRow, float]]:
     """Up to ``n`` songs (after those of ``start``), each the best usable one that keeps the
-    artist and album gaps from the songs before it (``strict``) and the cap per artist."""
+    artist and album gaps from the songs before it (``strict``) and the cap per artist, and is
+    no file of a recording picked already (``same``)."""
     picked = list(start)
     while len(picked) < n:
         before = [r for r, _ in reversed(picked)] + recent               # newest first
-        choice = next((u for u in usable if _fits(u[0], before, picked, rules, strict)), None)
+        choice = next((u for u in usable if _fits(u[0], before, picked, rules, strict)
+                       and not (same and any(same(u[0], r) for r, _ in picked))), None)
         if choice is None:
             break
         picked.append(choice)

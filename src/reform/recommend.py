@@ -131,6 +131,18 @@ class Recommender:
             raise QueryError("this song has no embedding yet", hint="run `reform embed`")
         return self.songs.vector(slot)
 
+    def one_recording(self, row: FileRow, other: FileRow) -> bool:
+        """Whether two songs of the library are files of one recording (:func:`_one_recording`)."""
+        if row.hash == other.hash:
+            return True
+        if row.duration is None or other.duration is None \
+                or abs(row.duration - other.duration) >= SAME_RECORDING_SECONDS:
+            return False   # (the cheap test first: a radio asks it of many pairs)
+        if not (self.has(row.hash) and self.has(other.hash)):
+            return False
+        cosine = float(_unit(self.vector_of(row.hash)) @ _unit(self.vector_of(other.hash)))
+        return _one_recording(row, other, cosine)
+
     # -- seeds ------------------------------------------------------------------------------------
     def seed_of(self, row: FileRow) -> Seed:
         if not self.has(row.hash):
