@@ -140,3 +140,27 @@ def test_a_pass_keeps_a_bounded_number_of_spectrograms_open(scanned, monkeypatch
         w.load(plan)
     assert len(w._maps) == 2
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_a_spectrogram_holding_nan_is_named_as_damage(scanned, tmp_path):
+    """Training on it said 'diverged ... lower the rate with --lr'."""
+    import shutil
+
+    import pytest
+
+    from reform.errors import StoreError
+
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    lib, songs, w = _windows(home)
+    song = max(songs, key=lambda s: s.frames)
+    spec = np.load(lib.home.spectrograms.path(song.hash), mmap_mode="r+")
+    spec[0, 3, 5] = np.nan
+    spec.flush()
+    out, mask = np.empty((640, 128), np.float16), np.empty((1, 1, 640), np.float32)
+    with pytest.raises(StoreError, match=f"spectrogram {song.hash} holds values that are not finite") as err:
+        w.read(song, 0, 0, out, mask)
+    assert "reform check --repair" in err.value.hint
+    with pytest.raises(StoreError, match="not finite"):
+        fit_normaliser(lib.home.spectrograms, songs)
+    lib.close()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .errors import DatasetError
+from .errors import DatasetError, StoreError
 from .store import SpectrogramStore
 from .text import album_key
 
@@ -124,12 +124,21 @@ def fit_normaliser(store: SpectrogramStore, songs: list[Song], max_frames_per_so
         spec = store.open(song.hash)                                   # (C, T, M) float16
         step = max(1, -(-song.frames // max_frames_per_song))         # rounded up: at most that many
         frames = spec[:, int(rng.integers(step))::step].astype(np.float64).reshape(-1, spec.shape[2])
+        if not np.isfinite(frames).all():
+            raise _not_finite(song)
         s1 = frames.sum(0) if s1 is None else s1 + frames.sum(0)
         s2 = (frames ** 2).sum(0) if s2 is None else s2 + (frames ** 2).sum(0)
         count += len(frames)
     mean = s1 / count
     std = np.sqrt(np.maximum(s2 / count - mean ** 2, 1e-6))
     return Normaliser(mean.astype(np.float32), std.astype(np.float32))
+
+
+def _not_finite(song: Song) -> StoreError:
+    """Damage in a stored spectrogram, said for what it is: the NaN it holds made training
+    stop as if its learning rate had diverged."""
+    return StoreError(f"spectrogram {song.hash} holds values that are not finite numbers",
+                      hint="run `reform check --repair` to re-analyse the song")
 
 
 class Windows:
@@ -171,6 +180,8 @@ class Windows:
         frames = self._spec(song)[channel, start:start + self.window]   # (t, M) float16, one read
         n = len(frames)
         out[:n] = frames
+        if not np.isfinite(out[:n]).all():
+            raise _not_finite(song)
         out[n:] = 0.0
         mask[...] = 0.0
         mask[0, 0, :n] = 1.0
