@@ -446,6 +446,22 @@ def test_a_disk_linked_into_the_music_folder_keeps_its_songs_while_it_is_not_mou
         assert summary.removed == 1 and [s.title for s in lib.songs()] == ["here"]
 
 
+def test_the_songs_of_a_gone_disk_inside_the_music_folder_can_be_forgotten_alone(tmp_path):
+    """The scan's advice, `reform scan --forget-missing FOLDER` for the gone disk, answered
+    'no such file or folder', which left only forgetting every missing folder at once."""
+    music, disk = tmp_path / "music", tmp_path / "disk"
+    write(music / "here.wav", tone(440, 3))
+    write(disk / "there.wav", tone(660, 3))
+    (music / "ext").symlink_to(disk)
+    with Library(tmp_path / "home") as lib:
+        lib.scan(music, jobs=1)
+        disk.rename(tmp_path / "gone")
+        assert lib.scan(jobs=1).vanished == {str(music / "ext"): 1}
+        summary = lib.scan(music / "ext", jobs=1, forget_missing=True)
+        assert summary.removed == 1 and [s.title for s in lib.songs()] == ["here"]
+        assert lib.home.roots() == [str(music)]
+
+
 def test_a_disk_mounted_in_the_music_folder_keeps_its_songs_while_it_is_not(tmp_path, monkeypatch):
     """An unmounted disk leaves its empty mount point inside the music folder."""
     import reform.library as library_module

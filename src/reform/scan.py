@@ -542,8 +542,11 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not storable(root):
             raise LibraryError("this name is not UTF-8, so ReFORM cannot keep it in its catalogue",
                                path=root, hint=RENAME_HINT)
-        if not os.path.exists(root) and not remembered and not (forget_missing and root in home.roots()):
-            raise LibraryError("no such file or folder", path=root)   # a remembered one may be unmounted
+        # a remembered folder may be unmounted; a gone one, or a gone disk inside one, may be forgotten
+        gone_known = forget_missing and library.root_of(os.path.join(root, ""), home.roots()) is not None
+        if not os.path.exists(root) and not remembered and not (forget_missing and root in home.roots()) \
+                and not gone_known:
+            raise LibraryError("no such file or folder", path=root)
     with catalogue.transaction():
         home.record_settings()
         home.mark_scanning(True)   # until the scan ends: `reform status` tells an interrupted one
