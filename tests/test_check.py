@@ -418,3 +418,20 @@ def test_a_spectrogram_whose_header_states_an_impossible_shape_is_named(home, ca
     assert main(["--home", str(home), "-q", "check"]) == 1
     line = next(x for x in capsys.readouterr().out.splitlines() if songs["Chord"].path in x)
     assert "spectrogram: " in line
+
+
+def test_a_scan_of_another_folder_after_the_catalogue_was_lost_says_nothing_of_the_others(home, tmp_path,
+                                                                                          capsys):
+    """It said the library's music folder, there and full but not scanned, 'holds no audio now'."""
+    from conftest import tone, write
+
+    with Library(home, create=False) as lib:
+        music = Path(lib.home.roots()[0])
+    (home / "catalogue.db").unlink()
+    other = write(tmp_path / "other" / "Other.wav", tone(300, 4)).parent
+    assert main(["--home", str(home), "-q", "scan", str(other), "--jobs", "1", "--no-embed"]) == 0
+    out = capsys.readouterr().out
+    assert "holds no audio now" not in out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0   # which brings the rest back
+    with Library(home, create=False) as lib:
+        assert len(lib.songs()) == 6 and str(music) in lib.home.roots()

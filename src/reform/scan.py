@@ -631,7 +631,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
             catalogue.drop_embeddings(keep_hashes=live)
             home.mark_scanning(False)
             if home.unfinished():   # finished once every folder and disk of the library gave back its songs
-                summary.unreached = [d for d in [*home.roots(), *disks] if not any(
+                # of the folders this scan walked: another one was not looked at, not found empty
+                walked = [d for d in [*home.roots(), *disks] if d in roots or library.root_of(d, roots)]
+                summary.unreached = [d for d in walked if not any(
                     e.path == d or e.path.startswith(os.path.join(d, "")) for e in found.entries)]
                 if set(home.roots()) <= set(roots) and not summary.unreached:
                     home.mark_finished()
