@@ -196,7 +196,7 @@ def test_query_expansion_never_averages_in_a_seed():
     centre = np.array([np.cos(0.025), np.sin(0.025)])
     w = np.cos(1.0 - 0.025) ** EXPAND_POWER                     # c, the nearest song that is no seed
     expected = centre + w * emb[find(rows, "c").hash]
-    assert np.allclose(rec.expanded(np.mean([s.vector for s in seeds], 0), {s.row.hash for s in seeds}),
+    assert np.allclose(rec.expanded(np.mean([s.vector for s in seeds], 0), [s.row for s in seeds]),
                        expected / np.linalg.norm(expected), atol=1e-6)
 
 
@@ -386,3 +386,18 @@ def test_two_files_from_outside_the_library_of_one_name_are_two_seeds(capsys):
     again = Seed(np.array([1.0, 0.0], np.float32), None, "track01.wav")    # the first file given twice
     assert _distinct([a, b, again]) == [a, b]
     assert capsys.readouterr().err == "note: track01.wav was given twice: taken once\n"
+
+
+def test_query_expansion_never_averages_in_another_file_of_a_seed():
+    """The seed's MP3 was one of the two songs its query was averaged with: the list moved."""
+    import dataclasses
+
+    rows, emb = on_circle({"seed": 0.0, "n1": 0.3, "n2": 0.45, "far": 2.0})
+    rows = [dataclasses.replace(r, duration=100.0 + 10 * i) for i, r in enumerate(rows)]
+    mp3 = dataclasses.replace(rows[0], id=9, path="/m/seed.mp3", hash="h9")
+    alone = Recommender.of(rows, emb, expand=2)
+    with_mp3 = Recommender.of(rows + [mp3], emb | {"h9": np.array([np.cos(0.001), np.sin(0.001)], np.float32)},
+                              expand=2)
+    assert np.allclose(with_mp3.expanded(emb[rows[0].hash], [rows[0]]), alone.expanded(emb[rows[0].hash], [rows[0]]))
+    assert [(r.row.title, round(r.score, 6)) for r in with_mp3.similar(with_mp3.seed_of(rows[0]), 3)] == \
+        [(r.row.title, round(r.score, 6)) for r in alone.similar(alone.seed_of(rows[0]), 3)]

@@ -84,7 +84,7 @@ def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n:
     """
     if n < 1:
         return []
-    centre = rec.expanded(_centre(rec, seeds, rules.seed_decay), {r.hash for r in seeds})
+    centre = rec.expanded(_centre(rec, seeds, rules.seed_decay), seeds)
     banned = {r.hash for r in seeds} | {r.hash for r in recent[:rules.no_repeat]}
     want = n * rules.shuffle
     k = min(len(rec), max(8 * (want + len(banned)), 256))

@@ -151,16 +151,18 @@ class Recommender:
         return Seed(self.vector_of(row.hash), row, row.label)
 
     # -- recommendations ------------------------------------------------------------------------
-    def expanded(self, query: np.ndarray, banned: set[str]) -> np.ndarray:
-        """The query (D,) averaged with its ``expand`` nearest songs other than the ``banned``
-        recordings (the seeds), each weighted by max(cosine, 0) ** EXPAND_POWER, at unit length;
-        the query as it is if none."""
+    def expanded(self, query: np.ndarray, seeds: list[FileRow]) -> np.ndarray:
+        """The query (D,) averaged with its ``expand`` nearest songs other than the ``seeds``
+        and their other files (a seed's MP3 would pull the query onto the seed), each weighted by
+        max(cosine, 0) ** EXPAND_POWER, at unit length; the query as it is if none."""
         if not self.expand:
             return query
         q = query / (np.linalg.norm(query) or 1.0)
-        scores, slots = self.songs.search(q[None], min(len(self), self.expand + len(banned)))
-        near = [(int(i), float(c)) for i, c in zip(slots[0], scores[0])
-                if i >= 0 and self.songs.hash_at(int(i)) not in banned][: self.expand]
+        scores, slots = self.songs.search(q[None], min(len(self), 2 * (self.expand + len(seeds))))
+        found = [(int(i), float(c)) for i, c in zip(slots[0], scores[0]) if i >= 0]
+        rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
+        near = [(i, c) for i, c in found if (row := rows.get(self.songs.hash_at(i))) is not None
+                and not any(self.one_recording(row, seed) for seed in seeds)][: self.expand]
         if not near:
             return q
         vectors = self.songs.index.rows(np.array([i for i, _ in near]))
@@ -212,7 +214,7 @@ class Recommender:
 
     def similar(self, seed: Seed, n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
         """The n songs closest to one seed (its expanded query)."""
-        query = self.expanded(seed.vector, _recordings([seed]))
+        query = self.expanded(seed.vector, _rows([seed]))
         return [Recommendation(row, s) for _, row, s in self._candidates(query, [seed], filters, n)[:n]]
 
     def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters(),
@@ -228,8 +230,7 @@ class Recommender:
             raise QueryError("a mix needs at least one song")
         if how not in MIX_WAYS:
             raise ConfigError(f"unknown way of mixing {how!r}", hint=f"use {' or '.join(MIX_WAYS)}")
-        banned = _recordings(seeds)
-        queries = [self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), banned) for s in seeds]
+        queries = [self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), _rows(seeds)) for s in seeds]
         if how == "centre":
             centre = np.mean(queries, axis=0)
             return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
@@ -265,7 +266,7 @@ class Recommender:
         if not seeds:
             raise QueryError("a playlist needs at least one song")
         pool_size = max(10 * length, 200)
-        anchors = [self.expanded(seed.vector, _recordings(seeds)) for seed in seeds]
+        anchors = [self.expanded(seed.vector, _rows(seeds)) for seed in seeds]
         pool = {i: row for anchor in anchors for i, row, _ in self._candidates(anchor, seeds, filters, pool_size)}
         ids = np.array(sorted(pool))
         if not len(ids):
@@ -340,6 +341,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def _rows(seeds: list[Seed]) -> list[FileRow]:
+    """The seeds that are songs of the library."""
+    return [s.row for s in seeds if s.row is not None]
+
+
 def _recordings(seeds: list[Seed]) -> set[str]:
     """The content hashes of the seeds that are songs of the library."""
-    return {s.row.hash for s in seeds if s.row is not None}
+    return {row.hash for row in _rows(seeds)}

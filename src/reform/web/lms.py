@@ -222,7 +222,7 @@ class Service:
 
     @staticmethod
     def _by_similarity(rec: Recommender, seed: FileRow) -> list[tuple[FileRow, float]]:
-        query = rec.expanded(rec.vector_of(seed.hash), {seed.hash})
+        query = rec.expanded(rec.vector_of(seed.hash), [seed])
         return [(row, score) for _, row, score in rec.ranked(query, len(rec)) if row.hash != seed.hash]
 
     def _answer(self, paths: list[str | None], params: dict) -> Response:
