@@ -10,6 +10,7 @@ import pytest
 
 from reform import Library
 from reform.check import catalogue_problem
+from reform.home import RunFiles
 from reform.cli import main
 
 
@@ -435,3 +436,25 @@ def test_a_scan_of_another_folder_after_the_catalogue_was_lost_says_nothing_of_t
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0   # which brings the rest back
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 6 and str(music) in lib.home.roots()
+
+
+def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys):
+    """A cut checkpoint went unnoticed until `train --resume` failed; a cut model.pt's hint said
+    to train again, where the run's checkpoint writes it again."""
+    with Library(home, create=False) as lib:
+        run = next(r for r in lib.models.runs() if r.usable)
+    files = RunFiles(run.folder)
+    assert main(["--home", str(home), "-q", "check"]) == 0
+    capsys.readouterr()
+    with open(files.model, "r+b") as f:
+        f.truncate(files.model.stat().st_size // 2)
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    out = capsys.readouterr().out
+    assert f"run {run.name}: model.pt: the model file is damaged" in out
+    assert f"`reform train --resume --name {run.name}` writes it again from the run's checkpoint" in out
+    with open(files.checkpoint, "r+b") as f:
+        f.truncate(1000)
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    out = capsys.readouterr().out
+    assert f"run {run.name}: checkpoint.pt: the model file is damaged" in out
+    assert "the run cannot go on" in out

@@ -573,7 +573,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Verify the catalogue, every spectrogram and every embedding; repair with --repair."""
     from .check import catalogue_problem, rebuild_catalogue
-    from .home import REBUILD_HINT
+    from .home import REBUILD_HINT, RunFiles
     from .lock import WriterLock
 
     catalogue = _catalogue_path(args)
@@ -617,13 +617,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.repair and copies:
             lib.home.write_copies()
         unusable = [] if args.repair else _model_problem(lib)
+        runs = [line for run in lib.models.runs() for line in RunFiles(run.folder).problems()]
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
-    counted = len(found.problems) + len(damaged_index) + len(unusable) + len(copies)
+    counted = len(found.problems) + len(damaged_index) + len(unusable) + len(copies) + len(runs)
     print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}), the search index, "
-          f"the active model and the copies beside the catalogue: {plural(counted, 'problem')}")
+          f"the active model, the training runs' model files and the copies beside the catalogue: "
+          f"{plural(counted, 'problem')}")
     for p in found.problems:
         print(f"  {p.line()}")
-    for line in index + unusable + copies:
+    for line in index + unusable + copies + runs:
         print(f"  {line}")
     if args.repair and index:
         print("search index: built again" if damaged_index else "search index: brought up to date")
@@ -633,14 +635,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         if found.problems or (damaged_index or copies) and not args.repair:
             print("run `reform check --repair` to analyse or embed these songs again, build the index, or write "
                   "the copies")
-        return 1 if found.problems or (damaged_index or copies) and not args.repair or unusable else 0
+        return 1 if found.problems or (damaged_index or copies) and not args.repair or unusable or runs else 0
     print(f"after the repair: {plural(len(after.problems), 'problem')}")
     for p in after.problems:
         print(f"  {p.line()}")
     if after.of("embedding"):
         print("the stored embeddings come from another model than the active one: "
               "run `reform embed` to replace them")
-    return 1 if after.problems else 0
+    return 1 if after.problems or runs else 0
 
 
 def _model_problem(lib) -> list[str]:
