@@ -401,3 +401,23 @@ def test_query_expansion_never_averages_in_another_file_of_a_seed():
     assert np.allclose(with_mp3.expanded(emb[rows[0].hash], [rows[0]]), alone.expanded(emb[rows[0].hash], [rows[0]]))
     assert [(r.row.title, round(r.score, 6)) for r in with_mp3.similar(with_mp3.seed_of(rows[0]), 3)] == \
         [(r.row.title, round(r.score, 6)) for r in alone.similar(alone.seed_of(rows[0]), 3)]
+
+
+def test_another_artists_album_of_the_same_name_is_another_album():
+    """--exclude-same-album took every "Greatest Hits" for the seed's; a compilation (artists
+    differ, one folder) and an artist's two discs (two folders) are still one album each."""
+    import dataclasses
+
+    def at(i, artist, album, title, folder, angle):
+        return dataclasses.replace(row(i, artist, album, title), path=f"/m/{folder}/{title}.flac"), np.array(
+            [np.cos(angle), np.sin(angle), 0.0], np.float32)
+
+    made = [at(1, "Queen", "Greatest Hits", "Bohemian", "Queen/GH", 0.0),
+            at(2, "Queen", "Greatest Hits", "Somebody", "Queen/GH/CD2", 0.1),
+            at(3, "ABBA", "Greatest Hits", "SOS", "ABBA/GH", 0.2),
+            at(4, "Weezer", "Weezer", "Buddy Holly", "Weezer/W", 0.3),
+            at(5, "Various", "Greatest Hits", "Other", "Queen/GH", 0.4)]    # beside the seed: its album
+    rows = [r for r, _ in made]
+    rec = Recommender.of(rows, {r.hash: v for r, v in made}, expand=0)
+    got = rec.similar(rec.seed_of(rows[0]), 10, Filters(exclude_same_album=True))
+    assert titles(got) == ["SOS", "Buddy Holly"]

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, QueryError
-from .recommend import Filters, Recommendation, Recommender
+from .recommend import Filters, Recommendation, Recommender, same_album
 from .store import FileRow
-from .text import album_key, artists
+from .text import artists
 
 MAX_SEEDS = 5         # the current song and the four before it
 
@@ -135,7 +135,7 @@ def _allowed(row: FileRow, seeds: list[FileRow], rules: Rules) -> bool:
     f = rules.filters
     if f.exclude_same_artist and artists(row.artist) & {a for s in seeds for a in artists(s.artist)}:
         return False
-    if f.exclude_same_album and album_key(row.album) in {album_key(s.album) for s in seeds} - {None}:
+    if f.exclude_same_album and any(same_album(row, s) for s in seeds):
         return False
     return rules.keep is None or rules.keep(row)
 
@@ -161,13 +161,13 @@ def _fits(row: FileRow, before: list[FileRow], picked: list[tuple[FileRow, float
           strict: bool) -> bool:
     if any(row.hash == r.hash for r, _ in picked):
         return False
-    names, album = artists(row.artist), album_key(row.album)
+    names = artists(row.artist)
     f = rules.filters
     if f.max_per_artist is not None and f.capped(names, Counter(a for r, _ in picked for a in artists(r.artist))):
         return False
     if strict and names & {a for r in before[:rules.artist_gap] for a in artists(r.artist)}:
         return False
-    return not (strict and album and album in {album_key(r.album) for r in before[:rules.album_gap]})
+    return not (strict and any(same_album(row, r) for r in before[:rules.album_gap]))
 
 
 class MusicRoot:

@@ -12,6 +12,7 @@ its kind, their average points at what they share; docs/method.md 7 measures it.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,7 +183,7 @@ class Recommender:
         banned = _recordings(seeds)
         seed_artists = {a for s in seeds if s.row is not None for a in artists(s.row.artist)}
         heard = [(s.row, _unit(s.vector)) for s in seeds]
-        albums = {album_key(s.row.album) for s in seeds if s.row is not None} - {None}
+        seed_rows = _rows(seeds)
         k = min(len(self), max(4 * n + len(banned), 32))
         while True:
             picked: list[tuple[int, FileRow, float]] = []
@@ -194,7 +195,7 @@ class Recommender:
                     continue
                 if filters.exclude_same_artist and names & seed_artists:
                     continue
-                if filters.exclude_same_album and album_key(row.album) in albums:
+                if filters.exclude_same_album and any(same_album(row, s) for s in seed_rows):
                     continue
                 if filters.capped(names, per_artist):
                     continue
@@ -328,6 +329,17 @@ def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:
         return False
     named = artists(row.artist), artists(other.artist)
     return not all(named) or bool(named[0] & named[1])
+
+
+def same_album(row: FileRow, other: FileRow) -> bool:
+    """Songs of one album: one album name, and an artist in common (its discs in two folders
+    too) or one folder (a compilation's artists differ, its folder holds them together).
+    Another artist's "Greatest Hits" is another album."""
+    key = album_key(row.album)
+    if key is None or key != album_key(other.album):
+        return False
+    return bool(artists(row.artist) & artists(other.artist)) or os.path.dirname(row.path) == os.path.dirname(
+        other.path)
 
 
 def _fuller(row: FileRow, other: FileRow) -> bool:
