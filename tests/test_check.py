@@ -458,3 +458,14 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
     out = capsys.readouterr().out
     assert f"run {run.name}: checkpoint.pt: the model file is damaged" in out
     assert "the run cannot go on" in out
+
+
+def test_with_the_music_folders_lost_too_status_says_to_scan_them(home, capsys):
+    """check --repair said to run `reform scan FOLDER`, and status sent the user back to check --repair."""
+    (home / "catalogue.db").unlink()
+    (home / "folders.json").unlink()
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert "run `reform scan FOLDER`" in capsys.readouterr().out
+    assert main(["--home", str(home), "status"]) == 0
+    assert ("made again, and not all its songs added back yet: no music folder is known either: "
+            "`reform scan FOLDER` adds its songs back") in capsys.readouterr().out

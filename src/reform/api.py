@@ -99,6 +99,7 @@ class Library:
             "damaged": counts["damaged"],   # analysed, passing over what could not be read
             "duplicates": counts["duplicates"],
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
+            "folders": self.home.roots(),           # the music folders a scan (or a repair) walks
             "scan": self.home.scan_state(),         # "running", "interrupted" (not ended) or None
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,

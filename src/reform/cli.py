@@ -316,8 +316,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"damaged:      {status['damaged']} (analysed, passing over what could not be read; "
               "see `reform errors`)")
     print(f"duplicates:   {status['duplicates']}")
-    if status["unfinished"]:
-        print("catalogue:    made again, and not all its songs added back yet: run `reform check --repair`")
+    if status["unfinished"]:   # a repair scans the known folders; with none known, it cannot
+        print("catalogue:    made again, and not all its songs added back yet: " + (
+            "run `reform check --repair`" if status["folders"] else
+            "no music folder is known either: `reform scan FOLDER` adds its songs back from their "
+            "stored spectrograms"))
     if status["scan"]:
         print("scan:         running now" if status["scan"] == "running" else
               "scan:         the last one was interrupted before it ended: `reform scan` goes on")
