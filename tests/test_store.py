@@ -311,3 +311,20 @@ def test_a_recording_is_shown_under_a_copy_that_is_there(tmp_path):
         for path in (tmp_path / "a-old" / "song.wav", tmp_path / "new" / "song.wav"):
             cat.put_ok(str(path), 1, 1, info, Tags(), "fv")
     assert cat.rows_by_hash(["h1"])["h1"].path == str(tmp_path / "new" / "song.wav")
+
+
+def test_a_disk_io_error_on_a_full_disk_is_said_to_be_a_full_disk(tmp_path, monkeypatch):
+    """SQLite reports a full disk as 'disk I/O error' when its journal cannot grow."""
+    import collections
+    import sqlite3
+
+    from reform import store
+    from reform.store import catalogue_error
+
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorcode = 10   # SQLITE_IOERR
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda _: usage(100 << 20, 100 << 20, 4096))
+    assert "No space left on device" in str(catalogue_error(exc, tmp_path / "catalogue.db"))
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda _: usage(100 << 20, 50 << 20, 50 << 20))
+    assert "disk I/O error" in str(catalogue_error(exc, tmp_path / "catalogue.db"))

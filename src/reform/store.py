@@ -187,8 +187,10 @@ def catalogue_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) -
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     text = " ".join(str(exc).split())
     if code in _WRITE_FAILED or "full" in text:
-        errno_of = (errno.ENOSPC if code == 13 or "full" in text
+        errno_of = (errno.ENOSPC if code == 13 or "full" in text or code == 10 and _disk_full(path)
                     else errno.EROFS if code in (8, 14) else errno.EIO)  # read-only, or no journal to open
+        if errno_of == errno.ENOSPC and code == 10:
+            text = f"{os.strerror(errno.ENOSPC)}: SQLite's {text}"
         return write_error(OSError(errno_of, text), path or "catalogue", what="the catalogue")
     if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
         return StoreError(f"the catalogue is busy ({text})", path=path,
@@ -196,6 +198,15 @@ def catalogue_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) -
     if code == 26:      # SQLITE_NOTADB
         return StoreError("the catalogue is damaged: it is not an SQLite database", path=path, hint=REPAIR_HINT)
     return StoreError(f"the catalogue is damaged ({text})", path=path, hint=REPAIR_HINT)
+
+
+def _disk_full(path: str | os.PathLike | None) -> bool:
+    """Whether the disk of ``path`` is full: SQLite says "disk I/O error" when it cannot grow its
+    journal there, and the user should read that the disk is full."""
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(path or "."))).free < 1 << 20
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
