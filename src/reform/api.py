@@ -430,7 +430,7 @@ class Library:
         """The model version of the stored embeddings and the embedding of every song hash
         (but a damaged one, as queries leave it out: Catalogue.embedding_matrix)."""
         version = self.home.embedding_model()
-        hashes, matrix = self.home.catalogue.embedding_matrix(version) if version else ([], None)
+        hashes, matrix = self.home.catalogue.embedding_matrix(version) if version else ([], ())
         vectors = dict(zip(hashes, matrix))
         if not vectors:
             raise EmbedError("no song has an embedding yet", hint="run `reform embed`")
