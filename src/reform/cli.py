@@ -619,8 +619,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         copies = lib.home.copy_problems()
         if args.repair and copies:
             lib.home.write_copies()
+        runs = {path: line for run in lib.models.runs() for path, line in RunFiles(run.folder).problems().items()}
         unusable = [] if args.repair else _model_problem(lib)
-        runs = [line for run in lib.models.runs() for line in RunFiles(run.folder).problems()]
+        if unusable and _active_path(lib) in runs:   # said once, by its run's line with the way out
+            unusable = []
+        runs = list(runs.values())
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
     counted = len(found.problems) + len(damaged_index) + len(unusable) + len(copies) + len(runs)
     print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}), the search index, "
@@ -646,6 +649,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("the stored embeddings come from another model than the active one: "
               "run `reform embed` to replace them")
     return 1 if after.problems or runs else 0
+
+
+def _active_path(lib) -> Path | None:
+    try:
+        return lib.models.path()
+    except ModelError:
+        return None
 
 
 def _model_problem(lib) -> list[str]:

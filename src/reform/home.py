@@ -363,13 +363,13 @@ class RunFiles:
     def metrics(self) -> Path:
         return self.folder / "metrics.jsonl"
 
-    def problems(self) -> list[str]:
+    def problems(self) -> dict[Path, str]:
         """The run's model files that are damaged (their archives' checksums read through, no
         torch), each with the way out: a model is written again from a sound checkpoint; a
         damaged checkpoint ends the run, and a new one can start from its model."""
         from .card import file_problem
 
-        found = []
+        found = {}
         checkpoint_sound = self.checkpoint.exists() and file_problem(self.checkpoint) is None
         for path in (self.checkpoint, self.pretrain, self.model):
             problem = file_problem(path) if path.exists() else None
@@ -383,7 +383,7 @@ class RunFiles:
                 made = [p for p in (self.model, self.pretrain) if p.exists() and file_problem(p) is None]
                 way = (f"the run cannot go on; a new one can start from its {made[0].name}: `reform train "
                        f"--name {name}-2 --init {made[0]}`" if made else "the run cannot go on: train it again")
-            found.append(f"run {name}: {path.name}: {problem}; {way}")
+            found[path] = f"run {name}: {path.name}: {problem}; {way}"
         return found
 
     @property
