@@ -12,6 +12,7 @@ its kind, their average points at what they share; docs/method.md 7 measures it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -337,11 +338,11 @@ class _Taken:
         self.vectors.append(vector)
 
     def near(self, row: FileRow) -> list[int]:
-        """The places of the recordings within a second of ``row``'s length, in order."""
+        """The places of the recordings about as long as ``row`` (SAME_RECORDING_SECONDS), in order."""
         if row.duration is None:
             return []
-        second = int(row.duration)
-        return sorted(k for s in (second - 1, second, second + 1) for k in self._by_second.get(s, ()))
+        second, reach = int(row.duration), math.ceil(SAME_RECORDING_SECONDS)
+        return sorted(k for s in range(second - reach, second + reach + 1) for k in self._by_second.get(s, ()))
 
 
 def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:

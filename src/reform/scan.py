@@ -544,8 +544,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                                path=root, hint=RENAME_HINT)
         # a remembered folder may be unmounted; a gone one, or a gone disk inside one, may be forgotten
         gone_known = forget_missing and library.root_of(os.path.join(root, ""), home.roots()) is not None
-        if not os.path.exists(root) and not remembered and not (forget_missing and root in home.roots()) \
-                and not gone_known:
+        if not os.path.exists(root) and not remembered and not gone_known:
             raise LibraryError("no such file or folder", path=root)
     with catalogue.transaction():
         home.record_settings()
