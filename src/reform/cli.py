@@ -574,7 +574,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Verify the catalogue, every spectrogram and every embedding; repair with --repair."""
+    """Verify the catalogue, every spectrogram and embedding, the index and the model files;
+    repair with --repair."""
     from .check import catalogue_problem, rebuild_catalogue
     from .home import REBUILD_HINT, RunFiles
     from .lock import WriterLock
@@ -1163,7 +1164,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'note': the design note as written (Adam from 0.1, nothing beyond it); "
                         "'recon': reconstruction only, the earlier defaults")
     p.add_argument("--name", help="name of the run folder under <home>/models (default: a time stamp)")
-    p.add_argument("--resume", action="store_true", help="continue the newest (or --name) run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest (or --name) run, on the songs it began with")
     p.add_argument("--activate", action="store_true",
                    help="make the model active even if a phase was cut short (by --max-epochs)")
     p.add_argument("--init", default="auto",
@@ -1216,7 +1218,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", help="also write an M3U playlist (e.g. mix.m3u8)")
         p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")
 
-    p = command("check", "verify the catalogue, every spectrogram and every embedding", cmd_check)
+    p = command("check", "verify the catalogue, every spectrogram and embedding, the index and the model files",
+                cmd_check)
     p.add_argument("--repair", action="store_true",
                    help="rebuild a damaged catalogue, analyse and embed damaged songs again")
     p.add_argument("--jobs", type=count(1), default=None, help="worker processes (default: all cores)")
@@ -1307,7 +1310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="as JSON")
 
     p = command("errors", "every file that could not be analysed, with the reason, and every damaged file "
-                "analysed without its undecodable parts", cmd_errors)
+                "analysed, passing over what could not be read", cmd_errors)
     p.add_argument("--json", action="store_true", help="as JSON")
     return parser
 

@@ -236,7 +236,8 @@ def audio(request: Request, song_id: int,
 
 
 @router.get("/failures", response_model=list[Failure],
-            summary="Files that could not be analysed, then damaged files analysed without their undecodable parts")
+            summary="Files that could not be analysed, then damaged files analysed, passing over what "
+                    "could not be read")
 def failures(request: Request):
     return JSONResponse(_state(request).failures())
 
