@@ -171,8 +171,8 @@ def _salvage(conn: sqlite3.Connection, table: str) -> tuple[tuple[str, ...], lis
 
 
 def _rowids_one_by_one(conn: sqlite3.Connection, table: str) -> list[int]:
-    """The rowids of a table whose scan breaks part-way: each next one asked for alone, so
-    that the rows after a damaged page are still found where SQLite can reach them."""
+    """The rowids of a table whose scan breaks part-way: each next one asked for alone, up to
+    where the table can no longer be read (those before are kept, not the whole table lost)."""
     ids: list[int] = []
     after = -2 ** 63
     while True:
