@@ -38,14 +38,17 @@ def temporary_name(path: Path) -> Path:
 def writer_alive(tmp: Path) -> bool:
     """True when the process that is writing the temporary file ``tmp`` still runs."""
     match = _OWNER.search(tmp.name)
-    if match is None:
-        return False
+    return match is not None and process_alive(int(match.group(1)))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one of another user's counts: it is not ours to judge)."""
     try:
-        os.kill(int(match.group(1)), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):
-        return True  # a process of another user: alive, and not ours to judge
+        return True
     return True
 
 

@@ -369,18 +369,20 @@ class RunFiles:
         damaged checkpoint ends the run, and a new one can start from its model."""
         from .card import file_problem
 
+        # each file read through once (a checkpoint holds tens of MB)
+        problems = {path: file_problem(path) for path in (self.checkpoint, self.pretrain, self.model)
+                    if path.exists()}
         found = {}
-        checkpoint_sound = self.checkpoint.exists() and file_problem(self.checkpoint) is None
-        for path in (self.checkpoint, self.pretrain, self.model):
-            problem = file_problem(path) if path.exists() else None
+        for path, problem in problems.items():
             if problem is None:
                 continue
             name = self.folder.name
             if path != self.checkpoint:
                 way = (f"`reform train --resume --name {name}` writes it again from the run's checkpoint"
-                       if checkpoint_sound else "train the run again")
+                       if self.checkpoint in problems and problems[self.checkpoint] is None
+                       else "train the run again")
             else:
-                made = [p for p in (self.model, self.pretrain) if p.exists() and file_problem(p) is None]
+                made = [p for p in (self.model, self.pretrain) if p in problems and problems[p] is None]
                 way = (f"the run cannot go on; a new one can start from its {made[0].name}: `reform train "
                        f"--name {name}-2 --init {made[0]}`" if made else "the run cannot go on: train it again")
             found[path] = f"run {name}: {path.name}: {problem}; {way}"

@@ -36,6 +36,7 @@ from .ahead import read_ahead
 from .audio import stream
 from .config import AudioConfig, MelConfig
 from .errors import DecodeError, FeatureError, LibraryError, ModelError, ReformError, StoreError, WriteError
+from .files import process_alive
 from .library import Entry
 from .home import Home
 from .store import FileRow, SpectrogramInfo, SpectrogramStore, Tags
@@ -149,22 +150,12 @@ def _end_with(pid: int) -> None:
         try:
             fd = os.pidfd_open(pid)           # readable once the process ends
         except (AttributeError, OSError):   # no pidfd (not Linux, or an old kernel): ask every 2 s
-            while _alive(pid):
+            while process_alive(pid):
                 time.sleep(2.0)
         else:
             select.select([fd], [], [])
         os._exit(1)
     threading.Thread(target=watch, name="reform-end-with-scan", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 @contextmanager
