@@ -238,6 +238,26 @@ def test_a_flac_cut_by_a_few_bytes_is_kept(tmp_path):
     assert info.damage.note().startswith("damaged: ")
 
 
+
+@pytest.mark.parametrize("second", ["same", "mono", "other rate"])
+def test_a_chained_ogg_is_decoded_whole_or_noted(tmp_path, second):
+    """Ogg files joined end to end (radio recordings, albums glued into one file) are a chained
+    stream. FFmpeg decodes on across links of the same kind; at a link that changes channels or
+    rate it stops, and the first link declares only its own length, so the rest was lost unsaid."""
+    sr = 44100
+    first = write(tmp_path / "a.ogg", stereo(tone(440, 4, sr), noise(4, sr)), sr, format="OGG", subtype="VORBIS")
+    other = {"same": (stereo(tone(660, 4, sr), noise(4, sr)), sr), "mono": (tone(660, 4, sr), sr),
+             "other rate": (stereo(tone(660, 4, 22050), noise(4, 22050)), 22050)}[second]
+    rest = write(tmp_path / "b.ogg", *other, format="OGG", subtype="VORBIS")
+    chained = tmp_path / "chained.ogg"
+    chained.write_bytes(first.read_bytes() + rest.read_bytes())
+    audio, info = decode(chained)
+    if second == "same":
+        assert audio.shape[1] == pytest.approx(8 * 22050, abs=2048) and info.damage.note() is None
+    else:
+        assert audio.shape[1] == pytest.approx(4 * 22050, abs=2048)
+        assert "chains streams that change codec, channels or sample rate" in info.damage.note()
+
 def _mp3_without_xing(path: Path, audio: np.ndarray, sr: int = 44100) -> Path:
     """A CBR MP3 with no Xing/Info header, as older encoders wrote them: no length of its own."""
     import av

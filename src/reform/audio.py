@@ -74,6 +74,7 @@ class Damage:
     missing: float = 0.0          # seconds of the declared length that did not decode
     declared: float = 0.0         # seconds the file declares
     tag_skipped: int = 0          # bytes of a start tag whose stated size was wrong, passed over
+    relinked: bool = False        # a chained stream's next link changed channels or rate: the rest is unread
 
     def note(self) -> str | None:
         """One line for `reform errors`, or None for a file that decoded cleanly."""
@@ -84,7 +85,10 @@ class Damage:
             parts.append(f"{self.bad_packets} of {self.packets} packets passed over (they could not be decoded)")
         if self.resumed:
             parts.append(f"decoded by FFmpeg past where libsndfile lost the stream ({self.resumed})")
-        if self.unread and (not self.declared or self.missing >= MISSING_NOTED):   # (else: junk at the end)
+        if self.relinked:   # the first link declares only its own length, so nothing counts as missing
+            parts.append("the file chains streams that change codec, channels or sample rate, which FFmpeg cannot decode "
+                         "on: only the first was analysed")
+        elif self.unread and (not self.declared or self.missing >= MISSING_NOTED):   # (else: junk at the end)
             parts.append(f"the rest of the file could not be read ({self.unread})")
         if self.tag_skipped:
             parts.append(f"its ID3 tag states a wrong size; the audio was found {self.tag_skipped} bytes in")
@@ -322,6 +326,7 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
                     break
                 except av.error.FFmpegError as exc:   # the container cannot be read on: the stream
                     damage.unread = _reason(exc)      # ends here (the missing length is checked after)
+                    damage.relinked = isinstance(exc, av.error.PatchWelcomeError) and container.format.name == "ogg"
                     break
                 if audio_end is not None and packet.pos is not None and packet.pos + packet.size > audio_end:
                     break   # an APE or ID3v1 tag after the last frame, which the demuxer took for audio
