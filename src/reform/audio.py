@@ -86,8 +86,8 @@ class Damage:
         if self.resumed:
             parts.append(f"decoded by FFmpeg past where libsndfile lost the stream ({self.resumed})")
         if self.relinked:   # the first link declares only its own length, so nothing counts as missing
-            parts.append("the file chains streams that change codec, channels or sample rate, which FFmpeg cannot decode "
-                         "on: only the first was analysed")
+            parts.append("the file chains streams that change codec, channels or sample rate, which FFmpeg "
+                         "cannot decode on: only the first was analysed")
         elif self.unread and (not self.declared or self.missing >= MISSING_NOTED):   # (else: junk at the end)
             parts.append(f"the rest of the file could not be read ({self.unread})")
         if self.tag_skipped:
