@@ -544,6 +544,18 @@ def test_a_query_that_starts_with_a_dash_is_told_to_go_after_two_dashes(tmp_path
     assert "required" not in capsys.readouterr().err
 
 
+
+@pytest.mark.parametrize("word, meant", [("web", "serve"), ("similr", "similar"), ("Status", "status"),
+                                         ("xyzzy", None)])
+def test_a_word_that_is_no_command_gets_the_command_meant(word, meant, capsys):
+    """`reform web` (the web page is `reform serve`) or a slip of the keys named the command meant
+    nowhere: the hint only sent the user to `reform --help`."""
+    with pytest.raises(SystemExit) as stop:
+        main([word])
+    assert stop.value.code == 2
+    hint = capsys.readouterr().err.splitlines()[-1]
+    assert hint == (f"hint: did you mean `reform {meant}`?" if meant else "hint: `reform --help` lists what it takes")
+
 def test_random_bytes_named_mp3_fail_in_plain_words_and_quietly(tmp_path, capfd):
     """libmpg123 printed "Giving up searching valid MPEG header after 65536 bytes of junk" across the
     progress bar; the reason is what `reform errors` lists, in plain words."""

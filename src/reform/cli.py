@@ -11,8 +11,10 @@ what was done (SIGTERM the same, with 143); tracebacks appear only with ``--verb
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import shlex
 import shutil
 import sqlite3
@@ -1086,6 +1088,13 @@ def _default_of(cfg, name: str, text: str) -> str:
     return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
 
 
+# what a user may call a command, for the hint of a command that is not one
+_CALLED_OTHERWISE = {"web": "serve", "server": "serve", "ui": "serve", "gui": "serve", "recommend": "similar",
+                     "like": "similar", "info": "status", "analyse": "scan", "analyze": "scan", "add": "scan",
+                     "import": "scan", "fit": "train", "verify": "check", "repair": "check", "remove": "forget",
+                     "delete": "forget", "model": "models"}
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors one line and a hint like every other error (not the usage)."""
 
@@ -1096,8 +1105,19 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str, hint: str | None = None):
-        hint = hint or self._dash_hint(message) or f"`{self.prog} --help` lists what it takes"
+        hint = (hint or self._dash_hint(message) or self._command_hint(message)
+                or f"`{self.prog} --help` lists what it takes")
         self.exit(2, f"error: {message}\nhint: {hint}\n")
+
+    def _command_hint(self, message: str) -> str | None:
+        """The command meant by a word that is not one: a slip of the keys (`reform similr`), or
+        what other tools call it (`reform web` is `reform serve`)."""
+        said = re.match(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if not said:
+            return None
+        word, commands = said[1].lower(), re.findall(r"'?([\w-]+)'?", said[2])
+        meant = _CALLED_OTHERWISE.get(word) or next(iter(difflib.get_close_matches(word, commands, 1)), None)
+        return f"did you mean `{self.prog} {meant}`?" if meant in commands else None
 
     def _dash_hint(self, message: str) -> str | None:
         """How to give an argument that starts with '-' (``reform similar "-dash-start"``), which
