@@ -7,7 +7,7 @@ _STOPPED: list[int] = []   # the signal that asked the command to stop, when one
 
 
 def _stop(signum: int, frame: object) -> None:
-    """SIGTERM (`kill`, a service manager stopping `reform web` or `reform mpd`, a cron job's
+    """SIGTERM (`kill`, a service manager stopping `reform serve` or `reform mpd`, a cron job's
     timeout) stops a command the way Ctrl-C does: what is finished is kept, the workers end
     with it, and the way on is said, where the default would end the process mid-line."""
     _STOPPED.append(signum)

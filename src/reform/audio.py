@@ -74,7 +74,7 @@ class Damage:
     missing: float = 0.0          # seconds of the declared length that did not decode
     declared: float = 0.0         # seconds the file declares
     tag_skipped: int = 0          # bytes of a start tag whose stated size was wrong, passed over
-    relinked: bool = False        # a chained stream's next link changed channels or rate: the rest is unread
+    relinked: bool = False        # a chained stream's next link changed codec, channels or rate: the rest unread
 
     def note(self) -> str | None:
         """One line for `reform errors`, or None for a file that decoded cleanly."""

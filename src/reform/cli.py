@@ -4,8 +4,9 @@ Heavy modules (torch, the model) are imported inside the commands that need
 them, so ``reform --help`` answers at once.  A ReformError becomes one plain
 line on stderr, a hint line and exit code 1; a nonsense option value is refused
 by the parser (exit code 2) before any work; Ctrl-C exits with 130 after saving
-what was done (SIGTERM the same, with 143); tracebacks appear only with ``--verbose``.  The global options
-(``--home``, ``-q``, ``-v``) may come before or after the sub-command.
+what was done (SIGTERM the same, with 143); tracebacks appear only with
+``--verbose``.  The global options (``--home``, ``-q``, ``-v``) may come before
+or after the sub-command.
 """
 
 from __future__ import annotations
