@@ -288,6 +288,28 @@ def test_query_file_outside_the_library(home, capsys, tmp_path):
     assert code == 1 and "not UTF-8" in err
 
 
+
+def test_an_outside_file_of_a_library_song_is_not_its_own_recommendation(home, capsys, tmp_path):
+    """A FLAC from outside the library of a song the library holds as WAV (a new download of a
+    song one has) listed the library's WAV first, at a cosine of 1: an outside file had no length
+    or tags to tell its other files by. Its artist tag now counts for --exclude-same-artist too."""
+    import mutagen.flac
+    import soundfile as sf
+
+    with Library(home) as lib:
+        root = lib.home.roots()[0]
+    audio, sr = sf.read(os.path.join(root, "Tone Band", "Sines", "01 A Four Forty.wav"))
+    outside = tmp_path / "downloads" / "a four forty.flac"
+    outside.parent.mkdir()
+    sf.write(outside, audio, sr)
+    code, out, _ = run(capsys, "--home", home, "similar", str(outside), "--json")
+    assert code == 0 and [i for i in json.loads(out) if i["title"] == "A Four Forty"] == []
+    tagged = mutagen.flac.FLAC(outside)
+    tagged["artist"] = "Tone Band"
+    tagged.save()
+    code, out, _ = run(capsys, "--home", home, "similar", str(outside), "--json", "--exclude-same-artist")
+    assert code == 0 and json.loads(out) and all(i["artist"] != "Tone Band" for i in json.loads(out))
+
 def test_a_song_named_by_another_way_to_its_folder_is_the_library_song(home, capsys, tmp_path):
     """A scanned folder reached through a link, and a folder scanned through a link reached by its
     real path: the song is the library's, not an outside file that comes out as its own neighbour."""

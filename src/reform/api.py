@@ -513,7 +513,8 @@ class Library:
             copy = self.home.catalogue.rows_by_hash([stored_hash(path, self.home.spectrograms)])
             if copy:
                 return rec.seed_of(next(iter(copy.values())))
-            return Seed(self._embed_file(path), None, shown(os.path.basename(path)))
+            vector, outside = self._embed_file(path)
+            return Seed(vector, None, shown(os.path.basename(path)), outside)
         if not storable(text):
             raise QueryError("no such file, and these words are not UTF-8", path=text,
                              hint="check the terminal's character set (its locale)")
@@ -544,9 +545,12 @@ class Library:
                     return row
         return None
 
-    def _embed_file(self, path: str) -> np.ndarray:
+    def _embed_file(self, path: str) -> tuple[np.ndarray, FileRow]:
+        """An outside file's song vector, and its length and tags as a row of no catalogue
+        (``Seed.outside``); its tags only, where a library song's may come from its folders."""
         from .embed import Embedder
         from .errors import DecodeError, FeatureError
+        from .library import read_tags
         from .scan import analyse
 
         version, _ = self.embeddings()
@@ -555,7 +559,7 @@ class Library:
             raise EmbedError("the stored embeddings come from another model than the active one",
                              hint="run `reform embed` to bring them up to date")
         try:
-            spec, _ = analyse(path, self.audio, self.mel)
+            spec, info = analyse(path, self.audio, self.mel)
         except FeatureError as exc:   # silent, or too short: nothing to recommend by, as in a scan
             raise QueryError(f"the query file cannot be analysed: {exc.message}", path=path,
                              hint="choose a song with sound in it") from exc
@@ -563,7 +567,13 @@ class Library:
             raise QueryError(f"the query file cannot be decoded: {exc.message}", path=path,
                              hint="check that the file plays in another player, or name a song of the "
                                   "library by words") from exc
-        return embedder.song(spec)
+        st, tags = os.stat(path), read_tags(path, root=os.path.dirname(path))
+        row = FileRow(id=0, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, hash=None, status="outside",
+                      reason=None, duration=info.duration, sample_rate=info.sample_rate, channels=info.channels,
+                      frames=info.frames, codec=info.codec, feature_version=None, artist=tags.artist,
+                      album=tags.album, title=tags.title, track=tags.track, year=tags.year, genre=tags.genre,
+                      updated_at=0.0)
+        return embedder.song(spec), row
 
     def similar(self, query, n: int = 10, filters=None, **options):
         from .recommend import Filters

@@ -65,6 +65,10 @@ class Seed:
     vector: np.ndarray
     row: FileRow | None
     label: str
+    # a file from outside the library: its length and tags as a row that is in no catalogue, so
+    # that the library's other file of its recording (the FLAC of a query MP3), its artist and
+    # its album are known to the lists as a library seed's are
+    outside: FileRow | None = None
 
 
 @dataclass(frozen=True)
@@ -183,9 +187,9 @@ class Recommender:
         """Slots, rows and scores of the best songs for ``query``, filtered, one file per recording
         (:meth:`_file_of`), at least n if there are."""
         banned = _recordings(seeds)
-        seed_artists = {a for s in seeds if s.row is not None for a in artists(s.row.artist)}
-        heard = [(s.row, _unit(s.vector)) for s in seeds]
-        seed_rows = _rows(seeds)
+        seed_rows = [s.row or s.outside for s in seeds if s.row or s.outside]
+        seed_artists = {a for row in seed_rows for a in artists(row.artist)}
+        heard = [(s.row or s.outside, _unit(s.vector)) for s in seeds]
         k = min(len(self), max(4 * n + len(banned), 32))
         while True:
             picked: list[tuple[int, FileRow, float]] = []
