@@ -36,6 +36,31 @@ def test_every_format_decodes_keeping_channels(tmp_path, name, kwargs):
     assert np.abs(x[0]).max() > 3 * np.abs(x[1]).max()
 
 
+
+
+def test_a_flac_of_unknown_length_is_decoded(tmp_path):
+    """A FLAC encoded to a pipe leaves its sample count 0, "unknown": libsndfile gives the largest
+    count there is, and the file was refused as thousands of millions of hours long."""
+    sr = 44100
+    data = bytearray(write(tmp_path / "song.flac", stereo(tone(440, 5, sr), noise(5, sr)), sr).read_bytes())
+    data[21] &= 0xF0                  # STREAMINFO's 36-bit total of samples, zeroed
+    data[22:26] = bytes(4)
+    streamed = tmp_path / "streamed.flac"
+    streamed.write_bytes(bytes(data))
+    x, info = decode(streamed)
+    assert x.shape == (2, 5 * 22050) and info.damage.note() is None
+
+@pytest.mark.parametrize("channels", [8, 16])
+def test_eight_channels_and_more_decode_through_ffmpeg_in_order(tmp_path, channels):
+    """PyAV reads one plane past a planar frame of 8 channels or more: a 7.1 AAC or Opus file, or
+    any such file FFmpeg decodes, ended every scan in a segfault and was never marked failed."""
+    sr = 44100
+    audio = np.stack([tone(110 * (c + 1), 3, sr) for c in range(channels)], axis=1)
+    x, info = decode(write(tmp_path / "surround.mka", audio, sr, format="WAV"))   # PCM, read by FFmpeg
+    assert info.channels == channels and x.shape == (channels, 3 * 22050)
+    peaks = [int(np.argmax(np.abs(np.fft.rfft(row)))) for row in x]          # 1/3 Hz per bin
+    assert peaks == [3 * 110 * (c + 1) for c in range(channels)]
+
 @pytest.mark.parametrize("name,codec", [("song.m4a", "aac"), ("song.m4a", "alac"), ("song.caf", "alac"),
                                         ("song.wv", "wavpack"), ("song.tta", "tta")])
 def test_formats_libsndfile_cannot_write_decode_too(tmp_path, name, codec):
@@ -239,15 +264,17 @@ def test_a_flac_cut_by_a_few_bytes_is_kept(tmp_path):
 
 
 
-@pytest.mark.parametrize("second", ["same", "mono", "other rate"])
+@pytest.mark.parametrize("second", ["same", "mono", "other rate", "longer, mono"])
 def test_a_chained_ogg_is_decoded_whole_or_noted(tmp_path, second):
     """Ogg files joined end to end (radio recordings, albums glued into one file) are a chained
     stream. FFmpeg decodes on across links of the same kind; at a link that changes channels or
-    rate it stops, and the first link declares only its own length, so the rest was lost unsaid."""
+    rate it stops. The length it declares is the last link's: a shorter last link lost the rest
+    unsaid, and a longer one had the file refused as truncated."""
     sr = 44100
     first = write(tmp_path / "a.ogg", stereo(tone(440, 4, sr), noise(4, sr)), sr, format="OGG", subtype="VORBIS")
     other = {"same": (stereo(tone(660, 4, sr), noise(4, sr)), sr), "mono": (tone(660, 4, sr), sr),
-             "other rate": (stereo(tone(660, 4, 22050), noise(4, 22050)), 22050)}[second]
+             "other rate": (stereo(tone(660, 4, 22050), noise(4, 22050)), 22050),
+             "longer, mono": (tone(660, 16, sr), sr)}[second]
     rest = write(tmp_path / "b.ogg", *other, format="OGG", subtype="VORBIS")
     chained = tmp_path / "chained.ogg"
     chained.write_bytes(first.read_bytes() + rest.read_bytes())

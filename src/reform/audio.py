@@ -60,6 +60,7 @@ MAX_SAMPLE = 1000.0                     # 60 dB above full scale: larger values 
 MAX_BAD_SHARE = 0.1                     # of a file's packets that may be passed over as undecodable
 MAX_MISSING_SHARE = 0.1                 # of a file's declared length that may fail to decode ...
 MISSING_SLACK = 0.05                    # ... beyond these seconds (encoder delay and padding)
+SF_COUNT_MAX = 2**63 - 1                # libsndfile's frame count of a file of unknown length
 MISSING_NOTED = 0.5                     # seconds missing that make a file "damaged"
 
 
@@ -85,7 +86,7 @@ class Damage:
             parts.append(f"{self.bad_packets} of {self.packets} packets passed over (they could not be decoded)")
         if self.resumed:
             parts.append(f"decoded by FFmpeg past where libsndfile lost the stream ({self.resumed})")
-        if self.relinked:   # the first link declares only its own length, so nothing counts as missing
+        if self.relinked:   # the declared length is some link's own (the last page's), not the file's
             parts.append("the file chains streams that change codec, channels or sample rate, which FFmpeg "
                          "cannot decode on: only the first was analysed")
         elif self.unread and (not self.declared or self.missing >= MISSING_NOTED):   # (else: junk at the end)
@@ -218,7 +219,9 @@ def _soundfile_blocks(path: str, block_seconds: float, damage: Damage) -> _Opene
     if f.channels < 1 or f.samplerate < 1:
         f.close()
         raise DecodeError("the file has no audio channels", path=path)
-    if f.frames == 0:   # a header that counts nothing (a recorder stopped before writing it): FFmpeg reads on
+    # a header that counts nothing (a recorder stopped before writing it), or says the length is
+    # unknown (a FLAC encoded to a pipe, which libsndfile gives as the largest count): FFmpeg reads on
+    if f.frames == 0 or f.frames >= SF_COUNT_MAX:
         f.close()
         raise DecodeError("the file declares no samples", path=path)
 
@@ -302,11 +305,14 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
         # and padding included: no length is better than a wrong one (a clean file was refused)
         audio_end, declared = _mp3_layout(path)
     # Convert whatever sample format the codec produces to planar float32 (most codecs
-    # already decode to it, and then the conversion is skipped).
-    converter = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
+    # already decode to it, and then the conversion is skipped). From 8 channels on, PyAV counts
+    # one plane more than a planar frame holds and reads past it (a segfault that stopped every
+    # scan for good): such files gather as interleaved float32 instead.
+    kind = "flt" if channels >= 8 else "fltp"
+    converter = av.AudioResampler(format=kind, layout=stream.codec_context.layout, rate=rate)
 
     def planar(frame) -> list:
-        if frame.format.name == "fltp":
+        if frame.format.name == kind:
             return [frame]
         frame.pts = None  # let the converter ignore timestamp gaps
         return converter.resample(frame)
@@ -400,7 +406,12 @@ def _block_frames(block_seconds: float, rate: int, channels: int) -> int:
 
 def _fifo_block(fifo, channels: int, path: str) -> np.ndarray:
     """Everything waiting in the FIFO as one (channels, n) float32 array."""
-    data = fifo.read().to_ndarray()
+    frame = fifo.read()
+    if frame.format.is_packed:   # (1, n * channels), interleaved
+        if len(frame.layout.channels) != channels:
+            raise DecodeError("the file holds another channel count than its header says", path=path)
+        return np.ascontiguousarray(frame.to_ndarray().reshape(-1, channels).T)
+    data = frame.to_ndarray()
     if data.shape[0] != channels:
         raise DecodeError("the file holds another channel count than its header says", path=path)
     return data
@@ -584,6 +595,8 @@ def _resampled(path: str, opened: _Opened, cfg: AudioConfig) -> Iterator[np.ndar
         raise DecodeError(f"decoding failed part-way ({_reason(exc)})", path=path) from exc
     declared = (opened.declared_frames or 0) / opened.rate
     missing = declared - decoded / opened.rate
+    if opened.damage.relinked:   # a chain FFmpeg cannot decode on: its declared length is another link's
+        return
     if missing > MAX_MISSING_SHARE * declared + MISSING_SLACK:
         raise DecodeError(f"the file is truncated or damaged: {decoded / opened.rate:.1f} s decoded of "
                           f"{declared:.1f} s declared", path=path)
