@@ -131,8 +131,10 @@ def test_another_file_of_one_recording_is_recommended_once():
     assert titles(rec.similar(seed, 10)) == ["alike, longer", "neighbour", "far"]
     assert titles(rec.mix([seed, rec.seed_of(rows[5])], 10)) == ["alike, longer", "neighbour mp3"]   # once
     assert titles(rec.playlist([seed], 10)) == ["alike, longer", "neighbour", "far"]
-    copy, vector = at(7, "untagged", 0.25, 180.2)   # nearer the seed than its tagged, larger file
-    made.append((dataclasses.replace(copy, title=None, size=1), vector))
+    # nearer the seed than its tagged file, and larger (a FLAC made from an OGG): no artist or
+    # album, and its file name for a title, as a scan gives an untagged file
+    copy, vector = at(7, "untagged", 0.25, 180.2)
+    made.append((dataclasses.replace(copy, title="track07", artist=None, album=None, size=10**9), vector))
     rows = [r for r, _ in made]
     rec = Recommender.of(rows, {r.hash: v for r, v in made}, expand=0)
     assert titles(rec.similar(rec.seed_of(rows[0]), 10)) == ["alike, longer", "neighbour", "far"]   # the tagged

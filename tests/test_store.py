@@ -305,6 +305,9 @@ def test_a_recording_is_shown_under_a_copy_that_is_there(tmp_path):
     (tmp_path / "away").mkdir()
     (tmp_path / "away" / "song.wav").write_bytes(b"x")
     assert one_per_recording([there, gone])["h1"] is gone     # both there: the first by name
+    import dataclasses
+    tagged = dataclasses.replace(there, artist="Aleksi", album="Wesnoth")   # a tagged copy, later by name
+    assert one_per_recording([gone, tagged])["h1"] is tagged  # shown before an untagged "empty.mp3"
     cat = Catalogue(tmp_path / "c.db")            # the rows a recommender shows: the same choice
     info = SpectrogramInfo("h1", 2, 100, 2.3, 44100, "pcm")
     with cat.transaction():

@@ -383,9 +383,10 @@ def _title_key(title: str) -> str:
 
 
 def _fuller(row: FileRow, other: FileRow) -> bool:
-    """Whether ``row`` is the file of a recording to show rather than ``other``: the tagged one,
-    then the larger one (a FLAC before its MP3)."""
-    return (bool(row.title), row.size) > (bool(other.title), other.size)
+    """Whether ``row`` is the file of a recording to show rather than ``other``: the tagged one
+    (:attr:`FileRow.tagged`; every row has a title, so the larger untagged FLAC made from an OGG
+    was shown), then the larger one (a FLAC before its MP3)."""
+    return (row.tagged, row.size) > (other.tagged, other.size)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

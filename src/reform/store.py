@@ -263,6 +263,12 @@ class FileRow:
         return Tags(self.artist, self.album, self.title, self.track, self.year, self.genre)
 
     @property
+    def tagged(self) -> bool:
+        """Whether it names an artist or an album: every row has a title, its file name's where
+        the tags give none, so a title alone says nothing of the tags."""
+        return bool(self.artist or self.album)
+
+    @property
     def label(self) -> str:
         """``"Artist - Title"`` as every interface names the song (reform.text.song_label)."""
         return song_label(self.artist, self.title, self.path)
@@ -273,11 +279,13 @@ ROW_FIELDS = [f.name for f in fields(FileRow)]
 
 def one_per_recording(rows: Iterable[FileRow]) -> dict[str, FileRow]:
     """One row of every recording, keyed by its content hash (by its path when it has none):
-    copies of the same audio are one song everywhere, shown under their first path (by name)
-    whose file is there.  A moved folder whose old place a scan keeps (an unmounted disk looks
-    the same) leaves copies that are gone; only copies are looked for on disk."""
+    copies of the same audio are one song everywhere, shown under their first tagged path (by
+    name) whose file is there: an untagged copy named "empty.mp3" showed a tagged song under that
+    name, and its missing artist let it past the artist filter.  A moved folder whose old place a
+    scan keeps (an unmounted disk looks the same) leaves copies that are gone; only copies are
+    looked for on disk."""
     copies: dict[str, list[FileRow]] = {}
-    for row in sorted(rows, key=lambda r: r.path):
+    for row in sorted(rows, key=lambda r: (not r.tagged, r.path)):
         copies.setdefault(row.hash or row.path, []).append(row)
     return {key: group[0] if len(group) == 1 else next((r for r in group if os.path.exists(r.path)), group[0])
             for key, group in copies.items()}
