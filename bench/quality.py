@@ -55,7 +55,7 @@ from reform import evaluate as ev  # noqa: E402
 from reform import space  # noqa: E402
 from reform.checkpoint import Bundle, load_bundle  # noqa: E402
 from reform.config import PRESETS, EmbedConfig, ModelConfig, TrainConfig  # noqa: E402
-from reform.dataset import Song  # noqa: E402
+from reform.dataset import Normaliser, Song, fit_normaliser  # noqa: E402
 from reform.embed import AGGREGATIONS, Embedder, aggregate, song_windows  # noqa: E402
 from reform.model import ClusterAutoencoder  # noqa: E402
 from reform.train import Trainer  # noqa: E402
@@ -474,6 +474,18 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
     rows = [fold.test[i] for i in order]
     labels = [group_of[r.hash] for r in rows]
     specs: list[dict[str, np.ndarray]] | None = None
+    reference: list[Normaliser] = []   # the held-out models' normaliser, fitted on the fold's training songs
+
+    def plain(bundle: Bundle) -> bool:
+        """Whether a model's untrained network is the fold's plain "untrained": the default shape,
+        fed as the held-out models are."""
+        if bundle.cfg != ModelConfig():
+            return False
+        if not reference:
+            songs = list({r.hash: Song(r.hash, r.channels, r.frames, r.album) for r in fold.train}.values())
+            reference.append(fit_normaliser(lib.home.spectrograms, songs, seed=TrainConfig().seed))
+        return all(np.allclose(getattr(bundle.normaliser, f), getattr(reference[0], f), atol=0.05)
+                   for f in ("mean", "std"))
 
     def load_specs() -> list[dict[str, np.ndarray]]:
         nonlocal specs
@@ -532,8 +544,11 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
                     keep(f"{name}@{how}", score(aggregated(windows, how, dim), labels))
             if query_time:
                 score_query_time(name, aggregated(windows, "meanstd", dim))
-            # the same network untrained, with the same input normalisation and aggregation
-            untrained = "untrained" + ("" if bundle.cfg == ModelConfig() else f"-{method}")
+            # the same network untrained, with the same input normalisation and aggregation: the
+            # plain one where the model has the default shape and the held-out models' normaliser
+            # (a model fed otherwise, as own-library ones are, was paired with whichever untrained
+            # network ran first on the fold)
+            untrained = "untrained" if plain(bundle) else f"untrained-{method}"
             wanted = [f"{untrained}@{how}" for how in AGGREGATIONS]
             wanted += [f"{untrained}@meanstd+{variant}" for variant in QUERY_TIME] if query_time else []
             if not all(done(w) for w in wanted):
@@ -608,19 +623,25 @@ def report(work: Path, k: int, reference: str) -> str:
         rows.append([name, interval(cat["p10"]), interval(cat["top1"]), interval(cat["top1_unequal"])]
                     + [f"{s.p10.mean():.3f} / " + (f"{s.top1.mean():.3f}" if len(s.top1) else "–")
                        for s in folds])
-        if ref is not None and name != reference:
+        # a model fed otherwise than the held-out models is paired with its own untrained network
+        method, _, how = name.partition("@")
+        own = f"untrained-{method.split(':')[0]}@{how}"
+        against, base = (own, pooled(work, own, k)) if reference.startswith("untrained@") and pooled(
+            work, own, k) and name != own else (reference, ref)
+        if base is not None and name != reference:
             d = {f: np.concatenate([getattr(s, f) - getattr(r, f) if len(getattr(s, f)) and len(getattr(r, f))
                                     else np.zeros(0)
-                                    for s, r in zip(folds, ref)])
+                                    for s, r in zip(folds, base)])
                  for f in ("p10", "top1", "top1_unequal")}
-            diffs.append([name] + [interval(d[f]) for f in ("p10", "top1", "top1_unequal")])
+            diffs.append([name, against] + [interval(d[f]) for f in ("p10", "top1", "top1_unequal")])
     songs = sum(len(s.top1) // 2 for s in pooled(work, "random", k) or [])
     text = [f"{k} folds over the soundtracks, {songs} songs, pooled; bootstrap 95 % intervals.", "",
             table(["method", "p@10", "same-song top-1", "top-1, unequal parts"]
                   + [f"fold {i}: p@10 / top-1" for i in range(k)], rows)]
     if diffs:
-        text += ["", f"Paired differences against {reference} (same queries):", "",
-                 table(["method", "p@10", "same-song top-1", "top-1, unequal parts"], diffs)]
+        text += ["", f"Paired differences against {reference}, or a model's own untrained network where it "
+                     "is fed otherwise (same queries):", "",
+                 table(["method", "against", "p@10", "same-song top-1", "top-1, unequal parts"], diffs)]
     return "\n".join(text)
 
 
