@@ -311,7 +311,7 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
     kind = "flt" if channels >= 8 else "fltp"
     converter = av.AudioResampler(format=kind, layout=stream.codec_context.layout, rate=rate)
 
-    def planar(frame) -> list:
+    def as_float32(frame) -> list:
         if frame.format.name == kind:
             return [frame]
         frame.pts = None  # let the converter ignore timestamp gaps
@@ -348,7 +348,7 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
                     try:
                         if frame.sample_rate != rate or frame.layout.nb_channels != channels:
                             raise ValueError
-                        for out in planar(frame):
+                        for out in as_float32(frame):
                             out.pts = None  # the FIFO would otherwise insist on gapless timestamps
                             fifo.write(out)
                     except ValueError:  # junk parsed as a frame of another kind, or a real change
