@@ -242,8 +242,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
     for given, known in summary.respelled.items():
         print(f"{given} is {known} under another name: scanned as {known}")
     if summary.interrupted:
-        print(said(f"interrupted: {plural(summary.analysed, 'song')} analysed and saved; "
-                   "run `reform scan` again to continue"))
+        print(f"interrupted: {plural(summary.analysed, 'song')} analysed and saved; "
+              "run `reform scan` again to continue")
         return None
     if summary.found == 0 and not summary.failed:
         from .audio import AUDIO_EXTENSIONS
@@ -520,8 +520,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             progress.close()
             if main:
-                print(said(f"the run {folder.name} keeps its last finished epoch: `reform train --resume --name "
-                           f"{folder.name}` goes on from there") if RunFiles(folder).checkpoint.exists() else
+                print(f"the run {folder.name} keeps its last finished epoch: `reform train --resume --name "
+                      f"{folder.name}` goes on from there" if RunFiles(folder).checkpoint.exists() else
                       "no epoch had finished, so there is nothing to resume", file=sys.stderr)
             raise
         except WriteError as exc:   # a full disk: the same command again would be "trained already"
@@ -544,10 +544,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               "(--lr, --cluster-lr) avoids it, see the README's table of learning rates", file=sys.stderr)
     print(f"model folder: {result.files.folder}")
     if active:
-        print(said(f"active model: {name} (embed with `reform embed`)"))
+        print(f"active model: {name} (embed with `reform embed`)")
     elif result.files.model.exists():
         why = "it failed (above)" if failed else "a phase stopped before its schedule ended"
-        print(said(f"not made active: {why}; `reform use {name}` makes it active anyway (or train with --activate)"))
+        print(f"not made active: {why}; `reform use {name}` makes it active anyway (or train with --activate)")
     return 0
 
 
@@ -1089,15 +1089,6 @@ def _default_of(cfg, name: str, text: str) -> str:
     return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
 
 
-_given_home: list[str] = []   # the home given by --home to this call of main(), if one was
-
-
-def said(text: str) -> str:
-    """``text`` with each `reform ...` command in it naming the home given by --home: a way on
-    copied as it is printed would act on the default home (the environment's holds anyway)."""
-    return text.replace("`reform ", f"`reform --home {shlex.quote(_given_home[0])} ") if _given_home else text
-
-
 # what a user may call a command, for the hint of a command that is not one
 _CALLED_OTHERWISE = {"web": "serve", "server": "serve", "ui": "serve", "gui": "serve", "recommend": "similar",
                      "like": "similar", "info": "status", "analyse": "scan", "analyze": "scan", "add": "scan",
@@ -1356,7 +1347,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   else None)
         parser.error(f"unrecognized arguments: {' '.join(extra)}",
                      hint=f"put a query of several words in quotes: {quoted}" if words and quoted else None)
-    _given_home[:] = [args.home] if args.home is not None else []
     if args.home is None:
         args.home = os.environ.get("REFORM_HOME") or None
     if not getattr(args, "func", None):
@@ -1371,8 +1361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         error = _as_reform_error(exc)
-        print(f"error: {said(str(error))}", file=sys.stderr)
-        print(f"hint: {said(hint_for(error, args.command))}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
+        print(f"hint: {hint_for(error, args.command)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
