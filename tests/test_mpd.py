@@ -154,6 +154,8 @@ def test_address_as_every_mpd_client_reads_it():
     assert address("box", 7000, env={"MPD_HOST": "other", "MPD_PORT": "1"}) == Address("box", 7000)
     with pytest.raises(PlayerError, match="MPD_PORT"):
         address(env={"MPD_PORT": "six"})
+    with pytest.raises(PlayerError, match="MPD_PORT"):   # it reached port 4464
+        address(env={"MPD_PORT": "70000"})
 
 
 class FakeMPD:

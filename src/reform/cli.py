@@ -1265,7 +1265,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"rank the models' songs with each query averaged with its N nearest songs, as "
                         f"recommendations do (default {EXPAND}; 0: plain cosine)")
     p.add_argument("--per-label", action="store_true", help="also print precision@10 per label")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the baselines and song order")
+    p.add_argument("--seed", type=count(0), default=0, help="random seed of the baselines and song order")
     p.add_argument("--json", help="also write the results as JSON to this file")
 
     p = command("models", "the models of this library: shipped, each training run, the active one",
@@ -1294,7 +1294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("mpd", "keep MPD's queue a few songs ahead with songs like what plays", cmd_mpd)
     p.add_argument("--host", help="MPD's host or socket (default: $MPD_HOST, else localhost)")
-    p.add_argument("--port", type=count(1), help="MPD's port (default: $MPD_PORT, else 6600)")
+    p.add_argument("--port", type=count(1, 65535), help="MPD's port (default: $MPD_PORT, else 6600)")
     p.add_argument("--music-dir", help="MPD's music_directory as this computer sees it (default: asked "
                    "from MPD, or learned from the song playing)")
     p.add_argument("--ahead", type=count(1), default=3, help="songs to keep queued after the one playing "

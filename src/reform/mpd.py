@@ -66,6 +66,8 @@ def address(host: str | None = None, port: int | None = None, env=os.environ) ->
         except ValueError:
             raise PlayerError(f"MPD_PORT is not a port number: {raw!r}",
                               hint="set MPD_PORT to a number such as 6600, or pass --port") from None
+    if not 0 < port < 65536:   # the resolver wraps a larger one: 70000 reached port 4464
+        raise PlayerError(f"MPD_PORT is not a port number: {port}", hint="set MPD_PORT between 1 and 65535")
     return Address(os.path.expanduser(host), port, password)
 
 
