@@ -259,7 +259,7 @@ def similar(request: Request, song_id: int, n: int = Query(10, ge=1, le=500),
 
 
 @router.get("/mix", response_model=Recommendations, responses=ERRORS,
-            summary="The songs closest to the centre of several songs")
+            summary="A mix of several songs: the nearest songs of each in turn")
 def mix(request: Request, seed: list[int] = Query(..., min_length=1, max_length=200),
         n: int = Query(10, ge=1, le=500), exclude_same_artist: bool = False,
         exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
