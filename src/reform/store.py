@@ -285,10 +285,15 @@ def one_per_recording(rows: Iterable[FileRow]) -> dict[str, FileRow]:
     scan keeps (an unmounted disk looks the same) leaves copies that are gone; only copies are
     looked for on disk."""
     copies: dict[str, list[FileRow]] = {}
-    for row in sorted(rows, key=lambda r: (not r.tagged, r.path)):
+    for row in sorted(rows, key=lambda r: r.path):
         copies.setdefault(row.hash or row.path, []).append(row)
-    return {key: group[0] if len(group) == 1 else next((r for r in group if os.path.exists(r.path)), group[0])
-            for key, group in copies.items()}
+    return {key: group[0] if len(group) == 1 else _shown_copy(group) for key, group in copies.items()}
+
+
+def _shown_copy(group: list[FileRow]) -> FileRow:
+    """Of copies in path order: the first tagged one whose file is there, else the first there."""
+    there = [r for r in group if os.path.exists(r.path)] or group
+    return next((r for r in there if r.tagged), there[0])
 
 
 # In a store's folder: every spectrogram in it is stored under the hash of its audio alone
