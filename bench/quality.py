@@ -626,8 +626,8 @@ def report(work: Path, k: int, reference: str) -> str:
         # a model fed otherwise than the held-out models is paired with its own untrained network
         method, _, how = name.partition("@")
         own = f"untrained-{method.split(':')[0]}@{how}"
-        against, base = (own, pooled(work, own, k)) if reference.startswith("untrained@") and pooled(
-            work, own, k) and name != own else (reference, ref)
+        own_scores = pooled(work, own, k) if reference.startswith("untrained@") and name != own else None
+        against, base = (own, own_scores) if own_scores else (reference, ref)
         if base is not None and name != reference:
             d = {f: np.concatenate([getattr(s, f) - getattr(r, f) if len(getattr(s, f)) and len(getattr(r, f))
                                     else np.zeros(0)

@@ -407,11 +407,9 @@ def _block_frames(block_seconds: float, rate: int, channels: int) -> int:
 def _fifo_block(fifo, channels: int, path: str) -> np.ndarray:
     """Everything waiting in the FIFO as one (channels, n) float32 array."""
     frame = fifo.read()
-    if frame.format.is_packed:   # (1, n * channels), interleaved
-        if len(frame.layout.channels) != channels:
-            raise DecodeError("the file holds another channel count than its header says", path=path)
-        return np.ascontiguousarray(frame.to_ndarray().reshape(-1, channels).T)
     data = frame.to_ndarray()
+    if frame.format.is_packed:   # (1, n * channels), interleaved
+        data = np.ascontiguousarray(data.reshape(-1, len(frame.layout.channels)).T)
     if data.shape[0] != channels:
         raise DecodeError("the file holds another channel count than its header says", path=path)
     return data
@@ -593,10 +591,10 @@ def _resampled(path: str, opened: _Opened, cfg: AudioConfig) -> Iterator[np.ndar
         raise
     except Exception as exc:  # a truncated or corrupt stream fails part-way through
         raise DecodeError(f"decoding failed part-way ({_reason(exc)})", path=path) from exc
-    declared = (opened.declared_frames or 0) / opened.rate
-    missing = declared - decoded / opened.rate
     if opened.damage.relinked:   # a chain FFmpeg cannot decode on: its declared length is another link's
         return
+    declared = (opened.declared_frames or 0) / opened.rate
+    missing = declared - decoded / opened.rate
     if missing > MAX_MISSING_SHARE * declared + MISSING_SLACK:
         raise DecodeError(f"the file is truncated or damaged: {decoded / opened.rate:.1f} s decoded of "
                           f"{declared:.1f} s declared", path=path)
