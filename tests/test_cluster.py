@@ -7,14 +7,14 @@ One local Ray instance of 2 CPUs serves the whole module (starting one costs sec
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import ray  # the cluster extra: `make setup` installs it
 
-from conftest import build_music, reform_cmd, tone, write
+import conftest
+from conftest import DyingEmbedder, build_music, reform_cmd, tone, write
 from reform import Library
 from reform.cluster import INSTALL_HINT, SHARED_HINT, RayPool
 from reform.errors import ClusterError
@@ -25,7 +25,7 @@ from reform.scan import scan
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              object_store_memory=100 * 2**20)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # DyingEmbedder, to the workers
+    ray.cloudpickle.register_pickle_by_value(conftest)  # DyingEmbedder, to the workers
     yield
     ray.shutdown()
 
@@ -36,33 +36,6 @@ def music(tmp_path_factory) -> Path:
     root = build_music(tmp_path_factory.mktemp("ray") / "music")
     write(root / "Fatal" / "11 seconds.wav", tone(880, 11))
     return root
-
-
-@dataclass(frozen=True)
-class DyingEmbedder:
-    """The real embedder, except that the worker process exits at once when it is given a
-    song of ``frames`` frames while a ticket is left in ``tickets`` (each death takes one)."""
-
-    inner: object
-    frames: int
-    tickets: str
-
-    @property
-    def key(self) -> str:
-        return self.inner.key
-
-    def load(self):
-        return self.inner.load()
-
-    def __call__(self, spec: np.ndarray) -> np.ndarray:
-        if spec.shape[1] == self.frames:
-            for ticket in sorted(Path(self.tickets).iterdir()):
-                try:
-                    ticket.unlink()
-                except FileNotFoundError:
-                    continue  # another worker took it
-                os._exit(1)
-        return self.inner(spec)
 
 
 def test_a_scan_on_ray_equals_a_local_scan(tmp_path, music):

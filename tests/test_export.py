@@ -59,6 +59,24 @@ def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):
     assert "/etc/passwd" not in out.read_text()
 
 
+def test_every_output_is_written_where_it_was_checked_and_named_printably(trained, tmp_path, monkeypatch, capsys):
+    """A quoted `~` reaches ReFORM unexpanded: the check expanded it and the write did not, so
+    the write failed after the work was done.  A name that is not UTF-8 is printed with its
+    byte written out (a strict UTF-8 stdout could not print it raw)."""
+    import shutil
+
+    home = str(shutil.copytree(trained, tmp_path / "home"))   # evaluate saves beside the model
+    monkeypatch.setenv("HOME", str(tmp_path))
+    name = os.fsdecode(b"caf\xe9")
+    for args, out in ((["-q", "playlist", "Chord", "--length", "3", "-o", f"~/{name}.m3u8"], f"{name}.m3u8"),
+                      (["export", f"~/{name}.csv"], f"{name}.csv"),
+                      (["-q", "evaluate", "--no-baselines", "--json", f"~/{name}.json"], f"{name}.json")):
+        assert main(["--home", home, *args]) == 0
+        assert (tmp_path / out).stat().st_size > 0
+        printed = capsys.readouterr().out
+        assert "caf\\xe9" in printed and name not in printed
+
+
 def row(i, path, track=None, year=None, duration=None, title="t"):
     return FileRow(i, path, 1, 1, f"h{i}", "ok", None, duration, 44100, 2, 100, "flac", "fv", "A", "B", title,
                    track, year, None, 0.0)

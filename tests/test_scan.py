@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ctrl_c_as_in_a_terminal, noise, reform_cmd, run_unprivileged, stereo, tone, write
+from conftest import DyingEmbedder, ctrl_c_as_in_a_terminal, noise, reform_cmd, run_unprivileged, stereo, tone, write
 from reform import Library
 from reform.cli import main
 from reform.config import AudioConfig, MelConfig, feature_version
 from reform.library import Entry
-from reform.scan import analyse_entry
+from reform.scan import DIED_ALONE, analyse_entry, scan
 from reform.audio import stream
 from reform.store import SpectrogramStore
 
@@ -543,6 +543,30 @@ def test_a_damaged_spectrogram_is_analysed_again_rather_than_reused(lib, music, 
     summary = lib.scan(jobs=1)
     assert (summary.analysed, summary.reused) == (1, 0)
     assert lib.spectrogram(music / "copy.wav").shape == (1, 128, song.frames)
+
+
+@pytest.mark.parametrize("deaths, failed", [(1, 0), (2, 1)])
+def test_a_worker_that_dies_stops_neither_the_scan_nor_the_next_one(tmp_path, music, deaths, failed):
+    """A crash in a native decoder kills the worker, which breaks the whole pool and names no
+    file.  Every file then in flight is tried again alone: one that kills its worker even so is
+    recorded as failed (and tried again by the next scan); the others are analysed."""
+    write(music / "Fatal" / "11 seconds.wav", tone(880, 11))
+    tickets = tmp_path / "tickets"
+    tickets.mkdir()
+    for n in range(deaths):
+        (tickets / str(n)).touch()
+    with Library(tmp_path / "home") as lib:
+        dying = DyingEmbedder(lib.scan_embedding(), 1 + 11 * 22050 // 512, str(tickets))
+        first = scan(lib.home, [str(music)], embedding=dying, jobs=2)
+        assert not list(tickets.iterdir())   # it died as often as it was told to
+        done = first.analysed + first.reused   # reused: a spectrogram stored before its worker died
+        assert (done, first.failed, first.embedded) == (5 - failed, failed, 5 - failed)
+        assert [(Path(f.entry.path).name, f.reason, f.retry) for f in first.failures] == \
+            [("11 seconds.wav", DIED_ALONE, True)] * failed
+        again = lib.scan(embed=True, jobs=2)
+        assert (again.failed, again.analysed + again.reused, again.unchanged) == (0, failed, 5 - failed)
+        assert len(lib.songs()) == 5 and lib.stale_embeddings() == 0
+        assert not list(lib.home.spectrograms.root.rglob("*.tmp-*"))
 
 
 def test_a_full_disk_stops_the_scan_in_one_line_and_loses_nothing(tmp_path, music):

@@ -710,7 +710,7 @@ def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> Non
     if args.output:
         skipped = write_m3u(args.output, [*lead, *(r.row for r in recs)], relative=args.relative)
         for row in skipped:
-            print(f"left out of {args.output}: {row.path!r} (a line break in the path cannot be "
+            print(f"left out of {shown(args.output)}: {shown(row.path)} (a line break in the path cannot be "
                   "written in M3U)", file=sys.stderr)
     if args.json:
         _print_json([r.to_dict() for r in recs])
@@ -726,7 +726,7 @@ def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> Non
     if args.output:
         written = [row for row in lead if row not in skipped]   # a seed left out is not first in it
         first = f" ({plural(len(written), 'seed song')} first)" if written else ""
-        print(f"wrote {args.output}{first}")
+        print(f"wrote {shown(args.output)}{first}")
 
 
 def _embedding_note(lib, songs: int) -> None:
@@ -749,7 +749,7 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
     from .export import check_output, check_playlist_name
 
     if args.output:
-        check_output(args.output)
+        args.output = str(check_output(args.output))   # `-o '~/x.m3u8'` quoted: written where checked
         check_playlist_name(args.output)
     elif args.relative:
         raise ConfigError("--relative is for the M3U file -o writes, and none is asked for",
@@ -806,13 +806,13 @@ def cmd_playlist(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import check_output, export_embeddings, export_format
 
-    check_output(args.out)   # first: a folder given is said to be one, not an unknown format
+    args.out = str(check_output(args.out))   # first: a folder given is said to be one, not an unknown format
     export_format(args.out)
     with _library(args, read_only=True) as lib:
         version, vectors = lib.embeddings()
         n = export_embeddings(args.out, lib.songs(), vectors, version)
         _embedding_note(lib, len(vectors))   # songs without an embedding are not in the file
-    print(f"wrote {plural(n, 'song')} to {args.out}")
+    print(f"wrote {plural(n, 'song')} to {shown(args.out)}")
     return 0
 
 
@@ -821,7 +821,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .home import SHIPPED
 
     if args.json:
-        check_output(args.json)
+        args.json = str(check_output(args.json))
 
     def started(name: str, i: int, n: int) -> None:
         if not args.quiet:
@@ -849,7 +849,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from .files import write_json
 
         write_json(args.json, data)
-        print(f"\nwrote {args.json}")
+        print(f"\nwrote {shown(args.json)}")
     if saved:
         print(f"saved beside the model: {saved} (shown by `reform serve` and `reform models`)")
     elif not args.json:

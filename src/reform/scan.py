@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from multiprocessing import forkserver
@@ -44,6 +45,8 @@ from .text import RENAME_HINT, shown, storable
 
 SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS counts as silent
 SILENT_LEAD_SECONDS = 30 * 60    # silent this long from the start: rejected without reading on
+DIED_ALONE = ("the worker analysing it died, with no other file in flight (a crash in a decoder, "
+              "or out of memory); the next scan tries it again")
 
 
 class Batches(Protocol):
@@ -411,7 +414,14 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
              mel_cfg: MelConfig, jobs: int | None, embedding: Embedding | None,
              embedded: frozenset[str]) -> Iterator[Analysed | Failed]:
     """Yield results as worker processes finish, keeping at most 2 * jobs files in flight
-    (jobs None: one per core)."""
+    (jobs None: one per core).
+
+    A worker that dies (a crash in a native decoder, the out-of-memory killer) breaks the whole
+    pool and says nothing of which file killed it.  So every file then in flight is tried again
+    in a fresh pool, one at a time with nothing else in flight; one whose worker dies even so is
+    recorded as failed, and the scan goes on.  Without this, a file that crashes its decoder
+    would stop every scan of the library before it could be marked.
+    """
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1:
         for entry in todo:
@@ -421,32 +431,70 @@ def run_pool(todo: list[Entry], store: SpectrogramStore, audio_cfg: AudioConfig,
         return
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["reform.scan", "reform.features"] + (["reform.embed"] if embedding else []))
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
-                               initargs=(embedded, os.getpid()))
-    pending: dict[Future, object] = {}   # each file in flight, with its key in ``copies``
+
+    def start() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
+                                   initargs=(embedded, os.getpid()))
+
+    pool = start()
+    pending: dict[Future, tuple[Entry, object]] = {}   # each file in flight, with its key in ``copies``
+    suspects: list[tuple[Entry, object]] = []          # in flight when a worker died, to try alone
+    trial: tuple[Entry, object] | None = None          # the suspect in flight, alone
     copies = _Copies(todo)
 
+    def submit(taken: tuple[Entry, object]) -> None:
+        pending[pool.submit(analyse_entry, taken[0], store, audio_cfg, mel_cfg, embedding)] = taken
+
     def fill() -> None:
-        while len(pending) < 2 * jobs and (taken := copies.take()) is not None:
-            entry, key = taken
-            pending[pool.submit(analyse_entry, entry, store, audio_cfg, mel_cfg, embedding)] = key
+        nonlocal trial
+        if trial is None and suspects:
+            trial = suspects.pop(0)
+            submit(trial)
+        while trial is None and len(pending) < 2 * jobs and (taken := copies.take()) is not None:
+            submit(taken)
 
     try:
         with _workers_starting():   # the first submissions start the workers
             fill()
         while pending:
             done = wait(pending, return_when=FIRST_COMPLETED).done
+            broken = False
             for fut in done:
-                copies.done(pending.pop(fut))
-                yield fut.result()
-            fill()
+                taken, alone = pending.pop(fut), trial is not None   # a trial is alone in flight
+                if alone:
+                    trial = None
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if not alone:
+                        suspects.append(taken)
+                        continue
+                    result = Failed(taken[0], DIED_ALONE, retry=True)
+                copies.done(taken[1])
+                yield result
+            if broken:
+                suspects.extend(pending.values())   # lost with the pool: none of them is done
+                pending.clear()
+                _stop(pool, store)
+                pool = start()
+                with _workers_starting():
+                    fill()
+            else:
+                fill()
     finally:
         for fut in pending:
             fut.cancel()
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()  # an interrupted scan must stop now, not after the files in flight
-        pool.shutdown(wait=True, cancel_futures=True)
-        store.remove_dead_temporaries()  # what the stopped workers were writing
+        _stop(pool, store)
+
+
+def _stop(pool: ProcessPoolExecutor, store: SpectrogramStore) -> None:
+    """End a pool's workers now, not after the files in flight (an interrupted scan must stop at
+    once), and delete what they were writing."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+    store.remove_dead_temporaries()
 
 
 @dataclass
