@@ -140,6 +140,29 @@ def test_another_file_of_one_recording_is_recommended_once():
     assert titles(rec.similar(rec.seed_of(rows[0]), 10)) == ["alike, longer", "neighbour", "far"]   # the tagged
 
 
+@pytest.mark.parametrize("copy_angle", [0.25, 0.35])
+def test_a_recording_is_filtered_by_its_tagged_file_not_an_untagged_copy(copy_angle):
+    """An untagged copy (no artist, no album) passed every filter: ranked above its tagged file,
+    it kept a song of the seed's artist in the list; ranked below it, it brought one back."""
+    import dataclasses
+
+    def at(i, artist, title, angle, seconds):
+        return dataclasses.replace(row(i, artist, f"{artist}1", title), duration=seconds), np.array(
+            [np.cos(angle), np.sin(angle), 0.0], np.float32)
+
+    made = [at(1, "A", "seed", 0.0, 200.0), at(2, "A", "neighbour", 0.3, 180.0), at(3, "A", "A again", 0.28, 300.0),
+            at(4, "B", "other", 0.5, 150.0), at(5, "C", "far", 1.2, 200.0)]
+    copy, vector = at(6, "A", "copy", copy_angle, 180.2)
+    made.append((dataclasses.replace(copy, title="track07", artist=None, album=None, size=10**9), vector))
+    rows = [r for r, _ in made]
+    rec = Recommender.of(rows, {r.hash: v for r, v in made}, expand=0)
+    seed = rec.seed_of(rows[0])
+    assert sorted(titles(rec.similar(seed, 10))) == ["A again", "far", "neighbour", "other"]
+    assert titles(rec.similar(seed, 10, Filters(exclude_same_artist=True))) == ["other", "far"]
+    assert titles(rec.similar(seed, 10, Filters(exclude_same_album=True))) == ["other", "far"]
+    assert titles(rec.similar(seed, 10, Filters(max_per_artist=1))) == ["A again", "other", "far"]
+
+
 def test_two_artists_songs_of_one_title_and_length_are_two_songs():
     """Every other artist's "Intro" of about a minute was taken for another file of the seed's."""
     import dataclasses

@@ -191,31 +191,38 @@ class Recommender:
         seed_artists = {a for row in seed_rows for a in artists(row.artist)}
         heard = [(s.row or s.outside, _unit(s.vector)) for s in seeds]
         k = min(len(self), max(4 * n + len(banned), 32))
+
+        def passes(row: FileRow, names: frozenset[str], per_artist: Counter) -> bool:
+            return not (filters.exclude_same_artist and names & seed_artists
+                        or filters.exclude_same_album and any(same_album(row, s) for s in seed_rows)
+                        or filters.capped(names, per_artist))
+
         while True:
-            picked: list[tuple[int, FileRow, float]] = []
+            # every recording met, in order, as its fuller file so far and whether that file passes
+            # the filters: a recording is judged by the file shown for it, so an untagged copy
+            # (no artist, no album) can neither bring a left-out song in nor keep it in
+            met: list[tuple[int, FileRow, float, bool]] = []
             per_artist: Counter = Counter()
             taken = _Taken(heard)
             for i, row, score in self.ranked(query, k):
-                names = artists(row.artist)
                 if row.hash in banned:
                     continue
-                if filters.exclude_same_artist and names & seed_artists:
-                    continue
-                if filters.exclude_same_album and any(same_album(row, s) for s in seed_rows):
-                    continue
-                if filters.capped(names, per_artist):
-                    continue
+                names = artists(row.artist)
                 same = self._file_of(row, i, taken)
-                if same is not None:   # another file of a seed, or of a song picked before (j)
-                    j = same - len(heard)
-                    if j >= 0 and _fuller(row, picked[j][1]):   # shown as its fuller file
-                        per_artist.subtract(artists(picked[j][1].artist))
-                        per_artist.update(names)
-                        picked[j] = (i, row, picked[j][2])
-                        taken.rows[same] = row
+                if same is None:
+                    ok = passes(row, names, per_artist)
+                    met.append((i, row, score, ok))
+                    per_artist.update(names if ok else ())
                     continue
-                per_artist.update(names)
-                picked.append((i, row, score))
+                j = same - len(heard)   # another file of a seed (j < 0), or of a song met before
+                if j >= 0 and _fuller(row, met[j][1]):   # shown, and judged, as its fuller file
+                    if met[j][3]:
+                        per_artist.subtract(artists(met[j][1].artist))
+                    ok = passes(row, names, per_artist)
+                    per_artist.update(names if ok else ())
+                    met[j] = (i, row, met[j][2], ok)
+                    taken.rows[same] = row
+            picked = [(i, row, score) for i, row, score, ok in met if ok]
             if len(picked) >= n or k >= len(self):
                 return picked
             k = min(len(self), k * 4)
