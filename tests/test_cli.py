@@ -633,3 +633,14 @@ def test_a_file_that_is_no_model_is_one_line(trained, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "not a model file, or a damaged one" in err[0]
     assert err[1].startswith("hint: give a model.pt that `reform train` wrote, or 'shipped'")
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_a_reader_that_leaves_early_is_no_failure(scanned, verbose):
+    """`reform -v status | head -1`: the pipe closed under the output; -v gave a BrokenPipeError
+    traceback and exit status 1 where the plain command ends quietly with 0."""
+    proc = subprocess.Popen(reform_cmd("--home", str(scanned), *verbose, "status"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()   # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == ""

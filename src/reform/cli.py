@@ -1355,11 +1355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ReformError, sqlite3.Error, OSError) as exc:
-        if args.verbose:
-            raise
         if isinstance(exc, BrokenPipeError):  # e.g. `reform similar ... --json | head`: the reader left
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
+            return 0   # not a failure, with -v too
+        if args.verbose:
+            raise
         error = _as_reform_error(exc)
         print(f"error: {error}", file=sys.stderr)
         print(f"hint: {hint_for(error, args.command)}", file=sys.stderr)
