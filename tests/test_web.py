@@ -479,6 +479,7 @@ def test_jobs_run_one_at_a_time_and_report_progress_and_failures(home):
     assert started.status_code == 202 and started.json()["state"] == "running"
     busy = c.post("/api/jobs/embed")
     assert busy.status_code == 409 and "a scan is running" in error_of(busy)
+    assert busy.json()["hint"] == "its progress is shown on the page and at /api/jobs"
     job = c.get("/api/status").json()["job"]
     assert (job["kind"], job["phase"], job["done"], job["total"]) == ("scan", "working", 3, 10)
     gate.set()
@@ -649,6 +650,7 @@ def test_jobs_are_refused_while_a_command_changes_the_library(home):
     with WriterLock(home).hold("train"):
         r = c.post("/api/jobs/scan")
         assert r.status_code == 409 and "busy: train (PID" in error_of(r)
+        assert r.json()["hint"] == "wait until it has finished, then try again"
 
 
 def test_page_files_and_security_headers(client):

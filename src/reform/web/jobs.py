@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import Library
-from ..errors import ReformError
+from ..errors import BusyError, ReformError
 from ..home import RunFiles
 from ..lock import WriterLock
 
@@ -30,8 +30,8 @@ KEEP_FINISHED = 20      # finished jobs remembered for the page
 KEEP_LOG_LINES = 200
 
 
-class Busy(ReformError):
-    """Another job is running."""
+class Busy(BusyError):
+    """Another job is running, or a command is changing the library (answered 409 with its hint)."""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..playlists import file_name
 from ..recommend import Filters
 from . import media
 from .projection import view_box
-from .jobs import Busy, Jobs
+from .jobs import Jobs
 from .state import NO_EMBEDDINGS_HINT, SORT_KEYS, LibraryState, Snapshot, song_dict
 
 
@@ -333,10 +333,7 @@ def job(request: Request, job_id: int):
 
 
 def _start(request: Request, kind: str, options: dict):
-    try:
-        started = _jobs(request).start(kind, options)
-    except Busy as exc:
-        raise HTTPException(409, str(exc)) from None
+    started = _jobs(request).start(kind, options)   # Busy: 409, with its hint
     return JSONResponse(started.to_dict(), status_code=202)
 
 
