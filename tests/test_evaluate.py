@@ -149,8 +149,14 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     assert main(["--home", str(home), "evaluate", "--labels-file", str(excel), "--no-baselines"]) == 0
     assert "1 song has no excel.tsv:group label: left out" in capsys.readouterr().out
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "none.tsv")]) == 1
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "cannot read the labels file" in err and "hint: give --labels-file the path of a TSV" in err
+    assert out == ""   # no "device: cpu" before the refusal
+    # options that were silently dropped: refused in one line
+    assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--labels", "album"]) == 1
+    assert "hint: give one: a tag (--labels) or a file of labels (--labels-file)" in capsys.readouterr().err
+    assert main(["--home", str(home), "evaluate", "--label-column", "group"]) == 1
+    assert "--label-column names a column of the labels file, and none is given" in capsys.readouterr().err
     # files as spreadsheets and hands write them: each one error line, or read as meant
     labels = [f"{p}\t{'g1' if i < 3 else 'g2'}" for i, p in enumerate(paths[:4])]
     (tmp_path / "latin1.tsv").write_bytes("path\tgroup\n/m/é.ogg\tg1\n".encode("latin-1"))

@@ -820,17 +820,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .export import check_output
     from .home import SHIPPED
 
+    if args.labels_file and args.labels:   # one was silently dropped
+        raise ConfigError("--labels and --labels-file both say which songs belong together",
+                          hint="give one: a tag (--labels) or a file of labels (--labels-file)")
+    if args.label_column and not args.labels_file:
+        raise ConfigError("--label-column names a column of the labels file, and none is given",
+                          hint="add --labels-file FILE, or leave out --label-column")
     if args.json:
         args.json = str(check_output(args.json))
 
     def started(name: str, i: int, n: int) -> None:
+        if i == 1:   # the labels are read: what could be refused was
+            _print_device(args.device)
         if not args.quiet:
             print(f"evaluating {i}/{n}: {name}", file=sys.stderr, flush=True)
 
-    _print_device(args.device)
     with _library(args, read_only=True) as lib:
-        report = lib.evaluate(labels=None if args.labels_file else args.labels, label_file=args.labels_file,
-                              label_column=args.label_column, exclude_same_album=args.exclude_same_album,
+        report = lib.evaluate(labels=None if args.labels_file else args.labels or "artist",
+                              label_file=args.labels_file, label_column=args.label_column or "group", exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
                               device=args.device, expand=args.expand, on_method=started)
         saved = lib.save_evaluation(report) if not args.model else None
@@ -1250,10 +1257,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("evaluate", "measure recommendation quality against baselines", cmd_evaluate)
     _device_option(p)
-    p.add_argument("--labels", choices=("artist", "album", "genre"), default="artist",
+    p.add_argument("--labels", choices=("artist", "album", "genre"),
                    help="the tag that says which songs belong together (default: artist)")
-    p.add_argument("--labels-file", help="a TSV manifest with a 'path' column, e.g. realmusic.tsv")
-    p.add_argument("--label-column", default="group", help="its column holding the label (default: group)")
+    p.add_argument("--labels-file", help="a TSV manifest with a 'path' column, e.g. realmusic.tsv; instead "
+                   "of --labels")
+    p.add_argument("--label-column", help="the labels file's column holding the label (default: group)")
     p.add_argument("--exclude-same-album", action="store_true",
                    help="ignore neighbours from the query's own album (the album filter)")
     p.add_argument("--model", action="append", help="model to evaluate (repeatable; default: the active "
