@@ -557,13 +557,15 @@ def test_a_word_that_is_no_command_gets_the_command_meant(word, meant, capsys):
     assert hint == (f"hint: did you mean `reform {meant}`?" if meant else "hint: `reform --help` lists what it takes")
 
 
-@pytest.mark.parametrize("argv", [["evaluate", "--seed", "-1"], ["mpd", "--port", "70000"]])
+@pytest.mark.parametrize("argv", [["evaluate", "--seed", "-1"], ["mpd", "--port", "70000"], ["train", "--lr", "nan"],
+                                  ["train", "--temperature", "inf"]])
 def test_impossible_numbers_are_refused_by_the_parser(argv, capsys):
     """evaluate --seed -1 ended in numpy's traceback; mpd --port 70000 reached port 4464 (the
-    resolver wraps a port modulo 65536) and said it was connected to 70000."""
+    resolver wraps a port modulo 65536) and said it was connected to 70000; train --lr nan was
+    refused by the settings, which named their field (learning_rate), not the option."""
     with pytest.raises(SystemExit) as stop:
         main(argv)
-    assert stop.value.code == 2 and capsys.readouterr().err.startswith(f"error: argument {argv[1]}: must be at")
+    assert stop.value.code == 2 and capsys.readouterr().err.startswith(f"error: argument {argv[1]}: must be ")
 
 def test_random_bytes_named_mp3_fail_in_plain_words_and_quietly(tmp_path, capfd):
     """libmpg123 printed "Giving up searching valid MPEG header after 65536 bytes of junk" across the

@@ -853,3 +853,17 @@ def test_a_snapshot_holds_rows_and_vectors_of_one_moment(trained, tmp_path, monk
     monkeypatch.setattr(Api, "songs", songs_then_a_scan_commits)
     snap = state.snapshot()
     assert {r.hash for r in snap.rows} <= set(snap.vectors)   # every row's vector, as of the same moment
+
+
+def test_an_embed_job_counts_its_songs_in_words(tmp_path):
+    """The page said "embedding 1 songs"."""
+    from conftest import tone, write
+    from reform.web.jobs import Job, run_embed
+
+    write(tmp_path / "m" / "one.wav", tone(440, 12))
+    with Library(tmp_path / "home") as lib:
+        lib.scan(tmp_path / "m", jobs=1)
+    job = Job(1, "embed", {})
+    summary = run_embed(tmp_path / "home", {}, job)
+    assert job.phase == "embedding 1 song" and summary.startswith("embedded 1 song with model ")
+    assert summary.endswith("(0 were already)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import os
 import re
 import shlex
@@ -120,6 +121,18 @@ def count(minimum: int = 1, maximum: int | None = None, why: str = ""):
         return value
     parse.__name__ = "count"
     return parse
+
+
+def number(text: str) -> float:
+    """An argparse type: a finite number (NaN or infinity reached the settings, which named their
+    field, not the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
 
 
 def seconds(text: str) -> float:
@@ -366,38 +379,38 @@ def cmd_errors(args: argparse.Namespace) -> int:
 # the configuration are both made from this one table.
 TRAIN_OPTIONS: tuple[tuple[str, str, Callable, str], ...] = (
     ("--max-epochs", "max_epochs", count(1), "cap on the epochs of each phase"),
-    ("--lr", "learning_rate", float, "initial learning rate (both phases, unless --cluster-lr)"),
-    ("--cluster-lr", "cluster_learning_rate", float, "initial learning rate of the clustering phase"),
+    ("--lr", "learning_rate", number, "initial learning rate (both phases, unless --cluster-lr)"),
+    ("--cluster-lr", "cluster_learning_rate", number, "initial learning rate of the clustering phase"),
     ("--batch-size", "batch_size", count(2), "windows per pretraining step"),
     ("--cluster-batch-size", "cluster_batch_size", count(2), "windows of one song per clustering batch"),
     ("--cluster-songs", "cluster_songs", count(1),
      "one-song batches per clustering step (with N processes: a multiple of N; default 1, or N)"),
-    ("--aux-weight", "aux_weight", float, "scale of each auxiliary reconstruction loss"),
-    ("--weight-decay", "weight_decay", float, "AdamW's decay of the weights per step, times the rate "
+    ("--aux-weight", "aux_weight", number, "scale of each auxiliary reconstruction loss"),
+    ("--weight-decay", "weight_decay", number, "AdamW's decay of the weights per step, times the rate "
      "(0: plain Adam)"),
-    ("--ema", "ema", float, "each phase keeps a running average of its weights with this decay per step "
+    ("--ema", "ema", number, "each phase keeps a running average of its weights with this decay per step "
      "(0: the last step's weights)"),
-    ("--contrast-weight", "contrast_weight", float,
+    ("--contrast-weight", "contrast_weight", number,
      "scale of the pretraining song-contrast term (0: reconstruction only, as the note)"),
-    ("--temperature", "temperature", float, "softmax temperature of the contrast and bank losses"),
-    ("--contrast-prior", "contrast_prior", float,
+    ("--temperature", "temperature", number, "softmax temperature of the contrast and bank losses"),
+    ("--contrast-prior", "contrast_prior", number,
      "debiased contrast: assumed chance that another song is of the same kind (0: plain contrast)"),
-    ("--album-share", "album_share", float,
+    ("--album-share", "album_share", number,
      "contrast: share of a window's target given to other songs of its album (album tags; 0: none)"),
-    ("--gain-db", "gain_db", float, "augmentation: random gain within +-this many dB"),
-    ("--eq-db", "eq_db", float, "augmentation: random smooth equalisation within +-this many dB"),
+    ("--gain-db", "gain_db", number, "augmentation: random gain within +-this many dB"),
+    ("--eq-db", "eq_db", number, "augmentation: random smooth equalisation within +-this many dB"),
     ("--pitch-bins", "pitch_bins", int, "augmentation: shift the mel bands by up to this many bins"),
-    ("--stretch", "stretch", float, "augmentation: tempo up to 1 + this many times faster or slower"),
-    ("--mix", "mix", float, "pretraining augmentation: a random other song mixed in underneath, up to this share"),
+    ("--stretch", "stretch", number, "augmentation: tempo up to 1 + this many times faster or slower"),
+    ("--mix", "mix", number, "pretraining augmentation: a random other song mixed in underneath, up to this share"),
     ("--stripe-frames", "stripe_frames", int, "masked reconstruction: widest hidden time stripe"),
     ("--stripe-bins", "stripe_bins", int, "masked reconstruction: widest hidden frequency stripe"),
     ("--stripes", "stripes", int, "hidden stripes of each kind per window"),
-    ("--cluster-weight", "cluster_weight", float, "scale of the clustering loss (lambda)"),
-    ("--bank-momentum", "bank_momentum", float, "bank loss: weight of a song's old vector in an update"),
+    ("--cluster-weight", "cluster_weight", number, "scale of the clustering loss (lambda)"),
+    ("--bank-momentum", "bank_momentum", number, "bank loss: weight of a song's old vector in an update"),
     ("--bank-neighbours", "bank_neighbours", int, "bank loss: nearest songs counted as soft positives"),
-    ("--bank-soft", "bank_soft", float, "bank loss: share of the target given to those neighbours"),
+    ("--bank-soft", "bank_soft", number, "bank loss: share of the target given to those neighbours"),
     ("--patience", "plateau_patience", count(1), "epochs without improvement that make a plateau"),
-    ("--threshold", "plateau_threshold", float, "relative improvement that counts"),
+    ("--threshold", "plateau_threshold", number, "relative improvement that counts"),
     ("--seed", "seed", int, "random seed of the weights, windows and augmentations"),
     ("--threads", "threads", count(0, 4 * (os.cpu_count() or 1), " (four per core: more stall the run)"),
      "torch threads (default: all cores)"),
@@ -978,8 +991,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
                                      path=query, hint="scan its folder first")
                 seeds.append(seed)
             except QueryError as exc:
-                unmatched.append(exc)
-                print(f"note: --radio {query}: {exc.message}; its playlist is not written", file=sys.stderr)
+                unmatched.append((query, exc))
         seeds += played
         unique: dict[str, object] = {}   # one radio per song, however often it is asked for
         for row in seeds:
@@ -996,9 +1008,11 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         if not wanted:   # nothing else asked for: leave the folder as it is
             raise ConfigError(message, hint="`reform mpd` records what MPD plays; or add --radio QUERY or --mix FOLDER")
         print(f"note: {message}", file=sys.stderr)
+    for query, exc in unmatched[0 if wanted else 1:]:   # with nothing to write, the first is the error
+        print(f"note: --radio {query}: {exc.message}; its playlist is not written", file=sys.stderr)
     if not wanted:
         if unmatched:
-            raise unmatched[0]
+            raise unmatched[0][1]
         raise ConfigError("no playlist asked for", hint="add --radio QUERY, --most-played N or --mix FOLDER")
     report = playlists.write_folder(args.to, wanted, root, args.prefix, f".{args.extension}")
     for name in report.written:

@@ -24,6 +24,7 @@ from ..api import Library
 from ..errors import BusyError, ReformError
 from ..home import RunFiles
 from ..lock import WriterLock
+from ..text import agree, plural
 
 log = logging.getLogger("reform.web")
 KEEP_FINISHED = 20      # finished jobs remembered for the page
@@ -101,13 +102,14 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
 def run_embed(home: Path, options: dict, job: Job) -> str:
     """Embed the songs that have no embedding from the active model yet."""
     def start(total: int) -> None:
-        job.phase = f"embedding {total} songs" if total else "every song is embedded already"
+        job.phase = f"embedding {plural(total, 'song')}" if total else "every song is embedded already"
         job.total, job.unit = total, "songs"
 
     with Library(home, create=False) as lib:
         job.phase = "loading the model"
         s = lib.embed(on_start=start, on_step=job.advance)
-    return f"embedded {s.embedded} songs with model {s.model} ({s.unchanged} were already)"
+    return (f"embedded {plural(s.embedded, 'song')} with model {s.model} "
+            f"({s.unchanged} {agree(s.unchanged, 'was', 'were')} already)")
 
 
 def run_train(home: Path, options: dict, job: Job) -> str:
