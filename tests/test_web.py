@@ -867,3 +867,25 @@ def test_an_embed_job_counts_its_songs_in_words(tmp_path):
     summary = run_embed(tmp_path / "home", {}, job)
     assert job.phase == "embedding 1 song" and summary.startswith("embedded 1 song with model ")
     assert summary.endswith("(0 were already)")
+
+
+def test_a_song_longer_than_a_wav_holds_is_sent_as_a_valid_wav_of_its_start(tmp_path):
+    """RIFF's sizes are 32-bit: a 7-hour stereo song at 48 kHz (4.8 GB of samples) raised
+    OverflowError while its header was written."""
+    import os
+    import struct
+
+    from conftest import tone, write
+    from reform.store import FileRow
+    from reform.web.media import HEADER_BYTES, wav_body
+
+    path = tmp_path / "long mix.wav"
+    write(path, tone(440, 1))
+    st = os.stat(path)
+    row = FileRow(1, str(path), st.st_size, st.st_mtime_ns, "h", "ok", None, 7 * 3600.0, 48000, 2, 100, "pcm",
+                  "fv", None, None, "long mix", None, None, None, 0.0)
+    body = wav_body(row, f"bytes=0-{HEADER_BYTES - 1}")
+    header = b"".join(body.chunks)
+    riff, data = struct.unpack_from("<I", header, 4)[0], struct.unpack_from("<I", header, 40)[0]
+    assert riff == 36 + data and riff < 2**32 and data % 4 == 0 and data > 2**32 - 64
+    assert body.headers["Content-Range"] == f"bytes 0-{HEADER_BYTES - 1}/{HEADER_BYTES + data}"

@@ -40,6 +40,7 @@ WAV_TYPE = "audio/wav"
 CHUNK = 256 * 1024
 HEADER_BYTES = 44
 MAX_RATE = 48000
+MAX_WAV_DATA = 2**32 - 1 - 36   # RIFF's sizes are 32-bit: at most this many bytes of samples
 MAX_DIGITS = 18       # byte positions up to an exabyte
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
@@ -186,7 +187,9 @@ def wav_body(row: FileRow, range_header: str | None) -> Body:
     open_checked(row).close()
     rate = min(row.sample_rate or 44100, MAX_RATE)
     channels = row.channels or 1
-    data_bytes = int(round((row.duration or 0.0) * rate)) * channels * 2
+    block = channels * 2
+    # a song longer than a WAV can hold (6.2 h of 48 kHz stereo) is sent as a valid WAV of its start
+    data_bytes = min(int(round((row.duration or 0.0) * rate)), MAX_WAV_DATA // block) * block
     total = HEADER_BYTES + data_bytes
     rng = parse_range(range_header, total)
     status, headers = _range_headers(rng, total)
