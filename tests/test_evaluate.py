@@ -214,6 +214,26 @@ def test_tags_that_group_nothing_leave_the_same_song_protocol(tmp_path):
         evaluation_songs(untagged, label_file=str(tsv))
 
 
+def test_a_labels_file_may_name_any_copy_of_a_song(tmp_path):
+    """Of two byte-for-byte copies the evaluation keeps one (the tagged one); a labels file that
+    named only the other copy lost the song ("has no label: left out")."""
+    from reform.assess import evaluation_songs
+    from reform.store import FileRow
+
+    def row(i, path, digest, artist=None):
+        return FileRow(i, path, 1, 1, digest, "ok", None, 100.0, 44100, 2, 100, "ogg", "fv",
+                       artist, None, None, None, None, None, 0.0)
+
+    songs = [row(1, "/m/a.ogg", "h1"), row(2, "/m/b.ogg", "h2"), row(3, "/m/c.ogg", "h3"),
+             row(4, "/m/copies/c.ogg", "h3", artist="Tagged")]   # the copy kept: it is tagged
+    tsv = tmp_path / "labels.tsv"
+    tsv.write_text("path\tgroup\n/m/a.ogg\tg1\n/m/b.ogg\tg2\n/m/c.ogg\tg1\n")
+    rows, labels, _, notes, _ = evaluation_songs(songs, label_file=str(tsv))
+    assert [(r.path, label) for r, label in zip(rows, labels)] == [
+        ("/m/a.ogg", "g1"), ("/m/b.ogg", "g2"), ("/m/copies/c.ogg", "g1")]
+    assert notes == []
+
+
 def test_cli_evaluate_too_small(tmp_path, capsys):
     from conftest import tone, write
     from reform import Library
