@@ -468,3 +468,13 @@ def test_another_artists_album_of_the_same_name_is_another_album():
     rec = Recommender.of(rows, {r.hash: v for r, v in made}, expand=0)
     got = rec.similar(rec.seed_of(rows[0]), 10, Filters(exclude_same_album=True))
     assert titles(got) == ["SOS", "Buddy Holly"]
+    # the evaluation's album filter groups them the same way: it took every "Greatest Hits" for one
+    from reform.assess import evaluation_songs
+    from reform.recommend import album_groups
+
+    groups = album_groups(rows)
+    assert groups[0] == groups[1] == groups[4] and len({groups[0], groups[2], groups[3]}) == 3
+    kept, _, albums, _, _ = evaluation_songs(rows, "album")
+    of = {r.title: album for r, album in zip(kept, albums)}
+    assert of["Bohemian"] == of["Somebody"] == of["Other"] != of["SOS"]
+    assert of["Buddy Holly"] not in (of["Bohemian"], of["SOS"])

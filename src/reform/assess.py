@@ -57,7 +57,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         found = [(r, getattr(r, labels)) for r in rows]
         source = labels
     else:
-        return rows, None, [r.album or "" for r in rows], notes, None
+        return rows, None, _albums(rows), notes, None
     kept = [(r, lab) for r, lab in found if lab]
     if not any(n >= 2 for n in Counter(lab for _, lab in kept).values()):
         if label_file:   # labels asked for by name: a file that names no group twice is a mistake
@@ -67,7 +67,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         others = " or ".join(f"--labels {t}" for t in ("album", "genre", "artist") if t != labels)
         notes.append(f"no {labels} tag is shared by two songs: only the same-song protocol runs "
                      f"(try {others}, or --labels-file)")
-        return rows, None, [r.album or "" for r in rows], notes, None
+        return rows, None, _albums(rows), notes, None
     distinct = {lab for _, lab in kept}
     if len(distinct) == 1:   # every neighbour is relevant: every method would score a perfect p@10
         said = f"every labelled song has the same {source} label ({one_line(next(iter(distinct)))!r})"
@@ -75,12 +75,19 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
             raise EvaluateError(f"{said}: label retrieval cannot tell one method from another",
                                 hint="name a column that splits the songs into groups with --label-column")
         notes.append(f"{said}: only the same-song protocol runs")
-        return rows, None, [r.album or "" for r in rows], notes, None
+        return rows, None, _albums(rows), notes, None
     missing = len(found) - len(kept)
     if missing:
         notes.append(f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no {source} label: left out")
-    return ([r for r, _ in kept], [lab for _, lab in kept], [r.album or "" for r, _ in kept],
-            notes, source)
+    return [r for r, _ in kept], [lab for _, lab in kept], _albums([r for r, _ in kept]), notes, source
+
+
+def _albums(rows: list[FileRow]) -> list[str]:
+    """Each song's album for the album filter, as the recommendations' filter takes it: another
+    artist's "Greatest Hits" in another folder is another album ("" for none)."""
+    from .recommend import album_groups
+
+    return ["" if group is None else f"album {group}" for group in album_groups(rows)]
 
 
 def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | None = None,

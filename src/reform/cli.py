@@ -850,7 +850,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     with _library(args, read_only=True) as lib:
         report = lib.evaluate(labels=None if args.labels_file else args.labels or "artist",
-                              label_file=args.labels_file, label_column=args.label_column or "group", exclude_same_album=args.exclude_same_album,
+                              label_file=args.labels_file, label_column=args.label_column or "group",
+                              exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
                               device=args.device, expand=args.expand, on_method=started)
         saved = lib.save_evaluation(report) if not args.model else None

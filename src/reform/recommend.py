@@ -383,6 +383,30 @@ def same_album(row: FileRow, other: FileRow) -> bool:
         other.path)
 
 
+def album_groups(rows: list[FileRow]) -> list[int | None]:
+    """Each row's album as a number, songs joined as :func:`same_album` joins two (one album name,
+    and an artist in common or one folder) and through each other: the discs of an album in two
+    folders are one album; None for a song without an album tag.  Linear: a name that thousands
+    of files share ("Greatest Hits") is not compared pair by pair."""
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple, int] = {}   # (album, artist) and (album, folder): the first song seen with it
+    keys = [album_key(r.album) for r in rows]
+    for i, (row, key) in enumerate(zip(rows, keys)):
+        if key is None:
+            continue
+        marks = [(key, "artist", a) for a in artists(row.artist)] + [(key, "folder", os.path.dirname(row.path))]
+        for mark in marks:
+            parent[root(i)] = root(first.setdefault(mark, i))
+    return [None if key is None else root(i) for i, key in enumerate(keys)]
+
+
 @lru_cache(maxsize=1 << 16)
 def _title_key(title: str) -> str:
     """A title as compared (:func:`reform.text.norm`), kept: a list compares each title with many."""
