@@ -606,10 +606,12 @@ def pooled(work: Path, name: str, k: int) -> list[Scores] | None:
     return [Scores.load(p) for p in paths] if all(p.exists() for p in paths) else None
 
 
-def interval(values: np.ndarray) -> str:
+def interval(values: np.ndarray, groups: np.ndarray | None = None) -> str:
+    """Mean and bootstrap 95 % interval, resampling queries, or with ``groups`` whole soundtracks."""
     if len(values) == 0:
         return "–"
-    mean, low, high = ev.bootstrap_interval(values)
+    mean, low, high = (ev.bootstrap_interval(values) if groups is None else
+                       ev.group_bootstrap_interval(values, groups))
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
@@ -619,8 +621,9 @@ def report(work: Path, k: int, reference: str) -> str:
     ref = pooled(work, reference, k)
     for name in names:
         folds = pooled(work, name, k)
-        cat = {f: np.concatenate([getattr(s, f) for s in folds]) for f in ("p10", "top1", "top1_unequal")}
-        rows.append([name, interval(cat["p10"]), interval(cat["top1"]), interval(cat["top1_unequal"])]
+        cat = {f: np.concatenate([getattr(s, f) for s in folds]) for f in ("p10", "groups", "top1", "top1_unequal")}
+        rows.append([name, interval(cat["p10"]), interval(cat["p10"], cat["groups"]), interval(cat["top1"]),
+                     interval(cat["top1_unequal"])]
                     + [f"{s.p10.mean():.3f} / " + (f"{s.top1.mean():.3f}" if len(s.top1) else "–")
                        for s in folds])
         # a model fed otherwise than the held-out models is paired with its own untrained network
@@ -633,15 +636,18 @@ def report(work: Path, k: int, reference: str) -> str:
                                     else np.zeros(0)
                                     for s, r in zip(folds, base)])
                  for f in ("p10", "top1", "top1_unequal")}
-            diffs.append([name, against] + [interval(d[f]) for f in ("p10", "top1", "top1_unequal")])
+            diffs.append([name, against, interval(d["p10"]), interval(d["p10"], cat["groups"])]
+                         + [interval(d[f]) for f in ("top1", "top1_unequal")])
     songs = sum(len(s.top1) // 2 for s in pooled(work, "random", k) or [])
-    text = [f"{k} folds over the soundtracks, {songs} songs, pooled; bootstrap 95 % intervals.", "",
-            table(["method", "p@10", "same-song top-1", "top-1, unequal parts"]
+    text = [f"{k} folds over the soundtracks, {songs} songs, pooled; bootstrap 95 % intervals, resampling "
+            "the queries or (\"by soundtrack\") whole soundtracks, whose songs are not independent queries.", "",
+            table(["method", "p@10", "p@10, by soundtrack", "same-song top-1", "top-1, unequal parts"]
                   + [f"fold {i}: p@10 / top-1" for i in range(k)], rows)]
     if diffs:
         text += ["", f"Paired differences against {reference}, or a model's own untrained network where it "
                      "is fed otherwise (same queries):", "",
-                 table(["method", "against", "p@10", "same-song top-1", "top-1, unequal parts"], diffs)]
+                 table(["method", "against", "p@10", "p@10, by soundtrack", "same-song top-1", "top-1, unequal parts"],
+                       diffs)]
     return "\n".join(text)
 
 

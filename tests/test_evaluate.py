@@ -8,8 +8,8 @@ import pytest
 
 from reform.cli import main
 from reform.errors import EvaluateError
-from reform.evaluate import (average_precision, dct_matrix, label_retrieval, mfcc_stats, precision_at_k,
-                             reciprocal_rank, same_song, standardise)
+from reform.evaluate import (average_precision, bootstrap_interval, dct_matrix, group_bootstrap_interval,
+                             label_retrieval, mfcc_stats, precision_at_k, reciprocal_rank, same_song, standardise)
 
 
 def test_precision_ap_rr_on_known_rankings():
@@ -67,6 +67,25 @@ def test_label_errors():
         label_retrieval(_angles([0, 1]), ["a", "a"], None, exclude_same_album=True)
     with pytest.raises(EvaluateError, match="at least 2"):
         same_song(_angles([0]), _angles([0]))
+
+
+def test_bootstrap_intervals_by_query_and_by_group():
+    """Resampling queries one by one, or whole groups of them (a soundtrack's songs)."""
+    assert bootstrap_interval(np.full(30, 0.4)) == pytest.approx((0.4, 0.4, 0.4))
+    rng = np.random.default_rng(1)
+    values = rng.random(60)
+    # one query per group: the same draws, the same interval
+    assert group_bootstrap_interval(values, np.arange(60)) == pytest.approx(bootstrap_interval(values))
+    # 6 groups of 10 queries that are found or missed together: the queries' interval is far too
+    # narrow, the groups' is as wide as 6 independent values
+    together = np.repeat([0.0, 1.0, 0.0, 1.0, 1.0, 0.0], 10)
+    groups = np.repeat(list("abcdef"), 10)
+    mean, low, high = group_bootstrap_interval(together, groups)
+    _, q_low, q_high = bootstrap_interval(together)
+    assert mean == 0.5 and high - low > 2 * (q_high - q_low)
+    assert (low, high) == pytest.approx(bootstrap_interval(together[::10])[1:])
+    with pytest.raises(EvaluateError):
+        group_bootstrap_interval(np.zeros(0), np.zeros(0))
 
 
 def test_mfcc_matches_librosa():

@@ -188,6 +188,27 @@ def bootstrap_interval(values: np.ndarray, reps: int = 2000, seed: int = 0,
     return float(values.mean()), float(low), float(high)
 
 
+def group_bootstrap_interval(values: np.ndarray, groups: np.ndarray, reps: int = 2000, seed: int = 0,
+                             level: float = 0.95) -> tuple[float, float, float]:
+    """As :func:`bootstrap_interval`, resampling whole groups of queries (the songs of a soundtrack,
+    of an artist) instead of single queries: (mean, low, high).
+
+    Queries of one group are not independent (one soundtrack's songs tend to be found, or
+    missed, together), so resampling them one by one gives too narrow an interval; this is the
+    cluster bootstrap.  Each draw's mean is over the queries of the groups drawn.
+    """
+    values = np.asarray(values, np.float64)
+    if len(values) == 0:
+        raise EvaluateError("no values to bootstrap")
+    _, group = np.unique(np.asarray(groups), return_inverse=True)
+    sums, counts = np.bincount(group, weights=values), np.bincount(group)
+    draws = np.random.default_rng(seed).integers(0, len(sums), size=(reps, len(sums)))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(values.mean()), float(low), float(high)
+
+
 # -- labels ----------------------------------------------------------------------------------------
 
 
