@@ -889,3 +889,19 @@ def test_a_song_longer_than_a_wav_holds_is_sent_as_a_valid_wav_of_its_start(tmp_
     riff, data = struct.unpack_from("<I", header, 4)[0], struct.unpack_from("<I", header, 40)[0]
     assert riff == 36 + data and riff < 2**32 and data % 4 == 0 and data > 2**32 - 64
     assert body.headers["Content-Range"] == f"bytes 0-{HEADER_BYTES - 1}/{HEADER_BYTES + data}"
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_serve_open_says_so_when_no_browser_opens(monkeypatch, capsys, opened):
+    """`reform serve --open` on a machine with no browser said nothing: the page never came."""
+    import types
+    import webbrowser
+
+    from reform.web.server import _open_when_started
+
+    asked = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: asked.append(url) or opened)
+    _open_when_started(types.SimpleNamespace(started=True), "http://127.0.0.1:8000/#token=x", wait=1.0)
+    assert asked == ["http://127.0.0.1:8000/#token=x"]
+    said = capsys.readouterr().out
+    assert said == ("" if opened else "no web browser could be opened here: open http://127.0.0.1:8000/#token=x in one\n")

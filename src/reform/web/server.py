@@ -193,5 +193,5 @@ def _open_when_started(server, url: str, wait: float = 30.0) -> None:
     deadline = time.monotonic() + wait
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    if server.started:
-        webbrowser.open(url)
+    if server.started and not webbrowser.open(url):   # a server with no browser, or none set up
+        print(f"no web browser could be opened here: open {url} in one", flush=True)
