@@ -90,6 +90,12 @@ def test_tags_from_file_and_from_folder_layout(tmp_path):
     untagged = write(tmp_path / "Some Artist" / "Some Album" / "07 - The Title.wav", tone(440, 1))
     tags = read_tags(str(untagged), str(tmp_path))
     assert (tags.artist, tags.album, tags.title, tags.track) == ("Some Artist", "Some Album", "The Title", 7)
+    for disc in ("CD1", "Disc 2", "disk-3"):   # a disc's folder names neither the album nor the artist
+        untagged = write(tmp_path / "Some Artist" / "Some Album" / disc / "01 Intro.wav", tone(440, 1))
+        tags = read_tags(str(untagged), str(tmp_path))
+        assert (tags.artist, tags.album, tags.title, tags.track) == ("Some Artist", "Some Album", "Intro", 1)
+    untagged = write(tmp_path / "Some Artist" / "CD Collection" / "01 Intro.wav", tone(440, 1))
+    assert read_tags(str(untagged), str(tmp_path)).album == "CD Collection"
 
 
 def test_ape_tags_of_wavpack(tmp_path):

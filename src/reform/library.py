@@ -26,6 +26,7 @@ from .text import storable
 _HASH_BLOCK = 1 << 20
 _IN_MEMORY = 64 << 20   # files up to this size are hashed from memory: nearly every song
 _TRACK_PREFIX = re.compile(r"^\s*(\d{1,3})(?:\s*[-._)]\s*|\s+)(.+)$")
+_DISC_FOLDER = re.compile(r"^\s*(?:cd|dis[ck])\s*[-_.]?\s*\d{1,2}\s*$", re.IGNORECASE)   # Album/CD1, Album/Disc 2
 
 
 @dataclass(frozen=True)
@@ -312,12 +313,15 @@ def _sha256(f, spans: list[tuple[int, int]], prefix: bytes = b"") -> str:
 def read_tags(path: str, root: str | None = None) -> Tags:
     """Artist, album, title, track, year and genre from the file's tags.
 
-    Missing values come from a folder layout ``Artist/Album/01 Title.ext``
-    relative to ``root``, and the title and track from the file name.
+    Missing values come from a folder layout ``Artist/Album/01 Title.ext`` (or
+    ``Artist/Album/CD1/01 Title.ext``) relative to ``root``, and the title and track from the
+    file name.
     """
     raw = _mutagen_tags(path)
     parts = Path(os.path.relpath(path, root)).parts if root else Path(path).parts[-3:]
     folders = parts[:-1]
+    if folders and _DISC_FOLDER.match(folders[-1]):   # Artist/Album/CD1: the album is the folder above
+        folders = folders[:-1]
     stem = Path(path).stem
     match = _TRACK_PREFIX.match(stem)
     name_track, name_title = (int(match.group(1)), match.group(2).strip()) if match else (None, stem)
