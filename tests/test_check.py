@@ -145,7 +145,7 @@ def test_a_catalogue_with_flipped_bytes_is_one_error_then_rebuilt(home, capsys):
     assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "rebuilt the catalogue: 4 rows kept, 1 unreadable, 5 embeddings kept" in out
-    assert "1 songs added back from their stored spectrograms, 0 analysed" in out
+    assert "1 song added back from their stored spectrograms, 0 analysed" in out
     assert "0 problems" in out and list(home.glob("catalogue.db.damaged-*"))
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 5 and lib.stale_embeddings() == 0

@@ -714,7 +714,7 @@ def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
     assert main(["--home", home, "-q", "scan", str(first), str(second), "--no-embed"]) == 0
     assert main(["--home", home, "-q", "scan", "--forget-missing", str(second), "--no-embed"]) == 0
     assert f"`reform forget {second}` drops it from the library" in capsys.readouterr().err
-    assert main(["--home", home, "forget", str(second / "sub")]) == 1     # inside a followed folder
+    assert main(["--home", home, "forget", str(tmp_path / "elsewhere")]) == 1   # in no followed folder
     assert f"the library follows: {first}; {second}" in capsys.readouterr().err
     assert main(["--home", home, "forget", str(second)]) == 0
     out = capsys.readouterr().out
@@ -726,6 +726,38 @@ def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0            # not scanned again
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 1
+
+
+def test_a_folder_inside_a_music_folder_can_be_passed_over_and_taken_back(tmp_path, capsys):
+    """`reform forget ~/Music/Audiobooks` was refused (only a followed folder could be forgotten),
+    so audiobooks in the music folder stayed among the songs.  Passed over, it stays out of every
+    scan of the music folder, under a link's name too, and through a catalogue made again; a
+    scan of it by name takes it back."""
+    music = tmp_path / "music"
+    write(music / "a.wav", tone(440, 5.0))
+    write(music / "Audiobooks" / "chapter 1.wav", noise(5.0))
+    write(music / "Audiobooks" / "Part 2" / "chapter 2.wav", noise(5.0, seed=3))
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    assert main(["--home", home, "forget", str(music / "Audiobooks")]) == 0
+    out = capsys.readouterr().out
+    assert f"scans pass over {music / 'Audiobooks'} from now on" in out and "2 files left the library" in out
+    (music / "books").symlink_to(music / "Audiobooks")   # the same folder under another name
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
+    with Library(home, create=False) as lib:
+        assert [Path(s.path).name for s in lib.songs()] == ["a.wav"] and lib.home.roots() == [str(music)]
+        assert len(list(lib.home.spectrograms.root.rglob("*.npy"))) == 1
+    (tmp_path / "home" / "catalogue.db").unlink()        # made again from what is left beside it
+    assert main(["--home", home, "-q", "check", "--repair"]) == 0
+    with Library(home, create=False) as lib:
+        assert [Path(s.path).name for s in lib.songs()] == ["a.wav"]
+    assert main(["--home", home, "-q", "scan", str(music / "Audiobooks" / "Part 2"), "--no-embed"]) == 0
+    with Library(home, create=False) as lib:   # the folder is back, and what was scanned of it
+        assert sorted(Path(s.path).name for s in lib.songs()) == ["a.wav", "chapter 2.wav"]
+        assert lib.home.passed_over() == [] and lib.home.roots() == [str(music)]
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
+    with Library(home, create=False) as lib:
+        assert sorted(Path(s.path).name for s in lib.songs()) == ["a.wav", "chapter 1.wav", "chapter 2.wav"]
 
 
 def test_status_tells_a_scan_that_did_not_end(lib, music, capsys):

@@ -313,6 +313,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
         forgotten = lib.forget(*args.folders)
     for folder in forgotten.folders:
         print(f"no longer a music folder of the library: {shown(folder)}")
+    for folder in forgotten.passed_over:
+        print(f"scans pass over {shown(folder)} from now on (`reform scan` of it takes it back)")
     print(f"{plural(forgotten.songs, 'file')} left the library (the files themselves are untouched); "
           f"{forgotten.freed_bytes / 2**20:.1f} MiB of spectrograms freed")
     return 0
@@ -702,7 +704,7 @@ def _rescan_after_rebuild(lib, args: argparse.Namespace) -> bool:
         print(f"interrupted: {plural(summary.reused + summary.analysed, 'song')} added back so far; "
               "run `reform check --repair` again to add the others", file=sys.stderr)
         return True
-    print(f"scanned the music folders again: {summary.reused} songs added back from their "
+    print(f"scanned the music folders again: {plural(summary.reused, 'song')} added back from their "
           f"stored spectrograms, {summary.analysed} analysed, {summary.unchanged} unchanged")
     _print_unreached(summary)
     return False
@@ -1346,9 +1348,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the text is UTF-8 either way)")
     _add_radio_rules(p)
 
-    p = command("forget", "stop following music folders: their songs leave the library, the files stay",
-                cmd_forget)
-    p.add_argument("folders", nargs="+", metavar="FOLDER", help="a music folder the library follows")
+    p = command("forget", "stop following music folders, or pass over a folder inside one: their songs "
+                "leave the library, the files stay", cmd_forget)
+    p.add_argument("folders", nargs="+", metavar="FOLDER",
+                   help="a music folder the library follows, or a folder inside one")
 
     p = command("status", "what the library holds", cmd_status)
     p.add_argument("--json", action="store_true", help="as JSON")

@@ -52,6 +52,7 @@ class Keys:
     """The names of the home's settings in the catalogue."""
 
     ROOTS = "roots"                        # JSON list of the music folders scanned
+    PASSED_OVER = "passed_over"            # JSON list of folders inside them that scans pass over
     SETTINGS = "settings"                  # JSON {"audio": ..., "mel": ...} of the spectrograms
     FEATURE_VERSION = "feature_version"    # what homes made before SETTINGS stored
     EMBEDDING_MODEL = "embedding_model"    # the key of the stored embeddings
@@ -67,6 +68,7 @@ class Keys:
 # the runs, and the music folders, beside the catalogue (a scan of them brings the songs back)
 ACTIVE_FILE = "active"
 FOLDERS_FILE = "folders.json"
+PASSED_OVER_FILE = "passed-over.json"   # the folders inside music folders `reform forget` left out
 PLAYS_FILE = "plays.jsonl"   # the play history, one JSON line per play, appended as the catalogue's grows
 
 
@@ -201,17 +203,30 @@ class Home:
     def roots(self) -> list[str]:
         """The music folders scanned so far (from the copy beside the catalogue when the
         catalogue has lost them: one rebuilt from an emptied file)."""
-        text = self.catalogue.get_meta(Keys.ROOTS)
+        return self._folders(Keys.ROOTS, FOLDERS_FILE)
+
+    def passed_over(self) -> list[str]:
+        """The folders inside music folders that scans pass over (`reform forget` of one: a
+        folder of audiobooks in the music), kept and copied as the music folders are."""
+        return self._folders(Keys.PASSED_OVER, PASSED_OVER_FILE)
+
+    def set_passed_over(self, folders: list[str]) -> None:
+        text = json.dumps(sorted(set(folders)))
+        self.catalogue.set_meta(Keys.PASSED_OVER, text)
+        write_text(self.path / PASSED_OVER_FILE, text + "\n")
+
+    def _folders(self, key: str, copy: str) -> list[str]:
+        text = self.catalogue.get_meta(key)
         if text is None:
             try:
-                text = (self.path / FOLDERS_FILE).read_text(encoding="utf-8")
+                text = (self.path / copy).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 text = "[]"
         try:
-            roots = json.loads(text)
+            folders = json.loads(text)
         except ValueError:
             return []
-        return [r for r in roots if isinstance(r, str)] if isinstance(roots, list) else []
+        return [r for r in folders if isinstance(r, str)] if isinstance(folders, list) else []
 
     def links(self) -> dict[str, str]:
         """The folders scans reached through a link inside a music folder: real path -> the link
@@ -274,6 +289,9 @@ class Home:
         roots = self.catalogue.get_meta(Keys.ROOTS)
         if roots is not None:
             copies.append((self.path / FOLDERS_FILE, roots, "the copy of the music folders"))
+        passed = self.catalogue.get_meta(Keys.PASSED_OVER)
+        if passed is not None:
+            copies.append((self.path / PASSED_OVER_FILE, passed, "the copy of the folders scans pass over"))
         active = self.catalogue.get_meta(Keys.ACTIVE_MODEL)
         if active is not None:   # "" is the shipped model
             copies.append((self.path / MODELS / ACTIVE_FILE, active or SHIPPED, "the copy of the active model's name"))

@@ -69,7 +69,7 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
 
 
-def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = ()) -> Found:
+def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = (), passed_over: Iterable[str] = ()) -> Found:
     """Find every audio file under ``roots``, following symbolic links without looping, and
     passing over trash folders and macOS's metadata files (:data:`SKIPPED_FOLDER`).
 
@@ -80,10 +80,17 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = ()) -> Found
 
     A name that is not UTF-8 (Latin-1 bytes from an old disk or share) can be opened but not
     stored, shown or written into a playlist, so such a file or folder is passed over and listed.
+    The folders ``passed_over`` (`reform forget` of a folder inside a music folder) are passed
+    over in silence, under whatever name the walk reaches them.
     """
     found = Found([], [], Counter(), [])
     entries: dict[str, Entry] = {}
     seen: dict[tuple[int, int], str] = {}
+    for folder in passed_over:   # seen already, as nothing: the walk goes round them
+        try:
+            seen[_identity(folder)] = folder
+        except OSError:
+            pass   # gone, or its disk away: nothing to pass over
     known = list(known)
     names = {}   # the library's own name of each of its folders, by identity
     for root in known:

@@ -502,31 +502,36 @@ class Forgotten:
     """What `reform forget` did."""
 
     folders: list[str]   # the music folders no longer followed
+    passed_over: list[str]   # folders inside music folders that scans now pass over
     songs: int           # files of the library they held (songs and failures)
     freed_bytes: int     # spectrograms deleted
 
 
 def forget(home: Home, folders: list[str]) -> Forgotten:
-    """Stop following music folders of the library, which may well still exist (a folder added
-    by mistake, music given away): their songs leave the catalogue, their embeddings and
-    spectrograms go; the files themselves are not touched.  Each must be one of the folders
-    the library follows (a folder inside one would come back with the next scan of it)."""
+    """Stop following music folders of the library, or pass over folders inside them (a folder
+    of audiobooks or podcasts in the music), which may well still exist: their songs leave the
+    catalogue, their embeddings and spectrograms go; the files themselves are not touched.  A
+    folder inside a music folder is remembered as passed over, or the next scan of the music
+    folder would bring it back; `reform scan` of it by name takes it in again."""
     roots = home.roots()
     named = [library.known_spelling(os.path.abspath(f), roots, home.links()) for f in folders]
-    strays = [f for f in named if f not in roots]
+    inner = [f for f in named if f not in roots and library.root_of(f, roots) and os.path.isdir(f)]
+    strays = [f for f in named if f not in roots and f not in inner]
     if strays:
         listed = "; ".join(roots) or "none yet"
-        raise LibraryError(f"not a music folder of this library: {', '.join(map(shown, strays))}",
+        raise LibraryError(f"not a music folder of this library, nor a folder in one: {', '.join(map(shown, strays))}",
                            hint=f"the library follows: {listed}")
     catalogue = home.catalogue
     with catalogue.transaction():
         gone = [row.path for row in catalogue.files() if row.path in named or library.root_of(row.path, named)]
         catalogue.remove(gone)
-        home.forget_roots(named)
+        home.forget_roots([f for f in named if f in roots])
+        left = home.roots()   # a folder passed over in a music folder no longer followed is moot
+        home.set_passed_over([x for x in home.passed_over() + inner if library.root_of(x, left)])
         live = catalogue.live_hashes()
         catalogue.drop_embeddings(keep_hashes=live)
     freed = 0 if home.unfinished() else home.spectrograms.collect_garbage(live, written_before=time.time())
-    return Forgotten(named, len(gone), freed)
+    return Forgotten([f for f in named if f in roots], inner, len(gone), freed)
 
 
 def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig = AudioConfig(),
@@ -585,11 +590,16 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         gone_known = forget_missing and library.root_of(os.path.join(root, ""), home.roots()) is not None
         if not os.path.exists(root) and not remembered and not gone_known:
             raise LibraryError("no such file or folder", path=root)
+    # a folder `reform forget` passed over is wanted again when it is scanned by name (or one in it)
+    passed_over = [x for x in home.passed_over()
+                   if remembered or not any(r == x or library.root_of(r, [x]) for r in roots)]
     with catalogue.transaction():
         home.record_settings()
         home.mark_scanning(True)   # until the scan ends: `reform status` tells an interrupted one
+        if passed_over != home.passed_over():
+            home.set_passed_over(passed_over)
 
-    found = library.walk([r for r in roots if os.path.exists(r)], home.roots() + roots)
+    found = library.walk([r for r in roots if os.path.exists(r)], home.roots() + roots, passed_over)
     if remember:   # a folder new to the library in which nothing was found is a slip, not music
         before = set(home.roots())
         holding = {library.root_of(x.path, roots) or x.path for x in [*found.entries, *found.problems]}
