@@ -904,4 +904,5 @@ def test_serve_open_says_so_when_no_browser_opens(monkeypatch, capsys, opened):
     _open_when_started(types.SimpleNamespace(started=True), "http://127.0.0.1:8000/#token=x", wait=1.0)
     assert asked == ["http://127.0.0.1:8000/#token=x"]
     said = capsys.readouterr().out
-    assert said == ("" if opened else "no web browser could be opened here: open http://127.0.0.1:8000/#token=x in one\n")
+    assert said == ("" if opened else
+                    "no web browser could be opened here: open http://127.0.0.1:8000/#token=x in one\n")
