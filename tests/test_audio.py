@@ -50,6 +50,34 @@ def test_a_flac_of_unknown_length_is_decoded(tmp_path):
     x, info = decode(streamed)
     assert x.shape == (2, 5 * 22050) and info.damage.note() is None
 
+def test_a_wav_whose_header_stopped_updating_is_read_to_its_end(tmp_path):
+    """A recorder or editor that stopped before writing its header last leaves the length of its
+    last update: libsndfile read those 5 s of 20 and called the song 5 s long, with no note.
+    A WAV with a chunk after its samples (tags) is read to its declared length as before."""
+    import struct
+
+    from reform.library import content_hash
+
+    sr = 22050
+    whole = write(tmp_path / "whole.wav", stereo(tone(440, 20, sr), noise(20, sr)), sr)
+    data = bytearray(whole.read_bytes())
+    at = data.find(b"data")
+    struct.pack_into("<I", data, at + 4, struct.unpack_from("<I", data, at + 4)[0] // 4)
+    (tmp_path / "stopped.wav").write_bytes(bytes(data))
+    x, info = decode(tmp_path / "stopped.wav")
+    np.testing.assert_array_equal(x, decode(whole)[0])
+    assert info.damage.note() is None
+    other = bytearray(data)
+    other[-1000:] = bytes(1000)                     # the same first 5 s, another ending: other audio
+    (tmp_path / "other.wav").write_bytes(bytes(other))
+    assert content_hash(str(tmp_path / "other.wav")) != content_hash(str(tmp_path / "stopped.wav"))
+    tagged = bytearray(whole.read_bytes()) + b"LIST" + struct.pack("<I", 70000) + bytes(70000)
+    struct.pack_into("<I", tagged, 4, len(tagged) - 8)
+    (tmp_path / "tagged.wav").write_bytes(bytes(tagged))
+    assert decode(tmp_path / "tagged.wav")[0].shape == (2, 20 * sr)
+    assert content_hash(str(tmp_path / "tagged.wav")) == content_hash(str(whole))   # the tags are not audio
+
+
 @pytest.mark.parametrize("channels", [8, 16])
 def test_eight_channels_and_more_decode_through_ffmpeg_in_order(tmp_path, channels):
     """PyAV reads one plane past a planar frame of 8 channels or more: a 7.1 AAC or Opus file, or

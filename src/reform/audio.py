@@ -28,6 +28,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import soxr
 
 from .config import AudioConfig
 from .errors import DecodeError
-from .payload import audio_spans, chunks, id3_overrun
+from .payload import audio_spans, chunks, id3_overrun, wav_runs_on
 
 # Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
 # PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
@@ -266,13 +267,15 @@ def _resumed(path: str, block_seconds: float, rate: int, channels: int, done: in
         done = 0
 
 
-def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
+def _pyav_blocks(path: str, block_seconds: float, damage: Damage, read_on: bool = False) -> _Opened:
+    """FFmpeg's decoder; ``read_on``: a WAV whose samples go on past its header's length, read
+    to the end of the file (:func:`reform.payload.wav_runs_on`)."""
     import av
 
     # Tags are read by mutagen; a tag that is not UTF-8 (Latin-1 in old Vorbis files) must
     # not make PyAV refuse the file and hand it to the slower libsndfile decoder.
     try:
-        container = av.open(path, metadata_errors="replace")
+        container = av.open(path, metadata_errors="replace", options={"ignore_length": "1"} if read_on else {})
     except av.error.InvalidDataError:
         if (skip := _broken_id3(path)) is None:
             raise
@@ -288,7 +291,9 @@ def _pyav_blocks(path: str, block_seconds: float, damage: Damage) -> _Opened:
         channels = stream.codec_context.channels
         codec = stream.codec_context.name
         declared = None
-        if stream.duration is not None and stream.time_base is not None:
+        if read_on:
+            pass   # the header's length is the one known to be wrong
+        elif stream.duration is not None and stream.time_base is not None:
             declared = int(round(float(stream.duration * stream.time_base) * rate))
         elif container.duration:
             declared = int(round(container.duration / 1e6 * rate))
@@ -418,7 +423,10 @@ def _fifo_block(fifo, channels: int, path: str) -> np.ndarray:
 def _open(path: str, block_seconds: float) -> _Opened:
     """Open with the preferred backend, falling back to the other; raise DecodeError if both fail."""
     backends = [_soundfile_blocks, _pyav_blocks]
-    if Path(path).suffix.lower() not in SOUNDFILE_FIRST:
+    if Path(path).suffix.lower() in (".wav", ".wave") and _wav_runs_on(path):
+        # libsndfile stops at the length the header declares; FFmpeg reads on to the end if told
+        backends = [partial(_pyav_blocks, read_on=True), _soundfile_blocks]
+    elif Path(path).suffix.lower() not in SOUNDFILE_FIRST:
         backends.reverse()
     first_error: Exception | None = None
     for backend in backends:
@@ -440,6 +448,11 @@ def _reason(exc: BaseException | None) -> str:
     else:
         text = " ".join(str(exc).split()) if exc is not None else ""
     return text[:160] or type(exc).__name__
+
+
+def _wav_runs_on(path: str) -> bool:
+    with open(path, "rb") as f:
+        return wav_runs_on(f, os.fstat(f.fileno()).st_size)
 
 
 def _riff_frames(path: str) -> int | None:

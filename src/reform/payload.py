@@ -207,12 +207,43 @@ def chunks(f: BinaryIO, size: int, start: int, order: str) -> Iterator[tuple[byt
         pos += 8 + length + (length & 1)
 
 
+RUN_ON_BYTES = 64 * 1024   # audio after a WAV's declared data that counts as the recording going on
+
+
+def wav_runs_on(f: BinaryIO, size: int) -> bool:
+    """Whether a WAV's samples go on past the length its data chunk declares, to the end of the
+    file: a recorder or editor that stopped before writing its header last leaves the length
+    of its last update.  Told by what follows the declared data: not another chunk (a four-letter
+    name whose length fits the file), and more of it than stray padding."""
+    head = _at(f, 0, 12)
+    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return False
+    order = "little" if head[:4] == b"RIFF" else "big"
+    for kind, pos, n in chunks(f, size, 12, order):
+        if kind == b"data":
+            after = pos + 8 + n + (n & 1)
+            if n in (0, 0xFFFFFFFF) or size - after < RUN_ON_BYTES:
+                return False   # no length at all (every decoder reads on), or none left over
+            following = _at(f, after, 8)
+            named = all(0x20 <= c < 0x7F for c in following[:4])
+            return not (named and after + 8 + int.from_bytes(following[4:8], order) <= size + 1)
+    return False
+
+
 def _wav(f: BinaryIO, size: int) -> list[Span]:
     head = _at(f, 0, 12)
     if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         return []
     order = "little" if head[:4] == b"RIFF" else "big"
-    spans = [(pos, min(pos + 8 + n, size)) for kind, pos, n in chunks(f, size, 12, order) if kind in (b"fmt ", b"data")]
+    runs_on = wav_runs_on(f, size)
+    spans = []
+    for kind, pos, n in chunks(f, size, 12, order):
+        if kind == b"fmt ":
+            spans.append((pos, min(pos + 8 + n, size)))
+        elif kind == b"data":
+            spans.append((pos, size if runs_on else min(pos + 8 + n, size)))
+            if runs_on:
+                break   # what follows is samples, not chunks
     return spans if len(spans) == 2 else []
 
 
