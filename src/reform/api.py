@@ -216,8 +216,9 @@ class Library:
             return found, look()
 
     def forget(self, *folders: str | os.PathLike):
-        """Stop following music folders: their songs leave the library, the files stay
-        (:func:`reform.scan.forget`).  BusyError if another process is changing the library."""
+        """Stop following music folders, or pass over folders inside them: their songs leave the
+        library, the files stay (:func:`reform.scan.forget`).  BusyError if another process is
+        changing the library."""
         from .scan import forget
 
         with self.home.lock.hold("forget"):
