@@ -383,6 +383,20 @@ def test_a_name_that_is_not_utf8_is_passed_over_and_named(tmp_path):
         assert "caf\\xe9 latin1.wav" in out.stdout
     with Library(home, create=False) as lib:
         assert [os.path.basename(r.path) for r in lib.home.catalogue.files()] == ["song.wav"]
+    # said by `reform status` and `reform errors` too, not only by the scan that finds it
+    status = subprocess.run(reform_cmd("--home", home, "status"), capture_output=True, text=True, timeout=60)
+    assert "passed over:  1 name not UTF-8 (see `reform errors`)" in status.stdout
+    errors = subprocess.run(reform_cmd("--home", home, "errors"), capture_output=True, text=True, timeout=60)
+    assert errors.returncode == 0 and "no failures" not in errors.stdout
+    assert errors.stdout.splitlines()[-1] == os.path.join(str(music), "caf\\xe9 latin1.wav")
+    errors = subprocess.run(reform_cmd("--home", home, "errors", "--json"), capture_output=True, text=True,
+                            timeout=60)
+    assert [e["path"] for e in json.loads(errors.stdout)] == [os.path.join(str(music), "caf\\xe9 latin1.wav")]
+    os.unlink(os.path.join(os.fsencode(music), b"caf\xe9 latin1.wav"))   # renamed, or gone: no longer said
+    assert subprocess.run(reform_cmd("--home", home, "-q", "scan", "--no-embed"), timeout=120).returncode == 0
+    errors = subprocess.run(reform_cmd("--home", home, "errors"), capture_output=True, text=True, timeout=60)
+    assert errors.stdout == "no failures\n"
+    shutil.copy(music / "song.wav", os.path.join(os.fsencode(music), b"caf\xe9 latin1.wav"))
     named = subprocess.run(reform_cmd("--home", home, "scan", os.path.join(os.fsencode(music), b"caf\xe9 latin1.wav")),
                            capture_output=True, text=True, timeout=60)
     assert named.returncode == 1 and "not UTF-8" in named.stderr and "caf\\xe9" in named.stderr

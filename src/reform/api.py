@@ -59,6 +59,10 @@ class Library:
         """Every file that could not be analysed, with its reason."""
         return self.home.catalogue.files(status="failed")
 
+    def unnamed(self) -> list[str]:
+        """The files and folders the scans passed over because their names are not UTF-8."""
+        return self.home.unnamed()
+
     def damaged(self) -> list[FileRow]:
         """Every analysed file that decoding found damaged, with what it passed over (``reason``)."""
         return [row for row in self.songs() if row.reason]
@@ -97,6 +101,7 @@ class Library:
             "songs": counts["songs"],
             "failed": counts["failed"],
             "damaged": counts["damaged"],   # analysed, passing over what could not be read
+            "unnamed": len(self.home.unnamed()),   # passed over: names not UTF-8 (`reform errors` lists them)
             "duplicates": counts["duplicates"],
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
             "folders": self.home.roots(),           # the music folders a scan (or a repair) walks

@@ -333,6 +333,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if status["damaged"]:
         print(f"damaged:      {status['damaged']} (analysed, passing over what could not be read; "
               "see `reform errors`)")
+    if status["unnamed"]:
+        print(f"passed over:  {plural(status['unnamed'], 'name')} not UTF-8 (see `reform errors`)")
     print(f"duplicates:   {status['duplicates']}")
     if status["unfinished"]:   # a repair scans the known folders; with none known, it cannot
         print("catalogue:    made again, and not all its songs added back yet: " + (
@@ -359,17 +361,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+UNNAMED_REASON = "the name is not UTF-8, so the catalogue cannot hold it: passed over"
+
+
 def cmd_errors(args: argparse.Namespace) -> int:
     with _library(args, read_only=True) as lib:
-        failures, damaged = lib.failures(), lib.damaged()
-    if args.json:
+        failures, damaged, unnamed = lib.failures(), lib.damaged(), lib.unnamed()
+    if args.json:   # a name not UTF-8 with its bytes written out, as JSON cannot hold them raw
         _print_json([{"path": f.path, "reason": f.reason, "analysed": f.status == "ok"}
-                     for f in failures + damaged])
+                     for f in failures + damaged]
+                    + [{"path": shown(name), "reason": UNNAMED_REASON, "analysed": False} for name in unnamed])
         return 0
-    if not failures:
+    if not failures and not unnamed:
         print("no failures")
     for f in failures:
         print(f"{shown(f.path)}: {f.reason}")
+    if unnamed:
+        print(f"\npassed over, {plural(len(unnamed), 'name')} not UTF-8 ({RENAME_HINT}):")
+        for name in unnamed:
+            print(shown(name))
     if damaged:
         print(f"\nanalysed, passing over what could not be read ({plural(len(damaged), 'file')}):")
         for f in damaged:

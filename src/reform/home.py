@@ -53,6 +53,7 @@ class Keys:
 
     ROOTS = "roots"                        # JSON list of the music folders scanned
     PASSED_OVER = "passed_over"            # JSON list of folders inside them that scans pass over
+    UNNAMED = "unnamed"                    # JSON list of the names not UTF-8 that scans passed over
     SETTINGS = "settings"                  # JSON {"audio": ..., "mel": ...} of the spectrograms
     FEATURE_VERSION = "feature_version"    # what homes made before SETTINGS stored
     EMBEDDING_MODEL = "embedding_model"    # the key of the stored embeddings
@@ -214,6 +215,18 @@ class Home:
         text = json.dumps(sorted(set(folders)))
         self.catalogue.set_meta(Keys.PASSED_OVER, text)
         write_text(self.path / PASSED_OVER_FILE, text + "\n")
+
+    def unnamed(self) -> list[str]:
+        """The files and folders whose names are not UTF-8 that the scans found (as the file
+        system gives them, undecodable bytes as surrogates): no catalogue row can hold them."""
+        try:
+            names = json.loads(self.catalogue.get_meta(Keys.UNNAMED) or "[]")
+        except ValueError:
+            return []
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def set_unnamed(self, names: list[str]) -> None:
+        self.catalogue.set_meta(Keys.UNNAMED, json.dumps(sorted(set(names))))   # ASCII: surrogates escaped
 
     def _folders(self, key: str, copy: str) -> list[str]:
         text = self.catalogue.get_meta(key)

@@ -624,6 +624,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
     with catalogue.transaction():
+        # the names not UTF-8 under the folders scanned now, with those found before elsewhere
+        home.set_unnamed([n for n in home.unnamed() if not library.root_of(n, roots) and n not in roots]
+                         + found.unnamed)
         if found.links:
             home.add_links(found.links)
         if found.mounts:
