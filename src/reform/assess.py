@@ -43,13 +43,15 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         if twice:
             notes.append(f"{plural(twice, 'path')} of the labels file {agree(twice, 'has', 'have')} two different "
                          "labels: the last one is kept")
+        def label_of(row: FileRow) -> str | None:
+            return by_path.get(os.path.realpath(row.path)) or by_path.get(row.path)
+
         # a labels file may name any copy of the audio, not only the one kept
         labelled: dict[str, str] = {}
         for r in songs:
-            label = by_path.get(os.path.realpath(r.path)) or by_path.get(r.path)
-            if label:
+            if label := label_of(r):
                 labelled.setdefault(r.hash, label)
-        found = [(r, by_path.get(os.path.realpath(r.path)) or labelled.get(r.hash)) for r in rows]
+        found = [(r, label_of(r) or labelled.get(r.hash)) for r in rows]
         source = f"{os.path.basename(label_file)}:{label_column}"
     elif labels:
         if labels not in ("artist", "album", "genre"):
