@@ -11,7 +11,7 @@ import pytest
 from reform import Library
 from reform.cli import main
 from reform.errors import ConfigError
-from reform.recommend import EXPAND_POWER, Filters, Recommender
+from reform.recommend import EXPAND_POWER, Filters, Recommender, Seed
 from reform.search import find
 from reform.store import FileRow
 from reform.text import artists
@@ -448,6 +448,24 @@ def test_query_expansion_never_averages_in_another_file_of_a_seed():
     assert np.allclose(with_mp3.expanded(emb[rows[0].hash], [rows[0]]), alone.expanded(emb[rows[0].hash], [rows[0]]))
     assert [(r.row.title, round(r.score, 6)) for r in with_mp3.similar(with_mp3.seed_of(rows[0]), 3)] == \
         [(r.row.title, round(r.score, 6)) for r in alone.similar(alone.seed_of(rows[0]), 3)]
+
+
+def test_query_expansion_of_a_file_from_outside_never_averages_in_its_library_file():
+    """`reform similar ~/Downloads/song.flac` with the song's OGG in the library: the OGG was one
+    of the two songs the query was averaged with, so the expansion added one neighbour, not two."""
+    import dataclasses
+
+    rows, emb = on_circle({"song": 0.0, "n1": 0.3, "n2": 0.45, "far": 2.0})
+    rows = [dataclasses.replace(r, duration=100.0 + 10 * i) for i, r in enumerate(rows)]
+    rec = Recommender.of(rows, emb, expand=2)
+    vector = np.array([np.cos(0.001), np.sin(0.001)], np.float32)   # the FLAC: not the same bytes
+    flac = dataclasses.replace(rows[0], id=0, path="/downloads/song.flac", hash="outside")
+    seed = Seed(vector, None, "song.flac", outside=flac)
+    as_library_song = rec.expanded(emb[rows[0].hash], [rows[0]])
+    assert np.allclose(rec.expanded(vector, [], [(flac, vector)]), as_library_song, atol=2e-3)
+    assert [r.row.title for r in rec.similar(seed, 3)] == ["n1", "n2", "far"]
+    assert [round(r.score, 2) for r in rec.similar(seed, 3)] == \
+        [round(r.score, 2) for r in rec.similar(rec.seed_of(rows[0]), 3)]
 
 
 def test_another_artists_album_of_the_same_name_is_another_album():

@@ -158,18 +158,27 @@ class Recommender:
         return Seed(self.vector_of(row.hash), row, row.label)
 
     # -- recommendations ------------------------------------------------------------------------
-    def expanded(self, query: np.ndarray, seeds: list[FileRow]) -> np.ndarray:
+    def expanded(self, query: np.ndarray, seeds: list[FileRow],
+                 outside: list[tuple[FileRow, np.ndarray]] = ()) -> np.ndarray:
         """The query (D,) averaged with its ``expand`` nearest songs other than the ``seeds``
         and their other files (a seed's MP3 would pull the query onto the seed), each weighted by
-        max(cosine, 0) ** EXPAND_POWER, at unit length; the query as it is if none."""
+        max(cosine, 0) ** EXPAND_POWER, at unit length; the query as it is if none.  ``outside``:
+        seeds from outside the library (:attr:`Seed.outside`, with their unit vectors), whose
+        files in the library are left out too (the OGG of a FLAC given from a download folder
+        took one of the query's two neighbours, and added nothing to it)."""
         if not self.expand:
             return query
         q = query / (np.linalg.norm(query) or 1.0)
-        scores, slots = self.songs.search(q[None], min(len(self), 2 * (self.expand + len(seeds))))
+        scores, slots = self.songs.search(q[None], min(len(self), 2 * (self.expand + len(seeds) + len(outside))))
         found = [(int(i), float(c)) for i, c in zip(slots[0], scores[0]) if i >= 0]
         rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
+
+        def a_seed(slot: int, row: FileRow) -> bool:
+            return any(self.one_recording(row, seed) for seed in seeds) or any(
+                _one_recording(row, other, float(_unit(self.songs.vector(slot)) @ v)) for other, v in outside)
+
         near = [(i, c) for i, c in found if (row := rows.get(self.songs.hash_at(i))) is not None
-                and not any(self.one_recording(row, seed) for seed in seeds)][: self.expand]
+                and not a_seed(i, row)][: self.expand]
         if not near:
             return q
         vectors = self.songs.index.rows(np.array([i for i, _ in near]))
@@ -229,7 +238,7 @@ class Recommender:
 
     def similar(self, seed: Seed, n: int = 10, filters: Filters = Filters()) -> list[Recommendation]:
         """The n songs closest to one seed (its expanded query)."""
-        query = self.expanded(seed.vector, _rows([seed]))
+        query = self.expanded(seed.vector, _rows([seed]), _outside([seed]))
         return [Recommendation(row, s) for _, row, s in self._candidates(query, [seed], filters, n)[:n]]
 
     def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters(),
@@ -245,7 +254,8 @@ class Recommender:
             raise QueryError("a mix needs at least one song")
         if how not in MIX_WAYS:
             raise ConfigError(f"unknown way of mixing {how!r}", hint=f"use {' or '.join(MIX_WAYS)}")
-        queries = [self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), _rows(seeds)) for s in seeds]
+        queries = [self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), _rows(seeds), _outside(seeds))
+                   for s in seeds]
         if how == "centre":
             centre = np.mean(queries, axis=0)
             return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
@@ -281,7 +291,7 @@ class Recommender:
         if not seeds:
             raise QueryError("a playlist needs at least one song")
         pool_size = max(10 * length, 200)
-        anchors = [self.expanded(seed.vector, _rows(seeds)) for seed in seeds]
+        anchors = [self.expanded(seed.vector, _rows(seeds), _outside(seeds)) for seed in seeds]
         pool = {i: row for anchor in anchors for i, row, _ in self._candidates(anchor, seeds, filters, pool_size)}
         ids = np.array(sorted(pool))
         if not len(ids):
@@ -428,6 +438,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def _rows(seeds: list[Seed]) -> list[FileRow]:
     """The seeds that are songs of the library."""
     return [s.row for s in seeds if s.row is not None]
+
+
+def _outside(seeds: list[Seed]) -> list[tuple[FileRow, np.ndarray]]:
+    """The seeds from outside the library, as rows in no catalogue, with their unit vectors."""
+    return [(s.outside, _unit(s.vector)) for s in seeds if s.row is None and s.outside is not None]
 
 
 def _recordings(seeds: list[Seed]) -> set[str]:
