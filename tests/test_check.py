@@ -52,7 +52,7 @@ def test_damaged_spectrograms_are_listed_then_analysed_again(home, capsys):
     for title, reason in expected.items():
         line = next(x for x in out.splitlines() if x.strip().startswith(songs[title].path))
         assert "spectrogram: " in line and reason in line, line
-    assert "run `reform check --repair`" in out
+    assert f"run `reform --home {home} check --repair`" in out
 
     with Library(home, create=False) as lib:
         roots = lib.home.roots()
@@ -80,7 +80,7 @@ def test_an_interrupted_repair_keeps_every_sound_embedding(home, capsys, monkeyp
     monkeypatch.setattr(Library, "scan", lambda self, *paths, **kw: ScanSummary(interrupted=True))
     assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 130
     err = capsys.readouterr().err
-    assert "interrupted" in err and "`reform check --repair` goes on" in err
+    assert "interrupted" in err and f"`reform --home {home} check --repair` goes on" in err
     with Library(home, create=False) as lib:
         assert lib.embedding_status()["missing"] == 0
         assert len(lib.similar("Chord", n=3)) == 3      # a song whose spectrogram was damaged
@@ -137,7 +137,7 @@ def test_a_catalogue_with_flipped_bytes_is_one_error_then_rebuilt(home, capsys):
     for command in (["similar", "Chord"], ["scan", "--jobs", "1"]):
         assert main(["--home", str(home), "-q", *command]) == 1, command
         err = capsys.readouterr().err.splitlines()
-        assert len(err) == 2 and "damaged" in err[0] and "reform check --repair" in err[1], err
+        assert len(err) == 2 and "damaged" in err[0] and f"reform --home {home} check --repair" in err[1], err
 
     assert "could not decode" in catalogue_problem(catalogue).lower()
     assert main(["--home", str(home), "-q", "check"]) == 1
@@ -170,7 +170,7 @@ def test_an_empty_catalogue_is_rebuilt_and_the_spectrograms_reused(scanned, tmp_
     (home / "folders.json").unlink()                    # without that copy: the user is told what to do
     (home / "catalogue.db").write_bytes(b"")
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
-    assert "run `reform scan FOLDER` to add the songs back" in capsys.readouterr().out
+    assert f"run `reform --home {home} scan FOLDER` to add the songs back" in capsys.readouterr().out
     with Library(home, create=False) as lib:
         summary = lib.scan(music, jobs=1)
         assert (summary.reused, summary.analysed) == (5, 0)          # no audio decoded again
@@ -184,7 +184,7 @@ def test_a_deleted_catalogue_is_named_and_built_again_from_what_remains(home, ca
         assert main(["--home", str(home), "-q", *command]) == 1, command
         err = capsys.readouterr().err
         assert "catalogue is missing (5 spectrograms, 1 training run and the list of music folders remain)" in err
-        assert "reform check --repair" in err
+        assert f"reform --home {home} check --repair" in err
     assert main(["--home", str(home), "-q", "check"]) == 1
     assert "catalogue: the catalogue is missing" in capsys.readouterr().out
     assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 0
@@ -230,12 +230,14 @@ def test_a_rebuild_cut_short_is_finished_by_the_next_repair_and_loses_no_spectro
 
     monkeypatch.setattr(scan_module, "analyse_entry", cut)
     assert main(["--home", str(home), "-q", "check", "--repair", "--jobs", "1"]) == 130
-    assert "interrupted: 2 songs added back so far; run `reform check --repair` again" in capsys.readouterr().err
+    assert f"interrupted: 2 songs added back so far; run `reform --home {home} check --repair` again" in \
+        capsys.readouterr().err
     monkeypatch.setattr(scan_module, "analyse_entry", analyse)
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 2 and lib.home.unfinished()
     main(["--home", str(home), "-q", "similar", "Chord"])     # whatever a command says, the way on too
-    assert "not all its songs are back yet: `reform check --repair` adds them back" in capsys.readouterr().err
+    assert f"not all its songs are back yet: `reform --home {home} check --repair` adds them back" in \
+        capsys.readouterr().err
     write(tmp_path / "other" / "new.wav", tone(880, 3))
     assert main(["--home", str(home), "-q", "scan", str(tmp_path / "other"), "--jobs", "1"]) == 0
     assert set(spectrograms) <= {p.name for p in (home / "spectrograms").rglob("*.npy")}   # none collected
@@ -451,7 +453,7 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
     assert main(["--home", str(home), "-q", "check"]) == 1
     out = capsys.readouterr().out
     assert f"run {run.name}: model.pt: the model file is damaged" in out
-    assert f"`reform train --resume --name {run.name}` writes it again from the run's checkpoint" in out
+    assert f"`reform --home {home} train --resume --name {run.name}` writes it again from the run's checkpoint" in out
     with open(files.checkpoint, "r+b") as f:
         f.truncate(1000)
     assert main(["--home", str(home), "-q", "check"]) == 1
@@ -465,7 +467,7 @@ def test_with_the_music_folders_lost_too_status_says_to_scan_them(home, capsys):
     (home / "catalogue.db").unlink()
     (home / "folders.json").unlink()
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
-    assert "run `reform scan FOLDER`" in capsys.readouterr().out
+    assert f"run `reform --home {home} scan FOLDER`" in capsys.readouterr().out
     assert main(["--home", str(home), "status"]) == 0
     assert ("made again, and not all its songs added back yet: no music folder is known either: "
-            "`reform scan FOLDER` adds its songs back") in capsys.readouterr().out
+            f"`reform --home {home} scan FOLDER` adds its songs back") in capsys.readouterr().out

@@ -35,8 +35,9 @@ def test_scan_status_errors_json(tmp_path, music, capsys):
     music.rename(tmp_path / "unmounted")
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
     assert (f"{music} holds no audio now (a disk not mounted, or the music moved?): its 4 songs are kept. "
-            f"Moved: `reform scan NEW-FOLDER` first (nothing is decoded again), then `reform scan "
-            f"--forget-missing {music}`; gone for good: `reform scan --forget-missing`") in capsys.readouterr().out
+            f"Moved: `reform --home {home} scan NEW-FOLDER` first (nothing is decoded again), then "
+            f"`reform --home {home} scan --forget-missing {music}`; gone for good: "
+            f"`reform --home {home} scan --forget-missing`") in capsys.readouterr().out
     assert main(["--home", home, "-q", "scan", "--no-embed", "--forget-missing"]) == 0
     assert "removed 4 songs that were there" in capsys.readouterr().out   # and the failed file
 
@@ -56,7 +57,7 @@ def test_a_damaged_file_is_analysed_and_listed_by_errors(tmp_path, capsys):
     assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
     out = capsys.readouterr().out
     assert "analysed 1 song" in out and "failed 0" in out
-    assert "1 damaged file analysed, passing over what could not be read (see `reform errors`)" in out
+    assert f"1 damaged file analysed, passing over what could not be read (see `reform --home {home} errors`)" in out
     shutil.copy(music / "hurt.flac", music / "hurt copy.flac")
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
     assert main(["--home", home, "errors"]) == 0
@@ -152,10 +153,11 @@ def test_retry_failed_does_not_suggest_itself(tmp_path, capsys):
     assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
     assert "failed 1" in capsys.readouterr().out
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
-    assert "1 file failed before and did not change: skipped (`reform scan --retry-failed`" in capsys.readouterr().out
+    assert f"1 file failed before and did not change: skipped (`reform --home {home} scan --retry-failed`" in \
+        capsys.readouterr().out
     assert main(["--home", home, "-q", "scan", "--no-embed", "--retry-failed"]) == 0
     out = capsys.readouterr().out
-    assert "1 path still cannot be listed (see `reform errors`)" in out and "--retry-failed" not in out
+    assert f"1 path still cannot be listed (see `reform --home {home} errors`)" in out and "--retry-failed" not in out
 
 
 def test_a_large_library_on_the_shipped_model_is_told_of_reform_train(tmp_path, music, monkeypatch, capsys):
@@ -166,7 +168,7 @@ def test_a_large_library_on_the_shipped_model_is_told_of_reform_train(tmp_path, 
     assert "reform train" not in capsys.readouterr().out          # 2 songs: below the measured sizes
     monkeypatch.setattr(cli, "TRAIN_TIP_SONGS", 3)
     assert main(["--home", home, "-q", "scan", str(music), "--jobs", "1"]) == 0
-    assert "tip: `reform train` learns this library's own music" in capsys.readouterr().out
+    assert f"tip: `reform --home {home} train` learns this library's own music" in capsys.readouterr().out
 
 
 def test_train_starts_a_small_library_from_the_shipped_model(home, capsys):
@@ -227,7 +229,7 @@ def test_a_run_that_collapsed_is_said_and_not_made_active(home, capsys, monkeypa
     captured = capsys.readouterr()
     assert ("warning: the clustering phase learnt nothing usable: every song's embedding ended at one point "
             "(the model collapsed); a lower learning rate (--lr, --cluster-lr) avoids it") in captured.err
-    assert "not made active: it failed (above); `reform use fall` makes it active anyway" in captured.out
+    assert f"not made active: it failed (above); `reform --home {home} use fall` makes it active anyway" in captured.out
     assert main(["--home", str(home), "models"]) == 0
     assert "failed: pretrain: every song's embedding ended at one point" in capsys.readouterr().out
 
@@ -411,7 +413,7 @@ def test_status_flags_an_active_model_that_cannot_be_loaded(trained, tmp_path, c
         model.write_bytes(damage)
         assert main(["--home", str(home), "status"]) == 0
         out = capsys.readouterr().out
-        assert why in out and "`reform use shipped`" in out
+        assert why in out and f"`reform --home {home} use shipped`" in out
         assert main(["--home", str(home), "status", "--json"]) == 0
         assert why in json.loads(capsys.readouterr().out)["model"]["problem"]
     model.write_bytes(whole)
@@ -567,6 +569,18 @@ def test_impossible_numbers_are_refused_by_the_parser(argv, capsys):
         main(argv)
     assert stop.value.code == 2 and capsys.readouterr().err.startswith(f"error: argument {argv[1]}: must be ")
 
+
+def test_a_way_on_names_the_home_given_with_home(tmp_path, capsys, monkeypatch):
+    """Hints such as "run `reform scan` again" left out the --home the user gave: copied as they
+    were printed, they acted on the default home ("no model named ...")."""
+    home = tmp_path / "my home"
+    assert main(["--home", str(home), "status"]) == 1
+    assert f"`reform --home '{home}' scan FOLDER`" in capsys.readouterr().err
+    monkeypatch.setenv("REFORM_HOME", str(home))          # the environment's home holds anyway
+    assert main(["status"]) == 1
+    assert "`reform scan FOLDER`" in capsys.readouterr().err
+
+
 def test_random_bytes_named_mp3_fail_in_plain_words_and_quietly(tmp_path, capfd):
     """libmpg123 printed "Giving up searching valid MPEG header after 65536 bytes of junk" across the
     progress bar; the reason is what `reform errors` lists, in plain words."""
@@ -588,7 +602,7 @@ def test_a_failed_file_named_by_its_name_and_a_library_of_one_song(tmp_path, cap
     capsys.readouterr()
     assert main(["--home", home, "similar", "silence.wav"]) == 1    # not "no song has this file name"
     err = capsys.readouterr().err
-    assert "this file could not be analysed: the audio is silent" in err and "reform errors" in err
+    assert "this file could not be analysed: the audio is silent" in err and f"reform --home {home} errors" in err
     assert main(["--home", home, "similar", "song"]) == 0
     assert "(the library has no other song)" in capsys.readouterr().out    # not "no song passes the filters"
 
@@ -634,7 +648,7 @@ def test_a_file_that_is_no_model_is_one_line(trained, tmp_path, capsys):
     assert main(["--home", str(trained), "train", "--init", str(text), "--max-epochs", "1"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "not a model file, or a damaged one" in err[0]
-    assert err[1].startswith("hint: give a model.pt that `reform train` wrote, or 'shipped'")
+    assert err[1].startswith(f"hint: give a model.pt that `reform --home {trained} train` wrote, or 'shipped'")
 
 
 @pytest.mark.parametrize("verbose", [[], ["-v"]])

@@ -195,7 +195,8 @@ def test_cli_scan_embeds_unless_told_not_to(music, tmp_path, capsys):
     assert main(["--home", str(tmp_path / "b"), "-q", "scan", str(music), "--jobs", "1", "--no-embed"]) == 0
     assert "embedded" not in capsys.readouterr().out
     assert main(["--home", str(tmp_path / "b"), "-q", "scan"]) == 0
-    assert "4 songs have no embedding from the active model: run `reform embed`" in capsys.readouterr().out
+    assert f"4 songs have no embedding from the active model: run `reform --home {tmp_path / 'b'} embed`" in \
+        capsys.readouterr().out
 
 
 @pytest.mark.parametrize("damage", ["truncated", "nan"])
@@ -219,7 +220,7 @@ def test_a_damaged_spectrogram_is_named_never_embedded(trained, tmp_path, capsys
     assert main(["--home", str(home), "-q", "embed"]) == 1
     out = capsys.readouterr().out
     assert "embedded 4 songs" in out and "1 song could not be embedded" in out
-    assert "reform check --repair" in out
+    assert f"reform --home {home} check --repair" in out
     with Library(home) as lib:
         _, vectors = lib.embeddings()
         assert song.hash not in vectors and len(vectors) == 4

@@ -80,7 +80,7 @@ def test_models_and_use(home, capsys):
         assert "--resume --name broken" in err.value.hint
     assert main(["--home", str(home), "use", "nothing"]) == 1
     err = capsys.readouterr().err
-    assert "no model named 'nothing'" in err and "hint: `reform models` lists them" in err
+    assert "no model named 'nothing'" in err and f"hint: `reform --home {home} models` lists them" in err
     assert "path of a model.pt" not in err          # which `use` takes only from this library
     assert main(["--home", str(home), "use", ""]) == 1
     assert "no model named ''" in capsys.readouterr().err
@@ -137,7 +137,7 @@ def test_cli_scan_reanalyse(scanned, tmp_path, capsys):
         lib.home.catalogue.set_meta(Keys.SETTINGS, "")
         lib.home.catalogue.set_meta(Keys.FEATURE_VERSION, "mel0-old")
     assert main(["--home", str(home), "status"]) == 1
-    assert "hint: open it with the settings it was made with, or run `reform scan --reanalyse`" in \
+    assert f"hint: open it with the settings it was made with, or run `reform --home {home} scan --reanalyse`" in \
         capsys.readouterr().err
     assert main(["--home", str(home), "-q", "scan", "--reanalyse", "--no-embed", "--jobs", "1"]) == 0
     capsys.readouterr()
@@ -191,7 +191,7 @@ def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get
         assert main(["--home", str(home), "-q", *command]) == 1, command
         captured = capsys.readouterr()
         assert "lost its model file" in captured.out + captured.err
-        assert "`reform train --resume --name tiny` writes it again" in captured.out + captured.err
+        assert f"`reform --home {home} train --resume --name tiny` writes it again" in captured.out + captured.err
     assert main(["--home", str(home), "-q", "similar", "Chord"]) == 0    # queries use the stored embeddings
     assert "another model" not in capsys.readouterr().err
     assert main(["--home", str(home), "-q", "train", "--resume", "--name", "tiny"]) == 0
@@ -202,7 +202,7 @@ def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get
         assert lib.models.active_name() == "tiny" and lib.embedding_status()["current"] is None
         assert "is no longer in the library's models folder (renamed or deleted?)" in lib.status()["model"]["problem"]
     assert main(["--home", str(home), "-q", "embed"]) == 1
-    assert "`reform use NAME` makes another run the active model" in capsys.readouterr().err
+    assert f"`reform --home {home} use NAME` makes another run the active model" in capsys.readouterr().err
     assert main(["--home", str(home), "status"]) == 0
     assert "another model than the active one" not in capsys.readouterr().out   # no call to embed with it
     assert main(["--home", str(home), "models"]) == 0
@@ -221,9 +221,10 @@ def test_a_run_that_lost_its_checkpoint_points_to_a_way_on(trained, tmp_path, ca
     err = capsys.readouterr().err
     assert "the run tiny has lost its checkpoint (checkpoint.pt), so its training cannot go on" in err
     way = err.split("hint: ")[1].strip().strip("`")
-    assert way == f"start a new run from it: `reform train --name tiny-2 --init {home / 'models' / 'tiny' / 'model.pt'}"
-    argv = way.split("`")[1].split()[1:]     # the command as the hint gives it
-    assert main(["--home", str(home), "-q", *argv, "--max-epochs", "1"]) == 0
+    assert way == (f"start a new run from it: `reform --home {home} train --name tiny-2 --init "
+                   f"{home / 'models' / 'tiny' / 'model.pt'}")
+    argv = way.split("`")[1].split()[1:]     # the command as the hint gives it, with its --home
+    assert main(["-q", *argv, "--max-epochs", "1"]) == 0
     assert (home / "models" / "tiny-2" / "model.pt").exists()
 
 
@@ -246,8 +247,8 @@ def test_a_full_disk_while_training_names_the_command_that_goes_on(home, monkeyp
     argv = ["--home", str(home), "-q", "train", "--name", "full", "--max-epochs", "3", "--batch-size", "4",
             "--widths", "4,8", "--embedding-dim", "8", "--init", "scratch"]
     assert main(argv) == 1
-    assert "hint: free some disk space, then `reform train --resume --name full`: what was finished is kept" \
-        in capsys.readouterr().err
+    assert (f"hint: free some disk space, then `reform --home {home} train --resume --name full`: what was "
+            "finished is kept") in capsys.readouterr().err
     monkeypatch.setattr(checkpoint, "save_atomic", real)
     assert main(["--home", str(home), "-q", "train", "--resume", "--name", "full", "--max-epochs", "2",
                  "--lr", "0.5", "--threads", "1"]) == 0   # an option a resumed run does not take is said

@@ -372,11 +372,11 @@ def test_empty_library_and_missing_embeddings(scanned, tmp_path, capsys):
     empty = tmp_path / "empty"
     Library(empty).close()
     code, _, err = run(capsys, "--home", str(empty), "similar", "x")
-    assert code == 1 and "empty" in err and "reform scan" in err
+    assert code == 1 and "empty" in err and f"reform --home {empty} scan" in err
     home = tmp_path / "noemb"
     shutil.copytree(scanned, home)
     code, _, err = run(capsys, "--home", str(home), "similar", "Chord")
-    assert code == 1 and "reform embed" in err
+    assert code == 1 and f"reform --home {home} embed" in err
 
 
 @pytest.mark.parametrize("ext", [".npz", ".csv", ".parquet"])

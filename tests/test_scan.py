@@ -385,7 +385,7 @@ def test_a_name_that_is_not_utf8_is_passed_over_and_named(tmp_path):
         assert [os.path.basename(r.path) for r in lib.home.catalogue.files()] == ["song.wav"]
     # said by `reform status` and `reform errors` too, not only by the scan that finds it
     status = subprocess.run(reform_cmd("--home", home, "status"), capture_output=True, text=True, timeout=60)
-    assert "passed over:  1 name not UTF-8 (see `reform errors`)" in status.stdout
+    assert f"passed over:  1 name not UTF-8 (see `reform --home {home} errors`)" in status.stdout
     errors = subprocess.run(reform_cmd("--home", home, "errors"), capture_output=True, text=True, timeout=60)
     assert errors.returncode == 0 and "no failures" not in errors.stdout
     assert errors.stdout.splitlines()[-1] == os.path.join(str(music), "caf\\xe9 latin1.wav")
@@ -727,7 +727,7 @@ def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
     home = str(tmp_path / "home")
     assert main(["--home", home, "-q", "scan", str(first), str(second), "--no-embed"]) == 0
     assert main(["--home", home, "-q", "scan", "--forget-missing", str(second), "--no-embed"]) == 0
-    assert f"`reform forget {second}` drops it from the library" in capsys.readouterr().err
+    assert f"`reform --home {home} forget {second}` drops it from the library" in capsys.readouterr().err
     assert main(["--home", home, "forget", str(tmp_path / "elsewhere")]) == 1   # in no followed folder
     assert f"the library follows: {first}; {second}" in capsys.readouterr().err
     assert main(["--home", home, "forget", str(second)]) == 0
@@ -781,8 +781,8 @@ def test_status_tells_a_scan_that_did_not_end(lib, music, capsys):
     assert lib.scan(music, jobs=1, on_step=interrupt).interrupted
     assert lib.home.scan_state() == "interrupted"
     assert main(["--home", str(lib.home.path), "status"]) == 0
-    assert "scan:         the last one was interrupted before it ended: `reform scan` goes on" in \
-        capsys.readouterr().out
+    assert ("scan:         the last one was interrupted before it ended: "
+            f"`reform --home {lib.home.path} scan` goes on") in capsys.readouterr().out
     with lib.home.lock.hold("scan"):
         assert lib.home.scan_state() == "running"
     assert not lib.scan(jobs=1).interrupted and lib.home.scan_state() is None

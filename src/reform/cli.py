@@ -1383,8 +1383,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                   else None)
         parser.error(f"unrecognized arguments: {' '.join(extra)}",
                      hint=f"put a query of several words in quotes: {quoted}" if words and quoted else None)
-    if args.home is None:
-        args.home = os.environ.get("REFORM_HOME") or None
+    if args.home is not None:   # every way on printed names it: copied, it must act on this home
+        out, err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _NamingHome(out, args.home), _NamingHome(err, args.home)
+        try:
+            return _run(parser, args)
+        finally:
+            sys.stdout, sys.stderr = out, err
+    args.home = os.environ.get("REFORM_HOME") or None   # which holds for a copied command too
+    return _run(parser, args)
+
+
+class _NamingHome:
+    """A text stream that writes every `reform ...` command in what it is given with the home
+    given by --home: the hints and ways on ("run `reform scan` again to continue"), copied as
+    printed, acted on the default home ("no model named ...")."""
+
+    def __init__(self, stream, home: str):
+        self._stream, self._command = stream, f"`reform --home {shlex.quote(home)} "
+
+    def write(self, text: str) -> int:
+        self._stream.write(text.replace("`reform ", self._command))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
