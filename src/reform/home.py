@@ -204,12 +204,12 @@ class Home:
     def roots(self) -> list[str]:
         """The music folders scanned so far (from the copy beside the catalogue when the
         catalogue has lost them: one rebuilt from an emptied file)."""
-        return self._folders(Keys.ROOTS, FOLDERS_FILE)
+        return self._listed(Keys.ROOTS, FOLDERS_FILE)
 
     def passed_over(self) -> list[str]:
         """The folders inside music folders that scans pass over (`reform forget` of one: a
         folder of audiobooks in the music), kept and copied as the music folders are."""
-        return self._folders(Keys.PASSED_OVER, PASSED_OVER_FILE)
+        return self._listed(Keys.PASSED_OVER, PASSED_OVER_FILE)
 
     def set_passed_over(self, folders: list[str]) -> None:
         text = json.dumps(sorted(set(folders)))
@@ -219,27 +219,25 @@ class Home:
     def unnamed(self) -> list[str]:
         """The files and folders whose names are not UTF-8 that the scans found (as the file
         system gives them, undecodable bytes as surrogates): no catalogue row can hold them."""
-        try:
-            names = json.loads(self.catalogue.get_meta(Keys.UNNAMED) or "[]")
-        except ValueError:
-            return []
-        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        return self._listed(Keys.UNNAMED)
 
     def set_unnamed(self, names: list[str]) -> None:
         self.catalogue.set_meta(Keys.UNNAMED, json.dumps(sorted(set(names))))   # ASCII: surrogates escaped
 
-    def _folders(self, key: str, copy: str) -> list[str]:
+    def _listed(self, key: str, copy: str | None = None) -> list[str]:
+        """The JSON list of strings the catalogue keeps under ``key``, read from its ``copy``
+        beside the catalogue when the catalogue has lost it; [] if none can be read."""
         text = self.catalogue.get_meta(key)
-        if text is None:
+        if text is None and copy is not None:
             try:
                 text = (self.path / copy).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
-                text = "[]"
+                pass
         try:
-            folders = json.loads(text)
+            items = json.loads(text or "[]")
         except ValueError:
             return []
-        return [r for r in folders if isinstance(r, str)] if isinstance(folders, list) else []
+        return [x for x in items if isinstance(x, str)] if isinstance(items, list) else []
 
     def links(self) -> dict[str, str]:
         """The folders scans reached through a link inside a music folder: real path -> the link
@@ -256,11 +254,7 @@ class Home:
     def mounts(self) -> list[str]:
         """The folders inside music folders that scans found to be other disks' mount points
         (so that an empty one, its disk not mounted, is not taken for deleted music)."""
-        try:
-            mounts = json.loads(self.catalogue.get_meta(Keys.MOUNTS) or "[]")
-        except ValueError:
-            return []
-        return [m for m in mounts if isinstance(m, str)] if isinstance(mounts, list) else []
+        return self._listed(Keys.MOUNTS)
 
     def add_mounts(self, mounts: list[str]) -> None:
         self.catalogue.set_meta(Keys.MOUNTS, json.dumps(sorted(set(self.mounts()) | set(mounts))))
