@@ -575,7 +575,8 @@ def test_a_way_on_names_the_home_given_with_home(tmp_path, capsys, monkeypatch):
     were printed, they acted on the default home ("no model named ...")."""
     home = tmp_path / "my home"
     assert main(["--home", str(home), "status"]) == 1
-    assert f"`reform --home '{home}' scan FOLDER`" in capsys.readouterr().err
+    err = capsys.readouterr().err   # (it said "or pass --home" to a user who had)
+    assert f"`reform --home '{home}' scan FOLDER` to build one, or give another library's home with --home" in err
     monkeypatch.setenv("REFORM_HOME", str(home))          # the environment's home holds anyway
     assert main(["status"]) == 1
     assert "`reform scan FOLDER`" in capsys.readouterr().err

@@ -153,7 +153,7 @@ class Home:
                 raise StoreError(f"this library's catalogue is missing ({left} remain)", path=self.path,
                                  hint=REBUILD_HINT)
             raise StoreError(f"no library at {self.path}",
-                             hint="run `reform scan FOLDER` to build one, or pass --home")
+                             hint="run `reform scan FOLDER` to build one, or give another library's home with --home")
         self.lock = WriterLock(self.path)
         # a catalogue made anew beside a library's remains holds none of its songs yet
         remains = not read_only and not (self.path / CATALOGUE_NAME).exists() and leftovers(self.path)
