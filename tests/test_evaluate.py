@@ -76,6 +76,8 @@ def test_bootstrap_intervals_by_query_and_by_group():
     values = rng.random(60)
     # one query per group: the same draws, the same interval
     assert group_bootstrap_interval(values, np.arange(60)) == pytest.approx(bootstrap_interval(values))
+    means = values[np.random.default_rng(0).integers(0, 60, size=(2000, 60))].mean(axis=1)   # by hand
+    assert bootstrap_interval(values) == pytest.approx((values.mean(), *np.percentile(means, [2.5, 97.5])))
     # 6 groups of 10 queries that are found or missed together: the queries' interval is far too
     # narrow, the groups' is as wide as 6 independent values
     together = np.repeat([0.0, 1.0, 0.0, 1.0, 1.0, 0.0], 10)

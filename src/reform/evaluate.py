@@ -176,16 +176,10 @@ def bootstrap_interval(values: np.ndarray, reps: int = 2000, seed: int = 0,
     """Mean of per-query values and its bootstrap percentile interval: (mean, low, high).
 
     For a difference between two methods, pass the per-query differences on the same
-    queries (a paired bootstrap): an interval that excludes 0 is a gain beyond noise.
+    queries (a paired bootstrap): an interval that excludes 0 is a gain beyond noise.  Each
+    query is a group of its own (the same draws, the same interval, to the last bit).
     """
-    values = np.asarray(values, np.float64)
-    if len(values) == 0:
-        raise EvaluateError("no values to bootstrap")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(reps, len(values)))].mean(axis=1)
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(values.mean()), float(low), float(high)
+    return group_bootstrap_interval(values, np.arange(len(values)), reps, seed, level)
 
 
 def group_bootstrap_interval(values: np.ndarray, groups: np.ndarray, reps: int = 2000, seed: int = 0,
