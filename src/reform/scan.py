@@ -591,12 +591,13 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         if not os.path.exists(root) and not remembered and not gone_known:
             raise LibraryError("no such file or folder", path=root)
     # a folder `reform forget` passed over is wanted again when it is scanned by name (or one in it)
-    passed_over = [x for x in home.passed_over()
+    passed_before = home.passed_over()
+    passed_over = [x for x in passed_before
                    if remembered or not any(r == x or library.root_of(r, [x]) for r in roots)]
     with catalogue.transaction():
         home.record_settings()
         home.mark_scanning(True)   # until the scan ends: `reform status` tells an interrupted one
-        if passed_over != home.passed_over():
+        if passed_over != passed_before:
             home.set_passed_over(passed_over)
 
     found = library.walk([r for r in roots if os.path.exists(r)], home.roots() + roots, passed_over)
