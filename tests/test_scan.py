@@ -717,6 +717,19 @@ def test_an_overwritten_weight_of_the_active_model_is_found_before_it_embeds(tra
     assert "does not match its checksum" in capsys.readouterr().err
 
 
+def test_a_refused_forget_names_ten_music_folders_and_counts_the_rest(tmp_path, capsys):
+    """A library of loose files follows each file: the refusal's hint listed all 342 of them."""
+    files = [tmp_path / "music" / f"{i:02d}.wav" for i in range(12)]
+    for i, f in enumerate(files):
+        write(f, tone(200 + 20 * i, 0.5))
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", *map(str, files), "--no-embed"]) == 0
+    assert main(["--home", home, "forget", str(tmp_path / "elsewhere")]) == 1
+    err = capsys.readouterr().err
+    assert "; ".join(map(str, sorted(files)[:10])) + "; and 2 more (`reform --home" in err
+    assert str(sorted(files)[10]) not in err
+
+
 def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
     """`scan --forget-missing` acts on folders that are gone, so a folder added by mistake could
     not leave the library: `reform forget` drops it and its songs, and touches no file."""

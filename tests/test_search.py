@@ -9,7 +9,7 @@ from reform import store
 from reform.errors import QueryError
 from reform.search import InRows, find, search_text
 from reform.store import Catalogue, FileRow, SpectrogramInfo, Tags
-from reform.text import agree, norm, plural, shown, song_label
+from reform.text import agree, listing, norm, plural, shown, song_label
 
 
 def row(i, path, artist=None, title=None, album=None, digest=None):
@@ -166,6 +166,14 @@ def test_an_older_catalogue_gets_its_search_words(tmp_path):
 def test_plural():
     assert plural(1, "song") == "1 song" and plural(2, "file") == "2 files" and plural(0, "song") == "0 songs"
     assert agree(1, "has", "have") == "has" and agree(0, "is", "are") == "are" and agree(2, "was", "were") == "were"
+
+
+def test_a_long_listing_is_cut_and_says_how_many_more():
+    assert listing(["a", "b"]) == "a; b" and listing([]) == ""
+    names = [f"/m/{i}.ogg" for i in range(13)]
+    assert listing(names, more="`reform status --json` lists them all") == \
+        "; ".join(names[:10]) + "; and 3 more (`reform status --json` lists them all)"
+    assert listing(names, limit=12) == "; ".join(names[:12]) + "; and 1 more"
 
 
 def test_every_interface_names_a_song_alike():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import threading
 import time
@@ -124,11 +125,14 @@ def test_failures_then_damaged_songs(tmp_path):
     music.mkdir()
     (music / "hurt.flac").write_bytes(bytes(data))
     (music / "text.mp3").write_text("not audio\n" * 20)
+    shutil.copy(music / "hurt.flac", os.path.join(os.fsencode(music), b"caf\xe9.flac"))   # a name not UTF-8
     with Library(tmp_path / "home") as lib:
         lib.scan(music, jobs=1)
     listed = client_for(tmp_path / "home").get("/api/failures").json()
-    assert [(Path(f["path"]).name, f["analysed"]) for f in listed] == [("text.mp3", False), ("hurt.flac", True)]
+    assert [(Path(f["path"]).name, f["analysed"]) for f in listed] == \
+        [("text.mp3", False), ("hurt.flac", True), ("caf\\xe9.flac", False)]   # as `reform errors` lists them
     assert listed[1]["reason"].startswith("damaged: ")
+    assert listed[2]["id"] is None and "not UTF-8" in listed[2]["reason"]
 
 
 @pytest.mark.parametrize("url", [

@@ -28,7 +28,7 @@ from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError, WriteError)
-from .text import RENAME_HINT, agree, one_line, plural, shown
+from .text import RENAME_HINT, UNNAMED_REASON, agree, one_line, plural, shown
 
 # The hint printed for an error raised without one, by the error's kind.
 HINTS = {
@@ -359,9 +359,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("embedded:     no song yet (run `reform scan FOLDER`)")
     print(f"features:     {status['feature_version']}")
     return 0
-
-
-UNNAMED_REASON = "the name is not UTF-8, so the catalogue cannot hold it: passed over"
 
 
 def cmd_errors(args: argparse.Namespace) -> int:

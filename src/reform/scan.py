@@ -41,7 +41,7 @@ from .files import process_alive
 from .library import Entry
 from .home import Home
 from .store import FileRow, SpectrogramInfo, SpectrogramStore, Tags
-from .text import RENAME_HINT, shown, storable
+from .text import RENAME_HINT, listing, shown, storable
 
 SILENCE_PEAK = 10 ** (-80 / 20)  # a file whose loudest sample is below -80 dBFS counts as silent
 SILENT_LEAD_SECONDS = 30 * 60    # silent this long from the start: rejected without reading on
@@ -518,7 +518,7 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
     inner = [f for f in named if f not in roots and library.root_of(f, roots) and os.path.isdir(f)]
     strays = [f for f in named if f not in roots and f not in inner]
     if strays:
-        listed = "; ".join(roots) or "none yet"
+        listed = listing([shown(r) for r in roots], more="`reform status --json` lists them all") or "none yet"
         raise LibraryError(f"not a music folder of this library, nor a folder in one: {', '.join(map(shown, strays))}",
                            hint=f"the library follows: {listed}")
     catalogue = home.catalogue

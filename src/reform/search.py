@@ -20,7 +20,7 @@ from typing import Protocol
 from .audio import is_audio_path
 from .errors import QueryError
 from .store import FileRow, one_per_recording
-from .text import name_key, norm, search_words, song_title
+from .text import listing, name_key, norm, search_words, shown, song_title
 
 
 class Songs(Protocol):
@@ -108,9 +108,8 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     exact = [r for r in matches if said in (norm(f"{r.artist or ''} {title_of(r)}"), norm(title_of(r)))]
     if len(matches) == 1 or len(exact) == 1:
         return (exact or matches)[0]
-    listing = "; ".join(f"{r.label} ({r.path})" for r in matches[:10])
-    more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-    raise QueryError(f"{len(matches)} songs match {text!r}: {listing}{more}",
+    named = listing([f"{r.label} ({shown(r.path)})" for r in matches])
+    raise QueryError(f"{len(matches)} songs match {text!r}: {named}",
                      hint="add words to the query (several words go in quotes: \"groove no 1\"), or give the "
                           "path of the file")
 

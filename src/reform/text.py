@@ -79,12 +79,23 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
+def listing(items: list[str], limit: int = 10, more: str = "") -> str:
+    """The first ``limit`` of ``items`` joined with "; ", then how many more there are and
+    ``more`` (where to see them all): a message naming every root of a library of loose files,
+    or every song a query matches, would run on for pages."""
+    text = "; ".join(items[:limit])
+    if len(items) > limit:
+        text += f"; and {len(items) - limit} more" + (f" ({more})" if more else "")
+    return text
+
+
 def agree(count: int, one: str, many: str) -> str:
     """The word that agrees with ``count`` things: ``agree(1, "has", "have")`` is ``has``."""
     return one if count == 1 else many
 
 
 RENAME_HINT = "rename to UTF-8, for example with `convmv -f latin1 -t utf8 --notest -r FOLDER`"
+UNNAMED_REASON = "the name is not UTF-8, so the catalogue cannot hold it: passed over"
 
 
 def storable(path: str) -> bool:

@@ -24,7 +24,7 @@ from ..api import Library
 from ..errors import BusyError, ReformError
 from ..home import RunFiles
 from ..lock import WriterLock
-from ..text import agree, plural
+from ..text import agree, listing, plural
 
 log = logging.getLogger("reform.web")
 KEEP_FINISHED = 20      # finished jobs remembered for the page
@@ -92,7 +92,7 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
         return f"stopped with the server: {s.analysed} files analysed and kept; the next scan goes on"
     passed = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
     if s.unnamed:
-        passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {', '.join(s.unnamed)}"
+        passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {listing(s.unnamed)}"
     for folder, songs in s.vanished.items():
         passed += f"; {folder} holds no audio now (a disk not mounted, or the music moved?): its {songs} songs are kept"
     return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "

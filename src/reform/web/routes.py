@@ -95,7 +95,8 @@ class LibraryMap(BaseModel):
 
 
 class Failure(BaseModel):
-    id: int
+    id: int | None = Field(description="the file's song id; null for a name not UTF-8, which the catalogue "
+                                       "cannot hold (its bytes are written out in the path)")
     path: str
     reason: str | None
     analysed: bool = Field(description="true: a damaged file analysed, passing over what could not be "

@@ -24,7 +24,7 @@ from ..home import RunFiles, saved_evaluation
 from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
-from ..text import norm
+from ..text import UNNAMED_REASON, norm, shown
 from .projection import library_map
 
 SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
@@ -207,7 +207,11 @@ class LibraryState:
     def failures(self) -> list[dict]:
         with self.lock:
             rows = self.library.failures() + self.library.damaged()
-        return [{"id": r.id, "path": r.path, "reason": r.reason, "analysed": r.status == "ok"} for r in rows]
+            unnamed = self.library.unnamed()
+        # a name not UTF-8 has no catalogue row (so no id), and JSON needs its bytes written out
+        return ([{"id": r.id, "path": r.path, "reason": r.reason, "analysed": r.status == "ok"} for r in rows]
+                + [{"id": None, "path": shown(name), "reason": UNNAMED_REASON, "analysed": False}
+                   for name in unnamed])
 
     def model(self, status: dict | None = None) -> dict:
         """The active model from its JSON card (no torch needed), with its evaluation numbers
