@@ -255,6 +255,30 @@ def test_a_labels_file_may_name_any_copy_of_a_song(tmp_path):
     assert notes == []
 
 
+def test_a_flac_and_its_mp3_are_one_song_of_the_evaluation(tmp_path):
+    """Two files of one title by one artist, as long within a second, are one recording, as the
+    recommendations take them: kept as two songs, each half found the other file's half (a
+    same-song top-1 of chance) and each file the other as a neighbour of its label. Their label
+    may come from either file; other songs of one title but another artist or length stay."""
+    from reform.assess import evaluation_songs
+    from reform.store import FileRow
+
+    def row(i, path, digest, title, artist, seconds):
+        return FileRow(i, path, 1, 1, digest, "ok", None, seconds, 44100, 2, 100, "ogg", "fv",
+                       artist, None, title, None, None, None, 0.0)
+
+    songs = [row(1, "/m/a.flac", "h1", "Caves", "HR3", 100.0), row(2, "/m/mp3/a.mp3", "h2", "caves", "HR3", 100.6),
+             row(3, "/m/b.flac", "h3", "Caves", "Other", 100.2),      # another artist's Caves
+             row(4, "/m/c.flac", "h4", "Caves", "HR3", 130.0),        # a longer take
+             row(5, "/m/d.flac", "h5", "Sea", None, 60.0), row(6, "/m/mp3/d.mp3", "h6", "Sea", "HR3", 60.4)]
+    tsv = tmp_path / "labels.tsv"
+    tsv.write_text("path\tgroup\n/m/a.flac\tg1\n/m/b.flac\tg2\n/m/c.flac\tg1\n/m/mp3/d.mp3\tg2\n")
+    rows, labels, _, notes, _ = evaluation_songs(songs, label_file=str(tsv))
+    assert [(r.path, label) for r, label in zip(rows, labels)] == [
+        ("/m/a.flac", "g1"), ("/m/b.flac", "g2"), ("/m/c.flac", "g1"), ("/m/d.flac", "g2")]
+    assert notes == ["2 files of a recording already counted (same title, artist and length) left out"]
+
+
 def test_cli_evaluate_too_small(tmp_path, capsys):
     from conftest import tone, write
     from reform import Library

@@ -3,6 +3,7 @@ the report kept beside the active model (the protocols and baselines are :mod:`r
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -27,8 +28,11 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
                      label_column: str = "group"):
     """The songs an evaluation uses (one per distinct audio of ``songs``), their labels and
     albums, notes on what was left out and why, and where the labels come from."""
-    rows = list(one_per_recording(songs).values())
+    rows, kept_as = _distinct_recordings(list(one_per_recording(songs).values()))
     notes: list[str] = []
+    if kept_as:   # a FLAC and its MP3 would find each other: a same-song top-1 of chance, a p@10 too high
+        notes.append(f"{plural(len(kept_as), 'file')} of a recording already counted (same title, artist "
+                     "and length) left out")
     if label_file:
         by_path, twice = read_label_file(label_file, label_column)
         known = {os.path.realpath(r.path) for r in songs}
@@ -50,7 +54,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         labelled: dict[str, str] = {}
         for r in songs:
             if label := label_of(r):
-                labelled.setdefault(r.hash, label)
+                labelled.setdefault(kept_as.get(r.hash, r.hash), label)
         found = [(r, label_of(r) or labelled.get(r.hash)) for r in rows]
         source = f"{os.path.basename(label_file)}:{label_column}"
     elif labels:
@@ -82,6 +86,27 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
     if missing:
         notes.append(f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no {source} label: left out")
     return [r for r, _ in kept], [lab for _, lab in kept], _albums([r for r, _ in kept]), notes, source
+
+
+def _distinct_recordings(rows: list[FileRow]) -> tuple[list[FileRow], dict[str, str]]:
+    """``rows`` less the other files of a recording (:func:`reform.recommend.tagged_as_one`), and
+    the content hash of each file left out mapped to the hash of the file kept in its place."""
+    from .recommend import SAME_RECORDING_SECONDS, tagged_as_one
+
+    reach = math.ceil(SAME_RECORDING_SECONDS)
+    kept: list[FileRow] = []
+    by_second: dict[int, list[FileRow]] = {}
+    kept_as: dict[str, str] = {}
+    for row in rows:
+        second = int(row.duration or 0)
+        near = [k for s in range(second - reach, second + reach + 1) for k in by_second.get(s, ())]
+        first = next((k for k in near if tagged_as_one(row, k)), None)
+        if first is None:
+            kept.append(row)
+            by_second.setdefault(second, []).append(row)
+        else:
+            kept_as[row.hash] = first.hash
+    return kept, kept_as
 
 
 def _albums(rows: list[FileRow]) -> list[str]:

@@ -370,12 +370,22 @@ def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:
     """Two files of one recording: as long within a second, and as close as only such files
     are (see SAME_RECORDING_COSINE), or of one title by one artist (two artists' "Intro" of a
     minute are two songs; an untagged artist may be either)."""
-    if other is None or row.duration is None or other.duration is None:
-        return False
-    if abs(row.duration - other.duration) >= SAME_RECORDING_SECONDS:
-        return False
-    if cosine >= SAME_RECORDING_COSINE:
-        return True
+    return other is not None and _as_long(row, other) and (cosine >= SAME_RECORDING_COSINE
+                                                           or _same_title_and_artist(row, other))
+
+
+def tagged_as_one(row: FileRow, other: FileRow) -> bool:
+    """Two files of one recording by their lengths and tags alone, whatever a model makes of them:
+    an evaluation compares models, so it cannot ask one which files are copies."""
+    return _as_long(row, other) and _same_title_and_artist(row, other)
+
+
+def _as_long(row: FileRow, other: FileRow) -> bool:
+    return row.duration is not None and other.duration is not None \
+        and abs(row.duration - other.duration) < SAME_RECORDING_SECONDS
+
+
+def _same_title_and_artist(row: FileRow, other: FileRow) -> bool:
     if not (row.title and other.title and _title_key(row.title) == _title_key(other.title)):
         return False
     named = artists(row.artist), artists(other.artist)
