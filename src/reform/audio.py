@@ -37,7 +37,7 @@ import soxr
 
 from .config import AudioConfig
 from .errors import DecodeError
-from .payload import audio_spans, chunks, id3_overrun, wav_runs_on
+from .payload import audio_spans, chunks, id3_overrun, wav_order, wav_runs_on
 
 # Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
 # PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
@@ -459,10 +459,8 @@ def _riff_frames(path: str) -> int | None:
     """The frames a WAV's data chunk declares, where the file is cut short of them (libsndfile
     silently reads what is there, and reports that as the length)."""
     with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        if (order := wav_order(f)) is None:
             return None
-        order = "little" if head[:4] == b"RIFF" else "big"
         size, block_align = os.fstat(f.fileno()).st_size, 0
         for kind, pos, length in chunks(f, size, 12, order):
             if kind == b"fmt ":

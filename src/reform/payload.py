@@ -207,6 +207,15 @@ def chunks(f: BinaryIO, size: int, start: int, order: str) -> Iterator[tuple[byt
         pos += 8 + length + (length & 1)
 
 
+def wav_order(f: BinaryIO) -> str | None:
+    """The byte order of a WAV's numbers ("little" for RIFF, "big" for RIFX); None for a file
+    that is not a WAV."""
+    head = _at(f, 0, 12)
+    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return None
+    return "little" if head[:4] == b"RIFF" else "big"
+
+
 RUN_ON_BYTES = 64 * 1024   # audio after a WAV's declared data that counts as the recording going on
 
 
@@ -215,10 +224,8 @@ def wav_runs_on(f: BinaryIO, size: int) -> bool:
     file: a recorder or editor that stopped before writing its header last leaves the length
     of its last update.  Told by what follows the declared data: not another chunk (a four-letter
     name whose length fits the file), and more of it than stray padding."""
-    head = _at(f, 0, 12)
-    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+    if (order := wav_order(f)) is None:
         return False
-    order = "little" if head[:4] == b"RIFF" else "big"
     for kind, pos, n in chunks(f, size, 12, order):
         if kind == b"data":
             after = pos + 8 + n + (n & 1)
@@ -231,10 +238,8 @@ def wav_runs_on(f: BinaryIO, size: int) -> bool:
 
 
 def _wav(f: BinaryIO, size: int) -> list[Span]:
-    head = _at(f, 0, 12)
-    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+    if (order := wav_order(f)) is None:
         return []
-    order = "little" if head[:4] == b"RIFF" else "big"
     runs_on = wav_runs_on(f, size)
     spans = []
     for kind, pos, n in chunks(f, size, 12, order):
