@@ -294,6 +294,9 @@ QUERY_TIME: dict[str, dict] = {
     **{f"diffusion{n}{tail}": {"average": average, "neighbours": n}
        for tail, average in (("", "diffusion"), ("-near", "diffusion-near")) for n in (5, 10, 20)},
     "diffusion10-spread099": {"average": "diffusion", "neighbours": 10, "spread": 0.99},
+    # the same, with the nearest song by the plain cosine kept first
+    **{f"diffusion{n}{tail}-first": {"average": average, "neighbours": n, "keep_nearest": True}
+       for tail, average in (("", "diffusion"), ("-near", "diffusion-near")) for n in (10, 20)},
 }
 CAP = 40   # epoch cap of the exploration runs (going on to the schedule's end changed nothing: cas-pre-80)
 

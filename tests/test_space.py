@@ -7,7 +7,7 @@ import pytest
 
 from reform.errors import ConfigError
 from reform.space import (average_neighbours, csls, diffuse, fit_transform, mutual_proximity, neighbourhood,
-                          normal_cdf, similarity)
+                          nearest_first, normal_cdf, similarity)
 
 
 def test_centre_removes_what_every_song_shares():
@@ -123,6 +123,24 @@ def test_diffusion_follows_a_chain_of_close_songs():
     x = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
     assert np.allclose(similarity(x, average="diffusion", neighbours=1), diffuse(x @ x.T, 1))
     assert np.allclose(similarity(np.ones((1, 2)), average="diffusion"), [[1.0]])   # one song: nothing to join
+
+
+def test_the_nearest_song_can_be_kept_first_after_a_diffusion():
+    # the chain of the test above: songs 0-1-2 close in a row, 3 near 0 only
+    sim = np.array([[1, 0.9, 0.5, 0.6], [0.9, 1, 0.85, 0.1], [0.5, 0.85, 1, 0.1], [0.6, 0.1, 0.1, 1.0]])
+    # each row's other song raised to 1 above the best other score; a song's own score left as it is
+    assert np.allclose(nearest_first(np.array([[5.0, 1.0], [2.0, 7.0]]), np.eye(2)), [[5.0, 2.0], [3.0, 7.0]])
+    scores = diffuse(sim, 2)
+    first = nearest_first(scores, sim)
+    for i, nearest in enumerate([1, 0, 1, 0]):
+        ranked = np.argsort(-np.where(np.eye(4, dtype=bool)[i], -np.inf, first[i]))
+        assert ranked[0] == nearest
+        others = [j for j in ranked[1:] if j != i]
+        assert others == [j for j in np.argsort(-scores[i]) if j not in (i, nearest)]   # the rest as diffused
+    x = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    assert np.allclose(similarity(x, average="diffusion", neighbours=1, keep_nearest=True),
+                       nearest_first(diffuse(x @ x.T, 1), x @ x.T))
+    assert np.allclose(similarity(np.ones((1, 2)), keep_nearest=True), [[1.0]])
 
 
 def test_unknown_settings_are_refused():

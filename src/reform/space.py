@@ -29,6 +29,9 @@ the model (reform.recommend uses the query's neighbour averaging; the rest are m
   ``average="diffusion"`` starts the walk at the song itself, ``"diffusion-near"`` at the
   song and its nearest songs, as a query from outside the library would start.  Dense
   (the inverse of an N x N matrix): a measurement on a fold's songs, not for a library.
+  ``keep_nearest`` puts the song nearest by the plain cosine first whatever the averaging or
+  diffusion made of it, so that a song's other recording or other part, which a walk spreads
+  away from, stays the first answer.
 
 docs/method.md measures each on the cross-validated protocols.
 """
@@ -192,7 +195,7 @@ def _nearest_others(sim: np.ndarray, k: int) -> np.ndarray:
 
 def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "none", k: int = 10,
                average: str = "none", neighbours: int = 5, alpha: float = ALPHA,
-               spread: float = 0.9) -> np.ndarray:
+               spread: float = 0.9, keep_nearest: bool = False) -> np.ndarray:
     """The similarity matrix of a set of song vectors, every song as a query (rows) against
     every song: after a transform, neighbour averaging or diffusion, and a hubness step, in
     that order.  With ``average="queries"`` or ``"diffusion-near"`` the matrix is not symmetric."""
@@ -211,7 +214,20 @@ def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "non
         averaged = average_neighbours(x, neighbours, alpha)
         sim = cosine_matrix(averaged, averaged if average == "all" else x)
     if hubness == "csls":
-        return csls(sim, k)
-    if hubness == "mp":
-        return mutual_proximity(sim)
+        sim = csls(sim, k)
+    elif hubness == "mp":
+        sim = mutual_proximity(sim)
+    return nearest_first(sim, cosine_matrix(x)) if keep_nearest else sim
+
+
+def nearest_first(sim: np.ndarray, cosine: np.ndarray) -> np.ndarray:
+    """``sim`` with every row's nearest other song by ``cosine`` scored above all the others."""
+    sim = np.array(sim, np.float64)
+    n = len(sim)
+    if n < 2:
+        return sim
+    nearest = _nearest_others(cosine, 1)[:, 0]
+    others = sim.copy()
+    np.fill_diagonal(others, -np.inf)
+    sim[np.arange(n), nearest] = others.max(axis=1) + 1.0
     return sim
