@@ -163,10 +163,10 @@ class FakeMPD:
     the songs MPD has in its database (an add of any other is refused, as MPD does)."""
 
     def __init__(self, queue: list[str], known: set[str]):
-        self.files, self.known, self.pos, self.first_id = list(queue), known, 0, 0
+        self.files, self.known, self.pos, self.first_id, self.state = list(queue), known, 0, 0, "play"
 
     def status(self) -> dict:
-        return {"song": str(self.pos)}
+        return {"song": str(self.pos), "state": self.state}
 
     def queue(self) -> list[dict]:
         return [{"file": f, "Id": str(self.first_id + i)} for i, f in enumerate(self.files)]
@@ -223,6 +223,28 @@ def test_a_music_folder_that_holds_no_song_of_the_library_is_learned_instead(rad
         assert wrong.root.local is None and "no song of the library lies in /music (--music-dir)" in said[-1]
 
 
+def test_a_song_mpd_names_by_its_own_path_is_found_and_teaches_no_music_folder(radio_home):
+    """MPD names a file added over its local socket from outside its music folder by its absolute
+    path. Learned from, it made "/" the music folder: every song queued after it was refused,
+    and every later song of the library said to be outside it."""
+    from reform.mpd import Radio, Session
+    from reform.radio import Rules
+
+    home, music, names = radio_home
+    said = []
+    with Library(home, create=False) as lib:
+        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=1, say=said.append)   # music folder unknown
+        session = Session(played=[])
+        mpd = FakeMPD([os.path.join(music, names[0]), names[1]], known=set(names))
+        radio.step(mpd, session)
+        assert said[-1].startswith("playing ") and "not in the library" not in said[-1]
+        assert radio.root.local is None and session.played[0].path == os.path.join(music, names[0])
+        mpd.pos = 1                                   # a song of MPD's own folder: the folder is learned
+        radio.step(mpd, session)
+        assert radio.root.local == music and len(mpd.files) == 3 and mpd.files[2] in names
+        assert not any("would not queue" in line or "not in the library" in line for line in said)
+
+
 def test_a_skipped_song_is_no_play(radio_home, monkeypatch):
     from reform import mpd as mpd_module
     from reform.mpd import Radio, Session
@@ -245,6 +267,43 @@ def test_a_skipped_song_is_no_play(radio_home, monkeypatch):
         radio.step(client, session)
         radio.settle(session)                            # stopped at once: the third is no play either
         assert [h for h, _ in lib.home.catalogue.most_played(5)] == [rows[names[1]].hash]
+
+
+def test_the_time_a_song_is_paused_is_not_time_played(radio_home, monkeypatch):
+    """Paused at once, left paused, then skipped: the song counted as played, its wall-clock
+    time since it started being all that was measured."""
+    from reform import mpd as mpd_module
+    from reform.mpd import Radio, Session
+    from reform.radio import MusicRoot, Rules
+
+    home, music, names = radio_home
+    now = [1000.0]
+    monkeypatch.setattr(mpd_module.time, "monotonic", lambda: now[0])
+    with Library(home, create=False) as lib:
+        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=0, root=MusicRoot(music), say=lambda _: None)
+        rows = {os.path.relpath(r.path, music): r for r in lib.songs()}
+        session = Session(played=[])
+        client = FakeMPD(names[:3], known=set(names))
+        radio.step(client, session)
+        now[0] += 0.5
+        client.state = "pause"                            # paused at 0.5 s, for as long as the whole song
+        radio.step(client, session)
+        now[0] += rows[names[0]].duration
+        client.pos = 1                                    # then skipped, still paused
+        radio.step(client, session)
+        now[0] += 1.0
+        client.state = "play"                             # the second: paused for a while, then played on
+        radio.step(client, session)
+        now[0] += rows[names[1]].duration * 0.3
+        client.state = "pause"
+        radio.step(client, session)
+        now[0] += 600.0
+        client.state = "play"
+        radio.step(client, session)
+        now[0] += rows[names[1]].duration * 0.3            # past its middle, pauses left out
+        client.pos = 2
+        radio.step(client, session)
+        assert lib.home.catalogue.most_played(5) == [(rows[names[1]].hash, 1)]
 
 
 def test_the_song_playing_across_an_mpd_restart_is_one_play(radio_home, monkeypatch):

@@ -193,6 +193,25 @@ class Session:
     reconnected: bool = False     # MPD may have restarted meanwhile and numbered its queue anew
     added: int = 0
     playing: tuple[FileRow, float] | None = None   # the library song playing, and since when (monotonic)
+    paused_at: float | None = None   # when MPD was last seen paused or stopped (monotonic), if it still is
+    paused_for: float = 0.0          # how long the song playing has been paused before that
+
+    def note_state(self, state: str) -> None:
+        """Follow MPD's state ("play", "pause" or "stop"), so that the time a song is paused
+        does not count as played."""
+        now = time.monotonic()
+        if state == "play" and self.paused_at is not None:
+            self.paused_for += now - self.paused_at
+            self.paused_at = None
+        elif state != "play" and self.paused_at is None:
+            self.paused_at = now
+
+    def played_seconds(self) -> float:
+        """How long the song playing has played, its pauses left out."""
+        if self.playing is None:
+            return 0.0
+        end = self.paused_at if self.paused_at is not None else time.monotonic()
+        return end - self.playing[1] - self.paused_for
 
 
 class Radio:
@@ -242,6 +261,8 @@ class Radio:
             self.version = version
 
     def _row(self, uri: str) -> FileRow | None:
+        if uri.startswith("/"):   # a file outside MPD's music folder, added over its local socket by its
+            return self.rows.get(os.path.normpath(uri))   # own path: it says nothing of where that folder is
         if not self.root.learn(uri, list(self.rows.values())):
             return None
         return self.rows.get(self.root.to_library(uri))
@@ -251,6 +272,7 @@ class Radio:
         self._refresh()
         status = client.status()
         if "song" not in status:
+            session.note_state("stop")
             return  # nothing is current: wait until something plays
         queue = client.queue()
         pos = int(status["song"])
@@ -263,6 +285,7 @@ class Radio:
             session.last_id, session.last_file = current.get("Id"), current["file"]
             if not going_on:
                 self._started(current["file"], queue[:pos], session)
+        session.note_state(status.get("state", "play"))
         session.reconnected = False
         if self.root.local is None or not session.played:
             return   # nothing to start from until a song of the library plays
@@ -285,9 +308,9 @@ class Radio:
         """Log the song that was playing as played if it played long enough (a skip is none)."""
         if session.playing is None:
             return
-        row, since = session.playing
+        row, played = session.playing[0], session.played_seconds()
         session.playing = None
-        if not self.record or time.monotonic() - since < min(PLAYED_SHARE * (row.duration or 0), PLAYED_SECONDS):
+        if not self.record or played < min(PLAYED_SHARE * (row.duration or 0), PLAYED_SECONDS):
             return
         try:
             self.lib.home.record_play(row, "mpd")
@@ -298,7 +321,7 @@ class Radio:
     def _started(self, uri: str, before: list[dict], session: Session) -> None:
         self.settle(session)
         row = self._row(uri)
-        if self.root.local is None:
+        if row is None and self.root.local is None:
             if "://" in uri:   # a stream says nothing about MPD's music folder: wait for a song
                 self.say(f"playing {uri} (a stream, not a seed; songs are queued once one of the library plays)")
                 return
@@ -313,7 +336,7 @@ class Radio:
             session.played = [r for r in (self._row(s["file"]) for s in reversed(before)) if r]
         session.played.insert(0, row)
         del session.played[max(self.rules.no_repeat, 8):]
-        session.playing = (row, time.monotonic())
+        session.playing, session.paused_at, session.paused_for = (row, time.monotonic()), None, 0.0
         self.say(f"playing {row.label}")
 
     def _add(self, client: Client, queue: list[dict], pos: int, session: Session, n: int) -> None:
