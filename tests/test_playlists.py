@@ -63,7 +63,8 @@ def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
     assert mpd.written == ["ReFORM radio - Tone Band - Chord.m3u"]
     assert entries(tmp_path / "mpd" / mpd.written[0])[0] == "Tone Band/Sines/02 Chord.flac"
     elsewhere = pl.write_folder(tmp_path / "none", [radio], tmp_path / "other")   # no song under the root
-    assert elsewhere.empty == [(radio.title, False)] and not elsewhere.written
+    assert elsewhere.empty == [(radio.title, False, f"none of its songs lies under the music root {tmp_path / 'other'}")]
+    assert not elsewhere.written and elsewhere.untouched
     assert not list((tmp_path / "none").glob("*.m3u8"))
 
 
@@ -181,6 +182,36 @@ def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, c
     assert radio.read_text(encoding="utf-8") == before                 # the manifest still knew it
 
 
+def test_a_mix_replaces_the_songs_it_cannot_hold_with_the_next_ones(setup):
+    """Songs outside the music root were dropped from the mix after it was chosen: a mix of
+    --length 6 came out with 2 songs while the root held more."""
+    rec, rows, root = setup
+    songs = list(rows.values())
+    first = pl.folder_mix(rec, songs, root / "Noise Crew", 1).rows[0]
+    kept = pl.folder_mix(rec, songs, root / "Noise Crew", 1, keep=lambda r: r.hash != first.hash)
+    assert len(kept.rows) == 1 and kept.rows[0].hash != first.hash
+    assert {Path(kept.rows[0].path).parent.parent.name} == {"Tone Band"}        # not a seed either
+
+
+def test_a_run_that_can_write_no_playlist_removes_none(home, tmp_path, capsys):
+    """A mix of a folder holding every song (a cron line's typo) has nothing to mix in: it was
+    blamed on the music root, and the run ended in an error after removing the playlists no
+    longer asked for."""
+    out = tmp_path / "lists"
+    with Library(home) as lib:
+        root = Path(lib.music_root())
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord"]) == 0
+    before = sorted(out.glob("*.m3u8"))
+    capsys.readouterr()
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--mix", str(root)]) == 1
+    printed, err = capsys.readouterr()
+    assert f"not written ReFORM mix - {root.name}: every song of the library with an embedding lies in this " \
+           "folder, so none is left to mix in" in printed
+    assert "error: no playlist was written, and the folder is left as it was" in err
+    assert "removed" not in printed and "music root" not in printed + err
+    assert sorted(out.glob("*.m3u8")) == before
+
+
 def test_file_names_are_safe_and_distinct():
     taken = set()
     assert pl.file_name('AC/DC: "Live"?', taken) == "AC-DC- -Live.m3u8"
@@ -193,7 +224,9 @@ def test_file_names_are_safe_and_distinct():
 
 def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys):
     """From cron: one --radio whose song left the library stopped every playlist's refresh
-    (exit 1), and files deleted since the last scan were written into the playlists."""
+    (exit 1), and files deleted since the last scan were written into the playlists. A radio
+    whose own song's file is gone came out without the song it is named after: it is said and
+    not written (an earlier file of it stays)."""
     out = tmp_path / "lists"
     with Library(home) as lib:
         rows = {Path(r.path).stem: r for r in lib.songs()}
@@ -204,10 +237,10 @@ def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_
                  "--radio", "Clicks", "--length", "5"]) == 0
     printed, err = capsys.readouterr()
     assert "note: --radio No Such Song: no song matches" in err and "its playlist is not written" in err
-    assert "note: 1 song left out: its file is gone since the last scan" in printed
+    assert "not written ReFORM radio - Noise Crew - Clicks: its song cannot be in it: its file is gone " \
+           "since the last scan" in printed
     written = sorted(out.glob("*.m3u8"))
-    assert [p.name for p in written] == ["ReFORM radio - Noise Crew - Clicks.m3u8",
-                                         "ReFORM radio - Tone Band - Chord.m3u8"]
+    assert [p.name for p in written] == ["ReFORM radio - Tone Band - Chord.m3u8"]
     listed = [e for p in written for e in entries(p)]
     assert not any("deleted" in e for e in listed)
     assert len(entries(out / "ReFORM radio - Tone Band - Chord.m3u8")) == 4   # every song still there

@@ -984,11 +984,15 @@ def _library_writable(args: argparse.Namespace) -> bool:
 
 def cmd_playlists(args: argparse.Namespace) -> int:
     from . import playlists
+    from .store import FileRow
 
     with _library(args, read_only=True) as lib:
         root = playlists.music_root(args.music_root or lib.music_root())
-        # radios stay under the root, and pass over files deleted since the last scan
-        rules = _rules(args, keep=lambda row: playlists.lies_under(row, root) and os.path.exists(row.path))
+        # radios and mixes hold only songs a playlist under the root can name, whose files are there
+        def writable(row: FileRow) -> bool:
+            return playlists.unwritable(row, root) is None
+
+        rules = _rules(args, keep=writable)
         rec = lib.recommender()
         wanted = []
         played = lib.most_played(args.most_played)
@@ -1003,16 +1007,16 @@ def cmd_playlists(args: argparse.Namespace) -> int:
             except QueryError as exc:
                 unmatched.append((query, exc))
         seeds += played
-        unique: dict[str, object] = {}   # one radio per song, however often it is asked for
+        unique: dict[str, FileRow] = {}   # one radio per song, however often it is asked for
         for row in seeds:
             unique.setdefault(row.hash, row)
         for row in unique.values():
-            wanted.append(playlists.radio(rec, row, args.length, rules))
-            if len(wanted[-1].rows) < min(args.length, 2):
+            wanted.append(playlists.radio(rec, row, args.length, rules, root))
+            if len(wanted[-1].rows) == 1 < args.length:
                 print(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
                       f"({rules.limits()})", file=sys.stderr)
         for folder in args.mix or []:
-            wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args)))
+            wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args), writable))
     if args.most_played and not played:
         message = "no play is recorded yet, so --most-played has no song to start from"
         if not wanted:   # nothing else asked for: leave the folder as it is
@@ -1033,9 +1037,8 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         print(f"removed    {name} (no longer asked for)")
     for name, why in report.left_alone:
         print(f"left alone {name}: {why}")
-    for title, earlier in report.empty:
-        print(f"not written {title}: none of its songs lies under the music root {root}"
-              + (" (an earlier file of it is kept)" if earlier else ""))
+    for title, earlier, why in report.empty:
+        print(f"not written {title}: {why}" + (" (an earlier file of it is kept)" if earlier else ""))
     if report.outside_root:
         print(f"note: {plural(report.outside_root, 'song')} outside {root} left out of the playlists")
     if report.unwritable:
@@ -1044,9 +1047,11 @@ def cmd_playlists(args: argparse.Namespace) -> int:
     if report.gone:
         print(f"note: {plural(report.gone, 'song')} left out: {agree(report.gone, 'its file is', 'their files are')} "
               "gone since the last scan (`reform scan` takes them out of the library)")
-    if len(report.empty) == len(wanted):
-        raise ConfigError(f"no playlist was written: no song of them lies under the music root {root}",
-                          hint="give --music-root the folder the library's songs are in")
+    if report.untouched:
+        outside = any("music root" in why for _, _, why in report.empty)
+        raise ConfigError("no playlist was written, and the folder is left as it was",
+                          hint="give --music-root the folder the library's songs are in" if outside else
+                          "ask for other playlists (see the lines above)")
     return 0
 
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class Playlist:
 
     title: str
     rows: list[FileRow]
+    why_empty: str | None = None   # why it holds no song, when the reason is not the music root
 
 
 @dataclass
@@ -55,16 +57,21 @@ class Report:
     removed: list[str] = field(default_factory=list)
     left_alone: list[tuple[str, str]] = field(default_factory=list)   # (file, why)
     outside_root: int = 0                                             # songs not under the root
-    empty: list[tuple[str, bool]] = field(default_factory=list)   # (title, an earlier file is kept):
-                                                   # playlists none of whose songs is under the root
+    empty: list[tuple[str, bool, str]] = field(default_factory=list)   # (title, an earlier file is
+                                              # kept, why): playlists with no song to write
     unwritable: int = 0                       # songs whose path holds a line break (see m3u_text)
     gone: int = 0                             # songs whose file was deleted since the last scan
+    untouched: bool = False                   # every playlist was empty: the folder is left as it was
 
 
 # -- what to write ----------------------------------------------------------------------------------
-def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules()) -> Playlist:
+def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules(),
+          root: Path | None = None) -> Playlist:
     """The seed, then each next song chosen from the last ones as `reform mpd` would (drifting,
-    artists spread, nothing twice)."""
+    artists spread, nothing twice).  A seed that a playlist under ``root`` cannot hold
+    (:func:`unwritable`) gives an empty playlist that says why: a radio starts with its song."""
+    if root is not None and (why := unwritable(seed, root)):
+        return Playlist(f"ReFORM radio - {seed.label}", [], f"its song cannot be in it: {why}")
     rows = [seed]
     while len(rows) < length:
         picks = next_songs(rec, rows[::-1], rows[::-1], 1, rules)
@@ -75,8 +82,10 @@ def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules()) 
 
 
 def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike, length: int,
-               filters: Filters = Filters()) -> Playlist:
-    """Songs like those of ``songs`` under ``folder`` (the centre of them all), none of them itself."""
+               filters: Filters = Filters(), keep: Callable[[FileRow], bool] | None = None) -> Playlist:
+    """Songs like those of ``songs`` under ``folder``, none of them itself; ``keep``: which songs
+    the playlist can hold (:func:`unwritable`), so that the songs left out are replaced by the
+    next ones and not merely dropped from a shorter list."""
     base = os.path.join(os.path.abspath(os.fspath(folder)), "")
     real = os.path.join(os.path.realpath(base), "")   # a link to a folder the library scanned
     rows = list(one_per_recording(r for r in songs if rec.has(r.hash) and (
@@ -86,8 +95,18 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
             raise ConfigError("no such folder", path=folder, hint="give --mix a folder the library has scanned")
         raise ConfigError("no song of the library with an embedding lies in this folder",
                           path=folder, hint="give a folder the library has scanned")
-    recs = rec.mix([rec.seed_of(r) for r in rows], length, filters)
-    return Playlist(f"ReFORM mix - {Path(base).name}", [r.row for r in recs])
+    seeds, asked = [rec.seed_of(r) for r in rows], length
+    while True:
+        recs = rec.mix(seeds, asked, filters)
+        kept = [r.row for r in recs if keep is None or keep(r.row)]
+        if len(kept) >= length or len(recs) < asked:   # enough, or no more to ask for
+            break
+        asked *= 4
+    title = f"ReFORM mix - {Path(base).name}"
+    if not recs:
+        return Playlist(title, [], "every song of the library with an embedding lies in this folder, so "
+                                   "none is left to mix in")
+    return Playlist(title, kept[:length])
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -117,9 +136,16 @@ def music_root(path: str | os.PathLike) -> Path:
     return root
 
 
-def lies_under(row: FileRow, root: Path) -> bool:
-    """Whether a playlist under ``root`` can hold the song (radios choose only such songs)."""
-    return _entry(row, root, "") is not None
+def unwritable(row: FileRow, root: Path) -> str | None:
+    """Why a playlist under ``root`` cannot hold the song; None when it can (radios and mixes
+    choose only such songs)."""
+    if _entry(row, root, "") is None:
+        return f"it lies outside the music root {root}"
+    if "\n" in row.path or "\r" in row.path:
+        return "a line break in its path cannot be written in M3U"
+    if not os.path.exists(row.path):
+        return "its file is gone since the last scan (`reform scan` takes it out of the library)"
+    return None
 
 
 def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str | os.PathLike,
@@ -159,12 +185,16 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
         report.gone += len(inside) - len(there)
         inside = there
         if not inside:   # a server would import it as an empty playlist
-            report.empty.append((playlist.title, (folder / name).exists()))
+            why = playlist.why_empty or f"none of its songs lies under the music root {root}"
+            report.empty.append((playlist.title, (folder / name).exists(), why))
             empty.add(name)
             continue
         text, skipped = m3u_text(inside, title=playlist.title, line=lambda r: _entry(r, root, prefix))
         report.unwritable += len(skipped)
         wanted[name] = text
+    if playlists and len(report.empty) == len(playlists):   # a run that can write nothing is a mistake
+        report.untouched = True                              # (a typo in a cron line): remove nothing
+        return report
     hashes = {name: _digest(text) for name, text in wanted.items()}
     for name in list(wanted):
         why = _not_ours(folder / name, ours.get(name))
