@@ -11,9 +11,11 @@ from pathlib import Path
 
 def norm(text: str | None) -> str:
     """Lower case, accents and punctuation removed, words separated by one space:
-    ``"Ñandú (Live)"`` -> ``"nandu live"``."""
+    ``"Ñandú (Live)"`` -> ``"nandu live"``.  Every mark goes, as the web page's normaliser drops
+    them (``\\p{M}``): the vowel signs of Devanagari and other scripts too, which split a word
+    where they stood when only the combining accents went (``"गाना"`` became ``"ग न"``)."""
     text = unicodedata.normalize("NFKD", text or "")
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = "".join(c for c in text if not unicodedata.category(c).startswith("M"))
     return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
 
 
