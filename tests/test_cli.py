@@ -331,6 +331,8 @@ def test_output_paths_are_checked_before_the_work(trained, tmp_path, capsys):
         assert out == "" and "does not exist" in err and "hint: create it first" in err, argv
     assert main(["--home", home, "similar", "Chord", "-o", str(tmp_path)]) == 1
     assert "this is a folder, not a file" in capsys.readouterr().err
+    assert main(["--home", home, "export", str(tmp_path)]) == 1       # an example of what it writes
+    assert f"e.g. {tmp_path / 'reform.npz'}" in capsys.readouterr().err
     assert main(["--home", home, "export", str(tmp_path / "x.txt")]) == 1
     assert "hint: end the file name with .npz, .csv or .parquet" in capsys.readouterr().err
     for name in ("x.pls", "x.npz", "x"):          # -o writes M3U only: nothing else is written as it

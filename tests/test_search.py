@@ -9,7 +9,7 @@ from reform import store
 from reform.errors import QueryError
 from reform.search import InRows, find, search_text
 from reform.store import Catalogue, FileRow, SpectrogramInfo, Tags
-from reform.text import agree, listing, norm, plural, shown, song_label
+from reform.text import agree, listing, norm, plural, shown, song_label, with_article
 
 
 def row(i, path, artist=None, title=None, album=None, digest=None):
@@ -183,6 +183,7 @@ def test_words_with_vowel_signs_are_words_everywhere(tmp_path):
 def test_plural():
     assert plural(1, "song") == "1 song" and plural(2, "file") == "2 files" and plural(0, "song") == "0 songs"
     assert agree(1, "has", "have") == "has" and agree(0, "is", "are") == "are" and agree(2, "was", "were") == "were"
+    assert with_article("scan") == "a scan" and with_article("embed") == "an embed"   # the page said "a embed"
 
 
 def test_a_long_listing_is_cut_and_says_how_many_more():

@@ -171,7 +171,14 @@ def test_reads_cannot_change_anything(client):
     r = client.get("/api/jobs/scan")                 # not read as the job id "scan": it takes POST
     assert r.status_code == 405 and r.headers["allow"] == "POST" and "POST" in error_of(r)
     assert client.post("/api/songs").status_code == 405
+    # every refused method in the same words, not Starlette's bare "Method Not Allowed"
+    wrong = client.delete("/api/status")
+    assert wrong.status_code == 405 and error_of(wrong) == "DELETE is not allowed here (it takes GET)"
     assert client.get("/api/jobs").json() == [] and client.get("/api/status").json()["job"] is None
+    # link checkers and uptime monitors ask with HEAD
+    for url in ("/", "/api/docs", "/static/app.js"):
+        head = client.head(url)
+        assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0, url
 
 
 # -- audio --------------------------------------------------------------------------------------------

@@ -828,7 +828,7 @@ def cmd_playlist(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import check_output, export_embeddings, export_format
 
-    args.out = str(check_output(args.out))   # first: a folder given is said to be one, not an unknown format
+    args.out = str(check_output(args.out, ".npz"))   # first: a folder given is said to be one, not an unknown format
     export_format(args.out)
     with _library(args, read_only=True) as lib:
         version, vectors = lib.embeddings()
@@ -849,7 +849,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError("--label-column names a column of the labels file, and none is given",
                           hint="add --labels-file FILE, or leave out --label-column")
     if args.json:
-        args.json = str(check_output(args.json))
+        args.json = str(check_output(args.json, ".json"))
 
     def started(name: str, i: int, n: int) -> None:
         if i == 1:   # the labels are read: what could be refused was

@@ -20,17 +20,18 @@ NUMBER_FIELDS = {"track": np.int64, "year": np.int64, "duration": np.float64}  #
 FORMATS = (".npz", ".csv", ".parquet")
 
 
-def check_output(path: str | os.PathLike) -> Path:
+def check_output(path: str | os.PathLike, example: str = ".m3u8") -> Path:
     """The output file ``path``, refused before any work when it cannot be written.
 
     ConfigError (one sentence and a hint) when it names a folder, when its folder does not
     exist, or when that folder cannot be written to (tried with a temporary file, so
-    permissions, read-only disks and ACLs all count).
+    permissions, read-only disks and ACLs all count).  ``example``: the extension of the file
+    name the hint suggests in a folder given.
     """
     out = Path(path).expanduser()
     if out.is_dir():
         raise ConfigError("this is a folder, not a file", path=out,
-                          hint=f"give a file name inside it, e.g. {out / ('reform' + (out.suffix or '.m3u8'))}")
+                          hint=f"give a file name inside it, e.g. {out / ('reform' + (out.suffix or example))}")
     folder = out.parent
     if not folder.is_dir():
         raise ConfigError(f"the folder {folder} does not exist", path=out,

@@ -91,6 +91,11 @@ def listing(items: list[str], limit: int = 10, more: str = "") -> str:
     return text
 
 
+def with_article(noun: str) -> str:
+    """``a scan``, ``an embed``: the indefinite article by the noun's first letter."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def agree(count: int, one: str, many: str) -> str:
     """The word that agrees with ``count`` things: ``agree(1, "has", "have")`` is ``has``."""
     return one if count == 1 else many

@@ -101,6 +101,9 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 405:   # as the other methods' refusals say it (see `invalid`)
+            allowed = (exc.headers or {}).get("Allow", "")
+            return _answer(405, f"{request.method} is not allowed here (it takes {allowed})", headers=exc.headers)
         detail = {"Not Found": "no such address"}.get(str(exc.detail), str(exc.detail))
         return _answer(exc.status_code, detail, headers=exc.headers)
 

@@ -24,7 +24,7 @@ from ..api import Library
 from ..errors import BusyError, ReformError
 from ..home import RunFiles
 from ..lock import WriterLock
-from ..text import agree, listing, plural
+from ..text import agree, listing, plural, with_article
 
 log = logging.getLogger("reform.web")
 KEEP_FINISHED = 20      # finished jobs remembered for the page
@@ -179,7 +179,7 @@ class Jobs:
         with self.lock:
             running = self.running()
             if running is not None:
-                raise Busy(f"a {running.kind} is running: wait until it has finished",
+                raise Busy(f"{with_article(running.kind)} is running: wait until it has finished",
                            hint="its progress is shown on the page and at /api/jobs")
             holder = WriterLock(self.home).holder()
             if holder is not None:  # a command in a terminal is changing the library

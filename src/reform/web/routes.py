@@ -95,8 +95,9 @@ class LibraryMap(BaseModel):
 
 
 class Failure(BaseModel):
-    id: int | None = Field(description="the file's song id; null for a name not UTF-8, which the catalogue "
-                                       "cannot hold (its bytes are written out in the path)")
+    id: int | None = Field(description="the file's id in the catalogue (a file that could not be analysed "
+                                       "is no song of /api/songs); null for a name not UTF-8, which the "
+                                       "catalogue cannot hold (its bytes are written out in the path)")
     path: str
     reason: str | None
     analysed: bool = Field(description="true: a damaged file analysed, passing over what could not be "
@@ -375,17 +376,18 @@ def static_files() -> dict[str, Path]:
 page = APIRouter()
 
 
-@page.get("/", include_in_schema=False)
+# HEAD too: link checkers and uptime monitors ask the page with it
+@page.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 def index(request: Request):
     return _static(request, "index.html")
 
 
-@page.get("/api/docs", include_in_schema=False)
+@page.api_route("/api/docs", methods=["GET", "HEAD"], include_in_schema=False)
 def api_docs(request: Request):
     return _static(request, "api.html")
 
 
-@page.get("/static/{name}", include_in_schema=False)
+@page.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
 def static(request: Request, name: str):
     return _static(request, name)
 
