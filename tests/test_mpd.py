@@ -152,6 +152,9 @@ def test_address_as_every_mpd_client_reads_it():
         Address("music.lan", 6601, "secret")
     assert address(env={"MPD_HOST": "/run/mpd/socket"}).is_socket
     assert address("box", 7000, env={"MPD_HOST": "other", "MPD_PORT": "1"}) == Address("box", 7000)
+    # IPv6: bare as mpc takes it, or in brackets as `reform serve --host` and URLs write it
+    assert address("::1", env={}) == address("[::1]", env={}) == Address("::1", 6600)
+    assert str(Address("::1", 6600)) == "[::1]:6600" and str(Address("box", 7000)) == "box:7000"
     with pytest.raises(PlayerError, match="MPD_PORT"):
         address(env={"MPD_PORT": "six"})
     with pytest.raises(PlayerError, match="MPD_PORT"):   # it reached port 4464

@@ -1190,7 +1190,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = command("demo", "build a small synthetic library, scan it, embed it, recommend", cmd_demo)
+    p = command("demo", "build a small synthetic library (in HOME/demo-music), scan it, embed it, recommend",
+                cmd_demo)
     p.add_argument("--jobs", type=count(1), default=None, help="worker processes (default: all cores)")
 
     p = command("scan", "analyse the music under folders (new and changed files only)", cmd_scan)

@@ -47,7 +47,9 @@ class Address:
         return self.host.startswith(("/", "@", "~"))
 
     def __str__(self) -> str:
-        return self.host if self.is_socket else f"{self.host}:{self.port}"
+        if self.is_socket:
+            return self.host
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def address(host: str | None = None, port: int | None = None, env=os.environ) -> Address:
@@ -59,6 +61,8 @@ def address(host: str | None = None, port: int | None = None, env=os.environ) ->
     password = None
     if "@" in host[1:]:  # "@name" alone is an abstract socket, "pw@host" carries a password
         password, host = host.split("@", 1)
+    if host.startswith("[") and host.endswith("]"):   # an IPv6 address as URLs and `reform serve` write it
+        host = host[1:-1]
     if port is None:
         raw = env.get("MPD_PORT") or str(DEFAULT_PORT)
         try:
