@@ -717,6 +717,32 @@ def test_an_overwritten_weight_of_the_active_model_is_found_before_it_embeds(tra
     assert "does not match its checksum" in capsys.readouterr().err
 
 
+def test_untagged_songs_take_their_names_from_the_music_folder_whichever_folder_is_scanned(tmp_path):
+    """Artist and album of untagged files came from the folders below the one typed: a rescan of
+    ~/Music/Artist/Album after a change took both away, and songs scanned that way first never got
+    them from a later scan of ~/Music (they were unchanged, so not read again)."""
+    music = tmp_path / "music"
+    album = music / "Bjork" / "Debut"
+    for i, f in enumerate(("01 Human Behaviour.wav", "02 Crying.wav")):
+        write(album / f, tone(330 + 110 * i, 2.0))
+
+    def names(home):
+        with Library(home, create=False) as lib:
+            return {(r.artist, r.album) for r in lib.songs()}
+
+    first = tmp_path / "album-first"
+    assert main(["--home", str(first), "-q", "scan", str(album), "--no-embed"]) == 0
+    assert names(first) == {(None, None)}
+    assert main(["--home", str(first), "-q", "scan", str(music), "--no-embed"]) == 0
+    assert names(first) == {("Bjork", "Debut")}
+    whole = tmp_path / "whole-first"
+    assert main(["--home", str(whole), "-q", "scan", str(music), "--no-embed"]) == 0
+    for f in album.iterdir():
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))   # changed: read again
+    assert main(["--home", str(whole), "-q", "scan", str(album), "--no-embed"]) == 0
+    assert names(whole) == {("Bjork", "Debut")}
+
+
 def test_a_refused_forget_names_ten_music_folders_and_counts_the_rest(tmp_path, capsys):
     """A library of loose files follows each file: the refusal's hint listed all 342 of them."""
     files = [tmp_path / "music" / f"{i:02d}.wav" for i in range(12)]

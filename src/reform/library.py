@@ -105,13 +105,13 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = (), passed_o
         elif os.path.isfile(root):
             if is_audio_path(root):
                 # a song of a music folder keeps that folder's layout for its tags (a repair)
-                _add_file(root, root_of(root, known) or os.path.dirname(root), entries, found.problems)
+                _add_file(root, layout_root(root, known) or os.path.dirname(root), entries, found.problems)
             elif unread_format(root):
                 found.problems.append(Problem(root, "a music format ReFORM does not read"))
             else:
                 found.problems.append(Problem(root, "not an audio file (unknown extension)"))
-        else:
-            _walk_dir(root, root, _Walk(seen, names, entries, found), frozenset())
+        else:   # a folder inside a music folder: the tags come from the music folder's layout
+            _walk_dir(root, layout_root(root, known) or root, _Walk(seen, names, entries, found), frozenset())
     found.entries = sorted(entries.values(), key=lambda e: e.path)
     return found
 
@@ -242,6 +242,14 @@ def root_of(path: str, roots: Iterable[str]) -> str | None:
     return next((r for r in roots if path.startswith(os.path.join(r, ""))), None)
 
 
+def layout_root(path: str, roots: Iterable[str]) -> str | None:
+    """The widest folder of ``roots`` that ``path`` lies under, if any: the music folder whose
+    ``Artist/Album`` layout names an untagged song, whichever folder inside it was scanned
+    (`reform scan ~/Music/Artist/Album` read the album as a folder of songs with no album)."""
+    holding = [r for r in roots if path.startswith(os.path.join(r, ""))]
+    return min(holding, key=len) if holding else None
+
+
 def known_spelling(path: str, known: Iterable[str], links: dict[str, str] | None = None) -> str:
     """``path`` (absolute) written under the known music folder that holds it by another name: a
     link to that folder, or the folder such a link points to; else under a link inside one of
@@ -325,21 +333,28 @@ def read_tags(path: str, root: str | None = None) -> Tags:
     file name.
     """
     raw = _mutagen_tags(path)
-    parts = Path(os.path.relpath(path, root)).parts if root else Path(path).parts[-3:]
-    folders = parts[:-1]
-    if folders and _DISC_FOLDER.match(folders[-1]):   # Artist/Album/CD1: the album is the folder above
-        folders = folders[:-1]
+    artist, album = layout_tags(path, root)
     stem = Path(path).stem
     match = _TRACK_PREFIX.match(stem)
     name_track, name_title = (int(match.group(1)), match.group(2).strip()) if match else (None, stem)
     return Tags(
-        artist=raw.get("artist") or (folders[-2] if len(folders) >= 2 else None),
-        album=raw.get("album") or (folders[-1] if len(folders) >= 1 else None),
+        artist=raw.get("artist") or artist,
+        album=raw.get("album") or album,
         title=raw.get("title") or name_title,
         track=_leading_int(raw.get("tracknumber") or raw.get("track")) or name_track,   # APEv2: "Track"
         year=_year(raw.get("date") or raw.get("year")),
         genre=raw.get("genre"),
     )
+
+
+def layout_tags(path: str, root: str | None = None) -> tuple[str | None, str | None]:
+    """The artist and album named by the folders between ``root`` and the file (``Artist/Album/``,
+    or ``Artist/Album/CD1/``); None where there are too few folders."""
+    parts = Path(os.path.relpath(path, root)).parts if root else Path(path).parts[-3:]
+    folders = parts[:-1]
+    if folders and _DISC_FOLDER.match(folders[-1]):   # Artist/Album/CD1: the album is the folder above
+        folders = folders[:-1]
+    return (folders[-2] if len(folders) >= 2 else None), (folders[-1] if folders else None)
 
 
 ID3_FRAMES = {"artist": "TPE1", "album": "TALB", "title": "TIT2", "tracknumber": "TRCK", "date": "TDRC",

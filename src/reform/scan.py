@@ -624,7 +624,13 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                           unnamed=[shown(p) for p in found.unnamed], vanished=vanished, respelled=respelled,
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))
+    # an untagged song found before through a folder inside this music folder (`scan ~/Music/Artist/
+    # Album` first) had no artist or album: the music folder's layout names them now
+    named = [(e.path, *library.layout_tags(e.path, e.root)) for e in todo.unchanged
+             if known[e.path].status == "ok" and None in (known[e.path].artist, known[e.path].album)]
+    named = [(p, a, b) for p, a, b in named if (a and not known[p].artist) or (b and not known[p].album)]
     with catalogue.transaction():
+        catalogue.fill_tags(named)
         # the names not UTF-8 under the folders scanned now, with those found before elsewhere
         home.set_unnamed([n for n in home.unnamed() if not library.root_of(n, roots) and n not in roots]
                          + found.unnamed)

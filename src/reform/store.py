@@ -625,6 +625,11 @@ class Catalogue:
                           "title = ?, track = ?, year = ?, genre = ?, updated_at = ? WHERE path = ?",
                           (new_path, size, mtime_ns, *asdict(tags).values(), time.time(), old_path))
 
+    def fill_tags(self, items: Iterable[tuple[str, str | None, str | None]]) -> None:
+        """Give files an artist and album where they have none: (path, artist, album)."""
+        self.conn.executemany("UPDATE files SET artist = COALESCE(artist, ?), album = COALESCE(album, ?) "
+                              "WHERE path = ?", ((a, b, p) for p, a, b in items))
+
     def remove(self, paths: Iterable[str]) -> int:
         cur = self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
         return cur.rowcount
