@@ -272,6 +272,23 @@ def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert main(["--home", str(tmp_path / "h"), "scan"]) == 1
     assert "no music folder is known yet" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()   # no library made for a scan that could not start
+    with pytest.raises(SystemExit) as done:                 # `--home "$UNSET"` took the default home
+        main(["--home", "", "status"])
+    assert done.value.code == 2 and "error: --home is empty" in capsys.readouterr().err
+
+
+def test_embedding_with_another_model_says_the_active_one_stays(trained, tmp_path, capsys):
+    """One set of embeddings is kept: `embed --model shipped` replaced the active model's, said
+    nothing of it, and every recommendation warned from then on."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    assert main(["--home", str(home), "-q", "embed", "--model", "shipped"]) == 0
+    assert f"note: the active model is still run tiny; `reform --home {home} use shipped` makes the model " \
+           "shipped with ReFORM the one recommendations expect" in capsys.readouterr().err
+    assert main(["--home", str(home), "-q", "embed"]) == 0      # the active model's own: no note
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_verbose_shows_traceback(tmp_path):

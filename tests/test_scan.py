@@ -767,6 +767,13 @@ def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
     assert main(["--home", home, "-q", "scan", str(first), str(second), "--no-embed"]) == 0
     assert main(["--home", home, "-q", "scan", "--forget-missing", str(second), "--no-embed"]) == 0
     assert f"`reform --home {home} forget {second}` drops it from the library" in capsys.readouterr().err
+    third = tmp_path / "third"                   # new to the library: scanned, and no "its songs stay"
+    write(third / "d.wav", tone(550, 5.0))
+    assert main(["--home", home, "-q", "scan", "--forget-missing", str(third), "--no-embed"]) == 0
+    assert "still there" not in capsys.readouterr().err
+    assert main(["--home", home, "-q", "forget", str(third)]) == 0
+    assert main(["--home", home, "forget", str(second / "b.wav")]) == 1        # a file: said as one
+    assert "forget takes folders, and this is a file of a music folder" in capsys.readouterr().err
     assert main(["--home", home, "forget", str(tmp_path / "elsewhere")]) == 1   # in no followed folder
     assert f"the library follows: {first}; {second}" in capsys.readouterr().err
     assert main(["--home", home, "forget", str(second)]) == 0

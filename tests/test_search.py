@@ -2,6 +2,7 @@
 
 import os
 import sqlite3
+import unicodedata
 
 import pytest
 
@@ -178,6 +179,24 @@ def test_words_with_vowel_signs_are_words_everywhere(tmp_path):
     cat = Catalogue(path)
     assert dict(cat.conn.execute("SELECT id, words FROM song_words")) == {r.id: search_text(r) for r in cat.files()}
     assert answer(cat, "गाना") == "/m/a.flac"
+
+
+def test_a_name_stored_decomposed_is_found_typed_composed(tmp_path):
+    """macOS writes "é" as e and an accent: the bare file name was found (by its words), the
+    same name given with its folder was not ("no song in the library has this file name")."""
+    decomposed = "/m/nfd/" + unicodedata.normalize("NFD", "Café Ñandú.wav")
+    songs = [row(1, decomposed), row(2, "/m/nfd/Éclair.wav")]
+    typed = "nfd/" + unicodedata.normalize("NFC", "Café Ñandú.wav")
+    assert answer(songs, typed) == decomposed
+    path = tmp_path / "c.db"
+    catalogue_of(songs, path).close()
+    conn = sqlite3.connect(path)                                            # the name as schema 4 keyed it
+    conn.execute("UPDATE song_words SET name = ? WHERE id = 1", (os.path.basename(decomposed).casefold(),))
+    conn.executescript("PRAGMA user_version = 4;")
+    conn.commit()
+    conn.close()
+    cat = Catalogue(path)
+    assert answer(cat, typed) == decomposed
 
 
 def test_plural():

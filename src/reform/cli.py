@@ -194,6 +194,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             model = lib.models.name_of(lib.model_path())
         except ModelError:
             model = "the active model"
+        followed = set(lib.home.roots())   # before the scan, which adds a folder new to the library
         summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
                            embed=not args.no_embed, retry_failed=args.retry_failed,
                            forget_missing=args.forget_missing, device=args.device,
@@ -202,7 +203,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if status is not None and not args.no_embed:
             _print_scan_embedding(summary, lib, status, model)
         if args.forget_missing:   # it forgets what is gone only: a folder still holding music stays
-            for path in [p for p in args.paths if os.path.isdir(p) and os.path.abspath(p) in lib.home.roots()]:
+            for path in [p for p in args.paths if os.path.isdir(p) and os.path.abspath(p) in followed]:
                 print(f"note: {shown(path)} is still there, so its songs stay; `reform forget {shown(path)}` "
                       "drops it from the library", file=sys.stderr)
     if summary.interrupted:
@@ -585,6 +586,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
             print("the songs embedded so far are kept (every 64): `reform embed` goes on", file=sys.stderr)
             raise
         name = lib.models.name_of(lib.model_path(args.model))
+        active = lib.models.name_of(lib.model_path()) if args.model else name
+    if args.model and active != name and (summary.embedded or summary.unchanged):
+        # one set of embeddings is kept: the recommendations now warn that they are not the active model's
+        print(f"note: the active model is still {active}; `reform use {args.model}` makes {name} the one "
+              "recommendations expect", file=sys.stderr)
     if summary.embedded:
         print(f"embedded {plural(summary.embedded, 'song')} in {summary.seconds:.1f} s "
               f"({summary.songs_per_second:.1f} songs/s, "
@@ -1386,6 +1392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   else None)
         parser.error(f"unrecognized arguments: {' '.join(extra)}",
                      hint=f"put a query of several words in quotes: {quoted}" if words and quoted else None)
+    if args.home is not None and not args.home.strip():   # `--home "$UNSET_VARIABLE"`: not the default home
+        parser.error("--home is empty", hint="give the library home folder, or leave --home out for "
+                                             "$REFORM_HOME or the user data folder")
     if args.home is not None:   # every way on printed names it: copied, it must act on this home
         out, err = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _NamingHome(out, args.home), _NamingHome(err, args.home)

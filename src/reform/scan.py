@@ -517,6 +517,11 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
     named = [library.known_spelling(os.path.abspath(f), roots, home.links()) for f in folders]
     inner = [f for f in named if f not in roots and library.root_of(f, roots) and os.path.isdir(f)]
     strays = [f for f in named if f not in roots and f not in inner]
+    files = [f for f in strays if library.root_of(f, roots) and os.path.isfile(f)]
+    if files:   # not "not a music folder": it is in one, and forget passes over folders only
+        raise LibraryError(f"forget takes folders, and this is a file of a music folder: {shown(files[0])}",
+                           hint="move or delete the file (the next `reform scan` takes it out of the library), "
+                                "or forget the folder it is in")
     if strays:
         listed = listing([shown(r) for r in roots], more="`reform status --json` lists them all") or "none yet"
         raise LibraryError(f"not a music folder of this library, nor a folder in one: {', '.join(map(shown, strays))}",

@@ -168,10 +168,13 @@ def _fts5_trigram() -> bool:
         conn.close()
 
 
-# Version 5: the search words again, as reform.text.norm now drops every mark (the vowel signs
-# of Devanagari split its words before); only the rows whose words change are written.
+# Version 5: the search words and file names again, as reform.text.norm now drops every mark (the
+# vowel signs of Devanagari split its words before) and name_key composes the name (a name stored
+# decomposed, as macOS writes it, was not found typed); only the rows that change are written.
 _NEW_WORDS = "(SELECT reform_search_words(artist, album, title, path) FROM files WHERE files.id = song_words.id)"
-_SCHEMA_V5 = f"UPDATE song_words SET words = {_NEW_WORDS} WHERE words != {_NEW_WORDS};"
+_NEW_NAME = "(SELECT reform_name_key(path) FROM files WHERE files.id = song_words.id)"
+_SCHEMA_V5 = (f"UPDATE song_words SET words = {_NEW_WORDS}, name = {_NEW_NAME} "
+              f"WHERE words != {_NEW_WORDS} OR name != {_NEW_NAME};")
 
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
 MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5]

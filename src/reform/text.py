@@ -72,8 +72,9 @@ def search_words(artist: str | None, album: str | None, title: str | None, path:
 
 
 def name_key(path: str) -> str:
-    """The file name of ``path``, case-folded: what a query by file name is looked up by."""
-    return os.path.basename(path).casefold()
+    """The file name of ``path``, case-folded and composed (NFC): what a query by file name is
+    looked up by, so that "Café.wav" typed finds a name stored decomposed, as macOS writes it."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", os.path.basename(path)).casefold())
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
