@@ -316,6 +316,9 @@ def test_a_lost_spectrogram_of_a_file_that_is_gone_says_why_it_cannot_come_back(
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 1
     out = capsys.readouterr().out.split("after the repair")[1]
     assert "the file is not there either, so it cannot be analysed again" in out
+    assert main(["--home", str(home), "-q", "check"]) == 1   # no "run check --repair": it just could not help
+    out = capsys.readouterr().out
+    assert "cannot be analysed again" in out and "check --repair" not in out
     shutil.move(moved, song.path)                        # back: the repair analyses it again
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
 

@@ -38,10 +38,15 @@ class Problem:
     hash: str
     paths: tuple[str, ...]  # the files holding this audio (copies of the same audio share it)
 
+    @property
+    def unrepairable(self) -> bool:
+        """A spectrogram whose audio is gone: no repair can analyse it again."""
+        return self.what == "spectrogram" and not any(os.path.exists(p) for p in self.paths)
+
     def line(self) -> str:
         more = f" (and {len(self.paths) - 1} identical copies)" if len(self.paths) > 1 else ""
         gone = ""
-        if self.what == "spectrogram" and not any(os.path.exists(p) for p in self.paths):
+        if self.unrepairable:
             gone = ("; the file is not there either, so it cannot be analysed again (moved, or a disk not "
                     "mounted?): `reform scan` its new folder, or `reform scan --forget-missing`")
         return f"{self.paths[0]}{more}: {self.what}: {self.reason}{gone}"

@@ -670,7 +670,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.repair and copies:
         print("copies beside the catalogue: written again")
     if after is None:
-        if found.problems or (damaged_index or copies) and not args.repair:
+        # not for songs whose files are gone alone: the repair cannot help them, their lines say what can
+        if any(not p.unrepairable for p in found.problems) or (damaged_index or copies) and not args.repair:
             print("run `reform check --repair` to analyse or embed these songs again, build the index, or write "
                   "the copies")
         return 1 if found.problems or (damaged_index or copies) and not args.repair or unusable or runs else 0
