@@ -104,8 +104,9 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
         asked *= 4
     title = f"ReFORM mix - {Path(base).name}"
     if not recs:
-        return Playlist(title, [], "every song of the library with an embedding lies in this folder, so "
-                                   "none is left to mix in")
+        return Playlist(title, [], "the filters leave no song to mix in" if filters.active else
+                        "every song of the library with an embedding lies in this folder, so none is left "
+                        "to mix in")
     return Playlist(title, kept[:length])
 
 
