@@ -527,8 +527,9 @@ def test_stopping_the_server_stops_the_running_job_at_its_next_step(home):
     assert job.hint == "no epoch had finished: start it again"      # nothing to resume yet
 
 
-@pytest.mark.parametrize("body", [{"max_epochs": 0}, {"max_epochs": "many"}, {"name": "../evil"},
-                                  {"name": "a/b"}, {"name": ""}])
+@pytest.mark.parametrize("body", [{"max_epochs": 0}, {"max_epochs": "many"}, {"max_epochs": True},
+                                  {"max_epochs": "3"}, {"max_epochs": 2.5}, {"name": "../evil"},
+                                  {"name": "a/b"}, {"name": ""}, {"name": 7}])
 def test_train_options_are_checked(client, body):
     r = client.post("/api/jobs/train", json=body)
     assert r.status_code == 422

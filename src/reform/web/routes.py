@@ -122,7 +122,8 @@ class JobInfo(BaseModel):
 
 
 class TrainOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")   # a misspelt option is refused, not silently dropped
+    # a misspelt option is refused, not silently dropped; true is no number of epochs (lax mode took it for 1)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_epochs: int | None = Field(None, ge=1, le=10_000, description="cap on the epochs of each phase")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
