@@ -289,6 +289,8 @@ def test_embedding_with_another_model_says_the_active_one_stays(trained, tmp_pat
            "shipped with ReFORM the one recommendations expect" in capsys.readouterr().err
     assert main(["--home", str(home), "-q", "embed"]) == 0      # the active model's own: no note
     assert "note:" not in capsys.readouterr().err
+    (home / "models" / "tiny").rename(home / "models" / "lost")  # the active run gone: embedding another
+    assert main(["--home", str(home), "-q", "embed", "--model", "shipped"]) == 0   # is the way out
 
 
 def test_verbose_shows_traceback(tmp_path):
@@ -476,10 +478,15 @@ def test_an_empty_folder_is_not_a_library(tmp_path, capsys):
         assert said in capsys.readouterr().err and not (tmp_path / "other").exists()   # no home made for it
 
 
-def test_read_only_home_answers_the_commands_that_only_read(trained, tmp_path):
+@pytest.mark.parametrize("schema", [None, 4], ids=["current", "schema-4"])
+def test_read_only_home_answers_the_commands_that_only_read(trained, tmp_path, schema):
+    """Also a catalogue of the previous schema, which cannot be migrated there: the release that
+    brought schema 5 made every read-only home unreadable ("attempt to write a readonly database")."""
     home = tmp_path / "home"
     shutil.copytree(trained, home)
     with sqlite3.connect(home / "catalogue.db") as conn:   # as a home copied without its -wal and -shm
+        if schema is not None:
+            conn.execute(f"PRAGMA user_version = {schema}")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for name in ("catalogue.db-wal", "catalogue.db-shm"):
         (home / name).unlink(missing_ok=True)

@@ -274,9 +274,13 @@ def test_a_flac_and_its_mp3_are_one_song_of_the_evaluation(tmp_path):
     tsv = tmp_path / "labels.tsv"
     tsv.write_text("path\tgroup\n/m/a.flac\tg1\n/m/b.flac\tg2\n/m/c.flac\tg1\n/m/mp3/d.mp3\tg2\n")
     rows, labels, _, notes, _ = evaluation_songs(songs, label_file=str(tsv))
+    assert [(r.path, label) for r, label in zip(rows, labels)] == [   # the file the lists show: the tagged one
+        ("/m/a.flac", "g1"), ("/m/b.flac", "g2"), ("/m/c.flac", "g1"), ("/m/mp3/d.mp3", "g2")]
+    assert notes == ["2 files left out as another file of a recording counted (one title, by one artist or "
+                     "an untagged one, as long within a second)"]
+    rows, labels, *_ = evaluation_songs(songs, "artist")   # a tag from either file of the recording
     assert [(r.path, label) for r, label in zip(rows, labels)] == [
-        ("/m/a.flac", "g1"), ("/m/b.flac", "g2"), ("/m/c.flac", "g1"), ("/m/d.flac", "g2")]
-    assert notes == ["2 files of a recording already counted (same title, artist and length) left out"]
+        ("/m/a.flac", "HR3"), ("/m/b.flac", "Other"), ("/m/c.flac", "HR3"), ("/m/mp3/d.mp3", "HR3")]
 
 
 def test_cli_evaluate_too_small(tmp_path, capsys):

@@ -238,14 +238,18 @@ def test_a_song_mpd_names_by_its_own_path_is_found_and_teaches_no_music_folder(r
     with Library(home, create=False) as lib:
         radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=1, say=said.append)   # music folder unknown
         session = Session(played=[])
-        mpd = FakeMPD([os.path.join(music, names[0]), names[1]], known=set(names))
+        mpd = FakeMPD(["/elsewhere/x.flac", os.path.join(music, names[0]), names[1]], known=set(names))
+        radio.step(mpd, session)                      # a path outside the library: no word of --music-dir
+        assert said[-1] == "playing /elsewhere/x.flac (not in the library: not a seed; songs are queued once " \
+                           "one of the library plays)"
+        mpd.pos = 1
         radio.step(mpd, session)
         assert said[-1].startswith("playing ") and "not in the library" not in said[-1]
         assert radio.root.local is None and session.played[0].path == os.path.join(music, names[0])
-        mpd.pos = 1                                   # a song of MPD's own folder: the folder is learned
+        mpd.pos = 2                                   # a song of MPD's own folder: the folder is learned
         radio.step(mpd, session)
-        assert radio.root.local == music and len(mpd.files) == 3 and mpd.files[2] in names
-        assert not any("would not queue" in line or "not in the library" in line for line in said)
+        assert radio.root.local == music and len(mpd.files) == 4 and mpd.files[3] in names
+        assert not any("would not queue" in line or "not in the library" in line for line in said[1:])
 
 
 def test_a_skipped_song_is_no_play(radio_home, monkeypatch):

@@ -222,7 +222,7 @@ def test_file_names_are_safe_and_distinct():
     assert pl.file_name(cut_after_dash, taken) == "x" * (pl.MAX_NAME - 3) + " (2).m3u8"
 
 
-def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys):
+def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys, monkeypatch):
     """From cron: one --radio whose song left the library stopped every playlist's refresh
     (exit 1), and files deleted since the last scan were written into the playlists. A radio
     whose own song's file is gone came out without the song it is named after: it is said and
@@ -248,6 +248,12 @@ def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_
     err = capsys.readouterr().err   # said once, as the error, not a note before it too
     assert err.count("no song matches") == 1 and err.startswith("error: no song matches")
     assert sorted(out.glob("*.m3u8")) == written                            # nothing written, nothing removed
+    # a file that goes between choosing the songs and writing them is still left out, and said
+    monkeypatch.setattr(pl, "unwritable", lambda row, root: None)
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--radio", "Clicks",
+                 "--length", "5"]) == 0
+    assert "note: 2 songs left out: their files changed while the playlists were made" in capsys.readouterr().out
+    assert not any("deleted" in e for p in out.glob("*.m3u8") for e in entries(p))
 
 
 def test_a_radio_from_a_file_outside_the_library_is_refused_in_plain_words(home, tmp_path, capsys):

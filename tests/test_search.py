@@ -211,6 +211,7 @@ def test_a_long_listing_is_cut_and_says_how_many_more():
     assert listing(names, more="`reform status --json` lists them all") == \
         "; ".join(names[:10]) + "; and 3 more (`reform status --json` lists them all)"
     assert listing(names, limit=12) == "; ".join(names[:12]) + "; and 1 more"
+    assert listing(names[:10], total=700_000) == "; ".join(names[:10]) + "; and 699990 more"   # only the first made
 
 
 def test_every_interface_names_a_song_alike():

@@ -174,9 +174,12 @@ def test_reads_cannot_change_anything(client):
     # every refused method in the same words, not Starlette's bare "Method Not Allowed"
     wrong = client.delete("/api/status")
     assert wrong.status_code == 405 and error_of(wrong) == "DELETE is not allowed here (it takes GET)"
+    wrong = client.delete("/")
+    assert error_of(wrong) == "DELETE is not allowed here (it takes GET, HEAD)"
+    assert wrong.headers["allow"] == "GET, HEAD"   # sorted: Starlette's order follows a set's
     assert client.get("/api/jobs").json() == [] and client.get("/api/status").json()["job"] is None
     # link checkers and uptime monitors ask with HEAD
-    for url in ("/", "/api/docs", "/static/app.js"):
+    for url in ("/", "/api/docs", "/static/app.js", "/api/status"):
         head = client.head(url)
         assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0, url
 

@@ -18,7 +18,7 @@ from .evaluate import read_label_file
 from .files import write_json
 from .home import Home, RunFiles
 from .store import FileRow, one_per_recording
-from .text import agree, one_line, plural
+from .text import agree, norm, one_line, plural
 
 
 FEW = 30   # songs asked about, below which a score's 95 % interval is wider than +-0.18
@@ -31,8 +31,8 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
     rows, kept_as = _distinct_recordings(list(one_per_recording(songs).values()))
     notes: list[str] = []
     if kept_as:   # a FLAC and its MP3 would find each other: a same-song top-1 of chance, a p@10 too high
-        notes.append(f"{plural(len(kept_as), 'file')} of a recording already counted (same title, artist "
-                     "and length) left out")
+        notes.append(f"{plural(len(kept_as), 'file')} left out as another file of a recording counted "
+                     "(one title, by one artist or an untagged one, as long within a second)")
     if label_file:
         by_path, twice = read_label_file(label_file, label_column)
         known = {os.path.realpath(r.path) for r in songs}
@@ -60,7 +60,11 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
     elif labels:
         if labels not in ("artist", "album", "genre"):
             raise EvaluateError(f"unknown label {labels!r}; use artist, album, genre or --labels-file")
-        found = [(r, getattr(r, labels)) for r in rows]
+        tagged: dict[str, str] = {}   # a recording's tag from any of its files, as for a labels file
+        for r in songs:
+            if getattr(r, labels):
+                tagged.setdefault(kept_as.get(r.hash, r.hash), getattr(r, labels))
+        found = [(r, getattr(r, labels) or tagged.get(r.hash)) for r in rows]
         source = labels
     else:
         return rows, None, _albums(rows), notes, None
@@ -89,23 +93,28 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
 
 
 def _distinct_recordings(rows: list[FileRow]) -> tuple[list[FileRow], dict[str, str]]:
-    """``rows`` less the other files of a recording (:func:`reform.recommend.tagged_as_one`), and
-    the content hash of each file left out mapped to the hash of the file kept in its place."""
-    from .recommend import SAME_RECORDING_SECONDS, tagged_as_one
+    """``rows`` with one file per recording (:func:`reform.recommend.tagged_as_one`), the one the
+    lists show, and the content hash of each file left out mapped to that of the file kept."""
+    from .recommend import SAME_RECORDING_SECONDS, shown_file, tagged_as_one
 
     reach = math.ceil(SAME_RECORDING_SECONDS)
-    kept: list[FileRow] = []
-    by_second: dict[int, list[FileRow]] = {}
-    kept_as: dict[str, str] = {}
+    groups: list[list[FileRow]] = []                   # the files of each recording, as first met
+    by_title: dict[tuple[str, int], list[int]] = {}    # the groups by title and whole second
     for row in rows:
-        second = int(row.duration or 0)
-        near = [k for s in range(second - reach, second + reach + 1) for k in by_second.get(s, ())]
-        first = next((k for k in near if tagged_as_one(row, k)), None)
-        if first is None:
-            kept.append(row)
-            by_second.setdefault(second, []).append(row)
+        title, second = norm(row.title), int(row.duration or 0)
+        near = [g for s in range(second - reach, second + reach + 1) for g in by_title.get((title, s), ())]
+        same = next((g for g in near if tagged_as_one(row, groups[g][0])), None) if title else None
+        if same is None:
+            if title:
+                by_title.setdefault((title, second), []).append(len(groups))
+            groups.append([row])
         else:
-            kept_as[row.hash] = first.hash
+            groups[same].append(row)
+    kept, kept_as = [], {}
+    for files in groups:
+        shown = shown_file(files)
+        kept.append(shown)
+        kept_as.update({r.hash: shown.hash for r in files if r is not shown})
     return kept, kept_as
 
 

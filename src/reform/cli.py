@@ -586,8 +586,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
             print("the songs embedded so far are kept (every 64): `reform embed` goes on", file=sys.stderr)
             raise
         name = lib.models.name_of(lib.model_path(args.model))
-        active = lib.models.name_of(lib.model_path()) if args.model else name
-    if args.model and active != name and (summary.embedded or summary.unchanged):
+        usable = args.model == "shipped" or args.model in {run.name for run in lib.models.runs()}
+        try:   # (a lost active run is no reason to fail after the work: embedding another is a way out)
+            active = lib.models.name_of(lib.model_path()) if usable else name
+        except ModelError:
+            active = name
+    if usable and active != name and (summary.embedded or summary.unchanged):
         # one set of embeddings is kept: the recommendations now warn that they are not the active model's
         print(f"note: the active model is still {active}; `reform use {args.model}` makes {name} the one "
               "recommendations expect", file=sys.stderr)
@@ -1019,7 +1023,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
             unique.setdefault(row.hash, row)
         for row in unique.values():
             wanted.append(playlists.radio(rec, row, args.length, rules, root))
-            if len(wanted[-1].rows) == 1 < args.length:
+            if len(wanted[-1].rows) == 1 and args.length > 1:
                 print(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
                       f"({rules.limits()})", file=sys.stderr)
         for folder in args.mix or []:
@@ -1046,18 +1050,13 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         print(f"left alone {name}: {why}")
     for title, earlier, why in report.empty:
         print(f"not written {title}: {why}" + (" (an earlier file of it is kept)" if earlier else ""))
-    if report.outside_root:
-        print(f"note: {plural(report.outside_root, 'song')} outside {root} left out of the playlists")
-    if report.unwritable:
-        print(f"note: {plural(report.unwritable, 'song')} left out: a line break in the path cannot "
-              "be written in M3U")
-    if report.gone:
-        print(f"note: {plural(report.gone, 'song')} left out: {agree(report.gone, 'its file is', 'their files are')} "
-              "gone since the last scan (`reform scan` takes them out of the library)")
+    left = report.outside_root + report.unwritable + report.gone
+    if left:   # radios and mixes choose only songs a playlist can hold: a file went while they were made
+        print(f"note: {plural(left, 'song')} left out: {agree(left, 'its file', 'their files')} changed while "
+              "the playlists were made (`reform scan` brings the library up to date)")
     if report.untouched:
-        outside = any("music root" in why for _, _, why in report.empty)
         raise ConfigError("no playlist was written, and the folder is left as it was",
-                          hint="give --music-root the folder the library's songs are in" if outside else
+                          hint="give --music-root the folder the library's songs are in" if report.misplaced else
                           "ask for other playlists (see the lines above)")
     return 0
 

@@ -325,7 +325,7 @@ class Radio:
     def _started(self, uri: str, before: list[dict], session: Session) -> None:
         self.settle(session)
         row = self._row(uri)
-        if row is None and self.root.local is None:
+        if row is None and self.root.local is None and not uri.startswith("/"):   # (a path names no folder)
             if "://" in uri:   # a stream says nothing about MPD's music folder: wait for a song
                 self.say(f"playing {uri} (a stream, not a seed; songs are queued once one of the library plays)")
                 return

@@ -45,7 +45,8 @@ class Playlist:
 
     title: str
     rows: list[FileRow]
-    why_empty: str | None = None   # why it holds no song, when the reason is not the music root
+    why_empty: str | None = None   # why it holds no song, when its songs do not say it
+    misplaced: bool = False        # empty as its song lies outside the music root (a radio's seed)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Report:
     unwritable: int = 0                       # songs whose path holds a line break (see m3u_text)
     gone: int = 0                             # songs whose file was deleted since the last scan
     untouched: bool = False                   # every playlist was empty: the folder is left as it was
+    misplaced: bool = False                   # one was empty as its songs lie outside the music root
 
 
 # -- what to write ----------------------------------------------------------------------------------
@@ -71,7 +73,8 @@ def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules(),
     artists spread, nothing twice).  A seed that a playlist under ``root`` cannot hold
     (:func:`unwritable`) gives an empty playlist that says why: a radio starts with its song."""
     if root is not None and (why := unwritable(seed, root)):
-        return Playlist(f"ReFORM radio - {seed.label}", [], f"its song cannot be in it: {why}")
+        return Playlist(f"ReFORM radio - {seed.label}", [], f"its song cannot be in it: {why}",
+                        misplaced=_entry(seed, root, "") is None)
     rows = [seed]
     while len(rows) < length:
         picks = next_songs(rec, rows[::-1], rows[::-1], 1, rules)
@@ -84,8 +87,7 @@ def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules(),
 def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike, length: int,
                filters: Filters = Filters(), keep: Callable[[FileRow], bool] | None = None) -> Playlist:
     """Songs like those of ``songs`` under ``folder``, none of them itself; ``keep``: which songs
-    the playlist can hold (:func:`unwritable`), so that the songs left out are replaced by the
-    next ones and not merely dropped from a shorter list."""
+    the playlist can hold (:func:`unwritable`), chosen from before the filters count them."""
     base = os.path.join(os.path.abspath(os.fspath(folder)), "")
     real = os.path.join(os.path.realpath(base), "")   # a link to a folder the library scanned
     rows = list(one_per_recording(r for r in songs if rec.has(r.hash) and (
@@ -95,19 +97,15 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
             raise ConfigError("no such folder", path=folder, hint="give --mix a folder the library has scanned")
         raise ConfigError("no song of the library with an embedding lies in this folder",
                           path=folder, hint="give a folder the library has scanned")
-    seeds, asked = [rec.seed_of(r) for r in rows], length
-    while True:
-        recs = rec.mix(seeds, asked, filters)
-        kept = [r.row for r in recs if keep is None or keep(r.row)]
-        if len(kept) >= length or len(recs) < asked:   # enough, or no more to ask for
-            break
-        asked *= 4
+    recs = rec.mix([rec.seed_of(r) for r in rows], length, filters, keep=keep)
     title = f"ReFORM mix - {Path(base).name}"
-    if not recs:
-        return Playlist(title, [], "the filters leave no song to mix in" if filters.active else
-                        "every song of the library with an embedding lies in this folder, so none is left "
-                        "to mix in")
-    return Playlist(title, kept[:length])
+    if recs:
+        return Playlist(title, [r.row for r in recs])
+    seeds = {r.hash for r in rows}
+    if all(r.hash in seeds for r in songs if rec.has(r.hash)):
+        return Playlist(title, [], "every song of the library with an embedding lies in this folder, so none "
+                                   "is left to mix in")
+    return Playlist(title, [], "no other song passes the filters with its file there under the music root")
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -180,17 +178,18 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     empty: set[str] = set()     # asked for, with no song under the root: an earlier file stays
     for playlist in playlists:
         name = file_name(playlist.title, taken, suffix)
-        inside = [row for row in playlist.rows if _entry(row, root, prefix) is not None]
-        report.outside_root += len(playlist.rows) - len(inside)
-        there = [row for row in inside if os.path.exists(row.path)]   # a player skips the others
-        report.gone += len(inside) - len(there)
-        inside = there
-        if not inside:   # a server would import it as an empty playlist
-            why = playlist.why_empty or f"none of its songs lies under the music root {root}"
+        under = [row for row in playlist.rows if _entry(row, root, prefix) is not None]
+        report.outside_root += len(playlist.rows) - len(under)
+        there = [row for row in under if os.path.exists(row.path)]   # a player skips the others
+        report.gone += len(under) - len(there)
+        if not there:   # a server would import it as an empty playlist
+            why = playlist.why_empty or (f"none of its songs lies under the music root {root}" if not under else
+                                         "the files of its songs are gone since the last scan")
             report.empty.append((playlist.title, (folder / name).exists(), why))
+            report.misplaced |= playlist.misplaced or (playlist.why_empty is None and not under)
             empty.add(name)
             continue
-        text, skipped = m3u_text(inside, title=playlist.title, line=lambda r: _entry(r, root, prefix))
+        text, skipped = m3u_text(there, title=playlist.title, line=lambda r: _entry(r, root, prefix))
         report.unwritable += len(skipped)
         wanted[name] = text
     if playlists and len(report.empty) == len(playlists):   # a run that can write nothing is a mistake

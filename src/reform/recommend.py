@@ -191,10 +191,10 @@ class Recommender:
         rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
         return [(i, rows[h], s) for i, s in found if (h := self.songs.hash_at(i)) in rows]
 
-    def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters,
-                    n: int) -> list[tuple[int, FileRow, float]]:
-        """Slots, rows and scores of the best songs for ``query``, filtered, one file per recording
-        (:meth:`_file_of`), at least n if there are."""
+    def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters, n: int,
+                    keep: Callable[[FileRow], bool] | None = None) -> list[tuple[int, FileRow, float]]:
+        """Slots, rows and scores of the best songs for ``query``, filtered (and only those
+        ``keep`` takes), one file per recording (:meth:`_file_of`), at least n if there are."""
         banned = _recordings(seeds)
         seed_rows = [s.row or s.outside for s in seeds if s.row or s.outside]
         seed_artists = {a for row in seed_rows for a in artists(row.artist)}
@@ -202,7 +202,8 @@ class Recommender:
         k = min(len(self), max(4 * n + len(banned), 32))
 
         def passes(row: FileRow, names: frozenset[str], per_artist: Counter) -> bool:
-            return not (filters.exclude_same_artist and names & seed_artists
+            return not (keep is not None and not keep(row)
+                        or filters.exclude_same_artist and names & seed_artists
                         or filters.exclude_same_album and any(same_album(row, s) for s in seed_rows)
                         or filters.capped(names, per_artist))
 
@@ -242,8 +243,9 @@ class Recommender:
         return [Recommendation(row, s) for _, row, s in self._candidates(query, [seed], filters, n)[:n]]
 
     def mix(self, seeds: list[Seed], n: int = 10, filters: Filters = Filters(),
-            how: str = "each") -> list[Recommendation]:
-        """Songs for a mix of several liked songs, each seed standing for its expanded query.
+            how: str = "each", keep: Callable[[FileRow], bool] | None = None) -> list[Recommendation]:
+        """Songs for a mix of several liked songs, each seed standing for its expanded query;
+        ``keep``: the only songs it may hold (a playlist's: those under its music root).
 
         ``how="each"`` takes each seed's nearest songs in turn (the first of every seed,
         then the second...), so that every seed's kind is in the mix; ``"centre"`` takes the
@@ -258,8 +260,8 @@ class Recommender:
                    for s in seeds]
         if how == "centre":
             centre = np.mean(queries, axis=0)
-            return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n)[:n]]
-        lists = [iter(self._candidates(q, seeds, filters, n)) for q in queries]
+            return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n, keep)[:n]]
+        lists = [iter(self._candidates(q, seeds, filters, n, keep)) for q in queries]
         picked: dict[int, Recommendation] = {}
         per_artist: Counter = Counter()
         taken = _Taken([])   # each seed's list holds a recording once; all
@@ -431,6 +433,15 @@ def album_groups(rows: list[FileRow]) -> list[int | None]:
 def _title_key(title: str) -> str:
     """A title as compared (:func:`reform.text.norm`), kept: a list compares each title with many."""
     return norm(title)
+
+
+def shown_file(files: list[FileRow]) -> FileRow:
+    """Of the files of one recording, the one the lists show (:func:`_fuller`)."""
+    shown = files[0]
+    for row in files[1:]:
+        if _fuller(row, shown):
+            shown = row
+    return shown
 
 
 def _fuller(row: FileRow, other: FileRow) -> bool:

@@ -108,7 +108,7 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     exact = [r for r in matches if said in (norm(f"{r.artist or ''} {title_of(r)}"), norm(title_of(r)))]
     if len(matches) == 1 or len(exact) == 1:
         return (exact or matches)[0]
-    named = listing([f"{r.label} ({shown(r.path)})" for r in matches])
+    named = listing([f"{r.label} ({shown(r.path)})" for r in matches[:10]], total=len(matches))
     raise QueryError(f"{len(matches)} songs match {text!r}: {named}",
                      hint="add words to the query (several words go in quotes: \"groove no 1\"), or give the "
                           "path of the file")

@@ -198,7 +198,9 @@ def similarity(vectors: np.ndarray, transform: str = "none", hubness: str = "non
                spread: float = 0.9, keep_nearest: bool = False) -> np.ndarray:
     """The similarity matrix of a set of song vectors, every song as a query (rows) against
     every song: after a transform, neighbour averaging or diffusion, and a hubness step, in
-    that order.  With ``average="queries"`` or ``"diffusion-near"`` the matrix is not symmetric."""
+    that order; ``keep_nearest`` then puts each song's nearest by the cosine of the transformed
+    vectors first (:func:`nearest_first`).  With ``average="queries"``, ``"diffusion-near"`` or
+    ``keep_nearest`` the matrix is not symmetric."""
     if hubness not in HUBNESS:
         raise ConfigError(f"unknown hubness reduction {hubness!r}; use one of {', '.join(HUBNESS)}")
     if average not in AVERAGES:

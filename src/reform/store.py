@@ -179,6 +179,9 @@ _SCHEMA_V5 = (f"UPDATE song_words SET words = {_NEW_WORDS}, name = {_NEW_NAME} "
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
 MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5]
 SCHEMA_VERSION = len(MIGRATIONS)
+# the oldest schema a home that cannot be written is read in as it is: version 5 only refreshes
+# derived words, so until a writer migrates it a search misses what the new normaliser finds
+READABLE_SCHEMA = 4
 CATALOGUE_NAME = "catalogue.db"
 TABLES = frozenset({"meta", "files", "embeddings"})
 CHANGES_KEPT_FROM = "changes_kept_from"   # meta: the first revision the change log still holds
@@ -458,7 +461,8 @@ class Catalogue:
         if refusal:
             raise StoreError(refusal, path=self.path, hint=REPAIR_HINT)
         try:
-            if read_only and self._schema_current():
+            if read_only and self._schema_at_least(SCHEMA_VERSION if os.access(self.path.parent, os.W_OK)
+                                                   else READABLE_SCHEMA):
                 self.conn = _connect_read_only(self.path)
                 return
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -477,11 +481,11 @@ class Catalogue:
                 raise catalogue_error(exc, self.path) from exc
             raise
 
-    def _schema_current(self) -> bool:
-        """The catalogue needs no migration (so it can be opened without writing)."""
+    def _schema_at_least(self, version: int) -> bool:
+        """The catalogue's schema is ``version`` or later (so it can be opened without writing)."""
         conn = _connect_read_only(self.path)
         try:
-            return conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION
+            return conn.execute("PRAGMA user_version").fetchone()[0] >= version
         finally:
             conn.close()
 

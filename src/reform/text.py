@@ -82,13 +82,15 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
-def listing(items: list[str], limit: int = 10, more: str = "") -> str:
+def listing(items: list[str], limit: int = 10, more: str = "", total: int | None = None) -> str:
     """The first ``limit`` of ``items`` joined with "; ", then how many more there are and
     ``more`` (where to see them all): a message naming every root of a library of loose files,
-    or every song a query matches, would run on for pages."""
+    or every song a query matches, would run on for pages.  ``total``: how many there are, when
+    ``items`` holds only the first of them (a query can match 700,000 songs)."""
+    total = len(items) if total is None else total
     text = "; ".join(items[:limit])
-    if len(items) > limit:
-        text += f"; and {len(items) - limit} more" + (f" ({more})" if more else "")
+    if total > limit:
+        text += f"; and {total - limit} more" + (f" ({more})" if more else "")
     return text
 
 

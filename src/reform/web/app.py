@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -63,6 +64,12 @@ def _methods_of_path(request: Request) -> set[str]:
             for method in route.methods}
 
 
+def _refused(method: str, allowed: Iterable[str]) -> JSONResponse:
+    """A method the address does not take (405), in words, its methods in one order."""
+    methods = ", ".join(sorted({m.strip() for m in allowed if m.strip()}))
+    return _answer(405, f"{method} is not allowed here (it takes {methods})", headers={"Allow": methods})
+
+
 def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_only: bool = True,
                runners: dict | None = None) -> FastAPI:
     """The web application over a library home.
@@ -101,9 +108,8 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        if exc.status_code == 405:   # as the other methods' refusals say it (see `invalid`)
-            allowed = (exc.headers or {}).get("Allow", "")
-            return _answer(405, f"{request.method} is not allowed here (it takes {allowed})", headers=exc.headers)
+        if exc.status_code == 405:
+            return _refused(request.method, (exc.headers or {}).get("Allow", "").split(","))
         detail = {"Not Found": "no such address"}.get(str(exc.detail), str(exc.detail))
         return _answer(exc.status_code, detail, headers=exc.headers)
 
@@ -111,8 +117,7 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
     async def invalid(request: Request, exc: RequestValidationError):
         allowed = _methods_of_path(request)
         if allowed and request.method not in allowed:
-            return _answer(405, f"{request.method} is not allowed here (it takes {', '.join(sorted(allowed))})",
-                           headers={"Allow": ", ".join(sorted(allowed))})
+            return _refused(request.method, allowed)
         problems = _validation_problems(exc)
         first = problems[0] if problems else {"where": "", "problem": "invalid request"}
         return _answer(422, f"invalid request: {first['where']}: {first['problem']}",

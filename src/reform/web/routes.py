@@ -191,6 +191,11 @@ def status(request: Request) -> dict:
     return out
 
 
+@router.head("/status", include_in_schema=False)   # what an uptime monitor asks
+def status_head(request: Request) -> dict:
+    return status(request)
+
+
 @router.get("/songs", response_model=SongList, summary="List, search, filter and sort the songs")
 def songs(request: Request,
           q: str = Query("", max_length=500, description="words that must all appear in the artist, "
