@@ -63,7 +63,8 @@ def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
     assert mpd.written == ["ReFORM radio - Tone Band - Chord.m3u"]
     assert entries(tmp_path / "mpd" / mpd.written[0])[0] == "Tone Band/Sines/02 Chord.flac"
     elsewhere = pl.write_folder(tmp_path / "none", [radio], tmp_path / "other")   # no song under the root
-    assert elsewhere.empty == [(radio.title, False, f"none of its songs lies under the music root {tmp_path / 'other'}")]
+    said = f"none of its songs lies under the music root {tmp_path / 'other'}"
+    assert elsewhere.empty == [(radio.title, False, said)] and elsewhere.misplaced
     assert not elsewhere.written and elsewhere.untouched
     assert not list((tmp_path / "none").glob("*.m3u8"))
 
