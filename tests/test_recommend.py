@@ -140,6 +140,23 @@ def test_another_file_of_one_recording_is_recommended_once():
     assert titles(rec.similar(rec.seed_of(rows[0]), 10)) == ["alike, longer", "neighbour", "far"]   # the tagged
 
 
+def test_a_model_that_puts_every_song_close_hides_none_as_a_copy():
+    """A model that collapsed, or one trained briefly on a few songs, puts every pair at 0.999:
+    as long as each other within a second, every song was taken for another file of the query's
+    recording, and `reform similar` said "the library has no other song"."""
+    import dataclasses
+
+    made = [(dataclasses.replace(row(i, f"A{i}", "X", f"song {i}"), duration=8.0),
+             np.array([1.0, 0.01 * i, 0.0], np.float32)) for i in range(1, 11)]
+    rows = [r for r, _ in made]
+    rec = Recommender.of(rows, {r.hash: v for r, v in made}, expand=0)
+    assert rec.copy_cosine == float("inf")
+    assert len(rec.similar(rec.seed_of(rows[0]), 5)) == 5 and len(rec.playlist([rec.seed_of(rows[0])], 5)) == 5
+    copy = dataclasses.replace(row(11, "A1", "X", "song 1"), duration=8.2)   # its tags still tell a copy
+    rec = Recommender.of(rows + [copy], {**{r.hash: v for r, v in made}, copy.hash: made[0][1]}, expand=0)
+    assert "song 1" not in titles(rec.similar(rec.seed_of(rows[0]), 10))
+
+
 @pytest.mark.parametrize("copy_angle", [0.25, 0.35])
 def test_a_recording_is_filtered_by_its_tagged_file_not_an_untagged_copy(copy_angle):
     """An untagged copy (no artist, no album) passed every filter: ranked above its tagged file,

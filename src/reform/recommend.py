@@ -17,7 +17,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -138,6 +138,22 @@ class Recommender:
             raise QueryError("this song has no embedding yet", hint="run `reform embed`")
         return self.songs.vector(slot)
 
+    @cached_property
+    def copy_cosine(self) -> float:
+        """The cosine from which two songs about as long are files of one recording:
+        SAME_RECORDING_COSINE, unless this model puts a typical pair of songs that close (one that
+        collapsed, or one trained briefly on a few songs: every pair of a 10-song library at 0.999
+        hid every song as a copy of the query); then infinity, and only their tags can tell."""
+        n = len(self)
+        if n < 3:
+            return SAME_RECORDING_COSINE
+        rng = np.random.default_rng(0)
+        pairs = rng.integers(0, n, size=(min(n * (n - 1) // 2, 1000), 2))
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        units = _unit(self.songs.index.rows(pairs.ravel())).reshape(len(pairs), 2, -1)
+        typical = float(np.median(np.einsum("pd,pd->p", units[:, 0], units[:, 1])))
+        return math.inf if typical >= SAME_RECORDING_COSINE else SAME_RECORDING_COSINE
+
     def one_recording(self, row: FileRow, other: FileRow) -> bool:
         """Whether two songs of the library are files of one recording (:func:`_one_recording`)."""
         if row.hash == other.hash:
@@ -148,7 +164,7 @@ class Recommender:
         if not (self.has(row.hash) and self.has(other.hash)):
             return False
         cosine = float(_unit(self.vector_of(row.hash)) @ _unit(self.vector_of(other.hash)))
-        return _one_recording(row, other, cosine)
+        return _one_recording(row, other, cosine, self.copy_cosine)
 
     # -- seeds ------------------------------------------------------------------------------------
     def seed_of(self, row: FileRow) -> Seed:
@@ -175,7 +191,8 @@ class Recommender:
 
         def a_seed(slot: int, row: FileRow) -> bool:
             return any(self.one_recording(row, seed) for seed in seeds) or any(
-                _one_recording(row, other, float(_unit(self.songs.vector(slot)) @ v)) for other, v in outside)
+                _one_recording(row, other, float(_unit(self.songs.vector(slot)) @ v), self.copy_cosine)
+                for other, v in outside)
 
         near = [(i, c) for i, c in found if (row := rows.get(self.songs.hash_at(i))) is not None
                 and not a_seed(i, row)][: self.expand]
@@ -322,7 +339,8 @@ class Recommender:
             if not np.isfinite(value[j]):
                 break
             used[j] = True   # with its other files (a FLAC and its MP3 both near the seeds)
-            used |= [_one_recording(items[j], other, cosine) for other, cosine in zip(items, units @ units[j])]
+            used |= [_one_recording(items[j], other, cosine, self.copy_cosine)
+                     for other, cosine in zip(items, units @ units[j])]
             per_artist.update(artists(items[j].artist))
             out.append(Recommendation(items[j], float(to_seed[j]), float(closeness[j])))
             prev = j
@@ -335,7 +353,7 @@ class Recommender:
         and on a compilation, which would fill the top of a list."""
         vector = _unit(self.songs.vector(slot))
         for k in taken.near(row):
-            if _one_recording(row, taken.rows[k], float(vector @ taken.vectors[k])):
+            if _one_recording(row, taken.rows[k], float(vector @ taken.vectors[k]), self.copy_cosine):
                 return k
         taken.add(row, vector)
         return None
@@ -368,11 +386,13 @@ class _Taken:
         return sorted(k for s in range(second - reach, second + reach + 1) for k in self._by_second.get(s, ()))
 
 
-def _one_recording(row: FileRow, other: FileRow | None, cosine: float) -> bool:
+def _one_recording(row: FileRow, other: FileRow | None, cosine: float,
+                   threshold: float = SAME_RECORDING_COSINE) -> bool:
     """Two files of one recording: as long within a second, and as close as only such files
-    are (see SAME_RECORDING_COSINE), or of one title by one artist (two artists' "Intro" of a
-    minute are two songs; an untagged artist may be either)."""
-    return other is not None and _as_long(row, other) and (cosine >= SAME_RECORDING_COSINE
+    are (``threshold``: see SAME_RECORDING_COSINE and :attr:`Recommender.copy_cosine`), or of one
+    title by one artist (two artists' "Intro" of a minute are two songs; an untagged artist may
+    be either)."""
+    return other is not None and _as_long(row, other) and (cosine >= threshold
                                                            or _same_title_and_artist(row, other))
 
 
