@@ -118,6 +118,8 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
                  "ReFORM: pretraining only (no clustering phase)", "ReFORM (both phases)"):
         assert name in text
     assert "note: only 5 songs asked about: these figures cannot tell the methods apart" in text
+    assert "same-song top-1: how often the other half of a song" in text          # the columns in words
+    assert "p@10 of each label's songs:" in text                                   # the per-label table named
     data = json.loads(out.read_text())
     assert data["songs"] == 5 and data["labels"] == "artist"
     assert set(data["methods"]["random"]) == {"same_song_top1", "same_song_mrr", "p5", "p10", "map"}
@@ -252,7 +254,7 @@ def test_a_labels_file_may_name_any_copy_of_a_song(tmp_path):
     rows, labels, _, notes, _ = evaluation_songs(songs, label_file=str(tsv))
     assert [(r.path, label) for r, label in zip(rows, labels)] == [
         ("/m/a.ogg", "g1"), ("/m/b.ogg", "g2"), ("/m/copies/c.ogg", "g1")]
-    assert notes == []
+    assert notes == ["1 file left out as a copy of the same audio as another file"]   # said, as the README has it
 
 
 def test_a_flac_and_its_mp3_are_one_song_of_the_evaluation(tmp_path):

@@ -153,6 +153,12 @@ def test_a_run_cannot_take_the_shipped_model_s_name(home, capsys):
         assert main(["--home", str(home), "train", "--name", name, "--max-epochs", "1"]) == 1
         assert "a run's name is one folder name" in capsys.readouterr().err
     assert not (home / "evil").exists() and not (home / "models" / "a").exists()
+    # written into the commands the output suggests: `reform use my run` failed, and a leading dot
+    # hid the run from `reform models`
+    for name in ("my run", "jazz & blues", ".hidden", " ", "x" * 65):
+        assert main(["--home", str(home), "train", "--name", name, "--max-epochs", "1"]) == 1
+        assert "a new run's name is letters, digits" in capsys.readouterr().err
+        assert not (home / "models" / name).exists()
 
 
 def test_a_missing_or_stale_model_card_is_written_again_when_the_model_is_loaded(trained, tmp_path):

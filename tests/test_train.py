@@ -199,10 +199,12 @@ def test_a_small_library_starts_from_the_shipped_model(home, tmp_path, music, mo
 
 
 def test_cluster_phase_needs_a_pretrained_model(home):
-    with pytest.raises(TrainError, match="pretrained"):
+    with pytest.raises(TrainError, match="pretrained") as caught:
         with Library(home) as lib:
             lib.train(name="lonely", phase="cluster", model_cfg=tiny_model_config(),
                       train_cfg=TrainConfig(max_epochs=1))
+    # the way on names the run: without it, the pretraining went into a new run the next step never used
+    assert caught.value.hint.startswith("run `reform train --phase pretrain --name lonely` first")
 
 
 def test_too_few_songs(tmp_path):

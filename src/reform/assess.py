@@ -28,8 +28,13 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
                      label_column: str = "group"):
     """The songs an evaluation uses (one per distinct audio of ``songs``), their labels and
     albums, notes on what was left out and why, and where the labels come from."""
-    rows, kept_as = _distinct_recordings(list(one_per_recording(songs).values()))
+    distinct = list(one_per_recording(songs).values())
+    rows, kept_as = _distinct_recordings(distinct)
     notes: list[str] = []
+    if len(distinct) < len(songs):
+        copies = len(songs) - len(distinct)
+        notes.append(f"{plural(copies, 'file')} left out as {agree(copies, 'a copy', 'copies')} of the same audio "
+                     "as another file")
     if kept_as:   # a FLAC and its MP3 would find each other: a same-song top-1 of chance, a p@10 too high
         notes.append(f"{plural(len(kept_as), 'file')} left out as another file of a recording counted "
                      "(one title, by one artist or an untagged one, as long within a second)")
@@ -40,7 +45,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         if by_path and len(unknown) == len(by_path):
             raise EvaluateError(f"none of the {plural(len(by_path), 'path')} of the labels file is a song of the "
                                 "library", path=label_file, hint="its paths are read as they are, or relative "
-                                "to its own folder: give the paths the library scanned (`reform export` lists them)")
+                                "to its own folder: give the paths the library scanned (`reform export songs.csv` lists them)")
         if unknown:
             notes.append(f"{plural(len(unknown), 'path')} of the labels file "
                          f"{agree(len(unknown), 'is', 'are')} not in the library: ignored")

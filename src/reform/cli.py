@@ -849,6 +849,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# what the columns of `reform evaluate` mean, for a reader who is no retrieval researcher
+EVALUATE_LEGEND = (
+    "same-song top-1: how often the other half of a song, cut in two, comes first among all halves; "
+    "MRR: the mean of 1/rank of that half.\n"
+    "p@5, p@10: the share of a song's 5 or 10 nearest songs that have its label (a library with few "
+    "songs per label cannot reach 1); mAP: the same over the whole ranking. Higher is better everywhere; "
+    "the untrained network and the baselines show what the model adds.")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .export import check_output
     from .home import SHIPPED
@@ -883,8 +892,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print()
     print(report.markdown())
+    print("\n" + EVALUATE_LEGEND)
     if args.per_label and report.label_source:
         print()
+        print("p@10 of each label's songs:")
         print(report.per_label_markdown())
     if args.json:
         from .files import write_json

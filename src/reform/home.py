@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -573,6 +574,11 @@ def _shipped_version() -> str | None:
         return None
 
 
+# A new run's name: it is written into the commands the output suggests (`reform use my run`
+# failed; "jazz & blues" would have run a command named blues), and a leading dot hides the folder.
+RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
 def _one_folder(name: str) -> bool:
     """Whether ``name`` names one folder inside another (a run's name), not a path."""
     return name not in ("", ".", "..") and "/" not in name and os.sep not in name
@@ -636,6 +642,10 @@ class Models:
             if resume and not (self.folder / name).is_dir():
                 raise TrainError(f"there is no run named {name!r} to resume",
                                  hint="`reform models` lists the runs; without --resume, --name starts a new one")
+            if not resume and not re.match(RUN_NAME, name) and not (self.folder / name).exists():
+                raise TrainError(f"a new run's name is letters, digits, '_', '.' and '-', starting with a letter "
+                                 f"or digit, 64 at most, and {name!r} is not",
+                                 hint="such as jazz-2026: the name is written into the commands ReFORM suggests")
             return self.folder / name
         if resume:
             runs = [p.parent for p in self.folder.glob("*/config.json")]

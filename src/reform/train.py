@@ -335,8 +335,10 @@ class Trainer:
                 model.load_state_dict(source.state_dict())
         else:
             raise TrainError("the clustering phase starts from a pretrained model, and this run has none",
-                             path=self.files.folder, hint="run `reform train --phase pretrain` first, "
-                             "or `--phase all`, or start from the shipped model with `--init shipped`")
+                             path=self.files.folder,
+                             hint=f"run `reform train --phase pretrain --name {self.files.folder.name}` first (the "
+                             "clustering phase then goes on in the same run), or `--phase all`, or start from the "
+                             "shipped model with `--init shipped`")
         return model.to(self.device, memory_format=torch.channels_last)
 
     # -- the loop -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import EmbedError
 from ..export import m3u_text
+from ..home import RUN_NAME
 from ..playlists import file_name
 from ..recommend import Filters
 from . import media
@@ -126,7 +127,7 @@ class TrainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     max_epochs: int | None = Field(None, ge=1, le=10_000, description="cap on the epochs of each phase")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    name: str | None = Field(None, pattern=RUN_NAME,
                              description="run folder under <home>/models (default: a time stamp)")
 
 
