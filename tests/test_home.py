@@ -77,7 +77,7 @@ def test_models_and_use(home, capsys):
         assert lib.models.active_name() == SHIPPED
         with pytest.raises(ModelError, match="no model of both phases") as err:
             lib.use("broken")
-        assert "--resume --name broken" in err.value.hint
+        assert "start it again with `reform train --name broken`" in err.value.hint   # no checkpoint to resume
     assert main(["--home", str(home), "use", "nothing"]) == 1
     err = capsys.readouterr().err
     assert "no model named 'nothing'" in err and f"hint: `reform --home {home} models` lists them" in err
@@ -216,6 +216,19 @@ def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get
     assert main(["--home", str(home), "-q", "use", "tiny-old"]) == 0
     with Library(home, create=False) as lib:
         assert lib.embedding_status()["current"]                          # the same model, found again
+    # its checkpoint gone too, or a run stopped before its first epoch: no --resume to suggest
+    for name in ("model.pt", "checkpoint.pt"):
+        (home / "models" / "tiny-old" / name).unlink()
+    with Library(home, create=False) as lib:
+        assert lib.status()["model"]["hint"].startswith("its checkpoint is gone too: train the run again")
+    assert read_run(home / "models" / "tiny-old").state == \
+        "model file lost, and its checkpoint too: train the run again"
+    (home / "models" / "early").mkdir()
+    (home / "models" / "early" / "config.json").write_text("{}")
+    with Library(home, create=False) as lib, pytest.raises(ModelError) as caught:
+        lib.models.path("early")
+    assert caught.value.hint == ("it has no checkpoint to go on from (stopped before its first epoch ended?): "
+                                 "start it again with `reform train --name early`")
 
 
 def test_a_run_that_lost_its_checkpoint_points_to_a_way_on(trained, tmp_path, capsys):

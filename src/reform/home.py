@@ -443,6 +443,7 @@ class Run:
     finished_at: str | None
     started_from: str | None = None        # the model it fine-tuned: "shipped" or a version
     lost: bool = False                     # its model was written (its card is there), then deleted
+    resumable: bool = True                 # it has a checkpoint to go on from
     faults: dict[str, str] = field(default_factory=dict)   # phases that learnt nothing usable (faults())
 
     @property
@@ -462,7 +463,8 @@ class Run:
             cut = [p for p in PHASES if not self.stopped.get(p)]
             return f"cut short ({' and '.join(cut)} stopped before its schedule ended)" + tuned
         if self.lost:
-            return f"model file lost: `reform train --resume --name {self.name}` writes it again"
+            return (f"model file lost: `reform train --resume --name {self.name}` writes it again" if self.resumable
+                    else "model file lost, and its checkpoint too: train the run again")
         if self.epochs.get("cluster"):
             return f"clustering in progress or interrupted (epoch {self.epochs['cluster']})"
         if self.epochs.get("pretrain"):
@@ -530,7 +532,8 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
         epochs = {p: int(info["epochs"].get(p) or 0) for p in PHASES}
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
                _evaluation(files.evaluation, version), info.get("finished_at"), started,
-               lost=not model.exists() and card_path(model).exists(), faults=faults(history))
+               lost=not model.exists() and card_path(model).exists(), resumable=files.checkpoint.exists(),
+               faults=faults(history))
 
 
 def _play_lines(plays: list[tuple[str, str, float, str]]) -> str:
@@ -712,12 +715,16 @@ class Models:
         if path.is_file():
             return path
         if _one_folder(str(which)) and (self.folder / str(which)).is_dir():
+            resumable = RunFiles(self.folder / str(which)).checkpoint.exists()
             if card_path(run).exists():   # its card is there: the model was written, then lost
                 raise ModelError(f"the run {which!r} has lost its model file", path=run,
-                                 hint=f"`reform train --resume --name {which}` writes it again from the run's "
-                                      "last checkpoint; `reform use shipped` goes back to the shipped model")
+                                 hint=(f"`reform train --resume --name {which}` writes it again from the run's "
+                                       "last checkpoint" if resumable else "its checkpoint is gone too: train "
+                                       "the run again") + "; `reform use shipped` goes back to the shipped model")
             raise ModelError(f"the run {which!r} has no model of both phases yet",
-                             hint=f"finish it with `reform train --resume --name {which}`")
+                             hint=f"finish it with `reform train --resume --name {which}`" if resumable else
+                             f"it has no checkpoint to go on from (stopped before its first epoch ended?): start it "
+                             f"again with `reform train --name {which}`")
         if active:   # chosen with `reform use`, then its folder was renamed or deleted
             raise ModelError(f"the active model, run {which!r}, is no longer in the library's models folder "
                              "(renamed or deleted?)", path=self.folder / str(which),
@@ -753,7 +760,7 @@ class Models:
                 try:
                     self.path(which)
                 except ModelError as exc:   # the right error, with the hint of what `use` takes
-                    hint = exc.hint if exc.hint and "--resume" in exc.hint else _USE_TAKES
+                    hint = exc.hint if exc.hint and "reform train" in exc.hint else _USE_TAKES
                     raise ModelError(exc.message, path=exc.path, hint=hint) from None
                 raise ModelError(f"{which!r} is not a run of this library", hint=_ELSEWHERE)
         self.catalogue.set_meta(Keys.ACTIVE_MODEL, "" if which == SHIPPED else which)
