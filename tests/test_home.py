@@ -77,6 +77,12 @@ def test_models_and_use(home, capsys):
         assert lib.models.active_name() == SHIPPED
         with pytest.raises(ModelError, match="no model of both phases") as err:
             lib.use("broken")
+        damaged = home / "models" / "damaged"                   # was made active without a word
+        shutil.copytree(home / "models" / "short", damaged)
+        (damaged / "model.pt").write_bytes((damaged / "model.pt").read_bytes()[:1000])
+        with pytest.raises(ModelError, match="the run 'damaged' cannot be used: the model file is damaged"):
+            lib.use("damaged")
+        assert lib.models.active_name() == SHIPPED
         assert "start it again with `reform train --name broken`" in err.value.hint   # no checkpoint to resume
     assert main(["--home", str(home), "use", "nothing"]) == 1
     err = capsys.readouterr().err

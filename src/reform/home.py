@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import card_path, read_card
+from .card import card_path, file_problem, read_card
 from .config import AudioConfig, MelConfig, feature_version, from_dict, to_dict
 from .errors import LibraryError, ModelError, StoreError, TrainError
 from .files import write_error, write_text
@@ -393,8 +393,6 @@ class RunFiles:
         """The run's model files that are damaged (their archives' checksums read through, no
         torch), each with the way out: a model is written again from a sound checkpoint; a
         damaged checkpoint ends the run, and a new one can start from its model."""
-        from .card import file_problem
-
         # each file read through once (a checkpoint holds tens of MB)
         problems = {path: file_problem(path) for path in (self.checkpoint, self.pretrain, self.model)
                     if path.exists()}
@@ -763,6 +761,12 @@ class Models:
                     hint = exc.hint if exc.hint and "reform train" in exc.hint else _USE_TAKES
                     raise ModelError(exc.message, path=exc.path, hint=hint) from None
                 raise ModelError(f"{which!r} is not a run of this library", hint=_ELSEWHERE)
+            model = RunFiles(self.folder / which).model
+            damage = file_problem(model)   # made active, `embed` would fail on it with torch's words
+            if damage:
+                raise ModelError(f"the run {which!r} cannot be used: {damage}", path=model,
+                                 hint="`reform check` says what else is damaged; `reform train --resume --name "
+                                      f"{which}` writes the model again from the run's checkpoint")
         self.catalogue.set_meta(Keys.ACTIVE_MODEL, "" if which == SHIPPED else which)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_text(self.folder / ACTIVE_FILE, which + "\n")
