@@ -79,9 +79,11 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
             raise EvaluateError(f"no {source} label is shared by two songs of the library: label "
                                 "retrieval has nothing to find", hint="check the file's paths and column")
         # a real library's tags are often missing: finding a song's other half needs none
-        others = " or ".join(f"--labels {t}" for t in ("album", "genre", "artist") if t != labels)
-        notes.append(f"no {labels} tag is shared by two songs: only the same-song protocol runs "
-                     f"(try {others}, or --labels-file)")
+        others = " or ".join(f"--labels {t}" for t in ("album", "genre", "artist")
+                             if t != labels and any(getattr(r, t) for r in rows))
+        said = f"no {labels} tag is shared by two songs" if kept else f"no song has a {labels} tag"
+        notes.append(f"{said}: only the same-song protocol runs (try {others + ', or ' if others else ''}"
+                     "--labels-file)")
         return rows, None, _albums(rows), notes, None
     distinct = {lab for _, lab in kept}
     if len(distinct) == 1:   # every neighbour is relevant: every method would score a perfect p@10
@@ -162,7 +164,8 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     albums = [albums[i] for i in order]
     label_list = None if label_list is None else [label_list[i] for i in order]
     if len(rows) < 2:
-        raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} are usable",
+        raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} {agree(len(rows), 'is', 'are')} "
+                            "usable",
                             hint="scan more music, or check the labels")
     specs = [home.spectrograms.open(r.hash) for r in rows]
     methods: list[tuple[str, Callable[[], ev.MethodVectors]]] = []

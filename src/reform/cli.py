@@ -1306,8 +1306,8 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(p)
     p.add_argument("--labels", choices=("artist", "album", "genre"),
                    help="the tag that says which songs belong together (default: artist)")
-    p.add_argument("--labels-file", help="a TSV manifest with a 'path' column, e.g. realmusic.tsv; instead "
-                   "of --labels")
+    p.add_argument("--labels-file", help="a TSV or CSV file with a 'path' column and a label column (see "
+                   "--label-column), instead of --labels")
     p.add_argument("--label-column", help="the labels file's column holding the label (default: group)")
     p.add_argument("--exclude-same-album", action="store_true",
                    help="ignore neighbours from the query's own album (the album filter)")
