@@ -196,7 +196,10 @@ def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
 
     base = ["--home", str(home), "train", "--name", "p1", "--max-epochs", "1"]
     assert main(base + ["--phase", "pretrain", "--init", "scratch", "--widths", "4,8", "--embedding-dim", "8"]) == 0
-    capsys.readouterr()
+    # the way on said, in the output and in `reform models` (which called it "in progress or interrupted")
+    assert f"pretrained only: `reform --home {home} train --phase cluster --name p1` adds" in capsys.readouterr().out
+    assert main(["--home", str(home), "models"]) == 0
+    assert f"pretrained (1 epoch): `reform --home {home} train --phase cluster --name p1`" in capsys.readouterr().out
     assert main(base + ["--phase", "cluster"]) == 0
     out = capsys.readouterr().out
     assert "goes on from its pretraining" in out and "fine-tuning" not in out

@@ -571,6 +571,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif result.files.model.exists():
         why = "it failed (above)" if failed else "a phase stopped before its schedule ended"
         print(f"not made active: {why}; `reform use {name}` makes it active anyway (or train with --activate)")
+    elif result.files.pretrain.exists():   # `--phase pretrain`: a model of both phases is what recommends
+        print(f"pretrained only: `reform train --phase cluster --name {result.files.folder.name}` adds the "
+              "clustering phase")
     return 0
 
 

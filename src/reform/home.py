@@ -39,6 +39,7 @@ from .errors import LibraryError, ModelError, StoreError, TrainError
 from .files import write_error, write_text
 from .lock import WriterLock
 from .store import CATALOGUE_NAME, Catalogue, FileRow, SpectrogramStore
+from .text import plural
 
 SPECTROGRAMS, MODELS, CACHE, INDEX = "spectrograms", "models", "cache", "index"
 SHIPPED = "shipped"
@@ -442,6 +443,7 @@ class Run:
     started_from: str | None = None        # the model it fine-tuned: "shipped" or a version
     lost: bool = False                     # its model was written (its card is there), then deleted
     resumable: bool = True                 # it has a checkpoint to go on from
+    pretrained: bool = False               # its pretraining ended (pretrain.pt), as `--phase pretrain` stops
     faults: dict[str, str] = field(default_factory=dict)   # phases that learnt nothing usable (faults())
 
     @property
@@ -465,6 +467,9 @@ class Run:
                     else "model file lost, and its checkpoint too: train the run again")
         if self.epochs.get("cluster"):
             return f"clustering in progress or interrupted (epoch {self.epochs['cluster']})"
+        if self.pretrained:
+            return (f"pretrained ({plural(self.epochs.get('pretrain', 0), 'epoch')}): `reform train --phase cluster "
+                    f"--name {self.name}` adds the clustering phase")
         if self.epochs.get("pretrain"):
             return f"pretraining in progress or interrupted (epoch {self.epochs['pretrain']})"
         return "not started"
@@ -531,7 +536,7 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     return Run(folder.name, folder, epochs, stopped_by_schedule(history), model.exists(),
                _evaluation(files.evaluation, version), info.get("finished_at"), started,
                lost=not model.exists() and card_path(model).exists(), resumable=files.checkpoint.exists(),
-               faults=faults(history))
+               pretrained=files.pretrain.exists(), faults=faults(history))
 
 
 def _play_lines(plays: list[tuple[str, str, float, str]]) -> str:
