@@ -252,7 +252,10 @@ def test_a_song_mpd_names_by_its_own_path_is_found_and_teaches_no_music_folder(r
         assert not any("would not queue" in line or "not in the library" in line for line in said[1:])
 
 
-def test_a_skipped_song_is_no_play(radio_home, monkeypatch):
+@pytest.fixture
+def clocked(radio_home, monkeypatch):
+    """A radio keeping no song ahead over a fake MPD queue of three songs of the library, with a
+    clock the test moves: (library, radio, session, queue, the songs by name, the clock)."""
     from reform import mpd as mpd_module
     from reform.mpd import Radio, Session
     from reform.radio import MusicRoot, Rules
@@ -263,54 +266,47 @@ def test_a_skipped_song_is_no_play(radio_home, monkeypatch):
     with Library(home, create=False) as lib:
         radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=0, root=MusicRoot(music), say=lambda _: None)
         rows = {os.path.relpath(r.path, music): r for r in lib.songs()}
-        session = Session(played=[])
-        client = FakeMPD(names[:3], known=set(names))
-        radio.step(client, session)
-        now[0] += 2.0                                    # skipped after 2 s
-        client.pos = 1
-        radio.step(client, session)
-        now[0] += rows[names[1]].duration * 0.6          # played past its middle, then the next
-        client.pos = 2
-        radio.step(client, session)
-        radio.settle(session)                            # stopped at once: the third is no play either
-        assert [h for h, _ in lib.home.catalogue.most_played(5)] == [rows[names[1]].hash]
+        songs = [rows[n] for n in names[:3]]
+        yield lib, radio, Session(played=[]), FakeMPD(names[:3], known=set(names)), songs, now
 
 
-def test_the_time_a_song_is_paused_is_not_time_played(radio_home, monkeypatch):
+def test_a_skipped_song_is_no_play(clocked):
+    lib, radio, session, client, songs, now = clocked
+    radio.step(client, session)
+    now[0] += 2.0                                    # skipped after 2 s
+    client.pos = 1
+    radio.step(client, session)
+    now[0] += songs[1].duration * 0.6                # played past its middle, then the next
+    client.pos = 2
+    radio.step(client, session)
+    radio.settle(session)                            # stopped at once: the third is no play either
+    assert [h for h, _ in lib.home.catalogue.most_played(5)] == [songs[1].hash]
+
+
+def test_the_time_a_song_is_paused_is_not_time_played(clocked):
     """Paused at once, left paused, then skipped: the song counted as played, its wall-clock
     time since it started being all that was measured."""
-    from reform import mpd as mpd_module
-    from reform.mpd import Radio, Session
-    from reform.radio import MusicRoot, Rules
-
-    home, music, names = radio_home
-    now = [1000.0]
-    monkeypatch.setattr(mpd_module.time, "monotonic", lambda: now[0])
-    with Library(home, create=False) as lib:
-        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=0, root=MusicRoot(music), say=lambda _: None)
-        rows = {os.path.relpath(r.path, music): r for r in lib.songs()}
-        session = Session(played=[])
-        client = FakeMPD(names[:3], known=set(names))
-        radio.step(client, session)
-        now[0] += 0.5
-        client.state = "pause"                            # paused at 0.5 s, for as long as the whole song
-        radio.step(client, session)
-        now[0] += rows[names[0]].duration
-        client.pos = 1                                    # then skipped, still paused
-        radio.step(client, session)
-        now[0] += 1.0
-        client.state = "play"                             # the second: paused for a while, then played on
-        radio.step(client, session)
-        now[0] += rows[names[1]].duration * 0.3
-        client.state = "pause"
-        radio.step(client, session)
-        now[0] += 600.0
-        client.state = "play"
-        radio.step(client, session)
-        now[0] += rows[names[1]].duration * 0.3            # past its middle, pauses left out
-        client.pos = 2
-        radio.step(client, session)
-        assert lib.home.catalogue.most_played(5) == [(rows[names[1]].hash, 1)]
+    lib, radio, session, client, songs, now = clocked
+    radio.step(client, session)
+    now[0] += 0.5
+    client.state = "pause"                           # paused at 0.5 s, for as long as the whole song
+    radio.step(client, session)
+    now[0] += songs[0].duration
+    client.pos = 1                                   # then skipped, still paused
+    radio.step(client, session)
+    now[0] += 1.0
+    client.state = "play"                            # the second: paused for a while, then played on
+    radio.step(client, session)
+    now[0] += songs[1].duration * 0.3
+    client.state = "pause"
+    radio.step(client, session)
+    now[0] += 600.0
+    client.state = "play"
+    radio.step(client, session)
+    now[0] += songs[1].duration * 0.3                # past its middle, pauses left out
+    client.pos = 2
+    radio.step(client, session)
+    assert lib.home.catalogue.most_played(5) == [(songs[1].hash, 1)]
 
 
 def test_the_song_playing_across_an_mpd_restart_is_one_play(radio_home, monkeypatch):
