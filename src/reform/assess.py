@@ -45,7 +45,8 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         if by_path and len(unknown) == len(by_path):
             raise EvaluateError(f"none of the {plural(len(by_path), 'path')} of the labels file is a song of the "
                                 "library", path=label_file, hint="its paths are read as they are, or relative "
-                                "to its own folder: give the paths the library scanned (`reform export songs.csv` lists them)")
+                                "to its own folder: give the paths the library scanned (`reform export songs.csv` "
+                                "lists them)")
         if unknown:
             notes.append(f"{plural(len(unknown), 'path')} of the labels file "
                          f"{agree(len(unknown), 'is', 'are')} not in the library: ignored")

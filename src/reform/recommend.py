@@ -150,6 +150,8 @@ class Recommender:
         rng = np.random.default_rng(0)
         pairs = rng.integers(0, n, size=(min(n * (n - 1) // 2, 1000), 2))
         pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        if not len(pairs):
+            return SAME_RECORDING_COSINE
         units = _unit(self.songs.index.rows(pairs.ravel())).reshape(len(pairs), 2, -1)
         typical = float(np.median(np.einsum("pd,pd->p", units[:, 0], units[:, 1])))
         return math.inf if typical >= SAME_RECORDING_COSINE else SAME_RECORDING_COSINE
