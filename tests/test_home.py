@@ -90,6 +90,9 @@ def test_models_and_use(home, capsys):
     assert "path of a model.pt" not in err          # which `use` takes only from this library
     assert main(["--home", str(home), "use", ""]) == 1
     assert "no model named ''" in capsys.readouterr().err
+    missing = str(home.parent / "nowhere" / "model.pt")       # a path typed: said to be missing as a file
+    assert main(["--home", str(home), "train", "--init", missing, "--max-epochs", "1"]) == 1
+    assert f"error: {missing}: no such model file" in capsys.readouterr().err
     assert main(["--home", str(home), "train", "--init", str(home / "models" / "short" / "checkpoint.pt"),
                  "--max-epochs", "1"]) == 1
     err = capsys.readouterr().err

@@ -733,6 +733,9 @@ class Models:
                              "(renamed or deleted?)", path=self.folder / str(which),
                              hint="`reform use NAME` makes another run the active model (`reform models` lists "
                                   "them); `reform use shipped` goes back to the shipped model")
+        if not _one_folder(str(which)):   # a path typed: say it is not there, not that no run has the name
+            raise ModelError("no such model file", path=which, hint="check the path; `reform models` lists the "
+                             "runs of this library")
         raise ModelError(f"no model named {which!r}", hint="`reform models` lists them; use "
                          "'shipped', a run's name, or the path of a model.pt file")
 
