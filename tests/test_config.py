@@ -66,6 +66,14 @@ def test_nonsense_settings_are_refused(bad):
         TrainConfig(**bad)
 
 
+def test_a_refused_share_or_size_names_its_option():
+    """`train --ema 1.5` was told that six settings must lie in [0, 1), none of them named as an option."""
+    with pytest.raises(ConfigError, match=r"^--ema 1.5: a share lies in \[0, 1\)$"):
+        TrainConfig(ema=1.5)
+    with pytest.raises(ConfigError, match="^--gain-db -3, --bank-neighbours -1: weights, augmentation sizes"):
+        TrainConfig(gain_db=-3.0, bank_neighbours=-1)
+
+
 def test_round_trip_through_a_checkpoint_dict_ignores_unknown_keys():
     cfg = TrainConfig(contrast_weight=0.5, gain_db=3.0)
     assert from_dict(TrainConfig, to_dict(cfg) | {"from_the_future": 1}) == cfg

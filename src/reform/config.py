@@ -110,6 +110,11 @@ class AugmentConfig:
                               + "; ".join(wrong), hint="the defaults are the measured ones (docs/method.md 7)")
 
 
+def _option(field_name: str) -> str:
+    """A setting as `reform train` takes it: ``ema`` is ``--ema``, ``gain_db`` ``--gain-db``."""
+    return "--" + field_name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     learning_rate: float = 1e-3       # Adam's starting rate; the note's 0.1 is the "note" preset (README)
@@ -197,13 +202,15 @@ class TrainConfig:
             raise ConfigError("vicreg has no negatives: album_share and contrast_prior apply to infonce only")
         if self.album_share > 0 and self.contrast_prior > 0:
             raise ConfigError("the debiased contrast (contrast_prior) takes no album share; set one of them to 0")
-        if not all(0 <= share < 1 for share in (self.bank_momentum, self.bank_soft, self.contrast_prior, self.mix,
-                                                  self.ema, self.album_share)):
-            raise ConfigError("bank_momentum, bank_soft, contrast_prior, album_share, mix and ema "
-                              "must lie in [0, 1)")
-        if min(self.contrast_weight, self.weight_decay, self.gain_db, self.eq_db, self.pitch_bins, self.stretch,
-               self.stripe_frames, self.stripe_bins, self.stripes, self.bank_neighbours) < 0:
-            raise ConfigError("weights, augmentation sizes and counts cannot be negative")
+        shares = ("bank_momentum", "bank_soft", "contrast_prior", "album_share", "mix", "ema")
+        wrong = [f"{_option(name)} {getattr(self, name):g}" for name in shares if not 0 <= getattr(self, name) < 1]
+        if wrong:   # named, as `train --ema 1.5` was told of six settings at once
+            raise ConfigError(f"{', '.join(wrong)}: a share lies in [0, 1)")
+        sizes = ("contrast_weight", "weight_decay", "gain_db", "eq_db", "pitch_bins", "stretch", "stripe_frames",
+                 "stripe_bins", "stripes", "bank_neighbours")
+        wrong = [f"{_option(name)} {getattr(self, name):g}" for name in sizes if getattr(self, name) < 0]
+        if wrong:
+            raise ConfigError(f"{', '.join(wrong)}: weights, augmentation sizes and counts cannot be negative")
 
     @property
     def augment(self) -> AugmentConfig:
