@@ -499,8 +499,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                path=lib.home.path, hint="check that the library home is writable")
         if main:
             _print_device(args.device)   # an unusable device is refused before any other message
+        songs = 0 if args.resume else len(lib.training_songs())
         if not args.resume:
-            check_song_count(len(lib.training_songs()), train_cfg)
+            check_song_count(songs, train_cfg)
         folder = lib.run_folder(args.name, resume=args.resume)   # named now, to say how to go on
         if args.resume and main:
             print(f"resuming {folder} with its own settings")
@@ -531,6 +532,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                       "measured better than starting from random weights (--init scratch starts from them)")
         else:
             init = None
+            if main and not args.resume and songs < FINE_TUNE_BELOW:
+                # --init auto would fine-tune the shipped model here, which has the default settings' shape
+                print("starting from random weights: the shipped model is trained with the default settings "
+                      "and another preset or architecture cannot start from it")
         if main and launched():
             print(f"training on {os.environ['WORLD_SIZE']} processes (torchrun)", flush=True)
         progress = TrainProgress(quiet=args.quiet or not main)
