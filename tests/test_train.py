@@ -223,6 +223,21 @@ def test_a_run_stopped_by_its_cap_goes_on_when_resumed_with_a_higher_cap(home):
     assert epochs == [1, 2, 3, 4] and again.stop_reasons["pretrain"] == "reached the cap of 4 epochs"
 
 
+def test_a_run_resumed_with_a_cap_it_has_passed_is_left_as_it_is(home):
+    """Resumed with --max-epochs 1 after 2 clustering epochs, it said it "reached the cap of 1
+    epoch" and wrote its model and settings again with that cap."""
+    cfg = TrainConfig(max_epochs=2, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
+                      threads=1)
+    with Library(home, create=False) as lib:
+        done = lib.train(name="past", model_cfg=tiny_model_config(), train_cfg=cfg)
+        written = done.files.model.read_bytes()
+        with pytest.raises(TrainError, match="has trained 2 clustering epochs already, more than --max-epochs 1: "
+                                             "nothing to do") as caught:
+            lib.train(name="past", resume=True, max_epochs=1)
+    assert caught.value.hint == "a higher --max-epochs goes on with it"
+    assert done.files.model.read_bytes() == written
+
+
 def test_a_resumed_run_takes_the_machine_settings_it_is_given_and_keeps_the_rest(home):
     from reform.train import read_checkpoint_plan
 

@@ -248,6 +248,12 @@ class Trainer:
                                  "clustering phase", path=self.files.folder,
                                  hint=f"`reform train --resume --name {self.files.folder.name}` goes on with "
                                       "the clustering phase")
+            done = saved["state"]["epoch"]
+            if saved["state"]["phase"] == "cluster" and done > self.cfg.max_epochs and self.files.model.exists():
+                # it would say it "reached the cap" it had passed, and write its files again for nothing
+                raise TrainError(f"the run {self.files.folder.name} has trained {plural(done, 'clustering epoch')} "
+                                 f"already, more than --max-epochs {self.cfg.max_epochs}: nothing to do",
+                                 path=self.files.folder, hint="a higher --max-epochs goes on with it")
         normaliser = group.broadcast(self._normaliser(saved) if group.main else None)
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
