@@ -56,21 +56,12 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         def label_of(row: FileRow) -> str | None:
             return by_path.get(os.path.realpath(row.path)) or by_path.get(row.path)
 
-        # a labels file may name any copy of the audio, not only the one kept
-        labelled: dict[str, str] = {}
-        for r in songs:
-            if label := label_of(r):
-                labelled.setdefault(kept_as.get(r.hash, r.hash), label)
-        found = [(r, label_of(r) or labelled.get(r.hash)) for r in rows]
+        found = _recording_labels(songs, rows, kept_as, label_of)
         source = f"{os.path.basename(label_file)}:{label_column}"
     elif labels:
         if labels not in ("artist", "album", "genre"):
             raise EvaluateError(f"unknown label {labels!r}; use artist, album, genre or --labels-file")
-        tagged: dict[str, str] = {}   # a recording's tag from any of its files, as for a labels file
-        for r in songs:
-            if getattr(r, labels):
-                tagged.setdefault(kept_as.get(r.hash, r.hash), getattr(r, labels))
-        found = [(r, getattr(r, labels) or tagged.get(r.hash)) for r in rows]
+        found = _recording_labels(songs, rows, kept_as, lambda row: getattr(row, labels))
         source = labels
     else:
         return rows, None, _albums(rows), notes, None
@@ -98,6 +89,18 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
     if missing:
         notes.append(f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no {source} label: left out")
     return [r for r, _ in kept], [lab for _, lab in kept], _albums([r for r, _ in kept]), notes, source
+
+
+def _recording_labels(songs: list[FileRow], rows: list[FileRow], kept_as: dict[str, str],
+                      label_of: Callable[[FileRow], str | None]) -> list[tuple[FileRow, str | None]]:
+    """Each of ``rows`` with its label: its own, else that of another file of its recording among
+    ``songs`` (a byte copy, or a file ``kept_as`` maps to it): a labels file or a tag may name any
+    copy, not only the one kept."""
+    labelled: dict[str, str] = {}
+    for r in songs:
+        if label := label_of(r):
+            labelled.setdefault(kept_as.get(r.hash, r.hash), label)
+    return [(r, label_of(r) or labelled.get(r.hash)) for r in rows]
 
 
 def _distinct_recordings(rows: list[FileRow]) -> tuple[list[FileRow], dict[str, str]]:
