@@ -160,7 +160,9 @@ def train_loop(work: Path, scanned: Path, full: float, rng: random.Random, i: in
     inspect(home, counts)
     again = subprocess.run(reform(home, "train", "--name", "run", "--resume"), capture_output=True, text=True)
     if again.returncode == 0:
-        counts.note("resumed" if killed else "had finished; resume ran nothing")
+        counts.note("resumed")
+    elif "nothing to do" in again.stderr and (folder / "model.pt").exists():
+        counts.note("had finished; resume refused, nothing to do")
     elif "stopped before its first epoch ended" in again.stderr:
         counts.note("killed before the first checkpoint: started again, as the error says")
         again = subprocess.run(reform(home, "train", "--name", "run", *TINY), capture_output=True, text=True)

@@ -234,7 +234,25 @@ def test_a_run_resumed_with_a_cap_it_has_passed_is_left_as_it_is(home):
         with pytest.raises(TrainError, match="has trained 2 clustering epochs already, more than --max-epochs 1: "
                                              "nothing to do") as caught:
             lib.train(name="past", resume=True, max_epochs=1)
+        with pytest.raises(TrainError, match="as many as --max-epochs 2: nothing to do"):
+            lib.train(name="past", resume=True)   # the run's own cap, which it reached
     assert caught.value.hint == "a higher --max-epochs goes on with it"
+    assert done.files.model.read_bytes() == written
+
+
+def test_a_run_whose_schedule_ended_is_left_as_it_is_when_resumed(home):
+    """A clustering phase stopped by its plateaus has nothing left to train, whatever the cap; a
+    resume wrote its model again and reported the same stop."""
+    cfg = TrainConfig(max_epochs=20, batch_size=4, cluster_batch_size=4, plateau_patience=1,
+                      plateau_threshold=0.99, seed=1, threads=1)
+    with Library(home, create=False) as lib:
+        done = lib.train(name="ended", model_cfg=tiny_model_config(), train_cfg=cfg)
+        assert done.stop_reasons["cluster"].startswith("stopped at plateau")
+        written = done.files.model.read_bytes()
+        with pytest.raises(TrainError, match=r"the run ended has finished \(stopped at plateau \d\): nothing "
+                                             "to do") as caught:
+            lib.train(name="ended", resume=True, max_epochs=30)
+    assert "--name NEW" in caught.value.hint
     assert done.files.model.read_bytes() == written
 
 

@@ -248,12 +248,7 @@ class Trainer:
                                  "clustering phase", path=self.files.folder,
                                  hint=f"`reform train --resume --name {self.files.folder.name}` goes on with "
                                       "the clustering phase")
-            done = saved["state"]["epoch"]
-            if saved["state"]["phase"] == "cluster" and done > self.cfg.max_epochs and self.files.model.exists():
-                # it would say it "reached the cap" it had passed, and write its files again for nothing
-                raise TrainError(f"the run {self.files.folder.name} has trained {plural(done, 'clustering epoch')} "
-                                 f"already, more than --max-epochs {self.cfg.max_epochs}: nothing to do",
-                                 path=self.files.folder, hint="a higher --max-epochs goes on with it")
+            self._refuse_finished(saved["state"])
         normaliser = group.broadcast(self._normaliser(saved) if group.main else None)
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
@@ -286,6 +281,21 @@ class Trainer:
                 checkpoint.save_bundle(self.files.model, model, normaliser, self.feature_version,
                                        self._info(history, "cluster"))
         return TrainResult(self.files, history, reasons)
+
+    def _refuse_finished(self, state: dict) -> None:
+        """TrainError for a resume that has nothing left to train: it would report a cap it had
+        passed, or a schedule that had ended, and write the run's files again for nothing."""
+        if state["phase"] != "cluster" or not self.files.model.exists():
+            return
+        name, done = self.files.folder.name, state["epoch"]
+        if done >= self.cfg.max_epochs:
+            more = "more than" if done > self.cfg.max_epochs else "as many as"
+            raise TrainError(f"the run {name} has trained {plural(done, 'clustering epoch')} already, {more} "
+                             f"--max-epochs {self.cfg.max_epochs}: nothing to do", path=self.files.folder,
+                             hint="a higher --max-epochs goes on with it")
+        if state["finished"] and not state["capped"]:
+            raise TrainError(f"the run {name} has finished ({state['stop_reason']}): nothing to do",
+                             path=self.files.folder, hint="`reform train --name NEW` starts another run")
 
     # -- set-up ---------------------------------------------------------------------------------
     def _normaliser(self, saved: dict | None) -> Normaliser:
