@@ -1,5 +1,6 @@
 """What plays next, on hand-made embeddings whose answers are known; player paths."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -80,6 +81,19 @@ def test_durations_filters_and_blend_of_seeds(songs):
         next_songs(rec, [row(99, "X", "X")], [], 1)
 
 
+def test_the_cap_per_artist_counts_what_played_one_song_at_a_time(songs):
+    """A radio picks one song per call: the cap counted only that call's picks, so a radio playlist
+    with --max-per-artist 1 held five songs of A in a row."""
+    from reform.playlists import radio
+
+    rows, rec = songs
+    capped = Rules(artist_gap=0, album_gap=0, filters=Filters(max_per_artist=1))
+    assert ids(next_songs(rec, [rows[0]], [rows[0]], 1, capped)) == [3]   # A has played: not 1 or 2
+    assert [r.id for r in radio(rec, rows[0], 6, capped).rows] == [0, 3, 5, 7, 8, 9]
+    # over the no-repeat window only: an artist heard longer ago is free again
+    assert ids(next_songs(rec, [rows[0]], [rows[9], rows[0]], 1, dataclasses.replace(capped, no_repeat=1))) == [1]
+
+
 def test_a_song_of_several_artists_is_by_each_of_them():
     """ "Artist A / Björk" shares Björk with the seed and Artist A with "Artist A"; "Simon & Garfunkel"
     is one name, not Garfunkel's."""
@@ -144,4 +158,8 @@ def test_music_root_maps_player_names_both_ways(songs):
     assert root.to_player("/music/B/B1/03.flac") == "B/B1/03.flac"
     assert root.to_player("/elsewhere/x.flac") is None
     assert not MusicRoot().learn("not/in/the/library.flac", rows)
+    twice = rows + [dataclasses.replace(rows[3], id=30, path="/backup/music/B/B1/03.flac", hash="h30")]
+    unsure = MusicRoot()   # a backup scanned too: which of the two folders MPD plays from is unknown
+    assert not unsure.learn("B/B1/03.flac", twice) and unsure.candidates == ["/backup/music", "/music"]
+    assert unsure.learn("A/A1/00.flac", twice) and unsure.local == "/music" and unsure.candidates == []
     assert MusicRoot("/music/A").to_player("/music/A/A1/00.flac") == "A1/00.flac"

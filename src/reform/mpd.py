@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .errors import PlayerError, QueryError, ReformError
 from .radio import MusicRoot, Rules, next_songs
 from .store import FileRow
-from .text import plural
+from .text import listing, plural
 
 DEFAULT_PORT = 6600
 RETRY_SECONDS = 5.0
@@ -329,8 +329,10 @@ class Radio:
             if "://" in uri:   # a stream says nothing about MPD's music folder: wait for a song
                 self.say(f"playing {uri} (a stream, not a seed; songs are queued once one of the library plays)")
                 return
-            self.say(f"cannot tell where MPD's music folder is on this computer ({uri!r} is not "
-                     "in the library): give --music-dir")
+            where = self.root.candidates
+            why = (f"{uri!r} is in the library under each of {listing(where, 3)}" if where
+                   else f"{uri!r} is not in the library")
+            self.say(f"cannot tell where MPD's music folder is on this computer ({why}): give --music-dir")
             return
         if row is None:
             waiting = "" if session.played else "; songs are queued once one of the library plays"

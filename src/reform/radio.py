@@ -163,7 +163,10 @@ def _fits(row: FileRow, before: list[FileRow], picked: list[tuple[FileRow, float
         return False
     names = artists(row.artist)
     f = rules.filters
-    if f.max_per_artist is not None and f.capped(names, Counter(a for r, _ in picked for a in artists(r.artist))):
+    # the cap counts back through what played too (over the no-repeat window): a radio picks one
+    # song at a time, so the songs picked in this call alone never held an artist twice
+    window = before[:rules.no_repeat] if rules.no_repeat else before
+    if f.max_per_artist is not None and f.capped(names, Counter(a for r in window for a in artists(r.artist))):
         return False
     if strict and names & {a for r in before[:rules.artist_gap] for a in artists(r.artist)}:
         return False
@@ -181,17 +184,20 @@ class MusicRoot:
 
     def __init__(self, local: str | os.PathLike | None = None):
         self.local = None if local is None else os.path.abspath(os.path.expanduser(os.fspath(local)))
+        self.candidates: list[str] = []   # the folders the last song left to choose from, when several
 
     def learn(self, player_path: str, rows: list[FileRow]) -> bool:
         """Find the local folder from one song the player names (its path relative to the
         player's music folder): the one library song whose path ends with it.  True when
-        the folder is known afterwards."""
+        the folder is known afterwards; a song the library holds under several folders (a
+        backup scanned too) leaves them in :attr:`candidates` and the folder unknown."""
         if self.local is not None:
             return True
         tail = os.sep + player_path.lstrip("/").replace("/", os.sep)
-        found = {row.path[: -len(tail)] for row in rows if row.path.endswith(tail)}
+        found = sorted({row.path[: -len(tail)] or os.sep for row in rows if row.path.endswith(tail)})
+        self.candidates = found if len(found) > 1 else []
         if len(found) == 1:
-            self.local = found.pop() or os.sep
+            self.local = found[0]
         return self.local is not None
 
     def to_library(self, player_path: str) -> str | None:
