@@ -154,6 +154,24 @@ def test_cli_radios_mixes_and_most_played(home, tmp_path, capsys):
     assert "is above the longest" in capsys.readouterr().err
 
 
+def test_a_most_played_song_without_an_embedding_is_said_and_the_others_written(home, tmp_path, capsys):
+    """A most-played song scanned without an embedding failed the whole command, with a hint to
+    scan the folder it had been scanned from."""
+    out = tmp_path / "lists"
+    with Library(home) as lib:
+        played = {Path(r.path).stem: r for r in lib.songs()}
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.add_play(played["01 White"], "mpd")
+            lib.home.catalogue.drop_embeddings(hashes=[played["01 White"].hash])
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--most-played", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "1 most played song has no embedding to start a radio from: Noise Crew - White" in error
+    assert "embed` embeds the songs scanned without one" in error and not out.exists()
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--most-played", "1", "--radio", "Chord"]) == 0
+    printed, error = capsys.readouterr()
+    assert printed.count("wrote ") == 1 and "note: 1 most played song has no embedding" in error
+
+
 def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, capsys):
     """A mistyped --music-root emptied every playlist, and the playlists asked for were removed
     as 'no longer asked for' with exit 0 (from cron, the server's playlists silently went)."""

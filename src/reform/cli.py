@@ -28,7 +28,7 @@ from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError, WriteError)
-from .text import RENAME_HINT, UNNAMED_REASON, agree, one_line, plural, shown
+from .text import RENAME_HINT, UNNAMED_REASON, agree, listing, one_line, plural, shown
 
 # The hint printed for an error raised without one, by the error's kind.
 HINTS = {
@@ -1036,7 +1036,8 @@ def cmd_playlists(args: argparse.Namespace) -> int:
                 seeds.append(seed)
             except QueryError as exc:
                 unmatched.append((query, exc))
-        seeds += played
+        unheard = [row for row in played if not rec.has(row.hash)]   # (scanned with --no-embed, say)
+        seeds += [row for row in played if rec.has(row.hash)]
         unique: dict[str, FileRow] = {}   # one radio per song, however often it is asked for
         for row in seeds:
             unique.setdefault(row.hash, row)
@@ -1052,6 +1053,12 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         if not wanted:   # nothing else asked for: leave the folder as it is
             raise ConfigError(message, hint="`reform mpd` records what MPD plays; or add --radio QUERY or --mix FOLDER")
         print(f"note: {message}", file=sys.stderr)
+    if unheard:
+        message = (f"{plural(len(unheard), 'most played song')} {agree(len(unheard), 'has', 'have')} no embedding "
+                   f"to start a radio from: {listing([r.label for r in unheard], 3)}")
+        if not wanted:
+            raise QueryError(message, hint="`reform embed` embeds the songs scanned without one")
+        print(f"note: {message} (`reform embed`)", file=sys.stderr)
     for query, exc in unmatched[0 if wanted else 1:]:   # with nothing to write, the first is the error
         print(f"note: --radio {query}: {exc.message}; its playlist is not written", file=sys.stderr)
     if not wanted:
