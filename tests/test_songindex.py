@@ -59,6 +59,17 @@ def test_stored_index_reads_back_with_the_same_answers(lib):
         [r.row.title for r in Recommender.of(rows, vecs).similar(seed, 3)]
 
 
+def test_the_python_api_takes_one_query_or_several_each_song_once(lib):
+    """``lib.mix("t7")`` read the string as a query per letter; a song named twice
+    counted twice; the CLI's --centre had no keyword."""
+    one = [r.row.title for r in lib.mix("t7", n=3)]
+    assert one == [r.row.title for r in lib.mix(["t7"], n=3)] == [r.row.title for r in lib.similar("t7", n=3)]
+    assert [r.row.title for r in lib.mix(["t7", "t7"], n=3)] == one
+    assert [r.row.title for r in lib.playlist(["t7", "t7"], length=3)] == [r.row.title for r in lib.playlist("t7", 3)]
+    both = [r.row.title for r in lib.mix(["t7", "t9"], n=4, how="centre")]
+    assert len(both) == 4 and not {"t7", "t9"} & set(both)
+
+
 @pytest.fixture
 def approximate(monkeypatch):
     """Libraries of more than 1000 songs get the approximate (ivf-pq) index."""

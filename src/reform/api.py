@@ -587,19 +587,28 @@ class Library:
         rec = self.recommender(**options)
         return rec.similar(self.resolve(query, rec), n, filters or Filters())
 
-    def mix(self, queries, n: int = 10, filters=None, **options):
+    def mix(self, queries, n: int = 10, filters=None, how: str = "each", **options):
+        """Songs for a mix of the songs ``queries`` name (one query, or several; a song named twice
+        counts once); ``how``: see :meth:`reform.recommend.Recommender.mix`."""
         from .recommend import Filters
 
         rec = self.recommender(**options)
-        return rec.mix([self.resolve(q, rec) for q in queries], n, filters or Filters())
+        return rec.mix(self._seeds(queries, rec), n, filters or Filters(), how=how)
 
     def playlist(self, queries, length: int = 20, filters=None, **options):
         from .recommend import Filters
 
         rec = self.recommender(**options)
+        return rec.playlist(self._seeds(queries, rec), length, filters or Filters())
+
+    def _seeds(self, queries, rec) -> list:
+        """The seeds of one query or several, each song once: a lone string was read as a list of
+        its letters, each of them a query."""
+        from .recommend import distinct
+
         if isinstance(queries, (str, os.PathLike)):
             queries = [queries]
-        return rec.playlist([self.resolve(q, rec) for q in queries], length, filters or Filters())
+        return distinct(self.resolve(q, rec) for q in queries)[0]
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluation_songs(self, labels: str | None = "artist", label_file: str | None = None,

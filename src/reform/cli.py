@@ -820,16 +820,13 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
 
 
 def _distinct(seeds) -> list:
-    """The seeds with a song given twice (by two queries, or by a copy of it) taken once, as a
-    mix of A and A is a mix of A; says which were."""
-    kept: dict[object, object] = {}
-    for seed in seeds:
-        # a file from outside the library by its sound: two files of one name are two seeds
-        key = seed.row.hash if seed.row is not None else seed.vector.tobytes()
-        if key in kept:
-            print(f"note: {seed.label} was given twice: taken once", file=sys.stderr)
-        kept.setdefault(key, seed)
-    return list(kept.values())
+    """The seeds with a song given twice taken once (:func:`reform.recommend.distinct`); says which were."""
+    from .recommend import distinct
+
+    kept, repeated = distinct(seeds)
+    for seed in repeated:
+        print(f"note: {seed.label} was given twice: taken once", file=sys.stderr)
+    return kept
 
 
 def cmd_similar(args: argparse.Namespace) -> int:

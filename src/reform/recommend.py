@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -112,6 +112,8 @@ class Recommender:
             raise ConfigError("query expansion weighs songs by their cosine",
                               hint="use --metric cosine, or --expand 0")
         self.expand = expand
+        self._units: dict[int, np.ndarray] = {}
+        self._unit_by_hash: dict[str, np.ndarray] = {}
 
     @classmethod
     def of(cls, rows: list[FileRow], embeddings: dict[str, np.ndarray], metric: str = "cosine",
@@ -137,6 +139,19 @@ class Recommender:
         if slot is None:
             raise QueryError("this song has no embedding yet", hint="run `reform embed`")
         return self.songs.vector(slot)
+
+    def unit_at(self, slot: int) -> np.ndarray:
+        """A slot's vector at unit length, kept: a mix of a folder's 500 songs compares every
+        song it meets with the seeds again for each seed."""
+        if slot not in self._units:
+            self._units[slot] = _unit(self.songs.vector(slot))
+        return self._units[slot]
+
+    def unit_of(self, digest: str) -> np.ndarray:
+        """A recording's vector at unit length, kept too (:meth:`unit_at`)."""
+        if digest not in self._unit_by_hash:
+            self._unit_by_hash[digest] = _unit(self.vector_of(digest))
+        return self._unit_by_hash[digest]
 
     @cached_property
     def copy_cosine(self) -> float:
@@ -165,7 +180,7 @@ class Recommender:
             return False   # (the cheap test first: a radio asks it of many pairs)
         if not (self.has(row.hash) and self.has(other.hash)):
             return False
-        cosine = float(_unit(self.vector_of(row.hash)) @ _unit(self.vector_of(other.hash)))
+        cosine = float(self.unit_of(row.hash) @ self.unit_of(other.hash))
         return _one_recording(row, other, cosine, self.copy_cosine)
 
     # -- seeds ------------------------------------------------------------------------------------
@@ -187,17 +202,28 @@ class Recommender:
         if not self.expand:
             return query
         q = query / (np.linalg.norm(query) or 1.0)
-        scores, slots = self.songs.search(q[None], min(len(self), 2 * (self.expand + len(seeds) + len(outside))))
-        found = [(int(i), float(c)) for i, c in zip(slots[0], scores[0]) if i >= 0]
-        rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
+        # the seeds found by length, not each compared with every seed, and the search widened only
+        # while seeds fill it: a mix of a folder's 200 songs expands 200 queries, and each compared
+        # 400 songs with all 200 seeds (7 s)
+        hashes = {seed.hash for seed in seeds}
+        heard = _Taken([(seed, self.unit_of(seed.hash)) for seed in seeds
+                        if seed.hash in self._unit_by_hash or self.has(seed.hash)] + list(outside))
 
         def a_seed(slot: int, row: FileRow) -> bool:
-            return any(self.one_recording(row, seed) for seed in seeds) or any(
-                _one_recording(row, other, float(_unit(self.songs.vector(slot)) @ v), self.copy_cosine)
-                for other, v in outside)
+            return row.hash in hashes or any(
+                _one_recording(row, heard.rows[k], float(self.unit_at(slot) @ heard.vectors[k]), self.copy_cosine)
+                for k in heard.near(row))
 
-        near = [(i, c) for i, c in found if (row := rows.get(self.songs.hash_at(i))) is not None
-                and not a_seed(i, row)][: self.expand]
+        k = min(len(self), 4 * self.expand + 4)
+        while True:
+            scores, slots = self.songs.search(q[None], k)
+            found = [(int(i), float(c)) for i, c in zip(slots[0], scores[0]) if i >= 0]
+            rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
+            near = [(i, c) for i, c in found if (row := rows.get(self.songs.hash_at(i))) is not None
+                    and not a_seed(i, row)][: self.expand]
+            if len(near) == self.expand or k >= len(self):
+                break
+            k = min(len(self), 4 * k)
         if not near:
             return q
         vectors = self.songs.index.rows(np.array([i for i, _ in near]))
@@ -217,7 +243,7 @@ class Recommender:
         banned = _recordings(seeds)
         seed_rows = [s.row or s.outside for s in seeds if s.row or s.outside]
         seed_artists = {a for row in seed_rows for a in artists(row.artist)}
-        heard = [(s.row or s.outside, _unit(s.vector)) for s in seeds]
+        heard = [(s.row, self.unit_of(s.row.hash)) if s.row else (s.outside, _unit(s.vector)) for s in seeds]
         k = min(len(self), max(4 * n + len(banned), 32))
 
         def passes(row: FileRow, names: frozenset[str], per_artist: Counter) -> bool:
@@ -275,8 +301,8 @@ class Recommender:
             raise QueryError("a mix needs at least one song")
         if how not in MIX_WAYS:
             raise ConfigError(f"unknown way of mixing {how!r}", hint=f"use {' or '.join(MIX_WAYS)}")
-        queries = [self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), _rows(seeds), _outside(seeds))
-                   for s in seeds]
+        rows, outside = _rows(seeds), _outside(seeds)
+        queries = [self.expanded(s.vector / (np.linalg.norm(s.vector) or 1.0), rows, outside) for s in seeds]
         if how == "centre":
             centre = np.mean(queries, axis=0)
             return [Recommendation(row, s) for _, row, s in self._candidates(centre, seeds, filters, n, keep)[:n]]
@@ -353,7 +379,7 @@ class Recommender:
         (:func:`_one_recording`); None, and it is added to ``taken``, if none.  Copies of the
         same bytes are one song already; these are a FLAC and its MP3, or a song on an album
         and on a compilation, which would fill the top of a list."""
-        vector = _unit(self.songs.vector(slot))
+        vector = self.unit_at(slot)
         for k in taken.near(row):
             if _one_recording(row, taken.rows[k], float(vector @ taken.vectors[k]), self.copy_cosine):
                 return k
@@ -476,6 +502,20 @@ def _fuller(row: FileRow, other: FileRow) -> bool:
 def _unit(x: np.ndarray) -> np.ndarray:
     """Rows (or one vector) at unit length, whatever the metric's index holds."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def distinct(seeds: Iterable[Seed]) -> tuple[list[Seed], list[Seed]]:
+    """The seeds with a song given twice (by two queries, or by a copy of it) taken once, as a
+    mix of A and A is a mix of A, and those left out."""
+    kept: dict[object, Seed] = {}
+    repeated = []
+    for seed in seeds:
+        # a file from outside the library by its sound: two files of one name are two seeds
+        key = seed.row.hash if seed.row is not None else seed.vector.tobytes()
+        if key in kept:
+            repeated.append(seed)
+        kept.setdefault(key, seed)
+    return list(kept.values()), repeated
 
 
 def _rows(seeds: list[Seed]) -> list[FileRow]:

@@ -3,6 +3,7 @@ the web page finds it in the terminal too."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -25,6 +26,7 @@ def norm(text: str | None) -> str:
 _ARTIST_SEPARATORS = re.compile(r"\s+/\s+|;|\x00")
 
 
+@functools.lru_cache(maxsize=65536)   # a radio or a mix asks it of the same few thousand tags again and again
 def artists(tag: str | None) -> frozenset[str]:
     """The artists of an artist tag, each as :func:`norm` makes it, for the filters that compare
     artists (a song shares its artist with ``Björk`` when tagged ``"A / B / Björk"`` too):
