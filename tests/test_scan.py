@@ -268,6 +268,43 @@ def test_unreadable_file_is_recorded(tmp_path):
     assert "failed 0" in result.stdout and "library: 2 songs" in result.stdout, result.stdout
 
 
+def test_a_song_that_cannot_be_read_again_for_a_passing_cause_keeps_its_analysis(tmp_path, monkeypatch, capsys):
+    """A song analysed before and touched (a tagger, a copy in progress) whose reading failed
+    for a cause that passes was recorded as failed: the scan's end then dropped its embedding and
+    spectrogram, and `check --repair` lost a song that way."""
+    import reform.scan as scan_module
+
+    root, home = tmp_path / "music", tmp_path / "home"
+    write(root / "kept.wav", tone(440, 3))
+    write(root / "other.wav", tone(660, 3))
+    assert main(["--home", str(home), "-q", "scan", str(root), "--jobs", "1"]) == 0
+    with Library(home, create=False) as lib:
+        before = {Path(r.path).name: r for r in lib.songs()}
+    os.utime(root / "kept.wav", ns=(time.time_ns(), time.time_ns()))
+    write(root / "new.wav", tone(880, 3))
+    real = scan_module._analyse
+
+    def unreadable(entry, *args):
+        if Path(entry.path).name in ("kept.wav", "new.wav"):
+            raise PermissionError(13, "Permission denied")
+        return real(entry, *args)
+    monkeypatch.setattr(scan_module, "_analyse", unreadable)
+    capsys.readouterr()
+    assert main(["--home", str(home), "scan", "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 song could not be read again and keeps its earlier analysis (the next scan tries again): " in printed
+    assert "kept.wav (permission denied: the file cannot be read)" in printed and "failed 1" in printed
+    with Library(home, create=False) as lib:
+        songs = {Path(r.path).name: r for r in lib.songs()}
+        assert songs["kept.wav"] == before["kept.wav"] and lib.recommender().has(before["kept.wav"].hash)
+        assert lib.spectrogram(str(root / "kept.wav")).shape[-1] > 0
+        assert [Path(r.path).name for r in lib.failures()] == ["new.wav"]   # a new file fails as before
+    monkeypatch.setattr(scan_module, "_analyse", real)
+    with Library(home, create=False) as lib:
+        summary = lib.scan(jobs=1)
+    assert summary.reused == 1 and summary.analysed == 1 and not summary.kept and summary.failed == 0
+
+
 def test_file_changing_during_scan_is_not_stored(tmp_path):
     """The worker compares the file's stat from the walk with what it finds when it reads it."""
     path = write(tmp_path / "m" / "a.wav", tone(440, 3))

@@ -278,6 +278,11 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
               f"same audio in place {summary.retagged}, copies of known audio {copies}), "
               f"removed {summary.removed}, failed {summary.failed}")
+    if summary.kept:
+        kept = len(summary.kept)
+        print(f"{plural(kept, 'song')} could not be read again and {agree(kept, 'keeps its', 'keep their')} "
+              f"earlier analysis (the next scan tries again): "
+              f"{listing([f'{shown(f.entry.path)} ({f.reason})' for f in summary.kept], 3)}")
     if summary.failed_before and retried:   # only paths that cannot be listed are left
         print(f"{plural(summary.failed_before, 'path')} still cannot be listed (see `reform errors`)")
     elif summary.failed_before:

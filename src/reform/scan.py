@@ -117,6 +117,9 @@ class ScanSummary:
     freed_bytes: int = 0
     interrupted: bool = False
     failures: list[Failed] = field(default_factory=list)
+    # songs analysed before whose file could not be read again for a passing cause (a file being
+    # written, a permission, memory): they keep their earlier analysis, and the next scan tries again
+    kept: list[Failed] = field(default_factory=list)
 
     def unread_kinds(self) -> str:
         """The formats passed over, most files first, for every interface: ``.xm (2), .mid (1)``."""
@@ -220,7 +223,8 @@ def _same_stat(entry: Entry) -> bool:
 
 
 def _changed(entry: Entry) -> Failed:
-    return Failed(entry, "the file changed while it was being scanned; the next scan analyses it again")
+    return Failed(entry, "the file changed while it was being scanned; the next scan analyses it again",
+                  retry=True)
 
 
 def _analyse(entry: Entry, store: SpectrogramStore, audio_cfg: AudioConfig,
@@ -756,6 +760,12 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
     catalogue had before the scan, by path."""
     catalogue = home.catalogue
     entry = result.entry
+    before = known.get(entry.path)
+    if isinstance(result, Failed) and result.retry and result.reason != DIED_ALONE \
+            and before is not None and before.status == "ok":
+        # recorded as failed, the song lost its embedding and its spectrogram at the scan's end
+        summary.kept.append(result)
+        return
     with catalogue.transaction():
         if isinstance(result, Failed):
             catalogue.put_failed(entry.path, entry.size, entry.mtime_ns, result.reason, result.digest,
@@ -779,7 +789,6 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
             summary.embedded += 1
     if result.reused:
         summary.reused += 1
-        before = known.get(entry.path)
         summary.retagged += before is not None and before.hash == result.info.hash
     else:
         summary.analysed += 1

@@ -93,6 +93,9 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
     passed = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
     if s.unnamed:
         passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {listing(s.unnamed)}"
+    if s.kept:
+        passed += (f", {len(s.kept)} could not be read again and kept their earlier analysis: "
+                   f"{listing([f.entry.path for f in s.kept], 3)}")
     for folder, songs in s.vanished.items():
         passed += f"; {folder} holds no audio now (a disk not mounted, or the music moved?): its {songs} songs are kept"
     return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "
