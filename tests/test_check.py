@@ -358,6 +358,30 @@ def test_the_play_history_outlives_the_catalogue(home, capsys):
     assert len((home / "plays.jsonl").read_text().splitlines()) == 4
 
 
+def test_plays_only_the_copy_holds_are_put_back_not_cut_from_it(home, capsys):
+    """A catalogue that lost some plays (a rebuild stopped before its salvage, a table read in
+    part) and then recorded one held 1 of 4: `check` called the copy different, and the repair
+    wrote the catalogue's one play over the copy's four."""
+    with Library(home, create=False) as lib:
+        songs = {s.title: s for s in lib.songs()}
+        for title in ("Chord", "Chord", "Clicks"):
+            lib.home.record_play(songs[title], "mpd")
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.conn.execute("DELETE FROM plays")
+        lib.home.record_play(songs["White"], "mpd")
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "the copy of the play history is missing or differs" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    with Library(home, create=False) as lib:
+        plays = lib.home.catalogue.plays()
+        assert sorted(p[0] for p in plays) == sorted(songs[t].hash for t in ("Chord", "Chord", "Clicks", "White"))
+        assert [r.title for r in lib.most_played(1)] == ["Chord"]
+    assert len((home / "plays.jsonl").read_text().splitlines()) == 4
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0   # put back once, not again
+    with Library(home, create=False) as lib:
+        assert len(lib.home.catalogue.plays()) == 4
+
+
 def test_a_catalogue_made_again_while_a_music_folder_is_away_keeps_its_spectrograms(home, tmp_path, capsys):
     """The rebuild's scan found no song in the absent folder, took itself for finished, and
     collected every spectrogram of that folder as garbage: all of it decoded again later."""

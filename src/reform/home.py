@@ -285,6 +285,7 @@ class Home:
                 for path, text, what in self._copies() if _text_of(path) != text]
 
     def write_copies(self) -> None:
+        restore_plays(self.catalogue, self.path)   # a play only the copy holds stays in both
         for path, text, _ in self._copies():
             if _text_of(path) != text:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -545,11 +546,11 @@ def _play_lines(plays: list[tuple[str, str, float, str]]) -> str:
 
 
 def restore_plays(catalogue: Catalogue, home: Path) -> int:
-    """Put the plays of the copy beside a catalogue made again back into it (where it has none):
-    how many.  A damaged line (a crash in the middle of writing it) is passed over."""
-    if catalogue.plays():
-        return 0
-    plays = []
+    """Put every play of the copy beside the catalogue that the catalogue lacks back into it:
+    how many.  Not only into a catalogue made again with none: one whose rebuild stopped before
+    its plays were salvaged, then recorded a play, held 1 of 4, and writing the copies from it
+    cut the copy to that one.  A damaged line (a crash in the middle of writing it) is passed over."""
+    copied = []
     try:
         lines = (home / PLAYS_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
@@ -557,12 +558,16 @@ def restore_plays(catalogue: Catalogue, home: Path) -> int:
     for line in lines:
         try:
             d = json.loads(line)
-            plays.append((str(d["hash"]), str(d["path"]), float(d["played_at"]), str(d["player"])))
+            copied.append((str(d["hash"]), str(d["path"]), float(d["played_at"]), str(d["player"])))
         except (ValueError, KeyError, TypeError):
             continue
-    with catalogue.transaction():
-        catalogue.add_plays(plays)
-    return len(plays)
+    if not copied:
+        return 0
+    with catalogue.transaction():   # read within it: two processes opening a home made anew add them once
+        have = {tuple(play) for play in catalogue.plays()}
+        missing = [play for play in dict.fromkeys(copied) if play not in have]
+        catalogue.add_plays(missing)
+    return len(missing)
 
 
 def _text_of(path: Path) -> str | None:
