@@ -12,6 +12,7 @@ from reform import Library
 from reform.check import catalogue_problem
 from reform.home import RunFiles
 from reform.cli import main
+from reform.errors import StoreError
 
 
 @pytest.fixture
@@ -414,6 +415,39 @@ def test_a_repair_keeps_the_rows_whatever_the_home_is_called(trained, tmp_path, 
     rebuilt = rebuild_catalogue(home / "catalogue.db")
     assert rebuilt.kept >= songs and rebuilt.lost == 0 and rebuilt.embeddings >= songs
     assert len(_songs(home)) == songs
+
+
+def test_a_rebuild_stopped_in_its_salvage_is_finished_from_the_damaged_copy(trained, tmp_path, monkeypatch,
+                                                                           capsys):
+    """The new catalogue was made in place and filled later: Ctrl-C in a long salvage left an
+    empty catalogue that passed every check, and the songs' embeddings and plays, kept only in
+    the damaged copy, were never read again."""
+    import reform.check as check_module
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    songs = _songs(home)
+    with Library(home, create=False) as lib:
+        embedded = len(lib.home.catalogue.embeddings(lib.home.embedding_model()))
+    real = check_module._salvage
+
+    def stopped(conn, table):
+        if table == "embeddings":
+            raise KeyboardInterrupt
+        return real(conn, table)
+    monkeypatch.setattr(check_module, "_salvage", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        check_module.rebuild_catalogue(home / "catalogue.db")
+    monkeypatch.setattr(check_module, "_salvage", real)
+    with pytest.raises(StoreError, match="a rebuild of this library's catalogue was stopped before it ended"):
+        Library(home, create=True)                        # a catalogue made now would be replaced
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "catalogue: a rebuild of the catalogue was stopped before it ended" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert f"rebuilt the catalogue: {len(songs)} rows kept, 0 unreadable, {embedded} embeddings kept" in \
+        capsys.readouterr().out
+    assert len(_songs(home)) == len(songs) and not (home / "catalogue.db.rebuilding").exists()
+    assert not list(home.glob("catalogue.db.new*"))
 
 
 def test_a_repair_keeps_the_rows_of_a_table_whose_index_alone_is_damaged(home):

@@ -96,3 +96,20 @@ def test_json_never_holds_nan_or_infinity():
             "v": np.array([1.0, np.nan]), "n": 3, "s": "NaN"}
     assert finite(data) == {"loss": None, "x": [1.0, None, None, 2.5], "v": [1.0, None], "n": 3, "s": "NaN"}
     assert json_text({"a": -math.inf}) == '{"a": null}'
+
+
+def test_a_replaced_file_has_its_folder_synced_after_the_rename(tmp_path, monkeypatch):
+    """The file was fsynced and renamed, its folder never: a power cut could undo the rename
+    (a new models/active, folders.json or playlist gone after a clean exit)."""
+    import stat
+
+    synced = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append((stat.S_ISDIR(os.fstat(fd).st_mode), sorted(os.listdir(tmp_path))))
+        return real(fd)
+    monkeypatch.setattr(os, "fsync", spy)
+    with replacing(tmp_path / "active", "w") as f:
+        f.write("run-1\n")
+    assert synced[0][0] is False and synced[-1] == (True, ["active"])   # the folder, once the rename is in it

@@ -23,7 +23,8 @@ import numpy as np
 
 from .config import AudioConfig, MelConfig
 from .errors import StoreError
-from .home import Home, Keys, leftovers, restore_plays
+from .files import sync_folder, write_text
+from .home import Home, Keys, leftovers, rebuild_marker, restore_plays
 from .store import ROW_FIELDS, TABLES, Catalogue, FileRow
 
 CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
@@ -68,6 +69,8 @@ class Inspection:
 def catalogue_problem(path: Path) -> str | None:
     """Why the catalogue at ``path`` is unusable (None: it opens, passes SQLite's integrity
     check, and every row of every table reads back)."""
+    if rebuild_marker(path).exists():
+        return "a rebuild of the catalogue was stopped before it ended"
     if not path.exists():   # deleted: what a scan cannot find in the music may still be beside it
         left = leftovers(path.parent)
         return f"the catalogue is missing ({left} remain)" if left else None
@@ -105,14 +108,30 @@ _COLUMNS = {"meta": ("key", "value"), "files": tuple(ROW_FIELDS), "embeddings": 
 def rebuild_catalogue(path: Path) -> Rebuilt:
     """Move a damaged catalogue aside and build a new one from every row that can still be
     read (an empty one where the catalogue was deleted).  Spectrograms are keyed by content,
-    so a scan re-adds the lost rows without decoding any audio again.  The caller holds the home's writer lock."""
-    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-    existed = path.exists()
-    for suffix in ("", "-wal", "-shm"):
+    so a scan re-adds the lost rows without decoding any audio again.  The caller holds the home's writer lock.
+
+    The new catalogue is built under another name and takes the catalogue's place only once it
+    holds every row salvaged; until then a marker beside it names the damaged copy, so that a
+    rebuild stopped anywhere (Ctrl-C in a long salvage) is finished by the next one from that copy.
+    Built in place, a stopped rebuild left an empty catalogue that passed every check, and the
+    salvage was never made."""
+    marker = rebuild_marker(path)
+    building = path.with_name(path.name + ".new")
+    named = _text_of(marker)
+    aside = path.with_name(named or f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    if named and aside.exists() and path.exists():   # stopped after the new catalogue took its place
+        marker.unlink()
+        return Rebuilt(0, 0, 0, aside)
+    if not named:
+        write_text(marker, aside.name)
+    existed = path.exists() or aside.exists()
+    for suffix in ("-wal", "-shm", ""):   # the database last: it never stands here without its journal
         source = path.with_name(path.name + suffix)
         if source.exists():
             os.replace(source, aside.with_name(aside.name + suffix))
-    fresh = Catalogue(path)
+    for suffix in ("", "-wal", "-shm"):   # what a stopped rebuild had begun to build
+        path.with_name(building.name + suffix).unlink(missing_ok=True)
+    fresh = Catalogue(building)
     fresh.set_meta(Keys.UNFINISHED, "the catalogue was rebuilt")   # until a scan adds back the rows lost
     kept = lost = embeddings = 0
     old = _open_read_only(aside)
@@ -135,8 +154,18 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
     finally:
         if old is not None:
             old.close()
-        fresh.close()
+        fresh.close()   # the last connection: SQLite folds its journal into the file and removes it
+    os.replace(building, path)
+    sync_folder(path.parent)
+    marker.unlink()
     return Rebuilt(kept, lost, embeddings, aside if existed else None)
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection | None:

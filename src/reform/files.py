@@ -92,6 +92,7 @@ def replacing(path: str | os.PathLike, mode: str = "wb", encoding: str | None = 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_folder(path.parent)
     except BaseException as exc:
         try:
             tmp.unlink(missing_ok=True)
@@ -100,6 +101,22 @@ def replacing(path: str | os.PathLike, mode: str = "wb", encoding: str | None = 
         if isinstance(exc, OSError):
             raise write_error(exc, path) from exc
         raise
+
+
+def sync_folder(folder: str | os.PathLike) -> None:
+    """Make the renames in ``folder`` durable: without it a power cut can undo a rename that a
+    file's own fsync does not cover (ext4 and btrfs keep the folder's entries apart).  Where a
+    folder cannot be opened to sync (Windows), the rename is as durable as the system makes it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

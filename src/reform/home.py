@@ -79,6 +79,12 @@ REBUILD_HINT = ("`reform check --repair` builds a new catalogue and adds the son
                 "folders back from their stored spectrograms, without analysing them again")
 
 
+def rebuild_marker(catalogue: Path) -> Path:
+    """The file beside a catalogue that says a rebuild of it has begun and not ended
+    (:func:`reform.check.rebuild_catalogue`)."""
+    return catalogue.with_name(catalogue.name + ".rebuilding")
+
+
 def leftovers(path: Path) -> str | None:
     """What remains of a library home whose catalogue is gone ("12 spectrograms, 2 training runs
     and the list of music folders"), or None where nothing does (no library was ever here)."""
@@ -156,6 +162,9 @@ class Home:
                                  hint=REBUILD_HINT)
             raise StoreError(f"no library at {self.path}",
                              hint="run `reform scan FOLDER` to build one, or give another library's home with --home")
+        if rebuild_marker(self.path / CATALOGUE_NAME).exists():   # a catalogue made here would be replaced
+            raise StoreError("a rebuild of this library's catalogue was stopped before it ended", path=self.path,
+                             hint="`reform check --repair` finishes it")
         self.lock = WriterLock(self.path)
         # a catalogue made anew beside a library's remains holds none of its songs yet
         remains = not read_only and not (self.path / CATALOGUE_NAME).exists() and leftovers(self.path)
