@@ -30,6 +30,24 @@ def test_a_second_writer_is_refused_with_the_holders_name(tmp_path):
         assert first.holder().task == "train"
 
 
+def test_a_look_at_the_lock_refuses_no_writer(tmp_path):
+    """`reform status` and the web page find the holder by taking the lock for an instant: a
+    scan started in that instant was refused as "busy: another process is changing it"."""
+    import fcntl
+    import threading
+
+    lock = WriterLock(tmp_path)
+    lock.acquire("scan")
+    lock.release()                                   # the lock file exists, nobody holds it
+    fd = os.open(lock.path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)   # a look, caught in its instant
+    threading.Timer(0.05, os.close, [fd]).start()
+    with WriterLock(tmp_path).hold("scan"):          # waits the look out
+        assert WriterLock(tmp_path).holder().task == "scan"
+    looking = [WriterLock(tmp_path).holder() for _ in range(2)]   # looks do not take it from each other
+    assert looking == [None, None]
+
+
 def test_the_lock_is_reentrant_in_one_holder(tmp_path):
     lock = WriterLock(tmp_path)
     with lock.hold("check --repair"):

@@ -48,6 +48,24 @@ class Holder:
         return who
 
 
+PROBE_GRACE = 0.25   # seconds a writer waits out a look at the lock (:meth:`WriterLock.holder`)
+
+
+def _lock_soon(fd: int) -> None:
+    """Take the lock at once, or within PROBE_GRACE; BlockingIOError if it is held longer.  A look
+    at who holds it holds it for an instant, and a scan started in that instant was refused as
+    "busy: another process is changing it"."""
+    deadline = time.monotonic() + PROBE_GRACE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _read_holder(fd: int) -> Holder:
     try:
         data = json.loads(os.pread(fd, 4096, 0) or b"{}")
@@ -95,7 +113,7 @@ class WriterLock:
             return
         fd = self._open()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_soon(fd)
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
@@ -148,8 +166,8 @@ class WriterLock:
         if not self.path.exists():
             return None
         fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:   # shared: two such looks (`reform status`, the web page) never take it from each other
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return _read_holder(fd)
         finally:
