@@ -346,3 +346,36 @@ def test_a_failed_run_is_said_and_not_complete(trained, tmp_path):
     log.write_text("".join(json.dumps(h) + "\n" for h in history))
     run = read_run(log.parent)
     assert not run.complete and run.state.startswith("failed: cluster: every song's embedding ended at one point")
+
+
+def test_the_copies_beside_the_catalogue_are_written_once_it_has_committed(home):
+    """The list of music folders was written inside the transaction that changed it: a COMMIT
+    that failed (a full disk) left the copy ahead of the catalogue, and a catalogue lost later
+    came back with folders it had never had."""
+    import sqlite3
+
+    from reform.errors import ReformError
+
+    with Library(home, create=False) as lib:
+        catalogue, copy = lib.home.catalogue, home / "folders.json"
+        before, roots = copy.read_text(), lib.home.roots()
+        real = catalogue.conn
+
+        class FullDisk:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def execute(self, sql, *args):
+                if sql == "COMMIT":
+                    raise sqlite3.OperationalError("database or disk is full")
+                return real.execute(sql, *args)
+        catalogue.conn = FullDisk()
+        with pytest.raises(ReformError, match="full"):
+            with catalogue.transaction():
+                lib.home.forget_roots(roots)
+        catalogue.conn = real
+        assert copy.read_text() == before and lib.home.roots() == roots
+        with catalogue.transaction():
+            lib.home.forget_roots(roots)
+            assert copy.read_text() == before             # not yet: the COMMIT comes first
+        assert json.loads(copy.read_text()) == [] and lib.home.roots() == []

@@ -225,7 +225,7 @@ class Home:
     def set_passed_over(self, folders: list[str]) -> None:
         text = json.dumps(sorted(set(folders)))
         self.catalogue.set_meta(Keys.PASSED_OVER, text)
-        write_text(self.path / PASSED_OVER_FILE, text + "\n")
+        self.catalogue.after_commit(lambda: write_text(self.path / PASSED_OVER_FILE, text + "\n"))
 
     def unnamed(self) -> list[str]:
         """The files and folders whose names are not UTF-8 that the scans found (as the file
@@ -283,7 +283,7 @@ class Home:
     def _set_roots(self, roots: set[str]) -> None:
         text = json.dumps(sorted(roots))
         self.catalogue.set_meta(Keys.ROOTS, text)
-        write_text(self.path / FOLDERS_FILE, text + "\n")
+        self.catalogue.after_commit(lambda: write_text(self.path / FOLDERS_FILE, text + "\n"))
 
     def copy_problems(self) -> list[str]:
         """The copies kept beside the catalogue of what a scan cannot find again (the music
@@ -791,7 +791,7 @@ class Models:
                                       f"{which}` writes the model again from the run's checkpoint")
         self.catalogue.set_meta(Keys.ACTIVE_MODEL, "" if which == SHIPPED else which)
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_text(self.folder / ACTIVE_FILE, which + "\n")
+        self.catalogue.after_commit(lambda: write_text(self.folder / ACTIVE_FILE, which + "\n"))
         return which
 
     def _run_name(self, which: str) -> str:

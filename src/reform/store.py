@@ -26,7 +26,7 @@ import shutil
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -452,6 +452,7 @@ class Catalogue:
     def __init__(self, db_path: Path, *, create: bool = True, read_only: bool = False):
         self.path = Path(db_path)
         self._fts: bool | None = None   # whether the search words have their FTS5 index
+        self._after_commit: list[Callable[[], None]] = []
         if not self.path.exists():
             if not create or read_only:
                 raise StoreError(f"no catalogue at {self.path}",
@@ -520,6 +521,7 @@ class Catalogue:
             yield self.conn
             self.conn.execute("COMMIT")
         except BaseException as exc:
+            self._after_commit.clear()
             if self.conn.in_transaction:
                 try:
                     self.conn.execute("ROLLBACK")
@@ -528,6 +530,19 @@ class Catalogue:
             if isinstance(exc, sqlite3.Error):
                 raise catalogue_error(exc, self.path) from exc
             raise
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once what is written now is committed: at once outside a transaction,
+        else after its COMMIT, and never after a rollback.  The copies beside the catalogue are
+        written so: written inside, a COMMIT that failed (a full disk) or a kill before it left a
+        copy ahead of the catalogue, and a catalogue lost later came back from that copy."""
+        if self.conn.in_transaction:
+            self._after_commit.append(action)
+        else:
+            action()
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
