@@ -206,8 +206,7 @@ class Recommender:
         # while seeds fill it: a mix of a folder's 200 songs expands 200 queries, and each compared
         # 400 songs with all 200 seeds (7 s)
         hashes = {seed.hash for seed in seeds}
-        heard = _Taken([(seed, self.unit_of(seed.hash)) for seed in seeds
-                        if seed.hash in self._unit_by_hash or self.has(seed.hash)] + list(outside))
+        heard = _Taken([(seed, self.unit_of(seed.hash)) for seed in seeds if self.has(seed.hash)] + list(outside))
 
         def a_seed(slot: int, row: FileRow) -> bool:
             return row.hash in hashes or any(
