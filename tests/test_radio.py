@@ -27,7 +27,7 @@ def songs():
             row(5, "C", "C1", duration=30.0), row(6, "C", "C1"), row(7, "D", "D1"), row(8, "E", "E1"),
             row(9, "F", "F1")]
     vectors = {r.hash: np.array([np.cos(r.id / 10), np.sin(r.id / 10)], np.float32) for r in rows}
-    return rows, Recommender.of(rows, vectors)
+    return rows, Recommender.of(rows, vectors, walk=0)   # the rules below, over the expanded query
 
 
 def ids(recs):

@@ -12,7 +12,7 @@ import pytest
 from reform import Library
 from reform.cli import main
 from reform.errors import ConfigError
-from reform.recommend import EXPAND_POWER, Filters, Recommender, Seed
+from reform.recommend import EXPAND, EXPAND_POWER, WALK, Filters, Recommender, Seed
 from reform.search import find
 from reform.store import FileRow
 from reform.text import artists
@@ -243,13 +243,52 @@ def test_query_expansion_never_averages_in_a_seed():
                        expected / np.linalg.norm(expected), atol=1e-6)
 
 
-def test_query_expansion_needs_the_cosine():
-    assert Recommender.of(ROWS, EMB, metric="dot").expand == 0     # off by default for the others
-    assert Recommender.of(ROWS, EMB).expand > 0
-    with pytest.raises(ConfigError):
+def test_the_walk_and_query_expansion_need_the_cosine_and_exclude_each_other():
+    plain = Recommender.of(ROWS, EMB, metric="dot")
+    assert (plain.expand, plain.walk) == (0, 0)                        # off by default for the others
+    default = Recommender.of(ROWS, EMB)
+    assert (default.expand, default.walk) == (0, WALK)                 # the walk ranks by default
+    assert (Recommender.of(ROWS, EMB, expand=2).walk, Recommender.of(ROWS, EMB, expand=0).walk) == (0, 0)
+    assert Recommender.of(ROWS, EMB, walk=0).expand == EXPAND          # the expansion, as before the walk
+    with pytest.raises(ConfigError, match="query expansion weighs songs by their cosine"):
         Recommender.of(ROWS, EMB, metric="euclidean", expand=2)
+    with pytest.raises(ConfigError, match="the walk weighs songs by their cosine"):
+        Recommender.of(ROWS, EMB, metric="dot", walk=20)
+    with pytest.raises(ConfigError, match="not both"):
+        Recommender.of(ROWS, EMB, expand=2, walk=20)
     with pytest.raises(ConfigError):
         Recommender.of(ROWS, EMB, expand=-1)
+
+
+def test_the_walk_ranks_a_chain_of_close_songs_above_a_nearer_song_off_it_and_keeps_the_nearest_first():
+    """Songs a1..a6 lie on a chain leading away from the seed, b1 and b2 apart from it and from
+    each other; the nearest song (a1) stays first whatever the walk makes of it, and the chain's
+    songs outrank b2, which the cosine puts before the chain's far end."""
+    angles = {"seed": 0.0, "a1": 0.10, "a2": 0.20, "a3": 0.30, "a4": 0.40, "a5": 0.50, "a6": 0.60,
+              "b1": -0.35, "b2": -0.55}
+    rows = [row(i, f"artist {i}", f"album {i}", title, f"h{i}") for i, title in enumerate(angles)]
+    vectors = {r.hash: np.array([np.cos(angles[r.title]), np.sin(angles[r.title]), 0.0], np.float32)
+               for r in rows}
+    cosine = titles(Recommender.of(rows, vectors, expand=0).similar(Recommender.of(rows, vectors, expand=0)
+                                                                    .seed_of(rows[0]), 8))
+    assert cosine == ["a1", "a2", "a3", "b1", "a4", "a5", "b2", "a6"]
+    rec = Recommender.of(rows, vectors, walk=2)
+    walked = rec.similar(rec.seed_of(rows[0]), 8)
+    assert titles(walked)[0] == "a1" and titles(walked).index("b1") > titles(walked).index("a4")
+    assert sorted(titles(walked)) == sorted(cosine)
+    assert [r.score for r in walked if r.row.title == "a1"] == pytest.approx([np.cos(0.1)])   # the cosine shown
+
+
+def test_the_walk_over_a_query_and_its_pool_is_the_bench_diffusion_of_that_song():
+    """reform.space.walk over the rest of a library is the row of the library-wide diffusion
+    (`diffusion-near`, nearest kept first) that docs/method.md measured."""
+    from reform.space import similarity, walk
+
+    x = np.random.default_rng(3).normal(size=(40, 6))
+    whole = similarity(x, average="diffusion-near", neighbours=5, keep_nearest=True)
+    for i in (0, 17):
+        others = np.delete(np.arange(40), i)
+        assert np.allclose(walk(x[i], x[others], 5), whole[i, others])
 
 
 # -- through the library and the CLI ----------------------------------------------------------------

@@ -472,16 +472,18 @@ class Library:
         """How many analysed songs lack an embedding from the model the embeddings come from."""
         return self.home.catalogue.missing_embeddings(self.home.embedding_model())
 
-    def recommender(self, metric: str = "cosine", index: str = "auto", expand: int | None = None):
+    def recommender(self, metric: str = "cosine", index: str = "auto", expand: int | None = None,
+                    walk: int | None = None):
         """Recommendations over the home's stored search index (brought up to date, or built,
-        when it is behind the embeddings; see :mod:`reform.songindex`); ``expand``: songs a query
-        is averaged with (None: the default for the metric; see :mod:`reform.recommend`)."""
+        when it is behind the embeddings; see :mod:`reform.songindex`); ``walk``: links per song of
+        the walk that ranks songs, ``expand``: songs a query is averaged with instead (None: the
+        defaults for the metric; see :func:`reform.recommend.ranking`)."""
         from .recommend import Recommender
         from .songindex import load
 
         if not self.home.catalogue.has_songs():
             raise QueryError("the library is empty", hint="run `reform scan FOLDER` first")
-        return Recommender(load(self.home, metric, index), self.home.catalogue.rows_by_hash, expand)
+        return Recommender(load(self.home, metric, index), self.home.catalogue.rows_by_hash, expand, walk)
 
     def update_index(self) -> list[str]:
         """Bring the stored search indexes up to date with the embeddings (the writers call

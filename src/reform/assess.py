@@ -3,6 +3,7 @@ the report kept beside the active model (the protocols and baselines are :mod:`r
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import Counter
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import evaluate as ev
 from .card import read_card
-from .errors import EvaluateError, WriteError
+from .errors import ConfigError, EvaluateError, WriteError
 from .evaluate import read_label_file
 from .files import write_json
 from .home import Home, RunFiles
@@ -141,7 +142,7 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
              label_column: str = "group", exclude_same_album: bool = False,
              models: list[str | os.PathLike] | None = None, stages: bool = True,
              baselines: bool = True, seed: int = 0, extra: dict | None = None,
-             device: str = "auto", expand: int | None = None,
+             device: str = "auto", expand: int | None = None, walk: int | None = None,
              on_method: Callable[[str, int, int], None] | None = None):
     """Run the retrieval protocols (see :mod:`reform.evaluate`) for baselines and models.
 
@@ -151,15 +152,17 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     method name to a function that returns its MethodVectors for the evaluated
     catalogue rows, in their order (used by bench/quality.py for the peers).  ``device``
     runs the models (see :mod:`reform.device`); the models' songs are ranked as
-    recommendations rank them, every query averaged with its ``expand`` nearest songs first
-    (None: :data:`reform.recommend.EXPAND`; the baselines keep their own measure);
+    recommendations rank them (:func:`reform.recommend.ranking`): by the walk over each query's
+    nearest songs with ``walk`` links each, or each query averaged with its ``expand`` nearest
+    songs first (the baselines keep their own measure);
     ``on_method(name, i, n)`` is called as the i-th of n methods starts.
     """
     from .checkpoint import Bundle, load_bundle
     from .embed import Embedder
     from .model import ClusterAutoencoder
-    from .recommend import EXPAND, EXPAND_POWER
-    from .space import similarity
+    from .recommend import EXPAND_POWER, WALK_POOL
+    from .recommend import ranking as ranked_by
+    from .space import similarity, walks
 
     rows, label_list, albums, notes, source = evaluation_songs(home.catalogue.files(status="ok"),
                                                                labels, label_file, label_column)
@@ -199,14 +202,20 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
                                 load_bundle(RunFiles(path.parent).pretrain)))
         phases = "both phases" if bundle.kind == "cluster" else "pretraining only"
         bundles.append((f"{label} ({phases})", bundle))
-    neighbours = EXPAND if expand is None else expand
-    if neighbours < 0:
-        raise EvaluateError(f"a query cannot be expanded with {neighbours} songs", hint="use 0 or more")
-    ranking = "cosine" if neighbours == 0 else (
-        lambda v: similarity(v, average="queries", neighbours=neighbours, alpha=EXPAND_POWER))
-    if neighbours and bundles:
-        notes.append(f"the models rank as recommendations do: each query averaged with its "
-                     f"{plural(neighbours, 'nearest song')} first (--expand 0: the plain cosine)")
+    try:
+        neighbours, links = ranked_by("cosine", expand, walk)
+    except ConfigError as exc:
+        raise EvaluateError(exc.message, hint=exc.hint) from None
+    ranking, how = "cosine", ""   # (the plain cosine, which the protocols compute themselves)
+    if links:
+        ranking = functools.partial(walks, neighbours=links, pool=WALK_POOL)
+        how = (f"by a walk over each query's nearest songs, {plural(links, 'link')} per song (--expand 2: the "
+               "expanded query instead; --expand 0: the plain cosine)")
+    elif neighbours:
+        ranking = functools.partial(similarity, average="queries", neighbours=neighbours, alpha=EXPAND_POWER)
+        how = f"each query averaged with its {plural(neighbours, 'nearest song')} first (--expand 0: the plain cosine)"
+    if how and bundles:
+        notes.append(f"the models rank as recommendations do: {how}")
     for name, bundle in bundles:
         methods.append((name, lambda b=bundle: ev.featurize(specs, Embedder(b, device=device).song,
                                                               standardised=False, metric=ranking)))

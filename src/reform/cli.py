@@ -801,7 +801,7 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
         raise ConfigError("--relative is for the M3U file -o writes, and none is asked for",
                           hint="add -o FILE.m3u8, or leave out --relative")
     with _library(args, read_only=True) as lib:
-        rec = lib.recommender(metric=args.metric, index=args.index, expand=args.expand)
+        rec = lib.recommender(metric=args.metric, index=args.index, expand=args.expand, walk=args.walk)
         _embedding_note(lib, len(rec))
         seeds = _distinct(lib.resolve(q, rec) for q in args.queries)
         filters = _filters(args)
@@ -892,7 +892,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               label_file=args.labels_file, label_column=args.label_column or "group",
                               exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
-                              device=args.device, expand=args.expand, on_method=started)
+                              device=args.device, expand=args.expand, walk=args.walk, on_method=started)
         saved = lib.save_evaluation(report) if not args.model else None
         shipped = lib.models.active_name() == SHIPPED
     data = report.to_dict()
@@ -1209,7 +1209,7 @@ def build_parser() -> argparse.ArgumentParser:
     import dataclasses
 
     from .config import FINE_TUNE_BELOW, PRESETS, TrainConfig
-    from .recommend import EXPAND
+    from .recommend import EXPAND, WALK
 
     parser = Parser(prog="reform", description="ReFORM: music recommendations learned from your own music.")
     parser.add_argument("--version", action="version", version=f"reform {__version__}")
@@ -1303,9 +1303,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto",
                        help="the stored index as it is (auto: exact up to 200,000 songs, FAISS IVF-PQ "
                             "above), exact search over its vectors, or FAISS whatever the size")
+        p.add_argument("--walk", type=count(0), default=None, metavar="N",
+                       help=f"rank songs by a walk over the query's nearest songs, N links per song (default "
+                            f"{WALK} with the cosine; 0: no walk)")
         p.add_argument("--expand", type=count(0), default=None, metavar="N",
-                       help="average the query with its N nearest songs before searching "
-                            f"(default {EXPAND} with the cosine, 0 otherwise; 0: the query alone)")
+                       help="instead of the walk, average the query with its N nearest songs before searching "
+                            f"(default {EXPAND} with --walk 0; 0: the plain cosine)")
         p.add_argument("--json", action="store_true", help="a JSON list of songs")
         p.add_argument("-o", "--output", help="also write an M3U playlist (e.g. mix.m3u8)")
         p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")
@@ -1333,9 +1336,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "untrained network)")
     p.add_argument("--no-baselines", action="store_true", help="leave out the random, length and MFCC "
                    "baselines")
+    p.add_argument("--walk", type=count(0), default=None, metavar="N",
+                   help=f"rank the models' songs by a walk with N links per song, as recommendations do "
+                        f"(default {WALK}; 0: no walk)")
     p.add_argument("--expand", type=count(0), default=None, metavar="N",
-                   help=f"rank the models' songs with each query averaged with its N nearest songs, as "
-                        f"recommendations do (default {EXPAND}; 0: plain cosine)")
+                   help=f"instead of the walk, each query averaged with its N nearest songs first (default "
+                        f"{EXPAND} with --walk 0; 0: plain cosine)")
     p.add_argument("--per-label", action="store_true", help="also print precision@10 per label")
     p.add_argument("--seed", type=count(0), default=0, help="random seed of the baselines and song order")
     p.add_argument("--json", help="also write the results as JSON to this file")

@@ -4,10 +4,13 @@ Every distinct recording (content hash) appears once, represented by its
 first path, so copies of the same audio are never recommended twice and a seed's
 copies are never recommended for it.
 
-With the cosine, a query is first expanded (alpha-QE, as image retrieval does it):
-averaged with its ``expand`` nearest songs other than the seeds, each weighted by
-its cosine cubed, and searched again.  Where a song's nearest songs are mostly of
-its kind, their average points at what they share; docs/method.md 7 measures it.
+With the cosine, songs are ranked by a walk over the graph of the query's nearest songs
+(graph diffusion, :func:`reform.space.walk`): a song reached through a chain of close songs can
+outrank a nearer one off the chain, and the nearest song by the cosine stays first, so that a
+song's other part or other recording is not walked away from.  Or, with ``walk=0``, the query is
+expanded (alpha-QE, as image retrieval does it): averaged with its ``expand`` nearest songs other
+than the seeds, each weighted by its cosine cubed, and searched again.  Either way, where a
+song's nearest songs are mostly of its kind, what they share counts; docs/method.md 7 measures both.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import numpy as np
 from .errors import ConfigError, QueryError
 from .index import build_index
 from .songindex import SongIndex
-from .space import ALPHA, blend
+from .space import ALPHA, blend, walk
 from .store import FileRow, one_per_recording
 from .text import album_key, artists, norm
 
-EXPAND = 2      # nearest songs a query is averaged with (cosine only; 0: none)
+WALK = 20       # links of each song in the walk that ranks songs (cosine only; 0: no walk)
+WALK_POOL = 256  # the query's nearest songs the walk runs over
+EXPAND = 2      # nearest songs a query is averaged with when there is no walk (cosine only; 0: none)
 EXPAND_POWER = ALPHA  # each one weighted by its cosine to this power, as docs/method.md measured
 MIX_WAYS = ("each", "centre")   # a mix: each seed's nearest songs in turn, or those nearest their centre
 # Two files of one recording (a FLAC and its MP3): less than this many seconds apart, and of one
@@ -39,6 +44,28 @@ MIX_WAYS = ("each", "centre")   # a mix: each seed's nearest songs in turn, or t
 # at 0.98 to 0.99), hence the margin; files of one title need no such closeness (README, Queries).
 SAME_RECORDING_SECONDS = 1.0
 SAME_RECORDING_COSINE = 0.99
+
+
+def ranking(metric: str, expand: int | None = None, walk: int | None = None) -> tuple[int, int]:
+    """How songs are ranked, as (expand, walk): those asked for, the others by default (with the
+    cosine, the walk; an expansion asked for, of any size, 0 for the plain cosine, stands alone);
+    ConfigError where they cannot be."""
+    cosine = metric == "cosine"
+    if walk is None:
+        walk = WALK if cosine and expand is None else 0
+    if expand is None:
+        expand = EXPAND if cosine and not walk else 0
+    if expand < 0:
+        raise ConfigError(f"a query cannot be expanded with {expand} songs", hint="use 0 or more")
+    if walk < 0:
+        raise ConfigError(f"a walk cannot have {walk} links per song", hint="use 0 or more")
+    if (expand or walk) and not cosine:
+        raise ConfigError(f"{'query expansion' if expand else 'the walk'} weighs songs by their cosine",
+                          hint=f"use --metric cosine, or {'--expand' if expand else '--walk'} 0")
+    if expand and walk:
+        raise ConfigError("songs are ranked by the walk or by the expanded query, not both",
+                          hint="give --walk N or --expand N")
+    return expand, walk
 
 
 @dataclass(frozen=True)
@@ -74,7 +101,7 @@ class Seed:
 @dataclass(frozen=True)
 class Recommendation:
     row: FileRow
-    score: float                  # similarity to the seed(s), as their expanded query
+    score: float                  # similarity to the seed(s)' query (expanded, where the expansion ranks)
     flow: float | None = None     # playlists: similarity to the previous song
 
     def to_dict(self) -> dict:
@@ -100,31 +127,24 @@ class Recommender:
     """
 
     def __init__(self, songs: SongIndex, rows_of: Callable[[list[str]], dict[str, FileRow]],
-                 expand: int | None = None):
+                 expand: int | None = None, walk: int | None = None):
         self.songs = songs
         self.rows_of = rows_of
         self.metric = songs.metric
-        if expand is None:
-            expand = EXPAND if self.metric == "cosine" else 0
-        if expand < 0:
-            raise ConfigError(f"a query cannot be expanded with {expand} songs", hint="use 0 or more")
-        if expand and self.metric != "cosine":
-            raise ConfigError("query expansion weighs songs by their cosine",
-                              hint="use --metric cosine, or --expand 0")
-        self.expand = expand
+        self.expand, self.walk = ranking(self.metric, expand, walk)
         self._units: dict[int, np.ndarray] = {}
         self._unit_by_hash: dict[str, np.ndarray] = {}
 
     @classmethod
     def of(cls, rows: list[FileRow], embeddings: dict[str, np.ndarray], metric: str = "cosine",
-           index: str = "auto", expand: int | None = None) -> Recommender:
+           index: str = "auto", expand: int | None = None, walk: int | None = None) -> Recommender:
         """A recommender over rows and embeddings held in memory (songs without an embedding
         are left out), its index built here."""
         by_hash = one_per_recording(r for r in rows if r.hash in embeddings)
         if not by_hash:
             raise QueryError("no song has an embedding yet", hint="run `reform embed` first")
         songs = SongIndex.build(list(by_hash), np.stack([embeddings[h] for h in by_hash]), metric, index)
-        return cls(songs, lambda hashes: {h: by_hash[h] for h in hashes if h in by_hash}, expand)
+        return cls(songs, lambda hashes: {h: by_hash[h] for h in hashes if h in by_hash}, expand, walk)
 
     def __len__(self) -> int:
         return len(self.songs)
@@ -198,7 +218,8 @@ class Recommender:
         max(cosine, 0) ** EXPAND_POWER, at unit length; the query as it is if none.  ``outside``:
         seeds from outside the library (:attr:`Seed.outside`, with their unit vectors), whose
         files in the library are left out too (the OGG of a FLAC given from a download folder
-        took one of the query's two neighbours, and added nothing to it)."""
+        took one of the query's two neighbours, and added nothing to it).  With the walk the query
+        stays as it is: the walk takes what its neighbours share into account itself."""
         if not self.expand:
             return query
         q = query / (np.linalg.norm(query) or 1.0)
@@ -229,11 +250,28 @@ class Recommender:
         return blend(q[None], vectors[None], np.array([[c for _, c in near]]), EXPAND_POWER)[0]
 
     def ranked(self, query: np.ndarray, k: int) -> list[tuple[int, FileRow, float]]:
-        """The ``k`` songs closest to ``query`` (D,), closest first: (slot, row, score)."""
-        scores, slots = self.songs.search(query[None], k)
+        """The ``k`` songs closest to ``query`` (D,), closest first: (slot, row, score); with the
+        walk, in the walk's order, each with its cosine (a score a person can read)."""
+        scores, slots = self.songs.search(query[None], max(k, WALK_POOL) if self.walk else k)
         found = [(int(i), float(s)) for i, s in zip(slots[0], scores[0]) if i >= 0]
+        if self.walk:   # over the nearest WALK_POOL songs (one solve of that size), the rest after them
+            found = (self._walked(query, found[:WALK_POOL]) + found[WALK_POOL:])[:k]
         rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
         return [(i, rows[h], s) for i, s in found if (h := self.songs.hash_at(i)) in rows]
+
+    def _walked(self, query: np.ndarray, found: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """``found`` (slot, cosine) in the order of a walk from ``query`` over them; the query's own
+        song (its very vector) first, as a node of the graph only once."""
+        if not found:
+            return found
+        q = _unit(np.asarray(query, np.float64))
+        units = _unit(self.songs.index.rows(np.array([i for i, _ in found])).astype(np.float64))
+        itself = units @ q >= 1.0 - 1e-6
+        others = [f for f, same in zip(found, itself) if not same]
+        if not others:
+            return found
+        order = np.argsort(-walk(q, units[~itself], self.walk), kind="stable")
+        return [f for f, same in zip(found, itself) if same] + [others[j] for j in order]
 
     def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters, n: int,
                     keep: Callable[[FileRow], bool] | None = None) -> list[tuple[int, FileRow, float]]:

@@ -169,20 +169,61 @@ def diffuse(sim: np.ndarray, neighbours: int, alpha: float = ALPHA, spread: floa
     lengths."""
     if start not in ("self", "near"):
         raise ConfigError(f"unknown start of the walk {start!r}; use self or near")
-    n = len(sim)
-    k = min(neighbours, n - 1)
-    if k <= 0:
+    if min(neighbours, len(sim) - 1) <= 0:
         return np.array(sim, np.float64)
+    walk, starts = _graph(sim, neighbours, alpha)
+    starts = np.eye(len(sim)) + (starts if start == "near" else 0.0)
+    return starts @ np.linalg.inv(np.eye(len(sim)) - spread * walk)
+
+
+def walk(query: np.ndarray, pool: np.ndarray, neighbours: int = 20, alpha: float = ALPHA,
+         spread: float = 0.9) -> np.ndarray:
+    """The scores (P,) of the songs ``pool`` (P, D) for one ``query`` (D,): :func:`diffuse` with
+    ``start="near"`` over the graph of the query and the pool, the query one of its songs, and the
+    pool's nearest song by the cosine put first (as :func:`nearest_first` does).  A library's
+    recommendations take the pool from the query's nearest songs, so the walk stays local:
+    one linear solve of P + 1 unknowns, not the inverse over the whole library."""
+    x = unit(np.vstack([np.asarray(query, np.float64)[None], pool]))
+    sim = x @ x.T
+    if min(neighbours, len(sim) - 1) <= 0:
+        return sim[0, 1:]
+    graph, starts = _graph(sim, neighbours, alpha)
+    start = np.eye(len(sim))[0] + starts[0]
+    scores = np.linalg.solve(np.eye(len(sim)) - spread * graph, start)[1:]   # the system is symmetric
+    scores[int(np.argmax(sim[0, 1:]))] = scores.max() + 1.0
+    return scores
+
+
+def walks(vectors: np.ndarray, neighbours: int = 20, pool: int = 256, alpha: float = ALPHA,
+          spread: float = 0.9) -> np.ndarray:
+    """Every song as a query against every song, scored as recommendations rank them: row i holds
+    :func:`walk` from song i over its ``pool`` nearest other songs, and the songs beyond its pool
+    below them, by the cosine.  Where the library has at most ``pool`` + 1 songs every row is the
+    library-wide diffusion (``similarity(average="diffusion-near", keep_nearest=True)``)."""
+    x = unit(vectors)
+    sim = x @ x.T
+    out = sim - 10.0                     # cosines lie in [-11, -9] here: below every walk score (>= 0)
+    for i in range(len(x)):
+        others = np.delete(np.arange(len(x)), i)
+        if len(others) > pool:
+            others = others[np.argpartition(-sim[i, others], pool - 1)[:pool]]
+        if len(others):
+            out[i, others] = walk(x[i], x[others], neighbours, alpha, spread)
+    return out
+
+
+def _graph(sim: np.ndarray, neighbours: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The walk's normalised links (N, N) over a square similarity matrix, and each song's links
+    to its own nearest songs, mutual or not (N, N), weighted alike: where a "near" walk starts."""
+    n = len(sim)
     weights = np.maximum(sim, 0.0) ** alpha
     np.fill_diagonal(weights, 0.0)
     nearest = np.zeros((n, n), bool)
-    nearest[np.arange(n)[:, None], _nearest_others(sim, k)] = True
+    nearest[np.arange(n)[:, None], _nearest_others(sim, min(neighbours, n - 1))] = True
     links = np.where(nearest & nearest.T, weights, 0.0)
     degree = links.sum(1)
     scale = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
-    walk = links * scale[:, None] * scale[None, :]
-    starts = np.eye(n) + (np.where(nearest, weights, 0.0) if start == "near" else 0.0)
-    return starts @ np.linalg.inv(np.eye(n) - spread * walk)
+    return links * scale[:, None] * scale[None, :], np.where(nearest, weights, 0.0)
 
 
 def _nearest_others(sim: np.ndarray, k: int) -> np.ndarray:
