@@ -2,7 +2,8 @@
 and hubness reduction.
 
 Three families, each drawn from the library's own song vectors, none of them touching
-the model (reform.recommend uses the query's neighbour averaging; the rest are measured):
+the model (reform.recommend ranks by :func:`walk`, or by the query's neighbour averaging; the
+rest are measured):
 
 * **Transforms of the vectors** before the cosine: ``centre`` (subtract the library
   mean, so that what every song shares stops counting as similarity), ``zscore``
@@ -28,7 +29,8 @@ the model (reform.recommend uses the query's neighbour averaging; the rest are m
   a song reached through a chain of close songs can outrank a nearer song off the chain.
   ``average="diffusion"`` starts the walk at the song itself, ``"diffusion-near"`` at the
   song and its nearest songs, as a query from outside the library would start.  Dense
-  (the inverse of an N x N matrix): a measurement on a fold's songs, not for a library.
+  (the inverse of an N x N matrix): a measurement on a fold's songs; a library walks from
+  one query over its nearest songs (:func:`walk`, one linear solve).
   ``keep_nearest`` puts the song nearest by the plain cosine first whatever the averaging or
   diffusion made of it, so that a song's other recording or other part, which a walk spreads
   away from, stays the first answer.
