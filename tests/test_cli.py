@@ -691,3 +691,24 @@ def test_a_reader_that_leaves_early_is_no_failure(scanned, verbose):
     proc.stdout.close()   # the reader is gone before the first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and err == ""
+
+
+def test_a_ctrl_c_during_the_import_of_torch_comes_once_it_is_in(monkeypatch):
+    """Raised inside torch's import, whose C++ calls back into Python, a Ctrl-C aborted the
+    process ("terminate called after throwing ... pybind11::error_already_set", SIGABRT)."""
+    import os
+    import signal
+    import time
+
+    import reform.cli as cli
+
+    imported = []
+
+    def importing(name):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)                    # held: the import goes on to its end
+        imported.append(name)
+    monkeypatch.setattr(cli.importlib, "import_module", importing)
+    with pytest.raises(KeyboardInterrupt):
+        cli._import_held("torch")
+    assert imported == ["torch"]

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import json
 import math
 import os
 import re
 import shlex
 import shutil
+import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -1461,6 +1464,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in WITH_TORCH:
+            _import_held("torch")
         return args.func(args)
     except (ReformError, sqlite3.Error, OSError) as exc:
         if isinstance(exc, BrokenPipeError):  # e.g. `reform similar ... --json | head`: the reader left
@@ -1475,6 +1480,35 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+WITH_TORCH = {"demo", "scan", "train", "embed", "check", "evaluate", "serve"}   # the commands that load a model
+
+
+def _import_held(module: str) -> None:
+    """Import ``module`` with Ctrl-C and SIGTERM held back until it is in, then let them act.
+
+    torch's import runs C++ that calls back into Python: a Ctrl-C raised inside such a call
+    ended the process with "terminate called after throwing an instance of
+    'pybind11::error_already_set'" (SIGABRT) instead of "interrupted" and 130.  Handlers that only
+    note the signal hold it back whichever thread the system hands it to."""
+    if threading.current_thread() is not threading.main_thread():
+        importlib.import_module(module)
+        return
+    caught: list[int] = []
+    before = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+              for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        importlib.import_module(module)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if caught:   # as it would have acted: Ctrl-C's KeyboardInterrupt, SIGTERM's stop, or the default
+        handler = before[caught[0]]
+        if callable(handler):
+            handler(caught[0], None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(caught[0])
 
 
 def _as_reform_error(exc: Exception) -> ReformError:
