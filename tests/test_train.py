@@ -252,6 +252,9 @@ def test_a_run_whose_schedule_ended_is_left_as_it_is_when_resumed(home):
         with pytest.raises(TrainError, match=r"the run ended has finished \(stopped at plateau \d\): nothing "
                                              "to do") as caught:
             lib.train(name="ended", resume=True, max_epochs=30)
+        ended = done.history[-1]["epoch"]   # its own epochs as the cap: the schedule's end is said, not the cap
+        with pytest.raises(TrainError, match="has finished"):
+            lib.train(name="ended", resume=True, max_epochs=ended)
     assert "--name NEW" in caught.value.hint
     assert done.files.model.read_bytes() == written
 

@@ -288,14 +288,14 @@ class Trainer:
         if state["phase"] != "cluster" or not self.files.model.exists():
             return
         name, done = self.files.folder.name, state["epoch"]
+        if state["finished"] and not state["capped"]:   # first: no cap, however high, goes on with it
+            raise TrainError(f"the run {name} has finished ({state['stop_reason']}): nothing to do",
+                             path=self.files.folder, hint="`reform train --name NEW` starts another run")
         if done >= self.cfg.max_epochs:
             more = "more than" if done > self.cfg.max_epochs else "as many as"
             raise TrainError(f"the run {name} has trained {plural(done, 'clustering epoch')} already, {more} "
                              f"--max-epochs {self.cfg.max_epochs}: nothing to do", path=self.files.folder,
                              hint="a higher --max-epochs goes on with it")
-        if state["finished"] and not state["capped"]:
-            raise TrainError(f"the run {name} has finished ({state['stop_reason']}): nothing to do",
-                             path=self.files.folder, hint="`reform train --name NEW` starts another run")
 
     # -- set-up ---------------------------------------------------------------------------------
     def _normaliser(self, saved: dict | None) -> Normaliser:
