@@ -12,7 +12,8 @@ from reform import Library
 from reform.check import catalogue_problem
 from reform.home import RunFiles
 from reform.cli import main
-from reform.errors import StoreError
+from reform.errors import BusyError, StoreError
+from reform.lock import WriterLock
 
 
 @pytest.fixture
@@ -441,6 +442,9 @@ def test_a_rebuild_stopped_in_its_salvage_is_finished_from_the_damaged_copy(trai
     monkeypatch.setattr(check_module, "_salvage", real)
     with pytest.raises(StoreError, match="a rebuild of this library's catalogue was stopped before it ended"):
         Library(home, create=True)                        # a catalogue made now would be replaced
+    with WriterLock(home).hold("check --repair"):         # a repair at work is said as one
+        with pytest.raises(BusyError, match=r"check --repair \(PID \d+\).* is rebuilding its catalogue"):
+            Library(home, create=False, read_only=True)
     assert main(["--home", str(home), "-q", "check"]) == 1
     assert "catalogue: a rebuild of the catalogue was stopped before it ended" in capsys.readouterr().out
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
@@ -448,6 +452,11 @@ def test_a_rebuild_stopped_in_its_salvage_is_finished_from_the_damaged_copy(trai
         capsys.readouterr().out
     assert len(_songs(home)) == len(songs) and not (home / "catalogue.db.rebuilding").exists()
     assert not list(home.glob("catalogue.db.new*"))
+    aside = next(home.glob("catalogue.db.damaged-*[0-9]"))   # stopped once the new one was in place
+    (home / "catalogue.db.rebuilding").write_text(aside.name)
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert f"rebuilt the catalogue: {len(songs)} rows kept, 0 unreadable, {embedded} embeddings kept" in \
+        capsys.readouterr().out
 
 
 def test_a_repair_keeps_the_rows_of_a_table_whose_index_alone_is_damaged(home):

@@ -121,7 +121,12 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
     aside = path.with_name(named or f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     if named and aside.exists() and path.exists():   # stopped after the new catalogue took its place
         marker.unlink()
-        return Rebuilt(0, 0, 0, aside)
+        done = Catalogue(path, create=False, read_only=True)
+        try:   # what it holds is what that rebuild kept
+            return Rebuilt(len(done.files()), 0, len(done.conn.execute("SELECT hash FROM embeddings").fetchall()),
+                           aside)
+        finally:
+            done.close()
     if not named:
         write_text(marker, aside.name)
     existed = path.exists() or aside.exists()

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .card import card_path, file_problem, read_card
 from .config import AudioConfig, MelConfig, feature_version, from_dict, to_dict
-from .errors import LibraryError, ModelError, StoreError, TrainError
+from .errors import BusyError, LibraryError, ModelError, StoreError, TrainError
 from .files import write_error, write_text
 from .lock import WriterLock
 from .store import CATALOGUE_NAME, Catalogue, FileRow, SpectrogramStore
@@ -149,6 +149,13 @@ class Home:
             raise LibraryError("the library home is a file, not a folder", path=self.path,
                                hint="give --home (or $REFORM_HOME) the folder that holds, or will "
                                     "hold, the library")
+        if rebuild_marker(self.path / CATALOGUE_NAME).exists():   # a catalogue made here would be replaced
+            holder = WriterLock(self.path).holder()
+            if holder is not None:
+                raise BusyError(f"the library is busy: {holder.describe()} is rebuilding its catalogue",
+                                path=self.path, hint="wait until it has finished, then run the command again")
+            raise StoreError("a rebuild of this library's catalogue was stopped before it ended", path=self.path,
+                             hint="`reform check --repair` finishes it")
         if create and not read_only:
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
@@ -162,9 +169,6 @@ class Home:
                                  hint=REBUILD_HINT)
             raise StoreError(f"no library at {self.path}",
                              hint="run `reform scan FOLDER` to build one, or give another library's home with --home")
-        if rebuild_marker(self.path / CATALOGUE_NAME).exists():   # a catalogue made here would be replaced
-            raise StoreError("a rebuild of this library's catalogue was stopped before it ended", path=self.path,
-                             hint="`reform check --repair` finishes it")
         self.lock = WriterLock(self.path)
         # a catalogue made anew beside a library's remains holds none of its songs yet
         remains = not read_only and not (self.path / CATALOGUE_NAME).exists() and leftovers(self.path)
