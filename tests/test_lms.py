@@ -104,6 +104,9 @@ def test_similar_tracks_menus(client, library):
     assert sorted(by_artist) == sorted(songs[s] for s in ("02 Clicks", "03 Short"))
     text = lines(client.post("/api/dump", json=body | {"format": "text", "count": 2}))
     assert len(text) == 2 and all(re.fullmatch(r"/.+\t-?\d\.\d{6}", t) for t in text)
+    listed = client.post("/api/dump", json=body | {"format": "json"}).json()
+    distances = [d["sim"] for d in listed]   # in the walk's order: a client sorting by them keeps it
+    assert [d["file"] for d in listed] == answer and distances == sorted(distances)
     assert client.post("/api/dump", json=body | {"track": [url("/elsewhere/x.flac")]}).status_code == 404
 
 

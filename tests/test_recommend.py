@@ -577,3 +577,38 @@ def test_a_mix_of_many_songs_compares_each_song_met_with_the_seeds_of_about_its_
     mixed = rec.mix(seeds, 10)
     assert len(mixed) == 10 and not {r.row.id for r in mixed} & set(range(60))
     assert calls["pairs"] < 60 * 60   # it was 401,046: every song met against every seed, for every seed
+
+
+def test_the_song_the_walk_keeps_first_is_one_that_can_be_shown():
+    """The MP3 of the seed, nearer than any other song, took the walk's first place, and was then
+    passed over as a file of the seed: the nearest song that could be shown lost its place."""
+    cluster = [np.array([0.94, -0.34 * np.cos(t), 0.34 * np.sin(t)]) for t in np.linspace(-0.3, 0.3, 12)]
+    vectors = [np.array([1.0, 0.0, 0.0]), np.array([0.955, 0.2966, 0.0])] + cluster
+    rows = [row(0, "A", "A1", "seed"), row(1, "B", "B1", "aside")] + [
+        row(2 + i, f"C{i}", f"C{i}", f"near {i}") for i in range(12)]
+    emb = {r.hash: v.astype(np.float32) for r, v in zip(rows, vectors)}
+    rec = Recommender.of(rows, emb)
+    assert titles(rec.similar(rec.seed_of(rows[0]), 3))[0] == "aside"
+    mp3 = dataclasses.replace(rows[0], id=99, path="/m/A/A1/seed.mp3", hash="h99", duration=rows[0].duration + 0.3)
+    emb[mp3.hash] = np.array([0.999, 0.0, 0.0447], np.float32)
+    rec = Recommender.of(rows + [mp3], emb)
+    shown = titles(rec.similar(rec.seed_of(rows[0]), 3))
+    assert shown[0] == "aside" and "seed" not in shown
+
+
+def test_the_recommender_walks_as_the_evaluation_ranks_beyond_the_pool():
+    """Over a library larger than the walk's pool each query walks over its own 256 nearest
+    songs, itself not among them (the search took 256 songs, the query's own one of them)."""
+    from reform.recommend import WALK_POOL
+    from reform.space import walks
+
+    n = WALK_POOL + 4
+    rows = [dataclasses.replace(row(i, f"artist {i}", f"album {i}", f"title {i}"), duration=100.0 + 3 * i)
+            for i in range(n)]
+    x = np.random.default_rng(4).normal(size=(n, 12)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rec = Recommender.of(rows, {r.hash: v for r, v in zip(rows, x)})
+    scores = walks(x.astype(np.float64), WALK, WALK_POOL)
+    for q in (0, 50, n - 1):
+        expected = [f"title {j}" for j in np.argsort(-scores[q], kind="stable") if j != q][:10]
+        assert titles(rec.similar(rec.seed_of(rows[q]), 10)) == expected

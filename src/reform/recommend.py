@@ -249,29 +249,38 @@ class Recommender:
         vectors = self.songs.index.rows(np.array([i for i, _ in near]))
         return blend(q[None], vectors[None], np.array([[c for _, c in near]]), EXPAND_POWER)[0]
 
-    def ranked(self, query: np.ndarray, k: int) -> list[tuple[int, FileRow, float]]:
+    def ranked(self, query: np.ndarray, k: int, unshown: Callable[[int, FileRow], bool] | None = None,
+               spare: int = 0) -> list[tuple[int, FileRow, float]]:
         """The ``k`` songs closest to ``query`` (D,), closest first: (slot, row, score); with the
-        walk, in the walk's order, each with its cosine (a score a person can read)."""
-        scores, slots = self.songs.search(query[None], max(k, WALK_POOL) if self.walk else k)
+        walk, in the walk's order, each with its cosine (a score a person can read).  ``unshown``:
+        the songs the caller will pass over (the seeds and their other files), up to ``spare`` of
+        them, which the walk leaves out of its graph and puts first, so that the song it keeps
+        first is the nearest that can be shown."""
+        size = max(k, WALK_POOL + 1 + spare) if self.walk else k
+        scores, slots = self.songs.search(query[None], min(len(self), size))
         found = [(int(i), float(s)) for i, s in zip(slots[0], scores[0]) if i >= 0]
-        if self.walk:   # over the nearest WALK_POOL songs (one solve of that size), the rest after them
-            found = (self._walked(query, found[:WALK_POOL]) + found[WALK_POOL:])[:k]
         rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
-        return [(i, rows[h], s) for i, s in found if (h := self.songs.hash_at(i)) in rows]
+        found = [(i, s) for i, s in found if self.songs.hash_at(i) in rows]
+        if self.walk:
+            found = self._walked(query, found, rows, unshown)[:k]
+        return [(i, rows[self.songs.hash_at(i)], s) for i, s in found]
 
-    def _walked(self, query: np.ndarray, found: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """``found`` (slot, cosine) in the order of a walk from ``query`` over them; the query's own
-        song (its very vector) first, as a node of the graph only once."""
-        if not found:
+    def _walked(self, query: np.ndarray, found: list[tuple[int, float]], rows: dict[str, FileRow],
+                unshown: Callable[[int, FileRow], bool] | None) -> list[tuple[int, float]]:
+        """``found`` (slot, cosine) in the order of a walk from ``query`` over its first WALK_POOL
+        songs, the rest after them by the cosine (one solve of that size however many are asked
+        for); first, and no node of the graph, the query's own song (its very vector: the query is
+        the node) and the songs ``unshown`` names."""
+        apart = [s >= 1.0 - 1e-6 or (unshown is not None and unshown(i, rows[self.songs.hash_at(i)]))
+                 for i, s in found]
+        others = [f for f, out in zip(found, apart) if not out]
+        pool, rest = others[:WALK_POOL], others[WALK_POOL:]
+        if not pool:
             return found
         q = _unit(np.asarray(query, np.float64))
-        units = _unit(self.songs.index.rows(np.array([i for i, _ in found])).astype(np.float64))
-        itself = units @ q >= 1.0 - 1e-6
-        others = [f for f, same in zip(found, itself) if not same]
-        if not others:
-            return found
-        order = np.argsort(-walk(q, units[~itself], self.walk), kind="stable")
-        return [f for f, same in zip(found, itself) if same] + [others[j] for j in order]
+        units = _unit(self.songs.index.rows(np.array([i for i, _ in pool])).astype(np.float64))
+        order = np.argsort(-walk(q, units, self.walk), kind="stable")
+        return [f for f, out in zip(found, apart) if out] + [pool[j] for j in order] + rest
 
     def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters, n: int,
                     keep: Callable[[FileRow], bool] | None = None) -> list[tuple[int, FileRow, float]]:
@@ -282,6 +291,12 @@ class Recommender:
         seed_artists = {a for row in seed_rows for a in artists(row.artist)}
         heard = [(s.row, self.unit_of(s.row.hash)) if s.row else (s.outside, _unit(s.vector)) for s in seeds]
         k = min(len(self), max(4 * n + len(banned), 32))
+        seeds_heard = _Taken(heard)
+
+        def unshown(slot: int, row: FileRow) -> bool:   # a seed, or another file of one
+            return row.hash in banned or any(
+                _one_recording(row, seeds_heard.rows[j], float(self.unit_at(slot) @ seeds_heard.vectors[j]),
+                               self.copy_cosine) for j in seeds_heard.near(row))
 
         def passes(row: FileRow, names: frozenset[str], per_artist: Counter) -> bool:
             return not (keep is not None and not keep(row)
@@ -296,7 +311,7 @@ class Recommender:
             met: list[tuple[int, FileRow, float, bool]] = []
             per_artist: Counter = Counter()
             taken = _Taken(heard)
-            for i, row, score in self.ranked(query, k):
+            for i, row, score in self.ranked(query, k, unshown, len(heard)):
                 if row.hash in banned:
                     continue
                 names = artists(row.artist)

@@ -202,6 +202,9 @@ def walks(vectors: np.ndarray, neighbours: int = 20, pool: int = 256, alpha: flo
     :func:`walk` from song i over its ``pool`` nearest other songs, and the songs beyond its pool
     below them, by the cosine.  Where the library has at most ``pool`` + 1 songs every row is the
     library-wide diffusion (``similarity(average="diffusion-near", keep_nearest=True)``)."""
+    if len(vectors) <= pool + 1:   # every song's pool is the rest of the library: one inverse for all
+        return similarity(vectors, average="diffusion-near", neighbours=neighbours, alpha=alpha, spread=spread,
+                          keep_nearest=True)
     x = unit(vectors)
     sim = x @ x.T
     out = sim - 10.0                     # cosines lie in [-11, -9] here: below every walk score (>= 0)

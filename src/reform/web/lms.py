@@ -39,6 +39,7 @@ import re
 import socket
 from urllib.parse import unquote
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -179,12 +180,15 @@ class Service:
             rows = [(r, s) for r, s in rows if norm(r.artist) == norm(seed.artist)]
         rows = [(self._lms_path(r, mpath), s) for r, s in rows]
         rows = [(p, s) for p, s in rows if p is not None][:count]
+        # a distance that grows down the list, as the plugin reads it: the walk's order, each song's
+        # 1 - cosine or the one before it where that is larger (a client sorting by it would undo the walk)
+        distances = np.maximum.accumulate([1.0 - s for _, s in rows]) if rows else []
         fmt = _value(params, "format", "")
         if fmt == "text-url":
             return PlainTextResponse("\n".join(p for p, _ in rows))
         if fmt == "text":
-            return PlainTextResponse("\n".join(f"{p}\t{1 - s:f}" for p, s in rows))
-        return JSONResponse([{"file": p, "sim": round(1 - s, 6)} for p, s in rows])
+            return PlainTextResponse("\n".join(f"{p}\t{d:f}" for (p, _), d in zip(rows, distances)))
+        return JSONResponse([{"file": p, "sim": round(float(d), 6)} for (p, _), d in zip(rows, distances)])
 
     # -- helpers --------------------------------------------------------------------------------
     def _rows(self, tracks: list[str], mpath: str, by_path: dict[str, FileRow]) -> list[FileRow]:
