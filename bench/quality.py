@@ -297,6 +297,10 @@ QUERY_TIME: dict[str, dict] = {
     # the same, with the nearest song by the plain cosine kept first
     **{f"diffusion{n}{tail}-first": {"average": average, "neighbours": n, "keep_nearest": True}
        for tail, average in (("", "diffusion"), ("-near", "diffusion-near")) for n in (10, 20)},
+    # the recommender's walk (the last one above) going on longer or stopping sooner
+    **{f"diffusion20-near-first-spread{round(spread * 100):03d}":
+       {"average": "diffusion-near", "neighbours": 20, "keep_nearest": True, "spread": spread}
+       for spread in (0.8, 0.99)},
 }
 CAP = 40   # epoch cap of the exploration runs (going on to the schedule's end changed nothing: cas-pre-80)
 
