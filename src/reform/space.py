@@ -173,9 +173,9 @@ def diffuse(sim: np.ndarray, neighbours: int, alpha: float = ALPHA, spread: floa
         raise ConfigError(f"unknown start of the walk {start!r}; use self or near")
     if min(neighbours, len(sim) - 1) <= 0:
         return np.array(sim, np.float64)
-    walk, starts = _graph(sim, neighbours, alpha)
+    graph, starts = _graph(sim, neighbours, alpha)
     starts = np.eye(len(sim)) + (starts if start == "near" else 0.0)
-    return starts @ np.linalg.inv(np.eye(len(sim)) - spread * walk)
+    return starts @ np.linalg.inv(np.eye(len(sim)) - spread * graph)
 
 
 def walk(query: np.ndarray, pool: np.ndarray, neighbours: int = 20, alpha: float = ALPHA,
