@@ -472,14 +472,22 @@ def _one_recording(row: FileRow, other: FileRow | None, cosine: float,
     are (``threshold``: see SAME_RECORDING_COSINE and :attr:`Recommender.copy_cosine`), or of one
     title by one artist (two artists' "Intro" of a minute are two songs; an untagged artist may
     be either)."""
-    return other is not None and _as_long(row, other) and (cosine >= threshold
-                                                           or _same_title_and_artist(row, other))
+    return other is not None and _as_long(row, other) and not _two_tracks(row, other) and (
+        cosine >= threshold or _same_title_and_artist(row, other))
 
 
 def tagged_as_one(row: FileRow, other: FileRow) -> bool:
     """Two files of one recording by their lengths and tags alone, whatever a model makes of them:
     an evaluation compares models, so it cannot ask one which files are copies."""
-    return _as_long(row, other) and _same_title_and_artist(row, other)
+    return _as_long(row, other) and not _two_tracks(row, other) and _same_title_and_artist(row, other)
+
+
+def _two_tracks(row: FileRow, other: FileRow) -> bool:
+    """Two numbered tracks of one album: two recordings however alike they sound and however they
+    are titled (a suite's movements of one length, two "Interlude"s).  A FLAC and its MP3 carry
+    one number, or one of them none."""
+    return row.track is not None and other.track is not None and row.track != other.track \
+        and same_album(row, other)
 
 
 def _as_long(row: FileRow, other: FileRow) -> bool:
