@@ -285,3 +285,18 @@ def test_a_radio_from_a_file_outside_the_library_is_refused_in_plain_words(home,
     err = capsys.readouterr().err
     assert "a radio starts from a song of the library, and this file is not one" in err
     assert [p.name for p in out.glob("*.m3u8")] == ["ReFORM radio - Tone Band - Chord.m3u8"]
+
+
+def test_a_radio_or_mix_written_short_says_so(home, tmp_path, capsys):
+    """A radio of 30 songs asked for over a library of five was written with five and not a word,
+    where similar, mix and playlist say how many of those asked for they found."""
+    out = tmp_path / "lists"
+    with Library(home) as lib:
+        root = Path(lib.music_root())
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--length", "30",
+                 "--mix", str(root / "Tone Band")]) == 0
+    err = capsys.readouterr().err
+    held = len(entries(out / "ReFORM radio - Tone Band - Chord.m3u8"))
+    assert 1 < held < 30 and f"ReFORM radio - Tone Band - Chord holds {held} of the 30 songs asked for: no more " \
+        "pass the rules (no song of the last 50)" in err
+    assert "ReFORM mix - Tone Band holds " in err and "of the 30 songs asked for: no more pass the filters" in err

@@ -1048,11 +1048,19 @@ def cmd_playlists(args: argparse.Namespace) -> int:
             unique.setdefault(row.hash, row)
         for row in unique.values():
             wanted.append(playlists.radio(rec, row, args.length, rules, root))
-            if len(wanted[-1].rows) == 1 and args.length > 1:
+            held = len(wanted[-1].rows)
+            if held == 1 and args.length > 1:
                 print(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
                       f"({rules.limits()})", file=sys.stderr)
+            elif 1 < held < args.length:   # written short: said, as similar, mix and playlist say it
+                print(f"note: {wanted[-1].title} holds {held} of the {args.length} songs asked for: no more pass "
+                      f"the rules ({rules.limits()})", file=sys.stderr)
         for folder in args.mix or []:
             wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args), writable))
+            held = len(wanted[-1].rows)
+            if 0 < held < args.length:
+                print(f"note: {wanted[-1].title} holds {held} of the {args.length} songs asked for: no more pass "
+                      "the filters", file=sys.stderr)
     if args.most_played and not played:
         message = "no play is recorded yet, so --most-played has no song to start from"
         if not wanted:   # nothing else asked for: leave the folder as it is
@@ -1308,10 +1316,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "above), exact search over its vectors, or FAISS whatever the size")
         p.add_argument("--walk", type=count(0), default=None, metavar="N",
                        help=f"rank songs by a walk over the query's nearest songs, N links per song (default "
-                            f"{WALK} with the cosine; 0: no walk)")
+                            f"{WALK} with the cosine; 0: no walk); a playlist takes its candidates so, and "
+                            "orders them by its flow")
         p.add_argument("--expand", type=count(0), default=None, metavar="N",
                        help="instead of the walk, average the query with its N nearest songs before searching "
-                            f"(default {EXPAND} with --walk 0; 0: the plain cosine)")
+                            f"(default {EXPAND} with the cosine and --walk 0; 0: the plain cosine)")
         p.add_argument("--json", action="store_true", help="a JSON list of songs")
         p.add_argument("-o", "--output", help="also write an M3U playlist (e.g. mix.m3u8)")
         p.add_argument("--relative", action="store_true", help="M3U paths relative to the playlist")

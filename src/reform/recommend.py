@@ -64,7 +64,7 @@ def ranking(metric: str, expand: int | None = None, walk: int | None = None) -> 
                           hint=f"use --metric cosine, or {'--expand' if expand else '--walk'} 0")
     if expand and walk:
         raise ConfigError("songs are ranked by the walk or by the expanded query, not both",
-                          hint="give --walk N or --expand N")
+                          hint="give one of them: --walk N alone, or --walk 0 --expand N")
     return expand, walk
 
 
