@@ -1491,7 +1491,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 130
 
 
-WITH_TORCH = {"demo", "scan", "train", "embed", "check", "evaluate", "serve"}   # the commands that load a model
+WITH_TORCH = {"demo", "scan", "train", "embed", "evaluate", "serve"}   # the commands that load a model
 
 
 def _import_held(module: str) -> None:
