@@ -24,7 +24,7 @@ import numpy as np
 from .config import AudioConfig, MelConfig
 from .errors import StoreError
 from .files import sync_folder, write_text
-from .home import Home, Keys, leftovers, rebuild_marker, restore_plays
+from .home import Home, Keys, leftovers, rebuild_marker, restore_plays, text_of
 from .store import ROW_FIELDS, TABLES, Catalogue, FileRow
 
 CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
@@ -117,14 +117,13 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
     salvage was never made."""
     marker = rebuild_marker(path)
     building = path.with_name(path.name + ".new")
-    named = _text_of(marker)
+    named = text_of(marker)
     aside = path.with_name(named or f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     if named and aside.exists() and path.exists():   # stopped after the new catalogue took its place
         marker.unlink()
         done = Catalogue(path, create=False, read_only=True)
         try:   # what it holds is what that rebuild kept
-            return Rebuilt(len(done.files()), 0, len(done.conn.execute("SELECT hash FROM embeddings").fetchall()),
-                           aside)
+            return Rebuilt(len(done.files()), 0, sum(done.embedding_models().values()), aside)
         finally:
             done.close()
     if not named:
@@ -164,13 +163,6 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
     sync_folder(path.parent)
     marker.unlink()
     return Rebuilt(kept, lost, embeddings, aside if existed else None)
-
-
-def _text_of(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection | None:

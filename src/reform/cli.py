@@ -1012,6 +1012,14 @@ def cmd_mpd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_short(playlist, length: int, why: str) -> None:
+    """Say a playlist written with fewer songs than asked for, as similar, mix and playlist say it."""
+    held = len(playlist.rows)
+    if 0 < held < length:
+        print(f"note: {playlist.title} holds {held} of the {length} songs asked for: no more pass {why}",
+              file=sys.stderr)
+
+
 def _library_writable(args: argparse.Namespace) -> bool:
     catalogue = _catalogue_path(args)
     return os.access(catalogue, os.W_OK) and os.access(catalogue.parent, os.W_OK)
@@ -1048,19 +1056,14 @@ def cmd_playlists(args: argparse.Namespace) -> int:
             unique.setdefault(row.hash, row)
         for row in unique.values():
             wanted.append(playlists.radio(rec, row, args.length, rules, root))
-            held = len(wanted[-1].rows)
-            if held == 1 and args.length > 1:
+            if len(wanted[-1].rows) == 1 and args.length > 1:
                 print(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
                       f"({rules.limits()})", file=sys.stderr)
-            elif 1 < held < args.length:   # written short: said, as similar, mix and playlist say it
-                print(f"note: {wanted[-1].title} holds {held} of the {args.length} songs asked for: no more pass "
-                      f"the rules ({rules.limits()})", file=sys.stderr)
+            else:
+                _say_short(wanted[-1], args.length, f"the rules ({rules.limits()})")
         for folder in args.mix or []:
             wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args), writable))
-            held = len(wanted[-1].rows)
-            if 0 < held < args.length:
-                print(f"note: {wanted[-1].title} holds {held} of the {args.length} songs asked for: no more pass "
-                      "the filters", file=sys.stderr)
+            _say_short(wanted[-1], args.length, "the filters")
     if args.most_played and not played:
         message = "no play is recorded yet, so --most-played has no song to start from"
         if not wanted:   # nothing else asked for: leave the folder as it is

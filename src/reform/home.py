@@ -295,12 +295,12 @@ class Home:
         were the catalogue lost, a missing copy would take the library's folders, the user's
         choice of model or what was played with it.  :meth:`write_copies` writes them again."""
         return [f"{path.relative_to(self.path)}: {what} is missing or differs from the catalogue's"
-                for path, text, what in self._copies() if _text_of(path) != text]
+                for path, text, what in self._copies() if text_of(path) != text]
 
     def write_copies(self) -> None:
         restore_plays(self.catalogue, self.path)   # a play only the copy holds stays in both
         for path, text, _ in self._copies():
-            if _text_of(path) != text:
+            if text_of(path) != text:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_text(path, text + "\n")
 
@@ -583,7 +583,8 @@ def restore_plays(catalogue: Catalogue, home: Path) -> int:
     return len(missing)
 
 
-def _text_of(path: Path) -> str | None:
+def text_of(path: Path) -> str | None:
+    """A small text file beside the catalogue, stripped; None where it cannot be read."""
     try:
         return path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):

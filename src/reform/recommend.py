@@ -230,9 +230,7 @@ class Recommender:
         heard = _Taken([(seed, self.unit_of(seed.hash)) for seed in seeds if self.has(seed.hash)] + list(outside))
 
         def a_seed(slot: int, row: FileRow) -> bool:
-            return row.hash in hashes or any(
-                _one_recording(row, heard.rows[k], float(self.unit_at(slot) @ heard.vectors[k]), self.copy_cosine)
-                for k in heard.near(row))
+            return row.hash in hashes or heard.holding(row, self.unit_at(slot), self.copy_cosine) is not None
 
         k = min(len(self), 4 * self.expand + 4)
         while True:
@@ -294,9 +292,7 @@ class Recommender:
         seeds_heard = _Taken(heard)
 
         def unshown(slot: int, row: FileRow) -> bool:   # a seed, or another file of one
-            return row.hash in banned or any(
-                _one_recording(row, seeds_heard.rows[j], float(self.unit_at(slot) @ seeds_heard.vectors[j]),
-                               self.copy_cosine) for j in seeds_heard.near(row))
+            return row.hash in banned or seeds_heard.holding(row, self.unit_at(slot), self.copy_cosine) is not None
 
         def passes(row: FileRow, names: frozenset[str], per_artist: Counter) -> bool:
             return not (keep is not None and not keep(row)
@@ -390,7 +386,8 @@ class Recommender:
         if not seeds:
             raise QueryError("a playlist needs at least one song")
         pool_size = max(10 * length, 200)
-        anchors = [self.expanded(seed.vector, _rows(seeds), _outside(seeds)) for seed in seeds]
+        rows, outside = _rows(seeds), _outside(seeds)
+        anchors = [self.expanded(seed.vector, rows, outside) for seed in seeds]
         pool = {i: row for anchor in anchors for i, row, _ in self._candidates(anchor, seeds, filters, pool_size)}
         ids = np.array(sorted(pool))
         if not len(ids):
@@ -432,11 +429,10 @@ class Recommender:
         same bytes are one song already; these are a FLAC and its MP3, or a song on an album
         and on a compilation, which would fill the top of a list."""
         vector = self.unit_at(slot)
-        for k in taken.near(row):
-            if _one_recording(row, taken.rows[k], float(vector @ taken.vectors[k]), self.copy_cosine):
-                return k
-        taken.add(row, vector)
-        return None
+        held = taken.holding(row, vector, self.copy_cosine)
+        if held is None:
+            taken.add(row, vector)
+        return held
 
 
 class _Taken:
@@ -457,6 +453,12 @@ class _Taken:
             self._by_second.setdefault(int(row.duration), []).append(len(self.rows))
         self.rows.append(row)
         self.vectors.append(vector)
+
+    def holding(self, row: FileRow, vector: np.ndarray, threshold: float) -> int | None:
+        """The place of the recording ``row`` (its unit ``vector``) is another file of
+        (:func:`_one_recording`, ``threshold`` its cosine), the first in order; None if none."""
+        return next((k for k in self.near(row)
+                     if _one_recording(row, self.rows[k], float(vector @ self.vectors[k]), threshold)), None)
 
     def near(self, row: FileRow) -> list[int]:
         """The places of the recordings about as long as ``row`` (SAME_RECORDING_SECONDS), in order."""
