@@ -258,25 +258,22 @@ class Recommender:
         scores, slots = self.songs.search(query[None], min(len(self), size))
         found = [(int(i), float(s)) for i, s in zip(slots[0], scores[0]) if i >= 0]
         rows = self.rows_of([self.songs.hash_at(i) for i, _ in found])
-        found = [(i, s) for i, s in found if self.songs.hash_at(i) in rows]
-        if self.walk:
-            found = self._walked(query, found, rows, unshown)[:k]
-        return [(i, rows[self.songs.hash_at(i)], s) for i, s in found]
+        listed = [(i, rows[h], s) for i, s in found if (h := self.songs.hash_at(i)) in rows]
+        return self._walked(query, listed, unshown)[:k] if self.walk else listed
 
-    def _walked(self, query: np.ndarray, found: list[tuple[int, float]], rows: dict[str, FileRow],
-                unshown: Callable[[int, FileRow], bool] | None) -> list[tuple[int, float]]:
-        """``found`` (slot, cosine) in the order of a walk from ``query`` over its first WALK_POOL
-        songs, the rest after them by the cosine (one solve of that size however many are asked
-        for); first, and no node of the graph, the query's own song (its very vector: the query is
-        the node) and the songs ``unshown`` names."""
-        apart = [s >= 1.0 - 1e-6 or (unshown is not None and unshown(i, rows[self.songs.hash_at(i)]))
-                 for i, s in found]
+    def _walked(self, query: np.ndarray, found: list[tuple[int, FileRow, float]],
+                unshown: Callable[[int, FileRow], bool] | None) -> list[tuple[int, FileRow, float]]:
+        """``found`` (slot, row, cosine) in the order of a walk from ``query`` over its first
+        WALK_POOL songs, the rest after them by the cosine (one solve of that size however many are
+        asked for); first, and no node of the graph, the query's own song (its very vector: the
+        query is the node) and the songs ``unshown`` names."""
+        apart = [s >= 1.0 - 1e-6 or (unshown is not None and unshown(i, row)) for i, row, s in found]
         others = [f for f, out in zip(found, apart) if not out]
         pool, rest = others[:WALK_POOL], others[WALK_POOL:]
         if not pool:
             return found
         q = _unit(np.asarray(query, np.float64))
-        units = _unit(self.songs.index.rows(np.array([i for i, _ in pool])).astype(np.float64))
+        units = _unit(self.songs.index.rows(np.array([i for i, _, _ in pool])).astype(np.float64))
         order = np.argsort(-walk(q, units, self.walk), kind="stable")
         return [f for f, out in zip(found, apart) if out] + [pool[j] for j in order] + rest
 
