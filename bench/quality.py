@@ -58,6 +58,7 @@ from reform.config import PRESETS, EmbedConfig, ModelConfig, TrainConfig  # noqa
 from reform.dataset import Normaliser, Song, fit_normaliser  # noqa: E402
 from reform.embed import AGGREGATIONS, Embedder, aggregate, song_windows  # noqa: E402
 from reform.model import ClusterAutoencoder  # noqa: E402
+from reform.recommend import WALK  # noqa: E402
 from reform.train import Trainer  # noqa: E402
 
 # -- what is compared --------------------------------------------------------------------------------
@@ -301,6 +302,8 @@ QUERY_TIME: dict[str, dict] = {
     **{f"diffusion20-near-first-spread{round(spread * 100):03d}":
        {"average": "diffusion-near", "neighbours": 20, "keep_nearest": True, "spread": spread}
        for spread in (0.8, 0.99)},
+    # the walk as recommendations rank: 20 links, fewer on a small library (space.walk_links)
+    "walk": {"walk": WALK},
 }
 CAP = 40   # epoch cap of the exploration runs (going on to the schedule's end changed nothing: cas-pre-80)
 
@@ -511,8 +514,9 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
     def score_query_time(name: str, vectors: dict[str, np.ndarray]) -> None:
         for variant, settings in QUERY_TIME.items():
             if not done(f"{name}@meanstd+{variant}"):
-                keep(f"{name}@meanstd+{variant}",
-                     score(vectors, labels, metric=lambda v, kw=settings: space.similarity(v, **kw)))
+                ranking = ((lambda v, kw=settings: space.walks(v, kw["walk"])) if "walk" in settings
+                           else (lambda v, kw=settings: space.similarity(v, **kw)))
+                keep(f"{name}@meanstd+{variant}", score(vectors, labels, metric=ranking))
 
     baselines = {
         "random": lambda: {p: np.random.default_rng([seed, i]).standard_normal((len(rows), 128))

@@ -7,7 +7,7 @@ import pytest
 
 from reform.errors import ConfigError
 from reform.space import (average_neighbours, csls, diffuse, fit_transform, mutual_proximity, neighbourhood,
-                          nearest_first, normal_cdf, similarity)
+                          nearest_first, normal_cdf, similarity, walk, walk_links, walks)
 
 
 def test_centre_removes_what_every_song_shares():
@@ -154,3 +154,18 @@ def test_unknown_settings_are_refused():
         similarity(np.ones((3, 2)), average="both")
     with pytest.raises(ConfigError):
         diffuse(np.eye(3), 1, start="elsewhere")
+
+
+def test_a_walk_over_few_songs_gets_fewer_links():
+    """Twenty links over a few dozen songs join nearly every song to every other; a walk gets
+    at most a sixth of its songs as links, never fewer than 10 for that, and never more than asked."""
+    assert [walk_links(20, n) for n in (0, 30, 65, 66, 114, 120, 256, 10 ** 6)] == [10, 10, 10, 11, 19, 20, 20, 20]
+    assert walk_links(5, 1000) == 5 and walk_links(5, 3) == 5
+    # through the walk and the evaluation's walks: a library of 40 songs walks with 10 links
+    x = np.random.default_rng(5).normal(size=(40, 8))
+    ten = similarity(x, average="diffusion-near", neighbours=10, keep_nearest=True)
+    twenty = similarity(x, average="diffusion-near", neighbours=20, keep_nearest=True)
+    others = np.arange(1, 40)
+    assert np.allclose(walk(x[0], x[others], 20), ten[0, others])
+    assert not np.allclose(ten[0, others], twenty[0, others])
+    assert np.allclose(walks(x, 20), ten)

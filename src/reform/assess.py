@@ -209,7 +209,7 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     ranking, how = "cosine", ""   # (the plain cosine, which the protocols compute themselves)
     if links:
         ranking = functools.partial(walks, neighbours=links, pool=WALK_POOL)
-        how = (f"by a walk over each query's nearest songs, {plural(links, 'link')} per song (--expand 2: the "
+        how = (f"by a walk over each query's nearest songs, up to {plural(links, 'link')} per song (--expand 2: the "
                "expanded query instead; --expand 0: the plain cosine)")
     elif neighbours:
         ranking = functools.partial(similarity, average="queries", neighbours=neighbours, alpha=EXPAND_POWER)

@@ -178,15 +178,26 @@ def diffuse(sim: np.ndarray, neighbours: int, alpha: float = ALPHA, spread: floa
     return starts @ np.linalg.inv(np.eye(len(sim)) - spread * graph)
 
 
+def walk_links(neighbours: int, songs: int) -> int:
+    """The links each song gets in a walk over ``songs`` songs besides the query: ``neighbours``,
+    but at most a sixth of the songs, and never fewer than 10 for that.  Twenty links joined a
+    fold's 115 songs best, yet over a few dozen songs they link nearly every song to every other
+    and the walk then ranks little better than the cosine, or worse (docs/method.md 7: "A walk
+    over fewer songs")."""
+    return min(neighbours, max(10, songs // 6))
+
+
 def walk(query: np.ndarray, pool: np.ndarray, neighbours: int = 20, alpha: float = ALPHA,
          spread: float = 0.9) -> np.ndarray:
     """The scores (P,) of the songs ``pool`` (P, D) for one ``query`` (D,): :func:`diffuse` with
     ``start="near"`` over the graph of the query and the pool, the query one of its songs, and the
     pool's nearest song by the cosine put first (as :func:`nearest_first` does).  A library's
     recommendations take the pool from the query's nearest songs, so the walk stays local:
-    one linear solve of P + 1 unknowns, not the inverse over the whole library."""
+    one linear solve of P + 1 unknowns, not the inverse over the whole library.  Each song gets
+    :func:`walk_links` links."""
     x = unit(np.vstack([np.asarray(query, np.float64)[None], pool]))
     sim = x @ x.T
+    neighbours = walk_links(neighbours, len(pool))
     if min(neighbours, len(sim) - 1) <= 0:
         return sim[0, 1:]
     graph, starts = _graph(sim, neighbours, alpha)
@@ -201,10 +212,11 @@ def walks(vectors: np.ndarray, neighbours: int = 20, pool: int = 256, alpha: flo
     """Every song as a query against every song, scored as recommendations rank them: row i holds
     :func:`walk` from song i over its ``pool`` nearest other songs, and the songs beyond its pool
     below them, by the cosine.  Where the library has at most ``pool`` + 1 songs every row is the
-    library-wide diffusion (``similarity(average="diffusion-near", keep_nearest=True)``)."""
+    library-wide diffusion (``similarity(average="diffusion-near", keep_nearest=True)``) with
+    :func:`walk_links` links."""
     if len(vectors) <= pool + 1:   # every song's pool is the rest of the library: one inverse for all
-        return similarity(vectors, average="diffusion-near", neighbours=neighbours, alpha=alpha, spread=spread,
-                          keep_nearest=True)
+        return similarity(vectors, average="diffusion-near", neighbours=walk_links(neighbours, len(vectors) - 1),
+                          alpha=alpha, spread=spread, keep_nearest=True)
     x = unit(vectors)
     sim = x @ x.T
     out = sim - 10.0                     # cosines lie in [-11, -9] here: below every walk score (>= 0)
