@@ -437,6 +437,27 @@ def test_a_library_without_embeddings_says_to_run_embed(scanned, tmp_path):
         assert r.status_code == 409 and "reform embed" in r.json()["hint"]
 
 
+def test_a_home_given_by_option_is_named_in_every_command_the_page_and_api_suggest(scanned, tmp_path):
+    """`reform serve --home H`: a hint's `reform embed`, copied into a terminal, acted on the
+    default home.  The API's hints, the jobs' and the model's name H, and the status tells the
+    page how to write a command."""
+    home = tmp_path / "my music home"
+    shutil.copytree(scanned, home)
+    named = f"reform --home '{home}'"
+    def refused(home_, options, job):
+        raise EmbedError("no model to embed with", hint="train one with `reform train`")
+
+    c = client_for(home, named=True, runners={"embed": refused})
+    assert c.get("/api/status").json()["command"] == named
+    r = c.get("/api/songs/1/similar")
+    assert r.status_code == 409 and f"`{named} embed`" in r.json()["hint"]
+    failed = _wait(c, c.post("/api/jobs/embed").json()["id"])
+    assert failed["hint"] == f"train one with `{named} train`"
+    plain = client_for(home)                          # found by default: as it is
+    assert plain.get("/api/status").json()["command"] == "reform"
+    assert "`reform embed`" in plain.get("/api/songs/1/similar").json()["hint"]
+
+
 def test_an_empty_library_says_to_scan_first(tmp_path):
     Library(tmp_path / "home").close()
     c = client_for(tmp_path / "home")
@@ -461,7 +482,25 @@ def test_a_song_waiting_for_its_embedding_is_listed_not_recommended(trained, tmp
     assert r.status_code == 409 and "no embedding yet" in error_of(r) and "reform embed" in r.json()["hint"]
     assert row.id not in c.get("/api/map").json()["ids"]
     chord = next(s["id"] for s in c.get("/api/songs").json()["items"] if s["title"] == "Chord")
-    assert row.id not in [s["id"] for s in c.get(f"/api/songs/{chord}/similar").json()["items"]]
+    answer = c.get(f"/api/songs/{chord}/similar").json()
+    assert row.id not in [s["id"] for s in answer["items"]]
+    assert answer["notes"] == ["1 song has no embedding yet and is left out; run `reform embed`"]
+
+
+def test_recommendations_say_when_the_embeddings_are_another_models(trained, tmp_path, client, ids):
+    """After `reform use` of another model the API went on answering from the old embeddings,
+    where the command line notes it beside every answer."""
+    assert client.get(f"/api/songs/{ids['Chord']}/similar").json()["notes"] == []
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        lib.use("shipped")
+    c = client_for(home)
+    for url in (f"/api/songs/{ids['Chord']}/similar", f"/api/mix?seed={ids['Chord']}",
+                f"/api/playlist?seed={ids['Chord']}"):
+        answer = c.get(url).json()
+        assert answer["items"] and answer["notes"] == [
+            "the embeddings come from another model than the active one; run `reform embed` to bring them up to date"]
 
 
 # -- jobs ------------------------------------------------------------------------------------------------
@@ -721,7 +760,7 @@ def test_serve_prints_the_address_and_needs_a_token_off_this_computer(home, monk
     assert server.serve(str(home), host="127.0.0.1", port=0) == 0
     out = capsys.readouterr().out
     assert "open http://127.0.0.1:" in out and "token" not in out
-    assert made[-1] == {"token": None, "loopback_only": True}
+    assert made[-1] == {"token": None, "loopback_only": True, "named": False}
     assert server.serve(str(home), host="0.0.0.0", port=0) == 0
     out = capsys.readouterr().out
     token = made[-1]["token"]
@@ -921,3 +960,19 @@ def test_serve_open_says_so_when_no_browser_opens(monkeypatch, capsys, opened):
     said = capsys.readouterr().out
     assert said == ("" if opened else
                     "no web browser could be opened here: open http://127.0.0.1:8000/#token=x in one\n")
+
+
+def test_cli_serve_names_the_home_only_where_a_command_would_not_find_it(home, monkeypatch):
+    """Given by --home, the page's commands must name the home; found by $REFORM_HOME, which a
+    command copied into the same shell finds too, they need not."""
+    from reform import cli
+    from reform.web import server
+
+    seen = []
+    monkeypatch.setattr(server, "serve", lambda home_, **options: seen.append(options["named"]) or 0)
+    monkeypatch.delenv("REFORM_HOME", raising=False)
+    assert cli.main(["--home", str(home), "serve"]) == 0
+    monkeypatch.setenv("REFORM_HOME", str(home))
+    assert cli.main(["serve"]) == 0
+    assert cli.main(["--home", str(home), "serve"]) == 0
+    assert seen == [True, False, False]

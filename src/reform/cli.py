@@ -31,7 +31,7 @@ from . import __version__
 from .errors import (ClusterError, ConfigError, DatasetError, DecodeError, EmbedError, EvaluateError, FeatureError,
                      LibraryError, ModelError, PlayerError, QueryError, ReformError, StoreError,
                      TrainError, WriteError)
-from .text import RENAME_HINT, UNNAMED_REASON, agree, listing, one_line, plural, shown
+from .text import RENAME_HINT, UNNAMED_REASON, agree, listing, naming_home, one_line, plural, shown
 
 # The hint printed for an error raised without one, by the error's kind.
 HINTS = {
@@ -981,7 +981,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .web.server import serve
 
     return serve(args.home or default_home(), host=args.host, port=args.port, open_browser=args.open,
-                 token=args.token,
+                 token=args.token, named=args.home is not None and args.home != os.environ.get("REFORM_HOME"),
                  lms_port=None if args.no_lms else LMS_PORT if args.lms_port is None else args.lms_port,
                  lms_optional=args.lms_port is None,   # the default port taken: the page alone, with a warning
                  lms_host=args.lms_host, lms_allow=tuple(args.lms_allow or ()),
@@ -1318,9 +1318,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the stored index as it is (auto: exact up to 200,000 songs, FAISS IVF-PQ "
                             "above), exact search over its vectors, or FAISS whatever the size")
         p.add_argument("--walk", type=count(0), default=None, metavar="N",
-                       help=f"rank songs by a walk over the query's nearest songs, N links per song (default "
-                            f"{WALK} with the cosine; 0: no walk); a playlist takes its candidates so, and "
-                            "orders them by its flow")
+                       help=f"rank songs by a walk over the query's nearest songs, N links per song, fewer in a "
+                            f"library under 6N songs (default {WALK} with the cosine; 0: no walk); a playlist "
+                            "takes its candidates so, and orders them by its flow")
         p.add_argument("--expand", type=count(0), default=None, metavar="N",
                        help="instead of the walk, average the query with its N nearest songs before searching "
                             f"(default {EXPAND} with the cosine and --walk 0; 0: the plain cosine)")
@@ -1352,8 +1352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true", help="leave out the random, length and MFCC "
                    "baselines")
     p.add_argument("--walk", type=count(0), default=None, metavar="N",
-                   help=f"rank the models' songs by a walk with N links per song, as recommendations do "
-                        f"(default {WALK}; 0: no walk)")
+                   help=f"rank the models' songs by a walk with N links per song (fewer in a library under 6N "
+                        f"songs), as recommendations do (default {WALK}; 0: no walk)")
     p.add_argument("--expand", type=count(0), default=None, metavar="N",
                    help=f"instead of the walk, each query averaged with its N nearest songs first (default "
                         f"{EXPAND} with --walk 0; 0: plain cosine)")
@@ -1461,10 +1461,10 @@ class _NamingHome:
     printed, acted on the default home ("no model named ...")."""
 
     def __init__(self, stream, home: str):
-        self._stream, self._command = stream, f"`reform --home {shlex.quote(home)} "
+        self._stream, self._home = stream, home
 
     def write(self, text: str) -> int:
-        self._stream.write(text.replace("`reform ", self._command))
+        self._stream.write(naming_home(text, self._home))
         return len(text)
 
     def __getattr__(self, name: str):

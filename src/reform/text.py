@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 import unicodedata
 from pathlib import Path
 
@@ -128,3 +129,17 @@ def shown(path: str) -> str:
     or drive the terminal)."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+
+def home_command(home: str | None) -> str:
+    """How a command is written to act on ``home``: `reform --home H` (H quoted for a shell), or
+    `reform` for the home found by default (``home`` None)."""
+    return "reform" if home is None else f"reform --home {shlex.quote(home)}"
+
+
+def naming_home(text: str, home: str | None) -> str:
+    """``text`` with every `reform ...` command in it acting on ``home`` (:func:`home_command`).  A
+    hint printed for a home given by --home is copied and run as it reads, and without the option
+    it would act on the default home."""
+    return text if home is None else text.replace("`reform ", f"`{home_command(home)} ")

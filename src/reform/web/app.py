@@ -25,6 +25,7 @@ from .. import __version__
 from ..errors import (ConfigError, DecodeError, EmbedError, LibraryError, ModelError, QueryError,
                       ReformError, StoreError, TrainError)
 from ..store import catalogue_error
+from ..text import naming_home
 from . import media, routes
 from .jobs import Jobs
 from .security import Guard
@@ -71,7 +72,7 @@ def _refused(method: str, allowed: Iterable[str]) -> JSONResponse:
 
 
 def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_only: bool = True,
-               runners: dict | None = None) -> FastAPI:
+               runners: dict | None = None, named: bool = False) -> FastAPI:
     """The web application over a library home.
 
     Parameters
@@ -80,8 +81,10 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
     token : access token every request must carry, or None
     loopback_only : answer only requests addressed to 127.0.0.1 / localhost / ::1
     runners : the work behind each job kind (tests replace it; see :mod:`reform.web.jobs`)
+    named : the home was given by --home: the commands in hints name it (`reform --home H ...`),
+        and the status gives the command to the page (``command``)
     """
-    state = LibraryState(home)
+    state = LibraryState(home, os.fspath(home) if named else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -94,7 +97,7 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
                               '`{"error": ..., "hint": ...}`.',
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.library = state
-    app.state.jobs = Jobs(state.home, runners)
+    app.state.jobs = Jobs(state.home, runners, state.named_home)
     app.state.static = routes.static_files()
     app.include_router(routes.router)
     app.include_router(routes.page)
@@ -104,7 +107,8 @@ def create_app(home: str | os.PathLike, *, token: str | None = None, loopback_on
         status = _status(exc)
         if status >= 500:
             log.error("%s: %s", request.url.path, exc)
-        return _answer(status, exc.message, exc.hint, getattr(exc, "headers", None))
+        hint = exc.hint and naming_home(exc.hint, state.named_home)
+        return _answer(status, exc.message, hint, getattr(exc, "headers", None))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):

@@ -24,7 +24,7 @@ from ..api import Library
 from ..errors import BusyError, ReformError
 from ..home import RunFiles
 from ..lock import WriterLock
-from ..text import agree, listing, plural, with_article
+from ..text import agree, listing, naming_home, plural, with_article
 
 log = logging.getLogger("reform.web")
 KEEP_FINISHED = 20      # finished jobs remembered for the page
@@ -69,11 +69,14 @@ class Job:
         if self.stopping:
             raise KeyboardInterrupt
 
-    def to_dict(self) -> dict:
+    def to_dict(self, home: str | None = None) -> dict:
+        """The job as the API gives it; ``home``: the home given by --home, which the commands in
+        its hint then name (:func:`reform.text.naming_home`)."""
         return {"id": self.id, "kind": self.kind, "options": self.options, "state": self.state,
                 "phase": self.phase, "done": self.done, "total": self.total, "unit": self.unit,
                 "started": self.started, "finished": self.finished, "summary": self.summary,
-                "error": self.error, "hint": self.hint, "log": list(self.log[-20:])}
+                "error": self.error, "hint": self.hint and naming_home(self.hint, home),
+                "log": list(self.log[-20:])}
 
 
 Runner = Callable[[Path, dict, Job], str]
@@ -166,10 +169,12 @@ class Jobs:
     ----------
     home : the library home
     runners : the work of each kind of job (tests replace them)
+    named_home : the home as given by --home, which the hints' commands name (None: the default)
     """
 
-    def __init__(self, home: Path, runners: dict[str, Runner] | None = None):
+    def __init__(self, home: Path, runners: dict[str, Runner] | None = None, named_home: str | None = None):
         self.home = Path(home)
+        self.named_home = named_home
         self.runners = dict(runners or RUNNERS)
         self.lock = threading.Lock()
         self.jobs: list[Job] = []
@@ -234,4 +239,8 @@ class Jobs:
         return next((j for j in self.jobs if j.id == job_id), None)
 
     def all(self) -> list[dict]:
-        return [j.to_dict() for j in reversed(self.jobs)]
+        return [self.view(j) for j in reversed(self.jobs)]
+
+    def view(self, job: Job) -> dict:
+        """A job as the API gives it."""
+        return job.to_dict(self.named_home)

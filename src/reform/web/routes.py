@@ -82,6 +82,8 @@ class Scored(Song):
 class Recommendations(BaseModel):
     seeds: list[Song]
     items: list[Scored]
+    notes: list[str] = Field(description="what the answer lacks, as the command line notes it: embeddings "
+                                         "from another model than the active one, songs left out unembedded")
 
 
 class LibraryMap(BaseModel):
@@ -180,6 +182,12 @@ def _seeds(request: Request, ids: list[int]):
     return rec, rows, [rec.seed_of(r) for r in rows]
 
 
+def _answered(request: Request, rows, recs) -> JSONResponse:
+    """Recommendations from the seeds ``rows``, with the notes the command line prints beside them."""
+    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs),
+                         "notes": _state(request).notes()})
+
+
 MaxPerArtist = Query(None, ge=1, le=1000, description="at most this many songs per artist")
 
 
@@ -188,7 +196,7 @@ MaxPerArtist = Query(None, ge=1, le=1000, description="at most this many songs p
 def status(request: Request) -> dict:
     out = _state(request).status()
     running = request.app.state.jobs.running()
-    out["job"] = running.to_dict() if running else None
+    out["job"] = request.app.state.jobs.view(running) if running else None
     return out
 
 
@@ -264,7 +272,7 @@ def similar(request: Request, song_id: int, n: int = Query(10, ge=1, le=500),
             max_per_artist: int | None = MaxPerArtist):
     rec, rows, seeds = _seeds(request, [song_id])
     recs = rec.similar(seeds[0], n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return JSONResponse({"seeds": [song_dict(rows[0], True)], "items": _scored(recs)})
+    return _answered(request, rows, recs)
 
 
 @router.get("/mix", response_model=Recommendations, responses=ERRORS,
@@ -274,7 +282,7 @@ def mix(request: Request, seed: list[int] = Query(..., min_length=1, max_length=
         exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
     rec, rows, seeds = _seeds(request, seed)
     recs = rec.mix(seeds, n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs)})
+    return _answered(request, rows, recs)
 
 
 @router.get("/playlist", response_model=Recommendations, responses=ERRORS,
@@ -284,7 +292,7 @@ def playlist(request: Request, seed: list[int] = Query(..., min_length=1, max_le
              exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
     rec, rows, seeds = _seeds(request, seed)
     recs = rec.playlist(seeds, length, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs)})
+    return _answered(request, rows, recs)
 
 
 @router.get("/export.m3u", response_class=Response, responses={404: ERRORS[404]},
@@ -338,12 +346,12 @@ def job(request: Request, job_id: int):
     found = _jobs(request).get(job_id)
     if found is None:
         raise HTTPException(404, f"no job has the id {job_id}")
-    return JSONResponse(found.to_dict())
+    return JSONResponse(_jobs(request).view(found))
 
 
 def _start(request: Request, kind: str, options: dict):
     started = _jobs(request).start(kind, options)   # Busy: 409, with its hint
-    return JSONResponse(started.to_dict(), status_code=202)
+    return JSONResponse(_jobs(request).view(started), status_code=202)
 
 
 @router.post("/jobs/scan", status_code=202, response_model=JobInfo, responses={409: ERRORS[409]},

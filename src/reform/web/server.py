@@ -100,7 +100,8 @@ def bind_lms(host: str, port: int, optional: bool) -> socket.socket | None:
 
 def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
           token: str | None = None, lms_port: int | None = None, lms_host: str = "127.0.0.1",
-          lms_allow: tuple[str, ...] = (), music_dir: str | None = None, lms_optional: bool = False) -> int:
+          lms_allow: tuple[str, ...] = (), music_dir: str | None = None, lms_optional: bool = False,
+          named: bool = False) -> int:
     """Serve the page of the library at ``home`` until interrupted; returns the exit code.
 
     Parameters
@@ -117,6 +118,8 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
     music_dir : Lyrion's music folder as this computer sees it (None: learned)
     lms_optional : ``lms_port`` is the default, not the user's choice: when it is taken, serve
         the page without the service (with a warning) rather than refuse to start
+    named : the home was given by --home, not found by default: every `reform ...` command the
+        page and the API suggest names it
     """
     try:
         import uvicorn
@@ -143,7 +146,7 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
         lms_socket = bind_lms(lms_host, lms_port, lms_optional) if lms_port is not None else None
         if lms_socket is not None:
             sockets.append(lms_socket)
-        app = create_app(home, token=token, loopback_only=loopback)
+        app = create_app(home, token=token, loopback_only=loopback, named=named)
         jobs = app.state.jobs
         if lms_socket is not None:
             from ..radio import MusicRoot

@@ -24,7 +24,7 @@ from ..home import RunFiles, saved_evaluation
 from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
-from ..text import UNNAMED_REASON, norm, shown
+from ..text import UNNAMED_REASON, agree, home_command, naming_home, norm, plural, shown
 from .projection import library_map
 
 SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
@@ -142,11 +142,14 @@ class LibraryState:
     Parameters
     ----------
     home : the library home folder (it must exist: StoreError otherwise)
+    named_home : the home as given by --home, which the commands the page suggests then name
+        (None: found by default, so `reform ...` finds it too)
     """
 
-    def __init__(self, home: str | os.PathLike):
+    def __init__(self, home: str | os.PathLike, named_home: str | None = None):
         self.library = Library(home, create=False, read_only=True)
         self.home = self.library.home.path
+        self.named_home = named_home
         self.lock = threading.RLock()
         self._snapshot: Snapshot | None = None
         self._version: int | None = None
@@ -199,10 +202,27 @@ class LibraryState:
             model = self.model(counts)
         distinct = {r.hash for r in snap.rows}
         embedded = len(distinct & snap.vectors.keys())
-        return {**counts, "revision": snap.revision,
+        return {**counts, "revision": snap.revision, "command": home_command(self.named_home),
                 "embeddings": {"model": snap.embedding_model, "songs": embedded,
                                "missing": len(distinct) - embedded},
                 "model": model}
+
+    def notes(self) -> list[str]:
+        """What recommendations lack: embeddings from another model than the active one (after
+        `reform use`, until `reform embed`), or songs left out for want of an embedding."""
+        snap = self.snapshot()
+        with self.lock:
+            current = self.library.embedding_status(count_missing=False)["current"]
+        if snap.vectors and current is False:
+            note = ("the embeddings come from another model than the active one; run `reform embed` to bring "
+                    "them up to date")
+        else:
+            missing = len({r.hash for r in snap.rows} - snap.vectors.keys())
+            if not missing:
+                return []
+            note = (f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no embedding yet and "
+                    f"{agree(missing, 'is', 'are')} left out; run `reform embed`")
+        return [naming_home(note, self.named_home)]
 
     def failures(self) -> list[dict]:
         with self.lock:
@@ -224,12 +244,14 @@ class LibraryState:
             try:
                 path = self.library.model_path()
             except ModelError as exc:
-                return {"name": None, "active": active, "error": exc.message, "hint": exc.hint,
+                return {"name": None, "active": active, "error": exc.message,
+                        "hint": exc.hint and naming_home(exc.hint, self.named_home),
                         "embedding_model": embedding_model}   # name: a model that can be used
             problem = status["model"]["problem"] if status else file_problem(path)
             if problem:   # what status says: songs cannot be embedded until it is replaced
                 return {"name": None, "active": active, "error": f"active model {active}: {problem}",
-                        "hint": "`reform use shipped` goes back to the shipped model, or train the run again",
+                        "hint": naming_home("`reform use shipped` goes back to the shipped model, or train the "
+                                            "run again", self.named_home),
                         "embedding_model": embedding_model}
             if status:
                 current = status["embeddings"]["current"]

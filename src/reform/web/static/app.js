@@ -90,6 +90,8 @@
   }
 
   const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
+  // a command acting on this library: with --home where the server was given it (the status says how)
+  const cmd = (rest) => `${(S.status && S.status.command) || "reform"} ${rest}`;
 
   function hashOf(text) {
     let x = 2166136261;
@@ -218,7 +220,7 @@
     const empty = $("#lib-empty");
     empty.hidden = view.length > 0;
     if (!view.length) {
-      fill(empty, total ? "No song matches." : h("span", {}, "The library is empty: run ", h("code", { text: "reform scan FOLDER" }), "."));
+      fill(empty, total ? "No song matches." : h("span", {}, "The library is empty: run ", h("code", { text: cmd("scan FOLDER") }), "."));
     }
     $$(".thead button").forEach((b) => {
       b.classList.toggle("sorted", b.dataset.sort === S.sort.key);
@@ -432,14 +434,14 @@
     const model = S.status && S.status.model;
     if (S.status && !S.status.songs) {  // `reform embed` would do nothing: songs come first
       return [h("div", { text: "The library is empty: recommendations and the map need songs." }),
-        h("div", {}, "Run ", h("code", { text: "reform scan FOLDER" }), " first.")];
+        h("div", {}, "Run ", h("code", { text: cmd("scan FOLDER") }), " first.")];
     }
     if (model && !model.name) {
       return [h("div", { text: "No model yet: recommendations need one." }),
-        h("div", {}, "Train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), ".")];
+        h("div", {}, "Train one with ", h("code", { text: cmd("train") }), ", then ", h("code", { text: cmd("embed") }), ".")];
     }
     return [h("div", { text: "No embeddings yet: recommendations and the map need them." }),
-      h("div", {}, "Run ", h("code", { text: "reform embed" }), " or use Embed songs on the Library status tab.")];
+      h("div", {}, "Run ", h("code", { text: cmd("embed") }), " or use Embed songs on the Library status tab.")];
   }
 
   function scoreCell(score) {
@@ -649,11 +651,11 @@
     // notice under the top bar
     const notice = $("#notice");
     const lines = [];
-    if (!st.songs) lines.push(["The library is empty: run ", h("code", { text: "reform scan FOLDER" }), " to add your music; recommendations and the map come with it."]);
-    else if (!emb.songs && !m.name) lines.push(["No model yet: train one with ", h("code", { text: "reform train" }), ", then ", h("code", { text: "reform embed" }), " to get recommendations and the map."]);
-    else if (!emb.songs) lines.push(["No embeddings yet: recommendations and the map need them. Run ", h("code", { text: "reform embed" }), " (or Embed songs on the Library status tab)."]);
-    else if (m.name && !m.embeddings_current) lines.push(["The embeddings come from another model than the active one: run ", h("code", { text: "reform embed" }), " to bring them up to date."]);
-    else if (emb.missing) lines.push([`${plural(emb.missing, "song")} ${emb.missing === 1 ? "has" : "have"} no embedding yet and cannot be recommended: run `, h("code", { text: "reform embed" }), "."]);
+    if (!st.songs) lines.push(["The library is empty: run ", h("code", { text: cmd("scan FOLDER") }), " to add your music; recommendations and the map come with it."]);
+    else if (!emb.songs && !m.name) lines.push(["No model yet: train one with ", h("code", { text: cmd("train") }), ", then ", h("code", { text: cmd("embed") }), " to get recommendations and the map."]);
+    else if (!emb.songs) lines.push(["No embeddings yet: recommendations and the map need them. Run ", h("code", { text: cmd("embed") }), " (or Embed songs on the Library status tab)."]);
+    else if (m.name && !m.embeddings_current) lines.push(["The embeddings come from another model than the active one: run ", h("code", { text: cmd("embed") }), " to bring them up to date."]);
+    else if (emb.missing) lines.push([`${plural(emb.missing, "song")} ${emb.missing === 1 ? "has" : "have"} no embedding yet and cannot be recommended: run `, h("code", { text: cmd("embed") }), "."]);
     notice.hidden = lines.length === 0;
     fill(notice, ...(lines[0] || []));
     // the status tab
@@ -694,7 +696,7 @@
         h("table", { class: "eval" }, h("tr", {}, h("th", { text: "method" }), ...cols.map((c) => h("th", { text: names[c] }))),
           ...rows.map(([name, r]) => h("tr", { class: r.p10 === best && best >= 0 ? "best" : "" }, h("td", { text: name }), ...cols.map((c) => h("td", { text: r[c] == null ? "" : Number(r[c]).toFixed(3) }))))));
     } else {
-      children.push(h("div", { class: "muted" }, "No evaluation beside this model yet: ", h("code", { text: "reform evaluate" }), " keeps one beside a model trained in this home."));
+      children.push(h("div", { class: "muted" }, "No evaluation beside this model yet: ", h("code", { text: cmd("evaluate") }), " keeps one beside a model trained in this home."));
     }
     fill(card, ...children);
   }
