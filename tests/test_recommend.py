@@ -492,6 +492,19 @@ def test_two_files_from_outside_the_library_of_one_name_are_two_seeds(capsys):
     assert capsys.readouterr().err == "note: track01.wav was given twice: taken once\n"
 
 
+def test_a_copy_given_beside_its_original_is_named_as_a_copy(capsys):
+    """`mix song.flac backup/song.flac` was told "Artist - Song was given twice": the user gave two
+    files, and did not know they hold one audio."""
+    from reform.cli import _distinct
+
+    first = dataclasses.replace(row(1, "A", "Album", "Song"), path="/music/song.flac")
+    copy = dataclasses.replace(first, id=2, path="/backup/song.flac")
+    seeds = [Seed(np.array([1.0, 0.0], np.float32), r, "A - Song") for r in (first, copy, first)]
+    assert _distinct(seeds) == seeds[:1]
+    assert capsys.readouterr().err == ("note: /backup/song.flac holds the same audio as /music/song.flac: taken once\n"
+                                       "note: A - Song was given twice: taken once\n")
+
+
 def test_query_expansion_never_averages_in_another_file_of_a_seed():
     """The seed's MP3 was one of the two songs its query was averaged with: the list moved."""
     import dataclasses

@@ -832,8 +832,13 @@ def _distinct(seeds) -> list:
     from .recommend import distinct
 
     kept, repeated = distinct(seeds)
-    for seed in repeated:
-        print(f"note: {seed.label} was given twice: taken once", file=sys.stderr)
+    for seed, first in repeated:
+        if seed.row is not None and first.row is not None and seed.row.path != first.row.path:
+            # `mix song.flac backup/song.flac`: two files, one audio, which "given twice" did not tell
+            print(f"note: {shown(seed.row.path)} holds the same audio as {shown(first.row.path)}: taken once",
+                  file=sys.stderr)
+        else:
+            print(f"note: {seed.label} was given twice: taken once", file=sys.stderr)
     return kept
 
 

@@ -563,16 +563,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def distinct(seeds: Iterable[Seed]) -> tuple[list[Seed], list[Seed]]:
+def distinct(seeds: Iterable[Seed]) -> tuple[list[Seed], list[tuple[Seed, Seed]]]:
     """The seeds with a song given twice (by two queries, or by a copy of it) taken once, as a
-    mix of A and A is a mix of A, and those left out."""
+    mix of A and A is a mix of A, and those left out, each with the seed it repeats."""
     kept: dict[object, Seed] = {}
     repeated = []
     for seed in seeds:
         # a file from outside the library by its sound: two files of one name are two seeds
         key = seed.row.hash if seed.row is not None else seed.vector.tobytes()
         if key in kept:
-            repeated.append(seed)
+            repeated.append((seed, kept[key]))
         kept.setdefault(key, seed)
     return list(kept.values()), repeated
 

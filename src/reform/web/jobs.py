@@ -74,7 +74,7 @@ class Job:
         its hint then name (:func:`reform.text.naming_home`)."""
         return {"id": self.id, "kind": self.kind, "options": self.options, "state": self.state,
                 "phase": self.phase, "done": self.done, "total": self.total, "unit": self.unit,
-                "started": self.started, "finished": self.finished, "summary": self.summary,
+                "started": self.started, "finished": self.finished, "summary": naming_home(self.summary, home),
                 "error": self.error, "hint": self.hint and naming_home(self.hint, home),
                 "log": list(self.log[-20:])}
 
@@ -99,6 +99,9 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
     if s.kept:
         passed += (f", {len(s.kept)} could not be read again and kept their earlier analysis: "
                    f"{listing([f.entry.path for f in s.kept], 3)}")
+    if s.failed_before:   # the page's scan tries nothing again: these stay as they were
+        passed += (f", skipped {s.failed_before} that failed before and did not change "
+                   "(`reform scan --retry-failed` tries them again)")
     for folder, songs in s.vanished.items():
         passed += f"; {folder} holds no audio now (a disk not mounted, or the music moved?): its {songs} songs are kept"
     return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "

@@ -9,6 +9,7 @@ models below document their shape in the OpenAPI schema.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 from typing import Literal
@@ -306,7 +307,9 @@ def export_m3u(request: Request, id: list[int] = Query(..., min_length=1, max_le
     # a name given with the extension gets it once
     name = re.sub(r"\.m3u8?$", "", name, flags=re.IGNORECASE)
     given = file_name(name, set())
-    ascii_name = (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "playlist") + ".m3u8"
+    # (accents dropped from their letters, not the letters: "préférées" -> "preferees")
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = (re.sub(r"[^A-Za-z0-9_.-]+", "-", plain).strip("-.") or "playlist") + ".m3u8"
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(given, safe='')}"
     return Response(text, media_type="audio/x-mpegurl; charset=utf-8",
                     headers={"Content-Disposition": disposition,
