@@ -492,6 +492,23 @@ def test_two_files_from_outside_the_library_of_one_name_are_two_seeds(capsys):
     assert capsys.readouterr().err == "note: track01.wav was given twice: taken once\n"
 
 
+def test_the_three_metrics_rank_alike_on_unit_song_vectors():
+    """What --metric's help says: song vectors have unit length, so dot and euclidean order every
+    list as the cosine does (a mix's centre too, which is not of unit length); the scores differ."""
+    rows = [row(i, f"artist {i}", f"album {i}", f"title {i}") for i in range(40)]
+    x = np.random.default_rng(6).normal(size=(40, 8)).astype(np.float32)
+    vectors = {r.hash: v / np.linalg.norm(v) for r, v in zip(rows, x)}
+    lists = {}
+    for metric in ("cosine", "dot", "euclidean"):
+        rec = Recommender.of(rows, vectors, metric=metric, expand=0)
+        seeds = [rec.seed_of(rows[i]) for i in (0, 7)]
+        lists[metric] = ([r.row.id for r in rec.similar(seeds[0], 12)],
+                         [r.row.id for r in rec.mix(seeds, 12, how="centre")],
+                         [round(r.score, 3) for r in rec.similar(seeds[0], 3)])
+    assert lists["dot"][:2] == lists["cosine"][:2] == lists["euclidean"][:2]
+    assert lists["dot"][2] == lists["cosine"][2] != lists["euclidean"][2]
+
+
 def test_a_copy_given_beside_its_original_is_named_as_a_copy(capsys):
     """`mix song.flac backup/song.flac` was told "Artist - Song was given twice": the user gave two
     files, and did not know they hold one audio."""
