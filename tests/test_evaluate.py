@@ -323,3 +323,20 @@ def test_evaluate_ranks_the_models_songs_as_recommendations_do(trained):
     vectors.metric = lambda v: similarity(v, average="queries", neighbours=1, alpha=EXPAND_POWER)
     assert expanded.same_song == ev.score("x", vectors, labels, None, False).same_song
     assert expanded.labels.scores == ev.score("x", vectors, labels, None, False).labels.scores
+
+
+def test_the_table_bolds_the_best_of_every_column():
+    """Only p@10's best was bold: the best same-song method (often a baseline) went unmarked."""
+    from reform.evaluate import LabelResult, MethodScores, markdown
+
+    def method(name, top1, p10):
+        return MethodScores(name, {"top1": top1, "mrr": top1 + 0.1},
+                            LabelResult({"p5": p10, "p10": p10, "map": p10 / 2}, {}, 4))
+
+    table = markdown([method("model", 0.5, 0.8), method("song length", 0.9, 0.3), method("twin", 0.5, 0.8)])
+    lines = table.splitlines()
+    assert lines[2] == "| model | 0.500 | 0.600 | **0.800** | **0.800** | **0.400** |"
+    assert lines[3] == "| song length | **0.900** | **1.000** | 0.300 | 0.300 | 0.150 |"
+    assert lines[4] == "| twin | 0.500 | 0.600 | **0.800** | **0.800** | **0.400** |"   # a tie: both
+    plain = markdown([MethodScores("model", {"top1": 0.5, "mrr": 0.6}, None)])
+    assert plain.splitlines()[2] == "| model | **0.500** | **0.600** |"

@@ -350,18 +350,16 @@ def score(name: str, vectors: MethodVectors, labels: list[str] | None, albums: l
 
 
 def markdown(results: list[MethodScores]) -> str:
-    """The comparison table, best p@10 in bold."""
+    """The comparison table, the best of each column in bold (ties all bold)."""
     has_labels = all(r.labels is not None for r in results)
     head = ["method", "same-song top-1", "same-song MRR"] + (["p@5", "p@10", "mAP"] if has_labels else [])
-    best = max((r.labels.scores["p10"] for r in results), default=None) if has_labels else None
+    rows = [[f"{r.same_song['top1']:.3f}", f"{r.same_song['mrr']:.3f}"]
+            + ([f"{r.labels.scores[k]:.3f}" for k in ("p5", "p10", "map")] if has_labels else []) for r in results]
+    best = [max(column, key=float) for column in zip(*rows)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        cells = [r.name, f"{r.same_song['top1']:.3f}", f"{r.same_song['mrr']:.3f}"]
-        if has_labels:
-            p10 = f"{r.labels.scores['p10']:.3f}"
-            cells += [f"{r.labels.scores['p5']:.3f}", f"**{p10}**" if r.labels.scores["p10"] == best else p10,
-                      f"{r.labels.scores['map']:.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    for r, cells in zip(results, rows):
+        cells = [f"**{c}**" if c == b else c for c, b in zip(cells, best)]
+        lines.append("| " + " | ".join([r.name, *cells]) + " |")
     return "\n".join(lines)
 
 
