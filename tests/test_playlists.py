@@ -12,6 +12,9 @@ from reform import Library
 from reform import playlists as pl
 from reform.cli import main
 from reform.errors import ConfigError
+from reform.radio import Rules
+from reform.recommend import Recommender
+from reform.store import FileRow
 
 
 @pytest.fixture
@@ -201,13 +204,36 @@ def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, c
     assert radio.read_text(encoding="utf-8") == before                 # the manifest still knew it
 
 
+def test_a_folder_mix_keeps_the_gaps_and_lengths_the_command_is_given(tmp_path):
+    """`playlists --mix` was handed the filters alone: --max-duration let longer songs in, and
+    --artist-gap gave four songs of one artist in a row, where the radios of the same command
+    kept both."""
+    import numpy as np
+
+    def song(i, artist, angle, seconds=None):   # lengths apart: one album's songs are not taken for one recording
+        folder, seconds = ("seeds" if artist == "Seed" else "lib"), seconds or 200.0 + 10 * i
+        return FileRow(i, f"{tmp_path}/{folder}/{artist}/{i}.flac", 1, 1, f"h{i}", "ok", None, seconds, 44100, 2,
+                       100, "flac", "fv", artist, f"{artist} album", f"song {i}", None, None, None, 0.0), angle
+
+    made = [song(1, "Seed", 0.0), song(2, "A", 0.05), song(3, "A", 0.1), song(4, "A", 0.15), song(5, "A", 0.2),
+            song(6, "B", 0.3), song(7, "C", 0.4), song(8, "D", 0.12, seconds=400.0), song(9, "E", 0.5)]
+    rows = [r for r, _ in made]
+    rec = Recommender.of(rows, {r.hash: np.array([np.cos(a), np.sin(a)], np.float32) for r, a in made}, walk=0)
+    plain = pl.folder_mix(rec, rows, tmp_path / "seeds", 6, Rules(artist_gap=0, album_gap=0)).rows
+    assert [r.id for r in plain] == [2, 3, 8, 4, 5, 6]                    # the nearest, in order
+    ruled = pl.folder_mix(rec, rows, tmp_path / "seeds", 6, Rules(artist_gap=1, album_gap=0, max_duration=300))
+    assert [r.id for r in ruled.rows] == [2, 6, 3, 7, 4, 9]               # A never twice in a row, no 400 s song
+    short = pl.folder_mix(rec, rows, tmp_path / "seeds", 6, Rules(artist_gap=3, album_gap=0, max_duration=300))
+    assert [r.id for r in short.rows] == [2, 6, 7, 9, 3, 4]               # too few others: the gap gives way
+
+
 def test_a_mix_replaces_the_songs_it_cannot_hold_with_the_next_ones(setup):
     """Songs outside the music root were dropped from the mix after it was chosen: a mix of
     --length 6 came out with 2 songs while the root held more."""
     rec, rows, root = setup
     songs = list(rows.values())
     first = pl.folder_mix(rec, songs, root / "Noise Crew", 1).rows[0]
-    kept = pl.folder_mix(rec, songs, root / "Noise Crew", 1, keep=lambda r: r.hash != first.hash)
+    kept = pl.folder_mix(rec, songs, root / "Noise Crew", 1, Rules(keep=lambda r: r.hash != first.hash))
     assert len(kept.rows) == 1 and kept.rows[0].hash != first.hash
     assert {Path(kept.rows[0].path).parent.parent.name} == {"Tone Band"}        # not a seed either
 

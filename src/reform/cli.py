@@ -12,6 +12,7 @@ or after the sub-command.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import importlib
 import json
@@ -1066,9 +1067,11 @@ def cmd_playlists(args: argparse.Namespace) -> int:
                       f"({rules.limits()})", file=sys.stderr)
             else:
                 _say_short(wanted[-1], args.length, f"the rules ({rules.limits()})")
+        mixing = dataclasses.replace(rules, no_repeat=0)   # a mix follows no listening: nothing to repeat
+        limits = mixing.limits()
         for folder in args.mix or []:
-            wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, _filters(args), writable))
-            _say_short(wanted[-1], args.length, "the filters")
+            wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, mixing))
+            _say_short(wanted[-1], args.length, "the filters" if limits == "none" else f"the rules ({limits})")
     if args.most_played and not played:
         message = "no play is recorded yet, so --most-played has no song to start from"
         if not wanted:   # nothing else asked for: leave the folder as it is

@@ -21,15 +21,14 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
 from .export import m3u_text
 from .files import remove_dead_temporaries, write_text
-from .radio import Rules, next_songs
-from .recommend import Filters, Recommender
+from .radio import Rules, fits_length, next_songs, spaced
+from .recommend import Recommender
 from .store import FileRow, one_per_recording
 
 MANIFEST = ".reform-playlists.json"
@@ -85,9 +84,11 @@ def radio(rec: Recommender, seed: FileRow, length: int, rules: Rules = Rules(),
 
 
 def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike, length: int,
-               filters: Filters = Filters(), keep: Callable[[FileRow], bool] | None = None) -> Playlist:
-    """Songs like those of ``songs`` under ``folder``, none of them itself; ``keep``: which songs
-    the playlist can hold (:func:`unwritable`), chosen from before the filters count them."""
+               rules: Rules = Rules()) -> Playlist:
+    """Songs like those of ``songs`` under ``folder``, none of them itself, chosen by the radios'
+    ``rules`` but the no-repeat window: their filters, song lengths and ``keep`` (which songs the
+    playlist can hold, :func:`unwritable`, chosen from before the filters count them), and the
+    artist and album gaps, which the mix's order then keeps where it can."""
     base = os.path.join(os.path.abspath(os.fspath(folder)), "")
     real = os.path.join(os.path.realpath(base), "")   # a link to a folder the library scanned
     rows = list(one_per_recording(r for r in songs if rec.has(r.hash) and (
@@ -97,15 +98,22 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
             raise ConfigError("no such folder", path=folder, hint="give --mix a folder the library has scanned")
         raise ConfigError("no song of the library with an embedding lies in this folder",
                           path=folder, hint="give a folder the library has scanned")
-    recs = rec.mix([rec.seed_of(r) for r in rows], length, filters, keep=keep)
+    def usable(row: FileRow) -> bool:
+        return fits_length(row, rules) and (rules.keep is None or rules.keep(row))
+
+    # more songs than asked for, so that the gaps have others to take in turn
+    spare = length * (1 + max(rules.artist_gap, rules.album_gap)) if rules.artist_gap or rules.album_gap else length
+    recs = rec.mix([rec.seed_of(r) for r in rows], spare, rules.filters, keep=usable)
+    picked = spaced([(r.row, r.score) for r in recs], length, rules)
     title = f"ReFORM mix - {Path(base).name}"
-    if recs:
-        return Playlist(title, [r.row for r in recs])
+    if picked:
+        return Playlist(title, [row for row, _ in picked])
     seeds = {r.hash for r in rows}
     if all(r.hash in seeds for r in songs if rec.has(r.hash)):
         return Playlist(title, [], "every song of the library with an embedding lies in this folder, so none "
                                    "is left to mix in")
-    return Playlist(title, [], "no other song passes the filters with its file there under the music root")
+    return Playlist(title, [], "no other song passes the filters and lengths with its file there under the "
+                               "music root")
 
 
 # -- writing --------------------------------------------------------------------------------------

@@ -125,12 +125,27 @@ def _ranked(rec: Recommender, centre: np.ndarray, k: int) -> list[tuple[FileRow,
     return [(row, score) for _, row, score in rec.ranked(centre.astype(np.float32), k)]
 
 
+def fits_length(row: FileRow, rules: Rules) -> bool:
+    """Whether a song's length lies within the rules' shortest and longest (0: no bound)."""
+    duration = row.duration or 0.0
+    return not (rules.min_duration and duration < rules.min_duration
+                or rules.max_duration and duration > rules.max_duration)
+
+
+def spaced(items: list[tuple[FileRow, float]], n: int, rules: Rules,
+           same: Callable[[FileRow, FileRow], bool] | None = None) -> list[tuple[FileRow, float]]:
+    """The first ``n`` of ``items`` (row, score) in their order, each the first left that keeps the
+    artist and album gaps from the songs before it; where too few keep them, the gaps give way
+    as a radio's do.  A playlist that is no radio (a folder's mix) keeps the gaps so."""
+    picked = _pick(items, [], n, rules, strict=True, same=same)
+    if len(picked) < n:
+        picked = _pick(items, [], n, rules, strict=False, start=picked, same=same)
+    return picked
+
+
 def _allowed(row: FileRow, seeds: list[FileRow], rules: Rules) -> bool:
     """The rules that never give way: durations, the library's filters, ``keep``."""
-    duration = row.duration or 0.0
-    if rules.min_duration and duration < rules.min_duration:
-        return False
-    if rules.max_duration and duration > rules.max_duration:
+    if not fits_length(row, rules):
         return False
     f = rules.filters
     if f.exclude_same_artist and artists(row.artist) & {a for s in seeds for a in artists(s.artist)}:
