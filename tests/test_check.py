@@ -109,6 +109,22 @@ def test_an_embedding_that_is_not_finite_is_never_served_and_is_repaired(home, c
         assert np.isfinite(lib.embeddings()[1][songs["Clicks"].hash]).all()
 
 
+def test_songs_without_an_embedding_of_another_model_are_sent_to_embed_not_to_the_repair(home, capsys):
+    """With the embeddings of another model than the active one, a repair embeds with the active
+    one, and the songs it analysed again still lack the stored model's: `check` sent the user to
+    `check --repair` again and again, where only `reform embed` helps."""
+    songs = _songs(home)
+    with Library(home, create=False) as lib:
+        lib.use("shipped")                             # the stored embeddings are the tiny model's
+        lib.home.catalogue.drop_embeddings(hashes=[songs["Chord"].hash])
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "embedding: no embedding" in out and "check --repair" not in out
+    assert f"`reform --home {home} embed` replaces them all, these songs' too" in out
+    assert main(["--home", str(home), "-q", "embed"]) == 0
+    assert main(["--home", str(home), "-q", "check"]) == 0
+
+
 def test_embeddings_whose_model_the_catalogue_lost_are_still_served(home, capsys):
     """A repair of a damaged catalogue salvaged the embeddings but not the row naming their model:
     every command then said "no song has an embedding yet", and `check` found 0 problems."""

@@ -677,6 +677,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if unusable and _active_path(lib) in runs:   # said once, by its run's line with the way out
             unusable = []
         runs = list(runs.values())
+        # embeddings of another model than the active one: a repair embeds with the active one,
+        # so only `reform embed`, which replaces them all, gives these songs theirs
+        stale = bool(found.of("embedding")) and lib.embedding_status(count_missing=False)["current"] is False
     model = f"model {found.embedding_model}" if found.embedding_model else "none stored"
     counted = len(found.problems) + len(damaged_index) + len(unusable) + len(copies) + len(runs)
     print(f"checked {plural(found.songs, 'spectrogram')}, their embeddings ({model}), the search index, "
@@ -691,8 +694,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.repair and copies:
         print("copies beside the catalogue: written again")
     if after is None:
+        if stale:
+            print("the stored embeddings come from another model than the active one: `reform embed` replaces "
+                  "them all, these songs' too")
         # not for songs whose files are gone alone: the repair cannot help them, their lines say what can
-        if any(not p.unrepairable for p in found.problems) or (damaged_index or copies) and not args.repair:
+        repairable = [p for p in found.problems if not p.unrepairable and not (stale and p.what == "embedding")]
+        if repairable or (damaged_index or copies) and not args.repair:
             print("run `reform check --repair` to analyse or embed these songs again, build the index, or write "
                   "the copies")
         return 1 if found.problems or (damaged_index or copies) and not args.repair or unusable or runs else 0
