@@ -330,7 +330,8 @@ def test_a_lost_spectrogram_of_a_file_that_is_gone_says_why_it_cannot_come_back(
     shutil.move(song.path, moved)                       # its disk is away
     assert main(["--home", str(home), "-q", "train", "--name", "again", "--max-epochs", "1"]) == 1
     err = capsys.readouterr().err    # named by its path before any epoch, not by a hash in the middle of one
-    assert f"1 song of the library has lost its spectrogram: {song.path}" in err and "--forget-missing" in err
+    assert f"1 song of the library has lost its spectrogram, or cannot read it: {song.path}" in err
+    assert "--forget-missing" in err
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 1
     out = capsys.readouterr().out.split("after the repair")[1]
     assert "the file is not there either, so it cannot be analysed again" in out
@@ -339,6 +340,22 @@ def test_a_lost_spectrogram_of_a_file_that_is_gone_says_why_it_cannot_come_back(
     assert "cannot be analysed again" in out and "check --repair" not in out
     shutil.move(moved, song.path)                        # back: the repair analyses it again
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+
+
+def test_a_truncated_spectrogram_is_named_by_train_and_left_out_by_evaluate(home, capsys):
+    """`train` and `evaluate` stopped on one damaged spectrogram, named by its hash, where `embed`
+    leaves the song out: train now names the song before any epoch, evaluate leaves it out."""
+    songs = _songs(home)
+    with Library(home, create=False) as lib:
+        with open(lib.home.spectrograms.path(songs["Chord"].hash), "r+b") as f:
+            f.truncate(5000)
+    assert main(["--home", str(home), "-q", "train", "--name", "again", "--max-epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"1 song of the library has lost its spectrogram, or cannot read it: {songs['Chord'].path}" in err
+    assert "check --repair" in err
+    assert main(["--home", str(home), "-q", "evaluate", "--no-baselines"]) == 0
+    out = capsys.readouterr().out
+    assert "1 song left out: its spectrogram is missing or damaged (" in out and "02 Chord" in out
 
 
 def test_the_play_history_outlives_the_catalogue(home, capsys):

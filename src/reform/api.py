@@ -392,12 +392,13 @@ class Library:
         songs = self.training_songs()
         if resume and trained_on is not None:
             songs = _songs_resumed(songs, trained_on, folder)
-        lost = [s.hash for s in songs if not self.home.spectrograms.exists(s.hash)]
+        lost = self.home.spectrograms.unreadable([s.hash for s in songs])
         if lost:   # said now, by the songs' names, rather than by a hash once the epoch reaches one
             rows = self.home.catalogue.rows_by_hash(lost)
             named = "; ".join(rows[h].path for h in lost[:3] if h in rows) + ("..." if len(lost) > 3 else "")
             raise TrainError(f"{plural(len(lost), 'song')} of the library {agree(len(lost), 'has', 'have')} lost "
-                             f"{agree(len(lost), 'its', 'their')} spectrogram: {named}",
+                             f"{agree(len(lost), 'its', 'their')} spectrogram, or cannot read "
+                             f"{agree(len(lost), 'it', 'them')}: {named}",
                              hint="`reform check --repair` analyses them again; a song whose file is gone too "
                                   "leaves the library with `reform scan --forget-missing`")
         return (folder, self._model_config(model_cfg or ModelConfig()), train_cfg or TrainConfig(), songs)

@@ -19,7 +19,7 @@ from .evaluate import read_label_file
 from .files import write_json
 from .home import Home, RunFiles
 from .store import FileRow, one_per_recording
-from .text import agree, norm, one_line, plural
+from .text import agree, listing, norm, one_line, plural, shown
 
 
 FEW = 30   # songs asked about, below which a score's 95 % interval is wider than +-0.18
@@ -170,6 +170,15 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     rows = [rows[i] for i in order]
     albums = [albums[i] for i in order]
     label_list = None if label_list is None else [label_list[i] for i in order]
+    unreadable = set(home.spectrograms.unreadable([r.hash for r in rows]))
+    if unreadable:   # left out and named, as `reform embed` leaves them out, not the end of the evaluation
+        lost = [i for i, r in enumerate(rows) if r.hash in unreadable]
+        notes.append(f"{plural(len(lost), 'song')} left out: {agree(len(lost), 'its', 'their')} spectrogram is "
+                     f"missing or damaged ({listing([shown(rows[i].path) for i in lost], 3)}; `reform check "
+                     "--repair` analyses them again)")
+        keep = [i for i, r in enumerate(rows) if r.hash not in unreadable]
+        rows, albums = [rows[i] for i in keep], [albums[i] for i in keep]
+        label_list = None if label_list is None else [label_list[i] for i in keep]
     if len(rows) < 2:
         raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} {agree(len(rows), 'is', 'are')} "
                             "usable",

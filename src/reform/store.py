@@ -376,6 +376,17 @@ class SpectrogramStore:
                              hint="run `reform check --repair` to re-analyse the song")
         return spec
 
+    def unreadable(self, digests: Iterable[str]) -> list[str]:
+        """Those of ``digests`` whose spectrogram is missing or cannot be opened as its
+        description says (:meth:`open` reads the header alone)."""
+        out = []
+        for digest in digests:
+            try:
+                self.open(digest)
+            except StoreError:
+                out.append(digest)
+        return out
+
     def digests(self) -> Iterator[str]:
         if self.root.is_dir():
             for p in self.root.glob("*/*.npy"):
