@@ -340,3 +340,24 @@ def test_the_table_bolds_the_best_of_every_column():
     assert lines[4] == "| twin | 0.500 | 0.600 | **0.800** | **0.800** | **0.400** |"   # a tie: both
     plain = markdown([MethodScores("model", {"top1": 0.5, "mrr": 0.6}, None)])
     assert plain.splitlines()[2] == "| model | **0.500** | **0.600** |"
+
+
+def test_an_evaluation_without_labels_leaves_one_with_them_beside_the_model(trained, tmp_path, capsys):
+    """`evaluate --labels genre` on a library without genre tags measures no p@10, and replaced the
+    saved evaluation by artist: `reform models` and the page lost the model's p@10 without a word."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    beside = home / "models" / "tiny" / "evaluation.json"
+    assert main(["--home", str(home), "evaluate", "--no-baselines"]) == 0
+    assert json.loads(beside.read_text())["labels"] == "artist"
+    capsys.readouterr()
+    assert main(["--home", str(home), "evaluate", "--no-baselines", "--labels", "genre"]) == 0
+    out = capsys.readouterr().out
+    assert "no song has a genre tag" in out
+    assert ("not saved: the evaluation beside the model measured p@10 by artist, and this one by no label; "
+            "--json FILE keeps the figures") in out
+    assert json.loads(beside.read_text())["labels"] == "artist"
+    assert main(["--home", str(home), "evaluate", "--no-baselines", "--labels", "album"]) == 0   # labels: replaced
+    assert json.loads(beside.read_text())["labels"] == "album"

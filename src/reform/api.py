@@ -627,8 +627,9 @@ class Library:
 
         return evaluate(self.home, **options)
 
-    def save_evaluation(self, report) -> Path | None:
-        """Keep an evaluation of the active model beside it (see :func:`reform.assess.save`)."""
+    def save_evaluation(self, report) -> tuple[Path | None, str]:
+        """Keep an evaluation of the active model beside it: where, or None and why not (see
+        :func:`reform.assess.save`)."""
         from .assess import save
 
         return save(self.home, report)

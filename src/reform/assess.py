@@ -17,7 +17,7 @@ from .card import read_card
 from .errors import ConfigError, EvaluateError, WriteError
 from .evaluate import read_label_file
 from .files import write_json
-from .home import Home, RunFiles
+from .home import Home, RunFiles, saved_evaluation
 from .store import FileRow, one_per_recording
 from .text import agree, listing, norm, one_line, plural, shown
 
@@ -250,16 +250,21 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     return ev.EvaluationReport(results, len(rows), source, notes)
 
 
-def save(home: Home, report: ev.EvaluationReport) -> Path | None:
+def save(home: Home, report: ev.EvaluationReport) -> tuple[Path | None, str]:
     """Keep an evaluation of the active model beside it as evaluation.json (a model trained
-    in this home; the shipped model's folder belongs to the installation).  None when it is
-    not kept: the shipped model, or a home that cannot be written."""
+    in this home; the shipped model's folder belongs to the installation): where it was kept,
+    or None and why not.  One without labels leaves one with them in place: `reform models`
+    and the page show the p@10 it would take away."""
     path = home.models.path()
     if path != RunFiles(path.parent).model or home.models.folder not in path.parents:
-        return None
+        return None, "the shipped model's folder belongs to the installation"
     target = RunFiles(path.parent).evaluation
+    version = read_card(path).get("version")
+    kept = saved_evaluation(target, version)
+    if report.label_source is None and kept and kept.get("labels"):
+        return None, f"the evaluation beside the model measured p@10 by {kept['labels']}, and this one by no label"
     try:   # with the version it measured: a resumed run replaces the weights, not this file
-        write_json(target, report.to_dict() | {"model_version": read_card(path).get("version")})
+        write_json(target, report.to_dict() | {"model_version": version})
     except WriteError:
-        return None
-    return target
+        return None, "the model's folder cannot be written"
+    return target, ""

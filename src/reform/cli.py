@@ -886,7 +886,6 @@ EVALUATE_LEGEND = (
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .export import check_output
-    from .home import SHIPPED
 
     if args.labels_file and args.labels:   # one was silently dropped
         raise ConfigError("--labels and --labels-file both say which songs belong together",
@@ -909,8 +908,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
                               device=args.device, expand=args.expand, walk=args.walk, on_method=started)
-        saved = lib.save_evaluation(report) if not args.model else None
-        shipped = lib.models.active_name() == SHIPPED
+        saved, why = lib.save_evaluation(report) if not args.model else (
+            None, "the models named with --model are compared, not the active one's figures")
     data = report.to_dict()
     print(f"{plural(report.songs, 'song')}, labels: {report.label_source or 'none'}"
           + (", album filter on" if args.exclude_same_album else ""))
@@ -931,9 +930,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if saved:
         print(f"saved beside the model: {saved} (shown by `reform serve` and `reform models`)")
     elif not args.json:
-        why = ("the models named with --model are compared, not the active one's figures" if args.model else
-               "the shipped model's folder belongs to the installation" if shipped else
-               "the model's folder cannot be written")
         print(f"\nnot saved: {why}; --json FILE keeps the figures")
     return 0
 
