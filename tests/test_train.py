@@ -223,6 +223,20 @@ def test_a_run_stopped_by_its_cap_goes_on_when_resumed_with_a_higher_cap(home):
     assert epochs == [1, 2, 3, 4] and again.stop_reasons["pretrain"] == "reached the cap of 4 epochs"
 
 
+def test_a_resume_with_a_higher_cap_says_the_pretraining_had_ended_before_it(home):
+    """Resumed with --max-epochs 3 in its clustering phase, a run printed "pretrain: reached the
+    cap of 2 epochs" beside "cluster: reached the cap of 3 epochs", as if it had stopped short."""
+    cfg = TrainConfig(max_epochs=2, batch_size=4, cluster_batch_size=4, plateau_patience=50, seed=1,
+                      threads=1)
+    with Library(home, create=False) as lib:
+        first = lib.train(name="grown", model_cfg=tiny_model_config(), train_cfg=cfg)
+        assert first.earlier == frozenset()
+        again = lib.train(name="grown", resume=True, max_epochs=3)
+    assert again.earlier == {"pretrain"}
+    assert again.stop_reasons == {"pretrain": "reached the cap of 2 epochs", "cluster": "reached the cap of 3 epochs"}
+    assert [h["epoch"] for h in again.history if h.get("epoch") and h["phase"] == "cluster"] == [1, 2, 3]
+
+
 def test_a_run_resumed_with_a_cap_it_has_passed_is_left_as_it_is(home):
     """Resumed with --max-epochs 1 after 2 clustering epochs, it said it "reached the cap of 1
     epoch" and wrote its model and settings again with that cap."""

@@ -573,7 +573,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not main:
         return 0
     for phase, reason in result.stop_reasons.items():
-        print(f"{phase}: {reason}")
+        # a resume goes on with the phase it stopped in: a higher cap does not reopen an ended one
+        print(f"{phase}: {reason}" + (", before this resume" if phase in result.earlier else ""))
     failed = faults(result.history)
     for phase, why in failed.items():
         print(f"warning: the {'pretraining' if phase == 'pretrain' else 'clustering phase'} learnt nothing "

@@ -192,6 +192,7 @@ class TrainResult:
     files: RunFiles
     history: list[dict]
     stop_reasons: dict[str, str]
+    earlier: frozenset[str] = frozenset()   # phases that had ended before this (resumed) run began
 
 
 def check_song_count(songs: int, cfg: TrainConfig) -> None:
@@ -262,8 +263,8 @@ class Trainer:
             self._write_config()
             self._write_architectures()
 
+        done = saved is not None and saved["state"]["phase"] == "cluster"   # the pretraining has ended
         if phase in ("all", "pretrain"):
-            done = saved is not None and saved["state"]["phase"] == "cluster"
             if not done:
                 model = self._pretrain_model(saved)
                 state = self._state(saved, "pretrain")
@@ -280,7 +281,7 @@ class Trainer:
             if group.main:
                 checkpoint.save_bundle(self.files.model, model, normaliser, self.feature_version,
                                        self._info(history, "cluster"))
-        return TrainResult(self.files, history, reasons)
+        return TrainResult(self.files, history, reasons, frozenset({"pretrain"} if done else ()))
 
     def _refuse_finished(self, state: dict) -> None:
         """TrainError for a resume that has nothing left to train: it would report a cap it had
