@@ -255,6 +255,23 @@ def test_a_run_that_can_write_no_playlist_removes_none(home, tmp_path, capsys):
     assert "error: no playlist was written, and the folder is left as it was" in err
     assert "removed" not in printed and "music root" not in printed + err
     assert sorted(out.glob("*.m3u8")) == before
+    # a folder that is not there yet is not made by a run that writes nothing ("left as it was")
+    assert main(["--home", str(home), "playlists", "--to", str(tmp_path / "new"), "--mix", str(root)]) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_playlist_folder_is_made_with_its_parents_and_a_file_in_its_place_is_refused_first(home, tmp_path,
+                                                                                                  capsys, monkeypatch):
+    """--to "pls/Play lists" failed when pls was missing, though the help says "created if
+    missing"; and a file given as --to was refused only after the radios had been made."""
+    nested = tmp_path / "pls" / "Play lists"
+    assert main(["--home", str(home), "playlists", "--to", str(nested), "--radio", "Chord"]) == 0
+    assert len(list(nested.glob("*.m3u8"))) == 1
+    made = []
+    monkeypatch.setattr(pl, "radio", lambda *a, **k: made.append(a) or pytest.fail("a radio was made"))
+    a_file = next(nested.glob("*.m3u8"))
+    assert main(["--home", str(home), "playlists", "--to", str(a_file), "--radio", "Chord"]) == 1
+    assert "this is a file, not a folder" in capsys.readouterr().err and not made
 
 
 def test_file_names_are_safe_and_distinct():

@@ -1039,6 +1039,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
     from . import playlists
     from .store import FileRow
 
+    playlists.playlist_folder(args.to)   # a file in its place: said before the playlists are made
     with _library(args, read_only=True) as lib:
         root = playlists.music_root(args.music_root or lib.music_root())
         # radios and mixes hold only songs a playlist under the root can name, whose files are there
@@ -1411,7 +1412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("playlists", "write and refresh M3U playlists in a folder (Navidrome, Jellyfin...)",
                 cmd_playlists)
-    p.add_argument("--to", required=True, metavar="DIR", help="the playlist folder (created if missing)")
+    p.add_argument("--to", required=True, metavar="DIR", help="the playlist folder (created, with its parents, if missing)")
     p.add_argument("--radio", action="append", metavar="QUERY", help="a radio playlist from this song "
                    "(repeatable)")
     p.add_argument("--most-played", type=count(0), default=0, metavar="N",

@@ -161,26 +161,18 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
 
     Parameters
     ----------
-    folder : the playlist folder (created if missing; its parent must exist)
+    folder : the playlist folder (created with its parents if missing, once a playlist is to be written)
     root : the music root; songs outside it are left out of the playlists
     prefix : the folder put before each song's path under the root ("/music" and "/music/" alike;
         None: :func:`entry_prefix`)
     suffix : the files' extension (MPD's playlist folder wants ``.m3u``)
     """
-    folder, root = Path(folder).expanduser().absolute(), Path(root).expanduser().absolute()
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError("this is a file, not a folder", path=folder, hint="give --to the folder of the playlists")
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the playlist folder ({exc.strerror})", path=folder,
-                          hint="create its parent folder first, or choose another") from None
-    remove_dead_temporaries(folder)   # of a run killed mid-write
+    folder, root = playlist_folder(folder), Path(root).expanduser().absolute()
     prefix = entry_prefix(folder, root) if prefix is None else prefix
     if prefix and not prefix.endswith("/"):   # "/music" is a folder, as a container mounts it
         prefix += "/"
     report = Report()
-    ours = _read_manifest(folder)
+    ours = _read_manifest(folder) if folder.is_dir() else {}
     taken: set[str] = set()
     wanted: dict[str, str] = {}
     empty: set[str] = set()     # asked for, with no song under the root: an earlier file stays
@@ -203,6 +195,12 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     if playlists and len(report.empty) == len(playlists):   # a run that can write nothing is a mistake
         report.untouched = True                              # (a typo in a cron line): remove nothing
         return report
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the playlist folder ({exc.strerror})", path=folder,
+                          hint="choose a folder you can write to") from None
+    remove_dead_temporaries(folder)   # of a run killed mid-write
     hashes = {name: _digest(text) for name, text in wanted.items()}
     for name in list(wanted):
         why = _not_ours(folder / name, ours.get(name))
@@ -232,6 +230,15 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
             report.left_alone.append((name, EDITED))
     _write_manifest(folder, kept)
     return report
+
+
+def playlist_folder(folder: str | os.PathLike) -> Path:
+    """The playlist folder as an absolute path; ConfigError when a file holds its name, said before
+    any playlist is made."""
+    folder = Path(folder).expanduser().absolute()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError("this is a file, not a folder", path=folder, hint="give --to the folder of the playlists")
+    return folder
 
 
 def _entry(row: FileRow, root: Path, prefix: str) -> str | None:
