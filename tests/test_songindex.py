@@ -161,6 +161,24 @@ def test_reform_check_names_a_damaged_index_and_repairs_it(trained, tmp_path, ca
     songindex.read(path)
 
 
+def test_reform_check_names_a_missing_index_and_the_repair_builds_it(trained, tmp_path, capsys):
+    """A deleted index went unsaid by `check`, which says it checked the index, and `check
+    --repair` left it missing (harmless: the next query builds it)."""
+    from reform.cli import main
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        lib.update_index()
+        path = lib.home.index_path("cosine")
+    path.unlink()
+    assert main(["--home", str(home), "check"]) == 0       # not a problem: nothing would be served wrong
+    assert "cosine index: missing; it is built when next used" in capsys.readouterr().out
+    assert main(["--home", str(home), "check", "--repair"]) == 0
+    assert "search index: built again" in capsys.readouterr().out
+    songindex.read(path)
+
+
 def test_an_interrupted_write_leaves_the_old_index(lib, monkeypatch):
     path = lib.home.index_path("cosine")
     before = path.read_bytes()

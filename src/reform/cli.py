@@ -691,7 +691,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for line in index + unusable + copies + runs:
         print(f"  {line}")
     if args.repair and index:
-        print("search index: built again" if damaged_index else "search index: brought up to date")
+        print("search index: built again" if damaged_index or any("missing" in line for line in index)
+              else "search index: brought up to date")
     if args.repair and copies:
         print("copies beside the catalogue: written again")
     if after is None:

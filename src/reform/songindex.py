@@ -340,10 +340,12 @@ def update(home) -> list[str]:
 
 
 def problems(home) -> list[str]:
-    """What is wrong with the stored indexes: damaged (never used), or behind the embeddings
-    (brought up to date by the next command that queries)."""
+    """What is wrong with the stored indexes: damaged (never used), missing, or behind the
+    embeddings (built or brought up to date by the next command that queries)."""
     found = []
     catalogue = home.catalogue
+    if home.embedding_model() and not stored_metrics(home):   # deleted: harmless, but `check` said it was checked
+        found.append("cosine index: missing; it is built when next used")
     for metric in stored_metrics(home):
         try:
             songs = read(home.index_path(metric))
