@@ -60,6 +60,10 @@ def test_models_and_use(home, capsys):
     assert main(["models", "--home", str(home), "--json"]) == 0        # global options after the command
     listed = json.loads(capsys.readouterr().out)
     assert listed["active"] == SHIPPED and [r["name"] for r in listed["runs"]] == ["short", "broken"]
+    (home / "models" / "early").mkdir()                              # Ctrl-C before its first epoch ended
+    (home / "models" / "early" / "config.json").write_text("{}")
+    assert read_run(home / "models" / "early").state == \
+        "stopped before its first epoch ended: `reform train --name early` starts it again"
 
     assert main(["--home", str(home), "use", "short"]) == 0
     assert "active model: short" in capsys.readouterr().out

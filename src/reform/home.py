@@ -486,7 +486,7 @@ class Run:
                     f"--name {self.name}` adds the clustering phase")
         if self.epochs.get("pretrain"):
             return f"pretraining in progress or interrupted (epoch {self.epochs['pretrain']})"
-        return "not started"
+        return f"stopped before its first epoch ended: `reform train --name {self.name}` starts it again"
 
 
 COLLAPSED = 1e-8   # songs' mean squared distance from their centre at or below this: one point
