@@ -58,7 +58,7 @@ from reform.config import PRESETS, EmbedConfig, ModelConfig, TrainConfig  # noqa
 from reform.dataset import Normaliser, Song, fit_normaliser  # noqa: E402
 from reform.embed import AGGREGATIONS, Embedder, aggregate, song_windows  # noqa: E402
 from reform.model import ClusterAutoencoder  # noqa: E402
-from reform.recommend import WALK  # noqa: E402
+from reform.recommend import WALK, WALK_POOL  # noqa: E402
 from reform.train import Trainer  # noqa: E402
 
 # -- what is compared --------------------------------------------------------------------------------
@@ -514,7 +514,7 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
     def score_query_time(name: str, vectors: dict[str, np.ndarray]) -> None:
         for variant, settings in QUERY_TIME.items():
             if not done(f"{name}@meanstd+{variant}"):
-                ranking = ((lambda v, kw=settings: space.walks(v, kw["walk"])) if "walk" in settings
+                ranking = ((lambda v, kw=settings: space.walks(v, kw["walk"], WALK_POOL)) if "walk" in settings
                            else (lambda v, kw=settings: space.similarity(v, **kw)))
                 keep(f"{name}@meanstd+{variant}", score(vectors, labels, metric=ranking))
 

@@ -21,7 +21,7 @@ whole
     was trained on these songs, so this stands for a library's own songs.
 
     python bench/walk_pool.py --work DATA/cv --methods cas05-bank,own-cas05-banksoft \\
-        --home DATA/home-all --manifest DATA/realmusic.tsv DATA/extramusic.tsv
+        --home DATA/home --manifest DATA/realmusic.tsv DATA/extramusic.tsv
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from reform import evaluate as ev  # noqa: E402
 from reform.checkpoint import Bundle, load_bundle  # noqa: E402
 from reform.config import EmbedConfig  # noqa: E402
 from reform.embed import Embedder, aggregate, song_windows  # noqa: E402
-from reform.model import ClusterAutoencoder  # noqa: E402
 from reform.home import SHIPPED_MODEL  # noqa: E402
+from reform.model import ClusterAutoencoder  # noqa: E402
 from reform.recommend import WALK, WALK_POOL  # noqa: E402
 
 WHOLE = 10 ** 6   # a pool larger than any library: the library-wide walk
@@ -117,10 +117,10 @@ def smaller(work: Path, methods: list[str]) -> str:
                 "walk as recommended": recommended}
     rows = []
     for method in methods:
-        folds = [fold_vectors(work, method, f) for f in range(3)]
+        cached = [fold_vectors(work, method, f) for f in range(3)]
         for size in (20, 30, 45, 70, 90):
             got: dict[str, list[np.ndarray]] = {r: [] for r in rankings}
-            for f, (vectors, labels) in enumerate(folds):
+            for f, (vectors, labels) in enumerate(cached):
                 for draw in range(8):
                     chosen = np.random.default_rng([f, draw, size]).choice(len(labels), size, replace=False)
                     for name, ranking in rankings.items():

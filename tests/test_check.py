@@ -330,7 +330,7 @@ def test_a_lost_spectrogram_of_a_file_that_is_gone_says_why_it_cannot_come_back(
     shutil.move(song.path, moved)                       # its disk is away
     assert main(["--home", str(home), "-q", "train", "--name", "again", "--max-epochs", "1"]) == 1
     err = capsys.readouterr().err    # named by its path before any epoch, not by a hash in the middle of one
-    assert f"1 song of the library has lost its spectrogram, or cannot read it: {song.path}" in err
+    assert f"1 song of the library has a spectrogram that is lost or cannot be read: {song.path}" in err
     assert "--forget-missing" in err
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 1
     out = capsys.readouterr().out.split("after the repair")[1]
@@ -351,7 +351,7 @@ def test_a_truncated_spectrogram_is_named_by_train_and_left_out_by_evaluate(home
             f.truncate(5000)
     assert main(["--home", str(home), "-q", "train", "--name", "again", "--max-epochs", "1"]) == 1
     err = capsys.readouterr().err
-    assert f"1 song of the library has lost its spectrogram, or cannot read it: {songs['Chord'].path}" in err
+    assert f"1 song of the library has a spectrogram that is lost or cannot be read: {songs['Chord'].path}" in err
     assert "check --repair" in err
     assert main(["--home", str(home), "-q", "evaluate", "--no-baselines"]) == 0
     out = capsys.readouterr().out

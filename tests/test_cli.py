@@ -190,6 +190,17 @@ def test_train_starts_a_small_library_from_the_shipped_model(home, capsys):
     assert load_bundle(home / "models" / "narrow" / "pretrain.pt").cfg.widths == (4, 8)
 
 
+def test_a_resume_with_a_higher_cap_says_which_phase_had_ended_before_it(home, capsys):
+    """It printed "pretrain: reached the cap of 1 epoch" beside "cluster: reached the cap of 2
+    epochs", as though the pretraining had stopped short in this run."""
+    run = ["--home", str(home), "train", "--name", "r", "--init", "scratch", "--widths", "4,8", "--embedding-dim", "8"]
+    assert main(run + ["--max-epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "train", "--resume", "--name", "r", "--max-epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "pretrain: reached the cap of 1 epoch, before this resume\ncluster: reached the cap of 2 epochs\n" in out
+
+
 def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
     """Not from the shipped model (--init auto on a small library): the run's architecture and
     input scaling are its pretraining's, so it resumes; finished work is never started again."""

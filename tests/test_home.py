@@ -63,7 +63,7 @@ def test_models_and_use(home, capsys):
     (home / "models" / "early").mkdir()                              # Ctrl-C before its first epoch ended
     (home / "models" / "early" / "config.json").write_text("{}")
     assert read_run(home / "models" / "early").state == \
-        "stopped before its first epoch ended: `reform train --name early` starts it again"
+        "first epoch in progress, or stopped before it ended (`reform train --name early` starts it again)"
 
     assert main(["--home", str(home), "use", "short"]) == 0
     assert "active model: short" in capsys.readouterr().out

@@ -270,8 +270,9 @@ def test_the_playlist_folder_is_made_with_its_parents_and_a_file_in_its_place_is
     made = []
     monkeypatch.setattr(pl, "radio", lambda *a, **k: made.append(a) or pytest.fail("a radio was made"))
     a_file = next(nested.glob("*.m3u8"))
-    assert main(["--home", str(home), "playlists", "--to", str(a_file), "--radio", "Chord"]) == 1
-    assert "this is a file, not a folder" in capsys.readouterr().err and not made
+    for given in (a_file, a_file / "sub"):                        # the file itself, or a folder "inside" it
+        assert main(["--home", str(home), "playlists", "--to", str(given), "--radio", "Chord"]) == 1
+        assert "this is a file, not a folder" in capsys.readouterr().err and not made
 
 
 def test_file_names_are_safe_and_distinct():

@@ -626,20 +626,22 @@ def test_the_song_the_walk_keeps_first_is_one_that_can_be_shown():
     assert shown[0] == "aside" and "seed" not in shown
 
 
-def test_the_recommender_walks_as_the_evaluation_ranks_beyond_the_pool():
+@pytest.mark.parametrize("size", ["small", "beyond the pool"])
+def test_the_recommender_walks_as_the_evaluation_ranks(size):
     """Over a library larger than the walk's pool each query walks over its own 256 nearest
-    songs, itself not among them (the search took 256 songs, the query's own one of them)."""
+    songs, itself not among them (the search took 256 songs, the query's own one of them); over
+    a small one, with the fewer links space.walk_links gives it, as the evaluation does."""
     from reform.recommend import WALK_POOL
     from reform.space import walks
 
-    n = WALK_POOL + 4
+    n = 40 if size == "small" else WALK_POOL + 4
     rows = [dataclasses.replace(row(i, f"artist {i}", f"album {i}", f"title {i}"), duration=100.0 + 3 * i)
             for i in range(n)]
     x = np.random.default_rng(4).normal(size=(n, 12)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     rec = Recommender.of(rows, {r.hash: v for r, v in zip(rows, x)})
     scores = walks(x.astype(np.float64), WALK, WALK_POOL)
-    for q in (0, 50, n - 1):
+    for q in (0, n // 2, n - 1):
         expected = [f"title {j}" for j in np.argsort(-scores[q], kind="stable") if j != q][:10]
         assert titles(rec.similar(rec.seed_of(rows[q]), 10)) == expected
 

@@ -396,9 +396,8 @@ class Library:
         if lost:   # said now, by the songs' names, rather than by a hash once the epoch reaches one
             rows = self.home.catalogue.rows_by_hash(lost)
             named = "; ".join(rows[h].path for h in lost[:3] if h in rows) + ("..." if len(lost) > 3 else "")
-            raise TrainError(f"{plural(len(lost), 'song')} of the library {agree(len(lost), 'has', 'have')} lost "
-                             f"{agree(len(lost), 'its', 'their')} spectrogram, or cannot read "
-                             f"{agree(len(lost), 'it', 'them')}: {named}",
+            raise TrainError(f"{plural(len(lost), 'song')} of the library {agree(len(lost), 'has', 'have')} a "
+                             f"spectrogram that is lost or cannot be read: {named}",
                              hint="`reform check --repair` analyses them again; a song whose file is gone too "
                                   "leaves the library with `reform scan --forget-missing`")
         return (folder, self._model_config(model_cfg or ModelConfig()), train_cfg or TrainConfig(), songs)
@@ -493,6 +492,12 @@ class Library:
 
         with self.home.lock.hold("index"):
             return update(self.home)
+
+    def index_metrics(self) -> list[str]:
+        """The metrics the home has a stored search index for."""
+        from .songindex import stored_metrics
+
+        return stored_metrics(self.home)
 
     def index_problems(self) -> list[str]:
         """What is wrong with the stored search indexes (see :func:`reform.songindex.problems`)."""
@@ -627,9 +632,9 @@ class Library:
 
         return evaluate(self.home, **options)
 
-    def save_evaluation(self, report) -> tuple[Path | None, str]:
-        """Keep an evaluation of the active model beside it: where, or None and why not (see
-        :func:`reform.assess.save`)."""
+    def save_evaluation(self, report):
+        """Keep an evaluation of the active model beside it: an :class:`reform.assess.Saved`, true
+        when kept, with where or why not (see :func:`reform.assess.save`)."""
         from .assess import save
 
         return save(self.home, report)

@@ -8,6 +8,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -250,21 +251,32 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
     return ev.EvaluationReport(results, len(rows), source, notes)
 
 
-def save(home: Home, report: ev.EvaluationReport) -> tuple[Path | None, str]:
+@dataclass(frozen=True)
+class Saved:
+    """Where an evaluation was kept beside its model, or None and why not; true when kept."""
+
+    path: Path | None
+    why: str = ""
+
+    def __bool__(self) -> bool:
+        return self.path is not None
+
+
+def save(home: Home, report: ev.EvaluationReport) -> Saved:
     """Keep an evaluation of the active model beside it as evaluation.json (a model trained
-    in this home; the shipped model's folder belongs to the installation): where it was kept,
-    or None and why not.  One without labels leaves one with them in place: `reform models`
-    and the page show the p@10 it would take away."""
+    in this home; the shipped model's folder belongs to the installation).  One without labels
+    leaves one with them in place: `reform models` and the page show the p@10 it would take away."""
     path = home.models.path()
     if path != RunFiles(path.parent).model or home.models.folder not in path.parents:
-        return None, "the shipped model's folder belongs to the installation"
+        return Saved(None, "the shipped model's folder belongs to the installation")
     target = RunFiles(path.parent).evaluation
     version = read_card(path).get("version")
     kept = saved_evaluation(target, version)
     if report.label_source is None and kept and kept.get("labels"):
-        return None, f"the evaluation beside the model measured p@10 by {kept['labels']}, and this one by no label"
+        return Saved(None, f"the evaluation beside the model measured p@10 by {kept['labels']}, and this one "
+                           "by no label")
     try:   # with the version it measured: a resumed run replaces the weights, not this file
         write_json(target, report.to_dict() | {"model_version": version})
     except WriteError:
-        return None, "the model's folder cannot be written"
-    return target, ""
+        return Saved(None, "the model's folder cannot be written")
+    return Saved(target)

@@ -668,6 +668,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise
         index = lib.index_problems()
         damaged_index = [line for line in index if "damaged" in line]
+        built = bool(damaged_index) or not lib.index_metrics()   # (none stored: the repair builds one)
         if args.repair and index:
             lib.update_index()
         copies = lib.home.copy_problems()
@@ -691,8 +692,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for line in index + unusable + copies + runs:
         print(f"  {line}")
     if args.repair and index:
-        print("search index: built again" if damaged_index or any("missing" in line for line in index)
-              else "search index: brought up to date")
+        print("search index: built again" if built else "search index: brought up to date")
     if args.repair and copies:
         print("copies beside the catalogue: written again")
     if after is None:
@@ -910,8 +910,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
                               device=args.device, expand=args.expand, walk=args.walk, on_method=started)
-        saved, why = lib.save_evaluation(report) if not args.model else (
-            None, "the models named with --model are compared, not the active one's figures")
+        saved = lib.save_evaluation(report) if not args.model else None
     data = report.to_dict()
     print(f"{plural(report.songs, 'song')}, labels: {report.label_source or 'none'}"
           + (", album filter on" if args.exclude_same_album else ""))
@@ -930,8 +929,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_json(args.json, data)
         print(f"\nwrote {shown(args.json)}")
     if saved:
-        print(f"saved beside the model: {saved} (shown by `reform serve` and `reform models`)")
+        print(f"saved beside the model: {saved.path} (shown by `reform serve` and `reform models`)")
     elif not args.json:
+        why = saved.why if saved is not None else \
+            "the models named with --model are compared, not the active one's figures"
         print(f"\nnot saved: {why}; --json FILE keeps the figures")
     return 0
 
@@ -1333,9 +1334,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the stored index as it is (auto: exact up to 200,000 songs, FAISS IVF-PQ "
                             "above), exact search over its vectors, or FAISS whatever the size")
         p.add_argument("--walk", type=count(0), default=None, metavar="N",
-                       help=f"rank songs by a walk over the query's nearest songs, N links per song, fewer in a "
-                            f"library under 6N songs (default {WALK} with the cosine; 0: no walk); a playlist "
-                            "takes its candidates so, and orders them by its flow")
+                       help=f"rank songs by a walk over the query's nearest songs, N links per song (fewer, down to "
+                            f"10, in a library of at most 6N songs; default {WALK} with the cosine; 0: no walk); a "
+                            "playlist takes its candidates so, and orders them by its flow")
         p.add_argument("--expand", type=count(0), default=None, metavar="N",
                        help="instead of the walk, average the query with its N nearest songs before searching "
                             f"(default {EXPAND} with the cosine and --walk 0; 0: the plain cosine)")
@@ -1367,8 +1368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true", help="leave out the random, length and MFCC "
                    "baselines")
     p.add_argument("--walk", type=count(0), default=None, metavar="N",
-                   help=f"rank the models' songs by a walk with N links per song (fewer in a library under 6N "
-                        f"songs), as recommendations do (default {WALK}; 0: no walk)")
+                   help=f"rank the models' songs by a walk with N links per song (fewer, down to 10, in a library "
+                        f"of at most 6N songs), as recommendations do (default {WALK}; 0: no walk)")
     p.add_argument("--expand", type=count(0), default=None, metavar="N",
                    help=f"instead of the walk, each query averaged with its N nearest songs first (default "
                         f"{EXPAND} with --walk 0; 0: plain cosine)")
@@ -1413,7 +1414,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("playlists", "write and refresh M3U playlists in a folder (Navidrome, Jellyfin...)",
                 cmd_playlists)
-    p.add_argument("--to", required=True, metavar="DIR", help="the playlist folder (created, with its parents, if missing)")
+    p.add_argument("--to", required=True, metavar="DIR",
+                   help="the playlist folder (created, with its parents, if missing)")
     p.add_argument("--radio", action="append", metavar="QUERY", help="a radio playlist from this song "
                    "(repeatable)")
     p.add_argument("--most-played", type=count(0), default=0, metavar="N",

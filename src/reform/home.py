@@ -486,7 +486,8 @@ class Run:
                     f"--name {self.name}` adds the clustering phase")
         if self.epochs.get("pretrain"):
             return f"pretraining in progress or interrupted (epoch {self.epochs['pretrain']})"
-        return f"stopped before its first epoch ended: `reform train --name {self.name}` starts it again"
+        return (f"first epoch in progress, or stopped before it ended (`reform train --name {self.name}` starts "
+                "it again)")
 
 
 COLLAPSED = 1e-8   # songs' mean squared distance from their centre at or below this: one point

@@ -236,8 +236,9 @@ def playlist_folder(folder: str | os.PathLike) -> Path:
     """The playlist folder as an absolute path; ConfigError when a file holds its name, said before
     any playlist is made."""
     folder = Path(folder).expanduser().absolute()
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError("this is a file, not a folder", path=folder, hint="give --to the folder of the playlists")
+    there = next(p for p in (folder, *folder.parents) if p.exists())   # what creating it would start from
+    if not there.is_dir():
+        raise ConfigError("this is a file, not a folder", path=there, hint="give --to the folder of the playlists")
     return folder
 
 

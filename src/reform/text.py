@@ -131,7 +131,6 @@ def shown(path: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-
 def home_command(home: str | None) -> str:
     """How a command is written to act on ``home``: `reform --home H` (H quoted for a shell), or
     `reform` for the home found by default (``home`` None)."""

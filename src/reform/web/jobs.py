@@ -100,8 +100,8 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
         passed += (f", {len(s.kept)} could not be read again and kept their earlier analysis: "
                    f"{listing([f.entry.path for f in s.kept], 3)}")
     if s.failed_before:   # the page's scan tries nothing again: these stay as they were
-        passed += (f", skipped {s.failed_before} that failed before and did not change "
-                   "(`reform scan --retry-failed` tries them again)")
+        passed += (f", skipped {s.failed_before} that failed before and did not change (`reform errors` lists "
+                   "them; `reform scan --retry-failed` tries the files again)")
     for folder, songs in s.vanished.items():
         passed += f"; {folder} holds no audio now (a disk not mounted, or the music moved?): its {songs} songs are kept"
     return (f"analysed {s.analysed}, embedded {s.embedded}, unchanged {s.unchanged}, "

@@ -691,10 +691,12 @@
       const rows = Object.entries(m.evaluation);
       const cols = ["same_song_top1", "same_song_mrr", "p5", "p10", "map"].filter((c) => rows.some(([, r]) => r[c] != null));
       const names = { same_song_top1: "same-song top-1", same_song_mrr: "MRR", p5: "p@5", p10: "p@10", map: "mAP" };
-      const best = Math.max(...rows.map(([, r]) => r.p10 ?? -1));
+      // the best of each column marked, as `reform evaluate` bolds it (ties all marked)
+      const shown = (v) => (v == null ? "" : Number(v).toFixed(3));
+      const best = Object.fromEntries(cols.map((c) => [c, shown(Math.max(...rows.map(([, r]) => r[c] ?? -Infinity)))]));
       children.push(h("div", { class: "card-title" }, "Evaluation", h("span", { class: "muted", text: m.evaluation_labels ? `labels: ${m.evaluation_labels}` : "" })),
         h("table", { class: "eval" }, h("tr", {}, h("th", { text: "method" }), ...cols.map((c) => h("th", { text: names[c] }))),
-          ...rows.map(([name, r]) => h("tr", { class: r.p10 === best && best >= 0 ? "best" : "" }, h("td", { text: name }), ...cols.map((c) => h("td", { text: r[c] == null ? "" : Number(r[c]).toFixed(3) }))))));
+          ...rows.map(([name, r]) => h("tr", {}, h("td", { text: name }), ...cols.map((c) => h("td", { class: r[c] != null && shown(r[c]) === best[c] ? "best" : "", text: shown(r[c]) }))))));
     } else {
       children.push(h("div", { class: "muted" }, "No evaluation beside this model yet: ", h("code", { text: cmd("evaluate") }), " keeps one beside a model trained in this home."));
     }
