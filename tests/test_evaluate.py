@@ -185,10 +185,11 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     (tmp_path / "latin1.tsv").write_bytes("path\tgroup\n/m/é.ogg\tg1\n".encode("latin-1"))
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "latin1.tsv")]) == 1
     assert "the labels file is not UTF-8 text" in capsys.readouterr().err
-    (tmp_path / "utf16.tsv").write_text("\n".join(["path\tgroup", *labels]) + "\n", encoding="utf-16")
-    assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "utf16.tsv"),
-                 "--no-baselines"]) == 0
-    capsys.readouterr()
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be"):   # with its byte-order mark, and without (was garbled)
+        (tmp_path / "utf16.tsv").write_text("\n".join(["path\tgroup", *labels]) + "\n", encoding=encoding)
+        assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "utf16.tsv"),
+                     "--no-baselines"]) == 0, encoding
+        assert "labels: utf16.tsv:group" in capsys.readouterr().out
     (tmp_path / "short.tsv").write_text("group\tpath\nlonely\n\n" + "\n".join(
         f"{g}\t{p}" for p, g in (line.split("\t") for line in labels)) + "\n")
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tmp_path / "short.tsv"),

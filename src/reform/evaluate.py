@@ -214,7 +214,8 @@ def read_label_file(path: str | os.PathLike, column: str) -> tuple[dict[str, str
     paths it labels twice with different labels, the last label kept).
 
     Paths may be relative to the file's folder or start with ``~``; rows without a path are
-    passed over.  UTF-8 (with or without Excel's byte-order mark) and UTF-16 are read.
+    passed over.  UTF-8 (with or without Excel's byte-order mark) and UTF-16 (with its mark, or
+    without it, told by the zero bytes of ASCII text) are read.
     """
     path = os.fspath(path)
     delimiter = "," if path.endswith(".csv") else "\t"
@@ -223,8 +224,12 @@ def read_label_file(path: str | os.PathLike, column: str) -> tuple[dict[str, str
     except OSError as exc:
         raise EvaluateError(f"cannot read the labels file ({exc.strerror})", path=path,
                             hint=LABELS_FILE_HINT) from exc
+    # UTF-16 without its mark (some Windows tools): its ASCII letters come with a zero byte each
+    encoding = ("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else
+                "utf-16-le" if data[1:2] == b"\0" and data[:1] != b"\0" else
+                "utf-16-be" if data[:1] == b"\0" and data[1:2] not in (b"", b"\0") else "utf-8-sig")
     try:
-        text = data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else data.decode("utf-8-sig")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise EvaluateError(f"the labels file is not UTF-8 text (byte {exc.start} cannot be read)", path=path,
                             hint="save it as UTF-8 (in a spreadsheet: CSV UTF-8, or Unicode text)") from None
