@@ -273,6 +273,9 @@ def test_the_playlist_folder_is_made_with_its_parents_and_a_file_in_its_place_is
     for given in (a_file, a_file / "sub"):                        # the file itself, or a folder "inside" it
         assert main(["--home", str(home), "playlists", "--to", str(given), "--radio", "Chord"]) == 1
         assert "this is a file, not a folder" in capsys.readouterr().err and not made
+    # a folder that cannot be made (nothing can be created in /proc, whoever asks): refused first too
+    assert main(["--home", str(home), "playlists", "--to", "/proc/reform-lists/pl", "--radio", "Chord"]) == 1
+    assert "error: /proc: cannot create the playlist folder" in capsys.readouterr().err and not made
 
 
 def test_file_names_are_safe_and_distinct():

@@ -494,7 +494,8 @@ def test_two_files_from_outside_the_library_of_one_name_are_two_seeds(capsys):
 
 def test_the_three_metrics_rank_alike_on_unit_song_vectors():
     """What --metric's help says: song vectors have unit length, so dot and euclidean order every
-    list as the cosine does (a mix's centre too, which is not of unit length); the scores differ."""
+    list as the plain cosine does (a mix's centre too, which is not of unit length); the scores
+    differ.  (With the cosine, songs are ranked by the walk by default, which the others lack.)"""
     rows = [row(i, f"artist {i}", f"album {i}", f"title {i}") for i in range(40)]
     x = np.random.default_rng(6).normal(size=(40, 8)).astype(np.float32)
     vectors = {r.hash: v / np.linalg.norm(v) for r, v in zip(rows, x)}

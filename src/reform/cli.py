@@ -1329,7 +1329,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_filters(p)
         p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine",
                        help="how closeness is measured and shown (default: cosine); song vectors have unit "
-                            "length, so the three rank songs alike and only the scores shown differ")
+                            "length, so dot and euclidean rank songs as the plain cosine does (--walk 0 --expand "
+                            "0): the walk and the expansion need the cosine")
         p.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto",
                        help="the stored index as it is (auto: exact up to 200,000 songs, FAISS IVF-PQ "
                             "above), exact search over its vectors, or FAISS whatever the size")

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,12 +234,18 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
 
 
 def playlist_folder(folder: str | os.PathLike) -> Path:
-    """The playlist folder as an absolute path; ConfigError when a file holds its name, said before
-    any playlist is made."""
+    """The playlist folder as an absolute path; ConfigError when a file holds its name or it
+    cannot be written (or made), said before any playlist is made."""
     folder = Path(folder).expanduser().absolute()
     there = next(p for p in (folder, *folder.parents) if p.exists())   # what creating it would start from
     if not there.is_dir():
         raise ConfigError("this is a file, not a folder", path=there, hint="give --to the folder of the playlists")
+    try:   # a folder made and removed at once: what the playlists or the missing folders need
+        os.rmdir(tempfile.mkdtemp(prefix=".reform-probe-", dir=there))
+    except OSError as exc:
+        doing = "write in the playlist folder" if there == folder else "create the playlist folder"
+        raise ConfigError(f"cannot {doing} ({exc.strerror})", path=there,
+                          hint="choose a folder you can write to") from None
     return folder
 
 
