@@ -196,13 +196,18 @@ def walk(query: np.ndarray, pool: np.ndarray, neighbours: int = 20, alpha: float
     one linear solve of P + 1 unknowns, not the inverse over the whole library.  Each song gets
     :func:`walk_links` links."""
     x = unit(np.vstack([np.asarray(query, np.float64)[None], pool]))
-    sim = x @ x.T
-    neighbours = walk_links(neighbours, len(pool))
+    return _walk(x @ x.T, walk_links(neighbours, len(pool)), alpha, spread)
+
+
+def _walk(sim: np.ndarray, neighbours: int, alpha: float, spread: float) -> np.ndarray:
+    """:func:`walk`'s scores from the cosines (P + 1, P + 1) of the query (first) and its pool."""
     if min(neighbours, len(sim) - 1) <= 0:
         return sim[0, 1:]
     graph, starts = _graph(sim, neighbours, alpha)
-    start = np.eye(len(sim))[0] + starts[0]
-    scores = np.linalg.solve(np.eye(len(sim)) - spread * graph, start)[1:]   # the system is symmetric
+    start = starts[0].copy()
+    start[0] += 1.0
+    system = np.eye(len(sim)) - spread * graph
+    scores = np.linalg.solve(system, start)[1:]   # the system is symmetric
     scores[int(np.argmax(sim[0, 1:]))] = scores.max() + 1.0
     return scores
 
@@ -220,12 +225,12 @@ def walks(vectors: np.ndarray, neighbours: int = 20, pool: int = 256, alpha: flo
     x = unit(vectors)
     sim = x @ x.T
     out = sim - 10.0                     # cosines lie in [-11, -9] here: below every walk score (>= 0)
+    links = walk_links(neighbours, pool)
     for i in range(len(x)):
         others = np.delete(np.arange(len(x)), i)
-        if len(others) > pool:
-            others = others[np.argpartition(-sim[i, others], pool - 1)[:pool]]
-        if len(others):
-            out[i, others] = walk(x[i], x[others], neighbours, alpha, spread)
+        others = others[np.argpartition(-sim[i, others], pool - 1)[:pool]]
+        nodes = np.concatenate([[i], others])   # the cosines of the query and its pool, computed once
+        out[i, others] = _walk(sim[np.ix_(nodes, nodes)], links, alpha, spread)
     return out
 
 
@@ -233,14 +238,18 @@ def _graph(sim: np.ndarray, neighbours: int, alpha: float) -> tuple[np.ndarray, 
     """The walk's normalised links (N, N) over a square similarity matrix, and each song's links
     to its own nearest songs, mutual or not (N, N), weighted alike: where a "near" walk starts."""
     n = len(sim)
-    weights = np.maximum(sim, 0.0) ** alpha
-    np.fill_diagonal(weights, 0.0)
-    nearest = np.zeros((n, n), bool)
-    nearest[np.arange(n)[:, None], _nearest_others(sim, min(neighbours, n - 1))] = True
-    links = np.where(nearest & nearest.T, weights, 0.0)
+    rows = np.arange(n)[:, None]
+    nearest = _nearest_others(sim, min(neighbours, n - 1))                     # (N, k)
+    # the weights of each song's links to its own nearest alone: the power of all N x N cosines
+    # took as long as the solve that follows
+    starts = np.zeros((n, n))
+    starts[rows, nearest] = np.maximum(np.take_along_axis(sim, nearest, axis=1), 0.0) ** alpha
+    mutual = np.zeros((n, n), bool)
+    mutual[rows, nearest] = True
+    links = np.where(mutual & mutual.T, starts, 0.0)
     degree = links.sum(1)
     scale = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
-    return links * scale[:, None] * scale[None, :], np.where(nearest, weights, 0.0)
+    return links * scale[:, None] * scale[None, :], starts
 
 
 def _nearest_others(sim: np.ndarray, k: int) -> np.ndarray:
