@@ -103,7 +103,7 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
         return fits_length(row, rules) and (rules.keep is None or rules.keep(row))
 
     # more songs than asked for, so that the gaps have others to take in turn
-    spare = length * (1 + max(rules.artist_gap, rules.album_gap)) if rules.artist_gap or rules.album_gap else length
+    spare = length * (1 + max(rules.artist_gap, rules.album_gap))
     recs = rec.mix([rec.seed_of(r) for r in rows], spare, rules.filters, keep=usable)
     picked = spaced([(r.row, r.score) for r in recs], length, rules)
     title = f"ReFORM mix - {Path(base).name}"

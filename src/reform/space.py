@@ -244,9 +244,9 @@ def _graph(sim: np.ndarray, neighbours: int, alpha: float) -> tuple[np.ndarray, 
     # took as long as the solve that follows
     starts = np.zeros((n, n))
     starts[rows, nearest] = np.maximum(np.take_along_axis(sim, nearest, axis=1), 0.0) ** alpha
-    mutual = np.zeros((n, n), bool)
-    mutual[rows, nearest] = True
-    links = np.where(mutual & mutual.T, starts, 0.0)
+    chosen = np.zeros((n, n), bool)
+    chosen[rows, nearest] = True
+    links = np.where(chosen & chosen.T, starts, 0.0)   # mutual choices only
     degree = links.sum(1)
     scale = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
     return links * scale[:, None] * scale[None, :], starts

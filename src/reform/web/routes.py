@@ -197,7 +197,7 @@ MaxPerArtist = Query(None, ge=1, le=1000, description="at most this many songs p
 def status(request: Request) -> dict:
     out = _state(request).status()
     running = request.app.state.jobs.running()
-    out["job"] = request.app.state.jobs.view(running) if running else None
+    out["job"] = _jobs(request).view(running) if running else None
     return out
 
 
