@@ -400,8 +400,9 @@ def _vorbis_bytes_kept(tagged):
     comments, kind = type(tagged.tags), type(tagged)
 
     class Kept(comments):
-        def load(self, fileobj, errors="surrogateescape", **kwargs):
-            super().load(fileobj, errors=errors, **kwargs)
+        def load(self, fileobj, *args, **kwargs):
+            self.vendor, pairs = _comments_kept(fileobj)
+            self.extend(pairs)
 
     blocks = getattr(kind, "METADATA_BLOCKS", None)   # FLAC's block types; the Ogg formats' _Tags
     made = {"METADATA_BLOCKS": [Kept if b is comments else b for b in blocks]} if blocks else {"_Tags": Kept}
@@ -409,6 +410,29 @@ def _vorbis_bytes_kept(tagged):
         return type(f"Kept{kind.__name__}", (kind,), made)(tagged.filename).tags
     except Exception:
         return tagged.tags
+
+
+def _comments_kept(fileobj) -> tuple[str, list[tuple[str, str]]]:
+    """The vendor and (key, value) pairs of a Vorbis comment block, read as mutagen reads them but
+    with the bytes that are not UTF-8 kept as surrogates, and a comment without "=" passed over
+    (mutagen's own reading with its errors kept refused the whole block for one such comment:
+    warmux's "encoded by samplitude" beside ``ALBUM=Apn\xe9e``)."""
+    import struct
+
+    from mutagen._vorbis import is_valid_key
+
+    def text() -> str:
+        (length,) = struct.unpack("<I", fileobj.read(4))
+        return fileobj.read(length).decode("utf-8", "surrogateescape")
+
+    vendor = text()
+    (count,) = struct.unpack("<I", fileobj.read(4))
+    pairs = []
+    for _ in range(count):
+        key, sign, value = text().partition("=")
+        if sign and key.isascii() and is_valid_key(key):
+            pairs.append((key, value))
+    return vendor, pairs
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")   # a byte that is not UTF-8, as surrogateescape keeps it
