@@ -458,7 +458,11 @@ def test_a_folder_left_without_audio_keeps_its_songs_until_told_to_forget_them(t
         (other / "two.wav").unlink()           # a song deleted where others remain is removed
         assert lib.scan(jobs=1, embed=True).removed == 1
         (other / "three.wav").unlink()
+        # unnamed, the folders without audio keep their songs (a `scan --forget-missing` from cron
+        # while a disk was away emptied the library); named, they are forgotten
         summary = lib.scan(jobs=1, embed=True, forget_missing=True)
+        assert summary.vanished == {str(music): 1, str(other): 1} and summary.removed == 0
+        summary = lib.scan(music, other, jobs=1, embed=True, forget_missing=True)
         assert summary.vanished == {} and summary.removed == 2 and lib.songs() == []
         write(other / "four.wav", tone(660, 3))
         write(other / "five.wav", noise(3))
@@ -496,6 +500,8 @@ def test_a_disk_linked_into_the_music_folder_keeps_its_songs_while_it_is_not_mou
         assert lib.scan(jobs=1).removed == 1
         disk.rename(tmp_path / "unmounted")
         summary = lib.scan(jobs=1, forget_missing=True)        # unless told, the disk's songs stay
+        assert summary.removed == 0 and summary.vanished == {str(music / "ext"): 1}
+        summary = lib.scan(music, jobs=1, forget_missing=True)   # told: the music folder named
         assert summary.removed == 1 and [s.title for s in lib.songs()] == ["here"]
 
 

@@ -296,8 +296,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
     for folder, songs in summary.vanished.items():
         print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): its "
               f"{plural(songs, 'song')} {agree(songs, 'is', 'are')} kept. Moved: `reform scan NEW-FOLDER` "
-              f"first (nothing is decoded again), then `reform scan --forget-missing {shlex.quote(folder)}`; "
-              "gone for good: `reform scan --forget-missing`")
+              f"first (nothing is decoded again); then, or if it is gone for good, `reform scan --forget-missing "
+              f"{shlex.quote(folder)}` forgets them")
     if summary.duplicates:
         print(f"{plural(summary.duplicates, 'duplicate file')} (the same audio as another, whatever the tags: "
               "shown once in recommendations)")
@@ -1271,9 +1271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true",
                    help="try again every file that failed, even if it did not change")
     p.add_argument("--forget-missing", action="store_true",
-                   help="remove the songs of a scanned folder that now holds no audio, or is gone "
-                        "(by default they are kept: it is more often a disk not mounted); `reform forget "
-                        "FOLDER` drops a folder that is still there")
+                   help="remove the songs whose files are gone; those of a folder that now holds no audio, "
+                        "or is gone, only when it (or a folder above it) is named: it is more often a disk not "
+                        "mounted; `reform forget FOLDER` drops a folder that is still there")
     p.add_argument("--reanalyse", action="store_true",
                    help="analyse every song again when the library was made with other settings "
                         "(another version of ReFORM's spectrograms)")

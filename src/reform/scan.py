@@ -568,9 +568,12 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         workers only analyse), and records each song with its embedding
     retry_failed : try again every file that failed before, even if it did not change
         (failures whose cause can change, like a permission, are always tried again)
-    forget_missing : remove the songs of a folder that now holds no audio at all, or is
-        gone; by default they are kept (``summary.vanished``), since such a folder is far
-        more often a disk not mounted than music deleted, and analysing it again costs hours
+    forget_missing : remove the songs of a folder named in ``roots`` (or one inside it) that now
+        holds no audio at all, or is gone; by default they are kept (``summary.vanished``), since
+        such a folder is far more often a disk not mounted than music deleted, and analysing it
+        again costs hours.  Without ``roots`` it removes the songs whose files went from folders
+        that still hold audio, and keeps a vanished folder's: a `scan --forget-missing` from cron
+        while a disk is away must not empty the library
     on_start : called with the number of files that need work, before any is done
     progress : called with 1 after each such file
     redo : paths to analyse again even if they did not change (`reform check --repair`);
@@ -622,7 +625,9 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     # folder of its own: it may be away too
     disks = [*{**home.links(), **found.links}.values(), *home.mounts(), *found.mounts]
     disks = [d for d in dict.fromkeys(disks) if library.root_of(d, roots)]
-    vanished = {} if forget_missing else library.vanished(todo.removed, found.entries, roots + disks)
+    # a vanished folder is forgotten whole only where named (it, or a folder above it)
+    vanished = {} if forget_missing and not remembered else library.vanished(todo.removed, found.entries,
+                                                                             roots + disks)
     todo.removed = [row for row in todo.removed if library.root_of(row.path, vanished) is None]
     redo = set(redo) | {e.path for e in todo.unchanged  # a spectrogram deleted since: one stat each
                         if known[e.path].status == "ok" and not home.spectrograms.exists(known[e.path].hash)}
@@ -689,7 +694,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         with catalogue.transaction():
             catalogue.remove(gone)
             if forget_missing:   # a folder that is gone, with its songs, is no longer one of the library's
-                paths = [row.path for row in catalogue.files()]
+                paths = [row.path for row in catalogue.files()]   # (a vanished one kept has its songs still)
                 home.forget_roots([r for r in roots if not os.path.exists(r)
                                    and not any(library.root_of(p, [r]) for p in paths)])
         summary.removed = sum(row.status == "ok" for row in todo.removed if row.path not in moved)   # songs
