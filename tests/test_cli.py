@@ -33,6 +33,10 @@ def test_scan_status_errors_json(tmp_path, music, capsys):
     assert main(["--home", home, "-q", "scan"]) == 0
     assert "nothing to do: 4 songs unchanged" in capsys.readouterr().out
     music.rename(tmp_path / "unmounted")
+    assert main(["--home", home, "status"]) == 0      # said by the scan alone, and only when one ran
+    assert f"music folder: {music} is not there (a disk not mounted?): its songs are kept" in capsys.readouterr().out
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["missing_folders"] == [str(music)]
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
     assert (f"{music} holds no audio now (a disk not mounted, or the music moved?): its 4 songs are kept. "
             f"Moved: `reform --home {home} scan NEW-FOLDER` first (nothing is decoded again); then, or if it "

@@ -105,6 +105,8 @@ class Library:
             "duplicates": counts["duplicates"],
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
             "folders": self.home.roots(),           # the music folders a scan (or a repair) walks
+            # those not there now (a disk not mounted): their songs are kept, their files unplayable
+            "missing_folders": [r for r in self.home.roots() if not os.path.isdir(r)],
             "scan": self.home.scan_state(),         # "running", "interrupted" (not ended) or None
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,

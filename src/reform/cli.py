@@ -351,6 +351,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             "run `reform check --repair`" if status["folders"] else
             "no music folder is known either: `reform scan FOLDER` adds its songs back from their "
             "stored spectrograms"))
+    for folder in status["missing_folders"]:
+        print(f"music folder: {shown(folder)} is not there (a disk not mounted?): its songs are kept, and "
+              "cannot be played until it is back")
     if status["scan"]:
         print("scan:         running now" if status["scan"] == "running" else
               "scan:         the last one was interrupted before it ended: `reform scan` goes on")

@@ -655,6 +655,7 @@
     else if (!emb.songs && !m.name) lines.push(["No model yet: train one with ", h("code", { text: cmd("train") }), ", then ", h("code", { text: cmd("embed") }), " to get recommendations and the map."]);
     else if (!emb.songs) lines.push(["No embeddings yet: recommendations and the map need them. Run ", h("code", { text: cmd("embed") }), " (or Embed songs on the Library status tab)."]);
     else if (m.name && !m.embeddings_current) lines.push(["The embeddings come from another model than the active one: run ", h("code", { text: cmd("embed") }), " to bring them up to date."]);
+    else if ((st.missing_folders || []).length) lines.push([`Music folder ${st.missing_folders[0]} is not there (a disk not mounted?): its songs are kept, and cannot be played until it is back.`]);
     else if (emb.missing) lines.push([`${plural(emb.missing, "song")} ${emb.missing === 1 ? "has" : "have"} no embedding yet and cannot be recommended: run `, h("code", { text: cmd("embed") }), "."]);
     notice.hidden = lines.length === 0;
     fill(notice, ...(lines[0] || []));
