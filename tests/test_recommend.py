@@ -277,6 +277,10 @@ def test_the_walk_ranks_a_chain_of_close_songs_above_a_nearer_song_off_it_and_ke
     assert titles(walked)[0] == "a1" and titles(walked).index("b1") > titles(walked).index("a4")
     assert sorted(titles(walked)) == sorted(cosine)
     assert [r.score for r in walked if r.row.title == "a1"] == pytest.approx([np.cos(0.1)])   # the cosine shown
+    from reform.cli import _walk_note                  # which the command line says, where it rises down the list
+    assert "a score is the song's cosine to the query" in _walk_note(rec, walked)
+    plain = Recommender.of(rows, vectors, expand=0)
+    assert _walk_note(plain, plain.similar(plain.seed_of(rows[0]), 8)) is None
 
 
 def test_the_walk_over_a_query_and_its_pool_is_the_bench_diffusion_of_that_song():

@@ -831,6 +831,8 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
         if recs and len(recs) < wanted:   # none at all is said under the heading
             why = "the filters leave" if filters.active else "the library has"
             print(f"note: {len(recs)} of the {wanted} songs asked for: {why} no more", file=sys.stderr)
+        if action == "similar" and (note := _walk_note(rec, recs)):
+            print(f"note: {note}", file=sys.stderr)
     names = ", ".join(s.label for s in seeds)
     # a playlist's file starts with its seeds (those of the library, each once), as a radio does;
     # similar and mix are lists of other songs
@@ -838,6 +840,15 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
     _show(recs, args, {"similar": f"songs like {names}:", "mix": f"a mix from {names}:",
                        "playlist": f"a playlist from {names}:"}[action], lead)
     return 0
+
+
+def _walk_note(rec, recs) -> str | None:
+    """Why a list's scores rise somewhere down it: the walk ranks it, and a score is the song's
+    cosine to the query (a person saw 0.317 above 0.339 and took it for a mistake)."""
+    if rec.walk and any(a.score < b.score for a, b in zip(recs, recs[1:])):
+        return ("ranked by a walk along chains of close songs; a score is the song's cosine to the query, so "
+                "the scores need not fall down the list (`--walk 0` ranks by them)")
+    return None
 
 
 def _distinct(seeds) -> list:
