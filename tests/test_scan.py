@@ -819,6 +819,8 @@ def test_a_folder_that_is_still_there_can_be_forgotten(tmp_path, capsys):
     assert "forget takes folders, and this is a file of a music folder" in capsys.readouterr().err
     assert main(["--home", home, "forget", str(tmp_path / "elsewhere")]) == 1   # in no followed folder
     assert f"the library follows: {first}; {second}" in capsys.readouterr().err
+    assert main(["--home", home, "forget", str(second / "typo")]) == 1   # in one, not there: not "no music folder"
+    assert f"error: no such folder: {second / 'typo'}" in capsys.readouterr().err
     assert main(["--home", home, "forget", str(second)]) == 0
     out = capsys.readouterr().out
     assert f"no longer a music folder of the library: {second}" in out and "2 files left the library" in out

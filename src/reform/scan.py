@@ -526,6 +526,11 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
         raise LibraryError(f"forget takes folders, and this is a file of a music folder: {shown(files[0])}",
                            hint="move or delete the file (the next `reform scan` takes it out of the library), "
                                 "or forget the folder it is in")
+    missing = [f for f in strays if library.root_of(f, roots) and not os.path.exists(f)]
+    if missing:   # in a music folder but not there: a slip, or a folder deleted since the last scan
+        raise LibraryError(f"no such folder: {shown(missing[0])}",
+                           hint="check the name; the songs of a folder deleted leave the library at the next "
+                                "`reform scan`")
     if strays:
         listed = listing([shown(r) for r in roots], more="`reform status --json` lists them all") or "none yet"
         raise LibraryError(f"not a music folder of this library, nor a folder in one: {', '.join(map(shown, strays))}",
