@@ -15,6 +15,17 @@ from conftest import SR, reform_cmd, run_unprivileged, tone, write
 from reform.cli import main
 
 
+def test_a_scan_tells_new_songs_from_changed_ones(tmp_path, music, capsys):
+    """"analysed 2 songs" lumped a new file with one whose audio changed."""
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--jobs", "1", "--no-embed"]) == 0
+    write(music / "Tone Band" / "Sines" / "01 A Four Forty.wav", tone(880, 4))
+    write(music / "Tone Band" / "Sines" / "03 New.wav", tone(220, 4))
+    capsys.readouterr()
+    assert main(["--home", home, "-q", "scan", "--jobs", "1", "--no-embed"]) == 0
+    assert "analysed 2 songs (1 new, 1 changed), " in capsys.readouterr().out
+
+
 def test_scan_status_errors_json(tmp_path, music, capsys):
     home = str(tmp_path / "home")
     (music / "broken.mp3").write_text("nope")

@@ -76,8 +76,9 @@ def test_changed_file_is_reanalysed(lib, music):
     path = music / "Tone Band" / "Sines" / "01 A Four Forty.wav"
     old = lib.song(path).hash
     write(path, tone(880, 16))
+    write(music / "Tone Band" / "Sines" / "03 New.wav", tone(220, 4))
     summary = lib.scan(music, jobs=1)
-    assert (summary.analysed, summary.unchanged) == (1, 3)
+    assert (summary.analysed, summary.changed, summary.unchanged) == (2, 1, 3)   # a new song and a changed one
     assert lib.song(path).hash != old
     assert not lib.home.spectrograms.exists(old)  # the old spectrogram's storage is reclaimed
 

@@ -276,7 +276,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         rate = f" ({summary.songs_per_second:.1f} songs/s, " \
                f"{summary.audio_seconds / max(summary.wall_seconds, 1e-9):.0f}x realtime)" \
             if summary.analysed else ""
-        print(f"analysed {plural(summary.analysed, 'song')}, {_hours(summary.audio_seconds)} of audio, "
+        split = f" ({summary.analysed - summary.changed} new, {summary.changed} changed)" if summary.changed else ""
+        print(f"analysed {plural(summary.analysed, 'song')}{split}, {_hours(summary.audio_seconds)} of audio, "
               f"in {summary.wall_seconds:.1f} s{rate}")
         copies = summary.reused - summary.moved - summary.retagged
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
