@@ -199,6 +199,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         except ModelError:
             model = "the active model"
         followed = set(lib.home.roots())   # before the scan, which adds a folder new to the library
+        if lib.home.scan_state() == "interrupted":
+            print("going on with the scan that was interrupted: what it finished is kept", flush=True)
         summary = lib.scan(*args.paths, jobs=args.jobs, progress=not args.quiet,
                            embed=not args.no_embed, retry_failed=args.retry_failed,
                            forget_missing=args.forget_missing, device=args.device,
