@@ -549,6 +549,30 @@ def test_an_empty_library_says_to_scan_first(browser, tmp_path):
         pg.context.close()
 
 
+def test_the_page_names_a_home_given_by_option_and_a_music_folder_that_is_away(browser, trained, tmp_path):
+    """Its commands named no home, so copied they acted on the default one; and a music folder
+    away (a disk not mounted) went unsaid."""
+    from reform import Library
+    from reform.web.app import create_app
+
+    Library(tmp_path / "empty").close()
+    with ServerThread(create_app(tmp_path / "empty", named=True)) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.wait_for_selector("#notice:not([hidden])")
+        for where in ["#notice", "#lib-empty"]:
+            assert f"reform --home {tmp_path / 'empty'} scan FOLDER" in pg.inner_text(where)
+        pg.context.close()
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib, lib.home.catalogue.transaction():
+        lib.home.add_roots([str(tmp_path / "disk")])      # a second music folder, on a disk not mounted
+    with ServerThread(create_app(home)) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.wait_for_selector("#notice:not([hidden])")
+        assert f"Music folder {tmp_path / 'disk'} is not there" in pg.inner_text("#notice")
+        pg.context.close()
+
+
 def test_a_one_song_library_says_there_is_no_other_song(browser, trained, tmp_path):
     from reform import Library
     from reform.web.app import create_app
