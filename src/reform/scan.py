@@ -96,7 +96,7 @@ class Failed:
 class ScanSummary:
     found: int = 0               # audio files found under the scanned folders
     analysed: int = 0            # decoded and turned into spectrograms
-    changed: int = 0             # of those, files the library held at that path before (their audio changed)
+    changed: int = 0             # of those, files the library held at that path before, rewritten since
     reused: int = 0              # known audio under a new path (moved or copied) or new tags: no audio work
     retagged: int = 0            # of those, files rewritten in place with the same audio (new tags)
     moved: int = 0
@@ -803,6 +803,7 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
         summary.retagged += before is not None and before.hash == result.info.hash
     else:
         summary.analysed += 1
-        summary.changed += before is not None
+        # (not one analysed again as it was: --reanalyse, --retry-failed, a repair)
+        summary.changed += before is not None and (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns)
         summary.audio_seconds += result.info.duration
         summary.damaged += result.info.damage is not None
