@@ -445,6 +445,7 @@ def test_a_home_given_by_option_is_named_in_every_command_the_page_and_api_sugge
     home = tmp_path / "my music home"
     shutil.copytree(scanned, home)
     named = f"reform --home '{home}'"
+
     def refused(home_, options, job):
         raise EmbedError("no model to embed with", hint="train one with `reform train`")
 
