@@ -15,7 +15,7 @@ import numpy as np
 
 from . import evaluate as ev
 from .card import read_card
-from .errors import ConfigError, EvaluateError, WriteError
+from .errors import ConfigError, EvaluateError, StoreError, WriteError
 from .evaluate import read_label_file
 from .files import write_json
 from .home import Home, RunFiles, saved_evaluation
@@ -167,24 +167,27 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
 
     rows, label_list, albums, notes, source = evaluation_songs(home.catalogue.files(status="ok"),
                                                                labels, label_file, label_column)
-    order = np.random.default_rng(seed).permutation(len(rows))  # ties must not follow the folders
+    opened: dict[str, np.ndarray] = {}   # each spectrogram opened once (its header alone)
+    for r in rows:
+        try:
+            opened[r.hash] = home.spectrograms.open(r.hash)
+        except StoreError:   # left out and named, as `reform embed` leaves it out, not the end of the evaluation
+            pass
+    lost = [r for r in rows if r.hash not in opened]
+    if lost:
+        notes.append(f"{plural(len(lost), 'song')} left out: {agree(len(lost), 'its', 'their')} spectrogram is "
+                     f"missing or damaged ({listing([shown(r.path) for r in lost], 3)}; `reform check "
+                     "--repair` analyses them again)")
+    # ties must not follow the folders: a random order, drawn over every song as before any is left out
+    order = [i for i in np.random.default_rng(seed).permutation(len(rows)) if rows[i].hash in opened]
     rows = [rows[i] for i in order]
     albums = [albums[i] for i in order]
     label_list = None if label_list is None else [label_list[i] for i in order]
-    unreadable = set(home.spectrograms.unreadable([r.hash for r in rows]))
-    if unreadable:   # left out and named, as `reform embed` leaves them out, not the end of the evaluation
-        lost = [i for i, r in enumerate(rows) if r.hash in unreadable]
-        notes.append(f"{plural(len(lost), 'song')} left out: {agree(len(lost), 'its', 'their')} spectrogram is "
-                     f"missing or damaged ({listing([shown(rows[i].path) for i in lost], 3)}; `reform check "
-                     "--repair` analyses them again)")
-        keep = [i for i, r in enumerate(rows) if r.hash not in unreadable]
-        rows, albums = [rows[i] for i in keep], [albums[i] for i in keep]
-        label_list = None if label_list is None else [label_list[i] for i in keep]
     if len(rows) < 2:
         raise EvaluateError(f"the evaluation needs at least 2 songs, {len(rows)} {agree(len(rows), 'is', 'are')} "
                             "usable",
                             hint="scan more music, or check the labels")
-    specs = [home.spectrograms.open(r.hash) for r in rows]
+    specs = [opened[r.hash] for r in rows]
     methods: list[tuple[str, Callable[[], ev.MethodVectors]]] = []
     if baselines:
         methods += [
