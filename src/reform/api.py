@@ -642,6 +642,18 @@ class Library:
         return save(self.home, report)
 
 
+def embedding_note(stored: bool, current: bool | None, missing: int) -> str | None:
+    """What recommendations lack, as the command line and the web API both say it: the stored
+    embeddings are another model's than the active one (after `reform use`, until `reform embed`),
+    else ``missing`` songs are left out for want of one; None when nothing is."""
+    if stored and current is False:
+        return "the embeddings come from another model than the active one; run `reform embed` to bring them up to date"
+    if missing:
+        return (f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no embedding yet and "
+                f"{agree(missing, 'is', 'are')} left out; run `reform embed`")
+    return None
+
+
 def _songs_resumed(songs: list, trained_on: list[str], folder: Path) -> list:
     """The songs a run began with, in their order, from the library's ``songs`` now: a resumed
     run reads the windows and bank rows it would have had uninterrupted.  Songs scanned since

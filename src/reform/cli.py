@@ -798,16 +798,13 @@ def _embedding_note(lib, songs: int) -> None:
     """Say when the embeddings are another model's, or when some songs have none (counted
     only up to EXACT_LIMIT indexed songs: in a million-song library counting them takes
     longer than the query; `reform status` says it there)."""
+    from .api import embedding_note
     from .index import EXACT_LIMIT
 
     status = lib.embedding_status(count_missing=songs <= EXACT_LIMIT)
-    if status["stored"] and status["current"] is False:
-        print("note: the embeddings come from another model than the active one; "
-              "run `reform embed` to bring them up to date", file=sys.stderr)
-    elif status["missing"]:
-        missing = status["missing"]
-        print(f"note: {plural(missing, 'song')} {agree(missing, 'has', 'have')} no embedding yet "
-              f"and {agree(missing, 'is', 'are')} left out; run `reform embed`", file=sys.stderr)
+    note = embedding_note(bool(status["stored"]), status["current"], status["missing"])
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _recommend(args: argparse.Namespace, action: str) -> int:

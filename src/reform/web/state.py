@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..api import Library
+from ..api import Library, embedding_note
 from ..card import file_problem, read_card
 from ..errors import EmbedError, ModelError
 from ..home import RunFiles, saved_evaluation
 from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
-from ..text import UNNAMED_REASON, agree, home_command, naming_home, norm, plural, shown
+from ..text import UNNAMED_REASON, home_command, naming_home, norm, shown
 from .projection import library_map
 
 SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
@@ -213,16 +213,8 @@ class LibraryState:
         snap = self.snapshot()
         with self.lock:
             current = self.library.embedding_status(count_missing=False)["current"]
-        if snap.vectors and current is False:
-            note = ("the embeddings come from another model than the active one; run `reform embed` to bring "
-                    "them up to date")
-        else:
-            missing = len({r.hash for r in snap.rows} - snap.vectors.keys())
-            if not missing:
-                return []
-            note = (f"{plural(missing, 'song')} {agree(missing, 'has', 'have')} no embedding yet and "
-                    f"{agree(missing, 'is', 'are')} left out; run `reform embed`")
-        return [naming_home(note, self.named_home)]
+        note = embedding_note(bool(snap.vectors), current, len({r.hash for r in snap.rows} - snap.vectors.keys()))
+        return [naming_home(note, self.named_home)] if note else []
 
     def failures(self) -> list[dict]:
         with self.lock:
