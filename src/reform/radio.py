@@ -104,8 +104,7 @@ def next_songs(rec: Recommender, seeds: list[FileRow], recent: list[FileRow], n:
         # put two songs of one artist side by side that the gaps had kept apart
         pool = list(picked)
         (rng or random.Random()).shuffle(pool)
-        picked = _pick(pool, recent, n, rules, strict=True, same=rec.one_recording)
-        picked = _pick(pool, recent, n, rules, strict=False, start=picked, same=rec.one_recording)
+        picked = spaced(pool, n, rules, rec.one_recording, recent)
     return [Recommendation(row, score) for row, score in picked[:n]]
 
 
@@ -133,13 +132,15 @@ def fits_length(row: FileRow, rules: Rules) -> bool:
 
 
 def spaced(items: list[tuple[FileRow, float]], n: int, rules: Rules,
-           same: Callable[[FileRow, FileRow], bool] | None = None) -> list[tuple[FileRow, float]]:
+           same: Callable[[FileRow, FileRow], bool] | None = None,
+           recent: list[FileRow] = ()) -> list[tuple[FileRow, float]]:
     """The first ``n`` of ``items`` (row, score) in their order, each the first left that keeps the
-    artist and album gaps from the songs before it; where too few keep them, the gaps give way
-    as a radio's do.  A playlist that is no radio (a folder's mix) keeps the gaps so."""
-    picked = _pick(items, [], n, rules, strict=True, same=same)
+    artist and album gaps from the songs before it (and ``recent``, newest first); where too few
+    keep them, the gaps give way as few times as need be.  A folder's mix keeps its gaps so, and
+    a radio its shuffled draw."""
+    picked = _pick(items, list(recent), n, rules, strict=True, same=same)
     if len(picked) < n:
-        picked = _pick(items, [], n, rules, strict=False, start=picked, same=same)
+        picked = _pick(items, list(recent), n, rules, strict=False, start=picked, same=same)
     return picked
 
 
