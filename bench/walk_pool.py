@@ -84,6 +84,10 @@ def recommended(vectors: np.ndarray) -> np.ndarray:
 
 def fold_vectors(work: Path, method: str, fold: int) -> tuple[np.ndarray, list[str]]:
     """A fold's mean+std song vectors from the quality bench's cache, and their soundtracks."""
+    cached = work / "windows" / method / f"fold{fold}.npz"
+    if not cached.exists():
+        raise SystemExit(f"error: {cached} is missing: run `python bench/quality.py --work {work} --methods "
+                         f"{method}` first")
     labels = list(Scores.load(work / "results" / f"{method}@meanstd" / f"fold{fold}.npz").groups)
     with np.load(work / "windows" / method / f"fold{fold}.npz") as data:
         dim = 128
