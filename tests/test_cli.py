@@ -26,6 +26,22 @@ def test_a_scan_tells_new_songs_from_changed_ones(tmp_path, music, capsys):
     assert "analysed 2 songs (1 new, 1 changed), " in capsys.readouterr().out
 
 
+def test_a_file_scanned_on_its_own_is_not_called_missing(tmp_path, music, capsys):
+    """`reform scan FILE` keeps the file among the music folders, and `status` (and the page)
+    said the file was not there, as if its disk were away."""
+    home = str(tmp_path / "home")
+    song = music / "Tone Band" / "Sines" / "02 Chord.flac"
+    assert main(["--home", home, "-q", "scan", str(song), "--jobs", "1", "--no-embed"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["missing_folders"] == []
+    assert main(["--home", home, "status"]) == 0
+    assert "is not there" not in capsys.readouterr().out
+    song.rename(tmp_path / "elsewhere.flac")
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["missing_folders"] == [str(song)]
+
+
 def test_scan_status_errors_json(tmp_path, music, capsys):
     home = str(tmp_path / "home")
     (music / "broken.mp3").write_text("nope")

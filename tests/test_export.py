@@ -41,6 +41,17 @@ def test_write_m3u_returns_what_it_left_out(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["x.m3u8"]
 
 
+def test_relative_paths_through_a_linked_music_folder_stay_inside_it(tmp_path):
+    """With ~/Music a link to a disk, `-o ~/Music/Playlists/x.m3u8 --relative` wrote
+    `../../../home/u/Music/...`: the playlist's folder was resolved through the link and the
+    songs' paths were not, so the playlist broke when the disk was mounted elsewhere."""
+    (tmp_path / "disk" / "Playlists").mkdir(parents=True)
+    (tmp_path / "Music").symlink_to(tmp_path / "disk")
+    out = tmp_path / "Music" / "Playlists" / "x.m3u8"
+    write_m3u(out, [_row(str(tmp_path / "Music" / "Album" / "a.flac"))], relative=True)
+    assert out.read_text().splitlines()[2] == "../Album/a.flac"
+
+
 def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):
     import shutil
 
@@ -57,6 +68,26 @@ def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "left out of" in err and "line break" in err
     assert "/etc/passwd" not in out.read_text()
+
+
+def test_cli_says_which_songs_of_its_playlist_have_no_file_now(trained, tmp_path, capsys):
+    """With the music folder away (a disk not mounted), `similar -o` wrote a playlist of paths
+    that were not there and said nothing; `reform playlists` leaves such songs out."""
+    import shutil
+
+    from reform import Library
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        row = next(r for r in lib.songs() if r.title == "White")
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.move(row.path, str(tmp_path / "away" / "White.wav"), row.size, row.mtime_ns, row.tags)
+    out = tmp_path / "similar.m3u8"
+    assert main(["--home", str(home), "-q", "similar", "Chord", "-n", "20", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: 1 song in {out} has no file there now, which a player skips: {tmp_path / 'away'}" in err
+    assert str(tmp_path / "away" / "White.wav") in out.read_text()   # written all the same: it may come back
 
 
 def test_every_output_is_written_where_it_was_checked_and_named_printably(trained, tmp_path, monkeypatch, capsys):

@@ -99,6 +99,37 @@ def test_never_touches_what_it_did_not_write(setup, tmp_path):
     assert json.loads((folder / pl.MANIFEST).read_text())["files"] == {}
 
 
+def test_playlists_copied_without_their_manifest_are_taken_in_where_unchanged(setup, tmp_path):
+    """`cp lists/* copy/` leaves the hidden manifest behind, and every playlist in the copy was
+    then "a file ReFORM does not manage" for good.  A file holding exactly what ReFORM would write
+    is taken in; one that differs is still left alone."""
+    rec, rows, root = setup
+    radios = [pl.radio(rec, rows["02 Chord"], 3), pl.radio(rec, rows["01 White"], 3)]
+    names = pl.write_folder(tmp_path / "lists", radios, root).written
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in names:
+        shutil.copy(tmp_path / "lists" / name, copy / name)
+    (copy / names[1]).write_text("#EXTM3U\nmine.flac\n")
+    report = pl.write_folder(copy, radios, root)
+    assert report.unchanged == [names[0]] and [n for n, _ in report.left_alone] == [names[1]]
+    assert list(json.loads((copy / pl.MANIFEST).read_text())["files"]) == [names[0]]
+
+
+def test_a_run_whose_every_playlist_is_left_alone_fails(home, tmp_path, capsys):
+    """The README promises that a run that writes no playlist exits 1; one whose every playlist
+    was left alone (a file of the user's in its place) said so and exited 0."""
+    out = tmp_path / "lists"
+    out.mkdir()
+    mine = out / "ReFORM radio - Tone Band - Chord.m3u8"
+    mine.write_text("#EXTM3U\nmy own list\n")
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord"]) == 1
+    printed, err = capsys.readouterr()
+    assert f"left alone {mine.name}" in printed and "error: no playlist was written" in err
+    assert mine.read_text() == "#EXTM3U\nmy own list\n"
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--radio", "White"]) == 0
+
+
 def test_an_interrupted_run_leaves_nothing_unrecognised(setup, tmp_path, monkeypatch):
     rec, rows, root = setup
     folder = tmp_path / "lists"
@@ -177,7 +208,9 @@ def test_a_most_played_song_without_an_embedding_is_said_and_the_others_written(
 
 def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, capsys):
     """A mistyped --music-root emptied every playlist, and the playlists asked for were removed
-    as 'no longer asked for' with exit 0 (from cron, the server's playlists silently went)."""
+    as 'no longer asked for' with exit 0 (from cron, the server's playlists silently went).  A
+    root that is not there is most often a disk not mounted, and said so; it was called "not a
+    folder", with a hint to give another root."""
     out = tmp_path / "lists"
     with Library(home) as lib:
         root = Path(lib.music_root())
@@ -187,6 +220,9 @@ def test_a_wrong_music_root_writes_nothing_and_removes_nothing(home, tmp_path, c
     capsys.readouterr()
     assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord",
                  "--music-root", str(tmp_path / "Musc")]) == 1
+    assert "the music root is not there (a disk not mounted?)" in capsys.readouterr().err
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord",
+                 "--music-root", str(radio)]) == 1
     assert "the music root is not a folder" in capsys.readouterr().err
     (tmp_path / "elsewhere").mkdir()
     assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord",
@@ -288,6 +324,21 @@ def test_file_names_are_safe_and_distinct():
     assert pl.file_name(cut_after_dash, taken) == "x" * (pl.MAX_NAME - 3) + " (2).m3u8"
 
 
+def test_a_long_title_in_a_script_of_wide_letters_still_makes_a_file(tmp_path):
+    """A radio of a song titled in 120 Japanese letters stopped `reform playlists` with "File name
+    too long": 120 letters of 3 bytes each, and the artist before them, are more than the 255
+    bytes a file name may have.  Names are cut to MAX_NAME_BYTES too, so even with " (2)" and
+    the extension they fit."""
+    title = "ReFORM radio - " + "アーティスト" * 10 + " - " + "曲" * 120
+    taken: set[str] = set()
+    first, second = pl.file_name(title, taken), pl.file_name(title, taken)
+    assert second == first.replace(".m3u8", " (2).m3u8")
+    for name in (first, second):
+        assert len(name.encode("utf-8")) <= pl.MAX_NAME_BYTES + len(" (2).m3u8") < 255
+        (tmp_path / name).write_text("#EXTM3U\n")   # the file system takes it
+    assert first.startswith("ReFORM radio - アーティスト") and len(first) < len(title)
+
+
 def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys, monkeypatch):
     """From cron: one --radio whose song left the library stopped every playlist's refresh
     (exit 1), and files deleted since the last scan were written into the playlists. A radio
@@ -344,6 +395,9 @@ def test_a_radio_or_mix_written_short_says_so(home, tmp_path, capsys):
                  "--mix", str(root / "Tone Band")]) == 0
     err = capsys.readouterr().err
     held = len(entries(out / "ReFORM radio - Tone Band - Chord.m3u8"))
-    assert 1 < held < 30 and f"ReFORM radio - Tone Band - Chord holds {held} of the 30 songs asked for: no more " \
-        "pass the rules (no song of the last 50)" in err
+    assert 1 < held < 30 and f"ReFORM radio - Tone Band - Chord holds {held} of the 30 songs asked for: " \
+        "the library has no more" in err   # every song: not "no more pass the rules (no song of the last 50)"
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--length", "30",
+                 "--min-duration", "10"]) == 0   # the 6-second song is left out: the rules hold it back
+    assert f"holds {held - 1} of the 30 songs asked for: no more pass the rules (" in capsys.readouterr().err
     assert "ReFORM mix - Tone Band holds " in err and "of the 30 songs asked for: no more pass the filters" in err

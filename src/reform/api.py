@@ -105,8 +105,9 @@ class Library:
             "duplicates": counts["duplicates"],
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
             "folders": self.home.roots(),           # the music folders a scan (or a repair) walks
-            # those not there now (a disk not mounted): their songs are kept, their files unplayable
-            "missing_folders": [r for r in self.home.roots() if not os.path.isdir(r)],
+            # those not there now (a disk not mounted): their songs are kept, their files unplayable;
+            # a file scanned on its own is one of them, and there while it exists
+            "missing_folders": [r for r in self.home.roots() if not os.path.exists(r)],
             "scan": self.home.scan_state(),         # "running", "interrupted" (not ended) or None
             "hours": round(counts["seconds"] / 3600, 3),
             "feature_version": self.home.spectrograms.feature_version,

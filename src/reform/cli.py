@@ -773,10 +773,17 @@ def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> Non
     from .export import write_m3u
 
     if args.output:
-        skipped = write_m3u(args.output, [*lead, *(r.row for r in recs)], relative=args.relative)
+        rows = [*lead, *(r.row for r in recs)]
+        skipped = write_m3u(args.output, rows, relative=args.relative)
         for row in skipped:
             print(f"left out of {shown(args.output)}: {shown(row.path)} (a line break in the path cannot be "
                   "written in M3U)", file=sys.stderr)
+        gone = [row for row in rows if row not in skipped and not os.path.exists(row.path)]
+        if gone:   # a music folder away (a disk not mounted), or files deleted since the last scan
+            print(f"note: {plural(len(gone), 'song')} in {shown(args.output)} {agree(len(gone), 'has', 'have')} "
+                  f"no file there now, which a player skips: {listing([shown(r.path) for r in gone], 3)} "
+                  "(`reform status` names a music folder that is not there; `reform scan` takes deleted files "
+                  "out of the library)", file=sys.stderr)
     if args.json:
         _print_json([r.to_dict() for r in recs])
         return
@@ -1038,12 +1045,13 @@ def cmd_mpd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_short(playlist, length: int, why: str) -> None:
-    """Say a playlist written with fewer songs than asked for, as similar, mix and playlist say it."""
+def _say_short(playlist, length: int, why: str, library: int | None = None) -> None:
+    """Say a playlist written with fewer songs than asked for, as similar, mix and playlist say it;
+    ``library``: how many songs it could hold at most (a radio: every song of the library)."""
     held = len(playlist.rows)
     if 0 < held < length:
-        print(f"note: {playlist.title} holds {held} of the {length} songs asked for: no more pass {why}",
-              file=sys.stderr)
+        reason = "the library has no more" if library is not None and held >= library else f"no more pass {why}"
+        print(f"note: {playlist.title} holds {held} of the {length} songs asked for: {reason}", file=sys.stderr)
 
 
 def _library_writable(args: argparse.Namespace) -> bool:
@@ -1087,7 +1095,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
                 print(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
                       f"({rules.limits()})", file=sys.stderr)
             else:
-                _say_short(wanted[-1], args.length, f"the rules ({rules.limits()})")
+                _say_short(wanted[-1], args.length, f"the rules ({rules.limits()})", len(rec))
         mixing = dataclasses.replace(rules, no_repeat=0)   # a mix follows no listening: nothing to repeat
         limits = mixing.limits()
         for folder in args.mix or []:
@@ -1125,6 +1133,8 @@ def cmd_playlists(args: argparse.Namespace) -> int:
     if left:   # radios and mixes choose only songs a playlist can hold: a file went while they were made
         print(f"note: {plural(left, 'song')} left out: {agree(left, 'its file', 'their files')} changed while "
               "the playlists were made (`reform scan` brings the library up to date)")
+    if report.left_alone and not report.written and not report.unchanged:
+        raise ConfigError("no playlist was written", hint="each one asked for is left alone (the lines above say why)")
     if report.untouched:
         raise ConfigError("no playlist was written, and the folder is left as it was",
                           hint="give --music-root the folder the library's songs are in" if report.misplaced else

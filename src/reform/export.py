@@ -151,8 +151,10 @@ def check_playlist_name(out: str | os.PathLike) -> None:
 
 def write_m3u(out: str | os.PathLike, rows: list[FileRow], relative: bool = False) -> list[FileRow]:
     """Write an extended M3U playlist (UTF-8), paths relative to its folder if asked;
-    returns the songs left out (see :func:`m3u_text`)."""
+    returns the songs left out (see :func:`m3u_text`).  The folder is taken as given, its links
+    not followed, as the songs' paths are: through a linked music folder the way back to the songs
+    is then the short one (``../Album/song.flac``, not out of the link and in again)."""
     out = Path(out)
-    text, skipped = m3u_text(rows, out.resolve().parent if relative else None)
+    text, skipped = m3u_text(rows, os.path.dirname(os.path.abspath(out)) if relative else None)
     write_text(out, text)
     return skipped

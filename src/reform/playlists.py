@@ -34,7 +34,8 @@ from .store import FileRow, one_per_recording
 
 MANIFEST = ".reform-playlists.json"
 SUFFIX = ".m3u8"   # UTF-8 by name; MPD's playlist folder reads only .m3u (same text: --extension m3u)
-MAX_NAME = 120
+MAX_NAME = 120         # characters of a playlist's file name before " (2)" and its extension,
+MAX_NAME_BYTES = 200   # and bytes in UTF-8: file systems allow 255, and a Japanese letter takes 3
 EDITED = "changed since ReFORM wrote it: no longer managed (remove it to have ReFORM write it again)"
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
 
@@ -120,7 +121,10 @@ def folder_mix(rec: Recommender, songs: list[FileRow], folder: str | os.PathLike
 # -- writing --------------------------------------------------------------------------------------
 def file_name(title: str, taken: set[str], suffix: str = SUFFIX) -> str:
     """A file name for ``title`` that every system accepts and no other playlist has."""
-    base = _UNSAFE.sub("-", title)[:MAX_NAME].strip(" .-") or "ReFORM playlist"   # cut, then trimmed
+    base = _UNSAFE.sub("-", title)[:MAX_NAME]
+    while len(base.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        base = base[:-1]
+    base = base.strip(" .-") or "ReFORM playlist"   # cut, then trimmed
     name, n = base + suffix, 2
     while name.casefold() in taken:
         name, n = f"{base} ({n}){suffix}", n + 1
@@ -138,6 +142,9 @@ def music_root(path: str | os.PathLike) -> Path:
     """The music root as an absolute folder; a ConfigError when there is no such folder (a
     mistyped root would leave every song out, and every playlist empty)."""
     root = Path(path).expanduser().absolute()
+    if not root.exists():   # most often the library's own music folder, on a disk not mounted
+        raise ConfigError("the music root is not there (a disk not mounted?)", path=root,
+                          hint="mount it, or give --music-root the folder your music lies in now")
     if not root.is_dir():
         raise ConfigError("the music root is not a folder", path=root,
                           hint="give --music-root the folder your music lies in")
@@ -204,7 +211,7 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
     remove_dead_temporaries(folder)   # of a run killed mid-write
     hashes = {name: _digest(text) for name, text in wanted.items()}
     for name in list(wanted):
-        why = _not_ours(folder / name, ours.get(name))
+        why = _not_ours(folder / name, ours.get(name), hashes[name])
         if why:
             report.left_alone.append((name, why))
             del wanted[name]
@@ -256,9 +263,13 @@ def _entry(row: FileRow, root: Path, prefix: str) -> str | None:
     return prefix + rel.replace(os.sep, "/")
 
 
-def _not_ours(path: Path, hashes: list[str] | None) -> str | None:
-    """Why ReFORM must not replace ``path`` (None: it may)."""
+def _not_ours(path: Path, hashes: list[str] | None, new: str) -> str | None:
+    """Why ReFORM must not replace ``path`` with the text of hash ``new`` (None: it may).  A file
+    the manifest does not name is taken in when it already holds that text (the playlists copied
+    without the manifest, a hidden file that `cp folder/*` leaves behind): writing changes nothing."""
     if not path.exists():
+        return None
+    if hashes is None and _hash_of(path) == new:
         return None
     if hashes is None:
         return "a file ReFORM does not manage has this name (yours, or one of its own you edited): " \
