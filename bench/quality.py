@@ -302,8 +302,10 @@ QUERY_TIME: dict[str, dict] = {
     **{f"diffusion20-near-first-spread{round(spread * 100):03d}":
        {"average": "diffusion-near", "neighbours": 20, "keep_nearest": True, "spread": spread}
        for spread in (0.8, 0.99)},
-    # the walk as recommendations rank: 20 links, fewer on a small library (space.walk_links)
+    # the walk as recommendations rank: 20 links, fewer on a small library (space.walk_links),
+    # weighted by the cosine to the power space.WALK_ALPHA; and with the cube it had first
     "walk": {"walk": WALK},
+    "walk-cube": {"walk": WALK, "alpha": 3.0},
 }
 CAP = 40   # epoch cap of the exploration runs (going on to the schedule's end changed nothing: cas-pre-80)
 
@@ -324,6 +326,27 @@ def make_folds(rows: list, group_of: dict[str, str], k: int) -> list[Fold]:
         members[min(range(k), key=lambda i: (sum(sizes[g] for g in members[i]), i))].append(group)
     return [Fold(i, sorted(m), [r for r in rows if group_of[r.hash] in m],
                  [r for r in rows if group_of[r.hash] not in m]) for i, m in enumerate(members)]
+
+
+def manifest_folds(lib: Library, manifests: list[str], k: int) -> tuple[list[Fold], dict[str, str]]:
+    """The k folds of the manifests' songs in the home, and each song's soundtrack by its hash
+    (a song in the home twice counted once); says how many songs of the manifests are missing."""
+    group_of_path = {os.path.realpath(r["path"]): r["group"] for m in manifests for r in read_manifest(m)}
+    rows = {}
+    for r in lib.songs():
+        if os.path.realpath(r.path) in group_of_path:
+            rows.setdefault(r.hash, r)
+    group_of = {h: group_of_path[os.path.realpath(r.path)] for h, r in rows.items()}
+    missing = len(set(group_of_path)) - len({os.path.realpath(r.path) for r in lib.songs()} & set(group_of_path))
+    if missing:
+        print(f"note: {missing} songs of the manifests are not in the home (scan their folders)")
+    return make_folds(sorted(rows.values(), key=lambda r: r.path), group_of, k), group_of
+
+
+def fold_order(fold: Fold, seed: int = 0) -> list:
+    """The fold's songs in the order every score and cache of the fold keeps them: shuffled,
+    so that ties do not follow the folders."""
+    return [fold.test[i] for i in np.random.default_rng(seed).permutation(len(fold.test))]
 
 
 def share_of(items: list, share: float, seed: list[int]) -> list:
@@ -480,8 +503,7 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
     the fold's songs are a share of them: another library)."""
     out = out or work
     results = out / "results"
-    order = np.random.default_rng(seed).permutation(len(fold.test))   # ties must not follow the folders
-    rows = [fold.test[i] for i in order]
+    rows = fold_order(fold, seed)
     labels = [group_of[r.hash] for r in rows]
     specs: list[dict[str, np.ndarray]] | None = None
     reference: list[Normaliser] = []   # the held-out models' normaliser, fitted on the fold's training songs
@@ -514,7 +536,9 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
     def score_query_time(name: str, vectors: dict[str, np.ndarray]) -> None:
         for variant, settings in QUERY_TIME.items():
             if not done(f"{name}@meanstd+{variant}"):
-                ranking = ((lambda v, kw=settings: space.walks(v, kw["walk"], WALK_POOL)) if "walk" in settings
+                ranking = ((lambda v, kw=settings: space.walks(v, kw["walk"], WALK_POOL,
+                                                               kw.get("alpha", space.WALK_ALPHA)))
+                           if "walk" in settings
                            else (lambda v, kw=settings: space.similarity(v, **kw)))
                 keep(f"{name}@meanstd+{variant}", score(vectors, labels, metric=ranking))
 
@@ -596,8 +620,7 @@ def peer_features(venvs: Path, name: str, script: str, paths: list[str], work: P
 def evaluate_peers(fold: Fold, labels_of: dict[str, str], features: dict[str, dict[str, np.ndarray]],
                    results: Path, seed: int = 0) -> None:
     """p@10 of each peer on the fold's songs (the peers see whole files: no same-song protocol)."""
-    order = np.random.default_rng(seed).permutation(len(fold.test))
-    rows = [fold.test[i] for i in order]
+    rows = fold_order(fold, seed)
     labels = [labels_of[r.hash] for r in rows]
     for name, (_, _, standardised) in PEERS.items():
         if name not in features or (results / name / f"fold{fold.index}.npz").exists():
@@ -693,18 +716,9 @@ def main() -> None:
         sys.exit(f"unknown methods: {', '.join(unknown)}")
     torch.set_num_threads(args.threads)
     work = Path(args.work).resolve()
-    group_of_path = {os.path.realpath(r["path"]): r["group"] for m in args.manifest for r in read_manifest(m)}
     with Library(args.home, create=False) as lib:
-        rows = {}
-        for r in lib.songs():
-            group = group_of_path.get(os.path.realpath(r.path))
-            if group is not None:
-                rows.setdefault(r.hash, r)
-        group_of = {h: group_of_path[os.path.realpath(r.path)] for h, r in rows.items()}
-        missing = len(set(group_of_path)) - len({os.path.realpath(r.path) for r in lib.songs()} & set(group_of_path))
-        if missing:
-            print(f"note: {missing} songs of the manifests are not in the home (scan their folders)")
-        folds = make_folds(sorted(rows.values(), key=lambda r: r.path), group_of, args.folds)
+        folds, group_of = manifest_folds(lib, args.manifest, args.folds)
+        rows = {r.hash: r for f in folds for r in f.test}
         work.mkdir(parents=True, exist_ok=True)
         (work / "folds.json").write_text(json.dumps({f.index: f.groups for f in folds}, indent=1))
         out = work

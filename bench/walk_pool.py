@@ -72,7 +72,7 @@ def walking(pool: int, links: int):
                 others = others[np.argsort(-sim[i, others], kind="stable")[:pool]]
             nodes = np.concatenate([[i], others])
             out[i, others] = space.similarity(vectors[nodes], average="diffusion-near", neighbours=links,
-                                              keep_nearest=True)[0, 1:]
+                                              alpha=space.WALK_ALPHA, keep_nearest=True)[0, 1:]
         return out
     return ranking
 

@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import quality  # noqa: E402
-from common import read_manifest, table  # noqa: E402
+from common import table  # noqa: E402
 
 from reform import Library  # noqa: E402
 from reform import evaluate as ev  # noqa: E402
@@ -138,17 +138,11 @@ def main() -> None:
     args = parser.parse_args()
     work, methods = Path(args.work).resolve(), args.methods.split(",")
     torch.set_num_threads(os.cpu_count() or 1)
-    group_of_path = {os.path.realpath(r["path"]): r["group"] for m in args.manifest for r in read_manifest(m)}
     results: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
     with Library(args.home, create=False) as lib:
-        rows = {}
-        for r in lib.songs():
-            if os.path.realpath(r.path) in group_of_path:
-                rows.setdefault(r.hash, r)
-        group_of = {h: group_of_path[os.path.realpath(r.path)] for h, r in rows.items()}
-        for fold in quality.make_folds(sorted(rows.values(), key=lambda r: r.path), group_of, args.folds):
-            order = np.random.default_rng(0).permutation(len(fold.test))   # bench/quality.py's order
-            songs = [fold.test[i] for i in order]
+        folds, group_of = quality.manifest_folds(lib, args.manifest, args.folds)
+        for fold in folds:
+            songs = quality.fold_order(fold)
             labels = [group_of[r.hash] for r in songs]
 
             def specs(songs=songs):

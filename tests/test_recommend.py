@@ -286,10 +286,10 @@ def test_the_walk_ranks_a_chain_of_close_songs_above_a_nearer_song_off_it_and_ke
 def test_the_walk_over_a_query_and_its_pool_is_the_bench_diffusion_of_that_song():
     """reform.space.walk over the rest of a library is the row of the library-wide diffusion
     (`diffusion-near`, nearest kept first) that docs/method.md measured."""
-    from reform.space import similarity, walk
+    from reform.space import WALK_ALPHA, similarity, walk
 
     x = np.random.default_rng(3).normal(size=(40, 6))
-    whole = similarity(x, average="diffusion-near", neighbours=5, keep_nearest=True)
+    whole = similarity(x, average="diffusion-near", neighbours=5, keep_nearest=True, alpha=WALK_ALPHA)
     for i in (0, 17):
         others = np.delete(np.arange(40), i)
         assert np.allclose(walk(x[i], x[others], 5), whole[i, others])

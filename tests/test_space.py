@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reform.errors import ConfigError
-from reform.space import (average_neighbours, csls, diffuse, fit_transform, mutual_proximity, neighbourhood,
+from reform.space import (WALK_ALPHA, average_neighbours, csls, diffuse, fit_transform, mutual_proximity, neighbourhood,
                           nearest_first, normal_cdf, similarity, walk, walk_links, walks)
 
 
@@ -163,9 +163,31 @@ def test_a_walk_over_few_songs_gets_fewer_links():
     assert walk_links(5, 1000) == 5 and walk_links(5, 3) == 5
     # through the walk and the evaluation's walks: a library of 40 songs walks with 10 links
     x = np.random.default_rng(5).normal(size=(40, 8))
-    ten = similarity(x, average="diffusion-near", neighbours=10, keep_nearest=True)
-    twenty = similarity(x, average="diffusion-near", neighbours=20, keep_nearest=True)
+    ten = similarity(x, average="diffusion-near", neighbours=10, keep_nearest=True, alpha=WALK_ALPHA)
+    twenty = similarity(x, average="diffusion-near", neighbours=20, keep_nearest=True, alpha=WALK_ALPHA)
     others = np.arange(1, 40)
     assert np.allclose(walk(x[0], x[others], 20), ten[0, others])
     assert not np.allclose(ten[0, others], twenty[0, others])
     assert np.allclose(walks(x, 20), ten)
+
+
+def test_the_walk_weighs_its_links_by_the_cosine_to_the_sixth_power():
+    """Known answer on a query and three songs, all linked to each other: the links weigh
+    max(cosine, 0) ** 6 (normalised by the square roots of their sums), the walk starts at the
+    query and along its links, goes on with probability 0.9, and keeps the nearest song first."""
+    assert WALK_ALPHA == 6.0
+    angles = np.array([0.0, 0.2, 0.6, 1.3])
+    x = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    cos = x @ x.T
+    links = np.maximum(cos, 0.0) ** 6
+    np.fill_diagonal(links, 0.0)
+    scale = 1.0 / np.sqrt(links.sum(1))
+    start = links[0].copy()
+    start[0] += 1.0
+    expected = np.linalg.solve(np.eye(4) - 0.9 * links * scale[:, None] * scale[None, :], start)[1:]
+    expected[0] = expected.max() + 1.0          # the nearest song by the cosine
+    assert np.allclose(walk(x[0], x[1:], 3), expected)
+    # the cube, the walk's first setting, gives the farthest song more of the score (0.51 of the
+    # second's, not 0.39)
+    cubed = walk(x[0], x[1:], 3, alpha=3.0)
+    assert cubed[2] / cubed[1] > expected[2] / expected[1]

@@ -51,6 +51,9 @@ TRANSFORMS = ("none", "centre", "zscore", "whiten")
 HUBNESS = ("none", "csls", "mp")
 AVERAGES = ("none", "queries", "all", "diffusion", "diffusion-near")
 ALPHA = 3.0   # neighbour averaging weighs each neighbour by its cosine to this power
+# the walk weighs its links more sharply: on music the model never heard, a song's nearest
+# links are the ones to trust (docs/method.md 7, "Sharper links for the walk")
+WALK_ALPHA = 6.0
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -187,14 +190,14 @@ def walk_links(neighbours: int, songs: int) -> int:
     return min(neighbours, max(10, songs // 6))
 
 
-def walk(query: np.ndarray, pool: np.ndarray, neighbours: int = 20, alpha: float = ALPHA,
+def walk(query: np.ndarray, pool: np.ndarray, neighbours: int = 20, alpha: float = WALK_ALPHA,
          spread: float = 0.9) -> np.ndarray:
     """The scores (P,) of the songs ``pool`` (P, D) for one ``query`` (D,): :func:`diffuse` with
     ``start="near"`` over the graph of the query and the pool, the query one of its songs, and the
     pool's nearest song by the cosine put first (as :func:`nearest_first` does).  A library's
     recommendations take the pool from the query's nearest songs, so the walk stays local:
     one linear solve of P + 1 unknowns, not the inverse over the whole library.  Each song gets
-    :func:`walk_links` links."""
+    :func:`walk_links` links, weighted by the cosine to the power :data:`WALK_ALPHA`."""
     x = unit(np.vstack([np.asarray(query, np.float64)[None], pool]))
     return _walk(x @ x.T, walk_links(neighbours, len(pool)), alpha, spread)
 
@@ -212,7 +215,7 @@ def _walk(sim: np.ndarray, neighbours: int, alpha: float, spread: float) -> np.n
     return scores
 
 
-def walks(vectors: np.ndarray, neighbours: int = 20, pool: int = 256, alpha: float = ALPHA,
+def walks(vectors: np.ndarray, neighbours: int = 20, pool: int = 256, alpha: float = WALK_ALPHA,
           spread: float = 0.9) -> np.ndarray:
     """Every song as a query against every song, scored as recommendations rank them: row i holds
     :func:`walk` from song i over its ``pool`` nearest other songs, and the songs beyond its pool
