@@ -868,6 +868,24 @@ def test_a_folder_inside_a_music_folder_can_be_passed_over_and_taken_back(tmp_pa
         assert sorted(Path(s.path).name for s in lib.songs()) == ["a.wav", "chapter 1.wav", "chapter 2.wav"]
 
 
+def test_a_song_analysed_by_a_killed_scan_is_not_called_a_copy(lib, music, capsys, monkeypatch):
+    """A scan killed after a song's spectrogram was stored and before the song was recorded left
+    that spectrogram, which the next scan reused: its summary called it a copy of known audio,
+    while `status` counted no duplicate."""
+    from reform import scan
+
+    def killed(*args):
+        raise KeyboardInterrupt   # the first song analysed, then the scan stops before recording it
+
+    monkeypatch.setattr(scan, "_record", killed)
+    assert lib.scan(music, jobs=1).interrupted and lib.songs() == []
+    monkeypatch.undo()
+    assert main(["--home", str(lib.home.path), "scan", "--no-embed"]) == 0
+    out = capsys.readouterr().out
+    assert "reused 1 (moved 0, same audio in place 0, copies of known audio 0, analysed before an interruption 1)" \
+        in out and lib.status()["duplicates"] == 0
+
+
 def test_status_tells_a_scan_that_did_not_end(lib, music, capsys):
     def interrupt(n):
         raise KeyboardInterrupt   # Ctrl-C after the first song

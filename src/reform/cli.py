@@ -281,9 +281,10 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         split = f" ({summary.analysed - summary.changed} new, {summary.changed} changed)" if summary.changed else ""
         print(f"analysed {plural(summary.analysed, 'song')}{split}, {_hours(summary.audio_seconds)} of audio, "
               f"in {summary.wall_seconds:.1f} s{rate}")
-        copies = summary.reused - summary.moved - summary.retagged
+        copies = summary.reused - summary.moved - summary.retagged - summary.resumed
+        resumed = f", analysed before an interruption {summary.resumed}" if summary.resumed else ""
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
-              f"same audio in place {summary.retagged}, copies of known audio {copies}), "
+              f"same audio in place {summary.retagged}, copies of known audio {copies}{resumed}), "
               f"removed {summary.removed}, failed {summary.failed}")
     if summary.kept:
         kept = len(summary.kept)

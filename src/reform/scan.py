@@ -99,6 +99,7 @@ class ScanSummary:
     changed: int = 0             # of those, files the library held at that path before, rewritten since
     reused: int = 0              # known audio under a new path (moved or copied) or new tags: no audio work
     retagged: int = 0            # of those, files rewritten in place with the same audio (new tags)
+    resumed: int = 0             # of those, audio no song held: analysed by a scan killed before it recorded it
     moved: int = 0
     unchanged: int = 0
     failed: int = 0              # failures found by this scan (new or changed files)
@@ -625,6 +626,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         with catalogue.transaction():
             home.add_roots([r for r in roots if r in before or r in holding])
     known = {row.path: row for row in catalogue.files()}
+    known_audio = {row.hash for row in known.values() if row.status == "ok" and row.hash}
     todo = library.plan(found.entries, found.problems, known, roots, home.spectrograms.feature_version,
                         retry_failed)
     # a disk mounted in a music folder, or linked into one (music/ext -> /media/disk), is a music
@@ -686,11 +688,11 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         for result in pool(todo.todo, home.spectrograms, audio_cfg, mel_cfg, jobs,
                            None if here else embedding, embedded):
             for ready in here.add(result) if here else [result]:
-                _record(home, ready, movable, moved, summary, known)
+                _record(home, ready, movable, moved, summary, known, known_audio)
                 if progress:
                     progress(1)
         for ready in here.flush() if here else []:
-            _record(home, ready, movable, moved, summary, known)
+            _record(home, ready, movable, moved, summary, known, known_audio)
             if progress:
                 progress(1)
     except KeyboardInterrupt:
@@ -766,9 +768,9 @@ class _EmbedHere:
 
 
 def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileRow]],
-            moved: set[str], summary: ScanSummary, known: dict[str, FileRow]) -> None:
+            moved: set[str], summary: ScanSummary, known: dict[str, FileRow], known_audio: set[str]) -> None:
     """Write one file's result into the catalogue and count it; ``known`` holds the rows the
-    catalogue had before the scan, by path."""
+    catalogue had before the scan, by path, and ``known_audio`` the hashes of their songs."""
     catalogue = home.catalogue
     entry = result.entry
     before = known.get(entry.path)
@@ -801,6 +803,9 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
     if result.reused:
         summary.reused += 1
         summary.retagged += before is not None and before.hash == result.info.hash
+        # a stored spectrogram of audio no song held (a moved song's did): a scan killed between
+        # writing it and recording the song
+        summary.resumed += result.info.hash not in known_audio
     else:
         summary.analysed += 1
         # (not one analysed again as it was: --reanalyse, --retry-failed, a repair)
