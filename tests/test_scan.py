@@ -884,6 +884,11 @@ def test_a_song_analysed_by_a_killed_scan_is_not_called_a_copy(lib, music, capsy
     out = capsys.readouterr().out
     assert "reused 1 (moved 0, same audio in place 0, copies of known audio 0, analysed before an interruption 1)" \
         in out and lib.status()["duplicates"] == 0
+    # in a new library, a copy found in the same scan as its original is a copy
+    shutil.copy(music / "Tone Band" / "Sines" / "02 Chord.flac", music / "Chord again.flac")
+    assert main(["--home", str(lib.home.path) + "-new", "scan", str(music), "--no-embed", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "reused 1 (moved 0, same audio in place 0, copies of known audio 1)" in out
 
 
 def test_status_tells_a_scan_that_did_not_end(lib, music, capsys):

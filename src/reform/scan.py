@@ -787,6 +787,7 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
             summary.failures.append(result)
             return
         candidates = movable.get(result.info.hash)
+        was_moved = bool(candidates)
         if candidates:
             old = candidates.pop()
             catalogue.move(old.path, entry.path, entry.size, entry.mtime_ns, result.tags)
@@ -802,13 +803,15 @@ def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileR
             summary.embedded += 1
     if result.reused:
         summary.reused += 1
-        summary.retagged += before is not None and before.hash == result.info.hash
-        # a stored spectrogram of audio no song held (a moved song's did): a scan killed between
-        # writing it and recording the song
-        summary.resumed += result.info.hash not in known_audio
+        retagged = before is not None and before.hash == result.info.hash
+        summary.retagged += retagged
+        # a stored spectrogram of audio no song held, nor a file recorded before it in this scan (a
+        # copy): a scan killed between writing it and recording the song
+        summary.resumed += not (was_moved or retagged) and result.info.hash not in known_audio
     else:
         summary.analysed += 1
         # (not one analysed again as it was: --reanalyse, --retry-failed, a repair)
         summary.changed += before is not None and (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns)
         summary.audio_seconds += result.info.duration
         summary.damaged += result.info.damage is not None
+    known_audio.add(result.info.hash)
