@@ -41,15 +41,25 @@ def test_write_m3u_returns_what_it_left_out(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["x.m3u8"]
 
 
-def test_relative_paths_through_a_linked_music_folder_stay_inside_it(tmp_path):
+def test_relative_paths_follow_links_on_both_sides(tmp_path):
     """With ~/Music a link to a disk, `-o ~/Music/Playlists/x.m3u8 --relative` wrote
     `../../../home/u/Music/...`: the playlist's folder was resolved through the link and the
-    songs' paths were not, so the playlist broke when the disk was mounted elsewhere."""
-    (tmp_path / "disk" / "Playlists").mkdir(parents=True)
+    songs' paths were not, so the playlist broke when the disk was mounted elsewhere.  Where the
+    playlist folder is the link, `..` leads out of the folder it links to, and the entry must too."""
+    (tmp_path / "disk" / "Album").mkdir(parents=True)
+    (tmp_path / "disk" / "Playlists").mkdir()
+    (tmp_path / "disk" / "Album" / "a.flac").write_bytes(b"")
     (tmp_path / "Music").symlink_to(tmp_path / "disk")
+    song = _row(str(tmp_path / "Music" / "Album" / "a.flac"))
     out = tmp_path / "Music" / "Playlists" / "x.m3u8"
-    write_m3u(out, [_row(str(tmp_path / "Music" / "Album" / "a.flac"))], relative=True)
-    assert out.read_text().splitlines()[2] == "../Album/a.flac"
+    write_m3u(out, [song], relative=True)
+    assert out.read_text().splitlines()[2] == "../Album/a.flac" and (out.parent / "../Album/a.flac").exists()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "disk" / "Lists").symlink_to(tmp_path / "elsewhere")
+    out = tmp_path / "Music" / "Lists" / "y.m3u8"
+    write_m3u(out, [song], relative=True)
+    entry = out.read_text().splitlines()[2]
+    assert entry == "../disk/Album/a.flac" and (out.parent / entry).exists()
 
 
 def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):

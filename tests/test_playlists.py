@@ -72,6 +72,17 @@ def test_radios_and_mixes_resolve_from_the_playlist_folder(setup, tmp_path):
     assert not list((tmp_path / "none").glob("*.m3u8"))
 
 
+def test_entries_reach_the_songs_from_a_playlist_folder_that_is_a_link(setup, tmp_path):
+    """A playlist folder linked to a folder two levels deeper: a player opening an entry goes
+    `..` out of the folder the link points to, so the way to the music root starts there."""
+    rec, rows, root = setup
+    (tmp_path / "a" / "b" / "lists").mkdir(parents=True)
+    (tmp_path / "lists").symlink_to(tmp_path / "a" / "b" / "lists")
+    report = pl.write_folder(tmp_path / "lists", [pl.radio(rec, rows["02 Chord"], 3)], root)
+    lines = entries(tmp_path / "lists" / report.written[0])
+    assert lines and all(os.path.isfile(os.path.join(tmp_path, "lists", e)) for e in lines)
+
+
 def test_never_touches_what_it_did_not_write(setup, tmp_path):
     rec, rows, root = setup
     folder = tmp_path / "lists"
@@ -116,18 +127,44 @@ def test_playlists_copied_without_their_manifest_are_taken_in_where_unchanged(se
     assert list(json.loads((copy / pl.MANIFEST).read_text())["files"]) == [names[0]]
 
 
-def test_a_run_whose_every_playlist_is_left_alone_fails(home, tmp_path, capsys):
-    """The README promises that a run that writes no playlist exits 1; one whose every playlist
-    was left alone (a file of the user's in its place) said so and exited 0."""
+def test_a_run_whose_every_playlist_is_left_alone_fails_and_changes_nothing(home, tmp_path, capsys):
+    """The README promises that a run that writes no playlist exits 1 and leaves the folder as it
+    was; one whose every playlist was left alone (a file of the user's in its place) said so,
+    exited 0 and removed the playlists no longer asked for."""
     out = tmp_path / "lists"
-    out.mkdir()
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "White"]) == 0
+    white = out / "ReFORM radio - Noise Crew - White.m3u8"
     mine = out / "ReFORM radio - Tone Band - Chord.m3u8"
     mine.write_text("#EXTM3U\nmy own list\n")
+    manifest = (out / pl.MANIFEST).read_text()
+    capsys.readouterr()
     assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord"]) == 1
     printed, err = capsys.readouterr()
-    assert f"left alone {mine.name}" in printed and "error: no playlist was written" in err
-    assert mine.read_text() == "#EXTM3U\nmy own list\n"
+    assert f"left alone {mine.name}" in printed and "error: no playlist was written, and the folder is left" in err
+    assert mine.read_text() == "#EXTM3U\nmy own list\n" and white.exists()
+    assert (out / pl.MANIFEST).read_text() == manifest
     assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--radio", "White"]) == 0
+
+
+def test_a_playlist_taken_back_and_changed_meanwhile_is_left_alone(setup, tmp_path, monkeypatch):
+    """A file taken back because it held what ReFORM would write, then edited by its owner before
+    ReFORM wrote the folder, was overwritten: the check and the write read it apart."""
+    rec, rows, root = setup
+    radio = pl.radio(rec, rows["02 Chord"], 3)
+    name = pl.write_folder(tmp_path / "lists", [radio], root).written[0]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / name).write_bytes((tmp_path / "lists" / name).read_bytes())
+    real = pl._write_manifest
+
+    def owner_edits_meanwhile(folder, files):
+        (copy / name).write_text("#EXTM3U\nmine.flac\n")
+        real(folder, files)
+    monkeypatch.setattr(pl, "_write_manifest", owner_edits_meanwhile)
+    report = pl.write_folder(copy, [radio], root)
+    assert report.left_alone == [(name, pl.EDITED)] and not report.written
+    assert (copy / name).read_text() == "#EXTM3U\nmine.flac\n"
+    assert json.loads((copy / pl.MANIFEST).read_text())["files"] == {}
 
 
 def test_an_interrupted_run_leaves_nothing_unrecognised(setup, tmp_path, monkeypatch):
@@ -324,20 +361,19 @@ def test_file_names_are_safe_and_distinct():
     assert pl.file_name(cut_after_dash, taken) == "x" * (pl.MAX_NAME - 3) + " (2).m3u8"
 
 
-def test_a_long_title_in_a_script_of_wide_letters_still_makes_a_file(tmp_path):
+def test_a_long_title_in_a_script_of_wide_letters_still_makes_a_file(setup, tmp_path):
     """A radio of a song titled in 120 Japanese letters stopped `reform playlists` with "File name
     too long": 120 letters of 3 bytes each, and the artist before them, are more than the 255
-    bytes a file name may have.  Names are cut to MAX_NAME_BYTES too, so even with " (2)" and
-    the extension they fit."""
+    bytes a file name may have.  Names are cut to MAX_NAME_BYTES too, so that with " (2)", the
+    extension and the temporary name a file is first written under they fit."""
+    rec, rows, root = setup
     title = "ReFORM radio - " + "アーティスト" * 10 + " - " + "曲" * 120
-    taken: set[str] = set()
-    first, second = pl.file_name(title, taken), pl.file_name(title, taken)
-    assert second == first.replace(".m3u8", " (2).m3u8")
-    for name in (first, second):
-        assert len(name.encode("utf-8")) <= pl.MAX_NAME_BYTES + len(" (2).m3u8") < 255
-        (tmp_path / name).write_text("#EXTM3U\n")   # the file system takes it
-    assert first.startswith("ReFORM radio - アーティスト") and len(first) < len(title)
-
+    report = pl.write_folder(tmp_path / "lists", [pl.Playlist(title, [rows["02 Chord"]]),
+                                                  pl.Playlist(title + "!", [rows["01 White"]])], root)
+    first, second = report.written
+    assert second == first.replace(".m3u8", " (2).m3u8") and first.startswith("ReFORM radio - アーティスト")
+    assert len(second.encode("utf-8")) <= pl.MAX_NAME_BYTES + len(" (2).m3u8") < 255
+    assert entries(tmp_path / "lists" / second) and len(first) < len(title)
 
 def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys, monkeypatch):
     """From cron: one --radio whose song left the library stopped every playlist's refresh

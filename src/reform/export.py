@@ -151,10 +151,12 @@ def check_playlist_name(out: str | os.PathLike) -> None:
 
 def write_m3u(out: str | os.PathLike, rows: list[FileRow], relative: bool = False) -> list[FileRow]:
     """Write an extended M3U playlist (UTF-8), paths relative to its folder if asked;
-    returns the songs left out (see :func:`m3u_text`).  The folder is taken as given, its links
-    not followed, as the songs' paths are: through a linked music folder the way back to the songs
-    is then the short one (``../Album/song.flac``, not out of the link and in again)."""
+    returns the songs left out (see :func:`m3u_text`).  Relative paths go from the playlist's real
+    folder to each song's real path, links followed on both sides, as the system follows them when
+    a player opens the entry (``..`` out of a linked folder leads out of the folder it links to)."""
     out = Path(out)
-    text, skipped = m3u_text(rows, os.path.dirname(os.path.abspath(out)) if relative else None)
+    real = os.path.realpath(os.path.dirname(os.path.abspath(out)))
+    text, skipped = m3u_text(rows, line=(lambda r: os.path.relpath(os.path.realpath(r.path), real)) if relative
+                             else None)
     write_text(out, text)
     return skipped

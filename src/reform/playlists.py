@@ -133,8 +133,9 @@ def file_name(title: str, taken: set[str], suffix: str = SUFFIX) -> str:
 
 
 def entry_prefix(folder: Path, root: Path) -> str:
-    """How the playlist folder reaches the music root: ``../`` when the folder is inside it."""
-    rel = os.path.relpath(root, folder)
+    """How the playlist folder reaches the music root: ``../`` when the folder is inside it; links
+    followed on both sides, as the system follows them when a player opens an entry."""
+    rel = os.path.relpath(os.path.realpath(root), os.path.realpath(folder))
     return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
@@ -215,16 +216,23 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
         if why:
             report.left_alone.append((name, why))
             del wanted[name]
+    if playlists and not wanted:   # every playlist left alone or empty: change nothing either
+        report.untouched = True
+        return report
     # the manifest first names both contents, so an interrupted run recognises every file
     _write_manifest(folder, {name: sorted(set(ours.get(name, [])) | {hashes.get(name, "")} - {""})
                              for name in set(ours) | set(wanted)})
     for name, text in wanted.items():
-        if _hash_of(folder / name) == hashes[name]:
+        now = _hash_of(folder / name)
+        if now == hashes[name]:
             report.unchanged.append(name)
+        elif name not in ours and now is not None:   # taken back, then changed by its owner meanwhile
+            report.left_alone.append((name, EDITED))
+            hashes[name] = ""
         else:
             _replace(folder / name, text)
             report.written.append(name)
-    kept = {name: [hashes[name]] for name in wanted}
+    kept = {name: [hashes[name]] for name in wanted if hashes[name]}
     for name in sorted(set(ours) - set(wanted)):
         if any(n == name for n, _ in report.left_alone):
             continue
@@ -265,11 +273,9 @@ def _entry(row: FileRow, root: Path, prefix: str) -> str | None:
 
 def _not_ours(path: Path, hashes: list[str] | None, new: str) -> str | None:
     """Why ReFORM must not replace ``path`` with the text of hash ``new`` (None: it may).  A file
-    the manifest does not name is taken in when it already holds that text (the playlists copied
-    without the manifest, a hidden file that `cp folder/*` leaves behind): writing changes nothing."""
-    if not path.exists():
-        return None
-    if hashes is None and _hash_of(path) == new:
+    that already holds that text is ReFORM's from then on, whether the manifest named it or not
+    (playlists copied without their manifest, a hidden file that `cp folder/*` leaves behind)."""
+    if not path.exists() or _hash_of(path) == new:   # writing changes nothing
         return None
     if hashes is None:
         return "a file ReFORM does not manage has this name (yours, or one of its own you edited): " \
