@@ -302,10 +302,10 @@ QUERY_TIME: dict[str, dict] = {
     **{f"diffusion20-near-first-spread{round(spread * 100):03d}":
        {"average": "diffusion-near", "neighbours": 20, "keep_nearest": True, "spread": spread}
        for spread in (0.8, 0.99)},
-    # the walk as recommendations rank: 20 links, fewer on a small library (space.walk_links),
-    # weighted by the cosine to the power space.WALK_ALPHA; and with the cube it had first
-    "walk": {"walk": WALK},
-    "walk-cube": {"walk": WALK, "alpha": 3.0},
+    # the walk as recommendations rank: 20 links, fewer on a small library (space.walk_links), weighted
+    # by the cosine to the power space.WALK_ALPHA, and to the cube it had first (named by the power, so
+    # that a cached result never stands for another power)
+    **{f"walk-power{alpha:g}": {"walk": WALK, "alpha": alpha} for alpha in sorted({3.0, space.WALK_ALPHA})},
 }
 CAP = 40   # epoch cap of the exploration runs (going on to the schedule's end changed nothing: cas-pre-80)
 
@@ -536,8 +536,7 @@ def evaluate_fold(lib: Library, fold: Fold, methods: list[str], work: Path, grou
     def score_query_time(name: str, vectors: dict[str, np.ndarray]) -> None:
         for variant, settings in QUERY_TIME.items():
             if not done(f"{name}@meanstd+{variant}"):
-                ranking = ((lambda v, kw=settings: space.walks(v, kw["walk"], WALK_POOL,
-                                                               kw.get("alpha", space.WALK_ALPHA)))
+                ranking = ((lambda v, kw=settings: space.walks(v, kw["walk"], WALK_POOL, kw["alpha"]))
                            if "walk" in settings
                            else (lambda v, kw=settings: space.similarity(v, **kw)))
                 keep(f"{name}@meanstd+{variant}", score(vectors, labels, metric=ranking))

@@ -138,8 +138,9 @@ def smaller(work: Path, methods: list[str]) -> str:
                  + ["as recommended against 20 links"], rows)
 
 
-def whole(home: Path, manifests: list[str]) -> str:
-    """The shipped model and its untrained network on every song of the manifests as one library."""
+def whole_vectors(home: Path, manifests: list[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every song of the manifests in the home (once each) as one library: the mean+std vectors of
+    the shipped model and of its untrained network (same normaliser, seed 0), and the soundtracks."""
     group = {os.path.realpath(r["path"]): r["group"] for m in manifests for r in read_manifest(m)}
     lib = Library(home, create=False, read_only=True)
     first: dict[str, object] = {}
@@ -161,6 +162,12 @@ def whole(home: Path, manifests: list[str]) -> str:
                                                     bundle.normaliser, embedder.window, embedder.hop)),
                       "meanstd", bundle.cfg.embedding_dim) for r in songs])
     lib.close()
+    return vectors, labels
+
+
+def whole(home: Path, manifests: list[str]) -> str:
+    """The shipped model and its untrained network on every song of the manifests as one library."""
+    vectors, labels = whole_vectors(home, manifests)
     rankings = {"plain cosine": "cosine",
                 "expansion, 2 songs": lambda v: space.similarity(v, average="queries", neighbours=2),
                 "walk as recommended": recommended}
@@ -172,7 +179,7 @@ def whole(home: Path, manifests: list[str]) -> str:
     rows = [[r, f"{got['shipped', r].mean():.3f}", paired(got["shipped", r], got["shipped", "plain cosine"]),
              f"{got['untrained', r].mean():.3f}", paired(got["shipped", r], got["untrained", r])]
             for r in rankings]
-    return (f"{len(songs)} songs, {len(set(labels))} soundtracks\n\n"
+    return (f"{len(labels)} songs, {len(set(labels))} soundtracks\n\n"
             + table(["ranking", "shipped p@10", "against its plain cosine", "untrained p@10",
                      "over the untrained network"], rows))
 
