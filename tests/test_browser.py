@@ -662,3 +662,31 @@ def test_a_song_clicked_while_the_server_is_down_says_that_it_does_not_answer(br
     pg.wait_for_selector("#player-msg:not([hidden])")
     assert "the ReFORM server does not answer" in pg.inner_text("#player-msg")
     pg.context.close()
+
+
+def test_a_job_is_stopped_from_the_page_and_a_training_asks_first(browser, showcase):
+    """A click on Train model started hours of training with no way to stop it but stopping the
+    server; the page now asks first, and Stop ends a running job at its next step."""
+    import time
+
+    from reform.web.app import create_app
+
+    def endless(home_, options, job):
+        while True:
+            job.advance(1)
+            time.sleep(0.01)
+
+    with ServerThread(create_app(showcase, runners={"scan": endless, "train": endless})) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.click("[data-tab=status]")
+        asked = []
+        pg.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        pg.click("[data-job=train]")                       # asked, and declined: nothing starts
+        assert asked and "Train a model on this library?" in asked[0]
+        pg.click("[data-job=scan]")
+        pg.click("#job-stop")
+        pg.wait_for_function("() => document.querySelector('#job').textContent.includes('stopped from the page')",
+                             timeout=30_000)
+        assert "scan failed" in pg.inner_text("#job")
+        assert not pg.is_disabled("[data-job=train]")      # the next job may start
+        pg.context.close()

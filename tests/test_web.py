@@ -571,6 +571,36 @@ def test_stopping_the_server_stops_the_running_job_at_its_next_step(home):
     assert job.hint == "no epoch had finished: start it again"      # nothing to resume yet
 
 
+def test_a_running_job_is_stopped_from_the_page(home):
+    """A training started from the page by mistake ran for hours: nothing but stopping the
+    server stopped it.  The page stops a job at its next step, keeping what it finished."""
+    def endless(home_, options, job):
+        while True:
+            job.advance(1)
+            time.sleep(0.01)
+
+    c = client_for(home, runners={"scan": endless})
+    started = c.post("/api/jobs/scan").json()
+    stopping = c.post(f"/api/jobs/{started['id']}/stop")
+    assert stopping.status_code == 202 and stopping.json()["phase"] == "stopping after its current step"
+    job = _wait(c, started["id"])
+    assert job["state"] == "failed" and job["error"] == "stopped from the page" and job["done"] > 0
+    again = c.post(f"/api/jobs/{started['id']}/stop")
+    assert again.status_code == 409 and "has ended already" in error_of(again)
+    assert c.post("/api/jobs/99/stop").status_code == 404
+    assert c.post("/api/jobs/scan").status_code == 202             # the next job may start
+
+
+def test_a_training_named_as_a_run_that_trained_is_refused_at_once(home):
+    """The job was started (202) and failed at once with "a run named tiny has trained already"."""
+    c = client_for(home)
+    with Library(home, create=False) as lib:
+        taken = lib.runs()[0].name
+    r = c.post("/api/jobs/train", json={"name": taken})
+    assert r.status_code == 409 and f"a run named {taken} has trained already" in error_of(r)
+    assert "--resume --name" in r.json()["hint"] and c.get("/api/jobs").json() == []
+
+
 @pytest.mark.parametrize("body", [{"max_epochs": 0}, {"max_epochs": "many"}, {"max_epochs": True},
                                   {"max_epochs": "3"}, {"max_epochs": 2.5}, {"name": "../evil"},
                                   {"name": "a/b"}, {"name": ""}, {"name": 7}])

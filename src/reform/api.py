@@ -300,6 +300,13 @@ class Library:
         """The folder of a training run: the named one, else the newest (resume) or a new one."""
         return self.models.run_folder(name, resume=resume)
 
+    def new_run_folder(self, name: str | None = None) -> Path:
+        """The folder a new run of both phases would train in; TrainError, before any work, when a
+        run of that name has trained already."""
+        folder = self.run_folder(name)
+        _refuse_to_overwrite(RunFiles(folder), "all")
+        return folder
+
     def train(self, *, name: str | None = None, phase: str = "all", resume: bool = False,
               model_cfg=None, train_cfg=None, init=None, callback=None,
               max_epochs: int | None = None, threads: int | None = None, precision: str | None = None,

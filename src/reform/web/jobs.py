@@ -53,7 +53,8 @@ class Job:
     error: str | None = None
     hint: str | None = None
     log: list[str] = field(default_factory=list)
-    stopping: bool = False             # the server is stopping: the work stops at its next step
+    stopping: str = ""                 # why the work stops at its next step (the server stops, or
+                                       # the page stopped it); "" while it goes on
 
     def note(self, line: str) -> None:
         self.log.append(line)
@@ -65,7 +66,7 @@ class Job:
 
     def check(self) -> None:
         """Stop the work here, as Ctrl-C stops the command (each kind keeps what it finished),
-        when the server is stopping."""
+        when the server is stopping or the page asked."""
         if self.stopping:
             raise KeyboardInterrupt
 
@@ -92,7 +93,7 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
         job.phase = "looking for new, changed and removed files"
         s = lib.scan(embed=True, on_start=start, on_step=job.advance)
     if s.interrupted:
-        return f"stopped with the server: {s.analysed} files analysed and kept; the next scan goes on"
+        return f"{job.stopping}: {s.analysed} files analysed and kept; the next scan goes on"
     passed = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
     if s.unnamed:
         passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {listing(s.unnamed)}"
@@ -144,7 +145,7 @@ def run_train(home: Path, options: dict, job: Job) -> str:
         init = lib.default_start()
         if init is not None:
             job.note(f"fine-tuning the shipped model, as on every library of fewer than {FINE_TUNE_BELOW} songs")
-        folder = lib.run_folder(options.get("name"))   # named now, to say how to go on if stopped
+        folder = lib.new_run_folder(options.get("name"))   # named now, to say how to go on if stopped
         try:
             result = lib.train(name=folder.name, train_cfg=train_cfg, callback=event, init=init)
         except KeyboardInterrupt:
@@ -161,8 +162,8 @@ def run_train(home: Path, options: dict, job: Job) -> str:
 
 
 RUNNERS: dict[str, Runner] = {"scan": run_scan, "embed": run_embed, "train": run_train}
-# how to go on with a job stopped with the server (a scan says so in its summary, a training
-# run in its hint)
+# how to go on with a job stopped with the server or from the page (a scan says so in its summary,
+# a training run in its hint)
 STOPPED_HINTS = {"embed": "the songs embedded are kept: start it again to go on"}
 
 
@@ -215,9 +216,17 @@ class Jobs:
         job = self.running()
         if job is None:
             return None
-        job.stopping = True
+        job.stopping = job.stopping or "stopped with the server"
         self.threads[job.id].join(timeout)
         return job
+
+    def cancel(self, job: Job) -> None:
+        """Ask the running ``job`` to stop at its next step, keeping what it finished (a training
+        started by mistake from the page would otherwise run for hours); Busy if it has ended."""
+        if job.state != "running":
+            raise Busy(f"the {job.kind} has ended already", hint="nothing to stop")
+        job.stopping = job.stopping or "stopped from the page"
+        job.phase = "stopping after its current step"
 
     def _run(self, job: Job, runner: Runner) -> None:
         state = "failed"
@@ -225,7 +234,7 @@ class Jobs:
             job.summary = runner(self.home, job.options, job)
             state = "done"
         except KeyboardInterrupt:
-            job.error = "stopped with the server"
+            job.error = job.stopping or "stopped with the server"
             job.hint = job.hint or STOPPED_HINTS.get(job.kind)
         except ReformError as exc:
             job.error, job.hint = str(exc), exc.hint

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..api import Library
 from ..errors import EmbedError
 from ..export import m3u_text
 from ..home import RUN_NAME
@@ -357,6 +358,17 @@ def _start(request: Request, kind: str, options: dict):
     return JSONResponse(_jobs(request).view(started), status_code=202)
 
 
+@router.post("/jobs/{job_id}/stop", status_code=202, response_model=JobInfo,
+             responses={404: ERRORS[404], 409: ERRORS[409]},
+             summary="Stop a running job at its next step, keeping what it finished")
+def stop_job(request: Request, job_id: int):
+    found = _jobs(request).get(job_id)
+    if found is None:
+        raise HTTPException(404, f"no job has the id {job_id}")
+    _jobs(request).cancel(found)   # Busy (409) when it has ended
+    return JSONResponse(_jobs(request).view(found), status_code=202)
+
+
 @router.post("/jobs/scan", status_code=202, response_model=JobInfo, responses={409: ERRORS[409]},
              summary="Rescan the library's folders (new, changed and removed files)")
 def start_scan(request: Request):
@@ -372,7 +384,11 @@ def start_embed(request: Request):
 @router.post("/jobs/train", status_code=202, response_model=JobInfo, responses={409: ERRORS[409]},
              summary="Train a model on the library (it becomes the active model)")
 def start_train(request: Request, options: TrainOptions | None = Body(None)):
-    return _start(request, "train", (options or TrainOptions()).model_dump(exclude_none=True))
+    options = (options or TrainOptions()).model_dump(exclude_none=True)
+    if options.get("name"):   # a name taken by a run that trained: refused now (409), not by the job
+        with Library(_jobs(request).home, create=False, read_only=True) as lib:
+            lib.new_run_folder(options["name"])
+    return _start(request, "train", options)
 
 
 def static_dir() -> Path:

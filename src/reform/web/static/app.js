@@ -717,8 +717,10 @@
     bar.firstChild.style.width = `${running ? (frac ?? 0) * 100 : 100}%`;
     const counter = job.total ? `${job.done.toLocaleString()} / ${job.total.toLocaleString()} ${job.unit}` : "";
     const label = running ? `${job.kind}: ${job.phase}` : job.state === "done" ? `${job.kind} finished` : `${job.kind} failed`;
-    fill(box, 
-      h("div", { class: "phase" }, h("span", { text: label }), h("span", { class: "muted", text: counter })),
+    const stop = running ? h("button", { class: "ghost", type: "button", id: "job-stop", text: "Stop",
+      title: "Stop at the next step; what is finished is kept", onclick: () => stopJob(job.id) }) : null;
+    fill(box,
+      h("div", { class: "phase" }, h("span", { text: label }), h("span", { class: "muted", text: counter }), stop),
       bar,
       job.state === "done" ? h("div", { class: "muted", text: job.summary }) : null,
       job.state === "failed" ? h("div", { class: "err" }, job.error, job.hint ? h("div", { class: "muted", text: job.hint }) : null) : null,
@@ -730,10 +732,19 @@
   }
 
   async function startJob(kind) {
+    if (kind === "train" && !window.confirm("Train a model on this library? This takes from minutes to hours; "
+        + "the page stays usable, and Stop ends it keeping its finished epochs.")) return;
     try {
       S.job = await api(`/api/jobs/${kind}`, { method: "POST", body: {} });
       renderJob();
       setTimeout(refreshStatus, 300);
+    } catch (e) { fail(e); }
+  }
+
+  async function stopJob(id) {
+    try {
+      S.job = await api(`/api/jobs/${id}/stop`, { method: "POST", body: {} });
+      renderJob();
     } catch (e) { fail(e); }
   }
 
