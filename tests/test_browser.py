@@ -299,9 +299,11 @@ def test_mix_playlist_reorder_and_export(page, tmp_path):
     out = tmp_path / "mix.m3u8"
     info.value.save_as(out)
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "#EXTM3U" and len(lines) == 1 + 2 * 9
+    assert lines[0] == "#EXTM3U" and len(lines) == 1 + 2 * (2 + 9)
     titles = page.locator("#playlist li .t").all_inner_texts()
-    assert [line.split(" - ", 1)[1] for line in lines[1::2]] == titles
+    seeds = page.locator("#seeds .chip").all_inner_texts()     # the mix's songs first, as the CLI's -o
+    assert [line.split(" - ", 1)[1] for line in lines[1::2]][2:] == titles
+    assert all(any(line.split(" - ", 1)[1] in chip for chip in seeds) for line in lines[1:5:2])
     assert page.errors == []
 
 

@@ -320,8 +320,14 @@ def test_mix_playlist_and_m3u_export(client, ids):
     assert len(mix["items"]) == 2 and not set(seeds) & {s["id"] for s in mix["items"]}
     twice = client.get("/api/mix", params={"seed": seeds + seeds[:1], "n": 2}).json()
     assert [s["id"] for s in twice["seeds"]] == seeds and twice["items"] == mix["items"]
-    playlist = client.get("/api/playlist", params={"seed": seeds, "length": 3}).json()["items"]
-    assert len(playlist) == 3 and all("flow" in s for s in playlist)
+    answer = client.get("/api/playlist", params={"seed": seeds, "length": 3}).json()
+    playlist = answer["items"]
+    assert len(playlist) == 3 and all("flow" in s for s in playlist) and answer["notes"] == []
+    # a shorter list than asked for says why, as the command line does (the page shows the notes)
+    short = client.get("/api/playlist", params={"seed": seeds, "length": 50}).json()
+    assert short["notes"] == [f"{len(short['items'])} of the 50 songs asked for: the library has no more"]
+    alone = client.get("/api/mix", params={"seed": seeds, "n": 50, "max_per_artist": 1}).json()
+    assert alone["notes"] == [f"{len(alone['items'])} of the 50 songs asked for: the filters leave no more"]
     r = client.get("/api/playlist", params={"seed": seeds, "n": 3})   # its length is `length`
     assert r.status_code == 422 and "unknown query parameter n (this route takes: " in error_of(r)
     assert "length" in error_of(r)
@@ -484,7 +490,7 @@ def test_a_song_waiting_for_its_embedding_is_listed_not_recommended(trained, tmp
     assert r.status_code == 409 and "no embedding yet" in error_of(r) and "reform embed" in r.json()["hint"]
     assert row.id not in c.get("/api/map").json()["ids"]
     chord = next(s["id"] for s in c.get("/api/songs").json()["items"] if s["title"] == "Chord")
-    answer = c.get(f"/api/songs/{chord}/similar").json()
+    answer = c.get(f"/api/songs/{chord}/similar?n=3").json()   # the 3 other songs with an embedding
     assert row.id not in [s["id"] for s in answer["items"]]
     assert answer["notes"] == ["1 song has no embedding yet and is left out; run `reform embed`"]
 
@@ -492,14 +498,14 @@ def test_a_song_waiting_for_its_embedding_is_listed_not_recommended(trained, tmp
 def test_recommendations_say_when_the_embeddings_are_another_models(trained, tmp_path, client, ids):
     """After `reform use` of another model the API went on answering from the old embeddings,
     where the command line notes it beside every answer."""
-    assert client.get(f"/api/songs/{ids['Chord']}/similar").json()["notes"] == []
+    assert client.get(f"/api/songs/{ids['Chord']}/similar?n=4").json()["notes"] == []
     home = tmp_path / "home"
     shutil.copytree(trained, home)
     with Library(home) as lib:
         lib.use("shipped")
     c = client_for(home)
-    for url in (f"/api/songs/{ids['Chord']}/similar", f"/api/mix?seed={ids['Chord']}",
-                f"/api/playlist?seed={ids['Chord']}"):
+    for url in (f"/api/songs/{ids['Chord']}/similar?n=4", f"/api/mix?seed={ids['Chord']}&n=4",
+                f"/api/playlist?seed={ids['Chord']}&length=4"):
         answer = c.get(url).json()
         assert answer["items"] and answer["notes"] == [
             "the embeddings come from another model than the active one; run `reform embed` to bring them up to date"]

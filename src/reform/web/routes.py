@@ -184,10 +184,14 @@ def _seeds(request: Request, ids: list[int]):
     return rec, rows, [rec.seed_of(r) for r in rows]
 
 
-def _answered(request: Request, rows, recs) -> JSONResponse:
-    """Recommendations from the seeds ``rows``, with the notes the command line prints beside them."""
-    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs),
-                         "notes": _state(request).notes()})
+def _answered(request: Request, rows, recs, wanted: int, filters: Filters) -> JSONResponse:
+    """Recommendations from the seeds ``rows``, with the notes the command line prints beside them
+    (``wanted``: how many were asked for, which a shorter list says, as the command line does)."""
+    notes = _state(request).notes()
+    if recs and len(recs) < wanted:   # none at all: the page says so itself
+        why = "the filters leave" if filters.active else "the library has"
+        notes.append(f"{len(recs)} of the {wanted} songs asked for: {why} no more")
+    return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs), "notes": notes})
 
 
 MaxPerArtist = Query(None, ge=1, le=1000, description="at most this many songs per artist")
@@ -273,8 +277,9 @@ def similar(request: Request, song_id: int, n: int = Query(10, ge=1, le=500),
             exclude_same_artist: bool = False, exclude_same_album: bool = False,
             max_per_artist: int | None = MaxPerArtist):
     rec, rows, seeds = _seeds(request, [song_id])
-    recs = rec.similar(seeds[0], n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return _answered(request, rows, recs)
+    filters = _filters(exclude_same_artist, exclude_same_album, max_per_artist)
+    recs = rec.similar(seeds[0], n, filters)
+    return _answered(request, rows, recs, n, filters)
 
 
 @router.get("/mix", response_model=Recommendations, responses=ERRORS,
@@ -283,8 +288,9 @@ def mix(request: Request, seed: list[int] = Query(..., min_length=1, max_length=
         n: int = Query(10, ge=1, le=500), exclude_same_artist: bool = False,
         exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
     rec, rows, seeds = _seeds(request, seed)
-    recs = rec.mix(seeds, n, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return _answered(request, rows, recs)
+    filters = _filters(exclude_same_artist, exclude_same_album, max_per_artist)
+    recs = rec.mix(seeds, n, filters)
+    return _answered(request, rows, recs, n, filters)
 
 
 @router.get("/playlist", response_model=Recommendations, responses=ERRORS,
@@ -293,8 +299,9 @@ def playlist(request: Request, seed: list[int] = Query(..., min_length=1, max_le
              length: int = Query(20, ge=1, le=500), exclude_same_artist: bool = False,
              exclude_same_album: bool = False, max_per_artist: int | None = MaxPerArtist):
     rec, rows, seeds = _seeds(request, seed)
-    recs = rec.playlist(seeds, length, _filters(exclude_same_artist, exclude_same_album, max_per_artist))
-    return _answered(request, rows, recs)
+    filters = _filters(exclude_same_artist, exclude_same_album, max_per_artist)
+    recs = rec.playlist(seeds, length, filters)
+    return _answered(request, rows, recs, length, filters)
 
 
 @router.get("/export.m3u", response_class=Response, responses={404: ERRORS[404]},

@@ -509,9 +509,11 @@
       const data = await api(`/api/playlist?${query}`);
       S.playlist = data.items;
       S.queue = null;
+      // a shorter playlist than asked for, or embeddings from another model, said as the command line says them
+      const notes = data.items.length ? data.notes : [nothingElse(data.seeds.length)];
       const empty = $("#playlist-empty");
-      empty.hidden = data.items.length > 0;
-      empty.textContent = nothingElse(data.seeds.length);
+      empty.hidden = notes.length === 0;
+      empty.textContent = notes.join(" ");
       renderPlaylist();
       drawMap();
     } catch (e) { fail(e); } finally { button.disabled = S.seeds.length === 0; }
@@ -524,7 +526,9 @@
     const total = S.playlist.reduce((t, s) => t + (s.duration || 0), 0);
     $("#playlist-info").textContent = S.playlist.length ? `${plural(S.playlist.length, "song")}, ${clock(total)}` : "";
     const exp = $("#playlist-export");
-    exp.href = S.playlist.length ? `/api/export.m3u?name=reform-mix&${S.playlist.map((s) => `id=${s.id}`).join("&")}` : "#";
+    // the file starts with the songs of the mix, as `reform playlist -o` starts with its seeds
+    const ids = [...new Set([...S.seeds, ...S.playlist.map((s) => s.id)])];
+    exp.href = S.playlist.length ? `/api/export.m3u?name=reform-mix&${ids.map((id) => `id=${id}`).join("&")}` : "#";
     exp.classList.toggle("disabled", !S.playlist.length);
     saveMix();  // every change of the playlist is drawn here: kept for a reload here too
     refill(list, S.playlist.map((s, i) => h("li", {
