@@ -281,6 +281,10 @@ def test_no_request_reads_a_file_outside_the_catalogue(tmp_path, trained):
     copy.unlink()
     r = c.get(f"/api/songs/{song_id}/audio")
     assert r.status_code == 404 and "no longer where it was scanned" in error_of(r)
+    copy.parent.rename(tmp_path / "unmounted")          # its folder away: not a reason to scan again
+    r = c.get(f"/api/songs/{song_id}/audio")
+    assert r.status_code == 404 and "the file's folder is not there (a disk not mounted" in error_of(r)
+    assert "once it is back the song plays" in r.json()["hint"]
     lib.close()
 
 
@@ -312,6 +316,18 @@ def test_similar_songs_with_scores_and_filters(client, ids):
     other = client.get(f"/api/songs/{ids['White']}/similar",
                        params={"exclude_same_artist": True, "n": 3}).json()["items"]
     assert {s["artist"] for s in other} == {"Tone Band"}
+
+
+def test_scores_reach_the_page_to_enough_decimals_to_round_as_the_command_line(home):
+    """The API rounded scores to 4 decimals and the page to 3: 0.54454 showed as 0.544 on the page
+    and 0.545 in `reform similar`."""
+    from reform.recommend import Recommendation
+    from reform.web.routes import _scored
+
+    with Library(home, create=False) as lib:
+        row = lib.songs()[0]
+    item = _scored([Recommendation(row, 0.54454, 0.8123449)])[0]
+    assert f"{item['score']:.3f}" == f"{0.54454:.3f}" == "0.545" and item["flow"] == 0.812345
 
 
 def test_mix_playlist_and_m3u_export(client, ids):

@@ -76,6 +76,10 @@ def open_checked(row: FileRow):
         # O_NONBLOCK: should a FIFO appear between the check and the open, it must not block
         f = os.fdopen(os.open(row.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
     except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(row.path)):   # its folder away: most often a disk not mounted
+            raise Unavailable(404, "the file's folder is not there (a disk not mounted, or the music moved?)",
+                              hint="once it is back the song plays; music moved for good: `reform scan` its "
+                                   "new folder") from None
         raise Unavailable(404, "the file is no longer where it was scanned",
                           hint="run `reform scan` to update the library") from None
     except OSError as exc:

@@ -14,7 +14,7 @@
   const S = {
     songs: [], byId: new Map(), view: [], genres: [],
     query: "", genre: "", artist: null, album: null, sort: { key: "artist", desc: false },
-    current: null, cursor: -1, similar: [], seeds: [], playlist: [], queue: null, triedWav: false,
+    current: null, cursor: -1, similar: [], seeds: [], playlist: [], queue: null, triedWav: false, away: null,
     status: null, revision: null, songsLoadedAt: 0, mapModel: null, job: null, failuresFor: null,
     tab: "similar", mixRestored: false,
   };
@@ -162,7 +162,8 @@
   }
 
   function retryPlayer() {
-    // The scan may have found the file again: the player forgets its error and loads it anew.
+    // The scan may have found the file again, or its folder is back: the player forgets its error
+    // and loads it anew.
     const msg = $("#player-msg");
     if (msg.hidden) return;
     msg.hidden = true;
@@ -262,7 +263,8 @@
       h("span", { class: "col-album", text: s.album || "—" }),
       h("span", { class: "col-year num", text: s.year || "" }),
       h("span", { class: "col-time num", text: clock(s.duration) }),
-      h("button", { class: `add${seeds.has(s.id) ? " in" : ""}`, "data-add": s.id, title: seeds.has(s.id) ? "Remove from the mix" : "Add to the mix", text: seeds.has(s.id) ? "✓" : "+" }));
+      // out of the tab order: the table's own keys add the row under the cursor (+)
+      h("button", { class: `add${seeds.has(s.id) ? " in" : ""}`, "data-add": s.id, tabindex: -1, title: seeds.has(s.id) ? "Remove from the mix (+)" : "Add to the mix (+)", text: seeds.has(s.id) ? "✓" : "+" }));
       row.style.top = `${i * ROW}px`;
       rows.push(row);
     }
@@ -300,8 +302,9 @@
     const saved = savedMix();
     const known = (id) => Number.isInteger(id) && S.byId.has(id);
     S.seeds = [...new Set(saved.seeds.filter(known))];
-    S.playlist = saved.playlist.filter((p) => p && known(p.id))
-      .map((p) => ({ ...S.byId.get(p.id), score: Number(p.score) || 0, flow: typeof p.flow === "number" ? p.flow : null }));
+    const kept = saved.playlist.filter((p) => p && Number.isInteger(p.id));
+    S.playlist = kept.map((p, i) => ({ ...S.byId.get(p.id), id: p.id, score: Number(p.score) || 0,
+      flow: typeof p.flow === "number" ? p.flow : null, prev: i ? kept[i - 1].id : null })).filter((p) => known(p.id));
     S.mixRestored = true;
     const lost = saved.seeds.length + saved.playlist.length - S.seeds.length - S.playlist.length;
     if (lost) toast(`${plural(lost, "song")} of the mix ${lost === 1 ? "is" : "are"} no longer in the library`, null, "info");
@@ -382,6 +385,7 @@
     const msg = $("#player-msg");
     msg.textContent = why;
     msg.hidden = false;
+    S.away = why.includes("folder is not there") ? id : null;
     if (S.queue == null) return;
     // Play all goes on with the next song; the error stays in view a moment, and in a toast
     toast(`skipped ${S.byId.get(id).title}: ${why}`, null, "info");
@@ -507,7 +511,7 @@
     button.disabled = true;
     try {
       const data = await api(`/api/playlist?${query}`);
-      S.playlist = data.items;
+      S.playlist = data.items.map((s, i, all) => ({ ...s, prev: i ? all[i - 1].id : null }));
       S.queue = null;
       // a shorter playlist than asked for, or embeddings from another model, said as the command line says them
       const notes = data.items.length ? data.notes : [nothingElse(data.seeds.length)];
@@ -530,6 +534,9 @@
     const ids = [...new Set([...S.seeds, ...S.playlist.map((s) => s.id)])];
     exp.href = S.playlist.length ? `/api/export.m3u?name=reform-mix&${ids.map((id) => `id=${id}`).join("&")}` : "#";
     exp.classList.toggle("disabled", !S.playlist.length);
+    // a song's ↝ is its similarity to the song it followed when the playlist was made: gone once
+    // a move or a removal gives it another one before it
+    S.playlist.forEach((s, i) => { if (s.prev !== (i ? S.playlist[i - 1].id : null)) s.flow = null; });
     saveMix();  // every change of the playlist is drawn here: kept for a reload here too
     refill(list, S.playlist.map((s, i) => h("li", {
       class: `item${s.id === S.current ? " current" : ""}`, draggable: "true", "data-index": i, "data-id": s.id,
@@ -537,7 +544,7 @@
     h("span", { class: "handle", title: "drag to reorder", text: "⋮⋮" }),
     h("span", { class: "rank", text: i + 1 }),
     h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
-    h("span", { class: "flow", title: "similarity to the previous song", text: s.flow != null ? `↝ ${s.flow.toFixed(2)}` : "" }),
+    h("span", { class: "flow", title: i ? "similarity to the previous song" : "similarity to the first song of the mix", text: s.flow != null ? `↝ ${s.flow.toFixed(2)}` : "" }),
     h("span", { class: "moves" },
       h("button", { title: "move up", "data-move": "-1", text: "↑" }),
       h("button", { title: "move down", "data-move": "1", text: "↓" }),
@@ -611,6 +618,13 @@
     const first = S.status == null;
     const modelChanged = !first && st.embeddings.model !== S.status.embeddings.model;
     S.status = st;
+    // a song whose folder was away (a disk not mounted) plays once its first byte can be read again
+    if (S.away != null && S.away === S.current) {
+      const id = S.away;
+      fetch(`/api/songs/${id}/audio`, { headers: { Range: "bytes=0-0" } }).then((r) => {
+        if (r.ok && S.away === id && S.current === id) { S.away = null; retryPlayer(); }
+      }).catch(() => {});
+    }
     const jobFinished = S.job && S.job.state === "running" && (!st.job || st.job.id !== S.job.id);
     if (st.job) S.job = st.job;
     if (jobFinished) {
