@@ -738,3 +738,25 @@ def test_a_song_whose_folder_was_away_plays_once_it_is_back(browser, trained, tm
         pg.wait_for_selector("#player-msg", state="hidden", timeout=20_000)   # the next status poll
         pg.wait_for_function("() => document.querySelector('#player').readyState >= 1")
         pg.context.close()
+
+
+def test_the_status_tab_counts_another_models_embeddings_as_waiting(browser, trained, tmp_path):
+    """After `reform use shipped` the tab said "5 embedded, 0 waiting for embedding" beside a
+    banner saying every embedding is another model's, and sent the user to `reform evaluate`
+    for a table it cannot fill for the shipped model."""
+    from reform import Library
+    from reform.web.app import create_app
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    with Library(home) as lib:
+        lib.use("shipped")
+    with ServerThread(create_app(home)) as server:
+        pg = open_page(browser, server.url + "/")
+        pg.click("[data-tab=status]")
+        pg.wait_for_selector("#stats .stat")
+        stats = pg.inner_text("#stats")
+        assert "embedded by another model" in stats and "5\nwaiting for embedding" in stats
+        assert "measures the shipped model on this library and prints its figures" in pg.inner_text("#model-card")
+        assert pg.errors == []
+        pg.context.close()

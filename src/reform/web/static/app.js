@@ -683,8 +683,12 @@
       stat(st.songs.toLocaleString(), "songs"), st.hours < 1 ? stat((st.hours * 60).toFixed(0), "minutes of audio") : stat(st.hours.toFixed(1), "hours of audio"),
       stat(st.failed.toLocaleString(), "failed files", st.failed ? "bad" : ""),
       stat(st.duplicates.toLocaleString(), "duplicate files"),
-      stat(emb.songs.toLocaleString(), "embedded", emb.songs ? "" : "warn"),
-      stat(emb.missing.toLocaleString(), "waiting for embedding", emb.missing ? "warn" : ""));
+      // embeddings of another model than the active one (after `reform use`): every song waits for `embed`
+      ...(m.name && emb.songs && !m.embeddings_current
+        ? [stat(emb.songs.toLocaleString(), "embedded by another model", "warn"),
+          stat((emb.songs + emb.missing).toLocaleString(), "waiting for embedding", "warn")]
+        : [stat(emb.songs.toLocaleString(), "embedded", emb.songs ? "" : "warn"),
+          stat(emb.missing.toLocaleString(), "waiting for embedding", emb.missing ? "warn" : "")]));
     renderModel(m, emb);
     renderJob();
     if (S.tab === "status" && S.failuresFor !== st.revision) loadFailures();
@@ -717,7 +721,9 @@
         h("table", { class: "eval" }, h("tr", {}, h("th", { text: "method" }), ...cols.map((c) => h("th", { text: names[c] }))),
           ...rows.map(([name, r]) => h("tr", {}, h("td", { text: name }), ...cols.map((c) => h("td", { class: r[c] != null && shown(r[c]) === best[c] ? "best" : "", text: shown(r[c]) }))))));
     } else {
-      children.push(h("div", { class: "muted" }, "No evaluation beside this model yet: ", h("code", { text: cmd("evaluate") }), " keeps one beside a model trained in this home."));
+      children.push(m.name === "shipped"   // its folder belongs to the installation: nothing is kept there
+        ? h("div", { class: "muted" }, h("code", { text: cmd("evaluate") }), " measures the shipped model on this library and prints its figures; they are kept, and shown here, beside a model trained in this home.")
+        : h("div", { class: "muted" }, "No evaluation beside this model yet: ", h("code", { text: cmd("evaluate") }), " keeps one beside a model trained in this home."));
     }
     fill(card, ...children);
   }
