@@ -623,6 +623,8 @@ def test_a_button_the_tab_key_reaches_can_be_seen(page):
     page.fill("#search", "chord")
     page.click("#tbody .row")
     page.wait_for_selector("#similar-list li")
+    first = page.locator("#similar-list li .t").nth(0)       # a title cut with "…" shows whole on hover
+    assert first.get_attribute("title") == first.inner_text()
     page.locator("#similar-list li").nth(0).focus()
     page.keyboard.press("Tab")                                 # to the item's "+"
     assert page.evaluate("() => document.activeElement.dataset.add !== undefined")

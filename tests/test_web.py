@@ -503,7 +503,8 @@ def test_a_song_waiting_for_its_embedding_is_listed_not_recommended(trained, tmp
     song = next(s for s in c.get("/api/songs").json()["items"] if s["id"] == row.id)
     assert song["embedded"] is False
     r = c.get(f"/api/songs/{row.id}/similar")
-    assert r.status_code == 409 and "no embedding yet" in error_of(r) and "reform embed" in r.json()["hint"]
+    assert r.status_code == 409 and "reform embed" in r.json()["hint"]
+    assert error_of(r) == f"{row.label} has no embedding yet"   # named, not "song 26"
     assert row.id not in c.get("/api/map").json()["ids"]
     chord = next(s["id"] for s in c.get("/api/songs").json()["items"] if s["title"] == "Chord")
     answer = c.get(f"/api/songs/{chord}/similar?n=3").json()   # the 3 other songs with an embedding

@@ -24,6 +24,7 @@ from ..export import m3u_text
 from ..home import RUN_NAME
 from ..playlists import file_name
 from ..recommend import Filters
+from ..text import listing
 from . import media
 from .projection import view_box
 from .jobs import Jobs
@@ -178,10 +179,9 @@ def _seeds(request: Request, ids: list[int]):
     snap = state.snapshot()
     rows = [_song(snap, i) for i in dict.fromkeys(ids)]   # a seed given twice is one seed
     rec = state.recommender(snap)
-    missing = [r.id for r in rows if not snap.embedded(r)]
+    missing = [r.label for r in rows if not snap.embedded(r)]   # named as the page shows them, not by id
     if missing:
-        which = f"song {missing[0]} has" if len(missing) == 1 else \
-            f"songs {', '.join(map(str, missing))} have"
+        which = f"{missing[0]} has" if len(missing) == 1 else f"{listing(missing, 3)} have"
         raise EmbedError(f"{which} no embedding yet", hint=NO_EMBEDDINGS_HINT)
     return rec, rows, [rec.seed_of(r) for r in rows]
 

@@ -320,7 +320,7 @@
     // #song=ID: a reload opens the song again, Back and Forward go through the songs opened.
     const id = songInAddress();
     if (id == null || id === S.current) return;
-    if (S.byId.has(id)) select(id, { from: "address" }); else toast(`song ${id} is no longer in the library`, null, "info");
+    if (S.byId.has(id)) select(id, { from: "address" }); else toast("the song of this address is no longer in the library", null, "info");
   }
 
   function opened() {  // once the songs are first loaded
@@ -348,7 +348,7 @@
   }
 
   function showNow(song) {
-    $("#now-title").textContent = song.title;
+    $("#now-title").textContent = $("#now-title").title = song.title;
     const sub = $("#now-sub");
     const link = (key) => h("a", { text: song[key], title: `show only this ${key} in the library`, onclick: () => { S[key] = song[key]; if (key === "artist") S.album = null; applyView(); scrollToSong(song.id); } });
     const parts = [];
@@ -467,7 +467,7 @@
     if (!S.similar.length) fill($("#similar-empty"), nothingElse(1));
     refill($("#similar-list"), S.similar.map((s, i) => h("li", { class: `item${s.id === S.current ? " current" : ""}`, "data-id": s.id, tabindex: 0, "aria-keyshortcuts": "Enter", title: "play it and show the songs like it (Enter)" },
       h("span", { class: "rank", text: i + 1 }),
-      h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
+      h("span", {}, h("div", { class: "t", text: s.title, title: s.title }), h("div", { class: "s", text: byline(s) })),
       scoreCell(s.score),
       h("button", { class: `add${seeds.has(s.id) ? " in" : ""}`, "data-add": s.id, title: "Add to the mix", text: seeds.has(s.id) ? "✓" : "+" }))));
   }
@@ -543,7 +543,7 @@
       tabindex: 0, "aria-keyshortcuts": "Enter", title: "play from here (Enter)" },
     h("span", { class: "handle", title: "drag to reorder", text: "⋮⋮" }),
     h("span", { class: "rank", text: i + 1 }),
-    h("span", {}, h("div", { class: "t", text: s.title }), h("div", { class: "s", text: byline(s) })),
+    h("span", {}, h("div", { class: "t", text: s.title, title: s.title }), h("div", { class: "s", text: byline(s) })),
     h("span", { class: "flow", title: i ? "similarity to the previous song" : "similarity to the first song of the mix", text: s.flow != null ? `↝ ${s.flow.toFixed(2)}` : "" }),
     h("span", { class: "moves" },
       h("button", { title: "move up", "data-move": "-1", text: "↑" }),
