@@ -327,7 +327,7 @@ def test_scores_reach_the_page_to_enough_decimals_to_round_as_the_command_line(h
     with Library(home, create=False) as lib:
         row = lib.songs()[0]
     item = _scored([Recommendation(row, 0.54454, 0.8123449)])[0]
-    assert f"{item['score']:.3f}" == f"{0.54454:.3f}" == "0.545" and item["flow"] == 0.812345
+    assert f"{item['score']:.3f}" == f"{0.54454:.3f}" == "0.545" and item["flow"] == 0.8123449
 
 
 def test_mix_playlist_and_m3u_export(client, ids):
@@ -606,12 +606,33 @@ def test_a_running_job_is_stopped_from_the_page(home):
     started = c.post("/api/jobs/scan").json()
     stopping = c.post(f"/api/jobs/{started['id']}/stop")
     assert stopping.status_code == 202 and stopping.json()["phase"] == "stopping after its current step"
+    assert stopping.json()["stopping"] is True
     job = _wait(c, started["id"])
     assert job["state"] == "failed" and job["error"] == "stopped from the page" and job["done"] > 0
     again = c.post(f"/api/jobs/{started['id']}/stop")
     assert again.status_code == 409 and "has ended already" in error_of(again)
     assert c.post("/api/jobs/99/stop").status_code == 404
     assert c.post("/api/jobs/scan").status_code == 202             # the next job may start
+
+
+def test_a_real_scan_stopped_from_the_page_ends_stopped_not_finished(home, tmp_path):
+    """The scan keeps what it did and returns when stopped, so a scan stopped from the page ended
+    as "scan finished".  Stopped, it ends as the other jobs do, saying what it kept."""
+    from conftest import tone, write
+
+    from reform.web.jobs import Jobs
+
+    disk = tmp_path / "more"
+    for i in range(10):
+        write(disk / f"{i:02d} Tone.wav", tone(200 + 40 * i, 8))
+    with Library(home) as lib, lib.home.catalogue.transaction():
+        lib.home.add_roots([str(disk)])                     # known, not scanned yet: the page's scan finds them
+    jobs = Jobs(home)
+    job = jobs.start("scan", {})
+    jobs.cancel(job)
+    jobs.threads[job.id].join(120)
+    assert job.state == "failed" and job.error == "stopped from the page", job
+    assert job.hint.endswith("analysed and kept; the next scan goes on") and not job.summary
 
 
 def test_a_training_named_as_a_run_that_trained_is_refused_at_once(home):

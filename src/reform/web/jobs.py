@@ -73,8 +73,10 @@ class Job:
     def to_dict(self, home: str | None = None) -> dict:
         """The job as the API gives it; ``home``: the home given by --home, which the commands in
         its hint then name (:func:`reform.text.naming_home`)."""
+        stopping = bool(self.stopping) and self.state == "running"   # the work's own phases said after it
         return {"id": self.id, "kind": self.kind, "options": self.options, "state": self.state,
-                "phase": self.phase, "done": self.done, "total": self.total, "unit": self.unit,
+                "phase": "stopping after its current step" if stopping else self.phase, "stopping": stopping,
+                "done": self.done, "total": self.total, "unit": self.unit,
                 "started": self.started, "finished": self.finished, "summary": naming_home(self.summary, home),
                 "error": self.error, "hint": self.hint and naming_home(self.hint, home),
                 "log": list(self.log[-20:])}
@@ -92,8 +94,9 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
     with Library(home, create=False) as lib:
         job.phase = "looking for new, changed and removed files"
         s = lib.scan(embed=True, on_start=start, on_step=job.advance)
-    if s.interrupted:
-        return f"{job.stopping}: {s.analysed} files analysed and kept; the next scan goes on"
+    if s.interrupted:   # the scan keeps what it did and returns: the job still ends as stopped
+        job.hint = f"{plural(s.analysed, 'file')} analysed and kept; the next scan goes on"
+        raise KeyboardInterrupt
     passed = f", skipped {sum(s.unread.values())} in formats not read: {s.unread_kinds()}" if s.unread else ""
     if s.unnamed:
         passed += f", passed over {len(s.unnamed)} not UTF-8 (rename them): {listing(s.unnamed)}"
@@ -226,7 +229,6 @@ class Jobs:
         if job.state != "running":
             raise Busy(f"the {job.kind} has ended already", hint="nothing to stop")
         job.stopping = job.stopping or "stopped from the page"
-        job.phase = "stopping after its current step"
 
     def _run(self, job: Job, runner: Runner) -> None:
         state = "failed"

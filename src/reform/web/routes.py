@@ -116,6 +116,7 @@ class JobInfo(BaseModel):
     options: dict
     state: Literal["running", "done", "failed"]
     phase: str
+    stopping: bool = Field(description="asked to stop: it stops at its next step, keeping what it finished")
     done: int
     total: int | None
     unit: str
@@ -158,13 +159,14 @@ def _song(snap: Snapshot, song_id: int):
 
 
 def _scored(recs) -> list[dict]:
-    """Recommendations as the API gives them; scores to 6 decimals, so that the page's 3 round as the
-    command line's do (0.54454 rounded to 0.5445 first showed 0.544 where `reform similar` shows 0.545)."""
+    """Recommendations as the API gives them; scores unrounded, so that the page's 3 decimals round as
+    the command line's do (0.54454 rounded to 0.5445 first showed 0.544 where `reform similar` shows
+    0.545, and any rounding before the page's can do so again)."""
     out = []
     for r in recs:
-        item = song_dict(r.row, True) | {"score": round(float(r.score), 6)}
+        item = song_dict(r.row, True) | {"score": float(r.score)}
         if r.flow is not None:
-            item["flow"] = round(float(r.flow), 6)
+            item["flow"] = float(r.flow)
         out.append(item)
     return out
 

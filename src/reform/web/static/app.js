@@ -14,7 +14,8 @@
   const S = {
     songs: [], byId: new Map(), view: [], genres: [],
     query: "", genre: "", artist: null, album: null, sort: { key: "artist", desc: false },
-    current: null, cursor: -1, similar: [], seeds: [], playlist: [], queue: null, triedWav: false, away: null,
+    current: null, cursor: -1, similar: [], seeds: [], playlist: [], playlistSeeds: [], queue: null, triedWav: false,
+    away: null,
     status: null, revision: null, songsLoadedAt: 0, mapModel: null, job: null, failuresFor: null,
     tab: "similar", mixRestored: false,
   };
@@ -286,14 +287,15 @@
   function saveMix() {
     if (!S.mixRestored) return;  // not before the saved one is read: it would be overwritten
     const playlist = S.playlist.map((s) => ({ id: s.id, score: s.score, flow: s.flow }));
-    try { sessionStorage.setItem(MIX_KEY, JSON.stringify({ seeds: S.seeds, playlist })); } catch (e) { /* storage off: nothing kept */ }
+    try { sessionStorage.setItem(MIX_KEY, JSON.stringify({ seeds: S.seeds, playlist, playlistSeeds: S.playlistSeeds })); } catch (e) { /* storage off: nothing kept */ }
   }
 
   function savedMix() {
     try {
       const saved = JSON.parse(sessionStorage.getItem(MIX_KEY));
-      return { seeds: Array.isArray(saved.seeds) ? saved.seeds : [], playlist: Array.isArray(saved.playlist) ? saved.playlist : [] };
-    } catch (e) { return { seeds: [], playlist: [] }; }
+      const list = (x) => (Array.isArray(x) ? x : []);
+      return { seeds: list(saved.seeds), playlist: list(saved.playlist), playlistSeeds: list(saved.playlistSeeds) };
+    } catch (e) { return { seeds: [], playlist: [], playlistSeeds: [] }; }
   }
 
   function restoreMix() {
@@ -302,6 +304,7 @@
     const saved = savedMix();
     const known = (id) => Number.isInteger(id) && S.byId.has(id);
     S.seeds = [...new Set(saved.seeds.filter(known))];
+    S.playlistSeeds = saved.playlistSeeds.filter(known);
     const kept = saved.playlist.filter((p) => p && Number.isInteger(p.id));
     S.playlist = kept.map((p, i) => ({ ...S.byId.get(p.id), id: p.id, score: Number(p.score) || 0,
       flow: typeof p.flow === "number" ? p.flow : null, prev: i ? kept[i - 1].id : null })).filter((p) => known(p.id));
@@ -512,12 +515,13 @@
     try {
       const data = await api(`/api/playlist?${query}`);
       S.playlist = data.items.map((s, i, all) => ({ ...s, prev: i ? all[i - 1].id : null }));
+      S.playlistSeeds = data.seeds.map((s) => s.id);
       S.queue = null;
       // a shorter playlist than asked for, or embeddings from another model, said as the command line says them
       const notes = data.items.length ? data.notes : [nothingElse(data.seeds.length)];
       const empty = $("#playlist-empty");
       empty.hidden = notes.length === 0;
-      empty.textContent = notes.join(" ");
+      fill(empty, ...notes.map((n) => h("div", { text: n })));
       renderPlaylist();
       drawMap();
     } catch (e) { fail(e); } finally { button.disabled = S.seeds.length === 0; }
@@ -530,8 +534,9 @@
     const total = S.playlist.reduce((t, s) => t + (s.duration || 0), 0);
     $("#playlist-info").textContent = S.playlist.length ? `${plural(S.playlist.length, "song")}, ${clock(total)}` : "";
     const exp = $("#playlist-export");
-    // the file starts with the songs of the mix, as `reform playlist -o` starts with its seeds
-    const ids = [...new Set([...S.seeds, ...S.playlist.map((s) => s.id)])];
+    // the file starts with the songs the playlist was made from, as `reform playlist -o` starts with its seeds
+    const inList = new Set(S.playlist.map((s) => s.id));
+    const ids = [...S.playlistSeeds.filter((id) => !inList.has(id) && S.byId.has(id)), ...inList];
     exp.href = S.playlist.length ? `/api/export.m3u?name=reform-mix&${ids.map((id) => `id=${id}`).join("&")}` : "#";
     exp.classList.toggle("disabled", !S.playlist.length);
     // a song's ↝ is its similarity to the song it followed when the playlist was made: gone once
@@ -621,8 +626,14 @@
     // a song whose folder was away (a disk not mounted) plays once its first byte can be read again
     if (S.away != null && S.away === S.current) {
       const id = S.away;
-      fetch(`/api/songs/${id}/audio`, { headers: { Range: "bytes=0-0" } }).then((r) => {
-        if (r.ok && S.away === id && S.current === id) { S.away = null; retryPlayer(); }
+      fetch(`/api/songs/${id}/audio`, { headers: { Range: "bytes=0-0" } }).then(async (r) => {
+        if (S.away !== id || S.current !== id) return;
+        if (r.ok) { S.away = null; retryPlayer(); return; }
+        const why = await r.json().catch(() => ({}));
+        if (why.error && !why.error.includes("folder is not there")) {  // back, but the file is not: say so, stop asking
+          S.away = null;
+          $("#player-msg").textContent = why.hint ? `${why.error} (${why.hint})` : why.error;
+        }
       }).catch(() => {});
     }
     const jobFinished = S.job && S.job.state === "running" && (!st.job || st.job.id !== S.job.id);
@@ -741,8 +752,8 @@
     bar.firstChild.style.width = `${running ? (frac ?? 0) * 100 : 100}%`;
     const counter = job.total ? `${job.done.toLocaleString()} / ${job.total.toLocaleString()} ${job.unit}` : "";
     const label = running ? `${job.kind}: ${job.phase}` : job.state === "done" ? `${job.kind} finished` : `${job.kind} failed`;
-    const stop = running ? h("button", { class: "ghost", type: "button", id: "job-stop", text: "Stop",
-      title: "Stop at the next step; what is finished is kept", onclick: () => stopJob(job.id) }) : null;
+    const stop = running ? h("button", { class: "ghost", type: "button", id: "job-stop", text: job.stopping ? "Stopping…" : "Stop",
+      disabled: !!job.stopping, title: "Stop at the next step; what is finished is kept", onclick: () => stopJob(job.id) }) : null;
     fill(box,
       h("div", { class: "phase" }, h("span", { text: label }), h("span", { class: "muted", text: counter }), stop),
       bar,
@@ -767,9 +778,14 @@
 
   async function stopJob(id) {
     try {
-      S.job = await api(`/api/jobs/${id}/stop`, { method: "POST", body: {} });
+      const job = await api(`/api/jobs/${id}/stop`, { method: "POST", body: {} });
+      if (S.job && S.job.id === id && S.job.state === "running") S.job = job;   // unless a poll saw it end
       renderJob();
-    } catch (e) { fail(e); }
+    } catch (e) {
+      if (e.status !== 409) { fail(e); return; }
+      toast(e.message, null, "info");   // it ended meanwhile: the next status says how
+      refreshStatus();
+    }
   }
 
   async function loadFailures() {
