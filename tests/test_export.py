@@ -60,6 +60,12 @@ def test_relative_paths_follow_links_on_both_sides(tmp_path):
     write_m3u(out, [song], relative=True)
     entry = out.read_text().splitlines()[2]
     assert entry == "../disk/Album/a.flac" and (out.parent / entry).exists()
+    # the playlists outside a linked music folder: the way goes through the link, as written, so that
+    # it holds wherever the disk is mounted and a server finds the paths it scanned
+    (tmp_path / "lists").mkdir()
+    out = tmp_path / "lists" / "z.m3u8"
+    write_m3u(out, [song], relative=True)
+    assert out.read_text().splitlines()[2] == "../Music/Album/a.flac"
 
 
 def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):

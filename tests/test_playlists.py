@@ -165,6 +165,12 @@ def test_a_playlist_taken_back_and_changed_meanwhile_is_left_alone(setup, tmp_pa
     assert report.left_alone == [(name, pl.EDITED)] and not report.written
     assert (copy / name).read_text() == "#EXTM3U\nmine.flac\n"
     assert json.loads((copy / pl.MANIFEST).read_text())["files"] == {}
+    # the same for a playlist the manifest names, edited between the check and the write
+    monkeypatch.setattr(pl, "_write_manifest", lambda folder, files: (
+        (tmp_path / "lists" / name).write_text("#EXTM3U\nmine too.flac\n"), real(folder, files)))
+    report = pl.write_folder(tmp_path / "lists", [pl.radio(rec, rows["02 Chord"], 4)], root)
+    assert report.left_alone == [(name, pl.EDITED)] and not report.written
+    assert (tmp_path / "lists" / name).read_text() == "#EXTM3U\nmine too.flac\n"
 
 
 def test_an_interrupted_run_leaves_nothing_unrecognised(setup, tmp_path, monkeypatch):
@@ -374,6 +380,7 @@ def test_a_long_title_in_a_script_of_wide_letters_still_makes_a_file(setup, tmp_
     assert second == first.replace(".m3u8", " (2).m3u8") and first.startswith("ReFORM radio - アーティスト")
     assert len(second.encode("utf-8")) <= pl.MAX_NAME_BYTES + len(" (2).m3u8") < 255
     assert entries(tmp_path / "lists" / second) and len(first) < len(title)
+
 
 def test_a_gone_radio_seed_or_file_leaves_the_other_playlists_written(home, tmp_path, capsys, monkeypatch):
     """From cron: one --radio whose song left the library stopped every playlist's refresh

@@ -1134,6 +1134,8 @@ def cmd_playlists(args: argparse.Namespace) -> int:
     if left:   # radios and mixes choose only songs a playlist can hold: a file went while they were made
         print(f"note: {plural(left, 'song')} left out: {agree(left, 'its file', 'their files')} changed while "
               "the playlists were made (`reform scan` brings the library up to date)")
+    if report.left_alone and not (report.written or report.unchanged or report.untouched):
+        raise ConfigError("no playlist was written", hint="each one asked for is left alone (the lines above say why)")
     if report.untouched:
         raise ConfigError("no playlist was written, and the folder is left as it was",
                           hint="give --music-root the folder the library's songs are in" if report.misplaced else

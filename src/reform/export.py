@@ -140,6 +140,23 @@ def m3u_text(rows: list[FileRow], base: str | os.PathLike | None = None, *, titl
     return "\n".join(lines) + "\n", skipped
 
 
+def relative_path(target: str, folder: str) -> str:
+    """The way from ``folder`` to ``target`` as a playlist entry: the paths as they are written (links
+    kept, so that a server matching entries against the paths it scanned finds them, and a music
+    folder linked to a disk moves with the link), unless a player opening it from the folder would
+    reach another file: from a linked playlist folder, ``..`` leads out of the folder the link
+    points to, and the way then goes between the real paths."""
+    plain = os.path.relpath(target, folder)
+    if not os.path.exists(target):   # not there (a disk not mounted): nothing to check against; as written
+        return plain
+    try:
+        if os.path.samefile(os.path.join(folder, plain), target):
+            return plain
+    except OSError:   # the way leads nowhere from where the system opens it
+        pass
+    return os.path.relpath(os.path.realpath(target), os.path.realpath(folder))
+
+
 def check_playlist_name(out: str | os.PathLike) -> None:
     """ConfigError unless ``out`` ends in .m3u or .m3u8: M3U text in a .pls or .npz would
     confuse the player or tool that opens it by its extension."""
@@ -151,12 +168,9 @@ def check_playlist_name(out: str | os.PathLike) -> None:
 
 def write_m3u(out: str | os.PathLike, rows: list[FileRow], relative: bool = False) -> list[FileRow]:
     """Write an extended M3U playlist (UTF-8), paths relative to its folder if asked;
-    returns the songs left out (see :func:`m3u_text`).  Relative paths go from the playlist's real
-    folder to each song's real path, links followed on both sides, as the system follows them when
-    a player opens the entry (``..`` out of a linked folder leads out of the folder it links to)."""
+    returns the songs left out (see :func:`m3u_text`); relative paths as :func:`relative_path` makes them."""
     out = Path(out)
-    real = os.path.realpath(os.path.dirname(os.path.abspath(out)))
-    text, skipped = m3u_text(rows, line=(lambda r: os.path.relpath(os.path.realpath(r.path), real)) if relative
-                             else None)
+    folder = os.path.dirname(os.path.abspath(out))
+    text, skipped = m3u_text(rows, line=(lambda r: relative_path(r.path, folder)) if relative else None)
     write_text(out, text)
     return skipped

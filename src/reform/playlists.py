@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
-from .export import m3u_text
+from .export import m3u_text, relative_path
 from .files import remove_dead_temporaries, write_text
 from .radio import Rules, fits_length, next_songs, spaced
 from .recommend import Recommender
@@ -133,9 +133,9 @@ def file_name(title: str, taken: set[str], suffix: str = SUFFIX) -> str:
 
 
 def entry_prefix(folder: Path, root: Path) -> str:
-    """How the playlist folder reaches the music root: ``../`` when the folder is inside it; links
-    followed on both sides, as the system follows them when a player opens an entry."""
-    rel = os.path.relpath(os.path.realpath(root), os.path.realpath(folder))
+    """How the playlist folder reaches the music root: ``../`` when the folder is inside it (see
+    :func:`reform.export.relative_path`)."""
+    rel = relative_path(str(root), str(folder))
     return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
@@ -226,7 +226,7 @@ def write_folder(folder: str | os.PathLike, playlists: list[Playlist], root: str
         now = _hash_of(folder / name)
         if now == hashes[name]:
             report.unchanged.append(name)
-        elif name not in ours and now is not None:   # taken back, then changed by its owner meanwhile
+        elif now is not None and now not in ours.get(name, []):   # changed by its owner since it was checked
             report.left_alone.append((name, EDITED))
             hashes[name] = ""
         else:

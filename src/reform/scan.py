@@ -770,7 +770,8 @@ class _EmbedHere:
 def _record(home: Home, result: Analysed | Failed, movable: dict[str, list[FileRow]],
             moved: set[str], summary: ScanSummary, known: dict[str, FileRow], known_audio: set[str]) -> None:
     """Write one file's result into the catalogue and count it; ``known`` holds the rows the
-    catalogue had before the scan, by path, and ``known_audio`` the hashes of their songs."""
+    catalogue had before the scan, by path, and ``known_audio`` the hashes of their songs and of
+    those this scan has recorded so far (to which the file's is added)."""
     catalogue = home.catalogue
     entry = result.entry
     before = known.get(entry.path)
