@@ -165,8 +165,8 @@ def run_train(home: Path, options: dict, job: Job) -> str:
 
 
 RUNNERS: dict[str, Runner] = {"scan": run_scan, "embed": run_embed, "train": run_train}
-# how to go on with a job stopped with the server or from the page (a scan says so in its summary,
-# a training run in its hint)
+# how to go on with a job stopped with the server or from the page (a scan and a training run
+# give their own hint)
 STOPPED_HINTS = {"embed": "the songs embedded are kept: start it again to go on"}
 
 
