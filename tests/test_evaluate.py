@@ -141,6 +141,9 @@ def test_models_are_named_in_the_table_and_the_shipped_ones_figures_are_not_lost
     assert main(["--home", str(home), "evaluate", "--no-baselines"]) == 0
     text = capsys.readouterr().out
     assert "not saved: the shipped model's folder belongs to the installation; --json FILE keeps" in text
+    assert main(["--home", str(home), "evaluate", "--no-baselines", "--json", str(tmp_path / "ev.json")]) == 0
+    text = capsys.readouterr().out   # said with --json too: that file is not what `reform models` shows
+    assert "wrote" in text and "not saved: the shipped model's folder belongs to the installation\n" in text
 
 
 def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
@@ -158,7 +161,7 @@ def test_cli_evaluate_labels_file(trained, tmp_path, capsys):
     tsv.write_text("\n".join(lines) + "\n")
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--no-baselines"]) == 0
     text = capsys.readouterr().out
-    assert "1 path of the labels file is not in the library" in text
+    assert "1 path of the labels file is not in the library: ignored (/not/in/library.ogg)" in text   # named
     assert "1 song has no labels.tsv:group label: left out" in text
     assert main(["--home", str(home), "evaluate", "--labels-file", str(tsv), "--label-column", "nope"]) == 1
     err = capsys.readouterr().err

@@ -327,6 +327,16 @@ def test_cli_similar_json_and_options(home, capsys):
     assert code == 0 and "songs like Noise Crew - Clicks" in out and "[" in out
 
 
+def test_a_mix_whose_scores_rise_down_the_list_says_why(home, capsys):
+    """A mix listed 0.521 above 0.871 with no word, where `similar` explains the same."""
+    code, out, err = run(capsys, "--home", home, "mix", "A Four Forty", "White", "-n", "3")
+    scores = [float(line.split()[1]) for line in out.splitlines() if line[:4].strip().rstrip(".").isdigit()]
+    assert code == 0 and len(scores) == 3 and scores != sorted(scores, reverse=True)   # this library's case
+    assert "note: a mix takes each seed's nearest songs in turn" in err
+    code, out, err = run(capsys, "--home", home, "mix", "A Four Forty", "White", "-n", "3", "--centre")
+    assert code == 0 and "in turn" not in err
+
+
 def test_a_seed_left_out_of_the_file_is_not_said_to_come_first(home, capsys, tmp_path, monkeypatch):
     from reform import export
 

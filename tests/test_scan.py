@@ -850,6 +850,8 @@ def test_a_folder_inside_a_music_folder_can_be_passed_over_and_taken_back(tmp_pa
     assert main(["--home", home, "forget", str(music / "Audiobooks")]) == 0
     out = capsys.readouterr().out
     assert f"scans pass over {music / 'Audiobooks'} from now on" in out and "2 files left the library" in out
+    # the command it gives takes the folder back as it is (a scan without the folder does not)
+    assert f"(`reform --home {home} scan {music / 'Audiobooks'}` takes it back)" in out
     (music / "books").symlink_to(music / "Audiobooks")   # the same folder under another name
     assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
     with Library(home, create=False) as lib:

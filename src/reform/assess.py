@@ -51,7 +51,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
                                 "lists them)")
         if unknown:
             notes.append(f"{plural(len(unknown), 'path')} of the labels file "
-                         f"{agree(len(unknown), 'is', 'are')} not in the library: ignored")
+                         f"{agree(len(unknown), 'is', 'are')} not in the library: ignored ({listing(unknown, 3)})")
         if twice:
             notes.append(f"{plural(twice, 'path')} of the labels file {agree(twice, 'has', 'have')} two different "
                          "labels: the last one is kept")

@@ -328,7 +328,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     for folder in forgotten.folders:
         print(f"no longer a music folder of the library: {shown(folder)}")
     for folder in forgotten.passed_over:
-        print(f"scans pass over {shown(folder)} from now on (`reform scan` of it takes it back)")
+        print(f"scans pass over {shown(folder)} from now on (`reform scan {shlex.quote(folder)}` takes it back)")
     print(f"{plural(forgotten.songs, 'file')} left the library (the files themselves are untouched); "
           f"{forgotten.freed_bytes / 2**20:.1f} MiB of spectrograms freed")
     return 0
@@ -841,6 +841,10 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
             print(f"note: {len(recs)} of the {wanted} songs asked for: {why} no more", file=sys.stderr)
         if action == "similar" and (note := _walk_note(rec, recs)):
             print(f"note: {note}", file=sys.stderr)
+        if action == "mix" and not args.centre and len(seeds) > 1 and any(
+                a.score < b.score for a, b in zip(recs, recs[1:])):   # (0.521 above 0.871 looked like a mistake)
+            print("note: a mix takes each seed's nearest songs in turn, and a score is the song's cosine to its own "
+                  "seed, so the scores need not fall down the list", file=sys.stderr)
     names = ", ".join(s.label for s in seeds)
     # a playlist's file starts with its seeds (those of the library, each once), as a radio does;
     # similar and mix are lists of other songs
@@ -952,10 +956,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\nwrote {shown(args.json)}")
     if saved:
         print(f"saved beside the model: {saved.path} (shown by `reform serve` and `reform models`)")
-    elif not args.json:
+    else:   # with --json too: that file is not the copy `reform models` and the page show
         why = saved.why if saved is not None else \
             "the models named with --model are compared, not the active one's figures"
-        print(f"\nnot saved: {why}; --json FILE keeps the figures")
+        print(f"\nnot saved: {why}" + ("" if args.json else "; --json FILE keeps the figures"))
     return 0
 
 
