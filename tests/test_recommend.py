@@ -207,6 +207,16 @@ def test_playlist_flows_without_repeats(rec):
     assert all(r.flow is not None for r in recs)
 
 
+def test_a_playlist_of_several_seeds_flows_on_from_the_last_one():
+    """`playlist celtic foxrun -o` wrote celtic, foxrun, then celtic's neighbours: the playlist
+    started next to the first seed, and the file (seeds first) jumped back after the last."""
+    rows, vectors = on_circle({"first": 0.0, "near first": 0.1, "last": 1.5, "near last": 1.4, "between": 0.75})
+    rec = Recommender.of(rows, vectors, expand=0, walk=0)
+    seeds = [rec.seed_of(rows[0]), rec.seed_of(rows[2])]
+    assert titles(rec.playlist(seeds, 3))[0] == "near last"
+    assert titles(rec.playlist(seeds[::-1], 3))[0] == "near first"
+
+
 def on_circle(angles):
     rows = [row(i, f"artist {i}", f"album {i}", name) for i, name in enumerate(angles, 1)]
     return rows, {r.hash: np.array([np.cos(a), np.sin(a)], np.float32) for r, a in zip(rows, angles.values())}

@@ -1348,7 +1348,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "playlist":
             p.add_argument("--length", "-n", type=count(1), default=20,
                            help="songs after the seeds (default 20); a file written with -o starts with the "
-                                "seeds that are songs of the library")
+                                "seeds that are songs of the library, in the order given, and flows on from the last")
         else:
             p.add_argument("-n", type=count(1), default=10, help="number of songs (default 10)")
         if name == "mix":

@@ -376,7 +376,8 @@ class Recommender:
         """A playlist that flows: each next song is chosen to be close both to the previous
         song (weight ``flow``) and to its nearest seed (weight 1 - flow), with no repeats.
 
-        It starts next to the first seed; with several seeds, songs near any of them
+        It starts next to the last seed, which a playlist written with its seeds (``-o``, the
+        page's export) plays just before it; with several seeds, songs near any of them
         qualify, so the playlist can travel from one seed's neighbourhood to another's.
         Each seed stands for its expanded query.
         """
@@ -396,7 +397,7 @@ class Recommender:
         sim = exact.scores(vectors)                                          # (P, P)
         per_seed = exact.scores(np.stack(anchors))                           # (S, P)
         to_seed = per_seed.max(axis=0)
-        seed_sim = per_seed[0]
+        seed_sim = per_seed[-1]
         used = np.zeros(len(ids), bool)
         per_artist: Counter = Counter()
         out: list[Recommendation] = []
