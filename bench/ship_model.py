@@ -147,7 +147,8 @@ def main() -> None:
               f"Version `{card['version']}`, feature version `{card['feature_version']}`.",
               f"Model: {json.dumps(card['model_config'])}.",
               f"Training: {json.dumps(train_cfg)}.",
-              f"Epochs: pretraining {info['epochs']['pretrain']}, clustering {info['epochs']['cluster']}.",
+              f"Epochs: pretraining {info['epochs']['pretrain']}, clustering {info['epochs']['cluster']} (each phase "
+              "trained by its own command, so `max_epochs` above is the last one's cap).",
               f"Weights stored in float16: {(OUT / 'shipped.pt').stat().st_size / 2**20:.1f} MiB.", "",
               "## Training time and machine", "",
               f"{info['train_seconds'] / 60:.0f} minutes of training epochs on {info['machine']} "
