@@ -343,6 +343,15 @@ def manifest_folds(lib: Library, manifests: list[str], k: int) -> tuple[list[Fol
     return make_folds(sorted(rows.values(), key=lambda r: r.path), group_of, k), group_of
 
 
+def cached_folds_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a bench that reads this bench's work folder: the home, the manifests, the
+    work folder and the number of folds, the same as this bench was run with."""
+    parser.add_argument("--home", required=True, help="the home this bench was run on")
+    parser.add_argument("--manifest", nargs="+", required=True)
+    parser.add_argument("--work", required=True, help="bench/quality.py's work folder")
+    parser.add_argument("--folds", type=int, default=3)
+
+
 def fold_order(fold: Fold, seed: int = 0) -> list:
     """The fold's songs in the order every score and cache of the fold keeps them: shuffled,
     so that ties do not follow the folders."""

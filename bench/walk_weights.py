@@ -217,12 +217,9 @@ def smaller_table(folds: Folds, methods: list[str], power: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--manifest", nargs="+", required=True)
-    parser.add_argument("--work", required=True, help="bench/quality.py's work folder")
+    quality.cached_folds_arguments(parser)
     parser.add_argument("--methods", required=True, help="held-out methods quality.py evaluated, comma-separated")
     parser.add_argument("--own", default="", help="own-library methods quality.py evaluated, comma-separated")
-    parser.add_argument("--folds", type=int, default=3)
     args = parser.parse_args()
     work = Path(args.work).resolve()
     groups = {"held out": args.methods.split(","), "own library": [m for m in args.own.split(",") if m]}

@@ -130,11 +130,8 @@ def untrained_windows(work: Path, method: str, fold: quality.Fold, count: int, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--manifest", nargs="+", required=True)
-    parser.add_argument("--work", required=True, help="bench/quality.py's work folder")
+    quality.cached_folds_arguments(parser)
     parser.add_argument("--methods", required=True, help="comma-separated methods quality.py evaluated")
-    parser.add_argument("--folds", type=int, default=3)
     args = parser.parse_args()
     work, methods = Path(args.work).resolve(), args.methods.split(",")
     torch.set_num_threads(os.cpu_count() or 1)
