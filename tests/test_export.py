@@ -66,6 +66,10 @@ def test_relative_paths_follow_links_on_both_sides(tmp_path):
     out = tmp_path / "lists" / "z.m3u8"
     write_m3u(out, [song], relative=True)
     assert out.read_text().splitlines()[2] == "../Music/Album/a.flac"
+    # and from a folder not made yet (reform playlists works out its entries before it makes it)
+    from reform.export import relative_path
+    assert relative_path(song.path, str(tmp_path / "new" / "lists")) == "../../Music/Album/a.flac"
+    assert relative_path(song.path, str(tmp_path / "Music" / "Lists" / "new")) == "../../disk/Album/a.flac"
 
 
 def test_cli_says_which_songs_it_left_out(trained, tmp_path, capsys):

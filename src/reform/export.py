@@ -147,13 +147,10 @@ def relative_path(target: str, folder: str) -> str:
     reach another file: from a linked playlist folder, ``..`` leads out of the folder the link
     points to, and the way then goes between the real paths."""
     plain = os.path.relpath(target, folder)
-    if not os.path.exists(target):   # not there (a disk not mounted): nothing to check against; as written
+    # where the system's walk along the written way ends (links followed as it goes; a folder not
+    # made yet, or a disk away, taken as written), against where the target is
+    if os.path.realpath(os.path.join(folder, plain)) == os.path.realpath(target):
         return plain
-    try:
-        if os.path.samefile(os.path.join(folder, plain), target):
-            return plain
-    except OSError:   # the way leads nowhere from where the system opens it
-        pass
     return os.path.relpath(os.path.realpath(target), os.path.realpath(folder))
 
 
