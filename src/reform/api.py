@@ -662,6 +662,14 @@ def embedding_note(stored: bool, current: bool | None, missing: int) -> str | No
     return None
 
 
+def short_note(found: int, wanted: int, filtered: bool) -> str | None:
+    """Why a list of recommendations holds fewer songs than asked for, as the command line and
+    the web API both say it; None when it holds them all, or none (which each says its own way)."""
+    if not 0 < found < wanted:
+        return None
+    return f"{found} of the {wanted} songs asked for: {'the filters leave' if filtered else 'the library has'} no more"
+
+
 def _songs_resumed(songs: list, trained_on: list[str], folder: Path) -> list:
     """The songs a run began with, in their order, from the library's ``songs`` now: a resumed
     run reads the windows and bank rows it would have had uninterrupted.  Songs scanned since

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import evaluate as ev
 from .card import read_card
-from .errors import ConfigError, EvaluateError, StoreError, WriteError
+from .errors import ConfigError, EvaluateError, WriteError
 from .evaluate import read_label_file
 from .files import write_json
 from .home import Home, RunFiles, saved_evaluation
@@ -167,12 +167,9 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
 
     rows, label_list, albums, notes, source = evaluation_songs(home.catalogue.files(status="ok"),
                                                                labels, label_file, label_column)
-    opened: dict[str, np.ndarray] = {}   # each spectrogram opened once (its header alone)
-    for r in rows:
-        try:
-            opened[r.hash] = home.spectrograms.open(r.hash)
-        except StoreError:   # left out and named, as `reform embed` leaves it out, not the end of the evaluation
-            pass
+    # each spectrogram opened once (its header alone); a missing or damaged one is left out and
+    # named, as `reform embed` leaves it out, not the end of the evaluation
+    opened = home.spectrograms.openable(r.hash for r in rows)
     lost = [r for r in rows if r.hash not in opened]
     if lost:
         notes.append(f"{plural(len(lost), 'song')} left out: {agree(len(lost), 'its', 'their')} spectrogram is "

@@ -278,9 +278,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         rate = f" ({summary.songs_per_second:.1f} songs/s, " \
                f"{summary.audio_seconds / max(summary.wall_seconds, 1e-9):.0f}x realtime)" \
             if summary.analysed else ""
-        split = f" ({summary.analysed - summary.changed} new, {summary.changed} changed)" if summary.changed else ""
-        print(f"analysed {plural(summary.analysed, 'song')}{split}, {_hours(summary.audio_seconds)} of audio, "
-              f"in {summary.wall_seconds:.1f} s{rate}")
+        print(f"analysed {plural(summary.analysed, 'song')}{summary.new_and_changed()}, "
+              f"{_hours(summary.audio_seconds)} of audio, in {summary.wall_seconds:.1f} s{rate}")
         copies = summary.reused - summary.moved - summary.retagged - summary.resumed
         resumed = f", analysed before an interruption {summary.resumed}" if summary.resumed else ""
         print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
@@ -816,6 +815,7 @@ def _embedding_note(lib, songs: int) -> None:
 
 
 def _recommend(args: argparse.Namespace, action: str) -> int:
+    from .api import short_note
     from .export import check_output, check_playlist_name
 
     if args.output:
@@ -836,9 +836,8 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
             recs = rec.mix(seeds, wanted, filters, how="centre" if args.centre else "each")
         else:
             recs = rec.playlist(seeds, wanted, filters)
-        if recs and len(recs) < wanted:   # none at all is said under the heading
-            why = "the filters leave" if filters.active else "the library has"
-            print(f"note: {len(recs)} of the {wanted} songs asked for: {why} no more", file=sys.stderr)
+        if note := short_note(len(recs), wanted, filters.active):   # none at all is said under the heading
+            print(f"note: {note}", file=sys.stderr)
         if action == "similar" and (note := _walk_note(rec, recs)):
             print(f"note: {note}", file=sys.stderr)
         if action == "mix" and not args.centre and len(seeds) > 1 and any(

@@ -123,6 +123,11 @@ class ScanSummary:
     # written, a permission, memory): they keep their earlier analysis, and the next scan tries again
     kept: list[Failed] = field(default_factory=list)
 
+    def new_and_changed(self) -> str:
+        """How many of the songs analysed were new and how many changed, for every interface:
+        `` (1 new, 1 changed)``; empty when none changed (all were new)."""
+        return f" ({self.analysed - self.changed} new, {self.changed} changed)" if self.changed else ""
+
     def unread_kinds(self) -> str:
         """The formats passed over, most files first, for every interface: ``.xm (2), .mid (1)``."""
         return ", ".join(f"{ext} ({n})" for ext, n in sorted(self.unread.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -376,16 +376,22 @@ class SpectrogramStore:
                              hint="run `reform check --repair` to re-analyse the song")
         return spec
 
+    def openable(self, digests: Iterable[str]) -> dict[str, np.ndarray]:
+        """The spectrograms of ``digests`` that open as their description says (:meth:`open`
+        reads the header alone), by digest; the missing or damaged ones left out."""
+        return {digest: spec for digest, spec in self._opened(digests) if spec is not None}
+
     def unreadable(self, digests: Iterable[str]) -> list[str]:
         """Those of ``digests`` whose spectrogram is missing or cannot be opened as its
-        description says (:meth:`open` reads the header alone)."""
-        out = []
+        description says."""
+        return [digest for digest, spec in self._opened(digests) if spec is None]
+
+    def _opened(self, digests: Iterable[str]) -> Iterator[tuple[str, np.ndarray | None]]:
         for digest in digests:
             try:
-                self.open(digest)
+                yield digest, self.open(digest)
             except StoreError:
-                out.append(digest)
-        return out
+                yield digest, None
 
     def digests(self) -> Iterator[str]:
         if self.root.is_dir():

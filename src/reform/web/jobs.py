@@ -108,8 +108,7 @@ def run_scan(home: Path, options: dict, job: Job) -> str:
                    "them; `reform scan --retry-failed` tries the files again)")
     for folder, songs in s.vanished.items():
         passed += f"; {folder} holds no audio now (a disk not mounted, or the music moved?): its {songs} songs are kept"
-    split = f" ({s.analysed - s.changed} new, {s.changed} changed)" if s.changed else ""
-    return (f"analysed {s.analysed}{split}, embedded {s.embedded}, unchanged {s.unchanged}, "
+    return (f"analysed {s.analysed}{s.new_and_changed()}, embedded {s.embedded}, unchanged {s.unchanged}, "
             f"reused {s.reused}, removed {s.removed}, failed {s.failed}{passed}")
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..api import Library
+from ..api import Library, short_note
 from ..errors import EmbedError
 from ..export import m3u_text
 from ..home import RUN_NAME
@@ -192,9 +192,8 @@ def _answered(request: Request, rows, recs, wanted: int, filters: Filters) -> JS
     """Recommendations from the seeds ``rows``, with the notes the command line prints beside them
     (``wanted``: how many were asked for, which a shorter list says, as the command line does)."""
     notes = _state(request).notes()
-    if recs and len(recs) < wanted:   # none at all: the page says so itself
-        why = "the filters leave" if filters.active else "the library has"
-        notes.append(f"{len(recs)} of the {wanted} songs asked for: {why} no more")
+    if note := short_note(len(recs), wanted, filters.active):   # none at all: the page says so itself
+        notes.append(note)
     return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs), "notes": notes})
 
 
