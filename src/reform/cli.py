@@ -1335,7 +1335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-time", action="store_true", default=None,
                    help="the embedding reads the last feature map's mean and spread over time, not every place")
 
-    p = command("embed", "compute song embeddings with the active model (new songs only)", cmd_embed)
+    p = command("embed", "embed the songs that lack the model's embedding (new songs; every song after a train or `reform use`)", cmd_embed)
     p.add_argument("--model", help="'shipped', a run name, or a model file (default: the active model)")
     _device_option(p)
 

@@ -472,7 +472,7 @@
       h("span", { class: "rank", text: i + 1 }),
       h("span", {}, h("div", { class: "t", text: s.title, title: s.title }), h("div", { class: "s", text: byline(s) })),
       scoreCell(s.score),
-      h("button", { class: `add${seeds.has(s.id) ? " in" : ""}`, "data-add": s.id, title: "Add to the mix", text: seeds.has(s.id) ? "✓" : "+" }))));
+      h("button", { class: `add${seeds.has(s.id) ? " in" : ""}`, "data-add": s.id, title: seeds.has(s.id) ? "Remove from the mix" : "Add to the mix", text: seeds.has(s.id) ? "✓" : "+" }))));
   }
 
   // -- the mix and its playlist -------------------------------------------------------------------------
