@@ -153,6 +153,12 @@ def test_christmas_and_genre_groups():
     grouped = body | {"filtergenre": 1, "genregroups": [["Rock", "Metal"], ["Jazz", "Blues"]]}
     titles = [Path(p).stem for p in app.post("/api/similar", json=grouped).json()]
     assert "jazz" not in titles and {"metal", "untagged"} <= set(titles)  # untagged: cannot be judged
+    # what no plugin sends is read as its default, never a server error: numbers past a float's
+    # range, genres that are not names
+    odd = grouped | {"genregroups": [[1, {"a": 1}], ["Rock", "Metal"]], "min": 1e400, "count": -1e400}
+    titles = [Path(p).stem for p in app.post("/api/similar", content=json.dumps(odd).replace("Infinity", "1e400"),
+                                             headers={"Content-Type": "application/json"}).json()]
+    assert titles and "jazz" not in titles
 
 
 def test_only_the_lyrion_server_may_ask(library):
@@ -173,7 +179,8 @@ def test_only_the_lyrion_server_may_ask(library):
 
 def test_reform_serve_answers_the_plugin_on_its_own_port(library, tmp_path):
     home, songs, music = library
-    proc = subprocess.Popen(reform_cmd("--home", str(home), "serve", "--port", "0", "--lms-port", "0"),
+    proc = subprocess.Popen(reform_cmd("--home", str(home), "serve", "--port", "0", "--lms-port", "0",
+                                       "--lms-allow", "127.0.0.1"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=ctrl_c_as_in_a_terminal)
     try:
@@ -189,6 +196,10 @@ def test_reform_serve_answers_the_plugin_on_its_own_port(library, tmp_path):
         answer = httpx.post(f"{base}/api/similar", content=json.dumps(body),
                             headers={"Content-Type": "application/json;charset=utf-8"}, timeout=30)
         assert answer.status_code == 200 and len(answer.text.split("\n")) == 2
+        # --lms-allow judges the connection's own address: a header any local program can write is
+        # no way past it, nor a way to be refused
+        forwarded = httpx.get(f"{base}/api/features", headers={"X-Forwarded-For": "10.9.9.9"}, timeout=30)
+        assert forwarded.status_code == 200, forwarded.text
         assert httpx.get(f"{page.group(1)}/api/status", timeout=30).json()["songs"] == 5  # the page, as before
         assert httpx.get(f"{base}/api/status", timeout=30).status_code == 404  # the plugin's port: its API only
     finally:

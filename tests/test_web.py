@@ -731,8 +731,14 @@ def test_token_is_required_for_every_request_when_set(home):
     first = c.get(f"/?token={token}&x=1", follow_redirects=False)
     assert first.status_code == 303 and first.headers["location"] == "/?x=1"
     cookie = first.headers["set-cookie"]
-    assert f"reform_token={token}" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    c.cookies.set("reform_token", token)
+    # the cookie is this port's (the test client's server is on 8765): browsers send a
+    # cookie to every port of a host, and another server there must neither get nor replace it
+    assert f"reform_token_8765={token}" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    c.cookies.clear()   # (the client kept the cookie it was sent)
+    c.cookies.set("reform_token_8766", token)
+    assert c.get("/").status_code == 401
+    c.cookies.clear()
+    c.cookies.set("reform_token_8765", token)
     assert c.get("/").status_code == 200 and c.get("/api/songs/1/audio").status_code == 200
     c.cookies.clear()
     sneaky = c.get(f"//evil.example/?token={token}", follow_redirects=False)

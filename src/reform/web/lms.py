@@ -68,7 +68,7 @@ def _value(params: dict, key: str, default):
 def _int(params: dict, key: str, default: int) -> int:
     try:
         return int(_value(params, key, default))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: 1e400 reads as infinity
         return default
 
 
@@ -200,7 +200,7 @@ class Service:
         LMS can reach, Christmas out of season, the seeds' genre groups."""
         titles = {norm(r.title) for r in seeds + previous if r.title}
         xmas = _int(params, "filterxmas", 0) == 1 and datetime.date.today().month != 12
-        groups = [{norm(g) for g in group} for group in (params.get("genregroups") or [])
+        groups = [{norm(g) for g in group if isinstance(g, str)} for group in (params.get("genregroups") or [])
                   if isinstance(group, list)]
         grouped = set().union(*groups) if groups else set()
         accept: set[str] | None = None

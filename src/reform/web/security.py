@@ -11,10 +11,12 @@ Four rules, in this order:
   web site whose DNS name is rebound to 127.0.0.1 sends its own name and is
   refused, so it cannot read the API.
 * **Token** (when one is set, always with ``--host``): every request carries it
-  as ``Authorization: Bearer T``, a ``reform_token`` cookie, or ``?token=T``.  The
+  as ``Authorization: Bearer T``, a ``reform_token_PORT`` cookie, or ``?token=T``.  The
   page is opened once with ``?token=T``; the answer sets an HttpOnly, SameSite=Strict
   cookie and redirects to the bare address, so the token leaves the address bar
   and the audio element, which cannot send headers, is authorised by the cookie.
+  Browsers send a cookie to every port of a host name, so its name holds the port:
+  two servers on one computer keep their own tokens and never receive each other's.
 * **Same-origin writes**: a request that changes state (POST) must not come from
   another origin (``Origin`` header) or another site (``Sec-Fetch-Site``), so a
   page elsewhere cannot start a scan through the user's browser.  API reads from
@@ -33,7 +35,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-COOKIE = "reform_token"
+COOKIE = "reform_token"   # and "_PORT": see cookie_name
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY = 64 * 1024  # bytes; the largest request the API takes is a few hundred
 _HOST = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::(?P<port>[0-9]{1,5}))?$")
@@ -102,7 +104,7 @@ class Guard:
             rest = urlencode([(k, v) for k, v in parse_qsl(scope["query_string"].decode("latin-1"))
                               if k != "token"])
             location = "/" + quote(path.lstrip("/"))  # never "//host": no redirect off this site
-            return await _redirect(send, location + (f"?{rest}" if rest else ""), self.token)
+            return await _redirect(send, location + (f"?{rest}" if rest else ""), cookie_name(scope), self.token)
         return await self.app(scope, receive, _with_headers(send))
 
     def _refusal(self, scope, headers: dict[str, str]) -> tuple[int, str, str | None] | None:
@@ -136,8 +138,9 @@ class Guard:
                 cookie.load(headers["cookie"])
             except Exception:  # a malformed cookie header is simply no token
                 cookie = SimpleCookie()
-            if COOKIE in cookie:
-                candidates.append(cookie[COOKIE].value)
+            name = cookie_name(scope)
+            if name in cookie:
+                candidates.append(cookie[name].value)
         for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
             if key == "token":
                 candidates.append(value)
@@ -230,8 +233,14 @@ async def _refuse(send, status: int, message: str, hint: str | None, html: bool)
     await send({"type": "http.response.body", "body": body})
 
 
-async def _redirect(send, location: str, token: str) -> None:
-    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+def cookie_name(scope) -> str:
+    """The token cookie of the server that answers ``scope``: ``reform_token_PORT``."""
+    server = scope.get("server")
+    return f"{COOKIE}_{server[1]}" if server and server[1] is not None else COOKIE
+
+
+async def _redirect(send, location: str, name: str, token: str) -> None:
+    cookie = f"{name}={token}; Path=/; HttpOnly; SameSite=Strict"
     await send({"type": "http.response.start", "status": 303,
                 "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"),
                             (b"set-cookie", cookie.encode("latin-1")), (b"cache-control", b"no-store"),

@@ -162,7 +162,9 @@ def serve(home: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bo
         raise
     port = sockets[0].getsockname()[1]
     url = url_of(host, port, token)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+    # proxy_headers off: uvicorn would otherwise take a client's address from X-Forwarded-For on
+    # connections from this computer, and --lms-allow would then trust what any local program wrote
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False,
                                            timeout_graceful_shutdown=2))
     print(f"ReFORM: serving the library {os.fspath(home)}")
     print(f"open {url}")
