@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from .audio import is_audio_path, unread_format
 from .payload import audio_spans
@@ -293,14 +294,22 @@ def content_hash(path: str) -> str:
     SHA-256 rather than BLAKE2b because CPUs with SHA extensions run it twice as fast.
     """
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        # one read, then no seek costs a system call (an Ogg file has thousands of pages)
-        data = io.BytesIO(f.read()) if size <= _IN_MEMORY else f
-        found = audio_spans(data, size, os.path.splitext(path)[1].lower())
-        if found is None:
-            return _sha256(data, [(0, size)])
-        kind, spans = found
-        return _sha256(data, spans, f"audio of {kind}:".encode())   # never equal to a whole file's hash
+        return file_hash(f, os.path.splitext(path)[1].lower())
+
+
+def file_hash(f: BinaryIO, suffix: str, whole: bool = False) -> str:
+    """:func:`content_hash` of an open file, read from its start, whose name ends in ``suffix``;
+    with ``whole``, the hash of all its bytes (what a store made before tags were left out
+    of the hash holds)."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    # one read, then no seek costs a system call (an Ogg file has thousands of pages)
+    data = io.BytesIO(f.read()) if size <= _IN_MEMORY else f
+    found = None if whole else audio_spans(data, size, suffix)
+    if found is None:
+        return _sha256(data, [(0, size)])
+    kind, spans = found
+    return _sha256(data, spans, f"audio of {kind}:".encode())   # never equal to a whole file's hash
 
 
 def stored_hash(path: str, store: SpectrogramStore) -> str:
@@ -311,7 +320,7 @@ def stored_hash(path: str, store: SpectrogramStore) -> str:
     if not store.whole_file_hashes or store.exists(digest):
         return digest
     with open(path, "rb") as f:
-        whole = _sha256(f, [(0, os.fstat(f.fileno()).st_size)])
+        whole = file_hash(f, "", whole=True)
     return whole if store.exists(whole) else digest
 
 

@@ -6,7 +6,12 @@ with the size and modification time of its row (checked before opening, so a
 FIFO or device put in its place never blocks a request, and again on the
 opened file descriptor, so a path swapped after the check is never read).  A
 file replaced since the scan, for example by a symbolic link to something
-outside the library, is refused until it is scanned again.
+outside the library, is refused until it is scanned again.  Size and time are
+not enough for that: anyone who may write in a music folder can give a file
+the size and time of another one (a private key) and link it there, and a
+time can be set by hand.  So the first time a file (by device and inode) is
+served its audio hash is checked against the catalogue's as well, once, and
+remembered.
 
 Formats a browser cannot play (AIFF, WMA, Matroska) are decoded as they are
 sent, at the file's own sample rate (at most 48 kHz), as a WAV whose length is
@@ -28,6 +33,7 @@ import numpy as np
 from ..audio import stream
 from ..config import AudioConfig
 from ..errors import DecodeError, ReformError
+from ..library import file_hash
 from ..store import FileRow
 
 log = logging.getLogger("reform.web")
@@ -85,11 +91,35 @@ def open_checked(row: FileRow):
     except OSError as exc:
         raise Unavailable(409, f"the file cannot be read ({exc.strerror})") from None
     try:
-        _check_same(row, os.fstat(f.fileno()))
+        st = os.fstat(f.fileno())
+        _check_same(row, st)
+        _check_audio(row, f, st)
+    except OSError as exc:
+        f.close()
+        raise Unavailable(409, f"the file cannot be read ({exc.strerror})") from None
     except Unavailable:
         f.close()
         raise
     return f
+
+
+_CHECKED: dict[tuple, None] = {}   # the files (device, inode, size, time, hash) found to hold their song
+_CHECKED_MOST = 100_000
+
+
+def _check_audio(row: FileRow, f, st: os.stat_result) -> None:
+    """Refuse an open file whose audio is not its catalogue row's (by the hash the scan stored):
+    read whole, once per file; the first request of a song waits a few milliseconds for it."""
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, row.hash)
+    if key in _CHECKED:
+        return
+    suffix = Path(row.path).suffix.lower()
+    if row.hash != file_hash(f, suffix) and row.hash != file_hash(f, suffix, whole=True):
+        raise Unavailable(409, "the file changed since it was scanned",
+                          hint="run `reform scan` to analyse it again")
+    if len(_CHECKED) >= _CHECKED_MOST:
+        _CHECKED.clear()
+    _CHECKED[key] = None
 
 
 def _check_same(row: FileRow, st: os.stat_result) -> None:
