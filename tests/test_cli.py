@@ -177,6 +177,22 @@ def test_a_link_to_a_folder_beside_it_is_neither_a_loop_nor_a_second_song(tmp_pa
         [(str(music / "a" / "up"), True)]
     assert main(["--home", home, "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["songs"] == 1
+    # named, the link is the folder it leads to: `scan music/z` counted its song twice, and every
+    # later scan called music/z a disk away; `forget music/z` passed over music/a for good, since
+    # `scan music/a` did not take back what was forgotten under the link's name
+    assert main(["--home", home, "-q", "scan", str(music / "z"), "--no-embed"]) == 0
+    out = capsys.readouterr().out
+    assert f"{music / 'z'} is {music / 'a'} under another name" in out and "nothing to do: 1 song" in out
+    assert main(["--home", home, "-q", "scan", "--no-embed"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do: 1 song unchanged" in out and "holds no audio now" not in out
+    assert main(["--home", home, "forget", str(music / "z")]) == 0
+    out = capsys.readouterr().out
+    assert f"{music / 'z'} is {music / 'a'} under another name" in out and f"scans pass over {music / 'a'}" in out
+    assert main(["--home", home, "-q", "scan", str(music / "a"), "--no-embed"]) == 0
+    assert "analysed 1 song" in capsys.readouterr().out   # (forget freed its spectrogram)
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 1
 
 
 def test_retry_failed_does_not_suggest_itself(tmp_path, capsys):

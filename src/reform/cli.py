@@ -324,6 +324,8 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
 def cmd_forget(args: argparse.Namespace) -> int:
     with _library(args) as lib:
         forgotten = lib.forget(*args.folders)
+    for given, known in forgotten.respelled.items():
+        print(f"{shown(given)} is {shown(known)} under another name")
     for folder in forgotten.folders:
         print(f"no longer a music folder of the library: {shown(folder)}")
     for folder in forgotten.passed_over:

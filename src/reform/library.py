@@ -112,7 +112,9 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = (), passed_o
             else:
                 found.problems.append(Problem(root, "not an audio file (unknown extension)"))
         else:   # a folder inside a music folder: the tags come from the music folder's layout
-            _walk_dir(root, layout_root(root, known) or root, _Walk(seen, names, entries, found), frozenset())
+            top = layout_root(root, known) or root
+            walk = _Walk(seen, names, entries, found, _above(root, top))
+            _walk_dir(root, top, walk, frozenset(walk.above))
     found.entries = sorted(entries.values(), key=lambda e: e.path)
     return found
 
@@ -132,11 +134,26 @@ class _Walk:
     names: dict[tuple[int, int], str]   # the library's own names of its music folders
     entries: dict[str, Entry]
     found: Found
+    above: dict[tuple[int, int], str] = field(default_factory=dict)   # the folders holding a scanned one
 
 
 def _identity(path: str) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
+
+
+def _above(folder: str, top: str) -> dict[tuple[int, int], str]:
+    """The folders from ``folder``'s parent up to its music folder ``top``, by identity: a link
+    from inside ``folder`` up to one of them is a loop, as it is when the music folder is scanned
+    (and not a way to walk the whole music folder under the names of a folder inside it)."""
+    above = {}
+    while folder != top and folder.startswith(os.path.join(top, "")):
+        folder = os.path.dirname(folder)
+        try:
+            above[_identity(folder)] = folder
+        except OSError:
+            break
+    return above
 
 
 def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_device: int | None = None) -> None:
@@ -151,7 +168,7 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_dev
     if parent_device is not None and key[0] != parent_device and not os.path.islink(folder):
         found.mounts.append(folder)   # a disk mounted inside a music folder
     if key in inside:
-        problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {walk.seen[key]}"))
+        problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {walk.seen.get(key) or walk.above[key]}"))
         return
     if key in walk.seen:
         return   # the same folder under another name: its songs are found under the first
@@ -256,14 +273,20 @@ def known_spelling(path: str, known: Iterable[str], links: dict[str, str] | None
     link to that folder, or the folder such a link points to; else under a link inside one of
     them that a scan went through (``links``: real path -> link, :attr:`Found.links`), where that
     link still points there.  One folder scanned under two names would otherwise be two sets of
-    songs in the catalogue."""
+    songs in the catalogue.  So is a path inside a music folder that a link there leads elsewhere
+    in the library (``~/Music/alias -> ~/Music/Artist``): the walk of the music folder names
+    those songs by the folder's own name, or by the link's where it took the link first
+    (``links``), and a scan or `forget` of ``alias`` is one of that folder."""
     known = list(known)
-    if path in known or root_of(path, known) is not None:
+    if path in known:
         return path
+    holder = root_of(path, known)
     real = os.path.realpath(path)
+    if holder is not None and real == os.path.join(os.path.realpath(holder), os.path.relpath(path, holder)):
+        return path   # no link on the way down from its music folder
     names = [(os.path.realpath(root), root) for root in known]
     names += [(target, link) for target, link in (links or {}).items() if os.path.realpath(link) == target]
-    for real_root, root in names:
+    for real_root, root in sorted(names, key=lambda name: len(name[0]), reverse=True):   # the nearest first
         if real == real_root:
             return root
         if real.startswith(os.path.join(real_root, "")):

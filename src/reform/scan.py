@@ -516,6 +516,7 @@ class Forgotten:
     passed_over: list[str]   # folders inside music folders that scans now pass over
     songs: int           # files of the library they held (songs and failures)
     freed_bytes: int     # spectrograms deleted
+    respelled: dict[str, str] = field(default_factory=dict)  # folder named -> its name in the library
 
 
 def forget(home: Home, folders: list[str]) -> Forgotten:
@@ -525,7 +526,8 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
     folder inside a music folder is remembered as passed over, or the next scan of the music
     folder would bring it back; `reform scan` of it by name takes it in again."""
     roots = home.roots()
-    named = [library.known_spelling(os.path.abspath(f), roots, home.links()) for f in folders]
+    given = [os.path.abspath(f) for f in folders]
+    named = [library.known_spelling(f, roots, home.links()) for f in given]
     inner = [f for f in named if f not in roots and library.root_of(f, roots) and os.path.isdir(f)]
     strays = [f for f in named if f not in roots and f not in inner]
     files = [f for f in strays if library.root_of(f, roots) and os.path.isfile(f)]
@@ -552,7 +554,8 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
         live = catalogue.live_hashes()
         catalogue.drop_embeddings(keep_hashes=live)
     freed = 0 if home.unfinished() else home.spectrograms.collect_garbage(live, written_before=time.time())
-    return Forgotten([f for f in named if f in roots], inner, len(gone), freed)
+    return Forgotten([f for f in named if f in roots], inner, len(gone), freed,
+                     {g: f for g, f in zip(given, named) if g != f})
 
 
 def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig = AudioConfig(),
