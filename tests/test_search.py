@@ -64,6 +64,23 @@ def test_misses_say_what_is_wrong():
     assert "seed" in str(err.value) and "other" in str(err.value)
     with pytest.raises(QueryError, match="empty"):
         find(ROWS, "  ")
+
+
+def test_the_files_of_one_song_in_two_formats_are_one_match():
+    """A FLAC and its MP3 (one artist, title and length; other bytes): "2 songs match" named two
+    files that no added word could tell apart.  The larger file stands for the song."""
+    import dataclasses
+
+    flac = dataclasses.replace(row(1, "/m/flac/race.flac", "Jörg", "Race One"), size=30_000_000)
+    mp3 = dataclasses.replace(row(2, "/m/mp3/race.mp3", "Jörg", "Race One"), size=5_000_000, duration=100.4)
+    other = dataclasses.replace(row(3, "/m/live/race.flac", "Jörg", "Race One (live)"), size=9, duration=160.0)
+    assert find([mp3, flac], "race one").id == 1 and find([flac, mp3], "jorg").id == 1
+    assert find([mp3, flac, other], "race one").id == 1       # exactly its title: the other is longer
+    with pytest.raises(QueryError, match="3 songs match 'jorg'"):
+        find([mp3, flac, other], "jorg")
+    longer = dataclasses.replace(mp3, duration=104.0)         # another take: two songs
+    with pytest.raises(QueryError, match="2 songs match 'race one'"):
+        find([longer, flac], "race one")
     with pytest.raises(QueryError, match="no song matches ' !. '"):    # no letter: looked for as written
         find(ROWS, " !? ")
 

@@ -2,7 +2,8 @@
 
 A query names one song when it is, in order of precedence: the exact file name of one
 song (``hr3-caves.ogg``); words that are exactly one song's "artist title" or title; or
-words that all appear in one song's artist, title, album or file name.  Case, accents
+words that all appear in one song's artist, title, album or file name (files of one song,
+as long and with one artist and title, count as one).  Case, accents
 and punctuation are ignored throughout (see :func:`reform.text.norm`); a query of no letter
 or digit at all (an emoji) is looked for as it is written.
 
@@ -19,6 +20,7 @@ from typing import Protocol
 
 from .audio import is_audio_path
 from .errors import QueryError
+from .recommend import tagged_as_one
 from .store import FileRow, one_per_recording
 from .text import listing, name_key, norm, search_words, shown, song_title
 
@@ -108,6 +110,11 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     exact = [r for r in matches if said in (norm(f"{r.artist or ''} {title_of(r)}"), norm(title_of(r)))]
     if len(matches) == 1 or len(exact) == 1:
         return (exact or matches)[0]
+    alike = exact or matches
+    if all(tagged_as_one(r, alike[0]) for r in alike[1:]):
+        # the files of one song (a FLAC and its MP3, one length, one artist and title): no words
+        # can tell them apart, and recommendations take them for one; the largest stands for it
+        return max(alike, key=lambda r: (r.size, r.path))
     named = listing([f"{r.label} ({shown(r.path)})" for r in matches[:10]], total=len(matches))
     raise QueryError(f"{len(matches)} songs match {text!r}: {named}",
                      hint="add words to the query (several words go in quotes: \"groove no 1\"), or give the "
