@@ -557,6 +557,22 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
     out = capsys.readouterr().out
     assert f"run {run.name}: model.pt: the model file is damaged" in out
     assert f"`reform --home {home} train --resume --name {run.name}` writes it again from the run's checkpoint" in out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 1   # the active model: nothing embeds
+    assert f"`reform --home {home} train --resume --name {run.name}` writes it again" in capsys.readouterr().err
+    # and so it does: a run at its end said "nothing to do" and left the damaged file as it was
+    before = files.checkpoint.read_bytes()
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", run.name]) == 0
+    assert main(["--home", str(home), "-q", "check"]) == 0 and files.checkpoint.read_bytes() == before
+    # a repair of the rest says the run's file is left: "after the repair: 0 problems", exit 1
+    with open(files.model, "r+b") as f:
+        f.truncate(files.model.stat().st_size // 2)
+    assert main(["--home", str(home), "-q", "use", "shipped"]) == 0
+    _damage_spectrograms(home)
+    capsys.readouterr()
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 1
+    out = capsys.readouterr().out
+    assert out.count(f"run {run.name}: model.pt: the model file is damaged") == 2
+    assert "after the repair: 1 problem\n" in out
     with open(files.checkpoint, "r+b") as f:
         f.truncate(1000)
     assert main(["--home", str(home), "-q", "check"]) == 1

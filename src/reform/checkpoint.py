@@ -48,6 +48,16 @@ LOAD_HINT = ("give a model.pt that `reform train` wrote, or 'shipped' (if this i
              "`reform use shipped`, or train the run again)")
 
 
+def load_hint(path: Path) -> str:
+    """What to do about a model file that cannot be loaded: a run's model beside its checkpoint
+    is written again from it."""
+    path = Path(path)
+    if path.name == "model.pt" and (path.parent / "checkpoint.pt").exists():
+        return (f"`reform train --resume --name {path.parent.name}` writes it again from the run's checkpoint "
+                "(or `reform use shipped`, if it is the active model)")
+    return LOAD_HINT
+
+
 def load(path: Path) -> dict[str, Any]:
     """A saved model or checkpoint; ModelError for a file that is missing, damaged or not one."""
     if not os.path.exists(path):
@@ -56,7 +66,7 @@ def load(path: Path) -> dict[str, Any]:
     # damaged encoder weight embedded songs in silence, and only `reform status` said so
     problem = file_problem(path)
     if problem and zipfile.is_zipfile(path):
-        raise ModelError(problem, path=path, hint=LOAD_HINT)
+        raise ModelError(problem, path=path, hint=load_hint(path))
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -64,7 +74,7 @@ def load(path: Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for a damaged file, some with a page of advice
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelError(f"not a model file, or a damaged one ({type(exc).__name__}: {first})", path=path,
-                         hint=LOAD_HINT) from exc
+                         hint=load_hint(path)) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
         raise ModelError("not a ReFORM model file of this version", path=path)
     return data

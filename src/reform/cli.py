@@ -713,9 +713,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             print("run `reform check --repair` to analyse or embed these songs again, build the index, or write "
                   "the copies")
         return 1 if found.problems or (damaged_index or copies) and not args.repair or unusable or runs else 0
-    print(f"after the repair: {plural(len(after.problems), 'problem')}")
+    # a training run's damaged files are not the repair's to write: each line says what does
+    print(f"after the repair: {plural(len(after.problems) + len(runs), 'problem')}")
     for p in after.problems:
         print(f"  {p.line()}")
+    for line in runs:
+        print(f"  {line}")
     if after.of("embedding"):
         print("the stored embeddings come from another model than the active one: "
               "run `reform embed` to replace them")

@@ -30,7 +30,7 @@ import torch
 from . import checkpoint
 from .average import WeightAverage
 from .bank import MemoryBank
-from .card import read_card
+from .card import file_problem, read_card
 from .checkpoint import Bundle
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .dataset import Normaliser, Song, Windows, album_ids, fit_normaliser, shard_steps
@@ -285,8 +285,9 @@ class Trainer:
 
     def _refuse_finished(self, state: dict) -> None:
         """TrainError for a resume that has nothing left to train: it would report a cap it had
-        passed, or a schedule that had ended, and write the run's files again for nothing."""
-        if state["phase"] != "cluster" or not self.files.model.exists():
+        passed, or a schedule that had ended, and write the run's files again for nothing.  A run
+        whose model file is lost or damaged has that left to do: it is written again."""
+        if state["phase"] != "cluster" or not self.files.model.exists() or file_problem(self.files.model):
             return
         name, done = self.files.folder.name, state["epoch"]
         if state["finished"] and not state["capped"]:   # first: no cap, however high, goes on with it
