@@ -275,6 +275,11 @@ def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
     (home / "models" / "p1" / "model.pt").unlink()     # as if killed during its clustering phase
     assert main(base + ["--phase", "cluster"]) == 1
     assert "has trained already" in capsys.readouterr().err
+    # a clustering phase with nothing to start from is refused before any run is made (an empty
+    # folder was left, which `reform models` listed as a run in progress)
+    assert main(["--home", str(home), "train", "--name", "p2", "--phase", "cluster", "--init", "scratch"]) == 1
+    assert "starts from a pretrained model, and this run has none" in capsys.readouterr().err
+    assert not (home / "models" / "p2").exists()
 
 
 def test_augmentation_that_leaves_little_of_a_window_is_refused_first(home, capsys):

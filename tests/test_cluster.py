@@ -119,3 +119,26 @@ def test_the_workers_of_a_local_instance_run_at_the_scans_priority():
     assert out.returncode == 0, out.stderr
     worker, driver = map(int, out.stdout.split()[-2:])
     assert worker == driver
+
+
+def test_a_local_instance_is_started_even_where_ray_runs_already():
+    """`--ray` joined a cluster started by `ray start --head` and was refused there ("num_cpus
+    must not be provided"); an address ReFORM cannot reach names what else to check."""
+    from reform.cluster import _connect
+
+    class Ray:   # records what ReFORM asks of Ray, then fails as an unreachable cluster does
+        def __init__(self):
+            self.asked = []
+
+        def init(self, **options):
+            self.asked.append(options)
+            raise ConnectionError("Failed to connect")
+
+    ray = Ray()
+    with pytest.raises(ClusterError, match="cannot start a local Ray instance"):
+        _connect(ray, None, 3)
+    assert ray.asked[0]["address"] == "local" and ray.asked[0]["num_cpus"] == 3
+    with pytest.raises(ClusterError, match="cannot reach the Ray cluster at head:6379") as err:
+        _connect(ray, "head:6379", 3)
+    assert ray.asked[1]["address"] == "head:6379" and "num_cpus" not in ray.asked[1]
+    assert "RAY_AUTH_MODE=token" in err.value.hint

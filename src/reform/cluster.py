@@ -182,10 +182,17 @@ def _connect(ray, address: str | None, jobs: int | None) -> None:
             # CPU.  A scan started here runs at the priority its user gave it, as the local
             # worker processes do; a cluster's own settings are left alone.
             os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(num_cpus=jobs or os.cpu_count() or 1, **quiet)
+            # "local": an instance of its own, even where one runs already (`ray start --head`),
+            # which Ray would otherwise join and refuse, since it was given a number of CPUs
+            ray.init(address="local", num_cpus=jobs or os.cpu_count() or 1, **quiet)
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise ClusterError(f"cannot start or reach {where} ({exc})",
-                           hint="check the address: `ray status` on the head node shows it") from exc
+        if address is None:
+            raise ClusterError(f"cannot start a local Ray instance ({exc})",
+                               hint="`ray status` says whether Ray runs here; `--ray auto` joins the one that "
+                                    "does") from exc
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({exc})",
+                           hint="check the address: `ray status` on the head node shows it; a cluster whose "
+                                "head said \"Token authentication is enabled\" needs RAY_AUTH_MODE=token here "
+                                "too, with its token (in ~/.ray/auth_token, or RAY_AUTH_TOKEN)") from exc

@@ -250,6 +250,8 @@ class Trainer:
                                  hint=f"`reform train --resume --name {self.files.folder.name}` goes on with "
                                       "the clustering phase")
             self._refuse_finished(saved["state"])
+        if phase == "cluster" and saved is None and self.init is None and not self.files.pretrain.exists():
+            raise self._nothing_to_cluster()   # before the run's folder is made: no run is left behind
         normaliser = group.broadcast(self._normaliser(saved) if group.main else None)
         self.windows = Windows(self.store, self.songs, normaliser, self.model_cfg.window_frames)
         self.probe = self.windows.probe(min(64, len(self.songs)), 4, self.cfg.seed)
@@ -352,12 +354,15 @@ class Trainer:
             if isinstance(source, ClusterAutoencoder):
                 model.load_state_dict(source.state_dict())
         else:
-            raise TrainError("the clustering phase starts from a pretrained model, and this run has none",
-                             path=self.files.folder,
-                             hint=f"run `reform train --phase pretrain --name {self.files.folder.name}` first (the "
-                             "clustering phase then goes on in the same run), or `--phase all`, or start from the "
-                             "shipped model with `--init shipped`")
+            raise self._nothing_to_cluster()
         return model.to(self.device, memory_format=torch.channels_last)
+
+    def _nothing_to_cluster(self) -> TrainError:
+        return TrainError("the clustering phase starts from a pretrained model, and this run has none",
+                          path=self.files.folder,
+                          hint=f"run `reform train --phase pretrain --name {self.files.folder.name}` first (the "
+                          "clustering phase then goes on in the same run), or `--phase all`, or start from the "
+                          "shipped model with `--init shipped`")
 
     # -- the loop -------------------------------------------------------------------------------
     def _objective(self, phase: str, model, saved: dict | None) -> tuple[Objective, Callable[[int], list], int]:
