@@ -184,6 +184,20 @@ def test_scan_never_mixes_its_embeddings_with_another_models(trained, tmp_path, 
     assert "the embeddings come from another model than the active one" in capsys.readouterr().out
 
 
+def test_playlists_say_when_their_embeddings_are_another_models(trained, tmp_path, capsys):
+    """After `reform use shipped`, `reform playlists` wrote radios from the trained model's
+    embeddings without a word, where `similar` and `export` say so."""
+    from reform.cli import main
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    assert main(["--home", str(home), "-q", "use", "shipped"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "-q", "playlists", "--to", str(tmp_path / "lists"), "--radio", "Chord",
+                 "--music-root", "/"]) == 0
+    assert "the embeddings come from another model than the active one" in capsys.readouterr().err
+
+
 def test_cli_scan_embeds_unless_told_not_to(music, tmp_path, capsys):
     from reform.cli import main
 

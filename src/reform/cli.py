@@ -1081,6 +1081,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
 
         rules = _rules(args, keep=writable)
         rec = lib.recommender()
+        _embedding_note(lib, len(rec))
         wanted = []
         played = lib.most_played(args.most_played)
         seeds, unmatched = [], []
