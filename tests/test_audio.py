@@ -100,6 +100,14 @@ def test_formats_libsndfile_cannot_write_decode_too(tmp_path, name, codec):
     assert np.abs(x[0]).max() > 3 * np.abs(x[1]).max()          # the tone stays on the left
 
 
+def test_a_wave64_file_is_scanned_as_the_wav_it_is(tmp_path):
+    """Sony's 64-bit WAV (.w64) decoded as a query, yet a scan passed over it without a word."""
+    path = write(tmp_path / "long.w64", stereo(tone(440, 3, 44100), noise(3, sr=44100, amp=0.05)), 44100, format="W64")
+    assert is_audio_path(path)
+    x, info = decode(path)
+    assert info.channels == 2 and x.shape == (2, 3 * 22050)
+
+
 def test_resampled_to_22050_with_soxr(tmp_path):
     path = write(tmp_path / "a.wav", tone(1000, 2, 44100), 44100)
     x, _ = decode(path)

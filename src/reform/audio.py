@@ -41,7 +41,7 @@ from .payload import audio_spans, chunks, id3_overrun, wav_order, wav_runs_on
 
 # Extensions ReFORM scans, and the backend tried first for each (measured in bench/ingest.py:
 # PyAV decodes Vorbis/Opus/MP3 faster than libsndfile; libsndfile is fastest on PCM and FLAC).
-SOUNDFILE_FIRST = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc"}
+SOUNDFILE_FIRST = {".wav", ".wave", ".w64", ".flac", ".aif", ".aiff", ".aifc"}
 PYAV_FIRST = {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka",
               ".wv", ".tta", ".caf"}
 AUDIO_EXTENSIONS = frozenset(SOUNDFILE_FIRST | PYAV_FIRST)
