@@ -157,6 +157,26 @@ def test_vorbis_comments_in_latin1_read_as_latin1(tmp_path, name, kwargs):
     assert (tags.album, tags.artist, tags.title) == ("Apn\u00e9e", "Bj\u00f6rk \u201clive\u201d", "Caf\u00e9 \u20ac")
 
 
+def test_tags_of_a_file_named_as_another_format(tmp_path):
+    """An MP3 named .flac decodes, but its tags were lost: mutagen chose its FLAC reader by the
+    name, which failed."""
+    import mutagen
+
+    from conftest import write_encoded
+
+    mp3 = write_encoded(tmp_path / "cover.mp3", tone(440, 1), "libmp3lame")
+    f = mutagen.File(mp3, easy=True)
+    if f.tags is None:
+        f.add_tags()
+    f.tags.update({"artist": "Real Artist", "title": "Big Cover"})
+    f.save()
+    named = tmp_path / "Band" / "Record" / "cover.flac"
+    named.parent.mkdir(parents=True)
+    shutil.copy(mp3, named)
+    tags = read_tags(str(named), str(tmp_path))
+    assert (tags.artist, tags.album, tags.title) == ("Real Artist", "Record", "Big Cover")
+
+
 def test_broken_tags_fall_back_to_layout(tmp_path):
     path = tmp_path / "Band" / "Record" / "02 Song.mp3"
     path.parent.mkdir(parents=True)

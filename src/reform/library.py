@@ -402,7 +402,7 @@ def _mutagen_tags(path: str) -> dict[str, str]:
     try:
         tagged = mutagen.File(path, easy=True)
     except Exception:  # broken tags must never stop a scan: fall back to the folder layout
-        return {}
+        tagged = _tags_by_content(path)
     if tagged is None or not tagged.tags:
         return {}
     tags = tagged.tags
@@ -423,6 +423,24 @@ def _mutagen_tags(path: str) -> dict[str, str]:
             if text:
                 out[key] = text
     return out
+
+
+class _Nameless(io.BufferedReader):
+    """A file whose name mutagen cannot see, so that it goes by the file's first bytes alone."""
+
+    name = ""
+
+
+def _tags_by_content(path: str):
+    """The tags of a file that is not what its extension says (an MP3 named .flac, whose FLAC
+    reader mutagen chose by the name and which then failed), or None."""
+    import mutagen
+
+    try:
+        with _Nameless(io.FileIO(path)) as f:
+            return mutagen.File(f, easy=True)
+    except Exception:
+        return None
 
 
 def _vorbis_bytes_kept(tagged):
