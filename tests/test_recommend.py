@@ -293,6 +293,27 @@ def test_the_walk_ranks_a_chain_of_close_songs_above_a_nearer_song_off_it_and_ke
     assert _walk_note(plain, plain.similar(plain.seed_of(rows[0]), 8)) is None
 
 
+@pytest.mark.parametrize("links", [2, 3, 20])
+def test_the_walk_ranks_alike_whatever_the_number_of_files_of_a_recording(links):
+    """Six files of one song (a FLAC, its MP3s...) were six nodes of the walk's graph, linked to
+    each other: their clique drew the walk's score to their side of the query, and the songs on
+    the other side fell down the list.  They are one node, so the list is the one a single file
+    gives."""
+    angles = {"seed": 0.0, "a1": 0.10, "a2": 0.20, "a3": 0.30, "a4": 0.40, "b1": -0.15, "b2": -0.30,
+              "b3": -0.45, "x": -0.22}
+
+    def ranked(files: int) -> list[str]:
+        rows = [row(i, f"artist {i}", f"album {i}", title, f"h{i}") for i, title in enumerate(angles)]
+        rows += [dataclasses.replace(rows[-1], id=100 + c, path=f"/m/x/{c}.mp3", hash=f"hx{c}",
+                                     duration=rows[-1].duration + 0.01 * c) for c in range(files - 1)]
+        vectors = {r.hash: np.array([np.cos(angles[r.title]), np.sin(angles[r.title]), 0.001 * k], np.float32)
+                   for k, r in enumerate(rows)}
+        rec = Recommender.of(rows, vectors, walk=links)
+        return titles(rec.similar(rec.seed_of(rows[0]), 8))
+
+    assert ranked(6) == ranked(1)
+
+
 def test_the_walk_over_a_query_and_its_pool_is_the_bench_diffusion_of_that_song():
     """reform.space.walk over the rest of a library is the row of the library-wide diffusion
     (`diffusion-near`, nearest kept first) that docs/method.md measured."""

@@ -266,16 +266,28 @@ class Recommender:
         """``found`` (slot, row, cosine) in the order of a walk from ``query`` over its first
         WALK_POOL songs, the rest after them by the cosine (one solve of that size however many are
         asked for); first, and no node of the graph, the query's own song (its very vector: the
-        query is the node) and the songs ``unshown`` names."""
+        query is the node) and the songs ``unshown`` names.
+
+        The files of one recording (a FLAC and its MP3: :meth:`_file_of`) are one node, the first
+        by the cosine, with the others after it: ten files of one clip linked to each other drew
+        the walk's score into their clique, away from the songs beside them."""
         apart = [s >= 1.0 - 1e-6 or (unshown is not None and unshown(i, row)) for i, row, s in found]
         others = [f for f, out in zip(found, apart) if not out]
         pool, rest = others[:WALK_POOL], others[WALK_POOL:]
         if not pool:
             return found
+        heads: list[int] = []              # each recording's first file in the pool
+        files: dict[int, list[int]] = {}   # and its other files, by that first one
+        taken = _Taken([])
+        for j, (slot, row, _) in enumerate(pool):
+            held = self._file_of(row, slot, taken)
+            if held is None:
+                heads.append(j)
+            files.setdefault(j if held is None else heads[held], []).append(j)
         q = _unit(np.asarray(query, np.float64))
-        units = _unit(self.songs.index.rows(np.array([i for i, _, _ in pool])).astype(np.float64))
+        units = _unit(self.songs.index.rows(np.array([pool[j][0] for j in heads])).astype(np.float64))
         order = np.argsort(-walk(q, units, self.walk), kind="stable")
-        return [f for f, out in zip(found, apart) if out] + [pool[j] for j in order] + rest
+        return [f for f, out in zip(found, apart) if out] + [pool[j] for h in order for j in files[heads[h]]] + rest
 
     def _candidates(self, query: np.ndarray, seeds: list[Seed], filters: Filters, n: int,
                     keep: Callable[[FileRow], bool] | None = None) -> list[tuple[int, FileRow, float]]:
