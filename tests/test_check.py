@@ -212,6 +212,20 @@ def test_a_deleted_catalogue_is_named_and_built_again_from_what_remains(home, ca
     with Library(home, create=False) as lib:
         assert len(lib.songs()) == 5 and lib.models.active_name() == "tiny"   # the choice of model too
         assert lib.stale_embeddings() == 0
+        roots = lib.home.roots()
+    # and the new catalogue holds them: they lived in their copies alone, so that losing the copy
+    # then made the shipped model the active one ("run `reform embed`", which replaces every
+    # embedding), while `check` saw no problem
+    (home / "models" / "active").unlink()
+    (home / "folders.json").unlink()
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "tiny" and lib.home.roots() == roots
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "models/active: the copy of the active model's name is missing" in out
+    assert "folders.json: the copy of the music folders is missing" in out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    assert (home / "models" / "active").read_text().strip() == "tiny"
 
 
 def test_a_scan_of_a_home_without_its_catalogue_reuses_the_spectrograms(home, capsys):

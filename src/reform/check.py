@@ -24,7 +24,7 @@ import numpy as np
 from .config import AudioConfig, MelConfig
 from .errors import StoreError
 from .files import sync_folder, write_text
-from .home import Home, Keys, leftovers, rebuild_marker, restore_plays, text_of
+from .home import Home, Keys, leftovers, rebuild_marker, restore_copies, restore_plays, text_of
 from .store import ROW_FIELDS, TABLES, Catalogue, FileRow
 
 CHUNK_FRAMES = 8192  # frames read at a time when looking for values that are not finite
@@ -155,6 +155,7 @@ def rebuild_catalogue(path: Path) -> Rebuilt:
                         kept += table == "files"
                         embeddings += table == "embeddings"
         restore_plays(fresh, path.parent)   # where none could be read, the copy beside it has them
+        restore_copies(fresh, path.parent)  # and the music folders, those passed over, the active model
     finally:
         if old is not None:
             old.close()

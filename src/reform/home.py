@@ -177,6 +177,7 @@ class Home:
             if remains:
                 self.catalogue.set_meta(Keys.UNFINISHED, "the catalogue was made anew")
                 restore_plays(self.catalogue, self.path)
+                restore_copies(self.catalogue, self.path)
             if not reanalyse:
                 self._check_settings()
         except BaseException:
@@ -582,6 +583,29 @@ def restore_plays(catalogue: Catalogue, home: Path) -> int:
         missing = [play for play in dict.fromkeys(copied) if play not in have]
         catalogue.add_plays(missing)
     return len(missing)
+
+
+def restore_copies(catalogue: Catalogue, home: Path) -> None:
+    """Put the music folders, the folders scans pass over and the active model's name back into
+    a catalogue made again without them, from their copies beside it.  Read from the copies
+    alone, they were lost with the next lost copy (a deleted ``models/active`` made the
+    shipped model the active one, and `reform embed` then replaced the user's embeddings),
+    and `reform check`, which compares the copies with the catalogue, saw nothing amiss."""
+    kept = {}
+    for key, copy in ((Keys.ROOTS, FOLDERS_FILE), (Keys.PASSED_OVER, PASSED_OVER_FILE)):
+        try:
+            items = json.loads(text_of(home / copy) or "")
+        except ValueError:
+            continue
+        if isinstance(items, list) and all(isinstance(x, str) for x in items):
+            kept[key] = json.dumps(sorted(set(items)))
+    active = text_of(home / MODELS / ACTIVE_FILE)
+    if active and _one_folder(active):
+        kept[Keys.ACTIVE_MODEL] = "" if active == SHIPPED else active
+    with catalogue.transaction():
+        for key, text in kept.items():
+            if catalogue.get_meta(key) is None:
+                catalogue.set_meta(key, text)
 
 
 def text_of(path: Path) -> str | None:
