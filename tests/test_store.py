@@ -331,3 +331,22 @@ def test_a_disk_io_error_on_a_full_disk_is_said_to_be_a_full_disk(tmp_path, monk
     assert "No space left on device" in str(catalogue_error(exc, tmp_path / "catalogue.db"))
     monkeypatch.setattr(store.shutil, "disk_usage", lambda _: usage(100 << 20, 50 << 20, 50 << 20))
     assert "disk I/O error" in str(catalogue_error(exc, tmp_path / "catalogue.db"))
+
+
+def test_a_home_moved_while_spectrograms_are_written_is_not_made_again(tmp_path):
+    """A home renamed during a scan: the spectrograms still to come made its folders again at the
+    old place, and the scan ended "analysed 19 songs" with half of them there."""
+    from reform.errors import WriteError
+
+    home = tmp_path / "home"
+    home.mkdir()
+    store = SpectrogramStore(home / "spectrograms", "v1")
+    store.write(SpectrogramInfo("ab12", 1, 10, 0.2, 22050, "pcm"), np.zeros((1, 10, 128)))
+    home.rename(tmp_path / "moved")
+    with pytest.raises(WriteError, match="the library home is not there any more") as err:
+        store.write(SpectrogramInfo("cd34", 1, 10, 0.2, 22050, "pcm"), np.zeros((1, 10, 128)))
+    assert err.value.path == str(home) and not home.exists()
+    fresh = SpectrogramStore(tmp_path / "new" / "spectrograms", "v1")   # a new home's store is made
+    (tmp_path / "new").mkdir()
+    fresh.write(SpectrogramInfo("ef56", 1, 10, 0.2, 22050, "pcm"), np.zeros((1, 10, 128)))
+    assert fresh.exists("ef56")

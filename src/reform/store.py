@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FeatureError, StoreError
+from .errors import FeatureError, StoreError, WriteError
 from .files import replacing, temporary_name, write_error, write_text, writer_alive
 from .text import name_key, search_words, song_label
 
@@ -348,10 +348,17 @@ class SpectrogramStore:
             raise FeatureError("the spectrogram holds values that are not finite numbers")
         target = self.path(info.hash)
         try:
+            # folders made one level at a time, never the home above: a home moved (or deleted)
+            # while a scan ran was made again at its old place, holding half of its spectrograms
             if not self.root.is_dir():   # a new store: only hashes of audio will ever be in it
-                self.root.mkdir(parents=True, exist_ok=True)
+                self.base.mkdir(exist_ok=True)
+                self.root.mkdir(exist_ok=True)
                 (self.root / AUDIO_HASHES).touch()
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(exist_ok=True)
+        except FileNotFoundError:
+            raise WriteError("the library home is not there any more (moved or deleted while this ran)",
+                             path=self.base.parent, hint="run the command again with the home where it is now: "
+                                                         "what was finished is kept") from None
         except OSError as exc:
             raise write_error(exc, target.parent) from exc
         write_text(target.with_suffix(".json"), json.dumps(asdict(info)))
