@@ -593,6 +593,10 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
     out = capsys.readouterr().out
     assert f"run {run.name}: checkpoint.pt: the model file is damaged" in out
     assert "the run cannot go on" in out
+    # which resuming says too (its hint was about choosing a model.pt, or `reform use shipped`)
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", run.name]) == 1
+    assert f"the run cannot go on; a new one can start from its pretrain.pt: `reform --home {home} train --name " \
+           f"{run.name}-2 --init {files.pretrain}`" in capsys.readouterr().err   # (its model.pt is damaged)
 
 
 def test_with_the_music_folders_lost_too_status_says_to_scan_them(home, capsys):

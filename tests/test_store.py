@@ -350,3 +350,15 @@ def test_a_home_moved_while_spectrograms_are_written_is_not_made_again(tmp_path)
     (tmp_path / "new").mkdir()
     fresh.write(SpectrogramInfo("ef56", 1, 10, 0.2, 22050, "pcm"), np.zeros((1, 10, 128)))
     assert fresh.exists("ef56")
+
+
+def test_a_spectrogram_whose_header_is_garbled_is_said_to_be_damaged(tmp_path):
+    """numpy reads a file whose magic bytes are gone as pickled objects, and its message, which
+    `reform check` passed on, advised loading it unsafely."""
+    store = SpectrogramStore(tmp_path / "spectrograms", "v1")
+    store.write(SpectrogramInfo("ab12", 1, 10, 0.2, 22050, "pcm"), np.zeros((1, 10, 128)))
+    with open(store.path("ab12"), "r+b") as f:
+        f.write(b"XXXXXX")
+    with pytest.raises(StoreError, match=r"unreadable \(its header is damaged\)") as err:
+        store.open("ab12")
+    assert "pickle" not in str(err.value) and "check --repair" in err.value.hint

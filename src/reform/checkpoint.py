@@ -50,11 +50,18 @@ LOAD_HINT = ("give a model.pt that `reform train` wrote, or 'shipped' (if this i
 
 def load_hint(path: Path) -> str:
     """What to do about a model file that cannot be loaded: a run's model beside its checkpoint
-    is written again from it."""
+    is written again from it; a run whose checkpoint is damaged cannot go on, and a new one can
+    start from its model."""
     path = Path(path)
     if path.name == "model.pt" and (path.parent / "checkpoint.pt").exists():
         return (f"`reform train --resume --name {path.parent.name}` writes it again from the run's checkpoint "
                 "(or `reform use shipped`, if it is the active model)")
+    if path.name == "checkpoint.pt":
+        made = next((m for m in ("model.pt", "pretrain.pt")
+                     if (path.parent / m).exists() and not file_problem(path.parent / m)), None)
+        return ("the run cannot go on" + (f"; a new one can start from its {made}: `reform train --name "
+                                          f"{path.parent.name}-2 --init {path.parent / made}`" if made else
+                                          ": train it again"))
     return LOAD_HINT
 
 

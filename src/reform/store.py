@@ -374,7 +374,9 @@ class SpectrogramStore:
         try:
             spec = np.load(self.path(digest), mmap_mode="r")
         except (OSError, ValueError, EOFError, OverflowError) as exc:   # (a header's shape damaged)
-            raise StoreError(f"spectrogram {digest} is missing or unreadable ({exc})",
+            # numpy takes a damaged header for pickled objects and advises loading it unsafely
+            reason = "its header is damaged" if "allow_pickle" in str(exc) else str(exc)
+            raise StoreError(f"spectrogram {digest} is missing or unreadable ({reason})",
                              hint="run `reform check --repair` to re-analyse the song") from exc
         info = self.info(digest)
         if spec.ndim != 3 or spec.dtype != np.float16 or spec.shape[:2] != (info.channels, info.frames):
