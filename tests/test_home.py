@@ -44,6 +44,21 @@ def test_only_a_run_whose_phases_ended_on_their_schedule_becomes_active(home, ca
         assert lib.models.active_name() == "forced"
 
 
+def test_a_clustering_phase_run_alone_is_judged_by_that_phase(tmp_path):
+    """`train --phase cluster` from the shipped model runs no pretraining: that one was called
+    cut short, and such a run never became active by itself."""
+    from reform.home import Run, cut_short
+
+    def run(cluster_ended: bool) -> Run:
+        return Run("fresh", tmp_path, {"pretrain": 0, "cluster": 3}, {"pretrain": False, "cluster": cluster_ended},
+                   True, None, None, started_from="shipped")
+
+    assert run(True).complete and run(True).state == "finished, fine-tuned from shipped"
+    assert run(False).state == "cut short (cluster stopped before its schedule ended), fine-tuned from shipped"
+    assert cut_short({"pretrain": 2, "cluster": 0}, {"pretrain": True, "cluster": False}) == ["cluster"]
+    assert cut_short({"pretrain": 2, "cluster": 2}, {"pretrain": False, "cluster": False}) == ["pretrain", "cluster"]
+
+
 def test_models_and_use(home, capsys):
     _train(home, "short", max_epochs=2)
     (home / "models" / "short" / "evaluation.json").write_text(json.dumps(

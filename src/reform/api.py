@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
-from .home import Home, Run, RunFiles, Settings, faults, stopped_by_schedule
+from .home import Home, Run, RunFiles, Settings, cut_short, epochs_of, faults, stopped_by_schedule
 from .progress import Bar
 from .store import FileRow, one_per_recording
 from .text import agree, plural, shown, storable
@@ -353,7 +353,8 @@ class Library:
                                   train_cfg=train_cfg, feature_version=self.home.spectrograms.feature_version,
                                   init=init, callback=callback, device=device, group=group)
                 result = trainer.run(phase, resume=resume)
-                complete = all(stopped_by_schedule(result.history).values()) and not faults(result.history)
+                complete = not cut_short(epochs_of(result.history), stopped_by_schedule(result.history)) \
+                    and not faults(result.history)
                 if group.main and result.files.model.exists() and (activate or complete):
                     with self.home.catalogue.transaction():
                         self.models.activate(folder.name)

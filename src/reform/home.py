@@ -463,8 +463,10 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        """Both phases ran until their schedule stopped them, and learnt: good to become active by itself."""
-        return self.usable and all(self.stopped.get(p) for p in PHASES) and not self.faults
+        """Its phases ran until their schedule stopped them, and learnt: good to become active by
+        itself.  A phase it never ran (the pretraining of a clustering phase started from the
+        shipped model) is not one cut short."""
+        return self.usable and not cut_short(self.epochs, self.stopped) and not self.faults
 
     @property
     def state(self) -> str:
@@ -475,8 +477,8 @@ class Run:
         if self.complete:
             return "finished" + tuned
         if self.usable:
-            cut = [p for p in PHASES if not self.stopped.get(p)]
-            return f"cut short ({' and '.join(cut)} stopped before its schedule ended)" + tuned
+            return f"cut short ({' and '.join(cut_short(self.epochs, self.stopped))} stopped before its schedule " \
+                   "ended)" + tuned
         if self.lost:
             return (f"model file lost: `reform train --resume --name {self.name}` writes it again" if self.resumable
                     else "model file lost, and its checkpoint too: train the run again")
@@ -522,6 +524,18 @@ def stopped_by_schedule(history: list[dict]) -> dict[str, bool]:
     return {p: any(h.get("phase") == p and h.get("event") == "stop" for h in history) for p in PHASES}
 
 
+def epochs_of(history: list[dict]) -> dict[str, int]:
+    """The epochs each phase ran."""
+    return {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
+
+
+def cut_short(epochs: dict[str, int], stopped: dict[str, bool]) -> list[str]:
+    """The phases a run ran that its schedule did not end (`--max-epochs`, an interruption): the
+    clustering phase always counts, a pretraining never run (a clustering phase started from the
+    shipped model) does not."""
+    return [p for p in PHASES if not stopped.get(p) and (epochs.get(p) or p == "cluster")]
+
+
 def read_history(folder: Path) -> list[dict]:
     """A run's logged epochs (``metrics.jsonl``), up to the first damaged line; none if missing."""
     history = []
@@ -537,7 +551,7 @@ def read_run(folder: Path, shipped_version: str | None = None) -> Run:
     """A run's listing from its folder (missing or damaged files count as not there); a run
     fine-tuned from ``shipped_version`` (the shipped model's) is said to be from "shipped"."""
     history, files = read_history(folder), RunFiles(folder)
-    epochs = {p: sum(1 for h in history if h.get("phase") == p and h.get("epoch")) for p in PHASES}
+    epochs = epochs_of(history)
     model = files.model
     try:
         card = read_card(model) if model.exists() else {}
