@@ -606,5 +606,7 @@ def test_with_the_music_folders_lost_too_status_says_to_scan_them(home, capsys):
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
     assert f"run `reform --home {home} scan FOLDER`" in capsys.readouterr().out
     assert main(["--home", str(home), "status"]) == 0
+    out = capsys.readouterr().out
     assert ("made again, and not all its songs added back yet: no music folder is known either: "
-            f"`reform --home {home} scan FOLDER` adds its songs back") in capsys.readouterr().out
+            f"`reform --home {home} scan FOLDER` adds its songs back") in out
+    assert "no song yet" not in out   # said once, by the line above (after a repair cut short, against it)

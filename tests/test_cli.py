@@ -784,3 +784,27 @@ def test_a_ctrl_c_during_the_import_of_torch_comes_once_it_is_in(monkeypatch):
     finally:
         signal.signal(signal.SIGINT, before)
     assert imported == ["torch"]
+
+
+def test_words_naming_one_song_held_in_two_formats_name_it(tmp_path, capsys):
+    """A FLAC and its MP3 with one artist and title: "2 songs match", and no words could tell
+    them apart, where recommendations take them for one song."""
+    import mutagen
+
+    from conftest import write_encoded
+
+    music = tmp_path / "music"
+    audio = np.stack([tone(440, 8), tone(550, 8)], axis=1)
+    for name, codec in (("race.flac", "flac"), ("race.mp3", "libmp3lame")):
+        path = write_encoded(music / name, audio, codec)
+        f = mutagen.File(path, easy=True)
+        if f.tags is None:
+            f.add_tags()
+        f.tags.update({"artist": "Jörg", "title": "Race One"})
+        f.save()
+    write(music / "other.wav", tone(330, 8))
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "similar", "jorg race", "--json"]) == 0
+    assert [r["path"] for r in json.loads(capsys.readouterr().out)] == [str(music / "other.wav")]

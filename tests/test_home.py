@@ -273,6 +273,14 @@ def test_a_run_that_lost_its_checkpoint_points_to_a_way_on(trained, tmp_path, ca
     argv = way.split("`")[1].split()[1:]     # the command as the hint gives it, with its --home
     assert main(["-q", *argv, "--max-epochs", "1"]) == 0
     assert (home / "models" / "tiny-2" / "model.pt").exists()
+    # a run stopped before its first epoch ended: started again, with the options it had, which
+    # the hint now says where to find (it named the command alone, without its --max-epochs)
+    for kept in ("checkpoint.pt", "model.pt", "pretrain.pt"):
+        (home / "models" / "tiny" / kept).unlink(missing_ok=True)
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", "tiny"]) == 1
+    err = capsys.readouterr().err
+    assert "stopped before its first epoch ended" in err and "the options it was started with (its config.json " \
+        "holds them)" in err
 
 
 def test_a_full_disk_while_training_names_the_command_that_goes_on(home, monkeypatch, capsys):

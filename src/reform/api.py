@@ -384,8 +384,9 @@ class Library:
                                           f"{made[0]}`")
                 raise TrainError(f"the run {folder.name} stopped before its first epoch ended: "
                                  "there is nothing to resume", path=folder,
-                                 hint=f"start it again with `reform train --name {folder.name}` "
-                                      "(without --resume)")
+                                 hint=f"start it again with `reform train --name {folder.name}` (without --resume), "
+                                      "and the options it was started with" + (
+                                          f" (its {files.config.name} holds them)" if files.config.exists() else ""))
             model_cfg, train_cfg, trained_on = read_checkpoint_plan(files.checkpoint)
         elif init is not None:
             if model_cfg is not None and self._model_config(model_cfg) != init.cfg:
@@ -544,7 +545,7 @@ class Library:
             raise QueryError("no such file, and these words are not UTF-8", path=text,
                              hint="check the terminal's character set (its locale)")
         try:
-            return rec.seed_of(find(self.home.catalogue, text))
+            return rec.seed_of(find(self.home.catalogue, text, rec.one_recording))
         except QueryError:
             name = os.path.basename(text.rstrip(os.sep))
             failed = [r for r in self.failures() if os.path.basename(r.path) == name]

@@ -373,7 +373,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"embedded:     {emb['songs']} of {plural(emb['of'], unit)}{note}")
     elif emb["of"]:
         print(f"embedded:     none of {plural(emb['of'], unit)} (run `reform embed`)")
-    else:
+    elif not status["unfinished"]:   # (a catalogue made again says above what brings its songs back)
         print("embedded:     no song yet (run `reform scan FOLDER`)")
     print(f"features:     {status['feature_version']}")
     return 0

@@ -2,8 +2,8 @@
 
 A query names one song when it is, in order of precedence: the exact file name of one
 song (``hr3-caves.ogg``); words that are exactly one song's "artist title" or title; or
-words that all appear in one song's artist, title, album or file name (files of one song,
-as long and with one artist and title, count as one).  Case, accents
+words that all appear in one song's artist, title, album or file name (the files of one
+song count as one).  Case, accents
 and punctuation are ignored throughout (see :func:`reform.text.norm`); a query of no letter
 or digit at all (an emoji) is looked for as it is written.
 
@@ -15,12 +15,11 @@ are checked here by the same words, so the two can only differ in speed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from .audio import is_audio_path
 from .errors import QueryError
-from .recommend import tagged_as_one
 from .store import FileRow, one_per_recording
 from .text import listing, name_key, norm, search_words, shown, song_title
 
@@ -78,9 +77,12 @@ def looks_like_path(text: str) -> bool:
     return os.sep in text or text.startswith("~") or is_audio_path(text)
 
 
-def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
+def find(songs: Songs | Iterable[FileRow], text: str,
+         one_song: Callable[[FileRow, FileRow], bool] | None = None) -> FileRow:
     """The one song ``text`` names among ``songs`` (rows, or the catalogue); see the module's
-    docstring.  QueryError otherwise."""
+    docstring.  QueryError otherwise.  ``one_song`` tells the files of one song (a FLAC and its
+    MP3: the recommender's :meth:`~reform.recommend.Recommender.one_recording`) that no words can
+    tell apart; the largest of them is the match."""
     if not text.strip():
         raise QueryError("the query is empty", hint="give words of the artist or title, or a path")
     if not hasattr(songs, "with_words"):
@@ -111,10 +113,8 @@ def find(songs: Songs | Iterable[FileRow], text: str) -> FileRow:
     if len(matches) == 1 or len(exact) == 1:
         return (exact or matches)[0]
     alike = exact or matches
-    if all(tagged_as_one(r, alike[0]) for r in alike[1:]):
-        # the files of one song (a FLAC and its MP3, one length, one artist and title): no words
-        # can tell them apart, and recommendations take them for one; the largest stands for it
-        return max(alike, key=lambda r: (r.size, r.path))
+    if one_song is not None and all(one_song(r, alike[0]) for r in alike[1:]):
+        return max(alike, key=lambda r: (r.size, r.path))   # recommendations take them for one song
     named = listing([f"{r.label} ({shown(r.path)})" for r in matches[:10]], total=len(matches))
     raise QueryError(f"{len(matches)} songs match {text!r}: {named}",
                      hint="add words to the query (several words go in quotes: \"groove no 1\"), or give the "
