@@ -229,6 +229,7 @@ def test_an_active_run_that_lost_its_model_file_stays_active_and_says_how_to_get
     assert main(["--home", str(home), "-q", "similar", "Chord"]) == 0    # queries use the stored embeddings
     assert "another model" not in capsys.readouterr().err
     assert main(["--home", str(home), "-q", "train", "--resume", "--name", "tiny"]) == 0
+    assert "active model: tiny (every song has its embedding already)" in capsys.readouterr().out   # not "embed"
     restored = load_bundle(model).model.state_dict()     # the same weights, from the run's last checkpoint
     assert all(torch.equal(restored[k], weights[k]) for k in weights)
     (home / "models" / "tiny").rename(home / "models" / "tiny-old")   # the run's whole folder: the same

@@ -578,6 +578,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.close()
         name = result.files.folder.name
         active = lib.models.active_name() == name
+        # a model written again with the same weights (a lost model.pt, from its checkpoint) has them
+        embedded = active and lib.embedding_status(count_missing=False)["current"] and not lib.stale_embeddings()
     if not main:
         return 0
     for phase, reason in result.stop_reasons.items():
@@ -590,7 +592,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               "(--lr, --cluster-lr) avoids it, see the README's table of learning rates", file=sys.stderr)
     print(f"model folder: {result.files.folder}")
     if active:
-        print(f"active model: {name} (embed with `reform embed`)")
+        print(f"active model: {name}" + (" (every song has its embedding already)" if embedded else
+                                         " (embed with `reform embed`)"))
     elif result.files.model.exists():
         why = "it failed (above)" if failed else "a phase stopped before its schedule ended"
         print(f"not made active: {why}; `reform use {name}` makes it active anyway (or train with --activate)")
