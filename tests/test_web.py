@@ -271,8 +271,14 @@ def test_no_request_reads_a_file_outside_the_catalogue(tmp_path, trained):
         assert "root:" not in r.text and "the secret" not in r.text
     r = c.get(f"/api/songs/{song_id}/audio", params={"path": str(secret)})   # refused, never read
     assert r.status_code == 422 and "unknown query parameter path" in error_of(r) and "the secret" not in r.text
-    # the file is replaced by a symbolic link out of the library: refused until scanned again
+    # a song that is a link to its file (elsewhere) plays: the file it leads to holds its audio
     scanned = copy.stat()
+    elsewhere = tmp_path / "elsewhere" / copy.name
+    elsewhere.parent.mkdir()
+    copy.rename(elsewhere)
+    copy.symlink_to(elsewhere)
+    assert c.get(f"/api/songs/{song_id}/audio", params={"format": "file"}).content == elsewhere.read_bytes()
+    # the file is replaced by a symbolic link out of the library: refused until scanned again
     copy.unlink()
     copy.symlink_to(secret)
     for fmt in ("auto", "file", "wav"):
@@ -287,8 +293,8 @@ def test_no_request_reads_a_file_outside_the_catalogue(tmp_path, trained):
     copy.symlink_to(twin)
     for fmt in ("auto", "file", "wav"):
         r = c.get(f"/api/songs/{song_id}/audio", params={"format": fmt}, headers={"Range": "bytes=0-40"})
-        assert r.status_code == 409 and "changed since it was scanned" in error_of(r), fmt
-        assert "PRIVATE KEY" not in r.text
+        assert r.status_code == 409 and "is not the one that was scanned" in error_of(r), fmt
+        assert "PRIVATE KEY" not in r.text and "`touch` it" in r.json()["hint"]
     copy.unlink()
     r = c.get(f"/api/songs/{song_id}/audio")
     assert r.status_code == 404 and "no longer where it was scanned" in error_of(r)
@@ -1028,15 +1034,14 @@ def test_a_song_longer_than_a_wav_holds_is_sent_as_a_valid_wav_of_its_start(tmp_
     import struct
 
     from conftest import tone, write
-    from reform.library import content_hash
     from reform.store import FileRow
     from reform.web.media import HEADER_BYTES, wav_body
 
     path = tmp_path / "long mix.wav"
     write(path, tone(440, 1))
     st = os.stat(path)
-    row = FileRow(1, str(path), st.st_size, st.st_mtime_ns, content_hash(str(path)), "ok", None, 7 * 3600.0, 48000,
-                  2, 100, "pcm", "fv", None, None, "long mix", None, None, None, 0.0)
+    row = FileRow(1, str(path), st.st_size, st.st_mtime_ns, "h", "ok", None, 7 * 3600.0, 48000, 2, 100, "pcm",
+                  "fv", None, None, "long mix", None, None, None, 0.0)
     body = wav_body(row, f"bytes=0-{HEADER_BYTES - 1}")
     header = b"".join(body.chunks)
     riff, data = struct.unpack_from("<I", header, 4)[0], struct.unpack_from("<I", header, 40)[0]
