@@ -191,6 +191,12 @@ def test_a_link_to_a_folder_beside_it_is_neither_a_loop_nor_a_second_song(tmp_pa
     assert f"{music / 'z'} is {music / 'a'} under another name" in out and f"scans pass over {music / 'a'}" in out
     assert main(["--home", home, "-q", "scan", str(music / "a"), "--no-embed"]) == 0
     assert "analysed 1 song" in capsys.readouterr().out   # (forget freed its spectrogram)
+    # the loop a/up -> music, which the scan lists: forgetting where it leads forgot the whole
+    # music folder and deleted its spectrograms
+    assert main(["--home", home, "forget", str(music / "a" / "up")]) == 1
+    assert f"{music / 'a' / 'up'} is a link to {music}, a music folder of the library" in capsys.readouterr().err
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 1
     assert main(["--home", home, "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["songs"] == 1
 

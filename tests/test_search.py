@@ -71,11 +71,14 @@ def test_the_files_of_one_song_in_two_formats_are_one_match():
     files that no added word could tell apart.  The larger file stands for the song."""
     import dataclasses
 
-    from reform import search
-    from reform.recommend import tagged_as_one
+    import numpy as np
 
-    def find(songs, text):   # as a library's recommender tells them: by their tags here (no vectors)
-        return search.find(songs, text, tagged_as_one)
+    from reform import search
+    from reform.recommend import Recommender
+
+    def find(songs, text):   # as a library's recommender tells them: by their tags here (vectors far apart)
+        vectors = {r.hash: np.eye(8, dtype=np.float32)[i] for i, r in enumerate(songs)}
+        return search.find(songs, text, Recommender.of(songs, vectors).one_song)
 
     flac = dataclasses.replace(row(1, "/m/flac/race.flac", "Jörg", "Race One"), size=30_000_000)
     mp3 = dataclasses.replace(row(2, "/m/mp3/race.mp3", "Jörg", "Race One"), size=5_000_000, duration=100.4)
@@ -87,6 +90,12 @@ def test_the_files_of_one_song_in_two_formats_are_one_match():
     longer = dataclasses.replace(mp3, duration=104.0)         # another take: two songs
     with pytest.raises(QueryError, match="2 songs match 'race one'"):
         find([longer, flac], "race one")
+    # an untagged "Intro" beside a band's, a live one beside the studio one: which is meant is asked
+    band = row(4, "/m/band/live/intro.ogg", "Band", "Intro", "Live")
+    for other in (row(5, "/m/misc/Intro.ogg", None, "Intro"), row(6, "/m/band/studio/intro.ogg", "Band", "Intro",
+                                                                   "Studio")):
+        with pytest.raises(QueryError, match="2 songs match 'intro'"):
+            find([band, dataclasses.replace(other, size=99)], "intro")
     with pytest.raises(QueryError, match="no song matches ' !. '"):    # no letter: looked for as written
         find(ROWS, " !? ")
 

@@ -545,7 +545,7 @@ class Library:
             raise QueryError("no such file, and these words are not UTF-8", path=text,
                              hint="check the terminal's character set (its locale)")
         try:
-            return rec.seed_of(find(self.home.catalogue, text, rec.one_recording))
+            return rec.seed_of(find(self.home.catalogue, text, rec.one_song))
         except QueryError:
             name = os.path.basename(text.rstrip(os.sep))
             failed = [r for r in self.failures() if os.path.basename(r.path) == name]

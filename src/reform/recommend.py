@@ -203,6 +203,23 @@ class Recommender:
         cosine = float(self.unit_of(row.hash) @ self.unit_of(other.hash))
         return _one_recording(row, other, cosine, self.copy_cosine)
 
+    def one_song(self, row: FileRow, other: FileRow) -> bool:
+        """Files a query by words takes for one song (:func:`reform.search.find`): files of one
+        recording by their sound (the cosine), or by their tags where both name an artist and
+        no two albums part them.  :meth:`one_recording` takes an untagged "Intro" beside a band's,
+        or a live take beside the studio one, for one, which hides a likely copy from a list;
+        a query must ask which of them is meant."""
+        if row.hash == other.hash:
+            return True
+        if not _as_long(row, other) or _two_tracks(row, other):
+            return False
+        if self.has(row.hash) and self.has(other.hash) \
+                and float(self.unit_of(row.hash) @ self.unit_of(other.hash)) >= self.copy_cosine:
+            return True
+        albums = {album_key(row.album), album_key(other.album)} - {None}
+        return _same_title_and_artist(row, other) and bool(artists(row.artist) and artists(other.artist)) \
+            and len(albums) <= 1
+
     # -- seeds ------------------------------------------------------------------------------------
     def seed_of(self, row: FileRow) -> Seed:
         if not self.has(row.hash):

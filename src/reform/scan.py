@@ -528,6 +528,16 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
     roots = home.roots()
     given = [os.path.abspath(f) for f in folders]
     named = [library.known_spelling(f, roots, home.links()) for f in given]
+    for g, f in zip(given, named):
+        # a link in a music folder up to a folder holding it (a loop, which scans pass over), or to
+        # a music folder: forgetting where it leads would forget that whole folder
+        if g != f and library.root_of(g, roots) and (f in roots or g.startswith(os.path.join(f, ""))):
+            raise LibraryError(f"{shown(g)} is a link to {shown(f)}, "
+                               + ("a music folder of the library" if f in roots else "a folder it lies in")
+                               + ": forgetting it would forget that whole folder",
+                               hint="remove the link if it is not wanted (scans pass over a link back up, and "
+                                    f"`reform errors` lists it till then); to leave out {shown(f)}, name it "
+                                    "itself")
     inner = [f for f in named if f not in roots and library.root_of(f, roots) and os.path.isdir(f)]
     strays = [f for f in named if f not in roots and f not in inner]
     files = [f for f in strays if library.root_of(f, roots) and os.path.isfile(f)]

@@ -81,7 +81,7 @@ def find(songs: Songs | Iterable[FileRow], text: str,
          one_song: Callable[[FileRow, FileRow], bool] | None = None) -> FileRow:
     """The one song ``text`` names among ``songs`` (rows, or the catalogue); see the module's
     docstring.  QueryError otherwise.  ``one_song`` tells the files of one song (a FLAC and its
-    MP3: the recommender's :meth:`~reform.recommend.Recommender.one_recording`) that no words can
+    MP3: the recommender's :meth:`~reform.recommend.Recommender.one_song`) that no words can
     tell apart; the largest of them is the match."""
     if not text.strip():
         raise QueryError("the query is empty", hint="give words of the artist or title, or a path")
