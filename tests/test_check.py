@@ -587,6 +587,8 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
     out = capsys.readouterr().out
     assert out.count(f"run {run.name}: model.pt: the model file is damaged") == 2
     assert "after the repair: 1 problem\n" in out
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", run.name]) == 0
+    assert not RunFiles(run.folder).problems()
     with open(files.checkpoint, "r+b") as f:
         f.truncate(1000)
     assert main(["--home", str(home), "-q", "check"]) == 1
@@ -595,8 +597,13 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
     assert "the run cannot go on" in out
     # which resuming says too (its hint was about choosing a model.pt, or `reform use shipped`)
     assert main(["--home", str(home), "-q", "train", "--resume", "--name", run.name]) == 1
-    assert f"the run cannot go on; a new one can start from its pretrain.pt: `reform --home {home} train --name " \
-           f"{run.name}-2 --init {files.pretrain}`" in capsys.readouterr().err   # (its model.pt is damaged)
+    assert f"the run cannot go on; a new one can start from its model.pt: `reform --home {home} train --name " \
+           f"{run.name}-2 --init {files.model}`" in capsys.readouterr().err
+    with open(files.model, "r+b") as f:   # a damaged model.pt is not offered
+        f.truncate(files.model.stat().st_size // 2)
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", run.name]) == 1
+    assert f"start from its pretrain.pt: `reform --home {home} train --name {run.name}-2 --init {files.pretrain}`" \
+        in capsys.readouterr().err
 
 
 def test_with_the_music_folders_lost_too_status_says_to_scan_them(home, capsys):

@@ -59,6 +59,22 @@ def test_a_clustering_phase_run_alone_is_judged_by_that_phase(tmp_path):
     assert cut_short({"pretrain": 2, "cluster": 2}, {"pretrain": False, "cluster": False}) == ["pretrain", "cluster"]
 
 
+def test_a_model_written_again_does_not_take_the_active_ones_place(home, capsys):
+    """`reform check` sends the user to `train --resume` for a run's damaged model.pt; that run,
+    having ended on its schedule, then became the active model in place of the one chosen."""
+    _train(home, "full")
+    assert main(["--home", str(home), "-q", "use", "shipped"]) == 0
+    model = home / "models" / "full" / "model.pt"
+    with open(model, "r+b") as f:
+        f.truncate(model.stat().st_size // 2)
+    capsys.readouterr()
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", "full"]) == 0
+    assert f"not made active: the active model stays shipped; `reform --home {home} use full` makes it active" \
+        in capsys.readouterr().out
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == SHIPPED and read_run(home / "models" / "full").complete
+
+
 def test_models_and_use(home, capsys):
     _train(home, "short", max_epochs=2)
     (home / "models" / "short" / "evaluation.json").write_text(json.dumps(

@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
-from .home import Home, Run, RunFiles, Settings, cut_short, epochs_of, faults, stopped_by_schedule
+from .home import Home, Run, RunFiles, Settings, cut_short, epochs_of, faults, read_history, stopped_by_schedule
 from .progress import Bar
 from .store import FileRow, one_per_recording
 from .text import agree, plural, shown, storable
@@ -349,13 +349,15 @@ class Library:
                 if isinstance(plan, ReformError):
                     raise plan
                 folder, model_cfg, train_cfg, songs = plan
+                # a resume of a run that had ended writes its lost or damaged model again, and
+                # that alone does not make it the active model: the user may have chosen another
+                ended = resume and not cut_short(*_schedule(read_history(folder)))
                 trainer = Trainer(self.home.spectrograms, songs, folder, model_cfg=model_cfg,
                                   train_cfg=train_cfg, feature_version=self.home.spectrograms.feature_version,
                                   init=init, callback=callback, device=device, group=group)
                 result = trainer.run(phase, resume=resume)
-                complete = not cut_short(epochs_of(result.history), stopped_by_schedule(result.history)) \
-                    and not faults(result.history)
-                if group.main and result.files.model.exists() and (activate or complete):
+                complete = not cut_short(*_schedule(result.history)) and not faults(result.history)
+                if group.main and result.files.model.exists() and (activate or complete and not ended):
                     with self.home.catalogue.transaction():
                         self.models.activate(folder.name)
         return result
@@ -700,3 +702,8 @@ def _refuse_to_overwrite(files: RunFiles, phase: str) -> None:
     raise TrainError(f"a run named {folder.name} has trained already", path=folder,
                      hint=f"`reform train --resume --name {folder.name}` goes on with it; another --name "
                           "starts a new run (`reform models` lists them)")
+
+
+def _schedule(history: list[dict]) -> tuple[dict[str, int], dict[str, bool]]:
+    """A run's epochs per phase, and which phases its schedule ended (:func:`reform.home.cut_short`)."""
+    return epochs_of(history), stopped_by_schedule(history)

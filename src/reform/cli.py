@@ -504,7 +504,7 @@ def _ignored_on_resume(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import FINE_TUNE_BELOW
     from .distributed import launched, main_process
-    from .home import RunFiles, faults
+    from .home import RunFiles, cut_short, epochs_of, faults, stopped_by_schedule
     from .progress import TrainProgress
     from .train import check_song_count
 
@@ -577,7 +577,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         finally:
             progress.close()
         name = result.files.folder.name
-        active = lib.models.active_name() == name
+        chosen = lib.models.active_name()
+        active = chosen == name
         # a model written again with the same weights (a lost model.pt, from its checkpoint) has them
         embedded = active and lib.embedding_status(count_missing=False)["current"] and not lib.stale_embeddings()
     if not main:
@@ -595,7 +596,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"active model: {name}" + (" (every song has its embedding already)" if embedded else
                                          " (embed with `reform embed`)"))
     elif result.files.model.exists():
-        why = "it failed (above)" if failed else "a phase stopped before its schedule ended"
+        why = ("it failed (above)" if failed else
+               f"the active model stays {chosen}" if not cut_short(epochs_of(result.history),
+                                                                   stopped_by_schedule(result.history)) else
+               "a phase stopped before its schedule ended")
         print(f"not made active: {why}; `reform use {name}` makes it active anyway (or train with --activate)")
     elif result.files.pretrain.exists():   # `--phase pretrain`: a model of both phases is what recommends
         print(f"pretrained only: `reform train --phase cluster --name {result.files.folder.name}` adds the "
