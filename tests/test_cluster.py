@@ -52,6 +52,8 @@ def test_a_scan_on_ray_equals_a_local_scan(tmp_path, music):
         for digest, vector in on_ray.embeddings()[1].items():
             np.testing.assert_allclose(vector, vectors[digest], atol=1e-6)
         assert not list(on_ray.home.spectrograms.root.glob(".probe-*"))  # the probes are removed
+    with Library(tmp_path / "ray") as on_ray:   # a store made by the workers' probe is one of audio hashes
+        assert not on_ray.home.spectrograms.whole_file_hashes
 
 
 def test_a_worker_that_dies_mid_file_loses_only_that_file(tmp_path, music):

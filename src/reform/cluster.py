@@ -60,7 +60,7 @@ class ScanWorker:
         node = f"{ray.util.get_node_ip_address()} ({node_id[:12]})"
         probe = self.store.root / f".probe-{node_id}-{os.getpid()}"
         try:
-            probe.parent.mkdir(parents=True, exist_ok=True)
+            self.store.make()   # as a write makes it (a first scan on Ray left out its marker)
             probe.write_text(node)
         except OSError as exc:
             return node, str(probe), f"cannot write the spectrogram store {self.store.root} " \

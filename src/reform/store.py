@@ -336,6 +336,16 @@ class SpectrogramStore:
             raise StoreError(f"the description of spectrogram {digest} is unreadable ({exc})",
                              hint="run `reform check --repair` to re-analyse the song") from exc
 
+    def make(self) -> None:
+        """Make the store's folder where it is not yet; a new store holds only hashes of audio.
+        One level at a time, never the home above it: a home moved (or deleted) while a scan ran
+        was made again at its old place, holding half of its spectrograms.  OSError (a
+        FileNotFoundError for a home no longer there) where it cannot be made."""
+        if not self.root.is_dir():
+            self.base.mkdir(exist_ok=True)
+            self.root.mkdir(exist_ok=True)
+            (self.root / AUDIO_HASHES).touch()
+
     def write(self, info: SpectrogramInfo, spec: np.ndarray) -> None:
         """Atomically store ``spec`` (channels, frames, n_mels) as float16 with its sidecar.
 
@@ -348,12 +358,7 @@ class SpectrogramStore:
             raise FeatureError("the spectrogram holds values that are not finite numbers")
         target = self.path(info.hash)
         try:
-            # folders made one level at a time, never the home above: a home moved (or deleted)
-            # while a scan ran was made again at its old place, holding half of its spectrograms
-            if not self.root.is_dir():   # a new store: only hashes of audio will ever be in it
-                self.base.mkdir(exist_ok=True)
-                self.root.mkdir(exist_ok=True)
-                (self.root / AUDIO_HASHES).touch()
+            self.make()
             target.parent.mkdir(exist_ok=True)
         except FileNotFoundError:
             raise WriteError("the library home is not there any more (moved or deleted while this ran)",
