@@ -589,6 +589,10 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
     assert "after the repair: 1 problem\n" in out
     assert main(["--home", str(home), "-q", "train", "--resume", "--name", run.name]) == 0
     assert not RunFiles(run.folder).problems()
+    pretrained = files.pretrain.read_bytes()   # a resume past the pretraining never writes it again
+    files.pretrain.write_bytes(pretrained[: len(pretrained) // 2])
+    assert "model.pt does not need it: delete it" in RunFiles(run.folder).problems()[files.pretrain]
+    files.pretrain.write_bytes(pretrained)
     with open(files.checkpoint, "r+b") as f:
         f.truncate(1000)
     assert main(["--home", str(home), "-q", "check"]) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shlex
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,8 @@ def load_hint(path: Path) -> str:
         made = next((m for m in ("model.pt", "pretrain.pt")
                      if (path.parent / m).exists() and not file_problem(path.parent / m)), None)
         return ("the run cannot go on" + (f"; a new one can start from its {made}: `reform train --name "
-                                          f"{path.parent.name}-2 --init {path.parent / made}`" if made else
-                                          ": train it again"))
+                                          f"{path.parent.name}-2 --init {shlex.quote(str(path.parent / made))}`"
+                                          if made else ": train it again"))
     return LOAD_HINT
 
 

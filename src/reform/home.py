@@ -417,14 +417,16 @@ class RunFiles:
             if problem is None:
                 continue
             name = self.folder.name
-            if path != self.checkpoint:
+            if path == self.pretrain and problems.get(self.model, "lost") is None:
+                # a run past its pretraining never writes it again (a resume goes on with the clustering)
+                way = "the run's model.pt does not need it: delete it (only a pretraining writes one)"
+            elif path != self.checkpoint:
                 way = (f"`reform train --resume --name {name}` writes it again from the run's checkpoint"
                        if self.checkpoint in problems and problems[self.checkpoint] is None
                        else "train the run again")
             else:
-                made = [p for p in (self.model, self.pretrain) if p in problems and problems[p] is None]
-                way = (f"the run cannot go on; a new one can start from its {made[0].name}: `reform train "
-                       f"--name {name}-2 --init {made[0]}`" if made else "the run cannot go on: train it again")
+                from .checkpoint import load_hint   # (torch, only for a damaged checkpoint)
+                way = load_hint(path)
             found[path] = f"run {name}: {path.name}: {problem}; {way}"
         return found
 
