@@ -310,7 +310,7 @@ def test_evaluate_ranks_the_models_songs_as_recommendations_do(trained):
     from reform.space import similarity
 
     with Library(trained) as lib:
-        plain_report = lib.evaluate(expand=0, stages=False, baselines=False)
+        plain_report = lib.evaluate(expand=0, stages=False, baselines=False, progress=True)
         expanded_report = lib.evaluate(expand=1, stages=False, baselines=False)
         plain, expanded = plain_report.results[0], expanded_report.results[0]
         assert not any("nearest song" in n for n in plain_report.notes)
@@ -319,7 +319,9 @@ def test_evaluate_ranks_the_models_songs_as_recommendations_do(trained):
         rows, labels, *_ = evaluation_songs(lib.home.catalogue.files(status="ok"))
         order = np.random.default_rng(0).permutation(len(rows))
         specs = [lib.home.spectrograms.open(rows[i].hash) for i in order]
-        vectors = ev.featurize(specs, Embedder(lib.load_model()).song, standardised=False)
+        counted = []   # a step per song, for the progress bar of a minute-long method
+        vectors = ev.featurize(specs, Embedder(lib.load_model()).song, standardised=False, step=counted.append)
+        assert counted == [1] * len(specs)
         labels = [labels[i] for i in order]
         with pytest.raises(EvaluateError):
             lib.evaluate(expand=-1, stages=False, baselines=False)

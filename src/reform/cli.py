@@ -946,7 +946,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               label_file=args.labels_file, label_column=args.label_column or "group",
                               exclude_same_album=args.exclude_same_album,
                               models=args.model or None, baselines=not args.no_baselines, seed=args.seed,
-                              device=args.device, expand=args.expand, walk=args.walk, on_method=started)
+                              device=args.device, expand=args.expand, walk=args.walk, on_method=started,
+                              progress=not args.quiet)
         saved = lib.save_evaluation(report) if not args.model else None
     data = report.to_dict()
     print(f"{plural(report.songs, 'song')}, labels: {report.label_source or 'none'}"

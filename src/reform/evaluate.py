@@ -308,13 +308,16 @@ def halves(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def featurize(specs: list[np.ndarray], fn: Featurizer, standardised: bool,
-              metric: Metric = "cosine") -> MethodVectors:
+              metric: Metric = "cosine", step: Callable[[int], object] | None = None) -> MethodVectors:
+    """Each song's vectors, whole and of each half; ``step(1)`` after each song (a progress bar)."""
     full, first, second = [], [], []
     for spec in specs:
         a, b = halves(spec)
         full.append(fn(spec))
         first.append(fn(a))
         second.append(fn(b))
+        if step:
+            step(1)
     full, first, second = map(np.stack, (full, first, second))
     if standardised:
         full = standardise(full)
