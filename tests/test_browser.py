@@ -759,6 +759,6 @@ def test_the_status_tab_counts_another_models_embeddings_as_waiting(browser, tra
         pg.wait_for_selector("#stats .stat")
         stats = pg.inner_text("#stats")
         assert "embedded by another model" in stats and "5\nwaiting for embedding" in stats
-        assert "measures the shipped model on this library and prints its figures" in pg.inner_text("#model-card")
+        assert "No evaluation of this model on this library yet" in pg.inner_text("#model-card")
         assert pg.errors == []
         pg.context.close()

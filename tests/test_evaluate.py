@@ -128,7 +128,7 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
     assert json.loads(beside.read_text())["methods"] == data["methods"]  # what the web page shows
 
 
-def test_models_are_named_in_the_table_and_the_shipped_ones_figures_are_not_lost(trained, tmp_path, capsys):
+def test_models_are_named_in_the_table_and_the_shipped_ones_figures_are_kept(trained, tmp_path, capsys):
     import shutil
 
     home = tmp_path / "home"
@@ -137,13 +137,20 @@ def test_models_are_named_in_the_table_and_the_shipped_ones_figures_are_not_lost
     text = capsys.readouterr().out
     assert "ReFORM shipped (both phases)" in text and "ReFORM tiny (both phases)" in text
     assert "not saved: the models named with --model are compared" in text
+    # the shipped model's figures are kept in the home (its own folder is the installation's): they
+    # were not, and `reform models` kept sending the user to `reform evaluate` for them
     assert main(["--home", str(home), "use", "shipped"]) == 0
     assert main(["--home", str(home), "evaluate", "--no-baselines"]) == 0
-    text = capsys.readouterr().out
-    assert "not saved: the shipped model's folder belongs to the installation; --json FILE keeps" in text
-    assert main(["--home", str(home), "evaluate", "--no-baselines", "--json", str(tmp_path / "ev.json")]) == 0
-    text = capsys.readouterr().out   # said with --json too: that file is not what `reform models` shows
-    assert "wrote" in text and "not saved: the shipped model's folder belongs to the installation\n" in text
+    kept = home / "models" / "shipped-evaluation.json"
+    assert f"saved beside the model: {kept}" in capsys.readouterr().out
+    p10 = json.loads(kept.read_text())["methods"]["ReFORM (both phases)"]["p10"]
+    assert main(["--home", str(home), "models"]) == 0
+    assert next(line for line in capsys.readouterr().out.splitlines() if line.startswith("* shipped")).split()[3] \
+        == f"{p10:.3f}"
+    from reform.web.app import create_app
+    from starlette.testclient import TestClient
+    model = TestClient(create_app(home), base_url="http://127.0.0.1:8765").get("/api/model").json()
+    assert model["evaluation"]["ReFORM (both phases)"]["p10"] == p10
 
 
 def test_cli_evaluate_labels_file(trained, tmp_path, capsys):

@@ -269,13 +269,13 @@ class Saved:
 
 
 def save(home: Home, report: ev.EvaluationReport) -> Saved:
-    """Keep an evaluation of the active model beside it as evaluation.json (a model trained
-    in this home; the shipped model's folder belongs to the installation).  One without labels
+    """Keep an evaluation of the active model beside it as evaluation.json (the shipped model's in
+    the home's models folder: its own folder belongs to the installation).  One without labels
     leaves one with them in place: `reform models` and the page show the p@10 it would take away."""
     path = home.models.path()
-    if path != RunFiles(path.parent).model or home.models.folder not in path.parents:
-        return Saved(None, "the shipped model's folder belongs to the installation")
-    target = RunFiles(path.parent).evaluation
+    target = home.models.evaluation_file(path)
+    if target is None:
+        return Saved(None, "the active model is no model of this home")
     version = read_card(path).get("version")
     kept = saved_evaluation(target, version)
     if report.label_source is None and kept and kept.get("labels"):

@@ -985,6 +985,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         active = lib.models.active_name()
         runs = lib.runs()
         shipped = read_card(lib.model_path("shipped")).get("info", {})
+        shipped_evaluation = lib.models.shipped_evaluation()
     if args.json:
         _print_json({"active": active, "runs": [
             {"name": r.name, "state": r.state, "complete": r.complete, "usable": r.usable,
@@ -994,7 +995,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     print(f"  {'model':28s} {'epochs':>9s}  {'p@10':>5s}  {'top-1':>5s}  {'labels':{LABELS_SHOWN}s}  state")
     epochs = shipped.get("epochs", {})
-    rows = [("shipped", f"{epochs.get('pretrain', '?')}+{epochs.get('cluster', '?')}", None,
+    rows = [("shipped", f"{epochs.get('pretrain', '?')}+{epochs.get('cluster', '?')}", shipped_evaluation,
              f"shipped with ReFORM ({shipped.get('data', 'trained elsewhere')})")]
     rows += [(r.name, f"{r.epochs['pretrain']}+{r.epochs['cluster']}", r.evaluation, r.state) for r in runs]
     if active not in {name for name, *_ in rows}:   # chosen, then its folder renamed or deleted

@@ -71,6 +71,7 @@ class Keys:
 # the runs, and the music folders, beside the catalogue (a scan of them brings the songs back)
 ACTIVE_FILE = "active"
 FOLDERS_FILE = "folders.json"
+SHIPPED_EVALUATION = "shipped-evaluation.json"   # in the models folder: `reform evaluate` of the shipped model
 PASSED_OVER_FILE = "passed-over.json"   # the folders inside music folders `reform forget` left out
 PLAYS_FILE = "plays.jsonl"   # the play history, one JSON line per play, appended as the catalogue's grows
 
@@ -798,6 +799,19 @@ class Models:
                              "runs of this library")
         raise ModelError(f"no model named {which!r}", hint="`reform models` lists them; use "
                          "'shipped', a run's name, or the path of a model.pt file")
+
+    def evaluation_file(self, path: Path) -> Path | None:
+        """Where `reform evaluate` keeps its figures for the model file ``path``: beside a run's
+        model, and in this models folder for the shipped model (whose own folder belongs to the
+        installation: its figures were never kept, and `reform models` kept sending the user to
+        `reform evaluate` for them); None for a model file of neither."""
+        if Path(path) == SHIPPED_MODEL:
+            return self.folder / SHIPPED_EVALUATION
+        return RunFiles(path.parent).evaluation if self.short_name(path) != str(path) else None
+
+    def shipped_evaluation(self) -> dict | None:
+        """The shipped model's row of the evaluation kept for it in this home, as a run's (:class:`Run`)."""
+        return _evaluation(self.folder / SHIPPED_EVALUATION, _shipped_version())
 
     def short_name(self, path: Path) -> str:
         """How a model file is called in a table: "shipped", its run's name, or its path."""

@@ -20,7 +20,7 @@ import numpy as np
 from ..api import Library, embedding_note
 from ..card import file_problem, read_card
 from ..errors import EmbedError, ModelError
-from ..home import RunFiles, saved_evaluation
+from ..home import saved_evaluation
 from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
@@ -255,7 +255,8 @@ class LibraryState:
             card = {}
         name = active
         version = card.get("version")
-        evaluation = saved_evaluation(RunFiles(path.parent).evaluation, version)
+        kept = self.library.models.evaluation_file(path)
+        evaluation = saved_evaluation(kept, version) if kept else None
         return {"name": name, "version": version, "kind": card.get("kind"),
                 "info": card.get("info") or {}, "embedding_model": embedding_model,
                 "embeddings_current": current,

@@ -732,9 +732,7 @@
         h("table", { class: "eval" }, h("tr", {}, h("th", { text: "method" }), ...cols.map((c) => h("th", { text: names[c] }))),
           ...rows.map(([name, r]) => h("tr", {}, h("td", { text: name }), ...cols.map((c) => h("td", { class: r[c] != null && shown(r[c]) === best[c] ? "best" : "", text: shown(r[c]) }))))));
     } else {
-      children.push(m.name === "shipped"   // its folder belongs to the installation: nothing is kept there
-        ? h("div", { class: "muted" }, h("code", { text: cmd("evaluate") }), " measures the shipped model on this library and prints its figures; they are kept, and shown here, beside a model trained in this home.")
-        : h("div", { class: "muted" }, "No evaluation beside this model yet: ", h("code", { text: cmd("evaluate") }), " keeps one beside a model trained in this home."));
+      children.push(h("div", { class: "muted" }, "No evaluation of this model on this library yet: ", h("code", { text: cmd("evaluate") }), " measures it and keeps its figures, which show here."));
     }
     fill(card, ...children);
   }
