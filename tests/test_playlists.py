@@ -444,3 +444,18 @@ def test_a_radio_or_mix_written_short_says_so(home, tmp_path, capsys):
                  "--min-duration", "10"]) == 0   # the 6-second song is left out: the rules hold it back
     assert f"holds {held - 1} of the 30 songs asked for: no more pass the rules (" in capsys.readouterr().err
     assert "ReFORM mix - Tone Band holds " in err and "of the 30 songs asked for: no more pass the filters" in err
+
+
+def test_a_library_of_several_music_folders_asks_which_one_the_players_know(home, tmp_path, capsys):
+    """Files scanned one by one were "342 music folders", with no word of the folder holding them."""
+    from conftest import tone, write
+
+    with Library(home) as lib:
+        music = Path(lib.music_root())
+    loose = write(tmp_path / "loose" / "one.wav", tone(300, 3))
+    assert main(["--home", str(home), "-q", "scan", str(loose), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "playlists", "--to", str(tmp_path / "lists"), "--radio", "Chord"]) == 1
+    err = capsys.readouterr().err
+    assert "the library's songs were scanned from 1 music folder and 1 file scanned on its own" in err
+    assert f"({os.path.commonpath([str(music), str(loose)])} holds every one)" in err

@@ -119,9 +119,16 @@ class Library:
     def music_root(self) -> str:
         """The one music folder this library was scanned from (ConfigError if several or none)."""
         roots = self.home.roots()
-        if len(roots) != 1:
-            raise ConfigError(f"the library has {len(roots)} music folders: say which is the root",
-                              hint="give --music-root FOLDER")
+        if not roots:
+            raise ConfigError("no music folder is known yet", hint="run `reform scan FOLDER`, or give --music-root FOLDER")
+        if len(roots) > 1:
+            files = sum(os.path.isfile(r) for r in roots)   # scanned one by one (`reform scan a.flac b.flac`)
+            places = (f"{plural(len(roots) - files, 'music folder')} and {plural(files, 'file')} scanned on "
+                      f"{agree(files, 'its', 'their')} own" if files else f"{len(roots)} music folders")
+            common = os.path.commonpath(roots)
+            raise ConfigError(f"the library's songs were scanned from {places}: say which folder holds them all",
+                              hint="give --music-root FOLDER, the folder the players know as their music folder"
+                                   + (f" ({common} holds every one)" if common != os.sep else ""))
         return roots[0]
 
     def most_played(self, n: int) -> list[FileRow]:
