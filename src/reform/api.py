@@ -243,10 +243,11 @@ class Library:
 
     def scan_embedding(self):
         """The embedder a scan hands its workers: the active model, read from its card (no
-        torch in this process); None when no model fits this library's spectrograms."""
+        torch in this process: :mod:`reform.scanmodel`); None when no model fits this library's
+        spectrograms."""
         from .card import read_card
         from .config import EmbedConfig
-        from .embed import SpectrogramEmbedder
+        from .scanmodel import SpectrogramEmbedder
         from .home import SHIPPED
 
         try:

@@ -165,6 +165,7 @@ def widths(text: str) -> tuple[int, ...]:
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
     from .audio import AUDIO_EXTENSIONS, is_audio_path, unread_format
+    from .device import cuda_possible
     from .home import FOLDERS_FILE, leftovers
 
     if args.ray and os.path.exists(os.path.expanduser(args.ray)):   # `scan --ray FOLDER`
@@ -189,6 +190,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if not todo or args.no_embed:
             return
         if args.ray is None:
+            if cuda_possible():   # this process may embed on the GPU: torch comes in now, not mid-scan
+                _import_held("torch")
             _print_device(args.device)
         else:
             print("device: cpu, in each Ray worker", flush=True)
@@ -1561,7 +1564,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 130
 
 
-WITH_TORCH = {"demo", "scan", "train", "embed", "evaluate", "serve"}   # the commands that load a model
+# the commands that load a model (a scan, only once it has work: :func:`cmd_scan`'s own import)
+WITH_TORCH = {"demo", "train", "embed", "evaluate", "serve"}
 
 
 def _import_held(module: str) -> None:

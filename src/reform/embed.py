@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .checkpoint import Bundle, load_bundle
+from .checkpoint import Bundle
 from .config import EmbedConfig
 from .dataset import Normaliser
 from .device import autocast
@@ -206,38 +206,6 @@ class _Waiting:
     @property
     def finished(self) -> bool:
         return sum(len(p) for p in self.parts) == len(self.places)
-
-
-_process_embedders: dict[tuple[str, EmbedConfig], Embedder] = {}
-
-
-@dataclass(frozen=True)
-class SpectrogramEmbedder:
-    """Embeds spectrograms inside scan workers (see ``reform.scan.Embedding``).
-
-    It travels to the worker processes as a model path and settings, and each process
-    loads the model once, on its first song.  ``key`` is the name of the embeddings in
-    the catalogue, read from the model's card without loading it.
-    """
-
-    model_path: str
-    key: str
-    cfg: EmbedConfig = EmbedConfig()
-
-    def __call__(self, spec: np.ndarray) -> np.ndarray:
-        return self.load().song(spec)
-
-    def load(self) -> Embedder:
-        """This process's embedder, the model loaded on the first call only."""
-        embedder = _process_embedders.get((self.model_path, self.cfg))
-        if embedder is None:
-            embedder = Embedder(load_bundle(self.model_path), self.cfg)
-            _process_embedders[(self.model_path, self.cfg)] = embedder
-        return embedder
-
-    def batches(self, device: str = "cpu") -> SongBatches:
-        """Embedding in the calling process on ``device``, windows of many songs per batch."""
-        return SongBatches(Embedder(load_bundle(self.model_path), self.cfg, device=device))
 
 
 AGGREGATIONS = ("meanstd", "mean", "unitmeanstd", "unitmean", "meanstd+map")

@@ -62,7 +62,7 @@ class Embedding(Protocol):
     """Turns a spectrogram into a song embedding: it must pickle (hold a model path, not a
     model) and ``key`` names the embeddings it makes in the catalogue.  Called in the
     workers, it embeds one song; ``batches(device)`` embeds in the scan's own process,
-    windows of many songs per batch.  ``reform.embed.SpectrogramEmbedder`` is the one
+    windows of many songs per batch.  ``reform.scanmodel.SpectrogramEmbedder`` is the one
     ReFORM uses."""
 
     key: str
