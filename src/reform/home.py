@@ -281,7 +281,7 @@ class Home:
         the outer one's scans cover it, and recorded apart, its deleted songs were kept as if
         a disk were away (disks inside music folders are remembered as such: links, mounts)."""
         every = set(self.roots()) | set(roots)
-        self._set_roots({r for r in every if not any(r.startswith(os.path.join(o, "")) for o in every)})
+        self._set_roots({r for r in every if not _inside_one(r, every)})
 
     def forget_roots(self, roots: list[str]) -> None:
         self._set_roots(set(self.roots()) - set(roots))
@@ -623,6 +623,17 @@ def restore_copies(catalogue: Catalogue, home: Path) -> None:
         for key, text in kept.items():
             if catalogue.get_meta(key) is None:
                 catalogue.set_meta(key, text)
+
+
+def _inside_one(path: str, folders: set[str]) -> bool:
+    """Whether a folder above ``path`` (absolute) is one of ``folders``: each looked up by name,
+    not each folder compared with each other (117,000 comparisons for 342 files scanned one by one)."""
+    parent = os.path.dirname(path)
+    while parent != path:
+        if parent in folders:
+            return True
+        path, parent = parent, os.path.dirname(parent)
+    return False
 
 
 def text_of(path: Path) -> str | None:
