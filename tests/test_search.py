@@ -263,3 +263,22 @@ def test_a_path_is_shown_with_its_control_characters_written_out():
     assert shown("/m/new\nline.wav") == "/m/new\\nline.wav"
     assert shown("/m/café 🎵.flac") == "/m/café 🎵.flac"
     assert shown(os.fsdecode(b"/m/caf\xe9.flac")) == "/m/caf\\xe9.flac"
+
+
+def test_an_untagged_song_is_found_by_its_folders_names(tmp_path):
+    """Two soundtracks' untagged "track18" could be told apart by their whole paths alone: "2 songs
+    match", and no words could name either.  A catalogue of schema 5 gets the words when opened."""
+    songs = [row(1, "/games/drascula/audio/track18.ogg"), row(2, "/games/warzone2100/music/track18.opus"),
+             row(3, "/games/tagged/music/track18.ogg", "Band", "Track 18")]
+    assert answer(songs, "drascula track18") == "/games/drascula/audio/track18.ogg"
+    assert answer(songs, "warzone2100 track18") == "/games/warzone2100/music/track18.opus"
+    assert answer(songs, "tagged track18").startswith("no song matches")   # a tagged song: by its tags
+    path = tmp_path / "c.db"
+    catalogue_of(songs, path).close()
+    conn = sqlite3.connect(path)                                            # words as schema 5 made them
+    conn.executescript("UPDATE song_words SET words = 'track18 track18 ogg' WHERE id = 1; "
+                       "PRAGMA user_version = 5;")
+    conn.close()
+    cat = Catalogue(path)
+    assert dict(cat.conn.execute("SELECT id, words FROM song_words")) == {r.id: search_text(r) for r in cat.files()}
+    assert answer(cat, "drascula track18") == "/games/drascula/audio/track18.ogg"

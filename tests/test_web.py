@@ -88,7 +88,7 @@ def test_songs_search_filter_sort_and_pages(client):
     assert data["total"] == 5 and len(data["items"]) == 5
     song = data["items"][0]
     assert set(song) == {"id", "title", "artist", "album", "track", "year", "genre", "duration",
-                         "file", "embedded"}                  # no path: songs are addressed by id
+                         "file", "folder", "embedded"}        # no path: songs are addressed by id
     assert [s["artist"] for s in data["items"]] == ["Noise Crew"] * 3 + ["Tone Band"] * 2
     def titles(**query) -> list[str]:
         return [s["title"] for s in client.get("/api/songs", params=query).json()["items"]]
@@ -1080,3 +1080,17 @@ def test_cli_serve_names_the_home_only_where_a_command_would_not_find_it(home, m
     assert cli.main(["serve"]) == 0
     assert cli.main(["--home", str(home), "serve"]) == 0
     assert seen == [True, False, False]
+
+
+def test_the_page_searches_an_untagged_songs_folders_as_the_api_does():
+    """The page filters its table itself: it is sent the folder of a song that names neither artist
+    nor album, whose names the API's search looks in too (reform.text.search_words)."""
+    from reform.store import FileRow
+    from reform.web.state import song_dict
+
+    def row(artist, album):
+        return FileRow(1, "/games/drascula/audio/track18.ogg", 1, 1, "h", "ok", None, 60.0, 44100, 2, 100, "vorbis",
+                       "fv", artist, album, None, None, None, None, 0.0)
+
+    assert song_dict(row(None, None), True)["folder"] == "/games/drascula/audio"
+    assert song_dict(row("Band", None), True)["folder"] is None and song_dict(row(None, "LP"), True)["folder"] is None

@@ -176,11 +176,12 @@ _NEW_NAME = "(SELECT reform_name_key(path) FROM files WHERE files.id = song_word
 _SCHEMA_V5 = (f"UPDATE song_words SET words = {_NEW_WORDS}, name = {_NEW_NAME} "
               f"WHERE words != {_NEW_WORDS} OR name != {_NEW_NAME};")
 
+# Version 6: the same again, as a song with neither artist nor album is found by its folders' names too.
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
-MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5]
+MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5, _SCHEMA_V5]
 SCHEMA_VERSION = len(MIGRATIONS)
-# the oldest schema a home that cannot be written is read in as it is: version 5 only refreshes
-# derived words, so until a writer migrates it a search misses what the new normaliser finds
+# the oldest schema a home that cannot be written is read in as it is: versions 5 and 6 only refresh
+# derived words, so until a writer migrates it a search misses what the new words find
 READABLE_SCHEMA = 4
 CATALOGUE_NAME = "catalogue.db"
 TABLES = frozenset({"meta", "files", "embeddings"})

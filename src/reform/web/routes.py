@@ -217,7 +217,7 @@ def status_head(request: Request) -> dict:
 @router.get("/songs", response_model=SongList, summary="List, search, filter and sort the songs")
 def songs(request: Request,
           q: str = Query("", max_length=500, description="words that must all appear in the artist, "
-                         "title, album or file name (case and accents ignored)"),
+                         "title, album or file name, or an untagged song's folders (case and accents ignored)"),
           artist: str | None = Query(None, max_length=500, description="only this artist"),
           album: str | None = Query(None, max_length=500, description="only this album"),
           genre: str | None = Query(None, max_length=500, description="only this genre"),

@@ -33,10 +33,13 @@ NO_SONGS_HINT = "run `reform scan FOLDER` first; embedding needs songs"
 
 
 def song_dict(row: FileRow, embedded: bool) -> dict:
-    """What the library listing shows of a song (no path: songs are addressed by id)."""
+    """What the library listing shows of a song (no path: songs are addressed by id; the folder
+    of a song that names neither artist nor album, which the page's search looks in as
+    :func:`reform.text.search_words` does)."""
     return {"id": row.id, "title": title_of(row), "artist": row.artist, "album": row.album,
             "track": row.track, "year": row.year, "genre": row.genre,
             "duration": round(row.duration or 0.0, 2), "file": os.path.basename(row.path),
+            "folder": None if row.artist or row.album else os.path.dirname(row.path),
             "embedded": embedded}
 
 

@@ -109,7 +109,7 @@
     S.byId = new Map(S.songs.map((s) => [s.id, s]));
     for (const s of S.songs) {  // normalised once: typing and sorting never normalise again
       s.n = { artist: norm(s.artist), album: norm(s.album), title: norm(s.title), genre: norm(s.genre) };
-      s.hay = [s.n.artist, s.n.title, s.n.album, norm(s.file)].join(" ");
+      s.hay = [s.n.artist, s.n.title, s.n.album, norm(s.file), norm(s.folder)].join(" ");   // (folder: untagged only)
     }
     S.sorted = null;
     S.songsLoadedAt = Date.now();
