@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
-from .home import Home, Run, RunFiles, Settings, cut_short, epochs_of, faults, read_history, stopped_by_schedule
+from .home import Home, Run, RunFiles, Settings, ended, faults, read_history
 from .progress import Bar
 from .store import FileRow, one_per_recording
 from .text import agree, plural, shown, storable
@@ -120,7 +120,8 @@ class Library:
         """The one music folder this library was scanned from (ConfigError if several or none)."""
         roots = self.home.roots()
         if not roots:
-            raise ConfigError("no music folder is known yet", hint="run `reform scan FOLDER`, or give --music-root FOLDER")
+            raise ConfigError("no music folder is known yet",
+                              hint="run `reform scan FOLDER`, or give --music-root FOLDER")
         if len(roots) > 1:
             files = sum(os.path.isfile(r) for r in roots)   # scanned one by one (`reform scan a.flac b.flac`)
             places = (f"{plural(len(roots) - files, 'music folder')} and {plural(files, 'file')} scanned on "
@@ -247,8 +248,8 @@ class Library:
         spectrograms."""
         from .card import read_card
         from .config import EmbedConfig
-        from .scanmodel import SpectrogramEmbedder
         from .home import SHIPPED
+        from .scanmodel import SpectrogramEmbedder
 
         try:
             path = self.model_path()
@@ -359,13 +360,13 @@ class Library:
                 folder, model_cfg, train_cfg, songs = plan
                 # a resume of a run that had ended writes its lost or damaged model again, and
                 # that alone does not make it the active model: the user may have chosen another
-                ended = resume and not cut_short(*_schedule(read_history(folder)))
+                was_ended = resume and ended(read_history(folder))
                 trainer = Trainer(self.home.spectrograms, songs, folder, model_cfg=model_cfg,
                                   train_cfg=train_cfg, feature_version=self.home.spectrograms.feature_version,
                                   init=init, callback=callback, device=device, group=group)
                 result = trainer.run(phase, resume=resume)
-                complete = not cut_short(*_schedule(result.history)) and not faults(result.history)
-                if group.main and result.files.model.exists() and (activate or complete and not ended):
+                complete = ended(result.history) and not faults(result.history)
+                if group.main and result.files.model.exists() and (activate or complete and not was_ended):
                     with self.home.catalogue.transaction():
                         self.models.activate(folder.name)
         return result
@@ -710,8 +711,3 @@ def _refuse_to_overwrite(files: RunFiles, phase: str) -> None:
     raise TrainError(f"a run named {folder.name} has trained already", path=folder,
                      hint=f"`reform train --resume --name {folder.name}` goes on with it; another --name "
                           "starts a new run (`reform models` lists them)")
-
-
-def _schedule(history: list[dict]) -> tuple[dict[str, int], dict[str, bool]]:
-    """A run's epochs per phase, and which phases its schedule ended (:func:`reform.home.cut_short`)."""
-    return epochs_of(history), stopped_by_schedule(history)

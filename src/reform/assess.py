@@ -187,8 +187,8 @@ def evaluate(home: Home, *, labels: str | None = "artist", label_file: str | Non
                             "usable",
                             hint="scan more music, or check the labels")
     specs = [opened[r.hash] for r in rows]
-    # each method's vectors, from a step to call after each song (None: no songs are counted)
-    methods: list[tuple[str, Callable[[Callable | None], ev.MethodVectors]]] = []
+    # each method's vectors, from the step its progress bar takes after each song
+    methods: list[tuple[str, Callable[[Callable], ev.MethodVectors]]] = []
     if baselines:
         methods += [
             ("random", lambda step: ev.random_vectors(len(rows), seed=seed)),

@@ -507,7 +507,7 @@ def _ignored_on_resume(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import FINE_TUNE_BELOW
     from .distributed import launched, main_process
-    from .home import RunFiles, cut_short, epochs_of, faults, stopped_by_schedule
+    from .home import RunFiles, ended, faults
     from .progress import TrainProgress
     from .train import check_song_count
 
@@ -599,10 +599,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"active model: {name}" + (" (every song has its embedding already)" if embedded else
                                          " (embed with `reform embed`)"))
     elif result.files.model.exists():
-        why = ("it failed (above)" if failed else
-               f"the active model stays {chosen}" if not cut_short(epochs_of(result.history),
-                                                                   stopped_by_schedule(result.history)) else
-               "a phase stopped before its schedule ended")
+        why = ("it failed (above)" if failed else f"the active model stays {chosen}" if ended(result.history)
+               else "a phase stopped before its schedule ended")
         print(f"not made active: {why}; `reform use {name}` makes it active anyway (or train with --activate)")
     elif result.files.pretrain.exists():   # `--phase pretrain`: a model of both phases is what recommends
         print(f"pretrained only: `reform train --phase cluster --name {result.files.folder.name}` adds the "
@@ -1359,7 +1357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-time", action="store_true", default=None,
                    help="the embedding reads the last feature map's mean and spread over time, not every place")
 
-    p = command("embed", "embed the songs that lack the model's embedding (new songs; every song after a train or `reform use`)", cmd_embed)
+    p = command("embed", "embed the songs that lack the model's embedding (new songs; every song after a train "
+                "or `reform use`)", cmd_embed)
     p.add_argument("--model", help="'shipped', a run name, or a model file (default: the active model)")
     _device_option(p)
 

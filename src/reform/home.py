@@ -539,6 +539,11 @@ def cut_short(epochs: dict[str, int], stopped: dict[str, bool]) -> list[str]:
     return [p for p in PHASES if not stopped.get(p) and (epochs.get(p) or p == "cluster")]
 
 
+def ended(history: list[dict]) -> bool:
+    """Whether every phase a run ran (its logged epochs, ``history``) was ended by its schedule."""
+    return not cut_short(epochs_of(history), stopped_by_schedule(history))
+
+
 def read_history(folder: Path) -> list[dict]:
     """A run's logged epochs (``metrics.jsonl``), up to the first damaged line; none if missing."""
     history = []

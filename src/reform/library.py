@@ -147,7 +147,7 @@ def _above(folder: str, top: str) -> dict[tuple[int, int], str]:
     from inside ``folder`` up to one of them is a loop, as it is when the music folder is scanned
     (and not a way to walk the whole music folder under the names of a folder inside it)."""
     above = {}
-    while folder != top and folder.startswith(os.path.join(top, "")):
+    while folder != top and under(folder, top):
         folder = os.path.dirname(folder)
         try:
             above[_identity(folder)] = folder
@@ -168,7 +168,8 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_dev
     if parent_device is not None and key[0] != parent_device and not os.path.islink(folder):
         found.mounts.append(folder)   # a disk mounted inside a music folder
     if key in inside:
-        problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {walk.seen.get(key) or walk.above[key]}"))
+        scanned = walk.seen.get(key) or walk.above[key]
+        problems.append(Problem(folder, f"symbolic link loop: this folder is already scanned as {scanned}"))
         return
     if key in walk.seen:
         return   # the same folder under another name: its songs are found under the first

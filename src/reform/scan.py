@@ -531,7 +531,7 @@ def forget(home: Home, folders: list[str]) -> Forgotten:
     for g, f in zip(given, named):
         # a link in a music folder up to a folder holding it (a loop, which scans pass over), or to
         # a music folder: forgetting where it leads would forget that whole folder
-        if g != f and library.root_of(g, roots) and (f in roots or g.startswith(os.path.join(f, ""))):
+        if g != f and library.root_of(g, roots) and (f in roots or library.under(g, f)):
             raise LibraryError(f"{shown(g)} is a link to {shown(f)}, "
                                + ("a music folder of the library" if f in roots else "a folder it lies in")
                                + ": forgetting it would forget that whole folder",

@@ -94,8 +94,7 @@ def open_checked(row: FileRow):
                           hint="run `reform scan` to update the library") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:   # a link since the check: not the file that was scanned
-            raise Unavailable(409, "the file changed since it was scanned",
-                              hint="run `reform scan` to analyse it again") from None
+            raise _changed() from None
         raise Unavailable(409, f"the file cannot be read ({exc.strerror})") from None
     try:
         st = os.fstat(f.fileno())
@@ -134,8 +133,11 @@ def _check_audio(row: FileRow, f, st: os.stat_result) -> None:
 
 def _check_same(row: FileRow, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode) or st.st_size != row.size or st.st_mtime_ns != row.mtime_ns:
-        raise Unavailable(409, "the file changed since it was scanned",
-                          hint="run `reform scan` to analyse it again")
+        raise _changed()
+
+
+def _changed() -> Unavailable:
+    return Unavailable(409, "the file changed since it was scanned", hint="run `reform scan` to analyse it again")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
