@@ -1064,13 +1064,14 @@ def cmd_mpd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_short(playlist, length: int, why: str, library: int | None = None) -> None:
-    """Say a playlist written with fewer songs than asked for, as similar, mix and playlist say it;
-    ``library``: how many songs it could hold at most (a radio: every song of the library)."""
+def _short_note(playlist, length: int, why: str, library: int | None = None) -> str | None:
+    """The note on a playlist written with fewer songs than asked for, as similar, mix and playlist
+    say it; ``library``: how many songs it could hold at most (a radio: every song of the library)."""
     held = len(playlist.rows)
     if 0 < held < length:
         reason = "the library has no more" if library is not None and held >= library else f"no more pass {why}"
-        print(f"note: {playlist.title} holds {held} of the {length} songs asked for: {reason}", file=sys.stderr)
+        return f"note: {playlist.title} holds {held} of the {length} songs asked for: {reason}"
+    return None
 
 
 def _library_writable(args: argparse.Namespace) -> bool:
@@ -1080,6 +1081,7 @@ def _library_writable(args: argparse.Namespace) -> bool:
 
 def cmd_playlists(args: argparse.Namespace) -> int:
     from . import playlists
+    from .progress import Bar
     from .store import FileRow
 
     playlists.playlist_folder(args.to)   # a file in its place: said before the playlists are made
@@ -1115,18 +1117,27 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         unique: dict[str, FileRow] = {}   # one radio per song, however often it is asked for
         for row in seeds:
             unique.setdefault(row.hash, row)
-        for row in unique.values():
-            wanted.append(playlists.radio(rec, row, args.length, rules, root))
-            if len(wanted[-1].rows) == 1 and args.length > 1:
-                print(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
-                      f"({rules.limits()})", file=sys.stderr)
-            else:
-                _say_short(wanted[-1], args.length, f"the rules ({rules.limits()})", len(rec))
         mixing = dataclasses.replace(rules, no_repeat=0)   # a mix follows no listening: nothing to repeat
         limits = mixing.limits()
-        for folder in args.mix or []:
-            wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, mixing))
-            _say_short(wanted[-1], args.length, "the filters" if limits == "none" else f"the rules ({limits})")
+        notes = []   # said once the bar is done
+        # about a second a radio on a few hundred songs: a bar on a terminal counts them
+        with Bar(not args.quiet, "playlists", "playlist") as bar:
+            bar.start(len(unique) + len(args.mix or []))
+            for row in unique.values():
+                wanted.append(playlists.radio(rec, row, args.length, rules, root))
+                if len(wanted[-1].rows) == 1 and args.length > 1:
+                    notes.append(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
+                                 f"({rules.limits()})")
+                else:
+                    notes.append(_short_note(wanted[-1], args.length, f"the rules ({rules.limits()})", len(rec)))
+                bar.step(1)
+            for folder in args.mix or []:
+                wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, mixing))
+                notes.append(_short_note(wanted[-1], args.length,
+                                         "the filters" if limits == "none" else f"the rules ({limits})"))
+                bar.step(1)
+        for note in filter(None, notes):
+            print(note, file=sys.stderr)
     if args.most_played and not played:
         message = "no play is recorded yet, so --most-played has no song to start from"
         if not wanted:   # nothing else asked for: leave the folder as it is
