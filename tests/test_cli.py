@@ -814,3 +814,19 @@ def test_words_naming_one_song_held_in_two_formats_name_it(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--home", home, "similar", "jorg race", "--json"]) == 0
     assert [r["path"] for r in json.loads(capsys.readouterr().out)] == [str(music / "other.wav")]
+
+
+@pytest.mark.parametrize("device, held", [("auto", True), ("cpu", False)])
+def test_a_scan_that_may_embed_on_a_gpu_imports_torch_with_ctrl_c_held(tmp_path, monkeypatch, device, held):
+    """A scan no longer imports torch before it knows it has work (a rescan with nothing to do took
+    1.4 s more); where a GPU may embed in its own process, torch still comes in at the start,
+    through the import that holds Ctrl-C back (pybind11's SIGABRT otherwise)."""
+    from reform import cli, device as devices
+
+    imported = []
+    monkeypatch.setattr(devices, "cuda_possible", lambda: True)   # a driver here, as on a GPU machine
+    monkeypatch.setattr(cli, "_import_held", imported.append)
+    write(tmp_path / "music" / "a.wav", tone(440, 2))
+    assert main(["--home", str(tmp_path / "home"), "-q", "scan", str(tmp_path / "music"), "--jobs", "1",
+                 "--device", device]) == 0
+    assert imported == (["torch"] if held else [])

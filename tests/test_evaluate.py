@@ -374,3 +374,16 @@ def test_an_evaluation_without_labels_leaves_one_with_them_beside_the_model(trai
     assert json.loads(beside.read_text())["labels"] == "artist"
     assert main(["--home", str(home), "evaluate", "--no-baselines", "--labels", "album"]) == 0   # labels: replaced
     assert json.loads(beside.read_text())["labels"] == "album"
+
+
+def test_the_shipped_models_figures_are_kept_in_a_home_that_never_trained(scanned, tmp_path, capsys):
+    """A home with no models folder yet (scanned, never trained): the figures were said not to be
+    saved, "the model's folder cannot be written"."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    assert not (home / "models").exists()
+    assert main(["--home", str(home), "-q", "evaluate", "--no-baselines"]) == 0
+    kept = home / "models" / "shipped-evaluation.json"
+    assert f"saved for the model: {kept}" in capsys.readouterr().out and kept.exists()

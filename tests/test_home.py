@@ -75,6 +75,29 @@ def test_a_model_written_again_does_not_take_the_active_ones_place(home, capsys)
         assert lib.models.active_name() == SHIPPED and read_run(home / "models" / "full").complete
 
 
+def test_a_run_whose_model_was_never_written_becomes_active_when_resumed(home, monkeypatch, capsys):
+    """The last write of a run that ended on its schedule failed (a full disk): the resume the
+    error asks for writes its model, and the run becomes active as it would have (a review found
+    it taken for a model written again, and left inactive)."""
+    from reform import checkpoint
+    from reform.errors import WriteError
+
+    real = checkpoint.save_bundle
+
+    def full_disk(path, *args, **kwargs):
+        if path.name == "model.pt":
+            raise WriteError("cannot write the file (No space left on device)", path=path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_bundle", full_disk)
+    with pytest.raises(WriteError):
+        _train(home, "full")
+    monkeypatch.setattr(checkpoint, "save_bundle", real)
+    assert main(["--home", str(home), "-q", "train", "--resume", "--name", "full"]) == 0
+    with Library(home, create=False) as lib:
+        assert lib.models.active_name() == "full"
+
+
 def test_models_and_use(home, capsys):
     _train(home, "short", max_epochs=2)
     (home / "models" / "short" / "evaluation.json").write_text(json.dumps(

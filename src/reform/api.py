@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .card import card_path
 from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
 from .home import Home, Run, RunFiles, Settings, ended, faults, read_history
@@ -124,8 +125,9 @@ class Library:
                               hint="run `reform scan FOLDER`, or give --music-root FOLDER")
         if len(roots) > 1:
             files = sum(os.path.isfile(r) for r in roots)   # scanned one by one (`reform scan a.flac b.flac`)
-            places = (f"{plural(len(roots) - files, 'music folder')} and {plural(files, 'file')} scanned on "
-                      f"{agree(files, 'its', 'their')} own" if files else f"{len(roots)} music folders")
+            loose = f"{plural(files, 'file')} scanned on {agree(files, 'its', 'their')} own"
+            places = (loose if files == len(roots) else f"{plural(len(roots) - files, 'music folder')} and {loose}"
+                      if files else f"{len(roots)} music folders")
             common = os.path.commonpath(roots)
             raise ConfigError(f"the library's songs were scanned from {places}: say which folder holds them all",
                               hint="give --music-root FOLDER, the folder the players know as their music folder"
@@ -360,7 +362,9 @@ class Library:
                 folder, model_cfg, train_cfg, songs = plan
                 # a resume of a run that had ended writes its lost or damaged model again, and
                 # that alone does not make it the active model: the user may have chosen another
-                was_ended = resume and ended(read_history(folder))
+                # (a model written before: a run whose last write failed is finished by this one)
+                was_ended = resume and card_path(RunFiles(folder).model).exists() \
+                    and ended(read_history(folder))
                 trainer = Trainer(self.home.spectrograms, songs, folder, model_cfg=model_cfg,
                                   train_cfg=train_cfg, feature_version=self.home.spectrograms.feature_version,
                                   init=init, callback=callback, device=device, group=group)

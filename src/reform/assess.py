@@ -279,10 +279,11 @@ def save(home: Home, report: ev.EvaluationReport) -> Saved:
     version = read_card(path).get("version")
     kept = saved_evaluation(target, version)
     if report.label_source is None and kept and kept.get("labels"):
-        return Saved(None, f"the evaluation beside the model measured p@10 by {kept['labels']}, and this one "
+        return Saved(None, f"the evaluation kept for the model measured p@10 by {kept['labels']}, and this one "
                            "by no label")
     try:   # with the version it measured: a resumed run replaces the weights, not this file
+        target.parent.mkdir(exist_ok=True)   # (a home that never trained has no models folder yet)
         write_json(target, report.to_dict() | {"model_version": version})
-    except WriteError:
+    except (OSError, WriteError):
         return Saved(None, "the model's folder cannot be written")
     return Saved(target)

@@ -190,12 +190,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if not todo or args.no_embed:
             return
         if args.ray is None:
-            if cuda_possible():   # this process may embed on the GPU: torch comes in now, not mid-scan
-                _import_held("torch")
             _print_device(args.device)
         else:
             print("device: cpu, in each Ray worker", flush=True)
 
+    if args.ray is None and not args.no_embed and args.device != "cpu" and (args.device == "cuda" or cuda_possible()):
+        _import_held("torch")   # a GPU may embed in this process: torch comes in now, and Ctrl-C waits for it
     with _library(args, create=True, reanalyse=args.reanalyse) as lib:
         try:   # named now: a `reform use` while the scan runs does not change the model it embeds with
             model = lib.models.name_of(lib.model_path())
@@ -968,7 +968,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_json(args.json, data)
         print(f"\nwrote {shown(args.json)}")
     if saved:
-        print(f"saved beside the model: {saved.path} (shown by `reform serve` and `reform models`)")
+        print(f"saved for the model: {saved.path} (shown by `reform serve` and `reform models`)")
     else:   # with --json too: that file is not the copy `reform models` and the page show
         why = saved.why if saved is not None else \
             "the models named with --model are compared, not the active one's figures"
@@ -988,7 +988,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         shipped = read_card(lib.model_path("shipped")).get("info", {})
         shipped_evaluation = lib.models.shipped_evaluation()
     if args.json:
-        _print_json({"active": active, "runs": [
+        _print_json({"active": active, "shipped_evaluation": shipped_evaluation, "runs": [
             {"name": r.name, "state": r.state, "complete": r.complete, "usable": r.usable,
              "epochs": r.epochs, "evaluation": r.evaluation, "finished_at": r.finished_at,
              "started_from": r.started_from}
@@ -1574,7 +1574,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 130
 
 
-# the commands that load a model (a scan, only once it has work: :func:`cmd_scan`'s own import)
+# the commands that load a model (a scan, only where it may embed on a GPU: :func:`cmd_scan`'s own import)
 WITH_TORCH = {"demo", "train", "embed", "evaluate", "serve"}
 
 

@@ -68,11 +68,12 @@ def song_label(artist: str | None, title: str | None, path: str) -> str:
 
 def search_words(artist: str | None, album: str | None, title: str | None, path: str) -> str:
     """The normalised words a query is matched in: artist, album, title and file name, and for a
-    song that names neither artist nor album its folders' names, which are all that tell it
-    apart (two soundtracks' untagged "track18" could only be named by their whole paths).  The
-    catalogue keeps them for every file (its table ``song_words``), so they are made here,
-    from the row's fields, for SQL and Python alike."""
-    folders = "" if artist or album else norm(os.path.dirname(path))
+    song that names neither artist nor album the names of the two folders above it, which are
+    all that tell it apart (two soundtracks' untagged "track18" could only be named by their
+    whole paths); two, not all: "home" or "music" would name every such song.  The catalogue
+    keeps them for every file (its table ``song_words``), so they are made here, from the row's
+    fields, for SQL and Python alike."""
+    folders = "" if artist or album else norm(" ".join(path.split(os.sep)[-3:-1]))
     return " ".join(filter(None, (norm(artist), norm(album), norm(song_title(title, path)),
                                   norm(os.path.basename(path)), folders)))
 

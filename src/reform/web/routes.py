@@ -57,6 +57,8 @@ class Song(BaseModel):
     genre: str | None
     duration: float = Field(description="seconds")
     file: str = Field(description="the file's name (without its folder)")
+    folder: str | None = Field(description="the two folders above a song with neither artist nor album "
+                               "(what tells such songs apart, and what a search looks in), else null")
     embedded: bool = Field(description="has an embedding: can be recommended and is on the map")
 
 
@@ -217,7 +219,8 @@ def status_head(request: Request) -> dict:
 @router.get("/songs", response_model=SongList, summary="List, search, filter and sort the songs")
 def songs(request: Request,
           q: str = Query("", max_length=500, description="words that must all appear in the artist, "
-                         "title, album or file name, or an untagged song's folders (case and accents ignored)"),
+                         "title, album or file name, or the two folders above an untagged song (case and accents "
+                         "ignored)"),
           artist: str | None = Query(None, max_length=500, description="only this artist"),
           album: str | None = Query(None, max_length=500, description="only this album"),
           genre: str | None = Query(None, max_length=500, description="only this genre"),

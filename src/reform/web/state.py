@@ -33,13 +33,13 @@ NO_SONGS_HINT = "run `reform scan FOLDER` first; embedding needs songs"
 
 
 def song_dict(row: FileRow, embedded: bool) -> dict:
-    """What the library listing shows of a song (no path: songs are addressed by id; the folder
-    of a song that names neither artist nor album, which the page's search looks in as
-    :func:`reform.text.search_words` does)."""
+    """What the library listing shows of a song (no path: songs are addressed by id; the two
+    folders above a song that names neither artist nor album, which the page's search looks in
+    as :func:`reform.text.search_words` does)."""
     return {"id": row.id, "title": title_of(row), "artist": row.artist, "album": row.album,
             "track": row.track, "year": row.year, "genre": row.genre,
             "duration": round(row.duration or 0.0, 2), "file": os.path.basename(row.path),
-            "folder": None if row.artist or row.album else os.path.dirname(row.path),
+            "folder": None if row.artist or row.album else os.sep.join(row.path.split(os.sep)[-3:-1]),
             "embedded": embedded}
 
 
@@ -230,7 +230,7 @@ class LibraryState:
 
     def model(self, status: dict | None = None) -> dict:
         """The active model from its JSON card (no torch needed), with its evaluation numbers
-        when an ``evaluation.json`` lies beside it; ``status`` is the library's
+        when `reform evaluate` kept some (:meth:`reform.home.Models.evaluation_file`); ``status`` is the library's
         (:meth:`reform.Library.status`) when the caller has just read it, so that the model
         file's checksums and the embeddings' state are not read twice for one answer."""
         with self.lock:
