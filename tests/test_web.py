@@ -361,6 +361,9 @@ def test_mix_playlist_and_m3u_export(client, ids):
     assert short["notes"] == [f"{len(short['items'])} of the 50 songs asked for: the library has no more"]
     alone = client.get("/api/mix", params={"seed": seeds, "n": 50, "max_per_artist": 1}).json()
     assert alone["notes"] == [f"{len(alone['items'])} of the 50 songs asked for: the filters leave no more"]
+    # a filter that leaves every song in: the library is what is short (it blamed the filters)
+    every = client.get("/api/mix", params={"seed": seeds, "n": 50, "max_per_artist": 50}).json()
+    assert every["notes"] == [f"{len(every['items'])} of the 50 songs asked for: the library has no more"]
     r = client.get("/api/playlist", params={"seed": seeds, "n": 3})   # its length is `length`
     assert r.status_code == 422 and "unknown query parameter n (this route takes: " in error_of(r)
     assert "length" in error_of(r)
@@ -602,12 +605,12 @@ def test_stopping_the_server_stops_the_running_job_at_its_next_step(home):
     jobs = Jobs(home, runners={"scan": endless})
     jobs.start("scan", {})
     job = jobs.stop(timeout=20)
-    assert job.state == "failed" and job.error == "stopped with the server" and job.done > 0
+    assert job.state == "stopped" and job.error == "stopped with the server" and job.done > 0
     assert not jobs.threads[job.id].is_alive() and jobs.stop() is None
     jobs = Jobs(home)                                    # the real training stops at its first step
     jobs.start("train", {"max_epochs": 1, "name": "cut"})
     job = jobs.stop(timeout=120)
-    assert job.state == "failed" and job.error == "stopped with the server"
+    assert job.state == "stopped" and job.error == "stopped with the server"
     assert job.hint == "no epoch had finished: start it again"      # nothing to resume yet
 
 
@@ -625,7 +628,7 @@ def test_a_running_job_is_stopped_from_the_page(home):
     assert stopping.status_code == 202 and stopping.json()["phase"] == "stopping after its current step"
     assert stopping.json()["stopping"] is True
     job = _wait(c, started["id"])
-    assert job["state"] == "failed" and job["error"] == "stopped from the page" and job["done"] > 0
+    assert job["state"] == "stopped" and job["error"] == "stopped from the page" and job["done"] > 0
     again = c.post(f"/api/jobs/{started['id']}/stop")
     assert again.status_code == 409 and "has ended already" in error_of(again)
     assert c.post("/api/jobs/99/stop").status_code == 404
@@ -648,7 +651,7 @@ def test_a_real_scan_stopped_from_the_page_ends_stopped_not_finished(home, tmp_p
     job = jobs.start("scan", {})
     jobs.cancel(job)
     jobs.threads[job.id].join(120)
-    assert job.state == "failed" and job.error == "stopped from the page", job
+    assert job.state == "stopped" and job.error == "stopped from the page", job
     assert job.hint.endswith("analysed and kept; the next scan goes on") and not job.summary
 
 

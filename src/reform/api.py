@@ -679,12 +679,15 @@ def embedding_note(stored: bool, current: bool | None, missing: int) -> str | No
     return None
 
 
-def short_note(found: int, wanted: int, filtered: bool) -> str | None:
+def short_note(found: int, wanted: int, filtered: bool, others: int | None = None) -> str | None:
     """Why a list of recommendations holds fewer songs than asked for, as the command line and
-    the web API both say it; None when it holds them all, or none (which each says its own way)."""
+    the web API both say it; None when it holds them all, or none (which each says its own way).
+    ``others``: the songs the library holds beside the seeds; a list holding them all was not
+    cut by the filters, active or not."""
     if not 0 < found < wanted:
         return None
-    return f"{found} of the {wanted} songs asked for: {'the filters leave' if filtered else 'the library has'} no more"
+    why = "the filters leave" if filtered and (others is None or found < others) else "the library has"
+    return f"{found} of the {wanted} songs asked for: {why} no more"
 
 
 def _songs_resumed(songs: list, trained_on: list[str], folder: Path) -> list:

@@ -849,7 +849,7 @@ def _recommend(args: argparse.Namespace, action: str) -> int:
             recs = rec.mix(seeds, wanted, filters, how="centre" if args.centre else "each")
         else:
             recs = rec.playlist(seeds, wanted, filters)
-        if note := short_note(len(recs), wanted, filters.active):   # none at all is said under the heading
+        if note := short_note(len(recs), wanted, filters.active, len(rec) - len(seeds)):   # none: said below
             print(f"note: {note}", file=sys.stderr)
         if action == "similar" and (note := _walk_note(rec, recs)):
             print(f"note: {note}", file=sys.stderr)

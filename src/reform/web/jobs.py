@@ -88,7 +88,7 @@ Runner = Callable[[Path, dict, Job], str]
 def run_scan(home: Path, options: dict, job: Job) -> str:
     """Rescan the library's known folders, embedding new songs with the active model."""
     def start(total: int) -> None:
-        job.phase = f"analysing {total} new or changed files" if total else "nothing new to analyse"
+        job.phase = f"analysing {plural(total, 'new or changed file')}" if total else "nothing new to analyse"
         job.total, job.unit = total, "files"
 
     with Library(home, create=False) as lib:
@@ -234,7 +234,8 @@ class Jobs:
         try:
             job.summary = runner(self.home, job.options, job)
             state = "done"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:   # stopped, not failed: the page says so without alarm
+            state = "stopped"
             job.error = job.stopping or "stopped with the server"
             job.hint = job.hint or STOPPED_HINTS.get(job.kind)
         except ReformError as exc:

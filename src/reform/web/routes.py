@@ -116,7 +116,8 @@ class JobInfo(BaseModel):
     id: int
     kind: Literal["scan", "embed", "train"]
     options: dict
-    state: Literal["running", "done", "failed"]
+    state: Literal["running", "done", "failed", "stopped"] = Field(
+        description="stopped: by the page's Stop or with the server, keeping what it finished (error says which)")
     phase: str
     stopping: bool = Field(description="asked to stop: it stops at its next step, keeping what it finished")
     done: int
@@ -190,11 +191,12 @@ def _seeds(request: Request, ids: list[int]):
     return rec, rows, [rec.seed_of(r) for r in rows]
 
 
-def _answered(request: Request, rows, recs, wanted: int, filters: Filters) -> JSONResponse:
+def _answered(request: Request, rows, recs, wanted: int, filters: Filters, library: int) -> JSONResponse:
     """Recommendations from the seeds ``rows``, with the notes the command line prints beside them
-    (``wanted``: how many were asked for, which a shorter list says, as the command line does)."""
+    (``wanted``: how many were asked for, which a shorter list says, as the command line does;
+    ``library``: the songs the recommender holds)."""
     notes = _state(request).notes()
-    if note := short_note(len(recs), wanted, filters.active):   # none at all: the page says so itself
+    if note := short_note(len(recs), wanted, filters.active, library - len(rows)):   # none: the page says so
         notes.append(note)
     return JSONResponse({"seeds": [song_dict(r, True) for r in rows], "items": _scored(recs), "notes": notes})
 
@@ -285,7 +287,7 @@ def similar(request: Request, song_id: int, n: int = Query(10, ge=1, le=500),
     rec, rows, seeds = _seeds(request, [song_id])
     filters = _filters(exclude_same_artist, exclude_same_album, max_per_artist)
     recs = rec.similar(seeds[0], n, filters)
-    return _answered(request, rows, recs, n, filters)
+    return _answered(request, rows, recs, n, filters, len(rec))
 
 
 @router.get("/mix", response_model=Recommendations, responses=ERRORS,
@@ -296,7 +298,7 @@ def mix(request: Request, seed: list[int] = Query(..., min_length=1, max_length=
     rec, rows, seeds = _seeds(request, seed)
     filters = _filters(exclude_same_artist, exclude_same_album, max_per_artist)
     recs = rec.mix(seeds, n, filters)
-    return _answered(request, rows, recs, n, filters)
+    return _answered(request, rows, recs, n, filters, len(rec))
 
 
 @router.get("/playlist", response_model=Recommendations, responses=ERRORS,
@@ -307,7 +309,7 @@ def playlist(request: Request, seed: list[int] = Query(..., min_length=1, max_le
     rec, rows, seeds = _seeds(request, seed)
     filters = _filters(exclude_same_artist, exclude_same_album, max_per_artist)
     recs = rec.playlist(seeds, length, filters)
-    return _answered(request, rows, recs, length, filters)
+    return _answered(request, rows, recs, length, filters, len(rec))
 
 
 @router.get("/export.m3u", response_class=Response, responses={404: ERRORS[404]},

@@ -154,6 +154,7 @@
     player.pause(); player.removeAttribute("src"); player.load();
     $("#player-msg").hidden = true;
     $("#now-sub").textContent = "removed from the library by the last scan";
+    updateAddButtons();   // (it left the mix too: not a ✓ beside it)
     $("#now-add").disabled = true;
     fill($("#similar-list"));
     const empty = $("#similar-empty");
@@ -467,6 +468,8 @@
   function renderSimilar() {
     const seeds = new Set(S.seeds);
     $("#similar-empty").hidden = S.similar.length > 0;
+    // as the command line says it: a score rising down the list looked like a mistake
+    $("#similar-note").hidden = !S.similar.some((s, i) => i > 0 && s.score > S.similar[i - 1].score);
     if (!S.similar.length) fill($("#similar-empty"), nothingElse(1));
     refill($("#similar-list"), S.similar.map((s, i) => h("li", { class: `item${s.id === S.current ? " current" : ""}`, "data-id": s.id, tabindex: 0, "aria-keyshortcuts": "Enter", title: "play it and show the songs like it (Enter)" },
       h("span", { class: "rank", text: i + 1 }),
@@ -642,7 +645,9 @@
       const done = await api(`/api/jobs/${S.job.id}`).catch(() => null);
       if (done) {
         S.job = done;
-        if (done.state === "done") toast(`${done.kind} finished`, done.summary, "info"); else toast(`${done.kind} failed: ${done.error}`, done.hint);
+        if (done.state === "done") toast(`${done.kind} finished`, done.summary, "info");
+        else if (done.state === "stopped") toast(`${done.kind} stopped`, done.hint, "info");
+        else toast(`${done.kind} failed: ${done.error}`, done.hint);
       }
     }
     const stale = st.revision !== S.revision;
@@ -747,9 +752,10 @@
     if (!job) { fill(box, h("div", { class: "muted", text: "Long work runs here with live progress; the page stays usable." })); return; }
     const frac = job.total ? Math.min(1, job.done / job.total) : null;
     const bar = h("div", { class: `bar${running && frac == null ? " indeterminate" : ""}` }, h("div"));
-    bar.firstChild.style.width = `${running ? (frac ?? 0) * 100 : 100}%`;
+    // a stopped job's bar shows how far it got; a finished or failed one's is done
+    bar.firstChild.style.width = `${running || job.state === "stopped" ? (frac ?? 0) * 100 : 100}%`;
     const counter = job.total ? `${job.done.toLocaleString()} / ${job.total.toLocaleString()} ${job.unit}` : "";
-    const label = running ? `${job.kind}: ${job.phase}` : job.state === "done" ? `${job.kind} finished` : `${job.kind} failed`;
+    const label = running ? `${job.kind}: ${job.phase}` : `${job.kind} ${{ done: "finished", stopped: "stopped" }[job.state] || "failed"}`;
     const stop = running ? h("button", { class: "ghost", type: "button", id: "job-stop", text: job.stopping ? "Stopping…" : "Stop",
       disabled: !!job.stopping, title: "Stop at the next step; what is finished is kept", onclick: () => stopJob(job.id) }) : null;
     fill(box,
@@ -757,6 +763,7 @@
       bar,
       job.state === "done" ? h("div", { class: "muted", text: job.summary }) : null,
       job.state === "failed" ? h("div", { class: "err" }, job.error, job.hint ? h("div", { class: "muted", text: job.hint }) : null) : null,
+      job.state === "stopped" ? h("div", { class: "muted" }, job.error, job.hint ? h("div", { text: job.hint }) : null) : null,
       job.log && job.log.length ? h("div", { class: "log", text: job.log.join("\n") }) : null);
     if (running) {
       $("#top-job-text").textContent = `${job.kind} ${frac != null ? `${Math.round(frac * 100)}%` : "…"}`;
@@ -795,7 +802,7 @@
     const list = (rows) => h("ul", { class: "failures" }, ...rows.slice(0, 500).map((f) => h("li", {}, h("div", { class: "p", text: f.path }), h("div", { class: "r", text: f.reason || "unknown reason" }))));
     fill(card, h("div", { class: "card-title" }, "Failures ", h("span", { class: "muted", text: failed.length ? `${failed.length} files could not be analysed` : "none" })),
       failed.length ? list(failed) : h("div", { class: "muted", text: "Every file was analysed." }),
-      damaged.length && [h("div", { class: "card-title" }, "Damaged ", h("span", { class: "muted", text: `${damaged.length} files analysed, passing over what could not be read` })), list(damaged)]);
+      damaged.length ? [h("div", { class: "card-title" }, "Damaged ", h("span", { class: "muted", text: `${damaged.length} files analysed, passing over what could not be read` })), list(damaged)] : null);
   }
 
   // -- the map --------------------------------------------------------------------------------------------
