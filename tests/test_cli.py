@@ -830,3 +830,14 @@ def test_a_scan_that_may_embed_on_a_gpu_imports_torch_with_ctrl_c_held(tmp_path,
     assert main(["--home", str(tmp_path / "home"), "-q", "scan", str(tmp_path / "music"), "--jobs", "1",
                  "--device", device]) == 0
     assert imported == (["torch"] if held else [])
+
+
+def test_a_scan_with_nothing_to_do_loads_no_torch(scanned, tmp_path):
+    """It imported torch first (1.4 s of a 2 s rescan of 342 songs) and then found nothing to do."""
+    home = tmp_path / "home"
+    shutil.copytree(scanned, home)
+    code = ("import sys\nfrom reform.cli import main\n"
+            f"assert main(['--home', {str(home)!r}, '-q', 'scan']) == 0\nprint('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "False" and "nothing to do" in out.stdout
