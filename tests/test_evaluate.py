@@ -142,7 +142,7 @@ def test_models_are_named_in_the_table_and_the_shipped_ones_figures_are_kept(tra
     assert main(["--home", str(home), "use", "shipped"]) == 0
     assert main(["--home", str(home), "evaluate", "--no-baselines"]) == 0
     kept = home / "models" / "shipped-evaluation.json"
-    assert f"saved beside the model: {kept}" in capsys.readouterr().out
+    assert f"saved for the model: {kept}" in capsys.readouterr().out
     p10 = json.loads(kept.read_text())["methods"]["ReFORM (both phases)"]["p10"]
     assert main(["--home", str(home), "models"]) == 0
     assert next(line for line in capsys.readouterr().out.splitlines() if line.startswith("* shipped")).split()[3] \
@@ -369,7 +369,7 @@ def test_an_evaluation_without_labels_leaves_one_with_them_beside_the_model(trai
     assert main(["--home", str(home), "evaluate", "--no-baselines", "--labels", "genre"]) == 0
     out = capsys.readouterr().out
     assert "no song has a genre tag" in out
-    assert ("not saved: the evaluation beside the model measured p@10 by artist, and this one by no label; "
+    assert ("not saved: the evaluation kept for the model measured p@10 by artist, and this one by no label; "
             "--json FILE keeps the figures") in out
     assert json.loads(beside.read_text())["labels"] == "artist"
     assert main(["--home", str(home), "evaluate", "--no-baselines", "--labels", "album"]) == 0   # labels: replaced
