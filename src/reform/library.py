@@ -250,8 +250,8 @@ def plan(entries: list[Entry], problems: list[Problem], known: dict[str, FileRow
     prefixes = [os.path.join(os.path.abspath(r), "") for r in roots]
     unlisted = tuple(os.path.join(p.path, "") for p in problems)
     for path, row in known.items():
-        under = any(path.startswith(p) or path == p.rstrip(os.sep) for p in prefixes)
-        if under and path not in found and not path.startswith(unlisted):
+        scanned = any(path.startswith(p) or path == p.rstrip(os.sep) for p in prefixes)
+        if scanned and path not in found and not path.startswith(unlisted):
             result.removed.append(row)
     return result
 
@@ -297,7 +297,7 @@ def known_spelling(path: str, known: Iterable[str], links: dict[str, str] | None
     for real_root, root in sorted(names, key=lambda name: len(name[0]), reverse=True):   # the nearest first
         if real == real_root:
             return root
-        if real.startswith(os.path.join(real_root, "")):
+        if under(real, real_root):
             return os.path.join(root, os.path.relpath(real, real_root))
     return path
 

@@ -732,7 +732,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                 # of the folders this scan walked: another one was not looked at, not found empty
                 walked = [d for d in [*home.roots(), *disks] if d in roots or library.root_of(d, roots)]
                 summary.unreached = [d for d in walked if not any(
-                    e.path == d or e.path.startswith(os.path.join(d, "")) for e in found.entries)]
+                    e.path == d or library.under(e.path, d) for e in found.entries)]
                 if set(home.roots()) <= set(roots) and not summary.unreached:
                     home.mark_finished()
         if not home.unfinished():   # else the songs not added back yet own spectrograms no row names

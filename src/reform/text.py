@@ -68,14 +68,20 @@ def song_label(artist: str | None, title: str | None, path: str) -> str:
 
 def search_words(artist: str | None, album: str | None, title: str | None, path: str) -> str:
     """The normalised words a query is matched in: artist, album, title and file name, and for a
-    song that names neither artist nor album the names of the two folders above it, which are
-    all that tell it apart (two soundtracks' untagged "track18" could only be named by their
-    whole paths); two, not all: "home" or "music" would name every such song.  The catalogue
+    song that names neither artist nor album the names of the two folders above it
+    (:func:`telling_folders`), which are all that tell it apart (two soundtracks' untagged
+    "track18" could only be named by their whole paths); two, not all: "home" or "music" would
+    name every such song.  The catalogue
     keeps them for every file (its table ``song_words``), so they are made here, from the row's
     fields, for SQL and Python alike."""
-    folders = "" if artist or album else norm(" ".join(path.split(os.sep)[-3:-1]))
     return " ".join(filter(None, (norm(artist), norm(album), norm(song_title(title, path)),
-                                  norm(os.path.basename(path)), folders)))
+                                  norm(os.path.basename(path)), norm(telling_folders(artist, album, path)))))
+
+
+def telling_folders(artist: str | None, album: str | None, path: str) -> str | None:
+    """The two folders above a song that names neither artist nor album (``drascula/audio``),
+    which :func:`search_words` holds and the web page searches in too; None for a tagged song."""
+    return None if artist or album else os.sep.join(path.split(os.sep)[-3:-1])
 
 
 def name_key(path: str) -> str:

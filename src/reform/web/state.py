@@ -24,7 +24,7 @@ from ..home import saved_evaluation
 from ..search import holds, search_text, symbols_in, title_of
 from ..songindex import SongIndex
 from ..store import FileRow, one_per_recording
-from ..text import UNNAMED_REASON, home_command, naming_home, norm, shown
+from ..text import UNNAMED_REASON, home_command, naming_home, norm, shown, telling_folders
 from .projection import library_map
 
 SORT_KEYS = ("artist", "title", "album", "year", "genre", "duration", "path")
@@ -33,13 +33,12 @@ NO_SONGS_HINT = "run `reform scan FOLDER` first; embedding needs songs"
 
 
 def song_dict(row: FileRow, embedded: bool) -> dict:
-    """What the library listing shows of a song (no path: songs are addressed by id; the two
-    folders above a song that names neither artist nor album, which the page's search looks in
-    as :func:`reform.text.search_words` does)."""
+    """What the library listing shows of a song (no path: songs are addressed by id; the folders
+    the page's search looks in, as :func:`reform.text.search_words` does)."""
     return {"id": row.id, "title": title_of(row), "artist": row.artist, "album": row.album,
             "track": row.track, "year": row.year, "genre": row.genre,
             "duration": round(row.duration or 0.0, 2), "file": os.path.basename(row.path),
-            "folder": None if row.artist or row.album else os.sep.join(row.path.split(os.sep)[-3:-1]),
+            "folder": telling_folders(row.artist, row.album, row.path),
             "embedded": embedded}
 
 
