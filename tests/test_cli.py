@@ -159,6 +159,35 @@ def test_a_folder_scanned_through_a_link_inside_the_library_is_known_by_that_nam
     assert "under another name" not in capsys.readouterr().out
 
 
+def test_a_folder_of_links_to_albums_elsewhere_in_the_library_adds_no_song(tmp_path, capsys):
+    """music/A/fav -> ../B/Album2, a folder of favourites: the walk took the link first (A before
+    B), so the album's songs were A/fav's, tagged "fav" by A; `scan music/B` then added them a
+    second time, and so did `scan music/A` into a library that had scanned B alone."""
+    music = tmp_path / "music"
+    write(music / "A" / "Album1" / "01 one.wav", tone(300, 2))
+    for i in range(2):
+        write(music / "B" / "Album2" / f"0{i + 1} two{i}.wav", tone(500 + 70 * i, 2))
+    (music / "A" / "fav").symlink_to("../B/Album2")
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    assert "analysed 3 songs" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "home" / "catalogue.db") as db:
+        rows = db.execute("SELECT path, artist, album FROM files WHERE path LIKE '%two%' ORDER BY path").fetchall()
+    assert rows == \
+        [(str(music / "B" / "Album2" / f"0{i + 1} two{i}.wav"), "B", "Album2") for i in range(2)]
+    for folder in ("B", "A", "A/fav"):
+        assert main(["--home", home, "-q", "scan", str(music / folder), "--no-embed"]) == 0
+        assert "nothing to do" in capsys.readouterr().out
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 3
+    apart = str(tmp_path / "apart")                        # the album's own folder first, then the links'
+    assert main(["--home", apart, "-q", "scan", str(music / "B"), "--no-embed"]) == 0
+    assert main(["--home", apart, "-q", "scan", str(music / "A"), "--no-embed"]) == 0
+    assert "analysed 1 song," in capsys.readouterr().out
+    assert main(["--home", apart, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 3
+
+
 def test_a_link_to_a_folder_beside_it_is_neither_a_loop_nor_a_second_song(tmp_path, capsys):
     """music/z -> music/a, or music/0 -> music/a: the real folder's songs, once, and no failure;
     a link back to a folder it lies in is still a loop."""

@@ -159,6 +159,23 @@ def test_models_and_use(home, capsys):
     assert "--name /" not in capsys.readouterr().err   # a folder given by its path is not a run's name
 
 
+def test_a_link_recorded_to_elsewhere_in_the_library_names_nothing(tmp_path):
+    """An older walk recorded ``music/A/fav -> music/B`` where it took the link first: the songs
+    take their real names at the next scan, and the link names no folder (a scan of ``music/B``
+    was respelled as the link's); a link out of the library keeps naming its folder."""
+    from reform.home import Home
+
+    music, disk = tmp_path / "music", tmp_path / "disk"
+    (music / "B").mkdir(parents=True)
+    disk.mkdir()
+    home = Home(tmp_path / "home")
+    with home.catalogue.transaction():
+        home.add_roots([str(music)])
+        home.add_links({str(music / "B"): str(music / "A" / "fav"), str(disk): str(music / "ext")})
+    assert home.links() == {str(disk): str(music / "ext")}
+    home.close()
+
+
 def test_the_settings_a_home_was_analysed_with_are_checked_on_open(scanned, tmp_path):
     from reform.config import MelConfig, ModelConfig
     from reform.errors import ConfigError, LibraryError, StoreError

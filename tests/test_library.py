@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from conftest import tone, write
-from reform.library import Entry, content_hash, plan, read_tags, walk
+from reform.library import Entry, content_hash, known_spelling, plan, read_tags, walk
 from reform.store import FileRow, Tags
 from reform.text import shown, storable
 
@@ -55,6 +55,25 @@ def test_walk_survives_symlink_loops(tmp_path):
     reasons = {os.path.basename(p.path): p.reason for p in found.problems}
     assert "loop" in reasons["back-to-top"]
     assert "loop" in reasons["self.wav"]
+
+
+def test_links_within_the_library_are_walked_after_every_real_folder(tmp_path):
+    """A link to a folder elsewhere in the library names no song, whichever comes first by name
+    and whichever folder is scanned; a link out of it (a second disk) is walked and recorded."""
+    music, disk = tmp_path / "music", tmp_path / "disk"
+    write(music / "A" / "a.wav", tone(300, 1))
+    write(music / "B" / "b.wav", tone(400, 1))
+    write(disk / "d.wav", tone(500, 1))
+    (music / "A" / "0fav").symlink_to(music / "B")
+    (music / "A" / "ext").symlink_to(disk)
+    (music / "A" / "ext2").symlink_to(disk)                # the disk's second name, taken second
+    whole = walk([music], [str(music)])
+    assert [e.path for e in whole.entries] == [str(music / p) for p in ("A/a.wav", "A/ext/d.wav", "B/b.wav")]
+    assert whole.links == {str(disk): str(music / "A" / "ext")}
+    inside = walk([music / "A"], [str(music)]).entries
+    assert [e.path for e in inside] == [str(music / "A/a.wav"), str(music / "A/ext/d.wav")]
+    assert known_spelling(str(music / "A" / "0fav"), [str(music)], whole.links) == str(music / "B")
+    assert known_spelling(str(disk), [str(music)], whole.links) == str(music / "A" / "ext")
 
 
 def test_names_that_are_not_utf8_are_passed_over_and_listed(tmp_path):

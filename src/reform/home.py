@@ -257,13 +257,20 @@ class Home:
         return [x for x in items if isinstance(x, str)] if isinstance(items, list) else []
 
     def links(self) -> dict[str, str]:
-        """The folders scans reached through a link inside a music folder: real path -> the link
-        (so that a later scan of the real path is a scan of the songs the library holds)."""
+        """The folders outside the library that scans reached through a link inside a music
+        folder: real path -> the link (so that a later scan of the real path is a scan of the
+        songs the library holds).  A walk by an older version also took a link to elsewhere in the
+        library where its name came first, and named that folder's songs by it: the songs take
+        their real names at the next scan, and such a link names nothing."""
         try:
             links = json.loads(self.catalogue.get_meta(Keys.LINKS) or "{}")
         except ValueError:
             return {}
-        return {k: v for k, v in links.items() if isinstance(v, str)} if isinstance(links, dict) else {}
+        if not isinstance(links, dict):
+            return {}
+        library = {os.path.realpath(root) for root in self.roots()}
+        return {k: v for k, v in links.items()
+                if isinstance(v, str) and k not in library and not _inside_one(k, library)}
 
     def add_links(self, links: dict[str, str]) -> None:
         self.catalogue.set_meta(Keys.LINKS, json.dumps(self.links() | links, sort_keys=True))

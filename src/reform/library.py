@@ -76,8 +76,12 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = (), passed_o
 
     A folder reached under two names (a link to it beside it, or two roots naming it) is walked
     once: under the name of ``known`` (the library's music folders) when it is one of them, else
-    under its first name, real folders of a level before links.  A link back to a folder the
-    walk is inside is a loop, reported as a problem.
+    under its first name, every real folder before any link.  A link to a folder of ``known``, or
+    to one inside it, is passed over: the walk of that music folder names its songs by their
+    real path, so that scanning a folder holding a link to elsewhere in the library (a
+    ``Favourites`` folder of links to albums) does not add those songs a second time, under
+    the link's folder as their album.  A link back to a folder the walk is inside is a loop,
+    reported as a problem.
 
     A name that is not UTF-8 (Latin-1 bytes from an old disk or share) can be opened but not
     stored, shown or written into a playlist, so such a file or folder is passed over and listed.
@@ -93,12 +97,14 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = (), passed_o
         except OSError:
             pass   # gone, or its disk away: nothing to pass over
     known = list(known)
+    library = [os.path.realpath(root) for root in known]
     names = {}   # the library's own name of each of its folders, by identity
     for root in known:
         try:
             names[_identity(root)] = root
         except OSError:
             pass   # a folder not mounted now
+    links: list[_Link] = []   # met on the way, walked after every real folder
     for root in roots:
         root = os.path.abspath(root)
         if not storable(root):
@@ -113,8 +119,11 @@ def walk(roots: Iterable[str | os.PathLike], known: Iterable[str] = (), passed_o
                 found.problems.append(Problem(root, "not an audio file (unknown extension)"))
         else:   # a folder inside a music folder: the tags come from the music folder's layout
             top = layout_root(root, known) or root
-            walk = _Walk(seen, names, entries, found, _above(root, top))
+            walk = _Walk(seen, names, entries, found, library, links, _above(root, top))
             _walk_dir(root, top, walk, frozenset(walk.above))
+    while links:   # in the order met; a link's own links join the end
+        link = links.pop(0)
+        _walk_dir(link.path, link.root, link.walk, link.inside, link.device, through_link=True)
     found.entries = sorted(entries.values(), key=lambda e: e.path)
     return found
 
@@ -134,7 +143,20 @@ class _Walk:
     names: dict[tuple[int, int], str]   # the library's own names of its music folders
     entries: dict[str, Entry]
     found: Found
+    library: list[str]                  # the real paths of the library's music folders
+    links: list[_Link]                  # links to folders, waiting for every real folder to be walked
     above: dict[tuple[int, int], str] = field(default_factory=dict)   # the folders holding a scanned one
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A link to a folder met in a walk: where it is, and the walk it belongs to."""
+
+    path: str
+    root: str
+    walk: _Walk
+    inside: frozenset
+    device: int
 
 
 def _identity(path: str) -> tuple[int, int]:
@@ -156,9 +178,11 @@ def _above(folder: str, top: str) -> dict[tuple[int, int], str]:
     return above
 
 
-def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_device: int | None = None) -> None:
+def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_device: int | None = None,
+              through_link: bool = False) -> None:
     """Walk ``folder`` (of scanned folder ``root``); ``inside`` holds the identities of the folders
-    it lies in, so that a link back to one of them is told from a second name of another."""
+    it lies in, so that a link back to one of them is told from a second name of another.  A link
+    met inside (``through_link`` when it is walked) waits until every real folder is walked."""
     found, problems = walk.found, walk.found.problems
     try:
         key = _identity(folder)
@@ -173,6 +197,8 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_dev
         return
     if key in walk.seen:
         return   # the same folder under another name: its songs are found under the first
+    if through_link and _in_library(os.path.realpath(folder), walk.library):
+        return   # elsewhere in the library: named by its real path, as its music folder's scan names it
     if walk.names.get(key, folder) != folder:
         folder = root = walk.names[key]   # the library knows it by another name: keep that one
     walk.seen[key] = folder
@@ -180,8 +206,8 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_dev
         found.links[os.path.realpath(folder)] = folder
     inside = inside | {key}
     try:
-        with os.scandir(folder) as it:   # real folders before links, so that a link is the second name
-            children = sorted(it, key=lambda d: (d.is_symlink(), d.name))
+        with os.scandir(folder) as it:
+            children = sorted(it, key=lambda d: d.name)
     except OSError as exc:
         problems.append(Problem(folder, _os_reason(exc)))
         return
@@ -196,7 +222,11 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_dev
             problems.append(Problem(child.path, _os_reason(exc)))
             continue
         if is_dir:
-            if not SKIPPED_FOLDER.fullmatch(child.name):
+            if SKIPPED_FOLDER.fullmatch(child.name):
+                continue
+            if child.is_symlink():
+                walk.links.append(_Link(child.path, root, walk, inside, key[0]))
+            else:
                 _walk_dir(child.path, root, walk, inside, key[0])
         elif child.name.startswith(SKIPPED_FILE_PREFIX):
             continue
@@ -213,6 +243,10 @@ def _add_file(path: str, root: str, entries: dict, problems: list) -> None:
         problems.append(Problem(path, _os_reason(exc)))
         return
     entries[path] = Entry(path, st.st_size, st.st_mtime_ns, root)
+
+
+def _in_library(real: str, library: list[str]) -> bool:
+    return real in library or root_of(real, library) is not None
 
 
 def _os_reason(exc: OSError) -> str:
@@ -283,8 +317,8 @@ def known_spelling(path: str, known: Iterable[str], links: dict[str, str] | None
     link still points there.  One folder scanned under two names would otherwise be two sets of
     songs in the catalogue.  So is a path inside a music folder that a link there leads elsewhere
     in the library (``~/Music/alias -> ~/Music/Artist``): the walk of the music folder names
-    those songs by the folder's own name, or by the link's where it took the link first
-    (``links``), and a scan or `forget` of ``alias`` is one of that folder."""
+    those songs by the folder's own name, and a scan or `forget` of ``alias`` is one of that
+    folder."""
     known = list(known)
     if path in known:
         return path
