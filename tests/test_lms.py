@@ -132,20 +132,25 @@ def _static(rows, vectors):
     return State()
 
 
-def _row(i, title, genre, artist="A"):   # lengths 2 s apart: never files of one recording
-    return FileRow(i, f"/m/{artist}/{title}.flac", 1, 1, f"h{i}", "ok", None, 200.0 + 2 * i, 44100, 2, 100, "flac",
+def _row(music: Path, i, title, genre, artist="A"):   # lengths 2 s apart: never files of one recording
+    """A song of the folder ``music``, its file there (empty: only a gone one is passed over)."""
+    path = music / artist / f"{title}.flac"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return FileRow(i, str(path), 1, 1, f"h{i}", "ok", None, 200.0 + 2 * i, 44100, 2, 100, "flac",
                    "fv", artist, f"{artist} album {i}", title, None, None, genre, 0.0)
 
 
-def test_christmas_and_genre_groups():
+def test_christmas_and_genre_groups(tmp_path):
     import datetime
 
-    rows = [_row(1, "seed", "Rock"), _row(2, "carol", "Christmas", "B"), _row(3, "metal", "Metal", "C"),
-            _row(4, "jazz", "Jazz", "D"), _row(5, "untagged", None, "E")]
+    rows = [_row(tmp_path, 1, "seed", "Rock"), _row(tmp_path, 2, "carol", "Christmas", "B"),
+            _row(tmp_path, 3, "metal", "Metal", "C"), _row(tmp_path, 4, "jazz", "Jazz", "D"),
+            _row(tmp_path, 5, "untagged", None, "E")]
     angle = {"h1": 0.0, "h2": 0.1, "h3": 0.2, "h4": 0.3, "h5": 0.4}
     vectors = {h: np.array([np.cos(a), np.sin(a)], np.float32) for h, a in angle.items()}
     app = TestClient(create_lms_app(_static(rows, vectors)), base_url="http://localhost:11000")
-    body = mix_request(["/m/A/seed.flac"], [], "/m", count=10, shuffle=0, norepart=0, norepalb=0,
+    body = mix_request([rows[0].path], [], str(tmp_path), count=10, shuffle=0, norepart=0, norepalb=0,
                        format="json")
     titles = [Path(p).stem for p in app.post("/api/similar", json=body).json()]
     december = datetime.date.today().month == 12
@@ -159,6 +164,25 @@ def test_christmas_and_genre_groups():
     titles = [Path(p).stem for p in app.post("/api/similar", content=json.dumps(odd).replace("Infinity", "1e400"),
                                              headers={"Content-Type": "application/json"}).json()]
     assert titles and "jazz" not in titles
+
+
+def test_songs_whose_files_are_gone_are_never_answered_and_dump_keeps_the_lengths(tmp_path):
+    """A file moved away after the scan was the mix's first song (LMS then left it out, and the
+    mix came back one short) and the Similar tracks menus' too; those menus ignored the plugin's
+    shortest and longest lengths."""
+    rows = [_row(tmp_path, i, f"song {i}", None, f"artist {i}") for i in range(1, 5)]
+    vectors = {r.hash: np.array([np.cos(0.1 * i), np.sin(0.1 * i)], np.float32) for i, r in enumerate(rows)}
+    app = TestClient(create_lms_app(_static(rows, vectors)), base_url="http://localhost:11000")
+    os.remove(rows[1].path)                                       # the nearest to the seed
+    mix = mix_request([rows[0].path], [], str(tmp_path), count=10, shuffle=0, norepart=0, norepalb=0,
+                      format="json")
+    assert app.post("/api/similar", json=mix).json() == [rows[2].path, rows[3].path]
+    dump = {"count": 100, "format": "text-url", "track": [rows[0].path], "mpath": str(tmp_path)}
+    assert lines(app.post("/api/dump", json=dump)) == [rows[2].path, rows[3].path]
+    assert lines(app.post("/api/dump", json=dump | {"count": 1})) == [rows[2].path]
+    # 200 s long and 2 s apart: song 3 lasts 206 s, song 4 208
+    assert lines(app.post("/api/dump", json=dump | {"max": 207})) == [rows[2].path]
+    assert lines(app.post("/api/dump", json=dump | {"min": 207, "max": 0})) == [rows[3].path]
 
 
 def test_only_the_lyrion_server_may_ask(library):

@@ -127,6 +127,16 @@ def _one_client_server(answer):
     return Address("127.0.0.1", server.getsockname()[1])
 
 
+def test_a_music_folder_mistyped_is_an_error_of_mpd_and_serve(trained, tmp_path, capsys):
+    """`--music-dir /tmp/nonexistent` ran on, saying only that no song of the library lay there."""
+    from reform.cli import main
+
+    for command in (["mpd", "--port", str(_free_port())], ["serve", "--port", str(_free_port()), "--no-lms"]):
+        assert main(["--home", str(trained), *command, "--music-dir", str(tmp_path / "nonexistent")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: no such folder on this computer: {tmp_path / 'nonexistent'} (--music-dir)")
+
+
 def test_an_mpd_that_does_not_greet_or_refuses_the_password_is_a_player_error():
     """A player error is what the radio retries after a lost connection (a silent MPD still
     starting up ended `reform mpd` with 'error: timed out'); a wrong password names where it is set."""
@@ -167,9 +177,10 @@ class FakeMPD:
 
     def __init__(self, queue: list[str], known: set[str]):
         self.files, self.known, self.pos, self.first_id, self.state = list(queue), known, 0, 0, "play"
+        self.random = "0"
 
     def status(self) -> dict:
-        return {"song": str(self.pos), "state": self.state}
+        return {"song": str(self.pos), "state": self.state, "random": self.random}
 
     def queue(self) -> list[dict]:
         return [{"file": f, "Id": str(self.first_id + i)} for i, f in enumerate(self.files)]
@@ -402,3 +413,86 @@ def test_an_mpd_that_asks_a_password_says_where_to_give_it():
         client.status()
     assert err.value.hint == "MPD asks for a password: give it as MPD_HOST=password@host"
     client.close()
+
+
+def test_a_song_whose_file_is_gone_since_the_scan_is_never_queued(radio_home):
+    """MPD skipped it in silence (its database not updated yet), and the radio's best pick was lost."""
+    from reform.mpd import Radio, Session
+    from reform.radio import MusicRoot, Rules
+
+    home, music, names = radio_home
+    with Library(home, create=False) as lib:
+        with lib.home.catalogue.transaction():           # the file moved away after the scan
+            lib.home.catalogue.conn.execute("UPDATE files SET path = ? WHERE path = ?",
+                                            (os.path.join(music, "gone.wav"), os.path.join(music, names[2])))
+        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=len(names), root=MusicRoot(music),
+                      say=lambda _: None)
+        mpd = FakeMPD([names[0]], known=set(names) | {"gone.wav"})
+        radio.step(mpd, Session(played=[]))
+    assert sorted(mpd.files) == sorted(set(names) - {names[2]})
+
+
+def test_nothing_is_queued_while_mpd_plays_at_random(radio_home):
+    """Counted by their places in the queue, songs were added each time MPD happened to play the
+    last one, and played after any other: the queue grew from 5 to 13 in 40 s."""
+    from reform.mpd import Radio, Session
+    from reform.radio import MusicRoot, Rules
+
+    home, music, names = radio_home
+    said = []
+    with Library(home, create=False) as lib:
+        radio = Radio(lib, Rules(artist_gap=0, album_gap=0), ahead=2, root=MusicRoot(music), say=said.append)
+        mpd, session = FakeMPD([names[0]], known=set(names)), Session(played=[])
+        mpd.random = "1"
+        radio.step(mpd, session)
+        radio.step(mpd, session)
+        assert mpd.files == [names[0]]
+        assert said[1:] == ["MPD plays its queue at random: nothing is queued until it plays in order again "
+                            "(`mpc random off`)"]
+        mpd.random = "0"
+        radio.step(mpd, session)
+        assert len(mpd.files) == 3 and said[2] == "MPD plays its queue in order again"
+
+
+def test_a_skipped_song_is_no_seed(clocked, monkeypatch):
+    """Skipping a song steered the radio towards it: every song that started was the newest seed."""
+    from reform import mpd as mpd_module
+
+    lib, radio, session, client, songs, now = clocked
+    seeds = []
+
+    def spy(rec, given, *args, **kwargs):
+        seeds.append([r.hash for r in given])
+        return next_songs(rec, given, *args, **kwargs)
+
+    next_songs = mpd_module.next_songs
+    monkeypatch.setattr(mpd_module, "next_songs", spy)
+    radio.ahead = 2
+    radio.step(client, session)                      # the first plays: two follow it already
+    now[0] += 2.0
+    client.pos = 1                                   # skipped after 2 s: the second plays, one follows
+    radio.step(client, session)
+    assert seeds == [[songs[1].hash]] and [r.hash for r in session.played] == [songs[1].hash, songs[0].hash]
+    now[0] += songs[1].duration * 0.6
+    client.files = client.files[:3]
+    client.pos = 2                                   # played on past its middle: a seed
+    radio.step(client, session)
+    assert seeds[-1] == [songs[2].hash, songs[1].hash]
+    client.files = client.files[:3] + client.files[:1]   # the skipped one played again, and played on
+    now[0] += songs[2].duration * 0.6
+    client.pos = 3
+    radio.step(client, session)
+    assert seeds[-1] == [songs[0].hash, songs[2].hash, songs[1].hash, songs[0].hash]
+
+
+def test_a_song_not_scanned_yet_is_not_called_a_wrong_music_folder(radio_home):
+    from reform.mpd import Radio, Session
+    from reform.radio import Rules
+
+    home, _, names = radio_home
+    said = []
+    with Library(home, create=False) as lib:
+        radio = Radio(lib, Rules(), say=said.append)      # MPD's music folder unknown: over TCP
+        radio.step(FakeMPD(["New Artist/01 Fresh.flac"], known=set()), Session(played=[]))
+    assert said == ["playing New Artist/01 Fresh.flac (not in the library, not scanned yet? `reform scan` its "
+                    "folder; songs are queued once one of the library plays, or give --music-dir)"]

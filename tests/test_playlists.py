@@ -444,6 +444,14 @@ def test_a_radio_or_mix_written_short_says_so(home, tmp_path, capsys):
                  "--min-duration", "10"]) == 0   # the 6-second song is left out: the rules hold it back
     assert f"holds {held - 1} of the 30 songs asked for: no more pass the rules (" in capsys.readouterr().err
     assert "ReFORM mix - Tone Band holds " in err and "of the 30 songs asked for: no more pass the filters" in err
+    with Library(home, create=False) as lib:          # a file moved away since the scan: no more pass the
+        gone = next(r for r in lib.songs() if "Chord" not in r.path)   # rules was not why
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.conn.execute("UPDATE files SET path = ? WHERE id = ?", (gone.path + ".gone", gone.id))
+        songs = len(lib.songs())
+    assert main(["--home", str(home), "playlists", "--to", str(out), "--radio", "Chord", "--length", "30"]) == 0
+    assert f"holds {held - 1} of the 30 songs asked for: the library has no more that a playlist here can hold " \
+        f"({songs - 1} of its {songs} songs)" in capsys.readouterr().err
 
 
 def test_a_library_of_several_music_folders_asks_which_one_the_players_know(home, tmp_path, capsys):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import difflib
 import importlib
 import json
@@ -1037,7 +1038,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  lms_port=None if args.no_lms else LMS_PORT if args.lms_port is None else args.lms_port,
                  lms_optional=args.lms_port is None,   # the default port taken: the page alone, with a warning
                  lms_host=args.lms_host, lms_allow=tuple(args.lms_allow or ()),
-                 music_dir=args.music_dir)
+                 music_dir=_music_dir(args.music_dir))
+
+
+def _music_dir(given: str | None) -> str | None:
+    """A player's music folder as given on this computer (``--music-dir``): a folder there, since
+    a name mistyped would only be found to hold no song, and the folder learned instead."""
+    if given is None:
+        return None
+    folder = os.path.expanduser(given)
+    if not os.path.isdir(folder):
+        raise ConfigError(f"no such folder on this computer: {given} (--music-dir)",
+                          hint="give the player's music folder as this computer sees it, or leave --music-dir "
+                               "out: it is learned from the songs the player names")
+    return folder
 
 
 def _rules(args: argparse.Namespace, **extra):
@@ -1052,10 +1066,11 @@ def cmd_mpd(args: argparse.Namespace) -> int:
     from .radio import MusicRoot
 
     where = mpd.address(args.host, args.port)
+    music_dir = _music_dir(args.music_dir)
     home_writable = _library_writable(args)
     with _library(args, read_only=not home_writable) as lib:
         radio = mpd.Radio(lib, _rules(args, no_repeat=args.no_repeat), ahead=args.ahead,
-                          root=MusicRoot(args.music_dir) if args.music_dir else None,
+                          root=MusicRoot(music_dir) if music_dir else None,
                           record=home_writable, say=lambda line: print(line, flush=True))
         try:
             mpd.run(radio, where, say=lambda line: print(line, flush=True))
@@ -1064,12 +1079,15 @@ def cmd_mpd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _short_note(playlist, length: int, why: str, library: int | None = None) -> str | None:
+def _short_note(playlist, length: int, why: str,
+                library: Callable[[], tuple[int, str]] | None = None) -> str | None:
     """The note on a playlist written with fewer songs than asked for, as similar, mix and playlist
-    say it; ``library``: how many songs it could hold at most (a radio: every song of the library)."""
+    say it; ``library``: how many songs it could hold at most, and the words for them (a radio: the
+    songs of the library a playlist there can hold), asked only of a playlist that came up short."""
     held = len(playlist.rows)
     if 0 < held < length:
-        reason = "the library has no more" if library is not None and held >= library else f"no more pass {why}"
+        most, which = library() if library is not None else (None, "")
+        reason = f"the library has no more{which}" if most is not None and held >= most else f"no more pass {why}"
         return f"note: {playlist.title} holds {held} of the {length} songs asked for: {reason}"
     return None
 
@@ -1100,6 +1118,13 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         rules = _rules(args, keep=writable)
         rec = lib.recommender()
         _embedding_note(lib, len(rec))
+
+        @functools.cache
+        def holdable() -> tuple[int, str]:
+            """The songs a radio can hold here (a file gone, or outside the root, it cannot)."""
+            held = sum(writable(row) for row in lib.songs() if rec.has(row.hash))
+            return held, "" if held == len(rec) else f" that a playlist here can hold ({held} of its {len(rec)} songs)"
+
         wanted = []
         played = lib.most_played(args.most_played)
         seeds, unmatched = [], []
@@ -1129,7 +1154,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
                     notes.append(f"note: {wanted[-1].title} holds its seed alone: no other song passes the rules "
                                  f"({rules.limits()})")
                 else:
-                    notes.append(_short_note(wanted[-1], args.length, f"the rules ({rules.limits()})", len(rec)))
+                    notes.append(_short_note(wanted[-1], args.length, f"the rules ({rules.limits()})", holdable))
                 bar.step(1)
             for folder in args.mix or []:
                 wanted.append(playlists.folder_mix(rec, lib.songs(), folder, args.length, mixing))

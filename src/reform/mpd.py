@@ -192,6 +192,7 @@ class Session:
     """What `reform mpd` knows between two changes: the songs it saw play, newest first."""
 
     played: list[FileRow]
+    skipped: set[str] = dataclasses.field(default_factory=set)   # songs (hashes) of it skipped: no seeds
     last_id: str | None = None
     last_file: str | None = None
     reconnected: bool = False     # MPD may have restarted meanwhile and numbered its queue anew
@@ -209,6 +210,11 @@ class Session:
             self.paused_at = None
         elif state != "play" and self.paused_at is None:
             self.paused_at = now
+
+    def seeds(self) -> list[FileRow]:
+        """What the next songs should be like: the songs played, newest first, less those skipped
+        (a song skipped for not being wanted must not steer the radio towards itself)."""
+        return [row for row in self.played if row.hash not in self.skipped]
 
     def played_seconds(self) -> float:
         """How long the song playing has played, its pauses left out."""
@@ -240,6 +246,7 @@ class Radio:
         self.refused: set[str] = set()   # songs MPD would not add (not in its database yet):
                                          # asked for again once MPD's database changes
         self._said = ""
+        self.at_random = False   # MPD said to play its queue in a random order: nothing is queued
         self._refresh()
         self.root = MusicRoot()
         if root is not None and root.local is not None:
@@ -293,9 +300,21 @@ class Radio:
         session.reconnected = False
         if self.root.local is None or not session.played:
             return   # nothing to start from until a song of the library plays
+        if self._at_random(status.get("random") == "1"):
+            return
         missing = self.ahead - (len(queue) - pos - 1)
         if missing > 0:
             self._add(client, queue, pos, session, missing)
+
+    def _at_random(self, random: bool) -> bool:
+        """Whether MPD plays its queue in a random order, said when that changes: the songs queued
+        after the one playing would play after any other, and counted by their places in the queue,
+        more were added each time MPD happened to play the last."""
+        if random != self.at_random:
+            self.at_random = random
+            self.say("MPD plays its queue at random: nothing is queued until it plays in order again "
+                     "(`mpc random off`)" if random else "MPD plays its queue in order again")
+        return random
 
     def heard(self, changed: list[str]) -> None:
         """What MPD said changed: a new database (an `mpc update`) may hold the songs it refused."""
@@ -309,12 +328,16 @@ class Radio:
         self._said = line
 
     def settle(self, session: Session) -> None:
-        """Log the song that was playing as played if it played long enough (a skip is none)."""
+        """Log the song that was playing as played if it played long enough; else it was skipped,
+        and is no play, nor a seed of the songs queued from now on."""
         if session.playing is None:
             return
         row, played = session.playing[0], session.played_seconds()
         session.playing = None
-        if not self.record or played < min(PLAYED_SHARE * (row.duration or 0), PLAYED_SECONDS):
+        if played < min(PLAYED_SHARE * (row.duration or 0), PLAYED_SECONDS):
+            session.skipped.add(row.hash)
+            return
+        if not self.record:
             return
         try:
             self.lib.home.record_play(row, "mpd")
@@ -330,9 +353,12 @@ class Radio:
                 self.say(f"playing {uri} (a stream, not a seed; songs are queued once one of the library plays)")
                 return
             where = self.root.candidates
-            why = (f"{uri!r} is in the library under each of {listing(where, 3)}" if where
-                   else f"{uri!r} is not in the library")
-            self.say(f"cannot tell where MPD's music folder is on this computer ({why}): give --music-dir")
+            if where:
+                self.say(f"cannot tell where MPD's music folder is on this computer ({uri!r} is in the library "
+                         f"under each of {listing(where, 3)}): give --music-dir")
+            else:   # most often a song not scanned yet, not a wrong folder: the next song may teach it
+                self.say(f"playing {uri} (not in the library, not scanned yet? `reform scan` its folder; songs are "
+                         "queued once one of the library plays, or give --music-dir)")
             return
         if row is None:
             waiting = "" if session.played else "; songs are queued once one of the library plays"
@@ -341,6 +367,7 @@ class Radio:
         if not session.played:  # what was played before this program started counts too
             session.played = [r for r in (self._row(s["file"]) for s in reversed(before)) if r]
         session.played.insert(0, row)
+        session.skipped.discard(row.hash)   # playing again: wanted, until skipped again
         del session.played[max(self.rules.no_repeat, 8):]
         session.playing, session.paused_at, session.paused_for = (row, time.monotonic()), None, 0.0
         self.say(f"playing {row.label}")
@@ -353,9 +380,10 @@ class Radio:
         rules = dataclasses.replace(self.rules, keep=lambda row: (
             self.root.to_player(row.path) is not None and row.hash not in queued
             and "\n" not in row.path and "\r" not in row.path    # no MPD command can name it
-            and row.path not in self.refused and (keep is None or keep(row))))
+            and row.path not in self.refused and (keep is None or keep(row))
+            and os.path.exists(row.path)))   # gone since the last scan: MPD would skip it in silence
         try:
-            picks = next_songs(self.rec, session.played, recent, n, rules)
+            picks = next_songs(self.rec, session.seeds() or session.played, recent, n, rules)
         except QueryError as exc:   # e.g. songs scanned since, not embedded yet: wait for others
             self._note(f"note: {exc.message} ({exc.hint})" if exc.hint else f"note: {exc.message}")
             return

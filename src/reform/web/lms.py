@@ -17,8 +17,8 @@ and its original service (CDrummond/music-similarity, ``lib/app.py``) define it:
     URL escaped here (Python's rules, not LMS's) could name no track of LMS's database.
 ``POST /api/dump``
     one ``track``; ``count`` (default 1000); ``filterartist``: only its artist;
-    ``format``: ``text-url`` (one path per line, as the original service answers it),
-    ``text`` (path and distance), or JSON.
+    ``min``/``max``: durations in seconds (0: none); ``format``: ``text-url`` (one path per
+    line, as the original service answers it), ``text`` (path and distance), or JSON.
 ``GET /api/features``
     which optional analyses exist: an empty answer (ReFORM has neither Essentia nor
     bliss attributes, so the plugin offers no attribute mixes).
@@ -26,7 +26,8 @@ and its original service (CDrummond/music-similarity, ``lib/app.py``) define it:
 The Essentia and bliss fields (``maxbpmdiff``, ``filterkey``, ``filterattrib``), the
 genre adjustments and ``maxsim`` are accepted and have no effect: ReFORM has no BPM,
 key or attributes, and ranks by its own similarity.  Songs are never the seeds
-themselves, nor any song of ``previous``, nor a song titled like one of them.
+themselves, nor any song of ``previous``, nor a song titled like one of them, nor a song
+whose file is gone since the last scan (LMS would leave it out, and the mix come back short).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import random
 import re
 import socket
@@ -44,7 +46,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import ConfigError, ReformError
-from ..radio import MusicRoot, Rules, next_songs
+from ..radio import MusicRoot, Rules, fits_length, next_songs
 from ..recommend import Recommender
 from ..store import FileRow
 from ..text import norm
@@ -175,11 +177,18 @@ class Service:
             return PlainTextResponse("unknown track", status_code=404)
         count = max(_int(params, "count", 1000), 1)
         same_artist = _int(params, "filterartist", 0) == 1
-        rows = self._by_similarity(rec, seed)
+        lengths = Rules(min_duration=max(_int(params, "min", 0), 0), max_duration=max(_int(params, "max", 0), 0))
+        rows = [(r, s) for r, s in self._by_similarity(rec, seed) if fits_length(r, lengths)]
         if same_artist:
             rows = [(r, s) for r, s in rows if norm(r.artist) == norm(seed.artist)]
-        rows = [(self._lms_path(r, mpath), s) for r, s in rows]
-        rows = [(p, s) for p, s in rows if p is not None][:count]
+        listed = []
+        for row, score in rows:   # in order, until count: a file looked at only where it may be listed
+            path = self._lms_path(row, mpath)
+            if path is not None and os.path.exists(row.path):
+                listed.append((path, score))
+                if len(listed) == count:
+                    break
+        rows = listed
         # a distance that grows down the list, as the plugin reads it: the walk's order, each song's
         # 1 - cosine or the one before it where that is larger (a client sorting by it would undo the walk)
         distances = np.maximum.accumulate([1.0 - s for _, s in rows]) if rows else []
@@ -197,7 +206,7 @@ class Service:
 
     def _keep(self, params: dict, seeds: list[FileRow], previous: list[FileRow], mpath: str):
         """The plugin's filters that are not about order: titles already heard, the songs
-        LMS can reach, Christmas out of season, the seeds' genre groups."""
+        LMS can reach (and whose files are there), Christmas out of season, the seeds' genre groups."""
         titles = {norm(r.title) for r in seeds + previous if r.title}
         xmas = _int(params, "filterxmas", 0) == 1 and datetime.date.today().month != 12
         groups = [{norm(g) for g in group if isinstance(g, str)} for group in (params.get("genregroups") or [])
@@ -219,9 +228,9 @@ class Service:
             genres = _genres(row)
             if xmas and genres & CHRISTMAS:
                 return False
-            if accept is not None and genres:
-                return bool(genres & accept) if accept else not (genres & grouped)
-            return True
+            if accept is not None and genres and not (genres & accept if accept else not genres & grouped):
+                return False   # (no group of the seeds' genres: only songs of no group)
+            return os.path.exists(row.path)
         return keep
 
     @staticmethod
