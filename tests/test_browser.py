@@ -671,6 +671,61 @@ def test_the_keyboard_plays_similar_songs_and_the_playlist(page):
     assert page.evaluate("reform.queue") == 2
 
 
+def now_playing(page, title: str) -> None:
+    page.wait_for_function("(t) => document.querySelector('#now-title').textContent === t", arg=title)
+
+
+def at_start(page) -> None:
+    """The song playing paused at its first second, as if Previous were pressed at once."""
+    page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
+    page.evaluate("() => { const p = document.querySelector('#player'); p.pause(); p.currentTime = 0; }")
+
+
+def test_previous_and_next_go_through_the_similar_songs_and_the_playlist(page):
+    """The page had no Previous or Next: a song ended, or was not wanted, and the listener went
+    back to the lists; media keys did nothing."""
+    page.wait_for_selector("#tbody .row")
+    assert page.is_disabled("#prev") and page.is_disabled("#next")
+    page.fill("#search", "chord")
+    page.click("#tbody .row")
+    page.wait_for_selector("#similar-list li")
+    first = page.evaluate("reform.similar.find((s) => s.id !== reform.current).title")
+    page.click("#next")                                      # the most similar song
+    now_playing(page, first)
+    page.wait_for_function("(t) => reform.similar.length && document.querySelector('#similar-title b')"
+                           ".textContent === t", arg=first)
+    second = page.evaluate("(c) => reform.similar.find((s) => s.id !== reform.current && s.id !== c).title",
+                           song_id(page, "Chord"))
+    page.keyboard.press("n")                                 # the key too, passing over Chord, heard already
+    now_playing(page, second)
+    at_start(page)
+    page.click("#prev")
+    now_playing(page, first)
+    at_start(page)
+    page.keyboard.press("p")
+    now_playing(page, "Chord")
+    page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
+    page.evaluate("() => { const p = document.querySelector('#player'); p.pause(); p.currentTime = 5; }")
+    page.click("#prev")                                      # after its first seconds: its start
+    page.wait_for_function("() => document.querySelector('#player').currentTime < 1")
+    assert page.inner_text("#now-title") == "Chord"
+
+    page.click("#now-add")                                   # the playlist, while it plays
+    page.click("[data-tab=mix]")
+    page.click("#mix-make")
+    page.wait_for_selector("#playlist li")
+    titles = page.eval_on_selector_all("#playlist li .t", "els => els.map((e) => e.textContent)")
+    page.click("#playlist-play")
+    now_playing(page, titles[0])
+    page.click("#next")
+    now_playing(page, titles[1])
+    assert page.evaluate("reform.queue") == 1
+    at_start(page)
+    page.click("#prev")
+    now_playing(page, titles[0])
+    assert page.evaluate("reform.queue") == 0 and page.errors == []
+
+
 def test_a_long_artist_name_ends_with_an_ellipsis_in_the_legend(page):
     wait_map(page)
     page.evaluate("for (const s of reform.songs) s.artist = 'A very long artist name '.repeat(12)")

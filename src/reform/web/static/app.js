@@ -7,6 +7,9 @@
   const ROW = 34;                       // table row height, px (matches --row in style.css)
   const SIMILAR_N = 20;
   const SKIP_AFTER_MS = 1500;           // Play all: how long a song that cannot play shows why
+  const HISTORY = 200;                  // songs Previous can go back through
+  const RECENT = 20;                    // Next passes over the songs heard among the last RECENT
+  const RESTART_AFTER_S = 3;            // Previous after a song's first seconds: back to its start
   const PALETTE = ["#7aa2f7", "#f7768e", "#9ece6a", "#e0af68", "#bb9af7", "#7dcfff", "#ff9e64",
     "#73daca", "#c0caf5", "#2ac3de", "#ff79c6", "#b4f9f8", "#d7a65f", "#9d7cd8", "#41a6b5", "#db4b4b"];
   const NONE_COLOUR = "#4b5263";
@@ -15,7 +18,7 @@
     songs: [], byId: new Map(), view: [], genres: [],
     query: "", genre: "", artist: null, album: null, sort: { key: "artist", desc: false },
     current: null, cursor: -1, similar: [], seeds: [], playlist: [], playlistSeeds: [], queue: null, triedWav: false,
-    away: null,
+    away: null, history: [],
     status: null, revision: null, songsLoadedAt: 0, mapModel: null, job: null, failuresFor: null,
     tab: "similar", mixRestored: false,
   };
@@ -156,6 +159,7 @@
     $("#now-sub").textContent = "removed from the library by the last scan";
     updateAddButtons();   // (it left the mix too: not a ✓ beside it)
     $("#now-add").disabled = true;
+    updateTransport();
     fill($("#similar-list"));
     const empty = $("#similar-empty");
     empty.hidden = false;
@@ -333,10 +337,14 @@
   }
 
   // -- playing and the similar songs ------------------------------------------------------------------
-  async function select(id, { from = "", keepQueue = false } = {}) {
+  async function select(id, { from = "", keepQueue = false, back = false } = {}) {
     const song = S.byId.get(id);
     if (!song) return;
     if (!keepQueue) S.queue = null;
+    if (!back && S.current != null && S.current !== id) {   // what Previous goes back to
+      S.history.push(S.current);
+      if (S.history.length > HISTORY) S.history.shift();
+    }
     S.current = id;
     if (songInAddress() !== id) location.hash = `song=${id}`;
     const i = S.view.findIndex((s) => s.id === id);
@@ -364,6 +372,9 @@
     $("#cover").style.background = `linear-gradient(135deg, hsl(${a % 360} 55% 42%), hsl(${(b % 360)} 60% 22%))`;
     $("#now-add").disabled = false;
     updateAddButtons();
+    if ("mediaSession" in navigator && window.MediaMetadata) {   // the system's media controls name it
+      navigator.mediaSession.metadata = new MediaMetadata({ title: song.title, artist: song.artist || "", album: song.album || "" });
+    }
   }
 
   function play(song) {
@@ -404,6 +415,42 @@
     }
     const data = res.ok ? null : await res.json().catch(() => null);
     return data && data.error ? data.error + (data.hint ? ` (${data.hint})` : "") : "this song cannot be played";
+  }
+
+  // -- previous and next ---------------------------------------------------------------------------------
+  function nextSong() {
+    // The playlist's next song while it plays; after it, or without one, the song most like the one
+    // playing that was not heard lately (a song's list holds itself, and the songs before it)
+    if (S.current == null) return null;
+    if (S.queue != null && S.queue + 1 < S.playlist.length) return { queue: S.queue + 1 };
+    const heard = new Set([S.current, ...S.history.slice(-RECENT)]);
+    const song = S.similar.find((s) => !heard.has(s.id));
+    return song ? { id: song.id } : null;
+  }
+
+  function playNext() {
+    const next = nextSong();
+    if (!next) return;
+    if (next.queue != null) playFrom(next.queue); else select(next.id, { from: "similar" });
+  }
+
+  function playPrevious() {
+    // As players do: back to the start of the song after its first seconds, else the song before
+    // (the playlist's, while it plays; else the one played before)
+    const player = $("#player");
+    if (S.current == null) return;
+    while (S.history.length && !S.byId.has(S.history[S.history.length - 1])) S.history.pop();   // (gone since)
+    const before = S.queue != null ? S.queue > 0 : S.history.length > 0;
+    if (player.currentTime > RESTART_AFTER_S || !before) {
+      player.currentTime = 0;
+      player.play().catch(() => {});
+    } else if (S.queue != null) playFrom(S.queue - 1);
+    else select(S.history.pop(), { back: true });
+  }
+
+  function updateTransport() {
+    $("#prev").disabled = S.current == null;
+    $("#next").disabled = !nextSong();
   }
 
   function songEnded() {
@@ -466,6 +513,7 @@
   }
 
   function renderSimilar() {
+    updateTransport();
     const seeds = new Set(S.seeds);
     $("#similar-empty").hidden = S.similar.length > 0;
     // as the command line says it: a score rising down the list looked like a mistake
@@ -532,6 +580,7 @@
 
   let dragFrom = null;
   function renderPlaylist() {
+    updateTransport();
     const list = $("#playlist");
     $("#playlist-head").hidden = S.playlist.length === 0;
     const total = S.playlist.reduce((t, s) => t + (s.duration || 0), 0);
@@ -1067,7 +1116,10 @@
       if (ev.key === "/" && !typingInField) { ev.preventDefault(); search.focus(); search.select(); }
       // Space or k: play / pause, except where Space already means something (a button, the player)
       const own = ev.target.closest && ev.target.closest("button, a, audio, select, input, textarea");
-      if ((ev.key === " " || ev.key === "k") && !own && !ev.ctrlKey && !ev.metaKey && !ev.altKey) { ev.preventDefault(); togglePlay(); }
+      const mods = ev.ctrlKey || ev.metaKey || ev.altKey;
+      if ((ev.key === " " || ev.key === "k") && !own && !mods) { ev.preventDefault(); togglePlay(); }
+      // n and p: next and previous song, wherever the focus is but in a text field
+      if ((ev.key === "n" || ev.key === "p") && !typingInField && !mods) { ev.preventDefault(); if (ev.key === "n") playNext(); else playPrevious(); }
     });
     window.addEventListener("hashchange", openFromAddress);
     // back on the page (after a `reform scan` in a terminal, say): the library is checked at once
@@ -1103,6 +1155,13 @@
     onEnter($("#similar-list"), (li) => select(Number(li.dataset.id), { from: "similar" }));
     $("#other-artists").addEventListener("change", () => { if (S.current != null) loadSimilar(); });
     $("#now-add").addEventListener("click", () => { if (S.current != null) toggleSeed(S.current); });
+    $("#prev").addEventListener("click", playPrevious);
+    $("#next").addEventListener("click", playNext);
+    if ("mediaSession" in navigator) {   // a keyboard's media keys, a phone's lock screen
+      for (const [action, handler] of [["previoustrack", playPrevious], ["nexttrack", playNext]]) {
+        try { navigator.mediaSession.setActionHandler(action, handler); } catch (e) { /* not offered here */ }
+      }
+    }
     $(".tabs").addEventListener("click", (ev) => { const b = ev.target.closest("button[data-tab]"); if (b) showTab(b.dataset.tab); });
     $("#mix-make").addEventListener("click", makePlaylist);
     $("#mix-clear").addEventListener("click", () => { S.seeds = []; renderSeeds(); renderRows(); renderSimilar(); updateAddButtons(); drawMap(); });
