@@ -123,6 +123,9 @@ def test_cli_evaluate_table_and_json(trained, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["songs"] == 5 and data["labels"] == "artist"
     assert set(data["methods"]["random"]) == {"same_song_top1", "same_song_mrr", "p5", "p10", "map"}
+    # equally long halves: song length found the other half every time, a top-1 of 1.000 above every model
+    assert set(data["methods"]["song length only"]) == {"p5", "p10", "map"}
+    assert "| song length only | – | – |" in text and "song length only has no same-song figures" in text
     assert "Tone Band" in data["per_label"]["ReFORM (both phases)"]
     beside = home / "models" / "tiny" / "evaluation.json"
     assert json.loads(beside.read_text())["methods"] == data["methods"]  # what the web page shows

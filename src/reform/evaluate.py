@@ -294,11 +294,12 @@ Featurizer = Callable[[np.ndarray], np.ndarray]   # spectrogram (C, T, M) -> vec
 
 @dataclass
 class MethodVectors:
-    """One method's vectors for the evaluated songs: whole songs, first halves, second halves."""
+    """One method's vectors for the evaluated songs: whole songs, first halves, second halves
+    (None for a method that would find the other half by construction: :func:`song_length_vectors`)."""
 
     full: np.ndarray
-    first: np.ndarray
-    second: np.ndarray
+    first: np.ndarray | None
+    second: np.ndarray | None
     metric: Metric = "cosine"
 
 
@@ -331,6 +332,14 @@ def song_length(spec: np.ndarray) -> np.ndarray:
     return np.array([np.log(max(spec.shape[1], 1))])
 
 
+def song_length_vectors(specs: list[np.ndarray], step: Callable[[int], object] | None = None) -> MethodVectors:
+    """The length baseline, for label retrieval alone: a song's two halves are equally long, so its
+    length finds the other half every time (a same-song top-1 of 1.000 above every model, which
+    measured nothing; `bench/quality.py` measures it on unequal parts instead)."""
+    vectors = featurize(specs, song_length, standardised=False, metric="euclidean", step=step)
+    return MethodVectors(vectors.full, None, None, vectors.metric)
+
+
 def random_vectors(n: int, dim: int = 128, seed: int = 0) -> MethodVectors:
     rng = np.random.default_rng(seed)
     return MethodVectors(*(rng.standard_normal((n, dim)) for _ in range(3)))
@@ -339,11 +348,12 @@ def random_vectors(n: int, dim: int = 128, seed: int = 0) -> MethodVectors:
 @dataclass
 class MethodScores:
     name: str
-    same_song: dict[str, float]
+    same_song: dict[str, float] | None   # None: not measured (see MethodVectors)
     labels: LabelResult | None
 
     def row(self) -> dict[str, float]:
-        out = {"same_song_top1": self.same_song["top1"], "same_song_mrr": self.same_song["mrr"]}
+        out = {} if self.same_song is None else {"same_song_top1": self.same_song["top1"],
+                                                  "same_song_mrr": self.same_song["mrr"]}
         if self.labels is not None:
             out |= {"p5": self.labels.scores["p5"], "p10": self.labels.scores["p10"],
                     "map": self.labels.scores["map"]}
@@ -354,16 +364,17 @@ def score(name: str, vectors: MethodVectors, labels: list[str] | None, albums: l
           exclude_same_album: bool) -> MethodScores:
     label_result = (label_retrieval(vectors.full, labels, albums, exclude_same_album, vectors.metric)
                     if labels is not None else None)
-    return MethodScores(name, same_song(vectors.first, vectors.second, vectors.metric), label_result)
+    halves = None if vectors.first is None else same_song(vectors.first, vectors.second, vectors.metric)
+    return MethodScores(name, halves, label_result)
 
 
 def markdown(results: list[MethodScores]) -> str:
     """The comparison table, the best of each column in bold (ties all bold)."""
     has_labels = all(r.labels is not None for r in results)
     head = ["method", "same-song top-1", "same-song MRR"] + (["p@5", "p@10", "mAP"] if has_labels else [])
-    rows = [[f"{r.same_song['top1']:.3f}", f"{r.same_song['mrr']:.3f}"]
+    rows = [([f"{r.same_song['top1']:.3f}", f"{r.same_song['mrr']:.3f}"] if r.same_song else ["–", "–"])
             + ([f"{r.labels.scores[k]:.3f}" for k in ("p5", "p10", "map")] if has_labels else []) for r in results]
-    best = [max(column, key=float) for column in zip(*rows)]
+    best = [max((c for c in column if c != "–"), key=float, default=None) for column in zip(*rows)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r, cells in zip(results, rows):
         cells = [f"**{c}**" if c == b else c for c, b in zip(cells, best)]
