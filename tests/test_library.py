@@ -115,6 +115,12 @@ def test_tags_from_file_and_from_folder_layout(tmp_path):
         assert (tags.artist, tags.album, tags.title, tags.track) == ("Some Artist", "Some Album", "Intro", 1)
     untagged = write(tmp_path / "Some Artist" / "CD Collection" / "01 Intro.wav", tone(440, 1))
     assert read_tags(str(untagged), str(tmp_path)).album == "CD Collection"
+    for many in ("Various", "Various Artists", "VA", "V.A.", "Compilations", "Soundtracks"):   # no one artist
+        untagged = write(tmp_path / many / "Hits 1999" / "01 Intro.wav", tone(440, 1))
+        assert (read_tags(str(untagged), str(tmp_path)).artist, read_tags(str(untagged), str(tmp_path)).album) \
+            == (None, "Hits 1999")
+    untagged = write(tmp_path / "Vanessa" / "Hits 1999" / "01 Intro.wav", tone(440, 1))
+    assert read_tags(str(untagged), str(tmp_path)).artist == "Vanessa"
 
 
 def test_ape_tags_of_wavpack(tmp_path):

@@ -28,6 +28,9 @@ _HASH_BLOCK = 1 << 20
 _IN_MEMORY = 64 << 20   # files up to this size are hashed from memory: nearly every song
 _TRACK_PREFIX = re.compile(r"^\s*(\d{1,3})(?:\s*[-._)]\s*|\s+)(.+)$")
 _DISC_FOLDER = re.compile(r"^\s*(?:cd|dis[ck])\s*[-_.]?\s*\d{1,2}\s*$", re.IGNORECASE)   # Album/CD1, Album/Disc 2
+# the folder of many artists' albums (iTunes' "Compilations", "Various Artists", "VA"): no artist's name
+_MANY_ARTISTS = re.compile(r"^\s*(?:various(?:\s+artists)?|v\.?\s?a\.?|compilations?|soundtracks?)\s*$",
+                           re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -423,12 +426,15 @@ def read_tags(path: str, root: str | None = None) -> Tags:
 
 def layout_tags(path: str, root: str | None = None) -> tuple[str | None, str | None]:
     """The artist and album named by the folders between ``root`` and the file (``Artist/Album/``,
-    or ``Artist/Album/CD1/``); None where there are too few folders."""
+    or ``Artist/Album/CD1/``); None where there are too few folders, and no artist in a folder of
+    many artists' albums (``Various Artists/Album/``: "Various" was an artist, and the artist filter
+    kept a compilation's songs away from each other while letting the query's artist through)."""
     parts = Path(os.path.relpath(path, root)).parts if root else Path(path).parts[-3:]
     folders = parts[:-1]
     if folders and _DISC_FOLDER.match(folders[-1]):   # Artist/Album/CD1: the album is the folder above
         folders = folders[:-1]
-    return (folders[-2] if len(folders) >= 2 else None), (folders[-1] if folders else None)
+    artist = folders[-2] if len(folders) >= 2 and not _MANY_ARTISTS.match(folders[-2]) else None
+    return artist, (folders[-1] if folders else None)
 
 
 ID3_FRAMES = {"artist": "TPE1", "album": "TALB", "title": "TIT2", "tracknumber": "TRCK", "date": "TDRC",
