@@ -198,6 +198,48 @@ def test_playlists_say_when_their_embeddings_are_another_models(trained, tmp_pat
     assert "the embeddings come from another model than the active one" in capsys.readouterr().err
 
 
+def test_going_back_to_a_model_used_before_needs_no_new_embedding(trained, tmp_path, capsys):
+    """`reform use shipped` after a trained model had been embedded: every song had to be embedded
+    again (4 minutes for 55 songs, hours for a large library), and until then `mix` failed, `similar`
+    answered with the other model's vectors and scans embedded nothing."""
+    from reform.cli import main
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    assert main(["--home", str(home), "-q", "use", "shipped"]) == 0
+    assert "the stored embeddings come from another model" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "embed"]) == 0
+    capsys.readouterr()
+    for name in ("tiny", "shipped"):                      # back and forth: at once, each time
+        assert main(["--home", str(home), "use", name]) == 0
+        assert capsys.readouterr().out == f"active model: {name}\n"
+        with Library(home, create=False) as lib:
+            assert lib.embedding_status() == {**lib.embedding_status(), "current": True, "missing": 0}
+            assert len(lib.home.catalogue.embedding_models()) == 2
+    assert main(["--home", str(home), "-q", "similar", "Chord", "-n", "2"]) == 0
+    assert "another model" not in capsys.readouterr().err
+
+
+def test_the_embeddings_of_the_last_three_models_are_kept(tmp_path):
+    from reform.embed import KEPT_MODELS, keep_recent
+    from reform.store import Catalogue
+
+    catalogue = Catalogue(tmp_path / "catalogue.db")
+    vector = np.ones(4, np.float32)
+    for model in ("a", "b", "c", "d", "b"):              # each embedded in turn, then b again
+        with catalogue.transaction():
+            catalogue.put_embeddings(model, [("h1", vector)])
+            keep_recent(catalogue, model)
+    assert KEPT_MODELS == 3 and set(catalogue.embedding_models()) == {"b", "d", "c"}
+    assert catalogue.get_meta("embedding_model") == "b"
+    with catalogue.transaction():                        # a library of an older version: only its model's
+        catalogue.set_meta("embedding_models_recent", "not json")
+        catalogue.put_embeddings("e", [("h1", vector)])
+        keep_recent(catalogue, "e")
+    assert set(catalogue.embedding_models()) == {"e", "b"}
+    catalogue.close()
+
+
 def test_cli_scan_embeds_unless_told_not_to(music, tmp_path, capsys):
     from reform.cli import main
 

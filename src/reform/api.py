@@ -275,8 +275,15 @@ class Library:
         return self.models.runs()
 
     def use(self, which: str) -> str:
-        """Make "shipped" or a run the active model; returns its name."""
-        return self.models.activate(which)
+        """Make "shipped" or a run the active model; returns its name.  Where the library kept its
+        embeddings (a model used before: :data:`reform.embed.KEPT_MODELS`), recommendations take
+        them at once; only the songs scanned since wait for `reform embed`."""
+        with self.home.catalogue.transaction():
+            name = self.models.activate(which)
+            wanted = self.embedding_status(count_missing=False)["expected"]
+            if wanted and wanted in self.home.catalogue.embedding_models():
+                self.home.set_embedding_model(wanted)
+        return name
 
     def load_model(self, which: str | os.PathLike | None = None):
         """Load a model bundle and check that it was trained on this library's features."""

@@ -1023,6 +1023,9 @@ def cmd_use(args: argparse.Namespace) -> int:
     print(f"active model: {name}")
     if status["stored"] and status["current"] is False:
         print("the stored embeddings come from another model: run `reform embed` to use this one")
+    elif status["current"] and status["missing"]:   # its embeddings kept from when it was used before
+        print(f"its embeddings were kept; {plural(status['missing'], 'song')} scanned since "
+              f"{agree(status['missing'], 'lacks', 'lack')} one: run `reform embed`")
     return 0
 
 

@@ -14,6 +14,7 @@ made by one model or one setting is ever mixed with another.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -285,13 +286,33 @@ def embed_library(catalogue: Catalogue, store: SpectrogramStore, bundle: Bundle,
         with catalogue.transaction():
             catalogue.put_embeddings(embedder.key, batch)
     with catalogue.transaction():
-        catalogue.set_meta("embedding_model", embedder.key)
-        for model in catalogue.embedding_models():
-            if model != embedder.key:
-                catalogue.drop_embeddings(model=model)  # never mix two models' embeddings
+        keep_recent(catalogue, embedder.key)
     return EmbedSummary(model=embedder.key, embedded=len(todo) - len(damaged),
                         unchanged=len(done & set(rows)), seconds=time.perf_counter() - started,
                         audio_seconds=sum(rows[h].duration for h in todo), damaged=damaged)
+
+
+KEPT_MODELS = 3        # the models whose embeddings a library keeps: the one in use and the two before it
+RECENT_MODELS = "embedding_models_recent"   # catalogue meta: their keys as JSON, the one in use first
+
+
+def keep_recent(catalogue: Catalogue, key: str) -> None:
+    """Make ``key``'s embeddings the library's (queries read no other: two models' are never
+    mixed), and keep those of the models used before it, up to :data:`KEPT_MODELS` in all: going
+    back to one with `reform use` needs no new `reform embed` (hours on a large library: its
+    embeddings were all deleted).  Older models' embeddings are deleted."""
+    try:
+        before = json.loads(catalogue.get_meta(RECENT_MODELS) or "[]")
+    except ValueError:
+        before = []
+    stored = catalogue.embedding_models()
+    used = [catalogue.get_meta("embedding_model")] + (before if isinstance(before, list) else [])
+    recent = list(dict.fromkeys([key] + [m for m in used if isinstance(m, str) and m in stored]))[:KEPT_MODELS]
+    for model in stored:
+        if model not in recent:
+            catalogue.drop_embeddings(model=model)
+    catalogue.set_meta("embedding_model", key)
+    catalogue.set_meta(RECENT_MODELS, json.dumps(recent))
 
 
 def _readable(store: SpectrogramStore, hashes: list[str],
