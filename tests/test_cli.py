@@ -655,7 +655,14 @@ def test_slips_of_the_command_line_are_named_with_the_way_out(trained, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--home", home, "similar", "tone", "band", "chord"])        # the words not quoted
     assert stop.value.code == 2
-    assert 'hint: put a query of several words in quotes: reform similar "tone band chord"' in capsys.readouterr().err
+    assert 'hint: put a query of several words in quotes: reform similar "tone band chord"; or, for songs like ' \
+        "several songs at once: reform mix tone band chord" in capsys.readouterr().err
+    with pytest.raises(SystemExit):                                     # an option mistyped: its name
+        main(["--home", home, "playlist", "Chord", "--lenght", "5"])
+    assert "hint: did you mean --length? `reform playlist --help` lists its options" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--home", home, "similar", "Chord", "--zzz"])
+    assert "hint: `reform similar --help` lists its options" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--home", home, "playlists", "--to", str(trained.parent / "lists"), "--radio", "tone", "band"])
     assert 'put a query of several words in quotes: --radio "tone band"' in capsys.readouterr().err

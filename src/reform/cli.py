@@ -1538,17 +1538,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _extra_hint(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> str | None:
+    """What was meant by words a command does not take: an option mistyped (`--lenght`), named
+    with the command's own options; the words of a query not in quotes, and, for `similar`, a
+    mix of several songs (the words quoted may match no song)."""
+    command = getattr(args, "command", None)
+    sub = next((a.choices[command] for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+                and command in a.choices), parser)
+    options = [flag for action in sub._actions for flag in action.option_strings if flag.startswith("--")]
+    for word in (w.split("=")[0] for w in extra if w.startswith("--")):
+        meant = difflib.get_close_matches(word, options, 1)
+        if meant:
+            return f"did you mean {meant[0]}? `{sub.prog} --help` lists its options"
+    if any(w.startswith("-") for w in extra):
+        return f"`{sub.prog} --help` lists its options"
+    if command == "similar":
+        words = " ".join(args.queries + extra)
+        return (f"put a query of several words in quotes: reform similar \"{words}\"; or, for songs like several "
+                f"songs at once: reform mix {' '.join(shlex.quote(w) for w in args.queries + extra)}")
+    if command == "playlists" and args.radio:
+        return f"put a query of several words in quotes: --radio \"{' '.join([args.radio[-1], *extra])}\""
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra:   # words of a query not in quotes: say how it is written
-        words = not any(x.startswith("-") for x in extra)
-        command = getattr(args, "command", None)
-        quoted = (f"reform similar \"{' '.join(args.queries + extra)}\"" if command == "similar" else
-                  f"--radio \"{' '.join([args.radio[-1], *extra])}\"" if command == "playlists" and args.radio
-                  else None)
-        parser.error(f"unrecognized arguments: {' '.join(extra)}",
-                     hint=f"put a query of several words in quotes: {quoted}" if words and quoted else None)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}", hint=_extra_hint(parser, args, extra))
     if args.home is not None and not args.home.strip():   # `--home "$UNSET_VARIABLE"`: not the default home
         parser.error("--home is empty", hint="give the library home folder, or leave --home out for "
                                              "$REFORM_HOME or the user data folder")
