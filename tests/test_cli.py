@@ -375,7 +375,8 @@ def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: no library at") and "hint:" in err
     assert main(["--home", str(tmp_path / "h"), "scan", str(tmp_path / "missing")]) == 1
-    assert "no such file or folder" in capsys.readouterr().err
+    err = capsys.readouterr().err   # the hint about the folder, not about --home
+    assert "no such file or folder" in err and "hint: check the name (a disk not mounted? mount it first)" in err
     assert main(["--home", str(tmp_path / "h"), "scan"]) == 1
     assert "no music folder is known yet" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()   # no library made for a scan that could not start

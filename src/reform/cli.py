@@ -174,7 +174,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
                           hint="put the folders first: reform scan FOLDER --ray [ADDRESS]")
     for path in args.paths:   # checked before a new home is made for nothing
         if not os.path.exists(path) and not args.forget_missing:   # (a gone folder may be forgotten)
-            raise LibraryError("no such file or folder", path=path)
+            raise LibraryError("no such file or folder", path=path,
+                               hint="check the name (a disk not mounted? mount it first)")
         if os.path.isfile(path) and not is_audio_path(path):
             raise LibraryError("a music format ReFORM does not read" if unread_format(path) else
                                "not an audio file (unknown extension)", path=path,

@@ -626,7 +626,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
         # a remembered folder may be unmounted; a gone one, or a gone disk inside one, may be forgotten
         gone_known = forget_missing and library.root_of(os.path.join(root, ""), home.roots()) is not None
         if not os.path.exists(root) and not remembered and not gone_known:
-            raise LibraryError("no such file or folder", path=root)
+            raise LibraryError("no such file or folder", path=root,
+                               hint="check the name (a disk not mounted? mount it first)")
     # a folder `reform forget` passed over is wanted again when it is scanned by name (or one in it)
     passed_before = home.passed_over()
     passed_over = [x for x in passed_before
