@@ -611,13 +611,28 @@ def test_a_damaged_file_of_a_training_run_is_named_with_the_way_out(home, capsys
 
 
 def test_with_the_music_folders_lost_too_status_says_to_scan_them(home, capsys):
-    """check --repair said to run `reform scan FOLDER`, and status sent the user back to check --repair."""
+    """check --repair said to run `reform scan FOLDER`, and status sent the user back to check --repair;
+    then a scan of one folder took every other song's spectrogram for garbage."""
+    with Library(home) as lib:
+        music = Path(lib.home.roots()[0])
     (home / "catalogue.db").unlink()
     (home / "folders.json").unlink()
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
     assert f"run `reform --home {home} scan FOLDER`" in capsys.readouterr().out
     assert main(["--home", str(home), "status"]) == 0
     out = capsys.readouterr().out
-    assert ("made again, and not all its songs added back yet: no music folder is known either: "
-            f"`reform --home {home} scan FOLDER` adds its songs back") in out
+    assert ("made again, and not all its songs added back yet: the music folders were not known: "
+            f"`reform --home {home} scan FOLDER` each of them adds its songs back") in out
     assert "no song yet" not in out   # said once, by the line above (after a repair cut short, against it)
+    with Library(home) as lib:
+        stored = set(lib.home.spectrograms.digests())
+    for named in ([str(music / "Tone Band")], []):   # the folder named, then the folders the library now knows
+        assert main(["--home", str(home), "-q", "scan", "--no-embed", *named]) == 0
+        out = capsys.readouterr().out
+        assert "3 analysed songs of the catalogue lost are not back yet" in out and "analysed 1" not in out
+        with Library(home) as lib:
+            assert set(lib.home.spectrograms.digests()) == stored and lib.home.unfinished()
+    assert main(["--home", str(home), "-q", "scan", "--no-embed", str(music)]) == 0
+    assert "analysed 0 songs" in capsys.readouterr().out   # all back from their spectrograms: finished
+    with Library(home) as lib:
+        assert not lib.home.unfinished() and len(lib.songs()) == 5

@@ -105,6 +105,7 @@ class Library:
             "unnamed": len(self.home.unnamed()),   # passed over: names not UTF-8 (`reform errors` lists them)
             "duplicates": counts["duplicates"],
             "unfinished": self.home.unfinished(),   # a catalogue made again, its songs not all back
+            "folders_unknown": self.home.folders_unknown(),   # ... its music folders not known either
             "folders": self.home.roots(),           # the music folders a scan (or a repair) walks
             # those not there now (a disk not mounted): their songs are kept, their files unplayable;
             # a file scanned on its own is one of them, and there while it exists

@@ -255,10 +255,15 @@ def _print_scan_embedding(summary, lib, status: dict, model: str) -> None:
 
 
 def _print_unreached(summary) -> None:
-    """The music folders a scan of a catalogue made again found no audio in (kept unfinished)."""
+    """The music folders a scan of a catalogue made again found no audio in, or the songs of
+    folders it was not given (both kept unfinished)."""
     for folder in summary.unreached:
         print(f"{folder} holds no audio now (a disk not mounted, or the music moved?): the spectrograms of its "
               "songs are kept; `reform check --repair` adds them back once it is there again")
+    if summary.waiting:
+        print(f"{plural(summary.waiting, 'analysed song')} of the catalogue lost {agree(summary.waiting, 'is', 'are')} "
+              "not back yet: `reform scan` each other music folder to add them back from their stored spectrograms "
+              "(kept until then); `reform scan --forget-missing` once they are gone for good")
 
 
 def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool = False) -> dict | None:
@@ -358,9 +363,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"duplicates:   {status['duplicates']}")
     if status["unfinished"]:   # a repair scans the known folders; with none known, it cannot
         print("catalogue:    made again, and not all its songs added back yet: " + (
-            "run `reform check --repair`" if status["folders"] else
-            "no music folder is known either: `reform scan FOLDER` adds its songs back from their "
-            "stored spectrograms"))
+            "run `reform check --repair`" if status["folders"] and not status["folders_unknown"] else
+            "the music folders were not known: `reform scan FOLDER` each of them adds its songs back from their "
+            "stored spectrograms (`reform scan --forget-missing` once the others are gone for good)"))
     for folder in status["missing_folders"]:
         print(f"music folder: {shown(folder)} is not there (a disk not mounted?): its songs are kept, and "
               "cannot be played until it is back")

@@ -50,6 +50,9 @@ _ELSEWHERE = ("`reform models` lists this library's runs; a run trained elsewher
               "when its folder is copied into the library's models folder")
 
 
+FOLDERS_UNKNOWN = "the catalogue was made again, its music folders unknown"   # Keys.UNFINISHED's value then
+
+
 class Keys:
     """The names of the home's settings in the catalogue."""
 
@@ -360,6 +363,15 @@ class Home:
 
     def mark_finished(self) -> None:
         self.catalogue.set_meta(Keys.UNFINISHED, "")
+
+    def mark_folders_unknown(self) -> None:
+        self.catalogue.set_meta(Keys.UNFINISHED, FOLDERS_UNKNOWN)
+
+    def folders_unknown(self) -> bool:
+        """Whether the catalogue was made again with no music folder known (their copy, folders.json,
+        was lost too): then the folders scanned since may not be all of them, and no scan of them
+        alone may take the spectrograms it did not find songs for as garbage."""
+        return self.catalogue.get_meta(Keys.UNFINISHED) == FOLDERS_UNKNOWN
 
     def scan_state(self) -> str | None:
         """"running", "interrupted" (a scan stopped by Ctrl-C, killed, or out of power before it

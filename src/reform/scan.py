@@ -112,6 +112,7 @@ class ScanSummary:
     vanished: dict[str, int] = field(default_factory=dict)  # folder with no audio now -> its songs, kept
     respelled: dict[str, str] = field(default_factory=dict)  # path asked for -> its name in the library
     unreached: list[str] = field(default_factory=list)   # catalogue made again: folders with no audio now
+    waiting: int = 0     # catalogue made again, its music folders unknown: spectrograms whose songs are not back
     audio_seconds: float = 0.0   # audio decoded by this scan
     embedded: int = 0            # songs embedded by this scan
     embedding_model: str | None = None
@@ -635,6 +636,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     with catalogue.transaction():
         home.record_settings()
         home.mark_scanning(True)   # until the scan ends: `reform status` tells an interrupted one
+        if home.unfinished() and not home.roots():   # the catalogue made again knows no folder: the
+            home.mark_folders_unknown()              # first ones scanned may not be all of them
         if passed_over != passed_before:
             home.set_passed_over(passed_over)
 
@@ -734,7 +737,12 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                 walked = [d for d in [*home.roots(), *disks] if d in roots or library.root_of(d, roots)]
                 summary.unreached = [d for d in walked if not any(
                     e.path == d or library.under(e.path, d) for e in found.entries)]
-                if set(home.roots()) <= set(roots) and not summary.unreached:
+                # with no music folder known (their copy was lost with the catalogue), the folders named
+                # may not be all: finished once no stored spectrogram waits for its song, or when told
+                # that the songs not found are gone (the spectrograms of every other folder were deleted)
+                if home.folders_unknown() and not forget_missing:
+                    summary.waiting = sum(digest not in live for digest in home.spectrograms.digests())
+                if set(home.roots()) <= set(roots) and not summary.unreached and not summary.waiting:
                     home.mark_finished()
         if not home.unfinished():   # else the songs not added back yet own spectrograms no row names
             summary.freed_bytes = home.spectrograms.collect_garbage(live, written_before=started_at)
