@@ -109,6 +109,23 @@ def test_an_embedding_that_is_not_finite_is_never_served_and_is_repaired(home, c
         assert np.isfinite(lib.embeddings()[1][songs["Clicks"].hash]).all()
 
 
+def test_an_embedding_cut_inside_a_number_is_named_and_repaired(home, capsys):
+    """Ten bytes left of a vector: `check`, `check --repair` and `similar` ended in numpy's traceback."""
+    songs = _songs(home)
+    with Library(home, create=False) as lib:
+        lib.home.catalogue.conn.execute("UPDATE embeddings SET vector = substr(vector, 1, 10) WHERE hash = ?",
+                                        (songs["Clicks"].hash,))
+    assert main(["--home", str(home), "-q", "similar", "Chord", "--json", "-n", "10"]) == 0
+    assert "Clicks" not in [r["title"] for r in json.loads(capsys.readouterr().out)]
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert "embedding: the embedding has 2 values, the others" in capsys.readouterr().out
+    assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "-q", "check"]) == 0
+    with Library(home, create=False) as lib:
+        assert np.isfinite(lib.embeddings()[1][songs["Clicks"].hash]).all()
+
+
 def test_songs_without_an_embedding_of_another_model_are_sent_to_embed_not_to_the_repair(home, capsys):
     """With the embeddings of another model than the active one, a repair embeds with the active
     one, and the songs it analysed again still lack the stored model's: `check` sent the user to

@@ -269,10 +269,10 @@ def inspect(home: Home, audio: AudioConfig, mel: MelConfig,
             vector = vectors.get(digest)
             if vector is None:
                 reason = "no embedding"
-            elif not np.isfinite(vector).all():
-                reason = "the embedding holds values that are not finite numbers"
             elif len(vector) != size:
                 reason = f"the embedding has {len(vector)} values, the others {size}"
+            elif not np.isfinite(vector).all():
+                reason = "the embedding holds values that are not finite numbers"
             else:
                 continue
             problems.append(Problem("embedding", reason, digest, tuple(r.path for r in rows)))

@@ -749,12 +749,12 @@ class Catalogue:
 
     def embeddings(self, model: str, *, finite_only: bool = True) -> dict[str, np.ndarray]:
         """The embedding of every song hash; one that is not finite (stored by an older ReFORM
-        or damaged) is left out unless ``finite_only`` is False (`reform check` lists them)."""
+        or damaged) or cut inside a number is left out unless ``finite_only`` is False (`reform
+        check` lists them: a cut one by its whole numbers, fewer than the others have)."""
         rows = self.conn.execute("SELECT hash, vector FROM embeddings WHERE model = ?", (model,))
-        out = {h: np.frombuffer(v, np.float32) for h, v in rows}
         if finite_only:
-            out = {h: v for h, v in out.items() if np.isfinite(v).all()}
-        return out
+            return {h: v for h, v in ((h, _floats(b)) for h, b in rows) if v is not None and np.isfinite(v).all()}
+        return {h: np.frombuffer(b[: len(b) - len(b) % 4], np.float32) for h, b in rows}
 
     def embedding_matrix(self, model: str) -> tuple[list[str], np.ndarray]:
         """Every finite embedding of ``model``: the hashes and their vectors (N, D) float32,
@@ -782,7 +782,7 @@ class Catalogue:
         """One song's embedding of ``model`` (None if it has none, or one that is not finite)."""
         row = self.conn.execute("SELECT vector FROM embeddings WHERE hash = ? AND model = ?",
                                 (digest, model)).fetchone()
-        vector = None if row is None else np.frombuffer(row[0], np.float32)
+        vector = None if row is None else _floats(row[0])
         return vector if vector is not None and np.isfinite(vector).all() else None
 
     def rows_by_hash(self, hashes: Iterable[str]) -> dict[str, FileRow]:
@@ -839,6 +839,12 @@ class Catalogue:
             stale = [(h,) for (h,) in self.conn.execute("SELECT DISTINCT hash FROM embeddings")
                      if h not in keep_hashes]
             self.conn.executemany("DELETE FROM embeddings WHERE hash = ?", stale)
+
+
+def _floats(blob: bytes) -> np.ndarray | None:
+    """An embedding as stored; None for bytes cut inside a number (a damaged row: numpy refused
+    it with a traceback, in `check` and in every query)."""
+    return None if len(blob) % 4 else np.frombuffer(blob, np.float32)
 
 
 def _unusable(path: Path) -> str | None:
