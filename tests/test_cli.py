@@ -294,7 +294,8 @@ def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
     from reform.checkpoint import load_bundle
 
     base = ["--home", str(home), "train", "--name", "p1", "--max-epochs", "1"]
-    assert main(base + ["--phase", "pretrain", "--init", "scratch", "--widths", "4,8", "--embedding-dim", "8"]) == 0
+    assert main(base + ["--phase", "pretrain", "--init", "scratch", "--widths", "4,8", "--embedding-dim", "8",
+                        "--cluster-batch-size", "3"]) == 0
     # the way on said, in the output and in `reform models` (which called it "in progress or interrupted")
     assert f"pretrained only: `reform --home {home} train --phase cluster --name p1` adds" in capsys.readouterr().out
     assert main(["--home", str(home), "models"]) == 0
@@ -305,6 +306,9 @@ def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
     pretrained = load_bundle(home / "models" / "p1" / "pretrain.pt")
     model = load_bundle(home / "models" / "p1" / "model.pt")
     assert model.cfg.widths == (4, 8) and model.normaliser.mean.tolist() == pretrained.normaliser.mean.tolist()
+    # with the run's own settings, the options given winning (the defaults took their place: 16, 400)
+    settings = json.loads((home / "models" / "p1" / "config.json").read_text())["train"]
+    assert settings["cluster_batch_size"] == 3 and settings["max_epochs"] == 1
     assert main(["--home", str(home), "train", "--resume", "--name", "p1", "--max-epochs", "2"]) == 0
     capsys.readouterr()
     (home / "models" / "p1" / "model.pt").unlink()     # as if killed during its clustering phase

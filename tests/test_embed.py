@@ -218,6 +218,11 @@ def test_going_back_to_a_model_used_before_needs_no_new_embedding(trained, tmp_p
             assert len(lib.home.catalogue.embedding_models()) == 2
     assert main(["--home", str(home), "-q", "similar", "Chord", "-n", "2"]) == 0
     assert "another model" not in capsys.readouterr().err
+    from reform.lock import WriterLock
+
+    with WriterLock(home).hold("embed"):   # an embed at work would store the model it began with
+        assert main(["--home", str(home), "use", "tiny"]) == 1
+    assert "the library is busy: embed" in capsys.readouterr().err
 
 
 def test_the_embeddings_of_the_last_three_models_are_kept(tmp_path):

@@ -279,7 +279,8 @@ class Library:
         """Make "shipped" or a run the active model; returns its name.  Where the library kept its
         embeddings (a model used before: :data:`reform.embed.KEPT_MODELS`), recommendations take
         them at once; only the songs scanned since wait for `reform embed`."""
-        with self.home.catalogue.transaction():
+        # the writer lock: an `embed` running would store the model it began with as the library's
+        with self.home.lock.hold("use"), self.home.catalogue.transaction():
             name = self.models.activate(which)
             wanted = self.embedding_status(count_missing=False)["expected"]
             if wanted and wanted in self.home.catalogue.embedding_models():

@@ -494,6 +494,24 @@ def _train_configs(args: argparse.Namespace):
     return model_cfg, train_cfg
 
 
+def _own_settings(folder: Path, args: argparse.Namespace, train_cfg):
+    """The training settings of a run whose clustering phase is added to its pretraining
+    (`train --phase cluster --name RUN`): the run's own, the options given winning; the defaults
+    took their place (a run pretrained with batches of 8 and 2 epochs went on with 32 and 400).
+    ``train_cfg`` where the run's checkpoint that holds them is lost."""
+    import dataclasses
+
+    from .home import RunFiles
+    from .train import read_checkpoint_plan
+
+    checkpoint = RunFiles(folder).checkpoint
+    if not checkpoint.exists():
+        return train_cfg
+    given = {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS + TRAIN_CHOICES
+             if getattr(args, name) is not None}
+    return dataclasses.replace(read_checkpoint_plan(checkpoint)[1], **given)
+
+
 RESUME_TAKES = ("max_epochs", "threads", "precision")   # what `train --resume` applies to the run
 
 
@@ -542,8 +560,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 raise ConfigError(f"the run {folder.name} goes on from its own pretraining",
                                   hint="leave out --init, or give another --name for a new run")
             init = None   # the run's own pretraining, which the library loads as its start
+            train_cfg = _own_settings(folder, args, train_cfg)
             if main:
-                print(f"the clustering phase of {folder.name} goes on from its pretraining")
+                print(f"the clustering phase of {folder.name} goes on from its pretraining, with its settings")
         elif args.init != "auto":
             try:
                 init = lib.load_model(args.init) if args.init != "scratch" else None
