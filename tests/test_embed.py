@@ -225,6 +225,31 @@ def test_going_back_to_a_model_used_before_needs_no_new_embedding(trained, tmp_p
     assert "the library is busy: embed" in capsys.readouterr().err
 
 
+def test_a_run_is_deleted_with_its_kept_embeddings_never_the_active_one(trained, tmp_path, capsys):
+    """Runs cut short in trials stayed in `reform models` for good: no command deleted one."""
+    from reform.cli import main
+
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    (home / "models" / "early").mkdir()                   # stopped before its first epoch ended
+    (home / "models" / "early" / "config.json").write_text("{}")
+    for name, why in (("tiny", "the run 'tiny' is the active model"), ("shipped", "cannot be deleted"),
+                      ("nothing", "'nothing' is not a run of this library"), ("../home", "not a run")):
+        assert main(["--home", str(home), "models", "--delete", "early", "--delete", name]) == 1
+        assert why in capsys.readouterr().err and (home / "models" / "early").is_dir()   # none deleted
+    assert main(["--home", str(home), "-q", "use", "shipped"]) == 0
+    assert main(["--home", str(home), "-q", "embed"]) == 0
+    with Library(home, create=False) as lib:
+        assert len(lib.home.catalogue.embedding_models()) == 2   # tiny's kept for `use tiny`
+    capsys.readouterr()
+    assert main(["--home", str(home), "models", "--delete", "tiny", "--delete", "early"]) == 0
+    assert capsys.readouterr().out.startswith("deleted 2 runs (tiny, early): ")
+    assert not (home / "models" / "tiny").exists() and not (home / "models" / "early").exists()
+    with Library(home, create=False) as lib:
+        assert list(lib.home.catalogue.embedding_models()) == [lib.home.embedding_model()]
+        assert lib.embedding_status()["current"] and not lib.runs()
+
+
 def test_the_embeddings_of_the_last_three_models_are_kept(tmp_path):
     from reform.embed import KEPT_MODELS, keep_recent
     from reform.store import Catalogue

@@ -275,6 +275,29 @@ class Library:
         """Every training run of this home, oldest first, with how far it got."""
         return self.models.runs()
 
+    def delete_runs(self, names: list[str]) -> int:
+        """Delete training runs (see :meth:`reform.home.Models.delete`), and the embeddings kept of
+        their models (:data:`reform.embed.KEPT_MODELS`); returns the bytes freed.  Each is checked
+        before any is deleted."""
+        from .card import read_card
+        from .config import EmbedConfig
+
+        names = list(dict.fromkeys(names))
+        with self.home.lock.hold("models --delete"):
+            keys = []
+            for name in names:   # refused before anything is deleted
+                self.models.deletable(name)
+                try:
+                    keys.append(EmbedConfig().key(read_card(RunFiles(self.models.folder / name).model)["version"]))
+                except ModelError:
+                    pass   # no model written, or its card lost: no embeddings of it to find
+            freed = sum(self.models.delete(name) for name in names)
+            with self.home.catalogue.transaction():
+                for key in keys:
+                    if key != self.home.embedding_model():
+                        self.home.catalogue.drop_embeddings(model=key)
+        return freed
+
     def use(self, which: str) -> str:
         """Make "shipped" or a run the active model; returns its name.  Where the library kept its
         embeddings (a model used before: :data:`reform.embed.KEPT_MODELS`), recommendations take

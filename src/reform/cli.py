@@ -1008,6 +1008,11 @@ LABELS_SHOWN = 14   # characters of the labels column of `reform models` (a labe
 def cmd_models(args: argparse.Namespace) -> int:
     from .card import read_card
 
+    if args.delete:
+        with _library(args) as lib:
+            freed = lib.delete_runs(args.delete)
+        print(f"deleted {plural(len(args.delete), 'run')} ({', '.join(args.delete)}): {freed / 2**20:.1f} MiB freed")
+        return 0
     with _library(args, read_only=True) as lib:
         active = lib.models.active_name()
         runs = lib.runs()
@@ -1496,6 +1501,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("models", "the models of this library: shipped, each training run, the active one",
                 cmd_models)
     p.add_argument("--json", action="store_true", help="as JSON")
+    p.add_argument("--delete", action="append", metavar="RUN", help="delete a training run (a trial, one cut "
+                   "short or failed; never the active one), and the embeddings kept of its model (repeatable)")
 
     p = command("use", "make a model the active one: 'shipped' or a run's name", cmd_use)
     p.add_argument("model", help="'shipped' or the name of a run (see `reform models`)")

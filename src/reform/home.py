@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -777,6 +778,26 @@ class Models:
         shipped = _shipped_version()   # read once, not once per run
         found = [read_run(p, shipped) for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(found, key=lambda r: (r.finished_at or "~", r.name))
+
+    def delete(self, name: str) -> int:
+        """Delete a training run's folder (a trial, a run cut short, one that failed); returns the
+        bytes freed.  The caller holds the writer lock, so that no training writes it."""
+        folder = self.deletable(name)
+        freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+        shutil.rmtree(folder)
+        return freed
+
+    def deletable(self, name: str) -> Path:
+        """The folder of the run ``name``, if it may be deleted: never the active model (the
+        library's embeddings and `reform use` name it) nor the shipped one (ModelError)."""
+        if name == SHIPPED:
+            raise ModelError(f"{SHIPPED!r} is the model that ships with ReFORM: it cannot be deleted")
+        if not _one_folder(name) or not (self.folder / name).is_dir():
+            raise ModelError(f"{name!r} is not a run of this library", hint="`reform models` lists them")
+        if name == self.active_name():
+            raise ModelError(f"the run {name!r} is the active model",
+                             hint="make another one active first: `reform use shipped`, or `reform use RUN`")
+        return self.folder / name
 
     def active_name(self) -> str:
         """The active run's name, or "shipped".
