@@ -356,6 +356,15 @@ def test_cli_similar_json_and_options(home, capsys):
     assert len(artists) == len(set(artists))
     code, out, _ = run(capsys, "--home", home, "similar", "Clicks")
     assert code == 0 and "songs like Noise Crew - Clicks" in out and "[" in out
+    assert "no file there now" not in out
+    with Library(home, create=False) as lib:          # a file moved away since the scan: said beside it
+        row = next(r for r in lib.songs() if r.title == "White")
+        with lib.home.catalogue.transaction():
+            lib.home.catalogue.conn.execute("UPDATE files SET path = ? WHERE id = ?", (row.path + ".gone", row.id))
+    code, out, _ = run(capsys, "--home", home, "similar", "Clicks")
+    assert [line.endswith("(no file there now)") for line in out.splitlines() if "  " in line] == \
+        ["White" in line for line in out.splitlines() if "  " in line]
+    assert any("White" in line for line in out.splitlines())
 
 
 def test_a_mix_whose_scores_rise_down_the_list_says_why(home, capsys):

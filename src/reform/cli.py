@@ -833,7 +833,9 @@ def _show(recs, args: argparse.Namespace, heading: str, lead: tuple = ()) -> Non
         row = r.row
         minutes, secs = divmod(round(row.duration or 0), 60)
         album = f"{one_line(row.album)}, " if row.album else ""
-        print(f"{i:3d}. {r.score:6.3f}  {row.label}  [{album}{minutes}:{secs:02d}]")
+        # a file deleted since the last scan, or its disk away: a player would skip it in silence
+        gone = "" if os.path.exists(row.path) else "  (no file there now)"
+        print(f"{i:3d}. {r.score:6.3f}  {row.label}  [{album}{minutes}:{secs:02d}]{gone}")
     if args.output:
         written = [row for row in lead if row not in skipped]   # a seed left out is not first in it
         first = f" ({plural(len(written), 'seed song')} first)" if written else ""
