@@ -114,6 +114,12 @@ def test_models_and_use(home, capsys):
     assert main(["models", "--home", str(home), "--json"]) == 0        # global options after the command
     listed = json.loads(capsys.readouterr().out)
     assert listed["active"] == SHIPPED and [r["name"] for r in listed["runs"]] == ["short", "broken"]
+    assert listed["training_now"] is None
+    from reform.lock import WriterLock
+
+    with WriterLock(home).hold("train"):   # "in progress or interrupted": which, said (`use` said to resume it)
+        assert main(["--home", str(home), "models"]) == 0
+        assert "a training runs now (train (PID " in capsys.readouterr().out
     (home / "models" / "early").mkdir()                              # Ctrl-C before its first epoch ended
     (home / "models" / "early" / "config.json").write_text("{}")
     assert read_run(home / "models" / "early").state == \

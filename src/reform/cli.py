@@ -1020,8 +1020,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         runs = lib.runs()
         shipped = read_card(lib.model_path("shipped")).get("info", {})
         shipped_evaluation = lib.models.shipped_evaluation()
+        try:
+            holder = lib.home.lock.holder()
+        except StoreError:   # a home this user cannot write to: no training of theirs runs in it
+            holder = None
+    training = holder is not None and holder.task == "train"
     if args.json:
-        _print_json({"active": active, "shipped_evaluation": shipped_evaluation, "runs": [
+        _print_json({"active": active, "shipped_evaluation": shipped_evaluation,
+                     "training_now": holder.describe() if training else None, "runs": [
             {"name": r.name, "state": r.state, "complete": r.complete, "usable": r.usable,
              "epochs": r.epochs, "evaluation": r.evaluation, "finished_at": r.finished_at,
              "started_from": r.started_from}
@@ -1045,6 +1051,8 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"{labels:{LABELS_SHOWN}s}  {state}")
     print("\n* active.  epochs: pretraining+clustering.  p@10 (by the labels named) and top-1 come from "
           "`reform evaluate`\n(saved for the active model).  `reform use NAME` changes the active model.")
+    if training:   # a run "in progress or interrupted" is in progress; the way on said beside it waits
+        print(f"a training runs now ({holder.describe()}): a run in progress above is that one")
     return 0
 
 
