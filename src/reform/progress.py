@@ -11,6 +11,7 @@ from typing import Any
 
 # every loss term an epoch reports (and auxN): the logged terms add up to the total with their weights
 LOSS_TERMS = ("total", "main", "contrast", "cluster")
+LOG_EVERY = 60.0   # seconds between the lines long work writes where there is no terminal for a bar
 
 
 class TrainProgress:
@@ -77,12 +78,15 @@ def _duration(seconds: float) -> str:
 
 class Bar:
     """A tqdm bar for long library work (when asked for), plus the caller's own start and step
-    callbacks (the web page's jobs use those)."""
+    callbacks (the web page's jobs use those).  Where there is no terminal (a log, cron's mail),
+    a line every :data:`LOG_EVERY` seconds says how far it got instead: a scan of hours said
+    nothing until it ended."""
 
     def __init__(self, show: bool, desc: str, unit: str, on_start=None, on_step=None):
         self.show, self.desc, self.unit = show, desc, unit
         self.on_start, self.on_step = on_start, on_step
         self.bar = None
+        self.log: list[float] | None = None   # no terminal: [when it began, when it last said, total, done]
 
     def start(self, total: int) -> None:
         if self.on_start:   # first: what the caller prints comes before the bar
@@ -92,12 +96,29 @@ class Bar:
 
             # disable=None: a bar on a terminal only; a log or a pipe (cron) gets no \r-separated updates
             self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True, disable=None)
+            if self.bar.disable:
+                now = time.monotonic()
+                self.log = [now, now, total, 0]
 
     def step(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
+        if self.log is not None:
+            self._say(n)
         if self.on_step:
             self.on_step(n)
+
+    def _say(self, n: int) -> None:
+        began, said, total, done = self.log
+        done += n
+        now = time.monotonic()
+        self.log = [began, said, total, done]
+        if now - said < LOG_EVERY or done >= total:
+            return
+        self.log[1] = now
+        left = (now - began) * (total - done) / done if done else None
+        print(f"{self.desc}: {done} of {total} {self.unit}s ({100 * done / total:.0f} %), {_duration(now - began)} in"
+              + (f", about {_duration(left)} left" if left is not None else ""), file=sys.stderr, flush=True)
 
     def __enter__(self) -> Bar:
         return self
