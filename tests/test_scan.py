@@ -118,7 +118,7 @@ def test_byte_identical_duplicates_are_noted(lib, music, capsys):
     assert "songs:        5 " in out and "none of 4 distinct recordings" in out
     shutil.copy(src, music / "Tone Band" / "Sines" / "02 Chord (another).flac")
     assert main(["--home", str(lib.home.path), "scan", str(music), "--no-embed"]) == 0   # the parts add up
-    assert "reused 1 (moved 0, same audio in place 0, copies of known audio 1)" in capsys.readouterr().out
+    assert "reused 1 (copies of known audio 1)," in capsys.readouterr().out
 
 
 def test_copies_in_one_parallel_scan_are_decoded_once(lib, tmp_path):
@@ -884,13 +884,13 @@ def test_a_song_analysed_by_a_killed_scan_is_not_called_a_copy(lib, music, capsy
     monkeypatch.undo()
     assert main(["--home", str(lib.home.path), "scan", "--no-embed"]) == 0
     out = capsys.readouterr().out
-    assert "reused 1 (moved 0, same audio in place 0, copies of known audio 0, analysed before an interruption 1)" \
+    assert "reused 1 (analysed before an interruption 1)," \
         in out and lib.status()["duplicates"] == 0
     # in a new library, a copy found in the same scan as its original is a copy
     shutil.copy(music / "Tone Band" / "Sines" / "02 Chord.flac", music / "Chord again.flac")
     assert main(["--home", str(lib.home.path) + "-new", "scan", str(music), "--no-embed", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
-    assert "reused 1 (moved 0, same audio in place 0, copies of known audio 1)" in out
+    assert "reused 1 (copies of known audio 1)," in out
 
 
 def test_status_tells_a_scan_that_did_not_end(lib, music, capsys):

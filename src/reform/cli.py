@@ -291,10 +291,11 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         print(f"analysed {plural(summary.analysed, 'song')}{summary.new_and_changed()}, "
               f"{_hours(summary.audio_seconds)} of audio, in {summary.wall_seconds:.1f} s{rate}")
         copies = summary.reused - summary.moved - summary.retagged - summary.resumed
-        resumed = f", analysed before an interruption {summary.resumed}" if summary.resumed else ""
-        print(f"unchanged {summary.unchanged}, reused {summary.reused} (moved {summary.moved}, "
-              f"same audio in place {summary.retagged}, copies of known audio {copies}{resumed}), "
-              f"removed {summary.removed}, failed {summary.failed}")
+        how = [f"{what} {n}" for what, n in (("moved", summary.moved), ("same audio in place", summary.retagged),
+                                             ("copies of known audio", copies),
+                                             ("analysed before an interruption", summary.resumed)) if n]
+        print(f"unchanged {summary.unchanged}, reused {summary.reused}" + (f" ({', '.join(how)})" if how else "")
+              + f", removed {summary.removed}, failed {summary.failed}")
     if summary.kept:
         kept = len(summary.kept)
         print(f"{plural(kept, 'song')} could not be read again and {agree(kept, 'keeps its', 'keep their')} "
