@@ -309,6 +309,11 @@ def test_a_clustering_phase_goes_on_from_the_runs_own_pretraining(home, capsys):
     # with the run's own settings, the options given winning (the defaults took their place: 16, 400)
     settings = json.loads((home / "models" / "p1" / "config.json").read_text())["train"]
     assert settings["cluster_batch_size"] == 3 and settings["max_epochs"] == 1
+    from reform.cli import _own_settings, build_parser                  # a preset named counts too
+    args = build_parser().parse_args(base[:5] + ["--phase", "cluster", "--preset", "recon",
+                                                 "--cluster-batch-size", "5"])
+    own = _own_settings(home / "models" / "p1", args, None)
+    assert (own.learning_rate, own.cluster_batch_size, own.batch_size) == (1e-3, 5, settings["batch_size"])
     assert main(["--home", str(home), "train", "--resume", "--name", "p1", "--max-epochs", "2"]) == 0
     capsys.readouterr()
     (home / "models" / "p1" / "model.pt").unlink()     # as if killed during its clustering phase
@@ -665,6 +670,9 @@ def test_slips_of_the_command_line_are_named_with_the_way_out(trained, capsys):
     with pytest.raises(SystemExit):                                     # an option mistyped: its name
         main(["--home", home, "playlist", "Chord", "--lenght", "5"])
     assert "hint: did you mean --length? `reform playlist --help` lists its options" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--home", home, "similar", "Chord", "--n", "3"])
+    assert "hint: did you mean -n? `reform similar --help` lists its options" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--home", home, "similar", "Chord", "--zzz"])
     assert "hint: `reform similar --help` lists its options" in capsys.readouterr().err

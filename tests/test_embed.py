@@ -242,6 +242,11 @@ def test_a_run_is_deleted_with_its_kept_embeddings_never_the_active_one(trained,
     with Library(home, create=False) as lib:
         assert len(lib.home.catalogue.embedding_models()) == 2   # tiny's kept for `use tiny`
     capsys.readouterr()
+    shutil.copytree(home / "models" / "tiny", home / "models" / "twin")   # the same weights, the same key
+    assert main(["--home", str(home), "models", "--delete", "twin", "--delete", "twin"]) == 0
+    assert capsys.readouterr().out.startswith("deleted 1 run (twin): ")
+    with Library(home, create=False) as lib:
+        assert len(lib.home.catalogue.embedding_models()) == 2   # tiny's, still a run's
     assert main(["--home", str(home), "models", "--delete", "tiny", "--delete", "early"]) == 0
     assert capsys.readouterr().out.startswith("deleted 2 runs (tiny, early): ")
     assert not (home / "models" / "tiny").exists() and not (home / "models" / "early").exists()

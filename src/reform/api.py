@@ -281,21 +281,25 @@ class Library:
         before any is deleted."""
         from .card import read_card
         from .config import EmbedConfig
+        from .home import SHIPPED
+
+        def key(model: Path) -> str | None:
+            try:
+                return EmbedConfig().key(read_card(model)["version"])
+            except ModelError:
+                return None   # no model written, or its card lost: no embeddings of it to find
 
         names = list(dict.fromkeys(names))
         with self.home.lock.hold("models --delete"):
-            keys = []
             for name in names:   # refused before anything is deleted
                 self.models.deletable(name)
-                try:
-                    keys.append(EmbedConfig().key(read_card(RunFiles(self.models.folder / name).model)["version"]))
-                except ModelError:
-                    pass   # no model written, or its card lost: no embeddings of it to find
+            gone = {key(RunFiles(self.models.folder / name).model) for name in names}
             freed = sum(self.models.delete(name) for name in names)
+            # the embeddings of a model no run left has (two runs may hold the same weights)
+            kept = {key(RunFiles(run.folder).model) for run in self.models.runs()} | {key(self.model_path(SHIPPED))}
             with self.home.catalogue.transaction():
-                for key in keys:
-                    if key != self.home.embedding_model():
-                        self.home.catalogue.drop_embeddings(model=key)
+                for model in gone - kept - {None, self.home.embedding_model()}:
+                    self.home.catalogue.drop_embeddings(model=model)
         return freed
 
     def use(self, which: str) -> str:

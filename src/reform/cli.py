@@ -502,14 +502,16 @@ def _own_settings(folder: Path, args: argparse.Namespace, train_cfg):
     ``train_cfg`` where the run's checkpoint that holds them is lost."""
     import dataclasses
 
+    from .config import PRESETS
     from .home import RunFiles
     from .train import read_checkpoint_plan
 
     checkpoint = RunFiles(folder).checkpoint
     if not checkpoint.exists():
         return train_cfg
-    given = {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS + TRAIN_CHOICES
-             if getattr(args, name) is not None}
+    given = dict(PRESETS[args.preset]) if args.preset != "default" else {}   # a preset named, then the options
+    given |= {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS + TRAIN_CHOICES
+              if getattr(args, name) is not None}
     return dataclasses.replace(read_checkpoint_plan(checkpoint)[1], **given)
 
 
@@ -1012,9 +1014,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .card import read_card
 
     if args.delete:
+        names = list(dict.fromkeys(args.delete))
         with _library(args) as lib:
-            freed = lib.delete_runs(args.delete)
-        print(f"deleted {plural(len(args.delete), 'run')} ({', '.join(args.delete)}): {freed / 2**20:.1f} MiB freed")
+            freed = lib.delete_runs(names)
+        print(f"deleted {plural(len(names), 'run')} ({', '.join(names)}): {freed / 2**20:.1f} MiB freed")
         return 0
     with _library(args, read_only=True) as lib:
         active = lib.models.active_name()
@@ -1065,8 +1068,9 @@ def cmd_use(args: argparse.Namespace) -> int:
     if status["stored"] and status["current"] is False:
         print("the stored embeddings come from another model: run `reform embed` to use this one")
     elif status["current"] and status["missing"]:   # its embeddings kept from when it was used before
-        print(f"its embeddings were kept; {plural(status['missing'], 'song')} scanned since "
-              f"{agree(status['missing'], 'lacks', 'lack')} one: run `reform embed`")
+        missing = status["missing"]
+        print(f"its embeddings were kept, and {plural(missing, 'song')} {agree(missing, 'lacks', 'lack')} one: "
+              "run `reform embed`")
     return 0
 
 
@@ -1086,15 +1090,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _music_dir(given: str | None) -> str | None:
-    """A player's music folder as given on this computer (``--music-dir``): a folder there, since
-    a name mistyped would only be found to hold no song, and the folder learned instead."""
+    """A player's music folder as given on this computer (``--music-dir``), or None where there is
+    no such folder, said by name (a name mistyped was only found to hold no song of the library)."""
     if given is None:
         return None
     folder = os.path.expanduser(given)
-    if not os.path.isdir(folder):
-        raise ConfigError(f"no such folder on this computer: {given} (--music-dir)",
-                          hint="give the player's music folder as this computer sees it, or leave --music-dir "
-                               "out: it is learned from the songs the player names")
+    if not os.path.isdir(folder):   # (a service may start before its disk is mounted: not an error)
+        print(f"note: no such folder on this computer: {given} (--music-dir): the player's music folder is "
+              "learned from the songs it names instead", file=sys.stderr)
+        return None
     return folder
 
 
@@ -1166,7 +1170,7 @@ def cmd_playlists(args: argparse.Namespace) -> int:
         @functools.cache
         def holdable() -> tuple[int, str]:
             """The songs a radio can hold here (a file gone, or outside the root, it cannot)."""
-            held = sum(writable(row) for row in lib.songs() if rec.has(row.hash))
+            held = len({row.hash for row in lib.songs() if rec.has(row.hash) and writable(row)})   # recordings
             return held, "" if held == len(rec) else f" that a playlist here can hold ({held} of its {len(rec)} songs)"
 
         wanted = []
@@ -1588,7 +1592,7 @@ def _extra_hint(parser: argparse.ArgumentParser, args: argparse.Namespace, extra
     command = getattr(args, "command", None)
     sub = next((a.choices[command] for a in parser._actions if isinstance(a, argparse._SubParsersAction)
                 and command in a.choices), parser)
-    options = [flag for action in sub._actions for flag in action.option_strings if flag.startswith("--")]
+    options = [flag for action in sub._actions for flag in action.option_strings]
     for word in (w.split("=")[0] for w in extra if w.startswith("--")):
         meant = difflib.get_close_matches(word, options, 1)
         if meant:

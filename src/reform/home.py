@@ -783,6 +783,9 @@ class Models:
         """Delete a training run's folder (a trial, a run cut short, one that failed); returns the
         bytes freed.  The caller holds the writer lock, so that no training writes it."""
         folder = self.deletable(name)
+        if folder.is_symlink():   # a run kept elsewhere: the link goes, what it leads to stays
+            folder.unlink()
+            return 0
         freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
         shutil.rmtree(folder)
         return freed
@@ -794,7 +797,8 @@ class Models:
             raise ModelError(f"{SHIPPED!r} is the model that ships with ReFORM: it cannot be deleted")
         if not _one_folder(name) or not (self.folder / name).is_dir():
             raise ModelError(f"{name!r} is not a run of this library", hint="`reform models` lists them")
-        if name == self.active_name():
+        active = self.folder / self.active_name()
+        if name == active.name or active.is_dir() and os.path.samefile(self.folder / name, active):   # (Run1, run1)
             raise ModelError(f"the run {name!r} is the active model",
                              hint="make another one active first: `reform use shipped`, or `reform use RUN`")
         return self.folder / name

@@ -740,9 +740,12 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
                 # with no music folder known (their copy was lost with the catalogue), the folders named
                 # may not be all: finished once no stored spectrogram waits for its song, or when told
                 # that the songs not found are gone (the spectrograms of every other folder were deleted)
-                if home.folders_unknown() and not forget_missing:
+                if home.folders_unknown() and not forget_missing:   # all back, folder by folder
                     summary.waiting = sum(digest not in live for digest in home.spectrograms.digests())
-                if set(home.roots()) <= set(roots) and not summary.unreached and not summary.waiting:
+                    done = not summary.waiting
+                else:
+                    done = set(home.roots()) <= set(roots)
+                if done and not summary.unreached:
                     home.mark_finished()
         if not home.unfinished():   # else the songs not added back yet own spectrograms no row names
             summary.freed_bytes = home.spectrograms.collect_garbage(live, written_before=started_at)
