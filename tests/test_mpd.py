@@ -179,10 +179,10 @@ class FakeMPD:
 
     def __init__(self, queue: list[str], known: set[str]):
         self.files, self.known, self.pos, self.first_id, self.state = list(queue), known, 0, 0, "play"
-        self.random = "0"
+        self.random, self.elapsed = "0", "0.000"
 
     def status(self) -> dict:
-        return {"song": str(self.pos), "state": self.state, "random": self.random}
+        return {"song": str(self.pos), "state": self.state, "random": self.random, "elapsed": self.elapsed}
 
     def queue(self) -> list[dict]:
         return [{"file": f, "Id": str(self.first_id + i)} for i, f in enumerate(self.files)]
@@ -498,3 +498,14 @@ def test_a_song_not_scanned_yet_is_not_called_a_wrong_music_folder(radio_home):
         radio.step(FakeMPD(["New Artist/01 Fresh.flac"], known=set()), Session(played=[]))
     assert said == ["playing New Artist/01 Fresh.flac (not in the library, not scanned yet? `reform scan` its "
                     "folder; songs are queued once one of the library plays, or give --music-dir)"]
+
+
+def test_a_song_playing_when_the_radio_starts_counts_from_its_start(clocked):
+    """Seen 2 s before its end, it was called skipped (and no seed) when the next began 5 s later."""
+    lib, radio, session, client, songs, now = clocked
+    client.pos, client.elapsed = 1, f"{songs[1].duration - 2:.3f}"
+    radio.step(client, session)
+    now[0] += 5.0
+    client.pos, client.elapsed = 2, "0.000"
+    radio.step(client, session)
+    assert not session.skipped and lib.home.catalogue.most_played(5) == [(songs[1].hash, 1)]

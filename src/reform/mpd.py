@@ -295,7 +295,7 @@ class Radio:
             going_on = session.reconnected and current["file"] == session.last_file
             session.last_id, session.last_file = current.get("Id"), current["file"]
             if not going_on:
-                self._started(current["file"], queue[:pos], session)
+                self._started(current["file"], queue[:pos], session, _seconds(status.get("elapsed")))
         session.note_state(status.get("state", "play"))
         session.reconnected = False
         if self.root.local is None or not session.played:
@@ -345,7 +345,9 @@ class Radio:
             self.record = False
             self.say(f"note: plays are not recorded ({exc})")
 
-    def _started(self, uri: str, before: list[dict], session: Session) -> None:
+    def _started(self, uri: str, before: list[dict], session: Session, elapsed: float = 0.0) -> None:
+        """A new song plays, ``elapsed`` seconds in (MPD's word: a song already playing when this
+        program started counts from its start, not as skipped for the time it was seen)."""
         self.settle(session)
         row = self._row(uri)
         if row is None and self.root.local is None and not uri.startswith("/"):   # (a path names no folder)
@@ -369,7 +371,7 @@ class Radio:
         session.played.insert(0, row)
         session.skipped.discard(row.hash)   # playing again: wanted, until skipped again
         del session.played[max(self.rules.no_repeat, 8):]
-        session.playing, session.paused_at, session.paused_for = (row, time.monotonic()), None, 0.0
+        session.playing, session.paused_at, session.paused_for = (row, time.monotonic() - elapsed), None, 0.0
         self.say(f"playing {row.label}")
 
     def _add(self, client: Client, queue: list[dict], pos: int, session: Session, n: int) -> None:
@@ -402,6 +404,15 @@ class Radio:
                 continue
             session.added += 1
             self.say(f"  queued {pick.row.label}  ({pick.score:.3f})")
+
+
+def _seconds(text: str | None) -> float:
+    """MPD's ``elapsed`` (seconds, a decimal), 0 where it gives none or no number."""
+    try:
+        seconds = float(text or 0)
+    except ValueError:
+        return 0.0
+    return seconds if 0 <= seconds < 1e7 else 0.0   # (nan and inf fail both tests)
 
 
 def run(radio: Radio, where: Address, say: Callable[[str], None] = print) -> Session:
