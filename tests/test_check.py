@@ -118,7 +118,14 @@ def test_an_embedding_cut_inside_a_number_is_named_and_repaired(home, capsys):
     assert main(["--home", str(home), "-q", "similar", "Chord", "--json", "-n", "10"]) == 0
     assert "Clicks" not in [r["title"] for r in json.loads(capsys.readouterr().out)]
     assert main(["--home", str(home), "-q", "check"]) == 1
-    assert "embedding: the embedding has 2 values, the others" in capsys.readouterr().out
+    assert "embedding: the embedding is damaged: its bytes end inside a number" in capsys.readouterr().out
+    with Library(home, create=False) as lib:              # two bytes too many: as many whole numbers as
+        blob, = lib.home.catalogue.conn.execute("SELECT vector FROM embeddings WHERE hash = ?",
+                                                (songs["White"].hash,)).fetchone()   # the others, and
+        lib.home.catalogue.conn.execute("UPDATE embeddings SET vector = ? WHERE hash = ?",   # left out of queries
+                                        (blob + b"\0\0", songs["White"].hash))
+    assert main(["--home", str(home), "-q", "check"]) == 1
+    assert capsys.readouterr().out.count("its bytes end inside a number") == 2
     assert main(["--home", str(home), "-q", "check", "--repair"]) == 0
     capsys.readouterr()
     assert main(["--home", str(home), "-q", "check"]) == 0

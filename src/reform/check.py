@@ -263,12 +263,15 @@ def inspect(home: Home, audio: AudioConfig, mel: MelConfig,
     model = home.embedding_model()
     if model:
         vectors = catalogue.embeddings(model, finite_only=False)
+        cut = catalogue.cut_embeddings(model)
         sizes = [len(v) for v in vectors.values()]
         size = max(set(sizes), key=sizes.count) if sizes else None
         for digest, rows in by_hash.items():
             vector = vectors.get(digest)
             if vector is None:
                 reason = "no embedding"
+            elif digest in cut:
+                reason = "the embedding is damaged: its bytes end inside a number"
             elif len(vector) != size:
                 reason = f"the embedding has {len(vector)} values, the others {size}"
             elif not np.isfinite(vector).all():

@@ -778,6 +778,12 @@ class Catalogue:
             matrix = matrix[finite]
         return hashes, matrix
 
+    def cut_embeddings(self, model: str) -> set[str]:
+        """The songs whose stored embedding of ``model`` ends inside a number (a damaged row:
+        :meth:`embeddings` gives its whole numbers, which may be as many as the others have)."""
+        rows = self.conn.execute("SELECT hash FROM embeddings WHERE model = ? AND length(vector) % 4 != 0", (model,))
+        return {h for (h,) in rows}
+
     def embedding_of(self, model: str, digest: str) -> np.ndarray | None:
         """One song's embedding of ``model`` (None if it has none, or one that is not finite)."""
         row = self.conn.execute("SELECT vector FROM embeddings WHERE hash = ? AND model = ?",
