@@ -188,6 +188,41 @@ def test_a_folder_of_links_to_albums_elsewhere_in_the_library_adds_no_song(tmp_p
     assert json.loads(capsys.readouterr().out)["songs"] == 3
 
 
+def test_songs_an_older_walk_named_through_a_link_take_their_real_names(tmp_path, capsys):
+    """A home of the version that took music/A/fav -> ../B/Album2 first: `scan music/A` found its
+    songs gone ("a disk not mounted?", and --forget-missing deleted their analysis), `scan music/B`
+    added them a second time; and a folder of such links alone was "no audio files found"."""
+    music = tmp_path / "music"
+    write(music / "A" / "Album1" / "01 one.wav", tone(300, 2))
+    for i in range(2):
+        write(music / "B" / "Album2" / f"0{i + 1} two{i}.wav", tone(500 + 70 * i, 2))
+    (music / "A" / "fav").symlink_to("../B/Album2")
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    real, link = str(music / "B" / "Album2"), str(music / "A" / "fav")
+    with reform.Library(home, create=False) as lib:          # as the older version left it
+        with lib.home.catalogue.transaction() as db:
+            db.execute("UPDATE files SET path = replace(path, ?, ?), artist = 'A', album = 'fav' WHERE path LIKE ?",
+                       (real, link, real + "%"))
+            lib.home.catalogue.set_meta("links", json.dumps({real: link}))
+    capsys.readouterr()
+    for folder in ("A", "B"):
+        assert main(["--home", home, "-q", "scan", str(music / folder), "--no-embed"]) == 0
+        out = capsys.readouterr().out
+        assert "holds no audio now" not in out and "duplicate" not in out
+        assert ("nothing to do: 1 song unchanged" if folder == "A" else "reused 2 (same audio in place 2)") in out
+    assert main(["--home", home, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 3
+    with sqlite3.connect(tmp_path / "home" / "catalogue.db") as db:   # their tags read again, by the real folders
+        rows = db.execute("SELECT path, artist, album FROM files WHERE path LIKE '%two%' ORDER BY path").fetchall()
+    assert rows == [(str(music / "B" / "Album2" / f"0{i + 1} two{i}.wav"), "B", "Album2") for i in range(2)]
+    (music / "Favourites").mkdir()                         # a folder of links alone: said, and no slip
+    (music / "Favourites" / "best").symlink_to("../B/Album2")
+    assert main(["--home", home, "-q", "scan", str(music / "Favourites"), "--no-embed"]) == 0
+    assert "no audio files found in " + str(music / "Favourites") + " but through 1 link to folders elsewhere in " \
+        f"the library, whose songs are scanned there: {music / 'Favourites' / 'best'}" in capsys.readouterr().out
+
+
 def test_a_link_to_a_folder_beside_it_is_neither_a_loop_nor_a_second_song(tmp_path, capsys):
     """music/z -> music/a, or music/0 -> music/a: the real folder's songs, once, and no failure;
     a link back to a folder it lies in is still a loop."""

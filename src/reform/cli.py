@@ -219,7 +219,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                       "drops it from the library", file=sys.stderr)
     if summary.interrupted:
         return 130
-    nothing = summary.found == 0 and not (summary.failed or summary.removed or summary.vanished)
+    nothing = summary.found == 0 and not (summary.failed or summary.removed or summary.vanished or summary.elsewhere)
     return 1 if args.paths and nothing else 0   # a folder without music given: a slip of the folder
 
 
@@ -279,7 +279,11 @@ def _print_scan_summary(summary, lib, paths: Sequence[str] = (), retried: bool =
         from .audio import AUDIO_EXTENSIONS
 
         where = ", ".join(paths) if paths else "the library's folders"
-        print(f"no audio files found in {where} (ReFORM reads {' '.join(sorted(AUDIO_EXTENSIONS))})")
+        if summary.elsewhere:   # a folder of links to albums: their songs are the library's already
+            print(f"no audio files found in {where} but through {plural(len(summary.elsewhere), 'link')} to folders "
+                  f"elsewhere in the library, whose songs are scanned there: {listing(summary.elsewhere, 3)}")
+        else:
+            print(f"no audio files found in {where} (ReFORM reads {' '.join(sorted(AUDIO_EXTENSIONS))})")
         if summary.removed:
             print(f"removed {plural(summary.removed, 'song')} that {agree(summary.removed, 'was', 'were')} there")
     elif summary.analysed == 0 and summary.reused == 0 and summary.failed == 0 and summary.removed == 0:

@@ -276,6 +276,32 @@ class Home:
         return {k: v for k, v in links.items()
                 if isinstance(v, str) and k not in library and not _inside_one(k, library)}
 
+    def respell_links_within(self) -> int:
+        """Give the songs an older walk named through a link to elsewhere in the library their real
+        paths (the link's were those of a folder the walk now passes over, so a scan of it found
+        them gone, and one of their real folder added them again), and forget those links.
+        Returns how many rows were renamed."""
+        try:
+            links = json.loads(self.catalogue.get_meta(Keys.LINKS) or "{}")
+        except ValueError:
+            return 0
+        if not isinstance(links, dict):
+            return 0
+        roots = sorted(((os.path.realpath(r), r) for r in self.roots()), key=lambda pair: len(pair[0]), reverse=True)
+        outside, renamed = {}, 0
+        for target, link in links.items():
+            holder = next(((real, root) for real, root in roots if target == real or _inside_one(target, {real})),
+                          None) if isinstance(target, str) and isinstance(link, str) else None
+            if holder is None:
+                outside[target] = link
+                continue
+            real, root = holder
+            renamed += self.catalogue.rename_under(link, os.path.normpath(os.path.join(root,
+                                                                                    os.path.relpath(target, real))))
+        if outside != links:
+            self.catalogue.set_meta(Keys.LINKS, json.dumps(outside, sort_keys=True))
+        return renamed
+
     def add_links(self, links: dict[str, str]) -> None:
         self.catalogue.set_meta(Keys.LINKS, json.dumps(self.links() | links, sort_keys=True))
 

@@ -60,6 +60,7 @@ class Found:
     unread: Counter[str]     # music in formats ReFORM does not read: extension -> files
     unnamed: list[str]       # files and folders passed over because their names are not UTF-8
     links: dict[str, str] = field(default_factory=dict)   # folder walked through a link: real path -> link
+    elsewhere: list[str] = field(default_factory=list)    # links passed over: to a folder elsewhere in the library
     mounts: list[str] = field(default_factory=list)       # folders inside that are another file system's
 
 
@@ -201,7 +202,8 @@ def _walk_dir(folder: str, root: str, walk: _Walk, inside: frozenset, parent_dev
     if key in walk.seen:
         return   # the same folder under another name: its songs are found under the first
     if through_link and _in_library(os.path.realpath(folder), walk.library):
-        return   # elsewhere in the library: named by its real path, as its music folder's scan names it
+        found.elsewhere.append(folder)   # named by its real path, as its music folder's scan names it
+        return
     if walk.names.get(key, folder) != folder:
         folder = root = walk.names[key]   # the library knows it by another name: keep that one
     walk.seen[key] = folder

@@ -113,6 +113,7 @@ class ScanSummary:
     respelled: dict[str, str] = field(default_factory=dict)  # path asked for -> its name in the library
     unreached: list[str] = field(default_factory=list)   # catalogue made again: folders with no audio now
     waiting: int = 0     # catalogue made again, its music folders unknown: spectrograms whose songs are not back
+    elsewhere: list[str] = field(default_factory=list)   # links passed over: to folders elsewhere in the library
     audio_seconds: float = 0.0   # audio decoded by this scan
     embedded: int = 0            # songs embedded by this scan
     embedding_model: str | None = None
@@ -610,6 +611,8 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     """
     started, started_at = time.perf_counter(), time.time()
     catalogue = home.catalogue
+    with catalogue.transaction():   # songs an older version named through a link within the library
+        home.respell_links_within()
     remembered = roots is None
     if remembered:
         roots = home.roots()
@@ -664,7 +667,7 @@ def scan(home: Home, roots: list[str] | None = None, *, audio_cfg: AudioConfig =
     if redo:
         todo.todo += [e for e in todo.unchanged if e.path in redo]
         todo.unchanged = [e for e in todo.unchanged if e.path not in redo]
-    summary = ScanSummary(found=len(found.entries), unread=dict(found.unread),
+    summary = ScanSummary(found=len(found.entries), unread=dict(found.unread), elsewhere=found.elsewhere,
                           unnamed=[shown(p) for p in found.unnamed], vanished=vanished, respelled=respelled,
                           unchanged=sum(known[e.path].status == "ok" for e in todo.unchanged),
                           failed_before=sum(known[e.path].status == "failed" for e in todo.unchanged))

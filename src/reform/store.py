@@ -679,6 +679,19 @@ class Catalogue:
                           "title = ?, track = ?, year = ?, genre = ?, updated_at = ? WHERE path = ?",
                           (new_path, size, mtime_ns, *asdict(tags).values(), time.time(), old_path))
 
+    def rename_under(self, folder: str, to: str) -> int:
+        """Give the rows under ``folder`` the same paths under ``to``, keeping their ids, their size
+        and time forgotten (the next scan of them hashes the files, finds their audio stored, and
+        reads their tags again); a row already at a new path gives way.  Returns how many."""
+        prefix = folder.rstrip(os.sep) + os.sep
+        rows = self.conn.execute("SELECT path FROM files WHERE substr(path, 1, ?) = ?",
+                                 (len(prefix), prefix)).fetchall()
+        for (path,) in rows:
+            new = os.path.join(to, path[len(prefix):])
+            self.conn.execute("DELETE FROM files WHERE path = ?", (new,))
+            self.conn.execute("UPDATE files SET path = ?, mtime_ns = -1 WHERE path = ?", (new, path))
+        return len(rows)
+
     def fill_tags(self, items: Iterable[tuple[str, str | None, str | None]]) -> None:
         """Give files an artist and album where they have none: (path, artist, album)."""
         self.conn.executemany("UPDATE files SET artist = COALESCE(artist, ?), album = COALESCE(album, ?) "
