@@ -282,3 +282,19 @@ def test_an_untagged_song_is_found_by_its_folders_names(tmp_path):
     cat = Catalogue(path)
     assert dict(cat.conn.execute("SELECT id, words FROM song_words")) == {r.id: search_text(r) for r in cat.files()}
     assert answer(cat, "drascula track18") == "/games/drascula/audio/track18.ogg"
+
+
+def test_a_catalogue_of_schema_6_forgets_various_artists_as_an_artist(tmp_path):
+    """"Various Artists" from a compilations folder (or a tag) stayed the songs' artist in every
+    catalogue made before the layout passed it over: schema 7 takes it away, and its search words."""
+    songs = [row(1, "/m/Various Artists/Hits/01 a.ogg", "Various Artists", "a", "Hits"),
+             row(2, "/m/VA/Hits 2/01 b.ogg", "V.A.", "b", "Hits 2"), row(3, "/m/Vanessa/Hits/01 c.ogg", "Vanessa", "c")]
+    path = tmp_path / "c.db"
+    catalogue_of(songs, path).close()
+    conn = sqlite3.connect(path)
+    conn.executescript("PRAGMA user_version = 6;")
+    conn.close()
+    cat = Catalogue(path)
+    assert {r.title: r.artist for r in cat.files()} == {"a": None, "b": None, "c": "Vanessa"}
+    assert dict(cat.conn.execute("SELECT id, words FROM song_words")) == {r.id: search_text(r) for r in cat.files()}
+    cat.close()

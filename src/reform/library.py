@@ -22,15 +22,12 @@ from typing import BinaryIO
 from .audio import is_audio_path, unread_format
 from .payload import audio_spans
 from .store import FileRow, SpectrogramStore, Tags
-from .text import storable
+from .text import many_artists, storable
 
 _HASH_BLOCK = 1 << 20
 _IN_MEMORY = 64 << 20   # files up to this size are hashed from memory: nearly every song
 _TRACK_PREFIX = re.compile(r"^\s*(\d{1,3})(?:\s*[-._)]\s*|\s+)(.+)$")
 _DISC_FOLDER = re.compile(r"^\s*(?:cd|dis[ck])\s*[-_.]?\s*\d{1,2}\s*$", re.IGNORECASE)   # Album/CD1, Album/Disc 2
-# the folder of many artists' albums (iTunes' "Compilations", "Various Artists", "VA"): no artist's name
-_MANY_ARTISTS = re.compile(r"^\s*(?:various(?:\s+artists)?|v\.?\s?a\.?|compilations?|soundtracks?)\s*$",
-                           re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -416,8 +413,9 @@ def read_tags(path: str, root: str | None = None) -> Tags:
     stem = Path(path).stem
     match = _TRACK_PREFIX.match(stem)
     name_track, name_title = (int(match.group(1)), match.group(2).strip()) if match else (None, stem)
+    artist = raw.get("artist") or artist
     return Tags(
-        artist=raw.get("artist") or artist,
+        artist=None if many_artists(artist) else artist,
         album=raw.get("album") or album,
         title=raw.get("title") or name_title,
         track=_leading_int(raw.get("tracknumber") or raw.get("track")) or name_track,   # APEv2: "Track"
@@ -429,13 +427,12 @@ def read_tags(path: str, root: str | None = None) -> Tags:
 def layout_tags(path: str, root: str | None = None) -> tuple[str | None, str | None]:
     """The artist and album named by the folders between ``root`` and the file (``Artist/Album/``,
     or ``Artist/Album/CD1/``); None where there are too few folders, and no artist in a folder of
-    many artists' albums (``Various Artists/Album/``: "Various" was an artist, and the artist filter
-    kept a compilation's songs away from each other while letting the query's artist through)."""
+    many artists' albums (``Various Artists/Album/``: :func:`reform.text.many_artists`)."""
     parts = Path(os.path.relpath(path, root)).parts if root else Path(path).parts[-3:]
     folders = parts[:-1]
     if folders and _DISC_FOLDER.match(folders[-1]):   # Artist/Album/CD1: the album is the folder above
         folders = folders[:-1]
-    artist = folders[-2] if len(folders) >= 2 and not _MANY_ARTISTS.match(folders[-2]) else None
+    artist = folders[-2] if len(folders) >= 2 and not many_artists(folders[-2]) else None
     return artist, (folders[-1] if folders else None)
 
 

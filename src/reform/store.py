@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import FeatureError, StoreError, WriteError
 from .files import replacing, temporary_name, write_error, write_text, writer_alive
-from .text import name_key, search_words, song_label
+from .text import many_artists, name_key, search_words, song_label
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -177,8 +177,11 @@ _SCHEMA_V5 = (f"UPDATE song_words SET words = {_NEW_WORDS}, name = {_NEW_NAME} "
               f"WHERE words != {_NEW_WORDS} OR name != {_NEW_NAME};")
 
 # Version 6: the same again, as a song with neither artist nor album is found by its folders' names too.
+# Version 7: "Various Artists", "VA" and the like (from a tag, or a compilations folder) name no artist
+# (reform.text.many_artists); the search words follow by their trigger.
+_SCHEMA_V7 = "UPDATE files SET artist = NULL WHERE reform_many_artists(artist);"
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
-MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5, _SCHEMA_V5]
+MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5, _SCHEMA_V5, _SCHEMA_V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 # the oldest schema a home that cannot be written is read in as it is: versions 5 and 6 only refresh
 # derived words, so until a writer migrates it a search misses what the new words find
@@ -890,6 +893,7 @@ def _register_functions(conn: sqlite3.Connection) -> None:
     """The Python functions the catalogue's triggers and migrations call (schema 4)."""
     conn.create_function("reform_name_key", 1, name_key, deterministic=True)
     conn.create_function("reform_search_words", 4, search_words, deterministic=True)
+    conn.create_function("reform_many_artists", 1, many_artists, deterministic=True)
 
 
 def create_catalogue(path: Path) -> None:

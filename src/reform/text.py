@@ -57,6 +57,18 @@ def one_line(text: str | None) -> str:
     return line if len(line) <= MAX_LABEL else line[:MAX_LABEL - 1].rstrip() + "…"
 
 
+# what names many artists at once: a compilation's "artist" (iTunes' "Compilations" folder, "Various
+# Artists", "VA"), which no song's artist is
+_MANY_ARTISTS = re.compile(r"^\s*(?:various(?:\s+artists)?|v\.?\s?a\.?|compilations?|soundtracks?)\s*$", re.IGNORECASE)
+
+
+def many_artists(name: str | None) -> bool:
+    """Whether an artist tag or folder names no artist but many (``Various Artists``): taken for
+    one, it kept a compilation's songs away from each other by the artist filter, and let the
+    query's own artist through."""
+    return bool(name) and _MANY_ARTISTS.match(name) is not None
+
+
 def song_label(artist: str | None, title: str | None, path: str) -> str:
     """How a song is named in text: ``"Artist - Title"``, or the title alone when the artist
     tag is missing (no ``"? - "`` for the untagged files of a real library), each on one line
