@@ -158,6 +158,9 @@ def test_embeddings_whose_model_the_catalogue_lost_are_still_served(home, capsys
         with catalogue.transaction():
             catalogue.conn.execute("DELETE FROM meta WHERE key = 'embedding_model'")
         assert lib.home.embedding_model() == key     # the key the embeddings carry
+        with catalogue.transaction():                 # another model's kept, more of them: the active one's
+            catalogue.put_embeddings("older-model", [(f"h{i}", np.ones(4, np.float32)) for i in range(9)])
+        assert lib.home.embedding_model() == key
     assert main(["--home", str(home), "-q", "similar", "Chord", "-n", "3"]) == 0
     assert "songs like" in capsys.readouterr().out
     assert main(["--home", str(home), "-q", "status"]) == 0

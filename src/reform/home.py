@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .card import card_path, file_problem, read_card
-from .config import AudioConfig, MelConfig, feature_version, from_dict, to_dict
+from .config import AudioConfig, EmbedConfig, MelConfig, feature_version, from_dict, to_dict
 from .errors import BusyError, LibraryError, ModelError, StoreError, TrainError
 from .files import write_error, write_text
 from .lock import WriterLock
@@ -414,12 +414,17 @@ class Home:
         self.catalogue.set_meta(Keys.SCANNING, "1" if running else "")
 
     def embedding_model(self) -> str | None:
-        """The key of the stored embeddings (one model's, never mixed); where the catalogue lost
-        its note of it (a repair salvaged the embeddings but not that row), the key they carry."""
+        """The key of the embeddings the library uses (one model's: kept ones of the models used
+        before are never mixed in); where the catalogue lost its note of it (a repair salvaged the
+        embeddings but not that row), the active model's if they are stored, else the most held."""
         key = self.catalogue.get_meta(Keys.EMBEDDING_MODEL)
         if key is None:
             stored = self.catalogue.embedding_models()
-            key = max(stored, key=stored.get) if stored else None
+            try:
+                active = EmbedConfig().key(read_card(self.models.path())["version"])
+            except ModelError:   # its file or card lost: the most held
+                active = None
+            key = active if active in stored else max(stored, key=stored.get) if stored else None
         return key
 
     def set_embedding_model(self, key: str) -> None:
