@@ -247,8 +247,10 @@ def test_a_run_is_deleted_with_its_kept_embeddings_never_the_active_one(trained,
     assert capsys.readouterr().out.startswith("deleted 1 run (twin): ")
     with Library(home, create=False) as lib:
         assert len(lib.home.catalogue.embedding_models()) == 2   # tiny's, still a run's
-    assert main(["--home", str(home), "models", "--delete", "tiny", "--delete", "early"]) == 0
-    assert capsys.readouterr().out.startswith("deleted 2 runs (tiny, early): ")
+    (home / "models" / "best").symlink_to("tiny")        # a link to a run, deleted with it
+    assert main(["--home", str(home), "models", "--delete", "tiny", "--delete", "early", "--delete", "best"]) == 0
+    assert capsys.readouterr().out.startswith("deleted 3 runs (tiny, early, best): ")
+    assert not (home / "models" / "best").is_symlink()
     assert not (home / "models" / "tiny").exists() and not (home / "models" / "early").exists()
     with Library(home, create=False) as lib:
         assert list(lib.home.catalogue.embedding_models()) == [lib.home.embedding_model()]

@@ -182,6 +182,38 @@ def test_a_link_recorded_to_elsewhere_in_the_library_names_nothing(tmp_path):
     home.close()
 
 
+def test_songs_named_through_nested_links_take_their_real_names_inner_link_first(tmp_path):
+    """An older walk's names through a link inside another link: renamed outer first, the inner
+    link's songs were left under a name through a link (a scan of their folder removed them), and
+    a disk linked from inside kept a record under the outer link's name (its scan added copies)."""
+    from reform.home import Home
+    from reform.store import SpectrogramInfo, Tags
+
+    music, disk = tmp_path / "music", tmp_path / "disk"
+    for folder in (music / "A" / "AFav", music / "A" / "B", music / "A" / "C" / "X", disk / "E"):
+        folder.mkdir(parents=True)
+    (music / "A" / "AFav" / "l1").symlink_to("../B")
+    (music / "A" / "B" / "sub").symlink_to("../C/X")
+    (music / "A" / "B" / "ext").symlink_to(disk / "E")
+    old = music / "A" / "AFav" / "l1"
+    home = Home(tmp_path / "home")
+    with home.catalogue.transaction():
+        home.add_roots([str(music)])
+        for i, path in enumerate((old / "01 b.flac", old / "sub" / "01 x.flac", old / "ext" / "01 e.flac")):
+            home.catalogue.put_ok(str(path), 1, 1, SpectrogramInfo(f"h{i}", 2, 100, 100.0, 44100, "flac"),
+                                  Tags("A", "l1", path.stem), "fv")
+        home.catalogue.set_meta("links", json.dumps({str(music / "A" / "B"): str(old),
+                                                     str(music / "A" / "C" / "X"): str(old / "sub"),
+                                                     str(disk / "E"): str(old / "ext")}))
+        assert home.respell_links_within() == 3
+    assert sorted((r.path, r.mtime_ns) for r in home.catalogue.files()) == sorted(
+        (str(music / "A" / p), -1) for p in ("B/01 b.flac", "C/X/01 x.flac", "B/ext/01 e.flac"))
+    assert home.links() == {str(disk / "E"): str(music / "A" / "B" / "ext")}
+    with home.catalogue.transaction():
+        assert home.respell_links_within() == 0          # once
+    home.close()
+
+
 def test_the_settings_a_home_was_analysed_with_are_checked_on_open(scanned, tmp_path):
     from reform.config import MelConfig, ModelConfig
     from reform.errors import ConfigError, LibraryError, StoreError

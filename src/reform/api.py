@@ -286,8 +286,8 @@ class Library:
         def key(model: Path) -> str | None:
             try:
                 return EmbedConfig().key(read_card(model)["version"])
-            except ModelError:
-                return None   # no model written, or its card lost: no embeddings of it to find
+            except (ModelError, KeyError, TypeError):
+                return None   # no model written, or its card lost or damaged: no embeddings of it to find
 
         names = list(dict.fromkeys(names))
         with self.home.lock.hold("models --delete"):

@@ -279,8 +279,10 @@ class Home:
     def respell_links_within(self) -> int:
         """Give the songs an older walk named through a link to elsewhere in the library their real
         paths (the link's were those of a folder the walk now passes over, so a scan of it found
-        them gone, and one of their real folder added them again), and forget those links.
-        Returns how many rows were renamed."""
+        them gone, and one of their real folder added them again), and forget those links; a link
+        that no longer leads where it was recorded to is forgotten as it stands.  A link inside
+        another is renamed first, and a link out of the library recorded inside one is written
+        under its new name.  Returns how many rows were renamed."""
         try:
             links = json.loads(self.catalogue.get_meta(Keys.LINKS) or "{}")
         except ValueError:
@@ -288,18 +290,26 @@ class Home:
         if not isinstance(links, dict):
             return 0
         roots = sorted(((os.path.realpath(r), r) for r in self.roots()), key=lambda pair: len(pair[0]), reverse=True)
-        outside, renamed = {}, 0
+        outside, renames = {}, {}
         for target, link in links.items():
-            holder = next(((real, root) for real, root in roots if target == real or _inside_one(target, {real})),
-                          None) if isinstance(target, str) and isinstance(link, str) else None
+            if not (isinstance(target, str) and isinstance(link, str)):
+                continue
+            holder = next(((real, root) for real, root in roots if target == real or _inside_one(target, {real})), None)
             if holder is None:
                 outside[target] = link
-                continue
-            real, root = holder
-            renamed += self.catalogue.rename_under(link, os.path.normpath(os.path.join(root,
-                                                                                    os.path.relpath(target, real))))
-        if outside != links:
-            self.catalogue.set_meta(Keys.LINKS, json.dumps(outside, sort_keys=True))
+            elif os.path.realpath(link) == target:
+                real, root = holder
+                renames[link] = os.path.normpath(os.path.join(root, os.path.relpath(target, real)))
+        if outside == links:
+            return 0
+        deepest = sorted(renames, key=len, reverse=True)
+        renamed = sum(self.catalogue.rename_under(link, renames[link]) for link in deepest)
+
+        def respelled(path: str) -> str:
+            link = next((link for link in deepest if path == link or _inside_one(path, {link})), None)
+            return path if link is None else renames[link] + path[len(link):]
+        self.catalogue.set_meta(Keys.LINKS, json.dumps({t: respelled(link) for t, link in outside.items()},
+                                                       sort_keys=True))
         return renamed
 
     def add_links(self, links: dict[str, str]) -> None:
@@ -422,7 +432,7 @@ class Home:
             stored = self.catalogue.embedding_models()
             try:
                 active = EmbedConfig().key(read_card(self.models.path())["version"])
-            except ModelError:   # its file or card lost: the most held
+            except (ModelError, KeyError, TypeError):   # its file or card lost or damaged: the most held
                 active = None
             key = active if active in stored else max(stored, key=stored.get) if stored else None
         return key
@@ -826,10 +836,11 @@ class Models:
         library's embeddings and `reform use` name it) nor the shipped one (ModelError)."""
         if name == SHIPPED:
             raise ModelError(f"{SHIPPED!r} is the model that ships with ReFORM: it cannot be deleted")
-        if not _one_folder(name) or not (self.folder / name).is_dir():
+        folder = self.folder / name
+        if not _one_folder(name) or not (folder.is_dir() or folder.is_symlink()):   # (a link to a run deleted)
             raise ModelError(f"{name!r} is not a run of this library", hint="`reform models` lists them")
         active = self.folder / self.active_name()
-        if name == active.name or active.is_dir() and os.path.samefile(self.folder / name, active):   # (Run1, run1)
+        if name == active.name or active.is_dir() and folder.is_dir() and os.path.samefile(folder, active):   # Run1
             raise ModelError(f"the run {name!r} is the active model",
                              hint="make another one active first: `reform use shipped`, or `reform use RUN`")
         return self.folder / name

@@ -413,9 +413,9 @@ def read_tags(path: str, root: str | None = None) -> Tags:
     stem = Path(path).stem
     match = _TRACK_PREFIX.match(stem)
     name_track, name_title = (int(match.group(1)), match.group(2).strip()) if match else (None, stem)
-    artist = raw.get("artist") or artist
+    tagged = raw.get("artist")   # one naming many artists gives way to the folders' (as a scan fills it in)
     return Tags(
-        artist=None if many_artists(artist) else artist,
+        artist=tagged if tagged and not many_artists(tagged) else artist,
         album=raw.get("album") or album,
         title=raw.get("title") or name_title,
         track=_leading_int(raw.get("tracknumber") or raw.get("track")) or name_track,   # APEv2: "Track"
