@@ -700,8 +700,8 @@ def test_slips_of_the_command_line_are_named_with_the_way_out(trained, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--home", home, "similar", "tone", "band", "chord"])        # the words not quoted
     assert stop.value.code == 2
-    assert 'hint: put a query of several words in quotes: reform similar "tone band chord"; or, for songs like ' \
-        "several songs at once: reform mix tone band chord" in capsys.readouterr().err
+    assert f'hint: put a query of several words in quotes: `reform --home {home} similar "tone band chord"`; or, ' \
+        f"for songs like several songs at once: `reform --home {home} mix tone band chord`" in capsys.readouterr().err
     with pytest.raises(SystemExit):                                     # an option mistyped: its name
         main(["--home", home, "playlist", "Chord", "--lenght", "5"])
     assert "hint: did you mean --length? `reform playlist --help` lists its options" in capsys.readouterr().err

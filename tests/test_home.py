@@ -120,6 +120,8 @@ def test_models_and_use(home, capsys):
     with WriterLock(home).hold("train"):   # "in progress or interrupted": which, said (`use` said to resume it)
         assert main(["--home", str(home), "models"]) == 0
         assert "a training runs now (train (PID " in capsys.readouterr().out
+        assert main(["--home", str(home), "models", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["training_now"].startswith("train (PID ")
     (home / "models" / "early").mkdir()                              # Ctrl-C before its first epoch ended
     (home / "models" / "early" / "config.json").write_text("{}")
     assert read_run(home / "models" / "early").state == \

@@ -21,7 +21,7 @@ from .files import write_json
 from .home import Home, RunFiles, saved_evaluation
 from .progress import Bar
 from .store import FileRow, one_per_recording
-from .text import agree, listing, norm, one_line, plural, shown
+from .text import agree, listing, norm, one_line, plural, shown, with_article
 
 
 FEW = 30   # songs asked about, below which a score's 95 % interval is wider than +-0.18
@@ -76,7 +76,7 @@ def evaluation_songs(songs: list[FileRow], labels: str | None = "artist", label_
         # a real library's tags are often missing: finding a song's other half needs none
         others = " or ".join(f"--labels {t}" for t in ("album", "genre", "artist")
                              if t != labels and any(getattr(r, t) for r in rows))
-        said = f"no {labels} tag is shared by two songs" if kept else f"no song has a {labels} tag"
+        said = f"no {labels} tag is shared by two songs" if kept else f"no song has {with_article(labels)} tag"
         notes.append(f"{said}: only the same-song protocol runs (try {others + ', or ' if others else ''}"
                      "--labels-file)")
         return rows, None, _albums(rows), notes, None

@@ -1603,10 +1603,11 @@ def _extra_hint(parser: argparse.ArgumentParser, args: argparse.Namespace, extra
             return f"did you mean {meant[0]}? `{sub.prog} --help` lists its options"
     if any(w.startswith("-") for w in extra):
         return f"`{sub.prog} --help` lists its options"
-    if command == "similar":
-        words = " ".join(args.queries + extra)
-        return (f"put a query of several words in quotes: reform similar \"{words}\"; or, for songs like several "
-                f"songs at once: reform mix {' '.join(shlex.quote(w) for w in args.queries + extra)}")
+    if command == "similar":   # (named after the home given: the parser speaks before the output names it)
+        words = args.queries + extra
+        return naming_home(f"put a query of several words in quotes: `reform similar \"{' '.join(words)}\"`; or, "
+                           f"for songs like several songs at once: `reform mix {' '.join(map(shlex.quote, words))}`",
+                           args.home)
     if command == "playlists" and args.radio:
         return f"put a query of several words in quotes: --radio \"{' '.join([args.radio[-1], *extra])}\""
     return None
