@@ -305,7 +305,7 @@ class Library:
     def use(self, which: str) -> str:
         """Make "shipped" or a run the active model; returns its name.  Where the library kept its
         embeddings (a model used before: :data:`reform.embed.KEPT_MODELS`), recommendations take
-        them at once; only the songs scanned since wait for `reform embed`."""
+        them at once; only the songs that lack one wait for `reform embed`."""
         # the writer lock: an `embed` running would store the model it began with as the library's
         with self.home.lock.hold("use"), self.home.catalogue.transaction():
             name = self.models.activate(which)
