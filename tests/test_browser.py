@@ -544,6 +544,8 @@ def test_a_rescan_takes_removed_songs_out_of_the_page_and_clears_a_fixed_error(b
         assert pg.inner_text("#now-add") == "+"      # it left the mix: no ✓ beside it
         assert "Chord was removed from the library" in pg.inner_text("#similar-empty")
         assert pg.locator("#similar-list li").count() == 0
+        pg.click("#prev")                             # not stuck: back to the song played before it
+        pg.wait_for_function("() => document.querySelector('#now-title').textContent === 'Clicks'")
         pg.context.close()
 
 
@@ -723,7 +725,17 @@ def test_previous_and_next_go_through_the_similar_songs_and_the_playlist(page):
     at_start(page)
     page.click("#prev")
     now_playing(page, titles[0])
-    assert page.evaluate("reform.queue") == 0 and page.errors == []
+    assert page.evaluate("reform.queue") == 0
+    page.keyboard.press("n")
+    now_playing(page, titles[1])
+    remove = "(i) => document.querySelectorAll('#playlist li [data-move=x]')[i].click()"
+    page.evaluate(remove, 0)                                 # a song before it taken out: Next still the next
+    assert page.evaluate("reform.queue") == 0
+    page.evaluate(remove, 0)                                 # the song playing taken out: on from its place
+    page.click("#next")
+    now_playing(page, titles[2])
+    assert page.evaluate("reform.queue") == 0
+    assert [e for e in page.errors if "Failed to load resource" not in e] == []   # (made-up songs have no audio)
 
 
 def test_a_long_artist_name_ends_with_an_ellipsis_in_the_legend(page):

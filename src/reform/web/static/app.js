@@ -18,7 +18,7 @@
     songs: [], byId: new Map(), view: [], genres: [],
     query: "", genre: "", artist: null, album: null, sort: { key: "artist", desc: false },
     current: null, cursor: -1, similar: [], seeds: [], playlist: [], playlistSeeds: [], queue: null, triedWav: false,
-    away: null, history: [],
+    away: null, history: [], resumeAt: null,
     status: null, revision: null, songsLoadedAt: 0, mapModel: null, job: null, failuresFor: null,
     tab: "similar", mixRestored: false,
   };
@@ -138,9 +138,7 @@
     else for (const id of lost) toast(`${name(id)} was removed from the library`, null, "info");
     if (lost.length) {
       S.seeds = S.seeds.filter((id) => !gone(id));
-      S.playlist = S.playlist.filter((s) => !gone(s.id));
-      if (S.queue != null) S.queue = S.playlist.findIndex((s) => s.id === S.current);
-      if (S.queue != null && S.queue < 0) S.queue = null;
+      leavePlaylist((s) => gone(s.id));
       renderSeeds(); renderPlaylist(); renderRows(); drawMap();
     }
     if (S.current == null) return;
@@ -149,8 +147,19 @@
     loadSimilar();
   }
 
+  function leavePlaylist(out) {
+    // Take the songs ``out`` says out of the playlist; the one playing, taken out, leaves its place
+    // for Next (and the end of the song) to go on from: the song that followed it.
+    const at = S.queue;
+    if (at != null && out(S.playlist[at])) S.resumeAt = S.playlist.slice(0, at).filter((s) => !out(s)).length;
+    S.playlist = S.playlist.filter((s) => !out(s));
+    if (S.queue != null) S.queue = S.playlist.findIndex((s) => s.id === S.current);
+    if (S.queue != null && S.queue < 0) S.queue = null;
+  }
+
   function currentRemoved(song) {
-    // The song open in the player is no longer in the library: it cannot play, nor be compared.
+    // The song open in the player is no longer in the library: it cannot play, nor be compared
+    // (Previous and Next go on from its place).
     const title = song ? song.title : "The song";
     S.current = null; S.queue = null; S.similar = []; S.cursor = -1;
     const player = $("#player");
@@ -341,6 +350,7 @@
     const song = S.byId.get(id);
     if (!song) return;
     if (!keepQueue) S.queue = null;
+    S.resumeAt = null;
     if (!back && S.current != null && S.current !== id) {   // what Previous goes back to
       S.history.push(S.current);
       if (S.history.length > HISTORY) S.history.shift();
@@ -419,8 +429,10 @@
 
   // -- previous and next ---------------------------------------------------------------------------------
   function nextSong() {
-    // The playlist's next song while it plays; after it, or without one, the song most like the one
-    // playing that was not heard lately (a song's list holds itself, and the songs before it)
+    // The playlist's next song while it plays (or the one after the place of a song taken out of it);
+    // after it, or without one, the song most like the one playing that was not heard lately (a
+    // song's list holds itself, and the songs before it)
+    if (S.queue == null && S.resumeAt != null && S.resumeAt < S.playlist.length) return { queue: S.resumeAt };
     if (S.current == null) return null;
     if (S.queue != null && S.queue + 1 < S.playlist.length) return { queue: S.queue + 1 };
     const heard = new Set([S.current, ...S.history.slice(-RECENT)]);
@@ -438,8 +450,12 @@
     // As players do: back to the start of the song after its first seconds, else the song before
     // (the playlist's, while it plays; else the one played before)
     const player = $("#player");
-    if (S.current == null) return;
     while (S.history.length && !S.byId.has(S.history[S.history.length - 1])) S.history.pop();   // (gone since)
+    if (S.queue == null && S.resumeAt) { playFrom(S.resumeAt - 1); return; }   // before a song taken out
+    if (S.current == null) {   // removed by a scan: the one played before it
+      if (S.history.length) select(S.history.pop(), { back: true });
+      return;
+    }
     const before = S.queue != null ? S.queue > 0 : S.history.length > 0;
     if (player.currentTime > RESTART_AFTER_S || !before) {
       player.currentTime = 0;
@@ -449,13 +465,13 @@
   }
 
   function updateTransport() {
-    $("#prev").disabled = S.current == null;
+    $("#prev").disabled = S.current == null && !S.resumeAt && !S.history.length;
     $("#next").disabled = !nextSong();
   }
 
   function songEnded() {
-    if (S.queue == null) return;
-    if (S.queue + 1 < S.playlist.length) playFrom(S.queue + 1); else S.queue = null;
+    const next = nextSong();   // a playlist goes on (past a song taken out of it); a song alone ends
+    if (next && next.queue != null) playFrom(next.queue); else S.queue = null;
   }
 
   async function loadSimilar() {
@@ -630,7 +646,7 @@
       const i = Number(li.dataset.index);
       const move = ev.target.closest("[data-move]");
       if (move) {
-        if (move.dataset.move === "x") { S.playlist.splice(i, 1); renderPlaylist(); drawMap(); } else movePlaylist(i, i + Number(move.dataset.move));
+        if (move.dataset.move === "x") { const gone = S.playlist[i]; leavePlaylist((s) => s === gone); renderPlaylist(); drawMap(); } else movePlaylist(i, i + Number(move.dataset.move));
         return;
       }
       playFrom(i);
