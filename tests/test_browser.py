@@ -612,6 +612,11 @@ def test_a_one_song_library_says_there_is_no_other_song(browser, trained, tmp_pa
 
 def test_a_query_of_signs_finds_what_the_api_finds(page):
     page.wait_for_selector("#tbody .row")
+    # the page folds what the server's normaliser folds
+    from reform.text import norm
+
+    folded = "Ødegård Ætherisk Straße Łódź Þór ÐÆŒ"
+    assert page.evaluate("(t) => reformNorm(t)", folded) == norm(folded) == "odegard aetherisk strasse lodz thor daeoe"
     for query in ["&", "🔥", "-", "!!"]:
         page.fill("#search", query)
         page.wait_for_function("(q) => reform.query === q", arg=query)

@@ -180,8 +180,10 @@ _SCHEMA_V5 = (f"UPDATE song_words SET words = {_NEW_WORDS}, name = {_NEW_NAME} "
 # Version 7: "Various Artists", "VA" and the like (from a tag, or a compilations folder) name no artist
 # (reform.text.many_artists); the search words follow by their trigger.
 _SCHEMA_V7 = "UPDATE files SET artist = NULL WHERE reform_many_artists(artist);"
+# Version 8: the words again, as norm folds the Latin letters NFKD keeps (ø, æ, ß...).
 # MIGRATIONS[i] takes a catalogue from schema version i to i + 1.
-MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5, _SCHEMA_V5, _SCHEMA_V7]
+MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _schema_v4(_fts5_trigram()), _SCHEMA_V5, _SCHEMA_V5, _SCHEMA_V7,
+              _SCHEMA_V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 # the oldest schema a home that cannot be written is read in as it is: versions 5 and 6 only refresh
 # derived words, so until a writer migrates it a search misses what the new words find

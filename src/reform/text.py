@@ -11,14 +11,21 @@ import unicodedata
 from pathlib import Path
 
 
+# Latin letters that are no accented letter to Unicode, so NFKD keeps them, as a listener types them
+# without the key: "odegard" for Ødegård, "aetherisk" for Ætherisk, "strasse" for Straße (the page's too)
+_FOLDED = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "đ": "d", "ð": "d", "ł": "l", "þ": "th",
+                         "ı": "i"})
+
+
 def norm(text: str | None) -> str:
     """Lower case, accents and punctuation removed, words separated by one space:
-    ``"Ñandú (Live)"`` -> ``"nandu live"``.  Every mark goes, as the web page's normaliser drops
-    them (``\\p{M}``): the vowel signs of Devanagari and other scripts too, which split a word
-    where they stood when only the combining accents went (``"गाना"`` became ``"ग न"``)."""
+    ``"Ñandú (Live)"`` -> ``"nandu live"``, ``"Ødegård"`` -> ``"odegard"``.  Every mark goes, as the
+    web page's normaliser drops them (``\\p{M}``): the vowel signs of Devanagari and other scripts
+    too, which split a word where they stood when only the combining accents went (``"गाना"``
+    became ``"ग न"``)."""
     text = unicodedata.normalize("NFKD", text or "")
     text = "".join(c for c in text if not unicodedata.category(c).startswith("M"))
-    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower().translate(_FOLDED)).split())
 
 
 # Between the artists of one tag: " / " (how ReFORM joins a tag's several values, ID3v2.4's
