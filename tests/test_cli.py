@@ -159,10 +159,9 @@ def test_a_folder_scanned_through_a_link_inside_the_library_is_known_by_that_nam
     assert "under another name" not in capsys.readouterr().out
 
 
-def test_a_folder_of_links_to_albums_elsewhere_in_the_library_adds_no_song(tmp_path, capsys):
-    """music/A/fav -> ../B/Album2, a folder of favourites: the walk took the link first (A before
-    B), so the album's songs were A/fav's, tagged "fav" by A; `scan music/B` then added them a
-    second time, and so did `scan music/A` into a library that had scanned B alone."""
+def _scanned_with_a_favourite(tmp_path, capsys) -> tuple:
+    """music/A/Album1 (a song), music/B/Album2 (two) and music/A/fav -> ../B/Album2, a folder of
+    favourites, scanned into tmp_path/home: (the music folder, the home)."""
     music = tmp_path / "music"
     write(music / "A" / "Album1" / "01 one.wav", tone(300, 2))
     for i in range(2):
@@ -171,6 +170,14 @@ def test_a_folder_of_links_to_albums_elsewhere_in_the_library_adds_no_song(tmp_p
     home = str(tmp_path / "home")
     assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
     assert "analysed 3 songs" in capsys.readouterr().out
+    return music, home
+
+
+def test_a_folder_of_links_to_albums_elsewhere_in_the_library_adds_no_song(tmp_path, capsys):
+    """music/A/fav -> ../B/Album2, a folder of favourites: the walk took the link first (A before
+    B), so the album's songs were A/fav's, tagged "fav" by A; `scan music/B` then added them a
+    second time, and so did `scan music/A` into a library that had scanned B alone."""
+    music, home = _scanned_with_a_favourite(tmp_path, capsys)
     with sqlite3.connect(tmp_path / "home" / "catalogue.db") as db:
         rows = db.execute("SELECT path, artist, album FROM files WHERE path LIKE '%two%' ORDER BY path").fetchall()
     assert rows == \
@@ -192,13 +199,7 @@ def test_songs_an_older_walk_named_through_a_link_take_their_real_names(tmp_path
     """A home of the version that took music/A/fav -> ../B/Album2 first: `scan music/A` found its
     songs gone ("a disk not mounted?", and --forget-missing deleted their analysis), `scan music/B`
     added them a second time; and a folder of such links alone was "no audio files found"."""
-    music = tmp_path / "music"
-    write(music / "A" / "Album1" / "01 one.wav", tone(300, 2))
-    for i in range(2):
-        write(music / "B" / "Album2" / f"0{i + 1} two{i}.wav", tone(500 + 70 * i, 2))
-    (music / "A" / "fav").symlink_to("../B/Album2")
-    home = str(tmp_path / "home")
-    assert main(["--home", home, "-q", "scan", str(music), "--no-embed"]) == 0
+    music, home = _scanned_with_a_favourite(tmp_path, capsys)
     real, link = str(music / "B" / "Album2"), str(music / "A" / "fav")
     with reform.Library(home, create=False) as lib:          # as the older version left it
         with lib.home.catalogue.transaction() as db:
