@@ -768,7 +768,7 @@ class Catalogue:
     def embeddings(self, model: str, *, finite_only: bool = True) -> dict[str, np.ndarray]:
         """The embedding of every song hash; one that is not finite (stored by an older ReFORM
         or damaged) or cut inside a number is left out unless ``finite_only`` is False (`reform
-        check` lists them: a cut one by its whole numbers, fewer than the others have)."""
+        check` lists them: a cut one by its whole numbers, and :meth:`cut_embeddings` names it)."""
         rows = self.conn.execute("SELECT hash, vector FROM embeddings WHERE model = ?", (model,))
         if finite_only:
             return {h: v for h, v in ((h, _floats(b)) for h, b in rows) if v is not None and np.isfinite(v).all()}
