@@ -703,6 +703,7 @@ def test_previous_and_next_go_through_the_similar_songs_and_the_playlist(page):
                            ".textContent === t", arg=first)
     second = page.evaluate("(c) => reform.similar.find((s) => s.id !== reform.current && s.id !== c).title",
                            song_id(page, "Chord"))
+    page.focus("#other-artists")                              # (a checkbox takes no letters)
     page.keyboard.press("n")                                 # the key too, passing over Chord, heard already
     now_playing(page, second)
     at_start(page)
@@ -762,6 +763,11 @@ def test_a_song_clicked_while_the_server_is_down_says_that_it_does_not_answer(br
     pg.locator("#tbody .row").first.click()
     pg.wait_for_selector("#player-msg:not([hidden])")
     assert "the ReFORM server does not answer" in pg.inner_text("#player-msg")
+    for _ in range(3):                                      # said again and again: one toast (three stacked)
+        pg.evaluate("() => document.querySelector('[data-job=scan]').click()")
+    pg.wait_for_selector("#toasts .toast")
+    texts = pg.locator("#toasts .toast").all_inner_texts()
+    assert len(texts) == len(set(texts)) >= 1
     pg.context.close()
 
 

@@ -74,7 +74,10 @@
   }
 
   function toast(message, hint, kind = "error") {
+    // the same words said again while they show (a server down answers every request alike) stay one toast
     const t = h("div", { class: `toast ${kind}` }, message, hint ? h("small", { text: hint }) : null);
+    const same = [...$("#toasts").children].find((o) => o.textContent === t.textContent);
+    if (same) same.remove();
     $("#toasts").append(t);
     setTimeout(() => t.remove(), kind === "error" ? 7000 : 4500);
   }
@@ -1131,7 +1134,9 @@
       if (ev.key === "Escape") { search.value = ""; S.query = ""; applyView(); }
     });
     document.addEventListener("keydown", (ev) => {
-      const typingInField = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+      const active = document.activeElement;   // a checkbox or a button takes no letters: the keys work there
+      const typingInField = ["SELECT", "TEXTAREA"].includes(active.tagName)
+        || (active.tagName === "INPUT" && !["checkbox", "radio", "button", "range"].includes(active.type));
       if (ev.key === "/" && !typingInField) { ev.preventDefault(); search.focus(); search.select(); }
       // Space or k: play / pause, except where Space already means something (a button, the player)
       const own = ev.target.closest && ev.target.closest("button, a, audio, select, input, textarea");
