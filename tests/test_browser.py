@@ -734,6 +734,10 @@ def test_previous_and_next_go_through_the_similar_songs_and_the_playlist(page):
     assert page.evaluate("reform.queue") == 0
     page.keyboard.press("n")
     now_playing(page, titles[1])
+    page.reload()                                            # the playlist plays on from there
+    now_playing(page, titles[1])
+    page.wait_for_function("() => reform.queue === 1")
+    page.click("[data-tab=mix]")
     remove = "(i) => document.querySelectorAll('#playlist li [data-move=x]')[i].click()"
     page.evaluate(remove, 0)                                 # a song before it taken out: Next still the next
     assert page.evaluate("reform.queue") == 0

@@ -307,15 +307,17 @@
   function saveMix() {
     if (!S.mixRestored) return;  // not before the saved one is read: it would be overwritten
     const playlist = S.playlist.map((s) => ({ id: s.id, score: s.score, flow: s.flow }));
-    try { sessionStorage.setItem(MIX_KEY, JSON.stringify({ seeds: S.seeds, playlist, playlistSeeds: S.playlistSeeds })); } catch (e) { /* storage off: nothing kept */ }
+    const playing = S.queue != null && S.playlist[S.queue] ? S.playlist[S.queue].id : null;   // on after a reload
+    try { sessionStorage.setItem(MIX_KEY, JSON.stringify({ seeds: S.seeds, playlist, playlistSeeds: S.playlistSeeds, playing })); } catch (e) { /* storage off: nothing kept */ }
   }
 
   function savedMix() {
     try {
       const saved = JSON.parse(sessionStorage.getItem(MIX_KEY));
       const list = (x) => (Array.isArray(x) ? x : []);
-      return { seeds: list(saved.seeds), playlist: list(saved.playlist), playlistSeeds: list(saved.playlistSeeds) };
-    } catch (e) { return { seeds: [], playlist: [], playlistSeeds: [] }; }
+      return { seeds: list(saved.seeds), playlist: list(saved.playlist), playlistSeeds: list(saved.playlistSeeds),
+        playing: Number.isInteger(saved.playing) ? saved.playing : null };
+    } catch (e) { return { seeds: [], playlist: [], playlistSeeds: [], playing: null }; }
   }
 
   function restoreMix() {
@@ -328,6 +330,8 @@
     const kept = saved.playlist.filter((p) => p && Number.isInteger(p.id));
     S.playlist = kept.map((p, i) => ({ ...S.byId.get(p.id), id: p.id, score: Number(p.score) || 0,
       flow: typeof p.flow === "number" ? p.flow : null, prev: i ? kept[i - 1].id : null })).filter((p) => known(p.id));
+    const at = S.playlist.findIndex((s) => s.id === saved.playing);
+    S.queue = at >= 0 && saved.playing === songInAddress() ? at : null;
     S.mixRestored = true;
     const lost = saved.seeds.length + saved.playlist.length - S.seeds.length - S.playlist.length;
     if (lost) toast(`${plural(lost, "song")} of the mix ${lost === 1 ? "is" : "are"} no longer in the library`, null, "info");
@@ -343,7 +347,10 @@
     // #song=ID: a reload opens the song again, Back and Forward go through the songs opened.
     const id = songInAddress();
     if (id == null || id === S.current) return;
-    if (S.byId.has(id)) select(id, { from: "address" }); else toast("the song of this address is no longer in the library", null, "info");
+    // a song of the playlist that plays (a reload, Back): it goes on playing from there
+    const at = S.queue != null ? S.playlist.findIndex((s) => s.id === id) : -1;
+    if (at >= 0) S.queue = at;
+    if (S.byId.has(id)) select(id, { from: "address", keepQueue: at >= 0 }); else toast("the song of this address is no longer in the library", null, "info");
   }
 
   function opened() {  // once the songs are first loaded
