@@ -16,7 +16,7 @@ import numpy as np
 from .card import card_path
 from .config import FINE_TUNE_BELOW, AudioConfig, MelConfig, default_home
 from .errors import ConfigError, EmbedError, ModelError, QueryError, ReformError, TrainError
-from .home import Home, Run, RunFiles, Settings, ended, faults, read_history
+from .home import Home, Run, RunFiles, Settings, embedding_key, ended, faults, read_history
 from .progress import Bar
 from .store import FileRow, one_per_recording
 from .text import agree, plural, shown, storable
@@ -279,24 +279,17 @@ class Library:
         """Delete training runs (see :meth:`reform.home.Models.delete`), and the embeddings kept of
         their models (:data:`reform.embed.KEPT_MODELS`); returns the bytes freed.  Each is checked
         before any is deleted."""
-        from .card import read_card
-        from .config import EmbedConfig
         from .home import SHIPPED
-
-        def key(model: Path) -> str | None:
-            try:
-                return EmbedConfig().key(read_card(model)["version"])
-            except (ModelError, KeyError, TypeError):
-                return None   # no model written, or its card lost or damaged: no embeddings of it to find
 
         names = list(dict.fromkeys(names))
         with self.home.lock.hold("models --delete"):
             for name in names:   # refused before anything is deleted
                 self.models.deletable(name)
-            gone = {key(RunFiles(self.models.folder / name).model) for name in names}
+            gone = {embedding_key(RunFiles(self.models.folder / name).model) for name in names}
             freed = sum(self.models.delete(name) for name in names)
             # the embeddings of a model no run left has (two runs may hold the same weights)
-            kept = {key(RunFiles(run.folder).model) for run in self.models.runs()} | {key(self.model_path(SHIPPED))}
+            kept = {embedding_key(RunFiles(run.folder).model) for run in self.models.runs()}
+            kept.add(embedding_key(self.model_path(SHIPPED)))
             with self.home.catalogue.transaction():
                 for model in gone - kept - {None, self.home.embedding_model()}:
                     self.home.catalogue.drop_embeddings(model=model)

@@ -431,8 +431,8 @@ class Home:
         if key is None:
             stored = self.catalogue.embedding_models()
             try:
-                active = EmbedConfig().key(read_card(self.models.path())["version"])
-            except (ModelError, KeyError, TypeError):   # its file or card lost or damaged: the most held
+                active = embedding_key(self.models.path())
+            except ModelError:   # the active run's folder lost: the most held
                 active = None
             key = active if active in stored else max(stored, key=stored.get) if stored else None
         return key
@@ -689,6 +689,15 @@ def restore_copies(catalogue: Catalogue, home: Path) -> None:
         for key, text in kept.items():
             if catalogue.get_meta(key) is None:
                 catalogue.set_meta(key, text)
+
+
+def embedding_key(model: Path) -> str | None:
+    """The key of the embeddings a model file makes, read from its card (no weights loaded); None
+    where its card is lost or damaged."""
+    try:
+        return EmbedConfig().key(read_card(model)["version"])
+    except (ModelError, KeyError, TypeError):
+        return None
 
 
 def _inside_one(path: str, folders: set[str]) -> bool:

@@ -86,7 +86,9 @@ class Bar:
         self.show, self.desc, self.unit = show, desc, unit
         self.on_start, self.on_step = on_start, on_step
         self.bar = None
-        self.log: list[float] | None = None   # no terminal: [when it began, when it last said, total, done]
+        self.logging = False   # no terminal: a line now and then, from these
+        self.began = self.said = 0.0
+        self.total = self.done = 0
 
     def start(self, total: int) -> None:
         if self.on_start:   # first: what the caller prints comes before the bar
@@ -97,28 +99,26 @@ class Bar:
             # disable=None: a bar on a terminal only; a log or a pipe (cron) gets no \r-separated updates
             self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True, disable=None)
             if self.bar.disable:
-                now = time.monotonic()
-                self.log = [now, now, total, 0]
+                self.logging, self.began, self.said, self.total = True, time.monotonic(), time.monotonic(), total
 
     def step(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
-        if self.log is not None:
+        if self.logging:
             self._say(n)
         if self.on_step:
             self.on_step(n)
 
     def _say(self, n: int) -> None:
-        began, said, total, done = self.log
-        done += n
+        self.done += n
         now = time.monotonic()
-        self.log = [began, said, total, done]
-        if now - said < LOG_EVERY or done >= total:
+        if now - self.said < LOG_EVERY or self.done >= self.total:
             return
-        self.log[1] = now
-        left = (now - began) * (total - done) / done if done else None
-        print(f"{self.desc}: {done} of {total} {self.unit}s ({100 * done / total:.0f} %), {_duration(now - began)} in"
-              + (f", about {_duration(left)} left" if left is not None else ""), file=sys.stderr, flush=True)
+        self.said = now
+        spent = now - self.began
+        left = f", about {_duration(spent * (self.total - self.done) / self.done)} left" if self.done else ""
+        print(f"{self.desc}: {self.done} of {self.total} {self.unit}s ({100 * self.done / self.total:.0f} %), "
+              f"{_duration(spent)} in{left}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> Bar:
         return self

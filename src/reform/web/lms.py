@@ -228,8 +228,9 @@ class Service:
             genres = _genres(row)
             if xmas and genres & CHRISTMAS:
                 return False
-            if accept is not None and genres and not (genres & accept if accept else not genres & grouped):
-                return False   # (no group of the seeds' genres: only songs of no group)
+            if accept is not None and genres:   # no group of the seeds' genres: only songs of no group
+                if not (genres & accept if accept else not genres & grouped):
+                    return False
             return os.path.exists(row.path)
         return keep
 
